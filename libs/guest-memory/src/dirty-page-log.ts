@@ -3,8 +3,12 @@ export class DirtyPageLog {
   private readonly bits: Uint32Array;
   private readonly pageShift: number;
 
-  constructor(size: number, readonly pageSize: number) {
-    if (!Number.isInteger(Math.log2(pageSize))) throw new RangeError(`page size ${pageSize} is not a power of two`);
+  constructor(
+    size: number,
+    readonly pageSize: number,
+  ) {
+    if (!Number.isInteger(Math.log2(pageSize)))
+      throw new RangeError(`page size ${pageSize} is not a power of two`);
     this.pageShift = Math.log2(pageSize);
     this.bits = new Uint32Array(Math.ceil(Math.ceil(size / pageSize) / 32));
   }

@@ -26,7 +26,12 @@ export class FileGuestMemory extends GuestMemoryBase {
       ftruncateSync(fd, size);
     } else if (current !== size) {
       closeSync(fd);
-      throw new GuestMemoryError("BAD_SIZE", 0, size, `guest RAM file ${path} holds ${current} bytes, expected ${size}`);
+      throw new GuestMemoryError(
+        "BAD_SIZE",
+        0,
+        size,
+        `guest RAM file ${path} holds ${current} bytes, expected ${size}`,
+      );
     }
     // "a+" appends on write on Linux; reopen read-write at offsets now that the file exists.
     closeSync(fd);
@@ -47,7 +52,8 @@ export class FileGuestMemory extends GuestMemoryBase {
 
   protected writeRaw(address: number, source: Uint8Array): void {
     let done = 0;
-    while (done < source.length) done += writeSync(this.fd, source, done, source.length - done, address + done);
+    while (done < source.length)
+      done += writeSync(this.fd, source, done, source.length - done, address + done);
   }
 
   protected release(): void {

@@ -21,7 +21,12 @@ export abstract class GuestMemoryBase implements GuestMemory {
     pageSize: number,
   ) {
     if (!Number.isSafeInteger(size) || size <= 0) {
-      throw new GuestMemoryError("BAD_SIZE", 0, size, `guest RAM size must be a positive integer, got ${size}`);
+      throw new GuestMemoryError(
+        "BAD_SIZE",
+        0,
+        size,
+        `guest RAM size must be a positive integer, got ${size}`,
+      );
     }
     this.pageSize = pageSize;
     this.dirty = new DirtyPageLog(size, pageSize);

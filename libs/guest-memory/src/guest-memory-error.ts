@@ -16,7 +16,13 @@ export class GuestMemoryError extends Error {
 
 /** Throws OUT_OF_BOUNDS unless [address, address + length) lies inside [0, size). */
 export function checkRange(address: number, length: number, size: number): void {
-  if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || address < 0 || length < 0 || address + length > size) {
+  if (
+    !Number.isSafeInteger(address) ||
+    !Number.isSafeInteger(length) ||
+    address < 0 ||
+    length < 0 ||
+    address + length > size
+  ) {
     throw new GuestMemoryError(
       "OUT_OF_BOUNDS",
       address,

@@ -40,7 +40,10 @@ for (const [name, make] of backings) {
 
     it("refuses an access past the end with OUT_OF_BOUNDS and writes nothing", () => {
       const m = make(0x2000);
-      assert.throws(() => m.writeU64BE(0x1ffc, 1n), (e: unknown) => e instanceof GuestMemoryError && e.kind === "OUT_OF_BOUNDS");
+      assert.throws(
+        () => m.writeU64BE(0x1ffc, 1n),
+        (e: unknown) => e instanceof GuestMemoryError && e.kind === "OUT_OF_BOUNDS",
+      );
       assert.throws(() => m.read(-1, 1), GuestMemoryError);
       assert.deepEqual(m.peekDirtyPages(), []);
       assert.equal(m.readU32BE(0x1ffc), 0);
@@ -58,7 +61,10 @@ for (const [name, make] of backings) {
     it("fails every access once closed", () => {
       const m = make(0x1000);
       m.close();
-      assert.throws(() => m.readU32BE(0), (e: unknown) => e instanceof GuestMemoryError && e.kind === "CLOSED");
+      assert.throws(
+        () => m.readU32BE(0),
+        (e: unknown) => e instanceof GuestMemoryError && e.kind === "CLOSED",
+      );
     });
   });
 }
@@ -78,6 +84,9 @@ describe("file guest memory", () => {
   it("refuses a file sized for another guest", () => {
     const path = join(dir, "sized");
     new FileGuestMemory(path, 1 << 16).close();
-    assert.throws(() => new FileGuestMemory(path, 1 << 17), (e: unknown) => e instanceof GuestMemoryError && e.kind === "BAD_SIZE");
+    assert.throws(
+      () => new FileGuestMemory(path, 1 << 17),
+      (e: unknown) => e instanceof GuestMemoryError && e.kind === "BAD_SIZE",
+    );
   });
 });

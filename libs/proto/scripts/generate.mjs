@@ -10,7 +10,10 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, "..");
 const protoRoot = join(pkg, "../../proto");
-const googleSrc = join(dirname(createRequire(import.meta.url).resolve("google-proto-files/package.json")), "google");
+const googleSrc = join(
+  dirname(createRequire(import.meta.url).resolve("google-proto-files/package.json")),
+  "google",
+);
 const vendored = [
   "rpc/status.proto",
   "rpc/error_details.proto",
@@ -29,11 +32,12 @@ for (const file of vendored) {
 }
 
 // buf and protoc-gen-ts_proto live in whichever node_modules/.bin npm put them.
-const binPath = [join(pkg, "node_modules/.bin"), join(pkg, "../../node_modules/.bin"), process.env.PATH].join(":");
+const binPath = [join(pkg, "node_modules/.bin"), join(pkg, "../../node_modules/.bin"), process.env.PATH].join(
+  ":",
+);
 const run = (args) =>
   execFileSync("buf", args, { cwd: pkg, stdio: "inherit", env: { ...process.env, PATH: binPath } });
 rmSync(join(pkg, "src/gen"), { recursive: true, force: true });
 run(["generate", protoRoot, "--template", "buf.gen.yaml"]);
 mkdirSync(join(pkg, "dist"), { recursive: true });
 run(["build", protoRoot, "--as-file-descriptor-set", "-o", join(pkg, "dist/descriptor-set.binpb")]);
-

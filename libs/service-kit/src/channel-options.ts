@@ -1,0 +1,40 @@
+import type { ChannelOptions } from "@grpc/grpc-js";
+
+/**
+ * Message-size and keepalive settings, set explicitly on both servers and clients so the two
+ * ends agree: equivalent to GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, GRPC_ARG_KEEPALIVE_TIME_MS and
+ * GRPC_ARG_KEEPALIVE_TIMEOUT_MS in gRPC Core.
+ */
+export interface ChannelLimits {
+  maxMessageBytes: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+}
+
+export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = {
+  maxMessageBytes: 16 * 1024 * 1024,
+  keepaliveTimeMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+};
+
+export function serverChannelOptions(limits: ChannelLimits): ChannelOptions {
+  return {
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_send_message_length": limits.maxMessageBytes,
+    "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
+    // Clients ping no more often than every 10 s without being sent GOAWAY (too_many_pings).
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+  };
+}
+
+export function clientChannelOptions(limits: ChannelLimits = DEFAULT_CHANNEL_LIMITS): ChannelOptions {
+  return {
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_send_message_length": limits.maxMessageBytes,
+    "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
+    "grpc.keepalive_permit_without_calls": 1,
+  };
+}

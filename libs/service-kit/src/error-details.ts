@@ -1,0 +1,66 @@
+import { Metadata, type ServiceError, type StatusObject } from "@grpc/grpc-js";
+import { Any } from "@vplane/proto/gen/google/protobuf/any";
+import { ErrorInfo } from "@vplane/proto/gen/google/rpc/error_details";
+import { Status } from "@vplane/proto/gen/google/rpc/status";
+import { ErrorDetail } from "@vplane/proto/gen/vplane/common/v1/error";
+import { statusCodeOf, statusNameOf } from "./status-code.js";
+import { VplaneError } from "./vplane-error.js";
+
+/** The ErrorInfo domain of every vplane error. */
+export const ERROR_DOMAIN = "vplane.dev";
+const DETAILS_KEY = "grpc-status-details-bin";
+const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
+const ERROR_DETAIL_TYPE = "type.googleapis.com/vplane.common.v1.ErrorDetail";
+
+/** Builds the grpc-js status object (code, message, details metadata) for a VplaneError. */
+export function toStatusObject(error: VplaneError): Partial<StatusObject> {
+  const metadata: Record<string, string> = {};
+  if (error.errno !== undefined) metadata["errno"] = String(error.errno);
+  if (error.hcallReturnCode !== undefined) metadata["hcall_return_code"] = String(error.hcallReturnCode);
+  if (error.field) metadata["field"] = error.field;
+  if (error.batchIndex !== undefined) metadata["batch_index"] = String(error.batchIndex);
+  const info = ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata }).finish();
+  const detail = ErrorDetail.encode({
+    reason: error.reason,
+    errno: error.errno,
+    hcallReturnCode: error.hcallReturnCode === undefined ? undefined : BigInt(error.hcallReturnCode),
+    field: error.field ?? "",
+    batchIndex: error.batchIndex,
+  }).finish();
+  const code = statusCodeOf(error.code);
+  const status = Status.encode({
+    code,
+    message: error.message,
+    details: [
+      { typeUrl: ERROR_INFO_TYPE, value: Buffer.from(info) },
+      { typeUrl: ERROR_DETAIL_TYPE, value: Buffer.from(detail) },
+    ],
+  }).finish();
+  const trailers = new Metadata();
+  trailers.set(DETAILS_KEY, Buffer.from(status));
+  return { code, details: error.message, metadata: trailers };
+}
+
+/**
+ * Reads a vplane error back from a failed call, as a client does: the code from the status, the
+ * reason and codes from the details. A status without details (e.g. a deadline enforced by the
+ * transport) still gives a VplaneError whose reason is the code's name.
+ */
+export function fromServiceError(error: ServiceError): VplaneError {
+  const code = statusNameOf(error.code);
+  const raw = error.metadata?.get(DETAILS_KEY)[0];
+  const base = { code, reason: code, message: error.details };
+  if (!(raw instanceof Buffer)) return new VplaneError(base);
+  const details = Status.decode(raw).details.map((any: Any) => any);
+  const detailAny = details.find((d) => d.typeUrl === ERROR_DETAIL_TYPE);
+  if (!detailAny) return new VplaneError(base);
+  const detail = ErrorDetail.decode(detailAny.value);
+  return new VplaneError({
+    ...base,
+    reason: detail.reason,
+    errno: detail.errno,
+    hcallReturnCode: detail.hcallReturnCode === undefined ? undefined : Number(detail.hcallReturnCode),
+    field: detail.field || undefined,
+    batchIndex: detail.batchIndex,
+  });
+}

@@ -1,0 +1,38 @@
+export type { CallContext } from "./call-context.js";
+export { CallHandlers, type ServerStreamHandler, type UnaryHandler } from "./call-handlers.js";
+export {
+  DEFAULT_CHANNEL_LIMITS,
+  clientChannelOptions,
+  serverChannelOptions,
+  type ChannelLimits,
+} from "./channel-options.js";
+export {
+  ConfigError,
+  describeConfig,
+  loadConfig,
+  type ConfigOf,
+  type ConfigSource,
+  type ConfigSpec,
+  type OptionSpec,
+} from "./config.js";
+export { clientCredentials, serverCredentials, type TlsFiles } from "./credentials.js";
+export { MAX_SLEEP_MS, echoService } from "./echo-service.js";
+export { ERROR_DOMAIN, fromServiceError, toStatusObject } from "./error-details.js";
+export { HealthService, type ServingStatus } from "./health-service.js";
+export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
+export { createLogger, type Logger } from "./logger.js";
+export { option } from "./options.js";
+export { serverOptionsSpec, type ServerOptions } from "./server-options.js";
+export {
+  EXIT,
+  configSpecOf,
+  runService,
+  startService,
+  type RunningService,
+  type ServiceDescription,
+  type ServiceStartContext,
+  type StartedService,
+} from "./service-runner.js";
+export { statusCodeOf, statusNameOf, type StatusCodeName } from "./status-code.js";
+export { unaryCall, type UnaryCallOptions } from "./unary-call.js";
+export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";

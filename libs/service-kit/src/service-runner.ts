@@ -1,0 +1,137 @@
+import type { Logger } from "./logger.js";
+import { CallHandlers } from "./call-handlers.js";
+import { ConfigError, describeConfig, loadConfig, type ConfigOf, type ConfigSpec } from "./config.js";
+import { serverCredentials } from "./credentials.js";
+import { GrpcServer, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
+import { createLogger } from "./logger.js";
+import { serverOptionsSpec, type ServerOptions } from "./server-options.js";
+
+/** Exit codes of a service process. */
+export const EXIT = {
+  /** Drained and stopped within the grace period. */
+  GRACEFUL: 0,
+  /** Could not start (port in use, unreadable file, ...). */
+  START_FAILED: 1,
+  /** Bad configuration; the message says which option. */
+  BAD_CONFIG: 2,
+  /** The grace period ran out; in-flight calls were cancelled. */
+  FORCED: 3,
+} as const;
+
+export interface ServiceStartContext<S extends ConfigSpec> {
+  config: ServerOptions & ConfigOf<S>;
+  log: Logger;
+  handlers: CallHandlers;
+}
+
+export interface StartedService {
+  services: ServiceRegistration[];
+  /** Releases what the service holds (databases, files) after the server stopped. */
+  close?: () => Promise<void> | void;
+}
+
+export interface ServiceDescription<S extends ConfigSpec> {
+  /** e.g. "interrupt-controller" */
+  name: string;
+  /** Names the service in environment variables: VPLANE_<envPrefix>_ADDR. */
+  envPrefix: string;
+  defaultPort: number;
+  /** Options of this service beyond the common ones. */
+  options: S;
+  start(context: ServiceStartContext<S>): Promise<StartedService>;
+}
+
+export interface RunningService {
+  server: GrpcServer;
+  log: Logger;
+  /** Drains (up to the configured grace), then releases the service. */
+  stop(graceMs?: number): Promise<ShutdownOutcome>;
+}
+
+export function configSpecOf<S extends ConfigSpec>(description: ServiceDescription<S>) {
+  return { ...serverOptionsSpec(description.envPrefix, description.defaultPort), ...description.options };
+}
+
+/** Starts a service in this process (the entry point, the embedded stack and tests use it). */
+export async function startService<S extends ConfigSpec>(
+  description: ServiceDescription<S>,
+  config: ServerOptions & ConfigOf<S>,
+  log: Logger = createLogger({ name: description.name, level: config.logLevel }),
+): Promise<RunningService> {
+  const handlers = new CallHandlers(log);
+  const started = await description.start({ config, log, handlers });
+  let server: GrpcServer;
+  try {
+    server = await GrpcServer.start({
+      address: config.address,
+      credentials: serverCredentials({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsClientCa }),
+      limits: config,
+      services: started.services,
+      log,
+      onDrain: () => handlers.drainStreams(),
+    });
+  } catch (error) {
+    await started.close?.();
+    throw error;
+  }
+  server.markServing();
+  return {
+    server,
+    log,
+    async stop(graceMs = config.shutdownGraceMs) {
+      const outcome = await server.shutdown(graceMs);
+      await started.close?.();
+      return outcome;
+    },
+  };
+}
+
+/**
+ * The whole life of a service process: configuration (exit 2 with a readable message on bad
+ * values), start (exit 1 if it cannot), one line saying where it listens, then SIGTERM/SIGINT →
+ * graceful shutdown (exit 0) or forced after the grace period (exit 3). A second signal forces.
+ */
+export async function runService<S extends ConfigSpec>(
+  description: ServiceDescription<S>,
+  argv: readonly string[] = process.argv.slice(2),
+): Promise<void> {
+  const spec = configSpecOf(description);
+  if (argv.includes("--help")) {
+    process.stdout.write(
+      `${description.name}: options (flag, environment variable, meaning)\n${describeConfig(spec)}\n`,
+    );
+    return;
+  }
+  let config: ServerOptions & ConfigOf<S>;
+  try {
+    config = loadConfig(spec, { argv, env: process.env }) as ServerOptions & ConfigOf<S>;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${description.name}: ${error.message}\n`);
+    process.exit(EXIT.BAD_CONFIG);
+  }
+  const log = createLogger({ name: description.name, level: config.logLevel });
+  let running: RunningService;
+  try {
+    running = await startService(description, config, log);
+  } catch (error) {
+    log.fatal({ err: error }, "could not start");
+    process.stderr.write(`${description.name}: could not start: ${(error as Error).message}\n`);
+    log.flush();
+    process.exit(EXIT.START_FAILED);
+  }
+  log.info({ address: running.server.address }, `${description.name} listening on ${running.server.address}`);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    log.info({ signal }, "signal received");
+    const grace = signals > 1 ? 0 : config.shutdownGraceMs;
+    void running.stop(grace).then((outcome) => {
+      log.info({ outcome }, "stopped");
+      log.flush();
+      process.exit(outcome === "graceful" ? EXIT.GRACEFUL : EXIT.FORCED);
+    });
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
