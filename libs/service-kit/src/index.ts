@@ -1,4 +1,5 @@
 export type { CallContext } from "./call-context.js";
+export { buildCapabilities } from "./capabilities.js";
 export { CallHandlers, type ServerStreamHandler, type UnaryHandler } from "./call-handlers.js";
 export {
   DEFAULT_CHANNEL_LIMITS,
@@ -26,6 +27,7 @@ export { serverOptionsSpec, type ServerOptions } from "./server-options.js";
 export {
   EXIT,
   configSpecOf,
+  loadConfigOrExit,
   runService,
   startService,
   type RunningService,
@@ -35,4 +37,5 @@ export {
 } from "./service-runner.js";
 export { statusCodeOf, statusNameOf, type StatusCodeName } from "./status-code.js";
 export { unaryCall, type UnaryCallOptions } from "./unary-call.js";
+export { VPLANE_VERSION } from "./version.js";
 export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";

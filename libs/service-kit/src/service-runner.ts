@@ -87,6 +87,28 @@ export async function startService<S extends ConfigSpec>(
 }
 
 /**
+ * A process's configuration from argv and the environment: prints the options and returns
+ * undefined on --help; on bad values prints every problem and exits BAD_CONFIG.
+ */
+export function loadConfigOrExit<S extends ConfigSpec>(
+  name: string,
+  spec: S,
+  argv: readonly string[],
+): ConfigOf<S> | undefined {
+  if (argv.includes("--help")) {
+    process.stdout.write(`${name}: options (flag, environment variable, meaning)\n${describeConfig(spec)}\n`);
+    return undefined;
+  }
+  try {
+    return loadConfig(spec, { argv, env: process.env });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${name}: ${error.message}\n`);
+    process.exit(EXIT.BAD_CONFIG);
+  }
+}
+
+/**
  * The whole life of a service process: configuration (exit 2 with a readable message on bad
  * values), start (exit 1 if it cannot), one line saying where it listens, then SIGTERM/SIGINT →
  * graceful shutdown (exit 0) or forced after the grace period (exit 3). A second signal forces.
@@ -95,21 +117,9 @@ export async function runService<S extends ConfigSpec>(
   description: ServiceDescription<S>,
   argv: readonly string[] = process.argv.slice(2),
 ): Promise<void> {
-  const spec = configSpecOf(description);
-  if (argv.includes("--help")) {
-    process.stdout.write(
-      `${description.name}: options (flag, environment variable, meaning)\n${describeConfig(spec)}\n`,
-    );
-    return;
-  }
-  let config: ServerOptions & ConfigOf<S>;
-  try {
-    config = loadConfig(spec, { argv, env: process.env }) as ServerOptions & ConfigOf<S>;
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${description.name}: ${error.message}\n`);
-    process.exit(EXIT.BAD_CONFIG);
-  }
+  const config = loadConfigOrExit(description.name, configSpecOf(description), argv) as
+    (ServerOptions & ConfigOf<S>) | undefined;
+  if (!config) return;
   const log = createLogger({ name: description.name, level: config.logLevel });
   let running: RunningService;
   try {

@@ -1,0 +1,2 @@
+export { buildApp } from "./app.js";
+export { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";

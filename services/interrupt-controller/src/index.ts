@@ -1,0 +1,1 @@
+export { interruptControllerDescription } from "./interrupt-controller-service.js";

@@ -1,0 +1,1 @@
+export { iommuDescription } from "./iommu-service.js";

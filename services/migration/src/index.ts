@@ -1,0 +1,1 @@
+export { migrationDescription } from "./migration-service.js";
