@@ -1,5 +1,5 @@
 import { Metadata, type ServiceError, type StatusObject } from "@grpc/grpc-js";
-import { Any } from "@vplane/proto/gen/google/protobuf/any";
+import type { Any } from "@vplane/proto/gen/google/protobuf/any";
 import { ErrorInfo } from "@vplane/proto/gen/google/rpc/error_details";
 import { Status } from "@vplane/proto/gen/google/rpc/status";
 import { ErrorDetail } from "@vplane/proto/gen/vplane/common/v1/error";

@@ -94,7 +94,7 @@ export class GrpcServer {
 
 /** "vplane.testing.v1.EchoService" from a definition whose methods have "/pkg.Service/Method" paths. */
 export function serviceNameOf(definition: GrpcServerOptions["services"][number]["definition"]): string {
-  const first = Object.values(definition)[0] as { path: string } | undefined;
+  const first = Object.values(definition)[0];
   if (!first) throw new Error("service definition has no methods");
   return first.path.split("/")[1]!;
 }

@@ -117,8 +117,11 @@ export async function runService<S extends ConfigSpec>(
   description: ServiceDescription<S>,
   argv: readonly string[] = process.argv.slice(2),
 ): Promise<void> {
-  const config = loadConfigOrExit(description.name, configSpecOf(description), argv) as
-    (ServerOptions & ConfigOf<S>) | undefined;
+  const config: (ServerOptions & ConfigOf<S>) | undefined = loadConfigOrExit<ConfigSpec>(
+    description.name,
+    configSpecOf(description),
+    argv,
+  ) as (ServerOptions & ConfigOf<S>) | undefined;
   if (!config) return;
   const log = createLogger({ name: description.name, level: config.logLevel });
   let running: RunningService;
