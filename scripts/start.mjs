@@ -12,7 +12,12 @@ mkdirSync(dataDir, { recursive: true });
 const env = { ...process.env, VPLANE_DATA_DIR: dataDir };
 
 const services = [
-  { name: "interrupt-controller", kind: "grpc", variable: "VPLANE_INTERRUPT_ADDR", fallback: "127.0.0.1:50051" },
+  {
+    name: "interrupt-controller",
+    kind: "grpc",
+    variable: "VPLANE_INTERRUPT_ADDR",
+    fallback: "127.0.0.1:50051",
+  },
   { name: "iommu", kind: "grpc", variable: "VPLANE_IOMMU_ADDR", fallback: "127.0.0.1:50052" },
   { name: "migration", kind: "grpc", variable: "VPLANE_MIGRATION_ADDR", fallback: "127.0.0.1:50053" },
   { name: "gateway", kind: "http", variable: "VPLANE_GATEWAY_ADDR", fallback: "127.0.0.1:8080" },
@@ -25,7 +30,10 @@ let stopping = false;
 
 function healthy(s) {
   if (s.kind === "http") {
-    return fetch(`http://${s.address}/healthz`).then((r) => r.ok, () => false);
+    return fetch(`http://${s.address}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
   }
   return new Promise((done) => {
     const client = new Health(s.address, credentials.createInsecure());
@@ -50,8 +58,8 @@ function stopAll(code) {
   if (stopping) return;
   stopping = true;
   for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
-  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null))).then(() =>
-    process.exit(code),
+  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null))).then(
+    () => process.exit(code),
   );
 }
 process.on("SIGINT", () => stopAll(0));
@@ -78,6 +86,7 @@ try {
 }
 if (!stopping) {
   console.log("\nvplane is up (Ctrl-C stops everything):");
-  for (const s of services) console.log(`  ${s.name.padEnd(22)} ${s.kind === "http" ? "http://" : "grpc://"}${s.address}`);
+  for (const s of services)
+    console.log(`  ${s.name.padEnd(22)} ${s.kind === "http" ? "http://" : "grpc://"}${s.address}`);
   console.log(`  data folder            ${dataDir}\n`);
 }

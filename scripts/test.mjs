@@ -34,7 +34,9 @@ function run(name, [command, ...args]) {
       }
     });
     child.on("exit", (code) => {
-      console.log(`=== ${name}: ${code === 0 ? "ok" : `FAILED (exit ${code})`} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(
+        `=== ${name}: ${code === 0 ? "ok" : `FAILED (exit ${code})`} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
       resolve(code ?? 1);
     });
   });
@@ -45,6 +47,8 @@ for (const [name, command] of steps) {
   status = await run(name, command);
   if (status !== 0) break;
 }
-console.log(`\nnpm test: ${status === 0 ? "ok" : "FAILED"} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  `\nnpm test: ${status === 0 ? "ok" : "FAILED"} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(status !== 0 || failed > 0 ? 1 : 0);

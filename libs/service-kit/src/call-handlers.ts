@@ -42,7 +42,7 @@ export class CallHandlers {
 
   unary<Req, Res>(handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const scope = this.scopeFor(call as AnyServerCall);
+      const scope = this.scopeFor(call);
       // A sync handler's throw and an async handler's rejection take the same path.
       new Promise<Res>((resolve) => resolve(handler(call.request, scope))).then(
         (response) => {
@@ -63,7 +63,7 @@ export class CallHandlers {
 
   serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {
     return (call: ServerWritableStream<Req, Res>) => {
-      const scope = this.scopeFor(call as AnyServerCall);
+      const scope = this.scopeFor(call);
       this.activeStreams.add(scope);
       const end = (error?: unknown) => {
         scope.finish();
