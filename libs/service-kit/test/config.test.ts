@@ -8,6 +8,8 @@ import { serverOptionsSpec } from "../src/server-options.js";
 
 const spec = serverOptionsSpec("ECHO", 50099);
 const fixture = fileURLToPath(new URL("./fixtures/echo-main.js", import.meta.url));
+// The child is a service, not a test file: keep node's test runner from treating it as one.
+const { NODE_TEST_CONTEXT: _testContext, ...childEnv } = process.env;
 
 describe("configuration", () => {
   it("defaults to loopback and the service's port", () => {
@@ -50,7 +52,7 @@ describe("configuration", () => {
 
   it("makes a service process exit 2 with a readable message, not a stack trace", async () => {
     const child = spawn(process.execPath, [fixture], {
-      env: { ...process.env, VPLANE_ECHO_ADDR: "not-an-address" },
+      env: { ...childEnv, VPLANE_ECHO_ADDR: "not-an-address" },
     });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -64,7 +66,7 @@ describe("configuration", () => {
 describe("service process", () => {
   it("starts, says where it listens, and exits 0 on SIGTERM after draining", async () => {
     const child = spawn(process.execPath, [fixture], {
-      env: { ...process.env, VPLANE_ECHO_ADDR: "127.0.0.1:0" },
+      env: { ...childEnv, VPLANE_ECHO_ADDR: "127.0.0.1:0" },
     });
     let stdout = "";
     await new Promise<void>((resolve) =>
