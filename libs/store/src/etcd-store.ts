@@ -1,0 +1,180 @@
+// The shared Store: etcd v3, for several gateways and hosts that share one registry.
+//
+// Every store key lives under `prefix` in etcd, so deployments can share one cluster. A write is
+// one etcd Txn: the conditions become compares (a revision: `mod_revision ==`; "absent":
+// `create_revision == 0`), the writes its success branch, and its failure branch reads the
+// conditioned keys so the StoreConflictError can say what it found, all at one etcd revision.
+// Store revisions are etcd revisions (mod_revision of an entry, header.revision of a write).
+//
+// Failures of the cluster (no leader, no quorum, connection refused, deadline passed) become
+// StoreUnavailableError. The etcd3 client retries a call that failed as unavailable on another
+// endpoint (up to 3 attempts): if the first attempt of a conditional write did apply but its
+// answer was lost, the retry reports a StoreConflictError whose `actual` is that write's revision.
+
+import { Etcd3, GRPCInvalidArgumentError, type IKeyValue, type IRequestOp, type IResponseOp } from "etcd3";
+import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.js";
+import { StoreError, StoreInvalidArgumentError, StoreUnavailableError } from "./store-error.js";
+import { prefixRangeEnd, validateKey, validatePrefix } from "./store-key.js";
+import {
+  firstConflict,
+  planDelete,
+  planPut,
+  planTransaction,
+  type TransactionPlan,
+} from "./transaction-plan.js";
+import type {
+  ListOptions,
+  ListPage,
+  Store,
+  StoreEntry,
+  StoreValue,
+  TransactionOp,
+  TransactionResult,
+  WriteCondition,
+} from "./store.js";
+import { decodeValue } from "./value-codec.js";
+
+export interface EtcdStoreOptions {
+  /** Client URLs of the cluster's members, e.g. ["http://10.0.0.1:2379"]. */
+  endpoints: string[];
+  /**
+   * Prepended to every key in etcd, e.g. "vplane/prod/". Printable ASCII; "" uses the whole
+   * keyspace. Equivalent to etcdctl's --prefix namespacing (etcd's grpc-proxy --namespace).
+   */
+  prefix: string;
+  /** Deadline of each etcd call, in milliseconds. Default 5000. */
+  callTimeoutMs?: number;
+}
+
+const ALL_KEYS_END = Buffer.from([0]);
+
+export class EtcdStore implements Store {
+  readonly prefix: string;
+  private readonly client: Etcd3;
+  private closed = false;
+
+  constructor(options: EtcdStoreOptions) {
+    validatePrefix(options.prefix);
+    if (options.endpoints.length === 0)
+      throw new StoreInvalidArgumentError("etcd store needs at least one endpoint");
+    this.prefix = options.prefix;
+    const callTimeoutMs = options.callTimeoutMs ?? 5000;
+    this.client = new Etcd3({
+      hosts: options.endpoints,
+      dialTimeout: callTimeoutMs,
+      defaultCallOptions: () => ({ deadline: Date.now() + callTimeoutMs }),
+    });
+  }
+
+  get(key: string): Promise<StoreEntry | undefined> {
+    return this.call(async () => {
+      validateKey(key);
+      const response = await this.client.kv.range({ key: this.etcdKey(key) });
+      const kv = response.kvs[0];
+      return kv && this.entryOf(kv);
+    });
+  }
+
+  list(prefix: string, options?: ListOptions): Promise<ListPage> {
+    return this.call(async () => {
+      validatePrefix(prefix);
+      const pageSize = resolvePageSize(options);
+      const after = decodePageToken(prefix, options?.pageToken);
+      const fullPrefix = this.prefix + prefix;
+      const end = prefixRangeEnd(fullPrefix);
+      const response = await this.client.kv.range({
+        // The smallest key after `after` is `after` + NUL; no store key contains NUL.
+        key: after === undefined ? Buffer.from(fullPrefix) : Buffer.from(this.prefix + after + "\0"),
+        range_end: end === undefined ? ALL_KEYS_END : Buffer.from(end),
+        limit: pageSize,
+      });
+      const entries = response.kvs.map((kv) => this.entryOf(kv));
+      const last = entries.at(-1);
+      return response.more && last
+        ? { entries, nextPageToken: encodePageToken(prefix, last.key) }
+        : { entries };
+    });
+  }
+
+  put(key: string, value: StoreValue, options?: WriteCondition): Promise<number> {
+    return this.call(async () => (await this.apply(planPut(key, value, options))).revision);
+  }
+
+  delete(key: string, options?: WriteCondition): Promise<boolean> {
+    return this.call(async () => (await this.apply(planDelete(key, options))).deleted[0] ?? false);
+  }
+
+  transaction(ops: readonly TransactionOp[]): Promise<TransactionResult> {
+    return this.call(async () => ({ revision: (await this.apply(planTransaction(ops))).revision }));
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.client.close();
+    }
+    return Promise.resolve();
+  }
+
+  private async apply(plan: TransactionPlan): Promise<{ revision: number; deleted: boolean[] }> {
+    const conditionedKeys = [...new Set(plan.conditions.map((condition) => condition.key))];
+    const response = await this.client.kv.txn({
+      compare: plan.conditions.map(({ key, expected }) =>
+        expected === "absent"
+          ? { key: this.etcdKey(key), target: "Create", result: "Equal", create_revision: 0 }
+          : { key: this.etcdKey(key), target: "Mod", result: "Equal", mod_revision: expected },
+      ),
+      success: plan.writes.map((write): IRequestOp =>
+        write.kind === "put"
+          ? { request_put: { key: this.etcdKey(write.key), value: write.value } }
+          : { request_delete_range: { key: this.etcdKey(write.key) } },
+      ),
+      failure: conditionedKeys.map((key) => ({ request_range: { key: this.etcdKey(key), keys_only: true } })),
+    });
+    if (response.succeeded) {
+      const deleted = plan.writes
+        .map((write, index) => ({ write, response: response.responses[index] }))
+        .filter(({ write }) => write.kind === "delete")
+        .map(({ response }) => Number(response?.response_delete_range?.deleted ?? 0) > 0);
+      return { revision: Number(response.header.revision), deleted };
+    }
+    const actual = new Map(conditionedKeys.map((key, index) => [key, revisionIn(response.responses[index])]));
+    const conflict = firstConflict(plan.conditions, (key) => actual.get(key) ?? "absent");
+    throw conflict ?? new StoreError("etcd refused the transaction but every condition holds");
+  }
+
+  private etcdKey(key: string): Buffer {
+    return Buffer.from(this.prefix + key);
+  }
+
+  private entryOf(kv: IKeyValue): StoreEntry {
+    return {
+      key: kv.key.toString("latin1").slice(this.prefix.length),
+      value: decodeValue(kv.value),
+      revision: Number(kv.mod_revision),
+    };
+  }
+
+  private async call<T>(work: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreError("etcd store is closed");
+    try {
+      return await work();
+    } catch (error) {
+      throw etcdError(error);
+    }
+  }
+}
+
+function revisionIn(response: IResponseOp | undefined): number | "absent" {
+  const kv = response?.response_range?.kvs[0];
+  return kv ? Number(kv.mod_revision) : "absent";
+}
+
+function etcdError(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  if (error instanceof GRPCInvalidArgumentError) {
+    return new StoreInvalidArgumentError(`etcd refused the request: ${detail}`, { cause: error });
+  }
+  return new StoreUnavailableError(`etcd unavailable: ${detail}`, { cause: error });
+}
