@@ -22,7 +22,8 @@ for (const [Client, address] of targets) {
       const why = b.available ? "available" : `unavailable: ${b.unavailableCode}: ${b.unavailableReason}`;
       console.log(`  ${Backend[b.backend].replace("BACKEND_", "").toLowerCase().padEnd(9)} ${why}`);
     }
-    for (const [name, value] of Object.entries(capabilities.limits)) console.log(`  limit ${name} = ${value}`);
+    for (const [name, value] of Object.entries(capabilities.limits))
+      console.log(`  limit ${name} = ${value}`);
   } catch (error) {
     failed = true;
     console.log(`${address}: ${error.code} ${error.message}`);

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createServer } from "node:net";
+import { migrationDescription } from "@vplane/migration";
+import { configSpecOf, loadConfig, startService } from "@vplane/service-kit";
+import { dialAddress, isHealthy } from "../src/health-probe.js";
+
+test("a wildcard listen address is dialled on loopback; others unchanged", () => {
+  assert.equal(dialAddress("0.0.0.0:50051"), "127.0.0.1:50051");
+  assert.equal(dialAddress("[::]:8080"), "127.0.0.1:8080");
+  assert.equal(dialAddress("10.0.0.5:50052"), "10.0.0.5:50052");
+});
+
+test("a serving gRPC service probes healthy, and unhealthy once stopped", async () => {
+  const config = loadConfig(configSpecOf(migrationDescription), {
+    env: { VPLANE_MIGRATION_ADDR: "127.0.0.1:0", VPLANE_LOG_LEVEL: "silent" },
+    argv: [],
+  });
+  const running = await startService(migrationDescription, config);
+  const address = `127.0.0.1:${running.server.port}`;
+  assert.equal(await isHealthy("grpc", address), true);
+  await running.stop(1000);
+  assert.equal(await isHealthy("grpc", address, 500), false);
+});
+
+test("nothing listening probes unhealthy for both kinds, without throwing", async () => {
+  const port = await freePort();
+  assert.equal(await isHealthy("grpc", `127.0.0.1:${port}`, 500), false);
+  assert.equal(await isHealthy("http", `127.0.0.1:${port}`, 500), false);
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
