@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createServer } from "node:net";
 import { migrationDescription } from "@vplane/migration";
-import { configSpecOf, loadConfig, startService } from "@vplane/service-kit";
+import { startServiceForTests } from "@vplane/service-kit/testing";
 import { dialAddress, isHealthy } from "../src/health-probe.js";
 
 test("a wildcard listen address is dialled on loopback; others unchanged", () => {
@@ -12,12 +12,8 @@ test("a wildcard listen address is dialled on loopback; others unchanged", () =>
 });
 
 test("a serving gRPC service probes healthy, and unhealthy once stopped", async () => {
-  const config = loadConfig(configSpecOf(migrationDescription), {
-    env: { VPLANE_MIGRATION_ADDR: "127.0.0.1:0", VPLANE_LOG_LEVEL: "silent" },
-    argv: [],
-  });
-  const running = await startService(migrationDescription, config);
-  const address = `127.0.0.1:${running.server.port}`;
+  const running = await startServiceForTests(migrationDescription);
+  const address = running.address;
   assert.equal(await isHealthy("grpc", address), true);
   await running.stop(1000);
   assert.equal(await isHealthy("grpc", address, 500), false);
