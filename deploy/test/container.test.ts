@@ -2,19 +2,15 @@
 // reaches over gRPC (health and GetCapabilities), and the image's HEALTHCHECK reports it healthy.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { unaryCall } from "@vplane/service-kit";
-import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from "testcontainers";
+import { Wait, getContainerRuntimeClient, type StartedTestContainer } from "testcontainers";
 import { isHealthy } from "../src/health-probe.js";
-import { announceSkip, baseImage, dockerUnavailableReason } from "./container-runtime.js";
+import { buildVplaneImage, containerTier } from "./container-runtime.js";
 
-const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const unavailable = await dockerUnavailableReason();
-if (unavailable && process.env.CI !== "true") announceSkip(unavailable);
-const skip = unavailable !== undefined && process.env.CI !== "true";
+const { skip, missing } = await containerTier();
 
 let container: StartedTestContainer | undefined;
 let address = "";
@@ -22,12 +18,8 @@ let address = "";
 before(
   async () => {
     if (skip) return;
-    if (unavailable) throw new Error(`CI=true and no Docker daemon: ${unavailable}`);
-    const started = Date.now();
-    const image = await GenericContainer.fromDockerfile(repoRoot, "deploy/Dockerfile")
-      .withBuildArgs({ BASE_IMAGE: baseImage(repoRoot) })
-      .build("vplane-test:latest", { deleteOnExit: false });
-    console.error(`container tier: image built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (missing) throw new Error(`CI=true and ${missing}`);
+    const image = await buildVplaneImage("vplane-test:latest");
     container = await image
       .withEnvironment({ VPLANE_SERVICE: "interrupt-controller", VPLANE_LOG_LEVEL: "info" })
       .withExposedPorts(50051)

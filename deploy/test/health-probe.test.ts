@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createServer } from "node:net";
 import { migrationDescription } from "@vplane/migration";
 import { startServiceForTests } from "@vplane/service-kit/testing";
+import { freePort } from "./free-port.js";
 import { dialAddress, isHealthy } from "../src/health-probe.js";
 
 test("a wildcard listen address is dialled on loopback; others unchanged", () => {
@@ -24,12 +24,3 @@ test("nothing listening probes unhealthy for both kinds, without throwing", asyn
   assert.equal(await isHealthy("grpc", `127.0.0.1:${port}`, 500), false);
   assert.equal(await isHealthy("http", `127.0.0.1:${port}`, 500), false);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
