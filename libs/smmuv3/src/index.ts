@@ -1,0 +1,86 @@
+export { Smmu, DEFAULT_LIMITS, HWPT_FAULT_ID_VALID, splitAddress } from "./smmu.js";
+export type {
+  SmmuOptions,
+  SmmuLimits,
+  DeviceBinding,
+  DmaResult,
+  TranslateOptions,
+  InvalidationOutcome,
+  SmmuDump,
+} from "./smmu.js";
+export { TranslationResult, type TranslationOutcome } from "./translation-result.js";
+export { Perm, requiredPerm } from "./access-permission.js";
+export { SmmuError, Errno, type SmmuErrorCode, type SmmuErrorInit } from "./smmu-error.js";
+export {
+  DEFAULT_FEATURES,
+  resolveFeatures,
+  encodeIdRegisters,
+  ADDRESS_SIZE_BITS,
+  type SmmuFeatures,
+} from "./features.js";
+export {
+  EventId,
+  EventClass,
+  eventName,
+  encodeEventRecord,
+  eventRecordWords,
+  type SmmuEvent,
+} from "./event-record.js";
+export { EventQueue, VEVENTQ_FLAG_LOST_EVENTS, SEQUENCE_MASK, type QueuedEvent } from "./event-queue.js";
+export {
+  FaultReason,
+  FaultFlags,
+  FaultPerm,
+  unrecoverableFaultFromEvent,
+  type UnrecoverableFault,
+} from "./seed-fault-report.js";
+export {
+  PageRequestQueue,
+  PageResponseCode,
+  PageRequestFlags,
+  type PageRequest,
+  type PageRequestOutcome,
+} from "./page-request-queue.js";
+export {
+  applyPasidTableConfig,
+  PasidConfig,
+  PASID_FORMAT_SMMUV3,
+  type PasidTableConfig,
+} from "./pasid-table-config.js";
+export {
+  validateGuestSte,
+  SteConfig,
+  S1Dss,
+  S1Fmt,
+  STE0_NESTING_ALLOWED,
+  STE1_NESTING_ALLOWED,
+  type GuestSte,
+  type GuestStage1,
+} from "./stream-table-entry.js";
+export {
+  decodeContextDescriptor,
+  encodeContextDescriptor,
+  type ContextDescriptor,
+  type ContextDescriptorFields,
+  type TranslationTable,
+} from "./context-descriptor.js";
+export {
+  planSeedInvalidation,
+  CacheType,
+  InvalidateGranularity,
+  AddrInfoFlags,
+  PasidInfoFlags,
+  type CacheInvalidateInfo,
+  type SeedInvalidation,
+} from "./seed-cache-invalidate.js";
+export {
+  CommandOpcode,
+  commandName,
+  buildCommand,
+  tlbiRange,
+  type RawCommand,
+  type TlbiRange,
+} from "./invalidation-command.js";
+export { Stage2Domain, type Stage2Mapping, type MsiBinding } from "./stage2-domain.js";
+export { levelShift, startLevelFor, type GranuleBits } from "./translation-granule.js";
+export { Iotlb, TlbEntry } from "./iotlb.js";

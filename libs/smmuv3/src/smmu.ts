@@ -1,0 +1,1077 @@
+import type { GuestMemory } from "@vplane/guest-memory";
+import { POW2 } from "./bits.js";
+import { Perm } from "./access-permission.js";
+import { decodeContextDescriptor, type ContextDescriptor } from "./context-descriptor.js";
+import { EventClass, EventId, type SmmuEvent } from "./event-record.js";
+import { EventQueue, type QueuedEvent } from "./event-queue.js";
+import { resolveFeatures, type SmmuFeatures } from "./features.js";
+import {
+  CommandOpcode,
+  cfgiSid,
+  cfgiSsid,
+  opcodeOf,
+  tlbiAsid,
+  tlbiRange,
+  type RawCommand,
+} from "./invalidation-command.js";
+import { Iotlb, TlbEntry, type TlbContext } from "./iotlb.js";
+import { IPA_DOORBELL, IPA_FAULT, NestedWalker } from "./nested-walker.js";
+import { PageRequestQueue, type PageRequest, type PageRequestOutcome } from "./page-request-queue.js";
+import { applyPasidTableConfig, type PasidTableConfig } from "./pasid-table-config.js";
+import { planSeedInvalidation, type CacheInvalidateInfo } from "./seed-cache-invalidate.js";
+import { unrecoverableFaultFromEvent } from "./seed-fault-report.js";
+import {
+  Errno,
+  SmmuError,
+  alreadyExists,
+  checkInteger,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+} from "./smmu-error.js";
+import { Stage2Domain, type MsiBinding, type Stage2Mapping } from "./stage2-domain.js";
+import { S1Dss, S1Fmt, validateGuestSte, type GuestStage1, type GuestSte } from "./stream-table-entry.js";
+import { TranslationResult } from "./translation-result.js";
+import { isGranuleBits, type GranuleBits } from "./translation-granule.js";
+
+/** Bounds of one SMMU; every one is enforced. */
+export interface SmmuLimits {
+  /** IOTLB entries before a full flush (QEMU's SMMU_IOTLB_MAX_SIZE = 256). */
+  iotlbEntries: number;
+  /** Cached context descriptors across all streams before the config cache is flushed. */
+  configCacheEntries: number;
+  /** Event queue depth (iommufd veventq_depth). */
+  eventQueueDepth: number;
+  /** Outstanding page requests. */
+  pageRequests: number;
+  /** How long a page request waits for its response, in the caller's clock units (ms). */
+  pageRequestTimeoutMs: number;
+  /** Stage-2 mappings (VFIO dma_entry_limit). */
+  stage2Mappings: number;
+  /** Devices (vdevices). */
+  devices: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<SmmuLimits> = Object.freeze({
+  iotlbEntries: 256,
+  configCacheEntries: 1024,
+  eventQueueDepth: 1024,
+  pageRequests: 256,
+  pageRequestTimeoutMs: 10_000,
+  stage2Mappings: 65_535,
+  devices: 4096,
+});
+
+export interface SmmuOptions {
+  memory: GuestMemory;
+  /** VMID of the host stage-2 domain, 1..65535 (0 is kept for the host's own use). */
+  vmid: number;
+  features?: Partial<SmmuFeatures>;
+  /** Stage-2 granule the host uses (an advertised one). Default 4 KiB. */
+  stage2GranuleBits?: GranuleBits;
+  limits?: Partial<SmmuLimits>;
+}
+
+/** A physical stream bound to the guest's view of it (the iommufd vdevice). */
+export interface DeviceBinding {
+  streamId: number;
+  virtualStreamId: number;
+  /** The device can fault recoverably (PRI, or the HWPT is linked to a fault queue). */
+  pageRequests: boolean;
+  /** iommufd form: the guest STE words installed for this device. */
+  guestSte: GuestSte | undefined;
+}
+
+/** Events iommufd forwards to a vEVENTQ (arm_smmu_handle_event → vmaster, digest §2.5). */
+const FORWARDED_EVENTS = new Set<number>([0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13]);
+/** Configuration errors: always recorded, carry only SSID/SSV (digest §3.4). */
+const CONFIG_EVENTS = new Set<number>([
+  EventId.C_BAD_STREAMID,
+  EventId.C_BAD_STE,
+  EventId.F_STREAM_DISABLED,
+  EventId.C_BAD_SUBSTREAMID,
+  EventId.C_BAD_CD,
+]);
+
+const KIND_ABORT = 0;
+const KIND_STAGE2_ONLY = 1;
+const KIND_NESTED = 2;
+const KIND_BAD_STE = 3;
+
+interface CachedCd {
+  cd: ContextDescriptor;
+  ctx: TlbContext;
+  epoch: number;
+}
+
+/** A stream's decoded configuration (the config cache, digest §4.1 step 2). */
+class StreamState {
+  kind = KIND_STAGE2_ONLY;
+  badReason = "";
+  contextPtr = 0;
+  s1fmt = 0;
+  s1cdmax = 0;
+  s1dss = 0;
+  s1stalld = false;
+  cd0: CachedCd | undefined = undefined;
+  readonly cds = new Map<number, CachedCd>();
+}
+
+interface DeviceRecord extends DeviceBinding {
+  state: StreamState | undefined;
+}
+
+/** What raise() needs to know about the transaction in flight. */
+class Transaction {
+  dev: DeviceRecord | undefined = undefined;
+  sid = 0;
+  ssid = -1;
+  iova = 0;
+  big: bigint | undefined = undefined;
+  write = false;
+  now = 0;
+  cd: ContextDescriptor | undefined = undefined;
+  st: StreamState | undefined = undefined;
+}
+
+/** One DMA's result: data read, doorbell writes, or the translation that stopped it. */
+export interface DmaResult {
+  outcome: "completed" | "fault" | "aborted" | "page-request";
+  /** Read data (completed reads). */
+  data?: Uint8Array;
+  /** Writes that hit the bound MSI doorbell: the doorbell IPA and the bytes written. */
+  msiWrites: { address: number; data: Uint8Array }[];
+  /** The translation that stopped the DMA (outcome other than completed). */
+  translation?: TranslationResult;
+}
+
+export interface TranslateOptions {
+  /** Caller's clock (ms) for page-request deadlines. */
+  now?: number;
+}
+
+/** The result of a batch of raw commands (iommufd HWPT_INVALIDATE: entry_num handled, digest §2.4). */
+export interface InvalidationOutcome {
+  handled: number;
+  error?: SmmuError;
+}
+
+/**
+ * One virtual SMMUv3 of a VM with its host-owned stage-2 domain: devices, the guest's stage-1
+ * configuration in either form (seed PASID table or iommufd guest STE), translation through
+ * both stages with the IOTLB and config cache, invalidation in both forms, MSI doorbell binding,
+ * the event queue and page requests. Pure and synchronous; no timers (callers pass their clock).
+ */
+export class Smmu {
+  readonly features: SmmuFeatures;
+  readonly limits: SmmuLimits;
+  readonly domain: Stage2Domain;
+  readonly iotlb: Iotlb;
+  readonly events: EventQueue;
+  readonly pageRequests: PageRequestQueue;
+  private readonly memory: GuestMemory;
+  private readonly walker: NestedWalker;
+  private readonly devices = new Map<number, DeviceRecord>();
+  private readonly byVirtualSid = new Map<number, DeviceRecord>();
+  /** Seed form: the domain-wide stage-1 config from ATTACH_PASID_TABLE. */
+  private seedStage1: GuestStage1 | undefined;
+  private cachedCds = 0;
+  /** The transaction being translated, for raise() (the model is synchronous: one at a time). */
+  private readonly txn = new Transaction();
+
+  constructor(options: SmmuOptions) {
+    this.features = resolveFeatures(options.features);
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    for (const [name, value] of Object.entries(this.limits) as [string, number][])
+      checkInteger(value, 1, 2 ** 31, `limits.${name}`);
+    checkInteger(options.vmid, 1, this.features.vmid16 ? 0xffff : 0xff, "vmid");
+    const granuleBits = options.stage2GranuleBits ?? 12;
+    if (!isGranuleBits(granuleBits) || !granuleSupportedBy(this.features, granuleBits)) {
+      throw invalidArgument(
+        "UNSUPPORTED_GRANULE",
+        `stage-2 granule 2^${granuleBits} is not advertised`,
+        "stage2GranuleBits",
+      );
+    }
+    this.memory = options.memory;
+    this.domain = new Stage2Domain({
+      vmid: options.vmid,
+      granuleBits,
+      ipaBits: this.features.outputAddressBits,
+      backingSize: options.memory.size,
+      maxMappings: this.limits.stage2Mappings,
+    });
+    this.iotlb = new Iotlb(this.limits.iotlbEntries);
+    this.events = new EventQueue(this.limits.eventQueueDepth);
+    this.pageRequests = new PageRequestQueue(this.limits.pageRequests, this.limits.pageRequestTimeoutMs);
+    this.walker = new NestedWalker(options.memory, this.domain, this.iotlb, this.features.outputAddressBits);
+  }
+
+  get vmid(): number {
+    return this.domain.vmid;
+  }
+
+  // ---- stage 2 (host) ----------------------------------------------------------------------
+
+  /** Maps guest-physical [ipa, ipa + size) onto the backing at hostAddress (VFIO MAP_DMA rules). */
+  mapStage2(ipa: number, hostAddress: number, size: number, perm: number): void {
+    this.domain.map(ipa, hostAddress, size, perm);
+  }
+
+  /**
+   * Unmaps (VFIO UNMAP_DMA rules) and invalidates what the mappings fed: the stage-2 entries of
+   * the range and, as Linux does for a nesting parent, every stage-1 entry of the VMID.
+   */
+  unmapStage2(ipa: number, size: number): number {
+    const { bytes } = this.domain.unmap(ipa, size);
+    if (bytes > 0) {
+      this.iotlb.invalidateRange(-1, this.vmid, 0, ipa, size);
+      this.iotlb.invalidateVmidStage1(this.vmid);
+    }
+    return bytes;
+  }
+
+  get stage2Mappings(): readonly Stage2Mapping[] {
+    return this.domain.mappings;
+  }
+
+  // ---- devices -----------------------------------------------------------------------------
+
+  /**
+   * Binds physical StreamID `streamId` to the guest's `virtualStreamId` (iommufd VDEVICE_ALLOC,
+   * digest §2.3): a vSID beyond the advertised SIDSIZE → EINVAL; a device already bound → EEXIST;
+   * a vSID already taken → EEXIST; the device limit → ENOSPC.
+   */
+  attachDevice(
+    streamId: number,
+    virtualStreamId: number,
+    options: { pageRequests?: boolean } = {},
+  ): DeviceBinding {
+    checkInteger(streamId, 0, 0xffff_ffff, "streamId");
+    if (
+      !Number.isSafeInteger(virtualStreamId) ||
+      virtualStreamId < 0 ||
+      virtualStreamId >= POW2[this.features.streamIdBits]!
+    ) {
+      throw invalidArgument(
+        "VIRTUAL_SID_OUT_OF_RANGE",
+        `virtual StreamID must be below 2^${this.features.streamIdBits}`,
+        "virtualStreamId",
+      );
+    }
+    if (this.devices.has(streamId))
+      throw alreadyExists("DEVICE_ALREADY_BOUND", `StreamID ${streamId} already has a vdevice`, "streamId");
+    if (this.byVirtualSid.has(virtualStreamId)) {
+      throw alreadyExists(
+        "VIRTUAL_SID_TAKEN",
+        `virtual StreamID ${virtualStreamId} is already taken`,
+        "virtualStreamId",
+      );
+    }
+    if (this.devices.size >= this.limits.devices)
+      throw resourceExhausted("TOO_MANY_DEVICES", `at most ${this.limits.devices} devices`);
+    const record: DeviceRecord = {
+      streamId,
+      virtualStreamId,
+      pageRequests: options.pageRequests ?? false,
+      guestSte: undefined,
+      state: undefined,
+    };
+    this.devices.set(streamId, record);
+    this.byVirtualSid.set(virtualStreamId, record);
+    return publicBinding(record);
+  }
+
+  /** Unbinds a device: ENOENT if none. Its outstanding page requests are answered INVALID. */
+  detachDevice(streamId: number): PageRequestOutcome[] {
+    const record = this.device(streamId);
+    this.forgetStream(record);
+    this.devices.delete(streamId);
+    this.byVirtualSid.delete(record.virtualStreamId);
+    return this.pageRequests.dropDevice(streamId);
+  }
+
+  listDevices(): DeviceBinding[] {
+    return [...this.devices.values()].map(publicBinding);
+  }
+
+  /** The device bound to a virtual StreamID, if any. */
+  deviceByVirtualSid(virtualStreamId: number): DeviceBinding | undefined {
+    const r = this.byVirtualSid.get(virtualStreamId);
+    return r && publicBinding(r);
+  }
+
+  // ---- guest stage-1 configuration ---------------------------------------------------------
+
+  /**
+   * Seed ATTACH_PASID_TABLE (digest §1.2): the domain-wide stage-1 config, rewritten into every
+   * device's STE. Refused with EBUSY while a device carries an iommufd guest STE (one owner of
+   * stage 1 per domain).
+   */
+  attachPasidTable(config: PasidTableConfig): void {
+    for (const d of this.devices.values()) {
+      if (d.guestSte) {
+        throw new SmmuError({
+          code: "FAILED_PRECONDITION",
+          reason: "STAGE1_OWNED_BY_IOMMUFD",
+          message: `device ${d.streamId} has an iommufd guest STE; detach it first`,
+          errno: Errno.EBUSY,
+        });
+      }
+    }
+    this.seedStage1 = applyPasidTableConfig(this.seedStage1, config);
+    for (const d of this.devices.values()) this.forgetStream(d);
+  }
+
+  /** Seed DETACH_PASID_TABLE: full nested teardown, back to stage 2 only. */
+  detachPasidTable(): void {
+    this.seedStage1 = undefined;
+    for (const d of this.devices.values()) this.forgetStream(d);
+  }
+
+  get pasidTable(): GuestStage1 | undefined {
+    return this.seedStage1;
+  }
+
+  /**
+   * iommufd form: HWPT_ALLOC(ARM_SMMUV3 {ste[2]}) on the vIOMMU, then attach (digest §2.1): the
+   * vdevice must exist (ENOENT); flags other than FAULT_ID_VALID (4) → EOPNOTSUPP; the STE
+   * words are validated with the EIO rules; refused with EBUSY while a seed PASID table is
+   * attached. FAULT_ID_VALID links the HWPT to the fault queue: the device's stage-1 faults
+   * become page requests.
+   */
+  setGuestSte(streamId: number, ste: readonly [bigint, bigint], flags = 0): GuestSte {
+    const record = this.device(streamId);
+    if (flags !== 0 && flags !== HWPT_FAULT_ID_VALID) {
+      throw invalidArgument(
+        "UNSUPPORTED_FLAGS",
+        `HWPT flags 0x${flags.toString(16)} are not supported`,
+        "flags",
+        Errno.EOPNOTSUPP,
+      );
+    }
+    if (this.seedStage1) {
+      throw new SmmuError({
+        code: "FAILED_PRECONDITION",
+        reason: "STAGE1_OWNED_BY_PASID_TABLE",
+        message: "a seed PASID table is attached; detach it first",
+        errno: Errno.EBUSY,
+      });
+    }
+    const validated = validateGuestSte(ste[0], ste[1]);
+    record.guestSte = validated;
+    if (flags === HWPT_FAULT_ID_VALID) record.pageRequests = true;
+    this.forgetStream(record);
+    return validated;
+  }
+
+  /** Detaches the nested HWPT: the device goes back to the stage-2 parent (stage 1 bypassed). */
+  clearGuestSte(streamId: number): void {
+    const record = this.device(streamId);
+    record.guestSte = undefined;
+    this.forgetStream(record);
+  }
+
+  // ---- translation ---------------------------------------------------------------------------
+
+  /** Translates one access; `substreamId` undefined for a transaction without one. */
+  translate(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: number | bigint,
+    write: boolean,
+    options: TranslateOptions = {},
+  ): TranslationResult {
+    const out = new TranslationResult();
+    const ssid = substreamId ?? -1;
+    if (typeof iova === "bigint") {
+      const v = BigInt.asUintN(64, iova);
+      if (v <= BigInt(Number.MAX_SAFE_INTEGER))
+        return this.run(out, streamId, ssid, Number(v), undefined, write, options.now ?? 0);
+      return this.run(out, streamId, ssid, 0, v, write, options.now ?? 0);
+    }
+    return this.run(out, streamId, ssid, iova, undefined, write, options.now ?? 0);
+  }
+
+  /**
+   * The hot path: translates into `out` (reused) an IOVA below 2^53, ssid -1 for none. An IOTLB
+   * hit allocates nothing.
+   */
+  translateInto(
+    out: TranslationResult,
+    streamId: number,
+    ssid: number,
+    iova: number,
+    write: boolean,
+    now = 0,
+  ): TranslationResult {
+    return this.run(out, streamId, ssid, iova, undefined, write, now);
+  }
+
+  /**
+   * A fresh walk that neither reads nor fills any cache and records nothing: what the caches
+   * must agree with (the property the tests check).
+   */
+  translateUncached(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: number | bigint,
+    write: boolean,
+  ): TranslationResult {
+    this.walker.useCaches = false;
+    const queueBefore = this.recordingSuppressed;
+    this.recordingSuppressed = true;
+    try {
+      return this.translate(streamId, substreamId, iova, write);
+    } finally {
+      this.walker.useCaches = true;
+      this.recordingSuppressed = queueBefore;
+    }
+  }
+
+  private recordingSuppressed = false;
+
+  private run(
+    out: TranslationResult,
+    sid: number,
+    ssid: number,
+    iova: number,
+    big: bigint | undefined,
+    write: boolean,
+    now: number,
+  ): TranslationResult {
+    out.reset();
+    const t = this.txn;
+    t.sid = sid;
+    t.ssid = ssid;
+    t.iova = iova;
+    t.big = big;
+    t.write = write;
+    t.now = now;
+    t.cd = undefined;
+    t.st = undefined;
+    const dev = this.devices.get(sid);
+    t.dev = dev;
+    if (dev === undefined) return this.configFault(out, EventId.C_BAD_STREAMID);
+    const useCaches = this.walker.useCaches;
+    let st = useCaches ? dev.state : undefined;
+    if (st === undefined) st = this.loadStream(dev, useCaches);
+    t.st = st;
+    const kind = st.kind;
+    if (kind === KIND_STAGE2_ONLY) return this.stage2Only(out, ssid, iova, write);
+    if (kind === KIND_ABORT) {
+      out.outcome = "aborted";
+      return out;
+    }
+    if (kind === KIND_BAD_STE) return this.configFault(out, EventId.C_BAD_STE);
+
+    // Which CD (digest §3.1 S1CDMax / S1DSS; SMMUv3 substream rules).
+    let cdIndex = 0;
+    if (ssid < 0) {
+      if (st.s1cdmax !== 0) {
+        if (st.s1dss === S1Dss.TERMINATE) return this.configFault(out, EventId.F_STREAM_DISABLED);
+        if (st.s1dss === S1Dss.BYPASS) return this.stage2Only(out, ssid, iova, write);
+      }
+    } else {
+      if (st.s1cdmax === 0 || ssid >= POW2[st.s1cdmax]! || (ssid === 0 && st.s1dss === S1Dss.SSID0)) {
+        return this.configFault(out, EventId.C_BAD_SUBSTREAMID);
+      }
+      cdIndex = ssid;
+    }
+    let c = useCaches ? (cdIndex === 0 ? st.cd0 : st.cds.get(cdIndex)) : undefined;
+    if (c === undefined || c.epoch !== this.iotlb.epoch) {
+      c = this.loadContextDescriptor(out, dev, st, cdIndex, useCaches);
+      if (c === undefined) return out;
+    }
+    const cd = c.cd;
+    t.cd = cd;
+
+    // Region (TTB0 / TTB1) and the address within it (digest §4.2 "Stage 1" step 1).
+    let region = 0;
+    let va = iova;
+    if (big !== undefined) {
+      const top = Number(big >> 52n);
+      region = (top >> 3) & 1;
+      va = Number(big & 0xf_ffff_ffff_ffffn);
+      const expectTop = region === 0 ? 0 : 0xfff;
+      const topMask = cd.tbi[region] ? 0x00f : 0xfff;
+      if ((top & topMask) !== (expectTop & topMask)) return this.stage1Fault(out, EventId.F_TRANSLATION);
+    }
+    const tt = cd.tables[region];
+    if (tt === undefined) return this.stage1Fault(out, EventId.F_TRANSLATION);
+    if (region === 0 ? va >= POW2[tt.inputBits]! : va < POW2[52]! - POW2[tt.inputBits]!) {
+      return this.stage1Fault(out, EventId.F_TRANSLATION);
+    }
+
+    const need = write ? Perm.WRITE : Perm.READ;
+    const walker = this.walker;
+    if (useCaches) {
+      let e = this.iotlb.lookup(c.ctx, region, tt.tg, tt.startLevel, va);
+      if (e === undefined && walker.s2Tg !== tt.tg)
+        e = this.iotlb.lookup(c.ctx, region, walker.s2Tg, walker.s2StartLevel, va);
+      if (e !== undefined) {
+        this.iotlb.hits++;
+        const offset = va % POW2[e.sizeBits]!;
+        if ((e.perm & need) === 0) return this.stage1Fault(out, EventId.F_PERMISSION);
+        if ((e.parentPerm & need) === 0) {
+          walker.fault.set(EventId.F_PERMISSION, true, EventClass.IN, e.ipaBase + offset);
+          return this.raise(out);
+        }
+        out.address = e.outBase + offset;
+        out.sizeBits = e.sizeBits;
+        out.perm = e.perm & e.parentPerm;
+        out.hit = true;
+        return out;
+      }
+      this.iotlb.misses++;
+    }
+
+    // Miss: stage 1 through stage 2, then stage 2 of the output (digest §4.2 "Nested").
+    if (!walker.walkStage1(cd, tt, va, write)) return this.raise(out);
+    const s1Base = walker.s1OutBase;
+    const s1Bits = walker.s1SizeBits;
+    const s1Level = walker.s1Level;
+    const s1Perm = walker.s1Perm;
+    const ipa = s1Base + (va % POW2[s1Bits]!);
+    const pa = walker.translateIpa(ipa, need, EventClass.IN);
+    if (pa === IPA_FAULT) return this.raise(out);
+    if (pa === IPA_DOORBELL) {
+      out.outcome = "doorbell";
+      out.address = ipa;
+      out.perm = s1Perm;
+      out.sizeBits = 12;
+      return out;
+    }
+    const s2 = walker.lastStage2!;
+    // Keep the smaller of the two mappings, with its level and granule.
+    const s1Smaller = s1Bits <= s2.sizeBits;
+    const bits = s1Smaller ? s1Bits : s2.sizeBits;
+    const offset = va % POW2[bits]!;
+    if (useCaches && !this.domain.overlapsDoorbell(ipa - offset, bits)) {
+      const entry = new TlbEntry(
+        pa - offset,
+        ipa - offset,
+        bits,
+        s1Perm,
+        s2.perm,
+        s1Smaller ? s1Level : s2.level,
+        s1Smaller ? tt.granuleBits : s2.granuleBits,
+      );
+      this.iotlb.insert(
+        c.ctx,
+        region,
+        s1Smaller ? tt.tg : walker.s2Tg,
+        s1Smaller ? s1Level : s2.level,
+        va,
+        entry,
+      );
+    }
+    out.address = pa;
+    out.sizeBits = bits;
+    out.perm = s1Perm & s2.perm;
+    return out;
+  }
+
+  /** Stage 1 bypassed: the input address is the IPA (digest §4.2: IOVA >= 2^OAS is a stage-1 F_ADDR_SIZE). */
+  private stage2Only(out: TranslationResult, ssid: number, iova: number, write: boolean): TranslationResult {
+    const big = this.txn.big;
+    if (ssid >= 0) return this.configFault(out, EventId.C_BAD_SUBSTREAMID);
+    if (big !== undefined || iova >= POW2[this.features.outputAddressBits]!) {
+      this.walker.fault.set(EventId.F_ADDR_SIZE, false, EventClass.IN);
+      return this.raise(out);
+    }
+    const pa = this.walker.translateIpa(iova, write ? Perm.WRITE : Perm.READ, EventClass.IN);
+    if (pa === IPA_FAULT) return this.raise(out);
+    if (pa === IPA_DOORBELL) {
+      out.outcome = "doorbell";
+      out.address = iova;
+      out.sizeBits = 12;
+      out.perm = Perm.READ_WRITE;
+      return out;
+    }
+    const e = this.walker.lastStage2!;
+    out.address = pa;
+    out.sizeBits = e.sizeBits;
+    out.perm = e.perm;
+    out.hit = this.walker.lastStage2Hit;
+    return out;
+  }
+
+  private loadStream(dev: DeviceRecord, cache: boolean): StreamState {
+    const st = new StreamState();
+    const stage1 = dev.guestSte?.stage1 ?? this.seedStage1 ?? { kind: "bypass" };
+    switch (stage1.kind) {
+      case "abort":
+        st.kind = KIND_ABORT;
+        break;
+      case "bypass":
+        st.kind = KIND_STAGE2_ONLY;
+        break;
+      case "invalid":
+        st.kind = KIND_BAD_STE;
+        st.badReason = "STE.V is 0";
+        break;
+      case "translate": {
+        st.kind = KIND_NESTED;
+        st.contextPtr = stage1.contextPtr;
+        st.s1fmt = stage1.s1fmt;
+        st.s1cdmax = stage1.s1cdmax;
+        st.s1dss = stage1.s1dss;
+        st.s1stalld = stage1.s1stalld;
+        // decode_ste checks that need the SMMU's features (digest §4.1; SMMUv3 STE rules).
+        if (st.s1cdmax > this.features.substreamIdBits) {
+          st.kind = KIND_BAD_STE;
+          st.badReason = `S1CDMax ${st.s1cdmax} exceeds SSIDSIZE ${this.features.substreamIdBits}`;
+        } else if (
+          st.s1cdmax !== 0 &&
+          (st.s1fmt === 3 || (st.s1fmt !== S1Fmt.LINEAR && !this.features.twoLevelCdTable))
+        ) {
+          st.kind = KIND_BAD_STE;
+          st.badReason = `S1Fmt ${st.s1fmt} is reserved or not supported`;
+        } else if (st.s1cdmax !== 0 && st.s1dss === 3) {
+          st.kind = KIND_BAD_STE;
+          st.badReason = "S1DSS 3 is reserved";
+        }
+        break;
+      }
+    }
+    if (cache) dev.state = st;
+    return st;
+  }
+
+  /** Finds, fetches (through stage 2) and decodes CD `index`; on failure raises the event and returns undefined. */
+  private loadContextDescriptor(
+    out: TranslationResult,
+    dev: DeviceRecord,
+    st: StreamState,
+    index: number,
+    cache: boolean,
+  ): CachedCd | undefined {
+    const walker = this.walker;
+    let cdIpa: number;
+    if (st.s1cdmax === 0 || st.s1fmt === S1Fmt.LINEAR) {
+      cdIpa = st.contextPtr + index * 64;
+    } else {
+      const split = st.s1fmt === S1Fmt.TWO_LEVEL_4K ? 6 : 10;
+      const l1 = walker.fetchStructure(st.contextPtr + Math.floor(index / POW2[split]!) * 8, 1);
+      if (l1 === undefined) {
+        this.raise(out);
+        return undefined;
+      }
+      const desc = l1[0]!;
+      if ((desc & 1n) === 0n) {
+        this.configFault(out, EventId.C_BAD_SUBSTREAMID);
+        return undefined;
+      }
+      cdIpa = Number(desc & 0xf_ffff_ffff_f000n) + (index % POW2[split]!) * 64;
+    }
+    const words = walker.fetchStructure(cdIpa, 4);
+    if (words === undefined) {
+      this.raise(out);
+      return undefined;
+    }
+    const decoded = decodeContextDescriptor(words as [bigint, bigint, bigint, bigint], this.features);
+    if (!decoded.ok) {
+      this.configFault(out, EventId.C_BAD_CD);
+      return undefined;
+    }
+    const c: CachedCd = {
+      cd: decoded.cd,
+      ctx: this.iotlb.context(decoded.cd.asid, this.vmid),
+      epoch: this.iotlb.epoch,
+    };
+    if (cache) {
+      const had = index === 0 ? st.cd0 !== undefined : st.cds.has(index);
+      if (!had && this.cachedCds >= this.limits.configCacheEntries) {
+        // Bounded: a full config cache is flushed (every stream re-decodes), then this stream kept.
+        this.flushConfigCache();
+        st.cd0 = undefined;
+        st.cds.clear();
+        dev.state = st;
+      }
+      if (index === 0) st.cd0 = c;
+      else st.cds.set(index, c);
+      if (!had) this.cachedCds++;
+    }
+    return c;
+  }
+
+  private configFault(out: TranslationResult, id: number): TranslationResult {
+    this.walker.fault.set(id, false, EventClass.CD);
+    return this.raise(out);
+  }
+
+  private stage1Fault(out: TranslationResult, id: number): TranslationResult {
+    this.walker.fault.set(id, false, EventClass.IN);
+    return this.raise(out);
+  }
+
+  /**
+   * Turns the walker's fault into the outcome: an event record with the fields QEMU gives that
+   * event (digest §3.4), recorded when the config says so (config errors always; stage-1 faults
+   * when CD.R; stage-2 faults always, the host's STE having S2R), or, for a recoverable stage-1
+   * fault of a device that can take page requests, a page request instead.
+   */
+  private raise(out: TranslationResult): TranslationResult {
+    const f = this.walker.fault;
+    const { dev, sid, ssid, iova, big, write, cd, st, now } = this.txn;
+    const id = f.id;
+    const inputAddress = big ?? BigInt(iova);
+    const substreamId = ssid >= 0 ? ssid : undefined;
+    const streamId = dev ? dev.virtualStreamId : sid;
+    let event: SmmuEvent;
+    if (CONFIG_EVENTS.has(id)) {
+      event = { id: id as SmmuEvent["id"], streamId, substreamId };
+    } else if (id === EventId.F_CD_FETCH || id === EventId.F_STE_FETCH) {
+      event = { id: id, streamId, substreamId, fetchAddress: f.fetchAddress };
+    } else {
+      event = {
+        id: id as SmmuEvent["id"],
+        streamId,
+        substreamId,
+        read: !write,
+        stage2: f.stage2,
+        eventClass: f.eventClass as SmmuEvent["eventClass"],
+        ttRead: f.eventClass === EventClass.TT,
+        inputAddress,
+        ...(f.stage2 && f.ipa >= 0 ? { ipa: f.ipa } : {}),
+        ...(f.fetchAddress >= 0 ? { fetchAddress: f.fetchAddress } : {}),
+      };
+    }
+    const recoverable =
+      dev !== undefined &&
+      !f.stage2 &&
+      (id === EventId.F_TRANSLATION || id === EventId.F_ACCESS || id === EventId.F_PERMISSION) &&
+      ((dev.pageRequests && this.features.pri) ||
+        (cd?.stall === true && st?.s1stalld === false && this.features.stall));
+    if (recoverable && !this.recordingSuppressed) {
+      const request = this.pageRequests.raise({
+        streamId: dev.streamId,
+        virtualStreamId: dev.virtualStreamId,
+        substreamId,
+        perm: write ? Perm.WRITE : Perm.READ,
+        address: BigInt.asUintN(64, inputAddress) & ~0xfffn,
+        raisedAt: now,
+      });
+      if (request) {
+        out.outcome = "page-request";
+        out.pageRequest = request;
+        out.event = event;
+        return out;
+      }
+    }
+    let record: boolean;
+    if (CONFIG_EVENTS.has(id) || id === EventId.F_CD_FETCH) record = true;
+    else if (f.stage2) record = true;
+    else record = cd ? cd.record : true;
+    // C_BAD_STREAMID has no vdevice to report through.
+    if (dev === undefined) record = false;
+    out.outcome = "fault";
+    out.event = event;
+    out.recorded = record && !this.recordingSuppressed;
+    if (out.recorded) this.events.report(event, unrecoverableFaultFromEvent(event), FORWARDED_EVENTS.has(id));
+    return out;
+  }
+
+  // ---- DMA -----------------------------------------------------------------------------------
+
+  /** Reads `length` bytes at `iova` as the device would: translated page by page, nothing read on a fault. */
+  dmaRead(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: number | bigint,
+    length: number,
+    options: TranslateOptions = {},
+  ): DmaResult {
+    checkInteger(length, 0, 2 ** 32, "length");
+    const pieces = this.translateRange(streamId, substreamId, iova, length, false, options);
+    if (!Array.isArray(pieces)) return pieces;
+    const data = new Uint8Array(length);
+    let at = 0;
+    for (const p of pieces) {
+      if (!p.doorbell) data.set(this.memory.read(p.address, p.length), at);
+      at += p.length;
+    }
+    return { outcome: "completed", data, msiWrites: [] };
+  }
+
+  /** Writes `data` at `iova`; nothing is written unless every page translates. Doorbell writes are returned. */
+  dmaWrite(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: number | bigint,
+    data: Uint8Array,
+    options: TranslateOptions = {},
+  ): DmaResult {
+    const pieces = this.translateRange(streamId, substreamId, iova, data.length, true, options);
+    if (!Array.isArray(pieces)) return pieces;
+    const msiWrites: DmaResult["msiWrites"] = [];
+    let at = 0;
+    for (const p of pieces) {
+      const bytes = data.subarray(at, at + p.length);
+      if (p.doorbell) msiWrites.push({ address: p.address, data: bytes.slice() });
+      else this.memory.write(p.address, bytes);
+      at += p.length;
+    }
+    return { outcome: "completed", msiWrites };
+  }
+
+  private translateRange(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: number | bigint,
+    length: number,
+    write: boolean,
+    options: TranslateOptions,
+  ): { address: number; length: number; doorbell: boolean }[] | DmaResult {
+    const pieces: { address: number; length: number; doorbell: boolean }[] = [];
+    let at = BigInt.asUintN(64, BigInt(iova));
+    let left = length;
+    while (left > 0) {
+      const t = this.translate(streamId, substreamId, at, write, options);
+      if (t.outcome !== "translated" && t.outcome !== "doorbell") {
+        return {
+          outcome:
+            t.outcome === "page-request" ? "page-request" : t.outcome === "aborted" ? "aborted" : "fault",
+          msiWrites: [],
+          translation: t,
+        };
+      }
+      const unit = 2 ** t.sizeBits;
+      const offset = Number(at % BigInt(unit));
+      const n = Math.min(left, unit - offset);
+      pieces.push({ address: t.address, length: n, doorbell: t.outcome === "doorbell" });
+      at = BigInt.asUintN(64, at + BigInt(n));
+      left -= n;
+    }
+    return pieces;
+  }
+
+  // ---- invalidation ------------------------------------------------------------------------
+
+  /** Seed CACHE_INVALIDATE (digest §1.3): validated as the kernel does, then applied. */
+  invalidate(info: CacheInvalidateInfo): void {
+    const plan = planSeedInvalidation(info);
+    switch (plan.kind) {
+      case "asid":
+        this.iotlb.invalidateAsid(plan.asid, this.vmid);
+        break;
+      case "range": {
+        const { region, low } = splitAddress(plan.address);
+        if (plan.length > 0) this.iotlb.invalidateRange(plan.asid, this.vmid, region, low, plan.length);
+        break;
+      }
+      case "vmid-stage1":
+        this.iotlb.invalidateVmidStage1(this.vmid);
+        break;
+      case "cd":
+        for (const d of this.devices.values()) this.forgetContextDescriptor(d, plan.ssid);
+        break;
+    }
+  }
+
+  /**
+   * iommufd HWPT_INVALIDATE on the vIOMMU (digest §2.4): each command rewritten and applied in
+   * order; the first one refused stops the batch. `handled` counts the commands applied (the
+   * ones before the bad one stay applied, as the selftest requires).
+   */
+  invalidateCommands(commands: readonly RawCommand[]): InvalidationOutcome {
+    for (let i = 0; i < commands.length; i++) {
+      try {
+        this.applyCommand(commands[i]!);
+      } catch (error) {
+        if (error instanceof SmmuError) return { handled: i, error: error.atBatchIndex(i) };
+        throw error;
+      }
+    }
+    return { handled: commands.length };
+  }
+
+  /**
+   * arm_vsmmu_convert_user_cmd, then what the emulated SMMU does with the converted command:
+   * TLBI_NSNH_ALL becomes NH_ALL of this VMID; NH_ALL / NH_ASID / NH_VA / NH_VAA get the VMID
+   * forced; ATC_INV / CFGI_CD / CFGI_CD_ALL get the vSID translated (unknown vSID → EIO); any
+   * other opcode → EIO. ATC_INV has no ATC to act on here.
+   */
+  private applyCommand(cmd: RawCommand): void {
+    const opcode = opcodeOf(cmd);
+    const asidMask = this.features.asid16 ? 0xffff : 0xff;
+    switch (opcode) {
+      case CommandOpcode.TLBI_NSNH_ALL:
+      case CommandOpcode.TLBI_NH_ALL:
+        this.iotlb.invalidateVmidStage1(this.vmid);
+        return;
+      case CommandOpcode.TLBI_NH_ASID:
+        this.iotlb.invalidateAsid(tlbiAsid(cmd) & asidMask, this.vmid);
+        return;
+      case CommandOpcode.TLBI_NH_VA:
+      case CommandOpcode.TLBI_NH_VAA: {
+        const range = tlbiRange(cmd);
+        const { region, low } = splitAddress(range.address);
+        const asid = opcode === CommandOpcode.TLBI_NH_VA ? tlbiAsid(cmd) & asidMask : undefined;
+        this.iotlb.invalidateRange(asid, this.vmid, region, low, range.length);
+        return;
+      }
+      case CommandOpcode.ATC_INV:
+      case CommandOpcode.CFGI_CD:
+      case CommandOpcode.CFGI_CD_ALL: {
+        const vsid = cfgiSid(cmd);
+        const dev = this.byVirtualSid.get(vsid);
+        if (!dev)
+          throw invalidArgument(
+            "UNKNOWN_VIRTUAL_SID",
+            `no vdevice has virtual StreamID ${vsid}`,
+            "sid",
+            Errno.EIO,
+          );
+        if (opcode === CommandOpcode.CFGI_CD) this.forgetContextDescriptor(dev, cfgiSsid(cmd));
+        else if (opcode === CommandOpcode.CFGI_CD_ALL) this.forgetStream(dev);
+        return;
+      }
+      default:
+        throw invalidArgument(
+          "COMMAND_NOT_ALLOWED",
+          `command 0x${opcode.toString(16)} cannot be issued by a guest`,
+          "opcode",
+          Errno.EIO,
+        );
+    }
+  }
+
+  // ---- MSI ---------------------------------------------------------------------------------
+
+  bindMsi(giova: number, gpa: number, size: number): MsiBinding {
+    const before = this.domain.msiBinding;
+    const binding = this.domain.bindMsi(giova, gpa, size);
+    // Entries covering the doorbell page were cached as RAM; they must go.
+    if (binding !== before) this.iotlb.invalidateVmid(this.vmid);
+    return binding;
+  }
+
+  unbindMsi(giova: number): MsiBinding | undefined {
+    const removed = this.domain.unbindMsi(giova);
+    if (removed) this.iotlb.invalidateVmid(this.vmid);
+    return removed;
+  }
+
+  // ---- events and page requests ------------------------------------------------------------
+
+  /** Reads (consumes) up to `max` queued events. */
+  readEvents(max?: number): QueuedEvent[] {
+    return this.events.read(max);
+  }
+
+  /** Answers a page request (see PageRequestQueue.respond for the errors). */
+  respondPageRequest(cookie: number, code: number): PageRequestOutcome {
+    return this.pageRequests.respond(cookie, code);
+  }
+
+  /** Expires page requests whose deadline passed by `now`. */
+  expirePageRequests(now: number): PageRequestOutcome[] {
+    return this.pageRequests.expire(now);
+  }
+
+  listPageRequests(): PageRequest[] {
+    return this.pageRequests.list();
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  /** A snapshot of configuration and caches for dumps and debugging. */
+  dump(): SmmuDump {
+    return {
+      vmid: this.vmid,
+      features: { ...this.features },
+      stage2: {
+        granuleBits: this.domain.granuleBits,
+        ipaBits: this.domain.ipaBits,
+        startLevel: this.domain.table.startLevel,
+        tables: this.domain.table.tableCount,
+        mappings: this.domain.mappings.map((m) => ({ ...m })),
+      },
+      msiBinding: this.domain.msiBinding ? { ...this.domain.msiBinding } : undefined,
+      pasidTable: this.seedStage1,
+      devices: [...this.devices.values()].map((d) => ({
+        ...publicBinding(d),
+        cachedContextDescriptors: d.state ? (d.state.cd0 ? 1 : 0) + d.state.cds.size : 0,
+      })),
+      iotlb: {
+        size: this.iotlb.size,
+        capacity: this.iotlb.capacity,
+        hits: this.iotlb.hits,
+        misses: this.iotlb.misses,
+      },
+      events: {
+        queued: this.events.length,
+        nextSequence: this.events.sequence,
+        dropped: this.events.dropped,
+      },
+      pageRequests: this.pageRequests.list(),
+    };
+  }
+
+  private device(streamId: number): DeviceRecord {
+    const d = this.devices.get(streamId);
+    if (!d) throw notFound("DEVICE_NOT_FOUND", `no device with StreamID ${streamId}`, "streamId");
+    return d;
+  }
+
+  private forgetStream(d: DeviceRecord): void {
+    if (d.state) this.cachedCds -= (d.state.cd0 ? 1 : 0) + d.state.cds.size;
+    d.state = undefined;
+  }
+
+  private forgetContextDescriptor(d: DeviceRecord, ssid: number): void {
+    const st = d.state;
+    if (!st) return;
+    if (ssid === 0 && st.cd0) {
+      st.cd0 = undefined;
+      this.cachedCds--;
+    } else if (st.cds.delete(ssid)) this.cachedCds--;
+  }
+
+  private flushConfigCache(): void {
+    for (const d of this.devices.values()) d.state = undefined;
+    this.cachedCds = 0;
+  }
+}
+
+/** HWPT_ALLOC flag linking the HWPT to a fault queue (IOMMU_HWPT_FAULT_ID_VALID, digest §2.1). */
+export const HWPT_FAULT_ID_VALID = 1 << 2;
+
+export interface SmmuDump {
+  vmid: number;
+  features: SmmuFeatures;
+  stage2: {
+    granuleBits: number;
+    ipaBits: number;
+    startLevel: number;
+    tables: number;
+    mappings: Stage2Mapping[];
+  };
+  msiBinding: MsiBinding | undefined;
+  pasidTable: GuestStage1 | undefined;
+  devices: (DeviceBinding & { cachedContextDescriptors: number })[];
+  iotlb: { size: number; capacity: number; hits: number; misses: number };
+  events: { queued: number; nextSequence: number; dropped: number };
+  pageRequests: PageRequest[];
+}
+
+function publicBinding(d: DeviceRecord): DeviceBinding {
+  return {
+    streamId: d.streamId,
+    virtualStreamId: d.virtualStreamId,
+    pageRequests: d.pageRequests,
+    guestSte: d.guestSte,
+  };
+}
+
+function granuleSupportedBy(f: SmmuFeatures, bits: number): boolean {
+  return bits === 12 ? f.granule4K : bits === 14 ? f.granule16K : f.granule64K;
+}
+
+/** A 64-bit VA as (region, low 52 bits): bit 55 selects TTB1 whether or not the top byte is ignored. */
+export function splitAddress(address: bigint): { region: number; low: number } {
+  const v = BigInt.asUintN(64, address);
+  return { region: Number((v >> 55n) & 1n), low: Number(v & 0xf_ffff_ffff_ffffn) };
+}

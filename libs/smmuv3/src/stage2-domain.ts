@@ -1,0 +1,234 @@
+import { POW2, isPowerOfTwo } from "./bits.js";
+import { Perm } from "./access-permission.js";
+import { Errno, SmmuError, alreadyExists, invalidArgument, resourceExhausted } from "./smmu-error.js";
+import { Stage2PageTable } from "./stage2-page-table.js";
+import { stage2PageSizesBits, type GranuleBits } from "./translation-granule.js";
+
+/** One host mapping of guest-physical [ipa, ipa + size) onto guest-RAM backing [hostAddress, ...). */
+export interface Stage2Mapping {
+  ipa: number;
+  hostAddress: number;
+  size: number;
+  perm: Perm;
+}
+
+/** A guest MSI doorbell binding (seed BIND_MSI, digest §1.6). */
+export interface MsiBinding {
+  /** Guest IOVA of the doorbell page, aligned down to `size`. */
+  giova: number;
+  /** Guest-physical doorbell address, aligned down to `size`. */
+  gpa: number;
+  size: number;
+}
+
+export interface Stage2DomainOptions {
+  vmid: number;
+  granuleBits: GranuleBits;
+  /** Input (IPA) size in bits. */
+  ipaBits: number;
+  /** Size of the guest-RAM backing: host addresses must fall inside it. */
+  backingSize: number;
+  /** Most mappings at once (VFIO's dma_entry_limit, default 65535). */
+  maxMappings: number;
+}
+
+/**
+ * The stage-2 domain the host owns (the VFIO type1 / iommufd NEST_PARENT role, digest §1 and
+ * §2.1): map and unmap guest-physical ranges with permissions, with VFIO type1 v2's validation,
+ * onto the real stage-2 table that the SMMU walks.
+ *
+ * "Host address" here is an offset in the guest-RAM backing (the role of VFIO's vaddr): the
+ * emulated SMMU's stage-2 output is where the data lives in the shared RAM file.
+ */
+export class Stage2Domain {
+  readonly vmid: number;
+  readonly table: Stage2PageTable;
+  readonly granuleBits: GranuleBits;
+  readonly ipaBits: number;
+  private readonly backingSize: number;
+  private readonly maxMappings: number;
+  /** Sorted by ipa, non-overlapping. */
+  private readonly ranges: Stage2Mapping[] = [];
+  private msi: MsiBinding | undefined;
+
+  constructor(options: Stage2DomainOptions) {
+    this.vmid = options.vmid;
+    this.granuleBits = options.granuleBits;
+    this.ipaBits = options.ipaBits;
+    this.backingSize = options.backingSize;
+    this.maxMappings = options.maxMappings;
+    this.table = new Stage2PageTable(options.granuleBits, options.ipaBits);
+  }
+
+  get mappings(): readonly Stage2Mapping[] {
+    return this.ranges;
+  }
+
+  get msiBinding(): MsiBinding | undefined {
+    return this.msi;
+  }
+
+  /**
+   * VFIO_IOMMU_MAP_DMA (type1 v2): no permission, zero size, or an address or size not aligned
+   * to the smallest page → EINVAL; a range that wraps or leaves the IPA aperture → EINVAL; any
+   * overlap with an existing mapping → EEXIST; the mapping limit → ENOSPC; a host range outside
+   * the backing → EFAULT (pinning fails). Nothing changes on refusal.
+   */
+  map(ipa: number, hostAddress: number, size: number, perm: Perm): void {
+    const granule = POW2[this.granuleBits]!;
+    if ((perm & Perm.READ_WRITE) === 0 || perm !== (perm & Perm.READ_WRITE)) {
+      throw invalidArgument("NO_PERMISSION", "a stage-2 mapping needs read, write or both", "perm");
+    }
+    checkAligned(ipa, granule, "ipa");
+    checkAligned(hostAddress, granule, "hostAddress");
+    checkAligned(size, granule, "size");
+    if (size === 0) throw invalidArgument("ZERO_SIZE", "size must be non-zero", "size");
+    if (ipa + size > POW2[this.ipaBits]!) {
+      throw invalidArgument(
+        "IPA_OUT_OF_RANGE",
+        `[0x${ipa.toString(16)}, +0x${size.toString(16)}) leaves the ${this.ipaBits}-bit IPA space`,
+        "ipa",
+      );
+    }
+    if (hostAddress + size > this.backingSize) {
+      throw invalidArgument(
+        "HOST_RANGE_NOT_BACKED",
+        `host range [0x${hostAddress.toString(16)}, +0x${size.toString(16)}) is outside the 0x${this.backingSize.toString(16)}-byte guest RAM backing`,
+        "hostAddress",
+        Errno.EFAULT,
+      );
+    }
+    const at = this.insertionPoint(ipa);
+    const before = this.ranges[at - 1];
+    const after = this.ranges[at];
+    if ((before && before.ipa + before.size > ipa) || (after && after.ipa < ipa + size)) {
+      throw alreadyExists(
+        "MAPPING_OVERLAPS",
+        `[0x${ipa.toString(16)}, +0x${size.toString(16)}) overlaps a mapping`,
+        "ipa",
+      );
+    }
+    if (this.ranges.length >= this.maxMappings) {
+      throw resourceExhausted("TOO_MANY_MAPPINGS", `the domain already holds ${this.maxMappings} mappings`);
+    }
+    this.forEachPiece(ipa, hostAddress, size, (pieceIpa, pieceHost, bits) =>
+      this.table.installLeaf(pieceIpa, pieceHost, bits, perm),
+    );
+    this.ranges.splice(at, 0, { ipa, hostAddress, size, perm });
+  }
+
+  /**
+   * VFIO_IOMMU_UNMAP_DMA (type1 v2): unaligned or zero size → EINVAL; a range that cuts a
+   * mapping in two at either end → EINVAL; otherwise every mapping inside is removed and the
+   * number of bytes unmapped is returned (0 when nothing was mapped there).
+   */
+  unmap(ipa: number, size: number): { bytes: number; removed: Stage2Mapping[] } {
+    const granule = POW2[this.granuleBits]!;
+    checkAligned(ipa, granule, "ipa");
+    checkAligned(size, granule, "size");
+    if (size === 0) throw invalidArgument("ZERO_SIZE", "size must be non-zero", "size");
+    const end = ipa + size;
+    const first = this.ranges.find((m) => m.ipa < ipa && m.ipa + m.size > ipa);
+    if (first) throw invalidArgument("UNMAP_BISECTS_MAPPING", "the range starts inside a mapping", "ipa");
+    const last = this.ranges.find((m) => m.ipa < end && m.ipa + m.size > end);
+    if (last) throw invalidArgument("UNMAP_BISECTS_MAPPING", "the range ends inside a mapping", "size");
+    const removed = this.ranges.filter((m) => m.ipa >= ipa && m.ipa + m.size <= end);
+    for (const m of removed) {
+      this.forEachPiece(m.ipa, m.hostAddress, m.size, (pieceIpa, _host, bits) =>
+        this.table.removeLeaf(pieceIpa, bits),
+      );
+      this.ranges.splice(this.ranges.indexOf(m), 1);
+    }
+    return { bytes: removed.reduce((n, m) => n + m.size, 0), removed };
+  }
+
+  /**
+   * Seed BIND_MSI (iommu_dma_bind_guest_msi, digest §1.6): size must be a power of two no larger
+   * than the stage-2 granule (EINVAL); addresses are aligned down to it. The digest's rule is one
+   * binding per domain: the same giova again is accepted and changes nothing (as the code's
+   * "already registered" path), another giova while one is bound is refused with EBUSY.
+   */
+  bindMsi(giova: number, gpa: number, size: number): MsiBinding {
+    if (!isPowerOfTwo(size) || size > POW2[this.granuleBits]!) {
+      throw invalidArgument(
+        "BAD_MSI_GRANULE",
+        `size must be a power of two up to the stage-2 granule, got ${size}`,
+        "size",
+      );
+    }
+    const binding = { giova: giova - (giova % size), gpa: gpa - (gpa % size), size };
+    if (binding.gpa + size > POW2[this.ipaBits]!) {
+      throw invalidArgument("IPA_OUT_OF_RANGE", "the doorbell lies outside the IPA space", "gpa");
+    }
+    if (this.msi) {
+      if (this.msi.giova === binding.giova) return this.msi;
+      throw new SmmuError({
+        code: "FAILED_PRECONDITION",
+        reason: "MSI_ALREADY_BOUND",
+        message: `doorbell IOVA 0x${this.msi.giova.toString(16)} is already bound; one binding per domain`,
+        errno: Errno.EBUSY,
+      });
+    }
+    this.msi = binding;
+    return binding;
+  }
+
+  /** Seed UNBIND_MSI: returns the binding removed, if giova was bound (the kernel call returns nothing). */
+  unbindMsi(giova: number): MsiBinding | undefined {
+    const m = this.msi;
+    if (!m || giova - (giova % m.size) !== m.giova) return undefined;
+    this.msi = undefined;
+    return m;
+  }
+
+  /** Whether the IPA falls in the bound doorbell page. */
+  isDoorbell(ipa: number): boolean {
+    const m = this.msi;
+    return m !== undefined && ipa >= m.gpa && ipa < m.gpa + m.size;
+  }
+
+  /** Whether [ipa, ipa + 2^bits) overlaps the doorbell page (such entries are never cached). */
+  overlapsDoorbell(ipa: number, bits: number): boolean {
+    const m = this.msi;
+    return m !== undefined && ipa < m.gpa + m.size && m.gpa < ipa + POW2[bits]!;
+  }
+
+  /** io-pgtable's split of a range into the largest pages both addresses are aligned to. */
+  private forEachPiece(
+    ipa: number,
+    host: number,
+    size: number,
+    each: (ipa: number, host: number, bits: number) => void,
+  ): void {
+    const sizes = stage2PageSizesBits(this.granuleBits);
+    let done = 0;
+    while (done < size) {
+      const a = ipa + done;
+      const h = host + done;
+      const bits = sizes.find((b) => a % POW2[b]! === 0 && h % POW2[b]! === 0 && size - done >= POW2[b]!)!;
+      each(a, h, bits);
+      done += POW2[bits]!;
+    }
+  }
+
+  private insertionPoint(ipa: number): number {
+    let lo = 0;
+    let hi = this.ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ranges[mid]!.ipa < ipa) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+function checkAligned(value: number, granule: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0 || value % granule !== 0) {
+    throw invalidArgument(
+      "NOT_ALIGNED",
+      `${field} must be a non-negative multiple of 0x${granule.toString(16)}, got ${value}`,
+      field,
+    );
+  }
+}
