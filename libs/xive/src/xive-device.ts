@@ -1,0 +1,683 @@
+import type { GuestMemory } from "@vplane/guest-memory";
+import {
+  EAS_HI_END_INDEX,
+  EAS_HI_VALID,
+  EAS_LO_EISN,
+  EAS_LO_MASKED,
+  encodeEasHi,
+  encodeEasLo,
+  endIndexOf,
+} from "./eas.js";
+import { EndTable, queueEntries } from "./end-table.js";
+import { Errno } from "./errno.js";
+import { ESB_FORWARD, PQ, decodeEsbLoad, decodeEsbStore, esbEoi, esbTrigger, setPqValueOf } from "./esb.js";
+import {
+  KVM_XIVE_EQ_ALWAYS_NOTIFY,
+  KVM_XIVE_LEVEL_ASSERTED,
+  KVM_XIVE_LEVEL_SENSITIVE,
+  KVM_XIVE_NR_IRQS,
+  SOURCE_BLOCK_SHIFT,
+  SOURCES_PER_BLOCK,
+  decodeKvmSourceConfig,
+  isKvmPriorityValid,
+  type KvmXiveEq,
+} from "./kvm-attributes.js";
+import { PseriesIrq } from "./pseries-layout.js";
+import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceTable, type SourceBlock } from "./source-table.js";
+import { TM_SHIFT, ThreadContext, TimaPage, allOnes, type SignalSink } from "./thread-context.js";
+import { VcpuRegistry, serverNotConnected, vcpuNotConnected } from "./vcpu-registry.js";
+import { XiveError, kvmError } from "./xive-error.js";
+import { TriggerOutcome, XiveRouter, type TriggerOutcomeValue } from "./xive-router.js";
+
+/** Limits and platform choices of one XIVE device; every one has the value QEMU/KVM use. */
+export interface XiveDeviceOptions {
+  /**
+   * The LISN space the hypercalls and the ESB MMIO window cover (QEMU's nr_irqs, default 0x2000,
+   * xive.md §7); at most 1,048,576. The KVM SOURCE attribute accepts any irq below 1,048,576.
+   */
+  nrIrqs?: number;
+  /** KVM_MAX_VCPUS: NR_SERVERS above it is clamped; server numbers must be below it (default 2048). */
+  maxVcpus?: number;
+  /** KVM_MAX_VCPU_IDS: NR_SERVERS above it is refused with EINVAL (default 8 × 2048). */
+  maxVcpuIds?: number;
+  /** Host page size (log2) the KVM EQ_CONFIG check compares the queue with (default 16, 64 KiB). */
+  hostPageShift?: number;
+  /** XIVE_SRC_STORE_EOI: store-EOI on the management page works (default false, as on sPAPR). */
+  storeEoi?: boolean;
+  /** hv-prio: priorities at or above it are reserved for the hypercalls (default 7, xive.md §7). */
+  hvPriority?: number;
+  /** Receives each vCPU's exception line changes (raised / lowered). */
+  onSignal?: SignalSink;
+}
+
+export const DEFAULT_MAX_VCPUS = 2048;
+export const DEFAULT_MAX_VCPU_IDS = 8 * DEFAULT_MAX_VCPUS;
+/** XIVE_Q_GAP: KVM keeps two entries of every queue free when it counts targets (xive.md §1.3). */
+export const XIVE_Q_GAP = 2;
+
+/** A source's state as a caller reads it. */
+export interface SourceState {
+  irq: number;
+  lsi: boolean;
+  asserted: boolean;
+  pq: number;
+  masked: boolean;
+  /** Target server and priority from the EAS's END index (meaningful when not masked). */
+  server: number;
+  priority: number;
+  eisn: number;
+}
+
+/**
+ * The NR_SERVERS rules (xive.md §1.2, §10.3): 0 or above KVM_MAX_VCPU_IDS → EINVAL; once the VP
+ * block is allocated → EBUSY; above KVM_MAX_VCPUS clamped. Returns the value to keep.
+ */
+export function checkNrServers(
+  value: number,
+  maxVcpus: number,
+  maxVcpuIds: number,
+  allocated: boolean,
+): number {
+  if (!Number.isInteger(value) || value <= 0 || value > maxVcpuIds) {
+    throw kvmError(
+      Errno.EINVAL,
+      "INVALID_ARGUMENT",
+      "NR_SERVERS_OUT_OF_RANGE",
+      `nr_servers must be 1..${maxVcpuIds}, got ${value}`,
+      "nr_servers",
+    );
+  }
+  if (allocated) {
+    throw kvmError(
+      Errno.EBUSY,
+      "FAILED_PRECONDITION",
+      "VP_BLOCK_ALLOCATED",
+      "nr_servers cannot change once a vCPU has connected (the VP block is allocated)",
+      "nr_servers",
+    );
+  }
+  return Math.min(value, maxVcpus);
+}
+
+function isIndex(value: number, limit: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value < limit;
+}
+
+/**
+ * One VM's XIVE interrupt controller in exploitation mode: the sources (ESB), the router (EAS,
+ * END, event queues in guest RAM) and a presenter per vCPU (TIMA OS ring). Its controls are the
+ * KVM XIVE device's (xive.md §1); spapr-hcalls.ts gives the guest's H_INT_* face over the same
+ * state; the ESB and TIMA accessors are the MMIO pages. Pure and synchronous.
+ */
+export class XiveDevice {
+  readonly nrIrqs: number;
+  readonly maxVcpus: number;
+  readonly maxVcpuIds: number;
+  readonly hostPageShift: number;
+  readonly storeEoi: boolean;
+  readonly hvPriority: number;
+  readonly sources = new SourceTable();
+  /** Thread contexts indexed by server number. */
+  readonly contexts: (ThreadContext | undefined)[] = [];
+  readonly router: XiveRouter;
+  /** OV5_XIVE_EXPLOIT negotiated at CAS: until then every H_INT_* returns H_FUNCTION (xive.md §2). */
+  xiveSelected = false;
+  private servers: number;
+  /** vCPU id → server, for the vCPUs connected (KVM_ENABLE_CAP). */
+  private readonly vcpus = new VcpuRegistry();
+  private readonly signal: SignalSink;
+
+  constructor(
+    readonly memory: GuestMemory,
+    options: XiveDeviceOptions = {},
+  ) {
+    this.nrIrqs = options.nrIrqs ?? PseriesIrq.DEFAULT_NR_IRQS;
+    if (!isIndex(this.nrIrqs - 1, KVM_XIVE_NR_IRQS)) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "NR_IRQS_OUT_OF_RANGE",
+        message: `nr_irqs must be 1..${KVM_XIVE_NR_IRQS}, got ${this.nrIrqs}`,
+        errno: Errno.EINVAL,
+        field: "nr_irqs",
+      });
+    }
+    this.maxVcpus = options.maxVcpus ?? DEFAULT_MAX_VCPUS;
+    this.maxVcpuIds = options.maxVcpuIds ?? DEFAULT_MAX_VCPU_IDS;
+    this.hostPageShift = options.hostPageShift ?? 16;
+    this.storeEoi = options.storeEoi ?? false;
+    this.hvPriority = options.hvPriority ?? 7;
+    this.servers = this.maxVcpus; // NR_SERVERS default: KVM_MAX_VCPUS (xive.md §1.2)
+    this.signal = options.onSignal ?? (() => undefined);
+    this.router = new XiveRouter(this.contexts, undefined);
+  }
+
+  /** Number of server ids (NR_SERVERS). */
+  get nrServers(): number {
+    return this.servers;
+  }
+
+  /** The END table exists once the VP block is allocated (first vCPU connect). */
+  get ends(): EndTable | undefined {
+    return this.router.ends;
+  }
+
+  /** Servers of the connected vCPUs, ascending. */
+  connectedServers(): number[] {
+    return this.vcpus.connectedServers();
+  }
+
+  /** vCPU ids and their servers, ascending by vCPU id. */
+  connectedVcpus(): { vcpuId: number; server: number }[] {
+    return this.vcpus.entries();
+  }
+
+  context(server: number): ThreadContext | undefined {
+    return isIndex(server, this.contexts.length) ? this.contexts[server] : undefined;
+  }
+
+  // ---------------------------------------------------------------- KVM device controls (§1)
+
+  /**
+   * CTRL/NR_SERVERS (xive.md §1.2): 0 or above KVM_MAX_VCPU_IDS → EINVAL; once the VP block is
+   * allocated → EBUSY; above KVM_MAX_VCPUS it is clamped.
+   */
+  setNrServers(value: number): void {
+    this.servers = checkNrServers(value, this.maxVcpus, this.maxVcpuIds, this.router.ends !== undefined);
+  }
+
+  /**
+   * KVM_ENABLE_CAP(KVM_CAP_PPC_IRQ_XIVE) on a vCPU (xive.md §1.1): EBUSY if the vCPU already has
+   * an interrupt controller; EINVAL if the (packed) server is not below nr_servers; the VP block
+   * is allocated at the first connect; EEXIST if another vCPU has the server.
+   */
+  connectVcpu(vcpuId: number, server: number = vcpuId): void {
+    // kvmppc_pack_vcpu_id is the identity below KVM_MAX_VCPUS (VSMT 1); above, the kernel
+    // cannot pack the id and it is refused here.
+    this.vcpus.checkConnect(vcpuId, server, Math.min(this.servers, this.maxVcpus));
+    if (this.router.ends === undefined) this.router.ends = new EndTable(this.servers << 3, this.memory);
+    this.vcpus.add(vcpuId, server, this.contexts[server] !== undefined);
+    this.contexts[server] = new ThreadContext(server, this.signal);
+  }
+
+  /**
+   * SOURCE (xive.md §1.2): creates or re-inits source `irq` from the KVM value (bit 0 LSI, bit 1
+   * asserted): valid, masked, PQ=01. irq ≥ 1,048,576 → E2BIG.
+   */
+  setSource(irq: number, value: bigint): void {
+    if (!isIndex(irq, KVM_XIVE_NR_IRQS)) {
+      throw kvmError(
+        Errno.E2BIG,
+        "OUT_OF_RANGE",
+        "SOURCE_OUT_OF_RANGE",
+        `source ${irq} is not below ${KVM_XIVE_NR_IRQS}`,
+        "irq",
+      );
+    }
+    const lsi = (value & KVM_XIVE_LEVEL_SENSITIVE) !== 0n;
+    this.sources.create(irq, lsi, lsi && (value & KVM_XIVE_LEVEL_ASSERTED) !== 0n);
+  }
+
+  /** SOURCE with named fields. */
+  initSource(irq: number, kind: { lsi?: boolean; asserted?: boolean } = {}): void {
+    this.setSource(
+      irq,
+      (kind.lsi ? KVM_XIVE_LEVEL_SENSITIVE : 0n) | (kind.asserted ? KVM_XIVE_LEVEL_ASSERTED : 0n),
+    );
+  }
+
+  /**
+   * SOURCE_CONFIG (xive.md §1.2, §1.3): ENOENT without a block, EINVAL for an invalid source or
+   * priority 7; unchanged (server, priority, eisn) is a no-op; masked clears the target; else
+   * the target is selected as KVM does and may differ from the one asked for. Returns the
+   * effective server.
+   */
+  setSourceConfig(irq: number, value: bigint): number {
+    this.checkSourceForKvm(irq);
+    const config = decodeKvmSourceConfig(value);
+    if (!isKvmPriorityValid(config.priority)) {
+      throw kvmError(
+        Errno.EINVAL,
+        "INVALID_ARGUMENT",
+        "PRIORITY_RESERVED",
+        `priority ${config.priority} is reserved (KVM uses 7 for escalations)`,
+        "priority",
+      );
+    }
+    const hi = this.sources.easHi(irq);
+    const lo = this.sources.easLo(irq);
+    const masked = (lo & EAS_LO_MASKED) !== 0;
+    const actServer = masked ? 0 : (hi & EAS_HI_END_INDEX) >>> 3;
+    const actPriority = masked ? 0xff : hi & 7;
+    const actEisn = masked ? 0 : lo & EAS_LO_EISN;
+    if (actServer === config.server && actPriority === config.priority && actEisn === config.eisn)
+      return actServer;
+    if (config.masked) {
+      this.sources.setEas(irq, EAS_HI_VALID, EAS_LO_MASKED);
+      return 0;
+    }
+    const server = this.selectTarget(config.server, config.priority);
+    this.sources.setEas(
+      irq,
+      encodeEasHi(true, 0, endIndexOf(server, config.priority)),
+      encodeEasLo(false, config.eisn),
+    );
+    return server;
+  }
+
+  /**
+   * kvmppc_xive_select_target (xive.md §1.3): the requested vCPU's queue if it has a page and
+   * room (entries − XIVE_Q_GAP sources), else the first vCPU whose queue at that priority does;
+   * an unknown server → EINVAL; none → EBUSY.
+   */
+  private selectTarget(server: number, priority: number): number {
+    if (this.context(server) === undefined) {
+      throw serverNotConnected(server, Errno.EINVAL, "INVALID_ARGUMENT");
+    }
+    if (this.tryPickQueue(server, priority)) return server;
+    for (const { server: candidate } of this.connectedVcpus()) {
+      if (this.tryPickQueue(candidate, priority)) return candidate;
+    }
+    throw kvmError(
+      Errno.EBUSY,
+      "RESOURCE_EXHAUSTED",
+      "NO_QUEUE_AVAILABLE",
+      `no vCPU has a priority ${priority} queue with room for another source`,
+      "priority",
+    );
+  }
+
+  private tryPickQueue(server: number, priority: number): boolean {
+    const ends = this.router.ends!;
+    const index = endIndexOf(server, priority);
+    if (!ends.isEnqueue(index)) return false; // no queue page: -ENXIO, the search goes on
+    const max = queueEntries(ends.qshiftOf(index)) - XIVE_Q_GAP;
+    if (ends.kvmCount[index]! >= max) return false;
+    ends.kvmCount[index]!++;
+    return true;
+  }
+
+  /**
+   * EQ_CONFIG set (xive.md §1.4), every check before any change: ENOENT unknown server, EINVAL
+   * priority 7; qshift 0 resets the queue; flags must be exactly ALWAYS_NOTIFY; qshift must be
+   * 16; qaddr aligned; the queue must fit a host page and guest RAM (EINVAL); qtoggle/qindex
+   * are restored only when they are not the initial 1/0.
+   */
+  setQueueConfig(server: number, priority: number, eq: KvmXiveEq): void {
+    const index = this.checkQueueForKvm(server, priority);
+    const ends = this.router.ends!;
+    if (eq.qshift === 0) {
+      ends.reset(index);
+      return;
+    }
+    const einval = (reason: string, message: string, field: string) =>
+      kvmError(Errno.EINVAL, "INVALID_ARGUMENT", reason, message, field);
+    if (eq.flags !== KVM_XIVE_EQ_ALWAYS_NOTIFY) {
+      throw einval("EQ_FLAGS_INVALID", `flags must be ALWAYS_NOTIFY (1), got ${eq.flags}`, "flags");
+    }
+    if (eq.qshift !== 16)
+      throw einval("EQ_SIZE_INVALID", `qshift must be 16 (or 0), got ${eq.qshift}`, "qshift");
+    const size = 1n << BigInt(eq.qshift);
+    const qaddr = BigInt.asUintN(64, eq.qaddr);
+    if ((qaddr & (size - 1n)) !== 0n) {
+      throw einval("EQ_MISALIGNED", `qaddr 0x${qaddr.toString(16)} is not aligned to ${size}`, "qaddr");
+    }
+    if (eq.qshift > this.hostPageShift) {
+      throw einval("EQ_LARGER_THAN_PAGE", `a ${size}-byte queue exceeds the host page`, "qshift");
+    }
+    if (qaddr + size > BigInt(this.memory.size)) {
+      throw einval("EQ_NOT_IN_GUEST_RAM", `queue at 0x${qaddr.toString(16)} is outside guest RAM`, "qaddr");
+    }
+    ends.configure(index, Number(qaddr), eq.qshift, true, server);
+    // OPAL stores the fields masked to their widths (1-bit toggle, 22-bit offset).
+    if (eq.qtoggle !== 1 || eq.qindex !== 0) ends.setQueueState(index, eq.qtoggle & 1, eq.qindex);
+  }
+
+  /**
+   * EQ_CONFIG get (xive.md §1.4 step 7): undefined when the queue has no page (KVM returns 0
+   * without writing the buffer), else flags, qshift, qaddr and the live qtoggle/qindex.
+   */
+  getQueueConfig(server: number, priority: number): KvmXiveEq | undefined {
+    const index = this.checkQueueForKvm(server, priority);
+    const ends = this.router.ends!;
+    if (!ends.isEnqueue(index)) return undefined;
+    const end = ends.read(index);
+    return {
+      flags: end.unconditionalNotify ? KVM_XIVE_EQ_ALWAYS_NOTIFY : 0,
+      qshift: end.qshift,
+      qaddr: BigInt(end.qaddr),
+      qtoggle: end.generation,
+      qindex: end.qindex,
+    };
+  }
+
+  private checkQueueForKvm(server: number, priority: number): number {
+    if (this.context(server) === undefined) {
+      throw serverNotConnected(server, Errno.ENOENT, "NOT_FOUND");
+    }
+    if (!isKvmPriorityValid(priority)) {
+      throw kvmError(
+        Errno.EINVAL,
+        "INVALID_ARGUMENT",
+        "PRIORITY_RESERVED",
+        `priority ${priority} is reserved (KVM uses 7 for escalations)`,
+        "priority",
+      );
+    }
+    return endIndexOf(server, priority);
+  }
+
+  private checkSourceForKvm(irq: number): void {
+    if (!this.sources.hasBlock(irq)) {
+      throw kvmError(
+        Errno.ENOENT,
+        "NOT_FOUND",
+        "SOURCE_BLOCK_NOT_FOUND",
+        `no source block holds source ${irq}`,
+        "irq",
+      );
+    }
+    if (!this.sources.isValid(irq)) {
+      throw kvmError(
+        Errno.EINVAL,
+        "FAILED_PRECONDITION",
+        "SOURCE_NOT_VALID",
+        `source ${irq} has not been initialised`,
+        "irq",
+      );
+    }
+  }
+
+  /** SOURCE_SYNC (xive.md §1.2): ENOENT without a block, EINVAL if invalid; nothing is in flight here. */
+  syncSource(irq: number): void {
+    this.checkSourceForKvm(irq);
+  }
+
+  /**
+   * CTRL/RESET (xive.md §1.2): every valid, unmasked source gets eisn 0, PQ 01 and a MASKED EAS;
+   * every connected vCPU's queues 0-7 are torn down. Masked sources keep their PQ.
+   */
+  reset(): void {
+    this.sources.forEachValid((_irq, block, i) => {
+      if (block.easLo[i]! & EAS_LO_MASKED) return;
+      block.status[i] = (block.status[i]! & ~STATUS_PQ) | PQ.OFF;
+      block.easHi[i] = EAS_HI_VALID;
+      block.easLo[i] = EAS_LO_MASKED;
+    });
+    const ends = this.router.ends;
+    if (!ends) return;
+    for (const server of this.vcpus.connectedServers()) {
+      for (let priority = 0; priority < 8; priority++) ends.reset(endIndexOf(server, priority));
+    }
+  }
+
+  /**
+   * H_INT_RESET's cold reset of the device (QEMU spapr_xive_reset + source reset, xive.md §2):
+   * every valid EAS becomes VALID|MASKED (target and EISN dropped), every END is reset, and
+   * every source returns to PQ 01 with ASSERTED cleared (the LSI setting is kept).
+   */
+  coldReset(): void {
+    this.sources.forEachValid((_irq, block, i) => {
+      block.status[i] = (block.status[i]! & STATUS_LSI) | PQ.OFF;
+      block.easHi[i] = EAS_HI_VALID;
+      block.easLo[i] = EAS_LO_MASKED;
+    });
+    const ends = this.router.ends;
+    if (ends) for (let index = 0; index < ends.size; index++) ends.reset(index);
+  }
+
+  /**
+   * CTRL/EQ_SYNC (xive.md §1.2): syncs the valid unmasked sources (nothing is in flight in the
+   * model) and marks every configured queue's pages dirty in guest RAM for migration.
+   */
+  eqSync(): void {
+    const ends = this.router.ends;
+    if (!ends) return;
+    for (const server of this.vcpus.connectedServers()) {
+      for (let priority = 0; priority < 8; priority++) {
+        const index = endIndexOf(server, priority);
+        if (!ends.isEnqueue(index)) continue;
+        this.memory.markDirty(ends.qaddr[index]!, 1 << ends.qshiftOf(index));
+      }
+    }
+  }
+
+  /**
+   * KVM_GET_ONE_REG(VP_STATE) (xive.md §1.6): [0] = OS ring word0/1 (NSR..PIPR, big-endian),
+   * [1] unused. ENOENT when the vCPU has no XIVE context.
+   */
+  getVpState(server: number): [bigint, bigint] {
+    return [this.requireContext(server).osWord01(), 0n];
+  }
+
+  /** KVM_SET_ONE_REG(VP_STATE): stores word0/1 only (xive.md §1.6). */
+  setVpState(server: number, state: readonly [bigint, bigint]): void {
+    this.requireContext(server).setOsWord01(BigInt.asUintN(64, state[0]));
+  }
+
+  private requireContext(server: number): ThreadContext {
+    const context = this.context(server);
+    if (context === undefined) {
+      throw vcpuNotConnected(server, "NOT_FOUND");
+    }
+    return context;
+  }
+
+  // ---------------------------------------------------------------- device side (irqfd)
+
+  /** A device raises source `irq` (an MSI, or asserting an LSI): xive_source_set_irq(irq, 1). */
+  trigger(irq: number): TriggerOutcomeValue {
+    return this.setIrq(irq, true);
+  }
+
+  /**
+   * xive_source_set_irq (xive.md §3): an MSI triggers on a rising call; an LSI's level sets or
+   * clears ASSERTED and an assert forwards only from PQ 00 (to 10; Q is never set).
+   */
+  setIrq(irq: number, level: boolean): TriggerOutcomeValue {
+    if (!(irq >= 0 && irq < KVM_XIVE_NR_IRQS)) return TriggerOutcome.NO_SOURCE;
+    const block = this.sources.blocks[irq >>> SOURCE_BLOCK_SHIFT];
+    if (block === undefined) return TriggerOutcome.NO_SOURCE;
+    const i = irq & (SOURCES_PER_BLOCK - 1);
+    if ((block.easHi[i]! & EAS_HI_VALID) === 0) return TriggerOutcome.NO_SOURCE;
+    const status = block.status[i]!;
+    if (status & STATUS_LSI) {
+      if (!level) {
+        block.status[i] = status & ~STATUS_ASSERTED;
+        return TriggerOutcome.COALESCED;
+      }
+      return this.lsiTrigger(block, i) ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
+    }
+    if (!level) return TriggerOutcome.COALESCED;
+    const result = esbTrigger(status);
+    block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
+    return result & ESB_FORWARD ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
+  }
+
+  /** Sets ASSERTED; forwards only from PQ 00, moving to 10 (xive.md §3 LSI). */
+  private lsiTrigger(block: SourceBlock, i: number): boolean {
+    const status = block.status[i]! | STATUS_ASSERTED;
+    if ((status & STATUS_PQ) === PQ.RESET) {
+      block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
+      return true;
+    }
+    block.status[i] = status;
+    return false;
+  }
+
+  /** The ESB trigger of the trigger page and of management stores 0x000-0x3FF (MSI rules for all). */
+  private esbTriggerAt(block: SourceBlock, i: number): void {
+    const status = block.status[i]!;
+    const result = esbTrigger(status);
+    block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
+    if (result & ESB_FORWARD) this.router.notify(block, i);
+  }
+
+  /** ESB EOI; an LSI still asserted re-triggers (xive.md §3). Returns 1 if an event was forwarded. */
+  private esbEoiAt(block: SourceBlock, i: number): number {
+    const status = block.status[i]!;
+    const result = esbEoi(status);
+    block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
+    let forward = (result & ESB_FORWARD) !== 0;
+    if (status & STATUS_LSI && status & STATUS_ASSERTED) forward = this.lsiTrigger(block, i);
+    if (forward) this.router.notify(block, i);
+    return forward ? 1 : 0;
+  }
+
+  // ---------------------------------------------------------------- ESB pages (§1.5, §3)
+
+  private esbBlock(irq: number, size: number, offset: number): SourceBlock {
+    if (!this.sources.isValid(irq)) {
+      // KVM answers a fault on the ESB page of an invalid source with SIGBUS (anchor A4).
+      throw new XiveError({
+        code: "FAILED_PRECONDITION",
+        reason: "ESB_PAGE_FAULT",
+        message: `source ${irq} is not valid: its ESB pages fault (SIGBUS)`,
+        errno: Errno.ENXIO,
+        field: "irq",
+      });
+    }
+    if (size !== 8) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "ESB_ACCESS_SIZE",
+        message: `ESB accesses are 8 bytes, got ${size}`,
+        field: "size",
+      });
+    }
+    if (!isIndex(offset, 1 << 16)) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "ESB_OFFSET_OUT_OF_RANGE",
+        message: `ESB page offset must be below 0x10000, got ${offset}`,
+        field: "offset",
+      });
+    }
+    return this.sources.blockOf(irq)!;
+  }
+
+  /**
+   * An 8-byte load from a source's ESB page (xive.md §3): the trigger page reads all ones; the
+   * management page EOIs (returns 0|1), GETs PQ, or sets PQ and returns the old PQ.
+   */
+  esbLoad(irq: number, managementPage: boolean, offset: number, size = 8): bigint {
+    const block = this.esbBlock(irq, size, offset);
+    if (!managementPage) return allOnes(8);
+    const i = irq & (SOURCES_PER_BLOCK - 1);
+    switch (decodeEsbLoad(offset)) {
+      case "EOI":
+        return BigInt(this.esbEoiAt(block, i));
+      case "GET":
+        return BigInt(block.status[i]! & STATUS_PQ);
+      case "SET_PQ":
+        return BigInt(this.sources.setPq(irq, setPqValueOf(offset & 0xfff)));
+    }
+  }
+
+  /**
+   * An 8-byte store to a source's ESB page (xive.md §3): anywhere on the trigger page triggers;
+   * on the management page 0x000-0x3FF triggers, 0x400-0x7FF is store-EOI (ignored unless the
+   * source has STORE_EOI), 0x800-0xBFF injects (forward without PQ), 0xC00-0xFFF sets PQ.
+   */
+  esbStore(irq: number, managementPage: boolean, offset: number, _value: bigint, size = 8): void {
+    const block = this.esbBlock(irq, size, offset);
+    const i = irq & (SOURCES_PER_BLOCK - 1);
+    if (!managementPage) return this.esbTriggerAt(block, i);
+    switch (decodeEsbStore(offset)) {
+      case "TRIGGER":
+        return this.esbTriggerAt(block, i);
+      case "STORE_EOI":
+        if (this.storeEoi) this.esbEoiAt(block, i);
+        return;
+      case "INJECT":
+        this.router.notify(block, i);
+        return;
+      case "SET_PQ":
+        this.sources.setPq(irq, setPqValueOf(offset & 0xfff));
+        return;
+    }
+  }
+
+  /**
+   * END ESB load (the page H_INT_GET_QUEUE_INFO returns): even page ESn, odd page ESe; EOI,
+   * GET and SET_PQ as for sources; an invalid END reads all ones (QEMU xive_end_source_read).
+   */
+  endEsbLoad(endIndex: number, escalation: boolean, offset: number): bigint {
+    const ends = this.router.ends;
+    if (ends === undefined || !isIndex(endIndex, ends.size) || !ends.isValid(endIndex)) return allOnes(8);
+    switch (decodeEsbLoad(offset)) {
+      case "EOI":
+        return BigInt(ends.eoiEsb(endIndex, escalation));
+      case "GET":
+        return BigInt(ends.esbOf(endIndex, escalation));
+      case "SET_PQ": {
+        const old = ends.esbOf(endIndex, escalation);
+        ends.setEsb(endIndex, escalation, setPqValueOf(offset & 0xfff));
+        return BigInt(old);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- TIMA (§1.5, §5)
+
+  private timaContext(server: number, offset: number, size: number): ThreadContext {
+    const context = this.context(server);
+    if (context === undefined) {
+      throw vcpuNotConnected(server);
+    }
+    if (!isIndex(offset, 4 << TM_SHIFT)) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "TIMA_OFFSET_OUT_OF_RANGE",
+        message: `TIMA offset must be below 0x40000, got ${offset}`,
+        field: "offset",
+      });
+    }
+    if (offset >>> TM_SHIFT !== TimaPage.OS) {
+      // KVM maps only the OS page; HW, HV and USER pages fault with SIGBUS (xive.md §1.5).
+      throw new XiveError({
+        code: "FAILED_PRECONDITION",
+        reason: "TIMA_PAGE_FAULT",
+        message: `TIMA page ${offset >>> TM_SHIFT} is not mapped for a guest (SIGBUS)`,
+        errno: Errno.ENXIO,
+        field: "offset",
+      });
+    }
+    if (size !== 1 && size !== 2 && size !== 4 && size !== 8) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "TIMA_ACCESS_SIZE",
+        message: `TIMA accesses are 1, 2, 4 or 8 bytes, got ${size}`,
+        field: "size",
+      });
+    }
+    return context;
+  }
+
+  /** A load from the TIMA at `offset` (page << 16 | offset in page) by the vCPU with `server`. */
+  timaLoad(server: number, offset: number, size: number): bigint {
+    return this.timaContext(server, offset, size).load(offset & 0xffff, size);
+  }
+
+  timaStore(server: number, offset: number, size: number, value: bigint): void {
+    this.timaContext(server, offset, size).store(offset & 0xffff, size, BigInt.asUintN(size * 8, value));
+  }
+
+  // ---------------------------------------------------------------- introspection
+
+  source(irq: number): SourceState | undefined {
+    if (!this.sources.isValid(irq)) return undefined;
+    const status = this.sources.status(irq);
+    const hi = this.sources.easHi(irq);
+    const lo = this.sources.easLo(irq);
+    return {
+      irq,
+      lsi: (status & STATUS_LSI) !== 0,
+      asserted: (status & STATUS_ASSERTED) !== 0,
+      pq: status & STATUS_PQ,
+      masked: (lo & EAS_LO_MASKED) !== 0,
+      server: (hi & EAS_HI_END_INDEX) >>> 3,
+      priority: hi & 7,
+      eisn: lo & EAS_LO_EISN,
+    };
+  }
+}
