@@ -4,9 +4,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
+import { xiveBench } from "./xive-bench.js";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   "grpc-echo": grpcEchoBench,
+  xive: xiveBench,
 };
 
 const wanted = process.argv.slice(2);
