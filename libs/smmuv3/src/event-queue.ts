@@ -35,9 +35,14 @@ export class EventQueue {
   reported = 0;
   dropped = 0;
 
-  constructor(readonly depth: number) {
+  constructor(
+    readonly depth: number,
+    /** Sequence of the first report (0 like iommufd; another value lets tests reach the wrap). */
+    firstSequence = 0,
+  ) {
     if (!Number.isSafeInteger(depth) || depth <= 0)
       throw new RangeError(`event queue depth must be positive, got ${depth}`);
+    this.nextSequence = firstSequence & SEQUENCE_MASK;
   }
 
   /** Events waiting (the marker not counted). */
