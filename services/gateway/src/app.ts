@@ -1,13 +1,96 @@
+import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
-import type { Logger } from "@vplane/service-kit";
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { VplaneError } from "@vplane/service-kit";
+import type { ServerOptions as HttpsOptions } from "node:https";
+import { authentication } from "./authentication.js";
+import { errorHandling } from "./error-handler.js";
+import type { GatewayServices } from "./gateway-services.js";
+import { idempotency } from "./idempotency.js";
+import { healthRoutes } from "./routes/health-routes.js";
+import { hostRoutes } from "./routes/host-routes.js";
+import { countRequests, metricsRoutes } from "./routes/metrics-routes.js";
+import { operationRoutes } from "./routes/operation-routes.js";
+import { vmRoutes } from "./routes/vm-routes.js";
+import { VPLANE_VERSION } from "@vplane/service-kit";
 
-/** The gateway's HTTP application: routes only, no listening (tests inject requests). */
-export function buildApp(options: { log: Logger }): FastifyInstance {
+/** The rate-limit bucket of a request: its token id when it has one, else its address. */
+function callerKey(request: { headers: { authorization?: string | undefined }; ip: string }): string {
+  const match = /^Bearer vpl_([0-9a-f]{12})_/i.exec(request.headers.authorization ?? "");
+  return match ? `token:${match[1]}` : `ip:${request.ip}`;
+}
+
+/**
+ * The gateway's HTTP application: routes only, no listening (tests inject requests). Features
+ * are encapsulated plugins; every route declares its TypeBox schemas, which validate requests
+ * (TypeBox's compiler: bodies are never coerced) and make the OpenAPI document at /openapi.json.
+ */
+export async function buildApp(services: GatewayServices, https?: HttpsOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.log,
-    bodyLimit: 1024 * 1024,
+    loggerInstance: services.log,
+    bodyLimit: services.limits.bodyLimitBytes,
     requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    ...(https ? { https } : {}),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.addHook("onSend", async (request, reply, payload) => {
+    void reply.header("x-request-id", request.id);
+    return payload;
   });
-  app.get("/healthz", () => ({ status: "ok" }));
+
+  await app.register(errorHandling);
+  countRequests(app as unknown as FastifyInstance, services);
+  if (services.limits.rateLimitPerSecond > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: services.limits.rateLimitPerSecond,
+      timeWindow: 1000,
+      keyGenerator: callerKey,
+      errorResponseBuilder: (_request, context) =>
+        new VplaneError({
+          code: "RESOURCE_EXHAUSTED",
+          reason: "RATE_LIMITED",
+          message: `more than ${context.max} requests per second; retry after ${context.after}`,
+        }),
+    });
+  }
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "vplane gateway",
+        version: VPLANE_VERSION,
+        description:
+          "REST API for orchestrators: hosts, VMs and their interrupt controllers and IOMMUs, long-running operations. Errors: {error: {code, reason, message, details}} with HTTP status mapped from the gRPC code as grpc-gateway does.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+      tags: [
+        { name: "vms", description: "VMs of the caller's tenant" },
+        { name: "hosts", description: "hosts and their services (admins register them)" },
+        { name: "operations", description: "long-running operations (AIP-151)" },
+        { name: "health", description: "liveness, readiness and metrics (no token needed)" },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+  app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
+
+  await app.register(healthRoutes, { services });
+  await app.register(metricsRoutes, { services });
+  await app.register(
+    async (v1) => {
+      await v1.register(authentication, { tokens: services.tokens });
+      await v1.register(idempotency, { store: services.store });
+      await v1.register(hostRoutes, { services });
+      await v1.register(vmRoutes, { services });
+      await v1.register(operationRoutes, { services });
+    },
+    { prefix: "/v1" },
+  );
   return app as unknown as FastifyInstance;
 }

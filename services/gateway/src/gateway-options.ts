@@ -1,6 +1,9 @@
 import { option, type ConfigOf } from "@vplane/service-kit";
 
-/** The gateway's options (flag, environment variable, default). */
+/**
+ * The gateway's options (flag, environment variable, default). Paths that are empty by default
+ * resolve inside the data folder (see resolveGatewayPaths).
+ */
 export const gatewayOptionsSpec = {
   address: option.listenAddress({
     env: "VPLANE_GATEWAY_ADDR",
@@ -22,6 +25,110 @@ export const gatewayOptionsSpec = {
     default: 10_000,
     min: 0,
     max: 600_000,
+  }),
+  dataDir: option.string({
+    env: "VPLANE_DATA_DIR",
+    flag: "data-dir",
+    doc: "data folder: the embedded registry and the tokens file live here unless set apart",
+    default: "./data",
+  }),
+  registryUrl: option.string({
+    env: "VPLANE_REGISTRY_URL",
+    flag: "registry-url",
+    doc: "registry store URL: sqlite:///abs/path.db or etcd://host:2379[,host:port]/prefix; unset: sqlite in the data folder",
+    default: "",
+  }),
+  tokensFile: option.string({
+    env: "VPLANE_TOKENS_FILE",
+    flag: "tokens-file",
+    doc: "JSON file of hashed bearer tokens (tenant, role); unset: tokens.json in the data folder",
+    default: "",
+  }),
+  tlsCert: option.string({
+    env: "VPLANE_GATEWAY_TLS_CERT",
+    flag: "tls-cert",
+    doc: "PEM certificate path for HTTPS; with --tls-key enables TLS on the REST API",
+    default: "",
+  }),
+  tlsKey: option.string({
+    env: "VPLANE_GATEWAY_TLS_KEY",
+    flag: "tls-key",
+    doc: "PEM key path for HTTPS",
+    default: "",
+  }),
+  serviceTlsCa: option.string({
+    env: "VPLANE_SERVICE_TLS_CA",
+    flag: "service-tls-ca",
+    doc: "PEM CA path the host services' certificates chain to; set: gRPC to the services uses TLS",
+    default: "",
+  }),
+  serviceTlsCert: option.string({
+    env: "VPLANE_SERVICE_TLS_CERT",
+    flag: "service-tls-cert",
+    doc: "PEM client certificate path presented to the services (mutual TLS)",
+    default: "",
+  }),
+  serviceTlsKey: option.string({
+    env: "VPLANE_SERVICE_TLS_KEY",
+    flag: "service-tls-key",
+    doc: "PEM client key path for mutual TLS to the services",
+    default: "",
+  }),
+  defaultHostName: option.string({
+    env: "VPLANE_DEFAULT_HOST",
+    flag: "default-host",
+    doc: "name of the host registered from config when VPLANE_INTERRUPT_ADDR/IOMMU/MIGRATION are set",
+    default: "local",
+  }),
+  interruptAddress: option.string({
+    env: "VPLANE_INTERRUPT_ADDR",
+    flag: "interrupt-addr",
+    doc: "interrupt-controller gRPC address of the default host (unset: no default host)",
+    default: "",
+  }),
+  iommuAddress: option.string({
+    env: "VPLANE_IOMMU_ADDR",
+    flag: "iommu-addr",
+    doc: "iommu gRPC address of the default host",
+    default: "",
+  }),
+  migrationAddress: option.string({
+    env: "VPLANE_MIGRATION_ADDR",
+    flag: "migration-addr",
+    doc: "migration gRPC address of the default host",
+    default: "",
+  }),
+  bodyLimitBytes: option.integer({
+    env: "VPLANE_GATEWAY_BODY_LIMIT_BYTES",
+    flag: "body-limit-bytes",
+    doc: "largest request body in bytes (fastify bodyLimit); larger bodies answer 413",
+    default: 1024 * 1024,
+    min: 1024,
+    max: 64 * 1024 * 1024,
+  }),
+  rateLimitPerSecond: option.integer({
+    env: "VPLANE_GATEWAY_RATE_LIMIT",
+    flag: "rate-limit",
+    doc: "requests per second per caller (token, else client address); over it answers 429; 0 disables",
+    default: 1000,
+    min: 0,
+    max: 1_000_000,
+  }),
+  rpcTimeoutMs: option.integer({
+    env: "VPLANE_GATEWAY_RPC_TIMEOUT_MS",
+    flag: "rpc-timeout-ms",
+    doc: "deadline of each gRPC call to a host service, ms",
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+  }),
+  operationTimeoutMs: option.integer({
+    env: "VPLANE_GATEWAY_OPERATION_TIMEOUT_MS",
+    flag: "operation-timeout-ms",
+    doc: "total time a long-running operation may take before it is aborted and rolled back, ms",
+    default: 300_000,
+    min: 1_000,
+    max: 86_400_000,
   }),
 };
 

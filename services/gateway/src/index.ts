@@ -1,2 +1,12 @@
+export { AccessTokens, ROLES, type Principal, type Role, type TokenEntry } from "./access-tokens.js";
 export { buildApp } from "./app.js";
+export {
+  buildGatewayServices,
+  resolveGatewayPaths,
+  startGateway,
+  type GatewayParts,
+  type RunningGateway,
+} from "./gateway.js";
 export { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";
+export type { GatewayServices } from "./gateway-services.js";
+export { httpStatusOf } from "./http-status.js";

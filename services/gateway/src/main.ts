@@ -1,30 +1,32 @@
 #!/usr/bin/env node
 import { EXIT, createLogger, loadConfigOrExit } from "@vplane/service-kit";
-import { buildApp } from "./app.js";
+import { startGateway, type RunningGateway } from "./gateway.js";
 import { gatewayOptionsSpec } from "./gateway-options.js";
 
 const config = loadConfigOrExit("gateway", gatewayOptionsSpec, process.argv.slice(2));
 if (!config) process.exit(EXIT.GRACEFUL);
 const log = createLogger({ name: "gateway", level: config.logLevel });
-const app = buildApp({ log });
-const separator = config.address.lastIndexOf(":");
+let gateway: RunningGateway;
 try {
-  await app.listen({
-    host: config.address.slice(0, separator).replace(/^\[|\]$/g, ""),
-    port: Number(config.address.slice(separator + 1)),
+  gateway = await startGateway(config, log, {
+    // The one time the token exists in clear: on the terminal, never in the log.
+    onAdminToken: (token) =>
+      process.stderr.write(
+        `\ngateway: first start, created an admin token (tenant "default"); it is shown only now:\n\n  ${token}\n\n` +
+          `  use it as:  Authorization: Bearer <token>   (vplanectl: VPLANE_TOKEN=<token>)\n\n`,
+      ),
   });
 } catch (error) {
   process.stderr.write(`gateway: could not start: ${(error as Error).message}\n`);
+  log.flush();
   process.exit(EXIT.START_FAILED);
 }
-const bound = app.server.address();
-const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : String(bound);
-log.info({ address: where }, `gateway listening on http://${where}`);
+log.info({ url: gateway.url }, `gateway listening on ${gateway.url}`);
 
 const stop = (signal: NodeJS.Signals) => {
   log.info({ signal }, "signal received: draining");
   const timer = setTimeout(() => process.exit(EXIT.FORCED), config.shutdownGraceMs);
-  void app.close().then(() => {
+  void gateway.close().then(() => {
     clearTimeout(timer);
     log.flush();
     process.exit(EXIT.GRACEFUL);

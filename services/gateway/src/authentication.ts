@@ -1,0 +1,56 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { VplaneError } from "@vplane/service-kit";
+import type { AccessTokens, Principal, Role } from "./access-tokens.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the authentication hook on every /v1 route. */
+    principal: Principal;
+  }
+  interface FastifyContextConfig {
+    /** The least role that may call the route; default viewer for GET/HEAD, operator otherwise. */
+    minimumRole?: Role;
+  }
+}
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+function minimumRoleOf(request: FastifyRequest): Role {
+  const configured = request.routeOptions.config.minimumRole;
+  if (configured) return configured;
+  return request.method === "GET" || request.method === "HEAD" ? "viewer" : "operator";
+}
+
+/**
+ * Bearer-token authentication and role checks for the routes of the scope it is registered in:
+ * 401 UNAUTHENTICATED without a valid token, 403 PERMISSION_DENIED when the role is too low.
+ * Tenancy is not checked here: records are keyed by tenant, so another tenant's VM is not found.
+ */
+export const authentication = fp(
+  (app: FastifyInstance, options: { tokens: AccessTokens }) => {
+    app.decorateRequest("principal", undefined as unknown as Principal);
+    app.addHook("onRequest", async (request, reply) => {
+      const principal = options.tokens.authenticate(request.headers.authorization);
+      if (!principal) {
+        void reply.header("www-authenticate", 'Bearer realm="vplane"');
+        throw new VplaneError({
+          code: "UNAUTHENTICATED",
+          reason: request.headers.authorization ? "TOKEN_INVALID" : "TOKEN_MISSING",
+          message: "a valid bearer token is required (Authorization: Bearer vpl_...)",
+        });
+      }
+      const needed = minimumRoleOf(request);
+      if (RANK[principal.role] < RANK[needed]) {
+        throw new VplaneError({
+          code: "PERMISSION_DENIED",
+          reason: "ROLE_NOT_ALLOWED",
+          message: `this call needs the ${needed} role; the token has ${principal.role}`,
+        });
+      }
+      request.principal = principal;
+      request.log = request.log.child({ tenant: principal.tenant, tokenId: principal.tokenId });
+    });
+  },
+  { name: "vplane-authentication" },
+);

@@ -1,0 +1,25 @@
+import type { Store } from "@vplane/store";
+import type { Logger } from "@vplane/service-kit";
+import type { AccessTokens } from "./access-tokens.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { HostConnections } from "./host-clients.js";
+import type { OperationRunner } from "./operation-runner.js";
+import type { HostRegistry } from "./registry/host-registry.js";
+import type { OperationRegistry } from "./registry/operation-registry.js";
+import type { VmRegistry } from "./registry/vm-registry.js";
+import type { VmLifecycle } from "./vm-lifecycle.js";
+
+/** Everything the routes use, built once per gateway (see startGateway / buildGatewayServices). */
+export interface GatewayServices {
+  log: Logger;
+  store: Store;
+  tokens: AccessTokens;
+  metrics: GatewayMetrics;
+  hosts: HostRegistry;
+  vms: VmRegistry;
+  operations: OperationRegistry;
+  runner: OperationRunner;
+  connections: HostConnections;
+  lifecycle: VmLifecycle;
+  limits: { bodyLimitBytes: number; rateLimitPerSecond: number };
+}

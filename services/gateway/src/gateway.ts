@@ -1,0 +1,150 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { ChannelCredentials } from "@grpc/grpc-js";
+import { clientCredentials, type Logger } from "@vplane/service-kit";
+import { openStore, type Store } from "@vplane/store";
+import { AccessTokens } from "./access-tokens.js";
+import { buildApp } from "./app.js";
+import type { GatewayOptions } from "./gateway-options.js";
+import { GatewayMetrics } from "./gateway-metrics.js";
+import type { GatewayServices } from "./gateway-services.js";
+import { HostConnections } from "./host-clients.js";
+import { OperationRunner } from "./operation-runner.js";
+import { HostRegistry } from "./registry/host-registry.js";
+import { OperationRegistry } from "./registry/operation-registry.js";
+import { VmRegistry } from "./registry/vm-registry.js";
+import { VmLifecycle } from "./vm-lifecycle.js";
+
+export interface GatewayParts {
+  log: Logger;
+  store: Store;
+  tokens: AccessTokens;
+  /** Credentials for the gRPC calls to host services (mutual TLS when configured). */
+  credentials: ChannelCredentials;
+  rpcTimeoutMs?: number;
+  operationTimeoutMs?: number;
+  limits?: Partial<GatewayServices["limits"]>;
+}
+
+/** Wires the registry, the host connections and the operation runner around one store. */
+export function buildGatewayServices(parts: GatewayParts): GatewayServices {
+  const vms = new VmRegistry(parts.store);
+  const metrics = new GatewayMetrics(() => vms.countByState());
+  const hosts = new HostRegistry(parts.store);
+  const operations = new OperationRegistry(parts.store);
+  const connections = new HostConnections(parts.credentials, metrics, parts.rpcTimeoutMs ?? 10_000);
+  const runner = new OperationRunner(operations, metrics, parts.log, parts.operationTimeoutMs ?? 300_000);
+  const instanceId = `gw-${randomBytes(4).toString("hex")}`;
+  const lifecycle = new VmLifecycle({ hosts, vms, operations, runner, connections, instanceId });
+  return {
+    log: parts.log,
+    store: parts.store,
+    tokens: parts.tokens,
+    metrics,
+    hosts,
+    vms,
+    operations,
+    runner,
+    connections,
+    lifecycle,
+    limits: { bodyLimitBytes: 1024 * 1024, rateLimitPerSecond: 1000, ...parts.limits },
+  };
+}
+
+/** Where the registry and the tokens file are, from the options (defaults in the data folder). */
+export function resolveGatewayPaths(config: Pick<GatewayOptions, "dataDir" | "registryUrl" | "tokensFile">) {
+  const dataDir = resolve(config.dataDir);
+  const tokensFile = config.tokensFile
+    ? isAbsolute(config.tokensFile)
+      ? config.tokensFile
+      : resolve(config.tokensFile)
+    : join(dataDir, "tokens.json");
+  const registryUrl = config.registryUrl || `sqlite://${join(dataDir, "registry.db")}`;
+  return { dataDir, tokensFile, registryUrl };
+}
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  services: GatewayServices;
+  /** e.g. "http://127.0.0.1:8080" */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The gateway as its entry point runs it: opens the registry (SQLite in the data folder unless
+ * an etcd URL is configured) and the tokens file (creating it with one admin token on first
+ * start, handed to `onAdminToken` once), registers the default host from config, and listens.
+ */
+export async function startGateway(
+  config: GatewayOptions,
+  log: Logger,
+  hooks: { onAdminToken?: (token: string) => void } = {},
+): Promise<RunningGateway> {
+  const paths = resolveGatewayPaths(config);
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey))
+    throw new Error("HTTPS needs both --tls-cert and --tls-key");
+  const https =
+    config.tlsCert && config.tlsKey
+      ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
+      : undefined;
+  const tokens = AccessTokens.open(paths.tokensFile, {
+    bootstrapAdmin: (token, entry) => {
+      log.info(
+        { tokenId: entry.id, tokensFile: paths.tokensFile },
+        "first start: created an admin token (hash stored)",
+      );
+      hooks.onAdminToken?.(token);
+    },
+  });
+  const store = openStore(paths.registryUrl);
+  const services = buildGatewayServices({
+    log,
+    store,
+    tokens,
+    credentials: clientCredentials({
+      ca: config.serviceTlsCa,
+      cert: config.serviceTlsCert,
+      key: config.serviceTlsKey,
+    }),
+    rpcTimeoutMs: config.rpcTimeoutMs,
+    operationTimeoutMs: config.operationTimeoutMs,
+    limits: { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerSecond: config.rateLimitPerSecond },
+  });
+  const close = async () => {
+    await app?.close();
+    await services.runner.drain();
+    services.connections.close();
+    await store.close();
+  };
+  let app: FastifyInstance | undefined;
+  try {
+    if (config.interruptAddress && config.iommuAddress && config.migrationAddress) {
+      await services.hosts.ensureFromConfig({
+        name: config.defaultHostName,
+        addresses: {
+          interruptController: config.interruptAddress,
+          iommu: config.iommuAddress,
+          migration: config.migrationAddress,
+        },
+      });
+    }
+    app = await buildApp(services, https);
+    const separator = config.address.lastIndexOf(":");
+    await app.listen({
+      host: config.address.slice(0, separator).replace(/^\[|\]$/g, ""),
+      port: Number(config.address.slice(separator + 1)),
+    });
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+  const bound = app.server.address();
+  const where =
+    typeof bound === "object" && bound
+      ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`
+      : String(bound);
+  return { app, services, url: `${https ? "https" : "http"}://${where}`, close };
+}

@@ -1,0 +1,118 @@
+import { makeGenericClientConstructor, type ChannelCredentials } from "@grpc/grpc-js";
+import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
+import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
+import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
+import { clientChannelOptions, type UnaryCallOptions, type VplaneError } from "@vplane/service-kit";
+import { service as healthDefinition } from "grpc-health-check";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { HostAddresses } from "./schemas/host-schema.js";
+
+const HealthClient = makeGenericClientConstructor(healthDefinition, "grpc.health.v1.Health");
+
+/** The one grpc.health.v1 method the gateway calls, typed (the generic client is not). */
+interface HealthCheckClient {
+  check(
+    request: { service: string },
+    options: { deadline: number },
+    callback: (error: Error | null, response?: { status?: string }) => void,
+  ): void;
+  close(): void;
+}
+
+export type ServiceKind = "interrupt-controller" | "iommu" | "migration";
+export type HealthAnswer = "SERVING" | "NOT_SERVING" | "UNREACHABLE";
+
+/** The gRPC clients of one host's services, made with the gateway's (m)TLS credentials. */
+export interface HostClients {
+  interrupt: InterruptControllerServiceClient;
+  iommu: IommuServiceClient;
+  migration: MigrationServiceClient;
+}
+
+/**
+ * Clients for every host the gateway talks to, kept per address set and reused (grpc-js keeps
+ * one HTTP/2 connection per address), with each call's outcome and latency counted in metrics.
+ */
+export class HostConnections {
+  private readonly clients = new Map<string, HostClients>();
+  private readonly health = new Map<string, HealthCheckClient>();
+
+  constructor(
+    private readonly credentials: ChannelCredentials,
+    private readonly metrics: GatewayMetrics,
+    readonly rpcTimeoutMs: number,
+  ) {}
+
+  clientsOf(addresses: HostAddresses): HostClients {
+    const key = `${addresses.interruptController}|${addresses.iommu}|${addresses.migration}`;
+    let clients = this.clients.get(key);
+    if (!clients) {
+      const options = clientChannelOptions();
+      clients = {
+        interrupt: new InterruptControllerServiceClient(
+          addresses.interruptController,
+          this.credentials,
+          options,
+        ),
+        iommu: new IommuServiceClient(addresses.iommu, this.credentials, options),
+        migration: new MigrationServiceClient(addresses.migration, this.credentials, options),
+      };
+      this.clients.set(key, clients);
+    }
+    return clients;
+  }
+
+  /**
+   * One unary call through `unaryCall` with the gateway's deadline, counted by service, method
+   * and status code; failures reject with the service's VplaneError (code, reason, errno...).
+   */
+  async call<Res>(
+    service: ServiceKind,
+    method: string,
+    invoke: (options: UnaryCallOptions) => Promise<Res>,
+    options: Omit<UnaryCallOptions, "timeoutMs"> & { timeoutMs?: number } = {},
+  ): Promise<Res> {
+    const stopTimer = this.metrics.rpcDuration.startTimer({ service, method });
+    try {
+      const response = await invoke({ timeoutMs: this.rpcTimeoutMs, ...options });
+      this.metrics.rpcCalls.inc({ service, method, code: "OK" });
+      return response;
+    } catch (error) {
+      this.metrics.rpcCalls.inc({ service, method, code: (error as VplaneError).code ?? "UNKNOWN" });
+      throw error;
+    } finally {
+      stopTimer();
+    }
+  }
+
+  /** grpc.health.v1 Check of the whole server at `address`; never throws. */
+  async healthOf(address: string, timeoutMs = 1000): Promise<HealthAnswer> {
+    let client = this.health.get(address);
+    if (!client) {
+      client = new HealthClient(
+        address,
+        this.credentials,
+        clientChannelOptions(),
+      ) as unknown as HealthCheckClient;
+      this.health.set(address, client);
+    }
+    const checking = client;
+    return new Promise<HealthAnswer>((done) => {
+      checking.check({ service: "" }, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error) done("UNREACHABLE");
+        else done(response?.status === "SERVING" ? "SERVING" : "NOT_SERVING");
+      });
+    });
+  }
+
+  close(): void {
+    for (const clients of this.clients.values()) {
+      clients.interrupt.close();
+      clients.iommu.close();
+      clients.migration.close();
+    }
+    for (const client of this.health.values()) client.close();
+    this.clients.clear();
+    this.health.clear();
+  }
+}

@@ -1,0 +1,151 @@
+import { createHash } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import { VplaneError } from "@vplane/service-kit";
+import { registryKeys } from "./registry/registry-keys.js";
+import { putOp, readRecord } from "./registry/typed-entry.js";
+
+/** How long a request may hold its key before a retry may take over (the first gateway died). */
+const PENDING_LEASE_MS = 60_000;
+/** How long a retry waits for the first request with the same key to finish. */
+const WAIT_FOR_FIRST_MS = 10_000;
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+type IdempotencyRecord =
+  | { state: "pending"; fingerprint: string; leaseUntil: number }
+  | { state: "done"; fingerprint: string; statusCode: number; body: unknown; createTime: string };
+
+/** The key a request holds while it runs: its final answer is written under CAS on this revision. */
+export interface IdempotencyReservation {
+  /** The write that records the answer; join it to the transaction that makes the effect durable. */
+  commitOp(statusCode: number, body: unknown): TransactionOp;
+  /** Set by the route once commitOp's transaction succeeded; else the plugin stores the reply. */
+  committed: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Present on a POST with an Idempotency-Key that runs for the first time. */
+    idempotency:
+      (IdempotencyReservation & { key: string; revision: number; fingerprint: string }) | undefined;
+  }
+}
+
+function fingerprintOf(request: FastifyRequest): string {
+  return createHash("sha256")
+    .update(`${request.method} ${request.url}\n`)
+    .update(JSON.stringify(request.body ?? null))
+    .digest("hex");
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Idempotency-Key on POST (as in Stripe's API and the IETF draft): the first request with a key
+ * runs and its answer is stored in the registry under the tenant; a retry with the same key and
+ * the same request gets that answer again (header Idempotent-Replayed: true), never a second
+ * effect; the same key with a different request is refused. A retry that arrives while the first
+ * still runs waits for it. 5xx answers are not stored, so the retry runs again.
+ */
+export const idempotency = fp(
+  (app: FastifyInstance, options: { store: Store }) => {
+    const { store } = options;
+    app.decorateRequest("idempotency", undefined);
+
+    app.addHook("preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
+      const header = request.headers["idempotency-key"];
+      if (request.method !== "POST" || header === undefined) return;
+      const key = Array.isArray(header) ? header[0]! : header;
+      if (!KEY_PATTERN.test(key)) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "BAD_IDEMPOTENCY_KEY",
+          message: "Idempotency-Key must be 1-255 printable ASCII characters",
+          field: "Idempotency-Key",
+        });
+      }
+      const storeKey = registryKeys.idempotency(
+        request.principal.tenant,
+        createHash("sha256").update(key).digest("hex"),
+      );
+      const fingerprint = fingerprintOf(request);
+      const waitUntil = Date.now() + WAIT_FOR_FIRST_MS;
+      for (;;) {
+        const existing = await readRecord<IdempotencyRecord>(store, storeKey);
+        if (existing && existing.value.fingerprint !== fingerprint) {
+          throw new VplaneError({
+            code: "FAILED_PRECONDITION",
+            reason: "IDEMPOTENCY_KEY_REUSED",
+            message: "this Idempotency-Key was used for a different request",
+            field: "Idempotency-Key",
+          });
+        }
+        if (existing?.value.state === "done") {
+          return reply
+            .code(existing.value.statusCode)
+            .header("idempotent-replayed", "true")
+            .send(existing.value.body);
+        }
+        if (existing?.value.state === "pending" && existing.value.leaseUntil > Date.now()) {
+          if (Date.now() > waitUntil) {
+            throw new VplaneError({
+              code: "ABORTED",
+              reason: "IDEMPOTENT_REQUEST_IN_PROGRESS",
+              message: "a request with this Idempotency-Key is still running; retry later",
+            });
+          }
+          await sleep(50);
+          continue;
+        }
+        const pending: IdempotencyRecord = {
+          state: "pending",
+          fingerprint,
+          leaseUntil: Date.now() + PENDING_LEASE_MS,
+        };
+        try {
+          const revision = await store.put(storeKey, pending, { ifRevision: existing?.revision ?? "absent" });
+          request.idempotency = {
+            key: storeKey,
+            revision,
+            fingerprint,
+            committed: false,
+            commitOp(statusCode, body) {
+              const done: IdempotencyRecord = {
+                state: "done",
+                fingerprint,
+                statusCode,
+                body,
+                createTime: new Date().toISOString(),
+              };
+              return putOp(storeKey, done, revision);
+            },
+          };
+          return;
+        } catch (error) {
+          if (!(error instanceof StoreConflictError)) throw error;
+          // Another request with this key got in first: read again (and wait or replay).
+        }
+      }
+    });
+
+    app.addHook("onSend", async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      const held = request.idempotency;
+      if (!held || held.committed) return payload;
+      held.committed = true;
+      try {
+        if (reply.statusCode >= 500) {
+          await store.delete(held.key, { ifRevision: held.revision });
+        } else {
+          const body: unknown =
+            typeof payload === "string" && payload.length > 0 ? JSON.parse(payload) : null;
+          await store.transaction([held.commitOp(reply.statusCode, body)]);
+        }
+      } catch (error) {
+        request.log.warn({ err: error }, "could not record the idempotent answer");
+      }
+      return payload;
+    });
+  },
+  { name: "vplane-idempotency" },
+);

@@ -1,0 +1,243 @@
+import { EventEmitter } from "node:events";
+import { randomBytes } from "node:crypto";
+import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
+import { errorBody } from "./error-body.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import {
+  MAX_EVENTS,
+  operationId,
+  type OperationRegistry,
+  type OperationRecord,
+} from "./registry/operation-registry.js";
+import type { Operation, OperationState, OperationStep } from "./schemas/operation-schema.js";
+
+/** A failure of one step of an operation, naming the step (where) beside the error (why). */
+export class StepFailure extends Error {
+  constructor(
+    readonly step: string,
+    readonly error: VplaneError,
+    readonly rollback: string,
+  ) {
+    super(`${step} failed: ${error.message}${rollback ? `; ${rollback}` : ""}`);
+  }
+}
+
+/** What the work of an operation sees: progress reporting, its step list and cancellation. */
+export interface OperationContext {
+  readonly id: string;
+  /** Aborted on cancel (seen on this replica or in the registry) and on the total timeout. */
+  readonly signal: AbortSignal;
+  /** Records progress: one event, persisted, streamed to watchers. */
+  progress(percent: number, step: string, message: string): Promise<void>;
+  /** Sets the state of a step (adding it when new). */
+  step(name: string, state: OperationStep["state"], detail?: string): Promise<void>;
+  /** Throws CANCELLED or DEADLINE_EXCEEDED when the operation must stop; checks the registry too. */
+  checkpoint(): Promise<void>;
+}
+
+export function newOperationRecord(fields: {
+  kind: Operation["metadata"]["kind"];
+  tenant: string;
+  vm: string;
+  host: string;
+  owner: string;
+  steps: string[];
+}): OperationRecord {
+  const now = new Date().toISOString();
+  return {
+    name: `operations/op-${randomBytes(10).toString("hex")}`,
+    done: false,
+    metadata: {
+      kind: fields.kind,
+      vm: fields.vm,
+      tenant: fields.tenant,
+      host: fields.host,
+      state: "RUNNING",
+      progressPercent: 0,
+      step: "queued",
+      steps: fields.steps.map((name) => ({ name, state: "PENDING" })),
+      cancelRequested: false,
+      createTime: now,
+      updateTime: now,
+      lastSeq: 1,
+    },
+    events: [
+      { seq: 1, time: now, state: "RUNNING", progressPercent: 0, step: "queued", message: "accepted" },
+    ],
+    owner: fields.owner,
+  };
+}
+
+function withEvent(record: OperationRecord, message: string): OperationRecord {
+  const time = new Date().toISOString();
+  const seq = record.metadata.lastSeq + 1;
+  const event = {
+    seq,
+    time,
+    state: record.metadata.state,
+    progressPercent: record.metadata.progressPercent,
+    step: record.metadata.step,
+    message,
+  };
+  return {
+    ...record,
+    metadata: { ...record.metadata, updateTime: time, lastSeq: seq },
+    events: [...record.events, event].slice(-MAX_EVENTS),
+  };
+}
+
+const CANCELLED = () =>
+  new VplaneError({ code: "CANCELLED", reason: "OPERATION_CANCELLED", message: "cancelled by a caller" });
+
+/**
+ * Runs long-running operations in the background of this gateway: persists each progress event
+ * in the registry (so any replica answers GET and streams it), publishes it to this replica's
+ * watchers, honours cancel and the total timeout between steps, and writes the final state:
+ * SUCCEEDED with the response, CANCELLED when cancel was honoured, FAILED with where and why.
+ */
+export class OperationRunner {
+  /** Emits `${tenant}/${id}` with the updated OperationRecord. */
+  readonly events = new EventEmitter().setMaxListeners(0);
+  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+
+  constructor(
+    private readonly operations: OperationRegistry,
+    private readonly metrics: GatewayMetrics,
+    private readonly log: Logger,
+    private readonly timeoutMs: number,
+  ) {}
+
+  start(record: OperationRecord, work: (context: OperationContext) => Promise<unknown>): void {
+    const tenant = record.metadata.tenant;
+    const id = operationId(record);
+    const key = `${tenant}/${id}`;
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () =>
+        abort.abort(
+          new VplaneError({
+            code: "DEADLINE_EXCEEDED",
+            reason: "OPERATION_TIMEOUT",
+            message: `the operation did not finish within ${this.timeoutMs} ms`,
+          }),
+        ),
+      this.timeoutMs,
+    );
+    const update = async (mutate: (r: OperationRecord) => OperationRecord) => {
+      const stored = await this.operations.update(tenant, id, mutate);
+      if (stored) this.events.emit(key, stored.value);
+      return stored?.value;
+    };
+    const context: OperationContext = {
+      id,
+      signal: abort.signal,
+      progress: async (percent, step, message) => {
+        await update((r) =>
+          withEvent(
+            {
+              ...r,
+              metadata: {
+                ...r.metadata,
+                progressPercent: Math.max(r.metadata.progressPercent, percent),
+                step,
+              },
+            },
+            message,
+          ),
+        );
+      },
+      step: async (name, state, detail) => {
+        await update((r) => {
+          const steps = r.metadata.steps.some((s) => s.name === name)
+            ? r.metadata.steps.map((s) =>
+                s.name === name ? { name, state, ...(detail ? { detail } : {}) } : s,
+              )
+            : [...r.metadata.steps, { name, state, ...(detail ? { detail } : {}) }];
+          return withEvent(
+            { ...r, metadata: { ...r.metadata, steps, step: name } },
+            `${name}: ${state}${detail ? ` (${detail})` : ""}`,
+          );
+        });
+      },
+      checkpoint: async () => {
+        if (!abort.signal.aborted) {
+          const stored = await this.operations.get(tenant, id);
+          if (stored?.value.metadata.cancelRequested) abort.abort(CANCELLED());
+        }
+        if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);
+      },
+    };
+    const done = (async () => {
+      let final: Pick<Operation, "error" | "response"> & { state: OperationState };
+      try {
+        const response = await work(context);
+        final = { state: "SUCCEEDED", response };
+      } catch (error) {
+        const failure = error instanceof StepFailure ? error : undefined;
+        const cause = failure ? failure.error : toVplaneError(error);
+        if (!failure && !(error instanceof VplaneError))
+          this.log.error({ err: error, operation: id }, "operation crashed");
+        const state: OperationState = cause.code === "CANCELLED" ? "CANCELLED" : "FAILED";
+        const message = failure ? failure.message : cause.message;
+        final = {
+          state,
+          error: errorBody(new VplaneError({ ...cause, message }), failure ? { step: failure.step } : {})
+            .error,
+        };
+      } finally {
+        clearTimeout(timer);
+      }
+      try {
+        await update((r) =>
+          withEvent(
+            {
+              ...r,
+              done: true,
+              metadata: {
+                ...r.metadata,
+                state: final.state,
+                progressPercent: final.state === "SUCCEEDED" ? 100 : r.metadata.progressPercent,
+                step: final.state === "SUCCEEDED" ? "done" : r.metadata.step,
+              },
+              ...(final.response !== undefined ? { response: final.response } : {}),
+              ...(final.error ? { error: final.error } : {}),
+            },
+            final.state === "SUCCEEDED"
+              ? "succeeded"
+              : `${final.state.toLowerCase()}: ${final.error?.message ?? ""}`,
+          ),
+        );
+      } catch (error) {
+        this.log.error({ err: error, operation: id }, "could not record the end of an operation");
+      }
+      this.metrics.operations.inc({ kind: record.metadata.kind, state: final.state });
+      this.log.info({ operation: id, kind: record.metadata.kind, state: final.state }, "operation finished");
+      this.running.delete(key);
+    })();
+    this.running.set(key, { abort, done });
+  }
+
+  /**
+   * Marks cancel as requested (AIP-151: accepted is not cancelled; the final state says which)
+   * and aborts the work if it runs on this replica; other replicas see the flag at their next
+   * step. Returns the record after the change; undefined when there is no such operation.
+   */
+  async requestCancel(tenant: string, id: string): Promise<OperationRecord | undefined> {
+    const stored = await this.operations.update(tenant, id, (r) =>
+      r.done || r.metadata.cancelRequested
+        ? undefined
+        : withEvent(
+            { ...r, metadata: { ...r.metadata, cancelRequested: true, state: "CANCELLING" } },
+            "cancel requested",
+          ),
+    );
+    if (stored) this.events.emit(`${tenant}/${id}`, stored.value);
+    this.running.get(`${tenant}/${id}`)?.abort.abort(CANCELLED());
+    return stored?.value;
+  }
+
+  /** Waits for the operations running on this replica (used on shutdown and in tests). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.running.values()].map((r) => r.done));
+  }
+}

@@ -1,0 +1,86 @@
+import { VplaneError } from "@vplane/service-kit";
+import type { HostUsage } from "./registry/host-registry.js";
+import type { HostRecord } from "./schemas/host-schema.js";
+
+export interface PlacementCandidate {
+  host: HostRecord;
+  usage: HostUsage;
+}
+
+export interface Demand {
+  vcpus: number;
+  memoryBytes: number;
+}
+
+/** Whether `demand` fits what is left on the host; a capacity of 0 means no limit. */
+export function fits(candidate: PlacementCandidate, demand: Demand): boolean {
+  const { capacity } = candidate.host;
+  const vcpusOk = capacity.vcpus === 0 || candidate.usage.vcpus + demand.vcpus <= capacity.vcpus;
+  const memoryOk =
+    capacity.memoryBytes === 0 || candidate.usage.memoryBytes + demand.memoryBytes <= capacity.memoryBytes;
+  return vcpusOk && memoryOk;
+}
+
+/** Share of the host left free after placing `demand`: the smaller of the vCPU and RAM shares. */
+function freeShareAfter(candidate: PlacementCandidate, demand: Demand): number {
+  const { capacity } = candidate.host;
+  const vcpus = capacity.vcpus === 0 ? 1 : 1 - (candidate.usage.vcpus + demand.vcpus) / capacity.vcpus;
+  const memory =
+    capacity.memoryBytes === 0
+      ? 1
+      : 1 - (candidate.usage.memoryBytes + demand.memoryBytes) / capacity.memoryBytes;
+  return Math.min(vcpus, memory);
+}
+
+/**
+ * Picks the host for a VM: the requested one if it fits, else the host with the largest free
+ * share after placement (spreading load), ties to the one with fewer VMs, then by name.
+ */
+export function chooseHost(
+  candidates: readonly PlacementCandidate[],
+  demand: Demand,
+  requestedHost?: string,
+): { host: HostRecord; reason: string } {
+  if (requestedHost !== undefined) {
+    const chosen = candidates.find((c) => c.host.name === requestedHost);
+    if (!chosen) {
+      throw new VplaneError({
+        code: "FAILED_PRECONDITION",
+        reason: "HOST_NOT_REGISTERED",
+        message: `placement.host '${requestedHost}' is not a registered host`,
+        field: "placement.host",
+      });
+    }
+    if (!fits(chosen, demand)) {
+      throw new VplaneError({
+        code: "RESOURCE_EXHAUSTED",
+        reason: "HOST_CAPACITY_EXCEEDED",
+        message: `host '${requestedHost}' has not enough free vCPUs or guest RAM for this VM`,
+        field: "placement.host",
+      });
+    }
+    return { host: chosen.host, reason: "requested by the caller" };
+  }
+  const fitting = candidates.filter((c) => fits(c, demand));
+  if (fitting.length === 0) {
+    throw new VplaneError({
+      code: candidates.length === 0 ? "FAILED_PRECONDITION" : "RESOURCE_EXHAUSTED",
+      reason: candidates.length === 0 ? "NO_HOSTS" : "NO_HOST_WITH_CAPACITY",
+      message:
+        candidates.length === 0
+          ? "no host is registered; an admin registers one with POST /v1/hosts"
+          : `no host has ${demand.vcpus} vCPUs and ${demand.memoryBytes} bytes of guest RAM free`,
+    });
+  }
+  const ranked = [...fitting].sort(
+    (a, b) =>
+      freeShareAfter(b, demand) - freeShareAfter(a, demand) ||
+      a.usage.vms - b.usage.vms ||
+      a.host.name.localeCompare(b.host.name),
+  );
+  const best = ranked[0]!;
+  return {
+    host: best.host,
+    reason: `chosen by free capacity among ${fitting.length} host(s) that fit (${Math.round(freeShareAfter(best, demand) * 100)}% left after placement)`,
+  };
+}

@@ -1,0 +1,51 @@
+import type { Store } from "@vplane/store";
+import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
+import { registryKeys } from "./registry-keys.js";
+import { listPage, readRecord, type Versioned } from "./typed-entry.js";
+import { updateRecord } from "./update-loop.js";
+
+/** An operation as the registry keeps it: the API view plus its progress events and runner. */
+export type OperationRecord = Operation & {
+  /** Progress events, oldest first, the last MAX_EVENTS kept; SSE replays them after Last-Event-ID. */
+  events: OperationEvent[];
+  /** The gateway instance running it. */
+  owner: string;
+};
+
+export const MAX_EVENTS = 200;
+
+export function operationId(record: Pick<Operation, "name">): string {
+  return record.name.slice("operations/".length);
+}
+
+/** The API view of a record: everything but the runner's bookkeeping. */
+export function operationView(record: OperationRecord): Operation {
+  const { events: _events, owner: _owner, ...view } = record;
+  return view;
+}
+
+export class OperationRegistry {
+  constructor(private readonly store: Store) {}
+
+  key(tenant: string, id: string): string {
+    return registryKeys.operation(tenant, id);
+  }
+
+  async get(tenant: string, id: string): Promise<Versioned<OperationRecord> | undefined> {
+    return readRecord<OperationRecord>(this.store, this.key(tenant, id));
+  }
+
+  async list(tenant: string, pageSize: number, pageToken?: string) {
+    const page = await listPage<OperationRecord>(
+      this.store,
+      registryKeys.operationsOf(tenant),
+      pageSize,
+      pageToken,
+    );
+    return { operations: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  update(tenant: string, id: string, mutate: (current: OperationRecord) => OperationRecord | undefined) {
+    return updateRecord<OperationRecord>(this.store, this.key(tenant, id), mutate);
+  }
+}

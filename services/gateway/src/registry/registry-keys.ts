@@ -1,0 +1,14 @@
+// Where the gateway keeps each kind of record in the Store. VMs and operations live under their
+// tenant, so a lookup with another tenant's name cannot find them: a missing key is all it sees.
+
+export const registryKeys = {
+  host: (host: string) => `hosts/${host}`,
+  hosts: () => "hosts/",
+  hostUsage: (host: string) => `host-usage/${host}`,
+  vm: (tenant: string, vm: string) => `vms/${tenant}/${vm}`,
+  vmsOf: (tenant: string) => `vms/${tenant}/`,
+  allVms: () => "vms/",
+  operation: (tenant: string, id: string) => `operations/${tenant}/${id}`,
+  operationsOf: (tenant: string) => `operations/${tenant}/`,
+  idempotency: (tenant: string, keyHash: string) => `idempotency/${tenant}/${keyHash}`,
+};

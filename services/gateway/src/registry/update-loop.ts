@@ -1,0 +1,28 @@
+import { StoreConflictError, type Store } from "@vplane/store";
+import { readRecord, toJson, type Versioned } from "./typed-entry.js";
+
+const MAX_ATTEMPTS = 20;
+
+/**
+ * Read-modify-write of one record under compare-and-swap, retried when another writer (another
+ * request, another gateway replica) got there first. `mutate` returns the new value, or
+ * undefined to write nothing. Returns what is stored afterwards (undefined: no such record).
+ */
+export async function updateRecord<T>(
+  store: Store,
+  key: string,
+  mutate: (current: T) => T | undefined,
+): Promise<Versioned<T> | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await readRecord<T>(store, key);
+    if (!current) return undefined;
+    const next = mutate(current.value);
+    if (next === undefined) return current;
+    try {
+      const revision = await store.put(key, toJson(next), { ifRevision: current.revision });
+      return { value: next, revision };
+    } catch (error) {
+      if (!(error instanceof StoreConflictError) || attempt >= MAX_ATTEMPTS) throw error;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import { VplaneError } from "@vplane/service-kit";
+import type { Vm } from "../schemas/vm-schema.js";
+import type { HostUsage } from "./host-registry.js";
+import { registryKeys } from "./registry-keys.js";
+import { listAll, listPage, putOp, readRecord, type Versioned } from "./typed-entry.js";
+import { updateRecord } from "./update-loop.js";
+
+const MAX_ATTEMPTS = 20;
+
+export function vmNotFound(name: string): VplaneError {
+  // The same answer for a VM that does not exist and one of another tenant (no existence leak).
+  return new VplaneError({ code: "NOT_FOUND", reason: "VM_NOT_FOUND", message: `no VM '${name}'` });
+}
+
+function addUsage(usage: HostUsage, vm: Pick<Vm, "vcpus" | "memoryBytes">, sign: 1 | -1): HostUsage {
+  return {
+    vcpus: Math.max(0, usage.vcpus + sign * vm.vcpus),
+    memoryBytes: Math.max(0, usage.memoryBytes + sign * vm.memoryBytes),
+    vms: Math.max(0, usage.vms + sign),
+  };
+}
+
+/** VMs in the registry, with their hosts' usage kept in step under compare-and-swap. */
+export class VmRegistry {
+  constructor(private readonly store: Store) {}
+
+  async get(tenant: string, name: string): Promise<Versioned<Vm> | undefined> {
+    return readRecord<Vm>(this.store, registryKeys.vm(tenant, name));
+  }
+
+  async require(tenant: string, name: string): Promise<Versioned<Vm>> {
+    const vm = await this.get(tenant, name);
+    if (!vm) throw vmNotFound(name);
+    return vm;
+  }
+
+  async list(tenant: string, pageSize: number, pageToken?: string) {
+    const page = await listPage<Vm>(this.store, registryKeys.vmsOf(tenant), pageSize, pageToken);
+    return { vms: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  async countByState(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>([
+      ["CREATING", 0],
+      ["READY", 0],
+      ["DELETING", 0],
+      ["FAILED", 0],
+    ]);
+    for (const { value } of await listAll<Vm>(this.store, registryKeys.allVms())) {
+      counts.set(value.state, (counts.get(value.state) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /**
+   * Writes a new VM, counts it in its host's usage and writes `extra` (its operation, the
+   * idempotency record), all in one transaction: either all of it is stored or none. The VM key
+   * is create-only, so two creates of the same VM, on any replica, store exactly one.
+   * `usage` is the host usage read when placing; a concurrent change fails with the usage key in
+   * the conflict and the caller places again.
+   */
+  async insert(vm: Vm, usage: Versioned<HostUsage>, extra: TransactionOp[]): Promise<void> {
+    const vmKey = registryKeys.vm(vm.tenant, vm.name);
+    try {
+      await this.store.transaction([
+        putOp(vmKey, vm, "absent"),
+        putOp(registryKeys.hostUsage(vm.host), addUsage(usage.value, vm, 1), usage.revision || "absent"),
+        ...extra,
+      ]);
+    } catch (error) {
+      if (error instanceof StoreConflictError && error.key === vmKey) {
+        throw new VplaneError({
+          code: "ALREADY_EXISTS",
+          reason: "VM_EXISTS",
+          message: `VM '${vm.name}' already exists`,
+          field: "name",
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** Writes `next` over the VM at `revision` together with `extra`; ABORTED if it changed meanwhile. */
+  async replace(vm: Versioned<Vm>, next: Vm, extra: TransactionOp[] = []): Promise<void> {
+    try {
+      await this.store.transaction([
+        putOp(registryKeys.vm(next.tenant, next.name), next, vm.revision),
+        ...extra,
+      ]);
+    } catch (error) {
+      if (error instanceof StoreConflictError && error.key === registryKeys.vm(next.tenant, next.name)) {
+        throw new VplaneError({
+          code: "ABORTED",
+          reason: "CONCURRENT_MODIFICATION",
+          message: `VM '${next.name}' changed while this request ran; read it again and retry`,
+        });
+      }
+      throw error;
+    }
+  }
+
+  update(tenant: string, name: string, mutate: (vm: Vm) => Vm | undefined) {
+    return updateRecord<Vm>(this.store, registryKeys.vm(tenant, name), mutate);
+  }
+
+  /** Removes the VM and gives its share back to its host, atomically. */
+  async remove(tenant: string, name: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const vm = await this.get(tenant, name);
+      if (!vm) return;
+      const usageKey = registryKeys.hostUsage(vm.value.host);
+      const usage = await readRecord<HostUsage>(this.store, usageKey);
+      const ops: TransactionOp[] = [
+        { op: "delete", key: registryKeys.vm(tenant, name), ifRevision: vm.revision },
+      ];
+      if (usage) ops.push(putOp(usageKey, addUsage(usage.value, vm.value, -1), usage.revision));
+      try {
+        await this.store.transaction(ops);
+        return;
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_ATTEMPTS) throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import type { GatewayServices } from "../gateway-services.js";
+
+const Health = Type.Union([
+  Type.Literal("SERVING"),
+  Type.Literal("NOT_SERVING"),
+  Type.Literal("UNREACHABLE"),
+]);
+const ReadinessSchema = Type.Object({
+  status: Type.Union([Type.Literal("ready"), Type.Literal("not ready")]),
+  registry: Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
+  hosts: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      services: Type.Object({ interruptController: Health, iommu: Health, migration: Health }),
+    }),
+  ),
+});
+
+/**
+ * /healthz: the process answers (liveness). /readyz: the registry answers and every registered
+ * host's services report SERVING on grpc.health.v1 (readiness); 503 with the details otherwise.
+ */
+export const healthRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices }> = (
+  app,
+  { services },
+  done,
+) => {
+  app.get(
+    "/healthz",
+    {
+      schema: {
+        tags: ["health"],
+        summary: "Liveness",
+        response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+      },
+    },
+    () => ({ status: "ok" as const }),
+  );
+
+  app.get(
+    "/readyz",
+    {
+      schema: {
+        tags: ["health"],
+        summary: "Readiness, aggregated from the registry and every host's services",
+        response: { 200: ReadinessSchema, 503: ReadinessSchema },
+      },
+    },
+    async (_request, reply) => {
+      let registry: { ok: boolean; error?: string } = { ok: true };
+      let hostRecords: Awaited<ReturnType<typeof services.hosts.list>> = [];
+      try {
+        hostRecords = await services.hosts.list();
+      } catch (error) {
+        registry = { ok: false, error: (error as Error).message };
+      }
+      const hosts = await Promise.all(
+        hostRecords.map(async (host) => {
+          const [interruptController, iommu, migration] = await Promise.all([
+            services.connections.healthOf(host.addresses.interruptController),
+            services.connections.healthOf(host.addresses.iommu),
+            services.connections.healthOf(host.addresses.migration),
+          ]);
+          return { name: host.name, services: { interruptController, iommu, migration } };
+        }),
+      );
+      const ready =
+        registry.ok && hosts.every((h) => Object.values(h.services).every((health) => health === "SERVING"));
+      return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready", registry, hosts });
+    },
+  );
+  done();
+};

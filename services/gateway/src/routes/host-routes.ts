@@ -1,0 +1,84 @@
+import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import type { GatewayServices } from "../gateway-services.js";
+import { probeHost } from "../host-status.js";
+import type { HostRecord } from "../schemas/host-schema.js";
+import { HostSchema, HostSpecSchema } from "../schemas/host-schema.js";
+import { ErrorBodySchema } from "../schemas/error-schema.js";
+import { ResourceId } from "../schemas/resource-id.js";
+
+const errors = { "4xx": ErrorBodySchema, "5xx": ErrorBodySchema };
+const HostParams = Type.Object({ host: ResourceId("host id") });
+
+/** /v1/hosts: the per-host service sets the gateway places VMs on. Only admins change them. */
+export const hostRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices }> = (
+  app,
+  { services },
+  done,
+) => {
+  const { hosts, connections } = services;
+  const withUsage = async (host: HostRecord) => ({ ...host, usage: (await hosts.usageOf(host.name)).value });
+
+  app.post(
+    "/hosts",
+    {
+      config: { minimumRole: "admin" },
+      schema: {
+        tags: ["hosts"],
+        summary: "Register a host (admin)",
+        body: HostSpecSchema,
+        response: { 201: HostSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const host = await hosts.register(request.body, "api");
+      return reply.code(201).send(await withUsage(host));
+    },
+  );
+
+  app.get(
+    "/hosts",
+    {
+      schema: {
+        tags: ["hosts"],
+        summary: "List hosts with their usage",
+        response: { 200: Type.Object({ hosts: Type.Array(HostSchema) }), ...errors },
+      },
+    },
+    async () => ({ hosts: await Promise.all((await hosts.list()).map(withUsage)) }),
+  );
+
+  app.get(
+    "/hosts/:host",
+    {
+      schema: {
+        tags: ["hosts"],
+        summary: "Get a host with its services' health and capabilities, asked now",
+        params: HostParams,
+        response: { 200: HostSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const host = await hosts.require(request.params.host);
+      return { ...(await withUsage(host)), services: await probeHost(connections, host) };
+    },
+  );
+
+  app.delete(
+    "/hosts/:host",
+    {
+      config: { minimumRole: "admin" },
+      schema: {
+        tags: ["hosts"],
+        summary: "Remove a host that has no VMs (admin)",
+        params: HostParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      await hosts.remove(request.params.host);
+      return reply.code(204).send(null);
+    },
+  );
+  done();
+};

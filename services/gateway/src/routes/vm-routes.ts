@@ -1,0 +1,122 @@
+import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import { VplaneError } from "@vplane/service-kit";
+import type { GatewayServices } from "../gateway-services.js";
+import { operationView } from "../registry/operation-registry.js";
+import { ErrorBodySchema } from "../schemas/error-schema.js";
+import { OperationSchema } from "../schemas/operation-schema.js";
+import { PageQuery, ResourceId } from "../schemas/resource-id.js";
+import { VmSchema, VmSpecSchema } from "../schemas/vm-schema.js";
+
+const errors = { "4xx": ErrorBodySchema, "5xx": ErrorBodySchema };
+export const VmParams = Type.Object({ vm: ResourceId("VM id") });
+
+/**
+ * /v1/vms: a tenant's VMs. Create and delete answer 202 with the long-running operation at once;
+ * the VM shows its state (CREATING, READY, DELETING, FAILED) meanwhile.
+ */
+export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices }> = (
+  app,
+  { services },
+  done,
+) => {
+  const { vms, lifecycle } = services;
+
+  app.post(
+    "/vms",
+    {
+      schema: {
+        tags: ["vms"],
+        summary: "Create a VM: its interrupt controller and SMMUs on one host, all or nothing",
+        description:
+          "Answers 202 with the create operation. Send Idempotency-Key to make retries safe: a retry answers the first operation.",
+        headers: Type.Object({ "idempotency-key": Type.Optional(Type.String({ maxLength: 255 })) }),
+        body: VmSpecSchema,
+        response: { 202: OperationSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const held = request.idempotency;
+      const operation = await lifecycle.create(request.principal, request.body, (op) =>
+        held ? [held.commitOp(202, operationView(op))] : [],
+      );
+      if (held) held.committed = true;
+      return reply.code(202).header("location", `/v1/${operation.name}`).send(operationView(operation));
+    },
+  );
+
+  app.get(
+    "/vms",
+    {
+      schema: {
+        tags: ["vms"],
+        summary: "List the tenant's VMs, by name (AIP-158 paging)",
+        querystring: PageQuery,
+        response: {
+          200: Type.Object({ vms: Type.Array(VmSchema), nextPageToken: Type.Optional(Type.String()) }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const page = await vms.list(
+        request.principal.tenant,
+        request.query.pageSize || 100,
+        request.query.pageToken,
+      );
+      return { vms: page.vms, ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}) };
+    },
+  );
+
+  app.get(
+    "/vms/:vm",
+    {
+      schema: {
+        tags: ["vms"],
+        summary: "Get a VM",
+        params: VmParams,
+        response: { 200: VmSchema, ...errors },
+      },
+    },
+    async (request) => (await vms.require(request.principal.tenant, request.params.vm)).value,
+  );
+
+  app.delete(
+    "/vms/:vm",
+    {
+      schema: {
+        tags: ["vms"],
+        summary: "Delete a VM and every device it has on its host",
+        params: VmParams,
+        response: { 202: OperationSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const operation = await lifecycle.delete(request.principal, request.params.vm);
+      return reply.code(202).header("location", `/v1/${operation.name}`).send(operationView(operation));
+    },
+  );
+
+  app.post(
+    "/vms/:vm/migrate",
+    {
+      schema: {
+        tags: ["vms"],
+        summary: "Migrate a VM to another host (not available yet)",
+        params: VmParams,
+        body: Type.Object({ targetHost: ResourceId("destination host") }, { additionalProperties: false }),
+        response: { 202: OperationSchema, ...errors },
+      },
+    },
+    async (request) => {
+      await vms.require(request.principal.tenant, request.params.vm);
+      throw new VplaneError({
+        code: "UNIMPLEMENTED",
+        reason: "MIGRATION_NOT_AVAILABLE",
+        message:
+          "the migration service offers no migrate RPC yet (vplane.migration.v1 has GetCapabilities only)",
+      });
+    },
+  );
+  done();
+};

@@ -1,0 +1,264 @@
+import { randomBytes } from "node:crypto";
+import { StoreConflictError, type TransactionOp } from "@vplane/store";
+import { VplaneError } from "@vplane/service-kit";
+import type { Principal } from "./access-tokens.js";
+import type { HostConnections } from "./host-clients.js";
+import {
+  newOperationRecord,
+  StepFailure,
+  type OperationContext,
+  type OperationRunner,
+} from "./operation-runner.js";
+import { chooseHost } from "./placement.js";
+import type { HostRegistry } from "./registry/host-registry.js";
+import type { OperationRecord, OperationRegistry } from "./registry/operation-registry.js";
+import { putOp } from "./registry/typed-entry.js";
+import type { VmRegistry } from "./registry/vm-registry.js";
+import type { HostRecord } from "./schemas/host-schema.js";
+import type { Vm, VmSpec } from "./schemas/vm-schema.js";
+import { createSteps, deleteSteps, deprovisionVm, provisionVm, rollbackComplete } from "./vm-provisioning.js";
+
+const PLACEMENT_ATTEMPTS = 20;
+
+/** Writes that must land in the same transaction as the operation (the idempotency record). */
+export type ExtraOps = (operation: OperationRecord) => TransactionOp[];
+
+export interface VmLifecycleDeps {
+  hosts: HostRegistry;
+  vms: VmRegistry;
+  operations: OperationRegistry;
+  runner: OperationRunner;
+  connections: HostConnections;
+  /** Names this gateway instance in the operations it runs. */
+  instanceId: string;
+}
+
+/** Checks what a schema cannot: names and StreamIDs unique, virtual StreamIDs within SIDSIZE. */
+export function validateVmSpec(spec: VmSpec): void {
+  const bad = (field: string, reason: string, message: string) =>
+    new VplaneError({ code: "INVALID_ARGUMENT", reason, message, field });
+  const smmuNames = new Set<string>();
+  const physical = new Map<number, string>();
+  for (const [i, smmu] of (spec.iommu?.smmus ?? []).entries()) {
+    if (smmuNames.has(smmu.name)) {
+      throw bad(`iommu.smmus[${i}].name`, "DUPLICATE_SMMU", `SMMU '${smmu.name}' is listed twice`);
+    }
+    smmuNames.add(smmu.name);
+    const sidBits = smmu.sidBits ?? 16;
+    const virtual = new Set<number>();
+    for (const [j, device] of (smmu.devices ?? []).entries()) {
+      const field = `iommu.smmus[${i}].devices[${j}]`;
+      if (sidBits < 32 && device.virtualSid >= 2 ** sidBits) {
+        throw bad(
+          `${field}.virtualSid`,
+          "STREAM_ID_OUT_OF_RANGE",
+          `virtual StreamID ${device.virtualSid} needs more than ${sidBits} bits (sidBits)`,
+        );
+      }
+      if (virtual.has(device.virtualSid)) {
+        throw bad(
+          `${field}.virtualSid`,
+          "DUPLICATE_STREAM_ID",
+          `virtual StreamID ${device.virtualSid} is used twice on SMMU '${smmu.name}'`,
+        );
+      }
+      virtual.add(device.virtualSid);
+      const owner = physical.get(device.physicalSid);
+      if (owner !== undefined) {
+        throw bad(
+          `${field}.physicalSid`,
+          "DUPLICATE_STREAM_ID",
+          `physical StreamID ${device.physicalSid} is already given to ${owner}`,
+        );
+      }
+      physical.set(device.physicalSid, field);
+    }
+  }
+}
+
+function newVmRecord(principal: Principal, spec: VmSpec): Vm {
+  const now = new Date().toISOString();
+  const uid = `v${randomBytes(12).toString("hex")}`;
+  return {
+    name: spec.name,
+    tenant: principal.tenant,
+    uid,
+    vcpus: spec.vcpus,
+    memoryBytes: spec.memoryBytes,
+    interruptController: {
+      mode: spec.interruptController.mode,
+      backend: spec.interruptController.backend ?? "auto",
+      nrServers: spec.interruptController.nrServers || 2048,
+    },
+    iommu: {
+      backend: spec.iommu?.backend ?? "auto",
+      smmus: (spec.iommu?.smmus ?? []).map((s) => ({
+        name: s.name,
+        sidBits: s.sidBits ?? 16,
+        ssidBits: s.ssidBits ?? 20,
+        pri: s.pri ?? false,
+        devices: s.devices ?? [],
+      })),
+    },
+    host: "",
+    placement: { ...(spec.placement?.host ? { requestedHost: spec.placement.host } : {}), reason: "" },
+    state: "CREATING",
+    resolved: {},
+    guestMemoryPath: `guest-ram/${uid}.ram`,
+    createTime: now,
+    updateTime: now,
+  };
+}
+
+/**
+ * Creating and deleting VMs: the registry writes that make a request's effect durable at once
+ * (the VM, its host's usage, its operation and the idempotency record in one transaction), then
+ * the long-running work on the host services, in an operation.
+ */
+export class VmLifecycle {
+  constructor(private readonly deps: VmLifecycleDeps) {}
+
+  /** Places and records a new VM and starts its create operation; `extra` joins the transaction. */
+  async create(principal: Principal, spec: VmSpec, extra: ExtraOps = () => []): Promise<OperationRecord> {
+    validateVmSpec(spec);
+    const { hosts, vms, operations } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      const records = await hosts.list();
+      const candidates = await Promise.all(
+        records.map(async (host) => ({ host, usage: await hosts.usageOf(host.name) })),
+      );
+      const placed = chooseHost(
+        candidates.map((c) => ({ host: c.host, usage: c.usage.value })),
+        spec,
+        spec.placement?.host,
+      );
+      const usage = candidates.find((c) => c.host.name === placed.host.name)!.usage;
+      const vm = newVmRecord(principal, spec);
+      vm.host = placed.host.name;
+      vm.placement.reason = placed.reason;
+      const operation = newOperationRecord({
+        kind: "create",
+        tenant: principal.tenant,
+        vm: vm.name,
+        host: vm.host,
+        owner: this.deps.instanceId,
+        steps: createSteps(vm),
+      });
+      vm.activeOperation = operation.name;
+      try {
+        await vms.insert(vm, usage, [
+          putOp(
+            operations.key(principal.tenant, operation.name.slice("operations/".length)),
+            operation,
+            "absent",
+          ),
+          ...extra(operation),
+        ]);
+      } catch (error) {
+        // Another create took capacity on that host meanwhile: place again with fresh numbers.
+        if (
+          error instanceof StoreConflictError &&
+          error.key.startsWith("host-usage/") &&
+          attempt < PLACEMENT_ATTEMPTS
+        ) {
+          continue;
+        }
+        throw error;
+      }
+      this.deps.runner.start(operation, (context) => this.runCreate(context, placed.host, vm));
+      return operation;
+    }
+  }
+
+  private async runCreate(context: OperationContext, host: HostRecord, vm: Vm): Promise<Vm> {
+    const { vms, connections } = this.deps;
+    let ready: Vm | undefined;
+    try {
+      await provisionVm(context, connections, host, vm, async (resolved) => {
+        const stored = await vms.update(vm.tenant, vm.name, (current) => {
+          const { activeOperation: _done, ...rest } = current;
+          return { ...rest, state: "READY", resolved, updateTime: new Date().toISOString() };
+        });
+        if (!stored)
+          throw new VplaneError({ code: "ABORTED", reason: "VM_VANISHED", message: "the VM record is gone" });
+        ready = stored.value;
+      });
+    } catch (error) {
+      if (error instanceof StepFailure && rollbackComplete(error)) {
+        await vms.remove(vm.tenant, vm.name);
+      } else {
+        await vms.update(vm.tenant, vm.name, (current) => {
+          const { activeOperation: _done, ...rest } = current;
+          return { ...rest, state: "FAILED", updateTime: new Date().toISOString() };
+        });
+      }
+      throw error;
+    }
+    return ready!;
+  }
+
+  /** Starts deleting a VM; ABORTED while another operation runs on it. */
+  async delete(principal: Principal, name: string, extra: ExtraOps = () => []): Promise<OperationRecord> {
+    const { vms, hosts } = this.deps;
+    const vm = await vms.require(principal.tenant, name);
+    if (vm.value.activeOperation) {
+      throw new VplaneError({
+        code: "ABORTED",
+        reason: "OPERATION_IN_PROGRESS",
+        message: `VM '${name}' has a running operation (${vm.value.activeOperation}); wait for it or cancel it`,
+      });
+    }
+    const host = await hosts.require(vm.value.host);
+    const operation = newOperationRecord({
+      kind: "delete",
+      tenant: principal.tenant,
+      vm: name,
+      host: vm.value.host,
+      owner: this.deps.instanceId,
+      steps: deleteSteps(vm.value),
+    });
+    const previousState = vm.value.state;
+    const deleting: Vm = {
+      ...vm.value,
+      state: "DELETING",
+      activeOperation: operation.name,
+      updateTime: new Date().toISOString(),
+    };
+    await vms.replace(vm, deleting, [
+      putOp(
+        this.deps.operations.key(principal.tenant, operation.name.slice("operations/".length)),
+        operation,
+        "absent",
+      ),
+      ...extra(operation),
+    ]);
+    this.deps.runner.start(operation, async (context) => {
+      try {
+        // Cancel is honoured only before the first device is deleted: a half-deleted VM is
+        // worse than a deleted one, so after that the delete runs to its end.
+        await context.checkpoint();
+      } catch (error) {
+        await this.settle(deleting, previousState);
+        throw error;
+      }
+      try {
+        await deprovisionVm(context, this.deps.connections, host, deleting);
+        await context.step("registry.commit", "RUNNING");
+        await vms.remove(principal.tenant, name);
+        await context.step("registry.commit", "SUCCEEDED");
+      } catch (error) {
+        await this.settle(deleting, "FAILED");
+        throw error;
+      }
+      return { name, deleted: true };
+    });
+    return operation;
+  }
+
+  private async settle(vm: Vm, state: Vm["state"]): Promise<void> {
+    await this.deps.vms.update(vm.tenant, vm.name, (current) => {
+      const { activeOperation: _done, ...rest } = current;
+      return { ...rest, state, updateTime: new Date().toISOString() };
+    });
+  }
+}

@@ -1,0 +1,293 @@
+import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import type { Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
+import { toVplaneError, unaryCall, type VplaneError } from "@vplane/service-kit";
+import { backendToProto, chooseBackend } from "./backend-choice.js";
+import type { HostConnections } from "./host-clients.js";
+import { StepFailure, type OperationContext } from "./operation-runner.js";
+import type { HostRecord } from "./schemas/host-schema.js";
+import type { BackendChoice, Vm } from "./schemas/vm-schema.js";
+
+const MODES: Record<string, ControllerMode> = {
+  xive: ControllerMode.CONTROLLER_MODE_XIVE,
+  xics: ControllerMode.CONTROLLER_MODE_XICS,
+  dual: ControllerMode.CONTROLLER_MODE_DUAL,
+};
+
+export const STEP = {
+  capabilities: "host.GetCapabilities",
+  controller: "interrupt-controller.CreateController",
+  smmu: (name: string) => `iommu.CreateSmmu(${name})`,
+  deleteSmmu: (name: string) => `iommu.DeleteSmmu(${name})`,
+  deleteController: "interrupt-controller.DeleteController",
+  registry: "registry.commit",
+} as const;
+
+/** The steps a create runs, in order (listed in the operation before it starts). */
+export function createSteps(vm: Vm): string[] {
+  return [STEP.capabilities, STEP.controller, ...vm.iommu.smmus.map((s) => STEP.smmu(s.name)), STEP.registry];
+}
+
+export function deleteSteps(vm: Vm): string[] {
+  return [...vm.iommu.smmus.map((s) => STEP.deleteSmmu(s.name)), STEP.deleteController, STEP.registry];
+}
+
+const controllerName = (vm: Vm) => `vms/${vm.uid}/controller`;
+const smmuName = (vm: Vm, smmu: string) => `vms/${vm.uid}/smmus/${smmu}`;
+
+function isNotFound(error: unknown): boolean {
+  return (error as VplaneError).code === "NOT_FOUND";
+}
+
+/**
+ * Creates a VM's devices on its host, all or nothing: the controller on the interrupt-controller
+ * service, then each SMMU on the iommu service. Each create carries a request_id derived from
+ * the operation, so a retried step is not done twice. When a step fails, or the operation is
+ * cancelled or times out, what was created is deleted again in reverse order, and the thrown
+ * StepFailure says which step failed, why, and how the rollback went.
+ * `commit` records the result (the VM becomes READY) as the last step; if it fails, that too rolls
+ * back. Returns the backend choices (auto resolved against the host's capabilities).
+ */
+export async function provisionVm(
+  context: OperationContext,
+  connections: HostConnections,
+  host: HostRecord,
+  vm: Vm,
+  commit: (resolved: Vm["resolved"]) => Promise<void>,
+): Promise<Vm["resolved"]> {
+  const clients = connections.clientsOf(host.addresses);
+  const undo: { step: string; run: () => Promise<unknown> }[] = [];
+  const steps = createSteps(vm);
+  let current: string = STEP.capabilities;
+  const percentAfter = (step: string) => Math.round(((steps.indexOf(step) + 1) / steps.length) * 90);
+  const guestMemory = { path: vm.guestMemoryPath, sizeBytes: BigInt(vm.memoryBytes) };
+  try {
+    await context.checkpoint();
+    await context.step(current, "RUNNING");
+    const wantsIommu = vm.iommu.smmus.length > 0;
+    const [interruptCaps, iommuCaps] = await Promise.all([
+      capabilitiesOf(() =>
+        connections.call("interrupt-controller", "GetCapabilities", (o) =>
+          unaryCall(clients.interrupt.getCapabilities.bind(clients.interrupt), {}, o),
+        ),
+      ),
+      wantsIommu
+        ? capabilitiesOf(() =>
+            connections.call("iommu", "GetCapabilities", (o) =>
+              unaryCall(clients.iommu.getCapabilities.bind(clients.iommu), {}, o),
+            ),
+          )
+        : Promise.resolve(undefined),
+    ]);
+    const resolved: Vm["resolved"] = {
+      interruptController: chooseBackend(
+        vm.interruptController.backend as BackendChoice["backend"] | "auto",
+        "interrupt-controller",
+        interruptCaps,
+      ),
+      ...(wantsIommu
+        ? { iommu: chooseBackend(vm.iommu.backend as BackendChoice["backend"] | "auto", "iommu", iommuCaps) }
+        : {}),
+    };
+    await context.step(current, "SUCCEEDED", `interrupt controller: ${resolved.interruptController!.reason}`);
+    await context.progress(percentAfter(current), current, "backends chosen");
+
+    current = STEP.controller;
+    await context.checkpoint();
+    await context.step(current, "RUNNING");
+    await connections.call(
+      "interrupt-controller",
+      "CreateController",
+      (o) =>
+        unaryCall(
+          clients.interrupt.createController.bind(clients.interrupt),
+          {
+            controller: {
+              name: "",
+              vm: vm.uid,
+              mode: MODES[vm.interruptController.mode] ?? ControllerMode.CONTROLLER_MODE_UNSPECIFIED,
+              activeMode: 0,
+              nrServers: vm.interruptController.nrServers,
+              backend: backendToProto(resolved.interruptController!.backend),
+              guestMemory,
+              connectedServers: [],
+              sourceCount: 0,
+              createTime: undefined,
+            },
+            requestId: `${context.id}/controller`,
+          },
+          o,
+        ),
+      { signal: context.signal },
+    );
+    undo.push({
+      step: STEP.deleteController,
+      run: () =>
+        connections.call("interrupt-controller", "DeleteController", (o) =>
+          unaryCall(
+            clients.interrupt.deleteController.bind(clients.interrupt),
+            { name: controllerName(vm), requestId: `${context.id}/rollback/controller` },
+            o,
+          ),
+        ),
+    });
+    await context.step(current, "SUCCEEDED", `backend ${resolved.interruptController!.backend}`);
+    await context.progress(percentAfter(current), current, "interrupt controller created");
+
+    for (const smmu of vm.iommu.smmus) {
+      current = STEP.smmu(smmu.name);
+      await context.checkpoint();
+      await context.step(current, "RUNNING");
+      await connections.call(
+        "iommu",
+        "CreateSmmu",
+        (o) =>
+          unaryCall(
+            clients.iommu.createSmmu.bind(clients.iommu),
+            {
+              smmu: {
+                name: "",
+                vm: vm.uid,
+                smmuId: smmu.name,
+                backend: backendToProto(resolved.iommu!.backend),
+                features: {
+                  sidBits: smmu.sidBits,
+                  ssidBits: smmu.ssidBits,
+                  granules: [],
+                  oasBits: 0,
+                  asid16: true,
+                  vmid16: true,
+                  rangeInvalidation: true,
+                  pri: smmu.pri,
+                },
+                guestMemory,
+                vmid: 0,
+                createTime: undefined,
+              },
+              requestId: `${context.id}/smmu/${smmu.name}`,
+            },
+            o,
+          ),
+        { signal: context.signal },
+      );
+      undo.push({
+        step: STEP.deleteSmmu(smmu.name),
+        run: () =>
+          connections.call("iommu", "DeleteSmmu", (o) =>
+            unaryCall(
+              clients.iommu.deleteSmmu.bind(clients.iommu),
+              { name: smmuName(vm, smmu.name), requestId: `${context.id}/rollback/smmu/${smmu.name}` },
+              o,
+            ),
+          ),
+      });
+      await context.step(current, "SUCCEEDED", `backend ${resolved.iommu!.backend}`);
+      await context.progress(percentAfter(current), current, `SMMU ${smmu.name} created`);
+    }
+    current = STEP.registry;
+    await context.checkpoint();
+    await context.step(current, "RUNNING");
+    await commit(resolved);
+    await context.step(current, "SUCCEEDED");
+    return resolved;
+  } catch (error) {
+    const cause = toVplaneError(error);
+    await context
+      .step(current, "FAILED", `${cause.code} ${cause.reason}: ${cause.message}`)
+      .catch(() => undefined);
+    const rollback = await rollBack(context, undo);
+    throw new StepFailure(`${current} on host ${host.name}`, cause, rollback);
+  }
+}
+
+/** Runs the undo steps newest first (a NOT_FOUND counts as undone); says how it went. */
+async function rollBack(
+  context: OperationContext,
+  undo: { step: string; run: () => Promise<unknown> }[],
+): Promise<string> {
+  if (undo.length === 0) return "nothing to roll back";
+  const failed: string[] = [];
+  for (const { step, run } of [...undo].reverse()) {
+    try {
+      await run();
+      await context.step(step, "ROLLED_BACK").catch(() => undefined);
+    } catch (error) {
+      if (isNotFound(error)) {
+        await context.step(step, "ROLLED_BACK", "already gone").catch(() => undefined);
+        continue;
+      }
+      const cause = toVplaneError(error);
+      failed.push(`${step}: ${cause.code} ${cause.message}`);
+      await context.step(step, "ROLLBACK_FAILED", cause.message).catch(() => undefined);
+    }
+  }
+  return failed.length === 0
+    ? `rolled back: ${undo
+        .map((u) => u.step)
+        .reverse()
+        .join(", ")}`
+    : `ROLLBACK INCOMPLETE (${failed.join("; ")}); the VM is left FAILED, delete it to retry the cleanup`;
+}
+
+/** True when the rollback left nothing behind (see rollBack's message). */
+export function rollbackComplete(failure: StepFailure): boolean {
+  return !failure.rollback.startsWith("ROLLBACK INCOMPLETE");
+}
+
+/**
+ * Deletes a VM's devices: each SMMU, then the controller. NOT_FOUND counts as deleted (a retried
+ * delete, or a create that never got that far). The first other failure stops the delete.
+ */
+export async function deprovisionVm(
+  context: OperationContext,
+  connections: HostConnections,
+  host: HostRecord,
+  vm: Vm,
+): Promise<void> {
+  const clients = connections.clientsOf(host.addresses);
+  const steps = deleteSteps(vm);
+  const run = async (step: string, call: () => Promise<unknown>) => {
+    await context.step(step, "RUNNING");
+    try {
+      await call();
+      await context.step(step, "SUCCEEDED");
+    } catch (error) {
+      if (!isNotFound(error)) {
+        const cause = toVplaneError(error);
+        await context.step(step, "FAILED", `${cause.code} ${cause.reason}: ${cause.message}`);
+        throw new StepFailure(`${step} on host ${host.name}`, cause, "");
+      }
+      await context.step(step, "SUCCEEDED", "already gone");
+    }
+    await context.progress(Math.round(((steps.indexOf(step) + 1) / steps.length) * 90), step, `${step} done`);
+  };
+  for (const smmu of vm.iommu.smmus) {
+    await run(STEP.deleteSmmu(smmu.name), () =>
+      connections.call("iommu", "DeleteSmmu", (o) =>
+        unaryCall(
+          clients.iommu.deleteSmmu.bind(clients.iommu),
+          { name: smmuName(vm, smmu.name), requestId: `${context.id}/smmu/${smmu.name}` },
+          o,
+        ),
+      ),
+    );
+  }
+  await run(STEP.deleteController, () =>
+    connections.call("interrupt-controller", "DeleteController", (o) =>
+      unaryCall(
+        clients.interrupt.deleteController.bind(clients.interrupt),
+        { name: controllerName(vm), requestId: `${context.id}/controller` },
+        o,
+      ),
+    ),
+  );
+}
+
+async function capabilitiesOf(
+  fetch: () => Promise<{ capabilities: Capabilities | undefined }>,
+): Promise<Capabilities | undefined> {
+  try {
+    return (await fetch()).capabilities;
+  } catch {
+    return undefined; // chooseBackend says the capabilities were not reported
+  }
+}

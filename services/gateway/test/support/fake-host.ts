@@ -1,0 +1,201 @@
+// In-process stand-ins for one host's interrupt-controller, iommu and migration services, all
+// three on one gRPC server started with the service kit: they keep controllers and SMMUs in
+// maps, honour request_id like the real services, and fail a chosen RPC on demand.
+import { Backend, type Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
+import type { Controller } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import {
+  InterruptControllerServiceService,
+  type InterruptControllerServiceServer,
+} from "@vplane/proto/gen/vplane/interrupt/v1/service";
+import type { Smmu } from "@vplane/proto/gen/vplane/iommu/v1/smmu";
+import { IommuServiceService, type IommuServiceServer } from "@vplane/proto/gen/vplane/iommu/v1/service";
+import {
+  MigrationServiceService,
+  type MigrationServiceServer,
+} from "@vplane/proto/gen/vplane/migration/v1/service";
+import { buildCapabilities, VplaneError, type ServiceDescription } from "@vplane/service-kit";
+import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
+
+export interface InjectedFailure {
+  error: VplaneError;
+  /** Fail only when this predicate holds (e.g. for one SMMU); default: always. */
+  when?: (request: unknown) => boolean;
+  /** Milliseconds to wait before answering (failures and successes alike). */
+  delayMs?: number;
+}
+
+export class FakeHost {
+  readonly controllers = new Map<string, Controller>();
+  readonly smmus = new Map<string, Smmu>();
+  /** Method name (e.g. "CreateSmmu") → failure to answer with. */
+  readonly failures = new Map<string, InjectedFailure>();
+  /** Milliseconds every mutating call waits, to let tests cancel in between. */
+  delayMs = 0;
+  /** Every call, "Method name-or-vm". */
+  readonly calls: string[] = [];
+  nativeInterrupt = false;
+  private readonly seenRequestIds = new Map<string, unknown>();
+  private service!: ServiceUnderTest;
+
+  get address(): string {
+    return this.service.address;
+  }
+
+  get addresses() {
+    return { interruptController: this.address, iommu: this.address, migration: this.address };
+  }
+
+  static async start(): Promise<FakeHost> {
+    const host = new FakeHost();
+    host.service = await startServiceForTests(host.description());
+    return host;
+  }
+
+  async stop(): Promise<void> {
+    await this.service.stop(100);
+  }
+
+  private async gate(method: string, request: unknown, label: string): Promise<void> {
+    this.calls.push(`${method} ${label}`);
+    const failure = this.failures.get(method);
+    const delay = failure?.delayMs ?? this.delayMs;
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (failure && (!failure.when || failure.when(request))) throw failure.error;
+  }
+
+  private capabilities(service: string, native: boolean): Capabilities {
+    return buildCapabilities({
+      service,
+      native: native
+        ? { backend: Backend.BACKEND_NATIVE, available: true, unavailableReason: "", unavailableCode: "" }
+        : {
+            backend: Backend.BACKEND_NATIVE,
+            available: false,
+            unavailableCode: "KVM_NOT_PRESENT",
+            unavailableReason: "/dev/kvm does not exist",
+          },
+    });
+  }
+
+  private once<T>(requestId: string, run: () => T): T {
+    if (requestId && this.seenRequestIds.has(requestId)) return this.seenRequestIds.get(requestId) as T;
+    const result = run();
+    if (requestId) this.seenRequestIds.set(requestId, result);
+    return result;
+  }
+
+  private description(): ServiceDescription<Record<string, never>> {
+    return {
+      name: "fake-host",
+      envPrefix: "FAKE_HOST",
+      defaultPort: 0,
+      options: {},
+      start: ({ handlers }) =>
+        Promise.resolve({
+          services: [
+            {
+              definition: InterruptControllerServiceService,
+              implementation: <InterruptControllerServiceServer>{
+                getCapabilities: handlers.unary(async (request) => {
+                  await this.gate("GetCapabilities", request, "interrupt-controller");
+                  return { capabilities: this.capabilities("interrupt-controller", this.nativeInterrupt) };
+                }),
+                createController: handlers.unary(async (request) => {
+                  const vm = request.controller?.vm ?? "";
+                  await this.gate("CreateController", request, vm);
+                  return this.once(request.requestId, () => {
+                    const name = `vms/${vm}/controller`;
+                    if (this.controllers.has(name)) {
+                      throw new VplaneError({
+                        code: "ALREADY_EXISTS",
+                        reason: "CONTROLLER_EXISTS",
+                        message: name,
+                      });
+                    }
+                    const controller = { ...request.controller!, name };
+                    this.controllers.set(name, controller);
+                    return { controller };
+                  });
+                }),
+                deleteController: handlers.unary(async (request) => {
+                  await this.gate("DeleteController", request, request.name);
+                  if (!this.controllers.delete(request.name)) {
+                    throw new VplaneError({
+                      code: "NOT_FOUND",
+                      reason: "CONTROLLER_NOT_FOUND",
+                      message: request.name,
+                    });
+                  }
+                  return {};
+                }),
+                getController: handlers.unary(async (request) => {
+                  await this.gate("GetController", request, request.name);
+                  const controller = this.controllers.get(request.name);
+                  if (!controller) {
+                    throw new VplaneError({
+                      code: "NOT_FOUND",
+                      reason: "CONTROLLER_NOT_FOUND",
+                      message: request.name,
+                    });
+                  }
+                  return { controller };
+                }),
+                listControllers: handlers.unary(() => ({
+                  controllers: [...this.controllers.values()],
+                  nextPageToken: "",
+                })),
+              },
+            },
+            {
+              definition: IommuServiceService,
+              implementation: <IommuServiceServer>{
+                getCapabilities: handlers.unary(() => ({ capabilities: this.capabilities("iommu", false) })),
+                createSmmu: handlers.unary(async (request) => {
+                  const name = `vms/${request.smmu?.vm}/smmus/${request.smmu?.smmuId}`;
+                  await this.gate("CreateSmmu", request, name);
+                  return this.once(request.requestId, () => {
+                    if (this.smmus.has(name)) {
+                      throw new VplaneError({ code: "ALREADY_EXISTS", reason: "SMMU_EXISTS", message: name });
+                    }
+                    const smmu = { ...request.smmu!, name, vmid: this.smmus.size + 1 };
+                    this.smmus.set(name, smmu);
+                    return { smmu };
+                  });
+                }),
+                deleteSmmu: handlers.unary(async (request) => {
+                  await this.gate("DeleteSmmu", request, request.name);
+                  if (!this.smmus.delete(request.name)) {
+                    throw new VplaneError({
+                      code: "NOT_FOUND",
+                      reason: "SMMU_NOT_FOUND",
+                      message: request.name,
+                    });
+                  }
+                  return {};
+                }),
+                getSmmu: handlers.unary((request) => {
+                  const smmu = this.smmus.get(request.name);
+                  if (!smmu)
+                    throw new VplaneError({
+                      code: "NOT_FOUND",
+                      reason: "SMMU_NOT_FOUND",
+                      message: request.name,
+                    });
+                  return { smmu };
+                }),
+                listSmmus: handlers.unary(() => ({ smmus: [...this.smmus.values()], nextPageToken: "" })),
+              },
+            },
+            {
+              definition: MigrationServiceService,
+              implementation: <MigrationServiceServer>{
+                getCapabilities: handlers.unary(() => ({
+                  capabilities: this.capabilities("migration", false),
+                })),
+              },
+            },
+          ],
+        }),
+    };
+  }
+}

@@ -1,0 +1,113 @@
+// A gateway built in the test process around a given store (in-memory SQLite by default), with
+// tokens for two tenants and every role, answering through fastify's inject (no port needed).
+import { credentials } from "@grpc/grpc-js";
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { createLogger } from "@vplane/service-kit";
+import { openStore, type Store } from "@vplane/store";
+import pino from "pino";
+import { AccessTokens, type Role } from "../../src/access-tokens.js";
+import { buildApp } from "../../src/app.js";
+import { buildGatewayServices } from "../../src/gateway.js";
+import type { GatewayServices } from "../../src/gateway-services.js";
+
+export interface TestGateway {
+  app: FastifyInstance;
+  services: GatewayServices;
+  tokens: AccessTokens;
+  /** token of each principal: "admin", "operator", "viewer" of tenant "acme"; "other" is tenant "globex" operator. */
+  token: Record<"admin" | "operator" | "viewer" | "other" | "otherAdmin", string>;
+  call(
+    who: keyof TestGateway["token"] | null,
+    method: InjectOptions["method"],
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<LightMyRequestResponse>;
+  /** Polls an operation until done and returns it. */
+  waitForOperation(who: keyof TestGateway["token"], name: string, timeoutMs?: number): Promise<OperationJson>;
+  close(): Promise<void>;
+}
+
+export interface OperationJson {
+  name: string;
+  done: boolean;
+  metadata: {
+    state: string;
+    progressPercent: number;
+    step: string;
+    steps: { name: string; state: string }[];
+    cancelRequested: boolean;
+    lastSeq: number;
+  };
+  error?: { code: string; reason: string; message: string; details: Record<string, unknown> };
+  response?: Record<string, unknown>;
+}
+
+export async function startTestGateway(
+  options: {
+    store?: Store;
+    tokens?: AccessTokens;
+    rateLimitPerSecond?: number;
+    bodyLimitBytes?: number;
+    operationTimeoutMs?: number;
+    logDestination?: pino.DestinationStream;
+  } = {},
+): Promise<TestGateway> {
+  const store = options.store ?? openStore("sqlite::memory:");
+  const tokens = options.tokens ?? AccessTokens.inMemory();
+  const issue = (tenant: string, role: Role) => tokens.issue({ tenant, role }).token;
+  const token = {
+    admin: issue("acme", "admin"),
+    operator: issue("acme", "operator"),
+    viewer: issue("acme", "viewer"),
+    other: issue("globex", "operator"),
+    otherAdmin: issue("globex", "admin"),
+  };
+  const log = options.logDestination
+    ? createLogger({ name: "gateway", level: "info", destination: options.logDestination })
+    : pino({ level: "silent" });
+  const services = buildGatewayServices({
+    log,
+    store,
+    tokens,
+    credentials: credentials.createInsecure(),
+    rpcTimeoutMs: 5000,
+    operationTimeoutMs: options.operationTimeoutMs ?? 30_000,
+    limits: {
+      rateLimitPerSecond: options.rateLimitPerSecond ?? 0,
+      ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+    },
+  });
+  const app = await buildApp(services);
+  await app.ready();
+  const call: TestGateway["call"] = (who, method, url, body, headers = {}) =>
+    app.inject({
+      method,
+      url,
+      headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers },
+      ...(body !== undefined ? { payload: body as InjectOptions["payload"] } : {}),
+    });
+  return {
+    app,
+    services,
+    tokens,
+    token,
+    call,
+    async waitForOperation(who, name, timeoutMs = 10_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const response = await call(who, "GET", `/v1/${name}`);
+        const operation = response.json<OperationJson>();
+        if (operation.done) return operation;
+        if (Date.now() > until) throw new Error(`operation ${name} not done: ${response.body}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async close() {
+      await app.close();
+      await services.runner.drain();
+      services.connections.close();
+      if (!options.store) await store.close();
+    },
+  };
+}
