@@ -9,7 +9,7 @@ import {
   buildCommand,
 } from "../src/index.js";
 import { GuestPageTables } from "./guest-page-tables.js";
-import { guestSte, identityStage2, makeSmmu, writeCd } from "./smmu-fixture.js";
+import { guestSte, identityStage2, makeSmmu, writeCd, stage1Device } from "./smmu-fixture.js";
 
 /**
  * Ports of tools/testing/selftests/iommu/iommufd.c scenarios listed in digest §5.1, in the
@@ -77,11 +77,8 @@ describe("iommufd selftest ports (digest §5.1)", () => {
   it("invalidation: entry_num 0 probes and succeeds; two entries with the second bad → error, handled 1, first applied", () => {
     const { smmu, memory } = makeSmmu();
     identityStage2(smmu);
-    smmu.attachDevice(0x10, 0x99);
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
+    const t = stage1Device(smmu, memory, { sid: 0x10, vsid: 0x99, asid: 3 });
     t.map(0x5000_0000, 0x2000);
-    writeCd(memory, 0x8000, { asid: 3, t0sz: 16, tg0: 0, ttb0: t.root });
-    smmu.setGuestSte(0x10, guestSte({ contextPtr: 0x8000 }));
     smmu.translate(0x10, undefined, 0x5000_0000, false);
     assert.deepEqual(smmu.invalidateCommands([]), { handled: 0 });
     const r = smmu.invalidateCommands([buildCommand.nhAsid(3), buildCommand.cfgiCd(0x77, 0)]);
@@ -165,10 +162,7 @@ describe("page requests (DESIGN: DMA waits for the response or a timeout)", () =
   function faulting(limits = {}) {
     const { smmu, memory } = makeSmmu({ limits });
     identityStage2(smmu);
-    smmu.attachDevice(0x10, 0x99, { pageRequests: true });
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
-    writeCd(memory, 0x8000, { asid: 3, t0sz: 16, tg0: 0, ttb0: t.root });
-    smmu.setGuestSte(0x10, guestSte({ contextPtr: 0x8000 }));
+    stage1Device(smmu, memory, { sid: 0x10, vsid: 0x99, asid: 3, pageRequests: true });
     return smmu;
   }
 
@@ -211,11 +205,13 @@ describe("page requests (DESIGN: DMA waits for the response or a timeout)", () =
   it("stage-2 faults are never page requests", () => {
     const { smmu, memory } = makeSmmu();
     smmu.mapStage2(0, 0, 0x100_0000, 3);
-    smmu.attachDevice(0x10, 0x99, { pageRequests: true });
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
+    const t = stage1Device(smmu, memory, {
+      sid: 0x10,
+      vsid: 0x99,
+      asid: 3,
+      pageRequests: true,
+    });
     t.map(0x5000_0000, 0x200_0000);
-    writeCd(memory, 0x8000, { asid: 3, t0sz: 16, tg0: 0, ttb0: t.root });
-    smmu.setGuestSte(0x10, guestSte({ contextPtr: 0x8000 }));
     const r = smmu.translate(0x10, undefined, 0x5000_0000, false);
     assert.equal(r.outcome, "fault");
     assert.equal(r.event?.stage2, true);
@@ -224,10 +220,7 @@ describe("page requests (DESIGN: DMA waits for the response or a timeout)", () =
   it("CD.S = 1 (stall model) makes stage-1 faults recoverable unless STE.S1STALLD", () => {
     const { smmu, memory } = makeSmmu();
     identityStage2(smmu);
-    smmu.attachDevice(0x10, 0x99);
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
-    writeCd(memory, 0x8000, { asid: 3, t0sz: 16, tg0: 0, ttb0: t.root, stall: true });
-    smmu.setGuestSte(0x10, guestSte({ contextPtr: 0x8000 }));
+    stage1Device(smmu, memory, { sid: 0x10, vsid: 0x99, asid: 3, cdFields: { stall: true } });
     assert.equal(smmu.translate(0x10, undefined, 0x6000, false).outcome, "page-request");
     smmu.setGuestSte(0x10, guestSte({ contextPtr: 0x8000, s1stalld: true }));
     assert.equal(smmu.translate(0x10, undefined, 0x6000, false).outcome, "fault");

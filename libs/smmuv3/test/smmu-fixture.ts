@@ -1,7 +1,10 @@
+import assert from "node:assert/strict";
 import { SparseGuestMemory } from "@vplane/guest-memory";
+import { GuestPageTables } from "./guest-page-tables.js";
 import {
   Perm,
   Smmu,
+  SmmuError,
   encodeContextDescriptor,
   type ContextDescriptorFields,
   type SmmuOptions,
@@ -43,4 +46,39 @@ export function guestSte(f: {
 export function writeCd(memory: SparseGuestMemory, ipa: number, fields: ContextDescriptorFields): void {
   const words = encodeContextDescriptor(fields);
   words.forEach((w, i) => memory.writeU64LE(ipa + i * 8, w));
+}
+
+/** Asserts that fn throws an SmmuError with this errno (and reason, when given). */
+export function rejects(fn: () => unknown, errno: number, reason?: string): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof SmmuError, String(e));
+    assert.equal(e.errno, errno, `${e.reason}: ${e.message}`);
+    if (reason) assert.equal(e.reason, reason);
+    return true;
+  });
+}
+
+/**
+ * Binds device `sid` (vSID `vsid`) with a 4K, 48-bit stage-1 table allocated from `tablesAt`
+ * and a CD at `cd` (identity stage 2 assumed for the writes); returns the guest tables.
+ */
+export function stage1Device(
+  smmu: Smmu,
+  memory: SparseGuestMemory,
+  o: {
+    sid: number;
+    vsid: number;
+    asid: number;
+    cd?: number;
+    tablesAt?: number;
+    pageRequests?: boolean;
+    cdFields?: Partial<ContextDescriptorFields>;
+  },
+): GuestPageTables {
+  smmu.attachDevice(o.sid, o.vsid, { pageRequests: o.pageRequests ?? false });
+  const tables = new GuestPageTables(memory, 12, 48, o.tablesAt ?? 0x10_0000);
+  const cd = o.cd ?? 0x8000;
+  writeCd(memory, cd, { asid: o.asid, t0sz: 16, tg0: 0, ttb0: tables.root, ...o.cdFields });
+  smmu.setGuestSte(o.sid, guestSte({ contextPtr: cd }));
+  return tables;
 }

@@ -1,17 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Errno, Perm, SmmuError } from "../src/index.js";
-import { GuestPageTables } from "./guest-page-tables.js";
-import { guestSte, identityStage2, makeSmmu, writeCd } from "./smmu-fixture.js";
-
-function rejects(fn: () => unknown, errno: number, reason?: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof SmmuError, String(e));
-    assert.equal(e.errno, errno, `${e.reason}: ${e.message}`);
-    if (reason) assert.equal(e.reason, reason);
-    return true;
-  });
-}
+import { Errno, Perm } from "../src/index.js";
+import { identityStage2, makeSmmu, rejects, stage1Device } from "./smmu-fixture.js";
 
 describe("host stage 2: VFIO type1 v2 MAP_DMA / UNMAP_DMA rules (DESIGN: stage 2 belongs to the host)", () => {
   it("map refuses no permission, zero size, unaligned addresses, the aperture, unbacked host ranges (EINVAL/EFAULT)", () => {
@@ -72,11 +62,8 @@ describe("host stage 2: VFIO type1 v2 MAP_DMA / UNMAP_DMA rules (DESIGN: stage 2
     const { smmu, memory } = makeSmmu();
     smmu.mapStage2(0, 0, 0x100_0000, Perm.READ_WRITE);
     smmu.mapStage2(0x200_0000, 0x200_0000, 0x10_0000, Perm.READ_WRITE);
-    smmu.attachDevice(1, 1);
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
+    const t = stage1Device(smmu, memory, { sid: 1, vsid: 1, asid: 1 });
     t.map(0x5000_0000, 0x200_0000);
-    writeCd(memory, 0x8000, { asid: 1, t0sz: 16, tg0: 0, ttb0: t.root });
-    smmu.setGuestSte(1, guestSte({ contextPtr: 0x8000 }));
     assert.equal(smmu.translate(1, undefined, 0x5000_0000, false).outcome, "translated");
     assert.equal(smmu.translate(1, undefined, 0x5000_0000, false).hit, true);
     smmu.unmapStage2(0x200_0000, 0x10_0000);
@@ -103,12 +90,9 @@ describe("MSI doorbell binding (digest §1.6, seed BIND_MSI)", () => {
   it("DMA to the doorbell IOVA reaches the doorbell (guest S1 maps giova → gpa), not guest RAM", () => {
     const { smmu, memory } = makeSmmu();
     identityStage2(smmu);
-    smmu.attachDevice(1, 1);
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
+    const t = stage1Device(smmu, memory, { sid: 1, vsid: 1, asid: 1 });
     t.map(0xfee0_0000, 0x0800_0000);
     t.map(0x5000_0000, 0x0900_0000);
-    writeCd(memory, 0x8000, { asid: 1, t0sz: 16, tg0: 0, ttb0: t.root });
-    smmu.setGuestSte(1, guestSte({ contextPtr: 0x8000 }));
     // Cached as RAM first; the binding must take it back.
     assert.equal(smmu.translate(1, undefined, 0xfee0_0040, true).outcome, "translated");
     smmu.bindMsi(0xfee0_0000, 0x0800_0000, 0x1000);
@@ -126,12 +110,9 @@ describe("DMA through the SMMU", () => {
   it("a transfer crossing pages is translated page by page; a fault anywhere writes nothing", () => {
     const { smmu, memory } = makeSmmu();
     identityStage2(smmu);
-    smmu.attachDevice(1, 1);
-    const t = new GuestPageTables(memory, 12, 48, 0x10_0000);
+    const t = stage1Device(smmu, memory, { sid: 1, vsid: 1, asid: 1 });
     t.map(0x5000_0000, 0x0900_3000);
     t.map(0x5000_1000, 0x0900_0000);
-    writeCd(memory, 0x8000, { asid: 1, t0sz: 16, tg0: 0, ttb0: t.root });
-    smmu.setGuestSte(1, guestSte({ contextPtr: 0x8000 }));
     const data = new Uint8Array(0x20).map((_, i) => i + 1);
     assert.equal(smmu.dmaWrite(1, undefined, 0x5000_0ff0, data).outcome, "completed");
     assert.deepEqual([...memory.read(0x0900_3ff0, 0x10)], [...data.subarray(0, 0x10)]);

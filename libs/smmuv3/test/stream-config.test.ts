@@ -1,25 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  Errno,
-  EventId,
-  PasidConfig,
-  Perm,
-  SmmuError,
-  validateGuestSte,
-  type PasidTableConfig,
-} from "../src/index.js";
+import { Errno, EventId, PasidConfig, Perm, validateGuestSte, type PasidTableConfig } from "../src/index.js";
 import { GuestPageTables } from "./guest-page-tables.js";
-import { guestSte, identityStage2, makeSmmu, writeCd } from "./smmu-fixture.js";
-
-function rejects(fn: () => unknown, errno: number, reason?: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof SmmuError, String(e));
-    assert.equal(e.errno, errno, `${e.reason}: ${e.message}`);
-    if (reason) assert.equal(e.reason, reason);
-    return true;
-  });
-}
+import { guestSte, identityStage2, makeSmmu, writeCd, rejects } from "./smmu-fixture.js";
 
 const seed = (o: Partial<PasidTableConfig> = {}): PasidTableConfig => ({
   version: 1,
