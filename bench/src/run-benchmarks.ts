@@ -4,11 +4,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
+import { smmuBench } from "./smmu-bench.js";
 import { xiveBench } from "./xive-bench.js";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   "grpc-echo": grpcEchoBench,
   xive: xiveBench,
+  smmu: smmuBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -99,8 +99,9 @@ export class Iotlb {
       ctx.maps[slot] = map;
     }
     const key = Math.floor(va / POW2[SLOT_SHIFT[slot & 15]!]!);
-    if (!map.has(key)) this.count++;
+    const before = map.size;
     map.set(key, entry);
+    this.count += map.size - before;
     ctx.mask |= 1 << slot;
   }
 
@@ -174,12 +175,13 @@ export class Iotlb {
   }
 
   private clearContext(ctx: TlbContext): void {
-    for (let s = 0; s < 32; s++) {
-      const map = ctx.maps[s];
-      if (map && map.size > 0) {
-        this.count -= map.size;
-        map.clear();
-      }
+    let mask = ctx.mask;
+    while (mask !== 0) {
+      const s = 31 - Math.clz32(mask);
+      mask &= ~(1 << s);
+      const map = ctx.maps[s]!;
+      this.count -= map.size;
+      map.clear();
     }
     ctx.mask = 0;
   }

@@ -142,8 +142,10 @@ export class NestedWalker {
       let lo: number;
       let hi: number;
       try {
-        lo = this.memory.readU32LE(pa);
-        hi = this.memory.readU32LE(pa + 4);
+        // One 8-byte read rather than two 4-byte ones: half the bounds checks and copies.
+        const b = this.memory.read(pa, 8);
+        lo = b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
+        hi = b[4]! | (b[5]! << 8) | (b[6]! << 16) | (b[7]! << 24);
       } catch (error) {
         if (!(error instanceof GuestMemoryError)) throw error;
         this.fault.set(EventId.F_WALK_EABT, false, EventClass.TT, -1, pa);
