@@ -265,6 +265,27 @@ export class XiveDevice {
   }
 
   /**
+   * Re-applies a SOURCE_CONFIG value that KVM accepted before, with its effective server, as a
+   * restore does (QEMU post_load, xive.md §6): the EAS is set without a new target selection; the
+   * queue's source count is taken as selection would. The source must exist; the server must
+   * be connected unless the value is masked.
+   */
+  restoreSourceConfig(irq: number, value: bigint): void {
+    this.checkSourceForKvm(irq);
+    const config = decodeKvmSourceConfig(value);
+    if (config.masked) {
+      this.sources.setEas(irq, EAS_HI_VALID, EAS_LO_MASKED);
+      return;
+    }
+    if (!isKvmPriorityValid(config.priority) || this.context(config.server) === undefined) {
+      throw serverNotConnected(config.server, Errno.EINVAL, "INVALID_ARGUMENT");
+    }
+    const index = endIndexOf(config.server, config.priority);
+    if (this.router.ends!.isEnqueue(index)) this.router.ends!.kvmCount[index]!++;
+    this.sources.setEas(irq, encodeEasHi(true, 0, index), encodeEasLo(false, config.eisn));
+  }
+
+  /**
    * kvmppc_xive_select_target (xive.md §1.3): the requested vCPU's queue if it has a page and
    * room (entries − XIVE_Q_GAP sources), else the first vCPU whose queue at that priority does;
    * an unknown server → EINVAL; none → EBUSY.
@@ -427,18 +448,25 @@ export class XiveDevice {
 
   /**
    * CTRL/EQ_SYNC (xive.md §1.2): syncs the valid unmasked sources (nothing is in flight in the
-   * model) and marks every configured queue's pages dirty in guest RAM for migration.
+   * model) and marks every configured queue's pages dirty in guest RAM for migration. Returns
+   * the dirty-log page numbers it marked, ascending.
    */
-  eqSync(): void {
+  eqSync(): number[] {
     const ends = this.router.ends;
-    if (!ends) return;
+    const pages = new Set<number>();
+    if (!ends) return [];
+    const pageSize = this.memory.pageSize;
     for (const server of this.vcpus.connectedServers()) {
       for (let priority = 0; priority < 8; priority++) {
         const index = endIndexOf(server, priority);
         if (!ends.isEnqueue(index)) continue;
-        this.memory.markDirty(ends.qaddr[index]!, 1 << ends.qshiftOf(index));
+        const qaddr = ends.qaddr[index]!;
+        const size = 1 << ends.qshiftOf(index);
+        this.memory.markDirty(qaddr, size);
+        for (let page = Math.floor(qaddr / pageSize); page * pageSize < qaddr + size; page++) pages.add(page);
       }
     }
+    return [...pages].sort((a, b) => a - b);
   }
 
   /**

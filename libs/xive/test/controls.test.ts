@@ -62,8 +62,9 @@ describe("device controls (xive.md §1.1, §1.2, §1.6)", () => {
     device.connectVcpu(1);
     device.setQueueConfig(1, 3, eq(BigInt(QADDR + 0x20000)));
     memory.takeDirtyPages();
-    device.eqSync();
+    const marked = device.eqSync();
     const pages = memory.takeDirtyPages();
+    assert.deepEqual(marked, pages);
     assert.equal(pages.length, 32, "two 64 KiB queues in 4 KiB pages");
     assert.equal(pages[0], QADDR / 4096);
     assert.equal(pages[16], (QADDR + 0x20000) / 4096);
@@ -79,6 +80,17 @@ describe("device controls (xive.md §1.1, §1.2, §1.6)", () => {
     assert.deepEqual(signals.at(-1), { server: 0, raised: false }, "NSR restored clear: line low");
     assert.equal(thrown(() => device.getVpState(5)).errno, Errno.ENOENT);
     assert.equal(thrown(() => device.setVpState(5, [0n, 0n])).errno, Errno.ENOENT);
+  });
+
+  it("§6 restore: a SOURCE_CONFIG value is re-applied with its effective server, without target selection", () => {
+    const { device } = routedDevice();
+    device.connectVcpu(1);
+    device.initSource(0x1301);
+    device.restoreSourceConfig(0x1301, sourceConfig(1, 6, 0x99));
+    assert.deepEqual([device.source(0x1301)!.server, device.source(0x1301)!.eisn], [1, 0x99]);
+    assert.equal(thrown(() => device.restoreSourceConfig(0x1301, sourceConfig(3, 6, 1))).errno, Errno.EINVAL);
+    device.restoreSourceConfig(0x1301, sourceConfig(3, 6, 1, true));
+    assert.equal(device.source(0x1301)!.masked, true);
   });
 
   it("§1.3 masked source config clears the target; a source config on a vCPU in another block works", () => {

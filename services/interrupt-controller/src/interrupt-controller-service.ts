@@ -1,29 +1,104 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { InterruptControllerServiceService } from "@vplane/proto/gen/vplane/interrupt/v1/service";
-import { buildCapabilities, type ServiceDescription } from "@vplane/service-kit";
+import { buildCapabilities, option, type ServiceDescription } from "@vplane/service-kit";
+import { openStore } from "@vplane/store";
+import { controllerCrudHandlers } from "./controller-crud-handlers.js";
+import { ControllerRegistry } from "./controller-registry.js";
+import { deviceHandlers } from "./device-handlers.js";
 import { probeNativeXive } from "./native-probe.js";
+import { LIMITS, limitsForCapabilities } from "./service-limits.js";
+import { watchVcpuSignals } from "./signal-stream.js";
 
 /** KVMPPC_XIVE_NR_IRQS: the most sources a KVM XIVE device has (xive.md §1.2). */
-export const MAX_SOURCES = 1024n * 1024n;
+export const MAX_SOURCES = BigInt(LIMITS.maxSources);
+
+const serviceOptions = {
+  dataDir: option.string({
+    env: "VPLANE_DATA_DIR",
+    flag: "data-dir",
+    doc: "data folder: the embedded configuration database and relative guest RAM paths live here",
+    default: "./data",
+  }),
+  storeUrl: option.string({
+    env: "VPLANE_INTERRUPT_STORE_URL",
+    flag: "store-url",
+    doc: "configuration store URL (sqlite:///abs/path.db or etcd://...); unset: interrupt-controller.db in the data folder",
+    default: "",
+  }),
+  maxControllers: option.integer({
+    env: "VPLANE_INTERRUPT_MAX_CONTROLLERS",
+    flag: "max-controllers",
+    doc: "most controllers (VMs) this host serves",
+    default: 1024,
+    min: 1,
+    max: 65536,
+  }),
+};
 
 /** The interrupt-controller service: its gRPC API over the backends this host offers. */
-export const interruptControllerDescription: ServiceDescription<Record<string, never>> = {
+export const interruptControllerDescription: ServiceDescription<typeof serviceOptions> = {
   name: "interrupt-controller",
   envPrefix: "INTERRUPT",
   defaultPort: 50051,
-  options: {},
-  start: ({ handlers }) => {
+  options: serviceOptions,
+  start: async ({ config, handlers, log }) => {
+    const dataDir = resolve(config.dataDir);
+    mkdirSync(dataDir, { recursive: true });
+    const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "interrupt-controller.db")}`);
+    const registry = new ControllerRegistry(store, { dataDir, maxControllers: config.maxControllers, log });
+    try {
+      await registry.load();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    log.info({ controllers: registry.size }, "controllers restored");
     const capabilities = buildCapabilities({
       service: "interrupt-controller",
       native: probeNativeXive(),
-      limits: { max_sources: MAX_SOURCES },
+      limits: limitsForCapabilities(config.maxControllers),
     });
-    return Promise.resolve({
+    const crud = controllerCrudHandlers(registry, dataDir);
+    const device = deviceHandlers(registry);
+    const u = handlers.unary.bind(handlers);
+    return {
       services: [
         {
           definition: InterruptControllerServiceService,
-          implementation: { getCapabilities: handlers.unary(() => ({ capabilities })) },
+          implementation: {
+            getCapabilities: u(() => ({ capabilities })),
+            createController: u(crud.createController),
+            deleteController: u(crud.deleteController),
+            getController: u(crud.getController),
+            listControllers: u(crud.listControllers),
+            connectVcpu: u(device.connectVcpu),
+            selectMode: u(device.selectMode),
+            initSources: u(device.initSources),
+            configureSources: u(device.configureSources),
+            getSourceConfig: u(device.getSourceConfig),
+            configureQueue: u(device.configureQueue),
+            getQueueConfig: u(device.getQueueConfig),
+            syncSources: u(device.syncSources),
+            syncQueues: u(device.syncQueues),
+            resetController: u(device.resetController),
+            getVpState: u(device.getVpState),
+            setVpState: u(device.setVpState),
+            esbAccess: u(device.esbAccess),
+            timaAccess: u(device.timaAccess),
+            triggerSources: u(device.triggerSources),
+            setLsiLevel: u(device.setLsiLevel),
+            rawHypercall: u(device.rawHypercall),
+            callRtas: u(device.callRtas),
+            watchVcpuSignals: handlers.serverStream(watchVcpuSignals(registry)),
+            dumpController: u(device.dumpController),
+          },
         },
       ],
-    });
+      close: async () => {
+        registry.closeAll();
+        await store.close();
+      },
+    };
   },
 };

@@ -1,0 +1,73 @@
+import type { ActiveMode, ControllerMode, HcallResult, KvmXiveEq, SourceState } from "@vplane/xive";
+
+/** The XICS RTAS calls a VMM forwards. */
+export type RtasCallName = "SET_XIVE" | "GET_XIVE" | "INT_OFF" | "INT_ON";
+
+/** Per-outcome counts of a trigger batch. */
+export interface TriggerCounts {
+  delivered: number;
+  coalesced: number;
+  masked: number;
+  dropped: number;
+}
+
+/** What a controller was created with. */
+export interface ControllerSpec {
+  mode: ControllerMode;
+  nrServers: number;
+  nrIrqs: number;
+}
+
+/**
+ * One VM's interrupt controller as the service drives it, whoever implements it: the emulated
+ * model (libs/xive) or, later, the kernel's KVM XIVE device. Every method has the semantics and
+ * the errors of the KVM device or the hypervisor call it is named after; failures are thrown as
+ * errors with {code, reason, errno?, hcallReturnCode?}.
+ */
+export interface ControllerBackend {
+  readonly kind: "EMULATED" | "NATIVE";
+  readonly activeMode: ActiveMode;
+  readonly nrServers: number;
+  readonly nrIrqs: number;
+  connectedVcpus(): { vcpuId: number; server: number }[];
+  sourceCount(): number;
+
+  connectVcpu(vcpuId: number, server: number): void;
+  selectMode(mode: ActiveMode): void;
+  initSource(irq: number, lsi: boolean, asserted: boolean): void;
+  /** KVM SOURCE_CONFIG; returns the effective server. */
+  configureSource(irq: number, kvmConfig: bigint): number;
+  /** Re-applies an accepted SOURCE_CONFIG with its effective server (restart replay). */
+  restoreSourceConfig(irq: number, kvmConfig: bigint): void;
+  getSource(irq: number): SourceState;
+  configureQueue(server: number, priority: number, eq: KvmXiveEq): void;
+  getQueueConfig(server: number, priority: number): { eq: KvmXiveEq; entriesWritten: number } | undefined;
+  syncSource(irq: number): void;
+  /** EQ_SYNC: the guest-physical addresses of the pages marked dirty and the page size. */
+  syncQueues(): { pages: bigint[]; pageSize: number };
+  reset(): void;
+  getVpState(server: number): [bigint, bigint];
+  setVpState(server: number, state: [bigint, bigint]): void;
+  esbAccess(
+    irq: number,
+    management: boolean,
+    offset: number,
+    size: number,
+    store: boolean,
+    value: bigint,
+  ): bigint;
+  timaAccess(server: number, offset: number, size: number, store: boolean, value: bigint): bigint;
+  /** Raises each source in order and adds the outcomes to `counts`. */
+  trigger(irqs: readonly number[], counts: TriggerCounts): void;
+  setLsiLevel(irq: number, asserted: boolean): void;
+  hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult;
+  rtas(
+    call: RtasCallName,
+    irq: number,
+    server: number,
+    priority: number,
+  ): { status: number; server: number; priority: number };
+  dump(): string;
+  /** Releases guest memory and anything else held. */
+  close(): void;
+}

@@ -1,0 +1,152 @@
+import type { JsonValue, Store, TransactionOp } from "@vplane/store";
+import { MAX_TRANSACTION_OPS } from "@vplane/store";
+import type { ActiveMode, ControllerMode } from "@vplane/xive";
+
+/** What a controller was created with (durable). */
+export interface ControllerRecord {
+  vm: string;
+  mode: ControllerMode;
+  backend: "EMULATED" | "NATIVE";
+  /** NR_SERVERS as requested (the model clamps it). */
+  nrServers: number;
+  nrIrqs: number;
+  /** As given in the request (relative paths resolve in the data folder). */
+  guestMemoryPath: string;
+  guestMemoryBytes: number;
+  createTime: string;
+  createRequestId: string;
+  /** The mode the guest selected (SelectMode), replayed before the rest. */
+  selectedMode?: ActiveMode;
+}
+
+export interface VcpuRecord {
+  vcpuId: number;
+  server: number;
+}
+
+export interface SourceRecord {
+  irq: number;
+  lsi: boolean;
+  asserted: boolean;
+  /** The accepted SOURCE_CONFIG with its effective server, as a decimal string (u64). */
+  kvmConfig?: string;
+}
+
+export interface QueueRecord {
+  server: number;
+  priority: number;
+  flags: number;
+  qshift: number;
+  qaddr: string;
+  qtoggle: number;
+  qindex: number;
+}
+
+export interface ControllerConfig {
+  record: ControllerRecord;
+  vcpus: VcpuRecord[];
+  sources: SourceRecord[];
+  queues: QueueRecord[];
+}
+
+const ROOT = "interrupt-controller";
+const pad = (n: number, width: number) => String(n).padStart(width, "0");
+
+/** Store keys of the interrupt-controller service. */
+export const configKeys = {
+  controllers: `${ROOT}/controllers/`,
+  controller: (vm: string) => `${ROOT}/controllers/${vm}`,
+  configOf: (vm: string) => `${ROOT}/config/${vm}/`,
+  vcpu: (vm: string, vcpuId: number) => `${ROOT}/config/${vm}/vcpu/${pad(vcpuId, 10)}`,
+  source: (vm: string, irq: number) => `${ROOT}/config/${vm}/source/${pad(irq, 8)}`,
+  queue: (vm: string, server: number, priority: number) =>
+    `${ROOT}/config/${vm}/queue/${pad(server, 5)}-${priority}`,
+};
+
+/**
+ * Durable configuration of the controllers: what a caller was told succeeded (creation, vCPU
+ * connections, source initialisation and configuration, queue configuration, the selected mode).
+ * Runtime state (PQ bits, queue indices, presenter registers) is not kept.
+ */
+export class ControllerConfigStore {
+  constructor(private readonly store: Store) {}
+
+  async createController(record: ControllerRecord): Promise<void> {
+    await this.store.put(configKeys.controller(record.vm), record as unknown as JsonValue, {
+      ifRevision: "absent",
+    });
+  }
+
+  async updateController(record: ControllerRecord): Promise<void> {
+    await this.store.put(configKeys.controller(record.vm), record as unknown as JsonValue);
+  }
+
+  async putVcpu(vm: string, vcpu: VcpuRecord): Promise<void> {
+    await this.store.put(configKeys.vcpu(vm, vcpu.vcpuId), vcpu as unknown as JsonValue);
+  }
+
+  async putSources(vm: string, sources: readonly SourceRecord[]): Promise<void> {
+    await this.write(
+      sources.map((s) => ({
+        op: "put",
+        key: configKeys.source(vm, s.irq),
+        value: s as unknown as JsonValue,
+      })),
+    );
+  }
+
+  async putQueue(vm: string, queue: QueueRecord): Promise<void> {
+    if (queue.qshift === 0) await this.store.delete(configKeys.queue(vm, queue.server, queue.priority));
+    else
+      await this.store.put(configKeys.queue(vm, queue.server, queue.priority), queue as unknown as JsonValue);
+  }
+
+  async deleteQueues(vm: string): Promise<void> {
+    const keys = await this.keysUnder(`${configKeys.configOf(vm)}queue/`);
+    await this.write(keys.map((key) => ({ op: "delete", key })));
+  }
+
+  async deleteController(vm: string): Promise<void> {
+    const keys = await this.keysUnder(configKeys.configOf(vm));
+    await this.write(keys.map((key) => ({ op: "delete", key })));
+    await this.store.delete(configKeys.controller(vm));
+  }
+
+  /** Every controller with its configuration, ordered by VM id. */
+  async loadAll(): Promise<ControllerConfig[]> {
+    const out: ControllerConfig[] = [];
+    for (const entry of await this.entriesUnder(configKeys.controllers)) {
+      const record = entry.value as unknown as ControllerRecord;
+      const config: ControllerConfig = { record, vcpus: [], sources: [], queues: [] };
+      for (const e of await this.entriesUnder(configKeys.configOf(record.vm))) {
+        const kind = e.key.slice(configKeys.configOf(record.vm).length).split("/")[0];
+        if (kind === "vcpu") config.vcpus.push(e.value as unknown as VcpuRecord);
+        else if (kind === "source") config.sources.push(e.value as unknown as SourceRecord);
+        else if (kind === "queue") config.queues.push(e.value as unknown as QueueRecord);
+      }
+      out.push(config);
+    }
+    return out;
+  }
+
+  private async write(ops: TransactionOp[]): Promise<void> {
+    for (let i = 0; i < ops.length; i += MAX_TRANSACTION_OPS) {
+      await this.store.transaction(ops.slice(i, i + MAX_TRANSACTION_OPS));
+    }
+  }
+
+  private async entriesUnder(prefix: string) {
+    const entries = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.store.list(prefix, { pageSize: 1000, ...(pageToken ? { pageToken } : {}) });
+      entries.push(...page.entries);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== undefined);
+    return entries;
+  }
+
+  private async keysUnder(prefix: string): Promise<string[]> {
+    return (await this.entriesUnder(prefix)).map((e) => e.key);
+  }
+}

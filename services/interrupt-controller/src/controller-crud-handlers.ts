@@ -1,0 +1,100 @@
+import type {
+  CreateControllerRequest,
+  CreateControllerResponse,
+  DeleteControllerRequest,
+  DeleteControllerResponse,
+  GetControllerRequest,
+  GetControllerResponse,
+  ListControllersRequest,
+  ListControllersResponse,
+} from "@vplane/proto/gen/vplane/interrupt/v1/controller_crud";
+import { VplaneError } from "@vplane/service-kit";
+import { PseriesIrq } from "@vplane/xive";
+import type { ControllerRecord } from "./controller-config-store.js";
+import { checkVmId, type ControllerRegistry } from "./controller-registry.js";
+import { checkGuestMemory } from "./guest-memory-binding.js";
+import { backendOf, controllerMessage, controllerModeOf } from "./proto-mapping.js";
+import { LIMITS } from "./service-limits.js";
+
+/** Deleted controllers by the request_id that deleted them (a retried delete succeeds). */
+const DELETES_KEPT = 1024;
+
+/** CreateController / DeleteController / GetController / ListControllers. */
+export function controllerCrudHandlers(registry: ControllerRegistry, dataDir: string) {
+  const deletedBy = new Map<string, string>();
+  return {
+    createController: async (request: CreateControllerRequest): Promise<CreateControllerResponse> => {
+      const c = request.controller;
+      if (c === undefined) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "CONTROLLER_MISSING",
+          message: "controller is required",
+          field: "controller",
+        });
+      }
+      checkVmId(c.vm);
+      const memory = checkGuestMemory(c.guestMemory?.path ?? "", c.guestMemory?.sizeBytes ?? 0n, dataDir);
+      const record: ControllerRecord = {
+        vm: c.vm,
+        mode: controllerModeOf(c.mode),
+        backend: backendOf(c.backend),
+        nrServers: c.nrServers === 0 ? LIMITS.maxServers : c.nrServers,
+        nrIrqs: c.nrIrqs === undefined || c.nrIrqs === 0 ? PseriesIrq.DEFAULT_NR_IRQS : c.nrIrqs,
+        guestMemoryPath: c.guestMemory?.path ?? "",
+        guestMemoryBytes: memory.sizeBytes,
+        createTime: new Date().toISOString(),
+        createRequestId: request.requestId,
+      };
+      return { controller: controllerMessage(await registry.create(record)) };
+    },
+
+    deleteController: async (request: DeleteControllerRequest): Promise<DeleteControllerResponse> => {
+      try {
+        await registry.delete(request.name);
+      } catch (error) {
+        if (request.requestId !== "" && deletedBy.get(request.requestId) === request.name) return {};
+        throw error;
+      }
+      if (request.requestId !== "") {
+        deletedBy.set(request.requestId, request.name);
+        if (deletedBy.size > DELETES_KEPT) deletedBy.delete(deletedBy.keys().next().value!);
+      }
+      return {};
+    },
+
+    getController: (request: GetControllerRequest): GetControllerResponse => {
+      return { controller: controllerMessage(registry.require(request.name)) };
+    },
+
+    listControllers: (request: ListControllersRequest): ListControllersResponse => {
+      const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
+      if (pageSize > 1000) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "PAGE_SIZE_TOO_LARGE",
+          message: "page_size is at most 1000",
+          field: "page_size",
+        });
+      }
+      let after = "";
+      if (request.pageToken !== "") {
+        after = Buffer.from(request.pageToken, "base64url").toString("utf8");
+        if (!/^[a-z][a-z0-9-]{0,62}$/.test(after)) {
+          throw new VplaneError({
+            code: "INVALID_ARGUMENT",
+            reason: "PAGE_TOKEN_INVALID",
+            message: "page_token is not one this service issued",
+            field: "page_token",
+          });
+        }
+      }
+      const page = registry.list(after, pageSize);
+      const last = page.entries.at(-1);
+      return {
+        controllers: page.entries.map(controllerMessage),
+        nextPageToken: page.more && last ? Buffer.from(last.record.vm, "utf8").toString("base64url") : "",
+      };
+    },
+  };
+}

@@ -1,0 +1,326 @@
+import type * as pb from "@vplane/proto/gen/vplane/interrupt/v1/device";
+import { VplaneError, toVplaneError } from "@vplane/service-kit";
+import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig } from "@vplane/xive";
+import type { TriggerCounts } from "./controller-backend.js";
+import type { QueueRecord, SourceRecord } from "./controller-config-store.js";
+import type { ControllerEntry, ControllerRegistry } from "./controller-registry.js";
+import { activeModeOf, controllerMessage, isManagementPage, isStore, rtasCallOf } from "./proto-mapping.js";
+import { LIMITS } from "./service-limits.js";
+
+const HCALL_NAMES = new Map<number, string>(Object.entries(HcallReturn).map(([name, code]) => [code, name]));
+
+function checkBatch(length: number, max: number, field: string): void {
+  if (length === 0 || length > max) {
+    throw new VplaneError({
+      code: "INVALID_ARGUMENT",
+      reason: length === 0 ? "BATCH_EMPTY" : "BATCH_TOO_LARGE",
+      message: `${field} must hold 1 to ${max} entries, got ${length}`,
+      field,
+    });
+  }
+}
+
+/** The first failed entry of a batch: its error, with the entry's index and field path. */
+function batchFailure(error: unknown, index: number, field: string): VplaneError {
+  const e = toVplaneError(error);
+  return new VplaneError({
+    code: e.code,
+    reason: e.reason,
+    message: `${field}[${index}]: ${e.message}`,
+    errno: e.errno,
+    hcallReturnCode: e.hcallReturnCode,
+    field: e.field ? `${field}[${index}].${e.field}` : `${field}[${index}]`,
+    batchIndex: index,
+  });
+}
+
+/**
+ * The device operations: each handler finds the controller, calls its backend, makes
+ * acknowledged configuration durable, and translates messages; the logic is in the backend.
+ */
+export function deviceHandlers(registry: ControllerRegistry) {
+  const durable = registry.durable;
+
+  /** Runs a mutating call once per request_id: a retry gets the first answer. */
+  async function once<T>(
+    entry: ControllerEntry,
+    requestId: string,
+    method: string,
+    run: () => Promise<T> | T,
+  ): Promise<T> {
+    const answered = requestId === "" ? undefined : entry.answered.get(requestId);
+    if (answered !== undefined) {
+      if (answered.method !== method) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "REQUEST_ID_REUSED",
+          message: `request_id ${requestId} was used for ${answered.method}`,
+          field: "request_id",
+        });
+      }
+      return answered.response as T;
+    }
+    const response = await run();
+    registry.remember(entry, requestId, method, response);
+    return response;
+  }
+
+  return {
+    connectVcpu: async (request: pb.ConnectVcpuRequest): Promise<pb.ConnectVcpuResponse> => {
+      const entry = registry.require(request.name);
+      return once(entry, request.requestId, "ConnectVcpu", async () => {
+        entry.backend.connectVcpu(request.vcpuId, request.server);
+        await durable.putVcpu(entry.record.vm, { vcpuId: request.vcpuId, server: request.server });
+        return { controller: controllerMessage(entry) };
+      });
+    },
+
+    selectMode: async (request: pb.SelectModeRequest): Promise<pb.SelectModeResponse> => {
+      const entry = registry.require(request.name);
+      const mode = activeModeOf(request.mode);
+      return once(entry, request.requestId, "SelectMode", async () => {
+        entry.backend.selectMode(mode);
+        await registry.setSelectedMode(entry, mode);
+        return { controller: controllerMessage(entry) };
+      });
+    },
+
+    initSources: async (request: pb.InitSourcesRequest): Promise<pb.InitSourcesResponse> => {
+      const entry = registry.require(request.name);
+      checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
+      return once(entry, request.requestId, "InitSources", async () => {
+        const records = entry.sources;
+        const applied: SourceRecord[] = [];
+        let failure: VplaneError | undefined;
+        for (let i = 0; i < request.sources.length; i++) {
+          const s = request.sources[i]!;
+          try {
+            entry.backend.initSource(s.irq, s.levelSensitive, s.asserted);
+          } catch (error) {
+            failure = batchFailure(error, i, "sources");
+            break;
+          }
+          const previous = records.get(s.irq);
+          const lsi = (previous?.lsi ?? false) || s.levelSensitive;
+          const record: SourceRecord = {
+            irq: s.irq,
+            lsi,
+            asserted: (previous?.asserted ?? false) || (lsi && s.asserted),
+          };
+          records.set(s.irq, record);
+          applied.push(record);
+        }
+        await durable.putSources(entry.record.vm, applied);
+        if (failure) throw failure;
+        return { applied: applied.length };
+      });
+    },
+
+    configureSources: async (request: pb.ConfigureSourcesRequest): Promise<pb.ConfigureSourcesResponse> => {
+      const entry = registry.require(request.name);
+      checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
+      return once(entry, request.requestId, "ConfigureSources", async () => {
+        const records = entry.sources;
+        const servers: number[] = [];
+        const applied: SourceRecord[] = [];
+        let failure: VplaneError | undefined;
+        for (let i = 0; i < request.sources.length; i++) {
+          const s = request.sources[i]!;
+          let server: number;
+          try {
+            server = entry.backend.configureSource(s.irq, s.kvmConfig);
+          } catch (error) {
+            failure = batchFailure(error, i, "sources");
+            break;
+          }
+          servers.push(server);
+          const config = decodeKvmSourceConfig(s.kvmConfig);
+          const effective = config.masked ? s.kvmConfig : encodeKvmSourceConfig({ ...config, server });
+          const record: SourceRecord = {
+            ...(records.get(s.irq) ?? { irq: s.irq, lsi: false, asserted: false }),
+            kvmConfig: effective.toString(),
+          };
+          records.set(s.irq, record);
+          applied.push(record);
+        }
+        await durable.putSources(entry.record.vm, applied);
+        if (failure) throw failure;
+        return { effectiveServers: servers };
+      });
+    },
+
+    getSourceConfig: (request: pb.GetSourceConfigRequest): pb.GetSourceConfigResponse => {
+      const entry = registry.require(request.name);
+      const s = entry.backend.getSource(request.irq);
+      return {
+        source: {
+          irq: s.irq,
+          levelSensitive: s.lsi,
+          asserted: s.asserted,
+          pq: s.pq,
+          masked: s.masked,
+          server: s.server,
+          priority: s.priority,
+          eisn: s.eisn,
+          kvmConfig: encodeKvmSourceConfig(s),
+        },
+      };
+    },
+
+    configureQueue: async (request: pb.ConfigureQueueRequest): Promise<pb.ConfigureQueueResponse> => {
+      const entry = registry.require(request.name);
+      const q = request.queue;
+      if (q === undefined) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "QUEUE_MISSING",
+          message: "queue is required",
+          field: "queue",
+        });
+      }
+      return once(entry, request.requestId, "ConfigureQueue", async () => {
+        entry.backend.configureQueue(request.server, request.priority, q);
+        const record: QueueRecord = {
+          server: request.server,
+          priority: request.priority,
+          ...q,
+          qaddr: q.qaddr.toString(),
+        };
+        await durable.putQueue(entry.record.vm, record);
+        return {};
+      });
+    },
+
+    getQueueConfig: (request: pb.GetQueueConfigRequest): pb.GetQueueConfigResponse => {
+      const entry = registry.require(request.name);
+      const got = entry.backend.getQueueConfig(request.server, request.priority);
+      if (got === undefined) return { hasPage: false, queue: undefined, entriesWritten: 0n };
+      return { hasPage: true, queue: got.eq, entriesWritten: BigInt(got.entriesWritten) };
+    },
+
+    syncSources: (request: pb.SyncSourcesRequest): pb.SyncSourcesResponse => {
+      const entry = registry.require(request.name);
+      checkBatch(request.irqs.length, LIMITS.maxConfigBatch, "irqs");
+      for (let i = 0; i < request.irqs.length; i++) {
+        try {
+          entry.backend.syncSource(request.irqs[i]!);
+        } catch (error) {
+          throw batchFailure(error, i, "irqs");
+        }
+      }
+      return {};
+    },
+
+    syncQueues: (request: pb.SyncQueuesRequest): pb.SyncQueuesResponse => {
+      const { pages, pageSize } = registry.require(request.name).backend.syncQueues();
+      return { dirtyPages: pages, pageSize: BigInt(pageSize) };
+    },
+
+    resetController: async (request: pb.ResetControllerRequest): Promise<pb.ResetControllerResponse> => {
+      const entry = registry.require(request.name);
+      return once(entry, request.requestId, "ResetController", async () => {
+        entry.backend.reset();
+        // RESET masks every unmasked source and tears the queues down: the durable configuration follows.
+        const records = entry.sources;
+        const changed: SourceRecord[] = [];
+        for (const record of records.values()) {
+          if (record.kvmConfig === undefined || decodeKvmSourceConfig(BigInt(record.kvmConfig)).masked)
+            continue;
+          const { kvmConfig: _dropped, ...rest } = record;
+          records.set(record.irq, rest);
+          changed.push(rest);
+        }
+        await durable.putSources(entry.record.vm, changed);
+        await durable.deleteQueues(entry.record.vm);
+        return {};
+      });
+    },
+
+    getVpState: (request: pb.GetVpStateRequest): pb.GetVpStateResponse => {
+      const [word0, word1] = registry.require(request.name).backend.getVpState(request.server);
+      return { word0, word1 };
+    },
+
+    setVpState: async (request: pb.SetVpStateRequest): Promise<pb.SetVpStateResponse> => {
+      const entry = registry.require(request.name);
+      return once(entry, request.requestId, "SetVpState", () => {
+        entry.backend.setVpState(request.server, [request.word0, request.word1]);
+        return {};
+      });
+    },
+
+    esbAccess: (request: pb.EsbAccessRequest): pb.EsbAccessResponse => {
+      const entry = registry.require(request.name);
+      const value = entry.backend.esbAccess(
+        request.irq,
+        isManagementPage(request.page),
+        request.offset,
+        request.size === 0 ? 8 : request.size,
+        isStore(request.kind),
+        request.value,
+      );
+      return { value };
+    },
+
+    timaAccess: (request: pb.TimaAccessRequest): pb.TimaAccessResponse => {
+      const entry = registry.require(request.name);
+      const value = entry.backend.timaAccess(
+        request.server,
+        request.offset,
+        request.size,
+        isStore(request.kind),
+        request.value,
+      );
+      return { value };
+    },
+
+    triggerSources: (request: pb.TriggerSourcesRequest): pb.TriggerSourcesResponse => {
+      const entry = registry.require(request.name);
+      checkBatch(request.irqs.length, LIMITS.maxTriggerBatch, "irqs");
+      const counts: TriggerCounts = { delivered: 0, coalesced: 0, masked: 0, dropped: 0 };
+      entry.backend.trigger(request.irqs, counts);
+      return counts;
+    },
+
+    setLsiLevel: (request: pb.SetLsiLevelRequest): pb.SetLsiLevelResponse => {
+      registry.require(request.name).backend.setLsiLevel(request.irq, request.asserted);
+      return {};
+    },
+
+    rawHypercall: (request: pb.RawHypercallRequest): pb.RawHypercallResponse => {
+      const entry = registry.require(request.name);
+      if (request.args.length > LIMITS.maxHcallArgs) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "TOO_MANY_ARGS",
+          message: `at most ${LIMITS.maxHcallArgs} arguments`,
+          field: "args",
+        });
+      }
+      const opcode = request.opcode > 0xffffn ? -1 : Number(request.opcode);
+      const result = entry.backend.hcall(request.server, opcode, request.args);
+      if (request.failOnError && result.returnCode !== HcallReturn.H_SUCCESS) {
+        const name = HCALL_NAMES.get(result.returnCode) ?? `H_${result.returnCode}`;
+        throw new VplaneError({
+          code:
+            result.returnCode === HcallReturn.H_FUNCTION || result.returnCode === HcallReturn.H_HARDWARE
+              ? "FAILED_PRECONDITION"
+              : "INVALID_ARGUMENT",
+          reason: `HCALL_${name}`,
+          message: `hypercall 0x${opcode.toString(16)} returned ${name} (${result.returnCode})`,
+          hcallReturnCode: result.returnCode,
+        });
+      }
+      return { returnCode: BigInt(result.returnCode), outputs: result.outputs };
+    },
+
+    callRtas: (request: pb.CallRtasRequest): pb.CallRtasResponse => {
+      const entry = registry.require(request.name);
+      return entry.backend.rtas(rtasCallOf(request.call), request.irq, request.server, request.priority);
+    },
+
+    dumpController: (request: pb.DumpControllerRequest): pb.DumpControllerResponse => {
+      return { text: registry.require(request.name).backend.dump() };
+    },
+  };
+}

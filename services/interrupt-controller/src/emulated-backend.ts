@@ -1,0 +1,202 @@
+import type { GuestMemory } from "@vplane/guest-memory";
+import {
+  InterruptController,
+  TriggerOutcome,
+  XiveError,
+  dumpController,
+  type ActiveMode,
+  type HcallResult,
+  type KvmXiveEq,
+  type SignalSink,
+  type SourceState,
+} from "@vplane/xive";
+import type { ControllerBackend, ControllerSpec, RtasCallName, TriggerCounts } from "./controller-backend.js";
+
+/** Wall-clock timebase for H_XIRR_X: the POWER timebase runs at 512 MHz. */
+const readTimebase = (): bigint => (process.hrtime.bigint() * 512n) / 1000n;
+
+/** The emulated backend: vplane's XIVE/XICS model over the VM's guest RAM. */
+export class EmulatedBackend implements ControllerBackend {
+  readonly kind = "EMULATED";
+  private readonly controller: InterruptController;
+
+  constructor(
+    private readonly memory: GuestMemory,
+    spec: ControllerSpec,
+    onSignal: SignalSink,
+  ) {
+    this.controller = new InterruptController(memory, {
+      mode: spec.mode,
+      nrIrqs: spec.nrIrqs,
+      onSignal,
+      readTimebase,
+    });
+    this.controller.setNrServers(spec.nrServers);
+  }
+
+  get activeMode(): ActiveMode {
+    return this.controller.activeMode;
+  }
+
+  get nrServers(): number {
+    return this.controller.nrServers;
+  }
+
+  get nrIrqs(): number {
+    return this.controller.active.mode === "XIVE"
+      ? this.controller.active.xive.nrIrqs
+      : this.controller.active.xics.ics.offset + this.controller.active.xics.ics.count;
+  }
+
+  connectedVcpus(): { vcpuId: number; server: number }[] {
+    return this.controller.connectedVcpus();
+  }
+
+  sourceCount(): number {
+    return this.controller.initialisedSources().length;
+  }
+
+  connectVcpu(vcpuId: number, server: number): void {
+    this.controller.connectVcpu(vcpuId, server);
+  }
+
+  selectMode(mode: ActiveMode): void {
+    this.controller.selectMode(mode);
+  }
+
+  initSource(irq: number, lsi: boolean, asserted: boolean): void {
+    this.controller.initSource(irq, { lsi, asserted });
+  }
+
+  configureSource(irq: number, kvmConfig: bigint): number {
+    return this.controller.xive("SOURCE_CONFIG").setSourceConfig(irq, kvmConfig);
+  }
+
+  restoreSourceConfig(irq: number, kvmConfig: bigint): void {
+    this.controller.xive("SOURCE_CONFIG").restoreSourceConfig(irq, kvmConfig);
+  }
+
+  getSource(irq: number): SourceState {
+    const source = this.controller.xive("GET_SOURCE_CONFIG").source(irq);
+    if (source === undefined) {
+      throw new XiveError({
+        code: "NOT_FOUND",
+        reason: "SOURCE_NOT_VALID",
+        message: `source ${irq} has not been initialised`,
+        field: "irq",
+      });
+    }
+    return source;
+  }
+
+  configureQueue(server: number, priority: number, eq: KvmXiveEq): void {
+    this.controller.xive("EQ_CONFIG").setQueueConfig(server, priority, eq);
+  }
+
+  getQueueConfig(server: number, priority: number): { eq: KvmXiveEq; entriesWritten: number } | undefined {
+    const xive = this.controller.xive("EQ_CONFIG");
+    const eq = xive.getQueueConfig(server, priority);
+    if (eq === undefined) return undefined;
+    return { eq, entriesWritten: xive.ends!.read((server << 3) | priority).enqueued };
+  }
+
+  syncSource(irq: number): void {
+    this.controller.xive("SOURCE_SYNC").syncSource(irq);
+  }
+
+  syncQueues(): { pages: bigint[]; pageSize: number } {
+    const pageSize = this.memory.pageSize;
+    const pages = this.controller.xive("EQ_SYNC").eqSync();
+    return { pages: pages.map((page) => BigInt(page) * BigInt(pageSize)), pageSize };
+  }
+
+  reset(): void {
+    this.controller.xive("RESET").reset();
+  }
+
+  getVpState(server: number): [bigint, bigint] {
+    return this.controller.xive("VP_STATE").getVpState(server);
+  }
+
+  setVpState(server: number, state: [bigint, bigint]): void {
+    this.controller.xive("VP_STATE").setVpState(server, state);
+  }
+
+  esbAccess(
+    irq: number,
+    management: boolean,
+    offset: number,
+    size: number,
+    store: boolean,
+    value: bigint,
+  ): bigint {
+    const xive = this.controller.xive("ESB access");
+    if (!store) return xive.esbLoad(irq, management, offset, size);
+    xive.esbStore(irq, management, offset, value, size);
+    return 0n;
+  }
+
+  timaAccess(server: number, offset: number, size: number, store: boolean, value: bigint): bigint {
+    const xive = this.controller.xive("TIMA access");
+    if (!store) return xive.timaLoad(server, offset, size);
+    xive.timaStore(server, offset, size, value);
+    return 0n;
+  }
+
+  trigger(irqs: readonly number[], counts: TriggerCounts): void {
+    const controller = this.controller;
+    for (let i = 0; i < irqs.length; i++) {
+      switch (controller.trigger(irqs[i]!)) {
+        case TriggerOutcome.DELIVERED:
+          counts.delivered++;
+          break;
+        case TriggerOutcome.COALESCED:
+        case TriggerOutcome.END_COALESCED:
+          counts.coalesced++;
+          break;
+        case TriggerOutcome.MASKED:
+          counts.masked++;
+          break;
+        default:
+          counts.dropped++;
+      }
+    }
+  }
+
+  setLsiLevel(irq: number, asserted: boolean): void {
+    this.controller.setIrq(irq, asserted);
+  }
+
+  hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult {
+    return this.controller.hcall(server, opcode, args);
+  }
+
+  rtas(
+    call: RtasCallName,
+    irq: number,
+    server: number,
+    priority: number,
+  ): { status: number; server: number; priority: number } {
+    const xics = this.controller.xics(`ibm,${call.toLowerCase().replace("_", "-")}`);
+    switch (call) {
+      case "SET_XIVE":
+        return { status: xics.setXive(irq, server, priority), server: 0, priority: 0 };
+      case "GET_XIVE": {
+        const [status, s, p] = xics.getXive(irq);
+        return { status, server: s, priority: p };
+      }
+      case "INT_OFF":
+        return { status: xics.intOff(irq), server: 0, priority: 0 };
+      case "INT_ON":
+        return { status: xics.intOn(irq), server: 0, priority: 0 };
+    }
+  }
+
+  dump(): string {
+    return dumpController(this.controller);
+  }
+
+  close(): void {
+    this.memory.close();
+  }
+}
