@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
+import { ActiveMode, ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import { controllerSpec, esb, kvmConfig, routedXive } from "./conformance-fixtures.js";
+import { failure, removeDir, startHarness, tempDataDir } from "./service-harness.js";
+
+describe("durable configuration and controller resources", () => {
+  it("a restarted service comes back with the acknowledged config; runtime state (PQ) does not survive", async () => {
+    const dataDir = tempDataDir();
+    try {
+      let h = await startHarness(dataDir);
+      const name = await routedXive(h, "durable");
+      await h.call("connectVcpu", { name, vcpuId: 1, server: 1, requestId: "" });
+      await h.call("initSources", {
+        name,
+        sources: [{ irq: 0x1200, levelSensitive: true, asserted: false }],
+        requestId: "",
+      });
+      await h.call("configureQueue", {
+        name,
+        server: 1,
+        priority: 5,
+        queue: { flags: 1, qshift: 16, qaddr: 0x30_0000n, qtoggle: 1, qindex: 0 },
+        requestId: "",
+      });
+      await h.call("configureSources", {
+        name,
+        sources: [{ irq: 0x1200, kvmConfig: kvmConfig(1, 5, 0x77) }],
+        requestId: "",
+      });
+      await h.call("esbAccess", esb(name, 0x1300, 0xc00)); // PQ 00: runtime state
+      const dual = await h.call("createController", {
+        controller: controllerSpec("dual", ControllerMode.CONTROLLER_MODE_DUAL),
+        requestId: "",
+      });
+      await h.call("connectVcpu", { name: dual.controller!.name, vcpuId: 0, server: 0, requestId: "" });
+      await h.call("selectMode", {
+        name: dual.controller!.name,
+        mode: ActiveMode.ACTIVE_MODE_XIVE,
+        requestId: "",
+      });
+      await h.stop();
+
+      h = await startHarness(dataDir);
+      const controller = (await h.call("getController", { name })).controller!;
+      assert.deepEqual(controller.connectedServers, [0, 1]);
+      assert.equal(controller.sourceCount, 2);
+      const lsi = (await h.call("getSourceConfig", { name, irq: 0x1200 })).source!;
+      assert.deepEqual(
+        [lsi.levelSensitive, lsi.masked, lsi.server, lsi.priority, lsi.eisn],
+        [true, false, 1, 5, 0x77],
+      );
+      const msi = (await h.call("getSourceConfig", { name, irq: 0x1300 })).source!;
+      assert.deepEqual([msi.masked, msi.server, msi.priority, msi.eisn, msi.pq], [false, 0, 6, 0x1300, 0b01]);
+      assert.equal((await h.call("getQueueConfig", { name, server: 1, priority: 5 })).hasPage, true);
+      assert.equal(
+        (await h.call("getController", { name: "vms/dual/controller" })).controller!.activeMode,
+        ActiveMode.ACTIVE_MODE_XIVE,
+      );
+      // CTRL RESET is acknowledged config too: after a restart the queues stay torn down.
+      await h.call("resetController", { name, requestId: "" });
+      await h.stop();
+      h = await startHarness(dataDir);
+      assert.equal((await h.call("getQueueConfig", { name, server: 1, priority: 5 })).hasPage, false);
+      assert.equal((await h.call("getSourceConfig", { name, irq: 0x1200 })).source!.masked, true);
+      await h.call("deleteController", { name, requestId: "" });
+      await h.stop();
+      h = await startHarness(dataDir);
+      assert.equal((await failure(h.call("getController", { name }))).code, "NOT_FOUND");
+      await h.stop();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  it("create / get / list (paged) / delete, ALREADY_EXISTS, request_id retries, limits and the native backend", async () => {
+    const h = await startHarness(tempDataDir(), ["--max-controllers=3"]);
+    try {
+      const spec = (vm: string) => ({
+        controller: controllerSpec(vm, ControllerMode.CONTROLLER_MODE_XIVE, { guestMemory: undefined }),
+        requestId: `create-${vm}`,
+      });
+      const a = await h.call("createController", spec("a"));
+      assert.equal(a.controller!.name, "vms/a/controller");
+      assert.deepEqual(
+        await h.call("createController", spec("a")),
+        a,
+        "a retry with the same request_id returns the first result",
+      );
+      const dup = await failure(h.call("createController", { ...spec("a"), requestId: "other" }));
+      assert.deepEqual([dup.code, dup.reason], ["ALREADY_EXISTS", "CONTROLLER_EXISTS"]);
+      await h.call("createController", spec("b"));
+      await h.call("createController", spec("c"));
+      const full = await failure(h.call("createController", spec("d")));
+      assert.deepEqual([full.code, full.reason], ["RESOURCE_EXHAUSTED", "TOO_MANY_CONTROLLERS"]);
+
+      const first = await h.call("listControllers", { pageSize: 2, pageToken: "" });
+      assert.deepEqual(
+        first.controllers.map((c) => c.vm),
+        ["a", "b"],
+      );
+      const second = await h.call("listControllers", { pageSize: 2, pageToken: first.nextPageToken });
+      assert.deepEqual([second.controllers.map((c) => c.vm), second.nextPageToken], [["c"], ""]);
+
+      await h.call("deleteController", { name: "vms/c/controller", requestId: "del-c" });
+      await h.call("deleteController", { name: "vms/c/controller", requestId: "del-c" });
+      assert.equal(
+        (await failure(h.call("deleteController", { name: "vms/c/controller", requestId: "" }))).code,
+        "NOT_FOUND",
+      );
+      assert.equal(
+        (await failure(h.call("getController", { name: "vms/C/controller" }))).reason,
+        "NAME_INVALID",
+      );
+
+      const native = await failure(
+        h.call("createController", {
+          controller: controllerSpec("n", ControllerMode.CONTROLLER_MODE_XIVE, {
+            backend: Backend.BACKEND_NATIVE,
+          }),
+          requestId: "",
+        }),
+      );
+      assert.equal(native.code, "FAILED_PRECONDITION");
+      assert.match(
+        native.reason,
+        /^(HOST_NOT_POWER|KVM_NOT_PRESENT|KVM_HV_NOT_LOADED|NATIVE_IOCTL_LAYER_MISSING)$/,
+      );
+
+      const badRam = await failure(
+        h.call("createController", {
+          controller: controllerSpec("r", ControllerMode.CONTROLLER_MODE_XIVE, {
+            guestMemory: { path: "r.ram", sizeBytes: 12345n },
+          }),
+          requestId: "",
+        }),
+      );
+      assert.deepEqual([badRam.code, badRam.reason], ["INVALID_ARGUMENT", "GUEST_MEMORY_SIZE_INVALID"]);
+
+      const name = "vms/a/controller";
+      const tooMany = await failure(
+        h.call("triggerSources", { name, irqs: new Array<number>(65537).fill(0x1300) }),
+      );
+      assert.deepEqual([tooMany.code, tooMany.reason], ["INVALID_ARGUMENT", "BATCH_TOO_LARGE"]);
+      const empty = await failure(h.call("initSources", { name, sources: [], requestId: "" }));
+      assert.equal(empty.reason, "BATCH_EMPTY");
+      const caps = (await h.call("getCapabilities", {})).capabilities!;
+      assert.equal(caps.limits["max_controllers"], 3n);
+      assert.equal(caps.limits["max_sources"], 1048576n);
+    } finally {
+      await h.stop();
+      removeDir(h.dataDir);
+    }
+  });
+
+  it("a repeated request_id on a mutating call returns the first answer without a second effect", async () => {
+    const h = await startHarness();
+    try {
+      const name = await routedXive(h, "idem");
+      await h.call("connectVcpu", { name, vcpuId: 1, server: 1, requestId: "connect-1" });
+      const again = await h.call("connectVcpu", { name, vcpuId: 1, server: 1, requestId: "connect-1" });
+      assert.deepEqual(again.controller!.connectedServers, [0, 1]);
+      const reused = await failure(h.call("resetController", { name, requestId: "connect-1" }));
+      assert.equal(reused.reason, "REQUEST_ID_REUSED");
+    } finally {
+      await h.stop();
+      removeDir(h.dataDir);
+    }
+  });
+});
