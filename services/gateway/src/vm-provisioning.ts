@@ -1,4 +1,7 @@
 import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import type { CreateControllerRequest } from "@vplane/proto/gen/vplane/interrupt/v1/controller_crud";
+import type { CreateSmmuRequest } from "@vplane/proto/gen/vplane/iommu/v1/smmu_crud";
+import type { AttachDeviceRequest } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import type { Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { toVplaneError, unaryCall, type VplaneError } from "@vplane/service-kit";
 import { backendToProto, chooseBackend } from "./backend-choice.js";
@@ -17,6 +20,8 @@ export const STEP = {
   capabilities: "host.GetCapabilities",
   controller: "interrupt-controller.CreateController",
   smmu: (name: string) => `iommu.CreateSmmu(${name})`,
+  attach: (smmu: string, device: { physicalSid: number; virtualSid: number }) =>
+    `iommu.AttachDevice(${smmu}: ${device.physicalSid}->${device.virtualSid})`,
   deleteSmmu: (name: string) => `iommu.DeleteSmmu(${name})`,
   deleteController: "interrupt-controller.DeleteController",
   registry: "registry.commit",
@@ -24,7 +29,12 @@ export const STEP = {
 
 /** The steps a create runs, in order (listed in the operation before it starts). */
 export function createSteps(vm: Vm): string[] {
-  return [STEP.capabilities, STEP.controller, ...vm.iommu.smmus.map((s) => STEP.smmu(s.name)), STEP.registry];
+  return [
+    STEP.capabilities,
+    STEP.controller,
+    ...vm.iommu.smmus.flatMap((s) => [STEP.smmu(s.name), ...s.devices.map((d) => STEP.attach(s.name, d))]),
+    STEP.registry,
+  ];
 }
 
 export function deleteSteps(vm: Vm): string[] {
@@ -94,29 +104,26 @@ export async function provisionVm(
     current = STEP.controller;
     await context.checkpoint();
     await context.step(current, "RUNNING");
+    const createController: CreateControllerRequest = {
+      controller: {
+        name: "",
+        vm: vm.uid,
+        mode: MODES[vm.interruptController.mode] ?? ControllerMode.CONTROLLER_MODE_UNSPECIFIED,
+        activeMode: 0,
+        nrServers: vm.interruptController.nrServers,
+        backend: backendToProto(resolved.interruptController!.backend),
+        guestMemory,
+        connectedServers: [],
+        sourceCount: 0,
+        createTime: undefined,
+        nrIrqs: undefined,
+      },
+      requestId: `${context.id}/controller`,
+    };
     await connections.call(
       "interrupt-controller",
       "CreateController",
-      (o) =>
-        unaryCall(
-          clients.interrupt.createController.bind(clients.interrupt),
-          {
-            controller: {
-              name: "",
-              vm: vm.uid,
-              mode: MODES[vm.interruptController.mode] ?? ControllerMode.CONTROLLER_MODE_UNSPECIFIED,
-              activeMode: 0,
-              nrServers: vm.interruptController.nrServers,
-              backend: backendToProto(resolved.interruptController!.backend),
-              guestMemory,
-              connectedServers: [],
-              sourceCount: 0,
-              createTime: undefined,
-            },
-            requestId: `${context.id}/controller`,
-          },
-          o,
-        ),
+      (o) => unaryCall(clients.interrupt.createController.bind(clients.interrupt), createController, o),
       { signal: context.signal },
     );
     undo.push({
@@ -137,36 +144,35 @@ export async function provisionVm(
       current = STEP.smmu(smmu.name);
       await context.checkpoint();
       await context.step(current, "RUNNING");
+      const createSmmu: CreateSmmuRequest = {
+        smmu: {
+          name: "",
+          vm: vm.uid,
+          smmuId: smmu.name,
+          backend: backendToProto(resolved.iommu!.backend),
+          features: {
+            sidBits: smmu.sidBits,
+            ssidBits: smmu.ssidBits,
+            granules: [],
+            oasBits: 0,
+            asid16: true,
+            vmid16: true,
+            rangeInvalidation: true,
+            pri: smmu.pri,
+          },
+          guestMemory,
+          vmid: 0,
+          createTime: undefined,
+          stage2GranuleBytes: 0,
+          eventQueueDepth: 0,
+          pageRequestTimeoutMs: 0,
+        },
+        requestId: `${context.id}/smmu/${smmu.name}`,
+      };
       await connections.call(
         "iommu",
         "CreateSmmu",
-        (o) =>
-          unaryCall(
-            clients.iommu.createSmmu.bind(clients.iommu),
-            {
-              smmu: {
-                name: "",
-                vm: vm.uid,
-                smmuId: smmu.name,
-                backend: backendToProto(resolved.iommu!.backend),
-                features: {
-                  sidBits: smmu.sidBits,
-                  ssidBits: smmu.ssidBits,
-                  granules: [],
-                  oasBits: 0,
-                  asid16: true,
-                  vmid16: true,
-                  rangeInvalidation: true,
-                  pri: smmu.pri,
-                },
-                guestMemory,
-                vmid: 0,
-                createTime: undefined,
-              },
-              requestId: `${context.id}/smmu/${smmu.name}`,
-            },
-            o,
-          ),
+        (o) => unaryCall(clients.iommu.createSmmu.bind(clients.iommu), createSmmu, o),
         { signal: context.signal },
       );
       undo.push({
@@ -182,6 +188,27 @@ export async function provisionVm(
       });
       await context.step(current, "SUCCEEDED", `backend ${resolved.iommu!.backend}`);
       await context.progress(percentAfter(current), current, `SMMU ${smmu.name} created`);
+      // Deleting the SMMU (its undo above) removes its devices too: no undo per device.
+      for (const device of smmu.devices) {
+        current = STEP.attach(smmu.name, device);
+        await context.checkpoint();
+        await context.step(current, "RUNNING");
+        const attach: AttachDeviceRequest = {
+          name: smmuName(vm, smmu.name),
+          streamId: device.physicalSid,
+          virtualStreamId: device.virtualSid,
+          pageRequests: smmu.pri,
+          requestId: `${context.id}/attach/${smmu.name}/${device.physicalSid}`,
+        };
+        await connections.call(
+          "iommu",
+          "AttachDevice",
+          (o) => unaryCall(clients.iommu.attachDevice.bind(clients.iommu), attach, o),
+          { signal: context.signal },
+        );
+        await context.step(current, "SUCCEEDED");
+        await context.progress(percentAfter(current), current, `device ${device.physicalSid} attached`);
+      }
     }
     current = STEP.registry;
     await context.checkpoint();

@@ -1,22 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { FakeHost } from "./support/fake-host.js";
-import { startTestGateway, type TestGateway } from "./support/test-gateway.js";
+import { startGatewayWithHost, startTestGateway, type TestGateway } from "./support/test-gateway.js";
 
 const vmBody = { name: "vm-1", vcpus: 2, memoryBytes: 1 << 30, interruptController: { mode: "xive" } };
 
 describe("gateway skeleton: health, OpenAPI, one error shape, limits, metrics", () => {
   let gw: TestGateway;
-  let host: FakeHost;
+  let stop: () => Promise<void>;
   before(async () => {
-    host = await FakeHost.start();
-    gw = await startTestGateway({ bodyLimitBytes: 4096 });
-    await gw.services.hosts.register({ name: "h1", addresses: host.addresses }, "api");
+    ({ gw, close: stop } = await startGatewayWithHost({ bodyLimitBytes: 4096 }));
   });
-  after(async () => {
-    await gw.close();
-    await host.stop();
-  });
+  after(() => stop());
 
   it("GET /healthz answers 200 without a token (liveness) and stamps x-request-id", async () => {
     const response = await gw.call(null, "GET", "/healthz");

@@ -27,6 +27,8 @@ export interface InjectedFailure {
 export class FakeHost {
   readonly controllers = new Map<string, Controller>();
   readonly smmus = new Map<string, Smmu>();
+  /** SMMU name → physical StreamID → virtual StreamID. */
+  readonly devices = new Map<string, Map<number, number>>();
   /** Method name (e.g. "CreateSmmu") → failure to answer with. */
   readonly failures = new Map<string, InjectedFailure>();
   /** Milliseconds every mutating call waits, to let tests cancel in between. */
@@ -162,8 +164,30 @@ export class FakeHost {
                     return { smmu };
                   });
                 }),
+                attachDevice: handlers.unary(async (request) => {
+                  await this.gate("AttachDevice", request, `${request.name} ${request.streamId}`);
+                  if (!this.smmus.has(request.name)) {
+                    throw new VplaneError({
+                      code: "NOT_FOUND",
+                      reason: "SMMU_NOT_FOUND",
+                      message: request.name,
+                    });
+                  }
+                  const devices = this.devices.get(request.name) ?? new Map<number, number>();
+                  devices.set(request.streamId, request.virtualStreamId);
+                  this.devices.set(request.name, devices);
+                  return {
+                    device: {
+                      streamId: request.streamId,
+                      virtualStreamId: request.virtualStreamId,
+                      pageRequests: request.pageRequests,
+                      guestSte: undefined,
+                    },
+                  };
+                }),
                 deleteSmmu: handlers.unary(async (request) => {
                   await this.gate("DeleteSmmu", request, request.name);
+                  this.devices.delete(request.name);
                   if (!this.smmus.delete(request.name)) {
                     throw new VplaneError({
                       code: "NOT_FOUND",

@@ -8,6 +8,7 @@ import pino from "pino";
 import { AccessTokens, type Role } from "../../src/access-tokens.js";
 import { buildApp } from "../../src/app.js";
 import { buildGatewayServices } from "../../src/gateway.js";
+import { FakeHost } from "./fake-host.js";
 import type { GatewayServices } from "../../src/gateway-services.js";
 
 export interface TestGateway {
@@ -108,6 +109,23 @@ export async function startTestGateway(
       await services.runner.drain();
       services.connections.close();
       if (!options.store) await store.close();
+    },
+  };
+}
+
+/** A test gateway with one fake host registered as "h1"; close() stops both. */
+export async function startGatewayWithHost(
+  options: Parameters<typeof startTestGateway>[0] = {},
+): Promise<{ gw: TestGateway; host: FakeHost; close: () => Promise<void> }> {
+  const host = await FakeHost.start();
+  const gw = await startTestGateway(options);
+  await gw.services.hosts.register({ name: "h1", addresses: host.addresses }, "api");
+  return {
+    gw,
+    host,
+    close: async () => {
+      await gw.close();
+      await host.stop();
     },
   };
 }
