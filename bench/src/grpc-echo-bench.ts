@@ -10,7 +10,7 @@ const ROUNDS = 3;
 /** Issue 2: the service kit keeps at least 0.9 of the bare server's calls/s. */
 const MIN_RATIO = 0.9;
 
-async function measure(kind: "bare" | "kit"): Promise<LoadResult> {
+export async function measure(kind: "bare" | "kit"): Promise<LoadResult> {
   const worker = new Worker(new URL("./echo-server-worker.js", import.meta.url), { workerData: { kind } });
   const [{ port }] = (await once(worker, "message")) as [{ port: number }];
   const client = new EchoServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());

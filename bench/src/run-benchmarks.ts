@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
+import { interruptGrpcBench } from "./interrupt-grpc-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
 import { smmuBench } from "./smmu-bench.js";
 import { xiveBench } from "./xive-bench.js";
@@ -10,6 +11,7 @@ import { xiveBench } from "./xive-bench.js";
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   "grpc-echo": grpcEchoBench,
   xive: xiveBench,
+  "interrupt-grpc": interruptGrpcBench,
   smmu: smmuBench,
 };
 
