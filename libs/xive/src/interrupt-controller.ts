@@ -61,14 +61,17 @@ export class InterruptController {
     return this.device;
   }
 
-  /** The XIVE device, or FAILED_PRECONDITION (the KVM XIVE device does not exist in XICS mode). */
-  xive(operation: string): XiveDevice {
+  /**
+   * The XIVE device, or FAILED_PRECONDITION with `errno` (the KVM XIVE device does not exist in
+   * XICS mode; VP_STATE answers EPERM there, xive.md §1.6).
+   */
+  xive(operation: string, errno: number = Errno.ENODEV): XiveDevice {
     if (this.device.mode === "XIVE") return this.device.xive;
     throw new XiveError({
       code: "FAILED_PRECONDITION",
       reason: "XIVE_NOT_ACTIVE",
       message: `${operation} needs the XIVE controller, but XICS is active`,
-      errno: Errno.ENODEV,
+      errno,
     });
   }
 

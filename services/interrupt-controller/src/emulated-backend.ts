@@ -1,5 +1,6 @@
 import type { GuestMemory } from "@vplane/guest-memory";
 import {
+  Errno,
   InterruptController,
   TriggerOutcome,
   XiveError,
@@ -115,11 +116,11 @@ export class EmulatedBackend implements ControllerBackend {
   }
 
   getVpState(server: number): [bigint, bigint] {
-    return this.controller.xive("VP_STATE").getVpState(server);
+    return this.controller.xive("VP_STATE", Errno.EPERM).getVpState(server);
   }
 
   setVpState(server: number, state: [bigint, bigint]): void {
-    this.controller.xive("VP_STATE").setVpState(server, state);
+    this.controller.xive("VP_STATE", Errno.EPERM).setVpState(server, state);
   }
 
   esbAccess(

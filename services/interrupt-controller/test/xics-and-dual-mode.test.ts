@@ -99,7 +99,11 @@ describe("conformance: XICS IPI round trip and the dual-mode switch through gRPC
       -3,
     );
     const error = await failure(h.call("getVpState", { name, server: 0 }));
-    assert.deepEqual([error.code, error.reason], ["FAILED_PRECONDITION", "XIVE_NOT_ACTIVE"]);
+    assert.deepEqual(
+      [error.code, error.reason, error.errno],
+      ["FAILED_PRECONDITION", "XIVE_NOT_ACTIVE", 1],
+      "§1.6 EPERM without XIVE",
+    );
   });
 
   it("DUAL: XICS until CAS; SelectMode(XIVE) re-creates the controller in XIVE mode with nothing of XICS left", async () => {
