@@ -1,1 +1,2 @@
-export { iommuDescription } from "./iommu-service.js";
+export { iommuDescription, iommuDescriptionWith, type IommuServiceHooks } from "./iommu-service.js";
+export { SmmuRegistry, type SmmuEntry } from "./smmu-registry.js";

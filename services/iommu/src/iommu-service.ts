@@ -1,22 +1,110 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { IommuServiceService } from "@vplane/proto/gen/vplane/iommu/v1/service";
-import { buildCapabilities, type ServiceDescription } from "@vplane/service-kit";
+import { buildCapabilities, option, type ServiceDescription } from "@vplane/service-kit";
+import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
+import { limitsForCapabilities } from "./service-limits.js";
+import { smmuConfigHandlers } from "./smmu-config-handlers.js";
+import { smmuCrudHandlers } from "./smmu-crud-handlers.js";
+import { smmuDataHandlers } from "./smmu-data-handlers.js";
+import { SmmuRegistry } from "./smmu-registry.js";
+
+const serviceOptions = {
+  dataDir: option.string({
+    env: "VPLANE_DATA_DIR",
+    flag: "data-dir",
+    doc: "data folder: the embedded configuration database and relative guest RAM paths live here",
+    default: "./data",
+  }),
+  storeUrl: option.string({
+    env: "VPLANE_IOMMU_STORE_URL",
+    flag: "store-url",
+    doc: "configuration store URL (sqlite:///abs/path.db or etcd://...); unset: iommu.db in the data folder",
+    default: "",
+  }),
+  maxSmmus: option.integer({
+    env: "VPLANE_IOMMU_MAX_SMMUS",
+    flag: "max-smmus",
+    doc: "most virtual SMMUs this host serves",
+    default: 1024,
+    min: 1,
+    max: 65535,
+  }),
+};
+
+/** Test and bench hook: sees the registry once the service started. */
+export interface IommuServiceHooks {
+  onRegistry?(registry: SmmuRegistry): void;
+}
+
+/** The iommu service description, with optional hooks. */
+export function iommuDescriptionWith(
+  hooks: IommuServiceHooks = {},
+): ServiceDescription<typeof serviceOptions> {
+  return {
+    name: "iommu",
+    envPrefix: "IOMMU",
+    defaultPort: 50052,
+    options: serviceOptions,
+    start: async ({ config, handlers, log }) => {
+      const dataDir = resolve(config.dataDir);
+      mkdirSync(dataDir, { recursive: true });
+      const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "iommu.db")}`);
+      const registry = new SmmuRegistry(store, { dataDir, maxSmmus: config.maxSmmus, log });
+      try {
+        await registry.load();
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
+      log.info({ smmus: registry.size }, "SMMUs restored");
+      hooks.onRegistry?.(registry);
+      const capabilities = buildCapabilities({
+        service: "iommu",
+        native: probeNativeSmmu(),
+        limits: limitsForCapabilities(config.maxSmmus),
+      });
+      const crud = smmuCrudHandlers(registry, dataDir);
+      const cfg = smmuConfigHandlers(registry);
+      const data = smmuDataHandlers(registry);
+      const u = handlers.unary.bind(handlers);
+      return {
+        services: [
+          {
+            definition: IommuServiceService,
+            implementation: {
+              getCapabilities: u(() => ({ capabilities })),
+              createSmmu: u(crud.createSmmu),
+              deleteSmmu: u(crud.deleteSmmu),
+              getSmmu: u(crud.getSmmu),
+              listSmmus: u(crud.listSmmus),
+              mapStage2: u(cfg.mapStage2),
+              unmapStage2: u(cfg.unmapStage2),
+              attachDevice: u(cfg.attachDevice),
+              detachDevice: u(cfg.detachDevice),
+              attachPasidTable: u(cfg.attachPasidTable),
+              detachPasidTable: u(cfg.detachPasidTable),
+              invalidate: u(cfg.invalidate),
+              bindMsi: u(cfg.bindMsi),
+              unbindMsi: u(cfg.unbindMsi),
+              streamEvents: handlers.serverStream(data.streamEvents),
+              respondPageRequest: u(data.respondPageRequest),
+              translate: u(data.translate),
+              dmaRead: u(data.dmaRead),
+              dmaWrite: u(data.dmaWrite),
+              dumpSmmu: u(data.dumpSmmu),
+            },
+          },
+        ],
+        close: async () => {
+          registry.closeAll();
+          await store.close();
+        },
+      };
+    },
+  };
+}
 
 /** The iommu service: its gRPC API over the backends this host offers. */
-export const iommuDescription: ServiceDescription<Record<string, never>> = {
-  name: "iommu",
-  envPrefix: "IOMMU",
-  defaultPort: 50052,
-  options: {},
-  start: ({ handlers }) => {
-    const capabilities = buildCapabilities({ service: "iommu", native: probeNativeSmmu() });
-    return Promise.resolve({
-      services: [
-        {
-          definition: IommuServiceService,
-          implementation: { getCapabilities: handlers.unary(() => ({ capabilities })) },
-        },
-      ],
-    });
-  },
-};
+export const iommuDescription = iommuDescriptionWith();

@@ -1,0 +1,227 @@
+import type { GuestMemory } from "@vplane/guest-memory";
+import {
+  PageResponseCode,
+  Smmu,
+  SmmuError,
+  type DeviceBinding,
+  type GuestSte,
+  type InvalidationOutcome,
+  type MsiBinding,
+  type PageRequest,
+  type PageRequestOutcome,
+  type PasidTableConfig,
+  type SmmuDump,
+  type SmmuOptions,
+  type Stage2Mapping,
+  type TranslationResult,
+} from "@vplane/smmuv3";
+import { EventLog } from "./event-log.js";
+import type { DmaOutcome, InvalidationItem, SmmuBackend } from "./smmu-backend.js";
+import { LIMITS } from "./service-limits.js";
+
+/**
+ * The emulated backend: vplane's SMMUv3 model over the VM's guest RAM. It drains the model's
+ * event queue into the stream log after each translation, and gives page requests what the
+ * model leaves to its caller: a timer for each deadline and a waiting DMA for each response.
+ */
+export class EmulatedSmmuBackend implements SmmuBackend {
+  readonly kind = "EMULATED" as const;
+  readonly log = new EventLog(LIMITS.eventBuffer);
+  private readonly smmu: Smmu;
+  private readonly waiting = new Map<number, (outcome: PageRequestOutcome) => void>();
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+
+  constructor(
+    private readonly memory: GuestMemory,
+    options: Omit<SmmuOptions, "memory">,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.smmu = new Smmu({ memory, ...options });
+  }
+
+  get vmid(): number {
+    return this.smmu.vmid;
+  }
+
+  get features() {
+    return this.smmu.features;
+  }
+
+  mapStage2(ipa: number, hostAddress: number, size: number, perm: number): void {
+    this.smmu.mapStage2(ipa, hostAddress, size, perm);
+  }
+
+  unmapStage2(ipa: number, size: number): number {
+    return this.smmu.unmapStage2(ipa, size);
+  }
+
+  mappings(): readonly Stage2Mapping[] {
+    return this.smmu.stage2Mappings;
+  }
+
+  attachDevice(streamId: number, virtualStreamId: number, pageRequests: boolean): DeviceBinding {
+    return this.smmu.attachDevice(streamId, virtualStreamId, { pageRequests });
+  }
+
+  detachDevice(streamId: number): number {
+    const answered = this.smmu.detachDevice(streamId);
+    for (const outcome of answered) this.settle(outcome);
+    return answered.length;
+  }
+
+  attachPasidTable(config: PasidTableConfig): void {
+    this.smmu.attachPasidTable(config);
+  }
+
+  detachPasidTable(): void {
+    this.smmu.detachPasidTable();
+  }
+
+  setGuestSte(streamId: number, ste: readonly [bigint, bigint], flags: number): GuestSte {
+    return this.smmu.setGuestSte(streamId, ste, flags);
+  }
+
+  clearGuestSte(streamId: number): void {
+    this.smmu.clearGuestSte(streamId);
+  }
+
+  /** Applies entries in order; the first refused stops the batch with its index. */
+  invalidate(items: readonly InvalidationItem[]): InvalidationOutcome {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      try {
+        if ("raw" in item) {
+          const r = this.smmu.invalidateCommands([item.raw]);
+          if (r.error) throw r.error;
+        } else this.smmu.invalidate(item.structured);
+      } catch (error) {
+        if (error instanceof SmmuError) return { handled: i, error: error.atBatchIndex(i) };
+        throw error;
+      }
+    }
+    return { handled: items.length };
+  }
+
+  bindMsi(iova: number, gpa: number, size: number): MsiBinding {
+    return this.smmu.bindMsi(iova, gpa, size);
+  }
+
+  unbindMsi(iova: number): boolean {
+    return this.smmu.unbindMsi(iova) !== undefined;
+  }
+
+  translate(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: bigint,
+    write: boolean,
+  ): TranslationResult {
+    const result = this.smmu.translate(streamId, substreamId, iova, write, { now: this.clock() });
+    this.drain();
+    if (result.pageRequest) this.track(result.pageRequest);
+    return result;
+  }
+
+  async dma(
+    streamId: number,
+    substreamId: number | undefined,
+    iova: bigint,
+    access: { read: number } | { write: Uint8Array },
+    signal: AbortSignal,
+  ): Promise<DmaOutcome> {
+    let pageResponseCode: number | undefined;
+    let pageRequestTimedOut = false;
+    for (let round = 0; ; round++) {
+      const options = { now: this.clock() };
+      const r =
+        "write" in access
+          ? this.smmu.dmaWrite(streamId, substreamId, iova, access.write, options)
+          : this.smmu.dmaRead(streamId, substreamId, iova, access.read, options);
+      this.drain();
+      const request = r.translation?.pageRequest;
+      if (r.outcome !== "page-request" || request === undefined) {
+        return {
+          ...r,
+          outcome: r.outcome === "completed" ? "completed" : r.translation!.outcome,
+          pageResponseCode,
+          pageRequestTimedOut,
+        };
+      }
+      this.track(request);
+      const answer = await this.answerTo(request.cookie, signal);
+      pageResponseCode = answer?.code;
+      pageRequestTimedOut = answer?.timedOut ?? false;
+      if (answer?.code !== PageResponseCode.SUCCESS || round >= LIMITS.maxPageRequestRounds) {
+        return {
+          outcome: "page-request",
+          msiWrites: [],
+          translation: r.translation,
+          pageResponseCode,
+          pageRequestTimedOut,
+        };
+      }
+    }
+  }
+
+  respondPageRequest(cookie: number, code: number): void {
+    this.settle(this.smmu.respondPageRequest(cookie, code));
+  }
+
+  devices(): DeviceBinding[] {
+    return this.smmu.listDevices();
+  }
+
+  dump(): SmmuDump {
+    return this.smmu.dump();
+  }
+
+  close(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const outcome of this.smmu.expirePageRequests(Number.MAX_SAFE_INTEGER)) this.settle(outcome);
+    this.log.close();
+    this.memory.close();
+  }
+
+  /** Moves the model's queued events into the stream log. */
+  private drain(): void {
+    for (const queued of this.smmu.readEvents()) this.log.appendEvent(queued);
+  }
+
+  /** Streams a new page request and arms its deadline. */
+  private track(request: PageRequest): void {
+    this.log.appendPageRequest(request);
+    const timer = setTimeout(() => this.expire(), Math.max(0, request.deadline - this.clock()));
+    timer.unref();
+    this.timers.set(request.cookie, timer);
+  }
+
+  private expire(): void {
+    for (const outcome of this.smmu.expirePageRequests(this.clock())) this.settle(outcome);
+  }
+
+  private settle(outcome: PageRequestOutcome): void {
+    const cookie = outcome.request.cookie;
+    const timer = this.timers.get(cookie);
+    if (timer) clearTimeout(timer);
+    this.timers.delete(cookie);
+    this.waiting.get(cookie)?.(outcome);
+    this.waiting.delete(cookie);
+  }
+
+  /** The response (or expiry) of a page request; undefined if the caller went away first. */
+  private answerTo(cookie: number, signal: AbortSignal): Promise<PageRequestOutcome | undefined> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve(undefined);
+      const onAbort = () => {
+        this.waiting.delete(cookie);
+        resolve(undefined);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waiting.set(cookie, (outcome) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(outcome);
+      });
+    });
+  }
+}

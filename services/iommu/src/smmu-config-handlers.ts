@@ -1,0 +1,300 @@
+import type { InvalidateRequest, InvalidateResponse } from "@vplane/proto/gen/vplane/iommu/v1/invalidation";
+import type {
+  AttachDeviceRequest,
+  AttachDeviceResponse,
+  AttachPasidTableRequest,
+  AttachPasidTableResponse,
+  BindMsiRequest,
+  BindMsiResponse,
+  DetachDeviceRequest,
+  DetachDeviceResponse,
+  DetachPasidTableRequest,
+  DetachPasidTableResponse,
+  MapStage2Request,
+  MapStage2Response,
+  UnbindMsiRequest,
+  UnbindMsiResponse,
+  UnmapStage2Request,
+  UnmapStage2Response,
+} from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
+import { VplaneError } from "@vplane/service-kit";
+import { safeNumber } from "./proto-mapping.js";
+import type { InvalidationItem } from "./smmu-backend.js";
+import { configKeys, type PasidTableRecord } from "./smmu-config-store.js";
+import type { SmmuEntry, SmmuRegistry } from "./smmu-registry.js";
+import { LIMITS } from "./service-limits.js";
+
+/**
+ * The configuration calls: stage-2 map/unmap, devices, the guest's stage-1 config in both forms,
+ * MSI binding, invalidation. Each is applied to the backend, then made durable.
+ */
+export function smmuConfigHandlers(registry: SmmuRegistry) {
+  const keyOf = (e: SmmuEntry) => ({ vm: e.record.vm, id: e.record.smmuId });
+  const store = registry.config;
+  /** Writes the device's durable record as it now stands (or removes it). */
+  const saveDevice = async (e: SmmuEntry, streamId: number) => {
+    const { vm, id } = keyOf(e);
+    const d = e.devices.get(streamId);
+    if (d) await store.put(configKeys.device(vm, id, streamId), d);
+    else await store.delete(configKeys.device(vm, id, streamId));
+  };
+
+  return {
+    mapStage2: async (request: MapStage2Request): Promise<MapStage2Response> => {
+      const e = registry.require(request.name);
+      const m = request.mapping;
+      if (!m)
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "MAPPING_MISSING",
+          message: "mapping is required",
+          field: "mapping",
+        });
+      const ipa = safeNumber(m.ipa, "mapping.ipa");
+      const host = safeNumber(m.hostAddress, "mapping.host_address");
+      const size = safeNumber(m.size, "mapping.size");
+      const { vm, id } = keyOf(e);
+      await registry.mutate(
+        e,
+        request.requestId,
+        "MapStage2",
+        () => e.backend.mapStage2(ipa, host, size, m.permission),
+        () =>
+          store.put(configKeys.mapping(vm, id, ipa), { ipa, hostAddress: host, size, perm: m.permission }),
+      );
+      return {};
+    },
+
+    unmapStage2: async (request: UnmapStage2Request): Promise<UnmapStage2Response> => {
+      const e = registry.require(request.name);
+      const ipa = safeNumber(request.ipa, "ipa");
+      const size = safeNumber(request.size, "size");
+      const { vm, id } = keyOf(e);
+      const result = await registry.mutate(
+        e,
+        request.requestId,
+        "UnmapStage2",
+        () => {
+          const before = e.backend.mappings().map((m) => m.ipa);
+          const bytes = e.backend.unmapStage2(ipa, size);
+          const left = new Set(e.backend.mappings().map((m) => m.ipa));
+          return { bytes, removed: before.filter((a) => !left.has(a)) };
+        },
+        async (r) => {
+          for (const a of r.removed) await store.delete(configKeys.mapping(vm, id, a));
+        },
+      );
+      return { unmappedBytes: BigInt(result.bytes) };
+    },
+
+    attachDevice: async (request: AttachDeviceRequest): Promise<AttachDeviceResponse> => {
+      const e = registry.require(request.name);
+      const d = await registry.mutate(
+        e,
+        request.requestId,
+        "AttachDevice",
+        () => {
+          const binding = e.backend.attachDevice(
+            request.streamId,
+            request.virtualStreamId,
+            request.pageRequests,
+          );
+          e.devices.set(request.streamId, {
+            streamId: request.streamId,
+            virtualStreamId: request.virtualStreamId,
+            pageRequests: request.pageRequests,
+          });
+          return binding;
+        },
+        () => saveDevice(e, request.streamId),
+      );
+      return {
+        device: {
+          streamId: d.streamId,
+          virtualStreamId: d.virtualStreamId,
+          pageRequests: d.pageRequests,
+          guestSte: undefined,
+        },
+      };
+    },
+
+    detachDevice: async (request: DetachDeviceRequest): Promise<DetachDeviceResponse> => {
+      const e = registry.require(request.name);
+      const answered = await registry.mutate(
+        e,
+        request.requestId,
+        "DetachDevice",
+        () => {
+          const n = e.backend.detachDevice(request.streamId);
+          e.devices.delete(request.streamId);
+          return n;
+        },
+        () => saveDevice(e, request.streamId),
+      );
+      return { pageRequestsAnswered: answered };
+    },
+
+    attachPasidTable: async (request: AttachPasidTableRequest): Promise<AttachPasidTableResponse> => {
+      const e = registry.require(request.name);
+      const form = request.form;
+      const { vm, id } = keyOf(e);
+      if (form?.$case === "seed") {
+        const s = form.value;
+        const record: PasidTableRecord = {
+          version: s.version,
+          format: s.format,
+          basePtr: s.basePtr.toString(),
+          pasidBits: s.pasidBits,
+          config: s.config,
+          smmuv3: { version: s.smmuv3Version, s1fmt: s.s1fmt, s1dss: s.s1dss },
+        };
+        await registry.mutate(
+          e,
+          request.requestId,
+          "AttachPasidTable",
+          () => e.backend.attachPasidTable({ ...record, basePtr: s.basePtr }),
+          () => store.put(configKeys.pasidTable(vm, id), record),
+        );
+        return { storedSte0: 0n, storedSte1: 0n };
+      }
+      if (form?.$case === "guestSte") {
+        const g = form.value;
+        const stored = await registry.mutate(
+          e,
+          request.requestId,
+          "AttachPasidTable",
+          () => {
+            const v = e.backend.setGuestSte(g.streamId, [g.ste0, g.ste1], g.flags);
+            const d = e.devices.get(g.streamId)!;
+            d.guestSte = { ste0: g.ste0.toString(), ste1: g.ste1.toString(), flags: g.flags };
+            return v.words;
+          },
+          () => saveDevice(e, g.streamId),
+        );
+        return { storedSte0: stored[0], storedSte1: stored[1] };
+      }
+      throw new VplaneError({
+        code: "INVALID_ARGUMENT",
+        reason: "FORM_MISSING",
+        message: "one of seed or guest_ste is required",
+        field: "form",
+      });
+    },
+
+    detachPasidTable: async (request: DetachPasidTableRequest): Promise<DetachPasidTableResponse> => {
+      const e = registry.require(request.name);
+      const { vm, id } = keyOf(e);
+      const sid = request.streamId;
+      if (sid !== undefined) {
+        await registry.mutate(
+          e,
+          request.requestId,
+          "DetachPasidTable",
+          () => {
+            e.backend.clearGuestSte(sid);
+            const d = e.devices.get(sid);
+            if (d) delete d.guestSte;
+          },
+          () => saveDevice(e, sid),
+        );
+      } else {
+        await registry.mutate(
+          e,
+          request.requestId,
+          "DetachPasidTable",
+          () => e.backend.detachPasidTable(),
+          () => store.delete(configKeys.pasidTable(vm, id)),
+        );
+      }
+      return {};
+    },
+
+    invalidate: (request: InvalidateRequest): InvalidateResponse => {
+      const e = registry.require(request.name);
+      if (request.entries.length > LIMITS.maxInvalidateBatch) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "BATCH_TOO_LARGE",
+          message: `at most ${LIMITS.maxInvalidateBatch} entries per Invalidate`,
+          field: "entries",
+        });
+      }
+      const items: InvalidationItem[] = request.entries.map((entry, i) => {
+        const x = entry.entry;
+        if (x?.$case === "raw") return { raw: [x.value.cmd0, x.value.cmd1] as const };
+        if (x?.$case === "structured") {
+          const s = x.value;
+          const pasid = safeNumber(s.pasid, `entries[${i}].structured.pasid`);
+          return {
+            structured: {
+              version: s.version,
+              cache: s.cache,
+              granularity: s.granularity,
+              pasidInfo: { flags: s.flags, archid: s.archid, pasid },
+              addrInfo: {
+                flags: s.flags,
+                archid: s.archid,
+                pasid,
+                addr: s.addr,
+                granuleSize: safeNumber(s.granuleSize, `entries[${i}].structured.granule_size`),
+                nbGranules: safeNumber(s.nbGranules, `entries[${i}].structured.nb_granules`),
+              },
+            },
+          };
+        }
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "ENTRY_EMPTY",
+          message: `entries[${i}] has neither raw nor structured`,
+          field: `entries[${i}]`,
+          batchIndex: i,
+        });
+      });
+      // Invalidations change caches only: nothing to make durable, and a retry is harmless.
+      const outcome = e.backend.invalidate(items);
+      if (outcome.error) throw outcome.error;
+      return { handled: outcome.handled };
+    },
+
+    bindMsi: async (request: BindMsiRequest): Promise<BindMsiResponse> => {
+      const e = registry.require(request.name);
+      const b = request.binding;
+      if (!b)
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "BINDING_MISSING",
+          message: "binding is required",
+          field: "binding",
+        });
+      const { vm, id } = keyOf(e);
+      const bound = await registry.mutate(
+        e,
+        request.requestId,
+        "BindMsi",
+        () =>
+          e.backend.bindMsi(
+            safeNumber(b.iova, "binding.iova"),
+            safeNumber(b.gpa, "binding.gpa"),
+            safeNumber(b.size, "binding.size"),
+          ),
+        (m) => store.put(configKeys.msi(vm, id), { iova: m.giova, gpa: m.gpa, size: m.size }),
+      );
+      return { binding: { iova: BigInt(bound.giova), gpa: BigInt(bound.gpa), size: BigInt(bound.size) } };
+    },
+
+    unbindMsi: async (request: UnbindMsiRequest): Promise<UnbindMsiResponse> => {
+      const e = registry.require(request.name);
+      const { vm, id } = keyOf(e);
+      const unbound = await registry.mutate(
+        e,
+        request.requestId,
+        "UnbindMsi",
+        () => e.backend.unbindMsi(safeNumber(request.iova, "iova")),
+        async (done) => {
+          if (done) await store.delete(configKeys.msi(vm, id));
+        },
+      );
+      return { unbound };
+    },
+  };
+}

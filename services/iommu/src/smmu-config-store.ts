@@ -1,0 +1,139 @@
+import type { JsonValue, Store, StoreEntry, TransactionOp } from "@vplane/store";
+import { MAX_TRANSACTION_OPS } from "@vplane/store";
+import type { SmmuFeatures } from "@vplane/smmuv3";
+
+/** What an SMMU was created with (durable). */
+export interface SmmuRecord {
+  vm: string;
+  smmuId: string;
+  backend: "EMULATED" | "NATIVE";
+  features: SmmuFeatures;
+  guestMemoryPath: string;
+  guestMemoryBytes: number;
+  vmid: number;
+  stage2GranuleBits: 12 | 14 | 16;
+  eventQueueDepth: number;
+  pageRequestTimeoutMs: number;
+  createTime: string;
+  createRequestId: string;
+}
+
+export interface MappingRecord {
+  ipa: number;
+  hostAddress: number;
+  size: number;
+  perm: number;
+}
+
+export interface DeviceRecord {
+  streamId: number;
+  virtualStreamId: number;
+  pageRequests: boolean;
+  /** iommufd form: the STE words as given (decimal u64 strings) and the HWPT flags. */
+  guestSte?: { ste0: string; ste1: string; flags: number };
+}
+
+/** The seed PASID table config last accepted (JSON-friendly: base_ptr as a decimal string). */
+export interface PasidTableRecord {
+  version: number;
+  format: number;
+  basePtr: string;
+  pasidBits: number;
+  config: number;
+  smmuv3: { version: number; s1fmt: number; s1dss: number };
+}
+
+export interface MsiRecord {
+  iova: number;
+  gpa: number;
+  size: number;
+}
+
+/** Everything durable about one SMMU, in replay order. */
+export interface SmmuConfig {
+  record: SmmuRecord;
+  mappings: MappingRecord[];
+  devices: DeviceRecord[];
+  pasidTable?: PasidTableRecord;
+  msi?: MsiRecord;
+}
+
+const ROOT = "iommu";
+const hex = (n: number) => n.toString(16).padStart(16, "0");
+
+/** Store keys of the iommu service. */
+export const configKeys = {
+  smmus: `${ROOT}/smmus/`,
+  smmu: (vm: string, id: string) => `${ROOT}/smmus/${vm}/${id}`,
+  configOf: (vm: string, id: string) => `${ROOT}/config/${vm}/${id}/`,
+  mapping: (vm: string, id: string, ipa: number) => `${ROOT}/config/${vm}/${id}/mapping/${hex(ipa)}`,
+  device: (vm: string, id: string, sid: number) => `${ROOT}/config/${vm}/${id}/device/${hex(sid)}`,
+  pasidTable: (vm: string, id: string) => `${ROOT}/config/${vm}/${id}/pasid-table`,
+  msi: (vm: string, id: string) => `${ROOT}/config/${vm}/${id}/msi`,
+};
+
+/**
+ * Durable configuration of the SMMUs: what a caller was told succeeded (creation, stage-2
+ * mappings, devices and their guest STEs, the seed PASID table, the MSI binding). Caches, queues
+ * and outstanding page requests are runtime state and are not kept.
+ */
+export class SmmuConfigStore {
+  constructor(private readonly store: Store) {}
+
+  async create(record: SmmuRecord): Promise<void> {
+    await this.store.put(configKeys.smmu(record.vm, record.smmuId), json(record), { ifRevision: "absent" });
+  }
+
+  async put(key: string, value: object): Promise<void> {
+    await this.store.put(key, json(value));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.store.delete(key);
+  }
+
+  async deleteSmmu(vm: string, id: string): Promise<void> {
+    const keys = (await this.entriesUnder(configKeys.configOf(vm, id))).map((e) => e.key);
+    await this.write(keys.map((key) => ({ op: "delete", key })));
+    await this.store.delete(configKeys.smmu(vm, id));
+  }
+
+  /** Every SMMU with its configuration. */
+  async loadAll(): Promise<SmmuConfig[]> {
+    const out: SmmuConfig[] = [];
+    for (const entry of await this.entriesUnder(configKeys.smmus)) {
+      const record = entry.value as unknown as SmmuRecord;
+      const config: SmmuConfig = { record, mappings: [], devices: [] };
+      const prefix = configKeys.configOf(record.vm, record.smmuId);
+      for (const e of await this.entriesUnder(prefix)) {
+        const kind = e.key.slice(prefix.length).split("/")[0];
+        if (kind === "mapping") config.mappings.push(e.value as unknown as MappingRecord);
+        else if (kind === "device") config.devices.push(e.value as unknown as DeviceRecord);
+        else if (kind === "pasid-table") config.pasidTable = e.value as unknown as PasidTableRecord;
+        else if (kind === "msi") config.msi = e.value as unknown as MsiRecord;
+      }
+      out.push(config);
+    }
+    return out;
+  }
+
+  private async write(ops: TransactionOp[]): Promise<void> {
+    for (let i = 0; i < ops.length; i += MAX_TRANSACTION_OPS)
+      await this.store.transaction(ops.slice(i, i + MAX_TRANSACTION_OPS));
+  }
+
+  private async entriesUnder(prefix: string): Promise<StoreEntry[]> {
+    const entries: StoreEntry[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.store.list(prefix, { pageSize: 1000, ...(pageToken ? { pageToken } : {}) });
+      entries.push(...page.entries);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== undefined);
+    return entries;
+  }
+}
+
+function json(value: object): JsonValue {
+  return value as unknown as JsonValue;
+}

@@ -1,0 +1,141 @@
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
+import type {
+  CreateSmmuRequest,
+  CreateSmmuResponse,
+  DeleteSmmuRequest,
+  DeleteSmmuResponse,
+  GetSmmuRequest,
+  GetSmmuResponse,
+  ListSmmusRequest,
+  ListSmmusResponse,
+} from "@vplane/proto/gen/vplane/iommu/v1/smmu_crud";
+import { VplaneError } from "@vplane/service-kit";
+import { resolveFeatures } from "@vplane/smmuv3";
+import { guestMemorySpec } from "./guest-memory-binding.js";
+import { refuseNativeBackend } from "./native-smmu-backend.js";
+import { featuresFromMessage, smmuMessage } from "./proto-mapping.js";
+import { checkResourceId, type SmmuRegistry } from "./smmu-registry.js";
+import { LIMITS } from "./service-limits.js";
+
+const DELETES_KEPT = 1024;
+const GRANULE_BITS = new Map<number, 12 | 14 | 16>([
+  [0, 12],
+  [4096, 12],
+  [16384, 14],
+  [65536, 16],
+]);
+
+function outOfRange(field: string, message: string): VplaneError {
+  return new VplaneError({ code: "INVALID_ARGUMENT", reason: "VALUE_OUT_OF_RANGE", message, field });
+}
+
+/** CreateSmmu / DeleteSmmu / GetSmmu / ListSmmus. */
+export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
+  const deletedBy = new Map<string, string>();
+  return {
+    createSmmu: async (request: CreateSmmuRequest): Promise<CreateSmmuResponse> => {
+      const s = request.smmu;
+      if (s === undefined) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "SMMU_MISSING",
+          message: "smmu is required",
+          field: "smmu",
+        });
+      }
+      checkResourceId(s.vm, "smmu.vm");
+      checkResourceId(s.smmuId, "smmu.smmu_id");
+      if (s.backend === Backend.BACKEND_NATIVE) refuseNativeBackend();
+      const features = resolveFeatures(featuresFromMessage(s.features));
+      const stage2GranuleBits = GRANULE_BITS.get(s.stage2GranuleBytes);
+      if (stage2GranuleBits === undefined) {
+        throw outOfRange(
+          "smmu.stage2_granule_bytes",
+          `stage-2 granule must be 4096, 16384 or 65536, got ${s.stage2GranuleBytes}`,
+        );
+      }
+      if (s.eventQueueDepth > LIMITS.maxEventQueueDepth) {
+        throw outOfRange(
+          "smmu.event_queue_depth",
+          `event queue depth must be at most ${LIMITS.maxEventQueueDepth}`,
+        );
+      }
+      if (s.pageRequestTimeoutMs > LIMITS.maxPageRequestTimeoutMs) {
+        throw outOfRange(
+          "smmu.page_request_timeout_ms",
+          `page request timeout must be at most ${LIMITS.maxPageRequestTimeoutMs} ms`,
+        );
+      }
+      const memory = guestMemorySpec(s.guestMemory?.path ?? "", s.guestMemory?.sizeBytes ?? 0n, dataDir);
+      const entry = await registry.create({
+        vm: s.vm,
+        smmuId: s.smmuId,
+        backend: "EMULATED",
+        features,
+        guestMemoryPath: s.guestMemory?.path ?? "",
+        guestMemoryBytes: memory.sizeBytes,
+        stage2GranuleBits,
+        eventQueueDepth: s.eventQueueDepth || 1024,
+        pageRequestTimeoutMs: s.pageRequestTimeoutMs || 10_000,
+        createTime: new Date().toISOString(),
+        createRequestId: request.requestId,
+      });
+      return { smmu: smmuMessage(entry) };
+    },
+
+    deleteSmmu: async (request: DeleteSmmuRequest): Promise<DeleteSmmuResponse> => {
+      try {
+        await registry.delete(request.name);
+      } catch (error) {
+        if (request.requestId !== "" && deletedBy.get(request.requestId) === request.name) return {};
+        throw error;
+      }
+      if (request.requestId !== "") {
+        deletedBy.set(request.requestId, request.name);
+        if (deletedBy.size > DELETES_KEPT) deletedBy.delete(deletedBy.keys().next().value!);
+      }
+      return {};
+    },
+
+    getSmmu: (request: GetSmmuRequest): GetSmmuResponse => ({
+      smmu: smmuMessage(registry.require(request.name)),
+    }),
+
+    listSmmus: (request: ListSmmusRequest): ListSmmusResponse => {
+      const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
+      if (pageSize > 1000) throw outOfRange("page_size", "page_size must be at most 1000");
+      let prefix = "";
+      if (request.parent !== "") {
+        const vm = /^vms\/([a-z][a-z0-9-]{0,62})$/.exec(request.parent)?.[1];
+        if (vm === undefined) {
+          throw new VplaneError({
+            code: "INVALID_ARGUMENT",
+            reason: "PARENT_INVALID",
+            message: `parent is "vms/{vm}" or empty, got '${request.parent}'`,
+            field: "parent",
+          });
+        }
+        prefix = `vms/${vm}/smmus/`;
+      }
+      let after = "";
+      if (request.pageToken !== "") {
+        after = Buffer.from(request.pageToken, "base64url").toString("utf8");
+        if (!after.startsWith(prefix) || !after.startsWith("vms/")) {
+          throw new VplaneError({
+            code: "INVALID_ARGUMENT",
+            reason: "PAGE_TOKEN_INVALID",
+            message: "page_token does not come from this listing",
+            field: "page_token",
+          });
+        }
+      }
+      const page = registry.list(prefix, after, pageSize);
+      const last = page.entries.at(-1);
+      const smmus = page.entries.map(smmuMessage);
+      return {
+        smmus,
+        nextPageToken: page.more && last ? Buffer.from(smmus.at(-1)!.name, "utf8").toString("base64url") : "",
+      };
+    },
+  };
+}

@@ -1,0 +1,179 @@
+import type {
+  RespondPageRequestRequest,
+  RespondPageRequestResponse,
+  StreamEventsRequest,
+  StreamEventsResponse,
+} from "@vplane/proto/gen/vplane/iommu/v1/fault";
+import type {
+  DmaReadRequest,
+  DmaReadResponse,
+  DmaWriteRequest,
+  DmaWriteResponse,
+  DumpSmmuRequest,
+  DumpSmmuResponse,
+  TranslateRequest,
+  TranslateResponse,
+} from "@vplane/proto/gen/vplane/iommu/v1/translation";
+import { VplaneError, type CallContext } from "@vplane/service-kit";
+import {
+  eventRecordMessage,
+  outcomeMessage,
+  pageRequestMessage,
+  seedFaultMessage,
+  translateResponse,
+} from "./proto-mapping.js";
+import type { LogRead } from "./event-log.js";
+import type { DmaOutcome } from "./smmu-backend.js";
+import type { SmmuRegistry } from "./smmu-registry.js";
+import { LIMITS } from "./service-limits.js";
+
+function checkLength(length: number, field: string): void {
+  if (length < 1 || length > LIMITS.maxDmaBytes) {
+    throw new VplaneError({
+      code: "INVALID_ARGUMENT",
+      reason: "DMA_LENGTH_INVALID",
+      message: `a DMA moves 1 to ${LIMITS.maxDmaBytes} bytes, got ${length}`,
+      field,
+    });
+  }
+}
+
+function dmaFields(r: DmaOutcome) {
+  return {
+    outcome: outcomeMessage(r.outcome),
+    stoppedAt: r.translation && r.outcome !== "completed" ? translateResponse(r.translation) : undefined,
+    pageResponseCode: r.pageResponseCode,
+    pageRequestTimedOut: r.pageRequestTimedOut,
+  };
+}
+
+/** One stream message for a log read. */
+function streamMessage(read: LogRead): StreamEventsResponse {
+  switch (read.kind) {
+    case "event": {
+      const q = read.queued;
+      return {
+        sequence: read.sequence,
+        kind: {
+          $case: "event",
+          value: {
+            record: eventRecordMessage(q.event),
+            veventqSequence: q.sequence,
+            forwarded: q.forwarded,
+            seedFault: q.seedFault ? seedFaultMessage(q.seedFault) : undefined,
+          },
+        },
+      };
+    }
+    case "page-request":
+      return {
+        sequence: read.sequence,
+        kind: { $case: "pageRequest", value: pageRequestMessage(read.request) },
+      };
+    case "queue-overflow":
+      return { sequence: read.sequence, kind: { $case: "lost", value: { count: 0n, queueOverflow: true } } };
+    case "missed":
+      return {
+        sequence: read.sequence,
+        kind: { $case: "lost", value: { count: read.count, queueOverflow: false } },
+      };
+  }
+}
+
+/** Translate, DMA, page responses, the event stream and the dump. */
+export function smmuDataHandlers(registry: SmmuRegistry) {
+  return {
+    translate: (request: TranslateRequest): TranslateResponse => {
+      const e = registry.require(request.name);
+      return translateResponse(
+        e.backend.translate(request.streamId, request.substreamId, request.iova, request.write),
+      );
+    },
+
+    dmaRead: async (request: DmaReadRequest, context: CallContext): Promise<DmaReadResponse> => {
+      const e = registry.require(request.name);
+      checkLength(request.length, "length");
+      const r = await e.backend.dma(
+        request.streamId,
+        request.substreamId,
+        request.iova,
+        { read: request.length },
+        context.signal,
+      );
+      return { ...dmaFields(r), data: Buffer.from(r.data ?? new Uint8Array(0)) };
+    },
+
+    dmaWrite: async (request: DmaWriteRequest, context: CallContext): Promise<DmaWriteResponse> => {
+      const e = registry.require(request.name);
+      checkLength(request.data.length, "data");
+      const r = await e.backend.dma(
+        request.streamId,
+        request.substreamId,
+        request.iova,
+        { write: request.data },
+        context.signal,
+      );
+      return {
+        ...dmaFields(r),
+        msiWrites: r.msiWrites.map((w) => ({ doorbell: BigInt(w.address), data: Buffer.from(w.data) })),
+      };
+    },
+
+    respondPageRequest: (request: RespondPageRequestRequest): RespondPageRequestResponse => {
+      const e = registry.require(request.name);
+      e.backend.respondPageRequest(request.cookie, request.code);
+      return {};
+    },
+
+    dumpSmmu: (request: DumpSmmuRequest): DumpSmmuResponse => {
+      const e = registry.require(request.name);
+      const text = JSON.stringify(
+        { name: request.name, backend: e.backend.kind, ...e.backend.dump() },
+        (_key, value: unknown) => (typeof value === "bigint" ? `0x${value.toString(16)}` : value),
+        2,
+      );
+      return { text };
+    },
+
+    /**
+     * StreamEvents: the SMMU's fault events and page requests from `from_sequence` (or from the
+     * next one), each with its sequence; a LostEvents message says how many this stream cannot
+     * deliver (older than the buffer, or it fell behind) or that the SMMU's own queue overflowed.
+     * Ends when the caller cancels or the SMMU is deleted.
+     */
+    streamEvents: async (
+      request: StreamEventsRequest,
+      send: (message: StreamEventsResponse) => Promise<void>,
+      context: CallContext,
+    ): Promise<void> => {
+      const entry = registry.require(request.name);
+      const log = entry.backend.log;
+      if (log.subscribers >= LIMITS.maxSubscribersPerSmmu) {
+        throw new VplaneError({
+          code: "RESOURCE_EXHAUSTED",
+          reason: "TOO_MANY_SUBSCRIBERS",
+          message: `at most ${LIMITS.maxSubscribersPerSmmu} event streams per SMMU`,
+        });
+      }
+      let next = request.fromSequence ?? log.nextSequence;
+      log.subscribers++;
+      try {
+        while (!context.signal.aborted) {
+          const read = log.read(next);
+          if (read === undefined) {
+            if (registry.find(request.name) !== entry) return;
+            await log.waitForNext(context.signal);
+            continue;
+          }
+          await send(streamMessage(read));
+          next = read.kind === "missed" ? read.sequence + read.count : read.sequence + 1n;
+        }
+      } catch (error) {
+        if (context.signal.aborted) return;
+        throw error;
+      } finally {
+        log.subscribers--;
+      }
+    },
+  };
+}
