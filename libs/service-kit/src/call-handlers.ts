@@ -1,6 +1,8 @@
 import {
   status,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
+  type ServerDuplexStream,
   type handleUnaryCall,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -16,6 +18,12 @@ import { VplaneError, toVplaneError } from "./vplane-error.js";
 export type UnaryHandler<Req, Res> = (request: Req, context: CallContext) => Promise<Res> | Res;
 export type ServerStreamHandler<Req, Res> = (
   request: Req,
+  send: (message: Res) => Promise<void>,
+  context: CallContext,
+) => Promise<void>;
+
+export type BidiStreamHandler<Req, Res> = (
+  requests: AsyncIterable<Req>,
   send: (message: Res) => Promise<void>,
   context: CallContext,
 ) => Promise<void>;
@@ -62,39 +70,56 @@ export class CallHandlers {
   }
 
   serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {
-    return (call: ServerWritableStream<Req, Res>) => {
-      const scope = this.scopeFor(call);
-      this.activeStreams.add(scope);
-      const end = (error?: unknown) => {
-        scope.finish();
-        this.activeStreams.delete(scope);
-        if (scope.cause === "draining") {
-          const draining = new VplaneError({
-            code: "UNAVAILABLE",
-            reason: "SERVER_DRAINING",
-            message: "server is shutting down; resume the stream from its last sequence number",
-          });
-          call.emit("error", this.failure(scope, draining));
-          return this.logCall(scope, status.UNAVAILABLE);
-        }
-        if (scope.aborted) return this.logCall(scope, status.CANCELLED);
-        if (error === undefined) {
-          call.end();
-          return this.logCall(scope, status.OK);
-        }
-        const failure = this.failure(scope, error);
-        call.emit("error", failure);
-        this.logCall(scope, failure.code ?? status.UNKNOWN, error);
-      };
-      handler(call.request, (message) => this.send(call, scope, message), scope).then(
-        () => end(),
-        (error: unknown) => end(error ?? new Error("stream handler failed")),
-      );
+    return (call: ServerWritableStream<Req, Res>) =>
+      this.stream(call, (send, scope) => handler(call.request, send, scope));
+  }
+
+  /** A bidirectional stream: the handler reads requests as an async iterable, in order. */
+  bidiStream<Req, Res>(handler: BidiStreamHandler<Req, Res>): handleBidiStreamingCall<Req, Res> {
+    return (call: ServerDuplexStream<Req, Res>) =>
+      this.stream(call, (send, scope) => handler(call as AsyncIterable<Req>, send, scope));
+  }
+
+  /** Runs a streaming handler: drained streams end UNAVAILABLE, errors map through the model. */
+  private stream<Res>(
+    call: ServerWritableStream<unknown, Res> | ServerDuplexStream<unknown, Res>,
+    run: (send: (message: Res) => Promise<void>, scope: CallScope) => Promise<void>,
+  ): void {
+    const scope = this.scopeFor(call);
+    this.activeStreams.add(scope);
+    const end = (error?: unknown) => {
+      scope.finish();
+      this.activeStreams.delete(scope);
+      if (scope.cause === "draining") {
+        const draining = new VplaneError({
+          code: "UNAVAILABLE",
+          reason: "SERVER_DRAINING",
+          message: "server is shutting down; resume the stream from its last sequence number",
+        });
+        call.emit("error", this.failure(scope, draining));
+        return this.logCall(scope, status.UNAVAILABLE);
+      }
+      if (scope.aborted) return this.logCall(scope, status.CANCELLED);
+      if (error === undefined) {
+        call.end();
+        return this.logCall(scope, status.OK);
+      }
+      const failure = this.failure(scope, error);
+      call.emit("error", failure);
+      this.logCall(scope, failure.code ?? status.UNKNOWN, error);
     };
+    run((message) => this.send(call, scope, message), scope).then(
+      () => end(),
+      (error: unknown) => end(error ?? new Error("stream handler failed")),
+    );
   }
 
   /** Writes one message, waiting for 'drain' when grpc-js's buffer is full (back-pressure). */
-  private send<Res>(call: ServerWritableStream<unknown, Res>, scope: CallScope, message: Res): Promise<void> {
+  private send<Res>(
+    call: ServerWritableStream<unknown, Res> | ServerDuplexStream<unknown, Res>,
+    scope: CallScope,
+    message: Res,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
       const signal = scope.signal;
       if (signal.aborted) return reject(new Error("stream ended"));

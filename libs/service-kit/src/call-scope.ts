@@ -1,8 +1,11 @@
-import type { Metadata, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import type { Metadata, ServerDuplexStream, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
 import type { CallContext } from "./call-context.js";
 import type { Logger } from "./logger.js";
 
-export type AnyServerCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+export type AnyServerCall =
+  | ServerUnaryCall<unknown, unknown>
+  | ServerWritableStream<unknown, unknown>
+  | ServerDuplexStream<unknown, unknown>;
 
 /** Why a call's signal fired: the caller went away, or the server is draining its streams. */
 export type AbortCause = "cancelled" | "draining";
@@ -34,7 +37,8 @@ export class CallScope implements CallContext {
     const deadline = call.getDeadline();
     this.deadline =
       deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
-    call.once("cancelled", this.onCancel);
+    // Every grpc-js server call is an EventEmitter that emits "cancelled".
+    (call as { once(event: "cancelled", listener: () => void): unknown }).once("cancelled", this.onCancel);
   }
 
   get signal(): AbortSignal {

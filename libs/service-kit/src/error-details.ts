@@ -12,33 +12,42 @@ const DETAILS_KEY = "grpc-status-details-bin";
 const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
 const ERROR_DETAIL_TYPE = "type.googleapis.com/vplane.common.v1.ErrorDetail";
 
-/** Builds the grpc-js status object (code, message, details metadata) for a VplaneError. */
-export function toStatusObject(error: VplaneError): Partial<StatusObject> {
+/** The vplane.common.v1.ErrorDetail of an error (also the detail a long-running operation keeps). */
+export function errorDetailOf(error: VplaneError): ErrorDetail {
+  return {
+    reason: error.reason,
+    errno: error.errno,
+    hcallReturnCode: error.hcallReturnCode === undefined ? undefined : BigInt(error.hcallReturnCode),
+    field: error.field ?? "",
+    batchIndex: error.batchIndex,
+  };
+}
+
+/** The google.rpc.Status of an error (AIP-193: ErrorInfo and ErrorDetail as details). */
+export function toRpcStatus(error: VplaneError): Status {
   const metadata: Record<string, string> = {};
   if (error.errno !== undefined) metadata["errno"] = String(error.errno);
   if (error.hcallReturnCode !== undefined) metadata["hcall_return_code"] = String(error.hcallReturnCode);
   if (error.field) metadata["field"] = error.field;
   if (error.batchIndex !== undefined) metadata["batch_index"] = String(error.batchIndex);
   const info = ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata }).finish();
-  const detail = ErrorDetail.encode({
-    reason: error.reason,
-    errno: error.errno,
-    hcallReturnCode: error.hcallReturnCode === undefined ? undefined : BigInt(error.hcallReturnCode),
-    field: error.field ?? "",
-    batchIndex: error.batchIndex,
-  }).finish();
-  const code = statusCodeOf(error.code);
-  const status = Status.encode({
-    code,
+  const detail = ErrorDetail.encode(errorDetailOf(error)).finish();
+  return {
+    code: statusCodeOf(error.code),
     message: error.message,
     details: [
       { typeUrl: ERROR_INFO_TYPE, value: Buffer.from(info) },
       { typeUrl: ERROR_DETAIL_TYPE, value: Buffer.from(detail) },
     ],
-  }).finish();
+  };
+}
+
+/** Builds the grpc-js status object (code, message, details metadata) for a VplaneError. */
+export function toStatusObject(error: VplaneError): Partial<StatusObject> {
+  const status = toRpcStatus(error);
   const trailers = new Metadata();
-  trailers.set(DETAILS_KEY, Buffer.from(status));
-  return { code, details: error.message, metadata: trailers };
+  trailers.set(DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
+  return { code: status.code, details: error.message, metadata: trailers };
 }
 
 /**

@@ -1,6 +1,11 @@
 export type { CallContext } from "./call-context.js";
 export { buildCapabilities } from "./capabilities.js";
-export { CallHandlers, type ServerStreamHandler, type UnaryHandler } from "./call-handlers.js";
+export {
+  CallHandlers,
+  type BidiStreamHandler,
+  type ServerStreamHandler,
+  type UnaryHandler,
+} from "./call-handlers.js";
 export {
   DEFAULT_CHANNEL_LIMITS,
   clientChannelOptions,
@@ -18,7 +23,13 @@ export {
 } from "./config.js";
 export { clientCredentials, serverCredentials, type TlsFiles } from "./credentials.js";
 export { MAX_SLEEP_MS, echoService } from "./echo-service.js";
-export { ERROR_DOMAIN, fromServiceError, toStatusObject } from "./error-details.js";
+export {
+  ERROR_DOMAIN,
+  errorDetailOf,
+  fromServiceError,
+  toRpcStatus,
+  toStatusObject,
+} from "./error-details.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
 export { createLogger, type Logger } from "./logger.js";

@@ -133,7 +133,6 @@ export async function runService<S extends ConfigSpec>(
     log.flush();
     process.exit(EXIT.START_FAILED);
   }
-  log.info({ address: running.server.address }, `${description.name} listening on ${running.server.address}`);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -147,4 +146,6 @@ export async function runService<S extends ConfigSpec>(
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Announced only once the signal handlers are in place: whoever waits for this line may stop us.
+  log.info({ address: running.server.address }, `${description.name} listening on ${running.server.address}`);
 }
