@@ -54,6 +54,7 @@ export {
   XiveDevice,
   checkNrServers,
   type SourceState,
+  type XiveStopState,
   type XiveDeviceOptions,
 } from "./xive-device.js";
 export {
@@ -69,9 +70,23 @@ export { Ics, type IcsSourceState } from "./xics/ics.js";
 export { RtasReturn, XicsDevice, type XicsDeviceOptions } from "./xics/xics-device.js";
 export {
   InterruptController,
+  type ImportedControllerOptions,
   type ActiveDevice,
   type ActiveMode,
   type ControllerMode,
   type InterruptControllerOptions,
 } from "./interrupt-controller.js";
 export { dumpController, dumpXics, dumpXive } from "./pic-dump.js";
+export {
+  CONTROLLER_STATE_FORMAT_VERSION,
+  type ControllerState,
+  type IcpRecord,
+  type IcsSourceRecord,
+  type XicsState,
+  type XiveQueueState,
+  type XiveSourceState,
+  type XiveState,
+} from "./device-state/controller-state.js";
+export { decodeControllerState } from "./device-state/decode-controller-state.js";
+export { encodeControllerState } from "./device-state/encode-controller-state.js";
+export { StoppedTriggers } from "./device-state/stopped-triggers.js";

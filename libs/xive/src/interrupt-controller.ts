@@ -1,5 +1,11 @@
 import type { GuestMemory } from "@vplane/guest-memory";
+import type { ControllerState } from "./device-state/controller-state.js";
+import { decodeControllerState } from "./device-state/decode-controller-state.js";
+import { encodeControllerState } from "./device-state/encode-controller-state.js";
+import { applyXicsState, captureXicsState } from "./device-state/xics-state.js";
+import { applyXiveState, captureXiveState } from "./device-state/xive-state.js";
 import { Errno } from "./errno.js";
+import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
 import { SpaprXiveHcalls } from "./spapr-hcalls.js";
 import type { SignalSink } from "./thread-context.js";
@@ -24,6 +30,9 @@ export interface InterruptControllerOptions extends Omit<XiveDeviceOptions, "onS
   /** H_XIRR_X's timebase (XICS). */
   readTimebase?: () => bigint;
 }
+
+/** What a migrated controller takes from its new host rather than from the exported state. */
+export type ImportedControllerOptions = Pick<InterruptControllerOptions, "onSignal" | "readTimebase">;
 
 /** The active device, tagged by mode. */
 export type ActiveDevice =
@@ -75,6 +84,18 @@ export class InterruptController {
     });
   }
 
+  /** The XIVE device for an operation that changes it: also FAILED_PRECONDITION while quiesced. */
+  mutableXive(operation: string, errno: number = Errno.ENODEV): XiveDevice {
+    this.assertRunning(operation);
+    return this.xive(operation, errno);
+  }
+
+  /** The XICS device for an operation that changes it: also FAILED_PRECONDITION while quiesced. */
+  mutableXics(operation: string): XicsDevice {
+    this.assertRunning(operation);
+    return this.xics(operation);
+  }
+
   xics(operation: string): XicsDevice {
     if (this.device.mode === "XICS") return this.device.xics;
     throw new XiveError({
@@ -100,6 +121,7 @@ export class InterruptController {
 
   /** CTRL/NR_SERVERS (xive.md §1.2); in XICS mode it is kept for a later switch to XIVE. */
   setNrServers(value: number): void {
+    this.assertRunning("setNrServers");
     if (this.device.mode === "XIVE") this.device.xive.setNrServers(value);
     else this.device.xics.setNrServers(value, this.maxVcpus, this.options.maxVcpuIds ?? DEFAULT_MAX_VCPU_IDS);
     this.nrServersSetting = value;
@@ -110,6 +132,7 @@ export class InterruptController {
   }
 
   connectVcpu(vcpuId: number, server: number = vcpuId): void {
+    this.assertRunning("connectVcpu");
     if (this.device.mode === "XIVE") this.device.xive.connectVcpu(vcpuId, server);
     else this.device.xics.connectVcpu(vcpuId, server);
     this.vcpus.add(vcpuId, server, false);
@@ -117,6 +140,7 @@ export class InterruptController {
 
   /** Initialises a source (KVM SOURCE in XIVE mode; an ICS claim in XICS mode, device IRQs only). */
   initSource(irq: number, kind: { lsi?: boolean; asserted?: boolean } = {}): void {
+    this.assertRunning("initSource");
     if (this.device.mode === "XIVE") this.device.xive.initSource(irq, kind);
     else if (this.device.xics.ics.owns(irq)) this.device.xics.claim(irq, kind.lsi ?? false);
     else if (!(Number.isInteger(irq) && irq >= 0 && irq < this.device.xics.ics.offset)) {
@@ -137,6 +161,7 @@ export class InterruptController {
    * re-creates the controller.
    */
   selectMode(mode: ActiveMode): void {
+    this.assertRunning("selectMode");
     if (this.mode !== "DUAL" && mode !== this.mode) {
       throw new XiveError({
         code: "FAILED_PRECONDITION",
@@ -201,10 +226,127 @@ export class InterruptController {
     if (!this.vcpus.hasServer(server)) {
       throw vcpuNotConnected(server);
     }
+    this.assertRunning("a hypercall");
     if (isXiveHcall(opcode) && this.device.mode === "XIVE") return this.device.hcalls.call(opcode, args);
     if (isXicsHcall(opcode) && this.device.mode === "XICS")
       return this.device.xics.hcall(server, opcode, args);
     return { returnCode: HcallReturn.H_FUNCTION, outputs: [] };
+  }
+
+  // ---------------------------------------------------------------- migration (xive.md §6)
+
+  /** Quiesced for migration: triggers are latched, guest and configuration calls refused. */
+  get quiesced(): boolean {
+    return this.device.mode === "XIVE"
+      ? this.device.xive.stopped !== undefined
+      : this.device.xics.stopped !== undefined;
+  }
+
+  /** FAILED_PRECONDITION while quiesced: the guest is stopped and the configuration frozen. */
+  assertRunning(operation: string): void {
+    if (!this.quiesced) return;
+    throw new XiveError({
+      code: "FAILED_PRECONDITION",
+      reason: "CONTROLLER_QUIESCED",
+      message: `${operation} is refused while the controller is quiesced for migration`,
+    });
+  }
+
+  /**
+   * Stops the controller for migration (xive.md §6): XIVE latches its sources and syncs its
+   * queues; XICS logs its triggers. Idempotent. Returns the dirty-log page numbers of the queue
+   * pages (none for XICS, whose state is all in the controller).
+   */
+  quiesce(): number[] {
+    if (this.device.mode === "XIVE") return this.device.xive.quiesce();
+    this.device.xics.quiesce();
+    return [];
+  }
+
+  /** Runs again, delivering what arrived while quiesced (xive.md §6 resume). No-op when running. */
+  resume(): void {
+    if (this.device.mode === "XIVE") this.device.xive.resume();
+    else this.device.xics.resume();
+  }
+
+  /**
+   * The controller's state in the versioned binary format (device-state/controller-state.ts).
+   * FAILED_PRECONDITION unless quiesced, so that the state cannot move while it is read.
+   */
+  exportState(): Uint8Array {
+    if (!this.quiesced) {
+      throw new XiveError({
+        code: "FAILED_PRECONDITION",
+        reason: "CONTROLLER_NOT_QUIESCED",
+        message: "the controller state can only be exported while it is quiesced",
+      });
+    }
+    return encodeControllerState(this.captureState());
+  }
+
+  private captureState(): ControllerState {
+    const active = this.device;
+    const xive = active.mode === "XIVE" ? active.xive : undefined;
+    return {
+      mode: this.mode,
+      activeMode: active.mode,
+      nrIrqs: this.options.nrIrqs ?? PseriesIrq.DEFAULT_NR_IRQS,
+      nrServersSetting: this.nrServersSetting,
+      maxVcpus: this.maxVcpus,
+      maxVcpuIds: this.options.maxVcpuIds ?? DEFAULT_MAX_VCPU_IDS,
+      hostPageShift: this.options.hostPageShift ?? 16,
+      storeEoi: this.options.storeEoi ?? false,
+      hvPriority: this.options.hvPriority ?? 7,
+      guestMemoryBytes: this.memory.size,
+      vcpus: this.vcpus.entries(),
+      machineSources: this.initialisedSources(),
+      stoppedTriggers: [
+        ...(active.mode === "XIVE" ? active.xive.stopped!.triggers.order : active.xics.stopped!.order),
+      ],
+      xive: xive ? captureXiveState(xive) : undefined,
+      xics: active.mode === "XICS" ? captureXicsState(active.xics) : undefined,
+    };
+  }
+
+  /**
+   * Builds a controller from an exported state on `memory` (the guest RAM, the same bytes as on
+   * the source), quiesced until resume(). Every check is made before anything is built (see
+   * decodeControllerState); a RAM of another size is INVALID_ARGUMENT. Then, in QEMU's
+   * post_load order (xive.md §6): the machine configuration (NR_SERVERS, mode, vCPUs, sources),
+   * the queues, the sources' state and targeting, and the vCPUs' presenter state.
+   */
+  static importState(
+    memory: GuestMemory,
+    options: ImportedControllerOptions,
+    bytes: Uint8Array,
+  ): InterruptController {
+    const state = decodeControllerState(bytes);
+    if (state.guestMemoryBytes !== memory.size) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "GUEST_MEMORY_SIZE_MISMATCH",
+        message: `the state was exported with ${state.guestMemoryBytes} bytes of guest RAM, this RAM has ${memory.size}`,
+        field: "guest_memory_bytes",
+      });
+    }
+    const controller = new InterruptController(memory, {
+      ...options,
+      mode: state.mode,
+      nrIrqs: state.nrIrqs,
+      maxVcpus: state.maxVcpus,
+      maxVcpuIds: state.maxVcpuIds,
+      hostPageShift: state.hostPageShift,
+      storeEoi: state.storeEoi,
+      hvPriority: state.hvPriority,
+    });
+    if (state.nrServersSetting !== undefined) controller.setNrServers(state.nrServersSetting);
+    if (state.activeMode !== controller.activeMode) controller.selectMode(state.activeMode);
+    for (const { vcpuId, server } of state.vcpus) controller.connectVcpu(vcpuId, server);
+    for (const { irq, lsi } of state.machineSources) controller.initSource(irq, { lsi });
+    const active = controller.device;
+    if (active.mode === "XIVE") applyXiveState(active.xive, state.xive!, state.stoppedTriggers);
+    else applyXicsState(active.xics, state.xics!, state.stoppedTriggers);
+    return controller;
   }
 
   trigger(irq: number): TriggerOutcomeValue {

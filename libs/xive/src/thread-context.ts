@@ -309,6 +309,15 @@ export class ThreadContext {
     this.setLine((this.regs[TM_QW1_OS + TM_NSR]! & TM_QW1_NSR_EO) !== 0);
   }
 
+  /**
+   * Restores the whole 64-byte context of a migrated vCPU (QEMU's TCTX regs[], xive.md §6); the
+   * line follows the OS ring's NSR exception bit, as after a VP_STATE set.
+   */
+  restoreRegisters(regs: Uint8Array): void {
+    this.regs.set(regs.subarray(0, this.regs.length));
+    this.setLine((this.regs[TM_QW1_OS + TM_NSR]! & TM_QW1_NSR_EO) !== 0);
+  }
+
   private setLine(raised: boolean): void {
     if (this.line === raised) return;
     this.line = raised;

@@ -25,6 +25,7 @@ import {
 import { PseriesIrq } from "./pseries-layout.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceTable, type SourceBlock } from "./source-table.js";
 import { TM_SHIFT, ThreadContext, TimaPage, allOnes, type SignalSink } from "./thread-context.js";
+import { StoppedTriggers, stoppedTriggerLimit } from "./device-state/stopped-triggers.js";
 import { VcpuRegistry, serverNotConnected, vcpuNotConnected } from "./vcpu-registry.js";
 import { XiveError, kvmError } from "./xive-error.js";
 import { TriggerOutcome, XiveRouter, type TriggerOutcomeValue } from "./xive-router.js";
@@ -54,6 +55,16 @@ export const DEFAULT_MAX_VCPUS = 2048;
 export const DEFAULT_MAX_VCPU_IDS = 8 * DEFAULT_MAX_VCPUS;
 /** XIVE_Q_GAP: KVM keeps two entries of every queue free when it counts targets (xive.md §1.3). */
 export const XIVE_Q_GAP = 2;
+
+/**
+ * What a quiesced device keeps until it resumes (xive.md §6): the PQ every valid source had
+ * when it was stopped, and the triggers that arrived since.
+ */
+export interface XiveStopState {
+  /** Saved PQ of each source, per block of 1024 (indexed by irq >> 10). */
+  readonly savedPq: Map<number, Uint8Array>;
+  readonly triggers: StoppedTriggers;
+}
 
 /** A source's state as a caller reads it. */
 export interface SourceState {
@@ -122,6 +133,8 @@ export class XiveDevice {
   readonly router: XiveRouter;
   /** OV5_XIVE_EXPLOIT negotiated at CAS: until then every H_INT_* returns H_FUNCTION (xive.md §2). */
   xiveSelected = false;
+  /** Set while the device is quiesced for migration (xive.md §6); see quiesce(). */
+  stopped: XiveStopState | undefined;
   private servers: number;
   /** vCPU id → server, for the vCPUs connected (KVM_ENABLE_CAP). */
   private readonly vcpus = new VcpuRegistry();
@@ -469,6 +482,71 @@ export class XiveDevice {
     return [...pages].sort((a, b) => a - b);
   }
 
+  // ---------------------------------------------------------------- migration (§6)
+
+  /**
+   * Stops the device as QEMU's change-state handler stops the KVM device (xive.md §6): every
+   * valid source's PQ is saved and, unless it is 01 (off), set to 10 so that a trigger is latched
+   * (10 → 11) rather than forwarded; then the queues are synced (EQ_SYNC). K-DOC masks with 01
+   * instead (xive.md §10.1), which would lose those triggers. Idempotent: a second call keeps the
+   * PQs saved by the first. Returns the dirty-log page numbers of the queue pages, ascending.
+   */
+  quiesce(): number[] {
+    if (this.stopped === undefined) {
+      const savedPq = new Map<number, Uint8Array>();
+      this.sources.forEachValid((irq, block, i) => {
+        const b = irq >>> SOURCE_BLOCK_SHIFT;
+        let saved = savedPq.get(b);
+        if (saved === undefined) {
+          saved = new Uint8Array(SOURCES_PER_BLOCK);
+          savedPq.set(b, saved);
+        }
+        const status = block.status[i]!;
+        saved[i] = status & STATUS_PQ;
+        if ((status & STATUS_PQ) !== PQ.OFF) block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
+      });
+      this.stopped = { savedPq, triggers: new StoppedTriggers() };
+    }
+    return this.eqSync();
+  }
+
+  /** The PQ source `irq` had when the device was quiesced (undefined when running). */
+  savedPqOf(irq: number): number | undefined {
+    return this.stopped?.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT)?.[irq & (SOURCES_PER_BLOCK - 1)];
+  }
+
+  /**
+   * Lets a quiesced device run again (xive.md §6 resume): every valid source gets its saved PQ
+   * back (the SET_PQ load QEMU issues), then the triggers that arrived while stopped are replayed
+   * in arrival order, so that what reaches the queues and presenters is what would have had the
+   * device kept running. QEMU instead re-triggers, in source order, each source whose saved PQ
+   * was 00 and whose PQ reads 11; the replay gives the same result for one trigger and also keeps
+   * a second one (Q) and the order. A running device is left as it is.
+   */
+  resume(): void {
+    const stopped = this.stopped;
+    if (stopped === undefined) return;
+    this.stopped = undefined;
+    this.sources.forEachValid((irq, block, i) => {
+      const saved = stopped.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT)?.[i];
+      if (saved !== undefined) block.status[i] = (block.status[i]! & ~STATUS_PQ) | saved;
+    });
+    for (const irq of stopped.triggers.order) this.replayTrigger(irq);
+  }
+
+  /** One logged trigger, as it would have run: an MSI's ESB trigger; an LSI's assertion from PQ 00. */
+  private replayTrigger(irq: number): void {
+    const block = this.sources.blockOf(irq);
+    if (block === undefined) return;
+    const i = irq & (SOURCES_PER_BLOCK - 1);
+    const status = block.status[i]!;
+    if ((status & STATUS_LSI) === 0) return this.esbTriggerAt(block, i);
+    // The line keeps the level it has now; only the forwarding of the first assertion replays.
+    if ((status & STATUS_PQ) !== PQ.RESET) return;
+    block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
+    this.router.notify(block, i);
+  }
+
   /**
    * KVM_GET_ONE_REG(VP_STATE) (xive.md §1.6): [0] = OS ring word0/1 (NSR..PIPR, big-endian),
    * [1] unused. ENOENT when the vCPU has no XIVE context.
@@ -508,6 +586,7 @@ export class XiveDevice {
     const i = irq & (SOURCES_PER_BLOCK - 1);
     if ((block.easHi[i]! & EAS_HI_VALID) === 0) return TriggerOutcome.NO_SOURCE;
     const status = block.status[i]!;
+    if (this.stopped !== undefined) return this.latchSetIrq(this.stopped, irq, block, i, level);
     if (status & STATUS_LSI) {
       if (!level) {
         block.status[i] = status & ~STATUS_ASSERTED;
@@ -519,6 +598,25 @@ export class XiveDevice {
     const result = esbTrigger(status);
     block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
     return result & ESB_FORWARD ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
+  }
+
+  /**
+   * A device trigger while quiesced: the PQ machine runs on the latched PQ (10 → 11; 01 stays
+   * off) and an LSI's level is kept, but nothing is forwarded; the trigger is logged for resume.
+   */
+  private latchSetIrq(
+    stopped: XiveStopState,
+    irq: number,
+    block: SourceBlock,
+    i: number,
+    level: boolean,
+  ): TriggerOutcomeValue {
+    const status = block.status[i]!;
+    const lsi = (status & STATUS_LSI) !== 0;
+    if (lsi) block.status[i] = level ? status | STATUS_ASSERTED : status & ~STATUS_ASSERTED;
+    else if (level) block.status[i] = (status & ~STATUS_PQ) | (esbTrigger(status) & STATUS_PQ);
+    if (level) stopped.triggers.record(irq, stoppedTriggerLimit(lsi));
+    return TriggerOutcome.COALESCED;
   }
 
   /** Sets ASSERTED; forwards only from PQ 00, moving to 10 (xive.md §3 LSI). */

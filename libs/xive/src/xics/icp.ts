@@ -56,6 +56,17 @@ export class Icp {
     this.setLine(true);
   }
 
+  /**
+   * Restores a migrated ICP (QEMU's ICP vmstate: XIRR, pending priority, MFRR); the exception
+   * line follows XISR, as it does in every transition here.
+   */
+  restore(xirr: number, pendingPriority: number, mfrr: number): void {
+    this.xirr = xirr >>> 0;
+    this.pendingPriority = pendingPriority & 0xff;
+    this.mfrr = mfrr & 0xff;
+    this.setLine(this.xisr !== 0);
+  }
+
   /** icp_resend: the IPI if MFRR beats CPPR, then the sources' rejected interrupts. */
   resend(): void {
     if (this.mfrr < this.cppr) this.checkIpi();

@@ -6,8 +6,9 @@ import { checkNrServers } from "../xive-device.js";
 import { VcpuRegistry, vcpuNotConnected } from "../vcpu-registry.js";
 import { kvmError } from "../xive-error.js";
 import { TriggerOutcome, type TriggerOutcomeValue } from "../xive-router.js";
+import { StoppedTriggers, stoppedTriggerLimit } from "../device-state/stopped-triggers.js";
 import { Icp } from "./icp.js";
-import { Ics } from "./ics.js";
+import { Ics, XICS_STATUS_ASSERTED } from "./ics.js";
 
 /** RTAS return codes of the ICS calls. */
 export const RtasReturn = { SUCCESS: 0, HW_ERROR: -1, PARAM_ERROR: -3 } as const;
@@ -27,6 +28,8 @@ export interface XicsDeviceOptions {
  */
 export class XicsDevice {
   readonly ics: Ics;
+  /** Set while quiesced for migration: the triggers to replay on resume (see quiesce()). */
+  stopped: StoppedTriggers | undefined;
   private servers: number;
   private readonly icps: (Icp | undefined)[] = [];
   private readonly vcpus = new VcpuRegistry();
@@ -82,6 +85,7 @@ export class XicsDevice {
   /** The device side: an MSI fires, an LSI's level changes. */
   setIrq(nr: number, level: boolean): TriggerOutcomeValue {
     if (!this.ics.isClaimed(nr)) return TriggerOutcome.NO_SOURCE;
+    if (this.stopped !== undefined) return this.latchSetIrq(this.stopped, nr, level);
     this.ics.setIrq(nr, level);
     const icp = this.icp(this.ics.server[nr - this.ics.offset]!);
     return icp !== undefined && icp.xisr === nr ? TriggerOutcome.DELIVERED : TriggerOutcome.COALESCED;
@@ -89,6 +93,46 @@ export class XicsDevice {
 
   trigger(nr: number): TriggerOutcomeValue {
     return this.setIrq(nr, true);
+  }
+
+  /**
+   * Stops the controller for migration: until resume(), a source's trigger is logged instead of
+   * sent to an ICP, and an LSI's level is kept in its ASSERTED status without a resend. XICS has
+   * no PQ bits to latch with; the log plays their part (xive.md §6 "XICS state likewise").
+   * Idempotent.
+   */
+  quiesce(): void {
+    this.stopped ??= new StoppedTriggers();
+  }
+
+  /**
+   * Runs again: the logged triggers are sent in arrival order, as they would have been, and each
+   * logged LSI is then left at the level it has now. A running controller is left as it is.
+   */
+  resume(): void {
+    const stopped = this.stopped;
+    if (stopped === undefined) return;
+    this.stopped = undefined;
+    const levels = new Map<number, number>();
+    for (const nr of stopped.order) {
+      const srcno = nr - this.ics.offset;
+      if (this.ics.isLsi(srcno)) levels.set(srcno, this.ics.status[srcno]! & XICS_STATUS_ASSERTED);
+    }
+    for (const nr of stopped.order) this.ics.setIrq(nr, true);
+    for (const [srcno, asserted] of levels) {
+      this.ics.status[srcno] = (this.ics.status[srcno]! & ~XICS_STATUS_ASSERTED) | asserted;
+    }
+  }
+
+  private latchSetIrq(stopped: StoppedTriggers, nr: number, level: boolean): TriggerOutcomeValue {
+    const srcno = nr - this.ics.offset;
+    const lsi = this.ics.isLsi(srcno);
+    if (lsi) {
+      const status = this.ics.status[srcno]!;
+      this.ics.status[srcno] = level ? status | XICS_STATUS_ASSERTED : status & ~XICS_STATUS_ASSERTED;
+    }
+    if (level) stopped.record(nr, stoppedTriggerLimit(lsi));
+    return TriggerOutcome.COALESCED;
   }
 
   /** XICS hypercalls made by the vCPU with `server` (H_CPPR, H_EOI, H_XIRR, H_XIRR_X, H_IPI, H_IPOLL). */

@@ -1,0 +1,514 @@
+import type { ActiveMode, ControllerMode } from "../interrupt-controller.js";
+import { KVM_XIVE_NR_IRQS } from "../kvm-attributes.js";
+import { PseriesIrq } from "../pseries-layout.js";
+import { TM_QW1_OS, TM_QW1W2_OS_CAM, TM_QW1W2_VO, TM_WORD2 } from "../thread-context.js";
+import { XICS_IPI, XISR_MASK } from "../xics/icp.js";
+import {
+  CONTROLLER_STATE_FORMAT_VERSION,
+  CONTROLLER_STATE_MAGIC,
+  type ControllerState,
+  type IcpRecord,
+  type IcsSourceRecord,
+  type XicsState,
+  type XiveQueueState,
+  type XiveSourceState,
+  type XiveState,
+} from "./controller-state.js";
+import { HEADER_FLAG, MODE_CODE, RECORD_BYTES } from "./encode-controller-state.js";
+import { StateReader, stateError } from "./state-bytes.js";
+import { stoppedTriggerLimit } from "./stopped-triggers.js";
+
+/** Upper bounds that keep a hostile state from allocating without limit. */
+const MAX_VCPUS_BOUND = 1 << 16;
+const MAX_VCPU_IDS_BOUND = 1 << 24;
+const QUEUE_SHIFTS = new Set([12, 16, 21, 24]);
+const PQ_OFF = 0b01;
+const PQ_PENDING = 0b10;
+const PQ_QUEUED = 0b11;
+
+const inconsistent = (field: string, message: string) => stateError("STATE_INCONSISTENT", field, message);
+
+function modeOf(code: number, field: string): ControllerMode {
+  for (const [mode, value] of Object.entries(MODE_CODE)) if (value === code) return mode as ControllerMode;
+  throw stateError("STATE_MALFORMED", field, `${field} ${code} is not 1 (XIVE), 2 (XICS) or 3 (DUAL)`);
+}
+
+/** Checks that `values` (read in order) strictly ascend; names the first entry that does not. */
+function ascending(previous: number | undefined, value: number, field: string, what: string): void {
+  if (previous !== undefined && value <= previous) {
+    throw inconsistent(
+      field,
+      `${field}: ${what} ${value} is not above the previous ${previous} (duplicate or out of order)`,
+    );
+  }
+}
+
+interface Header {
+  mode: ControllerMode;
+  activeMode: ActiveMode;
+  xiveSelected: boolean;
+  storeEoi: boolean;
+  hvPriority: number;
+  nrIrqs: number;
+  nrServersSetting: number | undefined;
+  maxVcpus: number;
+  maxVcpuIds: number;
+  hostPageShift: number;
+  guestMemoryBytes: number;
+  /** NR_SERVERS in effect: the setting (or KVM_MAX_VCPUS) clamped to KVM_MAX_VCPUS. */
+  nrServers: number;
+}
+
+function readHeader(r: StateReader): Header {
+  const version = r.u32("format_version");
+  if (version !== CONTROLLER_STATE_FORMAT_VERSION) {
+    throw stateError(
+      "STATE_VERSION_UNSUPPORTED",
+      "format_version",
+      `interrupt-controller state format ${version} is not supported (this service reads ${CONTROLLER_STATE_FORMAT_VERSION})`,
+    );
+  }
+  const magic = r.u32("magic");
+  if (magic !== CONTROLLER_STATE_MAGIC) {
+    throw stateError("STATE_MALFORMED", "magic", `magic 0x${magic.toString(16)} is not 0x56504943 ("VPIC")`);
+  }
+  const mode = modeOf(r.u8("mode"), "mode");
+  const active = modeOf(r.u8("active_mode"), "active_mode");
+  if (active === "DUAL" || (mode !== "DUAL" && active !== mode)) {
+    throw inconsistent("active_mode", `a ${mode} controller cannot have ${active} active`);
+  }
+  const flags = r.u8("flags");
+  if (flags & ~(HEADER_FLAG.XIVE_SELECTED | HEADER_FLAG.STORE_EOI | HEADER_FLAG.NR_SERVERS_SET)) {
+    throw stateError("STATE_MALFORMED", "flags", `unknown header flags 0x${flags.toString(16)}`);
+  }
+  if (flags & HEADER_FLAG.XIVE_SELECTED && active !== "XIVE") {
+    throw inconsistent("flags", "XIVE cannot be selected at CAS while XICS is active");
+  }
+  const hvPriority = r.u8("hv_priority");
+  const nrIrqs = r.u32("nr_irqs");
+  if (nrIrqs < 1 || nrIrqs > KVM_XIVE_NR_IRQS) {
+    throw inconsistent("nr_irqs", `nr_irqs must be 1..${KVM_XIVE_NR_IRQS}, got ${nrIrqs}`);
+  }
+  const setting = r.u32("nr_servers_setting");
+  const maxVcpus = r.u32("max_vcpus");
+  const maxVcpuIds = r.u32("max_vcpu_ids");
+  if (maxVcpus < 1 || maxVcpus > MAX_VCPUS_BOUND) {
+    throw inconsistent("max_vcpus", `max_vcpus must be 1..${MAX_VCPUS_BOUND}, got ${maxVcpus}`);
+  }
+  if (maxVcpuIds < maxVcpus || maxVcpuIds > MAX_VCPU_IDS_BOUND) {
+    throw inconsistent(
+      "max_vcpu_ids",
+      `max_vcpu_ids must be ${maxVcpus}..${MAX_VCPU_IDS_BOUND}, got ${maxVcpuIds}`,
+    );
+  }
+  let nrServersSetting: number | undefined;
+  if (flags & HEADER_FLAG.NR_SERVERS_SET) {
+    if (setting < 1 || setting > maxVcpuIds) {
+      throw inconsistent("nr_servers_setting", `nr_servers must be 1..${maxVcpuIds}, got ${setting}`);
+    }
+    nrServersSetting = setting;
+  } else if (setting !== 0) {
+    throw inconsistent("nr_servers_setting", `nr_servers_setting is ${setting} but flagged as never set`);
+  }
+  const hostPageShift = r.u8("host_page_shift");
+  if (hostPageShift < 12 || hostPageShift > 30) {
+    throw inconsistent("host_page_shift", `host_page_shift must be 12..30, got ${hostPageShift}`);
+  }
+  if (r.u8("reserved") !== 0 || r.u16("reserved") !== 0) {
+    throw stateError("STATE_MALFORMED", "reserved", "reserved header bytes are not zero");
+  }
+  const guestMemoryBytes = r.u64("guest_memory_bytes");
+  if (guestMemoryBytes === 0) throw inconsistent("guest_memory_bytes", "guest_memory_bytes is 0");
+  if (r.u64("reserved") !== 0)
+    throw stateError("STATE_MALFORMED", "reserved", "reserved header bytes are not zero");
+  return {
+    mode,
+    activeMode: active,
+    xiveSelected: (flags & HEADER_FLAG.XIVE_SELECTED) !== 0,
+    storeEoi: (flags & HEADER_FLAG.STORE_EOI) !== 0,
+    hvPriority,
+    nrIrqs,
+    nrServersSetting,
+    maxVcpus,
+    maxVcpuIds,
+    hostPageShift,
+    guestMemoryBytes,
+    nrServers: Math.min(nrServersSetting ?? maxVcpus, maxVcpus),
+  };
+}
+
+function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: number }[] {
+  const n = r.count(RECORD_BYTES.vcpu, "vcpus");
+  const vcpus: { vcpuId: number; server: number }[] = [];
+  const servers = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const field = `vcpus[${i}]`;
+    const vcpuId = r.u32(`${field}.vcpu_id`);
+    const server = r.u32(`${field}.server`);
+    ascending(vcpus.at(-1)?.vcpuId, vcpuId, `${field}.vcpu_id`, "vCPU id");
+    if (server >= header.nrServers) {
+      throw inconsistent(
+        `${field}.server`,
+        `vCPU ${vcpuId}: server ${server} is not below nr_servers ${header.nrServers}`,
+      );
+    }
+    if (servers.has(server))
+      throw inconsistent(`${field}.server`, `vCPU ${vcpuId}: server ${server} is used twice`);
+    servers.add(server);
+    vcpus.push({ vcpuId, server });
+  }
+  return vcpus;
+}
+
+function readMachineSources(r: StateReader, header: Header): { irq: number; lsi: boolean }[] {
+  const n = r.count(RECORD_BYTES.machineSource, "machine_sources");
+  // XICS accepts IPIs below the ICS and the ICS's own sources (InterruptController.initSource).
+  const limit =
+    header.activeMode === "XIVE" ? KVM_XIVE_NR_IRQS : Math.max(header.nrIrqs, PseriesIrq.XIRQ_BASE);
+  const out: { irq: number; lsi: boolean }[] = [];
+  for (let i = 0; i < n; i++) {
+    const field = `machine_sources[${i}]`;
+    const irq = r.u32(`${field}.irq`);
+    const lsi = r.u8(`${field}.lsi`);
+    ascending(out.at(-1)?.irq, irq, `${field}.irq`, "source");
+    if (irq >= limit) throw inconsistent(`${field}.irq`, `source ${irq} is not below ${limit}`);
+    if (lsi > 1)
+      throw stateError("STATE_MALFORMED", `${field}.lsi`, `source ${irq}: lsi byte ${lsi} is not 0 or 1`);
+    out.push({ irq, lsi: lsi === 1 });
+  }
+  return out;
+}
+
+function readXiveSources(
+  r: StateReader,
+  machine: readonly { irq: number; lsi: boolean }[],
+): XiveSourceState[] {
+  const n = r.count(RECORD_BYTES.xiveSource, "xive.sources");
+  if (n !== machine.length) {
+    throw inconsistent("xive.sources", `${n} XIVE sources, but the machine initialised ${machine.length}`);
+  }
+  const out: XiveSourceState[] = [];
+  for (let i = 0; i < n; i++) {
+    const field = `xive.sources[${i}]`;
+    const irq = r.u32(`${field}.irq`);
+    const status = r.u8(`${field}.status`);
+    const savedPq = r.u8(`${field}.saved_pq`);
+    const endIndex = r.u32(`${field}.end_index`);
+    const lo = r.u32(`${field}.eas_lo`);
+    const m = machine[i]!;
+    if (irq !== m.irq) {
+      throw inconsistent(
+        `${field}.irq`,
+        `XIVE source ${irq} is not the machine's source ${m.irq} at index ${i}`,
+      );
+    }
+    if (status > 0xf)
+      throw stateError(
+        "STATE_MALFORMED",
+        `${field}.status`,
+        `source ${irq}: status 0x${status.toString(16)} has unknown bits`,
+      );
+    const lsi = (status & 8) !== 0;
+    const asserted = (status & 4) !== 0;
+    if (lsi !== m.lsi)
+      throw inconsistent(`${field}.status`, `source ${irq}: LSI ${lsi} differs from the machine's ${m.lsi}`);
+    if (asserted && !lsi) throw inconsistent(`${field}.status`, `source ${irq}: an MSI cannot be asserted`);
+    if (savedPq > 3)
+      throw inconsistent(`${field}.saved_pq`, `source ${irq}: saved PQ ${savedPq} is not 0..3`);
+    if (endIndex > 0x00ff_ffff) {
+      throw inconsistent(
+        `${field}.end_index`,
+        `source ${irq}: END ${endIndex} is not in block 0 (24-bit index)`,
+      );
+    }
+    out.push({
+      irq,
+      lsi,
+      asserted,
+      pq: status & 3,
+      savedPq,
+      endIndex,
+      masked: (lo & 0x8000_0000) !== 0,
+      eisn: lo & 0x7fff_ffff,
+    });
+  }
+  return out;
+}
+
+/** The PQ a quiesced source must show (xive.md §6 latch): 01 stays off, else 10, or 11 once hit. */
+function checkLatchedPq(source: XiveSourceState, triggers: number, field: string): void {
+  const expected =
+    source.savedPq === PQ_OFF
+      ? [PQ_OFF]
+      : source.lsi
+        ? [PQ_PENDING]
+        : [triggers > 0 ? PQ_QUEUED : PQ_PENDING];
+  if (!expected.includes(source.pq)) {
+    throw inconsistent(
+      `${field}.status`,
+      `source ${source.irq}: PQ ${source.pq} after quiesce with saved PQ ${source.savedPq} and ${triggers} trigger(s) should be ${expected[0]}`,
+    );
+  }
+}
+
+function readXiveQueues(r: StateReader, header: Header, connected: Set<number>): XiveQueueState[] {
+  const n = r.count(RECORD_BYTES.xiveQueue, "xive.queues");
+  const size = connected.size === 0 ? 0 : header.nrServers << 3;
+  const out: XiveQueueState[] = [];
+  for (let i = 0; i < n; i++) {
+    const field = `xive.queues[${i}]`;
+    const endIndex = r.u32(`${field}.end_index`);
+    const flags = r.u8(`${field}.flags`);
+    const qshift = r.u8(`${field}.qshift`);
+    const generation = r.u8(`${field}.generation`);
+    const esb = r.u8(`${field}.esb`);
+    const qindex = r.u32(`${field}.qindex`);
+    const qaddr = r.u64(`${field}.qaddr`);
+    const entriesWritten = r.u64(`${field}.entries_written`);
+    const targetedSources = r.u32(`${field}.targeted_sources`);
+    ascending(out.at(-1)?.endIndex, endIndex, `${field}.end_index`, "END");
+    const server = endIndex >>> 3;
+    const name = `queue (server ${server}, priority ${endIndex & 7})`;
+    if (endIndex >= size) {
+      throw inconsistent(
+        `${field}.end_index`,
+        `${name}: END ${endIndex} is not below the END table size ${size}`,
+      );
+    }
+    if (flags > 3 || esb > 0xf) {
+      throw stateError("STATE_MALFORMED", `${field}.flags`, `${name}: unknown flag bits`);
+    }
+    const q: XiveQueueState = {
+      endIndex,
+      valid: (flags & 1) !== 0,
+      alwaysNotify: (flags & 2) !== 0,
+      qshift,
+      qaddr,
+      generation,
+      qindex,
+      esn: esb >>> 2,
+      ese: esb & 3,
+      entriesWritten,
+      targetedSources,
+    };
+    if (q.valid) {
+      if (!connected.has(server))
+        throw inconsistent(`${field}.end_index`, `${name}: no vCPU has server ${server}`);
+      if (!QUEUE_SHIFTS.has(qshift)) {
+        throw inconsistent(`${field}.qshift`, `${name}: qshift ${qshift} is not 12, 16, 21 or 24`);
+      }
+      if (qaddr % 2 ** qshift !== 0) {
+        throw inconsistent(
+          `${field}.qaddr`,
+          `${name}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
+        );
+      }
+      if (qaddr + 2 ** qshift > header.guestMemoryBytes) {
+        throw inconsistent(
+          `${field}.qaddr`,
+          `${name}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
+        );
+      }
+      if (generation > 1)
+        throw inconsistent(`${field}.generation`, `${name}: generation ${generation} is not 0 or 1`);
+      if (qindex >= 2 ** (qshift - 2)) {
+        throw inconsistent(
+          `${field}.qindex`,
+          `${name}: qindex ${qindex} is beyond its ${2 ** (qshift - 2)} entries`,
+        );
+      }
+    } else if (
+      q.alwaysNotify ||
+      qshift !== 0 ||
+      qaddr !== 0 ||
+      generation !== 0 ||
+      qindex !== 0 ||
+      q.esn !== PQ_OFF ||
+      q.ese !== PQ_OFF ||
+      entriesWritten !== 0
+    ) {
+      throw inconsistent(`${field}.flags`, `${name}: an END without a queue must be in its reset state`);
+    }
+    out.push(q);
+  }
+  return out;
+}
+
+function readXiveContexts(
+  r: StateReader,
+  servers: readonly number[],
+): { server: number; regs: Uint8Array }[] {
+  const n = r.count(RECORD_BYTES.xiveContext, "xive.contexts");
+  if (n !== servers.length) {
+    throw inconsistent("xive.contexts", `${n} vCPU contexts, but ${servers.length} vCPUs are connected`);
+  }
+  const out: { server: number; regs: Uint8Array }[] = [];
+  for (let i = 0; i < n; i++) {
+    const field = `xive.contexts[${i}]`;
+    const server = r.u32(`${field}.server`);
+    const regs = r.raw(64, `${field}.regs`);
+    if (server !== servers[i]) {
+      throw inconsistent(`${field}.server`, `context ${i} is for server ${server}, expected ${servers[i]}`);
+    }
+    const at = TM_QW1_OS + TM_WORD2;
+    const cam = ((regs[at]! << 24) | (regs[at + 1]! << 16) | (regs[at + 2]! << 8) | regs[at + 3]!) >>> 0;
+    const expected = (TM_QW1W2_VO | ((0x400 + server) & TM_QW1W2_OS_CAM)) >>> 0;
+    if (cam !== expected) {
+      throw inconsistent(
+        `${field}.regs`,
+        `server ${server}: OS CAM 0x${cam.toString(16)} is not 0x${expected.toString(16)}`,
+      );
+    }
+    out.push({ server, regs });
+  }
+  return out;
+}
+
+function readXive(
+  r: StateReader,
+  header: Header,
+  vcpus: readonly { server: number }[],
+  machine: readonly { irq: number; lsi: boolean }[],
+): XiveState {
+  const servers = vcpus.map((v) => v.server).sort((a, b) => a - b);
+  const sources = readXiveSources(r, machine);
+  const queues = readXiveQueues(r, header, new Set(servers));
+  const contexts = readXiveContexts(r, servers);
+  return { xiveSelected: header.xiveSelected, sources, queues, contexts };
+}
+
+function readXics(
+  r: StateReader,
+  header: Header,
+  vcpus: readonly { server: number }[],
+  machine: readonly { irq: number }[],
+): XicsState {
+  const offset = PseriesIrq.XIRQ_BASE;
+  const end = Math.max(offset, header.nrIrqs);
+  const n = r.count(RECORD_BYTES.icsSource, "xics.sources");
+  const sources: IcsSourceRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const field = `xics.sources[${i}]`;
+    const nr = r.u32(`${field}.nr`);
+    const flags = r.u8(`${field}.flags`);
+    const priority = r.u8(`${field}.priority`);
+    const savedPriority = r.u8(`${field}.saved_priority`);
+    const status = r.u8(`${field}.status`);
+    const server = r.u32(`${field}.server`);
+    ascending(sources.at(-1)?.nr, nr, `${field}.nr`, "source");
+    if (nr < offset || nr >= end)
+      throw inconsistent(`${field}.nr`, `source ${nr} is outside the ICS ${offset}..${end - 1}`);
+    if (flags > 2)
+      throw stateError(
+        "STATE_MALFORMED",
+        `${field}.flags`,
+        `source ${nr}: flags ${flags} is not 0, 1 (LSI) or 2 (MSI)`,
+      );
+    if (status > 0xf)
+      throw stateError("STATE_MALFORMED", `${field}.status`, `source ${nr}: unknown status bits`);
+    sources.push({ nr, flags, server, priority, savedPriority, status });
+  }
+  const claimed = new Set(sources.filter((s) => s.flags !== 0).map((s) => s.nr));
+  const machineClaims = machine.filter((s) => s.irq >= offset && s.irq < end);
+  if (machineClaims.length !== claimed.size || machineClaims.some((s) => !claimed.has(s.irq))) {
+    throw inconsistent("xics.sources", "the claimed ICS sources are not the sources the machine initialised");
+  }
+  const servers = vcpus.map((v) => v.server).sort((a, b) => a - b);
+  const m = r.count(RECORD_BYTES.icp, "xics.icps");
+  if (m !== servers.length)
+    throw inconsistent("xics.icps", `${m} ICPs, but ${servers.length} vCPUs are connected`);
+  const icps: IcpRecord[] = [];
+  for (let i = 0; i < m; i++) {
+    const field = `xics.icps[${i}]`;
+    const server = r.u32(`${field}.server`);
+    const xirr = r.u32(`${field}.xirr`);
+    const pendingPriority = r.u8(`${field}.pending_priority`);
+    const mfrr = r.u8(`${field}.mfrr`);
+    if (r.u16(`${field}.reserved`) !== 0)
+      throw stateError("STATE_MALFORMED", `${field}.reserved`, "reserved bytes are not zero");
+    if (server !== servers[i])
+      throw inconsistent(`${field}.server`, `ICP ${i} is for server ${server}, expected ${servers[i]}`);
+    const xisr = xirr & XISR_MASK;
+    if ((xisr === 0) !== (pendingPriority === 0xff)) {
+      throw inconsistent(
+        `${field}.pending_priority`,
+        `server ${server}: XISR ${xisr} with pending priority ${pendingPriority}`,
+      );
+    }
+    if (xisr !== 0 && xisr !== XICS_IPI && !claimed.has(xisr)) {
+      throw inconsistent(
+        `${field}.xirr`,
+        `server ${server}: XISR ${xisr} is neither the IPI nor a claimed source`,
+      );
+    }
+    icps.push({ server, xirr, pendingPriority, mfrr });
+  }
+  return { sources, icps };
+}
+
+/** Each stopped trigger names a source of the active device, within its per-source bound. */
+function checkStoppedTriggers(triggers: readonly number[], lsiOf: Map<number, boolean>): Map<number, number> {
+  const counts = new Map<number, number>();
+  triggers.forEach((irq, i) => {
+    const field = `stopped_triggers[${i}]`;
+    const lsi = lsiOf.get(irq);
+    if (lsi === undefined)
+      throw inconsistent(field, `a trigger of source ${irq}, which the controller does not have`);
+    const count = (counts.get(irq) ?? 0) + 1;
+    if (count > stoppedTriggerLimit(lsi)) {
+      throw inconsistent(
+        field,
+        `source ${irq} has more stopped triggers than an ${lsi ? "LSI" : "MSI"} keeps`,
+      );
+    }
+    counts.set(irq, count);
+  });
+  return counts;
+}
+
+/**
+ * Decodes an exported controller state with every check done before anything is built: the
+ * format version first (STATE_VERSION_UNSUPPORTED), then the layout (STATE_TRUNCATED,
+ * STATE_MALFORMED, STATE_TRAILING_BYTES) and the values (STATE_INCONSISTENT), each error naming
+ * the offending entry in `field`. The result is consistent: building a controller from it
+ * cannot fail.
+ */
+export function decodeControllerState(bytes: Uint8Array): ControllerState {
+  const r = new StateReader(bytes);
+  const header = readHeader(r);
+  const vcpus = readVcpus(r, header);
+  const machineSources = readMachineSources(r, header);
+  const n = r.count(RECORD_BYTES.stoppedTrigger, "stopped_triggers");
+  const stoppedTriggers: number[] = [];
+  for (let i = 0; i < n; i++) stoppedTriggers.push(r.u32(`stopped_triggers[${i}]`));
+  let xive: XiveState | undefined;
+  let xics: XicsState | undefined;
+  const lsiOf = new Map<number, boolean>();
+  if (header.activeMode === "XIVE") {
+    xive = readXive(r, header, vcpus, machineSources);
+    for (const s of xive.sources) lsiOf.set(s.irq, s.lsi);
+  } else {
+    xics = readXics(r, header, vcpus, machineSources);
+    for (const s of xics.sources) if (s.flags !== 0) lsiOf.set(s.nr, s.flags === 1);
+  }
+  r.end();
+  const counts = checkStoppedTriggers(stoppedTriggers, lsiOf);
+  xive?.sources.forEach((s, i) => checkLatchedPq(s, counts.get(s.irq) ?? 0, `xive.sources[${i}]`));
+  return {
+    mode: header.mode,
+    activeMode: header.activeMode,
+    nrIrqs: header.nrIrqs,
+    nrServersSetting: header.nrServersSetting,
+    maxVcpus: header.maxVcpus,
+    maxVcpuIds: header.maxVcpuIds,
+    hostPageShift: header.hostPageShift,
+    storeEoi: header.storeEoi,
+    hvPriority: header.hvPriority,
+    guestMemoryBytes: header.guestMemoryBytes,
+    vcpus,
+    machineSources,
+    stoppedTriggers,
+    xive,
+    xics,
+  };
+}

@@ -1,0 +1,97 @@
+import { EAS_HI_END_INDEX, EAS_LO_EISN, EAS_LO_MASKED, encodeEasHi, encodeEasLo } from "../eas.js";
+import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
+import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ } from "../source-table.js";
+import type { XiveDevice } from "../xive-device.js";
+import type { XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
+import { StoppedTriggers } from "./stopped-triggers.js";
+
+/**
+ * A quiesced XIVE device's state (QEMU's pre_save, xive.md §6): every valid source with its EAS,
+ * latched and saved PQ and LSI level; every END with a queue (or with sources counted against
+ * it) with its live index and generation; the TIMA registers of every vCPU.
+ */
+export function captureXiveState(device: XiveDevice): XiveState {
+  const sources: XiveSourceState[] = [];
+  device.sources.forEachValid((irq, block, i) => {
+    const status = block.status[i]!;
+    const lo = block.easLo[i]!;
+    sources.push({
+      irq,
+      lsi: (status & STATUS_LSI) !== 0,
+      asserted: (status & STATUS_ASSERTED) !== 0,
+      pq: status & STATUS_PQ,
+      savedPq: device.savedPqOf(irq) ?? status & STATUS_PQ,
+      endIndex: block.easHi[i]! & EAS_HI_END_INDEX,
+      masked: (lo & EAS_LO_MASKED) !== 0,
+      eisn: lo & EAS_LO_EISN,
+    });
+  });
+  const queues: XiveQueueState[] = [];
+  const ends = device.ends;
+  if (ends) {
+    for (let index = 0; index < ends.size; index++) {
+      const targeted = ends.kvmCount[index]!;
+      if (!ends.isValid(index) && targeted === 0) continue;
+      const end = ends.read(index);
+      queues.push({
+        endIndex: index,
+        valid: end.valid,
+        alwaysNotify: end.unconditionalNotify,
+        qshift: end.qshift,
+        qaddr: end.qaddr,
+        generation: end.generation,
+        qindex: end.qindex,
+        esn: end.esn,
+        ese: end.ese,
+        entriesWritten: end.enqueued,
+        targetedSources: targeted,
+      });
+    }
+  }
+  const contexts = device.connectedServers().map((server) => ({
+    server,
+    regs: device.context(server)!.regs.slice(),
+  }));
+  return { xiveSelected: device.xiveSelected, sources, queues, contexts };
+}
+
+/**
+ * Applies a decoded state to a fresh XIVE device whose vCPUs are connected and sources created,
+ * in QEMU's post_load order (xive.md §6): queues, then sources and their targeting, then the
+ * vCPUs' registers. The device is left quiesced with the saved PQs and `stoppedTriggers`.
+ */
+export function applyXiveState(
+  device: XiveDevice,
+  state: XiveState,
+  stoppedTriggers: readonly number[],
+): void {
+  device.xiveSelected = state.xiveSelected;
+  const ends = device.ends;
+  for (const q of state.queues) {
+    if (ends === undefined) break; // decode allows queues only when vCPUs are connected
+    if (q.valid) {
+      ends.configure(q.endIndex, q.qaddr, q.qshift, q.alwaysNotify, q.endIndex >>> 3);
+      ends.setQueueState(q.endIndex, q.generation, q.qindex);
+      ends.setEsb(q.endIndex, false, q.esn);
+      ends.setEsb(q.endIndex, true, q.ese);
+      ends.enqueued[q.endIndex] = q.entriesWritten;
+    }
+    ends.kvmCount[q.endIndex] = q.targetedSources;
+  }
+  const savedPq = new Map<number, Uint8Array>();
+  for (const s of state.sources) {
+    const block = device.sources.blockOf(s.irq)!;
+    const i = s.irq & (SOURCES_PER_BLOCK - 1);
+    block.status[i] = s.pq | (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
+    device.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
+    const b = s.irq >>> SOURCE_BLOCK_SHIFT;
+    let saved = savedPq.get(b);
+    if (saved === undefined) {
+      saved = new Uint8Array(SOURCES_PER_BLOCK);
+      savedPq.set(b, saved);
+    }
+    saved[i] = s.savedPq;
+  }
+  device.stopped = { savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
+  for (const c of state.contexts) device.context(c.server)!.restoreRegisters(c.regs);
+}
