@@ -12,6 +12,10 @@ const env = { ...process.env, VPLANE_DATA_DIR: dataDir };
 
 const services = serviceCatalog.map((s) => ({ ...s, address: env[s.addressVariable] || s.defaultAddress }));
 for (const s of services) env[s.addressVariable] = s.address;
+// The migration service moves the state of this host's device services.
+const addressOf = (name) => dialAddress(services.find((s) => s.name === name).address);
+env.VPLANE_MIGRATION_INTERRUPT_TARGET ??= addressOf("interrupt-controller");
+env.VPLANE_MIGRATION_IOMMU_TARGET ??= addressOf("iommu");
 
 const children = [];
 let stopping = false;

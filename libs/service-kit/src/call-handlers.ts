@@ -77,7 +77,9 @@ export class CallHandlers {
   /** A bidirectional stream: the handler reads requests as an async iterable, in order. */
   bidiStream<Req, Res>(handler: BidiStreamHandler<Req, Res>): handleBidiStreamingCall<Req, Res> {
     return (call: ServerDuplexStream<Req, Res>) =>
-      this.stream(call, (send, scope) => handler(call as AsyncIterable<Req>, send, scope));
+      this.stream(call, (send, scope) =>
+        handler(untilAborted(call as AsyncIterable<Req>, scope.signal), send, scope),
+      );
   }
 
   /** Runs a streaming handler: drained streams end UNAVAILABLE, errors map through the model. */
@@ -161,5 +163,24 @@ export class CallHandlers {
     };
     if (error instanceof Error && code !== (status.OK as number)) fields["error"] = error.message;
     this.log.info(fields, "call");
+  }
+}
+
+/**
+ * The requests of a bidirectional stream, ending with the abort reason when the call is
+ * cancelled or drained (grpc-js leaves a cancelled call's readable side open).
+ */
+async function* untilAborted<T>(requests: AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+  const iterator = requests[Symbol.asyncIterator]();
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(signal.reason instanceof Error ? signal.reason : new Error("call ended"));
+    if (signal.aborted) fail();
+    else signal.addEventListener("abort", fail, { once: true });
+  });
+  aborted.catch(() => undefined); // observed through the race below
+  for (;;) {
+    const next = await Promise.race([iterator.next(), aborted]);
+    if (next.done) return;
+    yield next.value;
   }
 }

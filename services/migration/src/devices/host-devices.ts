@@ -1,0 +1,212 @@
+// This host's device services, seen through their DeviceStateService: the interrupt controller
+// (sections "xive", "xics") and the IOMMU ("smmuv3"). A VM may have devices on either or both;
+// a service that answers NOT_FOUND simply holds none of that VM's devices.
+import { DeviceStateServiceClient } from "@vplane/proto/gen/vplane/devicestate/v1/service";
+import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import type { GuestMemory } from "@vplane/proto/gen/vplane/common/v1/guest_memory";
+import {
+  VplaneError,
+  clientChannelOptions,
+  clientCredentials,
+  unaryCall,
+  type TlsFiles,
+} from "@vplane/service-kit";
+
+export type DeviceRole = "interrupt-controller" | "iommu";
+
+/** Which service imports a section kind; import runs in this order (interrupts first). */
+const ROLE_OF_KIND: Record<string, DeviceRole> = {
+  xive: "interrupt-controller",
+  xics: "interrupt-controller",
+  smmuv3: "iommu",
+};
+const ROLES: readonly DeviceRole[] = ["interrupt-controller", "iommu"];
+
+/** Guest pages the devices wrote at quiesce: addresses (ascending) and the page size in bytes. */
+export interface DirtyPages {
+  pages: bigint[];
+  pageSize: bigint;
+}
+
+export interface HostDevicesOptions {
+  targets: Record<DeviceRole, string>;
+  tls?: Partial<TlsFiles>;
+  /** Per-call deadline, ms. */
+  callTimeoutMs: number;
+}
+
+export class HostDevices {
+  private readonly clients: Map<DeviceRole, DeviceStateServiceClient>;
+
+  constructor(private readonly options: HostDevicesOptions) {
+    const credentials = clientCredentials(options.tls);
+    this.clients = new Map(
+      ROLES.map((role) => [
+        role,
+        new DeviceStateServiceClient(options.targets[role], credentials, clientChannelOptions()),
+      ]),
+    );
+  }
+
+  /** Quiesces every device of `vm`; the pages they dirtied (ascending, de-duplicated). */
+  async quiesce(vm: string): Promise<DirtyPages> {
+    const answers = await this.onEveryRole(vm, undefined, (client, options) =>
+      unaryCall(client.quiesceDevices.bind(client), { vm }, options),
+    );
+    const pages = new Set<bigint>();
+    let pageSize = 0n;
+    for (const answer of answers.values()) {
+      for (const page of answer.dirtyPages) pages.add(page);
+      if (answer.pageSize > pageSize) pageSize = answer.pageSize;
+    }
+    return { pages: [...pages].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), pageSize };
+  }
+
+  async export(vm: string, signal?: AbortSignal): Promise<DeviceSection[]> {
+    const answers = await this.onEveryRole(vm, signal, (client, options) =>
+      unaryCall(client.exportDeviceState.bind(client), { vm }, options),
+    );
+    return ROLES.flatMap((role) => answers.get(role)?.sections ?? []);
+  }
+
+  /**
+   * Imports sections (quiesced) all or nothing: if a later service refuses, what earlier ones
+   * imported is released before the error is rethrown.
+   */
+  async import(
+    vm: string,
+    sections: DeviceSection[],
+    guestMemory: GuestMemory | undefined,
+    signal?: AbortSignal,
+  ) {
+    const byRole = new Map<DeviceRole, DeviceSection[]>();
+    sections.forEach((section, index) => {
+      const role = ROLE_OF_KIND[section.kind];
+      if (!role) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "UNKNOWN_DEVICE_KIND",
+          field: `sections[${index}].kind`,
+          message: `section ${index} holds a "${section.kind}" device, which no service here imports`,
+        });
+      }
+      byRole.set(role, [...(byRole.get(role) ?? []), section]);
+    });
+    const imported: DeviceRole[] = [];
+    const devices: string[] = [];
+    try {
+      for (const role of ROLES) {
+        const mine = byRole.get(role);
+        if (!mine) continue;
+        const client = this.clients.get(role)!;
+        const answer = await unaryCall(
+          client.importDeviceState.bind(client),
+          { vm, sections: mine, guestMemory, requestId: "" },
+          this.callOptions(signal),
+        );
+        imported.push(role);
+        devices.push(...answer.devices);
+      }
+    } catch (error) {
+      for (const role of imported) await this.releaseOn(role, vm).catch(() => undefined);
+      throw error;
+    }
+    return devices;
+  }
+
+  /** Resumes the VM's devices on every service, even when one of them fails (then rethrown). */
+  async resume(vm: string, signal?: AbortSignal): Promise<void> {
+    let failure: Error | undefined;
+    let resumed = 0;
+    for (const role of ROLES) {
+      const client = this.clients.get(role)!;
+      try {
+        await unaryCall(client.resumeDevices.bind(client), { vm }, this.callOptions(signal));
+        resumed += 1;
+      } catch (error) {
+        if (error instanceof VplaneError && error.code === "NOT_FOUND") continue;
+        failure ??= annotate(error, role);
+      }
+    }
+    if (failure) throw failure;
+    if (resumed === 0) throw noDevices(vm);
+  }
+
+  /** Destroys the VM's devices on every service that has some; true if any did. */
+  async release(vm: string): Promise<boolean> {
+    let any = false;
+    for (const role of ROLES) any = (await this.releaseOn(role, vm)) || any;
+    return any;
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+  }
+
+  private async releaseOn(role: DeviceRole, vm: string): Promise<boolean> {
+    const client = this.clients.get(role)!;
+    try {
+      await unaryCall(client.releaseDevices.bind(client), { vm }, this.callOptions());
+      return true;
+    } catch (error) {
+      if (error instanceof VplaneError && error.code === "NOT_FOUND") return false;
+      throw error;
+    }
+  }
+
+  /** Calls every service; NOT_FOUND answers are left out; NOT_FOUND overall if all said so. */
+  private async onEveryRole<T>(
+    vm: string,
+    signal: AbortSignal | undefined,
+    call: (
+      client: DeviceStateServiceClient,
+      options: { timeoutMs: number; signal?: AbortSignal },
+    ) => Promise<T>,
+  ): Promise<Map<DeviceRole, T>> {
+    const answers = new Map<DeviceRole, T>();
+    for (const role of ROLES) {
+      try {
+        answers.set(role, await call(this.clients.get(role)!, this.callOptions(signal)));
+      } catch (error) {
+        if (error instanceof VplaneError && error.code === "NOT_FOUND") continue;
+        throw annotate(error, role);
+      }
+    }
+    if (answers.size === 0) {
+      throw new VplaneError({
+        code: "NOT_FOUND",
+        reason: "VM_HAS_NO_DEVICES",
+        field: "vm",
+        message: `VM ${vm} has no devices on this host`,
+      });
+    }
+    return answers;
+  }
+
+  private callOptions(signal?: AbortSignal) {
+    return { timeoutMs: this.options.callTimeoutMs, ...(signal ? { signal } : {}) };
+  }
+}
+
+function noDevices(vm: string) {
+  return new VplaneError({
+    code: "NOT_FOUND",
+    reason: "VM_HAS_NO_DEVICES",
+    field: "vm",
+    message: `VM ${vm} has no devices on this host`,
+  });
+}
+
+/** Says which service failed, keeping the code and reason a caller acts on. */
+function annotate(error: unknown, role: DeviceRole): Error {
+  if (!(error instanceof VplaneError)) return error instanceof Error ? error : new Error(String(error));
+  return new VplaneError({
+    code: error.code,
+    reason: error.reason,
+    message: `${role}: ${error.message}`,
+    errno: error.errno,
+    hcallReturnCode: error.hcallReturnCode,
+    field: error.field,
+    batchIndex: error.batchIndex,
+  });
+}

@@ -1,0 +1,153 @@
+// The destination side of a live migration (MigrationService.ReceiveMigration). It accepts one
+// VM per stream, in protocol order: setup → RAM chunks (in order, then re-sent pages) → device
+// state → switchover; and commits only when the source half-closes the stream after switchover.
+// Anything else (an error, a cancel, a dropped connection, a step out of order) discards what
+// this host received: the imported devices are released and the RAM file is deleted.
+import { rm } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { crc32 } from "node:zlib";
+import type {
+  MigrationSetup,
+  ReceiveMigrationRequest,
+  ReceiveMigrationResponse,
+} from "@vplane/proto/gen/vplane/migration/v1/live_migration";
+import { VplaneError } from "@vplane/service-kit";
+import type { HostDevices } from "../devices/host-devices.js";
+import { checkId } from "../resource-id.js";
+import { decodeSnapshot } from "../snapshot/snapshot-codec.js";
+import { createRamFile, incomingRamPath, resolveRamPath } from "./guest-ram-file.js";
+
+export interface MigrationDestinationOptions {
+  dataDir: string;
+  maxSnapshotBytes: number;
+  maxRamBytes: bigint;
+}
+
+type Step = "setup" | "ram" | "device-state" | "switchover" | "switched-over";
+
+/** VMs arriving on this host right now: one stream per VM. */
+export class IncomingMigrations {
+  private readonly arriving = new Set<string>();
+
+  constructor(
+    private readonly devices: HostDevices,
+    private readonly options: MigrationDestinationOptions,
+  ) {}
+
+  async receive(
+    requests: AsyncIterable<ReceiveMigrationRequest>,
+    send: (response: ReceiveMigrationResponse) => Promise<void>,
+  ): Promise<void> {
+    let step: Step = "setup";
+    let setup: MigrationSetup | undefined;
+    let ram: FileHandle | undefined;
+    let ramPath: string | undefined;
+    let ramReceived = 0n;
+    let imported = false;
+    let reserved = false;
+    try {
+      for await (const { message } of requests) {
+        if (!message) throw outOfOrder(step, "an empty message");
+        if (message.$case === "setup" && step === "setup") {
+          setup = message.value;
+          checkId(setup.vm, "setup.vm");
+          if (setup.ramSizeBytes > this.options.maxRamBytes) {
+            throw new VplaneError({
+              code: "RESOURCE_EXHAUSTED",
+              reason: "GUEST_MEMORY_TOO_LARGE",
+              message: `guest RAM of ${setup.ramSizeBytes} bytes exceeds this host's limit of ${this.options.maxRamBytes}`,
+            });
+          }
+          this.reserve(setup.vm);
+          reserved = true;
+          if (setup.ramSizeBytes > 0n) {
+            ramPath = resolveRamPath(this.options.dataDir, incomingRamPath(setup.vm));
+            ram = await createRamFile(ramPath, setup.ramSizeBytes);
+          }
+          step = setup.ramSizeBytes > 0n ? "ram" : "device-state";
+          await send({ message: { $case: "ready", value: true } });
+        } else if (
+          message.$case === "ramChunk" &&
+          ram &&
+          setup &&
+          (step === "ram" || step === "device-state")
+        ) {
+          const { offset, data } = message.value;
+          if (crc32(data) !== message.value.crc32) {
+            throw new VplaneError({
+              code: "DATA_LOSS",
+              reason: "RAM_CHUNK_CORRUPT",
+              message: `RAM chunk at ${offset} fails its CRC-32`,
+            });
+          }
+          const end = offset + BigInt(data.length);
+          if (end > setup.ramSizeBytes || (step === "ram" && offset !== ramReceived)) {
+            throw outOfOrder(
+              step,
+              `a RAM chunk at ${offset}..${end} (received ${ramReceived} of ${setup.ramSizeBytes})`,
+            );
+          }
+          await ram.write(data, 0, data.length, Number(offset));
+          if (step === "ram") {
+            ramReceived = end;
+            if (ramReceived === setup.ramSizeBytes) {
+              step = "device-state";
+              await send({ message: { $case: "ramBytesReceived", value: ramReceived } });
+            }
+          }
+        } else if (message.$case === "deviceState" && setup && step === "device-state") {
+          const body = decodeSnapshot(message.value, this.options.maxSnapshotBytes);
+          if (body.vm !== setup.vm) {
+            throw new VplaneError({
+              code: "INVALID_ARGUMENT",
+              reason: "SNAPSHOT_OF_ANOTHER_VM",
+              message: `device state of VM ${body.vm} on the stream of VM ${setup.vm}`,
+            });
+          }
+          await ram?.sync();
+          const guestMemory = ram
+            ? { path: incomingRamPath(setup.vm), sizeBytes: setup.ramSizeBytes }
+            : undefined;
+          const devices = await this.devices.import(setup.vm, body.sections, guestMemory);
+          imported = true;
+          step = "switchover";
+          await send({ message: { $case: "devicesImported", value: { devices } } });
+        } else if (message.$case === "switchover" && setup && step === "switchover") {
+          await this.devices.resume(setup.vm);
+          step = "switched-over";
+          await send({ message: { $case: "switchedOver", value: true } });
+        } else {
+          throw outOfOrder(step, `"${message.$case}"`);
+        }
+      }
+      if (step !== "switched-over") throw outOfOrder(step, "the end of the stream");
+      ramPath = undefined; // committed: the RAM file and the devices stay
+    } finally {
+      await ram?.close();
+      if (step !== "switched-over" || ramPath !== undefined) {
+        if (imported && setup) await this.devices.release(setup.vm).catch(() => undefined);
+        if (ramPath) await rm(ramPath, { force: true });
+      }
+      if (reserved && setup) this.arriving.delete(setup.vm);
+    }
+  }
+
+  private reserve(vm: string) {
+    if (this.arriving.has(vm)) {
+      throw new VplaneError({
+        code: "ABORTED",
+        reason: "MIGRATION_IN_PROGRESS",
+        message: `VM ${vm} is already arriving on this host`,
+      });
+    }
+    this.arriving.add(vm);
+  }
+}
+
+function outOfOrder(step: Step, got: string) {
+  return new VplaneError({
+    code: "FAILED_PRECONDITION",
+    reason: "MIGRATION_PROTOCOL_ERROR",
+    message: `expected the ${step} step of the migration stream, got ${got}`,
+  });
+}

@@ -1,0 +1,289 @@
+// Live migration between two hosts' migration services on loopback, each with its own device
+// services and data folder: the happy path, cancel in every phase before switchover, and a
+// failure injected in every phase. Issue 6's rule: the VM keeps running on the source and the
+// destination holds nothing (no devices, no RAM file) unless the migration completed.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import { Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import { VplaneError, unaryCall } from "@vplane/service-kit";
+import type { DeviceCall } from "./fake-device-service.js";
+import { TestHost } from "./test-host.js";
+
+let source: TestHost;
+let destination: TestHost;
+before(async () => {
+  [source, destination] = await Promise.all([TestHost.start(), TestHost.start()]);
+});
+after(() => Promise.all([source.stop(), destination.stop()]));
+
+let vmCount = 0;
+function newVm(ramBytes?: number) {
+  const vm = `vm-${++vmCount}`;
+  return { vm, memory: source.addVm(vm, ramBytes) };
+}
+
+async function migrate(
+  vm: string,
+  memory: { path: string; sizeBytes: bigint },
+  extra: Partial<{ vmmMovesRam: boolean; downtimeLimitMs: number; to: string }> = {},
+) {
+  return unaryCall(
+    source.client.startMigration.bind(source.client),
+    {
+      vm,
+      destination: extra.to ?? destination.migration.address,
+      guestMemory: { path: memory.path, sizeBytes: memory.sizeBytes },
+      vmmMovesRam: extra.vmmMovesRam ?? false,
+      downtimeLimitMs: extra.downtimeLimitMs ?? 0,
+      noProgressTimeoutMs: 0,
+      totalTimeoutMs: 0,
+      requestId: "",
+    },
+    { timeoutMs: 5000 },
+  );
+}
+
+/** The VM runs on the source (devices present, not quiesced) and the destination has nothing. */
+function assertStillOnSource(vm: string) {
+  for (const devices of [source.interrupts, source.iommu]) {
+    assert.equal(devices.vms.get(vm)?.quiesced, false, `${devices.kind} of ${vm} runs on the source`);
+  }
+  assert.equal(destination.interrupts.vms.has(vm), false, "no interrupt controller on the destination");
+  assert.equal(destination.iommu.vms.has(vm), false, "no SMMU on the destination");
+  assert.equal(
+    existsSync(join(destination.dataDir, "guest-ram", `${vm}.ram`)),
+    false,
+    "no RAM file on the destination",
+  );
+}
+
+describe("live migration", () => {
+  test("moves RAM and device state; the destination runs the VM, the source releases it", async () => {
+    const { vm, memory } = newVm(1024 * 1024);
+    const seen: Phase[] = [];
+    const operation = await migrate(vm, memory);
+    const watch = source.client.watchOperation({ name: operation.name, afterSequence: 0n });
+    watch.on("data", ({ progress }: { progress: OperationProgress }) => {
+      if (seen.at(-1) !== progress.phase) seen.push(progress.phase);
+    });
+    const ended = new Promise((resolve) => watch.on("end", resolve));
+    const { progress } = await source.finish(operation);
+    await ended;
+    assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+    assert.deepEqual(seen, [
+      Phase.PHASE_SETTING_UP,
+      Phase.PHASE_COPYING_RAM,
+      Phase.PHASE_QUIESCING,
+      Phase.PHASE_TRANSFERRING_DEVICE_STATE,
+      Phase.PHASE_SWITCHING_OVER,
+      Phase.PHASE_COMPLETED,
+    ]);
+    assert.equal(progress.ramBytesTotal, 1048576n);
+    assert.equal(progress.ramBytesTransferred, 1048576n);
+    assert.ok(progress.deviceStateBytes > 0n);
+    assert.deepEqual(progress.dirtyPages, [0x1000n]);
+    assert.ok(progress.downtimeMs >= 0n && progress.downtimeMs < progress.elapsedMs + 1n);
+    assert.deepEqual(readFileSync(join(destination.dataDir, memory.path)), memory.ram);
+    assert.equal(destination.interrupts.vms.get(vm)?.payload.toString(), `xive-state-of-${vm}`);
+    assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed on the destination");
+    assert.equal(destination.iommu.vms.get(vm)?.guestMemoryPath, `guest-ram/${vm}.ram`);
+    assert.equal(source.interrupts.vms.has(vm), false, "released on the source");
+    assert.equal(source.iommu.vms.has(vm), false);
+  });
+
+  test("with vmm_moves_ram only device state crosses and the dirty pages are reported", async () => {
+    const { vm, memory } = newVm();
+    const { progress } = await source.finish(await migrate(vm, memory, { vmmMovesRam: true }));
+    assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+    assert.equal(progress.ramBytesTotal, 0n);
+    assert.deepEqual(progress.dirtyPages, [0x1000n]);
+    assert.equal(existsSync(join(destination.dataDir, memory.path)), false);
+    assert.equal(destination.iommu.vms.has(vm), true);
+  });
+
+  test("a second operation on the same VM is refused with ABORTED while one runs", async () => {
+    const { vm, memory } = newVm();
+    let release!: () => void;
+    source.interrupts.holds.set("quiesce", new Promise<void>((r) => (release = r)));
+    const first = await migrate(vm, memory);
+    await assert.rejects(
+      migrate(vm, memory),
+      (e: unknown) =>
+        e instanceof VplaneError && e.code === "ABORTED" && e.reason === "OPERATION_IN_PROGRESS",
+    );
+    source.interrupts.holds.delete("quiesce");
+    release();
+    assert.equal((await source.finish(first)).progress.phase, Phase.PHASE_COMPLETED);
+  });
+
+  test("bad requests are refused before any operation starts", async () => {
+    const { vm, memory } = newVm();
+    await assert.rejects(migrate(vm, memory, { to: "nowhere" }), {
+      code: "INVALID_ARGUMENT",
+      reason: "INVALID_DESTINATION",
+    });
+    await assert.rejects(migrate("Bad_Id", memory), { code: "INVALID_ARGUMENT", reason: "INVALID_ID" });
+  });
+});
+
+// Where the operation can be held so a cancel or a failure lands in that phase.
+const phases: { phase: Phase; host: () => TestHost; role: "interrupts" | "iommu"; call: DeviceCall }[] = [
+  { phase: Phase.PHASE_QUIESCING, host: () => source, role: "interrupts", call: "quiesce" },
+  { phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE, host: () => source, role: "iommu", call: "export" },
+  { phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE, host: () => destination, role: "iommu", call: "import" },
+];
+
+describe("cancel before switchover: the VM stays on the source, the destination holds nothing", () => {
+  test("cancel while copying RAM", async () => {
+    const { vm, memory } = newVm(64 * 1024 * 1024);
+    const operation = await migrate(vm, memory);
+    await source.reach(operation, Phase.PHASE_COPYING_RAM);
+    await unaryCall(
+      source.operations.cancelOperation.bind(source.operations),
+      { name: operation.name },
+      { timeoutMs: 5000 },
+    );
+    const { progress, operation: done } = await source.finish(operation);
+    assert.equal(progress.phase, Phase.PHASE_CANCELLED);
+    assert.equal(progress.cancelRequested, true);
+    assert.equal(done.result?.$case, "error");
+    await settle();
+    assertStillOnSource(vm);
+  });
+
+  for (const where of phases) {
+    test(`cancel while ${where.host() === source ? "the source" : "the destination"} is in ${where.call} (${Phase[where.phase]})`, async () => {
+      const { vm, memory } = newVm();
+      let release!: () => void;
+      const devices = where.host()[where.role];
+      devices.holds.set(where.call, new Promise<void>((r) => (release = r)));
+      const operation = await migrate(vm, memory);
+      await source.reach(operation, where.phase);
+      await waitFor(() => devices.calls.includes(where.call));
+      await unaryCall(
+        source.operations.cancelOperation.bind(source.operations),
+        { name: operation.name },
+        { timeoutMs: 5000 },
+      );
+      devices.holds.delete(where.call);
+      release();
+      const { progress } = await source.finish(operation);
+      assert.equal(progress.phase, Phase.PHASE_CANCELLED);
+      await settle();
+      assertStillOnSource(vm);
+      devices.calls.length = 0;
+    });
+  }
+});
+
+describe("failure in every phase: the VM stays on the source, the destination holds nothing", () => {
+  test("the destination is unreachable (setting up)", async () => {
+    const { vm, memory } = newVm();
+    const operation = await migrate(vm, memory, { to: "127.0.0.1:1" });
+    const { progress } = await source.finish(operation);
+    assert.equal(progress.phase, Phase.PHASE_FAILED);
+    assert.equal(progress.failedPhase, Phase.PHASE_SETTING_UP);
+    assert.equal(progress.errorCode, "UNAVAILABLE");
+    assertStillOnSource(vm);
+  });
+
+  const failures: {
+    name: string;
+    phase: Phase;
+    host: () => TestHost;
+    role: "interrupts" | "iommu";
+    call: DeviceCall;
+  }[] = [
+    {
+      name: "quiesce fails on the source",
+      phase: Phase.PHASE_QUIESCING,
+      host: () => source,
+      role: "iommu",
+      call: "quiesce",
+    },
+    {
+      name: "export fails on the source",
+      phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE,
+      host: () => source,
+      role: "interrupts",
+      call: "export",
+    },
+    {
+      name: "import fails on the destination (after the other service imported)",
+      phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE,
+      host: () => destination,
+      role: "iommu",
+      call: "import",
+    },
+    {
+      name: "resume fails on the destination",
+      phase: Phase.PHASE_SWITCHING_OVER,
+      host: () => destination,
+      role: "interrupts",
+      call: "resume",
+    },
+  ];
+  for (const failure of failures) {
+    test(`${failure.name} → FAILED in ${Phase[failure.phase]}`, async () => {
+      const { vm, memory } = newVm();
+      const devices = failure.host()[failure.role];
+      devices.failures.set(
+        failure.call,
+        new VplaneError({ code: "INTERNAL", reason: "INJECTED", message: `${failure.call} fails` }),
+      );
+      const { progress } = await source.finish(await migrate(vm, memory));
+      assert.equal(progress.phase, Phase.PHASE_FAILED);
+      assert.equal(progress.failedPhase, failure.phase);
+      assert.equal(progress.error?.reason, "INJECTED");
+      await settle();
+      assertStillOnSource(vm);
+    });
+  }
+
+  test("the destination's service stops in the middle of the RAM copy", async () => {
+    const spare = await TestHost.start();
+    const { vm, memory } = newVm(64 * 1024 * 1024);
+    const operation = await migrate(vm, memory, { to: spare.migration.address });
+    await source.reach(operation, Phase.PHASE_COPYING_RAM);
+    await spare.migration.stop(0);
+    const { progress } = await source.finish(operation);
+    assert.equal(progress.phase, Phase.PHASE_FAILED);
+    assert.equal(progress.failedPhase, Phase.PHASE_COPYING_RAM);
+    await settle();
+    assert.equal(source.interrupts.vms.get(vm)?.quiesced, false);
+    assert.equal(
+      existsSync(join(spare.dataDir, "guest-ram", `${vm}.ram`)),
+      false,
+      "the spare discarded its RAM file",
+    );
+    await spare.stop().catch(() => undefined);
+  });
+
+  test("over the downtime limit → FAILED, rolled back", async () => {
+    const { vm, memory } = newVm();
+    let release!: () => void;
+    destination.iommu.holds.set("import", new Promise<void>((r) => (release = r)));
+    const operation = await migrate(vm, memory, { downtimeLimitMs: 1 });
+    await waitFor(() => destination.iommu.calls.includes("import"));
+    await new Promise((r) => setTimeout(r, 20));
+    destination.iommu.holds.delete("import");
+    release();
+    const { progress } = await source.finish(operation);
+    assert.equal(progress.phase, Phase.PHASE_FAILED);
+    assert.equal(progress.error?.reason, "DOWNTIME_LIMIT_EXCEEDED");
+    await settle();
+    assertStillOnSource(vm);
+  });
+});
+
+async function waitFor(condition: () => boolean) {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Lets the destination finish its rollback (it learns of the abort asynchronously). */
+function settle() {
+  return new Promise((r) => setTimeout(r, 200));
+}

@@ -1,0 +1,99 @@
+// One host for the migration tests: a migration service in this process, with two fake device
+// services (interrupt controller and IOMMU) and its own data folder.
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { credentials } from "@grpc/grpc-js";
+import { OperationsClient, type Operation } from "@vplane/proto/gen/google/longrunning/operations";
+import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
+import { unaryCall } from "@vplane/service-kit";
+import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
+import { migrationDescription } from "../src/migration-service.js";
+import { FakeDevices } from "./fake-device-service.js";
+
+export class TestHost {
+  readonly dataDir = mkdtempSync(join(tmpdir(), "vplane-migration-"));
+  interrupts!: FakeDevices;
+  iommu!: FakeDevices;
+  migration!: ServiceUnderTest;
+  client!: MigrationServiceClient;
+  operations!: OperationsClient;
+
+  static async start(env: Record<string, string> = {}): Promise<TestHost> {
+    const host = new TestHost();
+    host.interrupts = await new FakeDevices("xive").start();
+    host.iommu = await new FakeDevices("smmuv3").start();
+    host.migration = await startServiceForTests(migrationDescription, {
+      VPLANE_DATA_DIR: host.dataDir,
+      VPLANE_MIGRATION_INTERRUPT_TARGET: host.interrupts.service.address,
+      VPLANE_MIGRATION_IOMMU_TARGET: host.iommu.service.address,
+      VPLANE_MIGRATION_RAM_CHUNK_BYTES: "65536",
+      ...env,
+    });
+    host.client = new MigrationServiceClient(host.migration.address, credentials.createInsecure());
+    host.operations = new OperationsClient(host.migration.address, credentials.createInsecure());
+    return host;
+  }
+
+  /** A running VM: devices on both fake services and a RAM file of `ramBytes` random bytes. */
+  addVm(vm: string, ramBytes = 256 * 1024): { path: string; sizeBytes: bigint; ram: Buffer } {
+    this.interrupts.vms.set(vm, {
+      payload: Buffer.from(`xive-state-of-${vm}`),
+      quiesced: false,
+      dirtyPages: [0x1000n],
+      guestMemoryPath: "",
+    });
+    this.iommu.vms.set(vm, {
+      payload: Buffer.from(`smmu-state-of-${vm}`),
+      quiesced: false,
+      dirtyPages: [],
+      guestMemoryPath: "",
+    });
+    mkdirSync(join(this.dataDir, "guest-ram"), { recursive: true });
+    const ram = randomBytes(ramBytes);
+    const path = join("guest-ram", `${vm}.ram`);
+    writeFileSync(join(this.dataDir, path), ram);
+    return { path, sizeBytes: BigInt(ramBytes), ram };
+  }
+
+  /** Waits for the operation to end; its final progress. */
+  async finish(operation: Operation): Promise<{ operation: Operation; progress: OperationProgress }> {
+    for (;;) {
+      const current = await unaryCall(
+        this.operations.getOperation.bind(this.operations),
+        { name: operation.name },
+        { timeoutMs: 5000 },
+      );
+      if (current.done)
+        return { operation: current, progress: OperationProgress.decode(current.metadata!.value) };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Resolves once the operation has reached `phase`. */
+  async reach(operation: Operation, phase: Phase): Promise<void> {
+    for (;;) {
+      const current = await unaryCall(
+        this.operations.getOperation.bind(this.operations),
+        { name: operation.name },
+        { timeoutMs: 5000 },
+      );
+      const progress = OperationProgress.decode(current.metadata!.value);
+      if (progress.phase === phase) return;
+      if (current.done) throw new Error(`operation ended in ${Phase[progress.phase]} before ${Phase[phase]}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.client.close();
+    this.operations.close();
+    await Promise.all([
+      this.migration.stop(500),
+      this.interrupts.service.stop(500),
+      this.iommu.service.stop(500),
+    ]);
+  }
+}
