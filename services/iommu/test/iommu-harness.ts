@@ -79,11 +79,16 @@ export async function startIommu(dataDir = tempDataDir()): Promise<IommuHarness>
       throw new Error(`${String(method)} succeeded but was expected to fail`);
     },
     async stop() {
+      for (const cancel of openStreams) cancel();
+      openStreams.clear();
       client.close();
       await running.stop(1000);
     },
   };
 }
+
+/** Streams still open, cancelled by stop() so a failed test cannot keep the process alive. */
+const openStreams = new Set<() => void>();
 
 /** Collects a StreamEvents stream; `next(n)` resolves once n messages arrived. */
 export function collect(client: Client, request: { name: string; fromSequence?: bigint }) {
@@ -95,6 +100,8 @@ export function collect(client: Client, request: { name: string; fromSequence?: 
     wake?.();
   });
   stream.on("error", () => undefined);
+  const cancel = () => stream.cancel();
+  openStreams.add(cancel);
   return {
     messages,
     async next(n: number, timeoutMs = 5000): Promise<StreamEventsResponse[]> {
@@ -108,6 +115,9 @@ export function collect(client: Client, request: { name: string; fromSequence?: 
       }
       return messages.slice(0, n);
     },
-    cancel: () => stream.cancel(),
+    cancel: () => {
+      openStreams.delete(cancel);
+      cancel();
+    },
   };
 }

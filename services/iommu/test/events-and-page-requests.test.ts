@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { FileGuestMemory } from "@vplane/guest-memory";
+import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
+import { GuestTables, steWords } from "./guest-tables.js";
+import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
+import { createSmmu } from "./smmu-fixture.js";
+
+const RAM = 64 * 1024 * 1024;
+
+describe("event stream (DESIGN: streams resume from a sequence and say when events were dropped)", () => {
+  let h: IommuHarness;
+  let name: string;
+
+  before(async () => {
+    h = await startIommu();
+    name = await createSmmu(h, "vm1", "smmu0", { mapped: RAM });
+    await h.call("attachDevice", {
+      name,
+      streamId: 0x10,
+      virtualStreamId: 0x99,
+      pageRequests: false,
+      requestId: "",
+    });
+    // V = 0: every translation reports C_BAD_STE (digest §2.1).
+    await h.call("attachPasidTable", {
+      name,
+      form: { $case: "guestSte", value: { streamId: 0x10, ste0: 0n, ste1: 0n, flags: 0 } },
+      requestId: "",
+    });
+  });
+  after(async () => {
+    await h.stop();
+    removeDir(h.dataDir);
+  });
+
+  it("several subscribers each get every event, with the vSID, the 32-byte record and the vEVENTQ sequence", async () => {
+    const a = collect(h.client, { name });
+    const b = collect(h.client, { name });
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 3; i++)
+      await h.call("translate", { name, streamId: 0x10, iova: BigInt(i * 0x1000), write: false });
+    for (const s of [a, b]) {
+      const got = await s.next(3);
+      const events = got.map((m) => (m.kind?.$case === "event" ? m.kind.value : undefined));
+      assert.deepEqual(
+        events.map((e) => [e?.record?.idName, e?.record?.streamId, e?.forwarded, e?.record?.record.length]),
+        Array(3).fill(["C_BAD_STE", 0x99, true, 32]),
+      );
+      assert.deepEqual(
+        got.map((m) => m.sequence - got[0]!.sequence),
+        [0n, 1n, 2n],
+      );
+      assert.deepEqual(
+        events.map((e) => e!.veventqSequence - events[0]!.veventqSequence),
+        [0, 1, 2],
+      );
+      s.cancel();
+    }
+  });
+
+  it("resumes from a sequence; a subscriber asking for more than the buffer holds gets a LostEvents count first", async () => {
+    const entry = h.registry.find(name)!;
+    const start = entry.backend.log.nextSequence;
+    for (let i = 0; i < 4096 + 10; i++) entry.backend.translate(0x10, undefined, 0n, false);
+    const s = collect(h.client, { name, fromSequence: start });
+    const [first, second] = await s.next(2);
+    assert.equal(first?.kind?.$case, "lost");
+    assert.equal(first?.kind?.$case === "lost" && first.kind.value.count, 10n);
+    assert.equal(second?.sequence, start + 10n);
+    s.cancel();
+    const resumed = collect(h.client, { name, fromSequence: start + 4000n });
+    const [m] = await resumed.next(1);
+    assert.equal(m?.sequence, start + 4000n);
+    assert.equal(m?.kind?.$case, "event");
+    resumed.cancel();
+  });
+});
+
+describe("page requests through the API (iommufd viommu_alloc_nested_iopf port)", () => {
+  let h: IommuHarness;
+  let ram: FileGuestMemory;
+  let name: string;
+  let tables: GuestTables;
+
+  before(async () => {
+    h = await startIommu();
+    name = await createSmmu(h, "vm1", "smmu0", {
+      guestMemory: { path: "ram", sizeBytes: BigInt(RAM) },
+      mapped: RAM,
+      pageRequestTimeoutMs: 300,
+    });
+    ram = new FileGuestMemory(join(h.dataDir, "ram"), RAM);
+    tables = new GuestTables(ram, 0x10_0000);
+    tables.writeCd(0x8000, 4);
+    await h.call("attachDevice", {
+      name,
+      streamId: 0x10,
+      virtualStreamId: 0x99,
+      pageRequests: true,
+      requestId: "",
+    });
+    await h.call("attachPasidTable", {
+      name,
+      form: { $case: "guestSte", value: { streamId: 0x10, ...steWords(5, 0x8000), flags: 0 } },
+      requestId: "",
+    });
+  });
+  after(async () => {
+    ram.close();
+    await h.stop();
+    removeDir(h.dataDir);
+  });
+
+  it("a DMA to an unmapped page waits; the VMM sees the page request, maps it, answers SUCCESS; the DMA completes", async () => {
+    const s = collect(h.client, { name });
+    await new Promise((r) => setTimeout(r, 50));
+    const dma = h.call("dmaWrite", {
+      name,
+      streamId: 0x10,
+      iova: 0x7000_0010n,
+      data: Buffer.from([1, 2, 3]),
+    });
+    const [m] = await s.next(1);
+    assert.equal(m?.kind?.$case, "pageRequest");
+    const request = m.kind.$case === "pageRequest" ? m.kind.value : undefined;
+    assert.deepEqual([request?.virtualStreamId, request?.address, request?.perm], [0x99, 0x7000_0000n, 2]);
+    tables.map(0x7000_0000, 0x20_0000);
+    await h.call("respondPageRequest", { name, cookie: request!.cookie, code: 0, requestId: "" });
+    const done = await dma;
+    assert.equal(done.outcome, TranslationOutcome.TRANSLATION_OUTCOME_TRANSLATED);
+    assert.equal(done.pageResponseCode, 0);
+    assert.deepEqual([...ram.read(0x20_0010, 3)], [1, 2, 3]);
+    s.cancel();
+  });
+
+  it("INVALID ends the DMA with the page request's outcome; no answer ends it at the timeout", async () => {
+    const s = collect(h.client, { name });
+    await new Promise((r) => setTimeout(r, 50));
+    const dma = h.call("dmaRead", { name, streamId: 0x10, iova: 0x7100_0000n, length: 8 });
+    const [m] = await s.next(1);
+    const cookie = m?.kind?.$case === "pageRequest" ? m.kind.value.cookie : -1;
+    await h.call("respondPageRequest", { name, cookie, code: 1, requestId: "" });
+    const refused = await dma;
+    assert.deepEqual(
+      [refused.outcome, refused.pageResponseCode, refused.pageRequestTimedOut],
+      [TranslationOutcome.TRANSLATION_OUTCOME_PAGE_REQUEST, 1, false],
+    );
+    const started = Date.now();
+    const timedOut = await h.call("dmaRead", { name, streamId: 0x10, iova: 0x7200_0000n, length: 8 });
+    assert.deepEqual(
+      [timedOut.outcome, timedOut.pageResponseCode, timedOut.pageRequestTimedOut],
+      [TranslationOutcome.TRANSLATION_OUTCOME_PAGE_REQUEST, 2, true],
+    );
+    assert.ok(Date.now() - started >= 250);
+    s.cancel();
+  });
+});

@@ -1,0 +1,47 @@
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
+import type { Smmu } from "@vplane/proto/gen/vplane/iommu/v1/smmu";
+import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
+import type { IommuHarness } from "./iommu-harness.js";
+
+/** A CreateSmmu message with defaults and private RAM of `ramBytes`. */
+export function smmuSpec(vm: string, smmuId: string, o: Partial<Smmu> & { ramBytes?: number } = {}): Smmu {
+  const { ramBytes, ...rest } = o;
+  return {
+    name: "",
+    vm,
+    smmuId,
+    backend: Backend.BACKEND_EMULATED,
+    features: undefined,
+    guestMemory: { path: "", sizeBytes: BigInt(ramBytes ?? 64 * 1024 * 1024) },
+    vmid: 0,
+    createTime: undefined,
+    stage2GranuleBytes: 0,
+    eventQueueDepth: 0,
+    pageRequestTimeoutMs: 0,
+    ...rest,
+  };
+}
+
+/** Creates an SMMU with stage 2 identity-mapping its first `mapped` bytes; returns its name. */
+export async function createSmmu(
+  h: IommuHarness,
+  vm: string,
+  smmuId: string,
+  o: Partial<Smmu> & { ramBytes?: number; mapped?: number } = {},
+): Promise<string> {
+  const { mapped, ...spec } = o;
+  const { smmu } = await h.call("createSmmu", { smmu: smmuSpec(vm, smmuId, spec), requestId: "" });
+  if (mapped) {
+    await h.call("mapStage2", {
+      name: smmu!.name,
+      mapping: {
+        ipa: 0n,
+        hostAddress: 0n,
+        size: BigInt(mapped),
+        permission: Stage2Permission.STAGE2_PERMISSION_READ_WRITE,
+      },
+      requestId: "",
+    });
+  }
+  return smmu!.name;
+}
