@@ -3,9 +3,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
-import { GuestTables, steWords } from "./guest-tables.js";
+import { GuestTables } from "./guest-tables.js";
 import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
-import { createSmmu } from "./smmu-fixture.js";
+import { createSmmu, attachWithSte } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
 
@@ -94,17 +94,12 @@ describe("page requests through the API (iommufd viommu_alloc_nested_iopf port)"
     ram = new FileGuestMemory(join(h.dataDir, "ram"), RAM);
     tables = new GuestTables(ram, 0x10_0000);
     tables.writeCd(0x8000, 4);
-    await h.call("attachDevice", {
-      name,
+    await attachWithSte(h, name, {
       streamId: 0x10,
       virtualStreamId: 0x99,
       pageRequests: true,
-      requestId: "",
-    });
-    await h.call("attachPasidTable", {
-      name,
-      form: { $case: "guestSte", value: { streamId: 0x10, ...steWords(5, 0x8000), flags: 0 } },
-      requestId: "",
+      config: 5,
+      contextPtr: 0x8000,
     });
   });
   after(async () => {

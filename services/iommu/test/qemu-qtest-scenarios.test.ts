@@ -6,6 +6,7 @@ import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { GuestTables, steWords } from "./guest-tables.js";
+import { attachWithSte } from "./smmu-fixture.js";
 import { removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
 
 /**
@@ -76,18 +77,7 @@ describe("QEMU iommu-smmuv3-test scenarios (digest §5.2) through gRPC", () => {
     const tables = new GuestTables(ram, 0x10_0000);
     const leaf = tables.map(IOVA - (IOVA % 4096), 0x0345_6000);
     tables.writeCd(0x8000, 1);
-    await h.call("attachDevice", {
-      name,
-      streamId: 0x10,
-      virtualStreamId: 0x10,
-      pageRequests: false,
-      requestId: "",
-    });
-    await h.call("attachPasidTable", {
-      name,
-      form: { $case: "guestSte", value: { streamId: 0x10, ...steWords(5, 0x8000), flags: 0 } },
-      requestId: "",
-    });
+    await attachWithSte(h, name, { streamId: 0x10, virtualStreamId: 0x10, config: 5, contextPtr: 0x8000 });
     await dmaAndCheck(0x10, tables.leafOutput(leaf) + (IOVA & 0xfff));
   });
 
@@ -135,17 +125,11 @@ describe("QEMU iommu-smmuv3-test scenarios (digest §5.2) through gRPC", () => {
     const tables = new GuestTables(ram, base + 0x10_0000, (ipa) => ipa - base + host);
     const leaf = tables.map(IOVA - (IOVA % 4096), base + 0x80_3000);
     tables.writeCd(base + 0x8000, 2);
-    await h.call("attachDevice", {
-      name,
+    await attachWithSte(h, name, {
       streamId: 0x30,
       virtualStreamId: 0x30,
-      pageRequests: false,
-      requestId: "",
-    });
-    await h.call("attachPasidTable", {
-      name,
-      form: { $case: "guestSte", value: { streamId: 0x30, ...steWords(5, base + 0x8000), flags: 0 } },
-      requestId: "",
+      config: 5,
+      contextPtr: base + 0x8000,
     });
     const leafIpa = tables.leafOutput(leaf);
     assert.equal(leafIpa, base + 0x80_3000);

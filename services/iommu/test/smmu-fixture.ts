@@ -1,6 +1,7 @@
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { Smmu } from "@vplane/proto/gen/vplane/iommu/v1/smmu";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
+import { steWords } from "./guest-tables.js";
 import type { IommuHarness } from "./iommu-harness.js";
 
 /** A CreateSmmu message with defaults and private RAM of `ramBytes`. */
@@ -44,4 +45,33 @@ export async function createSmmu(
     });
   }
   return smmu!.name;
+}
+
+/** Binds device `streamId` as `virtualStreamId` and installs a guest STE (Config 5 S1, or 4 bypass, 0 abort). */
+export async function attachWithSte(
+  h: IommuHarness,
+  name: string,
+  d: {
+    streamId: number;
+    virtualStreamId: number;
+    pageRequests?: boolean;
+    config: number;
+    contextPtr?: number;
+  },
+): Promise<void> {
+  await h.call("attachDevice", {
+    name,
+    streamId: d.streamId,
+    virtualStreamId: d.virtualStreamId,
+    pageRequests: d.pageRequests ?? false,
+    requestId: "",
+  });
+  await h.call("attachPasidTable", {
+    name,
+    form: {
+      $case: "guestSte",
+      value: { streamId: d.streamId, ...steWords(d.config, d.contextPtr ?? 0), flags: 0 },
+    },
+    requestId: "",
+  });
 }
