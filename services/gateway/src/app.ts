@@ -12,6 +12,7 @@ import type { GatewayServices } from "./gateway-services.js";
 import { idempotency } from "./idempotency.js";
 import { healthRoutes } from "./routes/health-routes.js";
 import { hostRoutes } from "./routes/host-routes.js";
+import { deviceRoutes } from "./routes/device-routes.js";
 import { countRequests, metricsRoutes } from "./routes/metrics-routes.js";
 import { operationRoutes } from "./routes/operation-routes.js";
 import { vmRoutes } from "./routes/vm-routes.js";
@@ -42,6 +43,10 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
     return payload;
   });
 
+  app.addHook("preClose", (done) => {
+    services.streams.endAll();
+    done();
+  });
   await app.register(errorHandling);
   countRequests(app as unknown as FastifyInstance, services);
   if (services.limits.rateLimitPerSecond > 0) {
@@ -73,6 +78,14 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
         { name: "vms", description: "VMs of the caller's tenant" },
         { name: "hosts", description: "hosts and their services (admins register them)" },
         { name: "operations", description: "long-running operations (AIP-151)" },
+        {
+          name: "interrupt-controller",
+          description: "a VM's XIVE/XICS controller: sources, queues, triggers, signals",
+        },
+        {
+          name: "iommu",
+          description: "a VM's SMMUv3 instances: stage 2, PASID tables, invalidation, MSI, faults",
+        },
         { name: "health", description: "liveness, readiness and metrics (no token needed)" },
       ],
     },
@@ -89,6 +102,7 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
       await v1.register(hostRoutes, { services });
       await v1.register(vmRoutes, { services });
       await v1.register(operationRoutes, { services });
+      await v1.register(deviceRoutes, { services, proto: services.proto });
     },
     { prefix: "/v1" },
   );

@@ -21,6 +21,25 @@ export function lastEventIdOf(request: FastifyRequest): number {
 }
 
 /**
+ * The open streams of one gateway, so that closing the gateway ends them (a hijacked reply is
+ * outside fastify's bookkeeping and would otherwise hold the close).
+ */
+export class EventStreams {
+  private readonly open = new Set<EventStream>();
+
+  start(request: FastifyRequest, reply: FastifyReply): EventStream {
+    const stream = openEventStream(request, reply);
+    this.open.add(stream);
+    void stream.closed.then(() => this.open.delete(stream));
+    return stream;
+  }
+
+  endAll(): void {
+    for (const stream of this.open) stream.end();
+  }
+}
+
+/**
  * Turns the reply into a Server-Sent Events stream (text/event-stream): the response leaves
  * fastify's serializer, so the route writes events until it ends the stream or the client leaves.
  */

@@ -1,9 +1,11 @@
 import type { Store } from "@vplane/store";
 import type { Logger } from "@vplane/service-kit";
 import type { AccessTokens } from "./access-tokens.js";
+import type { EventStreams } from "./event-stream.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HostConnections } from "./host-clients.js";
 import type { OperationRunner } from "./operation-runner.js";
+import type { ProtoJson } from "./proto-json.js";
 import type { HostRegistry } from "./registry/host-registry.js";
 import type { OperationRegistry } from "./registry/operation-registry.js";
 import type { VmRegistry } from "./registry/vm-registry.js";
@@ -21,5 +23,9 @@ export interface GatewayServices {
   runner: OperationRunner;
   connections: HostConnections;
   lifecycle: VmLifecycle;
+  /** The proto3 JSON mapping of the services' messages (device endpoints). */
+  proto: ProtoJson;
+  /** Open SSE streams, ended when the gateway closes. */
+  streams: EventStreams;
   limits: { bodyLimitBytes: number; rateLimitPerSecond: number };
 }

@@ -8,10 +8,12 @@ import { openStore, type Store } from "@vplane/store";
 import { AccessTokens } from "./access-tokens.js";
 import { buildApp } from "./app.js";
 import type { GatewayOptions } from "./gateway-options.js";
+import { EventStreams } from "./event-stream.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import type { GatewayServices } from "./gateway-services.js";
 import { HostConnections } from "./host-clients.js";
 import { OperationRunner } from "./operation-runner.js";
+import { ProtoJson } from "./proto-json.js";
 import { HostRegistry } from "./registry/host-registry.js";
 import { OperationRegistry } from "./registry/operation-registry.js";
 import { VmRegistry } from "./registry/vm-registry.js";
@@ -49,6 +51,8 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     runner,
     connections,
     lifecycle,
+    proto: new ProtoJson(),
+    streams: new EventStreams(),
     limits: { bodyLimitBytes: 1024 * 1024, rateLimitPerSecond: 1000, ...parts.limits },
   };
 }

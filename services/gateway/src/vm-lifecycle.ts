@@ -12,13 +12,12 @@ import {
 import { chooseHost } from "./placement.js";
 import type { HostRegistry } from "./registry/host-registry.js";
 import type { OperationRecord, OperationRegistry } from "./registry/operation-registry.js";
+import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./registry/conflict-backoff.js";
 import { putOp } from "./registry/typed-entry.js";
 import type { VmRegistry } from "./registry/vm-registry.js";
 import type { HostRecord } from "./schemas/host-schema.js";
 import type { Vm, VmSpec } from "./schemas/vm-schema.js";
 import { createSteps, deleteSteps, deprovisionVm, provisionVm, rollbackComplete } from "./vm-provisioning.js";
-
-const PLACEMENT_ATTEMPTS = 20;
 
 /** Writes that must land in the same transaction as the operation (the idempotency record). */
 export type ExtraOps = (operation: OperationRecord) => TransactionOp[];
@@ -104,7 +103,8 @@ function newVmRecord(principal: Principal, spec: VmSpec): Vm {
     placement: { ...(spec.placement?.host ? { requestedHost: spec.placement.host } : {}), reason: "" },
     state: "CREATING",
     resolved: {},
-    guestMemoryPath: `guest-ram/${uid}.ram`,
+    // In the services' data folder itself: they create the file, not its folder.
+    guestMemoryPath: `guest-ram-${uid}.ram`,
     createTime: now,
     updateTime: now,
   };
@@ -159,8 +159,9 @@ export class VmLifecycle {
         if (
           error instanceof StoreConflictError &&
           error.key.startsWith("host-usage/") &&
-          attempt < PLACEMENT_ATTEMPTS
+          attempt < MAX_CONFLICT_RETRIES
         ) {
+          await conflictBackoff(attempt);
           continue;
         }
         throw error;

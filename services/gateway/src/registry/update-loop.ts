@@ -1,7 +1,6 @@
 import { StoreConflictError, type Store } from "@vplane/store";
+import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { readRecord, toJson, type Versioned } from "./typed-entry.js";
-
-const MAX_ATTEMPTS = 20;
 
 /**
  * Read-modify-write of one record under compare-and-swap, retried when another writer (another
@@ -22,7 +21,8 @@ export async function updateRecord<T>(
       const revision = await store.put(key, toJson(next), { ifRevision: current.revision });
       return { value: next, revision };
     } catch (error) {
-      if (!(error instanceof StoreConflictError) || attempt >= MAX_ATTEMPTS) throw error;
+      if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+      await conflictBackoff(attempt);
     }
   }
 }

@@ -3,10 +3,9 @@ import { VplaneError } from "@vplane/service-kit";
 import type { Vm } from "../schemas/vm-schema.js";
 import type { HostUsage } from "./host-registry.js";
 import { registryKeys } from "./registry-keys.js";
+import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { listAll, listPage, putOp, readRecord, type Versioned } from "./typed-entry.js";
 import { updateRecord } from "./update-loop.js";
-
-const MAX_ATTEMPTS = 20;
 
 export function vmNotFound(name: string): VplaneError {
   // The same answer for a VM that does not exist and one of another tenant (no existence leak).
@@ -119,7 +118,8 @@ export class VmRegistry {
         await this.store.transaction(ops);
         return;
       } catch (error) {
-        if (!(error instanceof StoreConflictError) || attempt >= MAX_ATTEMPTS) throw error;
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
       }
     }
   }

@@ -1,7 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { VplaneError } from "@vplane/service-kit";
-import { lastEventIdOf, openEventStream } from "../event-stream.js";
+import { lastEventIdOf } from "../event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
 import { operationView, type OperationRecord } from "../registry/operation-registry.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
@@ -111,7 +111,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
       const id = request.params.operation;
       const first = await require(tenant, id);
       let lastSent = lastEventIdOf(request);
-      const stream = openEventStream(request, reply);
+      const stream = services.streams.start(request, reply);
       const emit = (record: OperationRecord) => {
         const fresh = record.events.filter((e) => e.seq > lastSent);
         const oldest = fresh[0];
