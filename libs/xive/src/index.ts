@@ -87,6 +87,9 @@ export {
   type XiveSourceState,
   type XiveState,
 } from "./device-state/controller-state.js";
-export { decodeControllerState } from "./device-state/decode-controller-state.js";
+export {
+  decodeControllerState,
+  type CheckedControllerState,
+} from "./device-state/decode-controller-state.js";
 export { encodeControllerState } from "./device-state/encode-controller-state.js";
 export { StoppedTriggers } from "./device-state/stopped-triggers.js";

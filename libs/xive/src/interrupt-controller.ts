@@ -1,6 +1,9 @@
 import type { GuestMemory } from "@vplane/guest-memory";
 import type { ControllerState } from "./device-state/controller-state.js";
-import { decodeControllerState } from "./device-state/decode-controller-state.js";
+import {
+  decodeControllerState,
+  type CheckedControllerState,
+} from "./device-state/decode-controller-state.js";
 import { encodeControllerState } from "./device-state/encode-controller-state.js";
 import { applyXicsState, captureXicsState } from "./device-state/xics-state.js";
 import { applyXiveState, captureXiveState } from "./device-state/xive-state.js";
@@ -309,18 +312,18 @@ export class InterruptController {
   }
 
   /**
-   * Builds a controller from an exported state on `memory` (the guest RAM, the same bytes as on
-   * the source), quiesced until resume(). Every check is made before anything is built (see
-   * decodeControllerState); a RAM of another size is INVALID_ARGUMENT. Then, in QEMU's
+   * Builds a controller from an exported state (or one decodeControllerState already checked) on
+   * `memory` (the guest RAM, the same bytes as on the source), quiesced until resume(). Every
+   * check is made before anything is built; a RAM of another size is INVALID_ARGUMENT. Then, in QEMU's
    * post_load order (xive.md §6): the machine configuration (NR_SERVERS, mode, vCPUs, sources),
    * the queues, the sources' state and targeting, and the vCPUs' presenter state.
    */
   static importState(
     memory: GuestMemory,
     options: ImportedControllerOptions,
-    bytes: Uint8Array,
+    exported: Uint8Array | CheckedControllerState,
   ): InterruptController {
-    const state = decodeControllerState(bytes);
+    const state = exported instanceof Uint8Array ? decodeControllerState(exported) : exported;
     if (state.guestMemoryBytes !== memory.size) {
       throw new XiveError({
         code: "INVALID_ARGUMENT",

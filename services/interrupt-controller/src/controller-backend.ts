@@ -11,6 +11,13 @@ export interface TriggerCounts {
   dropped: number;
 }
 
+/** One exported device state: a DeviceSection's kind, format version and payload. */
+export interface ExportedState {
+  kind: "xive" | "xics";
+  formatVersion: number;
+  payload: Uint8Array;
+}
+
 /** What a controller was created with. */
 export interface ControllerSpec {
   mode: ControllerMode;
@@ -31,6 +38,10 @@ export interface ControllerBackend {
   readonly nrIrqs: number;
   connectedVcpus(): { vcpuId: number; server: number }[];
   sourceCount(): number;
+  /** Sources the machine initialised and whether each is an LSI, ascending. */
+  initialisedSources(): { irq: number; lsi: boolean }[];
+  /** The mode the guest selected at CAS, if it did (XIVE exploitation, or XICS in DUAL mode). */
+  guestSelectedMode(): ActiveMode | undefined;
 
   connectVcpu(vcpuId: number, server: number): void;
   selectMode(mode: ActiveMode): void;
@@ -68,6 +79,14 @@ export interface ControllerBackend {
     priority: number,
   ): { status: number; server: number; priority: number };
   dump(): string;
+  /** Quiesced for migration (xive.md §6): triggers latched; guest and configuration calls refused. */
+  readonly quiesced: boolean;
+  /** Stops the controller (idempotent); the queue pages to resend, as EQ_SYNC returns them. */
+  quiesce(): { pages: bigint[]; pageSize: number };
+  /** The controller's state; FAILED_PRECONDITION unless quiesced. */
+  exportState(): ExportedState;
+  /** Runs again, re-delivering what arrived while stopped; no-op when running. */
+  resume(): void;
   /** Releases guest memory and anything else held. */
   close(): void;
 }

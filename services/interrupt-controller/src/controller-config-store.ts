@@ -101,6 +101,27 @@ export class ControllerConfigStore {
       await this.store.put(configKeys.queue(vm, queue.server, queue.priority), queue as unknown as JsonValue);
   }
 
+  /** Writes a whole configuration (an imported controller's), in transactions of bounded size. */
+  async putConfiguration(
+    vm: string,
+    config: {
+      vcpus: readonly VcpuRecord[];
+      sources: readonly SourceRecord[];
+      queues: readonly QueueRecord[];
+    },
+  ): Promise<void> {
+    const put = (key: string, value: unknown): TransactionOp => ({
+      op: "put",
+      key,
+      value: value as JsonValue,
+    });
+    await this.write([
+      ...config.vcpus.map((v) => put(configKeys.vcpu(vm, v.vcpuId), v)),
+      ...config.sources.map((s) => put(configKeys.source(vm, s.irq), s)),
+      ...config.queues.map((q) => put(configKeys.queue(vm, q.server, q.priority), q)),
+    ]);
+  }
+
   async deleteQueues(vm: string): Promise<void> {
     const keys = await this.keysUnder(`${configKeys.configOf(vm)}queue/`);
     await this.write(keys.map((key) => ({ op: "delete", key })));

@@ -1,6 +1,6 @@
 import { VplaneError, type Logger } from "@vplane/service-kit";
 import { StoreConflictError } from "@vplane/store";
-import type { ActiveMode } from "@vplane/xive";
+import type { ActiveMode, CheckedControllerState } from "@vplane/xive";
 import type { ControllerBackend } from "./controller-backend.js";
 import {
   ControllerConfigStore,
@@ -10,6 +10,7 @@ import {
 } from "./controller-config-store.js";
 import { EmulatedBackend } from "./emulated-backend.js";
 import { checkGuestMemory, openGuestMemory } from "./guest-memory-binding.js";
+import { importedConfiguration, type ReplayedConfiguration } from "./imported-configuration.js";
 import { openNativeBackend } from "./native-backend.js";
 import { LIMITS } from "./service-limits.js";
 import { SignalLog } from "./signal-log.js";
@@ -35,15 +36,24 @@ export function controllerName(vm: string): string {
   return `vms/${vm}/controller`;
 }
 
-export function checkVmId(vm: string): void {
+export function checkVmId(vm: string, field = "controller.vm"): void {
   if (!VM_ID.test(vm)) {
     throw new VplaneError({
       code: "INVALID_ARGUMENT",
       reason: "VM_ID_INVALID",
       message: `VM id must be 1-63 lowercase letters, digits and '-', starting with a letter; got '${vm}'`,
-      field: "controller.vm",
+      field,
     });
   }
+}
+
+function controllerExists(vm: string, field: string): VplaneError {
+  return new VplaneError({
+    code: "ALREADY_EXISTS",
+    reason: "CONTROLLER_EXISTS",
+    message: `VM ${vm} already has an interrupt controller`,
+    field,
+  });
 }
 
 /**
@@ -109,8 +119,11 @@ export class ControllerRegistry {
     return entry;
   }
 
-  /** Opens guest memory and the backend for a record (no store writes). */
-  private open(record: ControllerRecord): ControllerEntry {
+  /**
+   * Opens guest memory and the backend for a record (no store writes): a new controller, or the
+   * one an exported state describes.
+   */
+  private open(record: ControllerRecord, imported?: CheckedControllerState): ControllerEntry {
     if (record.backend === "NATIVE") openNativeBackend();
     const memory = openGuestMemory(
       checkGuestMemory(record.guestMemoryPath, BigInt(record.guestMemoryBytes), this.options.dataDir),
@@ -119,7 +132,7 @@ export class ControllerRegistry {
     try {
       const backend = new EmulatedBackend(
         memory,
-        { mode: record.mode, nrServers: record.nrServers, nrIrqs: record.nrIrqs },
+        imported ? { imported } : { mode: record.mode, nrServers: record.nrServers, nrIrqs: record.nrIrqs },
         (server, raised) => signals.record(server, raised),
       );
       return { record, backend, signals, watchers: 0, sources: new Map(), answered: new Map() };
@@ -134,16 +147,34 @@ export class ControllerRegistry {
    * controller of the VM is ALREADY_EXISTS; more than max_controllers is RESOURCE_EXHAUSTED.
    */
   async create(record: ControllerRecord): Promise<ControllerEntry> {
+    const existing = this.admit(record, "controller.vm");
+    if (existing) return existing;
+    const entry = this.open(record);
+    await this.persist(entry, { vcpus: [], sources: [], queues: [] }, "controller.vm");
+    return entry;
+  }
+
+  /**
+   * Creates a controller from a checked exported state (ImportDeviceState), quiesced, with the
+   * same admission rules as create (a repeated request_id returns it; ALREADY_EXISTS;
+   * RESOURCE_EXHAUSTED) and made durable like one: the record and the configuration derived
+   * from the state (importedConfiguration), all removed again if any write fails.
+   */
+  async importController(record: ControllerRecord, state: CheckedControllerState): Promise<ControllerEntry> {
+    const existing = this.admit(record, "vm");
+    if (existing) return existing;
+    const entry = this.open(record, state);
+    await this.persist(entry, importedConfiguration(entry.backend), "vm");
+    return entry;
+  }
+
+  /** The entry a retried create returns, or undefined when the controller may be created. */
+  private admit(record: ControllerRecord, field: string): ControllerEntry | undefined {
     const existing = this.entries.get(record.vm);
     if (existing) {
       if (record.createRequestId !== "" && existing.record.createRequestId === record.createRequestId)
         return existing;
-      throw new VplaneError({
-        code: "ALREADY_EXISTS",
-        reason: "CONTROLLER_EXISTS",
-        message: `VM ${record.vm} already has an interrupt controller`,
-        field: "controller.vm",
-      });
+      throw controllerExists(record.vm, field);
     }
     if (this.entries.size >= this.options.maxControllers) {
       throw new VplaneError({
@@ -152,23 +183,28 @@ export class ControllerRegistry {
         message: `this host holds its limit of ${this.options.maxControllers} controllers`,
       });
     }
-    const entry = this.open(record);
+    return undefined;
+  }
+
+  /** Writes the record (absent before: a conflict is ALREADY_EXISTS) and its configuration. */
+  private async persist(entry: ControllerEntry, config: ReplayedConfiguration, field: string): Promise<void> {
+    const vm = entry.record.vm;
     try {
-      await this.config.createController(record);
+      await this.config.createController(entry.record);
     } catch (error) {
       entry.backend.close();
-      if (error instanceof StoreConflictError) {
-        throw new VplaneError({
-          code: "ALREADY_EXISTS",
-          reason: "CONTROLLER_EXISTS",
-          message: `VM ${record.vm} already has an interrupt controller`,
-          field: "controller.vm",
-        });
-      }
+      if (error instanceof StoreConflictError) throw controllerExists(vm, field);
       throw error;
     }
-    this.entries.set(record.vm, entry);
-    return entry;
+    try {
+      await this.config.putConfiguration(vm, config);
+    } catch (error) {
+      entry.backend.close();
+      await this.config.deleteController(vm).catch(() => undefined);
+      throw error;
+    }
+    for (const source of config.sources) entry.sources.set(source.irq, source);
+    this.entries.set(vm, entry);
   }
 
   async delete(name: string): Promise<void> {
@@ -189,6 +225,21 @@ export class ControllerRegistry {
         reason: "CONTROLLER_NOT_FOUND",
         message: `${name} does not exist`,
         field: "name",
+      });
+    }
+    return entry;
+  }
+
+  /** The controller of VM `vm`: NOT_FOUND (field "vm") if this host has none. */
+  requireVm(vm: string): ControllerEntry {
+    checkVmId(vm, "vm");
+    const entry = this.entries.get(vm);
+    if (entry === undefined) {
+      throw new VplaneError({
+        code: "NOT_FOUND",
+        reason: "CONTROLLER_NOT_FOUND",
+        message: `VM ${vm} has no interrupt controller on this host`,
+        field: "vm",
       });
     }
     return entry;

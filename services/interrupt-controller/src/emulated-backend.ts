@@ -1,7 +1,9 @@
 import type { GuestMemory } from "@vplane/guest-memory";
 import {
+  CONTROLLER_STATE_FORMAT_VERSION,
   Errno,
   InterruptController,
+  type CheckedControllerState,
   TriggerOutcome,
   XiveError,
   dumpController,
@@ -11,7 +13,13 @@ import {
   type SignalSink,
   type SourceState,
 } from "@vplane/xive";
-import type { ControllerBackend, ControllerSpec, RtasCallName, TriggerCounts } from "./controller-backend.js";
+import type {
+  ControllerBackend,
+  ControllerSpec,
+  ExportedState,
+  RtasCallName,
+  TriggerCounts,
+} from "./controller-backend.js";
 
 /** Wall-clock timebase for H_XIRR_X: the POWER timebase runs at 512 MHz. */
 const readTimebase = (): bigint => (process.hrtime.bigint() * 512n) / 1000n;
@@ -23,9 +31,14 @@ export class EmulatedBackend implements ControllerBackend {
 
   constructor(
     private readonly memory: GuestMemory,
-    spec: ControllerSpec,
+    spec: ControllerSpec | { imported: CheckedControllerState },
     onSignal: SignalSink,
   ) {
+    if ("imported" in spec) {
+      // A migrated controller, quiesced until resume (xive.md §6 post_load).
+      this.controller = InterruptController.importState(memory, { onSignal, readTimebase }, spec.imported);
+      return;
+    }
     this.controller = new InterruptController(memory, {
       mode: spec.mode,
       nrIrqs: spec.nrIrqs,
@@ -57,6 +70,16 @@ export class EmulatedBackend implements ControllerBackend {
     return this.controller.initialisedSources().length;
   }
 
+  initialisedSources(): { irq: number; lsi: boolean }[] {
+    return this.controller.initialisedSources();
+  }
+
+  guestSelectedMode(): ActiveMode | undefined {
+    const active = this.controller.active;
+    if (active.mode === "XIVE") return active.xive.xiveSelected ? "XIVE" : undefined;
+    return undefined; // XICS is what a controller presents unless the guest selects XIVE
+  }
+
   connectVcpu(vcpuId: number, server: number): void {
     this.controller.connectVcpu(vcpuId, server);
   }
@@ -70,11 +93,11 @@ export class EmulatedBackend implements ControllerBackend {
   }
 
   configureSource(irq: number, kvmConfig: bigint): number {
-    return this.controller.xive("SOURCE_CONFIG").setSourceConfig(irq, kvmConfig);
+    return this.controller.mutableXive("SOURCE_CONFIG").setSourceConfig(irq, kvmConfig);
   }
 
   restoreSourceConfig(irq: number, kvmConfig: bigint): void {
-    this.controller.xive("SOURCE_CONFIG").restoreSourceConfig(irq, kvmConfig);
+    this.controller.mutableXive("SOURCE_CONFIG").restoreSourceConfig(irq, kvmConfig);
   }
 
   getSource(irq: number): SourceState {
@@ -91,7 +114,7 @@ export class EmulatedBackend implements ControllerBackend {
   }
 
   configureQueue(server: number, priority: number, eq: KvmXiveEq): void {
-    this.controller.xive("EQ_CONFIG").setQueueConfig(server, priority, eq);
+    this.controller.mutableXive("EQ_CONFIG").setQueueConfig(server, priority, eq);
   }
 
   getQueueConfig(server: number, priority: number): { eq: KvmXiveEq; entriesWritten: number } | undefined {
@@ -106,13 +129,17 @@ export class EmulatedBackend implements ControllerBackend {
   }
 
   syncQueues(): { pages: bigint[]; pageSize: number } {
+    return this.pageAddresses(this.controller.xive("EQ_SYNC").eqSync());
+  }
+
+  /** Dirty-log page numbers as guest-physical addresses, with the page size. */
+  private pageAddresses(pages: number[]): { pages: bigint[]; pageSize: number } {
     const pageSize = this.memory.pageSize;
-    const pages = this.controller.xive("EQ_SYNC").eqSync();
     return { pages: pages.map((page) => BigInt(page) * BigInt(pageSize)), pageSize };
   }
 
   reset(): void {
-    this.controller.xive("RESET").reset();
+    this.controller.mutableXive("RESET").reset();
   }
 
   getVpState(server: number): [bigint, bigint] {
@@ -120,7 +147,7 @@ export class EmulatedBackend implements ControllerBackend {
   }
 
   setVpState(server: number, state: [bigint, bigint]): void {
-    this.controller.xive("VP_STATE", Errno.EPERM).setVpState(server, state);
+    this.controller.mutableXive("VP_STATE", Errno.EPERM).setVpState(server, state);
   }
 
   esbAccess(
@@ -131,14 +158,14 @@ export class EmulatedBackend implements ControllerBackend {
     store: boolean,
     value: bigint,
   ): bigint {
-    const xive = this.controller.xive("ESB access");
+    const xive = this.controller.mutableXive("ESB access");
     if (!store) return xive.esbLoad(irq, management, offset, size);
     xive.esbStore(irq, management, offset, value, size);
     return 0n;
   }
 
   timaAccess(server: number, offset: number, size: number, store: boolean, value: bigint): bigint {
-    const xive = this.controller.xive("TIMA access");
+    const xive = this.controller.mutableXive("TIMA access");
     if (!store) return xive.timaLoad(server, offset, size);
     xive.timaStore(server, offset, size, value);
     return 0n;
@@ -178,7 +205,7 @@ export class EmulatedBackend implements ControllerBackend {
     server: number,
     priority: number,
   ): { status: number; server: number; priority: number } {
-    const xics = this.controller.xics(`ibm,${call.toLowerCase().replace("_", "-")}`);
+    const xics = this.controller.mutableXics(`ibm,${call.toLowerCase().replace("_", "-")}`);
     switch (call) {
       case "SET_XIVE":
         return { status: xics.setXive(irq, server, priority), server: 0, priority: 0 };
@@ -195,6 +222,27 @@ export class EmulatedBackend implements ControllerBackend {
 
   dump(): string {
     return dumpController(this.controller);
+  }
+
+  get quiesced(): boolean {
+    return this.controller.quiesced;
+  }
+
+  quiesce(): { pages: bigint[]; pageSize: number } {
+    return this.pageAddresses(this.controller.quiesce());
+  }
+
+  exportState(): ExportedState {
+    const payload = this.controller.exportState();
+    return {
+      kind: this.controller.activeMode === "XIVE" ? "xive" : "xics",
+      formatVersion: CONTROLLER_STATE_FORMAT_VERSION,
+      payload,
+    };
+  }
+
+  resume(): void {
+    this.controller.resume();
   }
 
   close(): void {

@@ -13,7 +13,12 @@ export interface GuestMemorySpec {
  * Checks the binding: size a 4 KiB multiple in [1 MiB, 16 TiB] (0 without a path means a private
  * 1 GiB RAM). Relative paths resolve in the data folder.
  */
-export function checkGuestMemory(path: string, sizeBytes: bigint, dataDir: string): GuestMemorySpec {
+export function checkGuestMemory(
+  path: string,
+  sizeBytes: bigint,
+  dataDir: string,
+  field = "controller.guest_memory",
+): GuestMemorySpec {
   if (path === "" && sizeBytes === 0n) return { path: "", sizeBytes: DEFAULT_PRIVATE_RAM_BYTES };
   if (
     sizeBytes % 4096n !== 0n ||
@@ -24,7 +29,7 @@ export function checkGuestMemory(path: string, sizeBytes: bigint, dataDir: strin
       code: "INVALID_ARGUMENT",
       reason: "GUEST_MEMORY_SIZE_INVALID",
       message: `guest memory size must be a 4 KiB multiple between 1 MiB and 16 TiB, got ${sizeBytes}`,
-      field: "controller.guest_memory.size_bytes",
+      field: `${field}.size_bytes`,
     });
   }
   return {

@@ -1,11 +1,18 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
+import { DeviceStateServiceService } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import { InterruptControllerServiceService } from "@vplane/proto/gen/vplane/interrupt/v1/service";
-import { buildCapabilities, option, type ServiceDescription } from "@vplane/service-kit";
+import {
+  buildCapabilities,
+  option,
+  type ServiceDescription,
+  type ServiceRegistration,
+} from "@vplane/service-kit";
 import { openStore } from "@vplane/store";
 import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
 import { deviceHandlers } from "./device-handlers.js";
+import { deviceStateHandlers } from "./device-state-handlers.js";
 import { probeNativeXive } from "./native-probe.js";
 import { LIMITS, limitsForCapabilities } from "./service-limits.js";
 import { watchVcpuSignals } from "./signal-stream.js";
@@ -61,7 +68,19 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
     });
     const crud = controllerCrudHandlers(registry, dataDir);
     const device = deviceHandlers(registry);
+    const deviceState = deviceStateHandlers(registry, dataDir);
     const u = handlers.unary.bind(handlers);
+    // Migration's face of the same controllers (proto/vplane/devicestate/v1).
+    const deviceStateService: ServiceRegistration = {
+      definition: DeviceStateServiceService,
+      implementation: {
+        quiesceDevices: u(deviceState.quiesceDevices),
+        exportDeviceState: u(deviceState.exportDeviceState),
+        importDeviceState: u(deviceState.importDeviceState),
+        resumeDevices: u(deviceState.resumeDevices),
+        releaseDevices: u(deviceState.releaseDevices),
+      },
+    };
     return {
       services: [
         {
@@ -94,6 +113,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
             dumpController: u(device.dumpController),
           },
         },
+        deviceStateService,
       ],
       close: async () => {
         registry.closeAll();

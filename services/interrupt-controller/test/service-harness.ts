@@ -22,7 +22,7 @@ import {
 import { interruptControllerDescription } from "../src/interrupt-controller-service.js";
 
 type Client = InterruptControllerServiceClient;
-type Method<Req, Res> = (
+export type Method<Req, Res> = (
   request: Req,
   metadata: Metadata,
   options: Partial<CallOptions>,
@@ -42,7 +42,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-type ResponseOf<M> = M extends Method<infer _Req, infer Res> ? Res : never;
+export type ResponseOf<M> = M extends Method<infer _Req, infer Res> ? Res : never;
 
 export function tempDataDir(): string {
   return mkdtempSync(join(tmpdir(), "vplane-ic-test-"));

@@ -466,6 +466,9 @@ function checkStoppedTriggers(triggers: readonly number[], lsiOf: Map<number, bo
   return counts;
 }
 
+/** A state decodeControllerState checked: building a controller from it cannot fail. */
+export type CheckedControllerState = ControllerState & { readonly checked: true };
+
 /**
  * Decodes an exported controller state with every check done before anything is built: the
  * format version first (STATE_VERSION_UNSUPPORTED), then the layout (STATE_TRUNCATED,
@@ -473,7 +476,7 @@ function checkStoppedTriggers(triggers: readonly number[], lsiOf: Map<number, bo
  * the offending entry in `field`. The result is consistent: building a controller from it
  * cannot fail.
  */
-export function decodeControllerState(bytes: Uint8Array): ControllerState {
+export function decodeControllerState(bytes: Uint8Array): CheckedControllerState {
   const r = new StateReader(bytes);
   const header = readHeader(r);
   const vcpus = readVcpus(r, header);
@@ -510,5 +513,6 @@ export function decodeControllerState(bytes: Uint8Array): ControllerState {
     stoppedTriggers,
     xive,
     xics,
+    checked: true,
   };
 }

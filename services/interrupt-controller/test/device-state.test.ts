@@ -1,0 +1,422 @@
+import assert from "node:assert/strict";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { FileGuestMemory } from "@vplane/guest-memory";
+import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import { AccessKind, RtasCall } from "@vplane/proto/gen/vplane/interrupt/v1/device";
+import { OS_PAGE, controllerSpec, esb, kvmConfig, tima } from "./conformance-fixtures.js";
+import { startHost, twoHosts, type Host } from "./device-state-host.js";
+import { failure } from "./service-harness.js";
+
+const RAM = 1024n * 1024n;
+const QUEUES = [
+  { server: 0, priority: 6, qaddr: 0x1_0000n },
+  { server: 1, priority: 5, qaddr: 0x2_0000n },
+];
+const ROUTES: [irq: number, server: number, priority: number, lsi: boolean][] = [
+  [0x1300, 0, 6, false],
+  [0x1301, 1, 5, false],
+  [0x1200, 0, 6, true],
+];
+const name = (vm: string) => `vms/${vm}/controller`;
+
+/** A XIVE controller as a booted guest leaves it: 2 vCPUs, 2 queues, 3 sources routed, PQ 00, CPPR 0xFF. */
+async function bootXive(host: Host, vm: string): Promise<void> {
+  const n = name(vm);
+  const spec = controllerSpec(vm, ControllerMode.CONTROLLER_MODE_XIVE, {
+    guestMemory: { path: `${vm}.ram`, sizeBytes: RAM },
+  });
+  await host.ic("createController", { controller: spec, requestId: "" });
+  for (const server of [0, 1])
+    await host.ic("connectVcpu", { name: n, vcpuId: server, server, requestId: "" });
+  await host.ic("initSources", {
+    name: n,
+    sources: ROUTES.map(([irq, , , lsi]) => ({ irq, levelSensitive: lsi, asserted: false })),
+    requestId: "",
+  });
+  for (const q of QUEUES) {
+    await host.ic("configureQueue", {
+      name: n,
+      server: q.server,
+      priority: q.priority,
+      queue: { flags: 1, qshift: 16, qaddr: q.qaddr, qtoggle: 1, qindex: 0 },
+      requestId: "",
+    });
+  }
+  await host.ic("configureSources", {
+    name: n,
+    sources: ROUTES.map(([irq, server, priority]) => ({ irq, kvmConfig: kvmConfig(server, priority, irq) })),
+    requestId: "",
+  });
+  for (const [irq] of ROUTES) await host.ic("esbAccess", esb(n, irq, 0xc00));
+  for (const server of [0, 1]) {
+    await host.ic("timaAccess", tima(n, server, OS_PAGE + 0x11, 1, AccessKind.ACCESS_KIND_STORE, 0xffn));
+  }
+}
+
+type Step =
+  | ["trigger", number]
+  | ["level", number, boolean]
+  | ["ack", number]
+  | ["eoi", number]
+  | ["cppr", number, number];
+
+async function run(host: Host, vm: string, steps: Step[]): Promise<void> {
+  const n = name(vm);
+  for (const step of steps) {
+    switch (step[0]) {
+      case "trigger":
+        await host.ic("triggerSources", { name: n, irqs: [step[1]] });
+        break;
+      case "level":
+        await host.ic("setLsiLevel", { name: n, irq: step[1], asserted: step[2] });
+        break;
+      case "ack":
+        await host.ic("timaAccess", tima(n, step[1], OS_PAGE + 0x810, 2, AccessKind.ACCESS_KIND_LOAD));
+        break;
+      case "eoi":
+        await host.ic("esbAccess", esb(n, step[1], 0x000));
+        break;
+      case "cppr":
+        await host.ic(
+          "timaAccess",
+          tima(n, step[1], OS_PAGE + 0x11, 1, AccessKind.ACCESS_KIND_STORE, BigInt(step[2])),
+        );
+        break;
+    }
+  }
+}
+
+/** What the guest can observe: queue words in its RAM, PQ and level of each source, OS ring, queue indices. */
+async function observe(host: Host, vm: string) {
+  const n = name(vm);
+  const ram = new FileGuestMemory(join(host.dataDir, `${vm}.ram`), Number(RAM));
+  const words = QUEUES.map((q) =>
+    Array.from({ length: 8 }, (_, i) => ram.readU32BE(Number(q.qaddr) + 4 * i)),
+  );
+  ram.close();
+  const sources = [];
+  for (const [irq] of ROUTES) {
+    const s = (await host.ic("getSourceConfig", { name: n, irq })).source!;
+    sources.push([irq, s.pq, s.asserted, s.masked, s.server, s.priority, s.eisn]);
+  }
+  const vps = [];
+  for (const server of [0, 1]) vps.push((await host.ic("getVpState", { name: n, server })).word0);
+  const queues = [];
+  for (const q of QUEUES)
+    queues.push(await host.ic("getQueueConfig", { name: n, server: q.server, priority: q.priority }));
+  return { words, sources, vps, queues };
+}
+
+const BEFORE: Step[] = [
+  ["trigger", 0x1300],
+  ["ack", 0],
+  ["eoi", 0x1300],
+  ["trigger", 0x1300],
+  ["trigger", 0x1301],
+  ["level", 0x1200, true],
+];
+const STOPPED_ON_SOURCE: Step[] = [
+  ["trigger", 0x1300],
+  ["trigger", 0x1301],
+];
+const STOPPED_ON_DESTINATION: Step[] = [
+  ["trigger", 0x1301],
+  ["level", 0x1200, false],
+];
+const AFTER: Step[] = [
+  ["ack", 0],
+  ["eoi", 0x1300],
+  ["ack", 1],
+  ["eoi", 0x1301],
+  ["ack", 0],
+  ["eoi", 0x1300],
+  ["trigger", 0x1300],
+  ["eoi", 0x1200],
+  ["cppr", 1, 0xff],
+];
+
+describe("DeviceStateService: XIVE migrated between two service instances (issue 6, xive.md §6)", () => {
+  const hosts = twoHosts();
+  let section: DeviceSection;
+
+  it("QuiesceDevices: NOT_FOUND for a VM without a controller; the queue pages, ascending; idempotent", async () => {
+    const missing = await failure(hosts.source.ds("quiesceDevices", { vm: "vm-a" }));
+    assert.deepEqual(
+      [missing.code, missing.reason, missing.field],
+      ["NOT_FOUND", "CONTROLLER_NOT_FOUND", "vm"],
+    );
+    await bootXive(hosts.source, "vm-a");
+    await run(hosts.source, "vm-a", BEFORE);
+    const exportedEarly = await failure(hosts.source.ds("exportDeviceState", { vm: "vm-a" }));
+    assert.deepEqual(
+      [exportedEarly.code, exportedEarly.reason],
+      ["FAILED_PRECONDITION", "CONTROLLER_NOT_QUIESCED"],
+    );
+    const quiesced = await hosts.source.ds("quiesceDevices", { vm: "vm-a" });
+    const pageSize = Number(quiesced.pageSize);
+    const expected = QUEUES.flatMap((q) =>
+      Array.from({ length: 0x1_0000 / pageSize }, (_, i) => q.qaddr + BigInt(i * pageSize)),
+    );
+    assert.deepEqual(quiesced.dirtyPages, expected);
+    assert.deepEqual(await hosts.source.ds("quiesceDevices", { vm: "vm-a" }), quiesced);
+  });
+
+  it("while quiesced: device triggers are latched, the guest's pages and configuration are refused", async () => {
+    const counts = await hosts.source.ic("triggerSources", { name: name("vm-a"), irqs: [0x1300] });
+    assert.deepEqual(counts, { delivered: 0, coalesced: 1, masked: 0, dropped: 0 });
+    await run(hosts.source, "vm-a", STOPPED_ON_SOURCE.slice(1));
+    const refused = await failure(
+      hosts.source.ic("timaAccess", tima(name("vm-a"), 0, OS_PAGE + 0x810, 2, AccessKind.ACCESS_KIND_LOAD)),
+    );
+    assert.deepEqual([refused.code, refused.reason], ["FAILED_PRECONDITION", "CONTROLLER_QUIESCED"]);
+    const config = await failure(
+      hosts.source.ic("configureSources", {
+        name: name("vm-a"),
+        sources: [{ irq: 0x1300, kvmConfig: kvmConfig(1, 5, 1) }],
+        requestId: "",
+      }),
+    );
+    assert.equal(config.reason, "CONTROLLER_QUIESCED");
+  });
+
+  it("ExportDeviceState: one 'xive' section for vms/{vm}/controller, format version 1", async () => {
+    const { sections } = await hosts.source.ds("exportDeviceState", { vm: "vm-a" });
+    assert.equal(sections.length, 1);
+    section = sections[0]!;
+    assert.deepEqual(
+      [section.kind, section.device, section.formatVersion],
+      ["xive", "vms/vm-a/controller", 1],
+    );
+  });
+
+  it("ImportDeviceState on the other host with a copy of the RAM file, ResumeDevices: the guest continues exactly", async () => {
+    copyFileSync(join(hosts.source.dataDir, "vm-a.ram"), join(hosts.destination.dataDir, "vm-a.ram"));
+    const sourceVp = await hosts.source.ic("getVpState", { name: name("vm-a"), server: 0 });
+    const imported = await hosts.destination.ds("importDeviceState", {
+      vm: "vm-a",
+      sections: [section],
+      guestMemory: { path: "vm-a.ram", sizeBytes: RAM },
+      requestId: "import-1",
+    });
+    assert.deepEqual(imported.devices, ["vms/vm-a/controller"]);
+    assert.deepEqual(await hosts.destination.ic("getVpState", { name: name("vm-a"), server: 0 }), sourceVp);
+    // Server 0 acknowledged at priority 6 (CPPR 6) and has a priority-6 event pending; server 1 is interrupted.
+    const nsr = [];
+    for (const server of [0, 1])
+      nsr.push((await hosts.destination.ic("getVpState", { name: name("vm-a"), server })).word0 >> 56n);
+    assert.deepEqual(nsr, [0n, 0x80n], "the NSR exception bits arrive with the state");
+
+    await run(hosts.destination, "vm-a", STOPPED_ON_DESTINATION);
+    await hosts.destination.ds("resumeDevices", { vm: "vm-a" });
+    await run(hosts.destination, "vm-a", AFTER);
+
+    // The same guest on the source host, never migrated.
+    await bootXive(hosts.source, "vm-ref");
+    await run(hosts.source, "vm-ref", [...BEFORE, ...STOPPED_ON_SOURCE, ...STOPPED_ON_DESTINATION, ...AFTER]);
+    const expected = await observe(hosts.source, "vm-ref");
+    assert.deepEqual(await observe(hosts.destination, "vm-a"), expected);
+    assert.deepEqual(
+      expected.words[0]!.slice(0, 5),
+      [0x8000_1300, 0x8000_1300, 0x8000_1200, 0x8000_1300, 0x8000_1300],
+    );
+    assert.deepEqual(expected.words[1]!.slice(0, 3), [0x8000_1301, 0x8000_1301, 0]);
+  });
+
+  it("a retried import (same request_id) answers the same; another is ALREADY_EXISTS", async () => {
+    const request = {
+      vm: "vm-a",
+      sections: [section],
+      guestMemory: { path: "vm-a.ram", sizeBytes: RAM },
+      requestId: "import-1",
+    };
+    assert.deepEqual((await hosts.destination.ds("importDeviceState", request)).devices, [
+      "vms/vm-a/controller",
+    ]);
+    const again = await failure(
+      hosts.destination.ds("importDeviceState", { ...request, requestId: "import-2" }),
+    );
+    assert.deepEqual([again.code, again.reason], ["ALREADY_EXISTS", "CONTROLLER_EXISTS"]);
+  });
+
+  it("ReleaseDevices on the source deletes the controller (NOT_FOUND after)", async () => {
+    assert.deepEqual((await hosts.source.ds("releaseDevices", { vm: "vm-a" })).devices, [
+      "vms/vm-a/controller",
+    ]);
+    assert.equal((await failure(hosts.source.ic("getController", { name: name("vm-a") }))).code, "NOT_FOUND");
+    assert.equal((await failure(hosts.source.ds("releaseDevices", { vm: "vm-a" }))).code, "NOT_FOUND");
+  });
+
+  it("the imported controller is durable: a restarted destination still has its vCPUs, queues and routes", async () => {
+    await hosts.destination.stop();
+    hosts.destination = await startHost(hosts.destination.dataDir);
+    const { controller } = await hosts.destination.ic("getController", { name: name("vm-a") });
+    assert.deepEqual([controller?.connectedServers, controller?.sourceCount], [[0, 1], 3]);
+    for (const [irq, server, priority] of ROUTES) {
+      const s = (await hosts.destination.ic("getSourceConfig", { name: name("vm-a"), irq })).source!;
+      assert.deepEqual([s.masked, s.server, s.priority, s.eisn], [false, server, priority, irq]);
+    }
+    for (const q of QUEUES) {
+      const got = await hosts.destination.ic("getQueueConfig", {
+        name: name("vm-a"),
+        server: q.server,
+        priority: q.priority,
+      });
+      assert.deepEqual([got.hasPage, got.queue?.qaddr], [true, q.qaddr]);
+    }
+  });
+});
+
+describe("DeviceStateService: refused sections leave nothing behind", () => {
+  const hosts = twoHosts();
+  let good: DeviceSection;
+  before(async () => {
+    await bootXive(hosts.source, "vm-b");
+    await run(hosts.source, "vm-b", [["trigger", 0x1300]]);
+    await hosts.source.ds("quiesceDevices", { vm: "vm-b" });
+    good = (await hosts.source.ds("exportDeviceState", { vm: "vm-b" })).sections[0]!;
+  });
+
+  const importing = (sections: DeviceSection[], fields: { vm?: string; sizeBytes?: bigint } = {}) =>
+    failure(
+      hosts.destination.ds("importDeviceState", {
+        vm: fields.vm ?? "vm-b",
+        sections,
+        guestMemory: { path: "", sizeBytes: fields.sizeBytes ?? 0n },
+        requestId: "",
+      }),
+    );
+
+  it("wrong version, truncated, garbage, wrong kind, another VM's section, another RAM size: INVALID_ARGUMENT", async () => {
+    const payload = (bytes: Uint8Array) => Buffer.from(bytes);
+    const versionTwo = Buffer.from(good.payload);
+    versionTwo.writeUInt32BE(2, 0);
+    const cases: [DeviceSection[], string, string, { sizeBytes?: bigint }?][] = [
+      [[{ ...good, formatVersion: 2 }], "STATE_VERSION_UNSUPPORTED", "sections[0].format_version"],
+      [[{ ...good, payload: versionTwo }], "STATE_VERSION_UNSUPPORTED", "sections[0].payload.format_version"],
+      [
+        [{ ...good, payload: good.payload.subarray(0, good.payload.length - 7) }],
+        "STATE_TRUNCATED",
+        "sections[0].payload.xive.contexts",
+      ],
+      [
+        [{ ...good, payload: payload(new Uint8Array(3)) }],
+        "STATE_TRUNCATED",
+        "sections[0].payload.format_version",
+      ],
+      [
+        [{ ...good, payload: payload(Uint8Array.from({ length: 200 }, (_, i) => (i * 151) & 0xff)) }],
+        "STATE_VERSION_UNSUPPORTED",
+        "sections[0].payload.format_version",
+      ],
+      [[{ ...good, kind: "smmuv3" }], "UNKNOWN_DEVICE_KIND", "sections[0].kind"],
+      [[{ ...good, kind: "xics" }], "SECTION_KIND_MISMATCH", "sections[0].kind"],
+      [[{ ...good, device: "vms/other/controller" }], "SECTION_OF_ANOTHER_DEVICE", "sections[0].device"],
+      [[good, good], "SECTION_UNEXPECTED", "sections[1]"],
+      [[], "SECTIONS_MISSING", "sections"],
+      [[good], "GUEST_MEMORY_SIZE_MISMATCH", "guest_memory.size_bytes", { sizeBytes: 2n * RAM }],
+    ];
+    for (const [sections, reason, field, fields] of cases) {
+      const e = await importing(sections, fields);
+      assert.deepEqual([e.code, e.reason, e.field], ["INVALID_ARGUMENT", reason, field], e.message);
+    }
+    const garbage = Buffer.from(good.payload);
+    garbage.fill(0xa5, 8);
+    const e = await importing([{ ...good, payload: garbage }]);
+    assert.equal(e.code, "INVALID_ARGUMENT");
+    assert.match(e.field ?? "", /^sections\[0\]\.payload\./);
+    assert.deepEqual(
+      (await hosts.destination.ic("listControllers", { pageSize: 0, pageToken: "" })).controllers,
+      [],
+    );
+  });
+
+  it("nothing reached the store either: a restarted destination holds no controller", async () => {
+    await hosts.destination.stop();
+    hosts.destination = await startHost(hosts.destination.dataDir);
+    assert.deepEqual(
+      (await hosts.destination.ic("listControllers", { pageSize: 0, pageToken: "" })).controllers,
+      [],
+    );
+    const missing = await failure(hosts.destination.ds("resumeDevices", { vm: "vm-b" }));
+    assert.deepEqual([missing.code, missing.field], ["NOT_FOUND", "vm"]);
+  });
+
+  it("a good section into private RAM of the state's size (no path, no size) is accepted", async () => {
+    const { devices } = await hosts.destination.ds("importDeviceState", {
+      vm: "vm-b",
+      sections: [good],
+      guestMemory: undefined,
+      requestId: "",
+    });
+    assert.deepEqual(devices, ["vms/vm-b/controller"]);
+    const { controller } = await hosts.destination.ic("getController", { name: name("vm-b") });
+    assert.equal(controller?.guestMemory?.sizeBytes, RAM);
+    assert.equal((await failure(hosts.destination.ds("exportDeviceState", { vm: "bad id" }))).field, "vm");
+  });
+});
+
+describe("DeviceStateService: XICS", () => {
+  const hosts = twoHosts();
+
+  it("an 'xics' section: a source triggered while stopped is presented on the destination after resume", async () => {
+    const n = name("vm-x");
+    await hosts.source.ic("createController", {
+      controller: controllerSpec("vm-x", ControllerMode.CONTROLLER_MODE_XICS),
+      requestId: "",
+    });
+    await hosts.source.ic("connectVcpu", { name: n, vcpuId: 0, server: 0, requestId: "" });
+    await hosts.source.ic("initSources", {
+      name: n,
+      sources: [{ irq: 0x1300, levelSensitive: false, asserted: false }],
+      requestId: "",
+    });
+    await hosts.source.ic("callRtas", {
+      name: n,
+      call: RtasCall.RTAS_CALL_SET_XIVE,
+      irq: 0x1300,
+      server: 0,
+      priority: 5,
+    });
+    await hosts.source.ic("rawHypercall", {
+      name: n,
+      server: 0,
+      opcode: 0x68n,
+      args: [0xffn],
+      failOnError: true,
+    }); // H_CPPR
+    const quiesced = await hosts.source.ds("quiesceDevices", { vm: "vm-x" });
+    assert.deepEqual(quiesced.dirtyPages, []);
+    await hosts.source.ic("triggerSources", { name: n, irqs: [0x1300] });
+    const { sections } = await hosts.source.ds("exportDeviceState", { vm: "vm-x" });
+    assert.deepEqual([sections[0]?.kind, sections[0]?.device], ["xics", n]);
+    await hosts.destination.ds("importDeviceState", {
+      vm: "vm-x",
+      sections,
+      guestMemory: undefined,
+      requestId: "",
+    });
+    const refused = await failure(
+      hosts.destination.ic("rawHypercall", {
+        name: n,
+        server: 0,
+        opcode: 0x74n,
+        args: [],
+        failOnError: false,
+      }),
+    );
+    assert.equal(refused.reason, "CONTROLLER_QUIESCED");
+    await hosts.destination.ds("resumeDevices", { vm: "vm-x" });
+    await hosts.destination.ds("resumeDevices", { vm: "vm-x" }); // idempotent
+    const xirr = await hosts.destination.ic("rawHypercall", {
+      name: n,
+      server: 0,
+      opcode: 0x74n,
+      args: [],
+      failOnError: true,
+    });
+    assert.deepEqual(xirr.outputs, [0xff00_1300n]);
+  });
+});
