@@ -1,0 +1,5 @@
+export { ApiClient, ApiError, type ApiErrorBody, type ServerSentEvent } from "./api-client.js";
+export { parseByteSize } from "./byte-size.js";
+export { runCli, USAGE, type CliIo } from "./cli.js";
+export { resolveConfig, type CliConfig, type OutputFormat } from "./cli-config.js";
+export { formatTable } from "./output.js";
