@@ -89,6 +89,7 @@ export function iommuDescriptionWith(
               bindMsi: u(cfg.bindMsi),
               unbindMsi: u(cfg.unbindMsi),
               streamEvents: handlers.serverStream(data.streamEvents),
+              streamEventBatches: handlers.serverStream(data.streamEventBatches),
               respondPageRequest: u(data.respondPageRequest),
               translate: u(data.translate),
               dmaRead: u(data.dmaRead),

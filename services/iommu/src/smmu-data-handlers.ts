@@ -1,6 +1,8 @@
 import type {
   RespondPageRequestRequest,
   RespondPageRequestResponse,
+  StreamEventBatchesRequest,
+  StreamEventBatchesResponse,
   StreamEventsRequest,
   StreamEventsResponse,
 } from "@vplane/proto/gen/vplane/iommu/v1/fault";
@@ -141,39 +143,76 @@ export function smmuDataHandlers(registry: SmmuRegistry) {
      * deliver (older than the buffer, or it fell behind) or that the SMMU's own queue overflowed.
      * Ends when the caller cancels or the SMMU is deleted.
      */
-    streamEvents: async (
+    streamEvents: (
       request: StreamEventsRequest,
       send: (message: StreamEventsResponse) => Promise<void>,
       context: CallContext,
+    ): Promise<void> =>
+      followLog(registry, request.name, request.fromSequence, 1, context, (m) => send(m[0]!)),
+
+    /** StreamEventBatches: the same messages, as many as are available (up to max_batch) per batch. */
+    streamEventBatches: async (
+      request: StreamEventBatchesRequest,
+      send: (message: StreamEventBatchesResponse) => Promise<void>,
+      context: CallContext,
     ): Promise<void> => {
-      const entry = registry.require(request.name);
-      const log = entry.backend.log;
-      if (log.subscribers >= LIMITS.maxSubscribersPerSmmu) {
+      const max = request.maxBatch === 0 ? 512 : request.maxBatch;
+      if (max > 4096) {
         throw new VplaneError({
-          code: "RESOURCE_EXHAUSTED",
-          reason: "TOO_MANY_SUBSCRIBERS",
-          message: `at most ${LIMITS.maxSubscribersPerSmmu} event streams per SMMU`,
+          code: "INVALID_ARGUMENT",
+          reason: "VALUE_OUT_OF_RANGE",
+          message: "max_batch must be at most 4096",
+          field: "max_batch",
         });
       }
-      let next = request.fromSequence ?? log.nextSequence;
-      log.subscribers++;
-      try {
-        while (!context.signal.aborted) {
-          const read = log.read(next);
-          if (read === undefined) {
-            if (registry.find(request.name) !== entry) return;
-            await log.waitForNext(context.signal);
-            continue;
-          }
-          await send(streamMessage(read));
-          next = read.kind === "missed" ? read.sequence + read.count : read.sequence + 1n;
-        }
-      } catch (error) {
-        if (context.signal.aborted) return;
-        throw error;
-      } finally {
-        log.subscribers--;
-      }
+      return followLog(registry, request.name, request.fromSequence, max, context, (messages) =>
+        send({ messages }),
+      );
     },
   };
+}
+
+/**
+ * Follows an SMMU's event log for one subscriber from `from` (or the next message), handing
+ * `deliver` up to `max` messages at a time, until the caller cancels or the SMMU goes away.
+ */
+async function followLog(
+  registry: SmmuRegistry,
+  name: string,
+  from: bigint | undefined,
+  max: number,
+  context: CallContext,
+  deliver: (messages: StreamEventsResponse[]) => Promise<void>,
+): Promise<void> {
+  const entry = registry.require(name);
+  const log = entry.backend.log;
+  if (log.subscribers >= LIMITS.maxSubscribersPerSmmu) {
+    throw new VplaneError({
+      code: "RESOURCE_EXHAUSTED",
+      reason: "TOO_MANY_SUBSCRIBERS",
+      message: `at most ${LIMITS.maxSubscribersPerSmmu} event streams per SMMU`,
+    });
+  }
+  let next = from ?? log.nextSequence;
+  log.subscribers++;
+  try {
+    while (!context.signal.aborted) {
+      const batch: StreamEventsResponse[] = [];
+      for (let read = log.read(next); read !== undefined && batch.length < max; read = log.read(next)) {
+        batch.push(streamMessage(read));
+        next = read.kind === "missed" ? read.sequence + read.count : read.sequence + 1n;
+      }
+      if (batch.length > 0) {
+        await deliver(batch);
+        continue;
+      }
+      if (registry.find(name) !== entry) return;
+      await log.waitForNext(context.signal);
+    }
+  } catch (error) {
+    if (context.signal.aborted) return;
+    throw error;
+  } finally {
+    log.subscribers--;
+  }
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
+import type { StreamEventBatchesResponse } from "@vplane/proto/gen/vplane/iommu/v1/fault";
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { GuestTables } from "./guest-tables.js";
 import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
@@ -75,6 +76,31 @@ describe("event stream (DESIGN: streams resume from a sequence and say when even
     assert.equal(m?.sequence, start + 4000n);
     assert.equal(m?.kind?.$case, "event");
     resumed.cancel();
+  });
+  it("StreamEventBatches carries the same messages, as many per batch as are ready (max_batch bounds it)", async () => {
+    const entry = h.registry.find(name)!;
+    const from = entry.backend.log.nextSequence;
+    for (let i = 0; i < 10; i++) entry.backend.translate(0x10, undefined, 0n, false);
+    const stream = h.client.streamEventBatches({ name, fromSequence: from, maxBatch: 4 });
+    const batches: number[] = [];
+    const sequences: bigint[] = [];
+    await new Promise<void>((resolve, reject) => {
+      stream.on("data", (b: StreamEventBatchesResponse) => {
+        batches.push(b.messages.length);
+        for (const m of b.messages) sequences.push(m.sequence);
+        if (sequences.length >= 10) resolve();
+      });
+      stream.on("error", reject);
+    });
+    stream.cancel();
+    assert.deepEqual(batches, [4, 4, 2]);
+    assert.deepEqual(
+      sequences.map((q) => q - from),
+      Array.from({ length: 10 }, (_, i) => BigInt(i)),
+    );
+    const tooBig = h.client.streamEventBatches({ name, maxBatch: 5000 });
+    const error = await new Promise<Error>((resolve) => tooBig.on("error", resolve));
+    assert.match(error.message, /max_batch/);
   });
 });
 
