@@ -23,18 +23,23 @@ export class TestHost {
 
   static async start(env: Record<string, string> = {}): Promise<TestHost> {
     const host = new TestHost();
-    host.interrupts = await new FakeDevices("xive").start();
-    host.iommu = await new FakeDevices("smmuv3").start();
-    host.migration = await startServiceForTests(migrationDescription, {
-      VPLANE_DATA_DIR: host.dataDir,
-      VPLANE_MIGRATION_INTERRUPT_TARGET: host.interrupts.service.address,
-      VPLANE_MIGRATION_IOMMU_TARGET: host.iommu.service.address,
-      VPLANE_MIGRATION_RAM_CHUNK_BYTES: "65536",
-      ...env,
-    });
-    host.client = new MigrationServiceClient(host.migration.address, credentials.createInsecure());
-    host.operations = new OperationsClient(host.migration.address, credentials.createInsecure());
+    await host.startWith({ env });
     return host;
+  }
+
+  /** Starts the fakes and the migration service; `interruptTarget` replaces the interrupt fake. */
+  async startWith(options: { env?: Record<string, string>; interruptTarget?: string }): Promise<void> {
+    this.interrupts = await new FakeDevices("xive").start();
+    this.iommu = await new FakeDevices("smmuv3").start();
+    this.migration = await startServiceForTests(migrationDescription, {
+      VPLANE_DATA_DIR: this.dataDir,
+      VPLANE_MIGRATION_INTERRUPT_TARGET: options.interruptTarget ?? this.interrupts.service.address,
+      VPLANE_MIGRATION_IOMMU_TARGET: this.iommu.service.address,
+      VPLANE_MIGRATION_RAM_CHUNK_BYTES: "65536",
+      ...options.env,
+    });
+    this.client = new MigrationServiceClient(this.migration.address, credentials.createInsecure());
+    this.operations = new OperationsClient(this.migration.address, credentials.createInsecure());
   }
 
   /** A running VM: devices on both fake services and a RAM file of `ramBytes` random bytes. */
