@@ -7,10 +7,12 @@ import { interruptGrpcBench } from "./interrupt-grpc-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
 import { smmuBench } from "./smmu-bench.js";
 import { xiveBench } from "./xive-bench.js";
+import { xiveMigrationBench } from "./xive-migration-bench.js";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   "grpc-echo": grpcEchoBench,
   xive: xiveBench,
+  "xive-migration": xiveMigrationBench,
   "interrupt-grpc": interruptGrpcBench,
   smmu: smmuBench,
 };

@@ -466,9 +466,11 @@ export class XiveDevice {
    */
   eqSync(): number[] {
     const ends = this.router.ends;
-    const pages = new Set<number>();
     if (!ends) return [];
     const pageSize = this.memory.pageSize;
+    // Queues usually sit in ascending, disjoint pages: collect in order, sort only if they do not.
+    const pages: number[] = [];
+    let ordered = true;
     for (const server of this.vcpus.connectedServers()) {
       for (let priority = 0; priority < 8; priority++) {
         const index = endIndexOf(server, priority);
@@ -476,10 +478,15 @@ export class XiveDevice {
         const qaddr = ends.qaddr[index]!;
         const size = 1 << ends.qshiftOf(index);
         this.memory.markDirty(qaddr, size);
-        for (let page = Math.floor(qaddr / pageSize); page * pageSize < qaddr + size; page++) pages.add(page);
+        const first = Math.floor(qaddr / pageSize);
+        const end = Math.ceil((qaddr + size) / pageSize);
+        if (pages.length > 0 && first <= pages[pages.length - 1]!) ordered = false;
+        for (let page = first; page < end; page++) pages.push(page);
       }
     }
-    return [...pages].sort((a, b) => a - b);
+    if (ordered) return pages;
+    pages.sort((a, b) => a - b);
+    return pages.filter((page, i) => i === 0 || page !== pages[i - 1]);
   }
 
   // ---------------------------------------------------------------- migration (§6)

@@ -33,9 +33,16 @@ function modeOf(code: number, field: string): ControllerMode {
   throw stateError("STATE_MALFORMED", field, `${field} ${code} is not 1 (XIVE), 2 (XICS) or 3 (DUAL)`);
 }
 
-/** Checks that `values` (read in order) strictly ascend; names the first entry that does not. */
-function ascending(previous: number | undefined, value: number, field: string, what: string): void {
+/** Checks that a list's keys strictly ascend; names the first entry that does not. */
+function ascending(
+  r: StateReader,
+  previous: number | undefined,
+  value: number,
+  name: string,
+  what: string,
+): void {
   if (previous !== undefined && value <= previous) {
+    const field = r.field(name);
     throw inconsistent(
       field,
       `${field}: ${what} ${value} is not above the previous ${previous} (duplicate or out of order)`,
@@ -142,18 +149,18 @@ function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: nu
   const vcpus: { vcpuId: number; server: number }[] = [];
   const servers = new Set<number>();
   for (let i = 0; i < n; i++) {
-    const field = `vcpus[${i}]`;
-    const vcpuId = r.u32(`${field}.vcpu_id`);
-    const server = r.u32(`${field}.server`);
-    ascending(vcpus.at(-1)?.vcpuId, vcpuId, `${field}.vcpu_id`, "vCPU id");
+    r.record("vcpus", i);
+    const vcpuId = r.u32("vcpu_id");
+    const server = r.u32("server");
+    ascending(r, vcpus.at(-1)?.vcpuId, vcpuId, "vcpu_id", "vCPU id");
     if (server >= header.nrServers) {
       throw inconsistent(
-        `${field}.server`,
+        r.field("server"),
         `vCPU ${vcpuId}: server ${server} is not below nr_servers ${header.nrServers}`,
       );
     }
     if (servers.has(server))
-      throw inconsistent(`${field}.server`, `vCPU ${vcpuId}: server ${server} is used twice`);
+      throw inconsistent(r.field("server"), `vCPU ${vcpuId}: server ${server} is used twice`);
     servers.add(server);
     vcpus.push({ vcpuId, server });
   }
@@ -167,13 +174,13 @@ function readMachineSources(r: StateReader, header: Header): { irq: number; lsi:
     header.activeMode === "XIVE" ? KVM_XIVE_NR_IRQS : Math.max(header.nrIrqs, PseriesIrq.XIRQ_BASE);
   const out: { irq: number; lsi: boolean }[] = [];
   for (let i = 0; i < n; i++) {
-    const field = `machine_sources[${i}]`;
-    const irq = r.u32(`${field}.irq`);
-    const lsi = r.u8(`${field}.lsi`);
-    ascending(out.at(-1)?.irq, irq, `${field}.irq`, "source");
-    if (irq >= limit) throw inconsistent(`${field}.irq`, `source ${irq} is not below ${limit}`);
+    r.record("machine_sources", i);
+    const irq = r.u32("irq");
+    const lsi = r.u8("lsi");
+    ascending(r, out.at(-1)?.irq, irq, "irq", "source");
+    if (irq >= limit) throw inconsistent(r.field("irq"), `source ${irq} is not below ${limit}`);
     if (lsi > 1)
-      throw stateError("STATE_MALFORMED", `${field}.lsi`, `source ${irq}: lsi byte ${lsi} is not 0 or 1`);
+      throw stateError("STATE_MALFORMED", r.field("lsi"), `source ${irq}: lsi byte ${lsi} is not 0 or 1`);
     out.push({ irq, lsi: lsi === 1 });
   }
   return out;
@@ -184,40 +191,42 @@ function readXiveSources(
   machine: readonly { irq: number; lsi: boolean }[],
 ): XiveSourceState[] {
   const n = r.count(RECORD_BYTES.xiveSource, "xive.sources");
+  const v = r.data;
   if (n !== machine.length) {
     throw inconsistent("xive.sources", `${n} XIVE sources, but the machine initialised ${machine.length}`);
   }
   const out: XiveSourceState[] = [];
   for (let i = 0; i < n; i++) {
-    const field = `xive.sources[${i}]`;
-    const irq = r.u32(`${field}.irq`);
-    const status = r.u8(`${field}.status`);
-    const savedPq = r.u8(`${field}.saved_pq`);
-    const endIndex = r.u32(`${field}.end_index`);
-    const lo = r.u32(`${field}.eas_lo`);
+    const at = r.take(RECORD_BYTES.xiveSource);
+    r.record("xive.sources", i);
+    const irq = v.getUint32(at);
+    const status = v.getUint8(at + 4);
+    const savedPq = v.getUint8(at + 5);
+    const endIndex = v.getUint32(at + 6);
+    const lo = v.getUint32(at + 10);
     const m = machine[i]!;
     if (irq !== m.irq) {
       throw inconsistent(
-        `${field}.irq`,
+        r.field("irq"),
         `XIVE source ${irq} is not the machine's source ${m.irq} at index ${i}`,
       );
     }
     if (status > 0xf)
       throw stateError(
         "STATE_MALFORMED",
-        `${field}.status`,
+        r.field("status"),
         `source ${irq}: status 0x${status.toString(16)} has unknown bits`,
       );
     const lsi = (status & 8) !== 0;
     const asserted = (status & 4) !== 0;
     if (lsi !== m.lsi)
-      throw inconsistent(`${field}.status`, `source ${irq}: LSI ${lsi} differs from the machine's ${m.lsi}`);
-    if (asserted && !lsi) throw inconsistent(`${field}.status`, `source ${irq}: an MSI cannot be asserted`);
+      throw inconsistent(r.field("status"), `source ${irq}: LSI ${lsi} differs from the machine's ${m.lsi}`);
+    if (asserted && !lsi) throw inconsistent(r.field("status"), `source ${irq}: an MSI cannot be asserted`);
     if (savedPq > 3)
-      throw inconsistent(`${field}.saved_pq`, `source ${irq}: saved PQ ${savedPq} is not 0..3`);
+      throw inconsistent(r.field("saved_pq"), `source ${irq}: saved PQ ${savedPq} is not 0..3`);
     if (endIndex > 0x00ff_ffff) {
       throw inconsistent(
-        `${field}.end_index`,
+        r.field("end_index"),
         `source ${irq}: END ${endIndex} is not in block 0 (24-bit index)`,
       );
     }
@@ -236,47 +245,44 @@ function readXiveSources(
 }
 
 /** The PQ a quiesced source must show (xive.md §6 latch): 01 stays off, else 10, or 11 once hit. */
-function checkLatchedPq(source: XiveSourceState, triggers: number, field: string): void {
-  const expected =
-    source.savedPq === PQ_OFF
-      ? [PQ_OFF]
-      : source.lsi
-        ? [PQ_PENDING]
-        : [triggers > 0 ? PQ_QUEUED : PQ_PENDING];
-  if (!expected.includes(source.pq)) {
+function checkLatchedPq(source: XiveSourceState, triggers: number, index: number): void {
+  const expected = source.savedPq === PQ_OFF ? PQ_OFF : source.lsi || triggers === 0 ? PQ_PENDING : PQ_QUEUED;
+  if (source.pq !== expected) {
     throw inconsistent(
-      `${field}.status`,
-      `source ${source.irq}: PQ ${source.pq} after quiesce with saved PQ ${source.savedPq} and ${triggers} trigger(s) should be ${expected[0]}`,
+      `xive.sources[${index}].status`,
+      `source ${source.irq}: PQ ${source.pq} after quiesce with saved PQ ${source.savedPq} and ${triggers} trigger(s) should be ${expected}`,
     );
   }
 }
 
 function readXiveQueues(r: StateReader, header: Header, connected: Set<number>): XiveQueueState[] {
   const n = r.count(RECORD_BYTES.xiveQueue, "xive.queues");
+  const v = r.data;
   const size = connected.size === 0 ? 0 : header.nrServers << 3;
   const out: XiveQueueState[] = [];
   for (let i = 0; i < n; i++) {
-    const field = `xive.queues[${i}]`;
-    const endIndex = r.u32(`${field}.end_index`);
-    const flags = r.u8(`${field}.flags`);
-    const qshift = r.u8(`${field}.qshift`);
-    const generation = r.u8(`${field}.generation`);
-    const esb = r.u8(`${field}.esb`);
-    const qindex = r.u32(`${field}.qindex`);
-    const qaddr = r.u64(`${field}.qaddr`);
-    const entriesWritten = r.u64(`${field}.entries_written`);
-    const targetedSources = r.u32(`${field}.targeted_sources`);
-    ascending(out.at(-1)?.endIndex, endIndex, `${field}.end_index`, "END");
+    const at = r.take(RECORD_BYTES.xiveQueue);
+    r.record("xive.queues", i);
+    const endIndex = v.getUint32(at);
+    const flags = v.getUint8(at + 4);
+    const qshift = v.getUint8(at + 5);
+    const generation = v.getUint8(at + 6);
+    const esb = v.getUint8(at + 7);
+    const qindex = v.getUint32(at + 8);
+    const qaddr = r.u64At(at + 12, "qaddr");
+    const entriesWritten = r.u64At(at + 20, "entries_written");
+    const targetedSources = v.getUint32(at + 28);
+    ascending(r, out.at(-1)?.endIndex, endIndex, "end_index", "END");
     const server = endIndex >>> 3;
-    const name = `queue (server ${server}, priority ${endIndex & 7})`;
+    const name = () => `queue (server ${server}, priority ${endIndex & 7})`;
     if (endIndex >= size) {
       throw inconsistent(
-        `${field}.end_index`,
-        `${name}: END ${endIndex} is not below the END table size ${size}`,
+        r.field("end_index"),
+        `${name()}: END ${endIndex} is not below the END table size ${size}`,
       );
     }
     if (flags > 3 || esb > 0xf) {
-      throw stateError("STATE_MALFORMED", `${field}.flags`, `${name}: unknown flag bits`);
+      throw stateError("STATE_MALFORMED", r.field("flags"), `${name()}: unknown flag bits`);
     }
     const q: XiveQueueState = {
       endIndex,
@@ -293,28 +299,28 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
     };
     if (q.valid) {
       if (!connected.has(server))
-        throw inconsistent(`${field}.end_index`, `${name}: no vCPU has server ${server}`);
+        throw inconsistent(r.field("end_index"), `${name()}: no vCPU has server ${server}`);
       if (!QUEUE_SHIFTS.has(qshift)) {
-        throw inconsistent(`${field}.qshift`, `${name}: qshift ${qshift} is not 12, 16, 21 or 24`);
+        throw inconsistent(r.field("qshift"), `${name()}: qshift ${qshift} is not 12, 16, 21 or 24`);
       }
       if (qaddr % 2 ** qshift !== 0) {
         throw inconsistent(
-          `${field}.qaddr`,
-          `${name}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
+          r.field("qaddr"),
+          `${name()}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
         );
       }
       if (qaddr + 2 ** qshift > header.guestMemoryBytes) {
         throw inconsistent(
-          `${field}.qaddr`,
-          `${name}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
+          r.field("qaddr"),
+          `${name()}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
         );
       }
       if (generation > 1)
-        throw inconsistent(`${field}.generation`, `${name}: generation ${generation} is not 0 or 1`);
+        throw inconsistent(r.field("generation"), `${name()}: generation ${generation} is not 0 or 1`);
       if (qindex >= 2 ** (qshift - 2)) {
         throw inconsistent(
-          `${field}.qindex`,
-          `${name}: qindex ${qindex} is beyond its ${2 ** (qshift - 2)} entries`,
+          r.field("qindex"),
+          `${name()}: qindex ${qindex} is beyond its ${2 ** (qshift - 2)} entries`,
         );
       }
     } else if (
@@ -327,7 +333,7 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
       q.ese !== PQ_OFF ||
       entriesWritten !== 0
     ) {
-      throw inconsistent(`${field}.flags`, `${name}: an END without a queue must be in its reset state`);
+      throw inconsistent(r.field("flags"), `${name()}: an END without a queue must be in its reset state`);
     }
     out.push(q);
   }
@@ -344,18 +350,18 @@ function readXiveContexts(
   }
   const out: { server: number; regs: Uint8Array }[] = [];
   for (let i = 0; i < n; i++) {
-    const field = `xive.contexts[${i}]`;
-    const server = r.u32(`${field}.server`);
-    const regs = r.raw(64, `${field}.regs`);
+    r.record("xive.contexts", i);
+    const server = r.u32("server");
+    const regs = r.raw(64, "regs");
     if (server !== servers[i]) {
-      throw inconsistent(`${field}.server`, `context ${i} is for server ${server}, expected ${servers[i]}`);
+      throw inconsistent(r.field("server"), `context ${i} is for server ${server}, expected ${servers[i]}`);
     }
     const at = TM_QW1_OS + TM_WORD2;
     const cam = ((regs[at]! << 24) | (regs[at + 1]! << 16) | (regs[at + 2]! << 8) | regs[at + 3]!) >>> 0;
     const expected = (TM_QW1W2_VO | ((0x400 + server) & TM_QW1W2_OS_CAM)) >>> 0;
     if (cam !== expected) {
       throw inconsistent(
-        `${field}.regs`,
+        r.field("regs"),
         `server ${server}: OS CAM 0x${cam.toString(16)} is not 0x${expected.toString(16)}`,
       );
     }
@@ -388,24 +394,24 @@ function readXics(
   const n = r.count(RECORD_BYTES.icsSource, "xics.sources");
   const sources: IcsSourceRecord[] = [];
   for (let i = 0; i < n; i++) {
-    const field = `xics.sources[${i}]`;
-    const nr = r.u32(`${field}.nr`);
-    const flags = r.u8(`${field}.flags`);
-    const priority = r.u8(`${field}.priority`);
-    const savedPriority = r.u8(`${field}.saved_priority`);
-    const status = r.u8(`${field}.status`);
-    const server = r.u32(`${field}.server`);
-    ascending(sources.at(-1)?.nr, nr, `${field}.nr`, "source");
+    r.record("xics.sources", i);
+    const nr = r.u32("nr");
+    const flags = r.u8("flags");
+    const priority = r.u8("priority");
+    const savedPriority = r.u8("saved_priority");
+    const status = r.u8("status");
+    const server = r.u32("server");
+    ascending(r, sources.at(-1)?.nr, nr, "nr", "source");
     if (nr < offset || nr >= end)
-      throw inconsistent(`${field}.nr`, `source ${nr} is outside the ICS ${offset}..${end - 1}`);
+      throw inconsistent(r.field("nr"), `source ${nr} is outside the ICS ${offset}..${end - 1}`);
     if (flags > 2)
       throw stateError(
         "STATE_MALFORMED",
-        `${field}.flags`,
+        r.field("flags"),
         `source ${nr}: flags ${flags} is not 0, 1 (LSI) or 2 (MSI)`,
       );
     if (status > 0xf)
-      throw stateError("STATE_MALFORMED", `${field}.status`, `source ${nr}: unknown status bits`);
+      throw stateError("STATE_MALFORMED", r.field("status"), `source ${nr}: unknown status bits`);
     sources.push({ nr, flags, server, priority, savedPriority, status });
   }
   const claimed = new Set(sources.filter((s) => s.flags !== 0).map((s) => s.nr));
@@ -419,25 +425,25 @@ function readXics(
     throw inconsistent("xics.icps", `${m} ICPs, but ${servers.length} vCPUs are connected`);
   const icps: IcpRecord[] = [];
   for (let i = 0; i < m; i++) {
-    const field = `xics.icps[${i}]`;
-    const server = r.u32(`${field}.server`);
-    const xirr = r.u32(`${field}.xirr`);
-    const pendingPriority = r.u8(`${field}.pending_priority`);
-    const mfrr = r.u8(`${field}.mfrr`);
-    if (r.u16(`${field}.reserved`) !== 0)
-      throw stateError("STATE_MALFORMED", `${field}.reserved`, "reserved bytes are not zero");
+    r.record("xics.icps", i);
+    const server = r.u32("server");
+    const xirr = r.u32("xirr");
+    const pendingPriority = r.u8("pending_priority");
+    const mfrr = r.u8("mfrr");
+    if (r.u16("reserved") !== 0)
+      throw stateError("STATE_MALFORMED", r.field("reserved"), "reserved bytes are not zero");
     if (server !== servers[i])
-      throw inconsistent(`${field}.server`, `ICP ${i} is for server ${server}, expected ${servers[i]}`);
+      throw inconsistent(r.field("server"), `ICP ${i} is for server ${server}, expected ${servers[i]}`);
     const xisr = xirr & XISR_MASK;
     if ((xisr === 0) !== (pendingPriority === 0xff)) {
       throw inconsistent(
-        `${field}.pending_priority`,
+        r.field("pending_priority"),
         `server ${server}: XISR ${xisr} with pending priority ${pendingPriority}`,
       );
     }
     if (xisr !== 0 && xisr !== XICS_IPI && !claimed.has(xisr)) {
       throw inconsistent(
-        `${field}.xirr`,
+        r.field("xirr"),
         `server ${server}: XISR ${xisr} is neither the IPI nor a claimed source`,
       );
     }
@@ -450,14 +456,16 @@ function readXics(
 function checkStoppedTriggers(triggers: readonly number[], lsiOf: Map<number, boolean>): Map<number, number> {
   const counts = new Map<number, number>();
   triggers.forEach((irq, i) => {
-    const field = `stopped_triggers[${i}]`;
     const lsi = lsiOf.get(irq);
     if (lsi === undefined)
-      throw inconsistent(field, `a trigger of source ${irq}, which the controller does not have`);
+      throw inconsistent(
+        `stopped_triggers[${i}]`,
+        `a trigger of source ${irq}, which the controller does not have`,
+      );
     const count = (counts.get(irq) ?? 0) + 1;
     if (count > stoppedTriggerLimit(lsi)) {
       throw inconsistent(
-        field,
+        `stopped_triggers[${i}]`,
         `source ${irq} has more stopped triggers than an ${lsi ? "LSI" : "MSI"} keeps`,
       );
     }
@@ -483,7 +491,10 @@ export function decodeControllerState(bytes: Uint8Array): CheckedControllerState
   const machineSources = readMachineSources(r, header);
   const n = r.count(RECORD_BYTES.stoppedTrigger, "stopped_triggers");
   const stoppedTriggers: number[] = [];
-  for (let i = 0; i < n; i++) stoppedTriggers.push(r.u32(`stopped_triggers[${i}]`));
+  for (let i = 0; i < n; i++) {
+    r.record("stopped_triggers", i);
+    stoppedTriggers.push(r.u32("irq"));
+  }
   let xive: XiveState | undefined;
   let xics: XicsState | undefined;
   const lsiOf = new Map<number, boolean>();
@@ -496,7 +507,7 @@ export function decodeControllerState(bytes: Uint8Array): CheckedControllerState
   }
   r.end();
   const counts = checkStoppedTriggers(stoppedTriggers, lsiOf);
-  xive?.sources.forEach((s, i) => checkLatchedPq(s, counts.get(s.irq) ?? 0, `xive.sources[${i}]`));
+  xive?.sources.forEach((s, i) => checkLatchedPq(s, counts.get(s.irq) ?? 0, i));
   return {
     mode: header.mode,
     activeMode: header.activeMode,
