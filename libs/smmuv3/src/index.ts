@@ -3,11 +3,11 @@ export type {
   SmmuOptions,
   SmmuLimits,
   DeviceBinding,
-  DmaResult,
   TranslateOptions,
   InvalidationOutcome,
   SmmuDump,
 } from "./smmu.js";
+export { DmaTransfer, type DmaResult, type TranslateAccess } from "./dma-transfer.js";
 export { TranslationResult, type TranslationOutcome } from "./translation-result.js";
 export { Perm, requiredPerm } from "./access-permission.js";
 export { SmmuError, Errno, type SmmuErrorCode, type SmmuErrorInit } from "./smmu-error.js";

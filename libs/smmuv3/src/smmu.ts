@@ -2,7 +2,9 @@ import type { GuestMemory } from "@vplane/guest-memory";
 import { POW2 } from "./bits.js";
 import { Perm } from "./access-permission.js";
 import { decodeContextDescriptor, type ContextDescriptor } from "./context-descriptor.js";
-import { EventClass, EventId, type SmmuEvent } from "./event-record.js";
+import { DmaTransfer, type DmaResult } from "./dma-transfer.js";
+import { EventClass, EventId } from "./event-record.js";
+import { FORWARDED_EVENTS, faultEvent, faultRecorded, faultRecoverable } from "./fault-event.js";
 import { EventQueue, type QueuedEvent } from "./event-queue.js";
 import { resolveFeatures, type SmmuFeatures } from "./features.js";
 import {
@@ -14,7 +16,7 @@ import {
   tlbiRange,
   type RawCommand,
 } from "./invalidation-command.js";
-import { Iotlb, TlbEntry, type TlbContext } from "./iotlb.js";
+import { Iotlb, TlbEntry } from "./iotlb.js";
 import { IPA_DOORBELL, IPA_FAULT, NestedWalker } from "./nested-walker.js";
 import { PageRequestQueue, type PageRequest, type PageRequestOutcome } from "./page-request-queue.js";
 import { applyPasidTableConfig, type PasidTableConfig } from "./pasid-table-config.js";
@@ -31,6 +33,7 @@ import {
 } from "./smmu-error.js";
 import { Stage2Domain, type MsiBinding, type Stage2Mapping } from "./stage2-domain.js";
 import { S1Dss, S1Fmt, validateGuestSte, type GuestStage1, type GuestSte } from "./stream-table-entry.js";
+import { StreamKind, decodeStreamConfig, type CachedCd, type StreamConfig } from "./stream-config.js";
 import { TranslationResult } from "./translation-result.js";
 import { isGranuleBits, type GranuleBits } from "./translation-granule.js";
 
@@ -82,43 +85,8 @@ export interface DeviceBinding {
   guestSte: GuestSte | undefined;
 }
 
-/** Events iommufd forwards to a vEVENTQ (arm_smmu_handle_event → vmaster, digest §2.5). */
-const FORWARDED_EVENTS = new Set<number>([0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13]);
-/** Configuration errors: always recorded, carry only SSID/SSV (digest §3.4). */
-const CONFIG_EVENTS = new Set<number>([
-  EventId.C_BAD_STREAMID,
-  EventId.C_BAD_STE,
-  EventId.F_STREAM_DISABLED,
-  EventId.C_BAD_SUBSTREAMID,
-  EventId.C_BAD_CD,
-]);
-
-const KIND_ABORT = 0;
-const KIND_STAGE2_ONLY = 1;
-const KIND_NESTED = 2;
-const KIND_BAD_STE = 3;
-
-interface CachedCd {
-  cd: ContextDescriptor;
-  ctx: TlbContext;
-  epoch: number;
-}
-
-/** A stream's decoded configuration (the config cache, digest §4.1 step 2). */
-class StreamState {
-  kind = KIND_STAGE2_ONLY;
-  badReason = "";
-  contextPtr = 0;
-  s1fmt = 0;
-  s1cdmax = 0;
-  s1dss = 0;
-  s1stalld = false;
-  cd0: CachedCd | undefined = undefined;
-  readonly cds = new Map<number, CachedCd>();
-}
-
 interface DeviceRecord extends DeviceBinding {
-  state: StreamState | undefined;
+  state: StreamConfig | undefined;
 }
 
 /** What raise() needs to know about the transaction in flight. */
@@ -131,18 +99,7 @@ class Transaction {
   write = false;
   now = 0;
   cd: ContextDescriptor | undefined = undefined;
-  st: StreamState | undefined = undefined;
-}
-
-/** One DMA's result: data read, doorbell writes, or the translation that stopped it. */
-export interface DmaResult {
-  outcome: "completed" | "fault" | "aborted" | "page-request";
-  /** Read data (completed reads). */
-  data?: Uint8Array;
-  /** Writes that hit the bound MSI doorbell: the doorbell IPA and the bytes written. */
-  msiWrites: { address: number; data: Uint8Array }[];
-  /** The translation that stopped the DMA (outcome other than completed). */
-  translation?: TranslationResult;
+  st: StreamConfig | undefined = undefined;
 }
 
 export interface TranslateOptions {
@@ -458,12 +415,12 @@ export class Smmu {
     if (st === undefined) st = this.loadStream(dev, useCaches);
     t.st = st;
     const kind = st.kind;
-    if (kind === KIND_STAGE2_ONLY) return this.stage2Only(out, ssid, iova, write);
-    if (kind === KIND_ABORT) {
+    if (kind === StreamKind.STAGE2_ONLY) return this.stage2Only(out, ssid, iova, write);
+    if (kind === StreamKind.ABORT) {
       out.outcome = "aborted";
       return out;
     }
-    if (kind === KIND_BAD_STE) return this.configFault(out, EventId.C_BAD_STE);
+    if (kind === StreamKind.BAD_STE) return this.configFault(out, EventId.C_BAD_STE);
 
     // Which CD (digest §3.1 S1CDMax / S1DSS; SMMUv3 substream rules).
     let cdIndex = 0;
@@ -597,44 +554,11 @@ export class Smmu {
     return out;
   }
 
-  private loadStream(dev: DeviceRecord, cache: boolean): StreamState {
-    const st = new StreamState();
-    const stage1 = dev.guestSte?.stage1 ?? this.seedStage1 ?? { kind: "bypass" };
-    switch (stage1.kind) {
-      case "abort":
-        st.kind = KIND_ABORT;
-        break;
-      case "bypass":
-        st.kind = KIND_STAGE2_ONLY;
-        break;
-      case "invalid":
-        st.kind = KIND_BAD_STE;
-        st.badReason = "STE.V is 0";
-        break;
-      case "translate": {
-        st.kind = KIND_NESTED;
-        st.contextPtr = stage1.contextPtr;
-        st.s1fmt = stage1.s1fmt;
-        st.s1cdmax = stage1.s1cdmax;
-        st.s1dss = stage1.s1dss;
-        st.s1stalld = stage1.s1stalld;
-        // decode_ste checks that need the SMMU's features (digest §4.1; SMMUv3 STE rules).
-        if (st.s1cdmax > this.features.substreamIdBits) {
-          st.kind = KIND_BAD_STE;
-          st.badReason = `S1CDMax ${st.s1cdmax} exceeds SSIDSIZE ${this.features.substreamIdBits}`;
-        } else if (
-          st.s1cdmax !== 0 &&
-          (st.s1fmt === 3 || (st.s1fmt !== S1Fmt.LINEAR && !this.features.twoLevelCdTable))
-        ) {
-          st.kind = KIND_BAD_STE;
-          st.badReason = `S1Fmt ${st.s1fmt} is reserved or not supported`;
-        } else if (st.s1cdmax !== 0 && st.s1dss === 3) {
-          st.kind = KIND_BAD_STE;
-          st.badReason = "S1DSS 3 is reserved";
-        }
-        break;
-      }
-    }
+  private loadStream(dev: DeviceRecord, cache: boolean): StreamConfig {
+    const st = decodeStreamConfig(
+      dev.guestSte?.stage1 ?? this.seedStage1 ?? { kind: "bypass" },
+      this.features,
+    );
     if (cache) dev.state = st;
     return st;
   }
@@ -643,7 +567,7 @@ export class Smmu {
   private loadContextDescriptor(
     out: TranslationResult,
     dev: DeviceRecord,
-    st: StreamState,
+    st: StreamConfig,
     index: number,
     cache: boolean,
   ): CachedCd | undefined {
@@ -715,33 +639,18 @@ export class Smmu {
   private raise(out: TranslationResult): TranslationResult {
     const f = this.walker.fault;
     const { dev, sid, ssid, iova, big, write, cd, st, now } = this.txn;
-    const id = f.id;
-    const inputAddress = big ?? BigInt(iova);
     const substreamId = ssid >= 0 ? ssid : undefined;
-    const streamId = dev ? dev.virtualStreamId : sid;
-    let event: SmmuEvent;
-    if (CONFIG_EVENTS.has(id)) {
-      event = { id: id as SmmuEvent["id"], streamId, substreamId };
-    } else if (id === EventId.F_CD_FETCH || id === EventId.F_STE_FETCH) {
-      event = { id: id, streamId, substreamId, fetchAddress: f.fetchAddress };
-    } else {
-      event = {
-        id: id as SmmuEvent["id"],
-        streamId,
-        substreamId,
-        read: !write,
-        stage2: f.stage2,
-        eventClass: f.eventClass as SmmuEvent["eventClass"],
-        ttRead: f.eventClass === EventClass.TT,
-        inputAddress,
-        ...(f.stage2 && f.ipa >= 0 ? { ipa: f.ipa } : {}),
-        ...(f.fetchAddress >= 0 ? { fetchAddress: f.fetchAddress } : {}),
-      };
-    }
+    const inputAddress = big ?? BigInt(iova);
+    const event = faultEvent(f, {
+      streamId: dev ? dev.virtualStreamId : sid,
+      substreamId,
+      write,
+      inputAddress,
+    });
+    out.event = event;
     const recoverable =
       dev !== undefined &&
-      !f.stage2 &&
-      (id === EventId.F_TRANSLATION || id === EventId.F_ACCESS || id === EventId.F_PERMISSION) &&
+      faultRecoverable(f) &&
       ((dev.pageRequests && this.features.pri) ||
         (cd?.stall === true && st?.s1stalld === false && this.features.stall));
     if (recoverable && !this.recordingSuppressed) {
@@ -756,26 +665,20 @@ export class Smmu {
       if (request) {
         out.outcome = "page-request";
         out.pageRequest = request;
-        out.event = event;
         return out;
       }
     }
-    let record: boolean;
-    if (CONFIG_EVENTS.has(id) || id === EventId.F_CD_FETCH) record = true;
-    else if (f.stage2) record = true;
-    else record = cd ? cd.record : true;
-    // C_BAD_STREAMID has no vdevice to report through.
-    if (dev === undefined) record = false;
     out.outcome = "fault";
-    out.event = event;
-    out.recorded = record && !this.recordingSuppressed;
-    if (out.recorded) this.events.report(event, unrecoverableFaultFromEvent(event), FORWARDED_EVENTS.has(id));
+    // C_BAD_STREAMID has no vdevice to report through.
+    out.recorded = dev !== undefined && faultRecorded(f, cd?.record) && !this.recordingSuppressed;
+    if (out.recorded)
+      this.events.report(event, unrecoverableFaultFromEvent(event), FORWARDED_EVENTS.has(f.id));
     return out;
   }
 
   // ---- DMA -----------------------------------------------------------------------------------
 
-  /** Reads `length` bytes at `iova` as the device would: translated page by page, nothing read on a fault. */
+  /** Reads `length` bytes at `iova` as the device would (see DmaTransfer). */
   dmaRead(
     streamId: number,
     substreamId: number | undefined,
@@ -784,18 +687,10 @@ export class Smmu {
     options: TranslateOptions = {},
   ): DmaResult {
     checkInteger(length, 0, 2 ** 32, "length");
-    const pieces = this.translateRange(streamId, substreamId, iova, length, false, options);
-    if (!Array.isArray(pieces)) return pieces;
-    const data = new Uint8Array(length);
-    let at = 0;
-    for (const p of pieces) {
-      if (!p.doorbell) data.set(this.memory.read(p.address, p.length), at);
-      at += p.length;
-    }
-    return { outcome: "completed", data, msiWrites: [] };
+    return this.transfer(streamId, substreamId, options).read(BigInt(iova), length);
   }
 
-  /** Writes `data` at `iova`; nothing is written unless every page translates. Doorbell writes are returned. */
+  /** Writes `data` at `iova`; nothing is written unless every page translates. */
   dmaWrite(
     streamId: number,
     substreamId: number | undefined,
@@ -803,48 +698,17 @@ export class Smmu {
     data: Uint8Array,
     options: TranslateOptions = {},
   ): DmaResult {
-    const pieces = this.translateRange(streamId, substreamId, iova, data.length, true, options);
-    if (!Array.isArray(pieces)) return pieces;
-    const msiWrites: DmaResult["msiWrites"] = [];
-    let at = 0;
-    for (const p of pieces) {
-      const bytes = data.subarray(at, at + p.length);
-      if (p.doorbell) msiWrites.push({ address: p.address, data: bytes.slice() });
-      else this.memory.write(p.address, bytes);
-      at += p.length;
-    }
-    return { outcome: "completed", msiWrites };
+    return this.transfer(streamId, substreamId, options).write(BigInt(iova), data);
   }
 
-  private translateRange(
+  private transfer(
     streamId: number,
     substreamId: number | undefined,
-    iova: number | bigint,
-    length: number,
-    write: boolean,
     options: TranslateOptions,
-  ): { address: number; length: number; doorbell: boolean }[] | DmaResult {
-    const pieces: { address: number; length: number; doorbell: boolean }[] = [];
-    let at = BigInt.asUintN(64, BigInt(iova));
-    let left = length;
-    while (left > 0) {
-      const t = this.translate(streamId, substreamId, at, write, options);
-      if (t.outcome !== "translated" && t.outcome !== "doorbell") {
-        return {
-          outcome:
-            t.outcome === "page-request" ? "page-request" : t.outcome === "aborted" ? "aborted" : "fault",
-          msiWrites: [],
-          translation: t,
-        };
-      }
-      const unit = 2 ** t.sizeBits;
-      const offset = Number(at % BigInt(unit));
-      const n = Math.min(left, unit - offset);
-      pieces.push({ address: t.address, length: n, doorbell: t.outcome === "doorbell" });
-      at = BigInt.asUintN(64, at + BigInt(n));
-      left -= n;
-    }
-    return pieces;
+  ): DmaTransfer {
+    return new DmaTransfer(this.memory, (iova, write) =>
+      this.translate(streamId, substreamId, iova, write, options),
+    );
   }
 
   // ---- invalidation ------------------------------------------------------------------------
@@ -993,7 +857,7 @@ export class Smmu {
       pasidTable: this.seedStage1,
       devices: [...this.devices.values()].map((d) => ({
         ...publicBinding(d),
-        cachedContextDescriptors: d.state ? (d.state.cd0 ? 1 : 0) + d.state.cds.size : 0,
+        cachedContextDescriptors: d.state?.cachedCds ?? 0,
       })),
       iotlb: {
         size: this.iotlb.size,
@@ -1017,7 +881,7 @@ export class Smmu {
   }
 
   private forgetStream(d: DeviceRecord): void {
-    if (d.state) this.cachedCds -= (d.state.cd0 ? 1 : 0) + d.state.cds.size;
+    if (d.state) this.cachedCds -= d.state.cachedCds;
     d.state = undefined;
   }
 
