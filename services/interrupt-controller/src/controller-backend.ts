@@ -40,8 +40,6 @@ export interface ControllerBackend {
   sourceCount(): number;
   /** Sources the machine initialised and whether each is an LSI, ascending. */
   initialisedSources(): { irq: number; lsi: boolean }[];
-  /** The mode the guest selected at CAS, if it did (XIVE exploitation, or XICS in DUAL mode). */
-  guestSelectedMode(): ActiveMode | undefined;
 
   connectVcpu(vcpuId: number, server: number): void;
   selectMode(mode: ActiveMode): void;

@@ -125,12 +125,10 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
         guestMemoryBytes: memory.sizeBytes,
         createTime: new Date().toISOString(),
         createRequestId: request.requestId,
+        // A restart replays the guest's CAS choice before the rest (SelectMode).
+        ...(state.xive?.xiveSelected ? { selectedMode: "XIVE" as const } : {}),
       };
-      const entry = await registry.importController(record, state);
-      const selected = entry.backend.guestSelectedMode();
-      if (selected !== undefined && entry.record.selectedMode !== selected) {
-        await registry.setSelectedMode(entry, selected);
-      }
+      await registry.importController(record, state);
       return { devices: [controllerName(request.vm)] };
     },
 

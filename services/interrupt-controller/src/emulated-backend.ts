@@ -74,12 +74,6 @@ export class EmulatedBackend implements ControllerBackend {
     return this.controller.initialisedSources();
   }
 
-  guestSelectedMode(): ActiveMode | undefined {
-    const active = this.controller.active;
-    if (active.mode === "XIVE") return active.xive.xiveSelected ? "XIVE" : undefined;
-    return undefined; // XICS is what a controller presents unless the guest selects XIVE
-  }
-
   connectVcpu(vcpuId: number, server: number): void {
     this.controller.connectVcpu(vcpuId, server);
   }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
 import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import { ActiveMode, ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { AccessKind, RtasCall } from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { OS_PAGE, controllerSpec, esb, kvmConfig, tima } from "./conformance-fixtures.js";
 import { startHost, twoHosts, type Host } from "./device-state-host.js";
@@ -418,5 +418,29 @@ describe("DeviceStateService: XICS", () => {
       failOnError: true,
     });
     assert.deepEqual(xirr.outputs, [0xff00_1300n]);
+  });
+
+  it("DUAL with XIVE selected at CAS: imported as such, and the choice survives a destination restart", async () => {
+    const n = name("vm-d");
+    const spec = controllerSpec("vm-d", ControllerMode.CONTROLLER_MODE_DUAL, { guestMemory: undefined });
+    await hosts.source.ic("createController", { controller: spec, requestId: "" });
+    await hosts.source.ic("connectVcpu", { name: n, vcpuId: 0, server: 0, requestId: "" });
+    await hosts.source.ic("selectMode", { name: n, mode: ActiveMode.ACTIVE_MODE_XIVE, requestId: "" });
+    await hosts.source.ds("quiesceDevices", { vm: "vm-d" });
+    const { sections } = await hosts.source.ds("exportDeviceState", { vm: "vm-d" });
+    assert.equal(sections[0]?.kind, "xive");
+    await hosts.destination.ds("importDeviceState", {
+      vm: "vm-d",
+      sections,
+      guestMemory: undefined,
+      requestId: "",
+    });
+    await hosts.destination.stop();
+    hosts.destination = await startHost(hosts.destination.dataDir);
+    const { controller } = await hosts.destination.ic("getController", { name: n });
+    assert.deepEqual(
+      [controller?.mode, controller?.activeMode, controller?.connectedServers],
+      [ControllerMode.CONTROLLER_MODE_DUAL, ActiveMode.ACTIVE_MODE_XIVE, [0]],
+    );
   });
 });
