@@ -469,8 +469,8 @@ export class XiveDevice {
     if (!ends) return [];
     const pageSize = this.memory.pageSize;
     // Queues usually sit in ascending, disjoint pages: collect in order, sort only if they do not.
-    const pages: number[] = [];
-    let ordered = true;
+    const queues: number[] = [];
+    let count = 0;
     for (const server of this.vcpus.connectedServers()) {
       for (let priority = 0; priority < 8; priority++) {
         const index = endIndexOf(server, priority);
@@ -478,11 +478,19 @@ export class XiveDevice {
         const qaddr = ends.qaddr[index]!;
         const size = 1 << ends.qshiftOf(index);
         this.memory.markDirty(qaddr, size);
-        const first = Math.floor(qaddr / pageSize);
-        const end = Math.ceil((qaddr + size) / pageSize);
-        if (pages.length > 0 && first <= pages[pages.length - 1]!) ordered = false;
-        for (let page = first; page < end; page++) pages.push(page);
+        queues.push(index);
+        count += Math.ceil((qaddr + size) / pageSize) - Math.floor(qaddr / pageSize);
       }
+    }
+    const pages = new Array<number>(count);
+    let at = 0;
+    let ordered = true;
+    for (const index of queues) {
+      const qaddr = ends.qaddr[index]!;
+      const first = Math.floor(qaddr / pageSize);
+      const end = Math.ceil((qaddr + (1 << ends.qshiftOf(index))) / pageSize);
+      if (at > 0 && first <= pages[at - 1]!) ordered = false;
+      for (let page = first; page < end; page++) pages[at++] = page;
     }
     if (ordered) return pages;
     pages.sort((a, b) => a - b);

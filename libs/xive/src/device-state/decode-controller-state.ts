@@ -255,6 +255,11 @@ function checkLatchedPq(source: XiveSourceState, triggers: number, index: number
   }
 }
 
+/** How an error names a queue: by its vCPU and priority (END index = server << 3 | priority). */
+function queueName(endIndex: number): string {
+  return `queue (server ${endIndex >>> 3}, priority ${endIndex & 7})`;
+}
+
 function readXiveQueues(r: StateReader, header: Header, connected: Set<number>): XiveQueueState[] {
   const n = r.count(RECORD_BYTES.xiveQueue, "xive.queues");
   const v = r.data;
@@ -274,15 +279,14 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
     const targetedSources = v.getUint32(at + 28);
     ascending(r, out.at(-1)?.endIndex, endIndex, "end_index", "END");
     const server = endIndex >>> 3;
-    const name = () => `queue (server ${server}, priority ${endIndex & 7})`;
     if (endIndex >= size) {
       throw inconsistent(
         r.field("end_index"),
-        `${name()}: END ${endIndex} is not below the END table size ${size}`,
+        `${queueName(endIndex)}: END ${endIndex} is not below the END table size ${size}`,
       );
     }
     if (flags > 3 || esb > 0xf) {
-      throw stateError("STATE_MALFORMED", r.field("flags"), `${name()}: unknown flag bits`);
+      throw stateError("STATE_MALFORMED", r.field("flags"), `${queueName(endIndex)}: unknown flag bits`);
     }
     const q: XiveQueueState = {
       endIndex,
@@ -299,28 +303,34 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
     };
     if (q.valid) {
       if (!connected.has(server))
-        throw inconsistent(r.field("end_index"), `${name()}: no vCPU has server ${server}`);
+        throw inconsistent(r.field("end_index"), `${queueName(endIndex)}: no vCPU has server ${server}`);
       if (!QUEUE_SHIFTS.has(qshift)) {
-        throw inconsistent(r.field("qshift"), `${name()}: qshift ${qshift} is not 12, 16, 21 or 24`);
+        throw inconsistent(
+          r.field("qshift"),
+          `${queueName(endIndex)}: qshift ${qshift} is not 12, 16, 21 or 24`,
+        );
       }
       if (qaddr % 2 ** qshift !== 0) {
         throw inconsistent(
           r.field("qaddr"),
-          `${name()}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
+          `${queueName(endIndex)}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
         );
       }
       if (qaddr + 2 ** qshift > header.guestMemoryBytes) {
         throw inconsistent(
           r.field("qaddr"),
-          `${name()}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
+          `${queueName(endIndex)}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
         );
       }
       if (generation > 1)
-        throw inconsistent(r.field("generation"), `${name()}: generation ${generation} is not 0 or 1`);
+        throw inconsistent(
+          r.field("generation"),
+          `${queueName(endIndex)}: generation ${generation} is not 0 or 1`,
+        );
       if (qindex >= 2 ** (qshift - 2)) {
         throw inconsistent(
           r.field("qindex"),
-          `${name()}: qindex ${qindex} is beyond its ${2 ** (qshift - 2)} entries`,
+          `${queueName(endIndex)}: qindex ${qindex} is beyond its ${2 ** (qshift - 2)} entries`,
         );
       }
     } else if (
@@ -333,7 +343,10 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
       q.ese !== PQ_OFF ||
       entriesWritten !== 0
     ) {
-      throw inconsistent(r.field("flags"), `${name()}: an END without a queue must be in its reset state`);
+      throw inconsistent(
+        r.field("flags"),
+        `${queueName(endIndex)}: an END without a queue must be in its reset state`,
+      );
     }
     out.push(q);
   }

@@ -1,4 +1,5 @@
 import { EAS_HI_END_INDEX, EAS_LO_EISN, EAS_LO_MASKED, encodeEasHi, encodeEasLo } from "../eas.js";
+import { END_W0_UCOND_NOTIFY } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ } from "../source-table.js";
 import type { XiveDevice } from "../xive-device.js";
@@ -31,19 +32,19 @@ export function captureXiveState(device: XiveDevice): XiveState {
   if (ends) {
     for (let index = 0; index < ends.size; index++) {
       const targeted = ends.kvmCount[index]!;
-      if (!ends.isValid(index) && targeted === 0) continue;
-      const end = ends.read(index);
+      const valid = ends.isValid(index);
+      if (!valid && targeted === 0) continue;
       queues.push({
         endIndex: index,
-        valid: end.valid,
-        alwaysNotify: end.unconditionalNotify,
-        qshift: end.qshift,
-        qaddr: end.qaddr,
-        generation: end.generation,
-        qindex: end.qindex,
-        esn: end.esn,
-        ese: end.ese,
-        entriesWritten: end.enqueued,
+        valid,
+        alwaysNotify: (ends.w0[index]! & END_W0_UCOND_NOTIFY) !== 0,
+        qshift: ends.qshiftOf(index),
+        qaddr: ends.qaddr[index]!,
+        generation: ends.generationOf(index),
+        qindex: ends.qindexOf(index),
+        esn: ends.esbOf(index, false),
+        ese: ends.esbOf(index, true),
+        entriesWritten: ends.enqueued[index]!,
         targetedSources: targeted,
       });
     }
