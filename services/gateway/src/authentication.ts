@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { VplaneError } from "@vplane/service-kit";
+import { VplaneError, type Logger } from "@vplane/service-kit";
 import type { AccessTokens, Principal, Role } from "./access-tokens.js";
 
 declare module "fastify" {
@@ -49,7 +49,10 @@ export const authentication = fp(
         });
       }
       request.principal = principal;
-      request.log = request.log.child({ tenant: principal.tenant, tokenId: principal.tokenId });
+      // A child logger costs an allocation per request: only when its lines would be written.
+      if ((request.log as Logger).isLevelEnabled("info")) {
+        request.log = request.log.child({ tenant: principal.tenant, tokenId: principal.tokenId });
+      }
     });
   },
   { name: "vplane-authentication" },

@@ -53,9 +53,20 @@ export const idempotency = fp(
     const { store } = options;
     app.decorateRequest("idempotency", undefined);
 
-    app.addHook("preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
+    // Only POST routes get the hooks: reads pay nothing for idempotency.
+    app.addHook("onRoute", (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      if (!methods.includes("POST")) return;
+      const own = [reserve];
+      route.preHandler = route.preHandler
+        ? ([...([] as unknown[]).concat(route.preHandler), ...own] as never)
+        : own;
+      route.onSend = route.onSend ? ([...([] as unknown[]).concat(route.onSend), record] as never) : [record];
+    });
+
+    async function reserve(request: FastifyRequest, reply: FastifyReply) {
       const header = request.headers["idempotency-key"];
-      if (request.method !== "POST" || header === undefined) return;
+      if (header === undefined) return;
       const key = Array.isArray(header) ? header[0]! : header;
       if (!KEY_PATTERN.test(key)) {
         throw new VplaneError({
@@ -127,9 +138,9 @@ export const idempotency = fp(
           // Another request with this key got in first: read again (and wait or replay).
         }
       }
-    });
+    }
 
-    app.addHook("onSend", async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    async function record(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
       const held = request.idempotency;
       if (!held || held.committed) return payload;
       held.committed = true;
@@ -145,7 +156,7 @@ export const idempotency = fp(
         request.log.warn({ err: error }, "could not record the idempotent answer");
       }
       return payload;
-    });
+    }
   },
   { name: "vplane-idempotency" },
 );
