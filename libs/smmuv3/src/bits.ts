@@ -1,7 +1,7 @@
 /**
  * Bit helpers. Descriptors on the walk path are handled as two unsigned 32-bit halves (numbers),
  * never as bigint, so the hot path does not allocate; configuration structures (STE, CD,
- * commands), which are decoded once and cached, use bigint words for clarity.
+ * commands), which are decoded once and cached, use bigint words and these helpers.
  */
 
 /** POW2[i] = 2^i for i in [0, 64], exact as doubles. */
@@ -23,33 +23,7 @@ export function maskOf(msb: number, lsb: number): bigint {
   return ((1n << BigInt(msb - lsb + 1)) - 1n) << BigInt(lsb);
 }
 
-/** Address bits [51:lsb] of a descriptor held as (lo, hi) 32-bit halves, as a number. */
-export function descriptorAddress(lo: number, hi: number, lsb: number): number {
-  const high = (hi & 0xfffff) * 0x1_0000_0000;
-  if (lsb >= 32) return high - (high % POW2[lsb]!);
-  const low = lo >>> 0;
-  return high + low - (low % POW2[lsb]!);
-}
-
-/** Low bits of `value` below 2^bits (value < 2^53). */
-export function lowBits(value: number, bits: number): number {
-  return bits >= 53 ? value : value % POW2[bits]!;
-}
-
-/** `value` rounded down to a multiple of 2^bits. */
-export function alignDown(value: number, bits: number): number {
-  return value - lowBits(value, bits);
-}
-
 /** Whether `value` is a positive power of two. */
 export function isPowerOfTwo(value: number): boolean {
   return Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;
-}
-
-/** An address given as number or bigint, checked to be a safe non-negative integer. */
-export function toAddressNumber(value: number | bigint): number | undefined {
-  if (typeof value === "bigint") {
-    return value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
-  }
-  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }

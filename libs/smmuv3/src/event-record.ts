@@ -113,8 +113,3 @@ export function eventRecordWords(record: Uint8Array): [bigint, bigint, bigint, b
     view.getBigUint64(24, true),
   ];
 }
-
-/** The record with its StreamID replaced, as arm_vmaster_report_event does with the vSID (digest §2.5). */
-export function withStreamId(e: SmmuEvent, streamId: number): SmmuEvent {
-  return { ...e, streamId };
-}

@@ -93,16 +93,8 @@ export function alreadyExists(reason: string, message: string, field?: string) {
   return new SmmuError({ code: "ALREADY_EXISTS", reason, message, field, errno: Errno.EEXIST });
 }
 
-export function failedPrecondition(reason: string, message: string, errno: number = Errno.EINVAL) {
-  return new SmmuError({ code: "FAILED_PRECONDITION", reason, message, errno });
-}
-
 export function resourceExhausted(reason: string, message: string, errno: number = Errno.ENOSPC) {
   return new SmmuError({ code: "RESOURCE_EXHAUSTED", reason, message, errno });
-}
-
-export function unimplemented(reason: string, message: string, field?: string) {
-  return new SmmuError({ code: "UNIMPLEMENTED", reason, message, field, errno: Errno.EOPNOTSUPP });
 }
 
 /** Throws INVALID_ARGUMENT unless `value` is an integer in [min, max]. */

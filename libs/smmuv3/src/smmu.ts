@@ -6,7 +6,7 @@ import { DmaTransfer, type DmaResult } from "./dma-transfer.js";
 import { EventClass, EventId } from "./event-record.js";
 import { FORWARDED_EVENTS, faultEvent, faultRecorded, faultRecoverable } from "./fault-event.js";
 import { EventQueue, type QueuedEvent } from "./event-queue.js";
-import { resolveFeatures, type SmmuFeatures } from "./features.js";
+import { granuleSupported, resolveFeatures, type SmmuFeatures } from "./features.js";
 import {
   CommandOpcode,
   cfgiSid,
@@ -143,7 +143,7 @@ export class Smmu {
       checkInteger(value, 1, 2 ** 31, `limits.${name}`);
     checkInteger(options.vmid, 1, this.features.vmid16 ? 0xffff : 0xff, "vmid");
     const granuleBits = options.stage2GranuleBits ?? 12;
-    if (!isGranuleBits(granuleBits) || !granuleSupportedBy(this.features, granuleBits)) {
+    if (!isGranuleBits(granuleBits) || !granuleSupported(this.features, granuleBits)) {
       throw invalidArgument(
         "UNSUPPORTED_GRANULE",
         `stage-2 granule 2^${granuleBits} is not advertised`,
@@ -928,10 +928,6 @@ function publicBinding(d: DeviceRecord): DeviceBinding {
     pageRequests: d.pageRequests,
     guestSte: d.guestSte,
   };
-}
-
-function granuleSupportedBy(f: SmmuFeatures, bits: number): boolean {
-  return bits === 12 ? f.granule4K : bits === 14 ? f.granule16K : f.granule64K;
 }
 
 /** A 64-bit VA as (region, low 52 bits): bit 55 selects TTB1 whether or not the top byte is ignored. */
