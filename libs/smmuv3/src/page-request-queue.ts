@@ -58,6 +58,11 @@ export class PageRequestQueue {
     return this.pending.size;
   }
 
+  /** Whether the request is still waiting for its response. */
+  has(cookie: number): boolean {
+    return this.pending.has(cookie);
+  }
+
   list(): PageRequest[] {
     return [...this.pending.values()];
   }

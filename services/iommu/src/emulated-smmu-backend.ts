@@ -191,7 +191,22 @@ export class EmulatedSmmuBackend implements SmmuBackend {
   /** Streams a new page request and arms its deadline. */
   private track(request: PageRequest): void {
     this.log.appendPageRequest(request);
-    const timer = setTimeout(() => this.expire(), Math.max(0, request.deadline - this.clock()));
+    this.arm(request);
+  }
+
+  /**
+   * A timer for the request's deadline. Timers may fire a little before the wall clock reaches
+   * the deadline, so a request that is still pending then gets its timer armed again.
+   */
+  private arm(request: PageRequest): void {
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(request.cookie);
+        this.expire();
+        if (this.smmu.pageRequests.has(request.cookie)) this.arm(request);
+      },
+      Math.max(1, request.deadline - this.clock()),
+    );
     timer.unref();
     this.timers.set(request.cookie, timer);
   }

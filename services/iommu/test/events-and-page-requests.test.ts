@@ -37,9 +37,10 @@ describe("event stream (DESIGN: streams resume from a sequence and say when even
   });
 
   it("several subscribers each get every event, with the vSID, the 32-byte record and the vEVENTQ sequence", async () => {
-    const a = collect(h.client, { name });
-    const b = collect(h.client, { name });
-    await new Promise((r) => setTimeout(r, 100));
+    // From the log's next sequence, so no event is missed however late the streams start.
+    const fromSequence = h.registry.find(name)!.backend.log.nextSequence;
+    const a = collect(h.client, { name, fromSequence });
+    const b = collect(h.client, { name, fromSequence });
     for (let i = 0; i < 3; i++)
       await h.call("translate", { name, streamId: 0x10, iova: BigInt(i * 0x1000), write: false });
     for (const s of [a, b]) {
@@ -135,8 +136,7 @@ describe("page requests through the API (iommufd viommu_alloc_nested_iopf port)"
   });
 
   it("a DMA to an unmapped page waits; the VMM sees the page request, maps it, answers SUCCESS; the DMA completes", async () => {
-    const s = collect(h.client, { name });
-    await new Promise((r) => setTimeout(r, 50));
+    const s = collect(h.client, { name, fromSequence: h.registry.find(name)!.backend.log.nextSequence });
     const dma = h.call("dmaWrite", {
       name,
       streamId: 0x10,
@@ -157,8 +157,7 @@ describe("page requests through the API (iommufd viommu_alloc_nested_iopf port)"
   });
 
   it("INVALID ends the DMA with the page request's outcome; no answer ends it at the timeout", async () => {
-    const s = collect(h.client, { name });
-    await new Promise((r) => setTimeout(r, 50));
+    const s = collect(h.client, { name, fromSequence: h.registry.find(name)!.backend.log.nextSequence });
     const dma = h.call("dmaRead", { name, streamId: 0x10, iova: 0x7100_0000n, length: 8 });
     const [m] = await s.next(1);
     const cookie = m?.kind?.$case === "pageRequest" ? m.kind.value.cookie : -1;
