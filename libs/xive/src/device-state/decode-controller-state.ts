@@ -277,7 +277,7 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
     const qaddr = r.u64At(at + 12, "qaddr");
     const entriesWritten = r.u64At(at + 20, "entries_written");
     const targetedSources = v.getUint32(at + 28);
-    ascending(r, out.at(-1)?.endIndex, endIndex, "end_index", "END");
+    ascending(r, i > 0 ? out[i - 1]!.endIndex : undefined, endIndex, "end_index", "END");
     const server = endIndex >>> 3;
     if (endIndex >= size) {
       throw inconsistent(
@@ -310,13 +310,15 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
           `${queueName(endIndex)}: qshift ${qshift} is not 12, 16, 21 or 24`,
         );
       }
-      if (qaddr % 2 ** qshift !== 0) {
+      const bytes = 1 << qshift; // qshift is at most 24 here
+      // qaddr is below 2^53, so its low 32 bits (>>> 0) decide the alignment.
+      if (((qaddr >>> 0) & (bytes - 1)) !== 0) {
         throw inconsistent(
           r.field("qaddr"),
           `${queueName(endIndex)}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
         );
       }
-      if (qaddr + 2 ** qshift > header.guestMemoryBytes) {
+      if (qaddr + bytes > header.guestMemoryBytes) {
         throw inconsistent(
           r.field("qaddr"),
           `${queueName(endIndex)}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
@@ -327,10 +329,10 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
           r.field("generation"),
           `${queueName(endIndex)}: generation ${generation} is not 0 or 1`,
         );
-      if (qindex >= 2 ** (qshift - 2)) {
+      if (qindex >= bytes >>> 2) {
         throw inconsistent(
           r.field("qindex"),
-          `${queueName(endIndex)}: qindex ${qindex} is beyond its ${2 ** (qshift - 2)} entries`,
+          `${queueName(endIndex)}: qindex ${qindex} is beyond its ${bytes >>> 2} entries`,
         );
       }
     } else if (
