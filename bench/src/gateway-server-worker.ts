@@ -98,7 +98,29 @@ async function startBare() {
     queue: { flags: 1, qshift: 16, qaddr: BigInt(1 << 20), qtoggle: 0, qindex: 0 },
     requestId: "",
   });
-  await store.put(`vms/bench/${VM}`, { name: VM, tenant: "bench", uid, state: "READY", vcpus: 1 });
+  // The same record the gateway keeps for a VM, so both read and send the same bytes.
+  const now = new Date().toISOString();
+  await store.put(`vms/bench/${VM}`, {
+    name: VM,
+    tenant: "bench",
+    uid,
+    vcpus: 1,
+    memoryBytes: 16 << 20,
+    interruptController: { mode: "xive", backend: "auto", nrServers: 4 },
+    iommu: { backend: "auto", smmus: [] },
+    host: "h1",
+    placement: { reason: "chosen by free capacity among 1 host(s) that fit (100% left after placement)" },
+    state: "READY",
+    resolved: {
+      interruptController: {
+        backend: "emulated",
+        reason: "native not available from interrupt-controller (KVM_NOT_PRESENT: /dev/kvm does not exist)",
+      },
+    },
+    guestMemoryPath: `guest-ram-${uid}.ram`,
+    createTime: now,
+    updateTime: now,
+  });
   const app = Fastify({ loggerInstance: log });
   app.get<{ Params: { vm: string } }>("/v1/vms/:vm", async (request, reply) => {
     const entry = await store.get(`vms/bench/${request.params.vm}`);

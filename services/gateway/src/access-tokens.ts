@@ -36,6 +36,7 @@ interface TokensFile {
 const TOKEN_PATTERN = /^vpl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const TENANT_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
 const RELOAD_CHECK_MS = 1000;
+const VERIFIED_CACHE_SIZE = 10_000;
 
 function hashSecret(salt: Buffer, secret: string): Buffer {
   return createHash("sha256").update(salt).update(secret, "utf8").digest();
@@ -47,6 +48,11 @@ function hashSecret(salt: Buffer, secret: string): Buffer {
  */
 export class AccessTokens {
   private entries = new Map<string, TokenEntry>();
+  /**
+   * Authorization values already verified, so a busy caller costs a map lookup rather than a
+   * hash per request; cleared whenever the entries change (revocation, reload), bounded in size.
+   */
+  private readonly verified = new Map<string, Principal>();
   private fileMtimeMs = 0;
   private lastReloadCheck = 0;
 
@@ -100,6 +106,7 @@ export class AccessTokens {
   }
 
   revoke(id: string): boolean {
+    this.verified.clear();
     return this.entries.delete(id);
   }
 
@@ -121,6 +128,17 @@ export class AccessTokens {
   /** The principal of an Authorization header value, or undefined for anything not a valid token. */
   authenticate(authorization: string | undefined): Principal | undefined {
     if (!authorization) return undefined;
+    const known = this.verified.get(authorization);
+    if (known) return known;
+    const principal = this.verify(authorization);
+    if (principal) {
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.clear();
+      this.verified.set(authorization, principal);
+    }
+    return principal;
+  }
+
+  private verify(authorization: string): Principal | undefined {
     const match = /^Bearer ([^\s]+)$/i.exec(authorization.trim());
     const parsed = match ? TOKEN_PATTERN.exec(match[1]!) : null;
     if (!parsed) return undefined;
@@ -150,6 +168,7 @@ export class AccessTokens {
       entries.set(entry.id, entry);
     }
     this.entries = entries;
+    this.verified.clear();
     this.fileMtimeMs = statSync(this.path).mtimeMs;
   }
 

@@ -38,9 +38,9 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
     ...(https ? { https } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
-  app.addHook("onSend", async (request, reply, payload) => {
+  app.addHook("onRequest", (request, reply, done) => {
     void reply.header("x-request-id", request.id);
-    return payload;
+    done();
   });
 
   app.addHook("preClose", (done) => {

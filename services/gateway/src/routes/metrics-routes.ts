@@ -20,9 +20,10 @@ export const metricsRoutes: FastifyPluginCallback<{ services: GatewayServices }>
 /** The request metrics hook, on the root instance so that every route (and 404s) is counted. */
 export function countRequests(app: FastifyInstance, services: GatewayServices): void {
   const { metrics } = services;
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    done();
   });
 }
