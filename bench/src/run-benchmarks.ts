@@ -2,6 +2,7 @@
 // markdown table and writes it with the raw numbers to bench/results/latest.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { gatewayBench } from "./gateway-bench.js";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
 import { interruptGrpcBench } from "./interrupt-grpc-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   "xive-migration": xiveMigrationBench,
   "interrupt-grpc": interruptGrpcBench,
   smmu: smmuBench,
+  gateway: gatewayBench,
 };
 
 const wanted = process.argv.slice(2);
