@@ -110,7 +110,8 @@ export class CallHandlers {
       call.emit("error", failure);
       this.logCall(scope, failure.code ?? status.UNKNOWN, error);
     };
-    run((message) => this.send(call, scope, message), scope).then(
+    // A handler that throws synchronously takes the same path as one that rejects.
+    new Promise<void>((resolve) => resolve(run((message) => this.send(call, scope, message), scope))).then(
       () => end(),
       (error: unknown) => end(error ?? new Error("stream handler failed")),
     );
