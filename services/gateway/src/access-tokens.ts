@@ -62,6 +62,11 @@ export class AccessTokens {
     return new AccessTokens(undefined);
   }
 
+  /** No tokens yet; save() writes them to `path` (a tokens file that does not exist yet). */
+  static inMemoryAt(path: string): AccessTokens {
+    return new AccessTokens(path);
+  }
+
   /**
    * The tokens of `path`. When the file does not exist and `bootstrapAdmin` is set, creates it
    * with one admin token of tenant "default" (only its hash is written) and hands the token to

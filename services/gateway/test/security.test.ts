@@ -73,6 +73,41 @@ describe("tokens file: hashed tokens mapped to tenant and role", () => {
   });
 });
 
+describe("issue-token: adds a hashed token to the tokens file and prints it once", () => {
+  it("a token it prints is accepted by the gateway's tokens", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const dir = mkdtempSync(join(tmpdir(), "vplane-issue-"));
+    try {
+      const path = join(dir, "tokens.json");
+      const script = new URL("../src/issue-token.js", import.meta.url).pathname;
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        script,
+        "--tenant",
+        "acme",
+        "--role",
+        "viewer",
+        "--tokens-file",
+        path,
+      ]);
+      const token = stdout.trim();
+      assert.match(token, /^vpl_[0-9a-f]{12}_/);
+      assert.ok(!readFileSync(path, "utf8").includes(token.slice(17)));
+      assert.deepEqual(AccessTokens.open(path).authenticate(`Bearer ${token}`)?.role, "viewer");
+      const bad = await promisify(execFile)(process.execPath, [
+        script,
+        "--tenant",
+        "acme",
+        "--role",
+        "root",
+      ]).catch((error: { code: number }) => error);
+      assert.equal((bad as { code: number }).code, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("authentication and roles on /v1", () => {
   let gw: TestGateway;
   before(async () => {
