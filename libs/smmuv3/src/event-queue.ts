@@ -100,4 +100,40 @@ export class EventQueue {
   peek(): readonly QueuedEvent[] {
     return this.entries.slice(this.head);
   }
+
+  /** The oldest entry waiting, without consuming it. */
+  first(): QueuedEvent | undefined {
+    return this.entries[this.head];
+  }
+
+  /**
+   * How many reports came before the one that took `sequence` (sequences are taken one per
+   * report, so the distance back from the next sequence says it; valid for the entries waiting).
+   */
+  reportIndexOf(sequence: number): number {
+    return this.reported - ((this.nextSequence - sequence) & SEQUENCE_MASK);
+  }
+
+  /**
+   * Puts back a migrated queue (issue 6) into this empty one: the entries waiting, oldest first,
+   * and the counters. The caller has checked the vEVENTQ rules (decodeSmmuState).
+   */
+  restore(
+    entries: readonly QueuedEvent[],
+    counters: { nextSequence: number; reported: number; dropped: number },
+  ): void {
+    if (this.reported !== 0 || this.entries.length !== this.head)
+      throw new Error("restore() needs a queue that never reported");
+    this.entries.length = 0;
+    this.head = 0;
+    for (const e of entries) {
+      this.entries.push(e);
+      if (!e.lost) this.events++;
+    }
+    const last = entries.at(-1);
+    this.lostTail = last?.lost ? last : undefined;
+    this.nextSequence = counters.nextSequence & SEQUENCE_MASK;
+    this.reported = counters.reported;
+    this.dropped = counters.dropped;
+  }
 }

@@ -84,3 +84,13 @@ export {
 export { Stage2Domain, type Stage2Mapping, type MsiBinding } from "./stage2-domain.js";
 export { levelShift, startLevelFor, type GranuleBits } from "./translation-granule.js";
 export { Iotlb, TlbEntry } from "./iotlb.js";
+export { StreamDelivery, type Delivery, type HeldPageRequest } from "./stream-delivery.js";
+export {
+  SMMU_STATE_FORMAT_VERSION,
+  type SmmuState,
+  type DeviceState,
+  type EventState,
+  type PageRequestState,
+} from "./device-state/smmu-state.js";
+export { decodeSmmuState } from "./device-state/decode-smmu-state.js";
+export { encodeSmmuState } from "./device-state/encode-smmu-state.js";

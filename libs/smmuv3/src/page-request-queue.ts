@@ -58,6 +58,34 @@ export class PageRequestQueue {
     return this.pending.size;
   }
 
+  /** The cookie the next request is given (unless taken: cookies skip 0 and those in use). */
+  get cookieCounter(): number {
+    return this.nextCookie;
+  }
+
+  /**
+   * Puts back migrated requests (issue 6), in the order they were raised, into this empty queue;
+   * the caller has checked them (decodeSmmuState).
+   */
+  restore(requests: readonly PageRequest[], nextCookie: number): void {
+    if (this.pending.size !== 0) throw new Error("restore() needs an empty queue");
+    for (const r of requests) this.pending.set(r.cookie, r);
+    this.nextCookie = nextCookie >>> 0;
+  }
+
+  /** Moves every request's raise time and deadline later by shift(request) ms (time spent stopped). */
+  postpone(shift: (request: PageRequest) => number): void {
+    for (const [cookie, r] of this.pending) {
+      const by = Math.max(0, shift(r));
+      this.pending.set(cookie, { ...r, raisedAt: r.raisedAt + by, deadline: r.deadline + by });
+    }
+  }
+
+  /** The request with that cookie, if it is waiting. */
+  get(cookie: number): PageRequest | undefined {
+    return this.pending.get(cookie);
+  }
+
   /** Whether the request is still waiting for its response. */
   has(cookie: number): boolean {
     return this.pending.has(cookie);

@@ -35,6 +35,10 @@ import { Stage2Domain, type MsiBinding, type Stage2Mapping } from "./stage2-doma
 import { S1Dss, S1Fmt, validateGuestSte, type GuestStage1, type GuestSte } from "./stream-table-entry.js";
 import { StreamKind, decodeStreamConfig, type CachedCd, type StreamConfig } from "./stream-config.js";
 import { TranslationResult } from "./translation-result.js";
+import { decodeSmmuState } from "./device-state/decode-smmu-state.js";
+import { encodeSmmuState } from "./device-state/encode-smmu-state.js";
+import type { SmmuState } from "./device-state/smmu-state.js";
+import { StreamDelivery, type Delivery } from "./stream-delivery.js";
 import { isGranuleBits, type GranuleBits } from "./translation-granule.js";
 
 /** Bounds of one SMMU; every one is enforced. */
@@ -126,6 +130,9 @@ export class Smmu {
   readonly iotlb: Iotlb;
   readonly events: EventQueue;
   readonly pageRequests: PageRequestQueue;
+  private readonly delivery: StreamDelivery;
+  /** Set while quiesced for migration (issue 6): when it stopped, and the pages its DMA had written. */
+  private stopped: { at: number; dirtyPages: number[] } | undefined;
   private readonly memory: GuestMemory;
   private readonly walker: NestedWalker;
   private readonly devices = new Map<number, DeviceRecord>();
@@ -161,6 +168,7 @@ export class Smmu {
     this.iotlb = new Iotlb(this.limits.iotlbEntries);
     this.events = new EventQueue(this.limits.eventQueueDepth);
     this.pageRequests = new PageRequestQueue(this.limits.pageRequests, this.limits.pageRequestTimeoutMs);
+    this.delivery = new StreamDelivery(this.events, this.pageRequests);
     this.walker = new NestedWalker(options.memory, this.domain, this.iotlb, this.features.outputAddressBits);
   }
 
@@ -172,6 +180,7 @@ export class Smmu {
 
   /** Maps guest-physical [ipa, ipa + size) onto the backing at hostAddress (VFIO MAP_DMA rules). */
   mapStage2(ipa: number, hostAddress: number, size: number, perm: number): void {
+    this.assertRunning("MapStage2");
     this.domain.map(ipa, hostAddress, size, perm);
   }
 
@@ -180,6 +189,7 @@ export class Smmu {
    * the range and, as Linux does for a nesting parent, every stage-1 entry of the VMID.
    */
   unmapStage2(ipa: number, size: number): number {
+    this.assertRunning("UnmapStage2");
     const { bytes } = this.domain.unmap(ipa, size);
     if (bytes > 0) {
       this.iotlb.invalidateRange(-1, this.vmid, 0, ipa, size);
@@ -204,6 +214,7 @@ export class Smmu {
     virtualStreamId: number,
     options: { pageRequests?: boolean } = {},
   ): DeviceBinding {
+    this.assertRunning("AttachDevice");
     checkInteger(streamId, 0, 0xffff_ffff, "streamId");
     if (
       !Number.isSafeInteger(virtualStreamId) ||
@@ -241,6 +252,7 @@ export class Smmu {
 
   /** Unbinds a device: ENOENT if none. Its outstanding page requests are answered INVALID. */
   detachDevice(streamId: number): PageRequestOutcome[] {
+    this.assertRunning("DetachDevice");
     const record = this.device(streamId);
     this.forgetStream(record);
     this.devices.delete(streamId);
@@ -266,6 +278,7 @@ export class Smmu {
    * stage 1 per domain).
    */
   attachPasidTable(config: PasidTableConfig): void {
+    this.assertRunning("AttachPasidTable");
     for (const d of this.devices.values()) {
       if (d.guestSte) {
         throw new SmmuError({
@@ -282,6 +295,7 @@ export class Smmu {
 
   /** Seed DETACH_PASID_TABLE: full nested teardown, back to stage 2 only. */
   detachPasidTable(): void {
+    this.assertRunning("DetachPasidTable");
     this.seedStage1 = undefined;
     for (const d of this.devices.values()) this.forgetStream(d);
   }
@@ -298,6 +312,7 @@ export class Smmu {
    * become page requests.
    */
   setGuestSte(streamId: number, ste: readonly [bigint, bigint], flags = 0): GuestSte {
+    this.assertRunning("AttachPasidTable");
     const record = this.device(streamId);
     if (flags !== 0 && flags !== HWPT_FAULT_ID_VALID) {
       throw invalidArgument(
@@ -324,6 +339,7 @@ export class Smmu {
 
   /** Detaches the nested HWPT: the device goes back to the stage-2 parent (stage 1 bypassed). */
   clearGuestSte(streamId: number): void {
+    this.assertRunning("DetachPasidTable");
     const record = this.device(streamId);
     record.guestSte = undefined;
     this.forgetStream(record);
@@ -663,6 +679,7 @@ export class Smmu {
         raisedAt: now,
       });
       if (request) {
+        this.delivery.pageRequestRaised(request);
         out.outcome = "page-request";
         out.pageRequest = request;
         return out;
@@ -698,6 +715,7 @@ export class Smmu {
     data: Uint8Array,
     options: TranslateOptions = {},
   ): DmaResult {
+    this.assertRunning("DmaWrite");
     return this.transfer(streamId, substreamId, options).write(BigInt(iova), data);
   }
 
@@ -715,6 +733,7 @@ export class Smmu {
 
   /** Seed CACHE_INVALIDATE (digest §1.3): validated as the kernel does, then applied. */
   invalidate(info: CacheInvalidateInfo): void {
+    this.assertRunning("Invalidate");
     const plan = planSeedInvalidation(info);
     switch (plan.kind) {
       case "asid":
@@ -740,6 +759,7 @@ export class Smmu {
    * ones before the bad one stay applied, as the selftest requires).
    */
   invalidateCommands(commands: readonly RawCommand[]): InvalidationOutcome {
+    this.assertRunning("Invalidate");
     for (let i = 0; i < commands.length; i++) {
       try {
         this.applyCommand(commands[i]!);
@@ -805,6 +825,7 @@ export class Smmu {
   // ---- MSI ---------------------------------------------------------------------------------
 
   bindMsi(giova: number, gpa: number, size: number): MsiBinding {
+    this.assertRunning("BindMsi");
     const before = this.domain.msiBinding;
     const binding = this.domain.bindMsi(giova, gpa, size);
     // Entries covering the doorbell page were cached as RAM; they must go.
@@ -813,6 +834,7 @@ export class Smmu {
   }
 
   unbindMsi(giova: number): MsiBinding | undefined {
+    this.assertRunning("UnbindMsi");
     const removed = this.domain.unbindMsi(giova);
     if (removed) this.iotlb.invalidateVmid(this.vmid);
     return removed;
@@ -820,19 +842,228 @@ export class Smmu {
 
   // ---- events and page requests ------------------------------------------------------------
 
-  /** Reads (consumes) up to `max` queued events. */
+  /**
+   * Reads (consumes) up to `max` queued events; page requests stay for takeDeliveries(). None
+   * while quiesced: they are held.
+   */
   readEvents(max?: number): QueuedEvent[] {
-    return this.events.read(max);
+    return this.stopped ? [] : this.delivery.takeEvents(max);
+  }
+
+  /**
+   * The next messages for the consumer, events (and lost-events markers) and page requests in
+   * the order they happened, up to `max`. None while quiesced: they are held (issue 6), and go
+   * out after resume() on whichever host runs the SMMU then.
+   */
+  takeDeliveries(max?: number): Delivery[] {
+    return this.stopped ? [] : this.delivery.take(max);
+  }
+
+  /** Messages takeDeliveries() and readEvents() have handed out (the stream's next sequence). */
+  get deliveredCount(): number {
+    return this.delivery.delivered;
   }
 
   /** Answers a page request (see PageRequestQueue.respond for the errors). */
   respondPageRequest(cookie: number, code: number): PageRequestOutcome {
+    this.assertRunning("RespondPageRequest");
     return this.pageRequests.respond(cookie, code);
   }
 
-  /** Expires page requests whose deadline passed by `now`. */
+  /** Expires page requests whose deadline passed by `now`; none while quiesced (the clock is stopped for them). */
   expirePageRequests(now: number): PageRequestOutcome[] {
-    return this.pageRequests.expire(now);
+    return this.stopped ? [] : this.pageRequests.expire(now);
+  }
+
+  /** Answers FAILURE every outstanding page request (the SMMU is going away). */
+  failPageRequests(): PageRequestOutcome[] {
+    return this.pageRequests.expire(Number.POSITIVE_INFINITY);
+  }
+
+  // ---- migration (issue 6) -------------------------------------------------------------------
+
+  get quiesced(): boolean {
+    return this.stopped !== undefined;
+  }
+
+  /** FAILED_PRECONDITION while quiesced: the guest is stopped and its configuration frozen. */
+  assertRunning(operation: string): void {
+    if (!this.stopped) return;
+    throw new SmmuError({
+      code: "FAILED_PRECONDITION",
+      reason: "SMMU_QUIESCED",
+      message: `${operation} is refused while the SMMU is quiesced for migration`,
+    });
+  }
+
+  /**
+   * Stops the SMMU for migration at the caller's clock `now`: from here new events and page
+   * requests are held (they queue, the vEVENTQ keeping its depth rule) so nothing the guest can
+   * see changes; page-request deadlines stop running; configuration, guest calls and DMA writes
+   * are refused (assertRunning); translations and DMA reads still run. Returns the dirty-log
+   * pages (memory.pageSize each) that this SMMU's DMA wrote since the previous quiesce (the
+   * migration resends them after its RAM copy). Idempotent: a second call returns the same.
+   */
+  quiesce(now = 0): { dirtyPages: number[] } {
+    this.stopped ??= { at: now, dirtyPages: this.memory.takeDirtyPages() };
+    return { dirtyPages: this.stopped.dirtyPages };
+  }
+
+  /**
+   * Runs again at the caller's clock `now`: page requests get back the time they had left when
+   * the SMMU stopped (or when they were raised, if later), and what was held is delivered by the
+   * next takeDeliveries(). No-op when running.
+   */
+  resume(now = 0): void {
+    const stopped = this.stopped;
+    if (!stopped) return;
+    this.pageRequests.postpone((r) => now - Math.max(r.raisedAt, stopped.at));
+    this.stopped = undefined;
+  }
+
+  /**
+   * The SMMU's state in the versioned binary format (device-state/smmu-state.ts); caches are
+   * not part of it. FAILED_PRECONDITION unless quiesced, so that it cannot move while read.
+   */
+  exportState(): Uint8Array {
+    if (!this.stopped) {
+      throw new SmmuError({
+        code: "FAILED_PRECONDITION",
+        reason: "SMMU_NOT_QUIESCED",
+        message: "the SMMU state can only be exported while it is quiesced",
+      });
+    }
+    return encodeSmmuState(this.captureState(this.stopped.at));
+  }
+
+  private captureState(stoppedAt: number): SmmuState {
+    const held = new Map(this.delivery.heldRequests().map((h) => [h.request.cookie, h.eventsBefore]));
+    const timeout = this.pageRequests.timeoutMs;
+    return {
+      features: { ...this.features },
+      stage2GranuleBits: this.domain.granuleBits,
+      eventQueueDepth: this.events.depth,
+      pageRequestCapacity: this.pageRequests.capacity,
+      pageRequestTimeoutMs: timeout,
+      guestMemoryBytes: this.memory.size,
+      eventSequence: this.events.sequence,
+      nextCookie: this.pageRequests.cookieCounter,
+      eventsReported: this.events.reported,
+      eventsDropped: this.events.dropped,
+      delivered: this.delivery.delivered,
+      pasidTable: this.seedStage1?.kind === "invalid" ? undefined : this.seedStage1,
+      msi: this.domain.msiBinding && { ...this.domain.msiBinding },
+      mappings: this.domain.mappings.map((m) => ({ ...m })),
+      devices: [...this.devices.values()]
+        .sort((a, b) => a.streamId - b.streamId)
+        .map((d) => ({
+          streamId: d.streamId,
+          virtualStreamId: d.virtualStreamId,
+          pageRequests: d.pageRequests,
+          guestSte: d.guestSte && guestSteAsGiven(d.guestSte),
+        })),
+      events: this.events
+        .peek()
+        .map((q) =>
+          q.lost
+            ? { sequence: q.sequence, lost: true }
+            : { sequence: q.sequence, lost: false, event: q.event },
+        ),
+      pageRequests: this.pageRequests.list().map((r) => ({
+        cookie: r.cookie,
+        streamId: r.streamId,
+        virtualStreamId: r.virtualStreamId,
+        substreamId: r.substreamId,
+        groupId: r.groupId,
+        flags: r.flags,
+        perm: r.perm,
+        address: r.address,
+        remainingMs: Math.min(timeout, Math.max(0, r.deadline - Math.max(r.raisedAt, stoppedAt))),
+        held: held.has(r.cookie),
+        eventsBefore: held.get(r.cookie) ?? 0,
+      })),
+    };
+  }
+
+  /**
+   * Builds an SMMU from an exported state (or one decodeSmmuState already checked) on `memory`,
+   * the guest RAM with the same bytes as on the source, quiesced (at options.now) until resume().
+   * The VMID and the host's own limits (devices, mappings, cache sizes) are the importer's; the
+   * guest-visible ones (queue depth, page-request capacity and timeout) come with the state.
+   * Everything is checked before the SMMU is handed out: a replay step the model refuses
+   * (overlapping or unbacked mapping, bad guest STE, vSID taken, doorbell) is INVALID_ARGUMENT
+   * STATE_INCONSISTENT naming the entry; another RAM size is GUEST_MEMORY_SIZE_MISMATCH. Caches
+   * start empty.
+   */
+  static importState(
+    memory: GuestMemory,
+    options: { vmid: number; limits?: Partial<SmmuLimits>; now?: number },
+    exported: Uint8Array | SmmuState,
+  ): Smmu {
+    const s = exported instanceof Uint8Array ? decodeSmmuState(exported) : exported;
+    if (s.guestMemoryBytes !== memory.size) {
+      throw invalidArgument(
+        "GUEST_MEMORY_SIZE_MISMATCH",
+        `the state was exported with ${s.guestMemoryBytes} bytes of guest RAM, this RAM has ${memory.size}`,
+        "guest_memory_bytes",
+      );
+    }
+    const smmu = new Smmu({
+      memory,
+      vmid: options.vmid,
+      features: s.features,
+      stage2GranuleBits: s.stage2GranuleBits,
+      limits: {
+        ...options.limits,
+        eventQueueDepth: s.eventQueueDepth,
+        pageRequests: s.pageRequestCapacity,
+        pageRequestTimeoutMs: s.pageRequestTimeoutMs,
+      },
+    });
+    s.mappings.forEach((m, i) =>
+      replaying(`mappings[${i}]`, () => smmu.domain.map(m.ipa, m.hostAddress, m.size, m.perm)),
+    );
+    s.devices.forEach((d, i) =>
+      replaying(`devices[${i}]`, () => {
+        smmu.attachDevice(d.streamId, d.virtualStreamId, { pageRequests: d.pageRequests });
+        if (d.guestSte)
+          smmu.devices.get(d.streamId)!.guestSte = validateGuestSte(d.guestSte[0], d.guestSte[1]);
+      }),
+    );
+    smmu.seedStage1 = s.pasidTable;
+    const msi = s.msi;
+    if (msi) replaying("msi", () => smmu.domain.bindMsi(msi.giova, msi.gpa, msi.size));
+    smmu.events.restore(
+      s.events.map((e) =>
+        e.lost
+          ? e
+          : {
+              ...e,
+              seedFault: unrecoverableFaultFromEvent(e.event),
+              forwarded: FORWARDED_EVENTS.has(e.event.id),
+            },
+      ),
+      { nextSequence: s.eventSequence, reported: s.eventsReported, dropped: s.eventsDropped },
+    );
+    const now = options.now ?? 0;
+    const requests = s.pageRequests.map(
+      ({ remainingMs, held: _held, eventsBefore: _before, ...r }): PageRequest => ({
+        ...r,
+        // As if raised `timeout - remaining` before it stopped: resume() then gives it back exactly
+        // the time it had left, and the same raise time as on the source.
+        raisedAt: now + remainingMs - s.pageRequestTimeoutMs,
+        deadline: now + remainingMs,
+      }),
+    );
+    smmu.pageRequests.restore(requests, s.nextCookie);
+    smmu.delivery.restore(
+      s.pageRequests.flatMap((r, i) =>
+        r.held ? [{ request: requests[i]!, eventsBefore: r.eventsBefore }] : [],
+      ),
+      s.delivered,
+    );
+    smmu.stopped = { at: now, dirtyPages: [] };
+    return smmu;
   }
 
   listPageRequests(): PageRequest[] {
@@ -871,6 +1102,7 @@ export class Smmu {
         dropped: this.events.dropped,
       },
       pageRequests: this.pageRequests.list(),
+      quiesced: this.quiesced,
     };
   }
 
@@ -919,6 +1151,33 @@ export interface SmmuDump {
   iotlb: { size: number; capacity: number; hits: number; misses: number };
   events: { queued: number; nextSequence: number; dropped: number };
   pageRequests: PageRequest[];
+  quiesced: boolean;
+}
+
+/**
+ * Runs one replay step of an import; a refusal becomes STATE_INCONSISTENT naming the entry
+ * (`entry.field` when the model named a field), with the model's reason in the message.
+ */
+function replaying(entry: string, step: () => unknown): void {
+  try {
+    step();
+  } catch (error) {
+    if (!(error instanceof SmmuError)) throw error;
+    const field = error.field ? `${entry}.${error.field}` : entry;
+    throw new SmmuError({
+      code: "INVALID_ARGUMENT",
+      reason: "STATE_INCONSISTENT",
+      message: `${field}: ${error.reason}: ${error.message}`,
+      field,
+      errno: error.errno,
+    });
+  }
+}
+
+/** The guest STE words as the guest gave them: the stored words with EATS put back (digest §2.1 strips it). */
+function guestSteAsGiven(g: GuestSte): [bigint, bigint] {
+  const eats = g.stage1.kind === "translate" && g.stage1.ats ? 1n << 28n : 0n;
+  return [g.words[0], g.words[1] | eats];
 }
 
 function publicBinding(d: DeviceRecord): DeviceBinding {
