@@ -10,6 +10,7 @@ import type { HostRegistry } from "./registry/host-registry.js";
 import type { OperationRegistry } from "./registry/operation-registry.js";
 import type { VmRegistry } from "./registry/vm-registry.js";
 import type { VmLifecycle } from "./vm-lifecycle.js";
+import type { VmMigrations } from "./vm-migration.js";
 
 /** Everything the routes use, built once per gateway (see startGateway / buildGatewayServices). */
 export interface GatewayServices {
@@ -23,6 +24,7 @@ export interface GatewayServices {
   runner: OperationRunner;
   connections: HostConnections;
   lifecycle: VmLifecycle;
+  migrations: VmMigrations;
   /** The proto3 JSON mapping of the services' messages (device endpoints). */
   proto: ProtoJson;
   /** Open SSE streams, ended when the gateway closes. */

@@ -18,6 +18,7 @@ import { HostRegistry } from "./registry/host-registry.js";
 import { OperationRegistry } from "./registry/operation-registry.js";
 import { VmRegistry } from "./registry/vm-registry.js";
 import { VmLifecycle } from "./vm-lifecycle.js";
+import { VmMigrations } from "./vm-migration.js";
 
 export interface GatewayParts {
   log: Logger;
@@ -39,7 +40,9 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const connections = new HostConnections(parts.credentials, metrics, parts.rpcTimeoutMs ?? 10_000);
   const runner = new OperationRunner(operations, metrics, parts.log, parts.operationTimeoutMs ?? 300_000);
   const instanceId = `gw-${randomBytes(4).toString("hex")}`;
-  const lifecycle = new VmLifecycle({ hosts, vms, operations, runner, connections, instanceId });
+  const lifecycleDeps = { hosts, vms, operations, runner, connections, instanceId };
+  const lifecycle = new VmLifecycle(lifecycleDeps);
+  const migrations = new VmMigrations(lifecycleDeps);
   return {
     log: parts.log,
     store: parts.store,
@@ -51,6 +54,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     runner,
     connections,
     lifecycle,
+    migrations,
     proto: new ProtoJson(),
     streams: new EventStreams(),
     limits: { bodyLimitBytes: 1024 * 1024, rateLimitPerSecond: 1000, ...parts.limits },

@@ -1,4 +1,5 @@
 import { makeGenericClientConstructor, type ChannelCredentials } from "@grpc/grpc-js";
+import { OperationsClient } from "@vplane/proto/gen/google/longrunning/operations";
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
@@ -27,6 +28,8 @@ export interface HostClients {
   interrupt: InterruptControllerServiceClient;
   iommu: IommuServiceClient;
   migration: MigrationServiceClient;
+  /** google.longrunning.Operations of the migration service (same address). */
+  migrationOperations: OperationsClient;
 }
 
 /**
@@ -56,6 +59,7 @@ export class HostConnections {
         ),
         iommu: new IommuServiceClient(addresses.iommu, this.credentials, options),
         migration: new MigrationServiceClient(addresses.migration, this.credentials, options),
+        migrationOperations: new OperationsClient(addresses.migration, this.credentials, options),
       };
       this.clients.set(key, clients);
     }
@@ -110,6 +114,7 @@ export class HostConnections {
       clients.interrupt.close();
       clients.iommu.close();
       clients.migration.close();
+      clients.migrationOperations.close();
     }
     for (const client of this.health.values()) client.close();
     this.clients.clear();

@@ -9,6 +9,7 @@ import {
   type OperationRegistry,
   type OperationRecord,
 } from "./registry/operation-registry.js";
+import type { MigrationStatus } from "./schemas/migration-schema.js";
 import type { Operation, OperationState, OperationStep } from "./schemas/operation-schema.js";
 
 /** A failure of one step of an operation, naming the step (where) beside the error (why). */
@@ -17,6 +18,8 @@ export class StepFailure extends Error {
     readonly step: string,
     readonly error: VplaneError,
     readonly rollback: string,
+    /** Migrations: the migration phase that failed (details.phase of the error). */
+    readonly phase?: string,
   ) {
     super(`${step} failed: ${error.message}${rollback ? `; ${rollback}` : ""}`);
   }
@@ -27,8 +30,11 @@ export interface OperationContext {
   readonly id: string;
   /** Aborted on cancel (seen on this replica or in the registry) and on the total timeout. */
   readonly signal: AbortSignal;
-  /** Records progress: one event, persisted, streamed to watchers. */
-  progress(percent: number, step: string, message: string): Promise<void>;
+  /**
+   * Records progress: one event, persisted, streamed to watchers. `migration` replaces the
+   * operation's mirrored migration status (metadata.migration, copied into this and later events).
+   */
+  progress(percent: number, step: string, message: string, migration?: MigrationStatus): Promise<void>;
   /** Sets the state of a step (adding it when new). */
   step(name: string, state: OperationStep["state"], detail?: string): Promise<void>;
   /** Throws CANCELLED or DEADLINE_EXCEEDED when the operation must stop; checks the registry too. */
@@ -78,6 +84,7 @@ function withEvent(record: OperationRecord, message: string): OperationRecord {
     progressPercent: record.metadata.progressPercent,
     step: record.metadata.step,
     message,
+    ...(record.metadata.migration ? { migration: record.metadata.migration } : {}),
   };
   return {
     ...record,
@@ -131,7 +138,7 @@ export class OperationRunner {
     const context: OperationContext = {
       id,
       signal: abort.signal,
-      progress: async (percent, step, message) => {
+      progress: async (percent, step, message, migration) => {
         await update((r) =>
           withEvent(
             {
@@ -140,6 +147,7 @@ export class OperationRunner {
                 ...r.metadata,
                 progressPercent: Math.max(r.metadata.progressPercent, percent),
                 step,
+                ...(migration ? { migration } : {}),
               },
             },
             message,
@@ -181,8 +189,10 @@ export class OperationRunner {
         const message = failure ? failure.message : cause.message;
         final = {
           state,
-          error: errorBody(new VplaneError({ ...cause, message }), failure ? { step: failure.step } : {})
-            .error,
+          error: errorBody(
+            new VplaneError({ ...cause, message }),
+            failure ? { step: failure.step, ...(failure.phase ? { phase: failure.phase } : {}) } : {},
+          ).error,
         };
       } finally {
         clearTimeout(timer);

@@ -75,6 +75,17 @@ export function validateVmSpec(spec: VmSpec): void {
   }
 }
 
+/** ABORTED (409) while another operation runs on the VM (DESIGN.md: conflicting calls are refused). */
+export function refuseWhileBusy(vm: Pick<Vm, "name" | "activeOperation">): void {
+  if (vm.activeOperation) {
+    throw new VplaneError({
+      code: "ABORTED",
+      reason: "OPERATION_IN_PROGRESS",
+      message: `VM '${vm.name}' has a running operation (${vm.activeOperation}); wait for it or cancel it`,
+    });
+  }
+}
+
 function newVmRecord(principal: Principal, spec: VmSpec): Vm {
   const now = new Date().toISOString();
   const uid = `v${randomBytes(12).toString("hex")}`;
@@ -202,13 +213,7 @@ export class VmLifecycle {
   async delete(principal: Principal, name: string, extra: ExtraOps = () => []): Promise<OperationRecord> {
     const { vms, hosts } = this.deps;
     const vm = await vms.require(principal.tenant, name);
-    if (vm.value.activeOperation) {
-      throw new VplaneError({
-        code: "ABORTED",
-        reason: "OPERATION_IN_PROGRESS",
-        message: `VM '${name}' has a running operation (${vm.value.activeOperation}); wait for it or cancel it`,
-      });
-    }
+    refuseWhileBusy(vm.value);
     const host = await hosts.require(vm.value.host);
     const operation = newOperationRecord({
       kind: "delete",

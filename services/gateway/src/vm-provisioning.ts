@@ -41,7 +41,7 @@ export function deleteSteps(vm: Vm): string[] {
   return [...vm.iommu.smmus.map((s) => STEP.deleteSmmu(s.name)), STEP.deleteController, STEP.registry];
 }
 
-const controllerName = (vm: Vm) => `vms/${vm.uid}/controller`;
+export const controllerName = (vm: Pick<Vm, "uid">) => `vms/${vm.uid}/controller`;
 const smmuName = (vm: Vm, smmu: string) => `vms/${vm.uid}/smmus/${smmu}`;
 
 function isNotFound(error: unknown): boolean {

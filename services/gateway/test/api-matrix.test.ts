@@ -111,7 +111,7 @@ describe("tenant matrix: another tenant's VM answers exactly like a missing one"
     [
       ["GET", `/v1/vms/${vm}`, undefined],
       ["DELETE", `/v1/vms/${vm}`, undefined],
-      ["POST", `/v1/vms/${vm}/migrate`, { targetHost: "h1" }],
+      ["POST", `/v1/vms/${vm}:migrate`, { destinationHost: "h1" }],
     ] as const;
 
   it("every VM route with tenant globex's token on acme's VM → the same 404 as for a VM that does not exist", async () => {

@@ -311,10 +311,24 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
     }
   });
 
-  it("migrate answers 501 UNIMPLEMENTED (the migration service has no migrate RPC yet)", async () => {
-    const response = await gw.call("operator", "POST", "/v1/vms/web-1/migrate", { targetHost: "h1" });
-    assert.equal(response.statusCode, 501);
-    assert.equal(response.json<{ error: { code: string } }>().error.code, "UNIMPLEMENTED");
+  it("migrate refuses an unregistered or the same destination host (400, field destinationHost), a bad body (400), and a missing VM (404)", async () => {
+    const cases: [unknown, number, string][] = [
+      [{ destinationHost: "nowhere" }, 400, "DESTINATION_HOST_NOT_FOUND"],
+      [{ destinationHost: "h1" }, 400, "DESTINATION_IS_SOURCE"],
+      [{ destinationHost: "h1", downtimeLimitMs: -1 }, 400, "SCHEMA_VALIDATION_FAILED"],
+      [{ targetHost: "h1" }, 400, "SCHEMA_VALIDATION_FAILED"],
+    ];
+    for (const [body, status, reason] of cases) {
+      const response = await gw.call("operator", "POST", "/v1/vms/web-1:migrate", body);
+      assert.equal(response.statusCode, status, response.body);
+      assert.equal(response.json<{ error: { reason: string } }>().error.reason, reason);
+    }
+    const missing = await gw.call("operator", "POST", "/v1/vms/nope:migrate", { destinationHost: "h1" });
+    assert.equal(missing.statusCode, 404);
+    const viewer = await gw.call("viewer", "POST", "/v1/vms/web-1:migrate", { destinationHost: "h1" });
+    assert.equal(viewer.statusCode, 403, "a viewer cannot migrate");
+    const vm = (await gw.call("viewer", "GET", "/v1/vms/web-1")).json<{ activeOperation?: string }>();
+    assert.equal(vm.activeOperation, undefined, "a refused migrate leaves the VM untouched");
   });
 
   it("GET /v1/hosts/{host} shows health, backends with why-not, and usage", async () => {

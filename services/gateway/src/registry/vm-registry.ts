@@ -1,7 +1,7 @@
 import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 import type { Vm } from "../schemas/vm-schema.js";
-import type { HostUsage } from "./host-registry.js";
+import { NO_USAGE, type HostUsage } from "./host-registry.js";
 import { registryKeys } from "./registry-keys.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { listAll, listPage, putOp, readRecord, type Versioned } from "./typed-entry.js";
@@ -101,6 +101,41 @@ export class VmRegistry {
 
   update(tenant: string, name: string, mutate: (vm: Vm) => Vm | undefined) {
     return updateRecord<Vm>(this.store, registryKeys.vm(tenant, name), mutate);
+  }
+
+  /**
+   * Read-modify-write of a VM whose `mutate` may change its host (a migration): the VM at its
+   * revision and, when the host changes, its share taken from the old host's usage and added to
+   * the new one's, in one transaction, retried when another writer got there first. Returns the
+   * VM as stored; undefined when there is no such VM.
+   */
+  async updatePlacement(tenant: string, name: string, mutate: (vm: Vm) => Vm): Promise<Vm | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const vm = await this.get(tenant, name);
+      if (!vm) return undefined;
+      const next = mutate(vm.value);
+      const ops: TransactionOp[] = [putOp(registryKeys.vm(tenant, name), next, vm.revision)];
+      if (next.host !== vm.value.host) {
+        for (const [host, sign] of [
+          [vm.value.host, -1],
+          [next.host, 1],
+        ] as const) {
+          const key = registryKeys.hostUsage(host);
+          const usage = await readRecord<HostUsage>(this.store, key);
+          // A host removed meanwhile has no usage record: start one (create-only) for the VM.
+          ops.push(
+            putOp(key, addUsage(usage?.value ?? NO_USAGE, vm.value, sign), usage?.revision ?? "absent"),
+          );
+        }
+      }
+      try {
+        await this.store.transaction(ops);
+        return next;
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
+      }
+    }
   }
 
   /** Removes the VM and gives its share back to its host, atomically. */

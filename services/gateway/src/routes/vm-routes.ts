@@ -1,9 +1,9 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { VplaneError } from "@vplane/service-kit";
 import type { GatewayServices } from "../gateway-services.js";
 import { operationView } from "../registry/operation-registry.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
+import { MigrateRequestSchema } from "../schemas/migration-schema.js";
 import { OperationSchema } from "../schemas/operation-schema.js";
 import { PageQuery, ResourceId } from "../schemas/resource-id.js";
 import { VmSchema, VmSpecSchema } from "../schemas/vm-schema.js";
@@ -98,24 +98,30 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
   );
 
   app.post(
-    "/vms/:vm/migrate",
+    // Google's custom-method form, POST /v1/vms/{vm}:migrate (AIP-136); "::" is a literal colon.
+    "/vms/:vm(^[^/:]+)::migrate",
     {
       schema: {
         tags: ["vms"],
-        summary: "Migrate a VM to another host (not available yet)",
+        summary: "Live-migrate a VM to another registered host",
+        description:
+          "Answers 202 with the migrate operation. The source host's migration service moves the VM's devices and guest RAM to the destination's; the operation mirrors its phase and progress in metadata.migration (RAM bytes, elapsed, downtime). Cancel through the operation: accepted is not cancelled, the final state says (a migration past switchover completes). On success the VM's host, RAM path and both hosts' usage change; on failure or cancel the VM stays where it was and the error names the phase. 409 ABORTED while another operation runs on the VM. Send Idempotency-Key to make retries safe.",
+        headers: Type.Object({ "idempotency-key": Type.Optional(Type.String({ maxLength: 255 })) }),
         params: VmParams,
-        body: Type.Object({ targetHost: ResourceId("destination host") }, { additionalProperties: false }),
+        body: MigrateRequestSchema,
         response: { 202: OperationSchema, ...errors },
       },
     },
-    async (request) => {
-      await vms.require(request.principal.tenant, request.params.vm);
-      throw new VplaneError({
-        code: "UNIMPLEMENTED",
-        reason: "MIGRATION_NOT_AVAILABLE",
-        message:
-          "the migration service offers no migrate RPC yet (vplane.migration.v1 has GetCapabilities only)",
-      });
+    async (request, reply) => {
+      const held = request.idempotency;
+      const operation = await services.migrations.start(
+        request.principal,
+        request.params.vm,
+        request.body,
+        (op) => (held ? [held.commitOp(202, operationView(op))] : []),
+      );
+      if (held) held.committed = true;
+      return reply.code(202).header("location", `/v1/${operation.name}`).send(operationView(operation));
     },
   );
   done();

@@ -13,6 +13,9 @@ export const ErrorBodySchema = Type.Object(
         field: Type.Optional(Type.String({ description: "path of the offending request field" })),
         batchIndex: Type.Optional(Type.Integer({ description: "index of the first failed batch entry" })),
         step: Type.Optional(Type.String({ description: "operations: the step that failed" })),
+        phase: Type.Optional(
+          Type.String({ description: "migrations: the migration phase that failed (e.g. COPYING_RAM)" }),
+        ),
       }),
     }),
   },

@@ -1,5 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { ErrorBodySchema } from "./error-schema.js";
+import { MigrationStatusSchema } from "./migration-schema.js";
 import { Timestamp } from "./resource-id.js";
 
 export const OperationStateSchema = Type.Union(
@@ -33,6 +34,7 @@ export const OperationEventSchema = Type.Object({
   progressPercent: Type.Integer(),
   step: Type.String(),
   message: Type.String(),
+  migration: Type.Optional(MigrationStatusSchema),
 });
 
 /** A long-running operation (google.longrunning.Operation, AIP-151), in JSON. */
@@ -53,6 +55,7 @@ export const OperationSchema = Type.Object(
       createTime: Timestamp,
       updateTime: Timestamp,
       lastSeq: Type.Integer({ description: "seq of the latest progress event" }),
+      migration: Type.Optional(MigrationStatusSchema),
     }),
     error: Type.Optional(ErrorBodySchema.properties.error),
     response: Type.Optional(Type.Unknown({ description: "the VM, when a create or migrate succeeded" })),

@@ -1,0 +1,468 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Controller } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import { Phase, type OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import { VplaneError, toVplaneError, unaryCall } from "@vplane/service-kit";
+import type { Principal } from "./access-tokens.js";
+import {
+  MIGRATE_STEP,
+  describeProgress,
+  errorOf,
+  migrateSteps,
+  percentOf,
+  phaseName,
+  phasesBefore,
+  statusAfter,
+} from "./migration-progress.js";
+import { TERMINAL_PHASES, followMigration, type FollowOutcome } from "./migration-watch.js";
+import { StepFailure, newOperationRecord, type OperationContext } from "./operation-runner.js";
+import { fits } from "./placement.js";
+import { operationId, type OperationRecord } from "./registry/operation-registry.js";
+import { putOp } from "./registry/typed-entry.js";
+import type { HostRecord } from "./schemas/host-schema.js";
+import type { MigrateRequest, MigrationStatus } from "./schemas/migration-schema.js";
+import type { Vm } from "./schemas/vm-schema.js";
+import { refuseWhileBusy, type ExtraOps, type VmLifecycleDeps } from "./vm-lifecycle.js";
+import { controllerName } from "./vm-provisioning.js";
+
+/** After a cancel or a timeout, how long the migration service may take to reach its final state, ms. */
+const SETTLE_AFTER_ABORT_MS = 60_000;
+/** How often a running migration looks in the registry for a cancel made on another replica, ms. */
+const CANCEL_POLL_MS = 1000;
+/** Mirrored progress is written at most this often, ms (phase changes and the end always are). */
+const MIRROR_INTERVAL_MS = 250;
+
+const badDestination = (reason: string, message: string) =>
+  new VplaneError({ code: "INVALID_ARGUMENT", reason, message, field: "destinationHost" });
+
+/**
+ * Live migration of a VM between two registered hosts. The gateway does not move anything itself:
+ * it asks the source host's migration service (StartMigration) to move the VM's devices and RAM
+ * to the destination host's migration service, mirrors that operation's progress into its own,
+ * turns a cancel of its own into CancelOperation there, and records the outcome: the VM on the
+ * destination (host, RAM path, both hosts' usage, under CAS) after COMPLETED, on the source with
+ * the error otherwise.
+ */
+export class VmMigrations {
+  constructor(private readonly deps: VmLifecycleDeps) {}
+
+  /** Checks the request, marks the VM busy and starts the migrate operation; `extra` joins that write. */
+  async start(
+    principal: Principal,
+    name: string,
+    request: MigrateRequest,
+    extra: ExtraOps = () => [],
+  ): Promise<OperationRecord> {
+    const { vms, hosts, operations } = this.deps;
+    const vm = await vms.require(principal.tenant, name);
+    refuseWhileBusy(vm.value);
+    if (vm.value.state !== "READY") {
+      throw new VplaneError({
+        code: "FAILED_PRECONDITION",
+        reason: "VM_NOT_READY",
+        message: `VM '${name}' is ${vm.value.state}; only a READY VM migrates`,
+      });
+    }
+    const destination = await hosts.get(request.destinationHost);
+    if (!destination) {
+      throw badDestination(
+        "DESTINATION_HOST_NOT_FOUND",
+        `destinationHost '${request.destinationHost}' is not a registered host`,
+      );
+    }
+    if (destination.name === vm.value.host) {
+      throw badDestination(
+        "DESTINATION_IS_SOURCE",
+        `VM '${name}' already runs on host '${destination.name}'; name another host`,
+      );
+    }
+    const source = await hosts.require(vm.value.host);
+    const usage = await hosts.usageOf(destination.name);
+    if (!fits({ host: destination, usage: usage.value }, vm.value)) {
+      throw new VplaneError({
+        code: "RESOURCE_EXHAUSTED",
+        reason: "HOST_CAPACITY_EXCEEDED",
+        message: `host '${destination.name}' has not enough free vCPUs or guest RAM for VM '${name}'`,
+        field: "destinationHost",
+      });
+    }
+    const operation = newOperationRecord({
+      kind: "migrate",
+      tenant: principal.tenant,
+      vm: name,
+      host: source.name,
+      owner: this.deps.instanceId,
+      steps: migrateSteps(request),
+    });
+    const status: MigrationStatus = {
+      sourceHost: source.name,
+      destinationHost: destination.name,
+      operation: "",
+      phase: "SETTING_UP",
+      ramBytesTotal: request.vmmMovesRam ? 0 : vm.value.memoryBytes,
+      ramBytesTransferred: 0,
+      deviceStateBytes: 0,
+      elapsedMs: 0,
+      downtimeMs: 0,
+      dirtyPages: 0,
+      downtimeLimitMs: request.downtimeLimitMs ?? 0,
+      vmmMovesRam: request.vmmMovesRam ?? false,
+      cancelRequested: false,
+    };
+    operation.metadata.migration = status;
+    const migrating: Vm = {
+      ...vm.value,
+      activeOperation: operation.name,
+      updateTime: new Date().toISOString(),
+    };
+    await vms.replace(vm, migrating, [
+      putOp(operations.key(principal.tenant, operationId(operation)), operation, "absent"),
+      ...extra(operation),
+    ]);
+    this.deps.runner.start(operation, (context) =>
+      new MigrationRun(this.deps, context, migrating, source, destination, request, status).run(),
+    );
+    return operation;
+  }
+}
+
+/** One migrate operation's work, from StartMigration to the registry's record of where the VM is. */
+class MigrationRun {
+  private lastPhase = Phase.PHASE_UNSPECIFIED;
+  /** The last phase before the end (the one a cancel interrupted). */
+  private runningPhase = Phase.PHASE_SETTING_UP;
+  private lastWrite = 0;
+  private readonly finishedPhases = new Set<Phase>();
+  private settled = false;
+
+  constructor(
+    private readonly deps: VmLifecycleDeps,
+    private readonly context: OperationContext,
+    private readonly vm: Vm,
+    private readonly source: HostRecord,
+    private readonly destination: HostRecord,
+    private readonly request: MigrateRequest,
+    private status: MigrationStatus,
+  ) {}
+
+  private get stays(): string {
+    return `the VM stays on host '${this.source.name}'`;
+  }
+
+  async run(): Promise<Vm> {
+    try {
+      const name = await this.startOnSource();
+      const outcome = await this.follow(name);
+      return outcome.t === "ended"
+        ? await this.conclude(outcome.progress)
+        : await this.reconcile(name, outcome);
+    } catch (error) {
+      // Whatever went wrong, a VM left marked busy could never be touched again.
+      if (!this.settled) await this.stayOnSource().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async startOnSource(): Promise<string> {
+    const { connections } = this.deps;
+    const clients = connections.clientsOf(this.source.addresses);
+    try {
+      await this.context.checkpoint(); // cancelled before it started: nothing ran anywhere
+      await this.context.step(MIGRATE_STEP.start, "RUNNING");
+      // No signal: a StartMigration cut short may still have started; the cancel below reaches it.
+      const started = await connections.call("migration", "StartMigration", (options) =>
+        unaryCall(
+          clients.migration.startMigration.bind(clients.migration),
+          {
+            vm: this.vm.uid,
+            destination: this.destination.addresses.migration,
+            guestMemory: this.request.vmmMovesRam
+              ? undefined
+              : { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) },
+            vmmMovesRam: this.request.vmmMovesRam ?? false,
+            downtimeLimitMs: this.request.downtimeLimitMs ?? 0,
+            noProgressTimeoutMs: 0,
+            totalTimeoutMs: 0,
+            requestId: `${this.context.id}/migrate`,
+          },
+          options,
+        ),
+      );
+      this.status = { ...this.status, operation: started.name };
+      await this.context.step(MIGRATE_STEP.start, "SUCCEEDED", `${started.name} on host ${this.source.name}`);
+      return started.name;
+    } catch (error) {
+      const cause = toVplaneError(error);
+      await this.context
+        .step(MIGRATE_STEP.start, "FAILED", `${cause.code} ${cause.reason}: ${cause.message}`)
+        .catch(() => undefined);
+      await this.stayOnSource();
+      throw new StepFailure(`${MIGRATE_STEP.start} on host ${this.source.name}`, cause, this.stays);
+    }
+  }
+
+  /**
+   * Mirrors the migration's progress until it ends. A cancel (or the operation's timeout) of the
+   * gateway operation becomes CancelOperation on the migration service; following goes on, since
+   * only the service's final phase says whether the cancel took effect.
+   */
+  private async follow(name: string): Promise<FollowOutcome> {
+    const clients = this.deps.connections.clientsOf(this.source.addresses);
+    const stopFollowing = new AbortController();
+    let settleTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      void this.cancelOnSource(name);
+      settleTimer = setTimeout(() => stopFollowing.abort(), SETTLE_AFTER_ABORT_MS);
+    };
+    const { signal } = this.context;
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const cancelPoll = setInterval(() => {
+      if (!signal.aborted) this.context.checkpoint().catch(() => undefined); // aborts the signal on a cancel
+    }, CANCEL_POLL_MS);
+    try {
+      return await followMigration(clients.migration, name, (progress) => this.mirror(progress), {
+        signal: stopFollowing.signal,
+      });
+    } finally {
+      clearInterval(cancelPoll);
+      clearTimeout(settleTimer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async cancelOnSource(name: string): Promise<void> {
+    const { connections } = this.deps;
+    const clients = connections.clientsOf(this.source.addresses);
+    const why = toVplaneError(this.context.signal.reason);
+    const step = MIGRATE_STEP.phase(this.runningPhase);
+    try {
+      await connections.call("migration", "CancelOperation", (options) =>
+        unaryCall(
+          clients.migrationOperations.cancelOperation.bind(clients.migrationOperations),
+          { name },
+          options,
+        ),
+      );
+      await this.context.progress(
+        0,
+        step,
+        `${why.message}: cancel accepted by the migration service on host ${this.source.name}; the final state says whether it took effect`,
+      );
+    } catch (error) {
+      const cause = toVplaneError(error);
+      await this.context
+        .progress(
+          0,
+          step,
+          `${why.message}: CancelOperation failed (${cause.code} ${cause.reason}: ${cause.message}); following the migration to its end`,
+        )
+        .catch(() => undefined);
+    }
+  }
+
+  private async mirror(progress: OperationProgress): Promise<void> {
+    const terminal = TERMINAL_PHASES.has(progress.phase);
+    const phaseChanged = progress.phase !== this.lastPhase;
+    this.status = statusAfter(this.status, progress);
+    if (phaseChanged) await this.markSteps(progress);
+    this.lastPhase = progress.phase;
+    if (!terminal) this.runningPhase = progress.phase;
+    const now = Date.now();
+    if (!phaseChanged && !terminal && now - this.lastWrite < MIRROR_INTERVAL_MS) return;
+    this.lastWrite = now;
+    const step =
+      progress.phase === Phase.PHASE_COMPLETED
+        ? MIGRATE_STEP.registry
+        : progress.phase === Phase.PHASE_FAILED
+          ? MIGRATE_STEP.phase(progress.failedPhase)
+          : MIGRATE_STEP.phase(this.runningPhase);
+    await this.context.progress(percentOf(progress), step, describeProgress(progress), this.status);
+  }
+
+  /** Steps follow phases: the ones passed SUCCEEDED, the current RUNNING, the failed one FAILED. */
+  private async markSteps(progress: OperationProgress): Promise<void> {
+    const listed = (phase: Phase) => !(this.request.vmmMovesRam && phase === Phase.PHASE_COPYING_RAM);
+    const passed =
+      progress.phase === Phase.PHASE_COMPLETED
+        ? phasesBefore(Phase.PHASE_COMPLETED)
+        : TERMINAL_PHASES.has(progress.phase)
+          ? []
+          : phasesBefore(progress.phase);
+    for (const phase of passed) {
+      if (!listed(phase) || this.finishedPhases.has(phase)) continue;
+      this.finishedPhases.add(phase);
+      await this.context.step(MIGRATE_STEP.phase(phase), "SUCCEEDED");
+    }
+    if (!TERMINAL_PHASES.has(progress.phase)) {
+      await this.context.step(MIGRATE_STEP.phase(progress.phase), "RUNNING");
+    } else if (progress.phase === Phase.PHASE_FAILED) {
+      const error = errorOf(progress);
+      await this.context.step(
+        MIGRATE_STEP.phase(progress.failedPhase),
+        "FAILED",
+        `${error.code} ${error.reason}: ${error.message}`,
+      );
+    } else if (progress.phase === Phase.PHASE_CANCELLED) {
+      await this.context.step(
+        MIGRATE_STEP.phase(this.runningPhase),
+        "ROLLED_BACK",
+        "cancelled before switchover: the destination discarded what it received",
+      );
+    }
+  }
+
+  private async conclude(progress: OperationProgress): Promise<Vm> {
+    if (progress.phase === Phase.PHASE_COMPLETED) {
+      if (this.context.signal.aborted) {
+        await this.context.progress(
+          97,
+          MIGRATE_STEP.registry,
+          "the cancel came after the point of no return (switchover): the migration completed",
+        );
+      }
+      return this.commitMove();
+    }
+    await this.stayOnSource();
+    if (progress.phase === Phase.PHASE_FAILED) {
+      throw new StepFailure(
+        `${MIGRATE_STEP.phase(progress.failedPhase)} on host ${this.source.name}`,
+        errorOf(progress),
+        this.stays,
+        phaseName(progress.failedPhase),
+      );
+    }
+    // CANCELLED: by a caller (CANCELLED) or by this operation's own timeout (FAILED with its error).
+    const reason = this.context.signal.aborted ? toVplaneError(this.context.signal.reason) : undefined;
+    throw new StepFailure(
+      `${MIGRATE_STEP.phase(this.runningPhase)} on host ${this.source.name}`,
+      reason?.code === "DEADLINE_EXCEEDED" ? reason : errorOf(progress),
+      this.stays,
+      phaseName(this.runningPhase),
+    );
+  }
+
+  /**
+   * The migration service's operation could not be followed to its end (that service restarted,
+   * or stayed unreachable). Where the VM's devices are decides: on the destination (which keeps
+   * an import only once the source commits it), the move happened; else the VM stays.
+   */
+  private async reconcile(name: string, outcome: Extract<FollowOutcome, { t: "lost" }>): Promise<Vm> {
+    const where = await this.locate();
+    const lost = new VplaneError({
+      code: "UNAVAILABLE",
+      reason: "MIGRATION_OUTCOME_LOST",
+      message: `lost track of ${name} on host ${this.source.name} (${outcome.why.code} ${outcome.why.reason}: ${outcome.why.message})`,
+    });
+    if (where === "destination") {
+      await this.context.progress(
+        97,
+        MIGRATE_STEP.registry,
+        `${lost.message}; the VM's interrupt controller is on host ${this.destination.name}: recording it there`,
+      );
+      return this.commitMove();
+    }
+    await this.stayOnSource(where === "source" ? undefined : "FAILED");
+    throw new StepFailure(
+      `${MIGRATE_STEP.phase(this.runningPhase)} on host ${this.source.name}`,
+      lost,
+      where === "source"
+        ? `the VM's interrupt controller is on host '${this.source.name}': ${this.stays}`
+        : "neither host says where the VM's devices are: the VM is marked FAILED (delete it to clean up)",
+      phaseName(this.runningPhase),
+    );
+  }
+
+  /**
+   * The VM's interrupt controller (every VM has one) on `host`: null when that service has none,
+   * undefined when it could not be asked.
+   */
+  private async controllerOn(host: HostRecord): Promise<Controller | null | undefined> {
+    const { connections } = this.deps;
+    const clients = connections.clientsOf(host.addresses);
+    try {
+      const answer = await connections.call("interrupt-controller", "GetController", (options) =>
+        unaryCall(
+          clients.interrupt.getController.bind(clients.interrupt),
+          { name: controllerName(this.vm) },
+          options,
+        ),
+      );
+      return answer.controller ?? null;
+    } catch (error) {
+      return toVplaneError(error).code === "NOT_FOUND" ? null : undefined;
+    }
+  }
+
+  /** Which host holds the VM's interrupt controller. */
+  private async locate(): Promise<"destination" | "source" | "unknown"> {
+    if (await this.controllerOn(this.destination)) {
+      // An import not yet committed is discarded once the source's stream is gone: look again.
+      await sleep(1000);
+      if (await this.controllerOn(this.destination)) return "destination";
+    }
+    return (await this.controllerOn(this.source)) ? "source" : "unknown";
+  }
+
+  /**
+   * Records the VM on the destination: its host, the RAM file the destination's devices use (the
+   * destination's migration service lands RAM at guest-ram/{uid}.ram in its data folder, not where
+   * the gateway first put it), and both hosts' usage, in one CAS transaction.
+   */
+  private async commitMove(): Promise<Vm> {
+    const { vms } = this.deps;
+    await this.context.step(MIGRATE_STEP.registry, "RUNNING");
+    const guestMemoryPath = await this.ramPathOnDestination();
+    try {
+      const moved = await vms.updatePlacement(this.vm.tenant, this.vm.name, (current) => {
+        const { activeOperation: _done, ...rest } = current;
+        return {
+          ...rest,
+          host: this.destination.name,
+          guestMemoryPath,
+          placement: {
+            ...current.placement,
+            reason: `migrated from host '${this.source.name}' by operations/${this.context.id}`,
+          },
+          updateTime: new Date().toISOString(),
+        };
+      });
+      if (!moved) {
+        throw new VplaneError({ code: "ABORTED", reason: "VM_VANISHED", message: "the VM record is gone" });
+      }
+      this.settled = true;
+      await this.context.step(
+        MIGRATE_STEP.registry,
+        "SUCCEEDED",
+        `host ${this.source.name} -> ${this.destination.name}; guest RAM ${guestMemoryPath || "(private memory of the devices)"}`,
+      );
+      return moved;
+    } catch (error) {
+      const cause = toVplaneError(error);
+      await this.context.step(MIGRATE_STEP.registry, "FAILED", cause.message).catch(() => undefined);
+      throw new StepFailure(
+        MIGRATE_STEP.registry,
+        cause,
+        `the VM runs on host '${this.destination.name}' but the registry could not record it`,
+      );
+    }
+  }
+
+  /** The guest RAM binding of the VM's controller on the destination, as that service reports it. */
+  private async ramPathOnDestination(): Promise<string> {
+    const controller = await this.controllerOn(this.destination);
+    // If the destination cannot say: where its migration service documents that RAM lands
+    // (StartMigrationRequest.guest_memory); the VMM's own memory when it moves RAM itself.
+    return controller?.guestMemory?.path ?? (this.request.vmmMovesRam ? "" : `guest-ram/${this.vm.uid}.ram`);
+  }
+
+  /** Clears the VM's busy mark (it stays where it is); `state` when its whereabouts are unknown. */
+  private async stayOnSource(state?: Vm["state"]): Promise<void> {
+    const operation = `operations/${this.context.id}`;
+    await this.deps.vms.update(this.vm.tenant, this.vm.name, (current) => {
+      if (current.activeOperation !== operation) return undefined;
+      const { activeOperation: _done, ...rest } = current;
+      return { ...rest, ...(state ? { state } : {}), updateTime: new Date().toISOString() };
+    });
+    this.settled = true;
+  }
+}
