@@ -11,7 +11,9 @@ import {
   type PageRequestOutcome,
   type PasidTableConfig,
   type SmmuDump,
+  type SmmuLimits,
   type SmmuOptions,
+  type SmmuState,
   type Stage2Mapping,
   type TranslationResult,
 } from "@vplane/smmuv3";
@@ -19,24 +21,41 @@ import { EventLog } from "./event-log.js";
 import type { DmaOutcome, InvalidationItem, SmmuBackend } from "./smmu-backend.js";
 import { LIMITS } from "./service-limits.js";
 
+/** An SMMU migrated here (ImportDeviceState): its checked state, the VMID and limits of this host. */
+export interface ImportedSmmu {
+  imported: SmmuState;
+  vmid: number;
+  limits: Partial<SmmuLimits>;
+}
+
 /**
- * The emulated backend: vplane's SMMUv3 model over the VM's guest RAM. It drains the model's
- * event queue into the stream log after each translation, and gives page requests what the
- * model leaves to its caller: a timer for each deadline and a waiting DMA for each response.
+ * The emulated backend: vplane's SMMUv3 model over the VM's guest RAM. After each operation it
+ * moves what the model delivers (events, lost markers, page requests, in order) into the stream
+ * log, and gives page requests what the model leaves to its caller: a timer for each deadline
+ * and a waiting DMA for each response. Quiesced (issue 6), the model holds its deliveries and
+ * the timers stop; resume re-arms them with the time each request had left.
  */
 export class EmulatedSmmuBackend implements SmmuBackend {
   readonly kind = "EMULATED" as const;
-  readonly log = new EventLog(LIMITS.eventBuffer);
+  readonly log: EventLog;
   private readonly smmu: Smmu;
   private readonly waiting = new Map<number, (outcome: PageRequestOutcome) => void>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
 
   constructor(
     private readonly memory: GuestMemory,
-    options: Omit<SmmuOptions, "memory">,
+    options: Omit<SmmuOptions, "memory"> | ImportedSmmu,
     private readonly clock: () => number = Date.now,
   ) {
-    this.smmu = new Smmu({ memory, ...options });
+    this.smmu =
+      "imported" in options
+        ? Smmu.importState(
+            memory,
+            { vmid: options.vmid, limits: options.limits, now: clock() },
+            options.imported,
+          )
+        : new Smmu({ memory, ...options });
+    this.log = new EventLog(LIMITS.eventBuffer, BigInt(this.smmu.deliveredCount));
   }
 
   get vmid(): number {
@@ -87,6 +106,7 @@ export class EmulatedSmmuBackend implements SmmuBackend {
 
   /** Applies entries in order; the first refused stops the batch with its index. */
   invalidate(items: readonly InvalidationItem[]): InvalidationOutcome {
+    this.smmu.assertRunning("Invalidate");
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       try {
@@ -118,7 +138,6 @@ export class EmulatedSmmuBackend implements SmmuBackend {
   ): TranslationResult {
     const result = this.smmu.translate(streamId, substreamId, iova, write, { now: this.clock() });
     this.drain();
-    if (result.pageRequest) this.track(result.pageRequest);
     return result;
   }
 
@@ -147,7 +166,6 @@ export class EmulatedSmmuBackend implements SmmuBackend {
           pageRequestTimedOut,
         };
       }
-      this.track(request);
       const answer = await this.answerTo(request.cookie, signal);
       pageResponseCode = answer?.code;
       pageRequestTimedOut = answer?.timedOut ?? false;
@@ -175,35 +193,64 @@ export class EmulatedSmmuBackend implements SmmuBackend {
     return this.smmu.dump();
   }
 
+  get quiesced(): boolean {
+    return this.smmu.quiesced;
+  }
+
+  /** Stops the SMMU (see Smmu.quiesce) and its page-request timers; the pages its DMA wrote. */
+  quiesce(): { pages: bigint[]; pageSize: number } {
+    const { dirtyPages } = this.smmu.quiesce(this.clock());
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    const pageSize = this.memory.pageSize;
+    return { pages: dirtyPages.map((page) => BigInt(page) * BigInt(pageSize)), pageSize };
+  }
+
+  /** Runs again: deadlines re-armed with the time left, what was held goes to the stream. */
+  resume(): void {
+    if (!this.smmu.quiesced) return;
+    this.smmu.resume(this.clock());
+    for (const request of this.smmu.listPageRequests()) this.arm(request);
+    this.drain();
+  }
+
+  exportState(): Uint8Array {
+    return this.smmu.exportState();
+  }
+
   close(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    for (const outcome of this.smmu.expirePageRequests(Number.MAX_SAFE_INTEGER)) this.settle(outcome);
+    for (const outcome of this.smmu.failPageRequests()) this.settle(outcome);
     this.log.close();
     this.memory.close();
   }
 
-  /** Moves the model's queued events into the stream log. */
+  /** Moves what the model delivers into the stream log; a page request's deadline is armed as it goes out. */
   private drain(): void {
-    for (const queued of this.smmu.readEvents()) this.log.appendEvent(queued);
-  }
-
-  /** Streams a new page request and arms its deadline. */
-  private track(request: PageRequest): void {
-    this.log.appendPageRequest(request);
-    this.arm(request);
+    for (const d of this.smmu.takeDeliveries()) {
+      if (d.kind === "event") this.log.appendEvent(d.queued);
+      else {
+        this.log.appendPageRequest(d.request);
+        this.arm(d.request);
+      }
+    }
   }
 
   /**
    * A timer for the request's deadline. Timers may fire a little before the wall clock reaches
-   * the deadline, so a request that is still pending then gets its timer armed again.
+   * the deadline, so a request that is still pending then gets its timer armed again (with its
+   * deadline as it stands: a stop postpones it).
    */
   private arm(request: PageRequest): void {
+    clearTimeout(this.timers.get(request.cookie));
     const timer = setTimeout(
       () => {
         this.timers.delete(request.cookie);
+        if (this.smmu.quiesced) return;
         this.expire();
-        if (this.smmu.pageRequests.has(request.cookie)) this.arm(request);
+        const pending = this.smmu.pageRequests.get(request.cookie);
+        if (pending) this.arm(pending);
       },
       Math.max(1, request.deadline - this.clock()),
     );

@@ -17,12 +17,20 @@ export type LogRead = LoggedEvent | { kind: "missed"; sequence: bigint; count: b
  */
 export class EventLog {
   private readonly ring: (LoggedEvent | undefined)[];
-  private next = 0n;
+  private next: bigint;
   private waiters: (() => void)[] = [];
   subscribers = 0;
 
-  constructor(readonly capacity: number) {
+  /**
+   * @param firstSequence the sequence of the first message: 0, or for an SMMU migrated here the
+   * number of messages its source already streamed, so subscribers resume where they left off.
+   */
+  constructor(
+    readonly capacity: number,
+    private readonly firstSequence = 0n,
+  ) {
     this.ring = new Array<LoggedEvent | undefined>(capacity);
+    this.next = firstSequence;
   }
 
   /** Sequence the next message will take. */
@@ -30,9 +38,11 @@ export class EventLog {
     return this.next;
   }
 
+  /** The oldest message still held (messages before the first one here count as missed). */
   get oldestSequence(): bigint {
     const held = BigInt(this.capacity);
-    return this.next > held ? this.next - held : 0n;
+    const ringStart = this.next > held ? this.next - held : 0n;
+    return ringStart > this.firstSequence ? ringStart : this.firstSequence;
   }
 
   appendEvent(queued: QueuedEvent): void {

@@ -12,9 +12,14 @@ export interface GuestMemorySpec {
 /**
  * The GuestMemory binding of an SMMU (vplane.common.v1.GuestMemory): size a 4 KiB multiple in
  * [1 MiB, 16 TiB]; no path and no size means a private 1 GiB RAM; relative paths resolve in the
- * data folder.
+ * data folder. `field` names the binding in errors (CreateSmmu's, or ImportDeviceState's).
  */
-export function guestMemorySpec(path: string, sizeBytes: bigint, dataDir: string): GuestMemorySpec {
+export function guestMemorySpec(
+  path: string,
+  sizeBytes: bigint,
+  dataDir: string,
+  field = "smmu.guest_memory",
+): GuestMemorySpec {
   if (path === "" && sizeBytes === 0n) return { path: "", sizeBytes: DEFAULT_PRIVATE_RAM_BYTES };
   const inRange =
     sizeBytes >= BigInt(LIMITS.minGuestMemoryBytes) && sizeBytes <= BigInt(LIMITS.maxGuestMemoryBytes);
@@ -23,7 +28,7 @@ export function guestMemorySpec(path: string, sizeBytes: bigint, dataDir: string
       code: "INVALID_ARGUMENT",
       reason: "GUEST_MEMORY_SIZE_INVALID",
       message: `guest memory size must be a 4 KiB multiple between 1 MiB and 16 TiB, got ${sizeBytes}`,
-      field: "smmu.guest_memory.size_bytes",
+      field: `${field}.size_bytes`,
     });
   }
   const resolved = path === "" || isAbsolute(path) ? path : resolve(dataDir, path);
@@ -31,7 +36,7 @@ export function guestMemorySpec(path: string, sizeBytes: bigint, dataDir: string
 }
 
 /** Opens the shared RAM file (created if missing; another size is refused) or sparse memory. */
-export function openGuestMemory(spec: GuestMemorySpec): GuestMemory {
+export function openGuestMemory(spec: GuestMemorySpec, field = "smmu.guest_memory"): GuestMemory {
   if (spec.path === "") return new SparseGuestMemory(spec.sizeBytes);
   try {
     return new FileGuestMemory(spec.path, spec.sizeBytes);
@@ -40,7 +45,7 @@ export function openGuestMemory(spec: GuestMemorySpec): GuestMemory {
       code: "FAILED_PRECONDITION",
       reason: error instanceof GuestMemoryError ? "GUEST_MEMORY_SIZE_MISMATCH" : "GUEST_MEMORY_UNAVAILABLE",
       message: `cannot open guest memory ${spec.path}: ${error instanceof Error ? error.message : String(error)}`,
-      field: "smmu.guest_memory.path",
+      field: `${field}.path`,
     });
   }
 }

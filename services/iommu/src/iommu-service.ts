@@ -1,7 +1,14 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
+import { DeviceStateServiceService } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import { IommuServiceService } from "@vplane/proto/gen/vplane/iommu/v1/service";
-import { buildCapabilities, option, type ServiceDescription } from "@vplane/service-kit";
+import {
+  buildCapabilities,
+  option,
+  type ServiceDescription,
+  type ServiceRegistration,
+} from "@vplane/service-kit";
+import { deviceStateHandlers } from "./device-state-handlers.js";
 import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
 import { limitsForCapabilities } from "./service-limits.js";
@@ -68,7 +75,19 @@ export function iommuDescriptionWith(
       const crud = smmuCrudHandlers(registry, dataDir);
       const cfg = smmuConfigHandlers(registry);
       const data = smmuDataHandlers(registry);
+      const deviceState = deviceStateHandlers(registry, dataDir);
       const u = handlers.unary.bind(handlers);
+      // Migration's face of the same SMMUs (proto/vplane/devicestate/v1).
+      const deviceStateService: ServiceRegistration = {
+        definition: DeviceStateServiceService,
+        implementation: {
+          quiesceDevices: u(deviceState.quiesceDevices),
+          exportDeviceState: u(deviceState.exportDeviceState),
+          importDeviceState: u(deviceState.importDeviceState),
+          resumeDevices: u(deviceState.resumeDevices),
+          releaseDevices: u(deviceState.releaseDevices),
+        },
+      };
       return {
         services: [
           {
@@ -97,6 +116,7 @@ export function iommuDescriptionWith(
               dumpSmmu: u(data.dumpSmmu),
             },
           },
+          deviceStateService,
         ],
         close: async () => {
           registry.closeAll();

@@ -70,5 +70,13 @@ export interface SmmuBackend {
   respondPageRequest(cookie: number, code: number): void;
   devices(): DeviceBinding[];
   dump(): SmmuDump;
+  /** Quiesced for migration (issue 6): events held, guest and configuration calls refused. */
+  readonly quiesced: boolean;
+  /** Stops the SMMU; idempotent. The guest-physical pages its DMA wrote since the last stop. */
+  quiesce(): { pages: bigint[]; pageSize: number };
+  /** Runs again, delivering what was held. No-op when running. */
+  resume(): void;
+  /** The versioned state (libs/smmuv3 device-state); FAILED_PRECONDITION unless quiesced. */
+  exportState(): Uint8Array;
   close(): void;
 }

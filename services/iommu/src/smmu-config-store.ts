@@ -84,6 +84,27 @@ export class SmmuConfigStore {
     await this.store.put(configKeys.smmu(record.vm, record.smmuId), json(record), { ifRevision: "absent" });
   }
 
+  /**
+   * Writes a new SMMU's record (absent before: a conflict is StoreConflictError) with its whole
+   * configuration (an SMMU migrated here); on a failed write, what was written is removed.
+   */
+  async createWithConfig(config: SmmuConfig): Promise<void> {
+    const { vm, smmuId: id } = config.record;
+    await this.create(config.record);
+    const ops: TransactionOp[] = [
+      ...config.mappings.map((m) => put(configKeys.mapping(vm, id, m.ipa), m)),
+      ...config.devices.map((d) => put(configKeys.device(vm, id, d.streamId), d)),
+      ...(config.pasidTable ? [put(configKeys.pasidTable(vm, id), config.pasidTable)] : []),
+      ...(config.msi ? [put(configKeys.msi(vm, id), config.msi)] : []),
+    ];
+    try {
+      await this.write(ops);
+    } catch (error) {
+      await this.deleteSmmu(vm, id).catch(() => undefined);
+      throw error;
+    }
+  }
+
   async put(key: string, value: object): Promise<void> {
     await this.store.put(key, json(value));
   }
@@ -136,4 +157,8 @@ export class SmmuConfigStore {
 
 function json(value: object): JsonValue {
   return value as unknown as JsonValue;
+}
+
+function put(key: string, value: object): TransactionOp {
+  return { op: "put", key, value: json(value) };
 }

@@ -1,6 +1,6 @@
 import { VplaneError, type Logger } from "@vplane/service-kit";
 import { StoreConflictError, type Store } from "@vplane/store";
-import type { PasidTableConfig } from "@vplane/smmuv3";
+import { SmmuError, type PasidTableConfig, type SmmuState } from "@vplane/smmuv3";
 import { EmulatedSmmuBackend } from "./emulated-smmu-backend.js";
 import { guestMemorySpec, openGuestMemory } from "./guest-memory-binding.js";
 import { refuseNativeBackend } from "./native-smmu-backend.js";
@@ -12,6 +12,7 @@ import {
   type SmmuConfig,
   type SmmuRecord,
 } from "./smmu-config-store.js";
+import { importedSmmuConfig } from "./imported-smmu-config.js";
 import { LIMITS } from "./service-limits.js";
 
 /** An SMMU the service holds: its durable record, its backend, and its request_id answers. */
@@ -26,8 +27,15 @@ export interface SmmuEntry {
   devices: Map<number, DeviceRecord>;
 }
 
+/** An SMMU to create from a migrated state; `field` names its state in errors. */
+export interface ImportedSmmuItem {
+  record: Omit<SmmuRecord, "vmid">;
+  state: SmmuState;
+  field: string;
+}
+
 const ID = /^[a-z][a-z0-9-]{0,62}$/;
-const NAME = /^vms\/([a-z][a-z0-9-]{0,62})\/smmus\/([a-z][a-z0-9-]{0,62})$/;
+export const SMMU_NAME = /^vms\/([a-z][a-z0-9-]{0,62})\/smmus\/([a-z][a-z0-9-]{0,62})$/;
 const ANSWERS_KEPT = 1024;
 
 export function smmuName(vm: string, id: string): string {
@@ -103,24 +111,33 @@ export class SmmuRegistry {
     return entry;
   }
 
-  private open(record: SmmuRecord): SmmuEntry {
+  /** Opens guest memory and the backend for a record (no store writes): a new SMMU, or a migrated one. */
+  private open(record: SmmuRecord, imported?: SmmuState): SmmuEntry {
     if (record.backend === "NATIVE") refuseNativeBackend();
     const memory = openGuestMemory(
       guestMemorySpec(record.guestMemoryPath, BigInt(record.guestMemoryBytes), this.options.dataDir),
     );
+    const hostLimits = {
+      devices: LIMITS.maxDevicesPerSmmu,
+      stage2Mappings: LIMITS.maxMappingsPerSmmu,
+      iotlbEntries: LIMITS.iotlbEntries,
+    };
     try {
-      const backend = new EmulatedSmmuBackend(memory, {
-        vmid: record.vmid,
-        features: record.features,
-        stage2GranuleBits: record.stage2GranuleBits,
-        limits: {
-          eventQueueDepth: record.eventQueueDepth,
-          pageRequestTimeoutMs: record.pageRequestTimeoutMs,
-          devices: LIMITS.maxDevicesPerSmmu,
-          stage2Mappings: LIMITS.maxMappingsPerSmmu,
-          iotlbEntries: LIMITS.iotlbEntries,
-        },
-      });
+      const backend = new EmulatedSmmuBackend(
+        memory,
+        imported
+          ? { imported, vmid: record.vmid, limits: hostLimits }
+          : {
+              vmid: record.vmid,
+              features: record.features,
+              stage2GranuleBits: record.stage2GranuleBits,
+              limits: {
+                ...hostLimits,
+                eventQueueDepth: record.eventQueueDepth,
+                pageRequestTimeoutMs: record.pageRequestTimeoutMs,
+              },
+            },
+      );
       return { record, backend, answered: new Map(), writes: Promise.resolve(), devices: new Map() };
     } catch (error) {
       memory.close();
@@ -128,12 +145,102 @@ export class SmmuRegistry {
     }
   }
 
-  /** The lowest VMID (1..65535) no SMMU of this host uses. */
-  freeVmid(): number {
-    const used = new Set([...this.entries.values()].map((e) => e.record.vmid));
+  /** The lowest VMID (1..65535) no SMMU of this host (nor `taken`) uses. */
+  freeVmid(taken: readonly number[] = []): number {
+    const used = new Set([...this.entries.values()].map((e) => e.record.vmid).concat(taken));
     let vmid = 1;
     while (used.has(vmid)) vmid++;
     return vmid;
+  }
+
+  /** The SMMUs of VM `vm`, ordered by name. */
+  byVm(vm: string): SmmuEntry[] {
+    const prefix = `vms/${vm}/smmus/`;
+    return [...this.entries.keys()]
+      .filter((n) => n.startsWith(prefix))
+      .sort()
+      .map((n) => this.entries.get(n)!);
+  }
+
+  /** The SMMUs of VM `vm`: INVALID_ARGUMENT for a bad id, NOT_FOUND (field "vm") if this host has none. */
+  requireVm(vm: string): SmmuEntry[] {
+    checkResourceId(vm, "vm");
+    const entries = this.byVm(vm);
+    if (entries.length === 0) {
+      throw new VplaneError({
+        code: "NOT_FOUND",
+        reason: "SMMU_NOT_FOUND",
+        message: `VM ${vm} has no SMMU on this host`,
+        field: "vm",
+      });
+    }
+    return entries;
+  }
+
+  /**
+   * Creates a VM's SMMUs from migrated states (ImportDeviceState), quiesced, all or nothing: the
+   * VM must have no SMMU here (ALREADY_EXISTS, unless every one was created by the same non-empty
+   * request_id: a retry gets them), the host limit holds (RESOURCE_EXHAUSTED), every state is
+   * imported into a backend before anything is stored (a state the model refuses is
+   * INVALID_ARGUMENT naming `${item.field}.<entry>`), then each is made durable like a created
+   * SMMU with the configuration derived from its state; a failed write removes what was written.
+   */
+  async importSmmus(vm: string, requestId: string, items: readonly ImportedSmmuItem[]): Promise<SmmuEntry[]> {
+    const existing = this.byVm(vm);
+    if (existing.length > 0) {
+      if (requestId !== "" && existing.every((e) => e.record.createRequestId === requestId)) return existing;
+      throw new VplaneError({
+        code: "ALREADY_EXISTS",
+        reason: "SMMU_EXISTS",
+        message: `VM ${vm} already has SMMUs on this host`,
+        field: "vm",
+      });
+    }
+    if (this.entries.size + items.length > this.options.maxSmmus) {
+      throw new VplaneError({
+        code: "RESOURCE_EXHAUSTED",
+        reason: "TOO_MANY_SMMUS",
+        message: `this host holds at most ${this.options.maxSmmus} SMMUs`,
+      });
+    }
+    const built: SmmuEntry[] = [];
+    const stored: SmmuEntry[] = [];
+    try {
+      for (const item of items) {
+        const record: SmmuRecord = { ...item.record, vmid: this.freeVmid(built.map((e) => e.record.vmid)) };
+        try {
+          built.push(this.open(record, item.state));
+        } catch (error) {
+          if (!(error instanceof SmmuError)) throw error;
+          throw new VplaneError({
+            code: "INVALID_ARGUMENT",
+            reason: error.reason,
+            message: `${item.field}: ${error.message}`,
+            field: error.field ? `${item.field}.${error.field}` : item.field,
+          });
+        }
+      }
+      for (const [i, entry] of built.entries()) {
+        try {
+          await this.config.createWithConfig(importedSmmuConfig(entry.record, items[i]!.state));
+        } catch (error) {
+          if (error instanceof StoreConflictError) throw alreadyExists(smmuName(vm, entry.record.smmuId));
+          throw error;
+        }
+        stored.push(entry);
+      }
+    } catch (error) {
+      for (const entry of built) entry.backend.close();
+      for (const entry of stored)
+        await this.config.deleteSmmu(vm, entry.record.smmuId).catch(() => undefined);
+      throw error;
+    }
+    for (const [i, entry] of built.entries()) {
+      for (const d of importedSmmuConfig(entry.record, items[i]!.state).devices)
+        entry.devices.set(d.streamId, d);
+      this.entries.set(smmuName(vm, entry.record.smmuId), entry);
+    }
+    return built;
   }
 
   /**
@@ -179,7 +286,7 @@ export class SmmuRegistry {
 
   /** The SMMU named "vms/{vm}/smmus/{smmu}": INVALID_ARGUMENT for a bad name, NOT_FOUND if none. */
   require(name: string): SmmuEntry {
-    if (!NAME.test(name)) {
+    if (!SMMU_NAME.test(name)) {
       throw new VplaneError({
         code: "INVALID_ARGUMENT",
         reason: "NAME_INVALID",

@@ -1,0 +1,41 @@
+import { PASID_FORMAT_SMMUV3, PasidConfig, type SmmuState } from "@vplane/smmuv3";
+import type { PasidTableRecord, SmmuConfig, SmmuRecord } from "./smmu-config-store.js";
+
+/**
+ * The durable configuration of an SMMU made by ImportDeviceState. The source host's records do
+ * not travel with the state, so they are derived from it, as the calls a restart replays would
+ * give them: the stage-2 mappings, each device with its vSID and page-request capability and
+ * its guest STE words as the guest gave them (the HWPT flag that linked a fault queue is folded
+ * into the device's page-request capability, which is what it set), the seed PASID table as the
+ * ATTACH_PASID_TABLE that installs the same stage 1, and the MSI binding. Runtime state (held
+ * events, page requests, counters) is not durable, as for a created SMMU.
+ */
+export function importedSmmuConfig(record: SmmuRecord, state: SmmuState): SmmuConfig {
+  return {
+    record,
+    mappings: state.mappings.map((m) => ({ ...m })),
+    devices: state.devices.map((d) => ({
+      streamId: d.streamId,
+      virtualStreamId: d.virtualStreamId,
+      pageRequests: d.pageRequests,
+      ...(d.guestSte
+        ? { guestSte: { ste0: d.guestSte[0].toString(), ste1: d.guestSte[1].toString(), flags: 0 } }
+        : {}),
+    })),
+    ...(state.pasidTable ? { pasidTable: seedAttachOf(state.pasidTable) } : {}),
+    ...(state.msi ? { msi: { iova: state.msi.giova, gpa: state.msi.gpa, size: state.msi.size } } : {}),
+  };
+}
+
+/** The seed ATTACH_PASID_TABLE (digest §1.2) whose replay installs `stage1` again. */
+function seedAttachOf(stage1: NonNullable<SmmuState["pasidTable"]>): PasidTableRecord {
+  const config = { abort: PasidConfig.ABORT, bypass: PasidConfig.BYPASS, translate: PasidConfig.TRANSLATE };
+  return {
+    version: 1,
+    format: PASID_FORMAT_SMMUV3,
+    basePtr: stage1.kind === "translate" ? String(stage1.contextPtr) : "0",
+    pasidBits: 0,
+    config: config[stage1.kind],
+    smmuv3: { version: 1, s1fmt: 0, s1dss: 0 },
+  };
+}
