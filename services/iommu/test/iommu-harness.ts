@@ -8,16 +8,11 @@ import {
   type Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
+import { DeviceStateServiceClient } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import type { StreamEventsResponse } from "@vplane/proto/gen/vplane/iommu/v1/fault";
-import {
-  configSpecOf,
-  loadConfig,
-  startService,
-  unaryCall,
-  type RunningService,
-  type VplaneError,
-} from "@vplane/service-kit";
+import { unaryCall, type RunningService, type VplaneError } from "@vplane/service-kit";
+import { startServiceForTests } from "@vplane/service-kit/testing";
 import { iommuDescriptionWith } from "../src/iommu-service.js";
 import type { SmmuRegistry } from "../src/smmu-registry.js";
 
@@ -31,7 +26,26 @@ type Unary<Req, Res> = (
 type RequestOf<M> = M extends Unary<infer Req, infer _Res> ? Req : never;
 type ResponseOf<M> = M extends Unary<infer _Req, infer Res> ? Res : never;
 
-/** The iommu service in this process on a free port, a real gRPC client, and its registry. */
+/** Typed unary calls by method name on a ts-proto grpc-js client, and the error one fails with. */
+function callerOf<C extends object>(client: C) {
+  const call = <K extends keyof C>(method: K, request: RequestOf<C[K]>): Promise<ResponseOf<C[K]>> => {
+    const fn = (client[method] as unknown as Unary<unknown, unknown>).bind(client);
+    return unaryCall(fn, request, { timeoutMs: 10_000 }) as Promise<ResponseOf<C[K]>>;
+  };
+  const failure = async <K extends keyof C>(method: K, request: RequestOf<C[K]>): Promise<VplaneError> => {
+    try {
+      await call(method, request);
+    } catch (error) {
+      return error as VplaneError;
+    }
+    throw new Error(`${String(method)} succeeded but was expected to fail`);
+  };
+  return { call, failure };
+}
+
+type DeviceStateCaller = ReturnType<typeof callerOf<DeviceStateServiceClient>>;
+
+/** The iommu service in this process on a free port, real gRPC clients, and its registry. */
 export interface IommuHarness {
   client: Client;
   dataDir: string;
@@ -40,6 +54,9 @@ export interface IommuHarness {
   call<K extends keyof Client>(method: K, request: RequestOf<Client[K]>): Promise<ResponseOf<Client[K]>>;
   /** The VplaneError a call fails with (the test fails if it succeeds). */
   failure<K extends keyof Client>(method: K, request: RequestOf<Client[K]>): Promise<VplaneError>;
+  /** The DeviceStateService the migration service drives, on the same server. */
+  ds: DeviceStateCaller["call"];
+  dsFailure: DeviceStateCaller["failure"];
   stop(): Promise<void>;
 }
 
@@ -54,34 +71,25 @@ export function removeDir(dir: string): void {
 export async function startIommu(dataDir = tempDataDir()): Promise<IommuHarness> {
   let registry: SmmuRegistry | undefined;
   const description = iommuDescriptionWith({ onRegistry: (r) => (registry = r) });
-  const config = loadConfig(configSpecOf(description), {
-    argv: ["--addr=127.0.0.1:0", `--data-dir=${dataDir}`, "--log-level=silent"],
-    env: {},
-  });
-  const running = await startService(description, config);
-  const client = new IommuServiceClient(running.server.address, credentials.createInsecure());
-  const call = <K extends keyof Client>(method: K, request: RequestOf<Client[K]>) => {
-    const fn = (client[method] as unknown as Unary<unknown, unknown>).bind(client);
-    return unaryCall(fn, request, { timeoutMs: 10_000 }) as Promise<ResponseOf<Client[K]>>;
-  };
+  const running = await startServiceForTests(description, { VPLANE_DATA_DIR: dataDir });
+  const client = new IommuServiceClient(running.address, credentials.createInsecure());
+  const dsClient = new DeviceStateServiceClient(running.address, credentials.createInsecure());
+  const iommu = callerOf(client);
+  const deviceState = callerOf(dsClient);
   return {
     client,
     dataDir,
     registry: registry!,
     running,
-    call,
-    async failure(method, request) {
-      try {
-        await call(method, request);
-      } catch (error) {
-        return error as VplaneError;
-      }
-      throw new Error(`${String(method)} succeeded but was expected to fail`);
-    },
+    call: iommu.call,
+    failure: iommu.failure,
+    ds: deviceState.call,
+    dsFailure: deviceState.failure,
     async stop() {
       for (const cancel of openStreams) cancel();
       openStreams.clear();
       client.close();
+      dsClient.close();
       await running.stop(1000);
     },
   };

@@ -6,7 +6,7 @@ import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config"
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { GuestTables, steWords } from "./guest-tables.js";
 import { removeDir, startIommu, tempDataDir } from "./iommu-harness.js";
-import { createSmmu } from "./smmu-fixture.js";
+import { attachSeedTable, createSmmu } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
 
@@ -75,23 +75,7 @@ describe("acknowledged configuration survives a restart (DESIGN: where state liv
       pageRequests: false,
       requestId: "",
     });
-    await h.call("attachPasidTable", {
-      name: seedName,
-      form: {
-        $case: "seed",
-        value: {
-          version: 1,
-          format: 1,
-          basePtr: 0x8000n,
-          pasidBits: 0,
-          config: 3,
-          smmuv3Version: 1,
-          s1fmt: 0,
-          s1dss: 0,
-        },
-      },
-      requestId: "",
-    });
+    await attachSeedTable(h, seedName, 3);
     await h.call("unmapStage2", { name, ipa: 0x100_0000n, size: 0x100_0000n, requestId: "" });
     const before = await h.call("translate", { name, streamId: 0x10, iova: 0x5000_0123n, write: false });
     const smmuBefore = (await h.call("getSmmu", { name })).smmu;

@@ -75,3 +75,20 @@ export async function attachWithSte(
     requestId: "",
   });
 }
+
+/** Seed ATTACH_PASID_TABLE (digest §1.2) of `name`: config 1 translate (CD table at basePtr), 2 bypass, 3 abort. */
+export async function attachSeedTable(
+  h: IommuHarness,
+  name: string,
+  config: number,
+  basePtr = 0x8000n,
+): Promise<void> {
+  await h.call("attachPasidTable", {
+    name,
+    form: {
+      $case: "seed",
+      value: { version: 1, format: 1, basePtr, pasidBits: 0, config, smmuv3Version: 1, s1fmt: 0, s1dss: 0 },
+    },
+    requestId: "",
+  });
+}
