@@ -42,12 +42,13 @@ export async function openSse(
       if (ended) return undefined;
       const left = until - Date.now();
       if (left <= 0) throw new Error(`no SSE event within ${timeoutMs} ms; buffered: ${buffer}`);
+      let timer: NodeJS.Timeout | undefined;
       const chunk = await Promise.race([
         reader.read(),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error(`no SSE event within ${timeoutMs} ms`)), left),
-        ),
-      ]);
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no SSE event within ${timeoutMs} ms`)), left);
+        }),
+      ]).finally(() => clearTimeout(timer)); // a pending timer would keep the test process alive
       if (chunk.done) ended = true;
       else buffer += decoder.decode(chunk.value as Uint8Array, { stream: true });
     }

@@ -1,0 +1,365 @@
+// Live migration through the gateway (issue 6, "Gateway"), against two embedded hosts of real
+// services (interrupt-controller, iommu, migration; separate data folders) registered with one
+// gateway: REST in, the source's migration service moves the VM, the gateway records the move.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { credentials } from "@grpc/grpc-js";
+import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
+import { unaryCall, type VplaneError } from "@vplane/service-kit";
+import { startEmbeddedHost, type EmbeddedHost } from "./support/embedded-host.js";
+import { openSse, type SseEvent } from "./support/sse-client.js";
+import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+
+const MIB = 1 << 20;
+const QADDR = MIB; // the event queue's page in guest RAM
+const IRQ = 10;
+/** What a delivery of IRQ writes in the queue: generation bit (the queue's toggle, 0 as configured) | EISN. */
+const ENTRY = IRQ;
+/** KVM SOURCE_CONFIG layout: priority bits 2:0, server bits 31:3, masked bit 32, EISN bits 63:33. */
+const kvmConfig = (server: number, priority: number, eisn: number) =>
+  ((BigInt(eisn) << 33n) | (BigInt(server) << 3n) | BigInt(priority)).toString();
+
+interface VmJson {
+  name: string;
+  uid: string;
+  host: string;
+  state: string;
+  guestMemoryPath: string;
+  activeOperation?: string;
+  placement: { reason: string };
+}
+interface MigrationJson {
+  phase: string;
+  operation: string;
+  sourceHost: string;
+  destinationHost: string;
+  ramBytesTotal: number;
+  ramBytesTransferred: number;
+  deviceStateBytes: number;
+  elapsedMs: number;
+  downtimeMs: number;
+  dirtyPages: number;
+  cancelRequested: boolean;
+  failedPhase?: string;
+}
+type MigrateOperation = OperationJson & {
+  metadata: { migration?: MigrationJson; kind: string; host: string };
+};
+
+/** The queue entry at `index` of the queue at QADDR in a RAM file: generation bit | EISN (xive.md §3). */
+function queueEntry(ramFile: string, index: number): number {
+  return readFileSync(ramFile).readUInt32BE(QADDR + 4 * index);
+}
+
+describe("live migration through the gateway between two embedded hosts", () => {
+  let a: EmbeddedHost;
+  let b: EmbeddedHost;
+  let gw: TestGateway;
+  let base: string;
+
+  before(async () => {
+    // 4 KiB RAM chunks: a copy long enough to be caught (and cancelled) in COPYING_RAM.
+    const env = { VPLANE_MIGRATION_RAM_CHUNK_BYTES: "4096" };
+    [a, b] = await Promise.all([startEmbeddedHost("host-a", env), startEmbeddedHost("host-b", env)]);
+    gw = await startTestGateway();
+    for (const host of [a, b])
+      await gw.services.hosts.register({ name: host.name, addresses: host.addresses }, "api");
+    await gw.app.listen({ host: "127.0.0.1", port: 0 });
+    base = `http://127.0.0.1:${(gw.app.server.address() as { port: number }).port}`;
+  });
+  after(async () => {
+    await gw.close();
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  const ok = async <T = Record<string, unknown>>(
+    method: "GET" | "POST" | "PUT",
+    url: string,
+    body?: unknown,
+    status = 200,
+  ): Promise<T> => {
+    const response = await gw.call("operator", method, url, body);
+    assert.equal(response.statusCode, status, `${method} ${url}: ${response.body}`);
+    return response.json<T>();
+  };
+  const vmOf = (name: string) => ok<VmJson>("GET", `/v1/vms/${name}`);
+  const usageOf = async (host: string) =>
+    (await ok<{ usage: { vms: number; vcpus: number } }>("GET", `/v1/hosts/${host}`)).usage;
+
+  /** A READY XIVE VM on host-a (no SMMUs: see support/embedded-host.ts) with vCPU 0 presented priority 6. */
+  async function createVm(name: string, memoryBytes: number): Promise<VmJson> {
+    const created = await ok<OperationJson>(
+      "POST",
+      "/v1/vms",
+      {
+        name,
+        vcpus: 2,
+        memoryBytes,
+        interruptController: { mode: "xive", backend: "emulated", nrServers: 8 },
+        placement: { host: "host-a" },
+      },
+      202,
+    );
+    const done = await gw.waitForOperation("operator", created.name);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    await ok("POST", `/v1/vms/${name}/vcpus/connect`, { vcpuId: 0, server: 0 });
+    await ok("POST", `/v1/vms/${name}/vcpus/0/tima`, {
+      offset: 0x2_0011, // CPPR of the OS ring: 0xFF, so priority 6 is presented
+      size: 1,
+      kind: "ACCESS_KIND_STORE",
+      value: "255",
+    });
+    return vmOf(name);
+  }
+
+  /** Source IRQ → queue (server 0, priority 6) at QADDR, EISN = IRQ, enabled (PQ 00). */
+  async function routeSource(name: string) {
+    await ok("POST", `/v1/vms/${name}/sources/init`, { sources: [{ irq: IRQ }] });
+    await ok("PUT", `/v1/vms/${name}/queues/0/6`, { queue: { flags: 1, qshift: 16, qaddr: String(QADDR) } });
+    await ok("POST", `/v1/vms/${name}/sources/configure`, {
+      sources: [{ irq: IRQ, kvmConfig: kvmConfig(0, 6, IRQ) }],
+    });
+    await esb(name, 0xc00); // SET_PQ_00
+  }
+  const esb = (name: string, offset: number) =>
+    ok("POST", `/v1/vms/${name}/sources/${IRQ}/esb`, {
+      page: "ESB_PAGE_MANAGEMENT",
+      offset,
+      kind: "ACCESS_KIND_LOAD",
+    });
+  const trigger = (name: string) =>
+    ok<{ delivered: number }>("POST", `/v1/vms/${name}/sources/trigger`, { irqs: [IRQ] });
+  const queueIndex = async (name: string) =>
+    (await ok<{ queue: { qindex: number } }>("GET", `/v1/vms/${name}/queues/0/6`)).queue.qindex;
+
+  /** Starts a migration and waits for its end. */
+  async function migrated(vm: string, body: Record<string, unknown>): Promise<MigrateOperation> {
+    const started = await ok<MigrateOperation>("POST", `/v1/vms/${vm}:migrate`, body, 202);
+    return (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
+  }
+
+  /** Polls the operation until `until` holds for it (or it ends). */
+  async function waitFor(name: string, until: (op: MigrateOperation) => boolean): Promise<MigrateOperation> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const op = await ok<MigrateOperation>("GET", `/v1/${name}`);
+      if (until(op) || op.done) return op;
+      if (Date.now() > deadline) throw new Error(`operation ${name} never got there: ${JSON.stringify(op)}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** The VM's controller as host's interrupt-controller service answers GetController, or the error code. */
+  const controllerOn = async (host: EmbeddedHost, uid: string) => {
+    const client = new InterruptControllerServiceClient(
+      host.addresses.interruptController,
+      credentials.createInsecure(),
+    );
+    try {
+      return await unaryCall(client.getController.bind(client), { name: `vms/${uid}/controller` });
+    } catch (error) {
+      return (error as VplaneError).code;
+    } finally {
+      client.close();
+    }
+  };
+
+  it("moves a VM with a delivered interrupt from host-a to host-b: progress mirrored (SSE too), VM and usage recorded on host-b, the queue entry there, a trigger on host-b lands", async () => {
+    const vm = await createVm("mig-1", 2 * MIB);
+    await routeSource("mig-1");
+    assert.equal((await trigger("mig-1")).delivered, 1);
+    const ramOnA = join(a.dataDir, vm.guestMemoryPath);
+    assert.equal(queueEntry(ramOnA, 0), ENTRY, "the event is in the queue in host-a's RAM file");
+    await esb("mig-1", 0xc00); // the guest's EOI (SET_PQ_00): the source may fire again
+
+    const started = await ok<MigrateOperation>(
+      "POST",
+      "/v1/vms/mig-1:migrate",
+      { destinationHost: "host-b" },
+      202,
+    );
+    assert.equal(started.metadata.kind, "migrate");
+    assert.equal(started.metadata.migration?.destinationHost, "host-b");
+    assert.deepEqual(
+      started.metadata.steps.map((s) => s.name),
+      [
+        "migration.StartMigration",
+        "migration.SETTING_UP",
+        "migration.COPYING_RAM",
+        "migration.QUIESCING",
+        "migration.TRANSFERRING_DEVICE_STATE",
+        "migration.SWITCHING_OVER",
+        "registry.commit",
+      ],
+    );
+    const sse = await openSse(`${base}/v1/${started.name}/events`, {
+      authorization: `Bearer ${gw.token.viewer}`,
+    });
+    const events: SseEvent[] = [];
+    for (let event = await sse.next(20_000); event; event = await sse.next(20_000)) {
+      events.push(event);
+      if (event.event === "done") break;
+    }
+    sse.close();
+    const done = events.at(-1)!.data as MigrateOperation;
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    assert.ok(
+      done.metadata.steps.every((s) => s.state === "SUCCEEDED"),
+      JSON.stringify(done.metadata.steps),
+    );
+    const migration = done.metadata.migration!;
+    assert.equal(migration.phase, "COMPLETED");
+    assert.match(migration.operation, /^operations\//);
+    assert.equal(migration.ramBytesTotal, 2 * MIB);
+    assert.equal(migration.ramBytesTransferred, 2 * MIB);
+    assert.ok(migration.deviceStateBytes > 0);
+    assert.ok(migration.dirtyPages >= 1, "the queue page is reported dirty at quiesce");
+    assert.ok(migration.elapsedMs >= migration.downtimeMs);
+    const phases = events
+      .filter((e) => e.event === "progress")
+      .map((e) => (e.data as { migration?: MigrationJson }).migration?.phase);
+    for (const phase of ["COPYING_RAM", "QUIESCING", "SWITCHING_OVER", "COMPLETED"])
+      assert.ok(phases.includes(phase), `SSE progress shows ${phase}: ${phases.join(",")}`);
+    assert.equal((done.response as unknown as VmJson).host, "host-b");
+
+    const moved = await vmOf("mig-1");
+    assert.equal(moved.host, "host-b");
+    assert.equal(moved.state, "READY");
+    assert.equal(moved.activeOperation, undefined);
+    assert.equal(
+      moved.guestMemoryPath,
+      `guest-ram/${vm.uid}.ram`,
+      "the RAM file the destination's devices use",
+    );
+    assert.match(moved.placement.reason, /migrated from host 'host-a'/);
+    assert.deepEqual([(await usageOf("host-a")).vms, (await usageOf("host-b")).vms], [0, 1]);
+    assert.deepEqual([(await usageOf("host-a")).vcpus, (await usageOf("host-b")).vcpus], [0, 2]);
+
+    // The devices now live on host-b only, and the REST device endpoints reach them there.
+    assert.equal(await controllerOn(a, vm.uid), "NOT_FOUND");
+    assert.equal(typeof (await controllerOn(b, vm.uid)), "object");
+    assert.equal(await queueIndex("mig-1"), 1, "host-b's queue carries the index the guest left");
+    const source = await ok<{ source: { eisn: number; priority: number } }>(
+      "GET",
+      `/v1/vms/mig-1/sources/${IRQ}`,
+    );
+    assert.deepEqual([source.source.priority, source.source.eisn], [6, IRQ]);
+    const ramOnB = join(b.dataDir, moved.guestMemoryPath);
+    assert.equal(queueEntry(ramOnB, 0), ENTRY, "the queue entry came over with the RAM");
+    assert.equal((await trigger("mig-1")).delivered, 1);
+    assert.equal(queueEntry(ramOnB, 1), ENTRY, "a trigger on host-b lands in host-b's RAM");
+    assert.equal(queueEntry(ramOnA, 1), 0, "and not in host-a's");
+    assert.equal(await queueIndex("mig-1"), 2);
+  });
+
+  it("cancel while RAM is copied: CANCELLING, then CANCELLED with the phase; the VM stays on host-a and works, host-b holds nothing; a busy VM refuses migrate and delete with 409", async () => {
+    const vm = await createVm("mig-2", 64 * MIB);
+    await routeSource("mig-2");
+    const started = await ok<MigrateOperation>(
+      "POST",
+      "/v1/vms/mig-2:migrate",
+      { destinationHost: "host-b" },
+      202,
+    );
+    for (const [method, url, body] of [
+      ["POST", "/v1/vms/mig-2:migrate", { destinationHost: "host-b" }],
+      ["DELETE", "/v1/vms/mig-2", undefined],
+    ] as const) {
+      const busy = await gw.call("operator", method, url, body);
+      assert.equal(busy.statusCode, 409, busy.body);
+      const error = busy.json<{ error: { code: string; reason: string } }>().error;
+      assert.deepEqual([error.code, error.reason], ["ABORTED", "OPERATION_IN_PROGRESS"]);
+    }
+    const copying = await waitFor(started.name, (op) => op.metadata.migration?.phase === "COPYING_RAM");
+    assert.equal(
+      copying.done,
+      false,
+      `the copy ended before the cancel: ${JSON.stringify(copying.metadata)}`,
+    );
+    const cancelling = await ok<MigrateOperation>("POST", `/v1/${started.name}/cancel`);
+    assert.equal(cancelling.metadata.state, "CANCELLING", "accepted is not cancelled");
+    assert.equal(cancelling.metadata.cancelRequested, true);
+    const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
+    assert.equal(done.metadata.state, "CANCELLED", JSON.stringify(done.error));
+    assert.equal(done.error?.code, "CANCELLED");
+    assert.equal(done.error?.details["phase"], "COPYING_RAM");
+    assert.equal(done.metadata.migration?.phase, "CANCELLED");
+    assert.equal(done.metadata.migration?.cancelRequested, true, "the migration service was asked");
+    assert.ok(done.metadata.migration.ramBytesTransferred < 64 * MIB);
+    const rolledBack = done.metadata.steps.find((s) => s.name === "migration.COPYING_RAM");
+    assert.equal(rolledBack?.state, "ROLLED_BACK");
+
+    const stayed = await vmOf("mig-2");
+    assert.deepEqual([stayed.host, stayed.state, stayed.activeOperation], ["host-a", "READY", undefined]);
+    assert.equal(stayed.guestMemoryPath, vm.guestMemoryPath);
+    assert.equal(await controllerOn(b, vm.uid), "NOT_FOUND", "host-b holds no devices of the VM");
+    assert.equal(existsSync(join(b.dataDir, "guest-ram", `${vm.uid}.ram`)), false, "nor its RAM");
+    assert.equal((await trigger("mig-2")).delivered, 1, "the VM goes on running on host-a");
+    assert.equal(queueEntry(join(a.dataDir, vm.guestMemoryPath), 0), ENTRY);
+    assert.equal((await usageOf("host-b")).vms, 1, "only mig-1 counts on host-b");
+  });
+
+  it("back to host-a works (source RAM at its migrated path); then host-b still holds the RAM file it sent away, so a third move fails in SETTING_UP with the destination's error and the VM stays", async () => {
+    const home = await migrated("mig-1", { destinationHost: "host-a" });
+    assert.equal(home.metadata.state, "SUCCEEDED", JSON.stringify(home.error));
+    const vm = await vmOf("mig-1");
+    assert.deepEqual([vm.host, vm.guestMemoryPath], ["host-a", `guest-ram/${vm.uid}.ram`]);
+    const ram = join(a.dataDir, vm.guestMemoryPath);
+    assert.deepEqual([queueEntry(ram, 0), queueEntry(ram, 1)], [ENTRY, ENTRY]);
+    assert.equal(await queueIndex("mig-1"), 2);
+
+    const failed = await migrated("mig-1", { destinationHost: "host-b" });
+    assert.equal(failed.metadata.state, "FAILED");
+    assert.deepEqual(
+      [failed.error?.code, failed.error?.reason, failed.error?.details["phase"]],
+      ["ALREADY_EXISTS", "GUEST_MEMORY_EXISTS", "SETTING_UP"],
+      JSON.stringify(failed.error),
+    );
+    assert.equal(failed.metadata.migration?.failedPhase, "SETTING_UP");
+    assert.equal(failed.metadata.steps.find((s) => s.name === "migration.SETTING_UP")?.state, "FAILED");
+    const stayed = await vmOf("mig-1");
+    assert.deepEqual([stayed.host, stayed.activeOperation], ["host-a", undefined]);
+    await esb("mig-1", 0xc00); // EOI
+    assert.equal((await trigger("mig-1")).delivered, 1);
+    assert.equal(queueEntry(ram, 2), ENTRY, "the VM still runs on host-a");
+  });
+
+  it("with vmmMovesRam only device state crosses: no RAM bytes, the dirty queue page reported, the VM recorded with the destination's binding", async () => {
+    const vm = await createVm("mig-3", 2 * MIB);
+    await routeSource("mig-3");
+    await trigger("mig-3");
+    const started = await ok<MigrateOperation>(
+      "POST",
+      "/v1/vms/mig-3:migrate",
+      { destinationHost: "host-b", vmmMovesRam: true, downtimeLimitMs: 60_000 },
+      202,
+    );
+    assert.ok(!started.metadata.steps.some((s) => s.name === "migration.COPYING_RAM"));
+    const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    assert.deepEqual(
+      [done.metadata.migration?.ramBytesTotal, done.metadata.migration?.ramBytesTransferred],
+      [0, 0],
+    );
+    assert.ok(done.metadata.migration!.dirtyPages >= 1);
+    const moved = await vmOf("mig-3");
+    assert.equal(moved.host, "host-b");
+    // The migration service imports without a RAM file when the VMM moves RAM (StartMigration has
+    // no field for the destination's file): the record says so rather than keep host-a's path.
+    assert.equal(moved.guestMemoryPath, "");
+    assert.equal(existsSync(join(b.dataDir, "guest-ram", `${vm.uid}.ram`)), false);
+    assert.equal(await queueIndex("mig-3"), 1);
+  });
+
+  it("another tenant's VM answers 404 exactly like a missing one, and a viewer may not migrate", async () => {
+    const theirs = await gw.call("other", "POST", "/v1/vms/mig-2:migrate", { destinationHost: "host-b" });
+    const none = await gw.call("other", "POST", "/v1/vms/absent-vm:migrate", { destinationHost: "host-b" });
+    assert.equal(theirs.statusCode, 404);
+    assert.deepEqual(theirs.json(), JSON.parse(none.body.replaceAll("absent-vm", "mig-2")));
+    const viewer = await gw.call("viewer", "POST", "/v1/vms/mig-2:migrate", { destinationHost: "host-b" });
+    assert.equal(viewer.statusCode, 403);
+    assert.equal((await vmOf("mig-2")).host, "host-a");
+  });
+});

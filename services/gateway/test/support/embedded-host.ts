@@ -1,0 +1,99 @@
+// One host's real services in this process, as an embedded host runs them: interrupt-controller,
+// iommu and migration sharing one data folder (guest RAM files, the services' stores), the
+// migration service pointed at the other two. Until services/iommu serves DeviceStateService,
+// the migration service's IOMMU side is a stand-in that holds no device of any VM (NOT_FOUND, as
+// the migration service expects from a service without devices of that VM); the gateway still
+// reaches the real iommu for SMMU calls. Test VMs then have no SMMUs.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { credentials } from "@grpc/grpc-js";
+import {
+  DeviceStateServiceClient,
+  DeviceStateServiceService,
+  type DeviceStateServiceServer,
+} from "@vplane/proto/gen/vplane/devicestate/v1/service";
+import { interruptControllerDescription } from "@vplane/interrupt-controller";
+import { iommuDescription } from "@vplane/iommu";
+import { migrationDescription } from "@vplane/migration";
+import { VplaneError, unaryCall, type ServiceDescription } from "@vplane/service-kit";
+import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
+
+/** DeviceStateService of a service that has no device of any VM: every method answers NOT_FOUND. */
+const noDeviceState: ServiceDescription<Record<string, never>> = {
+  name: "no-device-state",
+  envPrefix: "NO_DEVICE_STATE",
+  defaultPort: 0,
+  options: {},
+  start: ({ handlers }) => {
+    const none = handlers.unary(({ vm }: { vm: string }) => {
+      throw new VplaneError({ code: "NOT_FOUND", reason: "VM_NOT_FOUND", message: `no devices of ${vm}` });
+    });
+    const implementation: DeviceStateServiceServer = {
+      quiesceDevices: none,
+      exportDeviceState: none,
+      importDeviceState: none,
+      resumeDevices: none,
+      releaseDevices: none,
+    };
+    return Promise.resolve({ services: [{ definition: DeviceStateServiceService, implementation }] });
+  },
+};
+
+/** Whether the service at `address` serves DeviceStateService (UNIMPLEMENTED: not yet). */
+async function servesDeviceState(address: string): Promise<boolean> {
+  const client = new DeviceStateServiceClient(address, credentials.createInsecure());
+  try {
+    await unaryCall(client.quiesceDevices.bind(client), { vm: "probe" }, { timeoutMs: 2000 });
+    return true;
+  } catch (error) {
+    return (error as VplaneError).code !== "UNIMPLEMENTED";
+  } finally {
+    client.close();
+  }
+}
+
+export interface EmbeddedHost {
+  name: string;
+  dataDir: string;
+  addresses: { interruptController: string; iommu: string; migration: string };
+  /** True when the migration service moves IOMMU state through the real iommu service. */
+  realIommuDeviceState: boolean;
+  stop(): Promise<void>;
+}
+
+/** Starts a host's services; `env` adds to the migration service's (e.g. its RAM chunk size). */
+export async function startEmbeddedHost(
+  name: string,
+  env: Record<string, string> = {},
+): Promise<EmbeddedHost> {
+  const dataDir = mkdtempSync(join(tmpdir(), `vplane-${name}-`));
+  const base = { VPLANE_DATA_DIR: dataDir };
+  const interrupt = await startServiceForTests(interruptControllerDescription, base);
+  const iommu = await startServiceForTests(iommuDescription, base);
+  const realIommuDeviceState = await servesDeviceState(iommu.address);
+  const started: ServiceUnderTest[] = [interrupt, iommu];
+  let iommuTarget = iommu.address;
+  if (!realIommuDeviceState) {
+    const standIn = await startServiceForTests(noDeviceState);
+    started.push(standIn);
+    iommuTarget = standIn.address;
+  }
+  const migration = await startServiceForTests(migrationDescription, {
+    ...base,
+    VPLANE_MIGRATION_INTERRUPT_TARGET: interrupt.address,
+    VPLANE_MIGRATION_IOMMU_TARGET: iommuTarget,
+    ...env,
+  });
+  started.push(migration);
+  return {
+    name,
+    dataDir,
+    addresses: { interruptController: interrupt.address, iommu: iommu.address, migration: migration.address },
+    realIommuDeviceState,
+    async stop() {
+      for (const service of started.reverse()) await service.stop(500);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
