@@ -12,6 +12,7 @@ import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { configSpecOf, loadConfig, startService, unaryCall } from "@vplane/service-kit";
 import { Perm, Smmu, TranslationResult, buildCommand, encodeContextDescriptor } from "@vplane/smmuv3";
 import type { BenchRow } from "./result-table.js";
+import { smmuMigrationBench } from "./smmu-migration-bench.js";
 
 /** Issue 4 targets, in-process with in-memory guest RAM. */
 const MIN_HITS_PER_SEC = 10_000_000;
@@ -111,6 +112,7 @@ export async function smmuBench(): Promise<BenchRow[]> {
       met: nested >= MIN_NESTED_MISSES_PER_SEC,
     },
     ...(await smmuServiceBench()),
+    ...(await smmuMigrationBench()),
   ];
 }
 

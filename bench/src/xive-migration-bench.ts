@@ -1,5 +1,6 @@
 import { SparseGuestMemory } from "@vplane/guest-memory";
 import { HcallOpcode, HcallReturn, InterruptController, encodeKvmSourceConfig } from "@vplane/xive";
+import { deviceStateRows } from "./device-state-rounds.js";
 import type { BenchRow } from "./result-table.js";
 
 /** Issue 6's benchmark point: 8,192 sources, 2,048 vCPUs with 8 queues each. */
@@ -9,8 +10,6 @@ const QUEUES_PER_VCPU = 8;
 /** 64 KiB queues (Linux's size): 16,384 of them need 1 GiB of (sparse) guest RAM. */
 const QUEUE_SHIFT = 16;
 const RAM = 2 * 1024 * 1024 * 1024;
-/** Issue 6: at most 30 ms of device-state downtime for the whole VM (XIVE, SMMU and transfer). */
-const DOWNTIME_BUDGET_MS = 30;
 
 /**
  * A booted guest at the benchmark's size: every vCPU has a queue at each of the 8 priorities
@@ -44,10 +43,6 @@ function bootedController(memory: SparseGuestMemory): InterruptController {
   return controller;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
 /**
  * Device-state downtime of the interrupt controller alone, in one process (no gRPC, no
  * transfer): quiesce (PQ latch + EQ_SYNC of 16,384 queues), export, import into a fresh
@@ -57,50 +52,26 @@ function percentile(sorted: number[], p: number): number {
 export function xiveMigrationBench(rounds = 30): Promise<BenchRow[]> {
   const memory = new SparseGuestMemory(RAM);
   let controller = bootedController(memory);
-  const phases = {
-    quiesce: [] as number[],
-    export: [] as number[],
-    import: [] as number[],
-    resume: [] as number[],
-  };
-  const total: number[] = [];
   let stateBytes = 0;
-  for (let round = -3; round < rounds; round++) {
-    const t0 = performance.now();
-    controller.quiesce();
-    const t1 = performance.now();
-    const state = controller.exportState();
-    const t2 = performance.now();
-    const imported = InterruptController.importState(memory, {}, state);
-    const t3 = performance.now();
-    imported.resume();
-    const t4 = performance.now();
-    controller = imported;
-    stateBytes = state.length;
-    if (round < 0) continue; // warm-up
-    phases.quiesce.push(t1 - t0);
-    phases.export.push(t2 - t1);
-    phases.import.push(t3 - t2);
-    phases.resume.push(t4 - t3);
-    total.push(t4 - t0);
-  }
-  const row = (variant: string, ms: number[], budget?: number): BenchRow => {
-    const sorted = [...ms].sort((a, b) => a - b);
-    const p50 = percentile(sorted, 0.5);
-    return {
-      benchmark: `xive device state (${SOURCES} sources, ${VCPUS} vCPUs × ${QUEUES_PER_VCPU} queues, ${Math.round(stateBytes / 1024)} KiB)`,
-      variant,
-      opsPerSec: 1000 / (ms.reduce((a, b) => a + b, 0) / ms.length),
-      p50Us: p50 * 1000,
-      p99Us: percentile(sorted, 0.99) * 1000,
-      ...(budget === undefined ? {} : { target: `p50 <= ${budget} ms (whole VM)`, met: p50 <= budget }),
-    };
-  };
-  return Promise.resolve([
-    row("quiesce (latch + EQ_SYNC)", phases.quiesce),
-    row("export", phases.export),
-    row("import (fresh controller)", phases.import),
-    row("resume", phases.resume),
-    row("quiesce + export + import + resume", total, DOWNTIME_BUDGET_MS),
-  ]);
+  const rows = deviceStateRows(
+    () =>
+      `xive device state (${SOURCES} sources, ${VCPUS} vCPUs × ${QUEUES_PER_VCPU} queues, ${Math.round(stateBytes / 1024)} KiB)`,
+    ["quiesce (latch + EQ_SYNC)", "export", "import (fresh controller)", "resume"],
+    { rounds, warmUps: 3 },
+    () => {
+      const t0 = performance.now();
+      controller.quiesce();
+      const t1 = performance.now();
+      const state = controller.exportState();
+      const t2 = performance.now();
+      const imported = InterruptController.importState(memory, {}, state);
+      const t3 = performance.now();
+      imported.resume();
+      const t4 = performance.now();
+      controller = imported;
+      stateBytes = state.length;
+      return [t0, t1, t2, t3, t4];
+    },
+  );
+  return Promise.resolve(rows);
 }
