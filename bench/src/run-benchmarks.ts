@@ -5,6 +5,7 @@ import { cpus } from "node:os";
 import { gatewayBench } from "./gateway-bench.js";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
 import { interruptGrpcBench } from "./interrupt-grpc-bench.js";
+import { migrationDowntimeBench } from "./migration-downtime-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
 import { smmuBench } from "./smmu-bench.js";
 import { xiveBench } from "./xive-bench.js";
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   "interrupt-grpc": interruptGrpcBench,
   smmu: smmuBench,
   gateway: gatewayBench,
+  "migration-downtime": migrationDowntimeBench,
 };
 
 const wanted = process.argv.slice(2);
