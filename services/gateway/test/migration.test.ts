@@ -17,6 +17,9 @@ const QADDR = MIB; // the event queue's page in guest RAM
 const IRQ = 10;
 /** What a delivery of IRQ writes in the queue: generation bit (the queue's toggle, 0 as configured) | EISN. */
 const ENTRY = IRQ;
+const SID = 8;
+/** Guest-physical window the device's DMA sees (stage 2 only: no PASID table), onto the queue page. */
+const IPA = 0x4000_0000;
 /** KVM SOURCE_CONFIG layout: priority bits 2:0, server bits 31:3, masked bit 32, EISN bits 63:33. */
 const kvmConfig = (server: number, priority: number, eisn: number) =>
   ((BigInt(eisn) << 33n) | (BigInt(server) << 3n) | BigInt(priority)).toString();
@@ -88,8 +91,11 @@ describe("live migration through the gateway between two embedded hosts", () => 
   const usageOf = async (host: string) =>
     (await ok<{ usage: { vms: number; vcpus: number } }>("GET", `/v1/hosts/${host}`)).usage;
 
-  /** A READY XIVE VM on host-a (no SMMUs: see support/embedded-host.ts) with vCPU 0 presented priority 6. */
-  async function createVm(name: string, memoryBytes: number): Promise<VmJson> {
+  /**
+   * A READY XIVE VM on host-a with vCPU 0 presented priority 6; with `smmu`, an SMMU "s0" with the
+   * device of physical StreamID 8 (guest StreamID 0).
+   */
+  async function createVm(name: string, memoryBytes: number, smmu = false): Promise<VmJson> {
     const created = await ok<OperationJson>(
       "POST",
       "/v1/vms",
@@ -98,6 +104,9 @@ describe("live migration through the gateway between two embedded hosts", () => 
         vcpus: 2,
         memoryBytes,
         interruptController: { mode: "xive", backend: "emulated", nrServers: 8 },
+        ...(smmu
+          ? { iommu: { smmus: [{ name: "s0", devices: [{ physicalSid: SID, virtualSid: 0 }] }] } }
+          : {}),
         placement: { host: "host-a" },
       },
       202,
@@ -166,12 +175,38 @@ describe("live migration through the gateway between two embedded hosts", () => 
     }
   };
 
-  it("moves a VM with a delivered interrupt from host-a to host-b: progress mirrored (SSE too), VM and usage recorded on host-b, the queue entry there, a trigger on host-b lands", async () => {
-    const vm = await createVm("mig-1", 2 * MIB);
+  /** The device's DMA read of the first `entries` queue entries, through the SMMU (stage 2). */
+  const dmaReadQueue = async (name: string, entries: number) => {
+    const read = await ok<{ outcome: string; data: string }>("POST", `/v1/vms/${name}/smmus/s0/dma/read`, {
+      streamId: SID,
+      iova: String(IPA),
+      length: 4 * entries,
+    });
+    assert.equal(read.outcome, "TRANSLATION_OUTCOME_TRANSLATED", JSON.stringify(read));
+    const bytes = Buffer.from(read.data, "base64");
+    return Array.from({ length: entries }, (_, i) => bytes.readUInt32BE(4 * i));
+  };
+
+  it("moves a VM with a delivered interrupt and active DMA translation from host-a to host-b: progress mirrored (SSE too), VM and usage recorded on host-b, the queue entry there, a trigger and DMA on host-b", async (t) => {
+    // SMMU state moves once services/iommu serves DeviceStateService (see support/embedded-host.ts).
+    const smmu = a.realIommuDeviceState && b.realIommuDeviceState;
+    if (!smmu) t.diagnostic("the iommu service has no DeviceStateService here: the VM gets no SMMU");
+    const vm = await createVm("mig-1", 2 * MIB, smmu);
     await routeSource("mig-1");
     assert.equal((await trigger("mig-1")).delivered, 1);
     const ramOnA = join(a.dataDir, vm.guestMemoryPath);
     assert.equal(queueEntry(ramOnA, 0), ENTRY, "the event is in the queue in host-a's RAM file");
+    if (smmu) {
+      await ok("POST", "/v1/vms/mig-1/smmus/s0/stage2/map", {
+        mapping: {
+          ipa: String(IPA),
+          hostAddress: String(QADDR),
+          size: String(64 * 1024),
+          permission: "STAGE2_PERMISSION_READ_WRITE",
+        },
+      });
+      assert.deepEqual(await dmaReadQueue("mig-1", 1), [ENTRY], "the device reads the queue page by DMA");
+    }
     await esb("mig-1", 0xc00); // the guest's EOI (SET_PQ_00): the source may fire again
 
     const started = await ok<MigrateOperation>(
@@ -252,6 +287,22 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal(queueEntry(ramOnB, 1), ENTRY, "a trigger on host-b lands in host-b's RAM");
     assert.equal(queueEntry(ramOnA, 1), 0, "and not in host-a's");
     assert.equal(await queueIndex("mig-1"), 2);
+    if (smmu) {
+      // The SMMU moved with its stage 2 and device; its DMA reads host-b's RAM file.
+      assert.deepEqual(await dmaReadQueue("mig-1", 2), [ENTRY, ENTRY]);
+      const translated = await ok<{ outcome: string; address: string }>(
+        "POST",
+        "/v1/vms/mig-1/smmus/s0/translate",
+        {
+          streamId: SID,
+          iova: String(IPA + 0x124),
+        },
+      );
+      assert.deepEqual(
+        [translated.outcome, translated.address],
+        ["TRANSLATION_OUTCOME_TRANSLATED", String(QADDR + 0x124)],
+      );
+    }
   });
 
   it("cancel while RAM is copied: CANCELLING, then CANCELLED with the phase; the VM stays on host-a and works, host-b holds nothing; a busy VM refuses migrate and delete with 409", async () => {

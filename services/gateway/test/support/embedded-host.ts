@@ -1,9 +1,9 @@
 // One host's real services in this process, as an embedded host runs them: interrupt-controller,
 // iommu and migration sharing one data folder (guest RAM files, the services' stores), the
-// migration service pointed at the other two. Until services/iommu serves DeviceStateService,
-// the migration service's IOMMU side is a stand-in that holds no device of any VM (NOT_FOUND, as
-// the migration service expects from a service without devices of that VM); the gateway still
-// reaches the real iommu for SMMU calls. Test VMs then have no SMMUs.
+// migration service pointed at the other two. Where the iommu service does not serve
+// DeviceStateService (builds from before it landed), the migration service's IOMMU side is a
+// stand-in that holds no device of any VM (NOT_FOUND, as the migration service expects from a
+// service without devices of that VM) and test VMs get no SMMUs (realIommuDeviceState false).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
