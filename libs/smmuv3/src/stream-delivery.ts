@@ -30,6 +30,10 @@ export class StreamDelivery {
   ) {}
 
   pageRequestRaised(request: PageRequest): void {
+    // Requests answered before anyone took them are dropped here too, so that a consumer that
+    // never takes deliveries does not make this list grow beyond the outstanding requests.
+    if (this.held.length >= 2 * this.requests.capacity)
+      this.held.splice(0, this.held.length, ...this.heldRequests());
     this.held.push({ request, eventsBefore: this.events.reported });
   }
 
