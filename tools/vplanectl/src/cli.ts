@@ -16,6 +16,8 @@ usage: vplanectl [--url URL] [--token TOKEN] [--output json|table] [--config FIL
   hosts list | get HOST | remove HOST
   hosts register --name HOST --interrupt-addr A --iommu-addr A --migration-addr A [--vcpus N] [--memory SIZE]
   operations list | get OP | watch OP | cancel OP
+  migrate VM --to HOST [--downtime-limit-ms N] [--vmm-moves-ram] [--no-wait] [--idempotency-key KEY]
+                                          (live migration; watches it with a progress bar unless --no-wait)
   sources get VM IRQ | configure VM --irq N --server S --priority P [--eisn E] [--masked]
   queues get VM SERVER PRIORITY | configure VM --server S --priority P --qaddr ADDR [--qshift 16]
   trigger VM --irq N [--irq N]...
@@ -57,6 +59,10 @@ const OPTIONS = {
   qaddr: { type: "string" },
   qshift: { type: "string" },
   data: { type: "string" },
+  to: { type: "string" },
+  "downtime-limit-ms": { type: "string" },
+  "vmm-moves-ram": { type: "boolean" },
+  "no-wait": { type: "boolean" },
 } as const;
 
 export interface CliIo {
@@ -93,11 +99,32 @@ interface Vm {
   resolved: { interruptController?: { backend: string } };
   iommu: { smmus: { name: string }[] };
 }
+/** A live migration's mirrored progress (metadata.migration of a migrate operation). */
+interface MigrationStatus {
+  phase: string;
+  ramBytesTotal: number;
+  ramBytesTransferred: number;
+  elapsedMs: number;
+  downtimeMs: number;
+}
 interface Operation {
   name: string;
   done: boolean;
-  metadata: { kind: string; vm: string; state: string; progressPercent: number; step: string };
+  metadata: {
+    kind: string;
+    vm: string;
+    state: string;
+    progressPercent: number;
+    step: string;
+    migration?: MigrationStatus;
+  };
   error?: { code: string; reason: string; message: string };
+}
+interface ProgressEvent {
+  progressPercent: number;
+  step: string;
+  state: string;
+  migration?: MigrationStatus;
 }
 interface Host {
   name: string;
@@ -173,6 +200,19 @@ function vmSpecFrom(values: Values, fileText?: string): unknown {
   };
 }
 
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)}MiB`;
+
+/** The progress bar's label: the step, or for a migration its phase, RAM copied, elapsed and downtime. */
+function progressLabel(state: string, step: string, migration: MigrationStatus | undefined): string {
+  if (!migration) return `${state.toLowerCase()} ${step}`;
+  const ram =
+    migration.ramBytesTotal > 0
+      ? ` ram ${mib(migration.ramBytesTransferred)}/${mib(migration.ramBytesTotal)}`
+      : "";
+  const downtime = migration.downtimeMs > 0 ? ` downtime ${migration.downtimeMs}ms` : "";
+  return `${state.toLowerCase()} ${migration.phase.toLowerCase()}${ram} ${migration.elapsedMs}ms${downtime}`;
+}
+
 /** Follows an operation's progress stream to its end, drawing a progress bar on stderr. */
 async function watchOperation(api: ApiClient, name: string, io: CliIo): Promise<Operation> {
   const bar = new ProgressBar(io.stderr as NodeJS.WriteStream);
@@ -182,11 +222,15 @@ async function watchOperation(api: ApiClient, name: string, io: CliIo): Promise<
       for await (const event of api.events(`/v1/${name}/events`, lastEventId ? { lastEventId } : {})) {
         if (event.id) lastEventId = event.id;
         if (event.event === "progress") {
-          const p = event.data as { progressPercent: number; step: string; state: string };
-          bar.update(p.progressPercent, `${p.state.toLowerCase()} ${p.step}`);
+          const p = event.data as ProgressEvent;
+          bar.update(p.progressPercent, progressLabel(p.state, p.step, p.migration));
         } else if (event.event === "done") {
           const operation = event.data as Operation;
-          bar.update(operation.metadata.progressPercent, operation.metadata.state.toLowerCase());
+          const { state, migration } = operation.metadata;
+          bar.update(
+            operation.metadata.progressPercent,
+            migration ? progressLabel(state, "", migration) : state.toLowerCase(),
+          );
           bar.finish();
           return operation;
         }
@@ -320,6 +364,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case "operations cancel": {
         const operation = await api.request<Operation>("POST", `/v1/${operationName(args[0])}/cancel`);
         out(operation, [operation], OPERATION_COLUMNS);
+        return 0;
+      }
+      case `migrate ${verb}`: {
+        const limit = values["downtime-limit-ms"];
+        const operation = await api.request<Operation>(
+          "POST",
+          `/v1/vms/${verb}:migrate`,
+          {
+            destinationHost: required(values.to, "--to HOST"),
+            ...(limit !== undefined ? { downtimeLimitMs: integer(limit, "downtime-limit-ms") } : {}),
+            ...(values["vmm-moves-ram"] ? { vmmMovesRam: true } : {}),
+          },
+          idempotency,
+        );
+        await finishOperation(api, operation, config, io, !values["no-wait"]);
         return 0;
       }
       case "sources get": {

@@ -2,7 +2,7 @@
 // interrupt-controller, iommu and migration services as its default host), through REST only.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -21,6 +21,7 @@ const MAIN = new URL("../src/main.js", import.meta.url).pathname;
 describe("vplanectl against an embedded gateway", () => {
   let dataDir: string;
   let services: ServiceUnderTest[];
+  let remote: ServiceUnderTest[];
   let gateway: RunningGateway;
   let token = "";
 
@@ -41,14 +42,25 @@ describe("vplanectl against an embedded gateway", () => {
     }
   }
 
+  /** One host's services sharing `dir`, the migration service pointed at the other two. */
+  async function startHost(dir: string): Promise<ServiceUnderTest[]> {
+    mkdirSync(dir, { recursive: true });
+    const env = { VPLANE_DATA_DIR: dir };
+    const interrupt = await startServiceForTests(interruptControllerDescription, env);
+    const iommu = await startServiceForTests(iommuDescription, env);
+    const migration = await startServiceForTests(migrationDescription, {
+      ...env,
+      VPLANE_MIGRATION_INTERRUPT_TARGET: interrupt.address,
+      VPLANE_MIGRATION_IOMMU_TARGET: iommu.address,
+    });
+    return [interrupt, iommu, migration];
+  }
+
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "vplanectl-test-"));
-    const env = { VPLANE_DATA_DIR: dataDir };
-    services = [
-      await startServiceForTests(interruptControllerDescription, env),
-      await startServiceForTests(iommuDescription, env),
-      await startServiceForTests(migrationDescription, env),
-    ];
+    services = await startHost(dataDir);
+    // A second host for `vplanectl migrate`, registered through the CLI in that test.
+    remote = await startHost(join(dataDir, "remote"));
     const config = loadConfig(gatewayOptionsSpec, {
       argv: [],
       env: {
@@ -63,7 +75,7 @@ describe("vplanectl against an embedded gateway", () => {
   });
   after(async () => {
     await gateway?.close();
-    for (const service of services ?? []) await service.stop(500);
+    for (const service of [...(services ?? []), ...(remote ?? [])]) await service.stop(500);
     rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -209,6 +221,71 @@ describe("vplanectl against an embedded gateway", () => {
     assert.match(flagWins.stdout, /^NAME/);
     const missingFile = await cli(["vms", "list", "--config", join(dataDir, "none.json")], {});
     assert.equal(missingFile.code, 2);
+  });
+
+  it("migrate: to a second host with a progress bar (RAM copied), back with --no-wait then watched; refusals exit 1, bad usage 2", async () => {
+    const [interrupt, iommu, migration] = remote.map((service) => service.address);
+    const registered = await cli([
+      "hosts",
+      "register",
+      "--name",
+      "remote",
+      "--interrupt-addr",
+      interrupt!,
+      "--iommu-addr",
+      iommu!,
+      "--migration-addr",
+      migration!,
+    ]);
+    assert.equal(registered.code, 0, registered.stderr);
+
+    const moved = await cli(["migrate", "web-1", "--to", "remote", "--downtime-limit-ms", "60000"]);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.match(moved.stdout, /^NAME\s+KIND\s+VM\s+STATE/);
+    assert.match(moved.stdout, /\smigrate\s+web-1\s+SUCCEEDED\s+100%/);
+    // The bar follows the migration's phases; its last line says it completed and its downtime.
+    assert.match(moved.stderr, /running copying_ram ram [\d.]+MiB\/64\.0MiB/);
+    assert.match(
+      moved.stderr,
+      /\[#{30}\] 100% succeeded completed ram 64\.0MiB\/64\.0MiB \d+ms downtime \d+ms/,
+    );
+    const vm = JSON.parse((await cli(["vms", "get", "web-1", "-o", "json"])).stdout) as { host: string };
+    assert.equal(vm.host, "remote");
+    const queue = await cli(["queues", "get", "web-1", "0", "6", "-o", "json"]);
+    assert.equal(queue.code, 0, `the device endpoints reach the VM on its new host: ${queue.stderr}`);
+
+    const same = await cli(["migrate", "web-1", "--to", "remote"]);
+    assert.equal(same.code, 1);
+    assert.match(
+      same.stderr,
+      /^error: INVALID_ARGUMENT DESTINATION_IS_SOURCE: .* \(field=destinationHost\)\n$/,
+    );
+    assert.equal((await cli(["migrate", "web-1"])).code, 2, "--to is required");
+    assert.equal((await cli(["migrate", "web-1", "--to", "local", "--downtime-limit-ms", "soon"])).code, 2);
+
+    const started = await cli([
+      "migrate",
+      "web-1",
+      "--to",
+      "local",
+      "--vmm-moves-ram",
+      "--no-wait",
+      "-o",
+      "json",
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    assert.equal(started.stderr, "", "no progress bar with --no-wait");
+    const operation = JSON.parse(started.stdout) as { name: string; metadata: { kind: string } };
+    assert.equal(operation.metadata.kind, "migrate");
+    const watched = await cli(["operations", "watch", operation.name, "-o", "json"]);
+    assert.equal(watched.code, 0, watched.stderr);
+    const done = JSON.parse(watched.stdout) as {
+      metadata: { state: string; migration: { ramBytesTotal: number; vmmMovesRam: boolean } };
+    };
+    assert.equal(done.metadata.state, "SUCCEEDED");
+    assert.deepEqual([done.metadata.migration.ramBytesTotal, done.metadata.migration.vmmMovesRam], [0, true]);
+    const back = JSON.parse((await cli(["vms", "get", "web-1", "-o", "json"])).stdout) as { host: string };
+    assert.equal(back.host, "local");
   });
 
   it("deletes without waiting, then watches and cancels the operation by name", async () => {
