@@ -157,6 +157,7 @@ describe("DeviceStateService: XIVE migrated between two service instances (issue
     );
     const quiesced = await hosts.source.ds("quiesceDevices", { vm: "vm-a" });
     const pageSize = Number(quiesced.pageSize);
+    assert.equal(pageSize, 0x1_0000, "dirty pages are reported per 64 KiB queue");
     const expected = QUEUES.flatMap((q) =>
       Array.from({ length: 0x1_0000 / pageSize }, (_, i) => q.qaddr + BigInt(i * pageSize)),
     );
