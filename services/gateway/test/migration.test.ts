@@ -404,6 +404,56 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal(await queueIndex("mig-3"), 1);
   });
 
+  it("a cancel made through another gateway replica (one shared registry) reaches the migration: CANCELLED, the VM stays", async () => {
+    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    try {
+      const vm = await createVm("mig-4", 256 * MIB);
+      const started = await ok<MigrateOperation>(
+        "POST",
+        "/v1/vms/mig-4:migrate",
+        { destinationHost: "host-b" },
+        202,
+      );
+      await waitFor(started.name, (op) => op.metadata.migration?.phase === "COPYING_RAM");
+      const cancel = await replica.call("operator", "POST", `/v1/${started.name}/cancel`);
+      assert.equal(cancel.statusCode, 200, cancel.body);
+      assert.equal(cancel.json<MigrateOperation>().metadata.state, "CANCELLING");
+      const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
+      assert.equal(done.metadata.state, "CANCELLED", JSON.stringify(done.error));
+      assert.equal(done.metadata.migration?.cancelRequested, true);
+      assert.ok(done.metadata.migration!.ramBytesTransferred < 256 * MIB, "stopped before the copy ended");
+      assert.deepEqual([(await vmOf("mig-4")).host, await controllerOn(b, vm.uid)], ["host-a", "NOT_FOUND"]);
+    } finally {
+      await replica.close();
+    }
+  });
+
+  it("the source's migration service crashes mid-copy and comes back (its operations lived in memory): the outcome is looked up on the hosts, the VM stays on host-a with UNAVAILABLE MIGRATION_OUTCOME_LOST", async () => {
+    const vm = await createVm("mig-5", 64 * MIB);
+    const started = await ok<MigrateOperation>(
+      "POST",
+      "/v1/vms/mig-5:migrate",
+      { destinationHost: "host-b" },
+      202,
+    );
+    await waitFor(started.name, (op) => op.metadata.migration?.phase === "COPYING_RAM");
+    await a.crashMigration();
+    const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
+    assert.equal(done.metadata.state, "FAILED");
+    assert.deepEqual(
+      [done.error?.code, done.error?.reason, done.error?.details["phase"]],
+      ["UNAVAILABLE", "MIGRATION_OUTCOME_LOST", "COPYING_RAM"],
+      JSON.stringify(done.error),
+    );
+    assert.match(done.error!.message, /is on host 'host-a'/);
+    const stayed = await vmOf("mig-5");
+    assert.deepEqual([stayed.host, stayed.state, stayed.activeOperation], ["host-a", "READY", undefined]);
+    assert.equal(await controllerOn(b, vm.uid), "NOT_FOUND");
+    // The restarted service migrates it now (the destination dropped the broken transfer).
+    const retried = await migrated("mig-5", { destinationHost: "host-b", vmmMovesRam: true });
+    assert.equal(retried.metadata.state, "SUCCEEDED", JSON.stringify(retried.error));
+  });
+
   it("another tenant's VM answers 404 exactly like a missing one, and a viewer may not migrate", async () => {
     const theirs = await gw.call("other", "POST", "/v1/vms/mig-2:migrate", { destinationHost: "host-b" });
     const none = await gw.call("other", "POST", "/v1/vms/absent-vm:migrate", { destinationHost: "host-b" });

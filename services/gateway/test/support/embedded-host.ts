@@ -1,12 +1,16 @@
-// One host's real services in this process, as an embedded host runs them: interrupt-controller,
-// iommu and migration sharing one data folder (guest RAM files, the services' stores), the
-// migration service pointed at the other two. Where the iommu service does not serve
+// One host's real services, as an embedded host runs them: interrupt-controller and iommu in this
+// process, migration as its own process (so a test can crash it), sharing one data folder (guest
+// RAM files, the services' stores), the migration service pointed at the other two. Where the iommu service does not serve
 // DeviceStateService (builds from before it landed), the migration service's IOMMU side is a
 // stand-in that holds no device of any VM (NOT_FOUND, as the migration service expects from a
 // service without devices of that VM) and test VMs get no SMMUs (realIommuDeviceState false).
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import {
   DeviceStateServiceClient,
@@ -15,7 +19,6 @@ import {
 } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import { interruptControllerDescription } from "@vplane/interrupt-controller";
 import { iommuDescription } from "@vplane/iommu";
-import { migrationDescription } from "@vplane/migration";
 import { VplaneError, unaryCall, type ServiceDescription } from "@vplane/service-kit";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
 
@@ -53,12 +56,58 @@ async function servesDeviceState(address: string): Promise<boolean> {
   }
 }
 
+/** A loopback port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * The migration service as its own process (its entry point, as deployed), so that a test can
+ * kill it outright: what it was doing dies with it, as in a crash.
+ */
+async function spawnMigration(env: Record<string, string>): Promise<{ kill(): Promise<void> }> {
+  const main = fileURLToPath(new URL("main.js", import.meta.resolve("@vplane/migration")));
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env["PATH"] ?? "", VPLANE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = once(child, "exit");
+  await new Promise<void>((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`migration service did not start: ${output}`)), 10_000);
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("listening on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`migration service exited with ${code}: ${output}`));
+    });
+  });
+  child.stdout.resume();
+  return {
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
 export interface EmbeddedHost {
   name: string;
   dataDir: string;
   addresses: { interruptController: string; iommu: string; migration: string };
   /** True when the migration service moves IOMMU state through the real iommu service. */
   realIommuDeviceState: boolean;
+  /** Kills the migration service's process (kill -9) and starts it again on the same address. */
+  crashMigration(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -79,19 +128,25 @@ export async function startEmbeddedHost(
     started.push(standIn);
     iommuTarget = standIn.address;
   }
-  const migration = await startServiceForTests(migrationDescription, {
+  const migrationEnv = {
     ...base,
     VPLANE_MIGRATION_INTERRUPT_TARGET: interrupt.address,
     VPLANE_MIGRATION_IOMMU_TARGET: iommuTarget,
     ...env,
-  });
-  started.push(migration);
+  };
+  const address = `127.0.0.1:${await freePort()}`;
+  let migration = await spawnMigration({ ...migrationEnv, VPLANE_MIGRATION_ADDR: address });
   return {
     name,
     dataDir,
-    addresses: { interruptController: interrupt.address, iommu: iommu.address, migration: migration.address },
+    addresses: { interruptController: interrupt.address, iommu: iommu.address, migration: address },
     realIommuDeviceState,
+    async crashMigration() {
+      await migration.kill();
+      migration = await spawnMigration({ ...migrationEnv, VPLANE_MIGRATION_ADDR: address });
+    },
     async stop() {
+      await migration.kill();
       for (const service of started.reverse()) await service.stop(500);
       rmSync(dataDir, { recursive: true, force: true });
     },
