@@ -421,7 +421,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
       const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
       assert.equal(done.metadata.state, "CANCELLED", JSON.stringify(done.error));
       assert.equal(done.metadata.migration?.cancelRequested, true);
-      assert.ok(done.metadata.migration!.ramBytesTransferred < 256 * MIB, "stopped before the copy ended");
+      assert.ok(done.metadata.migration.ramBytesTransferred < 256 * MIB, "stopped before the copy ended");
       assert.deepEqual([(await vmOf("mig-4")).host, await controllerOn(b, vm.uid)], ["host-a", "NOT_FOUND"]);
     } finally {
       await replica.close();
