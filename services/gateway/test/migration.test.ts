@@ -377,16 +377,18 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal(queueEntry(ram, 2), ENTRY, "the VM still runs on host-a");
   });
 
-  it("with vmmMovesRam only device state crosses: no RAM bytes, the dirty queue page reported, the VM recorded with the destination's binding", async () => {
+  it("with vmmMovesRam only device state crosses: no RAM bytes, the dirty queue page reported, the VM recorded with the destination's binding; an Idempotency-Key retry answers the first operation", async () => {
     const vm = await createVm("mig-3", 2 * MIB);
     await routeSource("mig-3");
     await trigger("mig-3");
-    const started = await ok<MigrateOperation>(
-      "POST",
-      "/v1/vms/mig-3:migrate",
-      { destinationHost: "host-b", vmmMovesRam: true, downtimeLimitMs: 60_000 },
-      202,
-    );
+    const body = { destinationHost: "host-b", vmmMovesRam: true, downtimeLimitMs: 60_000 };
+    const key = { "idempotency-key": "move-mig-3" };
+    const first = await gw.call("operator", "POST", "/v1/vms/mig-3:migrate", body, key);
+    assert.equal(first.statusCode, 202, first.body);
+    const started = first.json<MigrateOperation>();
+    const retry = await gw.call("operator", "POST", "/v1/vms/mig-3:migrate", body, key);
+    assert.equal(retry.statusCode, 202, `a retry is not refused as busy: ${retry.body}`);
+    assert.equal(retry.json<MigrateOperation>().name, started.name, "and starts no second migration");
     assert.ok(!started.metadata.steps.some((s) => s.name === "migration.COPYING_RAM"));
     const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
