@@ -81,6 +81,7 @@ export class MigrationBenchHost {
         noProgressTimeoutMs: 0,
         totalTimeoutMs: 0,
         requestId: "",
+        destinationGuestMemory: undefined,
       },
       { timeoutMs: 10_000 },
     );

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import { DEFAULT_DIRTY_PAGE_SIZE, GuestMemoryBase } from "./guest-memory-base.js";
 import { GuestMemoryError } from "./guest-memory-error.js";
 
@@ -20,6 +21,8 @@ export class FileGuestMemory extends GuestMemoryBase {
     options: { dirtyPageSize?: number; create?: boolean } = {},
   ) {
     super(size, options.dirtyPageSize ?? DEFAULT_DIRTY_PAGE_SIZE);
+    // A new file may also need its folder (guest-ram/ in a fresh data folder).
+    if (options.create !== false) mkdirSync(dirname(path), { recursive: true });
     const fd = openSync(path, options.create === false ? "r+" : "a+");
     const current = fstatSync(fd).size;
     if (current === 0) {

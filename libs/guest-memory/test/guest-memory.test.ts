@@ -81,6 +81,12 @@ describe("file guest memory", () => {
     b.close();
   });
 
+  it("creates a missing file, sized, in a folder it creates too", () => {
+    const path = join(dir, "guest-ram", "new.ram");
+    new FileGuestMemory(path, 1 << 16).close();
+    assert.equal(statSync(path).size, 1 << 16);
+  });
+
   it("refuses a file sized for another guest", () => {
     const path = join(dir, "sized");
     new FileGuestMemory(path, 1 << 16).close();

@@ -183,6 +183,10 @@ class MigrationRun {
             noProgressTimeoutMs: 0,
             totalTimeoutMs: 0,
             requestId: `${this.context.id}/migrate`,
+            // The VMM moves RAM to a file of the same name on the destination.
+            destinationGuestMemory: this.request.vmmMovesRam
+              ? { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) }
+              : undefined,
           },
           options,
         ),

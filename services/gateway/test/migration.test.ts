@@ -285,7 +285,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal(queueEntry(ramOnB, 0), ENTRY, "the queue entry came over with the RAM");
     assert.equal((await trigger("mig-1")).delivered, 1);
     assert.equal(queueEntry(ramOnB, 1), ENTRY, "a trigger on host-b lands in host-b's RAM");
-    assert.equal(queueEntry(ramOnA, 1), 0, "and not in host-a's");
+    assert.equal(existsSync(ramOnA), false, "host-a's copy was removed after the switchover");
     assert.equal(await queueIndex("mig-1"), 2);
     if (smmu) {
       // The SMMU moved with its stage 2 and device; its DMA reads host-b's RAM file.
@@ -352,7 +352,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal((await usageOf("host-b")).vms, 1, "only mig-1 counts on host-b");
   });
 
-  it("back to host-a works (source RAM at its migrated path); then host-b still holds the RAM file it sent away, so a third move fails in SETTING_UP with the destination's error and the VM stays", async () => {
+  it("back to host-a and out again: each switchover removes the source's RAM copy, so the VM can come back", async () => {
     const home = await migrated("mig-1", { destinationHost: "host-a" });
     assert.equal(home.metadata.state, "SUCCEEDED", JSON.stringify(home.error));
     const vm = await vmOf("mig-1");
@@ -360,21 +360,15 @@ describe("live migration through the gateway between two embedded hosts", () => 
     const ram = join(a.dataDir, vm.guestMemoryPath);
     assert.deepEqual([queueEntry(ram, 0), queueEntry(ram, 1)], [ENTRY, ENTRY]);
     assert.equal(await queueIndex("mig-1"), 2);
+    assert.equal(existsSync(join(b.dataDir, vm.guestMemoryPath)), false, "host-b kept no copy");
 
-    const failed = await migrated("mig-1", { destinationHost: "host-b" });
-    assert.equal(failed.metadata.state, "FAILED");
-    assert.deepEqual(
-      [failed.error?.code, failed.error?.reason, failed.error?.details["phase"]],
-      ["ALREADY_EXISTS", "GUEST_MEMORY_EXISTS", "SETTING_UP"],
-      JSON.stringify(failed.error),
-    );
-    assert.equal(failed.metadata.migration?.failedPhase, "SETTING_UP");
-    assert.equal(failed.metadata.steps.find((s) => s.name === "migration.SETTING_UP")?.state, "FAILED");
-    const stayed = await vmOf("mig-1");
-    assert.deepEqual([stayed.host, stayed.activeOperation], ["host-a", undefined]);
+    const again = await migrated("mig-1", { destinationHost: "host-b" });
+    assert.equal(again.metadata.state, "SUCCEEDED", JSON.stringify(again.error));
+    const there = await vmOf("mig-1");
+    assert.deepEqual([there.host, there.activeOperation], ["host-b", undefined]);
     await esb("mig-1", 0xc00); // EOI
     assert.equal((await trigger("mig-1")).delivered, 1);
-    assert.equal(queueEntry(ram, 2), ENTRY, "the VM still runs on host-a");
+    assert.equal(queueEntry(join(b.dataDir, there.guestMemoryPath), 2), ENTRY, "the VM runs on host-b");
   });
 
   it("with vmmMovesRam only device state crosses: no RAM bytes, the dirty queue page reported, the VM recorded with the destination's binding; an Idempotency-Key retry answers the first operation", async () => {
@@ -399,10 +393,9 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.ok(done.metadata.migration!.dirtyPages >= 1);
     const moved = await vmOf("mig-3");
     assert.equal(moved.host, "host-b");
-    // The migration service imports without a RAM file when the VMM moves RAM (StartMigration has
-    // no field for the destination's file): the record says so rather than keep host-a's path.
-    assert.equal(moved.guestMemoryPath, "");
-    assert.equal(existsSync(join(b.dataDir, "guest-ram", `${vm.uid}.ram`)), false);
+    // The VMM moves RAM to a file of the same name on host-b; the imported devices open that one.
+    assert.equal(moved.guestMemoryPath, vm.guestMemoryPath);
+    assert.equal(existsSync(join(b.dataDir, "guest-ram", `${vm.uid}.ram`)), false, "nothing was copied");
     assert.equal(await queueIndex("mig-3"), 1);
   });
 

@@ -41,6 +41,9 @@ async function migrate(
       noProgressTimeoutMs: 0,
       totalTimeoutMs: 0,
       requestId: "",
+      destinationGuestMemory: extra.vmmMovesRam
+        ? { path: "vmm/ram-of-the-vm", sizeBytes: memory.sizeBytes }
+        : undefined,
     },
     { timeoutMs: 5000 },
   );
@@ -91,6 +94,7 @@ describe("live migration", () => {
     assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed on the destination");
     assert.equal(destination.iommu.vms.get(vm)?.guestMemoryPath, `guest-ram/${vm}.ram`);
     assert.equal(source.interrupts.vms.has(vm), false, "released on the source");
+    assert.equal(existsSync(join(source.dataDir, memory.path)), false, "the source's RAM copy is gone");
     assert.equal(source.iommu.vms.has(vm), false);
   });
 
@@ -98,6 +102,8 @@ describe("live migration", () => {
     const { vm, memory } = newVm();
     const { progress } = await source.finish(await migrate(vm, memory, { vmmMovesRam: true }));
     assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+    // The VMM prepared the destination's RAM file; the imported devices open that one.
+    assert.equal(destination.interrupts.vms.get(vm)?.guestMemoryPath, "vmm/ram-of-the-vm");
     assert.equal(progress.ramBytesTotal, 0n);
     assert.deepEqual(progress.dirtyPages, [0x1000n]);
     assert.equal(existsSync(join(destination.dataDir, memory.path)), false);

@@ -157,6 +157,7 @@ test("a XIVE guest migrated with an interrupt pending observes exactly what an u
       noProgressTimeoutMs: 0,
       totalTimeoutMs: 0,
       requestId: "",
+      destinationGuestMemory: undefined,
     },
     { timeoutMs: 5000 },
   );

@@ -107,7 +107,7 @@ export class IncomingMigrations {
           await ram?.sync();
           const guestMemory = ram
             ? { path: incomingRamPath(setup.vm), sizeBytes: setup.ramSizeBytes }
-            : undefined;
+            : setup.guestMemory;
           const devices = await this.devices.import(setup.vm, body.sections, guestMemory);
           imported = true;
           step = "switchover";

@@ -7,6 +7,7 @@
 //                which commits the destination, then releases its own devices
 // Any failure or cancel before switchover aborts the stream (the destination discards all it
 // holds) and resumes the source's devices if they were paused.
+import { rm } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import type { FileHandle } from "node:fs/promises";
 import type { Any } from "@vplane/proto/gen/google/protobuf/any";
@@ -43,10 +44,8 @@ export async function migrateOut(
 ): Promise<Any> {
   const { vm } = request;
   const ramBytes = request.vmmMovesRam ? 0n : (request.guestMemory?.sizeBytes ?? 0n);
-  const ram =
-    ramBytes > 0n
-      ? await openRamForReading(resolveRamPath(options.dataDir, request.guestMemory!.path), ramBytes)
-      : undefined;
+  const ramPath = ramBytes > 0n ? resolveRamPath(options.dataDir, request.guestMemory!.path) : undefined;
+  const ram = ramPath ? await openRamForReading(ramPath, ramBytes) : undefined;
   const client = new MigrationServiceClient(
     request.destination,
     clientCredentials(options.tls),
@@ -60,7 +59,13 @@ export async function migrateOut(
     context.update({ ramBytesTotal: ramBytes });
     await peer.send({
       $case: "setup",
-      value: { vm, operation: context.name, ramSizeBytes: ramBytes, sourceVersion: VPLANE_VERSION },
+      value: {
+        vm,
+        operation: context.name,
+        ramSizeBytes: ramBytes,
+        sourceVersion: VPLANE_VERSION,
+        guestMemory: request.vmmMovesRam ? request.destinationGuestMemory : undefined,
+      },
     });
     await peer.expect("ready");
 
@@ -127,6 +132,8 @@ export async function migrateOut(
   } finally {
     await ram?.close();
     client.close();
+    // The RAM now lives on the destination; a copy left here would block the VM's way back.
+    if (committed && ramPath) await rm(ramPath, { force: true });
   }
 }
 
