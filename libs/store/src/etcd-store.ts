@@ -33,6 +33,7 @@ import type {
   WriteCondition,
 } from "./store.js";
 import { decodeValue } from "./value-codec.js";
+import { MAX_TRANSACTION_OPS } from "./store-limits.js";
 
 export interface EtcdStoreOptions {
   /** Client URLs of the cluster's members, e.g. ["http://10.0.0.1:2379"]. */
@@ -50,6 +51,7 @@ const ALL_KEYS_END = Buffer.from([0]);
 
 export class EtcdStore implements Store {
   readonly prefix: string;
+  readonly maxTransactionOps = MAX_TRANSACTION_OPS;
   private readonly client: Etcd3;
   private closed = false;
 

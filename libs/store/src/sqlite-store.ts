@@ -33,6 +33,7 @@ import type {
   WriteCondition,
 } from "./store.js";
 import { decodeValue } from "./value-codec.js";
+import { MAX_SQLITE_TRANSACTION_OPS } from "./store-limits.js";
 
 export interface SqliteStoreOptions {
   /**
@@ -56,6 +57,7 @@ const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PRO
 
 export class SqliteStore implements Store {
   readonly path: string;
+  readonly maxTransactionOps = MAX_SQLITE_TRANSACTION_OPS;
   private readonly db: Database.Database;
   private readonly statements: ReturnType<typeof prepareStatements>;
   private readonly applyPlan: (plan: TransactionPlan) => { revision: number; deleted: boolean[] };
@@ -130,7 +132,9 @@ export class SqliteStore implements Store {
   }
 
   transaction(ops: readonly TransactionOp[]): Promise<TransactionResult> {
-    return this.run(() => ({ revision: this.applyPlan(planTransaction(ops)).revision }));
+    return this.run(() => ({
+      revision: this.applyPlan(planTransaction(ops, this.maxTransactionOps)).revision,
+    }));
   }
 
   close(): Promise<void> {

@@ -13,6 +13,9 @@ export const MAX_VALUE_BYTES = 1024 * 1024;
 /** Most ops in one transaction. Equivalent to etcd's --max-txn-ops (default 128). */
 export const MAX_TRANSACTION_OPS = 128;
 
+/** Most ops in one SQLite transaction: bulk imports commit (and fsync) once per this many. */
+export const MAX_SQLITE_TRANSACTION_OPS = 65_536;
+
 /** Entries in a list page when the caller does not say. */
 export const DEFAULT_PAGE_SIZE = 100;
 

@@ -76,9 +76,15 @@ export interface Store {
    * Applies every op or none. All conditions are evaluated first, against the state before the
    * transaction; if any fails, nothing is written and StoreConflictError names the first that
    * failed (in `ops` order). A key may appear in at most one put/delete op; at most
-   * MAX_TRANSACTION_OPS ops. Deleting a key that does not exist is not an error.
+   * `maxTransactionOps` ops. Deleting a key that does not exist is not an error.
    */
   transaction(ops: readonly TransactionOp[]): Promise<TransactionResult>;
+
+  /**
+   * Most ops one transaction of this backend takes: MAX_TRANSACTION_OPS for etcd (its
+   * --max-txn-ops), more for SQLite, where one transaction is one fsync. Bulk writers chunk by it.
+   */
+  readonly maxTransactionOps: number;
 
   /** Releases the backend (file handle, connections). Further calls fail. */
   close(): Promise<void>;

@@ -20,11 +20,12 @@ export interface TransactionPlan {
   writes: PlannedWrite[];
 }
 
-export function planTransaction(ops: readonly TransactionOp[]): TransactionPlan {
-  if (ops.length > MAX_TRANSACTION_OPS) {
-    throw new StoreInvalidArgumentError(
-      `transaction has ${ops.length} ops, more than ${MAX_TRANSACTION_OPS}`,
-    );
+export function planTransaction(
+  ops: readonly TransactionOp[],
+  maxOps: number = MAX_TRANSACTION_OPS,
+): TransactionPlan {
+  if (ops.length > maxOps) {
+    throw new StoreInvalidArgumentError(`transaction has ${ops.length} ops, more than ${maxOps}`);
   }
   const conditions: RevisionCondition[] = [];
   const writes: PlannedWrite[] = [];

@@ -301,14 +301,20 @@ export function describeStoreContract(name: string, backend: StoreBackendUnderTe
           ]),
           StoreInvalidArgumentError,
         );
-        const many = Array.from({ length: MAX_TRANSACTION_OPS + 1 }, (_, i) => ({
+        // Every backend takes at least etcd's limit; each refuses one op more than its own.
+        assert.ok(store.maxTransactionOps >= MAX_TRANSACTION_OPS);
+        const many = Array.from({ length: store.maxTransactionOps + 1 }, (_, i) => ({
           op: "put" as const,
           key: `k/${i}`,
           value: i,
         }));
         await assert.rejects(store.transaction(many), StoreInvalidArgumentError);
-        await store.transaction(many.slice(0, MAX_TRANSACTION_OPS));
-        assert.equal((await store.list("k/", { pageSize: 1000 })).entries.length, MAX_TRANSACTION_OPS);
+        await store.transaction(many.slice(0, store.maxTransactionOps));
+        assert.equal(
+          (await store.get(`k/${store.maxTransactionOps - 1}`))?.value,
+          store.maxTransactionOps - 1,
+        );
+        assert.equal(await store.get(`k/${store.maxTransactionOps}`), undefined);
         await assert.rejects(
           store.transaction([{ op: "check", key: "k" } as never]),
           StoreInvalidArgumentError,

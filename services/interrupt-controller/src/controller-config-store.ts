@@ -1,5 +1,4 @@
 import type { JsonValue, Store, TransactionOp } from "@vplane/store";
-import { MAX_TRANSACTION_OPS } from "@vplane/store";
 import type { ActiveMode, ControllerMode } from "@vplane/xive";
 
 /** What a controller was created with (durable). */
@@ -151,8 +150,8 @@ export class ControllerConfigStore {
   }
 
   private async write(ops: TransactionOp[]): Promise<void> {
-    for (let i = 0; i < ops.length; i += MAX_TRANSACTION_OPS) {
-      await this.store.transaction(ops.slice(i, i + MAX_TRANSACTION_OPS));
+    for (let i = 0; i < ops.length; i += this.store.maxTransactionOps) {
+      await this.store.transaction(ops.slice(i, i + this.store.maxTransactionOps));
     }
   }
 

@@ -1,5 +1,4 @@
 import type { JsonValue, Store, StoreEntry, TransactionOp } from "@vplane/store";
-import { MAX_TRANSACTION_OPS } from "@vplane/store";
 import type { SmmuFeatures } from "@vplane/smmuv3";
 
 /** What an SMMU was created with (durable). */
@@ -139,8 +138,8 @@ export class SmmuConfigStore {
   }
 
   private async write(ops: TransactionOp[]): Promise<void> {
-    for (let i = 0; i < ops.length; i += MAX_TRANSACTION_OPS)
-      await this.store.transaction(ops.slice(i, i + MAX_TRANSACTION_OPS));
+    for (let i = 0; i < ops.length; i += this.store.maxTransactionOps)
+      await this.store.transaction(ops.slice(i, i + this.store.maxTransactionOps));
   }
 
   private async entriesUnder(prefix: string): Promise<StoreEntry[]> {
