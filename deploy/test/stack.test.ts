@@ -159,7 +159,7 @@ test(
       signal: AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]),
     });
     assert.equal(response.status, 200);
-    const reader = response.body!.getReader();
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     await new Promise((r) => setTimeout(r, 300)); // the subscription reaches the service
     // Translate takes the device's physical StreamID (16); the event names the guest's (1).
     const translated = await rest("POST", "/v1/vms/web-1/smmus/smmu0/translate", {
