@@ -5,141 +5,67 @@
 // the interrupt-controller, start it again, and find every acknowledged configuration there.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { encodeKvmSourceConfig } from "@vplane/xive";
-import { Network, Wait, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { buildVplaneImage, containerTier } from "./container-runtime.js";
+import { ContainerStack, until, type ContainerHost, type GatewayClient } from "./container-stack.js";
 
 const { skip, missing } = await containerTier();
 const MIB = 1024 * 1024;
 const QADDR = MIB;
-const containers: StartedTestContainer[] = [];
-let network: StartedNetwork | undefined;
-let interrupts: StartedTestContainer;
-let gateway = "";
-let token = "";
-// The host services' data folder, shared with this test: their databases and the guest RAM.
-const hostData = mkdtempSync(join(tmpdir(), "vplane-stack-"));
+let stack: ContainerStack | undefined;
+let host: ContainerHost;
+let gateway: GatewayClient;
 
 before(
   async () => {
     if (skip) return;
     if (missing) throw new Error(`CI=true and ${missing}`);
-    chmodSync(hostData, 0o777); // the services run as uid 10001
-    const image = await buildVplaneImage("vplane-stack-test:latest");
-    network = await new Network().start();
-    const service = async (name: string, port: number, env: Record<string, string> = {}, data = true) => {
-      let container = image
-        .withNetwork(network!)
-        .withNetworkAliases(name)
-        .withEnvironment({ VPLANE_SERVICE: name, VPLANE_LOG_LEVEL: "warn", ...env })
-        .withExposedPorts(port)
-        .withWaitStrategy(Wait.forHealthCheck())
-        .withStartupTimeout(60_000);
-      if (data) container = container.withBindMounts([{ source: hostData, target: "/data", mode: "rw" }]);
-      const started = await container.start();
-      containers.push(started);
-      return started;
-    };
-    interrupts = await service("interrupt-controller", 50051);
-    await service("iommu", 50052);
-    await service("migration", 50053, {
-      VPLANE_MIGRATION_INTERRUPT_TARGET: "interrupt-controller:50051",
-      VPLANE_MIGRATION_IOMMU_TARGET: "iommu:50052",
-    });
-    const gw = await service(
-      "gateway",
-      8080,
-      {
-        VPLANE_INTERRUPT_ADDR: "interrupt-controller:50051",
-        VPLANE_IOMMU_ADDR: "iommu:50052",
-        VPLANE_MIGRATION_ADDR: "migration:50053",
-      },
-      false,
-    );
-    gateway = `http://${gw.getHost()}:${gw.getMappedPort(8080)}`;
-    token = await firstStartToken(gw);
+    await buildVplaneImage("vplane-stack-test:latest");
+    stack = await ContainerStack.start("vplane-stack-test:latest");
+    host = await stack.host("local");
+    gateway = await stack.gateway(host);
   },
   { timeout: 600_000 },
 );
 
-after(async () => {
-  for (const container of containers.reverse())
-    await container.stop({ timeout: 5000 }).catch(() => undefined);
-  await network?.stop().catch(() => undefined);
-  rmSync(hostData, { recursive: true, force: true });
-});
-
-/** The gateway prints its first-start admin token on stderr, once. */
-function firstStartToken(container: StartedTestContainer): Promise<string> {
-  return until("the gateway's first-start token", () => {
-    const logs = spawnSync("docker", ["logs", container.getId()], { encoding: "utf8" });
-    return Promise.resolve(/\b(vpl_[A-Za-z0-9_-]+)/.exec(`${logs.stdout}${logs.stderr}`)?.[1]);
-  });
-}
-
-async function rest(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${gateway}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} → ${response.status} ${text}`);
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-let ramFile = "";
+after(() => stack?.stop());
 
 test(
   "create a VM, route a source to a queue, trigger: the event is in the guest RAM file",
   { skip },
   async () => {
-    const operation = await rest("POST", "/v1/vms", {
+    const operation = await gateway.rest("POST", "/v1/vms", {
       name: "web-1",
       vcpus: 1,
       memoryBytes: 16 * MIB,
       interruptController: { mode: "xive" },
       iommu: { smmus: [{ name: "smmu0", devices: [{ physicalSid: 16, virtualSid: 1 }] }] },
     });
-    await until("the create operation", async () => {
-      const current = await rest("GET", `/v1/${String(operation["name"])}`);
-      return current["done"] ? current : undefined;
-    });
-    const vm = await rest("GET", "/v1/vms/web-1");
+    await gateway.finished(operation);
+    const vm = await gateway.rest("GET", "/v1/vms/web-1");
     assert.equal(vm["state"], "READY", JSON.stringify(vm));
-    ramFile = join(hostData, String(vm["guestMemoryPath"]));
 
-    await rest("POST", "/v1/vms/web-1/vcpus/connect", { vcpuId: 0, server: 0 });
-    await rest("POST", "/v1/vms/web-1/sources/init", { sources: [{ irq: 10 }] });
-    await rest("PUT", "/v1/vms/web-1/queues/0/6", { queue: { flags: 1, qshift: 16, qaddr: String(QADDR) } });
+    await gateway.rest("POST", "/v1/vms/web-1/vcpus/connect", { vcpuId: 0, server: 0 });
+    await gateway.rest("POST", "/v1/vms/web-1/sources/init", { sources: [{ irq: 10 }] });
+    await gateway.rest("PUT", "/v1/vms/web-1/queues/0/6", {
+      queue: { flags: 1, qshift: 16, qaddr: String(QADDR) },
+    });
     const kvmConfig = encodeKvmSourceConfig({ server: 0, priority: 6, eisn: 0x42, masked: false });
-    await rest("POST", "/v1/vms/web-1/sources/configure", {
+    await gateway.rest("POST", "/v1/vms/web-1/sources/configure", {
       sources: [{ irq: 10, kvmConfig: String(kvmConfig) }],
     });
-    await rest("POST", "/v1/vms/web-1/sources/10/esb", {
+    await gateway.rest("POST", "/v1/vms/web-1/sources/10/esb", {
       page: "ESB_PAGE_MANAGEMENT",
       offset: 0xc00,
       kind: "ACCESS_KIND_LOAD",
     });
-    const triggered = await rest("POST", "/v1/vms/web-1/sources/trigger", { irqs: [10] });
+    const triggered = await gateway.rest("POST", "/v1/vms/web-1/sources/trigger", { irqs: [10] });
     assert.equal(triggered["delivered"], 1, JSON.stringify(triggered));
-    // xive.md §2: the END entry is the generation bit (1 for a fresh queue with qtoggle 1... or 0)
-    // and the 31-bit EISN; either way the low 31 bits hold it.
-    const word = readFileSync(ramFile).readUInt32BE(QADDR);
+    // An event-queue entry is the generation bit and the 31-bit EISN (xive.md).
+    const word = readFileSync(join(host.dataDir, String(vm["guestMemoryPath"]))).readUInt32BE(QADDR);
     assert.equal(word & 0x7fffffff, 0x42, `queue word 0x${word.toString(16)}`);
   },
 );
@@ -150,19 +76,19 @@ test(
   async () => {
     // The guest's PASID table in the seed form with stage 1 bypassed: the host's stage 2 decides,
     // and its faults are always recorded (smmuv3.md).
-    await rest("POST", "/v1/vms/web-1/smmus/smmu0/pasid-table/attach", {
+    await gateway.rest("POST", "/v1/vms/web-1/smmus/smmu0/pasid-table/attach", {
       seed: { version: 1, format: 1, basePtr: "0", pasidBits: 0, config: 2, smmuv3Version: 1 },
     });
     const controller = new AbortController();
-    const response = await fetch(`${gateway}/v1/vms/web-1/smmus/smmu0/events`, {
-      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
+    const response = await fetch(`${gateway.base}/v1/vms/web-1/smmus/smmu0/events`, {
+      headers: { authorization: `Bearer ${gateway.token}`, accept: "text/event-stream" },
       signal: AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]),
     });
     assert.equal(response.status, 200);
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     await new Promise((r) => setTimeout(r, 300)); // the subscription reaches the service
     // Translate takes the device's physical StreamID (16); the event names the guest's (1).
-    const translated = await rest("POST", "/v1/vms/web-1/smmus/smmu0/translate", {
+    const translated = await gateway.rest("POST", "/v1/vms/web-1/smmus/smmu0/translate", {
       streamId: 16,
       iova: "4096",
     });
@@ -186,15 +112,17 @@ test(
   "kill -9 of the interrupt controller, restart: every acknowledged configuration is back",
   { skip },
   async () => {
-    const killed = spawnSync("docker", ["kill", "--signal=KILL", interrupts.getId()], { encoding: "utf8" });
+    const killed = spawnSync("docker", ["kill", "--signal=KILL", host.interrupts.getId()], {
+      encoding: "utf8",
+    });
     assert.equal(killed.status, 0, killed.stderr);
-    const started = spawnSync("docker", ["start", interrupts.getId()], { encoding: "utf8" });
+    const started = spawnSync("docker", ["start", host.interrupts.getId()], { encoding: "utf8" });
     assert.equal(started.status, 0, started.stderr);
     const source = await until(
       "the restarted interrupt controller",
       async () => {
-        const response = await fetch(`${gateway}/v1/vms/web-1/sources/10`, {
-          headers: { authorization: `Bearer ${token}` },
+        const response = await fetch(`${gateway.base}/v1/vms/web-1/sources/10`, {
+          headers: { authorization: `Bearer ${gateway.token}` },
         });
         return response.ok ? ((await response.json()) as Record<string, Record<string, unknown>>) : undefined;
       },
@@ -204,7 +132,7 @@ test(
       [source["source"]?.["server"], source["source"]?.["priority"], source["source"]?.["eisn"]],
       [0, 6, 0x42],
     );
-    const queue = (await rest("GET", "/v1/vms/web-1/queues/0/6"))["queue"] as Record<string, unknown>;
+    const queue = (await gateway.rest("GET", "/v1/vms/web-1/queues/0/6"))["queue"] as Record<string, unknown>;
     assert.equal(String(queue["qaddr"]), String(QADDR));
     assert.equal(queue["qshift"], 16);
   },
