@@ -8,7 +8,7 @@ import type {
   ListControllersRequest,
   ListControllersResponse,
 } from "@vplane/proto/gen/vplane/interrupt/v1/controller_crud";
-import { VplaneError } from "@vplane/service-kit";
+import { VplaneError, IdempotentDeletes } from "@vplane/service-kit";
 import { PseriesIrq } from "@vplane/xive";
 import type { ControllerRecord } from "./controller-config-store.js";
 import { checkVmId, type ControllerRegistry } from "./controller-registry.js";
@@ -16,12 +16,9 @@ import { checkGuestMemory } from "./guest-memory-binding.js";
 import { backendOf, controllerMessage, controllerModeOf } from "./proto-mapping.js";
 import { LIMITS } from "./service-limits.js";
 
-/** Deleted controllers by the request_id that deleted them (a retried delete succeeds). */
-const DELETES_KEPT = 1024;
-
 /** CreateController / DeleteController / GetController / ListControllers. */
 export function controllerCrudHandlers(registry: ControllerRegistry, dataDir: string) {
-  const deletedBy = new Map<string, string>();
+  const deletes = new IdempotentDeletes(); // a retried delete succeeds
   return {
     createController: async (request: CreateControllerRequest): Promise<CreateControllerResponse> => {
       const c = request.controller;
@@ -50,16 +47,7 @@ export function controllerCrudHandlers(registry: ControllerRegistry, dataDir: st
     },
 
     deleteController: async (request: DeleteControllerRequest): Promise<DeleteControllerResponse> => {
-      try {
-        await registry.delete(request.name);
-      } catch (error) {
-        if (request.requestId !== "" && deletedBy.get(request.requestId) === request.name) return {};
-        throw error;
-      }
-      if (request.requestId !== "") {
-        deletedBy.set(request.requestId, request.name);
-        if (deletedBy.size > DELETES_KEPT) deletedBy.delete(deletedBy.keys().next().value!);
-      }
+      await deletes.run(request.requestId, request.name, () => registry.delete(request.name));
       return {};
     },
 

@@ -1,13 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
-import { DeviceStateServiceService } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import { InterruptControllerServiceService } from "@vplane/proto/gen/vplane/interrupt/v1/service";
-import {
-  buildCapabilities,
-  option,
-  type ServiceDescription,
-  type ServiceRegistration,
-} from "@vplane/service-kit";
+import { buildCapabilities, option, type ServiceDescription, deviceStateService } from "@vplane/service-kit";
 import { openStore } from "@vplane/store";
 import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
@@ -70,17 +64,6 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
     const device = deviceHandlers(registry);
     const deviceState = deviceStateHandlers(registry, dataDir);
     const u = handlers.unary.bind(handlers);
-    // Migration's face of the same controllers (proto/vplane/devicestate/v1).
-    const deviceStateService: ServiceRegistration = {
-      definition: DeviceStateServiceService,
-      implementation: {
-        quiesceDevices: u(deviceState.quiesceDevices),
-        exportDeviceState: u(deviceState.exportDeviceState),
-        importDeviceState: u(deviceState.importDeviceState),
-        resumeDevices: u(deviceState.resumeDevices),
-        releaseDevices: u(deviceState.releaseDevices),
-      },
-    };
     return {
       services: [
         {
@@ -113,7 +96,8 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
             dumpController: u(device.dumpController),
           },
         },
-        deviceStateService,
+        // Migration's face of the same devices (proto/vplane/devicestate/v1).
+        deviceStateService(handlers, deviceState),
       ],
       close: async () => {
         registry.closeAll();

@@ -1,13 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
-import { DeviceStateServiceService } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import { IommuServiceService } from "@vplane/proto/gen/vplane/iommu/v1/service";
-import {
-  buildCapabilities,
-  option,
-  type ServiceDescription,
-  type ServiceRegistration,
-} from "@vplane/service-kit";
+import { buildCapabilities, option, type ServiceDescription, deviceStateService } from "@vplane/service-kit";
 import { deviceStateHandlers } from "./device-state-handlers.js";
 import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
@@ -77,17 +71,6 @@ export function iommuDescriptionWith(
       const data = smmuDataHandlers(registry);
       const deviceState = deviceStateHandlers(registry, dataDir);
       const u = handlers.unary.bind(handlers);
-      // Migration's face of the same SMMUs (proto/vplane/devicestate/v1).
-      const deviceStateService: ServiceRegistration = {
-        definition: DeviceStateServiceService,
-        implementation: {
-          quiesceDevices: u(deviceState.quiesceDevices),
-          exportDeviceState: u(deviceState.exportDeviceState),
-          importDeviceState: u(deviceState.importDeviceState),
-          resumeDevices: u(deviceState.resumeDevices),
-          releaseDevices: u(deviceState.releaseDevices),
-        },
-      };
       return {
         services: [
           {
@@ -116,7 +99,8 @@ export function iommuDescriptionWith(
               dumpSmmu: u(data.dumpSmmu),
             },
           },
-          deviceStateService,
+          // Migration's face of the same devices (proto/vplane/devicestate/v1).
+          deviceStateService(handlers, deviceState),
         ],
         close: async () => {
           registry.closeAll();

@@ -9,7 +9,7 @@ import type {
   ListSmmusRequest,
   ListSmmusResponse,
 } from "@vplane/proto/gen/vplane/iommu/v1/smmu_crud";
-import { VplaneError } from "@vplane/service-kit";
+import { VplaneError, IdempotentDeletes } from "@vplane/service-kit";
 import { resolveFeatures } from "@vplane/smmuv3";
 import { guestMemorySpec } from "./guest-memory-binding.js";
 import { refuseNativeBackend } from "./native-smmu-backend.js";
@@ -17,7 +17,6 @@ import { featuresFromMessage, smmuMessage } from "./proto-mapping.js";
 import { checkResourceId, type SmmuRegistry } from "./smmu-registry.js";
 import { LIMITS } from "./service-limits.js";
 
-const DELETES_KEPT = 1024;
 const GRANULE_BITS = new Map<number, 12 | 14 | 16>([
   [0, 12],
   [4096, 12],
@@ -31,7 +30,7 @@ function outOfRange(field: string, message: string): VplaneError {
 
 /** CreateSmmu / DeleteSmmu / GetSmmu / ListSmmus. */
 export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
-  const deletedBy = new Map<string, string>();
+  const deletes = new IdempotentDeletes(); // a retried delete succeeds
   return {
     createSmmu: async (request: CreateSmmuRequest): Promise<CreateSmmuResponse> => {
       const s = request.smmu;
@@ -84,16 +83,7 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
     },
 
     deleteSmmu: async (request: DeleteSmmuRequest): Promise<DeleteSmmuResponse> => {
-      try {
-        await registry.delete(request.name);
-      } catch (error) {
-        if (request.requestId !== "" && deletedBy.get(request.requestId) === request.name) return {};
-        throw error;
-      }
-      if (request.requestId !== "") {
-        deletedBy.set(request.requestId, request.name);
-        if (deletedBy.size > DELETES_KEPT) deletedBy.delete(deletedBy.keys().next().value!);
-      }
+      await deletes.run(request.requestId, request.name, () => registry.delete(request.name));
       return {};
     },
 
