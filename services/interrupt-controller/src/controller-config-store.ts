@@ -16,6 +16,13 @@ export interface ControllerRecord {
   createRequestId: string;
   /** The mode the guest selected (SelectMode), replayed before the rest. */
   selectedMode?: ActiveMode;
+  /**
+   * An imported controller: the byte length of the exported state kept with it, whose derived
+   * configuration is the base the later records override (see putImportedState).
+   */
+  importedStateBytes?: number;
+  /** A RESET after the import tore down the queues the imported state holds. */
+  importedQueuesReset?: boolean;
 }
 
 export interface VcpuRecord {
@@ -46,7 +53,16 @@ export interface ControllerConfig {
   vcpus: VcpuRecord[];
   sources: SourceRecord[];
   queues: QueueRecord[];
+  /** The exported state an imported controller was made from (record.importedStateBytes). */
+  importedState?: Uint8Array;
 }
+
+/**
+ * An imported state is kept in chunks of this size, two per transaction: etcd refuses requests
+ * over 1.5 MiB by default (--max-request-bytes), and a store value is at most 1 MiB.
+ */
+const IMPORTED_CHUNK_BYTES = 512 * 1024;
+const IMPORTED_CHUNKS_PER_TRANSACTION = 2;
 
 const ROOT = "interrupt-controller";
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
@@ -60,6 +76,7 @@ export const configKeys = {
   source: (vm: string, irq: number) => `${ROOT}/config/${vm}/source/${pad(irq, 8)}`,
   queue: (vm: string, server: number, priority: number) =>
     `${ROOT}/config/${vm}/queue/${pad(server, 5)}-${priority}`,
+  importedChunk: (vm: string, index: number) => `${ROOT}/config/${vm}/imported/${pad(index, 6)}`,
 };
 
 /**
@@ -94,31 +111,28 @@ export class ControllerConfigStore {
     );
   }
 
+  /**
+   * A queue configuration; one with qshift 0 (a reset) is kept too, so that it overrides a queue
+   * of an imported state, and replays as the reset it was.
+   */
   async putQueue(vm: string, queue: QueueRecord): Promise<void> {
-    if (queue.qshift === 0) await this.store.delete(configKeys.queue(vm, queue.server, queue.priority));
-    else
-      await this.store.put(configKeys.queue(vm, queue.server, queue.priority), queue as unknown as JsonValue);
+    await this.store.put(configKeys.queue(vm, queue.server, queue.priority), queue as unknown as JsonValue);
   }
 
-  /** Writes a whole configuration (an imported controller's), in transactions of bounded size. */
-  async putConfiguration(
-    vm: string,
-    config: {
-      vcpus: readonly VcpuRecord[];
-      sources: readonly SourceRecord[];
-      queues: readonly QueueRecord[];
-    },
-  ): Promise<void> {
-    const put = (key: string, value: unknown): TransactionOp => ({
-      op: "put",
-      key,
-      value: value as JsonValue,
-    });
-    await this.write([
-      ...config.vcpus.map((v) => put(configKeys.vcpu(vm, v.vcpuId), v)),
-      ...config.sources.map((s) => put(configKeys.source(vm, s.irq), s)),
-      ...config.queues.map((q) => put(configKeys.queue(vm, q.server, q.priority), q)),
-    ]);
+  /**
+   * Keeps the exported state an imported controller was made from, as its base configuration:
+   * writing the state as it came is what keeps ImportDeviceState inside a migration's downtime
+   * (tens of thousands of per-source and per-queue records would not be). The record written
+   * before says how many bytes to expect, so a write cut short is detected on load.
+   */
+  async putImportedState(vm: string, state: Uint8Array): Promise<void> {
+    const ops: TransactionOp[] = [];
+    for (let at = 0, index = 0; at < state.byteLength; at += IMPORTED_CHUNK_BYTES, index++) {
+      const value = state.subarray(at, Math.min(at + IMPORTED_CHUNK_BYTES, state.byteLength));
+      ops.push({ op: "put", key: configKeys.importedChunk(vm, index), value });
+    }
+    for (let i = 0; i < ops.length; i += IMPORTED_CHUNKS_PER_TRANSACTION)
+      await this.store.transaction(ops.slice(i, i + IMPORTED_CHUNKS_PER_TRANSACTION));
   }
 
   async deleteQueues(vm: string): Promise<void> {
@@ -138,12 +152,15 @@ export class ControllerConfigStore {
     for (const entry of await this.entriesUnder(configKeys.controllers)) {
       const record = entry.value as unknown as ControllerRecord;
       const config: ControllerConfig = { record, vcpus: [], sources: [], queues: [] };
+      const chunks: Uint8Array[] = [];
       for (const e of await this.entriesUnder(configKeys.configOf(record.vm))) {
         const kind = e.key.slice(configKeys.configOf(record.vm).length).split("/")[0];
         if (kind === "vcpu") config.vcpus.push(e.value as unknown as VcpuRecord);
         else if (kind === "source") config.sources.push(e.value as unknown as SourceRecord);
         else if (kind === "queue") config.queues.push(e.value as unknown as QueueRecord);
+        else if (kind === "imported" && e.value instanceof Uint8Array) chunks.push(e.value);
       }
+      if (record.importedStateBytes !== undefined) config.importedState = Buffer.concat(chunks);
       out.push(config);
     }
     return out;

@@ -1,6 +1,6 @@
 import { VplaneError, type Logger } from "@vplane/service-kit";
 import { StoreConflictError } from "@vplane/store";
-import type { ActiveMode, CheckedControllerState } from "@vplane/xive";
+import { decodeControllerState, type ActiveMode, type CheckedControllerState } from "@vplane/xive";
 import type { ControllerBackend } from "./controller-backend.js";
 import {
   ControllerConfigStore,
@@ -10,7 +10,12 @@ import {
 } from "./controller-config-store.js";
 import { EmulatedBackend } from "./emulated-backend.js";
 import { checkGuestMemory, openGuestMemory } from "./guest-memory-binding.js";
-import { importedConfiguration, type ReplayedConfiguration } from "./imported-configuration.js";
+import {
+  importedConfiguration,
+  importedSources,
+  withLaterRecords,
+  type ReplayedConfiguration,
+} from "./imported-configuration.js";
 import { openNativeBackend } from "./native-backend.js";
 import { LIMITS } from "./service-limits.js";
 import { SignalLog } from "./signal-log.js";
@@ -90,11 +95,12 @@ export class ControllerRegistry {
     }
   }
 
-  private rebuild(config: ControllerConfig): ControllerEntry {
-    const entry = this.open(config.record);
+  private rebuild(stored: ControllerConfig): ControllerEntry {
+    const config = stored.importedState ? this.importedReplay(stored, stored.importedState) : stored;
+    const entry = this.open(stored.record);
     const backend = entry.backend;
     try {
-      if (config.record.selectedMode) backend.selectMode(config.record.selectedMode);
+      if (stored.record.selectedMode) backend.selectMode(stored.record.selectedMode);
       for (const vcpu of config.vcpus) backend.connectVcpu(vcpu.vcpuId, vcpu.server);
       for (const source of config.sources) {
         backend.initSource(source.irq, source.lsi, source.asserted);
@@ -117,6 +123,25 @@ export class ControllerRegistry {
       throw error;
     }
     return entry;
+  }
+
+  /** An imported controller's configuration: derived from its kept state, then the later records. */
+  private importedReplay(stored: ControllerConfig, state: Uint8Array): ReplayedConfiguration {
+    if (state.byteLength !== stored.record.importedStateBytes) {
+      throw new Error(
+        `imported state is ${state.byteLength} bytes in the store, not ${stored.record.importedStateBytes}`,
+      );
+    }
+    const scratch = this.open(stored.record, decodeControllerState(state));
+    try {
+      return withLaterRecords(
+        importedConfiguration(scratch.backend),
+        stored,
+        stored.record.importedQueuesReset ?? false,
+      );
+    } finally {
+      scratch.backend.close();
+    }
   }
 
   /**
@@ -150,21 +175,27 @@ export class ControllerRegistry {
     const existing = this.admit(record, "controller.vm");
     if (existing) return existing;
     const entry = this.open(record);
-    await this.persist(entry, { vcpus: [], sources: [], queues: [] }, "controller.vm");
+    await this.persist(entry, "controller.vm");
     return entry;
   }
 
   /**
    * Creates a controller from a checked exported state (ImportDeviceState), quiesced, with the
    * same admission rules as create (a repeated request_id returns it; ALREADY_EXISTS;
-   * RESOURCE_EXHAUSTED) and made durable like one: the record and the configuration derived
-   * from the state (importedConfiguration), all removed again if any write fails.
+   * RESOURCE_EXHAUSTED) and made durable like one: the record and the exported state itself,
+   * whose derived configuration (importedConfiguration) a restart replays; all removed again if
+   * any write fails.
    */
-  async importController(record: ControllerRecord, state: CheckedControllerState): Promise<ControllerEntry> {
+  async importController(
+    record: ControllerRecord,
+    state: CheckedControllerState,
+    stateBytes: Uint8Array,
+  ): Promise<ControllerEntry> {
     const existing = this.admit(record, "vm");
     if (existing) return existing;
-    const entry = this.open(record, state);
-    await this.persist(entry, importedConfiguration(entry.backend), "vm");
+    const entry = this.open({ ...record, importedStateBytes: stateBytes.byteLength }, state);
+    for (const source of importedSources(entry.backend)) entry.sources.set(source.irq, source);
+    await this.persist(entry, "vm", () => this.config.putImportedState(record.vm, stateBytes));
     return entry;
   }
 
@@ -186,8 +217,12 @@ export class ControllerRegistry {
     return undefined;
   }
 
-  /** Writes the record (absent before: a conflict is ALREADY_EXISTS) and its configuration. */
-  private async persist(entry: ControllerEntry, config: ReplayedConfiguration, field: string): Promise<void> {
+  /** Writes the record (absent before: a conflict is ALREADY_EXISTS), then what goes with it. */
+  private async persist(
+    entry: ControllerEntry,
+    field: string,
+    writeRest?: () => Promise<void>,
+  ): Promise<void> {
     const vm = entry.record.vm;
     try {
       await this.config.createController(entry.record);
@@ -197,13 +232,12 @@ export class ControllerRegistry {
       throw error;
     }
     try {
-      await this.config.putConfiguration(vm, config);
+      await writeRest?.();
     } catch (error) {
       entry.backend.close();
       await this.config.deleteController(vm).catch(() => undefined);
       throw error;
     }
-    for (const source of config.sources) entry.sources.set(source.irq, source);
     this.entries.set(vm, entry);
   }
 
@@ -270,6 +304,15 @@ export class ControllerRegistry {
   async setSelectedMode(entry: ControllerEntry, mode: ActiveMode): Promise<void> {
     entry.record = { ...entry.record, selectedMode: mode };
     await this.config.updateController(entry.record);
+  }
+
+  /** After a RESET: no queue survives in the durable configuration, imported ones included. */
+  async resetQueues(entry: ControllerEntry): Promise<void> {
+    if (entry.record.importedStateBytes !== undefined && !entry.record.importedQueuesReset) {
+      entry.record = { ...entry.record, importedQueuesReset: true };
+      await this.config.updateController(entry.record);
+    }
+    await this.config.deleteQueues(entry.record.vm);
   }
 
   /** Remembers a mutating call's answer under its request_id (bounded). */

@@ -231,7 +231,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
           changed.push(rest);
         }
         await durable.putSources(entry.record.vm, changed);
-        await durable.deleteQueues(entry.record.vm);
+        await registry.resetQueues(entry);
         return {};
       });
     },

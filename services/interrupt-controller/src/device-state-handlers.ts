@@ -128,7 +128,7 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
         // A restart replays the guest's CAS choice before the rest (SelectMode).
         ...(state.xive?.xiveSelected ? { selectedMode: "XIVE" as const } : {}),
       };
-      await registry.importController(record, state);
+      await registry.importController(record, state, request.sections[0]!.payload);
       return { devices: [controllerName(request.vm)] };
     },
 

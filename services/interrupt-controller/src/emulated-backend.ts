@@ -129,18 +129,24 @@ export class EmulatedBackend implements ControllerBackend {
     return this.pageAddresses(this.controller.xive("EQ_SYNC").eqSync());
   }
 
-  /** Dirty-log page numbers as guest-physical addresses, with the page size. */
   /**
-   * The dirty pages in 64 KiB units: an event queue is 64 KiB (qshift 16), so one entry per queue
-   * instead of sixteen keeps the list a migration carries inside its downtime short. Reporting a
-   * larger page than was written is safe: the VMM resends a superset.
+   * Dirty-log page numbers (ascending) as guest-physical addresses in 64 KiB units: an event
+   * queue is 64 KiB (qshift 16), so one entry per queue instead of sixteen keeps the list a
+   * migration carries inside its downtime short. Reporting a larger page than was written is
+   * safe: the VMM resends a superset.
    */
   private pageAddresses(pages: number[]): { pages: bigint[]; pageSize: number } {
-    const unit = BigInt(Math.max(REPORTED_DIRTY_PAGE_BYTES, this.memory.pageSize));
-    const written = BigInt(this.memory.pageSize);
-    const units = new Set<bigint>();
-    for (const page of pages) units.add(((BigInt(page) * written) / unit) * unit);
-    return { pages: [...units].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), pageSize: Number(unit) };
+    const unit = Math.max(REPORTED_DIRTY_PAGE_BYTES, this.memory.pageSize);
+    const pagesPerUnit = unit / this.memory.pageSize; // both powers of two
+    const addresses: bigint[] = [];
+    let previous = -1;
+    for (const page of pages) {
+      const index = Math.floor(page / pagesPerUnit);
+      if (index === previous) continue;
+      previous = index;
+      addresses.push(BigInt(index) * BigInt(unit));
+    }
+    return { pages: addresses, pageSize: unit };
   }
 
   reset(): void {

@@ -23,22 +23,10 @@ const KVM_QUEUE_SHIFT = 16;
  */
 export function importedConfiguration(backend: ControllerBackend): ReplayedConfiguration {
   const vcpus = backend.connectedVcpus();
-  const servers = new Set(vcpus.map((v) => v.server));
-  const xive = backend.activeMode === "XIVE";
-  const sources = backend.initialisedSources().map(({ irq, lsi }): SourceRecord => {
-    if (!xive) return { irq, lsi, asserted: false };
-    const s = backend.getSource(irq);
-    const targeted = !s.masked && isKvmPriorityValid(s.priority) && servers.has(s.server);
-    return {
-      irq,
-      lsi,
-      asserted: s.asserted,
-      ...(targeted ? { kvmConfig: encodeKvmSourceConfig({ ...s, masked: false }).toString() } : {}),
-    };
-  });
+  const servers = [...new Set(vcpus.map((v) => v.server))].sort((a, b) => a - b);
   const queues: QueueRecord[] = [];
-  if (xive) {
-    for (const server of [...servers].sort((a, b) => a - b)) {
+  if (backend.activeMode === "XIVE") {
+    for (const server of servers) {
       for (let priority = 0; priority < 7; priority++) {
         const eq = backend.getQueueConfig(server, priority)?.eq;
         if (eq === undefined || eq.flags !== KVM_XIVE_EQ_ALWAYS_NOTIFY || eq.qshift !== KVM_QUEUE_SHIFT)
@@ -55,5 +43,44 @@ export function importedConfiguration(backend: ControllerBackend): ReplayedConfi
       }
     }
   }
-  return { vcpus, sources, queues };
+  return { vcpus, sources: importedSources(backend), queues };
+}
+
+/** The source records of importedConfiguration: what an imported controller's handlers start from. */
+export function importedSources(backend: ControllerBackend): SourceRecord[] {
+  const servers = new Set(backend.connectedVcpus().map((v) => v.server));
+  const xive = backend.activeMode === "XIVE";
+  return backend.initialisedSources().map(({ irq, lsi }): SourceRecord => {
+    if (!xive) return { irq, lsi, asserted: false };
+    const s = backend.getSource(irq);
+    const targeted = !s.masked && isKvmPriorityValid(s.priority) && servers.has(s.server);
+    return {
+      irq,
+      lsi,
+      asserted: s.asserted,
+      ...(targeted ? { kvmConfig: encodeKvmSourceConfig({ ...s, masked: false }).toString() } : {}),
+    };
+  });
+}
+
+/**
+ * What a restart replays for an imported controller: the configuration derived from its state,
+ * with every record written after the import in place of the derived one of the same vCPU,
+ * source or queue, and without the derived queues once a RESET tore them down.
+ */
+export function withLaterRecords(
+  base: ReplayedConfiguration,
+  later: ReplayedConfiguration,
+  queuesReset: boolean,
+): ReplayedConfiguration {
+  const merge = <T>(derived: T[], written: T[], key: (record: T) => string | number): T[] => {
+    const byKey = new Map(derived.map((record) => [key(record), record]));
+    for (const record of written) byKey.set(key(record), record);
+    return [...byKey.values()];
+  };
+  return {
+    vcpus: merge(base.vcpus, later.vcpus, (v) => v.vcpuId),
+    sources: merge(base.sources, later.sources, (s) => s.irq),
+    queues: merge(queuesReset ? [] : base.queues, later.queues, (q) => `${q.server}-${q.priority}`),
+  };
 }

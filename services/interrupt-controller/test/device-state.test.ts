@@ -268,6 +268,40 @@ describe("DeviceStateService: XIVE migrated between two service instances (issue
       assert.deepEqual([got.hasPage, got.queue?.qaddr], [true, q.qaddr]);
     }
   });
+
+  it("what the guest changes after the import wins over the imported state on a restart; a RESET keeps no imported queue", async () => {
+    const n = name("vm-a");
+    const host = () => hosts.destination;
+    const restart = async () => {
+      await host().stop();
+      hosts.destination = await startHost(host().dataDir);
+    };
+    const queue = async (server: number, priority: number) =>
+      (await host().ic("getQueueConfig", { name: n, server, priority })).hasPage;
+    // EQ_CONFIG with qshift 0 tears the queue down (xive.md §1.4); SOURCE_CONFIG re-targets 0x1301.
+    await host().ic("configureQueue", {
+      name: n,
+      server: 1,
+      priority: 5,
+      queue: { flags: 0, qshift: 0, qaddr: 0n, qtoggle: 0, qindex: 0 },
+      requestId: "",
+    });
+    await host().ic("configureSources", {
+      name: n,
+      sources: [{ irq: 0x1301, kvmConfig: kvmConfig(0, 6, 0x77) }],
+      requestId: "",
+    });
+    await restart();
+    assert.deepEqual([await queue(0, 6), await queue(1, 5)], [true, false]);
+    const s = (await host().ic("getSourceConfig", { name: n, irq: 0x1301 })).source!;
+    assert.deepEqual([s.server, s.priority, s.eisn], [0, 6, 0x77]);
+    // KVM_DEV_XIVE_RESET tears every queue down (xive.md §1.2): the imported (0, 6) stays gone.
+    await host().ic("resetController", { name: n, requestId: "" });
+    await restart();
+    assert.deepEqual([await queue(0, 6), await queue(1, 5)], [false, false]);
+    const { controller } = await host().ic("getController", { name: n });
+    assert.deepEqual([controller?.connectedServers, controller?.sourceCount], [[0, 1], 3]);
+  });
 });
 
 describe("DeviceStateService: refused sections leave nothing behind", () => {

@@ -14,7 +14,7 @@ import {
 
 export type DeviceRole = "interrupt-controller" | "iommu";
 
-/** Which service imports a section kind; import runs in this order (interrupts first). */
+/** Which service imports a section kind; sections are exported in ROLES order. */
 const ROLE_OF_KIND: Record<string, DeviceRole> = {
   xive: "interrupt-controller",
   xics: "interrupt-controller",
@@ -70,8 +70,8 @@ export class HostDevices {
   }
 
   /**
-   * Imports sections (quiesced) all or nothing: if a later service refuses, what earlier ones
-   * imported is released before the error is rethrown.
+   * Imports sections (quiesced) all or nothing: if a service refuses, what the others imported is
+   * released before the error is rethrown.
    */
   async import(
     vm: string,
@@ -92,42 +92,45 @@ export class HostDevices {
       }
       byRole.set(role, [...(byRole.get(role) ?? []), section]);
     });
-    const imported: DeviceRole[] = [];
-    const devices: string[] = [];
-    try {
-      for (const role of ROLES) {
-        const mine = byRole.get(role);
-        if (!mine) continue;
+    // Concurrently: each service imports only its own sections, and the downtime is the slower one.
+    const roles = ROLES.filter((role) => byRole.has(role));
+    const outcomes = await Promise.allSettled(
+      roles.map((role) => {
         const client = this.clients.get(role)!;
-        const answer = await unaryCall(
+        return unaryCall(
           client.importDeviceState.bind(client),
-          { vm, sections: mine, guestMemory, requestId: "" },
+          { vm, sections: byRole.get(role)!, guestMemory, requestId: "" },
           this.callOptions(signal),
         );
-        imported.push(role);
-        devices.push(...answer.devices);
-      }
-    } catch (error) {
-      for (const role of imported) await this.releaseOn(role, vm).catch(() => undefined);
-      throw error;
+      }),
+    );
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) {
+      await Promise.all(
+        roles
+          .filter((_, i) => outcomes[i]!.status === "fulfilled")
+          .map((role) => this.releaseOn(role, vm).catch(() => undefined)),
+      );
+      throw failed.reason;
     }
-    return devices;
+    return outcomes.flatMap((outcome) => (outcome.status === "fulfilled" ? outcome.value.devices : []));
   }
 
   /** Resumes the VM's devices on every service, even when one of them fails (then rethrown). */
   async resume(vm: string, signal?: AbortSignal): Promise<void> {
+    const outcomes = await Promise.allSettled(
+      ROLES.map((role) => {
+        const client = this.clients.get(role)!;
+        return unaryCall(client.resumeDevices.bind(client), { vm }, this.callOptions(signal));
+      }),
+    );
     let failure: Error | undefined;
     let resumed = 0;
-    for (const role of ROLES) {
-      const client = this.clients.get(role)!;
-      try {
-        await unaryCall(client.resumeDevices.bind(client), { vm }, this.callOptions(signal));
-        resumed += 1;
-      } catch (error) {
-        if (error instanceof VplaneError && error.code === "NOT_FOUND") continue;
-        failure ??= annotate(error, role);
-      }
-    }
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === "fulfilled") resumed += 1;
+      else if (!(outcome.reason instanceof VplaneError && outcome.reason.code === "NOT_FOUND"))
+        failure ??= annotate(outcome.reason, ROLES[i]!);
+    });
     if (failure) throw failure;
     if (resumed === 0) throw noDevices(vm);
   }
@@ -163,23 +166,18 @@ export class HostDevices {
       options: { timeoutMs: number; signal?: AbortSignal },
     ) => Promise<T>,
   ): Promise<Map<DeviceRole, T>> {
+    // Concurrently: quiescing every device at once is also what stops them at one moment.
+    const outcomes = await Promise.allSettled(
+      ROLES.map((role) => call(this.clients.get(role)!, this.callOptions(signal))),
+    );
     const answers = new Map<DeviceRole, T>();
-    for (const role of ROLES) {
-      try {
-        answers.set(role, await call(this.clients.get(role)!, this.callOptions(signal)));
-      } catch (error) {
-        if (error instanceof VplaneError && error.code === "NOT_FOUND") continue;
-        throw annotate(error, role);
-      }
-    }
-    if (answers.size === 0) {
-      throw new VplaneError({
-        code: "NOT_FOUND",
-        reason: "VM_HAS_NO_DEVICES",
-        field: "vm",
-        message: `VM ${vm} has no devices on this host`,
-      });
-    }
+    outcomes.forEach((outcome, i) => {
+      const role = ROLES[i]!;
+      if (outcome.status === "fulfilled") answers.set(role, outcome.value);
+      else if (!(outcome.reason instanceof VplaneError && outcome.reason.code === "NOT_FOUND"))
+        throw annotate(outcome.reason, role);
+    });
+    if (answers.size === 0) throw noDevices(vm);
     return answers;
   }
 
