@@ -18,7 +18,7 @@ export interface ControllerRecord {
   selectedMode?: ActiveMode;
   /**
    * An imported controller: the byte length of the exported state kept with it, whose derived
-   * configuration is the base the later records override (see putImportedState).
+   * configuration is the base the later records override (see createController).
    */
   importedStateBytes?: number;
   /** A RESET after the import tore down the queues the imported state holds. */
@@ -87,10 +87,37 @@ export const configKeys = {
 export class ControllerConfigStore {
   constructor(private readonly store: Store) {}
 
-  async createController(record: ControllerRecord): Promise<void> {
-    await this.store.put(configKeys.controller(record.vm), record as unknown as JsonValue, {
-      ifRevision: "absent",
-    });
+  /**
+   * Writes a new controller's record (StoreConflictError if the VM has one) and, for an imported
+   * controller, the exported state it keeps as its base configuration: writing the state as it
+   * came is what keeps ImportDeviceState inside a migration's downtime (tens of thousands of
+   * per-source and per-queue records would not be). The record goes in the first transaction
+   * with the first chunks and says how many bytes to expect, so a write cut short is detected on
+   * load; a later transaction that fails takes the controller out again.
+   */
+  async createController(record: ControllerRecord, importedState?: Uint8Array): Promise<void> {
+    const ops: TransactionOp[] = [
+      {
+        op: "put",
+        key: configKeys.controller(record.vm),
+        value: record as unknown as JsonValue,
+        ifRevision: "absent",
+      },
+    ];
+    const state = importedState ?? new Uint8Array();
+    for (let at = 0, index = 0; at < state.byteLength; at += IMPORTED_CHUNK_BYTES, index++) {
+      const value = state.subarray(at, Math.min(at + IMPORTED_CHUNK_BYTES, state.byteLength));
+      ops.push({ op: "put", key: configKeys.importedChunk(record.vm, index), value });
+    }
+    const first = 1 + IMPORTED_CHUNKS_PER_TRANSACTION;
+    await this.store.transaction(ops.slice(0, first));
+    try {
+      for (let i = first; i < ops.length; i += IMPORTED_CHUNKS_PER_TRANSACTION)
+        await this.store.transaction(ops.slice(i, i + IMPORTED_CHUNKS_PER_TRANSACTION));
+    } catch (error) {
+      await this.deleteController(record.vm).catch(() => undefined);
+      throw error;
+    }
   }
 
   async updateController(record: ControllerRecord): Promise<void> {
@@ -117,22 +144,6 @@ export class ControllerConfigStore {
    */
   async putQueue(vm: string, queue: QueueRecord): Promise<void> {
     await this.store.put(configKeys.queue(vm, queue.server, queue.priority), queue as unknown as JsonValue);
-  }
-
-  /**
-   * Keeps the exported state an imported controller was made from, as its base configuration:
-   * writing the state as it came is what keeps ImportDeviceState inside a migration's downtime
-   * (tens of thousands of per-source and per-queue records would not be). The record written
-   * before says how many bytes to expect, so a write cut short is detected on load.
-   */
-  async putImportedState(vm: string, state: Uint8Array): Promise<void> {
-    const ops: TransactionOp[] = [];
-    for (let at = 0, index = 0; at < state.byteLength; at += IMPORTED_CHUNK_BYTES, index++) {
-      const value = state.subarray(at, Math.min(at + IMPORTED_CHUNK_BYTES, state.byteLength));
-      ops.push({ op: "put", key: configKeys.importedChunk(vm, index), value });
-    }
-    for (let i = 0; i < ops.length; i += IMPORTED_CHUNKS_PER_TRANSACTION)
-      await this.store.transaction(ops.slice(i, i + IMPORTED_CHUNKS_PER_TRANSACTION));
   }
 
   async deleteQueues(vm: string): Promise<void> {

@@ -26,8 +26,13 @@ export interface ControllerEntry {
   backend: ControllerBackend;
   signals: SignalLog;
   watchers: number;
-  /** The durable source records (LSI and ASSERTED, once set by an init, stay set as in KVM). */
+  /**
+   * The durable source records (LSI and ASSERTED, once set by an init, stay set as in KVM); use
+   * ControllerRegistry.sourceRecords, which derives an imported controller's on first use.
+   */
   sources: Map<number, SourceRecord>;
+  /** An imported controller whose source records are not derived yet. */
+  sourcesToDerive: boolean;
   /** Answers of mutating calls by request_id (idempotent retries), oldest first. */
   answered: Map<string, { method: string; response: unknown }>;
 }
@@ -160,7 +165,15 @@ export class ControllerRegistry {
         imported ? { imported } : { mode: record.mode, nrServers: record.nrServers, nrIrqs: record.nrIrqs },
         (server, raised) => signals.record(server, raised),
       );
-      return { record, backend, signals, watchers: 0, sources: new Map(), answered: new Map() };
+      return {
+        record,
+        backend,
+        signals,
+        watchers: 0,
+        sources: new Map(),
+        sourcesToDerive: false,
+        answered: new Map(),
+      };
     } catch (error) {
       memory.close();
       throw error;
@@ -194,8 +207,8 @@ export class ControllerRegistry {
     const existing = this.admit(record, "vm");
     if (existing) return existing;
     const entry = this.open({ ...record, importedStateBytes: stateBytes.byteLength }, state);
-    for (const source of importedSources(entry.backend)) entry.sources.set(source.irq, source);
-    await this.persist(entry, "vm", () => this.config.putImportedState(record.vm, stateBytes));
+    entry.sourcesToDerive = true;
+    await this.persist(entry, "vm", stateBytes);
     return entry;
   }
 
@@ -217,28 +230,16 @@ export class ControllerRegistry {
     return undefined;
   }
 
-  /** Writes the record (absent before: a conflict is ALREADY_EXISTS), then what goes with it. */
-  private async persist(
-    entry: ControllerEntry,
-    field: string,
-    writeRest?: () => Promise<void>,
-  ): Promise<void> {
-    const vm = entry.record.vm;
+  /** Writes the record (absent before: a conflict is ALREADY_EXISTS) and an imported state. */
+  private async persist(entry: ControllerEntry, field: string, importedState?: Uint8Array): Promise<void> {
     try {
-      await this.config.createController(entry.record);
+      await this.config.createController(entry.record, importedState);
     } catch (error) {
       entry.backend.close();
-      if (error instanceof StoreConflictError) throw controllerExists(vm, field);
+      if (error instanceof StoreConflictError) throw controllerExists(entry.record.vm, field);
       throw error;
     }
-    try {
-      await writeRest?.();
-    } catch (error) {
-      entry.backend.close();
-      await this.config.deleteController(vm).catch(() => undefined);
-      throw error;
-    }
-    this.entries.set(vm, entry);
+    this.entries.set(entry.record.vm, entry);
   }
 
   async delete(name: string): Promise<void> {
@@ -304,6 +305,20 @@ export class ControllerRegistry {
   async setSelectedMode(entry: ControllerEntry, mode: ActiveMode): Promise<void> {
     entry.record = { ...entry.record, selectedMode: mode };
     await this.config.updateController(entry.record);
+  }
+
+  /**
+   * The controller's durable source records. An imported controller's are derived from its model
+   * (importedSources) when first needed, which keeps that work out of a migration's downtime.
+   * They are the records of the import unless the guest re-targeted a source by hypercall in
+   * between, whose new targeting they then hold (a RESET then records it masked, as it is).
+   */
+  sourceRecords(entry: ControllerEntry): Map<number, SourceRecord> {
+    if (entry.sourcesToDerive) {
+      for (const source of importedSources(entry.backend)) entry.sources.set(source.irq, source);
+      entry.sourcesToDerive = false;
+    }
+    return entry.sources;
   }
 
   /** After a RESET: no queue survives in the durable configuration, imported ones included. */

@@ -89,7 +89,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
       const entry = registry.require(request.name);
       checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
       return once(entry, request.requestId, "InitSources", async () => {
-        const records = entry.sources;
+        const records = registry.sourceRecords(entry);
         const applied: SourceRecord[] = [];
         let failure: VplaneError | undefined;
         for (let i = 0; i < request.sources.length; i++) {
@@ -120,7 +120,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
       const entry = registry.require(request.name);
       checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
       return once(entry, request.requestId, "ConfigureSources", async () => {
-        const records = entry.sources;
+        const records = registry.sourceRecords(entry);
         const servers: number[] = [];
         const applied: SourceRecord[] = [];
         let failure: VplaneError | undefined;
@@ -221,7 +221,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
       return once(entry, request.requestId, "ResetController", async () => {
         entry.backend.reset();
         // RESET masks every unmasked source and tears the queues down: the durable configuration follows.
-        const records = entry.sources;
+        const records = registry.sourceRecords(entry);
         const changed: SourceRecord[] = [];
         for (const record of records.values()) {
           if (record.kvmConfig === undefined || decodeKvmSourceConfig(BigInt(record.kvmConfig)).masked)

@@ -25,8 +25,6 @@ import type {
 const readTimebase = (): bigint => (process.hrtime.bigint() * 512n) / 1000n;
 
 /** The emulated backend: vplane's XIVE/XICS model over the VM's guest RAM. */
-/** Granularity of the dirty pages QuiesceDevices reports: one XIVE event queue. */
-const REPORTED_DIRTY_PAGE_BYTES = 64 * 1024;
 
 export class EmulatedBackend implements ControllerBackend {
   readonly kind = "EMULATED";
@@ -129,24 +127,10 @@ export class EmulatedBackend implements ControllerBackend {
     return this.pageAddresses(this.controller.xive("EQ_SYNC").eqSync());
   }
 
-  /**
-   * Dirty-log page numbers (ascending) as guest-physical addresses in 64 KiB units: an event
-   * queue is 64 KiB (qshift 16), so one entry per queue instead of sixteen keeps the list a
-   * migration carries inside its downtime short. Reporting a larger page than was written is
-   * safe: the VMM resends a superset.
-   */
+  /** Dirty-log page numbers (ascending) as guest-physical addresses, with the page size. */
   private pageAddresses(pages: number[]): { pages: bigint[]; pageSize: number } {
-    const unit = Math.max(REPORTED_DIRTY_PAGE_BYTES, this.memory.pageSize);
-    const pagesPerUnit = unit / this.memory.pageSize; // both powers of two
-    const addresses: bigint[] = [];
-    let previous = -1;
-    for (const page of pages) {
-      const index = Math.floor(page / pagesPerUnit);
-      if (index === previous) continue;
-      previous = index;
-      addresses.push(BigInt(index) * BigInt(unit));
-    }
-    return { pages: addresses, pageSize: unit };
+    const pageSize = BigInt(this.memory.pageSize);
+    return { pages: pages.map((page) => BigInt(page) * pageSize), pageSize: this.memory.pageSize };
   }
 
   reset(): void {

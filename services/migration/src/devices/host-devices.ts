@@ -53,13 +53,13 @@ export class HostDevices {
     const answers = await this.onEveryRole(vm, undefined, (client, options) =>
       unaryCall(client.quiesceDevices.bind(client), { vm }, options),
     );
-    const pages = new Set<bigint>();
+    let pages: bigint[] = [];
     let pageSize = 0n;
     for (const answer of answers.values()) {
-      for (const page of answer.dirtyPages) pages.add(page);
+      pages = mergeAscending(pages, answer.dirtyPages);
       if (answer.pageSize > pageSize) pageSize = answer.pageSize;
     }
-    return { pages: [...pages].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), pageSize };
+    return { pages, pageSize };
   }
 
   async export(vm: string, signal?: AbortSignal): Promise<DeviceSection[]> {
@@ -193,6 +193,20 @@ function noDevices(vm: string) {
     field: "vm",
     message: `VM ${vm} has no devices on this host`,
   });
+}
+
+/** Two ascending lists as one, without duplicates (each service reports its pages ascending). */
+function mergeAscending(a: readonly bigint[], b: readonly bigint[]): bigint[] {
+  if (a.length === 0) return [...b];
+  if (b.length === 0) return [...a];
+  const out: bigint[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const next = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
+    if (out.length === 0 || out[out.length - 1]! !== next) out.push(next);
+  }
+  return out;
 }
 
 /** Says which service failed, keeping the code and reason a caller acts on. */
