@@ -11,8 +11,13 @@ export interface ChannelLimits {
   keepaliveTimeoutMs: number;
 }
 
+/**
+ * 64 MiB: a VM's device state crosses in one message (ExportDeviceState's answer, a migration's
+ * device_state), and the largest the services hold (1,048,576 sources, 2,048 vCPUs with their
+ * queues, 1,024 StreamIDs) is about 21 MB.
+ */
 export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = {
-  maxMessageBytes: 16 * 1024 * 1024,
+  maxMessageBytes: 64 * 1024 * 1024,
   keepaliveTimeMs: 30_000,
   keepaliveTimeoutMs: 10_000,
 };

@@ -1,5 +1,6 @@
 import type { ConfigOf } from "./config.js";
 import { option } from "./options.js";
+import { DEFAULT_CHANNEL_LIMITS } from "./channel-options.js";
 
 /**
  * The options every gRPC service takes. `prefix` names the service in variables
@@ -33,7 +34,7 @@ export function serverOptionsSpec(prefix: string, defaultPort: number) {
       env: "VPLANE_MAX_MESSAGE_BYTES",
       flag: "max-message-bytes",
       doc: "largest request or response message in bytes (grpc.max_receive_message_length)",
-      default: 16 * 1024 * 1024,
+      default: DEFAULT_CHANNEL_LIMITS.maxMessageBytes,
       min: 1024,
       max: 1024 * 1024 * 1024,
     }),

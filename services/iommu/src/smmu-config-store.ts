@@ -89,15 +89,17 @@ export class SmmuConfigStore {
    */
   async createWithConfig(config: SmmuConfig): Promise<void> {
     const { vm, smmuId: id } = config.record;
-    await this.create(config.record);
-    const ops: TransactionOp[] = [
+    // The record goes in the first transaction: one commit for an SMMU whose configuration fits.
+    const [first, ...rest] = this.batches([
+      { op: "put", key: configKeys.smmu(vm, id), value: json(config.record), ifRevision: "absent" },
       ...config.mappings.map((m) => put(configKeys.mapping(vm, id, m.ipa), m)),
       ...config.devices.map((d) => put(configKeys.device(vm, id, d.streamId), d)),
       ...(config.pasidTable ? [put(configKeys.pasidTable(vm, id), config.pasidTable)] : []),
       ...(config.msi ? [put(configKeys.msi(vm, id), config.msi)] : []),
-    ];
+    ]);
+    await this.store.transaction(first!);
     try {
-      await this.write(ops);
+      for (const batch of rest) await this.store.transaction(batch);
     } catch (error) {
       await this.deleteSmmu(vm, id).catch(() => undefined);
       throw error;
@@ -138,8 +140,14 @@ export class SmmuConfigStore {
   }
 
   private async write(ops: TransactionOp[]): Promise<void> {
+    for (const batch of this.batches(ops)) await this.store.transaction(batch);
+  }
+
+  private batches(ops: TransactionOp[]): TransactionOp[][] {
+    const out: TransactionOp[][] = [];
     for (let i = 0; i < ops.length; i += this.store.maxTransactionOps)
-      await this.store.transaction(ops.slice(i, i + this.store.maxTransactionOps));
+      out.push(ops.slice(i, i + this.store.maxTransactionOps));
+    return out;
   }
 
   private async entriesUnder(prefix: string): Promise<StoreEntry[]> {
