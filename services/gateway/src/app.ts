@@ -1,10 +1,8 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
-import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { VplaneError } from "@vplane/service-kit";
 import type { ServerOptions as HttpsOptions } from "node:https";
 import { authentication } from "./authentication.js";
 import { errorHandling } from "./error-handler.js";
@@ -15,14 +13,9 @@ import { hostRoutes } from "./routes/host-routes.js";
 import { deviceRoutes } from "./routes/device-routes.js";
 import { countRequests, metricsRoutes } from "./routes/metrics-routes.js";
 import { operationRoutes } from "./routes/operation-routes.js";
+import { rateLimit } from "./rate-limit.js";
 import { vmRoutes } from "./routes/vm-routes.js";
 import { VPLANE_VERSION } from "@vplane/service-kit";
-
-/** The rate-limit bucket of a request: its token id when it has one, else its address. */
-function callerKey(request: { headers: { authorization?: string | undefined }; ip: string }): string {
-  const match = /^Bearer vpl_([0-9a-f]{12})_/i.exec(request.headers.authorization ?? "");
-  return match ? `token:${match[1]}` : `ip:${request.ip}`;
-}
 
 /**
  * The gateway's HTTP application: routes only, no listening (tests inject requests). Features
@@ -49,20 +42,8 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
   });
   await app.register(errorHandling);
   countRequests(app as unknown as FastifyInstance, services);
-  if (services.limits.rateLimitPerSecond > 0) {
-    await app.register(rateLimit, {
-      global: true,
-      max: services.limits.rateLimitPerSecond,
-      timeWindow: 1000,
-      keyGenerator: callerKey,
-      errorResponseBuilder: (_request, context) =>
-        new VplaneError({
-          code: "RESOURCE_EXHAUSTED",
-          reason: "RATE_LIMITED",
-          message: `more than ${context.max} requests per second; retry after ${context.after}`,
-        }),
-    });
-  }
+  if (services.limits.rateLimitPerSecond > 0)
+    await app.register(rateLimit, { perSecond: services.limits.rateLimitPerSecond });
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",

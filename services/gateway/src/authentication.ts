@@ -30,29 +30,35 @@ function minimumRoleOf(request: FastifyRequest): Role {
 export const authentication = fp(
   (app: FastifyInstance, options: { tokens: AccessTokens }) => {
     app.decorateRequest("principal", undefined as unknown as Principal);
-    app.addHook("onRequest", async (request, reply) => {
+    // Synchronous (done-callback) like every per-request hook here: no promise per request.
+    app.addHook("onRequest", (request, reply, done) => {
       const principal = options.tokens.authenticate(request.headers.authorization);
       if (!principal) {
         void reply.header("www-authenticate", 'Bearer realm="vplane"');
-        throw new VplaneError({
-          code: "UNAUTHENTICATED",
-          reason: request.headers.authorization ? "TOKEN_INVALID" : "TOKEN_MISSING",
-          message: "a valid bearer token is required (Authorization: Bearer vpl_...)",
-        });
+        return done(
+          new VplaneError({
+            code: "UNAUTHENTICATED",
+            reason: request.headers.authorization ? "TOKEN_INVALID" : "TOKEN_MISSING",
+            message: "a valid bearer token is required (Authorization: Bearer vpl_...)",
+          }),
+        );
       }
       const needed = minimumRoleOf(request);
       if (RANK[principal.role] < RANK[needed]) {
-        throw new VplaneError({
-          code: "PERMISSION_DENIED",
-          reason: "ROLE_NOT_ALLOWED",
-          message: `this call needs the ${needed} role; the token has ${principal.role}`,
-        });
+        return done(
+          new VplaneError({
+            code: "PERMISSION_DENIED",
+            reason: "ROLE_NOT_ALLOWED",
+            message: `this call needs the ${needed} role; the token has ${principal.role}`,
+          }),
+        );
       }
       request.principal = principal;
       // A child logger costs an allocation per request: only when its lines would be written.
       if ((request.log as Logger).isLevelEnabled("info")) {
         request.log = request.log.child({ tenant: principal.tenant, tokenId: principal.tokenId });
       }
+      done();
     });
   },
   { name: "vplane-authentication" },

@@ -119,12 +119,6 @@ export const errorHandling = fp(
         if (httpStatusOf(known.code) >= 500) request.log.warn({ err: error }, "request failed");
         return sendError(reply, known);
       }
-      if (typeof error.statusCode === "number" && error.statusCode === 429) {
-        return sendError(
-          reply,
-          new VplaneError({ code: "RESOURCE_EXHAUSTED", reason: "RATE_LIMITED", message: error.message }),
-        );
-      }
       const mapped = transportError(error);
       if (mapped.status >= 500) request.log.error({ err: error }, "unexpected error");
       return sendError(reply, mapped.error, mapped.status);
