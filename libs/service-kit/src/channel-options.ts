@@ -34,6 +34,12 @@ export function serverChannelOptions(limits: ChannelLimits): ChannelOptions {
   };
 }
 
+/**
+ * The HTTP/2 receive window a client opens: large answers (a VM's device state) arrive without a
+ * stall for a WINDOW_UPDATE every 64 KiB, HTTP/2's initial window.
+ */
+const CLIENT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
+
 export function clientChannelOptions(limits: ChannelLimits = DEFAULT_CHANNEL_LIMITS): ChannelOptions {
   return {
     "grpc.max_receive_message_length": limits.maxMessageBytes,
@@ -41,5 +47,6 @@ export function clientChannelOptions(limits: ChannelLimits = DEFAULT_CHANNEL_LIM
     "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
     "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
     "grpc.keepalive_permit_without_calls": 1,
+    "grpc-node.flow_control_window": CLIENT_FLOW_CONTROL_WINDOW_BYTES,
   };
 }
