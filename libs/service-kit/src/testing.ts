@@ -29,3 +29,5 @@ export async function startServiceForTests<S extends ConfigSpec>(
   const running = await startService(description, config);
   return Object.assign(running, { address: `127.0.0.1:${running.server.port}` });
 }
+
+export { createTestCertificates, type CertificateFiles, type TestCertificates } from "./test-certificates.js";
