@@ -4,6 +4,7 @@ import type { AccessTokens } from "./access-tokens.js";
 import type { EventStreams } from "./event-stream.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HostConnections } from "./host-clients.js";
+import type { OperationRecovery } from "./operation-recovery.js";
 import type { OperationRunner } from "./operation-runner.js";
 import type { ProtoJson } from "./proto-json.js";
 import type { HostRegistry } from "./registry/host-registry.js";
@@ -25,6 +26,8 @@ export interface GatewayServices {
   connections: HostConnections;
   lifecycle: VmLifecycle;
   migrations: VmMigrations;
+  /** Heartbeat of this replica; ends the operations of replicas that stopped (startGateway runs it). */
+  recovery: OperationRecovery;
   /** The proto3 JSON mapping of the services' messages (device endpoints). */
   proto: ProtoJson;
   /** Open SSE streams, ended when the gateway closes. */

@@ -12,6 +12,7 @@ import { EventStreams } from "./event-stream.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import type { GatewayServices } from "./gateway-services.js";
 import { HostConnections } from "./host-clients.js";
+import { OperationRecovery } from "./operation-recovery.js";
 import { OperationRunner } from "./operation-runner.js";
 import { ProtoJson } from "./proto-json.js";
 import { HostRegistry } from "./registry/host-registry.js";
@@ -43,6 +44,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const lifecycleDeps = { hosts, vms, operations, runner, connections, instanceId };
   const lifecycle = new VmLifecycle(lifecycleDeps);
   const migrations = new VmMigrations(lifecycleDeps);
+  const recovery = new OperationRecovery({ ...lifecycleDeps, store: parts.store, log: parts.log });
   return {
     log: parts.log,
     store: parts.store,
@@ -55,6 +57,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     connections,
     lifecycle,
     migrations,
+    recovery,
     proto: new ProtoJson(),
     streams: new EventStreams(),
     limits: { bodyLimitBytes: 1024 * 1024, rateLimitPerSecond: 1000, ...parts.limits },
@@ -124,6 +127,7 @@ export async function startGateway(
   const close = async () => {
     await app?.close();
     await services.runner.drain();
+    await services.recovery.stop();
     services.connections.close();
     await store.close();
   };
@@ -139,6 +143,7 @@ export async function startGateway(
         },
       });
     }
+    await services.recovery.start();
     app = await buildApp(services, https);
     const separator = config.address.lastIndexOf(":");
     await app.listen({

@@ -74,7 +74,8 @@ export function newOperationRecord(fields: {
   };
 }
 
-function withEvent(record: OperationRecord, message: string): OperationRecord {
+/** The record with one more progress event (its current state, step and `message`). */
+export function withEvent(record: OperationRecord, message: string): OperationRecord {
   const time = new Date().toISOString();
   const seq = record.metadata.lastSeq + 1;
   const event = {
@@ -95,6 +96,12 @@ function withEvent(record: OperationRecord, message: string): OperationRecord {
 
 const CANCELLED = () =>
   new VplaneError({ code: "CANCELLED", reason: "OPERATION_CANCELLED", message: "cancelled by a caller" });
+const ABANDONED = () =>
+  new VplaneError({
+    code: "ABORTED",
+    reason: "OPERATION_ABANDONED",
+    message: "another gateway replica ended this operation as abandoned",
+  });
 
 /**
  * Runs long-running operations in the background of this gateway: persists each progress event
@@ -130,8 +137,9 @@ export class OperationRunner {
         ),
       this.timeoutMs,
     );
+    // A record already done was ended by another replica (OperationRecovery): left as it is.
     const update = async (mutate: (r: OperationRecord) => OperationRecord) => {
-      const stored = await this.operations.update(tenant, id, mutate);
+      const stored = await this.operations.update(tenant, id, (r) => (r.done ? undefined : mutate(r)));
       if (stored) this.events.emit(key, stored.value);
       return stored?.value;
     };
@@ -170,7 +178,8 @@ export class OperationRunner {
       checkpoint: async () => {
         if (!abort.signal.aborted) {
           const stored = await this.operations.get(tenant, id);
-          if (stored?.value.metadata.cancelRequested) abort.abort(CANCELLED());
+          if (stored?.value.done) abort.abort(ABANDONED());
+          else if (stored?.value.metadata.cancelRequested) abort.abort(CANCELLED());
         }
         if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);
       },

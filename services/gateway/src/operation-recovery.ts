@@ -1,0 +1,116 @@
+import { VplaneError, type Logger } from "@vplane/service-kit";
+import type { Store } from "@vplane/store";
+import { errorBody } from "./error-body.js";
+import { withEvent, type OperationRunner } from "./operation-runner.js";
+import { operationId, type OperationRecord, type OperationRegistry } from "./registry/operation-registry.js";
+import { listAll, readRecord } from "./registry/typed-entry.js";
+import type { VmRegistry } from "./registry/vm-registry.js";
+
+/** A replica's heartbeat in the registry (gateways/{instanceId}). */
+interface Heartbeat {
+  instanceId: string;
+  heartbeatAtMs: number;
+}
+
+export interface RecoveryTiming {
+  /** How often a replica refreshes its heartbeat and looks for abandoned operations. */
+  heartbeatMs: number;
+  /** A replica whose heartbeat is older than this has stopped. */
+  leaseMs: number;
+}
+
+const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000, leaseMs: 30_000 };
+const heartbeatKey = (instanceId: string) => `gateways/${instanceId}`;
+
+/**
+ * Operations outlive the replica running them only as records: one that stopped (a crash, kill
+ * -9) would leave them RUNNING and their VM busy for ever. Every replica keeps a heartbeat in the
+ * registry and, on start and then every heartbeat, ends the unfinished operations of replicas
+ * whose heartbeat lapsed: FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at,
+ * and the VM FAILED (what was done on the host is unknown; deleting the VM cleans it up). A
+ * replica that was only slow finds its record done at its next step and stops there.
+ */
+export class OperationRecovery {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly timing: RecoveryTiming;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      operations: OperationRegistry;
+      vms: VmRegistry;
+      runner: OperationRunner;
+      instanceId: string;
+      log: Logger;
+    },
+    timing: Partial<RecoveryTiming> = {},
+  ) {
+    this.timing = { ...DEFAULT_TIMING, ...timing };
+  }
+
+  async start(): Promise<void> {
+    await this.beat();
+    await this.reap();
+    this.timer = setInterval(() => {
+      void this.beat()
+        .then(() => this.reap())
+        .catch((error: unknown) => this.deps.log.warn({ err: error }, "operation recovery round failed"));
+    }, this.timing.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Stops the heartbeat and removes it (a graceful stop leaves no running operation behind). */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.deps.store.delete(heartbeatKey(this.deps.instanceId)).catch(() => false);
+  }
+
+  /** Ends every unfinished operation of a replica that stopped; the names of those it ended. */
+  async reap(now = Date.now()): Promise<string[]> {
+    const unfinished = (await listAll<OperationRecord>(this.deps.store, "operations/"))
+      .map((entry) => entry.value)
+      .filter((op) => !op.done && op.owner !== this.deps.instanceId);
+    const alive = new Map<string, boolean>();
+    const ended: string[] = [];
+    for (const op of unfinished) {
+      if (!alive.has(op.owner)) alive.set(op.owner, await this.isAlive(op.owner, now));
+      if (!alive.get(op.owner) && (await this.abandon(op))) ended.push(op.name);
+    }
+    return ended;
+  }
+
+  private async beat(): Promise<void> {
+    const beat: Heartbeat = { instanceId: this.deps.instanceId, heartbeatAtMs: Date.now() };
+    await this.deps.store.put(heartbeatKey(this.deps.instanceId), { ...beat });
+  }
+
+  private async isAlive(instanceId: string, now: number): Promise<boolean> {
+    const beat = await readRecord<Heartbeat>(this.deps.store, heartbeatKey(instanceId));
+    return beat !== undefined && now - beat.value.heartbeatAtMs < this.timing.leaseMs;
+  }
+
+  private async abandon(op: OperationRecord): Promise<boolean> {
+    const { tenant, vm } = op.metadata;
+    const message = `gateway replica ${op.owner} stopped while running this operation (at step "${op.metadata.step}"); VM '${vm}' is FAILED: what was done on its host is unknown, delete the VM to clean it up`;
+    const error = errorBody(new VplaneError({ code: "ABORTED", reason: "OPERATION_ABANDONED", message }), {
+      step: op.metadata.step,
+    }).error;
+    const stored = await this.deps.operations.update(tenant, operationId(op), (r) =>
+      r.done
+        ? undefined
+        : withEvent(
+            { ...r, done: true, metadata: { ...r.metadata, state: "FAILED" }, error },
+            `failed: ${message}`,
+          ),
+    );
+    if (!stored || stored.value.error !== error) return false; // ended meanwhile by its owner
+    this.deps.runner.events.emit(`${tenant}/${operationId(op)}`, stored.value);
+    await this.deps.vms.update(tenant, vm, (current) => {
+      if (current.activeOperation !== op.name) return undefined;
+      const { activeOperation: _abandoned, ...rest } = current;
+      return { ...rest, state: "FAILED", updateTime: new Date().toISOString() };
+    });
+    this.deps.log.warn({ operation: op.name, owner: op.owner, vm }, "ended an abandoned operation");
+    return true;
+  }
+}
