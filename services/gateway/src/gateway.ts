@@ -10,6 +10,7 @@ import { buildApp } from "./app.js";
 import type { GatewayOptions } from "./gateway-options.js";
 import { EventStreams } from "./event-stream.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
+import { sweepIdempotencyKeys } from "./idempotency.js";
 import type { GatewayServices } from "./gateway-services.js";
 import { HostConnections } from "./host-clients.js";
 import { OperationRecovery } from "./operation-recovery.js";
@@ -20,6 +21,8 @@ import { OperationRegistry } from "./registry/operation-registry.js";
 import { VmRegistry } from "./registry/vm-registry.js";
 import { VmLifecycle } from "./vm-lifecycle.js";
 import { VmMigrations } from "./vm-migration.js";
+
+const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 
 export interface GatewayParts {
   log: Logger;
@@ -124,7 +127,14 @@ export async function startGateway(
     operationTimeoutMs: config.operationTimeoutMs,
     limits: { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerSecond: config.rateLimitPerSecond },
   });
+  // Expired Idempotency-Key answers are deleted hourly, so the registry does not grow for ever.
+  const sweeper = setInterval(() => {
+    sweepIdempotencyKeys(store).catch((error: unknown) =>
+      log.warn({ err: error }, "could not sweep expired idempotency keys"),
+    );
+  }, IDEMPOTENCY_SWEEP_MS).unref();
   const close = async () => {
+    clearInterval(sweeper);
     await app?.close();
     await services.runner.drain();
     await services.recovery.stop();

@@ -10,6 +10,8 @@ import { putOp, readRecord } from "./registry/typed-entry.js";
 const PENDING_LEASE_MS = 60_000;
 /** How long a retry waits for the first request with the same key to finish. */
 const WAIT_FOR_FIRST_MS = 10_000;
+/** How long an answer is kept for retries (Stripe's 24 hours); then the key may be used afresh. */
+export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 type IdempotencyRecord =
@@ -37,6 +39,35 @@ function fingerprintOf(request: FastifyRequest): string {
     .update(`${request.method} ${request.url}\n`)
     .update(JSON.stringify(request.body ?? null))
     .digest("hex");
+}
+
+function isExpired(record: IdempotencyRecord, now: number): boolean {
+  return record.state === "done" && Date.parse(record.createTime) + IDEMPOTENCY_RETENTION_MS <= now;
+}
+
+/** Deletes the answers kept longer than IDEMPOTENCY_RETENTION_MS (bounded registry); how many. */
+export async function sweepIdempotencyKeys(store: Store, now = Date.now()): Promise<number> {
+  let swept = 0;
+  const expired: { key: string; revision: number }[] = [];
+  let pageToken: string | undefined;
+  do {
+    const page = await store.list(registryKeys.allIdempotency(), {
+      pageSize: 1000,
+      ...(pageToken ? { pageToken } : {}),
+    });
+    for (const entry of page.entries)
+      if (isExpired(entry.value as unknown as IdempotencyRecord, now)) expired.push(entry);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  for (const entry of expired) {
+    // Under CAS: a key reused since it was listed is left alone.
+    try {
+      if (await store.delete(entry.key, { ifRevision: entry.revision })) swept++;
+    } catch (error) {
+      if (!(error instanceof StoreConflictError)) throw error;
+    }
+  }
+  return swept;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -83,7 +114,9 @@ export const idempotency = fp(
       const fingerprint = fingerprintOf(request);
       const waitUntil = Date.now() + WAIT_FOR_FIRST_MS;
       for (;;) {
-        const existing = await readRecord<IdempotencyRecord>(store, storeKey);
+        const stored = await readRecord<IdempotencyRecord>(store, storeKey);
+        // An expired answer is as good as none (its revision still guards the overwrite).
+        const existing = stored && !isExpired(stored.value, Date.now()) ? stored : undefined;
         if (existing && existing.value.fingerprint !== fingerprint) {
           throw new VplaneError({
             code: "FAILED_PRECONDITION",
@@ -115,7 +148,7 @@ export const idempotency = fp(
           leaseUntil: Date.now() + PENDING_LEASE_MS,
         };
         try {
-          const revision = await store.put(storeKey, pending, { ifRevision: existing?.revision ?? "absent" });
+          const revision = await store.put(storeKey, pending, { ifRevision: stored?.revision ?? "absent" });
           request.idempotency = {
             key: storeKey,
             revision,

@@ -2,6 +2,7 @@
 // tenant's token, answers exactly as for a VM or operation that does not exist.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { IDEMPOTENCY_RETENTION_MS, sweepIdempotencyKeys } from "../src/idempotency.js";
 import type { FakeHost } from "./support/fake-host.js";
 import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 
@@ -92,6 +93,30 @@ describe("Idempotency-Key on POST", () => {
       response.json<{ error: { details: { field: string } } }>().error.details.field,
       "Idempotency-Key",
     );
+  });
+
+  it("answers are kept 24 hours: then the key runs afresh, and the sweep deletes only expired answers", async () => {
+    const headers = { "idempotency-key": "aged-key" };
+    const first = await gw.call("operator", "POST", "/v1/vms", spec("idem-aged"), headers);
+    assert.equal(first.statusCode, 202);
+    await gw.waitForOperation("operator", first.json<OperationJson>().name);
+    // Age the stored answer past the retention, as 24 hours would.
+    const { store } = gw.services;
+    const [aged] = (await store.list("idempotency/acme/")).entries.filter(
+      (e) => (e.value as { body?: { name?: string } }).body?.name === first.json<OperationJson>().name,
+    );
+    const old = new Date(Date.now() - IDEMPOTENCY_RETENTION_MS - 1000).toISOString();
+    await store.put(aged!.key, { ...(aged!.value as object), createTime: old });
+    // A different request with the old key is no longer IDEMPOTENCY_KEY_REUSED: it runs.
+    const afresh = await gw.call("operator", "POST", "/v1/vms", spec("idem-aged-2"), headers);
+    assert.equal(afresh.statusCode, 202, afresh.body);
+    assert.equal(afresh.headers["idempotent-replayed"], undefined);
+    await gw.waitForOperation("operator", afresh.json<OperationJson>().name);
+    // Its new answer is fresh: nothing to sweep now; 24 hours later, it goes.
+    const kept = (await store.list("idempotency/")).entries.length;
+    assert.equal(await sweepIdempotencyKeys(store), 0);
+    assert.equal(await sweepIdempotencyKeys(store, Date.now() + IDEMPOTENCY_RETENTION_MS + 1000), kept);
+    assert.deepEqual((await store.list("idempotency/")).entries, []);
   });
 });
 

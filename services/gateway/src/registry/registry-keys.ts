@@ -11,4 +11,5 @@ export const registryKeys = {
   operation: (tenant: string, id: string) => `operations/${tenant}/${id}`,
   operationsOf: (tenant: string) => `operations/${tenant}/`,
   idempotency: (tenant: string, keyHash: string) => `idempotency/${tenant}/${keyHash}`,
+  allIdempotency: () => "idempotency/",
 };
