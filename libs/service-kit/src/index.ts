@@ -35,7 +35,7 @@ export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutco
 export { deviceStateService, type DeviceStateHandlers } from "./device-state-service.js";
 export { IdempotentDeletes } from "./idempotent-deletes.js";
 export { createLogger, type Logger } from "./logger.js";
-export { option } from "./options.js";
+export { dataDirOption, option } from "./options.js";
 export { serverOptionsSpec, type ServerOptions } from "./server-options.js";
 export {
   EXIT,

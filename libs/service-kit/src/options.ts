@@ -57,3 +57,11 @@ export const option = {
     };
   },
 };
+
+/**
+ * VPLANE_DATA_DIR / --data-dir (default ./data): the one data folder every vplane process of a
+ * host uses; `doc` says what this process keeps there.
+ */
+export function dataDirOption(doc: string): OptionSpec<string> {
+  return option.string({ env: "VPLANE_DATA_DIR", flag: "data-dir", doc, default: "./data" });
+}

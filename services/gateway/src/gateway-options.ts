@@ -1,4 +1,4 @@
-import { option, type ConfigOf } from "@vplane/service-kit";
+import { option, type ConfigOf, dataDirOption } from "@vplane/service-kit";
 
 /**
  * The gateway's options (flag, environment variable, default). Paths that are empty by default
@@ -26,12 +26,7 @@ export const gatewayOptionsSpec = {
     min: 0,
     max: 600_000,
   }),
-  dataDir: option.string({
-    env: "VPLANE_DATA_DIR",
-    flag: "data-dir",
-    doc: "data folder: the embedded registry and the tokens file live here unless set apart",
-    default: "./data",
-  }),
+  dataDir: dataDirOption("data folder: the embedded registry and the tokens file live here unless set apart"),
   registryUrl: option.string({
     env: "VPLANE_REGISTRY_URL",
     flag: "registry-url",

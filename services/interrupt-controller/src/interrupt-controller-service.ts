@@ -1,7 +1,13 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { InterruptControllerServiceService } from "@vplane/proto/gen/vplane/interrupt/v1/service";
-import { buildCapabilities, option, type ServiceDescription, deviceStateService } from "@vplane/service-kit";
+import {
+  buildCapabilities,
+  option,
+  type ServiceDescription,
+  deviceStateService,
+  dataDirOption,
+} from "@vplane/service-kit";
 import { openStore } from "@vplane/store";
 import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
@@ -15,12 +21,9 @@ import { watchVcpuSignals } from "./signal-stream.js";
 export const MAX_SOURCES = BigInt(LIMITS.maxSources);
 
 const serviceOptions = {
-  dataDir: option.string({
-    env: "VPLANE_DATA_DIR",
-    flag: "data-dir",
-    doc: "data folder: the embedded configuration database and relative guest RAM paths live here",
-    default: "./data",
-  }),
+  dataDir: dataDirOption(
+    "data folder: the embedded configuration database and relative guest RAM paths live here",
+  ),
   storeUrl: option.string({
     env: "VPLANE_INTERRUPT_STORE_URL",
     flag: "store-url",

@@ -1,7 +1,13 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { IommuServiceService } from "@vplane/proto/gen/vplane/iommu/v1/service";
-import { buildCapabilities, option, type ServiceDescription, deviceStateService } from "@vplane/service-kit";
+import {
+  buildCapabilities,
+  option,
+  type ServiceDescription,
+  deviceStateService,
+  dataDirOption,
+} from "@vplane/service-kit";
 import { deviceStateHandlers } from "./device-state-handlers.js";
 import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
@@ -12,12 +18,9 @@ import { smmuDataHandlers } from "./smmu-data-handlers.js";
 import { SmmuRegistry } from "./smmu-registry.js";
 
 const serviceOptions = {
-  dataDir: option.string({
-    env: "VPLANE_DATA_DIR",
-    flag: "data-dir",
-    doc: "data folder: the embedded configuration database and relative guest RAM paths live here",
-    default: "./data",
-  }),
+  dataDir: dataDirOption(
+    "data folder: the embedded configuration database and relative guest RAM paths live here",
+  ),
   storeUrl: option.string({
     env: "VPLANE_IOMMU_STORE_URL",
     flag: "store-url",

@@ -1,13 +1,8 @@
-import { option } from "@vplane/service-kit";
+import { option, dataDirOption } from "@vplane/service-kit";
 
 /** The migration service's own options (beyond the server options every service has). */
 export const migrationOptions = {
-  dataDir: option.string({
-    env: "VPLANE_DATA_DIR",
-    flag: "data-dir",
-    doc: "data folder: snapshots/ and incoming guest RAM (guest-ram/{vm}.ram) live here",
-    default: "./data",
-  }),
+  dataDir: dataDirOption("data folder: snapshots/ and incoming guest RAM (guest-ram/{vm}.ram) live here"),
   interruptTarget: option.string({
     env: "VPLANE_MIGRATION_INTERRUPT_TARGET",
     flag: "interrupt-target",
