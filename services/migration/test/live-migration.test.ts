@@ -8,9 +8,13 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import { credentials } from "@grpc/grpc-js";
+import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { VplaneError, unaryCall } from "@vplane/service-kit";
 import type { DeviceCall } from "./fake-device-service.js";
 import { TestHost } from "./test-host.js";
+import { encodeSnapshot } from "../src/snapshot/snapshot-codec.js";
+import { PeerStream } from "../src/live-migration/peer-stream.js";
 
 let source: TestHost;
 let destination: TestHost;
@@ -282,6 +286,53 @@ describe("failure in every phase: the VM stays on the source, the destination ho
     assert.equal(progress.error?.reason, "DOWNTIME_LIMIT_EXCEEDED");
     await settle();
     assertStillOnSource(vm);
+  });
+
+  test("a stream that breaks after switchover without the source's commit message commits nothing: the destination releases what it imported", async () => {
+    // The source here is this test, speaking the protocol and then dying before its commit
+    // message, e.g. killed right after it read switchedOver (grpc-js can show such a cancelled
+    // stream to the server as a normal end: only the explicit commit counts).
+    const vm = "vm-source-died";
+    const client = new MigrationServiceClient(destination.migration.address, credentials.createInsecure());
+    const peer = new PeerStream(client.receiveMigration());
+    try {
+      await peer.send({
+        $case: "setup",
+        value: {
+          vm,
+          operation: "operations/test",
+          ramSizeBytes: 0n,
+          sourceVersion: "test",
+          guestMemory: { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n },
+        },
+      });
+      await peer.expect("ready");
+      const section = (kind: string, device: string) => ({
+        kind,
+        device,
+        formatVersion: 1,
+        payload: Buffer.from(`${kind}-state`),
+      });
+      const snapshot = encodeSnapshot(
+        {
+          vm,
+          producerVersion: "test",
+          createTimeMs: 0n,
+          sections: [section("xive", `vms/${vm}/controller`), section("smmuv3", `vms/${vm}/smmus/smmu0`)],
+          dirtyPages: [],
+        },
+        1 << 20,
+      );
+      await peer.send({ $case: "deviceState", value: snapshot });
+      await peer.expect("devicesImported");
+      await peer.send({ $case: "switchover", value: true });
+      await peer.expect("switchedOver");
+      assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at switchover");
+      peer.abort();
+      await waitFor(() => !destination.interrupts.vms.has(vm) && !destination.iommu.vms.has(vm));
+    } finally {
+      client.close();
+    }
   });
 });
 

@@ -1,8 +1,9 @@
 // The destination side of a live migration (MigrationService.ReceiveMigration). It accepts one
 // VM per stream, in protocol order: setup → RAM chunks (in order, then re-sent pages) → device
-// state → switchover; and commits only when the source half-closes the stream after switchover.
-// Anything else (an error, a cancel, a dropped connection, a step out of order) discards what
-// this host received: the imported devices are released and the RAM file is deleted.
+// state → switchover → commit; and commits only on that explicit last message (a cancelled
+// stream can look like a normal end to the server). Anything else (an error, a cancel, a dropped
+// connection, a step out of order, an end without commit) discards what this host received: the
+// imported devices are released and the RAM file is deleted.
 import { rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
@@ -23,7 +24,7 @@ export interface MigrationDestinationOptions {
   maxRamBytes: bigint;
 }
 
-type Step = "setup" | "ram" | "device-state" | "switchover" | "switched-over";
+type Step = "setup" | "ram" | "device-state" | "switchover" | "switched-over" | "committed";
 
 /** VMs arriving on this host right now: one stream per VM. */
 export class IncomingMigrations {
@@ -116,15 +117,16 @@ export class IncomingMigrations {
           await this.devices.resume(setup.vm);
           step = "switched-over";
           await send({ message: { $case: "switchedOver", value: true } });
+        } else if (message.$case === "commit" && step === "switched-over") {
+          step = "committed"; // the RAM file and the devices stay, however the stream ends now
         } else {
           throw outOfOrder(step, `"${message.$case}"`);
         }
       }
-      if (step !== "switched-over") throw outOfOrder(step, "the end of the stream");
-      ramPath = undefined; // committed: the RAM file and the devices stay
+      if (step !== "committed") throw outOfOrder(step, "the end of the stream");
     } finally {
       await ram?.close();
-      if (step !== "switched-over" || ramPath !== undefined) {
+      if (step !== "committed") {
         if (imported && setup) await this.devices.release(setup.vm).catch(() => undefined);
         if (ramPath) await rm(ramPath, { force: true });
       }

@@ -3,8 +3,8 @@
 //   copying RAM  the RAM file in chunks with CRC-32 while the VM runs (unless the VMM moves RAM)
 //   quiescing    pause the devices (downtime starts); resend the pages they dirtied
 //   device state export, send as a snapshot, the destination imports it (quiesced)
-//   switching    the destination resumes and acknowledges; the source half-closes the stream,
-//                which commits the destination, then releases its own devices
+//   switching    the destination resumes and acknowledges; the source sends commit, which makes
+//                the VM the destination's, half-closes the stream and releases its own devices
 // Any failure or cancel before switchover aborts the stream (the destination discards all it
 // holds) and resumes the source's devices if they were paused.
 import { rm } from "node:fs/promises";
@@ -115,9 +115,10 @@ export async function migrateOut(
     await peer.send({ $case: "switchover", value: true });
     await peer.expect("switchedOver");
     context.update({ downtimeMs: BigInt(Date.now() - quiescedAt) });
-    // Half-closing the stream commits the destination; from here the VM is there.
-    peer.finish();
+    // The commit message makes the VM the destination's; from here it is there.
+    await peer.send({ $case: "commit", value: true });
     committed = true;
+    peer.finish();
     // Devices left behind here are paused and unreachable by the guest: not worth failing for.
     await devices.release(vm).catch(() => undefined);
     return {
