@@ -13,6 +13,7 @@ import {
   type ServiceRegistration,
 } from "@vplane/service-kit";
 import { HostDevices } from "./devices/host-devices.js";
+import { PausedVmJournal, recoverPausedVms } from "./devices/paused-vm-journal.js";
 import { IncomingMigrations } from "./live-migration/migration-destination.js";
 import { migrateOut } from "./live-migration/migration-source.js";
 import { migrationOptions } from "./migration-options.js";
@@ -31,7 +32,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
   envPrefix: "MIGRATION",
   defaultPort: 50053,
   options: migrationOptions,
-  start: ({ config, handlers }) => {
+  start: ({ config, handlers, log }) => {
     const dataDir = resolve(config.dataDir);
     const tls = { ca: config.tlsClientCa, cert: config.tlsCert, key: config.tlsKey };
     const devices = new HostDevices({
@@ -40,6 +41,13 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
       callTimeoutMs: config.deviceCallTimeoutMs,
     });
     const snapshots = new SnapshotStore(dataDir, config.maxSnapshotBytes);
+    const journal = new PausedVmJournal(dataDir);
+    // VMs a previous run left paused are resumed in the background, once their services answer.
+    const recovery = new AbortController();
+    void recoverPausedVms(journal, (vm) => devices.resume(vm), log, {
+      retryMs: 1000,
+      signal: recovery.signal,
+    }).catch((error: unknown) => log.error({ err: error }, "could not recover paused VMs"));
     const operations = new OperationRegistry();
     const incoming = new IncomingMigrations(devices, {
       dataDir,
@@ -71,7 +79,11 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
               request.requestId,
               DEFAULT_TIMEOUTS,
               (context) =>
-                saveSnapshot(context, devices, snapshots, { vm, snapshotId, resume: request.resume }),
+                saveSnapshot(context, devices, snapshots, journal, {
+                  vm,
+                  snapshotId,
+                  resume: request.resume,
+                }),
             );
           }),
           restoreSnapshot: handlers.unary((request) => {
@@ -139,6 +151,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
               (context) =>
                 migrateOut(context, devices, request, {
                   dataDir,
+                  journal,
                   chunkBytes: config.ramChunkBytes,
                   maxSnapshotBytes: config.maxSnapshotBytes,
                   tls,
@@ -183,6 +196,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
     return Promise.resolve({
       services,
       close: () => {
+        recovery.abort();
         devices.close();
         return Promise.resolve();
       },

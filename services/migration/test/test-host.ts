@@ -20,6 +20,7 @@ export class TestHost {
   migration!: ServiceUnderTest;
   client!: MigrationServiceClient;
   operations!: OperationsClient;
+  private env: Record<string, string> = {};
 
   static async start(env: Record<string, string> = {}): Promise<TestHost> {
     const host = new TestHost();
@@ -31,13 +32,26 @@ export class TestHost {
   async startWith(options: { env?: Record<string, string>; interruptTarget?: string }): Promise<void> {
     this.interrupts = await new FakeDevices("xive").start();
     this.iommu = await new FakeDevices("smmuv3").start();
-    this.migration = await startServiceForTests(migrationDescription, {
+    this.env = {
       VPLANE_DATA_DIR: this.dataDir,
       VPLANE_MIGRATION_INTERRUPT_TARGET: options.interruptTarget ?? this.interrupts.service.address,
       VPLANE_MIGRATION_IOMMU_TARGET: this.iommu.service.address,
       VPLANE_MIGRATION_RAM_CHUNK_BYTES: "65536",
       ...options.env,
-    });
+    };
+    await this.startMigrationService();
+  }
+
+  /** Stops the migration service alone and starts it again (same data folder and devices). */
+  async restartMigrationService(): Promise<void> {
+    this.client.close();
+    this.operations.close();
+    await this.migration.stop(0);
+    await this.startMigrationService();
+  }
+
+  private async startMigrationService(): Promise<void> {
+    this.migration = await startServiceForTests(migrationDescription, this.env);
     this.client = new MigrationServiceClient(this.migration.address, credentials.createInsecure());
     this.operations = new OperationsClient(this.migration.address, credentials.createInsecure());
   }

@@ -25,12 +25,15 @@ import type { HostDevices } from "../devices/host-devices.js";
 import type { OperationContext } from "../operations/operation-registry.js";
 import { encodeSnapshot } from "../snapshot/snapshot-codec.js";
 import { openRamForReading, resolveRamPath } from "./guest-ram-file.js";
+import type { PausedVmJournal } from "../devices/paused-vm-journal.js";
 import { PeerStream } from "./peer-stream.js";
 
 const PROGRESS_TYPE = "type.googleapis.com/vplane.migration.v1.OperationProgress";
 
 export interface MigrationSourceOptions {
   dataDir: string;
+  /** Where a pause is recorded before it happens, for a restart to undo. */
+  journal: PausedVmJournal;
   chunkBytes: number;
   maxSnapshotBytes: number;
   tls?: Partial<TlsFiles>;
@@ -77,6 +80,7 @@ export async function migrateOut(
 
     context.checkpoint();
     context.update({ phase: Phase.PHASE_QUIESCING });
+    await options.journal.paused(vm, context.name);
     quiescedAt = Date.now();
     // Not cut short by a cancel: the resume that undoes it must come after it.
     const dirty = await devices.quiesce(vm);
@@ -116,11 +120,13 @@ export async function migrateOut(
     await peer.expect("switchedOver");
     context.update({ downtimeMs: BigInt(Date.now() - quiescedAt) });
     // The commit message makes the VM the destination's; from here it is there.
+    await options.journal.committing(vm, context.name);
     await peer.send({ $case: "commit", value: true });
     committed = true;
     peer.finish();
     // Devices left behind here are paused and unreachable by the guest: not worth failing for.
     await devices.release(vm).catch(() => undefined);
+    await options.journal.cleared(vm);
     return {
       typeUrl: PROGRESS_TYPE,
       value: Buffer.from(OperationProgress.encode(context.progress).finish()),
@@ -128,7 +134,14 @@ export async function migrateOut(
   } catch (error) {
     if (committed) throw error;
     peer.abort(); // the destination discards everything it holds
-    if (quiescedAt !== undefined) await devices.resume(vm).catch(() => undefined); // the VM goes on here
+    if (quiescedAt !== undefined) {
+      // The VM goes on here; if even the resume fails, the journal keeps it for a restart.
+      const resumed = await devices.resume(vm).then(
+        () => true,
+        () => false,
+      );
+      if (resumed) await options.journal.cleared(vm);
+    }
     throw error;
   } finally {
     await ram?.close();

@@ -7,6 +7,7 @@ import { Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress"
 import { Snapshot } from "@vplane/proto/gen/vplane/migration/v1/snapshot";
 import { VPLANE_VERSION, VplaneError } from "@vplane/service-kit";
 import type { HostDevices } from "../devices/host-devices.js";
+import type { PausedVmJournal } from "../devices/paused-vm-journal.js";
 import type { OperationContext } from "../operations/operation-registry.js";
 import type { SnapshotStore } from "./snapshot-store.js";
 
@@ -16,10 +17,12 @@ export async function saveSnapshot(
   context: OperationContext,
   devices: HostDevices,
   store: SnapshotStore,
+  journal: PausedVmJournal,
   request: { vm: string; snapshotId: string; resume: boolean },
 ): Promise<Any> {
   const { vm } = request;
   context.update({ phase: Phase.PHASE_QUIESCING });
+  await journal.paused(vm, context.name);
   try {
     // Not cut short by a cancel: the resume that undoes it must come after it.
     const dirtyPages = (await devices.quiesce(vm)).pages;
@@ -36,9 +39,17 @@ export async function saveSnapshot(
     });
     context.update({ deviceStateBytes: snapshot.sizeBytes });
     if (request.resume) await devices.resume(vm);
+    await journal.cleared(vm); // running again, or suspended on purpose (resume false)
     return pack(snapshot);
   } catch (error) {
-    await devices.resume(vm).catch(() => undefined); // the VM keeps running as it was
+    // The VM keeps running as it was; if even the resume fails, the journal keeps it for a restart.
+    if (
+      await devices.resume(vm).then(
+        () => true,
+        () => false,
+      )
+    )
+      await journal.cleared(vm);
     throw error;
   }
 }
