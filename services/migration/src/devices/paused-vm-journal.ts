@@ -1,8 +1,8 @@
 // Which VMs' devices this migration service paused (QuiesceDevices) and has not yet resumed,
-// released or handed over: one small file per VM under {dataDir}/paused/, made durable before
-// the pause. Operations live in memory, so without it a restart in the middle of a save or a
+// released or handed over: one small file per VM under {dataDir}/paused/, written before the
+// pause. Operations live in memory, so without it a restart in the middle of a save or a
 // migration would leave a VM paused for ever; recoverPausedVms resumes them on start.
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export interface PausedVm {
@@ -49,17 +49,16 @@ export class PausedVmJournal {
     return join(this.dir, `${vm}.json`);
   }
 
-  /** Written to a temporary file, synced, then renamed over the entry: never half a file. */
+  /**
+   * Written to a temporary file, then renamed over the entry: never half a file. Not synced: it
+   * must outlive this process, which the page cache does; a machine that goes down takes the
+   * device services' paused state with it, and an fsync here would lengthen the next one's (the
+   * destination's import) inside a migration's downtime.
+   */
   private async write(entry: PausedVm): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const temporary = `${this.path(entry.vm)}.tmp`;
-    const file = await open(temporary, "w");
-    try {
-      await file.writeFile(JSON.stringify(entry));
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+    await writeFile(temporary, JSON.stringify(entry));
     await rename(temporary, this.path(entry.vm));
   }
 }
