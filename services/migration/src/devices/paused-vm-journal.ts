@@ -40,8 +40,13 @@ export class PausedVmJournal {
   async entries(): Promise<PausedVm[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const entries: PausedVm[] = [];
-    for (const name of names.filter((n) => n.endsWith(".json")))
-      entries.push(JSON.parse(await readFile(join(this.dir, name), "utf8")) as PausedVm);
+    for (const name of names.filter((n) => n.endsWith(".json"))) {
+      // An entry cleared since the listing is simply gone.
+      const text = await readFile(join(this.dir, name), "utf8").catch((error: NodeJS.ErrnoException) =>
+        error.code === "ENOENT" ? undefined : Promise.reject(error),
+      );
+      if (text !== undefined) entries.push(JSON.parse(text) as PausedVm);
+    }
     return entries;
   }
 
