@@ -32,6 +32,7 @@ export {
 } from "./error-details.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
+export { badSection, decodeSection } from "./device-section.js";
 export { deviceStateService, type DeviceStateHandlers } from "./device-state-service.js";
 export { IdempotentDeletes } from "./idempotent-deletes.js";
 export { createLogger, type Logger } from "./logger.js";

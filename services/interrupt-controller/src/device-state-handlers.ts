@@ -1,5 +1,5 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { VplaneError, toVplaneError } from "@vplane/service-kit";
+import { VplaneError, badSection, decodeSection } from "@vplane/service-kit";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
   decodeControllerState,
@@ -11,15 +11,6 @@ import { checkGuestMemory } from "./guest-memory-binding.js";
 import { LIMITS } from "./service-limits.js";
 
 const KIND_OF_MODE = { XIVE: "xive", XICS: "xics" } as const;
-
-function badSection(index: number, reason: string, message: string, field?: string): VplaneError {
-  return new VplaneError({
-    code: "INVALID_ARGUMENT",
-    reason,
-    message: `sections[${index}]: ${message}`,
-    field: field ? `sections[${index}].${field}` : `sections[${index}]`,
-  });
-}
 
 /**
  * Checks the one section an interrupt controller imports and decodes its payload: kind "xive" or
@@ -54,21 +45,7 @@ function checkedSection(vm: string, sections: readonly pb.DeviceSection[]): Chec
       "device",
     );
   }
-  if (section.formatVersion !== CONTROLLER_STATE_FORMAT_VERSION) {
-    throw badSection(
-      0,
-      "STATE_VERSION_UNSUPPORTED",
-      `format version ${section.formatVersion} is not supported (this service reads ${CONTROLLER_STATE_FORMAT_VERSION})`,
-      "format_version",
-    );
-  }
-  let state: CheckedControllerState;
-  try {
-    state = decodeControllerState(section.payload);
-  } catch (error) {
-    const e = toVplaneError(error);
-    throw badSection(0, e.reason, e.message, e.field ? `payload.${e.field}` : "payload");
-  }
+  const state = decodeSection(section, 0, CONTROLLER_STATE_FORMAT_VERSION, decodeControllerState);
   if (KIND_OF_MODE[state.activeMode] !== section.kind) {
     throw badSection(
       0,

@@ -1,5 +1,5 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { VplaneError, toVplaneError } from "@vplane/service-kit";
+import { VplaneError, badSection, decodeSection } from "@vplane/service-kit";
 import { DEFAULT_LIMITS, SMMU_STATE_FORMAT_VERSION, decodeSmmuState, type SmmuState } from "@vplane/smmuv3";
 import { guestMemorySpec } from "./guest-memory-binding.js";
 import { LIMITS } from "./service-limits.js";
@@ -15,15 +15,6 @@ import {
 const SECTION_KIND = "smmuv3";
 /** Dirty pages are reported in 4 KiB pages (the guest-memory dirty-log granule). */
 const DIRTY_PAGE_SIZE = 4096;
-
-function badSection(index: number, reason: string, message: string, field?: string): VplaneError {
-  return new VplaneError({
-    code: "INVALID_ARGUMENT",
-    reason,
-    message: `sections[${index}]: ${message}`,
-    field: field ? `sections[${index}].${field}` : `sections[${index}]`,
-  });
-}
 
 /** A decoded section: the SMMU id it names and its checked state. */
 interface CheckedSection {
@@ -59,21 +50,7 @@ function checkedSection(
     throw badSection(index, "SECTION_DUPLICATE", `${section.device} has another section before`, "device");
   }
   seen.add(section.device);
-  if (section.formatVersion !== SMMU_STATE_FORMAT_VERSION) {
-    throw badSection(
-      index,
-      "STATE_VERSION_UNSUPPORTED",
-      `format version ${section.formatVersion} is not supported (this service reads ${SMMU_STATE_FORMAT_VERSION})`,
-      "format_version",
-    );
-  }
-  let state: SmmuState;
-  try {
-    state = decodeSmmuState(section.payload);
-  } catch (error) {
-    const e = toVplaneError(error);
-    throw badSection(index, e.reason, e.message, e.field ? `payload.${e.field}` : "payload");
-  }
+  const state = decodeSection(section, index, SMMU_STATE_FORMAT_VERSION, decodeSmmuState);
   const unsupported = (field: string, message: string) =>
     badSection(index, "STATE_LIMITS_UNSUPPORTED", message, `payload.${field}`);
   if (state.eventQueueDepth > LIMITS.maxEventQueueDepth)
