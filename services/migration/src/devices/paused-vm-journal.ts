@@ -37,6 +37,19 @@ export class PausedVmJournal {
     await rm(this.path(vm), { force: true });
   }
 
+  /**
+   * Undoes a pause after a failed operation: `resume`, then the entry goes. A resume that fails
+   * is not rethrown (the operation's own error is the one to report): the entry stays, for a
+   * restart to resume the VM.
+   */
+  async resumeAfterFailure(vm: string, resume: () => Promise<void>): Promise<void> {
+    const resumed = await resume().then(
+      () => true,
+      () => false,
+    );
+    if (resumed) await this.cleared(vm);
+  }
+
   async entries(): Promise<PausedVm[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const entries: PausedVm[] = [];

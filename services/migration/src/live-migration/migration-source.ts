@@ -134,14 +134,8 @@ export async function migrateOut(
   } catch (error) {
     if (committed) throw error;
     peer.abort(); // the destination discards everything it holds
-    if (quiescedAt !== undefined) {
-      // The VM goes on here; if even the resume fails, the journal keeps it for a restart.
-      const resumed = await devices.resume(vm).then(
-        () => true,
-        () => false,
-      );
-      if (resumed) await options.journal.cleared(vm);
-    }
+    // The VM goes on here.
+    if (quiescedAt !== undefined) await options.journal.resumeAfterFailure(vm, () => devices.resume(vm));
     throw error;
   } finally {
     await ram?.close();

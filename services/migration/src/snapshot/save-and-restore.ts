@@ -42,14 +42,7 @@ export async function saveSnapshot(
     await journal.cleared(vm); // running again, or suspended on purpose (resume false)
     return pack(snapshot);
   } catch (error) {
-    // The VM keeps running as it was; if even the resume fails, the journal keeps it for a restart.
-    if (
-      await devices.resume(vm).then(
-        () => true,
-        () => false,
-      )
-    )
-      await journal.cleared(vm);
+    await journal.resumeAfterFailure(vm, () => devices.resume(vm)); // it keeps running as it was
     throw error;
   }
 }
