@@ -97,7 +97,9 @@ export async function migrateOut(
         producerVersion: VPLANE_VERSION,
         createTimeMs: BigInt(Date.now()),
         sections,
-        dirtyPages: dirty.pages,
+        // Not the dirty pages: the destination has no use for them (they were re-sent above, or
+        // the VMM moves them), and the list is as long as the vCPUs × queues.
+        dirtyPages: [],
       },
       options.maxSnapshotBytes,
     );
