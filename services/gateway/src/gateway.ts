@@ -47,7 +47,12 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const lifecycleDeps = { hosts, vms, operations, runner, connections, instanceId };
   const lifecycle = new VmLifecycle(lifecycleDeps);
   const migrations = new VmMigrations(lifecycleDeps);
-  const recovery = new OperationRecovery({ ...lifecycleDeps, store: parts.store, log: parts.log });
+  const recovery = new OperationRecovery({
+    ...lifecycleDeps,
+    migrations,
+    store: parts.store,
+    log: parts.log,
+  });
   return {
     log: parts.log,
     store: parts.store,

@@ -5,6 +5,7 @@ import { withEvent, type OperationRunner } from "./operation-runner.js";
 import { operationId, type OperationRecord, type OperationRegistry } from "./registry/operation-registry.js";
 import { listAll, readRecord } from "./registry/typed-entry.js";
 import type { VmRegistry } from "./registry/vm-registry.js";
+import type { VmMigrations } from "./vm-migration.js";
 
 /** A replica's heartbeat in the registry (gateways/{instanceId}). */
 interface Heartbeat {
@@ -25,10 +26,12 @@ const heartbeatKey = (instanceId: string) => `gateways/${instanceId}`;
 /**
  * Operations outlive the replica running them only as records: one that stopped (a crash, kill
  * -9) would leave them RUNNING and their VM busy for ever. Every replica keeps a heartbeat in the
- * registry and, on start and then every heartbeat, ends the unfinished operations of replicas
- * whose heartbeat lapsed: FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at,
- * and the VM FAILED (what was done on the host is unknown; deleting the VM cleans it up). A
- * replica that was only slow finds its record done at its next step and stops there.
+ * registry and, on start and then every heartbeat, takes care of the unfinished operations of
+ * replicas whose heartbeat lapsed. A migration goes on without the gateway, so a migrate
+ * operation that had started it is adopted: followed to its end from here (VmMigrations.adopt).
+ * Any other ends FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at, and the VM
+ * FAILED (what was done on the host is unknown; deleting the VM cleans it up). A replica that was
+ * only slow finds its record done or owned by another at its next step and stops there.
  */
 export class OperationRecovery {
   private timer: NodeJS.Timeout | undefined;
@@ -39,6 +42,7 @@ export class OperationRecovery {
       store: Store;
       operations: OperationRegistry;
       vms: VmRegistry;
+      migrations: VmMigrations;
       runner: OperationRunner;
       instanceId: string;
       log: Logger;
@@ -65,18 +69,22 @@ export class OperationRecovery {
     await this.deps.store.delete(heartbeatKey(this.deps.instanceId)).catch(() => false);
   }
 
-  /** Ends every unfinished operation of a replica that stopped; the names of those it ended. */
+  /** Adopts or ends every unfinished operation of a replica that stopped; the names of those. */
   async reap(now = Date.now()): Promise<string[]> {
     const unfinished = (await listAll<OperationRecord>(this.deps.store, "operations/"))
       .map((entry) => entry.value)
       .filter((op) => !op.done && op.owner !== this.deps.instanceId);
     const alive = new Map<string, boolean>();
-    const ended: string[] = [];
+    const handled: string[] = [];
     for (const op of unfinished) {
       if (!alive.has(op.owner)) alive.set(op.owner, await this.isAlive(op.owner, now));
-      if (!alive.get(op.owner) && (await this.abandon(op))) ended.push(op.name);
+      if (alive.get(op.owner)) continue;
+      const adopted = op.metadata.kind === "migrate" && (await this.deps.migrations.adopt(op));
+      if (adopted)
+        this.deps.log.warn({ operation: op.name, owner: op.owner }, "adopted an abandoned migration");
+      if (adopted || (await this.abandon(op))) handled.push(op.name);
     }
-    return ended;
+    return handled;
   }
 
   private async beat(): Promise<void> {
@@ -96,14 +104,14 @@ export class OperationRecovery {
       step: op.metadata.step,
     }).error;
     const stored = await this.deps.operations.update(tenant, operationId(op), (r) =>
-      r.done
+      r.done || r.owner !== op.owner
         ? undefined
         : withEvent(
             { ...r, done: true, metadata: { ...r.metadata, state: "FAILED" }, error },
             `failed: ${message}`,
           ),
     );
-    if (!stored || stored.value.error !== error) return false; // ended meanwhile by its owner
+    if (!stored || stored.value.error !== error) return false; // ended or adopted meanwhile
     this.deps.runner.events.emit(`${tenant}/${operationId(op)}`, stored.value);
     await this.deps.vms.update(tenant, vm, (current) => {
       if (current.activeOperation !== op.name) return undefined;

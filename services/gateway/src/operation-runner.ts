@@ -100,8 +100,12 @@ const ABANDONED = () =>
   new VplaneError({
     code: "ABORTED",
     reason: "OPERATION_ABANDONED",
-    message: "another gateway replica ended this operation as abandoned",
+    message: "another gateway replica ended or adopted this operation as abandoned",
   });
+
+/** The abort reason of work whose operation another replica ended or adopted. */
+export const isAbandonment = (reason: unknown): boolean =>
+  reason instanceof VplaneError && reason.reason === "OPERATION_ABANDONED";
 
 /**
  * Runs long-running operations in the background of this gateway: persists each progress event
@@ -137,9 +141,11 @@ export class OperationRunner {
         ),
       this.timeoutMs,
     );
-    // A record already done was ended by another replica (OperationRecovery): left as it is.
+    // A record already done, or now owned by another replica, was ended or adopted by that
+    // replica (OperationRecovery): left as it is.
+    const ours = (r: OperationRecord) => !r.done && r.owner === record.owner;
     const update = async (mutate: (r: OperationRecord) => OperationRecord) => {
-      const stored = await this.operations.update(tenant, id, (r) => (r.done ? undefined : mutate(r)));
+      const stored = await this.operations.update(tenant, id, (r) => (ours(r) ? mutate(r) : undefined));
       if (stored) this.events.emit(key, stored.value);
       return stored?.value;
     };
@@ -178,7 +184,7 @@ export class OperationRunner {
       checkpoint: async () => {
         if (!abort.signal.aborted) {
           const stored = await this.operations.get(tenant, id);
-          if (stored?.value.done) abort.abort(ABANDONED());
+          if (stored && !ours(stored.value)) abort.abort(ABANDONED());
           else if (stored?.value.metadata.cancelRequested) abort.abort(CANCELLED());
         }
         if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);

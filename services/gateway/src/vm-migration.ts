@@ -14,7 +14,13 @@ import {
   statusAfter,
 } from "./migration-progress.js";
 import { TERMINAL_PHASES, followMigration, type FollowOutcome } from "./migration-watch.js";
-import { StepFailure, newOperationRecord, type OperationContext } from "./operation-runner.js";
+import {
+  StepFailure,
+  isAbandonment,
+  newOperationRecord,
+  withEvent,
+  type OperationContext,
+} from "./operation-runner.js";
 import { fits } from "./placement.js";
 import { operationId, type OperationRecord } from "./registry/operation-registry.js";
 import { putOp } from "./registry/typed-entry.js";
@@ -123,6 +129,47 @@ export class VmMigrations {
     );
     return operation;
   }
+
+  /**
+   * Takes over the migrate operation of a replica that stopped (OperationRecovery), once that
+   * replica had learnt the migration service's operation: that migration went on without it, so
+   * this replica becomes the owner, follows it to its end and records the outcome as the first
+   * would have. False when it cannot (the operation name was never recorded, the VM or a host is
+   * gone, or another replica took it first); the caller then ends the operation as abandoned.
+   */
+  async adopt(op: OperationRecord): Promise<boolean> {
+    const { vms, hosts, operations, runner, instanceId } = this.deps;
+    const status = op.metadata.migration;
+    if (!status?.operation) return false;
+    const { tenant } = op.metadata;
+    const [vm, source, destination] = await Promise.all([
+      vms.get(tenant, op.metadata.vm),
+      hosts.get(status.sourceHost),
+      hosts.get(status.destinationHost),
+    ]);
+    if (vm?.value.activeOperation !== op.name || !source || !destination) return false;
+    const adopted = await operations.update(tenant, operationId(op), (r) =>
+      r.done || r.owner !== op.owner
+        ? undefined
+        : withEvent(
+            { ...r, owner: instanceId },
+            `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): following ${status.operation} on host ${source.name}`,
+          ),
+    );
+    if (!adopted) return false;
+    runner.events.emit(`${tenant}/${operationId(op)}`, adopted.value);
+    const request: MigrateRequest = {
+      destinationHost: destination.name,
+      downtimeLimitMs: status.downtimeLimitMs,
+      vmmMovesRam: status.vmmMovesRam,
+    };
+    runner.start(adopted.value, (context) =>
+      new MigrationRun(this.deps, context, vm.value, source, destination, request, status).resume(
+        status.operation,
+      ),
+    );
+    return true;
+  }
 }
 
 /** One migrate operation's work, from StartMigration to the registry's record of where the VM is. */
@@ -149,15 +196,30 @@ class MigrationRun {
   }
 
   async run(): Promise<Vm> {
+    return this.settle(() => this.startOnSource());
+  }
+
+  /** Follows an already started migration (`name` on the source) to its end: an adoption. */
+  async resume(name: string): Promise<Vm> {
+    return this.settle(() => Promise.resolve(name));
+  }
+
+  /** Adopted by another replica: that one finishes the operation, this one may touch nothing. */
+  private get adoptedElsewhere(): boolean {
+    return this.context.signal.aborted && isAbandonment(this.context.signal.reason);
+  }
+
+  private async settle(start: () => Promise<string>): Promise<Vm> {
     try {
-      const name = await this.startOnSource();
+      const name = await start();
       const outcome = await this.follow(name);
+      if (this.adoptedElsewhere) throw toVplaneError(this.context.signal.reason);
       return outcome.t === "ended"
         ? await this.conclude(outcome.progress)
         : await this.reconcile(name, outcome);
     } catch (error) {
       // Whatever went wrong, a VM left marked busy could never be touched again.
-      if (!this.settled) await this.stayOnSource().catch(() => undefined);
+      if (!this.settled && !this.adoptedElsewhere) await this.stayOnSource().catch(() => undefined);
       throw error;
     }
   }
@@ -192,6 +254,13 @@ class MigrationRun {
         ),
       );
       this.status = { ...this.status, operation: started.name };
+      // Recorded at once: a replica adopting this operation follows the migration by this name.
+      await this.context.progress(
+        0,
+        MIGRATE_STEP.start,
+        `started ${started.name} on host ${this.source.name}`,
+        this.status,
+      );
       await this.context.step(MIGRATE_STEP.start, "SUCCEEDED", `${started.name} on host ${this.source.name}`);
       return started.name;
     } catch (error) {
@@ -214,6 +283,10 @@ class MigrationRun {
     const stopFollowing = new AbortController();
     let settleTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
+      if (this.adoptedElsewhere) {
+        stopFollowing.abort(); // the migration goes on, followed by the adopter
+        return;
+      }
       void this.cancelOnSource(name);
       settleTimer = setTimeout(() => stopFollowing.abort(), SETTLE_AFTER_ABORT_MS);
     };

@@ -160,6 +160,20 @@ describe("live migration through the gateway between two embedded hosts", () => 
     }
   }
 
+  /** A new VM of `memoryBytes` on host-a, migrating to host-b and caught while its RAM is copied. */
+  async function migrationInRamCopy(name: string, memoryBytes: number) {
+    const vm = await createVm(name, memoryBytes);
+    const started = await ok<MigrateOperation>(
+      "POST",
+      `/v1/vms/${name}:migrate`,
+      { destinationHost: "host-b" },
+      202,
+    );
+    const copying = await waitFor(started.name, (op) => op.metadata.migration?.phase === "COPYING_RAM");
+    assert.equal(copying.metadata.migration?.phase, "COPYING_RAM", "caught while the RAM is copied");
+    return { vm, started };
+  }
+
   /** The VM's controller as host's interrupt-controller service answers GetController, or the error code. */
   const controllerOn = async (host: EmbeddedHost, uid: string) => {
     const client = new InterruptControllerServiceClient(
@@ -402,14 +416,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
   it("a cancel made through another gateway replica (one shared registry) reaches the migration: CANCELLED, the VM stays", async () => {
     const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
     try {
-      const vm = await createVm("mig-4", 256 * MIB);
-      const started = await ok<MigrateOperation>(
-        "POST",
-        "/v1/vms/mig-4:migrate",
-        { destinationHost: "host-b" },
-        202,
-      );
-      await waitFor(started.name, (op) => op.metadata.migration?.phase === "COPYING_RAM");
+      const { vm, started } = await migrationInRamCopy("mig-4", 256 * MIB);
       const cancel = await replica.call("operator", "POST", `/v1/${started.name}/cancel`);
       assert.equal(cancel.statusCode, 200, cancel.body);
       assert.equal(cancel.json<MigrateOperation>().metadata.state, "CANCELLING");
@@ -424,14 +431,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
   });
 
   it("the source's migration service crashes mid-copy and comes back (its operations lived in memory): the outcome is looked up on the hosts, the VM stays on host-a with UNAVAILABLE MIGRATION_OUTCOME_LOST", async () => {
-    const vm = await createVm("mig-5", 64 * MIB);
-    const started = await ok<MigrateOperation>(
-      "POST",
-      "/v1/vms/mig-5:migrate",
-      { destinationHost: "host-b" },
-      202,
-    );
-    await waitFor(started.name, (op) => op.metadata.migration?.phase === "COPYING_RAM");
+    const { vm, started } = await migrationInRamCopy("mig-5", 64 * MIB);
     await a.crashMigration();
     const done = (await gw.waitForOperation("operator", started.name, 20_000)) as MigrateOperation;
     assert.equal(done.metadata.state, "FAILED");
@@ -447,6 +447,36 @@ describe("live migration through the gateway between two embedded hosts", () => 
     // The restarted service migrates it now (the destination dropped the broken transfer).
     const retried = await migrated("mig-5", { destinationHost: "host-b", vmmMovesRam: true });
     assert.equal(retried.metadata.state, "SUCCEEDED", JSON.stringify(retried.error));
+  });
+
+  it("the gateway replica running a migration stops mid-copy: another replica adopts the operation, follows the migration (which went on) to its end and records the VM on host-b", async () => {
+    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    try {
+      const { vm, started } = await migrationInRamCopy("mig-7", 64 * MIB);
+      // The running replica is taken for stopped: its operation now names an owner without a
+      // heartbeat, as after a kill -9 (it notices at its next step and stops, cancelling nothing).
+      const id = started.name.slice("operations/".length);
+      await gw.services.operations.update("acme", id, (r) => ({ ...r, owner: "gw-stopped" }));
+
+      assert.deepEqual(await replica.services.recovery.reap(), [started.name]);
+      const done = (await replica.waitForOperation("operator", started.name, 30_000)) as MigrateOperation;
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      assert.equal(done.metadata.migration?.phase, "COMPLETED");
+      assert.equal(done.metadata.migration.ramBytesTransferred, 64 * MIB);
+      const events = await replica.call("operator", "GET", `/v1/${started.name}/events`);
+      assert.match(events.body, /adopted by gateway replica gw-[0-9a-f]+ \(replica gw-stopped stopped\)/);
+      const moved = await vmOf("mig-7");
+      assert.deepEqual([moved.host, moved.state, moved.activeOperation], ["host-b", "READY", undefined]);
+      assert.equal(await controllerOn(a, vm.uid), "NOT_FOUND");
+      assert.notEqual(typeof (await controllerOn(b, vm.uid)), "string", "the controller is on host-b");
+
+      // The first replica stopped without writing over the adopter's record.
+      await gw.services.runner.drain();
+      const after = await ok<MigrateOperation>("GET", `/v1/${started.name}`);
+      assert.deepEqual([after.metadata.state, after.metadata.migration?.phase], ["SUCCEEDED", "COMPLETED"]);
+    } finally {
+      await replica.close();
+    }
   });
 
   it("another tenant's VM answers 404 exactly like a missing one, and a viewer may not migrate", async () => {
