@@ -156,7 +156,8 @@ export class VmMigrations {
             `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): following ${status.operation} on host ${source.name}`,
           ),
     );
-    if (!adopted) return false;
+    // A declined update answers the record as it is: adopted only if it now names this replica.
+    if (adopted?.value.owner !== instanceId) return false;
     runner.events.emit(`${tenant}/${operationId(op)}`, adopted.value);
     const request: MigrateRequest = {
       destinationHost: destination.name,

@@ -458,7 +458,17 @@ describe("live migration through the gateway between two embedded hosts", () => 
       const id = started.name.slice("operations/".length);
       await gw.services.operations.update("acme", id, (r) => ({ ...r, owner: "gw-stopped" }));
 
-      assert.deepEqual(await replica.services.recovery.reap(), [started.name]);
+      // Two replicas look at once: one adopts it, the other leaves it (neither adopted nor ended).
+      const second = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+      try {
+        const handled = await Promise.all([
+          replica.services.recovery.reap(),
+          second.services.recovery.reap(),
+        ]);
+        assert.deepEqual(handled.flat(), [started.name], JSON.stringify(handled));
+      } finally {
+        await second.close();
+      }
       const done = (await replica.waitForOperation("operator", started.name, 30_000)) as MigrateOperation;
       assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
       assert.equal(done.metadata.migration?.phase, "COMPLETED");
