@@ -118,21 +118,9 @@ export class HostDevices {
 
   /** Resumes the VM's devices on every service, even when one of them fails (then rethrown). */
   async resume(vm: string, signal?: AbortSignal): Promise<void> {
-    const outcomes = await Promise.allSettled(
-      ROLES.map((role) => {
-        const client = this.clients.get(role)!;
-        return unaryCall(client.resumeDevices.bind(client), { vm }, this.callOptions(signal));
-      }),
+    await this.onEveryRole(vm, signal, (client, options) =>
+      unaryCall(client.resumeDevices.bind(client), { vm }, options),
     );
-    let failure: Error | undefined;
-    let resumed = 0;
-    outcomes.forEach((outcome, i) => {
-      if (outcome.status === "fulfilled") resumed += 1;
-      else if (!(outcome.reason instanceof VplaneError && outcome.reason.code === "NOT_FOUND"))
-        failure ??= annotate(outcome.reason, ROLES[i]!);
-    });
-    if (failure) throw failure;
-    if (resumed === 0) throw noDevices(vm);
   }
 
   /** Destroys the VM's devices on every service that has some; true if any did. */
@@ -152,12 +140,15 @@ export class HostDevices {
       await unaryCall(client.releaseDevices.bind(client), { vm }, this.callOptions());
       return true;
     } catch (error) {
-      if (error instanceof VplaneError && error.code === "NOT_FOUND") return false;
+      if (isNotFound(error)) return false;
       throw error;
     }
   }
 
-  /** Calls every service; NOT_FOUND answers are left out; NOT_FOUND overall if all said so. */
+  /**
+   * Calls every service at once and waits for all; NOT_FOUND answers are left out; the first
+   * other failure is rethrown; NOT_FOUND overall if all said so.
+   */
   private async onEveryRole<T>(
     vm: string,
     signal: AbortSignal | undefined,
@@ -174,8 +165,7 @@ export class HostDevices {
     outcomes.forEach((outcome, i) => {
       const role = ROLES[i]!;
       if (outcome.status === "fulfilled") answers.set(role, outcome.value);
-      else if (!(outcome.reason instanceof VplaneError && outcome.reason.code === "NOT_FOUND"))
-        throw annotate(outcome.reason, role);
+      else if (!isNotFound(outcome.reason)) throw annotate(outcome.reason, role);
     });
     if (answers.size === 0) throw noDevices(vm);
     return answers;
@@ -185,6 +175,8 @@ export class HostDevices {
     return { timeoutMs: this.options.callTimeoutMs, ...(signal ? { signal } : {}) };
   }
 }
+
+const isNotFound = (error: unknown) => error instanceof VplaneError && error.code === "NOT_FOUND";
 
 function noDevices(vm: string) {
   return new VplaneError({
