@@ -148,8 +148,12 @@ describe("live migration through the gateway between two embedded hosts", () => 
   /** Starts a migration and waits for its end. */
   async function migrated(vm: string, body: Record<string, unknown>): Promise<MigrateOperation> {
     const started = await ok<MigrateOperation>("POST", `/v1/vms/${vm}:migrate`, body, 202);
-    return (await gw.waitForOperation("operator", started.name, OPERATION_WAIT_MS)) as MigrateOperation;
+    return await ended(gw, started.name);
   }
+
+  /** The migrate operation `name` once it has ended, as `via` (a gateway replica) answers it. */
+  const ended = async (via: TestGateway, name: string) =>
+    (await via.waitForOperation("operator", name, OPERATION_WAIT_MS)) as MigrateOperation;
 
   /** Polls the operation until `until` holds for it (or it ends). */
   async function waitFor(name: string, until: (op: MigrateOperation) => boolean): Promise<MigrateOperation> {
@@ -349,7 +353,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
     const cancelling = await ok<MigrateOperation>("POST", `/v1/${started.name}/cancel`);
     assert.equal(cancelling.metadata.state, "CANCELLING", "accepted is not cancelled");
     assert.equal(cancelling.metadata.cancelRequested, true);
-    const done = (await gw.waitForOperation("operator", started.name, OPERATION_WAIT_MS)) as MigrateOperation;
+    const done = await ended(gw, started.name);
     assert.equal(done.metadata.state, "CANCELLED", JSON.stringify(done.error));
     assert.equal(done.error?.code, "CANCELLED");
     assert.equal(done.error?.details["phase"], "COPYING_RAM");
@@ -401,7 +405,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal(retry.statusCode, 202, `a retry is not refused as busy: ${retry.body}`);
     assert.equal(retry.json<MigrateOperation>().name, started.name, "and starts no second migration");
     assert.ok(!started.metadata.steps.some((s) => s.name === "migration.COPYING_RAM"));
-    const done = (await gw.waitForOperation("operator", started.name, OPERATION_WAIT_MS)) as MigrateOperation;
+    const done = await ended(gw, started.name);
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
     assert.deepEqual(
       [done.metadata.migration?.ramBytesTotal, done.metadata.migration?.ramBytesTransferred],
@@ -423,11 +427,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
       const cancel = await replica.call("operator", "POST", `/v1/${started.name}/cancel`);
       assert.equal(cancel.statusCode, 200, cancel.body);
       assert.equal(cancel.json<MigrateOperation>().metadata.state, "CANCELLING");
-      const done = (await gw.waitForOperation(
-        "operator",
-        started.name,
-        OPERATION_WAIT_MS,
-      )) as MigrateOperation;
+      const done = await ended(gw, started.name);
       assert.equal(done.metadata.state, "CANCELLED", JSON.stringify(done.error));
       assert.equal(done.metadata.migration?.cancelRequested, true);
       assert.ok(done.metadata.migration.ramBytesTransferred < 256 * MIB, "stopped before the copy ended");
@@ -440,7 +440,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
   it("the source's migration service crashes mid-copy and comes back (its operations lived in memory): the outcome is looked up on the hosts, the VM stays on host-a with UNAVAILABLE MIGRATION_OUTCOME_LOST", async () => {
     const { vm, started } = await migrationInRamCopy("mig-5", 64 * MIB);
     await a.crashMigration();
-    const done = (await gw.waitForOperation("operator", started.name, OPERATION_WAIT_MS)) as MigrateOperation;
+    const done = await ended(gw, started.name);
     assert.equal(done.metadata.state, "FAILED");
     assert.deepEqual(
       [done.error?.code, done.error?.reason, done.error?.details["phase"]],
@@ -476,11 +476,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
       } finally {
         await second.close();
       }
-      const done = (await replica.waitForOperation(
-        "operator",
-        started.name,
-        OPERATION_WAIT_MS,
-      )) as MigrateOperation;
+      const done = await ended(replica, started.name);
       assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
       assert.equal(done.metadata.migration?.phase, "COMPLETED");
       assert.equal(done.metadata.migration.ramBytesTransferred, 64 * MIB);
