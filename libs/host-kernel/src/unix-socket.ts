@@ -69,35 +69,38 @@ function unixAddress(path: string): NativeBuffer {
   return address;
 }
 
-function newSocket(nonBlocking: boolean): number {
+function newSocket(): number {
   const libc = requireLibc();
   const c = constantsHere();
-  const fd = libc.socket(c.AF_UNIX, c.SOCK_STREAM | c.SOCK_CLOEXEC | (nonBlocking ? c.SOCK_NONBLOCK : 0), 0);
+  const fd = libc.socket(c.AF_UNIX, c.SOCK_STREAM | c.SOCK_CLOEXEC | c.SOCK_NONBLOCK, 0);
   if (fd < 0) throw new KernelError("socket", libc.errno());
   return fd;
 }
 
-function closeQuietly(fd: number): void {
-  requireLibc().close(fd);
+/** A new non-blocking Unix stream socket given to `use` with `path`'s address; closed if `use` throws. */
+function withSocketAt(path: string, use: (fd: number, address: NativeBuffer) => void): number {
+  const fd = newSocket();
+  const address = unixAddress(path);
+  try {
+    use(fd, address);
+    return fd;
+  } catch (error) {
+    requireLibc().close(fd);
+    throw error;
+  } finally {
+    address.free();
+  }
 }
 
 /** A non-blocking listening Unix stream socket bound at `path` (which must not exist). */
 export function listenUnix(path: string, backlog = 16): number {
   const libc = requireLibc();
-  const fd = newSocket(true);
-  const address = unixAddress(path);
-  try {
+  return withSocketAt(path, (fd, address) => {
     if (libc.bind(fd, address.address, SocketLayouts.sockaddr_un.size) < 0) {
       throw new KernelError(`bind ${path}`, libc.errno());
     }
     if (libc.listen(fd, backlog) < 0) throw new KernelError("listen", libc.errno());
-    return fd;
-  } catch (error) {
-    closeQuietly(fd);
-    throw error;
-  } finally {
-    address.free();
-  }
+  });
 }
 
 /** accept4 on a non-blocking listener: the connection's fd (non-blocking), or undefined if none waits. */
@@ -117,19 +120,11 @@ export function acceptUnix(listenFd: number): number | undefined {
  */
 export function connectUnix(path: string): number {
   const libc = requireLibc();
-  const fd = newSocket(true);
-  const address = unixAddress(path);
-  try {
+  return withSocketAt(path, (fd, address) => {
     if (libc.connect(fd, address.address, SocketLayouts.sockaddr_un.size) < 0) {
       throw new KernelError(`connect ${path}`, libc.errno());
     }
-    return fd;
-  } catch (error) {
-    closeQuietly(fd);
-    throw error;
-  } finally {
-    address.free();
-  }
+  });
 }
 
 /** The process, user and group at the other end of a connected Unix socket (SO_PEERCRED). */
