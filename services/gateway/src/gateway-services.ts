@@ -1,17 +1,17 @@
 import type { Store } from "@vplane/store";
 import type { Logger } from "@vplane/service-kit";
-import type { AccessTokens } from "./access-tokens.js";
-import type { EventStreams } from "./event-stream.js";
+import type { AccessTokens } from "./access/access-tokens.js";
+import type { EventStreams } from "./http/event-stream.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
-import type { HostConnections } from "./host-clients.js";
-import type { OperationRecovery } from "./operation-recovery.js";
-import type { OperationRunner } from "./operation-runner.js";
-import type { ProtoJson } from "./proto-json.js";
+import type { HostConnections } from "./hosts/host-clients.js";
+import type { OperationRecovery } from "./operations/operation-recovery.js";
+import type { OperationRunner } from "./operations/operation-runner.js";
+import type { ProtoJson } from "./devices/proto-json.js";
 import type { HostRegistry } from "./registry/host-registry.js";
-import type { OperationRegistry } from "./registry/operation-registry.js";
+import type { OperationRecords } from "./operations/operation-records.js";
 import type { VmRegistry } from "./registry/vm-registry.js";
-import type { VmLifecycle } from "./vm-lifecycle.js";
-import type { VmMigrations } from "./vm-migration.js";
+import type { VmLifecycle } from "./vms/vm-lifecycle.js";
+import type { VmMigrations } from "./vms/vm-migration.js";
 
 /** Everything the routes use, built once per gateway (see startGateway / buildGatewayServices). */
 export interface GatewayServices {
@@ -21,7 +21,7 @@ export interface GatewayServices {
   metrics: GatewayMetrics;
   hosts: HostRegistry;
   vms: VmRegistry;
-  operations: OperationRegistry;
+  operations: OperationRecords;
   runner: OperationRunner;
   connections: HostConnections;
   lifecycle: VmLifecycle;

@@ -5,22 +5,22 @@ import type { FastifyInstance } from "fastify";
 import type { ChannelCredentials } from "@grpc/grpc-js";
 import { clientCredentials, type Logger } from "@vplane/service-kit";
 import { openStore, type Store } from "@vplane/store";
-import { AccessTokens } from "./access-tokens.js";
+import { AccessTokens } from "./access/access-tokens.js";
 import { buildApp } from "./app.js";
 import type { GatewayOptions } from "./gateway-options.js";
-import { EventStreams } from "./event-stream.js";
+import { EventStreams } from "./http/event-stream.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
-import { sweepIdempotencyKeys } from "./idempotency.js";
+import { sweepIdempotencyKeys } from "./http/idempotency.js";
 import type { GatewayServices } from "./gateway-services.js";
-import { HostConnections } from "./host-clients.js";
-import { OperationRecovery } from "./operation-recovery.js";
-import { OperationRunner } from "./operation-runner.js";
-import { ProtoJson } from "./proto-json.js";
+import { HostConnections } from "./hosts/host-clients.js";
+import { OperationRecovery } from "./operations/operation-recovery.js";
+import { OperationRunner } from "./operations/operation-runner.js";
+import { ProtoJson } from "./devices/proto-json.js";
 import { HostRegistry } from "./registry/host-registry.js";
-import { OperationRegistry } from "./registry/operation-registry.js";
+import { OperationRecords } from "./operations/operation-records.js";
 import { VmRegistry } from "./registry/vm-registry.js";
-import { VmLifecycle } from "./vm-lifecycle.js";
-import { VmMigrations } from "./vm-migration.js";
+import { VmLifecycle } from "./vms/vm-lifecycle.js";
+import { VmMigrations } from "./vms/vm-migration.js";
 
 const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 
@@ -40,15 +40,15 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const vms = new VmRegistry(parts.store);
   const metrics = new GatewayMetrics(() => vms.countByState());
   const hosts = new HostRegistry(parts.store);
-  const operations = new OperationRegistry(parts.store);
+  const operations = new OperationRecords(parts.store);
   const connections = new HostConnections(parts.credentials, metrics, parts.rpcTimeoutMs ?? 10_000);
   const runner = new OperationRunner(operations, metrics, parts.log, parts.operationTimeoutMs ?? 300_000);
   const instanceId = `gw-${randomBytes(4).toString("hex")}`;
-  const lifecycleDeps = { hosts, vms, operations, runner, connections, instanceId };
-  const lifecycle = new VmLifecycle(lifecycleDeps);
-  const migrations = new VmMigrations(lifecycleDeps);
+  const vmDeps = { hosts, vms, operations, runner, connections, instanceId };
+  const lifecycle = new VmLifecycle(vmDeps);
+  const migrations = new VmMigrations(vmDeps);
   const recovery = new OperationRecovery({
-    ...lifecycleDeps,
+    ...vmDeps,
     migrations,
     store: parts.store,
     log: parts.log,

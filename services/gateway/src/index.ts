@@ -1,4 +1,4 @@
-export { AccessTokens, ROLES, type Principal, type Role, type TokenEntry } from "./access-tokens.js";
+export { AccessTokens, ROLES, type Principal, type Role, type TokenEntry } from "./access/access-tokens.js";
 export { buildApp } from "./app.js";
 export {
   buildGatewayServices,
@@ -9,4 +9,4 @@ export {
 } from "./gateway.js";
 export { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";
 export type { GatewayServices } from "./gateway-services.js";
-export { httpStatusOf } from "./http-status.js";
+export { httpStatusOf } from "./http/http-status.js";

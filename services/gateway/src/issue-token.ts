@@ -5,7 +5,7 @@
 // Without --tokens-file: tokens.json in VPLANE_DATA_DIR (default ./data), as the gateway finds it.
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { AccessTokens, ROLES, type Role } from "./access-tokens.js";
+import { AccessTokens, ROLES, type Role } from "./access/access-tokens.js";
 import { resolveGatewayPaths } from "./gateway.js";
 
 try {

@@ -2,7 +2,7 @@
 // tenant's token, answers exactly as for a VM or operation that does not exist.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { IDEMPOTENCY_RETENTION_MS, sweepIdempotencyKeys } from "../src/idempotency.js";
+import { IDEMPOTENCY_RETENTION_MS, sweepIdempotencyKeys } from "../src/http/idempotency.js";
 import type { FakeHost } from "./support/fake-host.js";
 import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 

@@ -10,7 +10,7 @@ import {
   type EtcdTestServer,
   type Store,
 } from "@vplane/store";
-import { AccessTokens } from "../src/access-tokens.js";
+import { AccessTokens } from "../src/access/access-tokens.js";
 import { FakeHost } from "./support/fake-host.js";
 import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { credentials } from "@grpc/grpc-js";
 import pino from "pino";
 import { buildGatewayServices } from "../src/gateway.js";
-import { operationId } from "../src/registry/operation-registry.js";
+import { operationId } from "../src/operations/operation-records.js";
 import { registryKeys } from "../src/registry/registry-keys.js";
 import { toJson } from "../src/registry/typed-entry.js";
 import { startGatewayWithHost, type OperationJson } from "./support/test-gateway.js";

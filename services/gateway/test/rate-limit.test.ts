@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import Fastify from "fastify";
-import { errorHandling } from "../src/error-handler.js";
-import { rateLimit } from "../src/rate-limit.js";
+import { errorHandling } from "../src/http/error-handler.js";
+import { rateLimit } from "../src/access/rate-limit.js";
 
 async function limitedApp(perSecond: number, clock: { ms: number }) {
   const app = Fastify();

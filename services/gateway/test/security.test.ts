@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
-import { AccessTokens } from "../src/access-tokens.js";
+import { AccessTokens } from "../src/access/access-tokens.js";
 import { startGateway } from "../src/gateway.js";
 import { gatewayOptionsSpec } from "../src/gateway-options.js";
 import { loadConfig } from "@vplane/service-kit";

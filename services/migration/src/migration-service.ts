@@ -17,7 +17,7 @@ import { PausedVmJournal, recoverPausedVms } from "./devices/paused-vm-journal.j
 import { IncomingMigrations } from "./live-migration/migration-destination.js";
 import { migrateOut } from "./live-migration/migration-source.js";
 import { migrationOptions } from "./migration-options.js";
-import { OperationRegistry } from "./operations/operation-registry.js";
+import { MigrationOperations } from "./operations/migration-operations.js";
 import { checkId, idFromName } from "./resource-id.js";
 import { restoreSnapshot, saveSnapshot } from "./snapshot/save-and-restore.js";
 import { SnapshotStore } from "./snapshot/snapshot-store.js";
@@ -48,7 +48,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
       retryMs: 1000,
       signal: recovery.signal,
     }).catch((error: unknown) => log.error({ err: error }, "could not recover paused VMs"));
-    const operations = new OperationRegistry();
+    const operations = new MigrationOperations();
     const incoming = new IncomingMigrations(devices, {
       dataDir,
       maxSnapshotBytes: config.maxSnapshotBytes,

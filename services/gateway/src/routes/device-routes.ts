@@ -9,13 +9,14 @@ import {
 import { Type, type TSchema } from "@sinclair/typebox";
 import { VplaneError, fromServiceError, unaryCall, type UnaryCallOptions } from "@vplane/service-kit";
 import type { FastifyRequest } from "fastify";
-import { DEVICE_ROUTES, DEVICE_SERVICES, DEVICE_STREAMS, type DeviceKind } from "../device-api.js";
-import { errorBody } from "../error-body.js";
-import { lastEventIdOf } from "../event-stream.js";
+import { DEVICE_ROUTES, DEVICE_SERVICES, DEVICE_STREAMS, type DeviceKind } from "../devices/device-api.js";
+import { errorBody } from "../http/error-body.js";
+import { lastEventIdOf } from "../http/event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
-import type { ProtoJson } from "../proto-json.js";
+import type { ProtoJson } from "../devices/proto-json.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
 import { ResourceId } from "../schemas/resource-id.js";
+import { controllerName, smmuName } from "../vms/device-names.js";
 
 const errors = { "4xx": ErrorBodySchema, "5xx": ErrorBodySchema };
 const passBytes = (bytes: Buffer) => bytes;
@@ -76,7 +77,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
         message: `VM '${vm.name}' is ${vm.state}; its devices answer once it is READY`,
       });
     }
-    let name = `vms/${vm.uid}/controller`;
+    let name = controllerName(vm);
     if (kind === "iommu") {
       if (!vm.iommu.smmus.some((s) => s.name === params.smmu)) {
         throw new VplaneError({
@@ -85,7 +86,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
           message: `VM '${vm.name}' has no SMMU '${params.smmu}'`,
         });
       }
-      name = `vms/${vm.uid}/smmus/${params.smmu}`;
+      name = smmuName(vm, params.smmu!);
     }
     const host = await hosts.require(vm.host);
     const clients = connections.clientsOf(host.addresses);

@@ -1,7 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { GatewayServices } from "../gateway-services.js";
-import { probeHost } from "../host-status.js";
+import { probeHost } from "../hosts/host-status.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import { HostSchema, HostSpecSchema } from "../schemas/host-schema.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";

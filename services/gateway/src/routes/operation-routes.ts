@@ -1,9 +1,9 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { VplaneError } from "@vplane/service-kit";
-import { lastEventIdOf } from "../event-stream.js";
+import { lastEventIdOf } from "../http/event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
-import { operationView, type OperationRecord } from "../registry/operation-registry.js";
+import { operationView, type OperationRecord } from "../operations/operation-records.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
 import { OperationSchema } from "../schemas/operation-schema.js";
 import { PageQuery } from "../schemas/resource-id.js";

@@ -1,7 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { GatewayServices } from "../gateway-services.js";
-import { operationView } from "../registry/operation-registry.js";
+import { operationView } from "../operations/operation-records.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
 import { MigrateRequestSchema } from "../schemas/migration-schema.js";
 import { OperationSchema } from "../schemas/operation-schema.js";

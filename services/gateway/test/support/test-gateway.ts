@@ -5,7 +5,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fas
 import { createLogger } from "@vplane/service-kit";
 import { openStore, type Store } from "@vplane/store";
 import pino from "pino";
-import { AccessTokens, type Role } from "../../src/access-tokens.js";
+import { AccessTokens, type Role } from "../../src/access/access-tokens.js";
 import { buildApp } from "../../src/app.js";
 import { buildGatewayServices } from "../../src/gateway.js";
 import { FakeHost } from "./fake-host.js";

@@ -22,7 +22,7 @@ import {
   type TlsFiles,
 } from "@vplane/service-kit";
 import type { HostDevices } from "../devices/host-devices.js";
-import type { OperationContext } from "../operations/operation-registry.js";
+import type { OperationContext } from "../operations/migration-operations.js";
 import { encodeSnapshot } from "../snapshot/snapshot-codec.js";
 import { openRamForReading, resolveRamPath } from "./guest-ram-file.js";
 import type { PausedVmJournal } from "../devices/paused-vm-journal.js";

@@ -8,7 +8,7 @@ import { Snapshot } from "@vplane/proto/gen/vplane/migration/v1/snapshot";
 import { VPLANE_VERSION, VplaneError } from "@vplane/service-kit";
 import type { HostDevices } from "../devices/host-devices.js";
 import type { PausedVmJournal } from "../devices/paused-vm-journal.js";
-import type { OperationContext } from "../operations/operation-registry.js";
+import type { OperationContext } from "../operations/migration-operations.js";
 import type { SnapshotStore } from "./snapshot-store.js";
 
 const SNAPSHOT_TYPE = "type.googleapis.com/vplane.migration.v1.Snapshot";

@@ -1,8 +1,8 @@
 import type { Store } from "@vplane/store";
 import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
-import { registryKeys } from "./registry-keys.js";
-import { listPage, readRecord, type Versioned } from "./typed-entry.js";
-import { updateRecord } from "./update-loop.js";
+import { registryKeys } from "../registry/registry-keys.js";
+import { listPage, readRecord, type Versioned } from "../registry/typed-entry.js";
+import { updateRecord } from "../registry/update-loop.js";
 
 /** An operation as the registry keeps it: the API view plus its progress events and runner. */
 export type OperationRecord = Operation & {
@@ -24,7 +24,12 @@ export function operationView(record: OperationRecord): Operation {
   return view;
 }
 
-export class OperationRegistry {
+/**
+ * The gateway's operation records in the registry (one per create, delete or migrate, under its
+ * tenant), shared by every gateway replica. Not to be confused with the migration service's own
+ * in-memory MigrationOperations, which this gateway follows for a migrate.
+ */
+export class OperationRecords {
   constructor(private readonly store: Store) {}
 
   key(tenant: string, id: string): string {

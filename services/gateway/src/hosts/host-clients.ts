@@ -5,8 +5,8 @@ import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { clientChannelOptions, type UnaryCallOptions, type VplaneError } from "@vplane/service-kit";
 import { service as healthDefinition } from "grpc-health-check";
-import type { GatewayMetrics } from "./gateway-metrics.js";
-import type { HostAddresses } from "./schemas/host-schema.js";
+import type { GatewayMetrics } from "../gateway-metrics.js";
+import type { HostAddresses } from "../schemas/host-schema.js";
 
 const HealthClient = makeGenericClientConstructor(healthDefinition, "grpc.health.v1.Health");
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Controller } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { Phase, type OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { VplaneError, toVplaneError, unaryCall } from "@vplane/service-kit";
-import type { Principal } from "./access-tokens.js";
+import type { Principal } from "../access/access-tokens.js";
 import {
   MIGRATE_STEP,
   describeProgress,
@@ -20,15 +20,16 @@ import {
   newOperationRecord,
   withEvent,
   type OperationContext,
-} from "./operation-runner.js";
+} from "../operations/operation-runner.js";
 import { fits } from "./placement.js";
-import { operationId, type OperationRecord } from "./registry/operation-registry.js";
-import { putOp } from "./registry/typed-entry.js";
-import type { HostRecord } from "./schemas/host-schema.js";
-import type { MigrateRequest, MigrationStatus } from "./schemas/migration-schema.js";
-import type { Vm } from "./schemas/vm-schema.js";
-import { refuseWhileBusy, type ExtraOps, type VmLifecycleDeps } from "./vm-lifecycle.js";
-import { controllerName } from "./vm-provisioning.js";
+import { operationId, type OperationRecord } from "../operations/operation-records.js";
+import { putOp } from "../registry/typed-entry.js";
+import type { HostRecord } from "../schemas/host-schema.js";
+import type { MigrateRequest, MigrationStatus } from "../schemas/migration-schema.js";
+import type { Vm } from "../schemas/vm-schema.js";
+import { refuseWhileBusy } from "./busy-guard.js";
+import { controllerName } from "./device-names.js";
+import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 
 /** After a cancel or a timeout, how long the migration service may take to reach its final state, ms. */
 const SETTLE_AFTER_ABORT_MS = 60_000;
@@ -49,7 +50,7 @@ const badDestination = (reason: string, message: string) =>
  * the error otherwise.
  */
 export class VmMigrations {
-  constructor(private readonly deps: VmLifecycleDeps) {}
+  constructor(private readonly deps: VmOperationDeps) {}
 
   /** Checks the request, marks the VM busy and starts the migrate operation; `extra` joins that write. */
   async start(
@@ -183,7 +184,7 @@ class MigrationRun {
   private settled = false;
 
   constructor(
-    private readonly deps: VmLifecycleDeps,
+    private readonly deps: VmOperationDeps,
     private readonly context: OperationContext,
     private readonly vm: Vm,
     private readonly source: HostRecord,

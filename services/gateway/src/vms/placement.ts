@@ -1,6 +1,6 @@
 import { VplaneError } from "@vplane/service-kit";
-import type { HostUsage } from "./registry/host-registry.js";
-import type { HostRecord } from "./schemas/host-schema.js";
+import type { HostUsage } from "../registry/host-registry.js";
+import type { HostRecord } from "../schemas/host-schema.js";
 
 export interface PlacementCandidate {
   host: HostRecord;

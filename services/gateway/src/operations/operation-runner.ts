@@ -1,16 +1,11 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
-import { errorBody } from "./error-body.js";
-import type { GatewayMetrics } from "./gateway-metrics.js";
-import {
-  MAX_EVENTS,
-  operationId,
-  type OperationRegistry,
-  type OperationRecord,
-} from "./registry/operation-registry.js";
-import type { MigrationStatus } from "./schemas/migration-schema.js";
-import type { Operation, OperationState, OperationStep } from "./schemas/operation-schema.js";
+import { errorBody } from "../http/error-body.js";
+import type { GatewayMetrics } from "../gateway-metrics.js";
+import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
+import type { MigrationStatus } from "../schemas/migration-schema.js";
+import type { Operation, OperationState, OperationStep } from "../schemas/operation-schema.js";
 
 /** A failure of one step of an operation, naming the step (where) beside the error (why). */
 export class StepFailure extends Error {
@@ -119,7 +114,7 @@ export class OperationRunner {
   private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
 
   constructor(
-    private readonly operations: OperationRegistry,
+    private readonly operations: OperationRecords,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
     private readonly timeoutMs: number,

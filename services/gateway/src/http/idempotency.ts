@@ -3,8 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
-import { registryKeys } from "./registry/registry-keys.js";
-import { putOp, readRecord } from "./registry/typed-entry.js";
+import { registryKeys } from "../registry/registry-keys.js";
+import { putOp, readRecord } from "../registry/typed-entry.js";
 
 /** How long a request may hold its key before a retry may take over (the first gateway died). */
 const PENDING_LEASE_MS = 60_000;

@@ -1,36 +1,17 @@
 import { randomBytes } from "node:crypto";
-import { StoreConflictError, type TransactionOp } from "@vplane/store";
+import { StoreConflictError } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
-import type { Principal } from "./access-tokens.js";
-import type { HostConnections } from "./host-clients.js";
-import {
-  newOperationRecord,
-  StepFailure,
-  type OperationContext,
-  type OperationRunner,
-} from "./operation-runner.js";
+import type { Principal } from "../access/access-tokens.js";
+import { newOperationRecord, StepFailure, type OperationContext } from "../operations/operation-runner.js";
+import type { OperationRecord } from "../operations/operation-records.js";
+import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
+import { putOp } from "../registry/typed-entry.js";
+import type { HostRecord } from "../schemas/host-schema.js";
+import type { Vm, VmSpec } from "../schemas/vm-schema.js";
+import { refuseWhileBusy } from "./busy-guard.js";
 import { chooseHost } from "./placement.js";
-import type { HostRegistry } from "./registry/host-registry.js";
-import type { OperationRecord, OperationRegistry } from "./registry/operation-registry.js";
-import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./registry/conflict-backoff.js";
-import { putOp } from "./registry/typed-entry.js";
-import type { VmRegistry } from "./registry/vm-registry.js";
-import type { HostRecord } from "./schemas/host-schema.js";
-import type { Vm, VmSpec } from "./schemas/vm-schema.js";
+import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 import { createSteps, deleteSteps, deprovisionVm, provisionVm, rollbackComplete } from "./vm-provisioning.js";
-
-/** Writes that must land in the same transaction as the operation (the idempotency record). */
-export type ExtraOps = (operation: OperationRecord) => TransactionOp[];
-
-export interface VmLifecycleDeps {
-  hosts: HostRegistry;
-  vms: VmRegistry;
-  operations: OperationRegistry;
-  runner: OperationRunner;
-  connections: HostConnections;
-  /** Names this gateway instance in the operations it runs. */
-  instanceId: string;
-}
 
 /** Checks what a schema cannot: names and StreamIDs unique, virtual StreamIDs within SIDSIZE. */
 export function validateVmSpec(spec: VmSpec): void {
@@ -75,17 +56,6 @@ export function validateVmSpec(spec: VmSpec): void {
   }
 }
 
-/** ABORTED (409) while another operation runs on the VM (DESIGN.md: conflicting calls are refused). */
-export function refuseWhileBusy(vm: Pick<Vm, "name" | "activeOperation">): void {
-  if (vm.activeOperation) {
-    throw new VplaneError({
-      code: "ABORTED",
-      reason: "OPERATION_IN_PROGRESS",
-      message: `VM '${vm.name}' has a running operation (${vm.activeOperation}); wait for it or cancel it`,
-    });
-  }
-}
-
 function newVmRecord(principal: Principal, spec: VmSpec): Vm {
   const now = new Date().toISOString();
   const uid = `v${randomBytes(12).toString("hex")}`;
@@ -127,7 +97,7 @@ function newVmRecord(principal: Principal, spec: VmSpec): Vm {
  * the long-running work on the host services, in an operation.
  */
 export class VmLifecycle {
-  constructor(private readonly deps: VmLifecycleDeps) {}
+  constructor(private readonly deps: VmOperationDeps) {}
 
   /** Places and records a new VM and starts its create operation; `extra` joins the transaction. */
   async create(principal: Principal, spec: VmSpec, extra: ExtraOps = () => []): Promise<OperationRecord> {

@@ -1,5 +1,5 @@
 import { Backend, type Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
-import type { BackendChoice, RequestedBackend } from "./schemas/vm-schema.js";
+import type { BackendChoice, RequestedBackend } from "../schemas/vm-schema.js";
 
 /**
  * The backend a VM's device gets on a host. `auto` takes native when the host's service says it

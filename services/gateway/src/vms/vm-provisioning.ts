@@ -5,10 +5,11 @@ import type { AttachDeviceRequest } from "@vplane/proto/gen/vplane/iommu/v1/smmu
 import type { Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { toVplaneError, unaryCall, type VplaneError } from "@vplane/service-kit";
 import { backendToProto, chooseBackend } from "./backend-choice.js";
-import type { HostConnections } from "./host-clients.js";
-import { StepFailure, type OperationContext } from "./operation-runner.js";
-import type { HostRecord } from "./schemas/host-schema.js";
-import type { BackendChoice, Vm } from "./schemas/vm-schema.js";
+import { controllerName, smmuName } from "./device-names.js";
+import type { HostConnections } from "../hosts/host-clients.js";
+import { StepFailure, type OperationContext } from "../operations/operation-runner.js";
+import type { HostRecord } from "../schemas/host-schema.js";
+import type { BackendChoice, Vm } from "../schemas/vm-schema.js";
 
 const MODES: Record<string, ControllerMode> = {
   xive: ControllerMode.CONTROLLER_MODE_XIVE,
@@ -40,9 +41,6 @@ export function createSteps(vm: Vm): string[] {
 export function deleteSteps(vm: Vm): string[] {
   return [...vm.iommu.smmus.map((s) => STEP.deleteSmmu(s.name)), STEP.deleteController, STEP.registry];
 }
-
-export const controllerName = (vm: Pick<Vm, "uid">) => `vms/${vm.uid}/controller`;
-const smmuName = (vm: Vm, smmu: string) => `vms/${vm.uid}/smmus/${smmu}`;
 
 function isNotFound(error: unknown): boolean {
   return (error as VplaneError).code === "NOT_FOUND";

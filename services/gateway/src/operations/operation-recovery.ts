@@ -1,11 +1,11 @@
 import { VplaneError, type Logger } from "@vplane/service-kit";
 import type { Store } from "@vplane/store";
-import { errorBody } from "./error-body.js";
+import { errorBody } from "../http/error-body.js";
 import { withEvent, type OperationRunner } from "./operation-runner.js";
-import { operationId, type OperationRecord, type OperationRegistry } from "./registry/operation-registry.js";
-import { listAll, readRecord } from "./registry/typed-entry.js";
-import type { VmRegistry } from "./registry/vm-registry.js";
-import type { VmMigrations } from "./vm-migration.js";
+import { operationId, type OperationRecord, type OperationRecords } from "./operation-records.js";
+import { listAll, readRecord } from "../registry/typed-entry.js";
+import type { VmRegistry } from "../registry/vm-registry.js";
+import type { VmMigrations } from "../vms/vm-migration.js";
 
 /** A replica's heartbeat in the registry (gateways/{instanceId}). */
 interface Heartbeat {
@@ -40,7 +40,7 @@ export class OperationRecovery {
   constructor(
     private readonly deps: {
       store: Store;
-      operations: OperationRegistry;
+      operations: OperationRecords;
       vms: VmRegistry;
       migrations: VmMigrations;
       runner: OperationRunner;

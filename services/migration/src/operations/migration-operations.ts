@@ -2,6 +2,7 @@
 // progress with a sequence number, can be watched and waited for, and can be cancelled until it
 // passes its point of no return. Two timeouts end it: no progress for a while, and in total.
 // Operations live in memory: a restarted service has none (the README says so).
+// Named apart from the gateway's OperationRecords (its operations in the shared registry).
 import { randomUUID } from "node:crypto";
 import type { Operation } from "@vplane/proto/gen/google/longrunning/operations";
 import type { Any } from "@vplane/proto/gen/google/protobuf/any";
@@ -44,7 +45,7 @@ interface Entry {
   timers: NodeJS.Timeout[];
 }
 
-export class OperationRegistry {
+export class MigrationOperations {
   private readonly entries = new Map<string, Entry>();
   private readonly runningByVm = new Map<string, string>();
   private readonly byRequestId = new Map<string, string>();

@@ -1,7 +1,7 @@
 import { Backend, type Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { toVplaneError, unaryCall } from "@vplane/service-kit";
 import type { HostConnections, ServiceKind } from "./host-clients.js";
-import type { HostRecord, ServiceStatus } from "./schemas/host-schema.js";
+import type { HostRecord, ServiceStatus } from "../schemas/host-schema.js";
 
 const BACKEND_NAMES: Record<number, "emulated" | "native" | "unspecified"> = {
   [Backend.BACKEND_EMULATED]: "emulated",

@@ -1,5 +1,5 @@
 import type { VplaneError } from "@vplane/service-kit";
-import type { ErrorBody } from "./schemas/error-schema.js";
+import type { ErrorBody } from "../schemas/error-schema.js";
 
 /** A VplaneError as the REST error body; absent details are left out, never sent as null. */
 export function errorBody(error: VplaneError, extra: { step?: string; phase?: string } = {}): ErrorBody {

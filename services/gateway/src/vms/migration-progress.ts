@@ -3,7 +3,7 @@
 // a percentage, a one-line message, the mirrored status, and the error of a failed migration.
 import { Phase, type OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { VplaneError, statusCodeOf, statusNameOf, type StatusCodeName } from "@vplane/service-kit";
-import type { MigrateRequest, MigrationPhase, MigrationStatus } from "./schemas/migration-schema.js";
+import type { MigrateRequest, MigrationPhase, MigrationStatus } from "../schemas/migration-schema.js";
 
 /** The phases a migration goes through before its end, in order. */
 const RUNNING_PHASES: readonly Phase[] = [
