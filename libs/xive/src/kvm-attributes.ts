@@ -4,7 +4,7 @@
  */
 
 export const KVM_DEV_TYPE_XIVE = 9;
-export const KVM_CAP_PPC_IRQ_XIVE = 168;
+export const KVM_CAP_PPC_IRQ_XIVE = 169;
 
 /** Attribute groups (xive.md §1.2). */
 export const KvmXiveGroup = {

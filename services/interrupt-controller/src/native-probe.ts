@@ -1,41 +1,73 @@
-import { existsSync } from "node:fs";
 import { Backend, type BackendAvailability } from "@vplane/proto/gen/vplane/common/v1/backend";
+import {
+  KernelError,
+  KvmCap,
+  closeFd,
+  ioctl,
+  kernelCallsAvailability,
+  kvmIoctls,
+  openDevice,
+  type KernelCallsAvailability,
+} from "@vplane/host-kernel";
 
-/** What the probe looks at; injectable so tests can describe other hosts. */
-export interface HostFacts {
-  arch: string;
-  exists(path: string): boolean;
+/** The three steps of the probe; injectable so tests can describe other hosts. */
+export interface NativeXiveHost {
+  kernelCalls(): KernelCallsAvailability;
+  /** Opens /dev/kvm (KernelError on failure). */
+  openKvm(): number;
+  /** KVM_CHECK_EXTENSION(KVM_CAP_PPC_IRQ_XIVE) on the /dev/kvm fd. */
+  checkXiveExtension(kvmFd: number): number;
+  close(fd: number): void;
 }
 
-export const thisHost: HostFacts = { arch: process.arch, exists: existsSync };
+export const thisHost: NativeXiveHost = {
+  kernelCalls: kernelCallsAvailability,
+  openKvm: () => openDevice("/dev/kvm"),
+  checkXiveExtension(kvmFd) {
+    const calls = kernelCallsAvailability();
+    if (!calls.available) throw new Error(calls.reason);
+    return ioctl(kvmFd, kvmIoctls(calls.arch).KVM_CHECK_EXTENSION, KvmCap.KVM_CAP_PPC_IRQ_XIVE);
+  },
+  close: closeFd,
+};
 
 /**
- * Can this host give a VM the kernel's KVM XIVE device (KVM_DEV_TYPE_XIVE = 9,
- * KVM_CAP_PPC_IRQ_XIVE = 168, xive.md §1.1)? Only a POWER9 or later host running KVM-HV with
- * XIVE in native mode can. The capability itself is read with a KVM_CHECK_EXTENSION ioctl, which
- * the native ioctl layer (a later issue) will issue; until then a host that passes every check
- * here is still reported unavailable, with that reason, rather than guessed available.
+ * Can this host give a VM the kernel's KVM XIVE device (xive.md §1.1)? In order, each failure
+ * named: the kernel-call library loads (KERNEL_CALLS_UNAVAILABLE), /dev/kvm opens
+ * (KVM_NOT_PRESENT when it does not exist, KVM_OPEN_FAILED with the errno otherwise), and
+ * KVM_CHECK_EXTENSION(KVM_CAP_PPC_IRQ_XIVE = 169) answers > 0 (XIVE_CAPABILITY_ABSENT), which
+ * only a POWER9 or later host running KVM-HV with XIVE in native mode does.
  */
-export function probeNativeXive(host: HostFacts = thisHost): BackendAvailability {
+export function probeNativeXive(host: NativeXiveHost = thisHost): BackendAvailability {
   const unavailable = (code: string, reason: string): BackendAvailability => ({
     backend: Backend.BACKEND_NATIVE,
     available: false,
     unavailableCode: code,
     unavailableReason: reason,
   });
-  if (host.arch !== "ppc64") {
+  const calls = host.kernelCalls();
+  if (!calls.available) return unavailable("KERNEL_CALLS_UNAVAILABLE", calls.reason);
+  let kvm: number;
+  try {
+    kvm = host.openKvm();
+  } catch (error) {
+    if (error instanceof KernelError && error.errnoName === "ENOENT") {
+      return unavailable("KVM_NOT_PRESENT", "/dev/kvm does not exist: KVM is not loaded on this host");
+    }
+    return unavailable("KVM_OPEN_FAILED", `/dev/kvm does not open: ${(error as Error).message}`);
+  }
+  try {
+    const answer = host.checkXiveExtension(kvm);
+    if (answer > 0)
+      return { backend: Backend.BACKEND_NATIVE, available: true, unavailableCode: "", unavailableReason: "" };
     return unavailable(
-      "HOST_NOT_POWER",
-      `host architecture is ${host.arch}: the KVM XIVE device exists only on POWER9 and later (ppc64) hosts`,
+      "XIVE_CAPABILITY_ABSENT",
+      `KVM_CHECK_EXTENSION(KVM_CAP_PPC_IRQ_XIVE = ${KvmCap.KVM_CAP_PPC_IRQ_XIVE}) is ${answer} on this ${process.arch} host: ` +
+        "the KVM XIVE device needs a POWER9 or later host running KVM-HV with XIVE in native mode",
     );
+  } catch (error) {
+    return unavailable("XIVE_CAPABILITY_ABSENT", `KVM_CHECK_EXTENSION failed: ${(error as Error).message}`);
+  } finally {
+    host.close(kvm);
   }
-  if (!host.exists("/dev/kvm"))
-    return unavailable("KVM_NOT_PRESENT", "/dev/kvm does not exist: KVM is not loaded");
-  if (!host.exists("/sys/module/kvm_hv")) {
-    return unavailable("KVM_HV_NOT_LOADED", "kvm_hv is not loaded: the XIVE device needs KVM-HV");
-  }
-  return unavailable(
-    "NATIVE_IOCTL_LAYER_MISSING",
-    "KVM-HV is present, but vplane's KVM ioctl layer (KVM_CHECK_EXTENSION(KVM_CAP_PPC_IRQ_XIVE), device create) is not built yet",
-  );
 }

@@ -125,7 +125,7 @@ describe("durable configuration and controller resources", () => {
       assert.equal(native.code, "FAILED_PRECONDITION");
       assert.match(
         native.reason,
-        /^(HOST_NOT_POWER|KVM_NOT_PRESENT|KVM_HV_NOT_LOADED|NATIVE_IOCTL_LAYER_MISSING)$/,
+        /^(KERNEL_CALLS_UNAVAILABLE|KVM_NOT_PRESENT|KVM_OPEN_FAILED|XIVE_CAPABILITY_ABSENT)$/,
       );
 
       const badRam = await failure(
