@@ -18,7 +18,7 @@ export {
 } from "./kvm.js";
 export { KVM_REG_PPC_VP_STATE, KvmXive, KvmXiveEqLayout } from "./kvm-ppc-xive.js";
 export { KernelCallsUnavailableError, loadLibc } from "./libc.js";
-export { MappedRegion, Mmap, type AccessSize, type ByteOrder } from "./mapped-region.js";
+export { MappedRegion, Mmap, hostPageSize, type AccessSize, type ByteOrder } from "./mapped-region.js";
 export { NativeBuffer, withNativeBuffer } from "./native-memory.js";
 export {
   acceptUnix,

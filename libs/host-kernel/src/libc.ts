@@ -30,6 +30,8 @@ export interface Libc {
   sendmsg(fd: number, message: number, flags: number): number;
   recvmsg(fd: number, message: number, flags: number): number;
   getsockopt(fd: number, level: number, name: number, value: number, lengthAddress: number): number;
+  /** The host's page size (64 KiB on Debian's ppc64el kernels, 4 KiB on x86_64). */
+  getpagesize(): number;
   /** The calling thread's errno, read right after a call that failed. */
   errno(): number;
   koffi: typeof KoffiModule;
@@ -80,6 +82,7 @@ function bind(): LibcAvailability {
         sendmsg: fn("intptr_t sendmsg(int fd, uintptr_t msg, int flags)"),
         recvmsg: fn("intptr_t recvmsg(int fd, uintptr_t msg, int flags)"),
         getsockopt: fn("int getsockopt(int fd, int level, int name, uintptr_t value, uintptr_t length)"),
+        getpagesize: fn("int getpagesize()"),
         errno: () => koffi.errno(),
         koffi,
       },

@@ -5,27 +5,35 @@ import { requireLibc } from "./libc.js";
 export const Mmap = { PROT_READ: 1, PROT_WRITE: 2, MAP_SHARED: 1 } as const;
 
 const MAP_FAILED = 2n ** 64n - 1n;
+
+/** The host's page size, the unit of mmap offsets into a device fd. */
+export function hostPageSize(): number {
+  return requireLibc().getpagesize();
+}
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export type AccessSize = 1 | 2 | 4 | 8;
 /** "big" for device registers (XIVE ESB and TIMA pages are big-endian), "host" for memory. */
 export type ByteOrder = "big" | "host";
 
+/** Accesses go through views of this many bytes, made when first touched. */
+const WINDOW = 1 << 16;
+
 /**
  * A shared mapping of an fd (a device's MMIO pages, a memory file). Each load and store is one
  * access of exactly the given size, made through a typed array element of that width, so a
- * device sees an 8-byte load as one 8-byte load (an ESB special load must not be split).
+ * device sees an 8-byte load as one 8-byte load (an ESB special load must not be split). The
+ * mapping may be far larger than an ArrayBuffer can be (the KVM XIVE device's ESB pages take
+ * 128 KiB per source): views of 64 KiB windows are made as they are touched, and only touching
+ * memory faults a page in.
  */
 export class MappedRegion {
-  private bytes: Uint8Array | undefined;
+  private windows: Map<number, ArrayBuffer> | undefined = new Map();
 
   private constructor(
     readonly address: number,
     readonly length: number,
-    buffer: ArrayBuffer,
-  ) {
-    this.bytes = new Uint8Array(buffer);
-  }
+  ) {}
 
   /** mmap(NULL, length, prot, MAP_SHARED, fd, offset); KernelError("mmap", errno) on failure. */
   static map(
@@ -37,16 +45,16 @@ export class MappedRegion {
     const libc = requireLibc();
     const address = BigInt(libc.mmap(0, length, prot, Mmap.MAP_SHARED, fd, offset));
     if (address === MAP_FAILED) throw new KernelError("mmap", libc.errno());
-    return new MappedRegion(Number(address), length, libc.koffi.view(Number(address), length));
+    return new MappedRegion(Number(address), length);
   }
 
   get mapped(): boolean {
-    return this.bytes !== undefined;
+    return this.windows !== undefined;
   }
 
   load(offset: number, size: AccessSize, order: ByteOrder = "host"): bigint {
-    const buffer = this.checked(offset, size).buffer;
-    const index = offset / size;
+    const buffer = this.window(offset, size);
+    const index = (offset % WINDOW) / size;
     switch (size) {
       case 1:
         return BigInt(new Uint8Array(buffer)[index]!);
@@ -60,8 +68,8 @@ export class MappedRegion {
   }
 
   store(offset: number, size: AccessSize, value: bigint, order: ByteOrder = "host"): void {
-    const buffer = this.checked(offset, size).buffer;
-    const index = offset / size;
+    const buffer = this.window(offset, size);
+    const index = (offset % WINDOW) / size;
     const raw = fromOrder(BigInt.asUintN(size * 8, value), size, order);
     switch (size) {
       case 1:
@@ -81,20 +89,27 @@ export class MappedRegion {
 
   /** munmap(2); idempotent. Later accesses throw instead of touching unmapped memory. */
   unmap(): void {
-    if (this.bytes === undefined) return;
-    this.bytes = undefined;
+    if (this.windows === undefined) return;
+    this.windows = undefined;
     const libc = requireLibc();
     if (libc.munmap(this.address, this.length) < 0) throw new KernelError("munmap", libc.errno());
   }
 
-  private checked(offset: number, size: AccessSize): Uint8Array {
-    if (this.bytes === undefined) throw new Error("the region has been unmapped");
+  /** The view of the window holding [offset, offset+size), checked for bounds and alignment. */
+  private window(offset: number, size: AccessSize): ArrayBuffer {
+    if (this.windows === undefined) throw new Error("the region has been unmapped");
     if (!Number.isInteger(offset) || offset < 0 || offset + size > this.length || offset % size !== 0) {
       throw new RangeError(
         `access of ${size} bytes at ${offset} is outside or misaligned in ${this.length} bytes`,
       );
     }
-    return this.bytes;
+    const start = offset - (offset % WINDOW);
+    let view = this.windows.get(start);
+    if (view === undefined) {
+      view = requireLibc().koffi.view(this.address + start, Math.min(WINDOW, this.length - start));
+      this.windows.set(start, view);
+    }
+    return view;
   }
 }
 

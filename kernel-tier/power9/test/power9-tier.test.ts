@@ -1,0 +1,89 @@
+// The POWER9 kernel tier: a real ppc64le 6.1 kernel's KVM XIVE device under QEMU powernv9, driven
+// by the project's code in the guest's Node 20.11 through koffi.
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { dirname } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { bootGuest, tierSkipReason, type BootResult } from "@vplane/kernel-tier-runner";
+import { findPower9Artefacts } from "../src/power9-artefacts.js";
+import { buildPower9Initramfs, power9QemuArguments } from "../src/power9-machine.js";
+
+const lookup = findPower9Artefacts();
+const skip = tierSkipReason("POWER9 kernel tier", lookup);
+
+interface Observation {
+  name: string;
+  ok: boolean;
+  value?: unknown;
+  errnoName?: string;
+  error?: string;
+}
+
+describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEMU powernv9", { skip }, () => {
+  let boot: BootResult;
+  let initrd: string | undefined;
+
+  before(async () => {
+    if (!lookup.found) throw new Error(lookup.reason);
+    const t0 = Date.now();
+    initrd = await buildPower9Initramfs(lookup.artefacts);
+    const assembled = Date.now() - t0;
+    boot = await bootGuest({
+      qemu: lookup.artefacts.qemu,
+      args: power9QemuArguments(lookup.artefacts, initrd),
+      timeoutMs: 240_000,
+    });
+    console.log(
+      `power9 tier: initramfs ${assembled} ms, boot + guest run ${boot.durationMs} ms, total ${Date.now() - t0} ms`,
+    );
+    if (boot.failure || boot.endStatus !== 0 || process.env.VPLANE_TIER_CONSOLE)
+      console.log(boot.console.slice(-80).join("\n"));
+  });
+
+  after(() => {
+    if (initrd) rmSync(dirname(initrd), { recursive: true, force: true });
+  });
+
+  const reports = (kind: string) => boot.reports.filter((r) => r.kind === kind).map((r) => r.payload);
+  const observation = (name: string): Observation => {
+    const found = (reports("observation") as Observation[]).find((o) => o.name === name);
+    assert.ok(
+      found,
+      `the guest reported no observation "${name}" (${boot.failure ?? `ended ${boot.endStatus}`})`,
+    );
+    return found;
+  };
+
+  it("the guest boots, loads kvm and kvm-hv, runs Node 20 with koffi's ppc64 binary and ends with status 0", () => {
+    assert.equal(boot.failure, undefined);
+    assert.deepEqual(
+      reports("modules").map((m) => (m as { status: number }).status),
+      [0],
+    );
+    const [env] = reports("env") as { node: string; arch: string; kernelCalls: { available: boolean } }[];
+    assert.match(env!.node, /^v20\./);
+    assert.equal(env!.arch, "ppc64");
+    assert.equal(env!.kernelCalls.available, true);
+    assert.equal(boot.endStatus, 0);
+  });
+
+  it("the probe says available on POWER9 with KVM-HV: KVM_CHECK_EXTENSION(169) > 0", () => {
+    assert.deepEqual(reports("probe"), [
+      { backend: 2, available: true, unavailableCode: "", unavailableReason: "" },
+    ]);
+  });
+
+  it("the device's first answers: EEXIST for a second device, ENOENT for an irq in no block, ENXIO for an unknown group", () => {
+    assert.equal(observation("second device").errnoName, "EEXIST");
+    assert.equal(observation("NR_SERVERS 4").ok, true);
+    assert.equal(observation("SOURCE 16").ok, true);
+    assert.equal(observation("SOURCE_CONFIG of an irq in no block").errnoName, "ENOENT");
+    assert.equal(observation("unknown group").errnoName, "ENXIO");
+  });
+
+  it("ESB loads on the mapped management page: SOURCE leaves PQ=01, SET_PQ_00 returns the old PQ and leaves 00", () => {
+    assert.equal(observation("ESB GET after SOURCE").value, "1");
+    assert.equal(observation("ESB SET_PQ_00").value, "1");
+    assert.equal(observation("ESB GET after SET_PQ_00").value, "0");
+  });
+});
