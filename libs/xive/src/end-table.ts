@@ -110,7 +110,13 @@ export class EndTable {
     this.enqueued[index] = 0;
   }
 
-  /** Restores the live generation and index (KVM EQ_CONFIG qtoggle/qindex, xive.md §1.4 step 6). */
+  /**
+   * Restores the live generation and index (KVM EQ_CONFIG qtoggle/qindex, xive.md §1.4 step 6).
+   * The index is kept as OPAL keeps it, masked to the 22-bit PAGE_OFF field and not checked
+   * against the queue's size (skiboot hw/xive.c opal_xive_set_queue_state; Linux
+   * arch/powerpc/kvm/book3s_xive_native.c kvmppc_xive_native_set_queue_config checks neither):
+   * EQ_CONFIG get reads it back as given, and enqueue() wraps it into the queue.
+   */
   setQueueState(index: number, generation: number, qindex: number): void {
     this.w1[index] =
       ((this.w1[index]! & ~(END_W1_GENERATION | END_W1_PAGE_OFF)) |
@@ -142,13 +148,18 @@ export class EndTable {
   /**
    * xive_end_enqueue: writes `gen << 31 | data` at qaddr + 4 * qindex, advances qindex and flips
    * the generation when it wraps to 0 (xive.md §4.1 EQ entry). Allocates nothing.
+   *
+   * An index restored at or past the queue's entry count (KVM and OPAL accept any 22-bit
+   * index, see setQueueState) is taken modulo the entry count, the same wrap the index gets on
+   * every advance, so the write stays inside the configured queue. QEMU's xive_end_enqueue
+   * would write at qaddr + 4 * qindex, past the queue (issue 17 point 2).
    */
   enqueue(index: number, data: number): void {
     const w0 = this.w0[index]!;
     const w1 = this.w1[index]!;
-    const qindex = w1 & END_W1_PAGE_OFF;
     const generation = (w1 >>> END_W1_GENERATION_SHIFT) & 1;
     const entries = 1 << (((w0 & END_W0_QSIZE) >>> END_W0_QSIZE_SHIFT) + 10);
+    const qindex = w1 & END_W1_PAGE_OFF & (entries - 1);
     try {
       this.memory.writeU32BE(
         this.qaddr[index]! + qindex * 4,

@@ -334,7 +334,11 @@ export class XiveDevice {
    * EQ_CONFIG set (xive.md §1.4), every check before any change: ENOENT unknown server, EINVAL
    * priority 7; qshift 0 resets the queue; flags must be exactly ALWAYS_NOTIFY; qshift must be
    * 16; qaddr aligned; the queue must fit a host page and guest RAM (EINVAL); qtoggle/qindex
-   * are restored only when they are not the initial 1/0.
+   * are restored only when they are not the initial 1/0. A qindex at or past the queue's entry
+   * count is accepted, as KVM accepts it (Linux arch/powerpc/kvm/book3s_xive_native.c,
+   * kvmppc_xive_native_set_queue_config, passes it unchecked to xive_native_set_queue_state;
+   * skiboot hw/xive.c opal_xive_set_queue_state stores it masked to 22 bits): the next event
+   * wraps into the queue (EndTable.enqueue), never past it.
    */
   setQueueConfig(server: number, priority: number, eq: KvmXiveEq): void {
     const index = this.checkQueueForKvm(server, priority);

@@ -90,8 +90,8 @@ describe("import refuses a bad state, naming the entry, with nothing built", () 
       "xive.queues[2].qaddr",
     ],
     [
-      "a queue index beyond the queue",
-      (s) => void (s.xive!.queues[0]!.qindex = 16384),
+      "a queue index wider than the END's 22-bit PAGE_OFF field",
+      (s) => void (s.xive!.queues[0]!.qindex = 0x40_0000),
       "xive.queues[0].qindex",
     ],
     [
