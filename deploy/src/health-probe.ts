@@ -1,18 +1,6 @@
-import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
-import { service as healthDefinition } from "grpc-health-check";
+import { credentials } from "@grpc/grpc-js";
+import { HealthClient } from "@vplane/service-kit";
 import type { CatalogEntry } from "./service-catalog.js";
-
-const HealthClient = makeGenericClientConstructor(healthDefinition, "grpc.health.v1.Health");
-
-/** The one method of grpc.health.v1.Health this probe calls, typed (the generic client is not). */
-interface HealthCheckClient {
-  check(
-    request: { service: string },
-    options: { deadline: number },
-    callback: (error: Error | null, response?: { status?: string }) => void,
-  ): void;
-  close(): void;
-}
 
 /**
  * True when the process at `address` reports itself ready: SERVING on grpc.health.v1 (overall
@@ -27,13 +15,9 @@ export async function isHealthy(kind: CatalogEntry["kind"], address: string, tim
       return false;
     }
   }
-  const client = new HealthClient(address, credentials.createInsecure()) as unknown as HealthCheckClient;
+  const client = new HealthClient(address, credentials.createInsecure());
   try {
-    return await new Promise<boolean>((done) => {
-      client.check({ service: "" }, { deadline: Date.now() + timeoutMs }, (error, response) =>
-        done(!error && response?.status === "SERVING"),
-      );
-    });
+    return (await client.check(timeoutMs)) === "SERVING";
   } finally {
     client.close();
   }

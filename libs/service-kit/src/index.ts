@@ -30,6 +30,7 @@ export {
   toRpcStatus,
   toStatusObject,
 } from "./error-details.js";
+export { HealthClient, type HealthAnswer } from "./health-client.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
 export { badSection, decodeSection } from "./device-section.js";

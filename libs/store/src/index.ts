@@ -25,6 +25,7 @@ export {
   MAX_TRANSACTION_OPS,
   MAX_VALUE_BYTES,
 } from "./store-limits.js";
+export { listAll } from "./list-all.js";
 export { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
 export { EtcdStore, type EtcdStoreOptions } from "./etcd-store.js";
 export { openStore, parseStoreUrl, type StoreLocation } from "./store-url.js";

@@ -9,6 +9,7 @@ import {
   StoreConflictError,
   StoreError,
   StoreInvalidArgumentError,
+  listAll,
   type JsonValue,
   type Store,
 } from "../src/index.js";
@@ -170,6 +171,20 @@ export function describeStoreContract(name: string, backend: StoreBackendUnderTe
         } while (pageToken !== undefined);
         assert.deepEqual(seen, keys);
         assert.ok(pages === 3 || pages === 4, `pages: ${pages}`);
+      });
+
+      it("listAll gathers every page of a prefix, in key order, and only that prefix", async () => {
+        const store = await openStore();
+        const keys = Array.from({ length: 25 }, (_, i) => `vms/t1/vm-${String(i).padStart(2, "0")}`);
+        for (const key of [...keys].reverse()) await store.put(key, { key });
+        await store.put("vms/t10/vm-00", "other tenant");
+        const all = await listAll(store, "vms/t1/", 10);
+        assert.deepEqual(
+          all.map((entry) => entry.key),
+          keys,
+        );
+        assert.ok(all.every((entry) => entry.revision > 0));
+        assert.deepEqual(await listAll(store, "nothing/"), []);
       });
 
       it("lists everything under the empty prefix, and nothing under an unused one", async () => {

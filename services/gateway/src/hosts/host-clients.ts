@@ -1,27 +1,19 @@
-import { makeGenericClientConstructor, type ChannelCredentials } from "@grpc/grpc-js";
+import type { ChannelCredentials } from "@grpc/grpc-js";
 import { OperationsClient } from "@vplane/proto/gen/google/longrunning/operations";
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
-import { clientChannelOptions, type UnaryCallOptions, type VplaneError } from "@vplane/service-kit";
-import { service as healthDefinition } from "grpc-health-check";
+import {
+  HealthClient,
+  clientChannelOptions,
+  type HealthAnswer,
+  type UnaryCallOptions,
+  type VplaneError,
+} from "@vplane/service-kit";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { HostAddresses } from "../schemas/host-schema.js";
 
-const HealthClient = makeGenericClientConstructor(healthDefinition, "grpc.health.v1.Health");
-
-/** The one grpc.health.v1 method the gateway calls, typed (the generic client is not). */
-interface HealthCheckClient {
-  check(
-    request: { service: string },
-    options: { deadline: number },
-    callback: (error: Error | null, response?: { status?: string }) => void,
-  ): void;
-  close(): void;
-}
-
 export type ServiceKind = "interrupt-controller" | "iommu" | "migration";
-export type HealthAnswer = "SERVING" | "NOT_SERVING" | "UNREACHABLE";
 
 /** The gRPC clients of one host's services, made with the gateway's (m)TLS credentials. */
 export interface HostClients {
@@ -38,7 +30,7 @@ export interface HostClients {
  */
 export class HostConnections {
   private readonly clients = new Map<string, HostClients>();
-  private readonly health = new Map<string, HealthCheckClient>();
+  private readonly health = new Map<string, HealthClient>();
 
   constructor(
     private readonly credentials: ChannelCredentials,
@@ -93,20 +85,10 @@ export class HostConnections {
   async healthOf(address: string, timeoutMs = 1000): Promise<HealthAnswer> {
     let client = this.health.get(address);
     if (!client) {
-      client = new HealthClient(
-        address,
-        this.credentials,
-        clientChannelOptions(),
-      ) as unknown as HealthCheckClient;
+      client = new HealthClient(address, this.credentials);
       this.health.set(address, client);
     }
-    const checking = client;
-    return new Promise<HealthAnswer>((done) => {
-      checking.check({ service: "" }, { deadline: Date.now() + timeoutMs }, (error, response) => {
-        if (error) done("UNREACHABLE");
-        else done(response?.status === "SERVING" ? "SERVING" : "NOT_SERVING");
-      });
-    });
+    return client.check(timeoutMs);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import { StoreConflictError, listAll, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 import { registryKeys } from "../registry/registry-keys.js";
 import { putOp, readRecord } from "../registry/typed-entry.js";
@@ -48,17 +48,9 @@ function isExpired(record: IdempotencyRecord, now: number): boolean {
 /** Deletes the answers kept longer than IDEMPOTENCY_RETENTION_MS (bounded registry); how many. */
 export async function sweepIdempotencyKeys(store: Store, now = Date.now()): Promise<number> {
   let swept = 0;
-  const expired: { key: string; revision: number }[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await store.list(registryKeys.allIdempotency(), {
-      pageSize: 1000,
-      ...(pageToken ? { pageToken } : {}),
-    });
-    for (const entry of page.entries)
-      if (isExpired(entry.value as unknown as IdempotencyRecord, now)) expired.push(entry);
-    pageToken = page.nextPageToken;
-  } while (pageToken);
+  const expired = (await listAll(store, registryKeys.allIdempotency())).filter((entry) =>
+    isExpired(entry.value as unknown as IdempotencyRecord, now),
+  );
   for (const entry of expired) {
     // Under CAS: a key reused since it was listed is left alone.
     try {

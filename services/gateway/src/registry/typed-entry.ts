@@ -1,4 +1,10 @@
-import { StoreInvalidArgumentError, type JsonValue, type Store, type TransactionOp } from "@vplane/store";
+import {
+  StoreInvalidArgumentError,
+  listAll as listEntries,
+  type JsonValue,
+  type Store,
+  type TransactionOp,
+} from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 
 /** A record read from the store with the revision to compare-and-swap against. */
@@ -26,15 +32,10 @@ export function putOp<T>(key: string, value: T, ifRevision?: number | "absent"):
 
 /** Every record under `prefix`, all pages. */
 export async function listAll<T>(store: Store, prefix: string): Promise<Versioned<T>[]> {
-  const out: Versioned<T>[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await store.list(prefix, { pageSize: 1000, ...(pageToken ? { pageToken } : {}) });
-    for (const entry of page.entries)
-      out.push({ value: entry.value as unknown as T, revision: entry.revision });
-    pageToken = page.nextPageToken;
-  } while (pageToken);
-  return out;
+  return (await listEntries(store, prefix)).map((entry) => ({
+    value: entry.value as unknown as T,
+    revision: entry.revision,
+  }));
 }
 
 /** One AIP-158 page of the records under `prefix`; a page token that is not ours is INVALID_ARGUMENT. */
