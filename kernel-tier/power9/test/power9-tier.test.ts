@@ -5,6 +5,9 @@ import { rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { bootGuest, tierSkipReason, type BootResult } from "@vplane/kernel-tier-runner";
+import { unexplainedDifferences } from "../src/contract/compare-observations.js";
+import { readContractFixture, writeContractFixture } from "../src/contract/contract-fixture.js";
+import type { ContractObservation } from "../src/contract/xive-contract.js";
 import { findPower9Artefacts } from "../src/power9-artefacts.js";
 import { buildPower9Initramfs, power9QemuArguments } from "../src/power9-machine.js";
 
@@ -31,7 +34,7 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
     boot = await bootGuest({
       qemu: lookup.artefacts.qemu,
       args: power9QemuArguments(lookup.artefacts, initrd),
-      timeoutMs: 240_000,
+      timeoutMs: Number(process.env.VPLANE_TIER_TIMEOUT_MS ?? 240_000),
     });
     console.log(
       `power9 tier: initramfs ${assembled} ms, boot + guest run ${boot.durationMs} ms, total ${Date.now() - t0} ms`,
@@ -85,5 +88,47 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
     assert.equal(observation("ESB GET after SOURCE").value, "1");
     assert.equal(observation("ESB SET_PQ_00").value, "1");
     assert.equal(observation("ESB GET after SET_PQ_00").value, "0");
+  });
+
+  const contractRun = (run: string): ContractObservation[] => {
+    assert.deepEqual(reports("contract-failed"), [], "a contract run failed in the guest");
+    return (reports("contract") as { run: string; index: number; observation: ContractObservation }[])
+      .filter((r) => r.run === run)
+      .sort((a, b) => a.index - b.index)
+      .map((r) => r.observation);
+  };
+
+  it("the contract runs both ways in the guest: native → emulated and emulated → native, every step equal but the known differences", () => {
+    const nativeFirst = contractRun("native-to-emulated");
+    const emulatedFirst = contractRun("emulated-to-native");
+    assert.ok(nativeFirst.length > 60 && nativeFirst.length === emulatedFirst.length);
+    // Each run's origin is the other's target kind: comparing them holds every step of one
+    // backend to the other's answer for the same step.
+    assert.deepEqual(unexplainedDifferences("native-to-emulated", emulatedFirst, nativeFirst), []);
+  });
+
+  it("the recorded fixtures are this kernel's answers (VPLANE_RECORD_FIXTURES=1 records them)", () => {
+    const runs = {
+      "native-to-emulated": contractRun("native-to-emulated"),
+      "emulated-to-native": contractRun("emulated-to-native"),
+    };
+    if (process.env.VPLANE_RECORD_FIXTURES === "1") {
+      const [env] = reports("env") as { node: string }[];
+      writeContractFixture({
+        recordedWith: {
+          kernel: lookup.found ? lookup.artefacts.kernel.replace(/^.*\//, "") : "",
+          machine: "QEMU powernv9 (TCG) with skiboot",
+          node: `${env!.node} ppc64le`,
+        },
+        runs,
+      });
+    }
+    const fixture = readContractFixture();
+    for (const [run, observations] of Object.entries(runs))
+      assert.deepEqual(
+        observations,
+        fixture.runs[run],
+        `${run} differs from the fixture: re-record with VPLANE_RECORD_FIXTURES=1 and review the diff`,
+      );
   });
 });

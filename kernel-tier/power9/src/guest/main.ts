@@ -1,8 +1,15 @@
-// The POWER9 guest's Node entry (Node 20.11, bundled): the probe and a first pass over the real
-// KVM XIVE device, each step reported over the serial console.
+// The POWER9 guest's Node entry (Node 20.11, bundled): the probe, a first pass over the real
+// KVM XIVE device, then the differential contract both ways (native → emulated, emulated →
+// native), each step reported over the serial console.
 import { kernelCallsAvailability } from "@vplane/host-kernel";
-import { KvmVm, KvmXiveDevice, probeNativeXive } from "@vplane/interrupt-controller/native";
+import {
+  KvmVm,
+  KvmXiveDevice,
+  openContractBackend,
+  probeNativeXive,
+} from "@vplane/interrupt-controller/native";
 import { report } from "@vplane/kernel-tier-runner/guest";
+import { runXiveContract } from "../contract/xive-contract.js";
 import { observe } from "./observe.js";
 
 report("env", { node: process.version, arch: process.arch, kernelCalls: kernelCallsAvailability() });
@@ -26,4 +33,23 @@ try {
 } finally {
   device.close();
   vm.close();
+}
+
+for (const [origin, target] of [
+  ["NATIVE", "EMULATED"],
+  ["EMULATED", "NATIVE"],
+] as const) {
+  const run = `${origin.toLowerCase()}-to-${target.toLowerCase()}`;
+  try {
+    let index = 0;
+    const observations = runXiveContract(openContractBackend, origin, target, "/tmp", (observation) =>
+      report("contract", { run, index: index++, observation }),
+    );
+    report("contract-end", { run, steps: observations.length });
+  } catch (error) {
+    report("contract-failed", {
+      run,
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
+  }
 }
