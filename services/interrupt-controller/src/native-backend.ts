@@ -77,14 +77,7 @@ export class NativeBackend implements ControllerBackend {
     vm?: KvmVm,
     host: NativeXiveHost = thisHost,
   ): NativeBackend {
-    if (spec.mode !== "XIVE") {
-      throw new XiveError({
-        code: "FAILED_PRECONDITION",
-        reason: "MODE_UNAVAILABLE",
-        message: `the native backend is the KVM XIVE device: mode ${spec.mode} needs the emulated backend`,
-        field: "controller.mode",
-      });
-    }
+    requireXiveMode(spec.mode, "controller.mode");
     return NativeBackend.build(ram, vm, host, (shadow) => shadow.setNrServers(spec.nrServers), {
       nrIrqs: spec.nrIrqs,
     });
@@ -97,14 +90,7 @@ export class NativeBackend implements ControllerBackend {
     vm?: KvmVm,
     host: NativeXiveHost = thisHost,
   ): NativeBackend {
-    if (state.activeMode !== "XIVE") {
-      throw new XiveError({
-        code: "FAILED_PRECONDITION",
-        reason: "MODE_UNAVAILABLE",
-        message:
-          "the native backend is the KVM XIVE device: a controller exported in XICS mode needs the emulated backend",
-      });
-    }
+    requireXiveMode(state.activeMode, "sections.payload");
     const shadowMemory = new SparseGuestMemory(ram.bytes, { dirtyPageSize: 65536 });
     const shadow = InterruptController.importState(shadowMemory, {}, state);
     return NativeBackend.build(ram, vm, host, () => undefined, { nrIrqs: state.nrIrqs }, shadow);
@@ -118,15 +104,7 @@ export class NativeBackend implements ControllerBackend {
     options: { nrIrqs: number },
     imported?: InterruptController,
   ): NativeBackend {
-    const probe = probeNativeXive(host);
-    if (!probe.available) {
-      throw new XiveError({
-        code: "FAILED_PRECONDITION",
-        reason: probe.unavailableCode || "NATIVE_BACKEND_UNAVAILABLE",
-        message: `the native backend is not available on this host: ${probe.unavailableReason}`,
-        field: "controller.backend",
-      });
-    }
+    requireNativeXive(host);
     const shadow =
       imported ??
       new InterruptController(new SparseGuestMemory(ram.bytes, { dirtyPageSize: 65536 }), {
@@ -582,21 +560,36 @@ function mapGuestRam(vm: KvmVm, ram: NativeGuestRam): MappedRegion {
   }
 }
 
+/** FAILED_PRECONDITION MODE_UNAVAILABLE for a controller mode other than XIVE. */
+function requireXiveMode(mode: string, field: string): void {
+  if (mode === "XIVE") return;
+  throw new XiveError({
+    code: "FAILED_PRECONDITION",
+    reason: "MODE_UNAVAILABLE",
+    message: `the native backend is the KVM XIVE device: a controller in ${mode} mode needs the emulated backend`,
+    field,
+  });
+}
+
+/** FAILED_PRECONDITION with the probe's reason where the KVM XIVE device is not available. */
+function requireNativeXive(host: NativeXiveHost): void {
+  const probe = probeNativeXive(host);
+  if (probe.available) return;
+  throw new XiveError({
+    code: "FAILED_PRECONDITION",
+    reason: probe.unavailableCode || "NATIVE_BACKEND_UNAVAILABLE",
+    message: `the native backend is not available on this host: ${probe.unavailableReason}`,
+    field: "controller.backend",
+  });
+}
+
 /**
  * Creating a NATIVE controller through the service: not wired to the gRPC handlers yet. (Errors
  * here are XiveErrors, which the service kit maps like its own: this module also runs in the
  * kernel tier's guest, bundled, where the service kit is not loaded.)
  */
 export function openNativeBackend(host: NativeXiveHost = thisHost): ControllerBackend {
-  const probe = probeNativeXive(host);
-  if (!probe.available) {
-    throw new XiveError({
-      code: "FAILED_PRECONDITION",
-      reason: probe.unavailableCode || "NATIVE_BACKEND_UNAVAILABLE",
-      message: `the native backend is not available on this host: ${probe.unavailableReason}`,
-      field: "controller.backend",
-    });
-  }
+  requireNativeXive(host);
   throw new XiveError({
     code: "UNIMPLEMENTED",
     reason: "NATIVE_BACKEND_NOT_WIRED",
