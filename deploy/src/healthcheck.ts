@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The image's HEALTHCHECK: exit 0 when the service named by VPLANE_SERVICE reports ready.
 import { dialAddress, isHealthy } from "./health-probe.js";
-import { catalogEntry } from "./service-catalog.js";
+import { SERVICE_VARIABLE, catalogEntry } from "./service-catalog.js";
 
-const entry = catalogEntry(process.env.VPLANE_SERVICE ?? "");
+const entry = catalogEntry(process.env[SERVICE_VARIABLE] ?? "");
 const address = dialAddress(process.env[entry.addressVariable] || entry.defaultAddress);
 process.exit((await isHealthy(entry.kind, address, 2000)) ? 0 : 1);

@@ -10,6 +10,9 @@ export interface CatalogEntry {
   readonly defaultAddress: string;
 }
 
+/** The container's environment variable naming the service it runs (start-service.ts, healthcheck.ts). */
+export const SERVICE_VARIABLE = "VPLANE_SERVICE";
+
 export type ServiceName = "interrupt-controller" | "iommu" | "migration" | "gateway";
 
 // The defaults are DESIGN.md's ports; the services own them too (ServiceDescription.defaultPort),

@@ -1,0 +1,83 @@
+// Checks the environment a manifest gives each vplane container against what that service
+// reads: the options it declares (the same specs its --help prints and its config loader parses),
+// plus the entry point's own variable naming the service. Nothing here lists variables by hand.
+import { gatewayOptionsSpec } from "@vplane/gateway";
+import { interruptControllerDescription } from "@vplane/interrupt-controller";
+import { iommuDescription } from "@vplane/iommu";
+import { migrationDescription } from "@vplane/migration";
+import { ConfigError, configSpecOf, loadConfig, type ConfigSpec } from "@vplane/service-kit";
+import { SERVICE_VARIABLE, serviceCatalog, type ServiceName } from "../../src/service-catalog.js";
+import type { Resource } from "./kustomize-build.js";
+
+/** Each catalogued service's option declarations. */
+export const serviceOptionSpecs: Record<ServiceName, ConfigSpec> = {
+  "interrupt-controller": configSpecOf(interruptControllerDescription),
+  iommu: configSpecOf(iommuDescription),
+  migration: configSpecOf(migrationDescription),
+  gateway: gatewayOptionsSpec,
+};
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: unknown;
+}
+
+interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: EnvVar[];
+}
+
+/** The containers of a workload's pod template (none for other kinds). */
+export function containersOf(resource: Resource): Container[] {
+  const spec = (
+    resource.spec as { template?: { spec?: { containers?: Container[]; initContainers?: Container[] } } }
+  )?.template?.spec;
+  return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+}
+
+/**
+ * Problems with the environment of every vplane container of `resource` (one that sets any
+ * VPLANE_ variable): it must name its service; every variable it sets must be one that service
+ * reads, or one the container's other variables, command or args use as $(NAME) (Kubernetes'
+ * dependent variables); and the values set must pass the service's own option parsing.
+ */
+export function environmentProblems(resource: Resource): string[] {
+  const problems: string[] = [];
+  for (const container of containersOf(resource)) {
+    const env = container.env ?? [];
+    if (!env.some((v) => v.name.startsWith("VPLANE_"))) continue;
+    const where = `${resource.kind}/${resource.metadata.name} container ${container.name}`;
+    const service = env.find((v) => v.name === SERVICE_VARIABLE)?.value;
+    const spec = serviceCatalog.some((entry) => entry.name === service)
+      ? serviceOptionSpecs[service as ServiceName]
+      : undefined;
+    if (!spec) {
+      problems.push(`${where}: ${SERVICE_VARIABLE} is '${service}', not a service of the catalog`);
+      continue;
+    }
+    const read = new Set([SERVICE_VARIABLE, ...Object.values(spec).map((option) => option.env)]);
+    const usesOf = (text: string) => [...text.matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)].map((m) => m[1]!);
+    for (const variable of env) {
+      const referenced = [
+        ...env.filter((other) => other !== variable).flatMap((other) => usesOf(other.value ?? "")),
+        ...[...(container.command ?? []), ...(container.args ?? [])].flatMap(usesOf),
+      ];
+      if (!read.has(variable.name) && !referenced.includes(variable.name))
+        problems.push(`${where}: sets ${variable.name}, which ${service} does not read`);
+    }
+    const literal = Object.fromEntries(
+      env.filter((v) => v.value !== undefined && !/\$\(/.test(v.value)).map((v) => [v.name, v.value]),
+    );
+    try {
+      loadConfig(spec, { argv: container.args ?? [], env: literal });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems.map((problem) => `${where}: ${problem}`));
+    }
+  }
+  return problems;
+}
