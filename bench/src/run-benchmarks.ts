@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { gatewayBench } from "./gateway-bench.js";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
+import { hostKernelIoctlBench } from "./host-kernel-ioctl-bench.js";
 import { interruptGrpcBench } from "./interrupt-grpc-bench.js";
 import { migrationDowntimeBench } from "./migration-downtime-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   "xive-migration": xiveMigrationBench,
   "interrupt-grpc": interruptGrpcBench,
   smmu: smmuBench,
+  "host-kernel-ioctl": hostKernelIoctlBench,
   gateway: gatewayBench,
   "migration-downtime": migrationDowntimeBench,
 };

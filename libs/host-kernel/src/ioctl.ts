@@ -1,6 +1,6 @@
 import { KernelError } from "./errno.js";
 import type { IoctlRequest } from "./ioctl-encoding.js";
-import { requireLibc } from "./libc.js";
+import { requireLibc, type Libc } from "./libc.js";
 import type { NativeBuffer } from "./native-memory.js";
 
 /**
@@ -8,8 +8,11 @@ import type { NativeBuffer } from "./native-memory.js";
  * memory, passed by address. Returns the call's non-negative result; a failure throws
  * KernelError with the request's uapi name and the errno.
  */
+let bound: Libc | undefined;
+
 export function ioctl(fd: number, request: IoctlRequest, arg: number | bigint | NativeBuffer = 0): number {
-  const libc = requireLibc();
+  // Bound once: this is the hot path (bench/src/host-kernel-ioctl-bench.ts).
+  const libc = (bound ??= requireLibc());
   const result = libc.ioctl(fd, request.number, typeof arg === "object" ? arg.address : arg);
   if (result < 0) throw new KernelError(request.name, libc.errno());
   return result;
