@@ -30,6 +30,32 @@ export default tseslint.config(
     },
   },
   {
+    // The backend boundary: only a device service's backend-factory.ts opens a concrete backend
+    // (a module named emulated-*backend.ts or native-*backend.ts). The backends' own modules and
+    // tests (emulated-*.ts, native-*.ts) may import them.
+    files: ["**/*.ts"],
+    ignores: ["**/backend-factory.ts", "**/emulated-*.ts", "**/native-*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: [
+                "**/emulated-*backend",
+                "**/emulated-*backend.js",
+                "**/native-*backend",
+                "**/native-*backend.js",
+              ],
+              message:
+                "only backend-factory.ts opens a concrete backend: reach the device through the backend interface and openBackend",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

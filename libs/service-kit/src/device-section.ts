@@ -11,28 +11,48 @@ export function badSection(index: number, reason: string, message: string, field
 }
 
 /**
- * Decodes sections[index]'s payload once its format version is the one this service reads
- * (else STATE_VERSION_UNSUPPORTED); a payload `decode` refuses keeps its reason, with the field
- * under sections[index].payload.
+ * A device state its reader refused, INVALID_ARGUMENT with `field` relative to the state's
+ * section ("kind", "format_version", "payload.<field>"). The reader (a backend's state format)
+ * does not know which section it reads; the DeviceStateService handler names it (inSection).
  */
-export function decodeSection<T>(
-  section: { formatVersion: number; payload: Uint8Array },
-  index: number,
+export class StateRefused extends VplaneError {}
+
+export function refuseState(reason: string, message: string, field: string): StateRefused {
+  return new StateRefused({ code: "INVALID_ARGUMENT", reason, message, field });
+}
+
+/** Runs `read` on sections[index]: a StateRefused becomes the refusal of that section. */
+export function inSection<T>(index: number, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof StateRefused)) throw error;
+    throw badSection(index, error.reason, error.message, error.field);
+  }
+}
+
+/**
+ * Decodes a state's payload once its format version is `version` (else STATE_VERSION_UNSUPPORTED
+ * on "format_version"); a payload `decode` refuses keeps its reason, on "payload.<field>". A state
+ * accepted before (a restart reading it back) comes without its section's version: its payload
+ * still carries one, which `decode` checks.
+ */
+export function decodeState<T>(
+  state: { formatVersion?: number; payload: Uint8Array },
   version: number,
   decode: (payload: Uint8Array) => T,
 ): T {
-  if (section.formatVersion !== version) {
-    throw badSection(
-      index,
+  if (state.formatVersion !== undefined && state.formatVersion !== version) {
+    throw refuseState(
       "STATE_VERSION_UNSUPPORTED",
-      `format version ${section.formatVersion} is not supported (this service reads ${version})`,
+      `format version ${state.formatVersion} is not supported (this service reads ${version})`,
       "format_version",
     );
   }
   try {
-    return decode(section.payload);
+    return decode(state.payload);
   } catch (error) {
     const e = toVplaneError(error);
-    throw badSection(index, e.reason, e.message, e.field ? `payload.${e.field}` : "payload");
+    throw refuseState(e.reason, e.message, e.field ? `payload.${e.field}` : "payload");
   }
 }

@@ -33,7 +33,7 @@ export {
 export { HealthClient, type HealthAnswer } from "./health-client.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
-export { badSection, decodeSection } from "./device-section.js";
+export { StateRefused, badSection, decodeState, inSection, refuseState } from "./device-section.js";
 export { deviceStateService, type DeviceStateHandlers } from "./device-state-service.js";
 export { IdempotentDeletes } from "./idempotent-deletes.js";
 export { createLogger, type Logger } from "./logger.js";

@@ -1,4 +1,8 @@
-import type { ActiveMode, ControllerMode, HcallResult, KvmXiveEq, SourceState } from "@vplane/xive";
+import type { ActiveMode, HcallResult, KvmXiveEq, SignalSink, SourceState } from "@vplane/xive";
+import type { ControllerRecord } from "./controller-config-store.js";
+export type { ControllerSpec } from "./controller-config-store.js";
+export type { ExportedState } from "./controller-state-format.js";
+import type { ExportedState, ImportedControllerState } from "./controller-state-format.js";
 
 /** The XICS RTAS calls a VMM forwards. */
 export type RtasCallName = "SET_XIVE" | "GET_XIVE" | "INT_OFF" | "INT_ON";
@@ -11,28 +15,32 @@ export interface TriggerCounts {
   dropped: number;
 }
 
-/** One exported device state: a DeviceSection's kind, format version and payload. */
-export interface ExportedState {
-  kind: "xive" | "xics";
-  formatVersion: number;
-  payload: Uint8Array;
-}
+/** Which implementation backs a controller (its durable record names it). */
+export type BackendKind = ControllerRecord["backend"];
 
-/** What a controller was created with. */
-export interface ControllerSpec {
-  mode: ControllerMode;
-  nrServers: number;
-  nrIrqs: number;
+/**
+ * What opening a backend takes beside the controller's record (backend-factory.ts). A backend
+ * that needs more to open (a VMM's handed-over fds) gets an optional field here: the factory's
+ * callers do not change.
+ */
+export interface BackendOpening {
+  /** Where relative guest RAM paths resolve. */
+  dataDir: string;
+  /** Receives the vCPU exception-line changes the backend raises. */
+  onSignal: SignalSink;
+  /** Open the controller this state describes (quiesced until resume), not a new one. */
+  imported?: ImportedControllerState;
 }
 
 /**
  * One VM's interrupt controller as the service drives it, whoever implements it: the emulated
- * model (libs/xive) or, later, the kernel's KVM XIVE device. Every method has the semantics and
- * the errors of the KVM device or the hypervisor call it is named after; failures are thrown as
- * errors with {code, reason, errno?, hcallReturnCode?}.
+ * model (libs/xive) or the kernel's KVM XIVE device. The service reaches a controller only
+ * through this interface, and opens one only through openBackend (backend-factory.ts). Every
+ * method has the semantics and the errors of the KVM device or the hypervisor call it is named
+ * after; failures are thrown as errors with {code, reason, errno?, hcallReturnCode?}.
  */
 export interface ControllerBackend {
-  readonly kind: "EMULATED" | "NATIVE";
+  readonly kind: BackendKind;
   readonly activeMode: ActiveMode;
   readonly nrServers: number;
   readonly nrIrqs: number;
@@ -81,7 +89,7 @@ export interface ControllerBackend {
   readonly quiesced: boolean;
   /** Stops the controller (idempotent); the queue pages to resend, as EQ_SYNC returns them. */
   quiesce(): { pages: bigint[]; pageSize: number };
-  /** The controller's state; FAILED_PRECONDITION unless quiesced. */
+  /** The controller's state in the shared format; FAILED_PRECONDITION unless quiesced. */
   exportState(): ExportedState;
   /** Runs again, re-delivering what arrived while stopped; no-op when running. */
   resume(): void;

@@ -1,14 +1,18 @@
 import type { JsonValue, Store, TransactionOp } from "@vplane/store";
 import type { ActiveMode, ControllerMode } from "@vplane/xive";
 
-/** What a controller was created with (durable). */
-export interface ControllerRecord {
-  vm: string;
+/** What a controller was created with. */
+export interface ControllerSpec {
   mode: ControllerMode;
-  backend: "EMULATED" | "NATIVE";
   /** NR_SERVERS as requested (the model clamps it). */
   nrServers: number;
   nrIrqs: number;
+}
+
+/** What a controller was created with (durable). */
+export interface ControllerRecord extends ControllerSpec {
+  vm: string;
+  backend: "EMULATED" | "NATIVE";
   /** As given in the request (relative paths resolve in the data folder). */
   guestMemoryPath: string;
   guestMemoryBytes: number;

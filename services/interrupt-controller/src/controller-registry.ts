@@ -1,6 +1,7 @@
 import { VplaneError, type Logger } from "@vplane/service-kit";
 import { StoreConflictError } from "@vplane/store";
-import { decodeControllerState, type ActiveMode, type CheckedControllerState } from "@vplane/xive";
+import type { ActiveMode } from "@vplane/xive";
+import { openBackend } from "./backend-factory.js";
 import type { ControllerBackend } from "./controller-backend.js";
 import {
   ControllerConfigStore,
@@ -8,15 +9,13 @@ import {
   type ControllerRecord,
   type SourceRecord,
 } from "./controller-config-store.js";
-import { EmulatedBackend } from "./emulated-backend.js";
-import { checkGuestMemory, openGuestMemory } from "./guest-memory-binding.js";
+import { readControllerState, type ImportedControllerState } from "./controller-state-format.js";
 import {
   importedConfiguration,
   importedSources,
   withLaterRecords,
   type ReplayedConfiguration,
 } from "./imported-configuration.js";
-import { openNativeBackend } from "./native-backend.js";
 import { LIMITS } from "./service-limits.js";
 import { SignalLog } from "./signal-log.js";
 
@@ -137,7 +136,7 @@ export class ControllerRegistry {
         `imported state is ${state.byteLength} bytes in the store, not ${stored.record.importedStateBytes}`,
       );
     }
-    const scratch = this.open(stored.record, decodeControllerState(state));
+    const scratch = this.open(stored.record, readControllerState(state));
     try {
       return withLaterRecords(
         importedConfiguration(scratch.backend),
@@ -150,34 +149,25 @@ export class ControllerRegistry {
   }
 
   /**
-   * Opens guest memory and the backend for a record (no store writes): a new controller, or the
-   * one an exported state describes.
+   * Opens the backend for a record (no store writes): a new controller, or the one an exported
+   * state describes.
    */
-  private open(record: ControllerRecord, imported?: CheckedControllerState): ControllerEntry {
-    if (record.backend === "NATIVE") openNativeBackend();
-    const memory = openGuestMemory(
-      checkGuestMemory(record.guestMemoryPath, BigInt(record.guestMemoryBytes), this.options.dataDir),
-    );
+  private open(record: ControllerRecord, imported?: ImportedControllerState): ControllerEntry {
     const signals = new SignalLog(LIMITS.signalBuffer);
-    try {
-      const backend = new EmulatedBackend(
-        memory,
-        imported ? { imported } : { mode: record.mode, nrServers: record.nrServers, nrIrqs: record.nrIrqs },
-        (server, raised) => signals.record(server, raised),
-      );
-      return {
-        record,
-        backend,
-        signals,
-        watchers: 0,
-        sources: new Map(),
-        sourcesToDerive: false,
-        answered: new Map(),
-      };
-    } catch (error) {
-      memory.close();
-      throw error;
-    }
+    const backend = openBackend(record, {
+      dataDir: this.options.dataDir,
+      onSignal: (server, raised) => signals.record(server, raised),
+      ...(imported ? { imported } : {}),
+    });
+    return {
+      record,
+      backend,
+      signals,
+      watchers: 0,
+      sources: new Map(),
+      sourcesToDerive: false,
+      answered: new Map(),
+    };
   }
 
   /**
@@ -193,22 +183,21 @@ export class ControllerRegistry {
   }
 
   /**
-   * Creates a controller from a checked exported state (ImportDeviceState), quiesced, with the
-   * same admission rules as create (a repeated request_id returns it; ALREADY_EXISTS;
+   * Creates a controller from an exported state (ImportDeviceState), quiesced, with the same
+   * admission rules as create (a repeated request_id returns it; ALREADY_EXISTS;
    * RESOURCE_EXHAUSTED) and made durable like one: the record and the exported state itself,
    * whose derived configuration (importedConfiguration) a restart replays; all removed again if
    * any write fails.
    */
   async importController(
     record: ControllerRecord,
-    state: CheckedControllerState,
-    stateBytes: Uint8Array,
+    imported: ImportedControllerState,
   ): Promise<ControllerEntry> {
     const existing = this.admit(record, "vm");
     if (existing) return existing;
-    const entry = this.open({ ...record, importedStateBytes: stateBytes.byteLength }, state);
+    const entry = this.open({ ...record, importedStateBytes: imported.payload.byteLength }, imported);
     entry.sourcesToDerive = true;
-    await this.persist(entry, "vm", stateBytes);
+    await this.persist(entry, "vm", imported.payload);
     return entry;
   }
 

@@ -1,23 +1,17 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { VplaneError, badSection, decodeSection } from "@vplane/service-kit";
-import {
-  CONTROLLER_STATE_FORMAT_VERSION,
-  decodeControllerState,
-  type CheckedControllerState,
-} from "@vplane/xive";
+import { VplaneError, badSection, inSection } from "@vplane/service-kit";
 import type { ControllerRecord } from "./controller-config-store.js";
 import { checkVmId, controllerName, type ControllerRegistry } from "./controller-registry.js";
+import { STATE_KIND_OF_MODE, readControllerState } from "./controller-state-format.js";
 import { checkGuestMemory } from "./guest-memory-binding.js";
-import { LIMITS } from "./service-limits.js";
 
-const KIND_OF_MODE = { XIVE: "xive", XICS: "xics" } as const;
+const KINDS: readonly string[] = Object.values(STATE_KIND_OF_MODE);
 
 /**
- * Checks the one section an interrupt controller imports and decodes its payload: kind "xive" or
- * "xics" matching the state's active mode, the VM's controller as device, a known format
- * version, and a payload libs/xive accepts in full. Any failure names sections[i].
+ * The one section an interrupt controller imports: kind "xive" or "xics", the VM's controller as
+ * device. Its payload is the state format's to read (readControllerState).
  */
-function checkedSection(vm: string, sections: readonly pb.DeviceSection[]): CheckedControllerState {
+function controllerSection(vm: string, sections: readonly pb.DeviceSection[]): pb.DeviceSection {
   if (sections.length === 0) {
     throw new VplaneError({
       code: "INVALID_ARGUMENT",
@@ -34,7 +28,7 @@ function checkedSection(vm: string, sections: readonly pb.DeviceSection[]): Chec
     );
   }
   const section = sections[0]!;
-  if (section.kind !== "xive" && section.kind !== "xics") {
+  if (!KINDS.includes(section.kind)) {
     throw badSection(0, "UNKNOWN_DEVICE_KIND", `kind "${section.kind}" is not "xive" or "xics"`, "kind");
   }
   if (section.device !== controllerName(vm)) {
@@ -45,22 +39,13 @@ function checkedSection(vm: string, sections: readonly pb.DeviceSection[]): Chec
       "device",
     );
   }
-  const state = decodeSection(section, 0, CONTROLLER_STATE_FORMAT_VERSION, decodeControllerState);
-  if (KIND_OF_MODE[state.activeMode] !== section.kind) {
-    throw badSection(
-      0,
-      "SECTION_KIND_MISMATCH",
-      `a "${section.kind}" section holds ${state.activeMode} state`,
-      "kind",
-    );
-  }
-  return state;
+  return section;
 }
 
 /**
  * vplane.devicestate.v1.DeviceStateService for the interrupt controllers, keyed by VM id: the
  * handlers find the VM's controller and translate; quiesce, export, import and resume are the
- * model's (libs/xive, xive.md §6).
+ * backend's, in the state format every backend shares (controller-state-format.ts, xive.md §6).
  */
 export function deviceStateHandlers(registry: ControllerRegistry, dataDir: string) {
   return {
@@ -79,33 +64,32 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
       request: pb.ImportDeviceStateRequest,
     ): Promise<pb.ImportDeviceStateResponse> => {
       checkVmId(request.vm, "vm");
-      const state = checkedSection(request.vm, request.sections);
+      const section = controllerSection(request.vm, request.sections);
+      const imported = inSection(0, () => readControllerState(section.payload, section));
       const path = request.guestMemory?.path ?? "";
       const requested = request.guestMemory?.sizeBytes ?? 0n;
-      const sizeBytes = requested === 0n ? BigInt(state.guestMemoryBytes) : requested;
+      const sizeBytes = requested === 0n ? BigInt(imported.guestMemoryBytes) : requested;
       const memory = checkGuestMemory(path, sizeBytes, dataDir, "guest_memory");
-      if (memory.sizeBytes !== state.guestMemoryBytes) {
+      if (memory.sizeBytes !== imported.guestMemoryBytes) {
         throw new VplaneError({
           code: "INVALID_ARGUMENT",
           reason: "GUEST_MEMORY_SIZE_MISMATCH",
-          message: `the state was exported with ${state.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
+          message: `the state was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
           field: "guest_memory.size_bytes",
         });
       }
       const record: ControllerRecord = {
         vm: request.vm,
-        mode: state.mode,
+        ...imported.spec,
         backend: "EMULATED",
-        nrServers: state.nrServersSetting ?? LIMITS.maxServers,
-        nrIrqs: state.nrIrqs,
         guestMemoryPath: path,
         guestMemoryBytes: memory.sizeBytes,
         createTime: new Date().toISOString(),
         createRequestId: request.requestId,
         // A restart replays the guest's CAS choice before the rest (SelectMode).
-        ...(state.xive?.xiveSelected ? { selectedMode: "XIVE" as const } : {}),
+        ...(imported.selectedMode ? { selectedMode: imported.selectedMode } : {}),
       };
-      await registry.importController(record, state, request.sections[0]!.payload);
+      await registry.importController(record, imported);
       return { devices: [controllerName(request.vm)] };
     },
 

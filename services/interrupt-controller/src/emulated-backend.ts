@@ -13,21 +13,34 @@ import {
   type SignalSink,
   type SourceState,
 } from "@vplane/xive";
-import type {
-  ControllerBackend,
-  ControllerSpec,
-  ExportedState,
-  RtasCallName,
-  TriggerCounts,
-} from "./controller-backend.js";
+import type { BackendOpening, ControllerBackend, RtasCallName, TriggerCounts } from "./controller-backend.js";
+import type { ControllerRecord, ControllerSpec } from "./controller-config-store.js";
+import type { ExportedState } from "./controller-state-format.js";
+import { checkGuestMemory, openGuestMemory } from "./guest-memory-binding.js";
 
 /** Wall-clock timebase for H_XIRR_X: the POWER timebase runs at 512 MHz. */
 const readTimebase = (): bigint => (process.hrtime.bigint() * 512n) / 1000n;
 
-/** The emulated backend: vplane's XIVE/XICS model over the VM's guest RAM. */
+/** Opens the record's guest RAM and the model over it: a new controller, or the imported one. */
+export function openEmulatedBackend(record: ControllerRecord, opening: BackendOpening): EmulatedBackend {
+  const memory = openGuestMemory(
+    checkGuestMemory(record.guestMemoryPath, BigInt(record.guestMemoryBytes), opening.dataDir),
+  );
+  try {
+    return new EmulatedBackend(
+      memory,
+      opening.imported ? { imported: opening.imported.state } : record,
+      opening.onSignal,
+    );
+  } catch (error) {
+    memory.close();
+    throw error;
+  }
+}
 
+/** The emulated backend: vplane's XIVE/XICS model over the VM's guest RAM. */
 export class EmulatedBackend implements ControllerBackend {
-  readonly kind = "EMULATED";
+  readonly kind = "EMULATED" as const;
   private readonly controller: InterruptController;
 
   constructor(

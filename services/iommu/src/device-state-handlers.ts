@@ -1,8 +1,6 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { VplaneError, badSection, decodeSection } from "@vplane/service-kit";
-import { DEFAULT_LIMITS, SMMU_STATE_FORMAT_VERSION, decodeSmmuState, type SmmuState } from "@vplane/smmuv3";
+import { VplaneError, badSection, inSection } from "@vplane/service-kit";
 import { guestMemorySpec } from "./guest-memory-binding.js";
-import { LIMITS } from "./service-limits.js";
 import {
   SMMU_NAME,
   checkResourceId,
@@ -10,32 +8,23 @@ import {
   type ImportedSmmuItem,
   type SmmuRegistry,
 } from "./smmu-registry.js";
+import { SMMU_STATE_KIND, readSmmuState } from "./smmu-state-format.js";
 
-/** Section kind of an SMMUv3 (proto/vplane/devicestate/v1). */
-const SECTION_KIND = "smmuv3";
 /** Dirty pages are reported in 4 KiB pages (the guest-memory dirty-log granule). */
 const DIRTY_PAGE_SIZE = 4096;
 
-/** A decoded section: the SMMU id it names and its checked state. */
-interface CheckedSection {
-  smmuId: string;
-  state: SmmuState;
-}
-
 /**
- * Checks one section: kind "smmuv3", device "vms/{vm}/smmus/{smmu}" of this VM and not repeated,
- * a known format version, a payload libs/smmuv3 decodes in full, and guest-visible limits this
- * service can keep (the durable record holds queue depth and timeout; the page-request capacity
- * is the model's default). Any failure names sections[i].
+ * Checks one section's envelope: kind "smmuv3", device "vms/{vm}/smmus/{smmu}" of this VM and
+ * not repeated; the SMMU id it names. Its payload is the state format's to read (readSmmuState).
  */
-function checkedSection(
-  vm: string,
-  index: number,
-  section: pb.DeviceSection,
-  seen: Set<string>,
-): CheckedSection {
-  if (section.kind !== SECTION_KIND) {
-    throw badSection(index, "UNKNOWN_DEVICE_KIND", `kind "${section.kind}" is not "${SECTION_KIND}"`, "kind");
+function smmuIdOf(vm: string, index: number, section: pb.DeviceSection, seen: Set<string>): string {
+  if (section.kind !== SMMU_STATE_KIND) {
+    throw badSection(
+      index,
+      "UNKNOWN_DEVICE_KIND",
+      `kind "${section.kind}" is not "${SMMU_STATE_KIND}"`,
+      "kind",
+    );
   }
   const match = SMMU_NAME.exec(section.device);
   if (!match || match[1] !== vm) {
@@ -50,28 +39,14 @@ function checkedSection(
     throw badSection(index, "SECTION_DUPLICATE", `${section.device} has another section before`, "device");
   }
   seen.add(section.device);
-  const state = decodeSection(section, index, SMMU_STATE_FORMAT_VERSION, decodeSmmuState);
-  const unsupported = (field: string, message: string) =>
-    badSection(index, "STATE_LIMITS_UNSUPPORTED", message, `payload.${field}`);
-  if (state.eventQueueDepth > LIMITS.maxEventQueueDepth)
-    throw unsupported("event_queue_depth", `event queue depth above ${LIMITS.maxEventQueueDepth}`);
-  if (state.pageRequestTimeoutMs > LIMITS.maxPageRequestTimeoutMs)
-    throw unsupported(
-      "page_request_timeout_ms",
-      `page-request timeout above ${LIMITS.maxPageRequestTimeoutMs} ms`,
-    );
-  if (state.pageRequestCapacity !== DEFAULT_LIMITS.pageRequests)
-    throw unsupported(
-      "page_request_capacity",
-      `this service keeps ${DEFAULT_LIMITS.pageRequests} page requests`,
-    );
-  return { smmuId: match[2]!, state };
+  return match[2]!;
 }
 
 /**
  * vplane.devicestate.v1.DeviceStateService for the SMMUs, keyed by VM id (a VM may have several
  * SMMUs: one section each): the handlers find the VM's SMMUs and translate; quiesce, export,
- * import and resume are the model's (libs/smmuv3, issue 6).
+ * import and resume are the backend's, in the state format every backend shares
+ * (smmu-state-format.ts).
  */
 export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
   return {
@@ -90,11 +65,11 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
 
     exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => ({
       sections: registry.requireVm(request.vm).map((e) => {
-        const payload = e.backend.exportState();
+        const { kind, formatVersion, payload } = e.backend.exportState();
         return {
-          kind: SECTION_KIND,
+          kind,
           device: smmuName(e.record.vm, e.record.smmuId),
-          formatVersion: SMMU_STATE_FORMAT_VERSION,
+          formatVersion,
           payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
         };
       }),
@@ -113,33 +88,33 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
         });
       }
       const seen = new Set<string>();
-      const sections = request.sections.map((s, i) => checkedSection(request.vm, i, s, seen));
+      const sections = request.sections.map((section, i) => ({
+        smmuId: smmuIdOf(request.vm, i, section, seen),
+        imported: inSection(i, () => readSmmuState(section.payload, section)),
+      }));
       const path = request.guestMemory?.path ?? "";
       const requested = request.guestMemory?.sizeBytes ?? 0n;
-      const items = sections.map(({ smmuId, state }, i): ImportedSmmuItem => {
-        const sizeBytes = requested === 0n ? BigInt(state.guestMemoryBytes) : requested;
+      const items = sections.map(({ smmuId, imported }, i): ImportedSmmuItem => {
+        const sizeBytes = requested === 0n ? BigInt(imported.guestMemoryBytes) : requested;
         const memory = guestMemorySpec(path, sizeBytes, dataDir, "guest_memory");
-        if (memory.sizeBytes !== state.guestMemoryBytes) {
+        if (memory.sizeBytes !== imported.guestMemoryBytes) {
           throw new VplaneError({
             code: "INVALID_ARGUMENT",
             reason: "GUEST_MEMORY_SIZE_MISMATCH",
-            message: `sections[${i}] was exported with ${state.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
+            message: `sections[${i}] was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
             field: "guest_memory.size_bytes",
           });
         }
         return {
-          field: `sections[${i}].payload`,
-          state,
+          section: i,
+          imported,
           record: {
             vm: request.vm,
             smmuId,
             backend: "EMULATED",
-            features: state.features,
+            ...imported.spec,
             guestMemoryPath: path,
             guestMemoryBytes: memory.sizeBytes,
-            stage2GranuleBits: state.stage2GranuleBits,
-            eventQueueDepth: state.eventQueueDepth,
-            pageRequestTimeoutMs: state.pageRequestTimeoutMs,
             createTime: new Date().toISOString(),
             createRequestId: request.requestId,
           },

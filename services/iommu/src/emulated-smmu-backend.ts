@@ -17,8 +17,12 @@ import {
   type Stage2Mapping,
   type TranslationResult,
 } from "@vplane/smmuv3";
+import { refuseState } from "@vplane/service-kit";
 import { EventLog } from "./event-log.js";
-import type { DmaOutcome, InvalidationItem, SmmuBackend } from "./smmu-backend.js";
+import { guestMemorySpec, openGuestMemory } from "./guest-memory-binding.js";
+import type { BackendOpening, DmaOutcome, InvalidationItem, SmmuBackend } from "./smmu-backend.js";
+import type { SmmuRecord } from "./smmu-config-store.js";
+import { exportedSmmuState, type ExportedSmmuState } from "./smmu-state-format.js";
 import { LIMITS } from "./service-limits.js";
 
 /** An SMMU migrated here (ImportDeviceState): its checked state, the VMID and limits of this host. */
@@ -26,6 +30,45 @@ export interface ImportedSmmu {
   imported: SmmuState;
   vmid: number;
   limits: Partial<SmmuLimits>;
+}
+
+/**
+ * Opens the record's guest RAM and the model over it: a new SMMU, or the migrated one (a state
+ * the model refuses to rebuild is StateRefused on "payload.<field>").
+ */
+export function openEmulatedSmmuBackend(record: SmmuRecord, opening: BackendOpening): EmulatedSmmuBackend {
+  const memory = openGuestMemory(
+    guestMemorySpec(record.guestMemoryPath, BigInt(record.guestMemoryBytes), opening.dataDir),
+  );
+  const hostLimits = {
+    devices: LIMITS.maxDevicesPerSmmu,
+    stage2Mappings: LIMITS.maxMappingsPerSmmu,
+    iotlbEntries: LIMITS.iotlbEntries,
+  };
+  try {
+    if (opening.imported) {
+      const imported = { imported: opening.imported.state, vmid: record.vmid, limits: hostLimits };
+      try {
+        return new EmulatedSmmuBackend(memory, imported);
+      } catch (error) {
+        if (!(error instanceof SmmuError)) throw error;
+        throw refuseState(error.reason, error.message, error.field ? `payload.${error.field}` : "payload");
+      }
+    }
+    return new EmulatedSmmuBackend(memory, {
+      vmid: record.vmid,
+      features: record.features,
+      stage2GranuleBits: record.stage2GranuleBits,
+      limits: {
+        ...hostLimits,
+        eventQueueDepth: record.eventQueueDepth,
+        pageRequestTimeoutMs: record.pageRequestTimeoutMs,
+      },
+    });
+  } catch (error) {
+    memory.close();
+    throw error;
+  }
 }
 
 /**
@@ -214,8 +257,8 @@ export class EmulatedSmmuBackend implements SmmuBackend {
     this.drain();
   }
 
-  exportState(): Uint8Array {
-    return this.smmu.exportState();
+  exportState(): ExportedSmmuState {
+    return exportedSmmuState(this.smmu.exportState());
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import { PASID_FORMAT_SMMUV3, PasidConfig, type SmmuState } from "@vplane/smmuv3";
 import type { PasidTableRecord, SmmuConfig, SmmuRecord } from "./smmu-config-store.js";
+import type { ImportedSmmuState } from "./smmu-state-format.js";
 
 /**
  * The durable configuration of an SMMU made by ImportDeviceState. The source host's records do
@@ -10,7 +11,7 @@ import type { PasidTableRecord, SmmuConfig, SmmuRecord } from "./smmu-config-sto
  * ATTACH_PASID_TABLE that installs the same stage 1, and the MSI binding. Runtime state (held
  * events, page requests, counters) is not durable, as for a created SMMU.
  */
-export function importedSmmuConfig(record: SmmuRecord, state: SmmuState): SmmuConfig {
+export function importedSmmuConfig(record: SmmuRecord, { state }: ImportedSmmuState): SmmuConfig {
   return {
     record,
     mappings: state.mappings.map((m) => ({ ...m })),

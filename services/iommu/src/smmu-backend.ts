@@ -13,6 +13,23 @@ import type {
   TranslationResult,
 } from "@vplane/smmuv3";
 import type { EventLog } from "./event-log.js";
+import type { SmmuRecord } from "./smmu-config-store.js";
+import type { ExportedSmmuState, ImportedSmmuState } from "./smmu-state-format.js";
+
+/** Which implementation backs an SMMU (its durable record names it). */
+export type BackendKind = SmmuRecord["backend"];
+
+/**
+ * What opening a backend takes beside the SMMU's record (backend-factory.ts). A backend that
+ * needs more to open (a VMM's handed-over iommufd and device fds) gets an optional field here:
+ * the factory's callers do not change.
+ */
+export interface BackendOpening {
+  /** Where relative guest RAM paths resolve. */
+  dataDir: string;
+  /** Open the SMMU this state describes (quiesced until resume), not a new one. */
+  imported?: ImportedSmmuState;
+}
 
 /** One entry of an Invalidate batch. */
 export type InvalidationItem = { raw: RawCommand } | { structured: CacheInvalidateInfo };
@@ -31,11 +48,12 @@ export interface DmaOutcome {
 
 /**
  * What the service does with one virtual SMMU, whichever backend implements it: the emulated
- * model, or (later) iommufd nesting on the host. Methods throw the model's typed errors (code,
- * reason, errno), which the service kit maps to gRPC statuses.
+ * model, or iommufd nesting on the host. The service reaches an SMMU only through this
+ * interface, and opens one only through openBackend (backend-factory.ts). Methods throw the
+ * model's typed errors (code, reason, errno), which the service kit maps to gRPC statuses.
  */
 export interface SmmuBackend {
-  readonly kind: "EMULATED" | "NATIVE";
+  readonly kind: BackendKind;
   readonly vmid: number;
   readonly features: SmmuFeatures;
   /** Fault events and page requests, in stream order. */
@@ -76,7 +94,10 @@ export interface SmmuBackend {
   quiesce(): { pages: bigint[]; pageSize: number };
   /** Runs again, delivering what was held. No-op when running. */
   resume(): void;
-  /** The versioned state (libs/smmuv3 device-state); FAILED_PRECONDITION unless quiesced. */
-  exportState(): Uint8Array;
+  /**
+   * The versioned state in the format every backend shares (libs/smmuv3 device-state,
+   * smmu-state-format.ts); FAILED_PRECONDITION unless quiesced.
+   */
+  exportState(): ExportedSmmuState;
   close(): void;
 }

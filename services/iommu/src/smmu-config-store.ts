@@ -1,18 +1,22 @@
 import type { JsonValue, Store, StoreEntry, TransactionOp } from "@vplane/store";
 import type { SmmuFeatures } from "@vplane/smmuv3";
 
-/** What an SMMU was created with (durable). */
-export interface SmmuRecord {
-  vm: string;
-  smmuId: string;
-  backend: "EMULATED" | "NATIVE";
+/** What the guest sees of an SMMU: what it was created with. */
+export interface SmmuSpec {
   features: SmmuFeatures;
-  guestMemoryPath: string;
-  guestMemoryBytes: number;
-  vmid: number;
   stage2GranuleBits: 12 | 14 | 16;
   eventQueueDepth: number;
   pageRequestTimeoutMs: number;
+}
+
+/** What an SMMU was created with (durable). */
+export interface SmmuRecord extends SmmuSpec {
+  vm: string;
+  smmuId: string;
+  backend: "EMULATED" | "NATIVE";
+  guestMemoryPath: string;
+  guestMemoryBytes: number;
+  vmid: number;
   createTime: string;
   createRequestId: string;
 }

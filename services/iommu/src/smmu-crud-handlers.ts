@@ -12,7 +12,6 @@ import type {
 import { VplaneError, IdempotentDeletes } from "@vplane/service-kit";
 import { resolveFeatures } from "@vplane/smmuv3";
 import { guestMemorySpec } from "./guest-memory-binding.js";
-import { refuseNativeBackend } from "./native-smmu-backend.js";
 import { featuresFromMessage, smmuMessage } from "./proto-mapping.js";
 import { checkResourceId, type SmmuRegistry } from "./smmu-registry.js";
 import { LIMITS } from "./service-limits.js";
@@ -44,7 +43,6 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
       }
       checkResourceId(s.vm, "smmu.vm");
       checkResourceId(s.smmuId, "smmu.smmu_id");
-      if (s.backend === Backend.BACKEND_NATIVE) refuseNativeBackend();
       const features = resolveFeatures(featuresFromMessage(s.features));
       const stage2GranuleBits = GRANULE_BITS.get(s.stage2GranuleBytes);
       if (stage2GranuleBits === undefined) {
@@ -69,7 +67,7 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
       const entry = await registry.create({
         vm: s.vm,
         smmuId: s.smmuId,
-        backend: "EMULATED",
+        backend: s.backend === Backend.BACKEND_NATIVE ? "NATIVE" : "EMULATED",
         features,
         guestMemoryPath: s.guestMemory?.path ?? "",
         guestMemoryBytes: memory.sizeBytes,

@@ -1,9 +1,7 @@
-import { VplaneError, type Logger } from "@vplane/service-kit";
+import { VplaneError, inSection, type Logger } from "@vplane/service-kit";
 import { StoreConflictError, type Store } from "@vplane/store";
-import { SmmuError, type PasidTableConfig, type SmmuState } from "@vplane/smmuv3";
-import { EmulatedSmmuBackend } from "./emulated-smmu-backend.js";
-import { guestMemorySpec, openGuestMemory } from "./guest-memory-binding.js";
-import { refuseNativeBackend } from "./native-smmu-backend.js";
+import type { PasidTableConfig } from "@vplane/smmuv3";
+import { openBackend } from "./backend-factory.js";
 import type { SmmuBackend } from "./smmu-backend.js";
 import {
   SmmuConfigStore,
@@ -13,7 +11,7 @@ import {
   type SmmuRecord,
 } from "./smmu-config-store.js";
 import { importedSmmuConfig } from "./imported-smmu-config.js";
-import { LIMITS } from "./service-limits.js";
+import type { ImportedSmmuState } from "./smmu-state-format.js";
 
 /** An SMMU the service holds: its durable record, its backend, and its request_id answers. */
 export interface SmmuEntry {
@@ -27,11 +25,11 @@ export interface SmmuEntry {
   devices: Map<number, DeviceRecord>;
 }
 
-/** An SMMU to create from a migrated state; `field` names its state in errors. */
+/** An SMMU to create from a migrated state, read from sections[section]. */
 export interface ImportedSmmuItem {
   record: Omit<SmmuRecord, "vmid">;
-  state: SmmuState;
-  field: string;
+  imported: ImportedSmmuState;
+  section: number;
 }
 
 const ID = /^[a-z][a-z0-9-]{0,62}$/;
@@ -111,38 +109,10 @@ export class SmmuRegistry {
     return entry;
   }
 
-  /** Opens guest memory and the backend for a record (no store writes): a new SMMU, or a migrated one. */
-  private open(record: SmmuRecord, imported?: SmmuState): SmmuEntry {
-    if (record.backend === "NATIVE") refuseNativeBackend();
-    const memory = openGuestMemory(
-      guestMemorySpec(record.guestMemoryPath, BigInt(record.guestMemoryBytes), this.options.dataDir),
-    );
-    const hostLimits = {
-      devices: LIMITS.maxDevicesPerSmmu,
-      stage2Mappings: LIMITS.maxMappingsPerSmmu,
-      iotlbEntries: LIMITS.iotlbEntries,
-    };
-    try {
-      const backend = new EmulatedSmmuBackend(
-        memory,
-        imported
-          ? { imported, vmid: record.vmid, limits: hostLimits }
-          : {
-              vmid: record.vmid,
-              features: record.features,
-              stage2GranuleBits: record.stage2GranuleBits,
-              limits: {
-                ...hostLimits,
-                eventQueueDepth: record.eventQueueDepth,
-                pageRequestTimeoutMs: record.pageRequestTimeoutMs,
-              },
-            },
-      );
-      return { record, backend, answered: new Map(), writes: Promise.resolve(), devices: new Map() };
-    } catch (error) {
-      memory.close();
-      throw error;
-    }
+  /** Opens the backend for a record (no store writes): a new SMMU, or a migrated one. */
+  private open(record: SmmuRecord, imported?: ImportedSmmuState): SmmuEntry {
+    const backend = openBackend(record, { dataDir: this.options.dataDir, ...(imported ? { imported } : {}) });
+    return { record, backend, answered: new Map(), writes: Promise.resolve(), devices: new Map() };
   }
 
   /** The lowest VMID (1..65535) no SMMU of this host (nor `taken`) uses. */
@@ -181,8 +151,8 @@ export class SmmuRegistry {
    * Creates a VM's SMMUs from migrated states (ImportDeviceState), quiesced, all or nothing: the
    * VM must have no SMMU here (ALREADY_EXISTS, unless every one was created by the same non-empty
    * request_id: a retry gets them), the host limit holds (RESOURCE_EXHAUSTED), every state is
-   * imported into a backend before anything is stored (a state the model refuses is
-   * INVALID_ARGUMENT naming `${item.field}.<entry>`), then each is made durable like a created
+   * imported into a backend before anything is stored (a state the backend refuses is
+   * INVALID_ARGUMENT naming `sections[i].payload.<entry>`), then each is made durable like a created
    * SMMU with the configuration derived from its state; a failed write removes what was written.
    */
   async importSmmus(vm: string, requestId: string, items: readonly ImportedSmmuItem[]): Promise<SmmuEntry[]> {
@@ -208,21 +178,11 @@ export class SmmuRegistry {
     try {
       for (const item of items) {
         const record: SmmuRecord = { ...item.record, vmid: this.freeVmid(built.map((e) => e.record.vmid)) };
-        try {
-          built.push(this.open(record, item.state));
-        } catch (error) {
-          if (!(error instanceof SmmuError)) throw error;
-          throw new VplaneError({
-            code: "INVALID_ARGUMENT",
-            reason: error.reason,
-            message: `${item.field}: ${error.message}`,
-            field: error.field ? `${item.field}.${error.field}` : item.field,
-          });
-        }
+        built.push(inSection(item.section, () => this.open(record, item.imported)));
       }
       for (const [i, entry] of built.entries()) {
         try {
-          await this.config.createWithConfig(importedSmmuConfig(entry.record, items[i]!.state));
+          await this.config.createWithConfig(importedSmmuConfig(entry.record, items[i]!.imported));
         } catch (error) {
           if (error instanceof StoreConflictError) throw alreadyExists(smmuName(vm, entry.record.smmuId));
           throw error;
@@ -236,7 +196,7 @@ export class SmmuRegistry {
       throw error;
     }
     for (const [i, entry] of built.entries()) {
-      for (const d of importedSmmuConfig(entry.record, items[i]!.state).devices)
+      for (const d of importedSmmuConfig(entry.record, items[i]!.imported).devices)
         entry.devices.set(d.streamId, d);
       this.entries.set(smmuName(vm, entry.record.smmuId), entry);
     }

@@ -1,0 +1,69 @@
+import { decodeState, refuseState } from "@vplane/service-kit";
+import {
+  CONTROLLER_STATE_FORMAT_VERSION,
+  decodeControllerState,
+  type ActiveMode,
+  type CheckedControllerState,
+} from "@vplane/xive";
+import type { ControllerSpec } from "./controller-config-store.js";
+import { LIMITS } from "./service-limits.js";
+
+/** One exported device state: a DeviceSection's kind, format version and payload. */
+export interface ExportedState {
+  kind: "xive" | "xics";
+  formatVersion: number;
+  payload: Uint8Array;
+}
+
+/** The section kind of each active mode. */
+export const STATE_KIND_OF_MODE = { XIVE: "xive", XICS: "xics" } as const satisfies Record<
+  ActiveMode,
+  ExportedState["kind"]
+>;
+
+/**
+ * A controller state read from its bytes: what every backend imports. The format is libs/xive's
+ * (xive.md §6) whichever backend exported it: the emulated one encodes its model, a native one
+ * what it reads from the kernel, so a VM moves between them.
+ */
+export interface ImportedControllerState {
+  /** The payload as it came (an imported controller keeps it as its base configuration). */
+  readonly payload: Uint8Array;
+  /** Decoded and checked in full. */
+  readonly state: CheckedControllerState;
+  /** What the controller was created with on its source (its durable record holds the same). */
+  readonly spec: ControllerSpec;
+  /** The guest's CAS choice, replayed first on a restart (SelectMode). */
+  readonly selectedMode: ActiveMode | undefined;
+  readonly guestMemoryBytes: number;
+}
+
+/**
+ * Reads a controller state. With its section's envelope, the format version and the kind must
+ * match the payload; a state accepted before (a restart) comes without one. Refusals are
+ * StateRefused, named relative to the section.
+ */
+export function readControllerState(
+  payload: Uint8Array,
+  envelope?: Pick<ExportedState, "formatVersion"> & { kind: string },
+): ImportedControllerState {
+  const state = decodeState(
+    { payload, ...(envelope ? { formatVersion: envelope.formatVersion } : {}) },
+    CONTROLLER_STATE_FORMAT_VERSION,
+    decodeControllerState,
+  );
+  if (envelope && STATE_KIND_OF_MODE[state.activeMode] !== envelope.kind) {
+    throw refuseState(
+      "SECTION_KIND_MISMATCH",
+      `a "${envelope.kind}" section holds ${state.activeMode} state`,
+      "kind",
+    );
+  }
+  return {
+    payload,
+    state,
+    spec: { mode: state.mode, nrServers: state.nrServersSetting ?? LIMITS.maxServers, nrIrqs: state.nrIrqs },
+    selectedMode: state.xive?.xiveSelected ? "XIVE" : undefined,
+    guestMemoryBytes: state.guestMemoryBytes,
+  };
+}
