@@ -62,6 +62,12 @@ export class KvmVm {
     return fd;
   }
 
+  /** A vCPU fd the VMM handed over later (hotplug). */
+  addVcpu(vcpuId: number, fd: number): void {
+    if (this.vcpus.has(vcpuId)) throw new Error(`vCPU ${vcpuId} was handed over already`);
+    this.vcpus.set(vcpuId, fd);
+  }
+
   hasVcpu(vcpuId: number): boolean {
     return this.vcpus.has(vcpuId);
   }
