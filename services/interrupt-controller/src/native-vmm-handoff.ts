@@ -244,12 +244,17 @@ class AdoptedVmState implements AdoptedVm {
   }
 }
 
-function send(fd: number, message: Message, fds: number[] = []): void {
+/** One message as it goes on the wire: a 4-byte big-endian length, then the JSON. */
+export function handoffFrame(message: unknown): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(message));
   const frame = new Uint8Array(4 + json.length);
   new DataView(frame.buffer).setUint32(0, json.length);
   frame.set(json, 4);
-  sendWithFds(fd, frame, fds);
+  return frame;
+}
+
+function send(fd: number, message: Message, fds: number[] = []): void {
+  sendWithFds(fd, handoffFrame(message), fds);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -1,13 +1,10 @@
 // A VMM's side of the handoff protocol (docs/vmm-handoff.md), for the tests: frames, sends fds,
 // waits for answers.
 import { receiveWithFds, sendWithFds, watchReadable } from "@vplane/host-kernel";
+import { handoffFrame } from "../src/native-vmm-handoff.js";
 
 export function sendFrame(fd: number, message: unknown, fds: number[] = []): void {
-  const json = new TextEncoder().encode(JSON.stringify(message));
-  const frame = new Uint8Array(4 + json.length);
-  new DataView(frame.buffer).setUint32(0, json.length);
-  frame.set(json, 4);
-  sendWithFds(fd, frame, fds);
+  sendWithFds(fd, handoffFrame(message), fds);
 }
 
 /** The next message (and its fds) from the service, or "closed" when it closed the connection. */
