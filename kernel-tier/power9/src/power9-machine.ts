@@ -21,7 +21,12 @@ const NODE_LIBRARIES = [
  * bundled guest entry (built for Node 20) beside koffi and its ppc64 binary. Returns the cpio.
  */
 export async function buildPower9Initramfs(artefacts: Power9Artefacts): Promise<string> {
-  const bundle = await bundleGuestEntry(join(PACKAGE_ROOT, "dist", "src", "guest", "main.js"), "node20");
+  // The service kit comes in with the emulated backend; only what is used of it is bundled.
+  const bundle = await bundleGuestEntry(
+    join(PACKAGE_ROOT, "dist", "src", "guest", "main.js"),
+    "node20",
+    /[/\\]libs[/\\]service-kit[/\\]/,
+  );
   const tree = new InitramfsTree()
     .file(join(PACKAGE_ROOT, "guest", "init"), "init", 0o755)
     .file(artefacts.busybox, "bin/busybox", 0o755)

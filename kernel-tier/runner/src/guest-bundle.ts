@@ -1,15 +1,21 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 /**
  * A guest's Node entry and everything it imports (the project's compiled code) as one ES
  * module; koffi stays outside (a native module, shipped beside the bundle). `target` is the
  * guest's Node ("node20" for the ppc64le guest, whose newest Node on npm is 20.11). Returns the
- * bundle's path; the caller removes its folder.
+ * bundle's path; the caller removes its folder. Modules whose path matches `sideEffectFree` are
+ * bundled only for the exports used (esbuild's sideEffects: false): a service library's module
+ * that reads its package.json when loaded (libs/service-kit's version.ts) is left out unless used.
  */
-export async function bundleGuestEntry(entry: string, target: string): Promise<string> {
+export async function bundleGuestEntry(
+  entry: string,
+  target: string,
+  sideEffectFree?: RegExp,
+): Promise<string> {
   const outfile = join(mkdtempSync(join(tmpdir(), "vplane-guest-")), "guest.mjs");
   await build({
     entryPoints: [entry],
@@ -20,6 +26,7 @@ export async function bundleGuestEntry(entry: string, target: string): Promise<s
     target,
     sourcemap: "inline",
     external: ["koffi"],
+    plugins: sideEffectFree ? [withoutSideEffects(sideEffectFree)] : [],
     logLevel: "warning",
     // Bundled CommonJS dependencies call require(); give the ES module one.
     banner: {
@@ -27,4 +34,25 @@ export async function bundleGuestEntry(entry: string, target: string): Promise<s
     },
   });
   return outfile;
+}
+
+/** Marks every module whose resolved path matches `paths` as free of side effects. */
+function withoutSideEffects(paths: RegExp): Plugin {
+  const again = Symbol("resolving");
+  return {
+    name: "vplane-side-effect-free",
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, async (args) => {
+        if ((args.pluginData as { [again]?: boolean } | undefined)?.[again]) return undefined;
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: { [again]: true },
+        });
+        if (resolved.errors.length > 0 || !paths.test(resolved.path)) return undefined;
+        return { ...resolved, sideEffects: false };
+      });
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import type { BackendKind, BackendOpening, ControllerBackend } from "./controller-backend.js";
 import type { ControllerRecord } from "./controller-config-store.js";
 import { openEmulatedBackend } from "./emulated-backend.js";
-import { openNativeBackend } from "./native-backend.js";
+import { openNativeBackend } from "./native-service-backend.js";
 
 /**
  * How each backend opens. This file is the only one that may import a concrete backend module
@@ -11,7 +11,7 @@ import { openNativeBackend } from "./native-backend.js";
 const OPENERS: Record<BackendKind, (record: ControllerRecord, opening: BackendOpening) => ControllerBackend> =
   {
     EMULATED: openEmulatedBackend,
-    NATIVE: () => openNativeBackend(),
+    NATIVE: openNativeBackend,
   };
 
 /**

@@ -572,28 +572,13 @@ function requireXiveMode(mode: string, field: string): void {
 }
 
 /** FAILED_PRECONDITION with the probe's reason where the KVM XIVE device is not available. */
-function requireNativeXive(host: NativeXiveHost): void {
+export function requireNativeXive(host: NativeXiveHost): void {
   const probe = probeNativeXive(host);
   if (probe.available) return;
   throw new XiveError({
     code: "FAILED_PRECONDITION",
     reason: probe.unavailableCode || "NATIVE_BACKEND_UNAVAILABLE",
     message: `the native backend is not available on this host: ${probe.unavailableReason}`,
-    field: "controller.backend",
-  });
-}
-
-/**
- * Creating a NATIVE controller through the service: not wired to the gRPC handlers yet. (Errors
- * here are XiveErrors, which the service kit maps like its own: this module also runs in the
- * kernel tier's guest, bundled, where the service kit is not loaded.)
- */
-export function openNativeBackend(host: NativeXiveHost = thisHost): ControllerBackend {
-  requireNativeXive(host);
-  throw new XiveError({
-    code: "UNIMPLEMENTED",
-    reason: "NATIVE_BACKEND_NOT_WIRED",
-    message: "this host has the KVM XIVE device, but the service does not drive it through gRPC yet",
     field: "controller.backend",
   });
 }

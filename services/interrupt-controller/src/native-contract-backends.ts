@@ -9,7 +9,9 @@ export type ContractBackendKind = "EMULATED" | "NATIVE";
 /**
  * Opens either backend the same way for the differential contract suite (kernel-tier/power9):
  * a new controller on the guest RAM file, or one imported from an exported payload. The
- * emulated backend logs dirty pages in 64 KiB pages, as the service opens it.
+ * emulated backend logs dirty pages in 64 KiB pages, as the service opens it. Not the service's
+ * openBackend (backend-factory.ts): this runs bundled in the POWER9 guest, which has neither the
+ * service's store nor its service kit, and takes a spec, not a durable record.
  */
 export function openContractBackend(
   kind: ContractBackendKind,

@@ -1,0 +1,35 @@
+import { XiveError } from "@vplane/xive";
+import type { BackendOpening } from "./controller-backend.js";
+import type { ControllerRecord } from "./controller-config-store.js";
+import { checkGuestMemory, openGuestMemory } from "./guest-memory-binding.js";
+import { NativeBackend, requireNativeXive } from "./native-backend.js";
+import { thisHost, type NativeXiveHost } from "./native-probe.js";
+
+/**
+ * The factory's opener for NATIVE controllers (backend-factory.ts): the probe first (so that a
+ * host without the KVM XIVE device answers its reason), then the guest RAM file, which a VM this
+ * service creates maps as its memory (the kernel writes the event queues into it), then the
+ * device, new or from an imported state. Separate from native-backend.ts, which also runs in the
+ * kernel tier's guest without the service's libraries.
+ */
+export function openNativeBackend(
+  record: ControllerRecord,
+  opening: BackendOpening,
+  host: NativeXiveHost = thisHost,
+): NativeBackend {
+  requireNativeXive(host);
+  const spec = checkGuestMemory(record.guestMemoryPath, BigInt(record.guestMemoryBytes), opening.dataDir);
+  if (spec.path === "") {
+    throw new XiveError({
+      code: "FAILED_PRECONDITION",
+      reason: "NATIVE_NEEDS_GUEST_RAM_FILE",
+      message: "a NATIVE controller maps the guest RAM file into its VM: name one in guest_memory.path",
+      field: "controller.guest_memory.path",
+    });
+  }
+  openGuestMemory(spec).close(); // creates and sizes the file as the emulated backend would
+  const ram = { path: spec.path, bytes: Number(spec.sizeBytes) };
+  return opening.imported
+    ? NativeBackend.importState(opening.imported.state, ram, undefined, host)
+    : NativeBackend.create(record, ram, undefined, host);
+}
