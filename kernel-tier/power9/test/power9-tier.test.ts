@@ -131,4 +131,25 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
         `${run} differs from the fixture: re-record with VPLANE_RECORD_FIXTURES=1 and review the diff`,
       );
   });
+
+  it("adopt: a VMM hands its VM over the socket, the native backend works on it, the device fd goes back and the VMM maps the ESB pages; the VMM leaves: VMM_GONE", () => {
+    assert.deepEqual(reports("adopt-failed"), []);
+    assert.deepEqual(observation("adopt: the service's answer").value, {
+      type: "adopted",
+      version: 1,
+      vm: "adopted",
+    });
+    assert.equal(observation("adopt: connect vCPU 0 (the VMM's vCPU fd)").ok, true);
+    assert.equal(observation("adopt: SOURCE 16").ok, true);
+    assert.deepEqual(observation("adopt: device message").value, {
+      type: "device",
+      vm: "adopted",
+      controller: "vms/adopted/controller",
+      esbPageOffset: 4,
+      timaPageOffset: 0,
+    });
+    assert.equal(observation("adopt: the VMM's own ESB mapping reads source 16's PQ").value, "1");
+    assert.match(observation("adopt: after the VMM left, SOURCE 17").error ?? "", /VMM_GONE/);
+    assert.match(observation("adopt: after the VMM left, the source read").error ?? "", /VMM_GONE/);
+  });
 });

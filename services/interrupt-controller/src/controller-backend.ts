@@ -3,6 +3,7 @@ import type { ControllerRecord } from "./controller-config-store.js";
 export type { ControllerSpec } from "./controller-config-store.js";
 export type { ExportedState } from "./controller-state-format.js";
 import type { ExportedState, ImportedControllerState } from "./controller-state-format.js";
+import type { AdoptedVm } from "./native-vmm-handoff.js";
 
 /** The XICS RTAS calls a VMM forwards. */
 export type RtasCallName = "SET_XIVE" | "GET_XIVE" | "INT_OFF" | "INT_ON";
@@ -30,6 +31,8 @@ export interface BackendOpening {
   onSignal: SignalSink;
   /** Open the controller this state describes (quiesced until resume), not a new one. */
   imported?: ImportedControllerState;
+  /** The VM a VMM handed over for this VM id, if any (NATIVE works on it instead of its own). */
+  handedOver?: (vm: string) => AdoptedVm | undefined;
 }
 
 /**

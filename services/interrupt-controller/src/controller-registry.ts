@@ -2,6 +2,7 @@ import { VplaneError, type Logger } from "@vplane/service-kit";
 import { StoreConflictError } from "@vplane/store";
 import type { ActiveMode } from "@vplane/xive";
 import { openBackend } from "./backend-factory.js";
+import type { AdoptedVm } from "./native-vmm-handoff.js";
 import type { ControllerBackend } from "./controller-backend.js";
 import {
   ControllerConfigStore,
@@ -75,7 +76,13 @@ export class ControllerRegistry {
 
   constructor(
     store: ConstructorParameters<typeof ControllerConfigStore>[0],
-    private readonly options: { dataDir: string; maxControllers: number; log: Logger },
+    private readonly options: {
+      dataDir: string;
+      maxControllers: number;
+      log: Logger;
+      /** VMs that VMMs handed over (native-vmm-handoff.ts), for NATIVE controllers. */
+      handedOver?: (vm: string) => AdoptedVm | undefined;
+    },
   ) {
     this.config = new ControllerConfigStore(store);
   }
@@ -158,6 +165,7 @@ export class ControllerRegistry {
       dataDir: this.options.dataDir,
       onSignal: (server, raised) => signals.record(server, raised),
       ...(imported ? { imported } : {}),
+      ...(this.options.handedOver ? { handedOver: this.options.handedOver } : {}),
     });
     return {
       record,

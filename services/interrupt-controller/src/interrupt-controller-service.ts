@@ -14,6 +14,7 @@ import { ControllerRegistry } from "./controller-registry.js";
 import { deviceHandlers } from "./device-handlers.js";
 import { deviceStateHandlers } from "./device-state-handlers.js";
 import { probeNativeXive } from "./native-probe.js";
+import { VmmHandoffServer } from "./native-vmm-handoff.js";
 import { LIMITS, limitsForCapabilities } from "./service-limits.js";
 import { watchVcpuSignals } from "./signal-stream.js";
 
@@ -28,6 +29,12 @@ const serviceOptions = {
     env: "VPLANE_INTERRUPT_STORE_URL",
     flag: "store-url",
     doc: "configuration store URL (sqlite:///abs/path.db or etcd://...); unset: interrupt-controller.db in the data folder",
+    default: "",
+  }),
+  handoffSocket: option.string({
+    env: "VPLANE_INTERRUPT_HANDOFF_SOCKET",
+    flag: "handoff-socket",
+    doc: "Unix socket where VMMs hand their KVM VM and vCPU fds over for NATIVE controllers (docs/vmm-handoff.md); unset: none",
     default: "",
   }),
   maxControllers: option.integer({
@@ -50,10 +57,24 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
     const dataDir = resolve(config.dataDir);
     mkdirSync(dataDir, { recursive: true });
     const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "interrupt-controller.db")}`);
-    const registry = new ControllerRegistry(store, { dataDir, maxControllers: config.maxControllers, log });
+    const handoff = config.handoffSocket
+      ? VmmHandoffServer.listen(resolve(config.handoffSocket), {
+          log: (event) =>
+            event.event === "refused"
+              ? log.warn(event, "VMM handoff refused")
+              : log.info(event, "VMM handoff"),
+        })
+      : undefined;
+    const registry = new ControllerRegistry(store, {
+      dataDir,
+      maxControllers: config.maxControllers,
+      log,
+      ...(handoff ? { handedOver: (vm: string) => handoff.vm(vm) } : {}),
+    });
     try {
       await registry.load();
     } catch (error) {
+      handoff?.close();
       await store.close();
       throw error;
     }
@@ -104,6 +125,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
       ],
       close: async () => {
         registry.closeAll();
+        handoff?.close();
         await store.close();
       },
     };

@@ -59,6 +59,7 @@ export class NativeBackend implements ControllerBackend {
   private readonly lsiLevels = new Map<number, boolean>();
   /** Calls the kernel refused and the shadow model accepted (each one a model bug to fix). */
   readonly divergences: string[] = [];
+  private vmmGone = false;
 
   private constructor(
     private readonly vm: KvmVm,
@@ -158,7 +159,31 @@ export class NativeBackend implements ControllerBackend {
     }
   }
 
+  /** The KVM XIVE device's fd (a VMM that handed its VM over gets it back to map the pages). */
+  get deviceFd(): number {
+    return this.device.fd;
+  }
+
+  /**
+   * The VMM that handed the VM over went away (its handoff connection closed): from now on every
+   * call that reaches the device, reads of its state included, is FAILED_PRECONDITION VMM_GONE;
+   * the controller can still be deleted (close).
+   */
+  markVmmGone(): void {
+    this.vmmGone = true;
+  }
+
+  private assertVmm(): void {
+    if (!this.vmmGone) return;
+    throw new XiveError({
+      code: "FAILED_PRECONDITION",
+      reason: "VMM_GONE",
+      message: "the VMM that handed this VM over has exited: its VM is gone; delete the controller",
+    });
+  }
+
   private kernel<T>(call: () => T, modelAnswer: () => unknown): T {
+    this.assertVmm();
     return kernelCall(call, modelAnswer, (divergence) => this.divergences.push(divergence));
   }
 
@@ -389,6 +414,7 @@ export class NativeBackend implements ControllerBackend {
   }
 
   private esbLoad(irq: number, offset: number): bigint {
+    this.assertVmm();
     return this.device.esbAccess(irq, true, offset, 8, false);
   }
 
@@ -405,6 +431,7 @@ export class NativeBackend implements ControllerBackend {
    * counts come from the PQ the source had (an ESB GET before the store) and the shadow's mask.
    */
   trigger(irqs: readonly number[], counts: TriggerCounts): void {
+    this.assertVmm();
     this.shadow.assertRunning("TriggerSources");
     for (const irq of irqs) {
       const source = this.shadow.xive("TriggerSources").source(irq);
@@ -455,6 +482,7 @@ export class NativeBackend implements ControllerBackend {
    * then CTRL/EQ_SYNC. Idempotent.
    */
   quiesce(): { pages: bigint[]; pageSize: number } {
+    this.assertVmm();
     if (!this.shadow.quiesced) {
       const xive = this.shadow.mutableXive("quiesce");
       for (const server of xive.connectedServers()) {

@@ -9,7 +9,8 @@ import { thisHost, type NativeXiveHost } from "./native-probe.js";
  * The factory's opener for NATIVE controllers (backend-factory.ts): the probe first (so that a
  * host without the KVM XIVE device answers its reason), then the guest RAM file, which a VM this
  * service creates maps as its memory (the kernel writes the event queues into it), then the
- * device, new or from an imported state. Separate from native-backend.ts, which also runs in the
+ * device, new or from an imported state: on the VM a VMM handed over for this VM id
+ * (docs/vmm-handoff.md), which gets the device fd back, else on a VM of the service's own. Separate from native-backend.ts, which also runs in the
  * kernel tier's guest without the service's libraries.
  */
 export function openNativeBackend(
@@ -29,7 +30,25 @@ export function openNativeBackend(
   }
   openGuestMemory(spec).close(); // creates and sizes the file as the emulated backend would
   const ram = { path: spec.path, bytes: Number(spec.sizeBytes) };
-  return opening.imported
-    ? NativeBackend.importState(opening.imported.state, ram, undefined, host)
-    : NativeBackend.create(record, ram, undefined, host);
+  const adopted = opening.handedOver?.(record.vm);
+  if (adopted?.gone) {
+    throw new XiveError({
+      code: "FAILED_PRECONDITION",
+      reason: "VMM_GONE",
+      message: `the VMM that handed VM ${record.vm} over has exited`,
+    });
+  }
+  const backend = opening.imported
+    ? NativeBackend.importState(opening.imported.state, ram, adopted?.kvm, host)
+    : NativeBackend.create(record, ram, adopted?.kvm, host);
+  if (adopted) {
+    try {
+      adopted.sendDevice(backend.deviceFd, `vms/${record.vm}/controller`);
+    } catch (error) {
+      backend.close();
+      throw error;
+    }
+    adopted.whenGone(() => backend.markVmmGone());
+  }
+  return backend;
 }

@@ -26,6 +26,8 @@ export interface AdoptedVm {
   readonly gone: boolean;
   /** Sends the VM's KVM XIVE device fd back to the VMM (it maps the ESB and TIMA pages from it). */
   sendDevice(deviceFd: number, controller: string): void;
+  /** Calls `listener` once when the VMM goes away (at once if it has gone already). */
+  whenGone(listener: () => void): void;
 }
 
 export interface HandoffOptions {
@@ -222,6 +224,7 @@ export class VmmHandoffServer {
 
 class AdoptedVmState implements AdoptedVm {
   gone = false;
+  private readonly listeners: (() => void)[] = [];
 
   constructor(
     readonly vm: string,
@@ -238,9 +241,15 @@ class AdoptedVmState implements AdoptedVm {
     );
   }
 
+  whenGone(listener: () => void): void {
+    if (this.gone) listener();
+    else this.listeners.push(listener);
+  }
+
   markGone(): void {
     this.gone = true;
     this.kvm.close();
+    for (const listener of this.listeners.splice(0)) listener();
   }
 }
 

@@ -10,6 +10,7 @@ import {
 } from "@vplane/interrupt-controller/native";
 import { report } from "@vplane/kernel-tier-runner/guest";
 import { runXiveContract } from "../contract/xive-contract.js";
+import { adoptScenario } from "./adopt-scenario.js";
 import { observe } from "./observe.js";
 
 report("env", { node: process.version, arch: process.arch, kernelCalls: kernelCallsAvailability() });
@@ -52,4 +53,10 @@ for (const [origin, target] of [
       error: error instanceof Error ? (error.stack ?? error.message) : String(error),
     });
   }
+}
+
+try {
+  await adoptScenario();
+} catch (error) {
+  report("adopt-failed", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
 }

@@ -19,7 +19,10 @@ export function observe(name: string, step: () => unknown): Observation {
         : {
             name,
             ok: false,
-            error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+            error:
+              error instanceof Error
+                ? `${error.name} ${(error as { reason?: string }).reason ?? ""}: ${error.message}`
+                : String(error),
           };
   }
   report("observation", observation);
