@@ -45,6 +45,11 @@ export interface BackendOpening {
 export interface ControllerBackend {
   readonly kind: BackendKind;
   readonly activeMode: ActiveMode;
+  /**
+   * Set when the backend cannot report vCPU exception-line changes (WatchVcpuSignals answers
+   * UNIMPLEMENTED with it): the kernel's XIVE device raises them only into a vCPU in KVM_RUN.
+   */
+  readonly signalsUnavailable?: { reason: string; message: string };
   readonly nrServers: number;
   readonly nrIrqs: number;
   connectedVcpus(): { vcpuId: number; server: number }[];

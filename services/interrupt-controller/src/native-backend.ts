@@ -56,6 +56,12 @@ const unimplemented = (reason: string, message: string) =>
 export class NativeBackend implements ControllerBackend {
   readonly kind = "NATIVE";
   readonly activeMode: ActiveMode = "XIVE";
+  readonly signalsUnavailable = {
+    reason: "NATIVE_SIGNALS_IN_KVM_RUN",
+    message:
+      "the KVM XIVE device raises a vCPU's exception line inside KVM_RUN of that vCPU (the VMM's thread), " +
+      "not to the service: a VMM sees its vCPUs' interrupts there",
+  };
   private readonly lsiLevels = new Map<number, boolean>();
   /** Calls the kernel refused and the shadow model accepted (each one a model bug to fix). */
   readonly divergences: string[] = [];

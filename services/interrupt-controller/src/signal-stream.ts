@@ -19,6 +19,8 @@ export function watchVcpuSignals(registry: ControllerRegistry) {
     context: CallContext,
   ): Promise<void> => {
     const entry = registry.require(request.name);
+    const unavailable = entry.backend.signalsUnavailable;
+    if (unavailable) throw new VplaneError({ code: "UNIMPLEMENTED", ...unavailable });
     if (entry.watchers >= LIMITS.maxWatchersPerController) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
