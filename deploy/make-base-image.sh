@@ -1,13 +1,19 @@
 #!/bin/sh
 # Makes a local Node base image with `docker import`, for machines that reach no image registry:
-# this machine's node binary, the shared libraries ldd lists for it (and for the native addons
-# under node_modules), the npm CLI, CA certificates and a non-root user. The Dockerfile takes it
-# with --build-arg BASE_IMAGE=<tag>; by default it builds FROM a public Node 20 image instead.
+# the project's pinned Node runtime (node_modules/.bin/node, Node 24, installed by `npm install`;
+# the machine's own node if there is none), the shared libraries ldd lists for it (and for any
+# native addon under node_modules), the npm CLI, CA certificates and a non-root user. The
+# Dockerfile takes it with --build-arg BASE_IMAGE=<tag>; by default it builds FROM a public Node 24
+# image instead.
 # Usage: deploy/make-base-image.sh [tag]   (default tag: vplane-base:local)
 set -eu
 tag="${1:-vplane-base:local}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-node_bin="$(readlink -f "$(command -v node)")"
+if [ -x "$repo/node_modules/.bin/node" ]; then
+  node_bin="$(readlink -f "$repo/node_modules/.bin/node")"
+else
+  node_bin="$(readlink -f "$(command -v node)")"
+fi
 npm_cli="$(readlink -f "$(command -v npm)")" # .../lib/node_modules/npm/bin/npm-cli.js
 npm_dir="$(dirname "$(dirname "$npm_cli")")"
 root="$(mktemp -d)"
@@ -23,7 +29,7 @@ chmod 1777 "$root/tmp"
 cp "$node_bin" "$root/usr/local/bin/node"
 cp -r "$npm_dir" "$root/usr/local/lib/node_modules/npm"
 
-# Libraries of node and of every native addon the app ships (better-sqlite3 and the like).
+# Libraries of node and of every native addon the app ships (none today; koffi's prebuilt ones later).
 addons="$(find "$repo/node_modules" -name '*.node' -path '*/Release/*' 2>/dev/null || true)"
 for binary in "$node_bin" $addons; do
   ldd "$binary" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }'
@@ -38,4 +44,4 @@ tar -C "$root" -c . | docker import \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
   --change 'CMD ["node"]' \
   - "$tag" >/dev/null
-echo "base image $tag: $(node --version) from $node_bin, $(find "$root" -name '*.so*' | wc -l) libraries"
+echo "base image $tag: $("$node_bin" --version) from $node_bin, $(find "$root" -name '*.so*' | wc -l) libraries"

@@ -9,6 +9,7 @@ import { interruptGrpcBench } from "./interrupt-grpc-bench.js";
 import { migrationDowntimeBench } from "./migration-downtime-bench.js";
 import { markdownTable, type BenchRow } from "./result-table.js";
 import { smmuBench } from "./smmu-bench.js";
+import { storeBench } from "./store-bench.js";
 import { xiveBench } from "./xive-bench.js";
 import { xiveMigrationBench } from "./xive-migration-bench.js";
 
@@ -21,6 +22,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   "host-kernel-ioctl": hostKernelIoctlBench,
   gateway: gatewayBench,
   "migration-downtime": migrationDowntimeBench,
+  store: storeBench,
 };
 
 const wanted = process.argv.slice(2);

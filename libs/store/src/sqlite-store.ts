@@ -1,16 +1,19 @@
-// The embedded Store: one SQLite file (better-sqlite3), for a single host.
+// The embedded Store: one SQLite file (Node's built-in node:sqlite, so no native addon is compiled
+// at install), for a single host.
 //
 // Durability: WAL journal with synchronous=FULL, so a write whose promise resolved is on disk and
 // survives kill -9 or a power cut (with synchronous=NORMAL, WAL would only survive the former).
 // Several processes may open the same file: every write runs in a BEGIN IMMEDIATE transaction,
 // which takes SQLite's single write lock before reading the conditions, so compare-and-swap holds
-// across processes too.
+// across processes too; anything thrown inside rolls the whole transaction back.
 //
 // Layout: `entries(key, value, revision)` and a one-row `store_revision` counter, bumped once per
 // transaction that changes something, in that same transaction.
 
-import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import type * as NodeSqlite from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.js";
 import { StoreError, StoreInvalidArgumentError, StoreUnavailableError } from "./store-error.js";
@@ -48,32 +51,48 @@ const AFTER_ALL_KEYS = "\x7f";
 
 interface EntryRow {
   key: string;
-  value: Buffer;
+  value: Uint8Array;
   revision: number;
 }
 
-/** SQLite result codes that mean "try again later", not "this request is wrong". */
-const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL|NOLFS)/;
+/**
+ * SQLite primary result codes that mean "try again later", not "this request is wrong": BUSY,
+ * LOCKED, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL, NOLFS (sqlite3.h). node:sqlite reports the
+ * extended code in `errcode`; its low byte is the primary one.
+ */
+const UNAVAILABLE_CODES = new Set([5, 6, 8, 10, 13, 14, 15, 22]);
+
+/**
+ * node:sqlite, loaded when the first store opens rather than when this module is imported: code
+ * that imports @vplane/store (the interrupt-controller's native backend among it) still loads on
+ * Node 20, which has no node:sqlite and is the newest Node a ppc64le guest of the kernel tier has.
+ */
+function loadSqlite(): typeof NodeSqlite {
+  return createRequire(import.meta.url)("node:sqlite") as typeof NodeSqlite;
+}
 
 export class SqliteStore implements Store {
   readonly path: string;
   readonly maxTransactionOps = MAX_SQLITE_TRANSACTION_OPS;
-  private readonly db: Database.Database;
+  private readonly db: DatabaseSync;
   private readonly statements: ReturnType<typeof prepareStatements>;
-  private readonly applyPlan: (plan: TransactionPlan) => { revision: number; deleted: boolean[] };
 
   /** Opens (creating if needed, with its parent directories) the database at `path`; ":memory:" for a private in-memory one. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+      const { DatabaseSync } = loadSqlite();
+      this.db = new DatabaseSync(path, { timeout: options.busyTimeoutMs ?? 5000 });
       // 16 KiB pages (a new file only; an existing one keeps its own): a large value, such as an
       // imported interrupt controller's state written inside a migration's downtime, spans a
       // quarter of the overflow pages it would at 4 KiB (760 KB: 2.9 → 2.1 ms with its fsync).
-      this.db.pragma("page_size = 16384");
-      if (path !== ":memory:") this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = FULL");
+      this.db.exec("PRAGMA page_size = 16384");
+      if (path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec("PRAGMA synchronous = FULL");
+      // A 16 MiB page cache, as the better-sqlite3 build this store used before had by default
+      // (SQLite's own default is 2 MiB: a few device states written in turn would not stay cached).
+      this.db.exec("PRAGMA cache_size = -16000");
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS entries (
           key TEXT PRIMARY KEY NOT NULL,
@@ -91,14 +110,12 @@ export class SqliteStore implements Store {
       throw new StoreUnavailableError(`cannot open SQLite store at ${path}: ${detail}`, { cause: error });
     }
     this.statements = prepareStatements(this.db);
-    const applyPlan = this.db.transaction((plan: TransactionPlan) => this.applyInTransaction(plan));
-    this.applyPlan = (plan) => applyPlan.immediate(plan);
   }
 
   get(key: string): Promise<StoreEntry | undefined> {
     return this.run(() => {
       validateKey(key);
-      const row = this.statements.get.get(key);
+      const row = this.statements.get.get(key) as Omit<EntryRow, "key"> | undefined;
       return row && { key, value: decodeValue(row.value), revision: row.revision };
     });
   }
@@ -109,10 +126,9 @@ export class SqliteStore implements Store {
       const pageSize = resolvePageSize(options);
       const after = decodePageToken(prefix, options?.pageToken);
       const end = prefixRangeEnd(prefix) ?? AFTER_ALL_KEYS;
-      const rows =
-        after === undefined
-          ? this.statements.listFrom.all(prefix, end, pageSize + 1)
-          : this.statements.listAfter.all(after, end, pageSize + 1);
+      const rows = (after === undefined
+        ? this.statements.listFrom.all(prefix, end, pageSize + 1)
+        : this.statements.listAfter.all(after, end, pageSize + 1)) as unknown as EntryRow[];
       const entries = rows
         .slice(0, pageSize)
         .map((row) => ({ key: row.key, value: decodeValue(row.value), revision: row.revision }));
@@ -142,24 +158,34 @@ export class SqliteStore implements Store {
   }
 
   close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    if (this.db.isOpen) this.db.close();
     return Promise.resolve();
   }
 
-  /** Runs inside BEGIN IMMEDIATE; throwing rolls everything back. */
+  /** Applies the plan in one BEGIN IMMEDIATE transaction: all of it, or (on any throw) none. */
+  private applyPlan(plan: TransactionPlan): { revision: number; deleted: boolean[] } {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const applied = this.applyInTransaction(plan);
+      this.db.exec("COMMIT");
+      return applied;
+    } catch (error) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
   private applyInTransaction(plan: TransactionPlan): { revision: number; deleted: boolean[] } {
     const { statements } = this;
-    const conflict = firstConflict(
-      plan.conditions,
-      (key) => statements.revisionOf.get(key)?.revision ?? "absent",
-    );
+    const revisionOf = (key: string) => statements.revisionOf.get(key) as { revision: number } | undefined;
+    const conflict = firstConflict(plan.conditions, (key) => revisionOf(key)?.revision ?? "absent");
     if (conflict) throw conflict;
     const deleted = plan.writes
       .filter((write) => write.kind === "delete")
-      .map((write) => statements.revisionOf.get(write.key) !== undefined);
+      .map((write) => revisionOf(write.key) !== undefined);
     const changes = deleted.includes(true) || plan.writes.some((write) => write.kind === "put");
-    if (!changes) return { revision: mustGet(statements.currentRevision.get()).revision, deleted };
-    const { revision } = mustGet(statements.nextRevision.get());
+    if (!changes) return { revision: revisionRow(statements.currentRevision).revision, deleted };
+    const { revision } = revisionRow(statements.nextRevision);
     for (const write of plan.writes) {
       if (write.kind === "put") statements.upsert.run(write.key, write.value, revision);
       else statements.delete.run(write.key);
@@ -169,7 +195,7 @@ export class SqliteStore implements Store {
 
   private run<T>(work: () => T): Promise<T> {
     try {
-      if (!this.db.open) throw new StoreError(`store ${this.path} is closed`);
+      if (!this.db.isOpen) throw new StoreError(`store ${this.path} is closed`);
       return Promise.resolve(work());
     } catch (error) {
       return Promise.reject(sqliteError(error, `SQLite store ${this.path} failed`));
@@ -177,39 +203,42 @@ export class SqliteStore implements Store {
   }
 }
 
-function prepareStatements(db: Database.Database) {
+function prepareStatements(db: DatabaseSync) {
   return {
-    get: db.prepare<[string], Omit<EntryRow, "key">>("SELECT value, revision FROM entries WHERE key = ?"),
-    listFrom: db.prepare<[string, string, number], EntryRow>(
+    get: db.prepare("SELECT value, revision FROM entries WHERE key = ?"),
+    listFrom: db.prepare(
       "SELECT key, value, revision FROM entries WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
     ),
-    listAfter: db.prepare<[string, string, number], EntryRow>(
+    listAfter: db.prepare(
       "SELECT key, value, revision FROM entries WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
     ),
-    revisionOf: db.prepare<[string], { revision: number }>("SELECT revision FROM entries WHERE key = ?"),
-    currentRevision: db.prepare<[], { revision: number }>("SELECT revision FROM store_revision WHERE id = 0"),
-    nextRevision: db.prepare<[], { revision: number }>(
+    revisionOf: db.prepare("SELECT revision FROM entries WHERE key = ?"),
+    currentRevision: db.prepare("SELECT revision FROM store_revision WHERE id = 0"),
+    nextRevision: db.prepare(
       "UPDATE store_revision SET revision = revision + 1 WHERE id = 0 RETURNING revision",
     ),
-    upsert: db.prepare<[string, Buffer, number], never>(
+    upsert: db.prepare(
       `INSERT INTO entries (key, value, revision) VALUES (?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision`,
     ),
-    delete: db.prepare<[string], never>("DELETE FROM entries WHERE key = ?"),
+    delete: db.prepare("DELETE FROM entries WHERE key = ?"),
   };
 }
 
-function mustGet<T>(row: T | undefined): T {
+function revisionRow(statement: StatementSync): { revision: number } {
+  const row = statement.get() as { revision: number } | undefined;
   if (row === undefined) throw new StoreError("store_revision row is missing; the database is damaged");
   return row;
 }
 
 function sqliteError(error: unknown, context: string): StoreError {
   if (error instanceof StoreError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
+  const { errcode, errstr } = (error ?? {}) as { errcode?: unknown; errstr?: unknown };
   const detail = error instanceof Error ? error.message : String(error);
-  if (typeof code === "string" && UNAVAILABLE_CODES.test(code)) {
-    return new StoreUnavailableError(`${context}: ${code}: ${detail}`, { cause: error });
+  if (typeof errcode === "number" && UNAVAILABLE_CODES.has(errcode & 0xff)) {
+    return new StoreUnavailableError(`${context}: ${String(errstr)} (SQLite code ${errcode}): ${detail}`, {
+      cause: error,
+    });
   }
   if (error instanceof RangeError || error instanceof TypeError) {
     return new StoreInvalidArgumentError(`${context}: ${detail}`, { cause: error });

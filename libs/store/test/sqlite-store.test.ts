@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { SqliteStore, StoreUnavailableError } from "../src/index.js";
@@ -65,6 +66,42 @@ describe("SqliteStore durability", () => {
     const { entries } = await store.list("acked/", { pageSize: 1000 });
     const written = new Set(entries.map((entry) => (entry.value as { i: number }).i));
     for (let i = 0; i <= lastAcked; i++) assert.ok(written.has(i), `acknowledged write ${i} is missing`);
+    await store.close();
+  });
+
+  it("opens new files with WAL, synchronous=FULL and 16 KiB pages; an existing file keeps its page size", async () => {
+    const pragmas = (store: SqliteStore) => {
+      const db = (store as unknown as { db: DatabaseSync }).db;
+      const read = (name: string) => Object.values(db.prepare(`PRAGMA ${name}`).get() ?? {})[0];
+      return { journal: read("journal_mode"), synchronous: read("synchronous"), pageSize: read("page_size") };
+    };
+    const path = freshFile();
+    const store = new SqliteStore(path);
+    assert.deepEqual(pragmas(store), { journal: "wal", synchronous: 2, pageSize: 16384 });
+    await store.close();
+    const old = join(root, "old-4k.db");
+    const made = new DatabaseSync(old);
+    made.exec("PRAGMA page_size = 4096; CREATE TABLE t (x); DROP TABLE t;");
+    made.close();
+    const reopened = new SqliteStore(old);
+    assert.deepEqual(pragmas(reopened), { journal: "wal", synchronous: 2, pageSize: 4096 });
+    await reopened.close();
+  });
+
+  it("a write blocked by another connection's write lock past the busy timeout is unavailable, and changes nothing", async () => {
+    const path = freshFile();
+    const store = new SqliteStore(path, { busyTimeoutMs: 50 });
+    await store.put("k", { v: 1 });
+    const other = new DatabaseSync(path);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      await assert.rejects(store.put("k", { v: 2 }), StoreUnavailableError);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    assert.deepEqual((await store.get("k"))?.value, { v: 1 });
+    assert.ok((await store.put("k", { v: 3 })) > 0, "the store works again once the lock is gone");
     await store.close();
   });
 
