@@ -1,3 +1,5 @@
+import { EventSourceParserStream } from "eventsource-parser/stream";
+
 /** The gateway's error shape, as every non-2xx answer carries it. */
 export interface ApiErrorBody {
   code: string;
@@ -21,6 +23,14 @@ export interface ServerSentEvent {
   data: unknown;
 }
 
+export interface EventsOptions {
+  /** Resume after this event id (sent as Last-Event-ID). */
+  lastEventId?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** End the stream once no event has come for this long, in milliseconds (unset: never). */
+  idleMs?: number | undefined;
+}
+
 /** The REST API over fetch: JSON in, JSON out, failures as ApiError with the error shape. */
 export class ApiClient {
   constructor(
@@ -32,23 +42,11 @@ export class ApiClient {
     return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<T> {
-    let response: Response;
+  private async fetch(path: string, init: RequestInit): Promise<Response> {
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers: this.headers({
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
-          ...headers,
-        }),
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
+      return await fetch(`${this.baseUrl}${path}`, init);
     } catch (error) {
+      if ((error as Error).name === "AbortError") throw error;
       throw new ApiError(0, {
         code: "UNAVAILABLE",
         reason: "GATEWAY_UNREACHABLE",
@@ -56,64 +54,85 @@ export class ApiClient {
         details: {},
       });
     }
-    const text = await response.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
-    if (!response.ok) {
-      const error = (parsed as { error?: ApiErrorBody } | undefined)?.error;
-      throw new ApiError(
-        response.status,
-        error ?? {
-          code: "UNKNOWN",
-          reason: `HTTP_${response.status}`,
-          message: text.slice(0, 200),
-          details: {},
-        },
-      );
-    }
-    return parsed as T;
   }
 
-  /** Reads a Server-Sent Events stream until it ends or `signal` aborts, resuming from lastEventId. */
-  async *events(
+  async request<T>(
+    method: string,
     path: string,
-    options: { lastEventId?: string; signal?: AbortSignal } = {},
-  ): AsyncGenerator<ServerSentEvent> {
-    const response = await fetch(`${this.baseUrl}${path}`, {
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const response = await this.fetch(path, {
+      method,
+      headers: this.headers({
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
+      }),
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    if (!response.ok) throw failure(response.status, text);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /**
+   * Reads a Server-Sent Events stream (parsed by eventsource-parser: multi-line data, comments,
+   * retry fields) until it ends, `signal` aborts or it stays quiet for `idleMs`.
+   */
+  async *events(path: string, options: EventsOptions = {}): AsyncGenerator<ServerSentEvent> {
+    const response = await this.fetch(path, {
       headers: this.headers({
         accept: "text/event-stream",
         ...(options.lastEventId ? { "last-event-id": options.lastEventId } : {}),
       }),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    if (!response.ok || !response.body) {
-      const text = await response.text();
-      const error = (JSON.parse(text || "{}") as { error?: ApiErrorBody }).error;
-      throw new ApiError(
-        response.status,
-        error ?? { code: "UNKNOWN", reason: "SSE_FAILED", message: text, details: {} },
-      );
-    }
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for await (const chunk of response.body) {
-      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-      for (let split = buffer.indexOf("\n\n"); split >= 0; split = buffer.indexOf("\n\n")) {
-        const block = buffer.slice(0, split);
-        buffer = buffer.slice(split + 2);
-        const event: ServerSentEvent = { event: "message", data: undefined };
-        let fields = 0;
-        for (const line of block.split("\n")) {
-          if (line === "" || line.startsWith(":")) continue;
-          const colon = line.indexOf(":");
-          const name = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? "" : line.slice(colon + 1).trimStart();
-          fields++;
-          if (name === "id") event.id = value;
-          else if (name === "event") event.event = value;
-          else if (name === "data") event.data = JSON.parse(value);
-        }
-        if (fields > 0) yield event;
+    if (!response.ok || !response.body) throw failure(response.status, await response.text());
+    const reader = response.body
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new EventSourceParserStream())
+      .getReader();
+    try {
+      for (;;) {
+        const next = await readWithin(reader, options.idleMs);
+        if (next === "idle" || next.done) return;
+        const { id, event, data } = next.value;
+        yield { ...(id !== undefined ? { id } : {}), event: event ?? "message", data: parseData(data) };
       }
+    } finally {
+      await reader.cancel().catch(() => undefined);
     }
   }
+}
+
+/** The next read, or "idle" when nothing arrived within `ms`. */
+function readWithin<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  ms: number | undefined,
+): Promise<Awaited<ReturnType<ReadableStreamDefaultReader<T>["read"]>> | "idle"> {
+  if (ms === undefined) return reader.read();
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), ms)));
+  return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+}
+
+function parseData(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return data;
+  }
+}
+
+function failure(status: number, text: string): ApiError {
+  let error: ApiErrorBody | undefined;
+  try {
+    error = (JSON.parse(text || "{}") as { error?: ApiErrorBody }).error;
+  } catch {
+    error = undefined;
+  }
+  return new ApiError(
+    status,
+    error ?? { code: "UNKNOWN", reason: `HTTP_${status}`, message: text.slice(0, 200), details: {} },
+  );
 }

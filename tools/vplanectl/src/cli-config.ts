@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-export type OutputFormat = "json" | "table";
+export const OUTPUT_FORMATS = ["table", "json", "yaml"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** Where vplanectl talks to and how it prints. */
 export interface CliConfig {
@@ -46,10 +47,14 @@ export function resolveConfig(
   const pick = (flag: string | undefined, variable: string | undefined, fromFile: unknown) =>
     flag ?? (variable || undefined) ?? (typeof fromFile === "string" ? fromFile : undefined);
   const output = pick(flags.output, env.VPLANE_OUTPUT, file.output) ?? "table";
-  if (output !== "json" && output !== "table")
-    throw new UsageError(`--output must be json or table, not '${output}'`);
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(output))
+    throw new UsageError(`--output must be ${OUTPUT_FORMATS.join(", ")}, not '${output}'`);
   const url = (pick(flags.url, env.VPLANE_URL, file.url) ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
   if (!/^https?:\/\//.test(url))
     throw new UsageError(`--url must start with http:// or https://, not '${url}'`);
-  return { url, token: pick(flags.token, env.VPLANE_TOKEN, file.token) ?? "", output };
+  return {
+    url,
+    token: pick(flags.token, env.VPLANE_TOKEN, file.token) ?? "",
+    output: output as OutputFormat,
+  };
 }

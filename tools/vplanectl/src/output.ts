@@ -1,3 +1,4 @@
+import { stringify } from "yaml";
 import type { OutputFormat } from "./cli-config.js";
 
 export type Column<T> = [header: string, value: (row: T) => unknown];
@@ -20,12 +21,21 @@ export function formatTable<T>(rows: readonly T[], columns: readonly Column<T>[]
   return [line(columns.map(([header]) => header)), ...cells.map(line)].join("\n") + "\n";
 }
 
-/** Prints `data` as JSON, or as a table of `rows` with `columns`. */
+/** Columns named after a row's own keys, for answers without a table of their own. */
+export function columnsOf(row: object): Column<never>[] {
+  return Object.keys(row).map(
+    (key) => [key.toUpperCase(), (r: Record<string, unknown>) => r[key]] as Column<never>,
+  );
+}
+
+/** Prints `data` as JSON or YAML, or as a table of `rows` with `columns`. */
 export function render<T>(
   format: OutputFormat,
   data: unknown,
   rows: readonly T[],
   columns: readonly Column<T>[],
 ): string {
-  return format === "json" ? `${JSON.stringify(data, null, 2)}\n` : formatTable(rows, columns);
+  if (format === "json") return `${JSON.stringify(data, null, 2)}\n`;
+  if (format === "yaml") return stringify(data);
+  return formatTable(rows, columns);
 }

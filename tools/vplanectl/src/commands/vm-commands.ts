@@ -1,0 +1,150 @@
+import { readFileSync } from "node:fs";
+import type { Argv } from "yargs";
+import { parseByteSize } from "../byte-size.js";
+import { asInteger, integer } from "../cli-arguments.js";
+import { UsageError } from "../cli-config.js";
+import { idempotencyHeader, type ContextFactory } from "../command-context.js";
+import { finishOperation, type Operation } from "../operation-watch.js";
+import type { Column } from "../output.js";
+
+interface Vm {
+  name: string;
+  state: string;
+  host: string;
+  vcpus: number;
+  memoryBytes: number;
+  interruptController: { mode: string; backend: string };
+  resolved: { interruptController?: { backend: string } };
+  iommu: { smmus: { name: string }[] };
+}
+
+const VM_COLUMNS: Column<Vm>[] = [
+  ["NAME", (v) => v.name],
+  ["STATE", (v) => v.state],
+  ["HOST", (v) => v.host],
+  ["VCPUS", (v) => v.vcpus],
+  ["MEMORY", (v) => `${Math.round(v.memoryBytes / 2 ** 20)}MiB`],
+  ["MODE", (v) => v.interruptController.mode],
+  ["BACKEND", (v) => v.resolved.interruptController?.backend ?? v.interruptController.backend],
+  ["SMMUS", (v) => v.iommu.smmus.map((s) => s.name).join(",")],
+];
+
+/** "s0" or "s0=16:1,17:2" (physical:virtual StreamIDs). */
+function parseSmmu(text: string) {
+  const [name, devices] = text.split("=", 2);
+  if (!name) throw new UsageError(`--smmu needs a name: NAME[=PHYS:VIRT,...], not '${text}'`);
+  return {
+    name,
+    ...(devices
+      ? {
+          devices: devices.split(",").map((pair) => {
+            const [physical, virtual] = pair.split(":");
+            return {
+              physicalSid: integer(physical, "--smmu physical StreamID"),
+              virtualSid: integer(virtual, "--smmu virtual StreamID"),
+            };
+          }),
+        }
+      : {}),
+  };
+}
+
+export function vmCommands(yargs: Argv, context: ContextFactory): Argv {
+  return yargs.command("vms", "VMs: list, get, create, delete", (vms) =>
+    vms
+      .command("list", "List the VMs of your tenant", {}, async (argv) => {
+        const ctx = context(argv);
+        const all: Vm[] = [];
+        let pageToken: string | undefined;
+        do {
+          const page = await ctx.api.request<{ vms: Vm[]; nextPageToken?: string }>(
+            "GET",
+            `/v1/vms?pageSize=1000${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`,
+          );
+          all.push(...page.vms);
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+        ctx.print({ vms: all }, all, VM_COLUMNS);
+      })
+      .command(
+        "get <vm>",
+        "Show one VM",
+        (y) => y.positional("vm", { type: "string", demandOption: true }),
+        async (argv) => {
+          const ctx = context(argv);
+          const vm = await ctx.api.request<Vm>("GET", `/v1/vms/${argv.vm}`);
+          ctx.print(vm, [vm], VM_COLUMNS);
+        },
+      )
+      .command(
+        "create",
+        "Create a VM (a long-running operation)",
+        (y) =>
+          y
+            .option("name", { type: "string", describe: "VM id" })
+            .option("vcpus", { type: "string", coerce: asInteger("--vcpus") })
+            .option("memory", { type: "string", describe: "guest RAM, e.g. 512MiB, 4GiB" })
+            .option("mode", { choices: ["xive", "xics", "dual"] as const })
+            .option("backend", { choices: ["auto", "emulated", "native"] as const })
+            .option("nr-servers", { type: "string", coerce: asInteger("--nr-servers") })
+            .option("smmu", { type: "string", array: true, describe: "NAME[=PHYS:VIRT,...], repeatable" })
+            .option("iommu-backend", { choices: ["auto", "emulated", "native"] as const })
+            .option("host", { type: "string", describe: "place it on this host" })
+            .option("file", { alias: "f", type: "string", describe: "the whole spec as JSON" })
+            .option("idempotency-key", { type: "string" })
+            .option("wait", { type: "boolean", default: false, describe: "follow the operation" })
+            .check((argv) => {
+              if (argv.file) return true;
+              for (const flag of ["name", "vcpus", "memory", "mode"] as const)
+                if (argv[flag] === undefined) throw new UsageError(`--${flag} is required (or --file)`);
+              return true;
+            }),
+        async (argv) => {
+          const ctx = context(argv);
+          const smmus = (argv.smmu ?? []).map(parseSmmu);
+          const spec = argv.file
+            ? (JSON.parse(readFileSync(argv.file, "utf8")) as unknown)
+            : {
+                name: argv.name,
+                vcpus: argv.vcpus,
+                memoryBytes: parseByteSize(argv.memory!),
+                interruptController: {
+                  mode: argv.mode,
+                  ...(argv.backend ? { backend: argv.backend } : {}),
+                  ...(argv["nr-servers"] !== undefined ? { nrServers: argv["nr-servers"] } : {}),
+                },
+                ...(smmus.length > 0
+                  ? {
+                      iommu: {
+                        smmus,
+                        ...(argv["iommu-backend"] ? { backend: argv["iommu-backend"] } : {}),
+                      },
+                    }
+                  : {}),
+                ...(argv.host ? { placement: { host: argv.host } } : {}),
+              };
+          const operation = await ctx.api.request<Operation>(
+            "POST",
+            "/v1/vms",
+            spec,
+            idempotencyHeader(argv["idempotency-key"]),
+          );
+          await finishOperation(ctx, operation, argv.wait);
+        },
+      )
+      .command(
+        "delete <vm>",
+        "Delete a VM (a long-running operation)",
+        (y) =>
+          y
+            .positional("vm", { type: "string", demandOption: true })
+            .option("wait", { type: "boolean", default: false, describe: "follow the operation" }),
+        async (argv) => {
+          const ctx = context(argv);
+          const operation = await ctx.api.request<Operation>("DELETE", `/v1/vms/${argv.vm}`);
+          await finishOperation(ctx, operation, argv.wait);
+        },
+      )
+      .demandCommand(1, "vms: say which: list, get, create, delete"),
+  );
+}
