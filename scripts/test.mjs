@@ -21,14 +21,16 @@ function run(name, [command, ...args]) {
     console.log(`\n=== ${name}: ${command} ${args.join(" ")}`);
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], env: process.env });
     let pending = "";
+    child.stdout.setEncoding("utf8"); // whole characters per chunk: "ℹ" is three bytes
     child.stdout.on("data", (chunk) => {
       process.stdout.write(chunk);
-      pending += chunk.toString();
+      pending += chunk;
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
       for (const line of lines) {
-        const pass = /# pass (\d+)\s*$/.exec(line);
-        const fail = /# fail (\d+)\s*$/.exec(line);
+        // Node's test runner closes with "# pass N" (TAP) or "ℹ pass N" (spec, Node 24's default).
+        const pass = /(?:#|ℹ) pass (\d+)\s*$/.exec(line);
+        const fail = /(?:#|ℹ) fail (\d+)\s*$/.exec(line);
         if (pass) passed += Number(pass[1]);
         if (fail) failed += Number(fail[1]);
       }

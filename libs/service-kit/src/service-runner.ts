@@ -134,7 +134,7 @@ export async function runService<S extends ConfigSpec>(
     process.exit(EXIT.START_FAILED);
   }
   let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals | "disconnect") => {
     signals += 1;
     log.info({ signal }, "signal received");
     const grace = signals > 1 ? 0 : config.shutdownGraceMs;
@@ -146,6 +146,9 @@ export async function runService<S extends ConfigSpec>(
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Started over an IPC channel by a supervisor (npm start's scripts/start.mjs): the channel
+  // closing means the supervisor is gone, even killed outright; stop as on SIGTERM, not outlive it.
+  if (process.channel) process.once("disconnect", () => onSignal("disconnect"));
   // Announced only once the signal handlers are in place: whoever waits for this line may stop us.
   log.info({ address: running.server.address }, `${description.name} listening on ${running.server.address}`);
 }

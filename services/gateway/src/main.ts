@@ -23,14 +23,21 @@ try {
 }
 log.info({ url: gateway.url }, `gateway listening on ${gateway.url}`);
 
-const stop = (signal: NodeJS.Signals) => {
+const stop = (signal: NodeJS.Signals | "disconnect") => {
   log.info({ signal }, "signal received: draining");
-  const timer = setTimeout(() => process.exit(EXIT.FORCED), config.shutdownGraceMs);
+  const timer = setTimeout(() => {
+    log.info({ outcome: "forced" }, "stopped");
+    log.flush();
+    process.exit(EXIT.FORCED);
+  }, config.shutdownGraceMs);
   void gateway.close().then(() => {
     clearTimeout(timer);
+    log.info({ outcome: "graceful" }, "stopped");
     log.flush();
     process.exit(EXIT.GRACEFUL);
   });
 };
 process.once("SIGTERM", stop);
 process.once("SIGINT", stop);
+// Under npm start's supervisor (an IPC channel): its going away stops the gateway too.
+if (process.channel) process.once("disconnect", () => stop("disconnect"));
