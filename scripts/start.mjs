@@ -1,6 +1,8 @@
 // `npm start`: the whole control plane embedded on this machine. Starts one host's services and
 // the gateway as child processes (data under ./data unless VPLANE_DATA_DIR says otherwise),
 // waits until each reports healthy, prints where each listens, and stops them all on Ctrl-C.
+// `npm start -- --host-only`: a further host's three services, without a gateway (register it
+// with the first gateway: vplanectl hosts register).
 //
 // Process life: each service runs in its own process group, so the terminal's Ctrl-C reaches only
 // npm and this script, and this script alone signals the services: one SIGTERM each, the gateway
@@ -21,7 +23,15 @@ const dataDir = resolve(process.env.VPLANE_DATA_DIR ?? "data");
 mkdirSync(dataDir, { recursive: true });
 const env = { ...process.env, VPLANE_DATA_DIR: dataDir };
 
-const services = serviceCatalog.map((s) => ({ ...s, address: env[s.addressVariable] || s.defaultAddress }));
+const hostOnly = process.argv.includes("--host-only");
+const unknown = process.argv.slice(2).filter((arg) => arg !== "--host-only");
+if (unknown.length > 0) {
+  console.error(`vplane: unknown argument(s) ${unknown.join(" ")}; npm start takes only --host-only`);
+  process.exit(2);
+}
+const services = serviceCatalog
+  .filter((s) => !hostOnly || s.kind !== "http")
+  .map((s) => ({ ...s, address: env[s.addressVariable] || s.defaultAddress }));
 for (const s of services) env[s.addressVariable] = s.address;
 // The migration service moves the state of this host's device services.
 const addressOf = (name) => dialAddress(services.find((s) => s.name === name).address);

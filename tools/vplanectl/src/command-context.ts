@@ -27,8 +27,15 @@ export class CommandContext {
     this.io.stdout.write(render(this.config.output, data, rows, columns));
   }
 
-  /** An answer without a table of its own: one row (`row`, else the answer), a column per key. */
-  printAnswer(answer: object, row: object = answer): void {
+  /**
+   * An answer without a table of its own: one row of its fields, or of the one message it wraps
+   * (`{"controller": {...}}`); an empty answer prints nothing as a table.
+   */
+  printAnswer(answer: object): void {
+    const fields = Object.values(answer);
+    const wrapped = fields.length === 1 && typeof fields[0] === "object" && !Array.isArray(fields[0]);
+    const row = (wrapped ? fields[0] : answer) as object;
+    if (this.config.output === "table" && Object.keys(row).length === 0) return;
     this.print(answer, [row as never], columnsOf(row));
   }
 }

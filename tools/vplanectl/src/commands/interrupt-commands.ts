@@ -120,7 +120,7 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
               "GET",
               `/v1/vms/${argv.vm}/sources/${argv.irq}`,
             );
-            ctx.printAnswer(answer, answer.source);
+            ctx.printAnswer(answer);
           },
         )
         .demandCommand(1, "sources: say which: init, configure, get"),
@@ -167,7 +167,7 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
               "GET",
               `/v1/vms/${argv.vm}/queues/${argv.server}/${argv.priority}`,
             );
-            ctx.printAnswer(answer, answer.queue);
+            ctx.printAnswer(answer);
           },
         )
         .demandCommand(1, "queues: say which: configure, get"),
