@@ -52,6 +52,8 @@ export interface EmbeddedStack {
   cli(args: string[], env?: Record<string, string>): Promise<CliResult>;
   /** `cli`, asserting exit 0; the JSON it printed (-o json is added). */
   json<T = Record<string, unknown>>(args: string[]): Promise<T>;
+  /** `vms create` of a 1-vCPU, 64 MiB XIVE VM (more flags in `extra`), waited for. */
+  createVm(name: string, extra?: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,11 @@ export async function startEmbeddedStack(options: { remoteHost?: boolean } = {})
       if (result.code !== 0)
         throw new Error(`vplanectl ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
       return JSON.parse(result.stdout) as T;
+    },
+    async createVm(name: string, extra: string[] = []) {
+      const args = ["vms", "create", "--name", name, "--vcpus", "1", "--memory", "64MiB", "--mode", "xive"];
+      const created = await cli([...args, ...extra, "--wait"]);
+      if (created.code !== 0) throw new Error(`vms create ${name} exited ${created.code}: ${created.stderr}`);
     },
     async stop() {
       await gateway.close();

@@ -12,20 +12,7 @@ describe("vplanectl interrupt-controller verbs", () => {
   let stack: EmbeddedStack;
   before(async () => {
     stack = await startEmbeddedStack();
-    const created = await stack.cli([
-      "vms",
-      "create",
-      "--name",
-      "vm-1",
-      "--vcpus",
-      "1",
-      "--memory",
-      "64MiB",
-      "--mode",
-      "xive",
-      "--wait",
-    ]);
-    assert.equal(created.code, 0, created.stderr);
+    await stack.createVm("vm-1");
   });
   after(() => stack?.stop());
 

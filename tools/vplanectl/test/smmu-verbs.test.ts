@@ -12,24 +12,12 @@ interface Translation {
 
 describe("vplanectl smmus verbs", () => {
   let stack: EmbeddedStack;
+  /** The device's DMA at `iova`, by its physical StreamID 16. */
+  const translate = (iova: string) =>
+    stack.json<Translation>(["smmus", "translate", "vm-1", "s0", "--stream-id", "16", "--iova", iova]);
   before(async () => {
     stack = await startEmbeddedStack();
-    const created = await stack.cli([
-      "vms",
-      "create",
-      "--name",
-      "vm-1",
-      "--vcpus",
-      "1",
-      "--memory",
-      "64MiB",
-      "--mode",
-      "xive",
-      "--smmu",
-      "s0=16:1",
-      "--wait",
-    ]);
-    assert.equal(created.code, 0, created.stderr);
+    await stack.createVm("vm-1", ["--smmu", "s0=16:1"]);
   });
   after(() => stack?.stop());
 
@@ -49,16 +37,7 @@ describe("vplanectl smmus verbs", () => {
     ]);
     assert.equal(attached.storedSte0, "0", "the seed form stores no guest STE");
     for (let i = 0; i < 3; i++) {
-      const faulted = await stack.json<Translation>([
-        "smmus",
-        "translate",
-        "vm-1",
-        "s0",
-        "--stream-id",
-        "16",
-        "--iova",
-        "4096",
-      ]);
+      const faulted = await translate("4096");
       assert.equal(faulted.outcome, "TRANSLATION_OUTCOME_FAULT");
     }
     // Events are numbered from 0: after 1 comes the third fault, 2.
@@ -107,16 +86,7 @@ describe("vplanectl smmus verbs", () => {
       "--size",
       "0x10000",
     ]);
-    const translated = await stack.json<Translation>([
-      "smmus",
-      "translate",
-      "vm-1",
-      "s0",
-      "--stream-id",
-      "16",
-      "--iova",
-      "0x1008",
-    ]);
+    const translated = await translate("0x1008");
     assert.equal(translated.outcome, "TRANSLATION_OUTCOME_TRANSLATED");
     assert.equal(translated.address, String(0x201008));
   });
