@@ -1,4 +1,4 @@
-import { fieldOf } from "./bits.js";
+import { bitsOf, fieldOf } from "./bits.js";
 
 /** Event numbers (digest §3.4; Linux arm-smmu-v3.h and QEMU smmuv3-internal.h agree). */
 export const EventId = {
@@ -112,4 +112,50 @@ export function eventRecordWords(record: Uint8Array): [bigint, bigint, bigint, b
     view.getBigUint64(16, true),
     view.getBigUint64(24, true),
   ];
+}
+
+/** Events whose record carries only SSID/SSV besides the StreamID (configuration errors). */
+const SSID_ONLY: ReadonlySet<number> = new Set([
+  EventId.C_BAD_STREAMID,
+  EventId.C_BAD_STE,
+  EventId.F_STREAM_DISABLED,
+  EventId.C_BAD_SUBSTREAMID,
+  EventId.C_BAD_CD,
+]);
+
+/**
+ * Reads a 32-byte event record (as an SMMU, or iommufd's vEVENTQ payload, hands it over) back
+ * into the fields encodeEventRecord writes, with the same presence rules: configuration errors
+ * carry SSID/SSV only, F_STE_FETCH / F_CD_FETCH add the fetch address, every other event all of
+ * dw1..dw3 (the IPA of a stage-2 fault; the fetch address of F_WALK_EABT).
+ */
+export function decodeEventRecord(record: Uint8Array): SmmuEvent {
+  const [dw0, dw1, dw2, dw3] = eventRecordWords(record);
+  const id = bitsOf(dw0, 7, 0) as EventId;
+  const ssv = bitsOf(dw0, 11, 11) === 1;
+  const base: SmmuEvent = {
+    id,
+    streamId: bitsOf(dw0, 63, 32),
+    ...(ssv ? { substreamId: bitsOf(dw0, 31, 12) } : {}),
+  };
+  if (SSID_ONLY.has(id)) return base;
+  if (id === EventId.F_STE_FETCH || id === EventId.F_CD_FETCH)
+    return { ...base, fetchAddress: bitsOf(dw3, 51, 3) * 8 };
+  const stage2 = bitsOf(dw1, 39, 39) === 1;
+  return {
+    ...base,
+    ...(bitsOf(dw1, 31, 31) === 1 ? { stall: true, stag: bitsOf(dw1, 15, 0) } : {}),
+    ...(bitsOf(dw1, 33, 33) === 1 ? { privileged: true } : {}),
+    ...(bitsOf(dw1, 34, 34) === 1 ? { instruction: true } : {}),
+    read: bitsOf(dw1, 35, 35) === 1,
+    stage2,
+    eventClass: bitsOf(dw1, 41, 40) as EventClass,
+    ttRead: bitsOf(dw1, 44, 44) === 1,
+    inputAddress: dw2,
+    ...(id === EventId.F_WALK_EABT
+      ? { fetchAddress: bitsOf(dw3, 51, 3) * 8 }
+      : stage2
+        ? { ipa: bitsOf(dw3, 51, 12) * 4096 }
+        : {}),
+  };
 }

@@ -118,3 +118,31 @@ export function encodeIdRegisters(f: SmmuFeatures): {
     (f.granule64K ? 1 << 6 : 0);
   return { idr0: idr0 >>> 0, idr1, idr3, idr5 };
 }
+
+/**
+ * The features an SMMU's ID registers advertise (IOMMU_GET_HW_INFO's idr[0..5] on a native
+ * SMMU): the inverse of encodeIdRegisters on the fields it writes. An OAS of 52 bits is read as
+ * 48, the widest this model walks.
+ */
+export function decodeIdRegisters(idr: readonly number[]): SmmuFeatures {
+  const [idr0 = 0, idr1 = 0, , idr3 = 0, , idr5 = 0] = idr;
+  const bit = (word: number, n: number) => ((word >>> n) & 1) === 1;
+  const oas = ADDRESS_SIZE_BITS[idr5 & 0x7] ?? 48;
+  return resolveFeatures({
+    streamIdBits: idr1 & 0x3f,
+    substreamIdBits: (idr1 >>> 6) & 0x1f,
+    granule4K: bit(idr5, 4),
+    granule16K: bit(idr5, 5),
+    granule64K: bit(idr5, 6),
+    outputAddressBits: Math.min(oas, 48),
+    asid16: bit(idr0, 12),
+    vmid16: bit(idr0, 18),
+    rangeInvalidation: bit(idr3, 10),
+    twoLevelCdTable: bit(idr0, 19),
+    twoLevelStreamTable: ((idr0 >>> 27) & 0x3) === 1,
+    // STALL_MODEL (IDR0[25:24]) 1 = terminate only: no stalls.
+    stall: ((idr0 >>> 24) & 0x3) !== 1,
+    ats: bit(idr0, 10),
+    pri: bit(idr0, 16),
+  });
+}

@@ -15,6 +15,7 @@ export {
   DEFAULT_FEATURES,
   resolveFeatures,
   encodeIdRegisters,
+  decodeIdRegisters,
   ADDRESS_SIZE_BITS,
   type SmmuFeatures,
 } from "./features.js";
@@ -23,6 +24,7 @@ export {
   EventClass,
   eventName,
   encodeEventRecord,
+  decodeEventRecord,
   eventRecordWords,
   type SmmuEvent,
 } from "./event-record.js";

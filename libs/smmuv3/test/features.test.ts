@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Errno, SmmuError, encodeIdRegisters, resolveFeatures } from "../src/index.js";
+import { Errno, SmmuError, decodeIdRegisters, encodeIdRegisters, resolveFeatures } from "../src/index.js";
 
 describe("features and the ID registers GET_HW_INFO reports (digest §2.7)", () => {
   it("defaults: 16-bit SIDs, 20-bit SSIDs, 4K/16K/64K, OAS 48, ASID16, VMID16, RIL, CD2L, stalls, PRI", () => {
@@ -31,5 +31,23 @@ describe("features and the ID registers GET_HW_INFO reports (digest §2.7)", () 
         (e: unknown) => e instanceof SmmuError && e.errno === Errno.EINVAL,
       );
     }
+  });
+
+  it("decodeIdRegisters reads back every feature encodeIdRegisters writes (a native SMMU's HW_INFO)", () => {
+    const variants = [
+      resolveFeatures(),
+      resolveFeatures({ streamIdBits: 8, substreamIdBits: 0, granule16K: false, outputAddressBits: 44 }),
+      resolveFeatures({ asid16: false, vmid16: false, rangeInvalidation: false, twoLevelCdTable: false }),
+      resolveFeatures({ twoLevelStreamTable: false, stall: false, ats: false, pri: false, granule4K: false }),
+    ];
+    for (const f of variants) {
+      const { idr0, idr1, idr3, idr5 } = encodeIdRegisters(f);
+      assert.deepEqual(decodeIdRegisters([idr0, idr1, 0, idr3, 0, idr5]), f);
+    }
+  });
+
+  it("an OAS of 52 bits (IDR5.OAS = 6) is read as 48, the widest the model walks", () => {
+    const { idr0, idr1, idr3, idr5 } = encodeIdRegisters(resolveFeatures());
+    assert.equal(decodeIdRegisters([idr0, idr1, 0, idr3, 0, (idr5 & ~7) | 6]).outputAddressBits, 48);
   });
 });
