@@ -33,3 +33,38 @@ export {
   type PeerCredentials,
   type ReceivedMessage,
 } from "./unix-socket.js";
+export {
+  HwptAllocFlag,
+  IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
+  IOMMUFD_TYPE,
+  IoasMapFlag,
+  IommufdLayouts,
+  IommufdType,
+  IommuPageFault,
+  VFIO_BASE,
+  VFIO_TYPE,
+  VfioRegionFlag,
+  iommufdIoctls,
+  type IommufdIoctls,
+} from "./iommufd-uapi.js";
+export {
+  faultQueueAlloc,
+  getHwInfo,
+  hwptAlloc,
+  hwptInvalidate,
+  ioasAlloc,
+  ioasMap,
+  ioasUnmap,
+  iommufdDestroy,
+  readPageFaults,
+  readVEvents,
+  respondPageFault,
+  vdeviceAlloc,
+  veventqAlloc,
+  viommuAlloc,
+  type HwInfo,
+  type InvalidateResult,
+  type PageFault,
+  type VEvent,
+} from "./iommufd.js";
+export { attachIommufdPt, bindIommufd, detachIommufdPt, regionInfo, type VfioRegion } from "./vfio-device.js";

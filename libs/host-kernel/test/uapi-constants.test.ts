@@ -19,37 +19,13 @@ import {
   kvmIoctls,
   socketConstants,
 } from "../src/index.js";
-import { headersSkipReason, readHeaderValues } from "./uapi-headers.js";
-
-/** C expressions for `sizeof` and every `offsetof` of a layout record. */
-function layoutExpressions(
-  struct: string,
-  layout: Record<string, number>,
-  skip: string[] = [],
-): Record<string, string> {
-  const out: Record<string, string> = { [`${struct}.size`]: `sizeof(struct ${struct})` };
-  for (const field of Object.keys(layout)) {
-    if (field === "size" || skip.includes(field)) continue;
-    out[`${struct}.${field}`] = `offsetof(struct ${struct}, ${field})`;
-  }
-  return out;
-}
-
-function layoutValues(
-  struct: string,
-  layout: Record<string, number>,
-  skip: string[] = [],
-): Record<string, bigint> {
-  const out: Record<string, bigint> = {};
-  for (const [field, value] of Object.entries(layout)) {
-    if (skip.includes(field)) continue;
-    out[`${struct}.${field}`] = BigInt(value);
-  }
-  return out;
-}
-
-const asBig = (record: Record<string, number | bigint>, prefix = ""): Record<string, bigint> =>
-  Object.fromEntries(Object.entries(record).map(([k, v]) => [`${prefix}${k}`, BigInt(v)]));
+import {
+  asBig,
+  headersSkipReason,
+  layoutExpressions,
+  layoutValues,
+  readHeaderValues,
+} from "./uapi-headers.js";
 
 for (const arch of KERNEL_ARCHITECTURES) {
   describe(`uapi constants for ${arch} match the headers`, { skip: headersSkipReason(arch) }, () => {

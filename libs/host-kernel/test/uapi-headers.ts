@@ -42,6 +42,8 @@ export function readHeaderValues<K extends string>(
   arch: KernelArchitecture,
   includes: string[],
   expressions: Record<K, string>,
+  /** Searched before the compiler's own headers (a kernel's `make headers_install` output). */
+  includeDirs: string[] = [],
 ): Record<K, bigint> {
   const cc = compilerFor(arch);
   if (cc === undefined) throw new Error(`no C compiler for ${arch}`);
@@ -58,7 +60,9 @@ export function readHeaderValues<K extends string>(
   try {
     const file = join(dir, "values.c");
     writeFileSync(file, source);
-    const out = spawnSync(cc, ["-S", "-O0", "-o", "-", file], { encoding: "utf8" });
+    const out = spawnSync(cc, [...includeDirs.map((d) => `-I${d}`), "-S", "-O0", "-o", "-", file], {
+      encoding: "utf8",
+    });
     if (out.status !== 0) throw new Error(`${cc} failed:\n${out.stderr}`);
     const values = [...out.stdout.matchAll(/^\s*\.(?:quad|8byte|xword)\s+(-?\d+)\s*$/gm)].map((m) =>
       BigInt.asUintN(64, BigInt(m[1]!)),
@@ -71,3 +75,33 @@ export function readHeaderValues<K extends string>(
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** C expressions for `sizeof` and every `offsetof` of a layout record. */
+export function layoutExpressions(
+  struct: string,
+  layout: Record<string, number>,
+  skip: string[] = [],
+): Record<string, string> {
+  const out: Record<string, string> = { [`${struct}.size`]: `sizeof(struct ${struct})` };
+  for (const field of Object.keys(layout)) {
+    if (field === "size" || skip.includes(field)) continue;
+    out[`${struct}.${field}`] = `offsetof(struct ${struct}, ${field})`;
+  }
+  return out;
+}
+
+export function layoutValues(
+  struct: string,
+  layout: Record<string, number>,
+  skip: string[] = [],
+): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  for (const [field, value] of Object.entries(layout)) {
+    if (skip.includes(field)) continue;
+    out[`${struct}.${field}`] = BigInt(value);
+  }
+  return out;
+}
+
+export const asBig = (record: Record<string, number | bigint>, prefix = ""): Record<string, bigint> =>
+  Object.fromEntries(Object.entries(record).map(([k, v]) => [`${prefix}${k}`, BigInt(v)]));
