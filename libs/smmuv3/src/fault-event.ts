@@ -1,10 +1,18 @@
 import { EventClass, EventId, type SmmuEvent } from "./event-record.js";
 import type { WalkFault } from "./nested-walker.js";
 
-/** Events iommufd forwards to a vEVENTQ (arm_smmu_handle_event → vmaster, digest §2.5). */
-export const FORWARDED_EVENTS: ReadonlySet<number> = new Set([
-  0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13,
-]);
+/** Event numbers iommufd forwards to a vEVENTQ (arm_smmu_handle_event → vmaster, digest §2.5). */
+const FORWARDED_EVENTS: ReadonlySet<number> = new Set([0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13]);
+
+/**
+ * Whether iommufd forwards the event to the guest's vEVENTQ: one of FORWARDED_EVENTS and not a
+ * stage-2 fault, which stays the host's (Linux 7.3 arm_smmu_handle_event: `else if
+ * (master->vmaster && !event->s2)`; the digest lists the numbers only, the Arm tier's kernel
+ * showed the rule).
+ */
+export function forwardedToGuest(event: SmmuEvent): boolean {
+  return FORWARDED_EVENTS.has(event.id) && event.stage2 !== true;
+}
 
 /** Configuration errors: always recorded, carrying only SSID/SSV (digest §3.4). */
 const CONFIG_EVENTS: ReadonlySet<number> = new Set([

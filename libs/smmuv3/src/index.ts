@@ -79,10 +79,13 @@ export {
   CommandOpcode,
   commandName,
   buildCommand,
+  opcodeOf,
+  cfgiSid,
   tlbiRange,
   type RawCommand,
   type TlbiRange,
 } from "./invalidation-command.js";
+export { validateGuestCommand } from "./guest-command.js";
 export { Stage2Domain, type Stage2Mapping, type MsiBinding } from "./stage2-domain.js";
 export { levelShift, startLevelFor, type GranuleBits } from "./translation-granule.js";
 export { Iotlb, TlbEntry } from "./iotlb.js";

@@ -4,7 +4,7 @@ import { Perm } from "./access-permission.js";
 import { decodeContextDescriptor, type ContextDescriptor } from "./context-descriptor.js";
 import { DmaTransfer, type DmaResult } from "./dma-transfer.js";
 import { EventClass, EventId } from "./event-record.js";
-import { FORWARDED_EVENTS, faultEvent, faultRecorded, faultRecoverable } from "./fault-event.js";
+import { faultEvent, faultRecorded, faultRecoverable, forwardedToGuest } from "./fault-event.js";
 import { EventQueue, type QueuedEvent } from "./event-queue.js";
 import { granuleSupported, resolveFeatures, type SmmuFeatures } from "./features.js";
 import {
@@ -16,6 +16,7 @@ import {
   tlbiRange,
   type RawCommand,
 } from "./invalidation-command.js";
+import { validateGuestCommand } from "./guest-command.js";
 import { Iotlb, TlbEntry } from "./iotlb.js";
 import { IPA_DOORBELL, IPA_FAULT, NestedWalker } from "./nested-walker.js";
 import { PageRequestQueue, type PageRequest, type PageRequestOutcome } from "./page-request-queue.js";
@@ -688,8 +689,7 @@ export class Smmu {
     out.outcome = "fault";
     // C_BAD_STREAMID has no vdevice to report through.
     out.recorded = dev !== undefined && faultRecorded(f, cd?.record) && !this.recordingSuppressed;
-    if (out.recorded)
-      this.events.report(event, unrecoverableFaultFromEvent(event), FORWARDED_EVENTS.has(f.id));
+    if (out.recorded) this.events.report(event, unrecoverableFaultFromEvent(event), forwardedToGuest(event));
     return out;
   }
 
@@ -772,12 +772,14 @@ export class Smmu {
   }
 
   /**
-   * arm_vsmmu_convert_user_cmd, then what the emulated SMMU does with the converted command:
+   * arm_vsmmu_validate_user_cmd (validateGuestCommand: the fields a guest may set, EIO
+   * otherwise), arm_vsmmu_convert_user_cmd, then what the emulated SMMU does with the converted command:
    * TLBI_NSNH_ALL becomes NH_ALL of this VMID; NH_ALL / NH_ASID / NH_VA / NH_VAA get the VMID
    * forced; ATC_INV / CFGI_CD / CFGI_CD_ALL get the vSID translated (unknown vSID → EIO); any
    * other opcode → EIO. ATC_INV has no ATC to act on here.
    */
   private applyCommand(cmd: RawCommand): void {
+    validateGuestCommand(cmd, this.features);
     const opcode = opcodeOf(cmd);
     const asidMask = this.features.asid16 ? 0xffff : 0xff;
     switch (opcode) {
@@ -812,13 +814,6 @@ export class Smmu {
         else if (opcode === CommandOpcode.CFGI_CD_ALL) this.forgetStream(dev);
         return;
       }
-      default:
-        throw invalidArgument(
-          "COMMAND_NOT_ALLOWED",
-          `command 0x${opcode.toString(16)} cannot be issued by a guest`,
-          "opcode",
-          Errno.EIO,
-        );
     }
   }
 
@@ -1040,7 +1035,7 @@ export class Smmu {
           : {
               ...e,
               seedFault: unrecoverableFaultFromEvent(e.event),
-              forwarded: FORWARDED_EVENTS.has(e.event.id),
+              forwarded: forwardedToGuest(e.event),
             },
       ),
       { nextSequence: s.eventSequence, reported: s.eventsReported, dropped: s.eventsDropped },

@@ -105,6 +105,65 @@ describe("raw invalidation commands (digest §2.4 iommufd, §4.3 QEMU)", () => {
     }
   });
 
+  // Linux 7.3 arm_vsmmu_validate_user_cmd, seen in the Arm kernel tier (an ATC_INV refused on
+  // QEMU's SMMU, which has no ATS); the digest lists opcodes only.
+  it("a guest command with a field it may not set is EIO before it runs (arm_vsmmu_validate_user_cmd)", () => {
+    const reasonOf = (features: Parameters<typeof makeSmmu>[0], cmd: readonly [bigint, bigint]) => {
+      const { smmu } = makeSmmu(features);
+      identityStage2(smmu);
+      smmu.attachDevice(1, 0x41);
+      const r = smmu.invalidateCommands([cmd]);
+      return [r.handled, r.error?.errno, r.error?.reason];
+    };
+    const rows: [string, Parameters<typeof makeSmmu>[0], readonly [bigint, bigint], unknown[]][] = [
+      [
+        "a RES0 bit of TLBI_NH_ASID (dw0 bit 20)",
+        {},
+        [buildCommand.nhAsid(5)[0] | (1n << 20n), 0n],
+        [0, Errno.EIO, "COMMAND_FIELD_NOT_ALLOWED"],
+      ],
+      [
+        "an ASID above 8 bits on an 8-bit-ASID SMMU",
+        { features: { asid16: false } },
+        buildCommand.nhAsid(0x100),
+        [0, Errno.EIO, "COMMAND_FIELD_NOT_ALLOWED"],
+      ],
+      [
+        "ATC_INV on an SMMU without ATS",
+        { features: { ats: false } },
+        buildCommand.atcInv(0x41),
+        [0, Errno.EIO, "COMMAND_NOT_ALLOWED"],
+      ],
+      ["ATC_INV with ATS", {}, buildCommand.atcInv(0x41), [1, undefined, undefined]],
+      [
+        "TG 0 with NUM set (reserved range)",
+        {},
+        buildCommand.nhVa(5, 0x5000_0000, { num: 3 }),
+        [0, Errno.EIO, "COMMAND_RANGE_RESERVED"],
+      ],
+      [
+        "range fields without range invalidation",
+        { features: { rangeInvalidation: false } },
+        buildCommand.nhVa(5, 0x5000_0000, { tg: 1, num: 3 }),
+        [0, Errno.EIO, "COMMAND_FIELD_NOT_ALLOWED"],
+      ],
+      [
+        "a CFGI_CD SSID without substreams",
+        { features: { substreamIdBits: 0 } },
+        buildCommand.cfgiCd(0x41, 1),
+        [0, Errno.EIO, "COMMAND_FIELD_NOT_ALLOWED"],
+      ],
+      [
+        "a valid range TLBI",
+        {},
+        buildCommand.nhVa(5, 0x5000_0000, { tg: 1, num: 3, scale: 1 }),
+        [1, undefined, undefined],
+      ],
+    ];
+    for (const [rule, features, cmd, expected] of rows)
+      assert.deepEqual(reasonOf(features, cmd), expected, rule);
+  });
+
   it("a batch stops at the first bad entry: entries before it stay applied, handled counts them", () => {
     const { smmu, cached } = twoDevices();
     const r = smmu.invalidateCommands([buildCommand.nhAsid(5), buildCommand.sync(), buildCommand.nhAsid(6)]);

@@ -106,6 +106,19 @@ describe("iommufd selftest ports (digest §5.1)", () => {
     );
   });
 
+  it("vEVENTQ: a stage-2 fault is recorded but not forwarded to the guest (Linux 7.3 arm_smmu_handle_event: vmaster && !event->s2)", () => {
+    const { smmu } = makeSmmu();
+    smmu.mapStage2(0, 0, 0x10_0000, 3);
+    smmu.attachDevice(0x10, 0x99);
+    smmu.setGuestSte(0x10, guestSte({ config: 4 }));
+    smmu.translate(0x10, undefined, 0x20_0000, false);
+    const events = smmu.readEvents();
+    assert.deepEqual(
+      events.map((e) => (e.lost ? "lost" : [e.event.id, e.event.stage2, e.forwarded])),
+      [[EventId.F_TRANSLATION, true, false]],
+    );
+  });
+
   it("vEVENTQ overflow: vdev 0x88, three events into depth 2 → LOST_EVENTS; the next event reads normally", () => {
     const { smmu } = makeSmmu({ limits: { eventQueueDepth: 2 } });
     smmu.attachDevice(0x11, 0x88);
