@@ -34,10 +34,7 @@ export async function buildPower9Initramfs(artefacts: Power9Artefacts): Promise<
     .file(artefacts.kvmHvModule, "lib/modules/kvm-hv.ko")
     .file(strippedNodeBinary(artefacts.nodeTarball, artefacts.strip, tierCache()), "bin/node", 0o755)
     .file(join(artefacts.libraries, "ld64.so.2"), "lib64/ld64.so.2", 0o755)
-    .file(bundle, "vplane/guest.mjs")
-    .text("vplane/package.json", JSON.stringify({ type: "module" }))
-    .koffiJavaScript("vplane/node_modules/koffi")
-    .npmPackage(artefacts.koffiTarball, "vplane/node_modules/@koromix/koffi-linux-ppc64");
+    .vplaneEntry(bundle, artefacts.koffiTarball, "linux-ppc64");
   for (const lib of NODE_LIBRARIES) tree.file(join(artefacts.libraries, lib), `lib/${lib}`, 0o755);
   return tree.write();
 }

@@ -74,6 +74,17 @@ export class InitramfsTree {
     return this;
   }
 
+  /**
+   * The tier's Node entry under /vplane: the bundle as guest.mjs, a package.json making it an ES
+   * module, koffi's JavaScript and its binary for the guest (`@koromix/koffi-<platform>`).
+   */
+  vplaneEntry(bundle: string, koffiTarball: string, koffiPlatform: string): this {
+    return this.file(bundle, "vplane/guest.mjs")
+      .text("vplane/package.json", JSON.stringify({ type: "module" }))
+      .koffiJavaScript("vplane/node_modules/koffi")
+      .npmPackage(koffiTarball, `vplane/node_modules/@koromix/koffi-${koffiPlatform}`);
+  }
+
   /** Writes the cpio and removes the staged tree; the caller removes the cpio's folder (`dirname`). */
   write(): string {
     const cpio = join(this.work, "initrd.cpio");

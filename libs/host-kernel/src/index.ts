@@ -42,6 +42,7 @@ export {
   IommufdType,
   IommuPageFault,
   VFIO_BASE,
+  VFIO_REGION_INFO_SIZE_FIELD,
   VFIO_TYPE,
   VfioRegionFlag,
   iommufdIoctls,

@@ -1,4 +1,4 @@
-import type { KernelArchitecture } from "./architecture.js";
+import { hostArchitecture, type KernelArchitecture } from "./architecture.js";
 import { ioctlRequest, type IoctlRequest } from "./ioctl-encoding.js";
 
 /**
@@ -132,6 +132,9 @@ export const IommufdLayouts = {
   vfio_region_info: { size: 32, argsz: 0, flags: 4, index: 8, cap_offset: 12, offset: 24 },
 } as const;
 
+/** Offset of vfio_region_info's own `size` field (its key in the layout is the struct's size). */
+export const VFIO_REGION_INFO_SIZE_FIELD = 16;
+
 /** The iommufd and VFIO cdev ioctls this project issues, numbered for one architecture. */
 export function iommufdIoctls(arch: KernelArchitecture) {
   const iommu = (name: string, nr: number): IoctlRequest =>
@@ -159,3 +162,11 @@ export function iommufdIoctls(arch: KernelArchitecture) {
 }
 
 export type IommufdIoctls = ReturnType<typeof iommufdIoctls>;
+
+let hostNumbered: IommufdIoctls | undefined;
+
+/** The ioctl numbers for this host (iommufd's and VFIO's are `_IO`: the same on x86_64 and arm64). */
+export function hostIommufdIoctls(): IommufdIoctls {
+  hostNumbered ??= iommufdIoctls(hostArchitecture() ?? "arm64");
+  return hostNumbered;
+}

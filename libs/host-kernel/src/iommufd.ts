@@ -1,24 +1,17 @@
 import { readSync, writeSync } from "node:fs";
-import { hostArchitecture } from "./architecture.js";
 import { KernelError } from "./errno.js";
 import { ioctl } from "./ioctl.js";
 import {
   IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
   IoasMapFlag,
   IommufdLayouts as L,
-  iommufdIoctls,
+  hostIommufdIoctls,
   type IommufdIoctls,
 } from "./iommufd-uapi.js";
 import type { NativeBuffer } from "./native-memory.js";
 import { withNativeBuffer } from "./native-memory.js";
 
-let numbered: IommufdIoctls | undefined;
-
-/** The ioctl numbers for this host (iommufd's are `_IO`, so the same on x86_64 and arm64). */
-function ioctls(): IommufdIoctls {
-  numbered ??= iommufdIoctls(hostArchitecture() ?? "arm64");
-  return numbered;
-}
+const ioctls = hostIommufdIoctls;
 
 /** Runs one iommufd ioctl on a struct whose first u32 is its size (iommufd's extensible form). */
 function call<T>(

@@ -1,17 +1,15 @@
-import { hostArchitecture } from "./architecture.js";
 import { ioctl } from "./ioctl.js";
-import { IommufdLayouts as L, iommufdIoctls, type IommufdIoctls } from "./iommufd-uapi.js";
+import {
+  IommufdLayouts as L,
+  VFIO_REGION_INFO_SIZE_FIELD,
+  hostIommufdIoctls as ioctls,
+} from "./iommufd-uapi.js";
 import { withNativeBuffer } from "./native-memory.js";
 
 /**
  * A VFIO device through its cdev (/dev/vfio/devices/vfioN, linux/vfio.h): bound to an iommufd,
  * attached to a page table (an IOAS, a HWPT, or a nested HWPT), and its regions described.
  */
-let numbered: IommufdIoctls | undefined;
-function ioctls(): IommufdIoctls {
-  numbered ??= iommufdIoctls(hostArchitecture() ?? "arm64");
-  return numbered;
-}
 
 /** VFIO_DEVICE_BIND_IOMMUFD: the device's id in that iommufd (dev_id of the iommufd calls). */
 export function bindIommufd(deviceFd: number, iommufd: number): number {
@@ -54,6 +52,6 @@ export function regionInfo(deviceFd: number, index: number): VfioRegion {
   return withNativeBuffer(s.size, (b) => {
     b.setU32(s.argsz, s.size).setU32(s.index, index);
     ioctl(deviceFd, ioctls().VFIO_DEVICE_GET_REGION_INFO, b);
-    return { flags: b.u32(s.flags), size: b.u64(s.size), offset: b.u64(s.offset) };
+    return { flags: b.u32(s.flags), size: b.u64(VFIO_REGION_INFO_SIZE_FIELD), offset: b.u64(s.offset) };
   });
 }

@@ -13,6 +13,7 @@ import {
   IommufdLayouts,
   IommufdType,
   IommuPageFault,
+  VFIO_REGION_INFO_SIZE_FIELD,
   VfioRegionFlag,
   iommufdIoctls,
 } from "../src/index.js";
@@ -67,10 +68,12 @@ describe("iommufd and VFIO cdev uapi match the 7.3 headers the Arm tier builds",
     const values = read({
       ...Object.fromEntries(Object.keys(named).map((n) => [n, n])),
       IOMMU_VEVENTQ_FLAG_LOST_EVENTS: "IOMMU_VEVENTQ_FLAG_LOST_EVENTS",
+      VFIO_REGION_INFO_SIZE_FIELD: "offsetof(struct vfio_region_info, size)",
     });
     assert.deepEqual(values, {
       ...asBig(named),
       IOMMU_VEVENTQ_FLAG_LOST_EVENTS: BigInt(IOMMU_VEVENTQ_FLAG_LOST_EVENTS),
+      VFIO_REGION_INFO_SIZE_FIELD: BigInt(VFIO_REGION_INFO_SIZE_FIELD),
     });
   });
 

@@ -1,4 +1,4 @@
-import { refuseNativeBackend } from "./native-smmu-backend.js";
+import { refuseNativeBackend } from "./native-smmu-refusal.js";
 import { openEmulatedSmmuBackend } from "./emulated-smmu-backend.js";
 import type { BackendKind, BackendOpening, SmmuBackend } from "./smmu-backend.js";
 import type { SmmuRecord } from "./smmu-config-store.js";

@@ -8,7 +8,7 @@ import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/devi
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { TranslationOutcome, type TranslateResponse } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { buildCommand, decodeSmmuState, encodeSmmuState } from "@vplane/smmuv3";
-import { GuestTables } from "./guest-tables.js";
+import { GuestTables } from "../src/testing/guest-tables.js";
 import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
 import { attachSeedTable, attachWithSte, createSmmu } from "./smmu-fixture.js";
 

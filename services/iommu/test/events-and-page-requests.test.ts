@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
 import type { StreamEventBatchesResponse } from "@vplane/proto/gen/vplane/iommu/v1/fault";
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
-import { GuestTables } from "./guest-tables.js";
+import { GuestTables } from "../src/testing/guest-tables.js";
 import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
 import { createSmmu, attachWithSte } from "./smmu-fixture.js";
 

@@ -5,7 +5,7 @@ import { FileGuestMemory } from "@vplane/guest-memory";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
-import { GuestTables, steWords } from "./guest-tables.js";
+import { GuestTables, steWords } from "../src/testing/guest-tables.js";
 import { attachWithSte } from "./smmu-fixture.js";
 import { removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
 

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
-import { GuestTables, steWords } from "./guest-tables.js";
+import { GuestTables, steWords } from "../src/testing/guest-tables.js";
 import { removeDir, startIommu, tempDataDir } from "./iommu-harness.js";
 import { attachSeedTable, createSmmu } from "./smmu-fixture.js";
 

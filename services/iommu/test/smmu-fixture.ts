@@ -1,7 +1,7 @@
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { Smmu } from "@vplane/proto/gen/vplane/iommu/v1/smmu";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
-import { steWords } from "./guest-tables.js";
+import { steWords } from "../src/testing/guest-tables.js";
 import type { IommuHarness } from "./iommu-harness.js";
 
 /** A CreateSmmu message with defaults and private RAM of `ramBytes`. */

@@ -2,8 +2,9 @@ import type { GuestMemory } from "@vplane/guest-memory";
 import { encodeContextDescriptor } from "@vplane/smmuv3";
 
 /**
- * Test support: what a guest kernel (or libqos in QEMU's qtest) leaves in guest RAM: a 4K,
- * 48-bit stage-1 table with 4 levels and one CD. `toHost` says where an IPA sits in the RAM file.
+ * Test support (the service's tests and the SMMU contract suite): what a guest kernel (or libqos
+ * in QEMU's qtest) leaves in guest RAM: a 4K, 48-bit stage-1 table with 4 levels and one CD.
+ * `toHost` says where an IPA sits in the RAM file.
  */
 export class GuestTables {
   private next: number;
