@@ -47,16 +47,9 @@ export {
   type SignalSink,
 } from "./thread-context.js";
 export { TriggerOutcome, XiveRouter, type RouterCounters, type TriggerOutcomeValue } from "./xive-router.js";
-export {
-  DEFAULT_MAX_VCPUS,
-  DEFAULT_MAX_VCPU_IDS,
-  XIVE_Q_GAP,
-  XiveDevice,
-  checkNrServers,
-  type SourceState,
-  type XiveStopState,
-  type XiveDeviceOptions,
-} from "./xive-device.js";
+export { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS, checkNrServers } from "./nr-servers.js";
+export { XIVE_Q_GAP, XiveDevice, type SourceState, type XiveDeviceOptions } from "./xive-device.js";
+export { XiveSource, type XiveStopState } from "./xive-source.js";
 export {
   QUEUE_ALWAYS_NOTIFY,
   QUEUE_DEBUG,
@@ -68,12 +61,11 @@ export {
 export { Icp, XICS_IPI, type IcsPort } from "./xics/icp.js";
 export { Ics, type IcsSourceState } from "./xics/ics.js";
 export { RtasReturn, XicsDevice, type XicsDeviceOptions } from "./xics/xics-device.js";
+export type { ActiveMode, ControllerMode } from "./controller-mode.js";
 export {
   InterruptController,
   type ImportedControllerOptions,
   type ActiveDevice,
-  type ActiveMode,
-  type ControllerMode,
   type InterruptControllerOptions,
 } from "./interrupt-controller.js";
 export { dumpController, dumpXics, dumpXive } from "./pic-dump.js";
@@ -92,4 +84,4 @@ export {
   type CheckedControllerState,
 } from "./device-state/decode-controller-state.js";
 export { encodeControllerState } from "./device-state/encode-controller-state.js";
-export { StoppedTriggers } from "./device-state/stopped-triggers.js";
+export { StoppedTriggers } from "./stopped-triggers.js";

@@ -5,26 +5,18 @@ import {
   type CheckedControllerState,
 } from "./device-state/decode-controller-state.js";
 import { encodeControllerState } from "./device-state/encode-controller-state.js";
-import { applyXicsState, captureXicsState } from "./device-state/xics-state.js";
-import { applyXiveState, captureXiveState } from "./device-state/xive-state.js";
+import type { ActiveMode, ControllerMode } from "./controller-mode.js";
 import { Errno } from "./errno.js";
 import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
 import { SpaprXiveHcalls } from "./spapr-hcalls.js";
 import type { SignalSink } from "./thread-context.js";
 import { XicsDevice } from "./xics/xics-device.js";
-import {
-  DEFAULT_MAX_VCPUS,
-  DEFAULT_MAX_VCPU_IDS,
-  XiveDevice,
-  type XiveDeviceOptions,
-} from "./xive-device.js";
+import { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS } from "./nr-servers.js";
+import { XiveDevice, type XiveDeviceOptions } from "./xive-device.js";
 import { VcpuRegistry, vcpuNotConnected } from "./vcpu-registry.js";
 import { XiveError, kvmError } from "./xive-error.js";
 import { TriggerOutcome, type TriggerOutcomeValue } from "./xive-router.js";
-
-export type ControllerMode = "XIVE" | "XICS" | "DUAL";
-export type ActiveMode = "XIVE" | "XICS";
 
 export interface InterruptControllerOptions extends Omit<XiveDeviceOptions, "onSignal"> {
   mode: ControllerMode;
@@ -240,9 +232,7 @@ export class InterruptController {
 
   /** Quiesced for migration: triggers are latched, guest and configuration calls refused. */
   get quiesced(): boolean {
-    return this.device.mode === "XIVE"
-      ? this.device.xive.stopped !== undefined
-      : this.device.xics.stopped !== undefined;
+    return this.device.mode === "XIVE" ? this.device.xive.quiesced : this.device.xics.stopped !== undefined;
   }
 
   /** FAILED_PRECONDITION while quiesced: the guest is stopped and the configuration frozen. */
@@ -304,10 +294,12 @@ export class InterruptController {
       vcpus: this.vcpus.entries(),
       machineSources: this.initialisedSources(),
       stoppedTriggers: [
-        ...(active.mode === "XIVE" ? active.xive.stopped!.triggers.order : active.xics.stopped!.order),
+        ...(active.mode === "XIVE"
+          ? active.xive.sourceEngine.stopped!.triggers.order
+          : active.xics.stopped!.order),
       ],
-      xive: xive ? captureXiveState(xive) : undefined,
-      xics: active.mode === "XICS" ? captureXicsState(active.xics) : undefined,
+      xive: xive?.captureState(),
+      xics: active.mode === "XICS" ? active.xics.captureState() : undefined,
     };
   }
 
@@ -347,8 +339,8 @@ export class InterruptController {
     for (const { vcpuId, server } of state.vcpus) controller.connectVcpu(vcpuId, server);
     for (const { irq, lsi } of state.machineSources) controller.initSource(irq, { lsi });
     const active = controller.device;
-    if (active.mode === "XIVE") applyXiveState(active.xive, state.xive!, state.stoppedTriggers);
-    else applyXicsState(active.xics, state.xics!, state.stoppedTriggers);
+    if (active.mode === "XIVE") active.xive.restoreState(state.xive!, state.stoppedTriggers);
+    else active.xics.restoreState(state.xics!, state.stoppedTriggers);
     return controller;
   }
 

@@ -1,4 +1,6 @@
 import type { GuestMemory } from "@vplane/guest-memory";
+import type { XiveState } from "./device-state/controller-state.js";
+import { applyXiveState, captureXiveState, type XiveParts } from "./device-state/xive-state.js";
 import {
   EAS_HI_END_INDEX,
   EAS_HI_VALID,
@@ -10,25 +12,24 @@ import {
 } from "./eas.js";
 import { EndTable, queueEntries } from "./end-table.js";
 import { Errno } from "./errno.js";
-import { ESB_FORWARD, PQ, decodeEsbLoad, decodeEsbStore, esbEoi, esbTrigger, setPqValueOf } from "./esb.js";
+import { PQ, decodeEsbLoad, setPqValueOf } from "./esb.js";
 import {
   KVM_XIVE_EQ_ALWAYS_NOTIFY,
   KVM_XIVE_LEVEL_ASSERTED,
   KVM_XIVE_LEVEL_SENSITIVE,
   KVM_XIVE_NR_IRQS,
-  SOURCE_BLOCK_SHIFT,
-  SOURCES_PER_BLOCK,
   decodeKvmSourceConfig,
   isKvmPriorityValid,
   type KvmXiveEq,
 } from "./kvm-attributes.js";
+import { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS, checkNrServers } from "./nr-servers.js";
 import { PseriesIrq } from "./pseries-layout.js";
-import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceTable, type SourceBlock } from "./source-table.js";
+import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceTable } from "./source-table.js";
 import { TM_SHIFT, ThreadContext, TimaPage, allOnes, type SignalSink } from "./thread-context.js";
-import { StoppedTriggers, stoppedTriggerLimit } from "./device-state/stopped-triggers.js";
 import { VcpuRegistry, serverNotConnected, vcpuNotConnected } from "./vcpu-registry.js";
 import { XiveError, kvmError } from "./xive-error.js";
-import { TriggerOutcome, XiveRouter, type TriggerOutcomeValue } from "./xive-router.js";
+import { XiveRouter, type TriggerOutcomeValue } from "./xive-router.js";
+import { XiveSource } from "./xive-source.js";
 
 /** Limits and platform choices of one XIVE device; every one has the value QEMU/KVM use. */
 export interface XiveDeviceOptions {
@@ -51,20 +52,8 @@ export interface XiveDeviceOptions {
   onSignal?: SignalSink;
 }
 
-export const DEFAULT_MAX_VCPUS = 2048;
-export const DEFAULT_MAX_VCPU_IDS = 8 * DEFAULT_MAX_VCPUS;
 /** XIVE_Q_GAP: KVM keeps two entries of every queue free when it counts targets (xive.md §1.3). */
 export const XIVE_Q_GAP = 2;
-
-/**
- * What a quiesced device keeps until it resumes (xive.md §6): the PQ every valid source had
- * when it was stopped, and the triggers that arrived since.
- */
-export interface XiveStopState {
-  /** Saved PQ of each source, per block of 1024 (indexed by irq >> 10). */
-  readonly savedPq: Map<number, Uint8Array>;
-  readonly triggers: StoppedTriggers;
-}
 
 /** A source's state as a caller reads it. */
 export interface SourceState {
@@ -77,37 +66,6 @@ export interface SourceState {
   server: number;
   priority: number;
   eisn: number;
-}
-
-/**
- * The NR_SERVERS rules (xive.md §1.2, §10.3): 0 or above KVM_MAX_VCPU_IDS → EINVAL; once the VP
- * block is allocated → EBUSY; above KVM_MAX_VCPUS clamped. Returns the value to keep.
- */
-export function checkNrServers(
-  value: number,
-  maxVcpus: number,
-  maxVcpuIds: number,
-  allocated: boolean,
-): number {
-  if (!Number.isInteger(value) || value <= 0 || value > maxVcpuIds) {
-    throw kvmError(
-      Errno.EINVAL,
-      "INVALID_ARGUMENT",
-      "NR_SERVERS_OUT_OF_RANGE",
-      `nr_servers must be 1..${maxVcpuIds}, got ${value}`,
-      "nr_servers",
-    );
-  }
-  if (allocated) {
-    throw kvmError(
-      Errno.EBUSY,
-      "FAILED_PRECONDITION",
-      "VP_BLOCK_ALLOCATED",
-      "nr_servers cannot change once a vCPU has connected (the VP block is allocated)",
-      "nr_servers",
-    );
-  }
-  return Math.min(value, maxVcpus);
 }
 
 function isIndex(value: number, limit: number): boolean {
@@ -131,10 +89,13 @@ export class XiveDevice {
   /** Thread contexts indexed by server number. */
   readonly contexts: (ThreadContext | undefined)[] = [];
   readonly router: XiveRouter;
+  /**
+   * The interrupt source engine (the IVSE; QEMU's XiveSource): device-side triggers, the ESB
+   * pages, the quiesce latch.
+   */
+  readonly sourceEngine: XiveSource;
   /** OV5_XIVE_EXPLOIT negotiated at CAS: until then every H_INT_* returns H_FUNCTION (xive.md §2). */
   xiveSelected = false;
-  /** Set while the device is quiesced for migration (xive.md §6); see quiesce(). */
-  stopped: XiveStopState | undefined;
   private servers: number;
   /** vCPU id → server, for the vCPUs connected (KVM_ENABLE_CAP). */
   private readonly vcpus = new VcpuRegistry();
@@ -162,6 +123,7 @@ export class XiveDevice {
     this.servers = this.maxVcpus; // NR_SERVERS default: KVM_MAX_VCPUS (xive.md §1.2)
     this.signal = options.onSignal ?? (() => undefined);
     this.router = new XiveRouter(this.contexts, undefined);
+    this.sourceEngine = new XiveSource(this.sources, this.router, this.storeEoi);
   }
 
   /** Number of server ids (NR_SERVERS). */
@@ -503,67 +465,52 @@ export class XiveDevice {
 
   // ---------------------------------------------------------------- migration (§6)
 
+  /** Quiesced for migration: triggers are latched, not forwarded (xive.md §6). */
+  get quiesced(): boolean {
+    return this.sourceEngine.stopped !== undefined;
+  }
+
   /**
-   * Stops the device as QEMU's change-state handler stops the KVM device (xive.md §6): every
-   * valid source's PQ is saved and, unless it is 01 (off), set to 10 so that a trigger is latched
-   * (10 → 11) rather than forwarded; then the queues are synced (EQ_SYNC). K-DOC masks with 01
-   * instead (xive.md §10.1), which would lose those triggers. Idempotent: a second call keeps the
-   * PQs saved by the first. Returns the dirty-log page numbers of the queue pages, ascending.
+   * Stops the device as QEMU's change-state handler stops the KVM device (xive.md §6): the
+   * sources latch (XiveSource.quiesce), then the queues are synced (EQ_SYNC). Idempotent.
+   * Returns the dirty-log page numbers of the queue pages, ascending.
    */
   quiesce(): number[] {
-    if (this.stopped === undefined) {
-      const savedPq = new Map<number, Uint8Array>();
-      this.sources.forEachValid((irq, block, i) => {
-        const b = irq >>> SOURCE_BLOCK_SHIFT;
-        let saved = savedPq.get(b);
-        if (saved === undefined) {
-          saved = new Uint8Array(SOURCES_PER_BLOCK);
-          savedPq.set(b, saved);
-        }
-        const status = block.status[i]!;
-        saved[i] = status & STATUS_PQ;
-        if ((status & STATUS_PQ) !== PQ.OFF) block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
-      });
-      this.stopped = { savedPq, triggers: new StoppedTriggers() };
-    }
+    this.sourceEngine.quiesce();
     return this.eqSync();
   }
 
   /** The PQ source `irq` had when the device was quiesced (undefined when running). */
   savedPqOf(irq: number): number | undefined {
-    return this.stopped?.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT)?.[irq & (SOURCES_PER_BLOCK - 1)];
+    return this.sourceEngine.savedPqOf(irq);
+  }
+
+  /** Runs again, replaying what arrived while quiesced (XiveSource.resume). No-op when running. */
+  resume(): void {
+    this.sourceEngine.resume();
+  }
+
+  /** The quiesced device's state in the saved format (QEMU's pre_save, xive.md §6). */
+  captureState(): XiveState {
+    return captureXiveState(this.savedParts());
   }
 
   /**
-   * Lets a quiesced device run again (xive.md §6 resume): every valid source gets its saved PQ
-   * back (the SET_PQ load QEMU issues), then the triggers that arrived while stopped are replayed
-   * in arrival order, so that what reaches the queues and presenters is what would have had the
-   * device kept running. QEMU instead re-triggers, in source order, each source whose saved PQ
-   * was 00 and whose PQ reads 11; the replay gives the same result for one trigger and also keeps
-   * a second one (Q) and the order. A running device is left as it is.
+   * Applies a checked saved state to this fresh device, whose vCPUs are connected and sources
+   * created (QEMU's post_load order, xive.md §6); the device is left quiesced.
    */
-  resume(): void {
-    const stopped = this.stopped;
-    if (stopped === undefined) return;
-    this.stopped = undefined;
-    this.sources.forEachValid((irq, block, i) => {
-      const saved = stopped.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT)?.[i];
-      if (saved !== undefined) block.status[i] = (block.status[i]! & ~STATUS_PQ) | saved;
-    });
-    for (const irq of stopped.triggers.order) this.replayTrigger(irq);
+  restoreState(state: XiveState, stoppedTriggers: readonly number[]): void {
+    this.xiveSelected = state.xiveSelected;
+    applyXiveState(this.savedParts(), state, stoppedTriggers);
   }
 
-  /** One logged trigger, as it would have run: an MSI's ESB trigger; an LSI's assertion from PQ 00. */
-  private replayTrigger(irq: number): void {
-    const block = this.sources.blockOf(irq);
-    if (block === undefined) return;
-    const i = irq & (SOURCES_PER_BLOCK - 1);
-    const status = block.status[i]!;
-    if ((status & STATUS_LSI) === 0) return this.esbTriggerAt(block, i);
-    // The line keeps the level it has now; only the forwarding of the first assertion replays.
-    if ((status & STATUS_PQ) !== PQ.RESET) return;
-    block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
-    this.router.notify(block, i);
+  private savedParts(): XiveParts {
+    return {
+      source: this.sourceEngine,
+      ends: this.router.ends,
+      contexts: this.connectedServers().map((server) => this.contexts[server]!),
+      xiveSelected: this.xiveSelected,
+    };
   }
 
   /**
@@ -591,155 +538,24 @@ export class XiveDevice {
 
   /** A device raises source `irq` (an MSI, or asserting an LSI): xive_source_set_irq(irq, 1). */
   trigger(irq: number): TriggerOutcomeValue {
-    return this.setIrq(irq, true);
+    return this.sourceEngine.setIrq(irq, true);
   }
 
-  /**
-   * xive_source_set_irq (xive.md §3): an MSI triggers on a rising call; an LSI's level sets or
-   * clears ASSERTED and an assert forwards only from PQ 00 (to 10; Q is never set).
-   */
+  /** xive_source_set_irq: a device sets source `irq`'s line (see XiveSource.setIrq). */
   setIrq(irq: number, level: boolean): TriggerOutcomeValue {
-    if (!(irq >= 0 && irq < KVM_XIVE_NR_IRQS)) return TriggerOutcome.NO_SOURCE;
-    const block = this.sources.blocks[irq >>> SOURCE_BLOCK_SHIFT];
-    if (block === undefined) return TriggerOutcome.NO_SOURCE;
-    const i = irq & (SOURCES_PER_BLOCK - 1);
-    if ((block.easHi[i]! & EAS_HI_VALID) === 0) return TriggerOutcome.NO_SOURCE;
-    const status = block.status[i]!;
-    if (this.stopped !== undefined) return this.latchSetIrq(this.stopped, irq, block, i, level);
-    if (status & STATUS_LSI) {
-      if (!level) {
-        block.status[i] = status & ~STATUS_ASSERTED;
-        return TriggerOutcome.COALESCED;
-      }
-      return this.lsiTrigger(block, i) ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
-    }
-    if (!level) return TriggerOutcome.COALESCED;
-    const result = esbTrigger(status);
-    block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
-    return result & ESB_FORWARD ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
-  }
-
-  /**
-   * A device trigger while quiesced: the PQ machine runs on the latched PQ (10 → 11; 01 stays
-   * off) and an LSI's level is kept, but nothing is forwarded; the trigger is logged for resume.
-   */
-  private latchSetIrq(
-    stopped: XiveStopState,
-    irq: number,
-    block: SourceBlock,
-    i: number,
-    level: boolean,
-  ): TriggerOutcomeValue {
-    const status = block.status[i]!;
-    const lsi = (status & STATUS_LSI) !== 0;
-    if (lsi) block.status[i] = level ? status | STATUS_ASSERTED : status & ~STATUS_ASSERTED;
-    else if (level) block.status[i] = (status & ~STATUS_PQ) | (esbTrigger(status) & STATUS_PQ);
-    if (level) stopped.triggers.record(irq, stoppedTriggerLimit(lsi));
-    return TriggerOutcome.COALESCED;
-  }
-
-  /** Sets ASSERTED; forwards only from PQ 00, moving to 10 (xive.md §3 LSI). */
-  private lsiTrigger(block: SourceBlock, i: number): boolean {
-    const status = block.status[i]! | STATUS_ASSERTED;
-    if ((status & STATUS_PQ) === PQ.RESET) {
-      block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
-      return true;
-    }
-    block.status[i] = status;
-    return false;
-  }
-
-  /** The ESB trigger of the trigger page and of management stores 0x000-0x3FF (MSI rules for all). */
-  private esbTriggerAt(block: SourceBlock, i: number): void {
-    const status = block.status[i]!;
-    const result = esbTrigger(status);
-    block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
-    if (result & ESB_FORWARD) this.router.notify(block, i);
-  }
-
-  /** ESB EOI; an LSI still asserted re-triggers (xive.md §3). Returns 1 if an event was forwarded. */
-  private esbEoiAt(block: SourceBlock, i: number): number {
-    const status = block.status[i]!;
-    const result = esbEoi(status);
-    block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
-    let forward = (result & ESB_FORWARD) !== 0;
-    if (status & STATUS_LSI && status & STATUS_ASSERTED) forward = this.lsiTrigger(block, i);
-    if (forward) this.router.notify(block, i);
-    return forward ? 1 : 0;
+    return this.sourceEngine.setIrq(irq, level);
   }
 
   // ---------------------------------------------------------------- ESB pages (§1.5, §3)
 
-  private esbBlock(irq: number, size: number, offset: number): SourceBlock {
-    if (!this.sources.isValid(irq)) {
-      // KVM answers a fault on the ESB page of an invalid source with SIGBUS (anchor A4).
-      throw new XiveError({
-        code: "FAILED_PRECONDITION",
-        reason: "ESB_PAGE_FAULT",
-        message: `source ${irq} is not valid: its ESB pages fault (SIGBUS)`,
-        errno: Errno.ENXIO,
-        field: "irq",
-      });
-    }
-    if (size !== 8) {
-      throw new XiveError({
-        code: "INVALID_ARGUMENT",
-        reason: "ESB_ACCESS_SIZE",
-        message: `ESB accesses are 8 bytes, got ${size}`,
-        field: "size",
-      });
-    }
-    if (!isIndex(offset, 1 << 16)) {
-      throw new XiveError({
-        code: "INVALID_ARGUMENT",
-        reason: "ESB_OFFSET_OUT_OF_RANGE",
-        message: `ESB page offset must be below 0x10000, got ${offset}`,
-        field: "offset",
-      });
-    }
-    return this.sources.blockOf(irq)!;
-  }
-
-  /**
-   * An 8-byte load from a source's ESB page (xive.md §3): the trigger page reads all ones; the
-   * management page EOIs (returns 0|1), GETs PQ, or sets PQ and returns the old PQ.
-   */
+  /** An 8-byte load from a source's ESB page (see XiveSource.esbLoad). */
   esbLoad(irq: number, managementPage: boolean, offset: number, size = 8): bigint {
-    const block = this.esbBlock(irq, size, offset);
-    if (!managementPage) return allOnes(8);
-    const i = irq & (SOURCES_PER_BLOCK - 1);
-    switch (decodeEsbLoad(offset)) {
-      case "EOI":
-        return BigInt(this.esbEoiAt(block, i));
-      case "GET":
-        return BigInt(block.status[i]! & STATUS_PQ);
-      case "SET_PQ":
-        return BigInt(this.sources.setPq(irq, setPqValueOf(offset & 0xfff)));
-    }
+    return this.sourceEngine.esbLoad(irq, managementPage, offset, size);
   }
 
-  /**
-   * An 8-byte store to a source's ESB page (xive.md §3): anywhere on the trigger page triggers;
-   * on the management page 0x000-0x3FF triggers, 0x400-0x7FF is store-EOI (ignored unless the
-   * source has STORE_EOI), 0x800-0xBFF injects (forward without PQ), 0xC00-0xFFF sets PQ.
-   */
-  esbStore(irq: number, managementPage: boolean, offset: number, _value: bigint, size = 8): void {
-    const block = this.esbBlock(irq, size, offset);
-    const i = irq & (SOURCES_PER_BLOCK - 1);
-    if (!managementPage) return this.esbTriggerAt(block, i);
-    switch (decodeEsbStore(offset)) {
-      case "TRIGGER":
-        return this.esbTriggerAt(block, i);
-      case "STORE_EOI":
-        if (this.storeEoi) this.esbEoiAt(block, i);
-        return;
-      case "INJECT":
-        this.router.notify(block, i);
-        return;
-      case "SET_PQ":
-        this.sources.setPq(irq, setPqValueOf(offset & 0xfff));
-        return;
-    }
+  /** An 8-byte store to a source's ESB page (see XiveSource.esbStore). */
+  esbStore(irq: number, managementPage: boolean, offset: number, value: bigint, size = 8): void {
+    this.sourceEngine.esbStore(irq, managementPage, offset, value, size);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { ActiveMode, ControllerMode } from "../interrupt-controller.js";
+import type { ActiveMode, ControllerMode } from "../controller-mode.js";
 
 /**
  * The migrated state of one interrupt controller, decoded: what QEMU moves for a KVM XIVE
@@ -42,6 +42,25 @@ import type { ActiveMode, ControllerMode } from "../interrupt-controller.js";
  */
 export const CONTROLLER_STATE_FORMAT_VERSION = 1;
 export const CONTROLLER_STATE_MAGIC = 0x5650_4943;
+
+/** Byte sizes of the header and of each record kind (the layout above). */
+export const RECORD_BYTES = {
+  header: 48,
+  vcpu: 8,
+  machineSource: 5,
+  stoppedTrigger: 4,
+  xiveSource: 14,
+  xiveQueue: 32,
+  xiveContext: 68,
+  icsSource: 12,
+  icp: 12,
+} as const;
+
+/** The header's mode and active_mode bytes. */
+export const MODE_CODE = { XIVE: 1, XICS: 2, DUAL: 3 } as const;
+
+/** The header's flags byte. */
+export const HEADER_FLAG = { XIVE_SELECTED: 1, STORE_EOI: 2, NR_SERVERS_SET: 4 } as const;
 
 export interface ControllerState {
   mode: ControllerMode;

@@ -1,4 +1,4 @@
-import type { ActiveMode, ControllerMode } from "../interrupt-controller.js";
+import type { ActiveMode, ControllerMode } from "../controller-mode.js";
 import { END_W1_PAGE_OFF } from "../end-table.js";
 import { KVM_XIVE_NR_IRQS } from "../kvm-attributes.js";
 import { PseriesIrq } from "../pseries-layout.js";
@@ -7,6 +7,9 @@ import { XICS_IPI, XISR_MASK } from "../xics/icp.js";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
   CONTROLLER_STATE_MAGIC,
+  HEADER_FLAG,
+  MODE_CODE,
+  RECORD_BYTES,
   type ControllerState,
   type IcpRecord,
   type IcsSourceRecord,
@@ -15,9 +18,8 @@ import {
   type XiveSourceState,
   type XiveState,
 } from "./controller-state.js";
-import { HEADER_FLAG, MODE_CODE, RECORD_BYTES } from "./encode-controller-state.js";
 import { StateReader, stateError } from "./state-bytes.js";
-import { stoppedTriggerLimit } from "./stopped-triggers.js";
+import { stoppedTriggerLimit } from "../stopped-triggers.js";
 
 /** Upper bounds that keep a hostile state from allocating without limit. */
 const MAX_VCPUS_BOUND = 1 << 16;

@@ -1,26 +1,12 @@
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
   CONTROLLER_STATE_MAGIC,
+  HEADER_FLAG,
+  MODE_CODE,
+  RECORD_BYTES,
   type ControllerState,
 } from "./controller-state.js";
 import { StateWriter } from "./state-bytes.js";
-
-/** Byte sizes of the header and of each record kind (see the layout in controller-state.ts). */
-export const RECORD_BYTES = {
-  header: 48,
-  vcpu: 8,
-  machineSource: 5,
-  stoppedTrigger: 4,
-  xiveSource: 14,
-  xiveQueue: 32,
-  xiveContext: 68,
-  icsSource: 12,
-  icp: 12,
-} as const;
-
-export const MODE_CODE = { XIVE: 1, XICS: 2, DUAL: 3 } as const;
-
-export const HEADER_FLAG = { XIVE_SELECTED: 1, STORE_EOI: 2, NR_SERVERS_SET: 4 } as const;
 
 function encodedSize(state: ControllerState): number {
   let size =

@@ -1,13 +1,13 @@
-import type { XicsDevice } from "../xics/xics-device.js";
+import type { Icp } from "../xics/icp.js";
+import type { Ics } from "../xics/ics.js";
 import type { IcsSourceRecord, XicsState } from "./controller-state.js";
-import { StoppedTriggers } from "./stopped-triggers.js";
 
 /**
  * A quiesced XICS controller's state (QEMU's ICS and ICP vmstate): each ICS source that is not
- * in its reset state (claimed, or given a server or priority), and each vCPU's ICP.
+ * in its reset state (claimed, or given a server or priority), and each connected vCPU's ICP
+ * (`icps`, ascending by server).
  */
-export function captureXicsState(device: XicsDevice): XicsState {
-  const ics = device.ics;
+export function captureXicsState(ics: Ics, icps: readonly Icp[]): XicsState {
   const sources: IcsSourceRecord[] = [];
   for (let srcno = 0; srcno < ics.count; srcno++) {
     const record: IcsSourceRecord = {
@@ -26,24 +26,22 @@ export function captureXicsState(device: XicsDevice): XicsState {
       record.status === 0;
     if (!reset) sources.push(record);
   }
-  const icps = device.connectedServers().map((server) => {
-    const icp = device.icp(server)!;
-    return { server, xirr: icp.xirr, pendingPriority: icp.pendingPriority, mfrr: icp.mfrr };
-  });
-  return { sources, icps };
+  return {
+    sources,
+    icps: icps.map((icp) => ({
+      server: icp.server,
+      xirr: icp.xirr,
+      pendingPriority: icp.pendingPriority,
+      mfrr: icp.mfrr,
+    })),
+  };
 }
 
 /**
- * Applies a decoded state to a fresh XICS controller whose vCPUs are connected and sources
- * claimed: sources first, then the ICPs (their lines follow XISR). Left quiesced with
- * `stoppedTriggers`.
+ * Applies a decoded state to a fresh XICS controller's ICS and connected ICPs (its vCPUs
+ * connected and sources claimed): sources first, then the ICPs (their lines follow XISR).
  */
-export function applyXicsState(
-  device: XicsDevice,
-  state: XicsState,
-  stoppedTriggers: readonly number[],
-): void {
-  const ics = device.ics;
+export function applyXicsState(ics: Ics, icps: readonly Icp[], state: XicsState): void {
   for (const s of state.sources) {
     const srcno = s.nr - ics.offset;
     ics.flags[srcno] = s.flags;
@@ -52,6 +50,6 @@ export function applyXicsState(
     ics.savedPriority[srcno] = s.savedPriority;
     ics.status[srcno] = s.status;
   }
-  device.stopped = StoppedTriggers.from(stoppedTriggers);
-  for (const icp of state.icps) device.icp(icp.server)!.restore(icp.xirr, icp.pendingPriority, icp.mfrr);
+  const byServer = new Map(icps.map((icp) => [icp.server, icp]));
+  for (const icp of state.icps) byServer.get(icp.server)!.restore(icp.xirr, icp.pendingPriority, icp.mfrr);
 }

@@ -1,19 +1,29 @@
 import { EAS_HI_END_INDEX, EAS_LO_EISN, EAS_LO_MASKED, encodeEasHi, encodeEasLo } from "../eas.js";
-import { END_W0_UCOND_NOTIFY } from "../end-table.js";
+import { END_W0_UCOND_NOTIFY, type EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ } from "../source-table.js";
-import type { XiveDevice } from "../xive-device.js";
+import { StoppedTriggers } from "../stopped-triggers.js";
+import type { ThreadContext } from "../thread-context.js";
+import type { XiveSource } from "../xive-source.js";
 import type { XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
-import { StoppedTriggers } from "./stopped-triggers.js";
+
+/** The blocks of a XIVE device its saved state is captured from and applied to (XiveDevice hands them in). */
+export interface XiveParts {
+  readonly source: XiveSource;
+  readonly ends: EndTable | undefined;
+  /** The connected vCPUs' presenters, ascending by server. */
+  readonly contexts: readonly ThreadContext[];
+  readonly xiveSelected: boolean;
+}
 
 /**
  * A quiesced XIVE device's state (QEMU's pre_save, xive.md §6): every valid source with its EAS,
  * latched and saved PQ and LSI level; every END with a queue (or with sources counted against
  * it) with its live index and generation; the TIMA registers of every vCPU.
  */
-export function captureXiveState(device: XiveDevice): XiveState {
+export function captureXiveState({ source, ends, contexts, xiveSelected }: XiveParts): XiveState {
   const sources: XiveSourceState[] = [];
-  device.sources.forEachValid((irq, block, i) => {
+  source.sources.forEachValid((irq, block, i) => {
     const status = block.status[i]!;
     const lo = block.easLo[i]!;
     sources.push({
@@ -21,14 +31,13 @@ export function captureXiveState(device: XiveDevice): XiveState {
       lsi: (status & STATUS_LSI) !== 0,
       asserted: (status & STATUS_ASSERTED) !== 0,
       pq: status & STATUS_PQ,
-      savedPq: device.savedPqOf(irq) ?? status & STATUS_PQ,
+      savedPq: source.savedPqOf(irq) ?? status & STATUS_PQ,
       endIndex: block.easHi[i]! & EAS_HI_END_INDEX,
       masked: (lo & EAS_LO_MASKED) !== 0,
       eisn: lo & EAS_LO_EISN,
     });
   });
   const queues: XiveQueueState[] = [];
-  const ends = device.ends;
   if (ends) {
     for (let index = 0; index < ends.size; index++) {
       const targeted = ends.kvmCount[index]!;
@@ -49,25 +58,21 @@ export function captureXiveState(device: XiveDevice): XiveState {
       });
     }
   }
-  const contexts = device.connectedServers().map((server) => ({
-    server,
-    regs: device.context(server)!.regs.slice(),
-  }));
-  return { xiveSelected: device.xiveSelected, sources, queues, contexts };
+  const saved = contexts.map((context) => ({ server: context.server, regs: context.regs.slice() }));
+  return { xiveSelected, sources, queues, contexts: saved };
 }
 
 /**
- * Applies a decoded state to a fresh XIVE device whose vCPUs are connected and sources created,
- * in QEMU's post_load order (xive.md §6): queues, then sources and their targeting, then the
- * vCPUs' registers. The device is left quiesced with the saved PQs and `stoppedTriggers`.
+ * Applies a decoded state to the blocks of a fresh XIVE device whose vCPUs are connected and
+ * sources created, in QEMU's post_load order (xive.md §6): queues, then sources and their
+ * targeting, then the vCPUs' registers. The sources are left quiesced with the saved PQs and
+ * `stoppedTriggers`.
  */
 export function applyXiveState(
-  device: XiveDevice,
+  { source, ends, contexts }: XiveParts,
   state: XiveState,
   stoppedTriggers: readonly number[],
 ): void {
-  device.xiveSelected = state.xiveSelected;
-  const ends = device.ends;
   for (const q of state.queues) {
     if (ends === undefined) break; // decode allows queues only when vCPUs are connected
     if (q.valid) {
@@ -81,10 +86,10 @@ export function applyXiveState(
   }
   const savedPq = new Map<number, Uint8Array>();
   for (const s of state.sources) {
-    const block = device.sources.blockOf(s.irq)!;
+    const block = source.sources.blockOf(s.irq)!;
     const i = s.irq & (SOURCES_PER_BLOCK - 1);
     block.status[i] = s.pq | (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
-    device.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
+    source.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
     const b = s.irq >>> SOURCE_BLOCK_SHIFT;
     let saved = savedPq.get(b);
     if (saved === undefined) {
@@ -93,6 +98,7 @@ export function applyXiveState(
     }
     saved[i] = s.savedPq;
   }
-  device.stopped = { savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
-  for (const c of state.contexts) device.context(c.server)!.restoreRegisters(c.regs);
+  source.stopped = { savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
+  const byServer = new Map(contexts.map((context) => [context.server, context]));
+  for (const c of state.contexts) byServer.get(c.server)!.restoreRegisters(c.regs);
 }

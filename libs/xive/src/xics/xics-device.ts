@@ -2,11 +2,13 @@ import { Errno } from "../errno.js";
 import { HcallOpcode, HcallReturn, type HcallResult } from "../hcall-codes.js";
 import { PseriesIrq } from "../pseries-layout.js";
 import type { SignalSink } from "../thread-context.js";
-import { checkNrServers } from "../xive-device.js";
+import type { XicsState } from "../device-state/controller-state.js";
+import { applyXicsState, captureXicsState } from "../device-state/xics-state.js";
+import { checkNrServers } from "../nr-servers.js";
 import { VcpuRegistry, vcpuNotConnected } from "../vcpu-registry.js";
 import { kvmError } from "../xive-error.js";
 import { TriggerOutcome, type TriggerOutcomeValue } from "../xive-router.js";
-import { StoppedTriggers, stoppedTriggerLimit } from "../device-state/stopped-triggers.js";
+import { StoppedTriggers, stoppedTriggerLimit } from "../stopped-triggers.js";
 import { Icp } from "./icp.js";
 import { Ics, XICS_STATUS_ASSERTED } from "./ics.js";
 
@@ -59,6 +61,24 @@ export class XicsDevice {
 
   connectedServers(): number[] {
     return this.vcpus.connectedServers();
+  }
+
+  /** The quiesced controller's state in the saved format (QEMU's ICS and ICP vmstate). */
+  captureState(): XicsState {
+    return captureXicsState(this.ics, this.connectedIcps());
+  }
+
+  /**
+   * Applies a checked saved state to this fresh controller, whose vCPUs are connected and
+   * sources claimed; it is left quiesced with `stoppedTriggers`.
+   */
+  restoreState(state: XicsState, stoppedTriggers: readonly number[]): void {
+    applyXicsState(this.ics, this.connectedIcps(), state);
+    this.stopped = StoppedTriggers.from(stoppedTriggers);
+  }
+
+  private connectedIcps(): Icp[] {
+    return this.connectedServers().map((server) => this.icps[server]!);
   }
 
   /** Connects a vCPU's ICP: EBUSY if it has one, EINVAL for a server out of range, EEXIST if taken. */
