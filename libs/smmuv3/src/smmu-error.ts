@@ -1,79 +1,15 @@
+import { Errno, ModelError, type ModelErrorCode, type ModelErrorFields } from "@vplane/model-kit";
+
+export { Errno };
+export type SmmuErrorCode = ModelErrorCode;
+export type SmmuErrorInit = ModelErrorFields;
+
 /**
- * The one error type the model throws. Its shape is what the gRPC service maps generically
- * (AIP-193 ErrorInfo): a gRPC code name, a machine-readable reason, the positive Linux errno the
- * kernel interface returns for the same input (so a VMM can hand the guest exactly what the
- * kernel would), the offending field, and for batches the index of the first entry that failed.
- *
+ * The one error type the SMMU model throws: the models' shared error shape (@vplane/model-kit's
+ * ModelError: gRPC code name, reason, errno, field, batch index), named for this model.
  * Translation faults are not errors: they come back as a result carrying the event record.
  */
-export type SmmuErrorCode =
-  | "INVALID_ARGUMENT"
-  | "NOT_FOUND"
-  | "FAILED_PRECONDITION"
-  | "RESOURCE_EXHAUSTED"
-  | "ALREADY_EXISTS"
-  | "OUT_OF_RANGE"
-  | "UNIMPLEMENTED";
-
-/** Linux errno values the kernel interfaces of the digest return (include/uapi/asm-generic/errno*.h). */
-export const Errno = {
-  ENOENT: 2,
-  EIO: 5,
-  E2BIG: 7,
-  ENOMEM: 12,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOSPC: 28,
-  ERANGE: 34,
-  EOVERFLOW: 75,
-  EOPNOTSUPP: 95,
-  ETIMEDOUT: 110,
-} as const;
-
-export interface SmmuErrorInit {
-  code: SmmuErrorCode;
-  /** UPPER_SNAKE machine-readable reason, e.g. "STE_FIELD_NOT_ALLOWED". */
-  reason: string;
-  message: string;
-  /** Positive errno the kernel returns for the same request, when there is one. */
-  errno?: number;
-  /** The request field at fault, e.g. "ste[0]" or "size". */
-  field?: string;
-  /** Index of the first failed entry of a batch; entries before it were applied. */
-  batchIndex?: number;
-}
-
-export class SmmuError extends Error {
-  readonly code: SmmuErrorCode;
-  readonly reason: string;
-  readonly errno: number | undefined;
-  readonly field: string | undefined;
-  readonly batchIndex: number | undefined;
-
-  constructor(init: SmmuErrorInit) {
-    super(init.message);
-    this.name = "SmmuError";
-    this.code = init.code;
-    this.reason = init.reason;
-    this.errno = init.errno;
-    this.field = init.field;
-    this.batchIndex = init.batchIndex;
-  }
-
-  /** A copy of this error that names the batch entry it came from. */
-  atBatchIndex(index: number): SmmuError {
-    return new SmmuError({
-      code: this.code,
-      reason: this.reason,
-      message: `entry ${index}: ${this.message}`,
-      errno: this.errno,
-      field: this.field,
-      batchIndex: index,
-    });
-  }
-}
+export class SmmuError extends ModelError {}
 
 /** INVALID_ARGUMENT, EINVAL unless told: the commonest refusal of the kernel interfaces. */
 export function invalidArgument(

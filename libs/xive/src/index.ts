@@ -1,4 +1,4 @@
-export { Errno, type ErrnoName } from "./errno.js";
+export { Errno, type ErrnoName } from "@vplane/model-kit";
 export {
   HcallOpcode,
   HcallReturn,

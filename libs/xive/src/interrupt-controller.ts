@@ -6,7 +6,7 @@ import {
 } from "./device-state/decode-controller-state.js";
 import { encodeControllerState } from "./device-state/encode-controller-state.js";
 import type { ActiveMode, ControllerMode } from "./controller-mode.js";
-import { Errno } from "./errno.js";
+import { Errno } from "@vplane/model-kit";
 import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
 import { SpaprXiveHcalls } from "./spapr-hcalls.js";

@@ -1,4 +1,4 @@
-import { Errno } from "./errno.js";
+import { Errno } from "@vplane/model-kit";
 import { kvmError } from "./xive-error.js";
 
 /** KVM_MAX_VCPUS: NR_SERVERS above it is clamped; server numbers must be below it. */

@@ -1,4 +1,4 @@
-import { Errno } from "./errno.js";
+import { Errno } from "@vplane/model-kit";
 import { kvmError, type XiveError, type XiveErrorCode } from "./xive-error.js";
 
 /** "No vCPU has this server": ENOENT or EINVAL depending on the KVM call (xive.md §1.2-§1.6). */

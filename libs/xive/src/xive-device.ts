@@ -11,7 +11,7 @@ import {
   endIndexOf,
 } from "./eas.js";
 import { EndTable, queueEntries } from "./end-table.js";
-import { Errno } from "./errno.js";
+import { Errno } from "@vplane/model-kit";
 import { PQ, decodeEsbLoad, setPqValueOf } from "./esb.js";
 import {
   KVM_XIVE_EQ_ALWAYS_NOTIFY,

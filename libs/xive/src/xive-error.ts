@@ -1,49 +1,14 @@
-/** gRPC status names a model error may carry (a subset of the service kit's StatusCodeName). */
-export type XiveErrorCode =
-  | "INVALID_ARGUMENT"
-  | "NOT_FOUND"
-  | "FAILED_PRECONDITION"
-  | "RESOURCE_EXHAUSTED"
-  | "ALREADY_EXISTS"
-  | "OUT_OF_RANGE"
-  | "UNIMPLEMENTED"
-  | "INTERNAL";
+import { ModelError, type ModelErrorCode, type ModelErrorFields } from "@vplane/model-kit";
 
-export interface XiveErrorFields {
-  code: XiveErrorCode;
-  /** Stable UPPER_SNAKE_CASE reason, e.g. "PRIORITY_RESERVED". */
-  reason: string;
-  message: string;
-  /** Positive errno the KVM device returns for the same input (EINVAL = 22). */
-  errno?: number;
-  /** PAPR return code for the same input (H_P2 = -55). */
-  hcallReturnCode?: number;
-  /** The offending input, e.g. "priority". */
-  field?: string;
-}
+export type XiveErrorCode = ModelErrorCode;
+export type XiveErrorFields = ModelErrorFields;
 
 /**
- * A bad input or an unavailable resource in the XIVE/XICS model. It has the shape the service
- * kit recognises (`code`, `reason`, `errno?`, `hcallReturnCode?`, see isDeviceFault), so a
- * service turns it into a gRPC status without the model importing any service library.
+ * A bad input or an unavailable resource in the XIVE/XICS model: the models' shared error shape
+ * (@vplane/model-kit's ModelError: gRPC code name, reason, errno, hcall return code, field),
+ * named for this model.
  */
-export class XiveError extends Error {
-  readonly code: XiveErrorCode;
-  readonly reason: string;
-  readonly errno: number | undefined;
-  readonly hcallReturnCode: number | undefined;
-  readonly field: string | undefined;
-
-  constructor(fields: XiveErrorFields) {
-    super(fields.message);
-    this.name = "XiveError";
-    this.code = fields.code;
-    this.reason = fields.reason;
-    this.errno = fields.errno;
-    this.hcallReturnCode = fields.hcallReturnCode;
-    this.field = fields.field;
-  }
-}
+export class XiveError extends ModelError {}
 
 /** Shorthand for the common case: a KVM ioctl-style failure with an errno. */
 export function kvmError(

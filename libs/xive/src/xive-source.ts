@@ -1,5 +1,5 @@
 import { EAS_HI_VALID } from "./eas.js";
-import { Errno } from "./errno.js";
+import { Errno } from "@vplane/model-kit";
 import { ESB_FORWARD, PQ, decodeEsbLoad, decodeEsbStore, esbEoi, esbTrigger, setPqValueOf } from "./esb.js";
 import { KVM_XIVE_NR_IRQS, SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "./kvm-attributes.js";
 import {

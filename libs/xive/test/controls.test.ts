@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Errno } from "../src/errno.js";
+import { Errno } from "@vplane/model-kit";
 import { KVM_XIVE_NR_IRQS } from "../src/kvm-attributes.js";
 import { QADDR, eq, makeDevice, routedDevice, sourceConfig, thrown } from "./fixtures.js";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Errno } from "../src/errno.js";
+import { Errno } from "@vplane/model-kit";
 import { EventQueueReader } from "../src/event-queue-reader.js";
 import { decodeKvmSourceConfig, encodeKvmSourceConfig } from "../src/kvm-attributes.js";
 import { TriggerOutcome } from "../src/xive-router.js";

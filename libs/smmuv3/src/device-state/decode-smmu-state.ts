@@ -1,3 +1,4 @@
+import { StateReader, stateError as formatError } from "@vplane/model-kit";
 import { EventId, type SmmuEvent } from "../event-record.js";
 import { SEQUENCE_MASK } from "../event-queue.js";
 import { granuleSupported, resolveFeatures, type SmmuFeatures } from "../features.js";
@@ -10,6 +11,7 @@ import {
   FEATURE_FLAGS,
   PASID_KIND,
   SMMU_STATE_FORMAT_VERSION,
+  SMMU_STATE_FORMAT,
   SMMU_STATE_MAGIC,
   STATE_SIZES,
   type DeviceState,
@@ -17,12 +19,13 @@ import {
   type PageRequestState,
   type SmmuState,
 } from "./smmu-state.js";
-import { LittleEndianReader, stateError } from "./state-bytes.js";
 
 const KNOWN_EVENTS: ReadonlySet<number> = new Set(Object.values(EventId));
 const MAX_GROUP_ID = 511;
 const LIMIT_MAX = 2 ** 31;
 
+const stateError = (reason: string, field: string, message: string) =>
+  formatError(SMMU_STATE_FORMAT, reason, field, message);
 const inconsistent = (field: string, message: string) => stateError("STATE_INCONSISTENT", field, message);
 const malformed = (field: string, message: string) => stateError("STATE_MALFORMED", field, message);
 
@@ -36,7 +39,7 @@ const malformed = (field: string, message: string) => stateError("STATE_MALFORME
  * a STATE_* reason and the entry as `field`, e.g. "page_requests[2].group_id".
  */
 export function decodeSmmuState(bytes: Uint8Array): SmmuState {
-  const r = new LittleEndianReader(bytes);
+  const r = new StateReader(bytes, SMMU_STATE_FORMAT);
   const version = r.u32("format_version");
   if (version !== SMMU_STATE_FORMAT_VERSION) {
     throw stateError(
@@ -62,57 +65,57 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
   const pageRequestCapacity = limit(r, "page_request_capacity");
   const pageRequestTimeoutMs = limit(r, "page_request_timeout_ms");
   r.reserved(4, "reserved");
-  const guestMemoryBytes = r.safe("guest_memory_bytes");
+  const guestMemoryBytes = r.safeU64("guest_memory_bytes");
   if (guestMemoryBytes === 0) throw inconsistent("guest_memory_bytes", "guest RAM cannot be empty");
 
-  r.entry("counters");
+  r.record("counters");
   const eventSequence = r.u32("event_next_sequence");
   if (eventSequence > SEQUENCE_MASK)
-    throw inconsistent(r.name("event_next_sequence"), "sequences run 0..2^31-1");
+    throw inconsistent(r.field("event_next_sequence"), "sequences run 0..2^31-1");
   const nextCookie = r.u32("next_cookie");
-  const eventsReported = r.safe("events_reported");
-  const eventsDropped = r.safe("events_dropped");
+  const eventsReported = r.safeU64("events_reported");
+  const eventsDropped = r.safeU64("events_dropped");
   if (eventsDropped > eventsReported)
-    throw inconsistent(r.name("events_dropped"), "more events dropped than reported");
-  const delivered = r.safe("delivered");
+    throw inconsistent(r.field("events_dropped"), "more events dropped than reported");
+  const delivered = r.safeU64("delivered");
 
   const pasidTable = readPasidTable(r);
   const msi = readMsi(r);
 
   const mappings: SmmuState["mappings"] = [];
   for (let i = 0, n = r.count("mappings", STATE_SIZES.mapping); i < n; i++) {
-    r.entry("mappings", i);
+    r.record("mappings", i);
     const m = {
-      ipa: r.safe("ipa"),
-      hostAddress: r.safe("host_address"),
-      size: r.safe("size"),
+      ipa: r.safeU64("ipa"),
+      hostAddress: r.safeU64("host_address"),
+      size: r.safeU64("size"),
       perm: r.u8("perm"),
     };
     r.reserved(7, "reserved");
     const previous = mappings[i - 1];
     if (previous && m.ipa < previous.ipa + previous.size)
-      throw inconsistent(r.name("ipa"), "mappings must ascend and not overlap");
+      throw inconsistent(r.field("ipa"), "mappings must ascend and not overlap");
     mappings.push(m);
   }
 
   const devices: DeviceState[] = [];
   const bySid = new Map<number, DeviceState>();
   for (let i = 0, n = r.count("devices", STATE_SIZES.device); i < n; i++) {
-    r.entry("devices", i);
+    r.record("devices", i);
     const streamId = r.u32("stream_id");
     const virtualStreamId = r.u32("virtual_stream_id");
     const flags = r.u8("flags");
-    if (flags > 3) throw malformed(r.name("flags"), `unknown flag bits 0x${flags.toString(16)}`);
+    if (flags > 3) throw malformed(r.field("flags"), `unknown flag bits 0x${flags.toString(16)}`);
     r.reserved(7, "reserved");
     const ste0 = r.u64("ste0");
     const ste1 = r.u64("ste1");
     if ((flags & 2) === 0 && (ste0 | ste1) !== 0n)
-      throw malformed(r.name("ste0"), "STE words without a guest STE");
+      throw malformed(r.field("ste0"), "STE words without a guest STE");
     if ((flags & 2) !== 0 && pasidTable)
-      throw inconsistent(r.name("flags"), "a guest STE and a seed PASID table cannot both own stage 1");
+      throw inconsistent(r.field("flags"), "a guest STE and a seed PASID table cannot both own stage 1");
     const previous = devices[i - 1];
     if (previous && streamId <= previous.streamId)
-      throw inconsistent(r.name("stream_id"), "devices must ascend by StreamID");
+      throw inconsistent(r.field("stream_id"), "devices must ascend by StreamID");
     const d: DeviceState = {
       streamId,
       virtualStreamId,
@@ -133,7 +136,7 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
   if (nRequests > pageRequestCapacity)
     throw inconsistent("page_requests", `${nRequests} requests exceed the capacity ${pageRequestCapacity}`);
   for (let i = 0; i < nRequests; i++) {
-    r.entry("page_requests", i);
+    r.record("page_requests", i);
     const cookie = r.u32("cookie");
     const streamId = r.u32("stream_id");
     const virtualStreamId = r.u32("virtual_stream_id");
@@ -146,39 +149,42 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
     const remainingMs = r.u32("remaining_ms");
     r.reserved(4, "reserved");
     const address = r.u64("address");
-    const eventsBefore = r.safe("events_before");
+    const eventsBefore = r.safeU64("events_before");
     if (cookie === 0 || cookies.has(cookie))
-      throw inconsistent(r.name("cookie"), `cookie ${cookie} is 0 or repeated`);
+      throw inconsistent(r.field("cookie"), `cookie ${cookie} is 0 or repeated`);
     const device = bySid.get(streamId);
-    if (!device) throw inconsistent(r.name("stream_id"), `StreamID ${streamId} has no device`);
+    if (!device) throw inconsistent(r.field("stream_id"), `StreamID ${streamId} has no device`);
     if (virtualStreamId !== device.virtualStreamId)
       throw inconsistent(
-        r.name("virtual_stream_id"),
+        r.field("virtual_stream_id"),
         `the device's virtual StreamID is ${device.virtualStreamId}`,
       );
     if (groupId > MAX_GROUP_ID || groups.has(`${streamId}/${groupId}`))
-      throw inconsistent(r.name("group_id"), `group ${groupId} is above 511 or repeated for the device`);
+      throw inconsistent(r.field("group_id"), `group ${groupId} is above 511 or repeated for the device`);
     if ((flags & ~3) !== 0 || (flags & PageRequestFlags.LAST_PAGE) === 0)
-      throw malformed(r.name("flags"), `flags 0x${flags.toString(16)}: LAST_PAGE must be set, no other bits`);
+      throw malformed(
+        r.field("flags"),
+        `flags 0x${flags.toString(16)}: LAST_PAGE must be set, no other bits`,
+      );
     const ssv = (flags & PageRequestFlags.PASID_VALID) !== 0;
     if (ssv ? substreamId >= 2 ** resolved.substreamIdBits : substreamId !== 0)
       throw inconsistent(
-        r.name("substream_id"),
+        r.field("substream_id"),
         `SubstreamID ${substreamId} does not fit or is not marked valid`,
       );
     if (perm !== 1 && perm !== 2)
-      throw inconsistent(r.name("perm"), `perm ${perm} is neither read (1) nor write (2)`);
-    if (held > 1) throw malformed(r.name("held"), `held ${held} is not 0 or 1`);
+      throw inconsistent(r.field("perm"), `perm ${perm} is neither read (1) nor write (2)`);
+    if (held > 1) throw malformed(r.field("held"), `held ${held} is not 0 or 1`);
     if (remainingMs > pageRequestTimeoutMs)
       throw inconsistent(
-        r.name("remaining_ms"),
+        r.field("remaining_ms"),
         `${remainingMs} ms left exceeds the timeout ${pageRequestTimeoutMs} ms`,
       );
-    if ((address & 0xfffn) !== 0n) throw inconsistent(r.name("address"), "the address is not 4 KiB aligned");
+    if ((address & 0xfffn) !== 0n) throw inconsistent(r.field("address"), "the address is not 4 KiB aligned");
     if (eventsBefore > eventsReported || (held === 1 && eventsBefore < lastHeld))
-      throw inconsistent(r.name("events_before"), "held requests must follow reported events in order");
+      throw inconsistent(r.field("events_before"), "held requests must follow reported events in order");
     if (held === 0 && eventsBefore !== 0)
-      throw malformed(r.name("events_before"), "set on a delivered request");
+      throw malformed(r.field("events_before"), "set on a delivered request");
     if (held === 1) lastHeld = eventsBefore;
     cookies.add(cookie);
     groups.add(`${streamId}/${groupId}`);
@@ -218,7 +224,7 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
   };
 }
 
-function readFeatures(r: LittleEndianReader): SmmuFeatures {
+function readFeatures(r: StateReader): SmmuFeatures {
   return {
     streamIdBits: r.u8("stream_id_bits"),
     substreamIdBits: r.u8("substream_id_bits"),
@@ -235,22 +241,22 @@ function checkedFeatures(features: SmmuFeatures): SmmuFeatures {
   }
 }
 
-function limit(r: LittleEndianReader, name: string): number {
+function limit(r: StateReader, name: string): number {
   const v = r.u32(name);
   if (v < 1 || v > LIMIT_MAX) throw inconsistent(name, `${v} is not in [1, 2^31]`);
   return v;
 }
 
-function readPasidTable(r: LittleEndianReader): SmmuState["pasidTable"] {
-  r.entry("pasid_table");
+function readPasidTable(r: StateReader): SmmuState["pasidTable"] {
+  r.record("pasid_table");
   const kind = r.u8("kind");
   r.reserved(7, "reserved");
-  const contextPtr = r.safe("context_ptr");
-  if (kind > PASID_KIND.translate) throw malformed(r.name("kind"), `kind ${kind} is not 0..3`);
+  const contextPtr = r.safeU64("context_ptr");
+  if (kind > PASID_KIND.translate) throw malformed(r.field("kind"), `kind ${kind} is not 0..3`);
   if (kind !== PASID_KIND.translate && contextPtr !== 0)
-    throw malformed(r.name("context_ptr"), "set without a translating table");
+    throw malformed(r.field("context_ptr"), "set without a translating table");
   if (kind === PASID_KIND.translate && (contextPtr % 64 !== 0 || contextPtr >= 2 ** 52))
-    throw inconsistent(r.name("context_ptr"), "S1ContextPtr holds bits [51:6] only");
+    throw inconsistent(r.field("context_ptr"), "S1ContextPtr holds bits [51:6] only");
   switch (kind) {
     case PASID_KIND.none:
       return undefined;
@@ -264,19 +270,19 @@ function readPasidTable(r: LittleEndianReader): SmmuState["pasidTable"] {
   }
 }
 
-function readMsi(r: LittleEndianReader): SmmuState["msi"] {
-  r.entry("msi");
+function readMsi(r: StateReader): SmmuState["msi"] {
+  r.record("msi");
   const bound = r.u8("bound");
   r.reserved(7, "reserved");
-  const m = { giova: r.safe("giova"), gpa: r.safe("gpa"), size: r.safe("size") };
-  if (bound > 1) throw malformed(r.name("bound"), `bound ${bound} is not 0 or 1`);
+  const m = { giova: r.safeU64("giova"), gpa: r.safeU64("gpa"), size: r.safeU64("size") };
+  if (bound > 1) throw malformed(r.field("bound"), `bound ${bound} is not 0 or 1`);
   if (bound === 0) {
     if (m.giova !== 0 || m.gpa !== 0 || m.size !== 0)
-      throw malformed(r.name("giova"), "set without a binding");
+      throw malformed(r.field("giova"), "set without a binding");
     return undefined;
   }
   if (m.size === 0 || m.giova % m.size !== 0 || m.gpa % m.size !== 0)
-    throw inconsistent(r.name("size"), "the doorbell addresses must be aligned to a non-zero size");
+    throw inconsistent(r.field("size"), "the doorbell addresses must be aligned to a non-zero size");
   return m;
 }
 
@@ -285,24 +291,19 @@ function readMsi(r: LittleEndianReader): SmmuState["msi"] {
  * a sequence already taken (at distance 1..reported behind the next one, strictly closer as
  * the list goes on); a lost-events marker only last, carrying the last sequence taken.
  */
-function readEvents(
-  r: LittleEndianReader,
-  depth: number,
-  nextSequence: number,
-  reported: number,
-): EventState[] {
+function readEvents(r: StateReader, depth: number, nextSequence: number, reported: number): EventState[] {
   const n = r.count("events", STATE_SIZES.event);
   const out: EventState[] = [];
   let events = 0;
   let previousDistance = Infinity;
   for (let i = 0; i < n; i++) {
-    r.entry("events", i);
+    r.record("events", i);
     const sequence = r.u32("sequence");
     const kind = r.u8("kind");
     const distance = (nextSequence - sequence) & SEQUENCE_MASK;
     if (sequence > SEQUENCE_MASK || distance === 0 || distance > reported || distance >= previousDistance) {
       throw inconsistent(
-        r.name("sequence"),
+        r.field("sequence"),
         `sequence ${sequence} is not one taken before ${nextSequence}, after the previous entry's`,
       );
     }
@@ -311,20 +312,20 @@ function readEvents(
       r.reserved(STATE_SIZES.event - 5, "reserved");
       if (i !== n - 1 || distance !== 1)
         throw inconsistent(
-          r.name("kind"),
+          r.field("kind"),
           "a lost-events marker is only the last entry, with the last sequence",
         );
       out.push({ sequence, lost: true });
       continue;
     }
-    if (kind !== 0) throw malformed(r.name("kind"), `kind ${kind} is not 0 (event) or 1 (lost)`);
+    if (kind !== 0) throw malformed(r.field("kind"), `kind ${kind} is not 0 (event) or 1 (lost)`);
     if (++events > depth) throw inconsistent("events", `more than the queue depth ${depth} events`);
     out.push({ sequence, lost: false, event: readEvent(r) });
   }
   return out;
 }
 
-function readEvent(r: LittleEndianReader): SmmuEvent {
+function readEvent(r: StateReader): SmmuEvent {
   const id = r.u8("id");
   const eventClass = r.u8("class");
   r.reserved(1, "reserved");
@@ -335,18 +336,18 @@ function readEvent(r: LittleEndianReader): SmmuEvent {
   const streamId = r.u32("stream_id");
   const substreamId = r.u32("substream_id");
   const inputAddress = r.u64("input_address");
-  const ipa = r.safe("ipa");
-  const fetchAddress = r.safe("fetch_address");
+  const ipa = r.safeU64("ipa");
+  const fetchAddress = r.safeU64("fetch_address");
   if (!KNOWN_EVENTS.has(id))
-    throw inconsistent(r.name("id"), `event 0x${id.toString(16)} is not one the SMMU reports`);
-  if (present >>> EVENT_FIELDS.length !== 0) throw malformed(r.name("present"), "unknown field bits");
+    throw inconsistent(r.field("id"), `event 0x${id.toString(16)} is not one the SMMU reports`);
+  if (present >>> EVENT_FIELDS.length !== 0) throw malformed(r.field("present"), "unknown field bits");
   const has = (key: (typeof EVENT_FIELDS)[number]) => (present & (1 << EVENT_FIELDS.indexOf(key))) !== 0;
   let allowedFlags = 0;
   EVENT_BOOLEANS.forEach((key, bit) => {
     if (has(key)) allowedFlags |= 1 << bit;
   });
   if ((flags & ~allowedFlags) !== 0)
-    throw malformed(r.name("flags"), "a flag is set for a field not present");
+    throw malformed(r.field("flags"), "a flag is set for a field not present");
   const absentButSet: [string, boolean, boolean][] = [
     ["class", has("eventClass"), eventClass !== 0],
     ["stag", has("stag"), stag !== 0],
@@ -356,8 +357,8 @@ function readEvent(r: LittleEndianReader): SmmuEvent {
     ["fetch_address", has("fetchAddress"), fetchAddress !== 0],
   ];
   for (const [name, isPresent, set] of absentButSet)
-    if (!isPresent && set) throw malformed(r.name(name), "set for a field not present");
-  if (eventClass > 2) throw inconsistent(r.name("class"), `class ${eventClass} is not CD, TT or IN`);
+    if (!isPresent && set) throw malformed(r.field(name), "set for a field not present");
+  if (eventClass > 2) throw inconsistent(r.field("class"), `class ${eventClass} is not CD, TT or IN`);
   const event: SmmuEvent = { id: id as SmmuEvent["id"], streamId };
   if (has("substreamId")) event.substreamId = substreamId;
   if (has("stag")) event.stag = stag;

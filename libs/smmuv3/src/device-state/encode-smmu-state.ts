@@ -1,15 +1,16 @@
+import { StateWriter } from "@vplane/model-kit";
 import {
   EVENT_BOOLEANS,
   EVENT_FIELDS,
   FEATURE_FLAGS,
   PASID_KIND,
   SMMU_STATE_FORMAT_VERSION,
+  SMMU_STATE_FORMAT,
   SMMU_STATE_MAGIC,
   STATE_SIZES,
   type EventState,
   type SmmuState,
 } from "./smmu-state.js";
-import { LittleEndianWriter } from "./state-bytes.js";
 
 /** The bytes of `state` in format version 1 (layout in smmu-state.ts). */
 export function encodeSmmuState(state: SmmuState): Uint8Array {
@@ -23,7 +24,7 @@ export function encodeSmmuState(state: SmmuState): Uint8Array {
     state.devices.length * STATE_SIZES.device +
     state.events.length * STATE_SIZES.event +
     state.pageRequests.length * STATE_SIZES.pageRequest;
-  const w = new LittleEndianWriter(size);
+  const w = new StateWriter(size, SMMU_STATE_FORMAT);
   const f = state.features;
   let featureFlags = 0;
   FEATURE_FLAGS.forEach((key, bit) => {
@@ -75,11 +76,11 @@ export function encodeSmmuState(state: SmmuState): Uint8Array {
     w.u32(r.remainingMs).u32(0);
     w.u64(r.address).u64(r.eventsBefore);
   }
-  if (w.written !== size) throw new Error(`smmu state: wrote ${w.written} of ${size} bytes`);
+  if (w.offset !== size) throw new Error(`smmu state: wrote ${w.offset} of ${size} bytes`);
   return w.bytes;
 }
 
-function writeEvent(w: LittleEndianWriter, e: EventState): void {
+function writeEvent(w: StateWriter, e: EventState): void {
   w.u32(e.sequence);
   if (e.lost) {
     w.u8(1).zeros(STATE_SIZES.event - 5);

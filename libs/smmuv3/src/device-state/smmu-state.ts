@@ -1,3 +1,4 @@
+import { SmmuError } from "../smmu-error.js";
 import type { SmmuEvent } from "../event-record.js";
 import type { SmmuFeatures } from "../features.js";
 import type { MsiBinding, Stage2Mapping } from "../stage2-domain.js";
@@ -54,6 +55,8 @@ import type { GranuleBits } from "../translation-granule.js";
  * ```
  */
 export const SMMU_STATE_FORMAT_VERSION = 1;
+/** Every integer of the format is little-endian, the SMMU's own byte order; a refused state is an SmmuError. */
+export const SMMU_STATE_FORMAT = { littleEndian: true, error: SmmuError } as const;
 export const SMMU_STATE_MAGIC = 0x3355_4d53;
 
 export const STATE_SIZES = {

@@ -1,3 +1,4 @@
+import { XiveError } from "../xive-error.js";
 import type { ActiveMode, ControllerMode } from "../controller-mode.js";
 
 /**
@@ -42,6 +43,8 @@ import type { ActiveMode, ControllerMode } from "../controller-mode.js";
  */
 export const CONTROLLER_STATE_FORMAT_VERSION = 1;
 export const CONTROLLER_STATE_MAGIC = 0x5650_4943;
+/** Every integer of the format is big-endian; a refused state is a XiveError. */
+export const CONTROLLER_STATE_FORMAT = { littleEndian: false, error: XiveError } as const;
 
 /** Byte sizes of the header and of each record kind (the layout above). */
 export const RECORD_BYTES = {

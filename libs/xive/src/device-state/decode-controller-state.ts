@@ -1,3 +1,4 @@
+import { StateReader, stateError as formatError } from "@vplane/model-kit";
 import type { ActiveMode, ControllerMode } from "../controller-mode.js";
 import { END_W1_PAGE_OFF } from "../end-table.js";
 import { KVM_XIVE_NR_IRQS } from "../kvm-attributes.js";
@@ -6,6 +7,7 @@ import { TM_QW1_OS, TM_QW1W2_OS_CAM, TM_QW1W2_VO, TM_WORD2 } from "../thread-con
 import { XICS_IPI, XISR_MASK } from "../xics/icp.js";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
+  CONTROLLER_STATE_FORMAT,
   CONTROLLER_STATE_MAGIC,
   HEADER_FLAG,
   MODE_CODE,
@@ -18,7 +20,6 @@ import {
   type XiveSourceState,
   type XiveState,
 } from "./controller-state.js";
-import { StateReader, stateError } from "./state-bytes.js";
 import { stoppedTriggerLimit } from "../stopped-triggers.js";
 
 /** Upper bounds that keep a hostile state from allocating without limit. */
@@ -29,6 +30,8 @@ const PQ_OFF = 0b01;
 const PQ_PENDING = 0b10;
 const PQ_QUEUED = 0b11;
 
+const stateError = (reason: string, field: string, message: string) =>
+  formatError(CONTROLLER_STATE_FORMAT, reason, field, message);
 const inconsistent = (field: string, message: string) => stateError("STATE_INCONSISTENT", field, message);
 
 function modeOf(code: number, field: string): ControllerMode {
@@ -48,7 +51,7 @@ function ascending(
     const field = r.field(name);
     throw inconsistent(
       field,
-      `${field}: ${what} ${value} is not above the previous ${previous} (duplicate or out of order)`,
+      `${what} ${value} is not above the previous ${previous} (duplicate or out of order)`,
     );
   }
 }
@@ -127,9 +130,9 @@ function readHeader(r: StateReader): Header {
   if (r.u8("reserved") !== 0 || r.u16("reserved") !== 0) {
     throw stateError("STATE_MALFORMED", "reserved", "reserved header bytes are not zero");
   }
-  const guestMemoryBytes = r.u64("guest_memory_bytes");
+  const guestMemoryBytes = r.safeU64("guest_memory_bytes");
   if (guestMemoryBytes === 0) throw inconsistent("guest_memory_bytes", "guest_memory_bytes is 0");
-  if (r.u64("reserved") !== 0)
+  if (r.safeU64("reserved") !== 0)
     throw stateError("STATE_MALFORMED", "reserved", "reserved header bytes are not zero");
   return {
     mode,
@@ -148,7 +151,7 @@ function readHeader(r: StateReader): Header {
 }
 
 function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: number }[] {
-  const n = r.count(RECORD_BYTES.vcpu, "vcpus");
+  const n = r.count("vcpus", RECORD_BYTES.vcpu);
   const vcpus: { vcpuId: number; server: number }[] = [];
   const servers = new Set<number>();
   for (let i = 0; i < n; i++) {
@@ -171,7 +174,7 @@ function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: nu
 }
 
 function readMachineSources(r: StateReader, header: Header): { irq: number; lsi: boolean }[] {
-  const n = r.count(RECORD_BYTES.machineSource, "machine_sources");
+  const n = r.count("machine_sources", RECORD_BYTES.machineSource);
   // XICS accepts IPIs below the ICS and the ICS's own sources (InterruptController.initSource).
   const limit =
     header.activeMode === "XIVE" ? KVM_XIVE_NR_IRQS : Math.max(header.nrIrqs, PseriesIrq.XIRQ_BASE);
@@ -193,7 +196,7 @@ function readXiveSources(
   r: StateReader,
   machine: readonly { irq: number; lsi: boolean }[],
 ): XiveSourceState[] {
-  const n = r.count(RECORD_BYTES.xiveSource, "xive.sources");
+  const n = r.count("xive.sources", RECORD_BYTES.xiveSource);
   const v = r.data;
   if (n !== machine.length) {
     throw inconsistent("xive.sources", `${n} XIVE sources, but the machine initialised ${machine.length}`);
@@ -264,7 +267,7 @@ function queueName(endIndex: number): string {
 }
 
 function readXiveQueues(r: StateReader, header: Header, connected: Set<number>): XiveQueueState[] {
-  const n = r.count(RECORD_BYTES.xiveQueue, "xive.queues");
+  const n = r.count("xive.queues", RECORD_BYTES.xiveQueue);
   const v = r.data;
   const size = connected.size === 0 ? 0 : header.nrServers << 3;
   const out: XiveQueueState[] = [];
@@ -277,8 +280,8 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
     const generation = v.getUint8(at + 6);
     const esb = v.getUint8(at + 7);
     const qindex = v.getUint32(at + 8);
-    const qaddr = r.u64At(at + 12, "qaddr");
-    const entriesWritten = r.u64At(at + 20, "entries_written");
+    const qaddr = r.safeU64At(at + 12, "qaddr");
+    const entriesWritten = r.safeU64At(at + 20, "entries_written");
     const targetedSources = v.getUint32(at + 28);
     ascending(r, i > 0 ? out[i - 1]!.endIndex : undefined, endIndex, "end_index", "END");
     const server = endIndex >>> 3;
@@ -364,7 +367,7 @@ function readXiveContexts(
   r: StateReader,
   servers: readonly number[],
 ): { server: number; regs: Uint8Array }[] {
-  const n = r.count(RECORD_BYTES.xiveContext, "xive.contexts");
+  const n = r.count("xive.contexts", RECORD_BYTES.xiveContext);
   if (n !== servers.length) {
     throw inconsistent("xive.contexts", `${n} vCPU contexts, but ${servers.length} vCPUs are connected`);
   }
@@ -411,7 +414,7 @@ function readXics(
 ): XicsState {
   const offset = PseriesIrq.XIRQ_BASE;
   const end = Math.max(offset, header.nrIrqs);
-  const n = r.count(RECORD_BYTES.icsSource, "xics.sources");
+  const n = r.count("xics.sources", RECORD_BYTES.icsSource);
   const sources: IcsSourceRecord[] = [];
   for (let i = 0; i < n; i++) {
     r.record("xics.sources", i);
@@ -440,7 +443,7 @@ function readXics(
     throw inconsistent("xics.sources", "the claimed ICS sources are not the sources the machine initialised");
   }
   const servers = vcpus.map((v) => v.server).sort((a, b) => a - b);
-  const m = r.count(RECORD_BYTES.icp, "xics.icps");
+  const m = r.count("xics.icps", RECORD_BYTES.icp);
   if (m !== servers.length)
     throw inconsistent("xics.icps", `${m} ICPs, but ${servers.length} vCPUs are connected`);
   const icps: IcpRecord[] = [];
@@ -505,11 +508,11 @@ export type CheckedControllerState = ControllerState & { readonly checked: true 
  * cannot fail.
  */
 export function decodeControllerState(bytes: Uint8Array): CheckedControllerState {
-  const r = new StateReader(bytes);
+  const r = new StateReader(bytes, CONTROLLER_STATE_FORMAT);
   const header = readHeader(r);
   const vcpus = readVcpus(r, header);
   const machineSources = readMachineSources(r, header);
-  const n = r.count(RECORD_BYTES.stoppedTrigger, "stopped_triggers");
+  const n = r.count("stopped_triggers", RECORD_BYTES.stoppedTrigger);
   const stoppedTriggers: number[] = [];
   for (let i = 0; i < n; i++) {
     r.record("stopped_triggers", i);

@@ -1,12 +1,13 @@
+import { StateWriter } from "@vplane/model-kit";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
+  CONTROLLER_STATE_FORMAT,
   CONTROLLER_STATE_MAGIC,
   HEADER_FLAG,
   MODE_CODE,
   RECORD_BYTES,
   type ControllerState,
 } from "./controller-state.js";
-import { StateWriter } from "./state-bytes.js";
 
 function encodedSize(state: ControllerState): number {
   let size =
@@ -31,7 +32,7 @@ function encodedSize(state: ControllerState): number {
 
 /** Encodes a controller's state in format version 1 (layout: controller-state.ts). */
 export function encodeControllerState(state: ControllerState): Uint8Array {
-  const w = new StateWriter(encodedSize(state));
+  const w = new StateWriter(encodedSize(state), CONTROLLER_STATE_FORMAT);
   w.u32(CONTROLLER_STATE_FORMAT_VERSION);
   w.u32(CONTROLLER_STATE_MAGIC);
   w.u8(MODE_CODE[state.mode]);

@@ -1,4 +1,4 @@
-import { Errno } from "../errno.js";
+import { Errno } from "@vplane/model-kit";
 import { HcallOpcode, HcallReturn, type HcallResult } from "../hcall-codes.js";
 import { PseriesIrq } from "../pseries-layout.js";
 import type { SignalSink } from "../thread-context.js";
