@@ -9,8 +9,8 @@ export type ModelErrorCode =
   | "UNIMPLEMENTED"
   | "INTERNAL";
 
-export interface ModelErrorFields {
-  code: ModelErrorCode;
+export interface ModelErrorFields<Code extends string = ModelErrorCode> {
+  code: Code;
   /** Stable UPPER_SNAKE_CASE reason, e.g. "PRIORITY_RESERVED". */
   reason: string;
   message: string;
@@ -29,17 +29,21 @@ export interface ModelErrorFields {
  * service needs to answer it (AIP-193 ErrorInfo): a gRPC code name, a machine-readable reason,
  * the errno or H_* code the kernel or hypervisor returns for the same input, the offending
  * field and, for batches, the first failed entry. The service kit recognises the shape
- * (isDeviceFault), so a model imports no service library. Each model subclasses it for its name.
+ * (isDeviceFault), so a model imports no service library. Each model subclasses it for its name;
+ * the service kit's VplaneError is the same shape over every gRPC status name (`Code`).
  */
-export class ModelError extends Error implements ModelErrorFields {
-  readonly code: ModelErrorCode;
+export class ModelError<Code extends string = ModelErrorCode>
+  extends Error
+  implements ModelErrorFields<Code>
+{
+  readonly code: Code;
   readonly reason: string;
   readonly errno: number | undefined;
   readonly hcallReturnCode: number | undefined;
   readonly field: string | undefined;
   readonly batchIndex: number | undefined;
 
-  constructor(fields: ModelErrorFields) {
+  constructor(fields: ModelErrorFields<Code>) {
     super(fields.message);
     this.name = new.target.name;
     this.code = fields.code;
@@ -52,7 +56,7 @@ export class ModelError extends Error implements ModelErrorFields {
 
   /** A copy of this error (same class) that names the batch entry it came from. */
   atBatchIndex(index: number): this {
-    const Same = this.constructor as new (fields: ModelErrorFields) => this;
+    const Same = this.constructor as new (fields: ModelErrorFields<Code>) => this;
     return new Same({ ...this, message: `entry ${index}: ${this.message}`, batchIndex: index });
   }
 }
