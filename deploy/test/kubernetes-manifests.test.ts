@@ -30,7 +30,7 @@ interface PodTemplate {
     nodeSelector?: Record<string, string>;
     containers: {
       name: string;
-      env?: { name: string; value?: string }[];
+      env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
       ports?: { name?: string; containerPort: number; hostPort?: number }[];
       readinessProbe?: { httpGet?: { path: string; port: string | number; scheme?: string } };
       volumeMounts?: { name: string; mountPath: string }[];
@@ -124,7 +124,17 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     assert.deepEqual(spec.nodeSelector, { "vplane.dev/host": "true" });
     assert.deepEqual(
       spec.containers.map((c) => envOf(c)["VPLANE_SERVICE"]),
-      ["interrupt-controller", "iommu", "migration"],
+      ["interrupt-controller", "iommu", "migration", undefined],
+    );
+    // The fourth is the host agent: it joins the fleet as this node with the node's credential.
+    const agent = spec.containers[3]! as (typeof spec.containers)[number] & { command: string[] };
+    assert.equal(agent.command[1], "/app/services/gateway/dist/src/host-agent.js");
+    assert.deepEqual(
+      agent.env!.filter((v) => v.valueFrom).map((v) => [v.name, v.valueFrom!.fieldRef!.fieldPath]),
+      [
+        ["VPLANE_HOST_NAME", "spec.nodeName"],
+        ["VPLANE_HOST_ADVERTISE_HOST", "status.hostIP"],
+      ],
     );
     const hostPaths = new Map(spec.volumes!.filter((v) => v.hostPath).map((v) => [v.name, v.hostPath!.path]));
     const mounted = (container: string) =>
@@ -143,7 +153,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     // Each service is reached at the node's address on its own port.
     assert.deepEqual(
       spec.containers.map((c) => c.ports?.[0]?.hostPort),
-      [50051, 50052, 50053],
+      [50051, 50052, 50053, undefined],
     );
   });
 
@@ -158,6 +168,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     assert.deepEqual([...secrets].sort(), [
       "vplane-gateway-client-tls",
       "vplane-gateway-tls",
+      "vplane-host-credentials",
       "vplane-host-tls",
       "vplane-tokens",
     ]);
@@ -176,10 +187,15 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
       "VPLANE_SERVICE_TLS_KEY",
     ])
       assert.ok(envOf(gateway)[variable], variable);
-    for (const container of podTemplate(find(resources, "DaemonSet", "vplane-host")).spec.containers) {
+    const [interrupt, iommu, migration, agent] = podTemplate(find(resources, "DaemonSet", "vplane-host")).spec
+      .containers;
+    for (const container of [interrupt!, iommu!, migration!]) {
       for (const variable of ["VPLANE_TLS_CERT", "VPLANE_TLS_KEY", "VPLANE_TLS_CLIENT_CA"])
         assert.ok(envOf(container)[variable], `${container.name}: ${variable}`);
     }
+    assert.match(envOf(agent!)["VPLANE_HOST_GATEWAY_URLS"]!, /^https:/);
+    for (const variable of ["VPLANE_HOST_GATEWAY_CA", "VPLANE_SERVICE_TLS_CA", "VPLANE_SERVICE_TLS_CERT"])
+      assert.ok(envOf(agent!)[variable], `host-agent: ${variable}`);
     const monitor = find(resources, "ServiceMonitor", "vplane-gateway");
     assert.equal((monitor.spec.endpoints as { scheme?: string }[])[0]!.scheme, "https");
   });

@@ -1,7 +1,8 @@
 // Checks the environment a manifest gives each vplane container against what that service
 // reads: the options it declares (the same specs its --help prints and its config loader parses),
-// plus the entry point's own variable naming the service. Nothing here lists variables by hand.
-import { gatewayOptionsSpec } from "@vplane/gateway";
+// plus the entry point's own variable naming the service (or, for a program the container runs by
+// its command, that program's options). Nothing here lists variables by hand.
+import { gatewayOptionsSpec, hostAgentOptionsSpec } from "@vplane/gateway";
 import { interruptControllerDescription } from "@vplane/interrupt-controller";
 import { iommuDescription } from "@vplane/iommu";
 import { migrationDescription } from "@vplane/migration";
@@ -15,6 +16,11 @@ export const serviceOptionSpecs: Record<ServiceName, ConfigSpec> = {
   iommu: configSpecOf(iommuDescription),
   migration: configSpecOf(migrationDescription),
   gateway: gatewayOptionsSpec,
+};
+
+/** Programs of the image a container runs by its command rather than through the catalog. */
+const commandOptionSpecs: Record<string, { name: string; spec: ConfigSpec }> = {
+  "/app/services/gateway/dist/src/host-agent.js": { name: "host-agent", spec: hostAgentOptionsSpec },
 };
 
 interface EnvVar {
@@ -51,15 +57,21 @@ export function environmentProblems(resource: Resource): string[] {
     const env = container.env ?? [];
     if (!env.some((v) => v.name.startsWith("VPLANE_"))) continue;
     const where = `${resource.kind}/${resource.metadata.name} container ${container.name}`;
-    const service = env.find((v) => v.name === SERVICE_VARIABLE)?.value;
-    const spec = serviceCatalog.some((entry) => entry.name === service)
-      ? serviceOptionSpecs[service as ServiceName]
-      : undefined;
+    const program = commandOptionSpecs[container.command?.[1] ?? ""];
+    const service = program?.name ?? env.find((v) => v.name === SERVICE_VARIABLE)?.value;
+    const spec =
+      program?.spec ??
+      (serviceCatalog.some((entry) => entry.name === service)
+        ? serviceOptionSpecs[service as ServiceName]
+        : undefined);
     if (!spec) {
       problems.push(`${where}: ${SERVICE_VARIABLE} is '${service}', not a service of the catalog`);
       continue;
     }
-    const read = new Set([SERVICE_VARIABLE, ...Object.values(spec).map((option) => option.env)]);
+    const read = new Set([
+      ...(program ? [] : [SERVICE_VARIABLE]),
+      ...Object.values(spec).map((option) => option.env),
+    ]);
     const usesOf = (text: string) => [...text.matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)].map((m) => m[1]!);
     for (const variable of env) {
       const referenced = [

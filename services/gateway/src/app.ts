@@ -9,6 +9,7 @@ import { errorHandling } from "./http/error-handler.js";
 import type { GatewayServices } from "./gateway-services.js";
 import { idempotency } from "./http/idempotency.js";
 import { healthRoutes } from "./routes/health-routes.js";
+import { hostJoinRoutes } from "./routes/host-join-routes.js";
 import { hostRoutes } from "./routes/host-routes.js";
 import { deviceRoutes } from "./routes/device-routes.js";
 import { countRequests, metricsRoutes } from "./routes/metrics-routes.js";
@@ -81,6 +82,7 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
       await v1.register(authentication, { tokens: services.tokens });
       await v1.register(idempotency, { store: services.store });
       await v1.register(hostRoutes, { services });
+      await v1.register(hostJoinRoutes, { services });
       await v1.register(vmRoutes, { services });
       await v1.register(operationRoutes, { services });
       await v1.register(deviceRoutes, { services, proto: services.proto });

@@ -125,6 +125,30 @@ export const gatewayOptionsSpec = {
     min: 1_000,
     max: 86_400_000,
   }),
+  hostLeaseMs: option.integer({
+    env: "VPLANE_GATEWAY_HOST_LEASE_MS",
+    flag: "host-lease-ms",
+    doc: "a host that joined by itself and sent no heartbeat for this long gets no new VMs; its agent renews at a third of it, ms",
+    default: 15_000,
+    min: 1_000,
+    max: 3_600_000,
+  }),
+  hostProbeMs: option.integer({
+    env: "VPLANE_GATEWAY_HOST_PROBE_MS",
+    flag: "host-probe-ms",
+    doc: "how often this replica asks every host's services for their health (placement skips hosts not SERVING), ms",
+    default: 2_000,
+    min: 100,
+    max: 600_000,
+  }),
+  replicaLeaseMs: option.integer({
+    env: "VPLANE_GATEWAY_REPLICA_LEASE_MS",
+    flag: "replica-lease-ms",
+    doc: "a replica whose heartbeat is older than this has stopped: others adopt or end its operations; it beats every sixth of it, ms",
+    default: 30_000,
+    min: 1_000,
+    max: 3_600_000,
+  }),
 };
 
 export type GatewayOptions = ConfigOf<typeof gatewayOptionsSpec>;

@@ -4,6 +4,9 @@ import type { AccessTokens } from "./access/access-tokens.js";
 import type { EventStreams } from "./http/event-stream.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HostConnections } from "./hosts/host-clients.js";
+import type { HostHealthMonitor } from "./hosts/host-health.js";
+import type { HostLeases } from "./hosts/host-leases.js";
+import type { HostStates } from "./hosts/host-states.js";
 import type { OperationRecovery } from "./operations/operation-recovery.js";
 import type { OperationRunner } from "./operations/operation-runner.js";
 import type { ProtoJson } from "./devices/proto-json.js";
@@ -13,6 +16,13 @@ import type { VmRegistry } from "./registry/vm-registry.js";
 import type { VmLifecycle } from "./vms/vm-lifecycle.js";
 import type { VmMigrations } from "./vms/vm-migration.js";
 
+/** The fleet's clocks, ms (the gateway options of the same names say what each does). */
+export interface FleetTiming {
+  hostLeaseMs: number;
+  hostProbeMs: number;
+  replicaLeaseMs: number;
+}
+
 /** Everything the routes use, built once per gateway (see startGateway / buildGatewayServices). */
 export interface GatewayServices {
   log: Logger;
@@ -20,6 +30,12 @@ export interface GatewayServices {
   tokens: AccessTokens;
   metrics: GatewayMetrics;
   hosts: HostRegistry;
+  /** Leases of the hosts that joined by themselves (their agents' heartbeats). */
+  leases: HostLeases;
+  /** This replica's view of the hosts' health (startGateway starts its probe loop). */
+  health: HostHealthMonitor;
+  hostStates: HostStates;
+  fleet: FleetTiming;
   vms: VmRegistry;
   operations: OperationRecords;
   runner: OperationRunner;

@@ -7,12 +7,15 @@ import { clientCredentials, type Logger } from "@vplane/service-kit";
 import { openStore, type Store } from "@vplane/store";
 import { AccessTokens } from "./access/access-tokens.js";
 import { buildApp } from "./app.js";
-import type { GatewayOptions } from "./gateway-options.js";
+import { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";
 import { EventStreams } from "./http/event-stream.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import { sweepIdempotencyKeys } from "./http/idempotency.js";
-import type { GatewayServices } from "./gateway-services.js";
+import type { FleetTiming, GatewayServices } from "./gateway-services.js";
 import { HostConnections } from "./hosts/host-clients.js";
+import { HostHealthMonitor } from "./hosts/host-health.js";
+import { HostLeases } from "./hosts/host-leases.js";
+import { HostStates } from "./hosts/host-states.js";
 import { OperationRecovery } from "./operations/operation-recovery.js";
 import { OperationRunner } from "./operations/operation-runner.js";
 import { ProtoJson } from "./devices/proto-json.js";
@@ -33,7 +36,14 @@ export interface GatewayParts {
   rpcTimeoutMs?: number;
   operationTimeoutMs?: number;
   limits?: Partial<GatewayServices["limits"]>;
+  fleet?: Partial<FleetTiming>;
 }
+
+const DEFAULT_FLEET_TIMING: FleetTiming = {
+  hostLeaseMs: gatewayOptionsSpec.hostLeaseMs.default,
+  hostProbeMs: gatewayOptionsSpec.hostProbeMs.default,
+  replicaLeaseMs: gatewayOptionsSpec.replicaLeaseMs.default,
+};
 
 /** Wires the registry, the host connections and the operation runner around one store. */
 export function buildGatewayServices(parts: GatewayParts): GatewayServices {
@@ -44,21 +54,27 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const connections = new HostConnections(parts.credentials, metrics, parts.rpcTimeoutMs ?? 10_000);
   const runner = new OperationRunner(operations, metrics, parts.log, parts.operationTimeoutMs ?? 300_000);
   const instanceId = `gw-${randomBytes(4).toString("hex")}`;
-  const vmDeps = { hosts, vms, operations, runner, connections, instanceId };
+  const fleet = { ...DEFAULT_FLEET_TIMING, ...parts.fleet };
+  const leases = new HostLeases(parts.store);
+  const health = new HostHealthMonitor(connections, () => hosts.list(), fleet.hostProbeMs);
+  const hostStates = new HostStates(hosts, leases, health);
+  const vmDeps = { hosts, hostStates, vms, operations, runner, connections, instanceId };
   const lifecycle = new VmLifecycle(vmDeps);
   const migrations = new VmMigrations(vmDeps);
-  const recovery = new OperationRecovery({
-    ...vmDeps,
-    migrations,
-    store: parts.store,
-    log: parts.log,
-  });
+  const recovery = new OperationRecovery(
+    { ...vmDeps, migrations, store: parts.store, log: parts.log },
+    { leaseMs: fleet.replicaLeaseMs, heartbeatMs: Math.max(100, Math.round(fleet.replicaLeaseMs / 6)) },
+  );
   return {
     log: parts.log,
     store: parts.store,
     tokens: parts.tokens,
     metrics,
     hosts,
+    leases,
+    health,
+    hostStates,
+    fleet,
     vms,
     operations,
     runner,
@@ -131,6 +147,11 @@ export async function startGateway(
     rpcTimeoutMs: config.rpcTimeoutMs,
     operationTimeoutMs: config.operationTimeoutMs,
     limits: { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerSecond: config.rateLimitPerSecond },
+    fleet: {
+      hostLeaseMs: config.hostLeaseMs,
+      hostProbeMs: config.hostProbeMs,
+      replicaLeaseMs: config.replicaLeaseMs,
+    },
   });
   // Expired Idempotency-Key answers are deleted hourly, so the registry does not grow for ever.
   const sweeper = setInterval(() => {
@@ -143,6 +164,7 @@ export async function startGateway(
     await app?.close();
     await services.runner.drain();
     await services.recovery.stop();
+    await services.health.stop();
     services.connections.close();
     await store.close();
   };
@@ -159,6 +181,7 @@ export async function startGateway(
       });
     }
     await services.recovery.start();
+    services.health.start();
     app = await buildApp(services, https);
     const separator = config.address.lastIndexOf(":");
     await app.listen({

@@ -10,3 +10,4 @@ export {
 export { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";
 export type { GatewayServices } from "./gateway-services.js";
 export { httpStatusOf } from "./http/http-status.js";
+export { hostAgentOptionsSpec, type HostAgentOptions } from "./hosts/host-agent-options.js";

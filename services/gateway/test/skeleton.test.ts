@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { openStore } from "@vplane/store";
 import { startGatewayWithHost, startTestGateway, type TestGateway } from "./support/test-gateway.js";
 
 const vmBody = { name: "vm-1", vcpus: 2, memoryBytes: 1 << 30, interruptController: { mode: "xive" } };
@@ -37,7 +38,7 @@ describe("gateway skeleton: health, OpenAPI, one error shape, limits, metrics", 
     ]);
   });
 
-  it("GET /readyz answers 503 and names the host whose services are unreachable", async () => {
+  it("GET /readyz stays ready when a host's services are unreachable, and names that host (a host's fault is not the replica's)", async () => {
     await gw.services.hosts.register(
       {
         name: "dead",
@@ -47,15 +48,29 @@ describe("gateway skeleton: health, OpenAPI, one error shape, limits, metrics", 
     );
     try {
       const response = await gw.call(null, "GET", "/readyz");
-      assert.equal(response.statusCode, 503);
+      assert.equal(response.statusCode, 200);
       const body = response.json<{
         status: string;
         hosts: { name: string; services: Record<string, string> }[];
       }>();
-      assert.equal(body.status, "not ready");
+      assert.equal(body.status, "ready");
       assert.equal(body.hosts.find((h) => h.name === "dead")?.services.iommu, "UNREACHABLE");
     } finally {
       await gw.services.hosts.remove("dead");
+    }
+  });
+
+  it("GET /readyz answers 503 when the registry does not answer (the replica cannot serve)", async () => {
+    const store = openStore("sqlite::memory:");
+    const lonely = await startTestGateway({ store });
+    try {
+      await store.close();
+      const response = await lonely.call(null, "GET", "/readyz");
+      assert.equal(response.statusCode, 503, response.body);
+      const body = response.json<{ status: string; registry: { ok: boolean } }>();
+      assert.deepEqual([body.status, body.registry.ok], ["not ready", false]);
+    } finally {
+      await lonely.close();
     }
   });
 

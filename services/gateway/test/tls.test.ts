@@ -236,24 +236,28 @@ describe("gRPC to host services that require mutual TLS", { timeout: 90_000 }, (
       }),
     ],
   ] as const) {
-    it(`a gateway with ${what}: the create fails UNAVAILABLE at the first call and leaves no VM`, async () => {
+    it(`a gateway with ${what}: the handshake fails, so placement refuses the create (503) and leaves no VM`, async () => {
       const gw = await startGatewayFromEnv({ ...hostEnv, ...env() });
       try {
         const started = Date.now();
-        const done = await createVm(gw, "refused-1");
-        assert.equal(done.metadata.state, "FAILED");
-        assert.ok(done.error, "a failed operation carries an error");
-        assert.equal(done.error.code, "UNAVAILABLE", JSON.stringify(done.error));
-        assert.equal(done.error.details["step"], "interrupt-controller.CreateController on host local");
-        assert.match(done.error.message, /interrupt-controller\.CreateController on host local failed/);
+        const refused = await rest(gw, "POST", "/v1/vms", {
+          name: "refused-1",
+          vcpus: 2,
+          memoryBytes: 16 * MIB,
+          interruptController: { mode: "xive", nrServers: 8 },
+        });
+        assert.equal(refused.statusCode, 503, refused.body);
+        const error = refused.json<{ error: { reason: string; message: string } }>().error;
+        assert.equal(error.reason, "NO_HOST_AVAILABLE");
+        assert.match(error.message, /interrupt-controller UNREACHABLE/);
         assert.ok(
           Date.now() - started < RPC_TIMEOUT_MS / 2,
-          "failed at once, not by running into a deadline",
+          "refused at once, not by running into a deadline",
         );
-        // Nothing was created on the host, so nothing is left: the VM record is gone again.
         assert.equal((await rest(gw, "GET", "/v1/vms/refused-1")).statusCode, 404);
+        // The replica itself can serve (its registry answers); the host's services are listed.
         const ready = await rest(gw, "GET", "/readyz");
-        assert.equal(ready.statusCode, 503, ready.body);
+        assert.equal(ready.statusCode, 200, ready.body);
         assert.deepEqual(ready.json<{ hosts: { services: Record<string, string> }[] }>().hosts[0]?.services, {
           interruptController: "UNREACHABLE",
           iommu: "UNREACHABLE",

@@ -1,15 +1,22 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { RESOURCE_ID_PATTERN } from "../schemas/resource-id.js";
 
-export type Role = "admin" | "operator" | "viewer";
-export const ROLES: readonly Role[] = ["admin", "operator", "viewer"];
+/**
+ * What a token may do. "host" is a host's own credential: it may only register and refresh that
+ * one host (POST /v1/hosts/{host}:join), named by the token's `host`; it sees no tenant's VMs.
+ */
+export type Role = "admin" | "operator" | "viewer" | "host";
+export const ROLES: readonly Role[] = ["admin", "operator", "viewer", "host"];
 
 /** Who a request acts for: the tenant its VMs belong to and what it may do. */
 export interface Principal {
   tokenId: string;
   tenant: string;
   role: Role;
+  /** The host a "host" token speaks for. */
+  host?: string;
 }
 
 /** One token as the tokens file keeps it: never the token, only a salted SHA-256 of its secret. */
@@ -23,6 +30,8 @@ export interface TokenEntry {
   sha256: string;
   createTime: string;
   description?: string;
+  /** Role "host" only: the host this credential registers and refreshes. */
+  host?: string;
 }
 
 interface TokensFile {
@@ -35,8 +44,16 @@ interface TokensFile {
 // stretching is needed for a random secret of that size).
 const TOKEN_PATTERN = /^vpl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const TENANT_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+const HOST_PATTERN = new RegExp(RESOURCE_ID_PATTERN);
 const RELOAD_CHECK_MS = 1000;
 const VERIFIED_CACHE_SIZE = 10_000;
+
+/** A "host" token names exactly one valid host id; no other role names one. */
+function checkHostBinding(role: Role, host: string | undefined, where: string): void {
+  if (role === "host" && (host === undefined || !HOST_PATTERN.test(host)))
+    throw new Error(`${where}a host token needs the host id it speaks for (got '${host ?? ""}')`);
+  if (role !== "host" && host !== undefined) throw new Error(`${where}only a host token names a host`);
+}
 
 function hashSecret(salt: Buffer, secret: string): Buffer {
   return createHash("sha256").update(salt).update(secret, "utf8").digest();
@@ -90,10 +107,14 @@ export class AccessTokens {
   }
 
   /** Adds a token; returns it in clear (the caller shows it once) and its stored entry. */
-  issue(options: { tenant: string; role: Role; description?: string }): { token: string; entry: TokenEntry } {
+  issue(options: { tenant: string; role: Role; description?: string; host?: string }): {
+    token: string;
+    entry: TokenEntry;
+  } {
     if (!TENANT_PATTERN.test(options.tenant)) throw new Error(`tenant '${options.tenant}' is not a valid id`);
     if (!ROLES.includes(options.role))
       throw new Error(`role '${options.role}' is not one of ${ROLES.join(", ")}`);
+    checkHostBinding(options.role, options.host, "");
     const id = randomBytes(6).toString("hex");
     const secret = randomBytes(32).toString("base64url");
     const salt = randomBytes(16);
@@ -105,6 +126,7 @@ export class AccessTokens {
       sha256: hashSecret(salt, secret).toString("hex"),
       createTime: new Date().toISOString(),
       ...(options.description ? { description: options.description } : {}),
+      ...(options.host ? { host: options.host } : {}),
     };
     this.entries.set(id, entry);
     return { token: `vpl_${id}_${secret}`, entry };
@@ -154,7 +176,12 @@ export class AccessTokens {
     const expected = Buffer.from(entry.sha256, "hex");
     const actual = hashSecret(Buffer.from(entry.salt, "base64"), secret);
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
-    return { tokenId: entry.id, tenant: entry.tenant, role: entry.role };
+    return {
+      tokenId: entry.id,
+      tenant: entry.tenant,
+      role: entry.role,
+      ...(entry.host ? { host: entry.host } : {}),
+    };
   }
 
   private load(): void {
@@ -170,6 +197,7 @@ export class AccessTokens {
       if (!TENANT_PATTERN.test(entry.tenant)) throw new Error(`${where}.tenant is not a valid id`);
       if (!ROLES.includes(entry.role)) throw new Error(`${where}.role is not one of ${ROLES.join(", ")}`);
       if (!/^[0-9a-f]{64}$/.test(entry.sha256)) throw new Error(`${where}.sha256 is not a SHA-256 in hex`);
+      checkHostBinding(entry.role, entry.host, `${where}: `);
       entries.set(entry.id, entry);
     }
     this.entries = entries;

@@ -14,7 +14,9 @@ declare module "fastify" {
   }
 }
 
-const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+// A host credential ranks below viewer: it reaches only routes that name "host" as their least
+// role (a host registering itself), and those check that the token speaks for that host.
+const RANK: Record<Role, number> = { host: -1, viewer: 0, operator: 1, admin: 2 };
 
 function minimumRoleOf(request: FastifyRequest): Role {
   const configured = request.routeOptions.config.minimumRole;

@@ -1,6 +1,7 @@
-import { StoreConflictError, type Store } from "@vplane/store";
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
-import type { HostRecord, HostSpec } from "../schemas/host-schema.js";
+import type { HostJoin, HostRecord, HostSpec } from "../schemas/host-schema.js";
+import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { registryKeys } from "./registry-keys.js";
 import { listAll, putOp, readRecord, toJson, type Versioned } from "./typed-entry.js";
 
@@ -66,6 +67,40 @@ export class HostRegistry {
     );
   }
 
+  /**
+   * A host's own registration or refresh (its agent's join): registers it when new, else writes
+   * the addresses and capacity it declares now, under compare-and-swap, retried when another
+   * replica wrote meanwhile. `extra` (the renewed lease) joins the same transaction.
+   */
+  async join(name: string, join: HostJoin, extra: TransactionOp[]): Promise<HostRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await readRecord<HostRecord>(this.store, registryKeys.host(name));
+      const record: HostRecord = {
+        name,
+        addresses: join.addresses,
+        capacity: join.capacity,
+        source: "agent",
+        createTime: existing?.value.createTime ?? new Date().toISOString(),
+      };
+      const unchanged = existing && JSON.stringify(existing.value) === JSON.stringify(record);
+      const ops: TransactionOp[] = unchanged
+        ? [{ op: "check", key: registryKeys.host(name), ifRevision: existing.revision }]
+        : existing
+          ? [putOp(registryKeys.host(name), record, existing.revision)]
+          : [
+              putOp(registryKeys.host(name), record, "absent"),
+              putOp(registryKeys.hostUsage(name), NO_USAGE, "absent"),
+            ];
+      try {
+        await this.store.transaction([...ops, ...extra]);
+        return record;
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
+      }
+    }
+  }
+
   async get(name: string): Promise<HostRecord | undefined> {
     return (await readRecord<HostRecord>(this.store, registryKeys.host(name)))?.value;
   }
@@ -105,6 +140,7 @@ export class HostRegistry {
     // The usage key's revision guards against a VM being placed between the check and the delete.
     await this.store.transaction([
       { op: "delete", key: registryKeys.host(name) },
+      { op: "delete", key: registryKeys.hostLease(name) },
       usage.revision === 0
         ? { op: "delete", key: registryKeys.hostUsage(name) }
         : { op: "delete", key: registryKeys.hostUsage(name), ifRevision: usage.revision },

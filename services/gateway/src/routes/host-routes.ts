@@ -2,6 +2,7 @@ import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebo
 import { Type } from "@sinclair/typebox";
 import type { GatewayServices } from "../gateway-services.js";
 import { probeHost } from "../hosts/host-status.js";
+import { hostView } from "../hosts/host-view.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import { HostSchema, HostSpecSchema } from "../schemas/host-schema.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
@@ -17,7 +18,7 @@ export const hostRoutes: FastifyPluginCallbackTypebox<{ services: GatewayService
   done,
 ) => {
   const { hosts, connections } = services;
-  const withUsage = async (host: HostRecord) => ({ ...host, usage: (await hosts.usageOf(host.name)).value });
+  const withUsage = async (host: HostRecord) => hostView(await services.hostStates.of(host));
 
   app.post(
     "/hosts",

@@ -29,8 +29,60 @@ export const HostCapacitySchema = Type.Object(
       maximum: 2 ** 53 - 1,
       description: "guest RAM the host may hold, bytes; 0: no limit",
     }),
+    vms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1_000_000,
+        description:
+          "VMs the host may hold (its interrupt-controller's max_controllers); 0 or unset: no limit",
+      }),
+    ),
   },
   { additionalProperties: false },
+);
+
+/**
+ * What a host's agent declares when it joins and at each heartbeat (POST /v1/hosts/{host}:join):
+ * where its services listen and what it may hold. Every capacity is declared, none is 0.
+ */
+export const HostJoinSchema = Type.Object(
+  {
+    addresses: HostAddressesSchema,
+    capacity: Type.Object(
+      {
+        vcpus: Type.Integer({ minimum: 1, maximum: 1_000_000, description: "vCPUs the host may run" }),
+        memoryBytes: Type.Integer({
+          minimum: 1024 * 1024,
+          maximum: 2 ** 53 - 1,
+          description: "guest RAM the host may hold, bytes",
+        }),
+        vms: Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000,
+          description: "VMs the host may hold (its interrupt-controller's max_controllers)",
+        }),
+      },
+      { additionalProperties: false },
+    ),
+    agentVersion: Type.String({ maxLength: 100, description: "the agent's version" }),
+  },
+  { additionalProperties: false },
+);
+
+export const HostAvailabilitySchema = Type.Object(
+  {
+    state: Type.Union([Type.Literal("AVAILABLE"), Type.Literal("UNAVAILABLE")], {
+      description: "UNAVAILABLE: placement gives the host no new VMs",
+    }),
+    reason: Type.Optional(
+      Type.Union([Type.Literal("LEASE_EXPIRED"), Type.Literal("SERVICES_NOT_SERVING")], {
+        description:
+          "LEASE_EXPIRED: a joined host's agent stopped refreshing; SERVICES_NOT_SERVING: a service did not answer SERVING",
+      }),
+    ),
+    message: Type.Optional(Type.String()),
+  },
+  { title: "HostAvailability" },
 );
 
 /** What an admin sends to register a host. */
@@ -48,8 +100,8 @@ export const HostRecordSchema = Type.Object({
   name: Type.String(),
   addresses: HostAddressesSchema,
   capacity: HostCapacitySchema,
-  /** "api": registered by an admin; "config": from the gateway's environment. */
-  source: Type.Union([Type.Literal("api"), Type.Literal("config")]),
+  /** "api": registered by an admin; "config": from the gateway's environment; "agent": joined by itself. */
+  source: Type.Union([Type.Literal("api"), Type.Literal("config"), Type.Literal("agent")]),
   createTime: Timestamp,
 });
 
@@ -76,6 +128,15 @@ export const HostSchema = Type.Object(
   {
     ...HostRecordSchema.properties,
     usage: Type.Object({ vcpus: Type.Integer(), memoryBytes: Type.Integer(), vms: Type.Integer() }),
+    availability: Type.Optional(HostAvailabilitySchema),
+    lease: Type.Optional(
+      Type.Object(
+        { renewTime: Timestamp, expireTime: Timestamp, agentVersion: Type.String() },
+        {
+          description: "a joined host's lease: its agent's last heartbeat and when it lapses without another",
+        },
+      ),
+    ),
     services: Type.Optional(
       Type.Object({
         interruptController: ServiceStatusSchema,
@@ -88,6 +149,8 @@ export const HostSchema = Type.Object(
 );
 
 export type HostSpec = Static<typeof HostSpecSchema>;
+export type HostJoin = Static<typeof HostJoinSchema>;
+export type HostAvailability = Static<typeof HostAvailabilitySchema>;
 export type HostRecord = Static<typeof HostRecordSchema>;
 export type HostAddresses = Static<typeof HostAddressesSchema>;
 export type ServiceStatus = Static<typeof ServiceStatusSchema>;

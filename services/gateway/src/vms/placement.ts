@@ -1,24 +1,29 @@
 import { VplaneError } from "@vplane/service-kit";
 import type { HostUsage } from "../registry/host-registry.js";
-import type { HostRecord } from "../schemas/host-schema.js";
+import type { HostAvailability, HostRecord } from "../schemas/host-schema.js";
 
 export interface PlacementCandidate {
   host: HostRecord;
   usage: HostUsage;
+  /** Unset: available (callers that know no health, e.g. tests of the ranking). */
+  availability?: HostAvailability;
 }
+
+const isAvailable = (candidate: PlacementCandidate) => candidate.availability?.state !== "UNAVAILABLE";
 
 export interface Demand {
   vcpus: number;
   memoryBytes: number;
 }
 
-/** Whether `demand` fits what is left on the host; a capacity of 0 means no limit. */
+/** Whether `demand` (one more VM) fits what is left on the host; a capacity of 0 means no limit. */
 export function fits(candidate: PlacementCandidate, demand: Demand): boolean {
   const { capacity } = candidate.host;
   const vcpusOk = capacity.vcpus === 0 || candidate.usage.vcpus + demand.vcpus <= capacity.vcpus;
   const memoryOk =
     capacity.memoryBytes === 0 || candidate.usage.memoryBytes + demand.memoryBytes <= capacity.memoryBytes;
-  return vcpusOk && memoryOk;
+  const vmsOk = !capacity.vms || candidate.usage.vms + 1 <= capacity.vms;
+  return vcpusOk && memoryOk && vmsOk;
 }
 
 /** Share of the host left free after placing `demand`: the smaller of the vCPU and RAM shares. */
@@ -33,8 +38,10 @@ function freeShareAfter(candidate: PlacementCandidate, demand: Demand): number {
 }
 
 /**
- * Picks the host for a VM: the requested one if it fits, else the host with the largest free
- * share after placement (spreading load), ties to the one with fewer VMs, then by name.
+ * Picks the host for a VM: the requested one if it is available and fits, else, among the
+ * available hosts that fit, the one with the largest free share after placement (spreading
+ * load), ties to the one with fewer VMs, then by name. No available host is UNAVAILABLE (503,
+ * retryable: hosts come back); no room on any is RESOURCE_EXHAUSTED.
  */
 export function chooseHost(
   candidates: readonly PlacementCandidate[],
@@ -51,6 +58,14 @@ export function chooseHost(
         field: "placement.host",
       });
     }
+    if (!isAvailable(chosen)) {
+      throw new VplaneError({
+        code: "UNAVAILABLE",
+        reason: "HOST_UNAVAILABLE",
+        message: `placement.host '${requestedHost}' takes no new VMs now: ${chosen.availability?.message ?? ""}`,
+        field: "placement.host",
+      });
+    }
     if (!fits(chosen, demand)) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
@@ -61,7 +76,15 @@ export function chooseHost(
     }
     return { host: chosen.host, reason: "requested by the caller" };
   }
-  const fitting = candidates.filter((c) => fits(c, demand));
+  const available = candidates.filter(isAvailable);
+  if (candidates.length > 0 && available.length === 0) {
+    throw new VplaneError({
+      code: "UNAVAILABLE",
+      reason: "NO_HOST_AVAILABLE",
+      message: `no host takes new VMs now: ${candidates.map((c) => c.availability?.message ?? c.host.name).join("; ")}`,
+    });
+  }
+  const fitting = available.filter((c) => fits(c, demand));
   if (fitting.length === 0) {
     throw new VplaneError({
       code: candidates.length === 0 ? "FAILED_PRECONDITION" : "RESOURCE_EXHAUSTED",

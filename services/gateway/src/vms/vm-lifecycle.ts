@@ -102,14 +102,11 @@ export class VmLifecycle {
   /** Places and records a new VM and starts its create operation; `extra` joins the transaction. */
   async create(principal: Principal, spec: VmSpec, extra: ExtraOps = () => []): Promise<OperationRecord> {
     validateVmSpec(spec);
-    const { hosts, vms, operations } = this.deps;
+    const { vms, operations } = this.deps;
     for (let attempt = 1; ; attempt++) {
-      const records = await hosts.list();
-      const candidates = await Promise.all(
-        records.map(async (host) => ({ host, usage: await hosts.usageOf(host.name) })),
-      );
+      const candidates = await this.deps.hostStates.all();
       const placed = chooseHost(
-        candidates.map((c) => ({ host: c.host, usage: c.usage.value })),
+        candidates.map((c) => ({ host: c.host, usage: c.usage.value, availability: c.availability })),
         spec,
         spec.placement?.host,
       );

@@ -83,7 +83,15 @@ export class VmMigrations {
       );
     }
     const source = await hosts.require(vm.value.host);
-    const usage = await hosts.usageOf(destination.name);
+    const { usage, availability } = await this.deps.hostStates.of(destination);
+    if (availability.state === "UNAVAILABLE") {
+      throw new VplaneError({
+        code: "UNAVAILABLE",
+        reason: "HOST_UNAVAILABLE",
+        message: `destinationHost '${destination.name}' takes no VMs now: ${availability.message ?? ""}`,
+        field: "destinationHost",
+      });
+    }
     if (!fits({ host: destination, usage: usage.value }, vm.value)) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",

@@ -63,7 +63,7 @@ export async function provisionVm(
   commit: (resolved: Vm["resolved"]) => Promise<void>,
 ): Promise<Vm["resolved"]> {
   const clients = connections.clientsOf(host.addresses);
-  const undo: { step: string; run: () => Promise<unknown> }[] = [];
+  const undo: Undo[] = [];
   const steps = createSteps(vm);
   let current: string = STEP.capabilities;
   const percentAfter = (step: string) => Math.round(((steps.indexOf(step) + 1) / steps.length) * 90);
@@ -118,23 +118,24 @@ export async function provisionVm(
       },
       requestId: `${context.id}/controller`,
     };
-    await connections.call(
-      "interrupt-controller",
-      "CreateController",
-      (o) => unaryCall(clients.interrupt.createController.bind(clients.interrupt), createController, o),
-      { signal: context.signal },
-    );
-    undo.push({
-      step: STEP.deleteController,
-      run: () =>
-        connections.call("interrupt-controller", "DeleteController", (o) =>
-          unaryCall(
-            clients.interrupt.deleteController.bind(clients.interrupt),
-            { name: controllerName(vm), requestId: `${context.id}/rollback/controller` },
-            o,
+    await createUndoable(
+      undo,
+      {
+        step: STEP.deleteController,
+        run: () =>
+          connections.call("interrupt-controller", "DeleteController", (o) =>
+            unaryCall(
+              clients.interrupt.deleteController.bind(clients.interrupt),
+              { name: controllerName(vm), requestId: `${context.id}/rollback/controller` },
+              o,
+            ),
           ),
+      },
+      () =>
+        connections.call("interrupt-controller", "CreateController", (o) =>
+          unaryCall(clients.interrupt.createController.bind(clients.interrupt), createController, o),
         ),
-    });
+    );
     await context.step(current, "SUCCEEDED", `backend ${resolved.interruptController!.backend}`);
     await context.progress(percentAfter(current), current, "interrupt controller created");
 
@@ -167,23 +168,24 @@ export async function provisionVm(
         },
         requestId: `${context.id}/smmu/${smmu.name}`,
       };
-      await connections.call(
-        "iommu",
-        "CreateSmmu",
-        (o) => unaryCall(clients.iommu.createSmmu.bind(clients.iommu), createSmmu, o),
-        { signal: context.signal },
-      );
-      undo.push({
-        step: STEP.deleteSmmu(smmu.name),
-        run: () =>
-          connections.call("iommu", "DeleteSmmu", (o) =>
-            unaryCall(
-              clients.iommu.deleteSmmu.bind(clients.iommu),
-              { name: smmuName(vm, smmu.name), requestId: `${context.id}/rollback/smmu/${smmu.name}` },
-              o,
+      await createUndoable(
+        undo,
+        {
+          step: STEP.deleteSmmu(smmu.name),
+          run: () =>
+            connections.call("iommu", "DeleteSmmu", (o) =>
+              unaryCall(
+                clients.iommu.deleteSmmu.bind(clients.iommu),
+                { name: smmuName(vm, smmu.name), requestId: `${context.id}/rollback/smmu/${smmu.name}` },
+                o,
+              ),
             ),
+        },
+        () =>
+          connections.call("iommu", "CreateSmmu", (o) =>
+            unaryCall(clients.iommu.createSmmu.bind(clients.iommu), createSmmu, o),
           ),
-      });
+      );
       await context.step(current, "SUCCEEDED", `backend ${resolved.iommu!.backend}`);
       await context.progress(percentAfter(current), current, `SMMU ${smmu.name} created`);
       // Deleting the SMMU (its undo above) removes its devices too: no undo per device.
@@ -198,11 +200,8 @@ export async function provisionVm(
           pageRequests: smmu.pri,
           requestId: `${context.id}/attach/${smmu.name}/${device.physicalSid}`,
         };
-        await connections.call(
-          "iommu",
-          "AttachDevice",
-          (o) => unaryCall(clients.iommu.attachDevice.bind(clients.iommu), attach, o),
-          { signal: context.signal },
+        await connections.call("iommu", "AttachDevice", (o) =>
+          unaryCall(clients.iommu.attachDevice.bind(clients.iommu), attach, o),
         );
         await context.step(current, "SUCCEEDED");
         await context.progress(percentAfter(current), current, `device ${device.physicalSid} attached`);
@@ -224,11 +223,30 @@ export async function provisionVm(
   }
 }
 
+type Undo = { step: string; run: () => Promise<unknown> };
+
+// Answers after which the caller cannot tell whether the service applied the call.
+const OUTCOME_UNKNOWN = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "INTERNAL"]);
+
+/**
+ * Runs a create whose undo is registered before it is sent: a create whose answer was lost (the
+ * service killed, the deadline passed) may have been applied, and deleting what does not exist
+ * answers NOT_FOUND. A service that refused the create outright applied nothing: its undo goes.
+ * The call is not aborted by a cancel: cut off in flight, it could land on the host after the
+ * rollback ran; cancel is honoured at the next checkpoint, one call later.
+ */
+async function createUndoable(undo: Undo[], entry: Undo, create: () => Promise<unknown>): Promise<void> {
+  undo.push(entry);
+  try {
+    await create();
+  } catch (error) {
+    if (!OUTCOME_UNKNOWN.has((error as VplaneError).code)) undo.pop();
+    throw error;
+  }
+}
+
 /** Runs the undo steps newest first (a NOT_FOUND counts as undone); says how it went. */
-async function rollBack(
-  context: OperationContext,
-  undo: { step: string; run: () => Promise<unknown> }[],
-): Promise<string> {
+async function rollBack(context: OperationContext, undo: Undo[]): Promise<string> {
   if (undo.length === 0) return "nothing to roll back";
   const failed: string[] = [];
   for (const { step, run } of [...undo].reverse()) {

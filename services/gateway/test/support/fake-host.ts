@@ -36,6 +36,8 @@ export class FakeHost {
   /** Every call, "Method name-or-vm". */
   readonly calls: string[] = [];
   nativeInterrupt = false;
+  /** The interrupt-controller's max_controllers limit it reports (a host agent declares it). */
+  maxControllers = 1024;
   private readonly seenRequestIds = new Map<string, unknown>();
   private service!: ServiceUnderTest;
 
@@ -68,6 +70,7 @@ export class FakeHost {
   private capabilities(service: string, native: boolean): Capabilities {
     return buildCapabilities({
       service,
+      limits: service === "interrupt-controller" ? { max_controllers: BigInt(this.maxControllers) } : {},
       native: native
         ? { backend: Backend.BACKEND_NATIVE, available: true, unavailableReason: "", unavailableCode: "" }
         : {

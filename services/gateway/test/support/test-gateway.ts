@@ -7,7 +7,7 @@ import { openStore, type Store } from "@vplane/store";
 import pino from "pino";
 import { AccessTokens, type Role } from "../../src/access/access-tokens.js";
 import { buildApp } from "../../src/app.js";
-import { buildGatewayServices } from "../../src/gateway.js";
+import { buildGatewayServices, type GatewayParts } from "../../src/gateway.js";
 import { FakeHost } from "./fake-host.js";
 import type { GatewayServices } from "../../src/gateway-services.js";
 
@@ -52,6 +52,7 @@ export async function startTestGateway(
     bodyLimitBytes?: number;
     operationTimeoutMs?: number;
     logDestination?: pino.DestinationStream;
+    fleet?: GatewayParts["fleet"];
   } = {},
 ): Promise<TestGateway> {
   const store = options.store ?? openStore("sqlite::memory:");
@@ -74,6 +75,7 @@ export async function startTestGateway(
     credentials: credentials.createInsecure(),
     rpcTimeoutMs: 5000,
     operationTimeoutMs: options.operationTimeoutMs ?? 30_000,
+    ...(options.fleet ? { fleet: options.fleet } : {}),
     limits: {
       rateLimitPerSecond: options.rateLimitPerSecond ?? 0,
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
