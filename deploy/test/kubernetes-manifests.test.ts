@@ -150,6 +150,9 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     for (const container of ["interrupt-controller", "iommu"]) {
       assert.ok(mounted(container).includes("/run/vplane"), `${container}: VMM socket folder`);
     }
+    // The handoff socket the interrupt-controller opens is in that folder.
+    const socket = envOf(spec.containers[0]!)["VPLANE_INTERRUPT_HANDOFF_SOCKET"];
+    assert.match(socket ?? "", /^\/run\/vplane\/[^/]+\.sock$/);
     // Each service is reached at the node's address on its own port.
     assert.deepEqual(
       spec.containers.map((c) => c.ports?.[0]?.hostPort),

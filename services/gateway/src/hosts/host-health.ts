@@ -33,7 +33,8 @@ export class HostHealthMonitor {
     private readonly connections: HostConnections,
     private readonly listHosts: () => Promise<HostRecord[]>,
     private readonly intervalMs: number,
-    private readonly probeTimeoutMs = Math.min(1000, intervalMs),
+    /** Deadline of one health check; long enough for a busy host, which is still a healthy one. */
+    private readonly probeTimeoutMs = 2_000,
   ) {}
 
   start(): void {
