@@ -1,12 +1,8 @@
-export { Smmu, DEFAULT_LIMITS, HWPT_FAULT_ID_VALID, splitAddress } from "./smmu.js";
-export type {
-  SmmuOptions,
-  SmmuLimits,
-  DeviceBinding,
-  TranslateOptions,
-  InvalidationOutcome,
-  SmmuDump,
-} from "./smmu.js";
+export { Smmu, DEFAULT_LIMITS, HWPT_FAULT_ID_VALID } from "./smmu.js";
+export type { SmmuOptions, SmmuLimits, TranslateOptions } from "./smmu.js";
+export type { DeviceBinding } from "./smmu-device.js";
+export type { SmmuDump } from "./smmu-dump.js";
+export { splitAddress, type InvalidationOutcome } from "./command-handling.js";
 export { DmaTransfer, type DmaResult, type TranslateAccess } from "./dma-transfer.js";
 export { TranslationResult, type TranslationOutcome } from "./translation-result.js";
 export { Perm, requiredPerm } from "./access-permission.js";

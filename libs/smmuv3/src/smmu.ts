@@ -7,22 +7,16 @@ import { EventClass, EventId } from "./event-record.js";
 import { faultEvent, faultRecorded, faultRecoverable, forwardedToGuest } from "./fault-event.js";
 import { EventQueue, type QueuedEvent } from "./event-queue.js";
 import { granuleSupported, resolveFeatures, type SmmuFeatures } from "./features.js";
-import {
-  CommandOpcode,
-  cfgiSid,
-  cfgiSsid,
-  opcodeOf,
-  tlbiAsid,
-  tlbiRange,
-  type RawCommand,
-} from "./invalidation-command.js";
-import { validateGuestCommand } from "./guest-command.js";
+import { CommandHandling, type InvalidationOutcome } from "./command-handling.js";
+import type { RawCommand } from "./invalidation-command.js";
 import { Iotlb, TlbEntry } from "./iotlb.js";
 import { IPA_DOORBELL, IPA_FAULT, NestedWalker } from "./nested-walker.js";
 import { PageRequestQueue, type PageRequest, type PageRequestOutcome } from "./page-request-queue.js";
 import { applyPasidTableConfig, type PasidTableConfig } from "./pasid-table-config.js";
-import { planSeedInvalidation, type CacheInvalidateInfo } from "./seed-cache-invalidate.js";
+import type { CacheInvalidateInfo } from "./seed-cache-invalidate.js";
 import { unrecoverableFaultFromEvent } from "./seed-fault-report.js";
+import { publicBinding, type DeviceBinding, type DeviceRecord } from "./smmu-device.js";
+import { dumpSmmu, type SmmuDump } from "./smmu-dump.js";
 import {
   Errno,
   SmmuError,
@@ -36,8 +30,10 @@ import { Stage2Domain, type MsiBinding, type Stage2Mapping } from "./stage2-doma
 import { S1Dss, S1Fmt, validateGuestSte, type GuestStage1, type GuestSte } from "./stream-table-entry.js";
 import { StreamKind, decodeStreamConfig, type CachedCd, type StreamConfig } from "./stream-config.js";
 import { TranslationResult } from "./translation-result.js";
+import { captureSmmuState } from "./device-state/capture-smmu-state.js";
 import { decodeSmmuState } from "./device-state/decode-smmu-state.js";
 import { encodeSmmuState } from "./device-state/encode-smmu-state.js";
+import { restoreSmmuState } from "./device-state/restore-smmu-state.js";
 import type { SmmuState } from "./device-state/smmu-state.js";
 import { StreamDelivery, type Delivery } from "./stream-delivery.js";
 import { isGranuleBits, type GranuleBits } from "./translation-granule.js";
@@ -80,20 +76,6 @@ export interface SmmuOptions {
   limits?: Partial<SmmuLimits>;
 }
 
-/** A physical stream bound to the guest's view of it (the iommufd vdevice). */
-export interface DeviceBinding {
-  streamId: number;
-  virtualStreamId: number;
-  /** The device can fault recoverably (PRI, or the HWPT is linked to a fault queue). */
-  pageRequests: boolean;
-  /** iommufd form: the guest STE words installed for this device. */
-  guestSte: GuestSte | undefined;
-}
-
-interface DeviceRecord extends DeviceBinding {
-  state: StreamConfig | undefined;
-}
-
 /** What raise() needs to know about the transaction in flight. */
 class Transaction {
   dev: DeviceRecord | undefined = undefined;
@@ -110,12 +92,6 @@ class Transaction {
 export interface TranslateOptions {
   /** Caller's clock (ms) for page-request deadlines. */
   now?: number;
-}
-
-/** The result of a batch of raw commands (iommufd HWPT_INVALIDATE: entry_num handled, digest §2.4). */
-export interface InvalidationOutcome {
-  handled: number;
-  error?: SmmuError;
 }
 
 /**
@@ -143,6 +119,7 @@ export class Smmu {
   private cachedCds = 0;
   /** The transaction being translated, for raise() (the model is synchronous: one at a time). */
   private readonly txn = new Transaction();
+  private readonly commands: CommandHandling;
 
   constructor(options: SmmuOptions) {
     this.features = resolveFeatures(options.features);
@@ -171,6 +148,12 @@ export class Smmu {
     this.pageRequests = new PageRequestQueue(this.limits.pageRequests, this.limits.pageRequestTimeoutMs);
     this.delivery = new StreamDelivery(this.events, this.pageRequests);
     this.walker = new NestedWalker(options.memory, this.domain, this.iotlb, this.features.outputAddressBits);
+    this.commands = new CommandHandling(this.iotlb, this.vmid, this.features, {
+      devices: () => this.devices.values(),
+      deviceByVirtualSid: (vsid) => this.byVirtualSid.get(vsid),
+      forgetStream: (d) => this.forgetStream(d),
+      forgetContextDescriptor: (d, ssid) => this.forgetContextDescriptor(d, ssid),
+    });
   }
 
   get vmid(): number {
@@ -731,90 +714,16 @@ export class Smmu {
 
   // ---- invalidation ------------------------------------------------------------------------
 
-  /** Seed CACHE_INVALIDATE (digest §1.3): validated as the kernel does, then applied. */
+  /** Seed CACHE_INVALIDATE (digest §1.3): see CommandHandling.invalidate. */
   invalidate(info: CacheInvalidateInfo): void {
     this.assertRunning("Invalidate");
-    const plan = planSeedInvalidation(info);
-    switch (plan.kind) {
-      case "asid":
-        this.iotlb.invalidateAsid(plan.asid, this.vmid);
-        break;
-      case "range": {
-        const { region, low } = splitAddress(plan.address);
-        if (plan.length > 0) this.iotlb.invalidateRange(plan.asid, this.vmid, region, low, plan.length);
-        break;
-      }
-      case "vmid-stage1":
-        this.iotlb.invalidateVmidStage1(this.vmid);
-        break;
-      case "cd":
-        for (const d of this.devices.values()) this.forgetContextDescriptor(d, plan.ssid);
-        break;
-    }
+    this.commands.invalidate(info);
   }
 
-  /**
-   * iommufd HWPT_INVALIDATE on the vIOMMU (digest §2.4): each command rewritten and applied in
-   * order; the first one refused stops the batch. `handled` counts the commands applied (the
-   * ones before the bad one stay applied, as the selftest requires).
-   */
+  /** iommufd HWPT_INVALIDATE (digest §2.4): see CommandHandling.invalidateCommands. */
   invalidateCommands(commands: readonly RawCommand[]): InvalidationOutcome {
     this.assertRunning("Invalidate");
-    for (let i = 0; i < commands.length; i++) {
-      try {
-        this.applyCommand(commands[i]!);
-      } catch (error) {
-        if (error instanceof SmmuError) return { handled: i, error: error.atBatchIndex(i) };
-        throw error;
-      }
-    }
-    return { handled: commands.length };
-  }
-
-  /**
-   * arm_vsmmu_validate_user_cmd (validateGuestCommand: the fields a guest may set, EIO
-   * otherwise), arm_vsmmu_convert_user_cmd, then what the emulated SMMU does with the converted command:
-   * TLBI_NSNH_ALL becomes NH_ALL of this VMID; NH_ALL / NH_ASID / NH_VA / NH_VAA get the VMID
-   * forced; ATC_INV / CFGI_CD / CFGI_CD_ALL get the vSID translated (unknown vSID → EIO); any
-   * other opcode → EIO. ATC_INV has no ATC to act on here.
-   */
-  private applyCommand(cmd: RawCommand): void {
-    validateGuestCommand(cmd, this.features);
-    const opcode = opcodeOf(cmd);
-    const asidMask = this.features.asid16 ? 0xffff : 0xff;
-    switch (opcode) {
-      case CommandOpcode.TLBI_NSNH_ALL:
-      case CommandOpcode.TLBI_NH_ALL:
-        this.iotlb.invalidateVmidStage1(this.vmid);
-        return;
-      case CommandOpcode.TLBI_NH_ASID:
-        this.iotlb.invalidateAsid(tlbiAsid(cmd) & asidMask, this.vmid);
-        return;
-      case CommandOpcode.TLBI_NH_VA:
-      case CommandOpcode.TLBI_NH_VAA: {
-        const range = tlbiRange(cmd);
-        const { region, low } = splitAddress(range.address);
-        const asid = opcode === CommandOpcode.TLBI_NH_VA ? tlbiAsid(cmd) & asidMask : undefined;
-        this.iotlb.invalidateRange(asid, this.vmid, region, low, range.length);
-        return;
-      }
-      case CommandOpcode.ATC_INV:
-      case CommandOpcode.CFGI_CD:
-      case CommandOpcode.CFGI_CD_ALL: {
-        const vsid = cfgiSid(cmd);
-        const dev = this.byVirtualSid.get(vsid);
-        if (!dev)
-          throw invalidArgument(
-            "UNKNOWN_VIRTUAL_SID",
-            `no vdevice has virtual StreamID ${vsid}`,
-            "sid",
-            Errno.EIO,
-          );
-        if (opcode === CommandOpcode.CFGI_CD) this.forgetContextDescriptor(dev, cfgiSsid(cmd));
-        else if (opcode === CommandOpcode.CFGI_CD_ALL) this.forgetStream(dev);
-        return;
-      }
-    }
+    return this.commands.invalidateCommands(commands);
   }
 
   // ---- MSI ---------------------------------------------------------------------------------
@@ -928,56 +837,19 @@ export class Smmu {
         message: "the SMMU state can only be exported while it is quiesced",
       });
     }
-    return encodeSmmuState(this.captureState(this.stopped.at));
-  }
-
-  private captureState(stoppedAt: number): SmmuState {
-    const held = new Map(this.delivery.heldRequests().map((h) => [h.request.cookie, h.eventsBefore]));
-    const timeout = this.pageRequests.timeoutMs;
-    return {
-      features: { ...this.features },
-      stage2GranuleBits: this.domain.granuleBits,
-      eventQueueDepth: this.events.depth,
-      pageRequestCapacity: this.pageRequests.capacity,
-      pageRequestTimeoutMs: timeout,
-      guestMemoryBytes: this.memory.size,
-      eventSequence: this.events.sequence,
-      nextCookie: this.pageRequests.cookieCounter,
-      eventsReported: this.events.reported,
-      eventsDropped: this.events.dropped,
-      delivered: this.delivery.delivered,
-      pasidTable: this.seedStage1?.kind === "invalid" ? undefined : this.seedStage1,
-      msi: this.domain.msiBinding && { ...this.domain.msiBinding },
-      mappings: this.domain.mappings.map((m) => ({ ...m })),
-      devices: [...this.devices.values()]
-        .sort((a, b) => a.streamId - b.streamId)
-        .map((d) => ({
-          streamId: d.streamId,
-          virtualStreamId: d.virtualStreamId,
-          pageRequests: d.pageRequests,
-          guestSte: d.guestSte && guestSteAsGiven(d.guestSte),
-        })),
-      events: this.events
-        .peek()
-        .map((q) =>
-          q.lost
-            ? { sequence: q.sequence, lost: true }
-            : { sequence: q.sequence, lost: false, event: q.event },
-        ),
-      pageRequests: this.pageRequests.list().map((r) => ({
-        cookie: r.cookie,
-        streamId: r.streamId,
-        virtualStreamId: r.virtualStreamId,
-        substreamId: r.substreamId,
-        groupId: r.groupId,
-        flags: r.flags,
-        perm: r.perm,
-        address: r.address,
-        remainingMs: Math.min(timeout, Math.max(0, r.deadline - Math.max(r.raisedAt, stoppedAt))),
-        held: held.has(r.cookie),
-        eventsBefore: held.get(r.cookie) ?? 0,
-      })),
-    };
+    return encodeSmmuState(
+      captureSmmuState({
+        features: this.features,
+        domain: this.domain,
+        events: this.events,
+        pageRequests: this.pageRequests,
+        delivery: this.delivery,
+        guestMemoryBytes: this.memory.size,
+        pasidTable: this.seedStage1,
+        devices: [...this.devices.values()],
+        stoppedAt: this.stopped.at,
+      }),
+    );
   }
 
   /**
@@ -1015,47 +887,21 @@ export class Smmu {
         pageRequestTimeoutMs: s.pageRequestTimeoutMs,
       },
     });
-    s.mappings.forEach((m, i) =>
-      replaying(`mappings[${i}]`, () => smmu.domain.map(m.ipa, m.hostAddress, m.size, m.perm)),
-    );
-    s.devices.forEach((d, i) =>
-      replaying(`devices[${i}]`, () => {
-        smmu.attachDevice(d.streamId, d.virtualStreamId, { pageRequests: d.pageRequests });
-        if (d.guestSte)
-          smmu.devices.get(d.streamId)!.guestSte = validateGuestSte(d.guestSte[0], d.guestSte[1]);
-      }),
-    );
-    smmu.seedStage1 = s.pasidTable;
-    const msi = s.msi;
-    if (msi) replaying("msi", () => smmu.domain.bindMsi(msi.giova, msi.gpa, msi.size));
-    smmu.events.restore(
-      s.events.map((e) =>
-        e.lost
-          ? e
-          : {
-              ...e,
-              seedFault: unrecoverableFaultFromEvent(e.event),
-              forwarded: forwardedToGuest(e.event),
-            },
-      ),
-      { nextSequence: s.eventSequence, reported: s.eventsReported, dropped: s.eventsDropped },
-    );
     const now = options.now ?? 0;
-    const requests = s.pageRequests.map(
-      ({ remainingMs, held: _held, eventsBefore: _before, ...r }): PageRequest => ({
-        ...r,
-        // As if raised `timeout - remaining` before it stopped: resume() then gives it back exactly
-        // the time it had left, and the same raise time as on the source.
-        raisedAt: now + remainingMs - s.pageRequestTimeoutMs,
-        deadline: now + remainingMs,
-      }),
-    );
-    smmu.pageRequests.restore(requests, s.nextCookie);
-    smmu.delivery.restore(
-      s.pageRequests.flatMap((r, i) =>
-        r.held ? [{ request: requests[i]!, eventsBefore: r.eventsBefore }] : [],
-      ),
-      s.delivered,
+    restoreSmmuState(
+      {
+        domain: smmu.domain,
+        events: smmu.events,
+        pageRequests: smmu.pageRequests,
+        delivery: smmu.delivery,
+        attachDevice: (streamId, virtualStreamId, pageRequests, guestSte) => {
+          smmu.attachDevice(streamId, virtualStreamId, { pageRequests });
+          if (guestSte) smmu.devices.get(streamId)!.guestSte = validateGuestSte(guestSte[0], guestSte[1]);
+        },
+        setPasidTable: (table) => (smmu.seedStage1 = table),
+      },
+      s,
+      now,
     );
     smmu.stopped = { at: now, dirtyPages: [] };
     return smmu;
@@ -1067,38 +913,21 @@ export class Smmu {
 
   // ---- state -------------------------------------------------------------------------------
 
-  /** A snapshot of configuration and caches for dumps and debugging. */
+  /** A snapshot of configuration and caches for dumps and debugging (smmu-dump.ts). */
   dump(): SmmuDump {
-    return {
-      vmid: this.vmid,
-      features: { ...this.features },
-      stage2: {
-        granuleBits: this.domain.granuleBits,
-        ipaBits: this.domain.ipaBits,
-        startLevel: this.domain.table.startLevel,
-        tables: this.domain.table.tableCount,
-        mappings: this.domain.mappings.map((m) => ({ ...m })),
-      },
-      msiBinding: this.domain.msiBinding ? { ...this.domain.msiBinding } : undefined,
+    return dumpSmmu({
+      features: this.features,
+      domain: this.domain,
+      iotlb: this.iotlb,
+      events: this.events,
+      pageRequests: this.pageRequests,
       pasidTable: this.seedStage1,
       devices: [...this.devices.values()].map((d) => ({
         ...publicBinding(d),
         cachedContextDescriptors: d.state?.cachedCds ?? 0,
       })),
-      iotlb: {
-        size: this.iotlb.size,
-        capacity: this.iotlb.capacity,
-        hits: this.iotlb.hits,
-        misses: this.iotlb.misses,
-      },
-      events: {
-        queued: this.events.length,
-        nextSequence: this.events.sequence,
-        dropped: this.events.dropped,
-      },
-      pageRequests: this.pageRequests.list(),
       quiesced: this.quiesced,
-    };
+    });
   }
 
   private device(streamId: number): DeviceRecord {
@@ -1129,63 +958,3 @@ export class Smmu {
 
 /** HWPT_ALLOC flag linking the HWPT to a fault queue (IOMMU_HWPT_FAULT_ID_VALID, digest §2.1). */
 export const HWPT_FAULT_ID_VALID = 1 << 2;
-
-export interface SmmuDump {
-  vmid: number;
-  features: SmmuFeatures;
-  stage2: {
-    granuleBits: number;
-    ipaBits: number;
-    startLevel: number;
-    tables: number;
-    mappings: Stage2Mapping[];
-  };
-  msiBinding: MsiBinding | undefined;
-  pasidTable: GuestStage1 | undefined;
-  devices: (DeviceBinding & { cachedContextDescriptors: number })[];
-  iotlb: { size: number; capacity: number; hits: number; misses: number };
-  events: { queued: number; nextSequence: number; dropped: number };
-  pageRequests: PageRequest[];
-  quiesced: boolean;
-}
-
-/**
- * Runs one replay step of an import; a refusal becomes STATE_INCONSISTENT naming the entry
- * (`entry.field` when the model named a field), with the model's reason in the message.
- */
-function replaying(entry: string, step: () => unknown): void {
-  try {
-    step();
-  } catch (error) {
-    if (!(error instanceof SmmuError)) throw error;
-    const field = error.field ? `${entry}.${error.field}` : entry;
-    throw new SmmuError({
-      code: "INVALID_ARGUMENT",
-      reason: "STATE_INCONSISTENT",
-      message: `${field}: ${error.reason}: ${error.message}`,
-      field,
-      errno: error.errno,
-    });
-  }
-}
-
-/** The guest STE words as the guest gave them: the stored words with EATS put back (digest §2.1 strips it). */
-function guestSteAsGiven(g: GuestSte): [bigint, bigint] {
-  const eats = g.stage1.kind === "translate" && g.stage1.ats ? 1n << 28n : 0n;
-  return [g.words[0], g.words[1] | eats];
-}
-
-function publicBinding(d: DeviceRecord): DeviceBinding {
-  return {
-    streamId: d.streamId,
-    virtualStreamId: d.virtualStreamId,
-    pageRequests: d.pageRequests,
-    guestSte: d.guestSte,
-  };
-}
-
-/** A 64-bit VA as (region, low 52 bits): bit 55 selects TTB1 whether or not the top byte is ignored. */
-export function splitAddress(address: bigint): { region: number; low: number } {
-  const v = BigInt.asUintN(64, address);
-  return { region: Number((v >> 55n) & 1n), low: Number(v & 0xf_ffff_ffff_ffffn) };
-}
