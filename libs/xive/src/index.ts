@@ -58,6 +58,7 @@ export {
   SourceInfoFlag,
   SpaprXiveHcalls,
 } from "./spapr-hcalls.js";
+export type { InKernelXive } from "./in-kernel-xive.js";
 export { Icp, XICS_IPI, type IcsPort } from "./xics/icp.js";
 export { Ics, type IcsSourceState } from "./xics/ics.js";
 export { RtasReturn, XicsDevice, type XicsDeviceOptions } from "./xics/xics-device.js";

@@ -9,6 +9,7 @@ import type { ActiveMode, ControllerMode } from "./controller-mode.js";
 import { Errno } from "@vplane/model-kit";
 import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
+import type { InKernelXive } from "./in-kernel-xive.js";
 import { SpaprXiveHcalls } from "./spapr-hcalls.js";
 import type { SignalSink } from "./thread-context.js";
 import { XicsDevice } from "./xics/xics-device.js";
@@ -216,13 +217,16 @@ export class InterruptController {
   /**
    * A hypercall by the vCPU with `server`. H_INT_* answer H_FUNCTION unless XIVE is active and
    * selected; XICS hcalls answer H_FUNCTION unless XICS is active; unknown opcodes H_FUNCTION.
+   * With `kernel`, the H_INT_* calls are made as QEMU makes them with the KVM XIVE device (the
+   * native backend passes the host kernel's); without, as QEMU's emulated device answers them.
    */
-  hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult {
+  hcall(server: number, opcode: number, args: readonly bigint[], kernel?: InKernelXive): HcallResult {
     if (!this.vcpus.hasServer(server)) {
       throw vcpuNotConnected(server);
     }
     this.assertRunning("a hypercall");
-    if (isXiveHcall(opcode) && this.device.mode === "XIVE") return this.device.hcalls.call(opcode, args);
+    if (isXiveHcall(opcode) && this.device.mode === "XIVE")
+      return this.device.hcalls.call(opcode, args, kernel);
     if (isXicsHcall(opcode) && this.device.mode === "XICS")
       return this.device.xics.hcall(server, opcode, args);
     return { returnCode: HcallReturn.H_FUNCTION, outputs: [] };

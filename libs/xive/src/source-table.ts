@@ -88,6 +88,17 @@ export class SourceTable {
     return this.blocks[irq >>> SOURCE_BLOCK_SHIFT]?.status[irq & BLOCK_MASK] ?? 0;
   }
 
+  /**
+   * Records an LSI's line level as QEMU's source status keeps it beside an in-kernel device
+   * (kvmppc_xive_source_set_irq): the ASSERTED bit only, nothing is triggered.
+   */
+  setAsserted(irq: number, asserted: boolean): void {
+    const block = this.blocks[irq >>> SOURCE_BLOCK_SHIFT];
+    if (block === undefined) return;
+    const i = irq & BLOCK_MASK;
+    block.status[i] = asserted ? block.status[i]! | STATUS_ASSERTED : block.status[i]! & ~STATUS_ASSERTED;
+  }
+
   /** Sets PQ and returns the old PQ (the SET_PQ_xx semantics). */
   setPq(irq: number, pq: number): number {
     const block = this.blocks[irq >>> SOURCE_BLOCK_SHIFT]!;

@@ -301,21 +301,38 @@ export class ThreadContext {
   }
 
   /**
-   * Stores OS ring word0/1 (VP_STATE set, xive.md §1.6). The line then follows the restored
-   * NSR, as the context's exception state when it is next dispatched.
+   * Stores OS ring word0/1 (VP_STATE set, xive.md §1.6), then dispatches the context as every
+   * context of this model is (dispatchOs).
    */
   setOsWord01(value: bigint): void {
     for (let i = 0; i < 8; i++) this.regs[TM_QW1_OS + i] = Number((value >> BigInt(8 * (7 - i))) & 0xffn);
-    this.setLine((this.regs[TM_QW1_OS + TM_NSR]! & TM_QW1_NSR_EO) !== 0);
+    this.dispatchOs();
   }
 
   /**
-   * Restores the whole 64-byte context of a migrated vCPU (QEMU's TCTX regs[], xive.md §6); the
-   * line follows the OS ring's NSR exception bit, as after a VP_STATE set.
+   * Restores the whole 64-byte context of a migrated vCPU (QEMU's TCTX regs[], xive.md §6), then
+   * dispatches it, as after a VP_STATE set.
    */
   restoreRegisters(regs: Uint8Array): void {
     this.regs.set(regs.subarray(0, this.regs.length));
-    this.setLine((this.regs[TM_QW1_OS + TM_NSR]! & TM_QW1_NSR_EO) !== 0);
+    this.dispatchOs();
+  }
+
+  /**
+   * What the hardware does when a saved OS context is pushed onto a thread: PIPR, which is not
+   * saved or restored, is recomputed from the IPB, and the exception is presented when it beats
+   * CPPR (QEMU hw/intc/xive.c xive_tctx_need_resend). A saved state's PIPR can be stale: the
+   * kernel's VP_STATE of a vCPU that has not run is its saved word0/1 with the IPB the NVT
+   * backed up ORed in, PIPR as it was (Linux book3s_xive_native.c kvmppc_xive_native_get_vp).
+   * The line then follows NSR.
+   */
+  private dispatchOs(): void {
+    const regs = this.regs;
+    const pipr = ipbToPipr(regs[TM_QW1_OS + TM_IPB]!);
+    regs[TM_QW1_OS + TM_PIPR] = pipr;
+    if (pipr < regs[TM_QW1_OS + TM_CPPR]!)
+      regs[TM_QW1_OS + TM_NSR] = regs[TM_QW1_OS + TM_NSR]! | TM_QW1_NSR_EO;
+    this.setLine((regs[TM_QW1_OS + TM_NSR]! & TM_QW1_NSR_EO) !== 0);
   }
 
   private setLine(raised: boolean): void {

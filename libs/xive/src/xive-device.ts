@@ -99,6 +99,8 @@ export class XiveDevice {
   private servers: number;
   /** vCPU id → server, for the vCPUs connected (KVM_ENABLE_CAP). */
   private readonly vcpus = new VcpuRegistry();
+  /** Server → the priority whose queue attached the vCPU's one escalation interrupt (checkQueueConfig). */
+  private readonly escalations = new Map<number, number>();
   private readonly signal: SignalSink;
 
   constructor(
@@ -300,15 +302,38 @@ export class XiveDevice {
    * count is accepted, as KVM accepts it (Linux arch/powerpc/kvm/book3s_xive_native.c,
    * kvmppc_xive_native_set_queue_config, passes it unchecked to xive_native_set_queue_state;
    * skiboot hw/xive.c opal_xive_set_queue_state stores it masked to 22 bits): the next event
-   * wraps into the queue (EndTable.enqueue), never past it.
+   * wraps into the queue (EndTable.enqueue), never past it. A second priority's queue on one
+   * vCPU is EBUSY (single escalation, checkQueueConfig).
    */
   setQueueConfig(server: number, priority: number, eq: KvmXiveEq): void {
-    const index = this.checkQueueForKvm(server, priority);
+    const index = this.checkQueueConfig(server, priority, eq);
     const ends = this.router.ends!;
     if (eq.qshift === 0) {
+      // The queue is disabled; the escalation interrupt it may hold stays attached.
+      const attached = this.escalationOf(server);
+      if (attached !== undefined) this.escalations.set(server, attached);
       ends.reset(index);
       return;
     }
+    ends.configure(index, Number(BigInt.asUintN(64, eq.qaddr)), eq.qshift, true, server);
+    this.escalations.set(server, priority);
+    // OPAL stores the fields masked to their widths (1-bit toggle, 22-bit offset).
+    if (eq.qtoggle !== 1 || eq.qindex !== 0) ends.setQueueState(index, eq.qtoggle & 1, eq.qindex);
+  }
+
+  /**
+   * EQ_CONFIG set's checks, in the kernel's order, without a change; returns the END index.
+   * The last is the vCPU's escalation interrupt: POWER9's OPAL has single escalation (skiboot
+   * hw/xive.c always advertises "single-escalation-support"), so the KVM device gives all of a
+   * vCPU's queues one escalation interrupt, attached with the first queue that gets a page and
+   * kept until RESET (even when that queue is disabled); a queue of another priority asks for
+   * it again and request_irq refuses it: EBUSY (Linux book3s_xive.c
+   * kvmppc_xive_attach_escalation, "Flags mismatch"; on 6.1 the refused attachment also frees
+   * the interrupt the first queue holds, and releasing the device then oopses).
+   */
+  checkQueueConfig(server: number, priority: number, eq: KvmXiveEq): number {
+    const index = this.checkQueueForKvm(server, priority);
+    if (eq.qshift === 0) return index;
     const einval = (reason: string, message: string, field: string) =>
       kvmError(Errno.EINVAL, "INVALID_ARGUMENT", reason, message, field);
     if (eq.flags !== KVM_XIVE_EQ_ALWAYS_NOTIFY) {
@@ -327,9 +352,33 @@ export class XiveDevice {
     if (qaddr + size > BigInt(this.memory.size)) {
       throw einval("EQ_NOT_IN_GUEST_RAM", `queue at 0x${qaddr.toString(16)} is outside guest RAM`, "qaddr");
     }
-    ends.configure(index, Number(qaddr), eq.qshift, true, server);
-    // OPAL stores the fields masked to their widths (1-bit toggle, 22-bit offset).
-    if (eq.qtoggle !== 1 || eq.qindex !== 0) ends.setQueueState(index, eq.qtoggle & 1, eq.qindex);
+    const attached = this.escalationOf(server);
+    if (attached !== undefined && attached !== priority) {
+      throw kvmError(
+        Errno.EBUSY,
+        "FAILED_PRECONDITION",
+        "SINGLE_ESCALATION_IN_USE",
+        `vCPU server ${server} has its one escalation interrupt on its priority ${attached} queue: ` +
+          `a queue of priority ${priority} cannot have one too (single escalation; RESET frees it)`,
+        "priority",
+      );
+    }
+    return index;
+  }
+
+  /**
+   * The priority whose queue holds a vCPU's escalation interrupt: the one recorded since the
+   * last RESET, else that of a queue it has (a restored device attached it when its queues were
+   * replayed, xive.md §6 post_load).
+   */
+  private escalationOf(server: number): number | undefined {
+    const recorded = this.escalations.get(server);
+    if (recorded !== undefined) return recorded;
+    const ends = this.router.ends!;
+    for (let priority = 0; priority < 7; priority++) {
+      if (ends.isEnqueue(endIndexOf(server, priority))) return priority;
+    }
+    return undefined;
   }
 
   /**
@@ -403,6 +452,7 @@ export class XiveDevice {
       block.easHi[i] = EAS_HI_VALID;
       block.easLo[i] = EAS_LO_MASKED;
     });
+    this.escalations.clear();
     const ends = this.router.ends;
     if (!ends) return;
     for (const server of this.vcpus.connectedServers()) {
@@ -411,13 +461,25 @@ export class XiveDevice {
   }
 
   /**
-   * H_INT_RESET's cold reset of the device (QEMU spapr_xive_reset + source reset, xive.md §2):
-   * every valid EAS becomes VALID|MASKED (target and EISN dropped), every END is reset, and
-   * every source returns to PQ 01 with ASSERTED cleared (the LSI setting is kept).
+   * H_INT_RESET's cold reset of QEMU's emulated device (QEMU spapr_xive_reset + source reset,
+   * xive.md §2): the tables as resetHcallTables, and every valid source back to PQ 01.
    */
   coldReset(): void {
+    this.resetHcallTables();
     this.sources.forEachValid((_irq, block, i) => {
-      block.status[i] = (block.status[i]! & STATUS_LSI) | PQ.OFF;
+      block.status[i] = (block.status[i]! & ~STATUS_PQ) | PQ.OFF;
+    });
+  }
+
+  /**
+   * What H_INT_RESET resets of the tables QEMU keeps beside the KVM device (QEMU spapr_xive_reset
+   * and the source status, xive.md §2): every valid EAS becomes VALID|MASKED (target and EISN
+   * dropped), every END is reset, ASSERTED is cleared (the LSI setting is kept). The PQ bits are
+   * the device's: its RESET, which the hypercall runs first, sets 01 on the sources it unmasked.
+   */
+  resetHcallTables(): void {
+    this.sources.forEachValid((_irq, block, i) => {
+      block.status[i] = block.status[i]! & ~STATUS_ASSERTED;
       block.easHi[i] = EAS_HI_VALID;
       block.easLo[i] = EAS_LO_MASKED;
     });

@@ -82,6 +82,41 @@ describe("device controls (xive.md §1.1, §1.2, §1.6)", () => {
     assert.equal(thrown(() => device.setVpState(5, [0n, 0n])).errno, Errno.ENOENT);
   });
 
+  it("§1.6 VP_STATE set dispatches the context: PIPR (never saved) is recomputed from IPB and the exception presented if it beats CPPR", () => {
+    const { device, signals } = routedDevice();
+    // The kernel's VP_STATE of a vCPU that has not run: IPB 02 from the NVT, PIPR stale (0xFF).
+    device.setVpState(0, [0x00ff_0200_0000_00ffn, 0n]);
+    assert.equal(device.getVpState(0)[0], 0x80ff_0200_0000_0006n, "PIPR 6 < CPPR 0xFF: NSR 0x80");
+    assert.deepEqual(signals.at(-1), { server: 0, raised: true });
+    assert.equal(device.timaLoad(0, 0x2_0810, 2), 0x8006n, "the guest's ACK takes priority 6");
+    device.setVpState(0, [0x0000_0200_ff00_0000n, 0n]);
+    assert.equal(device.getVpState(0)[0], 0x0000_0200_ff00_0006n, "CPPR 0: pending, not presented");
+  });
+
+  it("§1.4 single escalation: a vCPU's first queue with a page takes its one escalation interrupt; another priority is EBUSY until RESET", () => {
+    const { device } = routedDevice();
+    device.connectVcpu(1);
+    const busy = thrown(() => device.setQueueConfig(0, 5, eq(0x20_0000n)));
+    assert.deepEqual([busy.errno, busy.reason], [Errno.EBUSY, "SINGLE_ESCALATION_IN_USE"]);
+    assert.equal(device.getQueueConfig(0, 5), undefined, "nothing configured");
+    assert.equal(
+      thrown(() => device.setQueueConfig(0, 5, eq(0x20_0000n, { qshift: 12 }))).errno,
+      Errno.EINVAL,
+      "the other checks first",
+    );
+    device.setQueueConfig(0, 6, eq(0x30_0000n));
+    device.setQueueConfig(1, 5, eq(0x20_0000n));
+    device.setQueueConfig(0, 6, eq(0n, { qshift: 0 }));
+    assert.equal(
+      thrown(() => device.setQueueConfig(0, 5, eq(0x20_0000n))).errno,
+      Errno.EBUSY,
+      "a disabled queue keeps the escalation",
+    );
+    device.reset();
+    device.setQueueConfig(0, 5, eq(0x20_0000n));
+    assert.equal(device.getQueueConfig(0, 5)?.qaddr, 0x20_0000n);
+  });
+
   it("§6 restore: a SOURCE_CONFIG value is re-applied with its effective server, without target selection", () => {
     const { device } = routedDevice();
     device.connectVcpu(1);

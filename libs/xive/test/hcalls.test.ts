@@ -4,6 +4,7 @@ import { HcallOpcode as Op, HcallReturn as H, REG_MINUS_ONE } from "../src/hcall
 import { SpaprXiveHcalls } from "../src/spapr-hcalls.js";
 import { dumpXive } from "../src/pic-dump.js";
 import { QADDR, makeDevice, routedDevice } from "./fixtures.js";
+import { modelKernel } from "./model-kernel.js";
 
 const M1 = REG_MINUS_ONE;
 
@@ -193,5 +194,98 @@ describe("H_INT_* hypercalls (xive.md §2)", () => {
     device.initSource(4);
     device.xiveSelected = true;
     assert.equal(new SpaprXiveHcalls(device).call(Op.H_INT_GET_SOURCE_INFO, [0n, 4n]).outputs[0], 1n);
+  });
+});
+
+describe("H_INT_* hypercalls with the interrupt controller in the kernel (QEMU's kvm_irqchip_in_kernel() branches)", () => {
+  /** The calls made as the native backend makes them, over the model's own KVM device controls. */
+  function inKernelSetup() {
+    const made = setup();
+    const kernel = modelKernel(made.device);
+    return { ...made, call: (opcode: number, args: bigint[]) => made.hcalls.call(opcode, args, kernel) };
+  }
+
+  const refusedByTheDevice: Row[] = [
+    [
+      "4 KiB queue (the device takes 64 KiB only)",
+      Op.H_INT_SET_QUEUE_CONFIG,
+      [1n, 0n, 6n, 0x20_0000n, 12n],
+      H.H_HARDWARE,
+    ],
+    ["queue without ALWAYS_NOTIFY", Op.H_INT_SET_QUEUE_CONFIG, [0n, 0n, 6n, 0x20_0000n, 16n], H.H_HARDWARE],
+    [
+      "a second queue priority on vCPU 0 (single escalation)",
+      Op.H_INT_SET_QUEUE_CONFIG,
+      [1n, 0n, 5n, 0x20_0000n, 16n],
+      H.H_HARDWARE,
+    ],
+    [
+      "a source routed to a priority with no queue (EBUSY)",
+      Op.H_INT_SET_SOURCE_CONFIG,
+      [2n, 0x1300n, 0n, 5n, 1n],
+      H.H_HARDWARE,
+    ],
+    [
+      "QEMU's checks still come first: size 15",
+      Op.H_INT_SET_QUEUE_CONFIG,
+      [1n, 0n, 5n, 0x20_0000n, 15n],
+      H.H_P5,
+    ],
+  ];
+  for (const [name, opcode, args, code] of refusedByTheDevice) {
+    it(`§2 ${name} → ${code}, no state change`, () => {
+      const { device, call } = inKernelSetup();
+      const before = dumpXive(device);
+      assert.equal(call(opcode, args).returnCode, code);
+      assert.equal(dumpXive(device), before);
+    });
+  }
+
+  it("§2 a 64 KiB ALWAYS_NOTIFY queue and a source routed to it go through the device; GET_QUEUE_CONFIG asks it for the live index", () => {
+    const { device, call } = inKernelSetup();
+    assert.equal(call(Op.H_INT_SET_QUEUE_CONFIG, [1n, 0n, 6n, 0x20_0000n, 16n]).returnCode, 0);
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [2n, 0x1300n, 0n, 6n, 0x77n]).returnCode, 0);
+    device.trigger(0x1300);
+    assert.deepEqual(call(Op.H_INT_GET_QUEUE_CONFIG, [1n, 0n, 6n]).outputs, [
+      1n | (1n << 62n),
+      0x20_0000n,
+      16n,
+      1n,
+    ]);
+  });
+
+  it("§2 priority 0xFF masks the source in the device too (QEMU skips the device there, xive.md §10.4)", () => {
+    const { device, call } = inKernelSetup();
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [0n, 0x1300n, 0n, 0xffn, 0n]).returnCode, 0);
+    device.trigger(0x1300);
+    assert.equal(device.router.counters.delivered, 0);
+  });
+
+  it("§2 H_INT_ESB: an LSI's load-EOI is SET_PQ_00 then a trigger while asserted, and returns 0 (kvmppc_xive_esb_rw)", () => {
+    const { device, call } = inKernelSetup();
+    device.setSourceConfig(0x1200, (0x1200n << 33n) | 6n);
+    call(Op.H_INT_ESB, [0n, 0x1200n, 0xc00n, 0n]);
+    device.setIrq(0x1200, true);
+    assert.equal(device.router.counters.delivered, 1);
+    assert.deepEqual(call(Op.H_INT_ESB, [0n, 0x1200n, 0x000n, 0n]).outputs, [0n]);
+    assert.equal(device.source(0x1200)!.pq, 0b10);
+    assert.equal(device.router.counters.delivered, 2, "re-triggered while asserted");
+  });
+
+  it("§2 H_INT_RESET: the device's RESET (unmasked sources PQ 01; masked ones keep theirs), then EAS, ENDs, ASSERTED", () => {
+    const { device, call } = inKernelSetup();
+    device.initSource(0x1302);
+    device.esbLoad(0x1302, true, 0xc00);
+    device.setIrq(0x1200, true);
+    device.trigger(0x1300);
+    assert.equal(call(Op.H_INT_RESET, [0n]).returnCode, 0);
+    assert.deepEqual([device.source(0x1300)!.pq, device.source(0x1300)!.masked], [1, true]);
+    assert.equal(device.source(0x1302)!.pq, 0, "masked: its PQ is left");
+    assert.equal(device.source(0x1200)!.asserted, false);
+    assert.equal(
+      call(Op.H_INT_SET_QUEUE_CONFIG, [1n, 0n, 5n, 0x20_0000n, 16n]).returnCode,
+      0,
+      "RESET freed the escalation",
+    );
   });
 });

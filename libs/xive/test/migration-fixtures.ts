@@ -15,21 +15,22 @@ export const ROUTES = new Map<number, [number, number]>([
   [0x1200, [0, 6]],
   [0x1201, [1, 6]],
   [0x1300, [0, 6]],
-  [0x1301, [0, 5]],
+  [0x1301, [2, 5]],
   [0x1302, [1, 6]],
   [0x1303, [1, 6]],
-  [0x1304, [0, 5]],
+  [0x1304, [2, 5]],
 ]);
 /** 0x1305 stays masked: its triggers leave P set and reach no queue (xive.md §4.2 step 2). */
 export const MASKED_SOURCE = 0x1305;
+/** One queue priority per vCPU: POWER9's KVM device has one escalation interrupt per vCPU. */
 export const QUEUES: [server: number, priority: number, qaddr: number][] = [
-  [0, 5, 0x1_0000],
+  [2, 5, 0x1_0000],
   [0, 6, 0x2_0000],
   [1, 6, 0x3_0000],
 ];
 /** The (0, 6) queue starts 3 entries before its end, so that runs see the generation flip. */
 export const WRAPPING_QINDEX = 16384 - 3;
-export const SERVERS = [0, 1];
+export const SERVERS = [0, 1, 2];
 
 export interface SignalRecorder {
   sink: (server: number, raised: boolean) => void;
@@ -52,7 +53,7 @@ export function signalRecorder(): SignalRecorder {
 }
 
 /**
- * A XIVE machine as a guest leaves it after boot: two vCPUs with CPPR 0xFF, three queues (one
+ * A XIVE machine as a guest leaves it after boot: three vCPUs with CPPR 0xFF, three queues (one
  * about to wrap), LSIs and MSIs routed with EISN = irq and PQ 00, one source masked.
  */
 export function xiveMachine(recorder = signalRecorder(), memory = new SparseGuestMemory(MIGRATION_RAM)) {

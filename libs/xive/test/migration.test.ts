@@ -10,6 +10,8 @@ import { thrown } from "./fixtures.js";
 import {
   MASKED_SOURCE,
   MIGRATION_RAM,
+  QUEUES,
+  SERVERS,
   copyRam,
   observeXics,
   observeXive,
@@ -197,25 +199,21 @@ describe("XIVE export / import (xive.md §6 pre_save, post_load)", () => {
   it("§6 queues keep their live index and generation, sources their EAS, PQ and saved PQ, vCPUs their OS ring", () => {
     const { controller, memory } = xiveMachine();
     for (const irq of [0x1300, 0x1201, 0x1301, 0x1304]) controller.setIrq(irq, true);
-    controller.xive("test").timaLoad(0, 0x2_0810, 2); // ACK priority 5 on server 0
+    controller.xive("test").timaLoad(2, 0x2_0810, 2); // ACK priority 5 on server 2
     controller.quiesce();
     const source = controller.exportState();
     const moved = migrate(controller, memory);
     const a = controller.xive("a");
     const b = moved.controller.xive("b");
-    for (const [server, priority] of [
-      [0, 5],
-      [0, 6],
-      [1, 6],
-    ] as const) {
+    for (const [server, priority] of QUEUES) {
       assert.deepEqual(b.getQueueConfig(server, priority), a.getQueueConfig(server, priority));
     }
     assert.deepEqual(b.getQueueConfig(0, 6)?.qindex, 16384 - 2, "index and generation after 1 entry");
     for (const irq of [0x1200, 0x1201, 0x1300, 0x1301, MASKED_SOURCE]) {
       assert.deepEqual([b.source(irq), b.savedPqOf(irq)], [a.source(irq), a.savedPqOf(irq)]);
     }
-    for (const server of [0, 1]) assert.deepEqual(b.context(server)!.regs, a.context(server)!.regs);
-    assert.equal(decodeControllerState(source).xive?.contexts.length, 2);
+    for (const server of SERVERS) assert.deepEqual(b.context(server)!.regs, a.context(server)!.regs);
+    assert.equal(decodeControllerState(source).xive?.contexts.length, SERVERS.length);
   });
 
   it("a raised line is raised on the destination as the state arrives; the guest then sees the same", () => {

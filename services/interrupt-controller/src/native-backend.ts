@@ -10,8 +10,10 @@ import {
   type ActiveMode,
   type CheckedControllerState,
   type HcallResult,
+  type InKernelXive,
   type KvmXiveEq,
   type SourceState,
+  type XiveDevice,
 } from "@vplane/xive";
 import type {
   ControllerBackend,
@@ -62,7 +64,6 @@ export class NativeBackend implements ControllerBackend {
       "the KVM XIVE device raises a vCPU's exception line inside KVM_RUN of that vCPU (the VMM's thread), " +
       "not to the service: a VMM sees its vCPUs' interrupts there",
   };
-  private readonly lsiLevels = new Map<number, boolean>();
   /** Calls the kernel refused and the shadow model accepted (each one a model bug to fix). */
   readonly divergences: string[] = [];
   private vmmGone = false;
@@ -119,6 +120,7 @@ export class NativeBackend implements ControllerBackend {
         nrIrqs: options.nrIrqs,
       });
     configure(shadow);
+    refuseSecondQueues(shadow.xive("replay"));
     const vm = adopted ?? KvmVm.create();
     let mapping: MappedRegion | undefined;
     let device: KvmXiveDevice | undefined;
@@ -263,7 +265,6 @@ export class NativeBackend implements ControllerBackend {
       () => this.shadow.initSource(irq, { lsi, asserted }),
     );
     this.shadow.initSource(irq, { lsi, asserted });
-    this.lsiLevels.set(irq, lsi && asserted);
   }
 
   /**
@@ -300,15 +301,12 @@ export class NativeBackend implements ControllerBackend {
         field: "irq",
       });
     }
-    return {
-      ...source,
-      pq: Number(this.esbLoad(irq, ESB_GET)),
-      asserted: this.lsiLevels.get(irq) ?? source.asserted,
-    };
+    return { ...source, pq: Number(this.esbLoad(irq, ESB_GET)) };
   }
 
   configureQueue(server: number, priority: number, eq: KvmXiveEq): void {
     const xive = this.shadow.mutableXive("EQ_CONFIG");
+    refuseSecondQueue(xive, server, priority, eq);
     this.kernel(
       () => this.device.setQueueConfig(server, priority, eq),
       () => xive.setQueueConfig(server, priority, eq),
@@ -453,20 +451,44 @@ export class NativeBackend implements ControllerBackend {
     }
   }
 
-  /** An LSI's level: asserting triggers the source (as QEMU's KVM XIVE source does); deasserting only records it. */
+  /**
+   * An LSI's level, kept in the shadow's source status as QEMU keeps it beside the KVM device
+   * (kvmppc_xive_source_set_irq); asserting triggers the source, deasserting only records it.
+   */
   setLsiLevel(irq: number, asserted: boolean): void {
     this.shadow.assertRunning("SetLsiLevel");
     const source = this.getSource(irq);
-    this.lsiLevels.set(irq, asserted);
-    if (asserted && source.lsi) this.device.esbAccess(irq, false, 0, 8, true, 0n);
+    if (!source.lsi) return;
+    this.shadow.xive("SetLsiLevel").sources.setAsserted(irq, asserted);
+    if (asserted) this.device.esbAccess(irq, false, 0, 8, true, 0n);
   }
 
-  hcall(): HcallResult {
-    throw unimplemented(
-      "NATIVE_HCALLS_NOT_TRANSLATED",
-      "H_INT_* calls are not yet translated onto the KVM XIVE device's attributes",
-    );
+  /**
+   * A guest's H_INT_* call as QEMU makes it with the KVM XIVE device (xive.md §2): the shadow
+   * holds QEMU's tables and runs QEMU's checks; the device does the work through this backend's
+   * own calls (kernel first, then the shadow's copy), its refusals H_HARDWARE.
+   */
+  hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult {
+    this.assertVmm();
+    return this.shadow.hcall(server, opcode, args, this.inKernel);
   }
+
+  private readonly inKernel: InKernelXive = {
+    setSourceConfig: (lisn, kvmConfig) => void this.configureSource(lisn, kvmConfig),
+    setQueueConfig: (server, priority, eq) => this.configureQueue(server, priority, eq),
+    queueState: (server, priority) => {
+      const eq = this.kernel(
+        () => this.device.getQueueConfig(server, priority),
+        () => undefined,
+      );
+      return { qtoggle: eq.qtoggle, qindex: eq.qindex };
+    },
+    syncSource: (lisn) => this.syncSource(lisn),
+    reset: () => this.reset(),
+    esbLoad: (irq, management, offset) => this.device.esbAccess(irq, management, offset, 8, false),
+    esbStore: (irq, management, offset, value) =>
+      void this.device.esbAccess(irq, management, offset, 8, true, value),
+  };
 
   rtas(call: RtasCallName): { status: number; server: number; priority: number } {
     this.shadow.mutableXics(`ibm,${call.toLowerCase().replace("_", "-")}`);
@@ -591,6 +613,39 @@ function mapGuestRam(vm: KvmVm, ram: NativeGuestRam): MappedRegion {
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * A queue of a second priority on one vCPU never reaches the kernel. POWER9's KVM device gives a
+ * vCPU one escalation interrupt (single escalation, xive-device.ts checkQueueConfig): the 6.1
+ * kernel refuses that queue with EBUSY, but its refusal also frees the interrupt the vCPU's
+ * first queue holds, and releasing the device afterwards oopses the host
+ * (xive_cleanup_single_escalation on the freed interrupt; seen in the POWER9 tier). The shadow
+ * answers the kernel's EBUSY instead, once every check the kernel makes first has passed.
+ */
+function refuseSecondQueue(xive: XiveDevice, server: number, priority: number, eq: KvmXiveEq): void {
+  try {
+    xive.checkQueueConfig(server, priority, eq);
+  } catch (error) {
+    if (error instanceof XiveError && error.reason === "SINGLE_ESCALATION_IN_USE") throw error;
+  }
+}
+
+/** An imported state with queues of two priorities on one vCPU: refused before the kernel sees it. */
+function refuseSecondQueues(xive: XiveDevice): void {
+  for (const server of xive.connectedServers()) {
+    const priorities = [0, 1, 2, 3, 4, 5, 6].filter((p) => xive.getQueueConfig(server, p) !== undefined);
+    if (priorities.length <= 1) continue;
+    throw new XiveError({
+      code: "FAILED_PRECONDITION",
+      reason: "SINGLE_ESCALATION_IN_USE",
+      message:
+        `vCPU server ${server} has queues of priorities ${priorities.join(", ")}: the KVM XIVE device ` +
+        "of a POWER9 host gives a vCPU one escalation interrupt, so one queue priority",
+      errno: Errno.EBUSY,
+      field: "sections.payload",
+    });
   }
 }
 

@@ -1,9 +1,8 @@
 import { KNOWN_DIFFERENCES, type KnownDifference } from "./known-differences.js";
 import type { ContractObservation } from "./xive-contract.js";
 
-/** Every step where `actual` differs from `expected`, except the known differences of `run`. */
+/** Every step where `actual` differs from `expected`, except the known differences. */
 export function unexplainedDifferences(
-  run: string,
   expected: readonly ContractObservation[],
   actual: readonly ContractObservation[],
   known: readonly KnownDifference[] = KNOWN_DIFFERENCES,
@@ -17,7 +16,7 @@ export function unexplainedDifferences(
       differences.push(`step ${i}: expected "${e?.step}", got "${a?.step}"`);
       break;
     }
-    const explained = known.some((k) => k.step === e.step && k.on === e.on && k.run === run);
+    const explained = known.some((k) => k.step === e.step);
     if (!explained && JSON.stringify(e) !== JSON.stringify(a)) {
       differences.push(
         `step ${i} "${e.step}" (${e.on}): expected ${JSON.stringify(e.value ?? e.error)}, got ${JSON.stringify(a.value ?? a.error)}`,
