@@ -31,3 +31,4 @@ export async function startServiceForTests<S extends ConfigSpec>(
 }
 
 export { createTestCertificates, type CertificateFiles, type TestCertificates } from "./test-certificates.js";
+export { spawnServiceProcess, type ServiceProcess } from "./service-process.js";

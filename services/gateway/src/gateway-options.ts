@@ -149,6 +149,22 @@ export const gatewayOptionsSpec = {
     min: 1_000,
     max: 3_600_000,
   }),
+  reconcileMs: option.integer({
+    env: "VPLANE_GATEWAY_RECONCILE_MS",
+    flag: "reconcile-ms",
+    doc: "how often one replica compares every host's devices with the registry (orphans removed, vanished devices marked); 0: never, ms",
+    default: 30_000,
+    min: 0,
+    max: 86_400_000,
+  }),
+  orphanGraceMs: option.integer({
+    env: "VPLANE_GATEWAY_ORPHAN_GRACE_MS",
+    flag: "orphan-grace-ms",
+    doc: "how long a device no VM owns (or a VM whose devices are gone) must stay so before the reconciler acts, ms",
+    default: 60_000,
+    min: 0,
+    max: 86_400_000,
+  }),
 };
 
 export type GatewayOptions = ConfigOf<typeof gatewayOptionsSpec>;

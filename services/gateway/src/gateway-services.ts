@@ -7,6 +7,7 @@ import type { HostConnections } from "./hosts/host-clients.js";
 import type { HostHealthMonitor } from "./hosts/host-health.js";
 import type { HostLeases } from "./hosts/host-leases.js";
 import type { HostStates } from "./hosts/host-states.js";
+import type { OrphanReconciler } from "./hosts/orphan-reconciler.js";
 import type { OperationRecovery } from "./operations/operation-recovery.js";
 import type { OperationRunner } from "./operations/operation-runner.js";
 import type { ProtoJson } from "./devices/proto-json.js";
@@ -21,6 +22,8 @@ export interface FleetTiming {
   hostLeaseMs: number;
   hostProbeMs: number;
   replicaLeaseMs: number;
+  reconcileMs: number;
+  orphanGraceMs: number;
 }
 
 /** Everything the routes use, built once per gateway (see startGateway / buildGatewayServices). */
@@ -35,6 +38,8 @@ export interface GatewayServices {
   /** This replica's view of the hosts' health (startGateway starts its probe loop). */
   health: HostHealthMonitor;
   hostStates: HostStates;
+  /** Removes devices no VM owns, marks VMs whose devices vanished (startGateway starts it). */
+  reconciler: OrphanReconciler;
   fleet: FleetTiming;
   vms: VmRegistry;
   operations: OperationRecords;

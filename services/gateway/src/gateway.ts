@@ -16,6 +16,7 @@ import { HostConnections } from "./hosts/host-clients.js";
 import { HostHealthMonitor } from "./hosts/host-health.js";
 import { HostLeases } from "./hosts/host-leases.js";
 import { HostStates } from "./hosts/host-states.js";
+import { OrphanReconciler } from "./hosts/orphan-reconciler.js";
 import { OperationRecovery } from "./operations/operation-recovery.js";
 import { OperationRunner } from "./operations/operation-runner.js";
 import { ProtoJson } from "./devices/proto-json.js";
@@ -43,6 +44,8 @@ const DEFAULT_FLEET_TIMING: FleetTiming = {
   hostLeaseMs: gatewayOptionsSpec.hostLeaseMs.default,
   hostProbeMs: gatewayOptionsSpec.hostProbeMs.default,
   replicaLeaseMs: gatewayOptionsSpec.replicaLeaseMs.default,
+  reconcileMs: gatewayOptionsSpec.reconcileMs.default,
+  orphanGraceMs: gatewayOptionsSpec.orphanGraceMs.default,
 };
 
 /** Wires the registry, the host connections and the operation runner around one store. */
@@ -65,6 +68,10 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     { ...vmDeps, migrations, store: parts.store, log: parts.log },
     { leaseMs: fleet.replicaLeaseMs, heartbeatMs: Math.max(100, Math.round(fleet.replicaLeaseMs / 6)) },
   );
+  const reconciler = new OrphanReconciler(
+    { store: parts.store, hosts, vms, connections, metrics, log: parts.log, instanceId },
+    { intervalMs: fleet.reconcileMs, graceMs: fleet.orphanGraceMs },
+  );
   return {
     log: parts.log,
     store: parts.store,
@@ -74,6 +81,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     leases,
     health,
     hostStates,
+    reconciler,
     fleet,
     vms,
     operations,
@@ -151,6 +159,8 @@ export async function startGateway(
       hostLeaseMs: config.hostLeaseMs,
       hostProbeMs: config.hostProbeMs,
       replicaLeaseMs: config.replicaLeaseMs,
+      reconcileMs: config.reconcileMs,
+      orphanGraceMs: config.orphanGraceMs,
     },
   });
   // Expired Idempotency-Key answers are deleted hourly, so the registry does not grow for ever.
@@ -165,6 +175,7 @@ export async function startGateway(
     await services.runner.drain();
     await services.recovery.stop();
     await services.health.stop();
+    await services.reconciler.stop();
     services.connections.close();
     await store.close();
   };
@@ -182,6 +193,7 @@ export async function startGateway(
     }
     await services.recovery.start();
     services.health.start();
+    services.reconciler.start();
     app = await buildApp(services, https);
     const separator = config.address.lastIndexOf(":");
     await app.listen({

@@ -122,6 +122,15 @@ export const VmSchema = Type.Object(
     placement: Type.Object({ requestedHost: Type.Optional(Type.String()), reason: Type.String() }),
     state: VmStateSchema,
     activeOperation: Type.Optional(Type.String()),
+    failure: Type.Optional(
+      Type.Object(
+        { reason: Type.String(), message: Type.String(), time: Timestamp },
+        {
+          description:
+            "why the VM is FAILED when no operation says it (DEVICES_VANISHED: its host no longer holds its devices)",
+        },
+      ),
+    ),
     resolved: Type.Object({
       interruptController: Type.Optional(BackendChoiceSchema),
       iommu: Type.Optional(BackendChoiceSchema),

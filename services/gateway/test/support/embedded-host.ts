@@ -4,8 +4,6 @@
 // DeviceStateService (builds from before it landed), the migration service's IOMMU side is a
 // stand-in that holds no device of any VM (NOT_FOUND, as the migration service expects from a
 // service without devices of that VM) and test VMs get no SMMUs (realIommuDeviceState false).
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,7 +18,12 @@ import {
 import { interruptControllerDescription } from "@vplane/interrupt-controller";
 import { iommuDescription } from "@vplane/iommu";
 import { VplaneError, unaryCall, type ServiceDescription } from "@vplane/service-kit";
-import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
+import {
+  spawnServiceProcess,
+  startServiceForTests,
+  type ServiceProcess,
+  type ServiceUnderTest,
+} from "@vplane/service-kit/testing";
 
 /** DeviceStateService of a service that has no device of any VM: every method answers NOT_FOUND. */
 const noDeviceState: ServiceDescription<Record<string, never>> = {
@@ -65,39 +68,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/**
- * The migration service as its own process (its entry point, as deployed), so that a test can
- * kill it outright: what it was doing dies with it, as in a crash.
- */
-async function spawnMigration(env: Record<string, string>): Promise<{ kill(): Promise<void> }> {
-  const main = fileURLToPath(new URL("main.js", import.meta.resolve("@vplane/migration")));
-  const child = spawn(process.execPath, [main], {
-    env: { PATH: process.env["PATH"] ?? "", VPLANE_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = once(child, "exit");
-  await new Promise<void>((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`migration service did not start: ${output}`)), 10_000);
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("listening on")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`migration service exited with ${code}: ${output}`));
-    });
-  });
-  child.stdout.resume();
-  return {
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-  };
+/** The migration service as its own process (its entry point), so a test can kill it outright. */
+function spawnMigration(env: Record<string, string>): Promise<ServiceProcess> {
+  return spawnServiceProcess(
+    fileURLToPath(new URL("main.js", import.meta.resolve("@vplane/migration"))),
+    env,
+  );
 }
 
 export interface EmbeddedHost {

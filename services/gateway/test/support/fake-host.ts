@@ -31,6 +31,11 @@ export class FakeHost {
   readonly devices = new Map<string, Map<number, number>>();
   /** Method name (e.g. "CreateSmmu") → failure to answer with. */
   readonly failures = new Map<string, InjectedFailure>();
+  /**
+   * Method name → a promise the call waits for before doing anything: a test kills the call's
+   * caller meanwhile, then settles it, and the host finishes a call whose caller is gone.
+   */
+  readonly holds = new Map<string, Promise<unknown>>();
   /** Milliseconds every mutating call waits, to let tests cancel in between. */
   delayMs = 0;
   /** Every call, "Method name-or-vm". */
@@ -61,6 +66,7 @@ export class FakeHost {
 
   private async gate(method: string, request: unknown, label: string): Promise<void> {
     this.calls.push(`${method} ${label}`);
+    await this.holds.get(method);
     const failure = this.failures.get(method);
     const delay = failure?.delayMs ?? this.delayMs;
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
