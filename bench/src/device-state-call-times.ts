@@ -3,6 +3,7 @@
 // each service in turn, then release on the source), called directly on the two hosts'
 // DeviceStateService and timed one by one. What the downtime holds beyond these is the migration
 // service's own work (snapshot encode/decode, the dirty-page list, the transfer stream).
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { credentials } from "@grpc/grpc-js";
 import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { DeviceStateServiceClient } from "@vplane/proto/gen/vplane/devicestate/v1/service";
@@ -84,7 +85,13 @@ export async function timeDeviceStateCalls(
         await timed(times.ms.get(service)!.import, () =>
           unaryCall(
             client.importDeviceState.bind(client),
-            { vm, sections: sections[i]!, guestMemory: undefined, requestId: "" },
+            {
+              vm,
+              sections: sections[i]!,
+              guestMemory: undefined,
+              requestId: "",
+              backend: Backend.BACKEND_UNSPECIFIED,
+            },
             OPTIONS,
           ),
         );

@@ -69,3 +69,18 @@ export {
   type VEvent,
 } from "./iommufd.js";
 export { attachIommufdPt, bindIommufd, detachIommufdPt, regionInfo, type VfioRegion } from "./vfio-device.js";
+export {
+  HandoffRefusal,
+  MAX_HANDOFF_MESSAGE,
+  requireResourceId,
+  requireVersion,
+  type HandoffMessage,
+} from "./handoff-framing.js";
+export {
+  HandoffServer,
+  ReceivedFds,
+  type HandoffConnection,
+  type HandoffServerOptions,
+  type HandoffSession,
+} from "./handoff-server.js";
+export { nextHandoffMessage, sendHandoffMessage } from "./handoff-client.js";

@@ -1,3 +1,4 @@
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { VplaneError, badSection, inSection } from "@vplane/service-kit";
 import type { ControllerRecord } from "./controller-config-store.js";
@@ -64,6 +65,15 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
       request: pb.ImportDeviceStateRequest,
     ): Promise<pb.ImportDeviceStateResponse> => {
       checkVmId(request.vm, "vm");
+      if (request.backend !== Backend.BACKEND_UNSPECIFIED && request.backend !== Backend.BACKEND_EMULATED) {
+        // Until the native XIVE import is wired here (issue 12), refused rather than quietly emulated.
+        throw new VplaneError({
+          code: "UNIMPLEMENTED",
+          reason: "BACKEND_IMPORT_UNIMPLEMENTED",
+          message: "an interrupt controller imports into the EMULATED backend only (so far)",
+          field: "backend",
+        });
+      }
       const section = controllerSection(request.vm, request.sections);
       const imported = inSection(0, () => readControllerState(section.payload, section));
       const path = request.guestMemory?.path ?? "";

@@ -5,4 +5,4 @@ export { probeNativeXive, thisHost, type NativeXiveHost } from "./native-probe.j
 export { NativeBackend, type NativeGuestRam } from "./native-backend.js";
 export { openContractBackend, type ContractBackendKind } from "./native-contract-backends.js";
 export type { ControllerBackend, ControllerSpec } from "./controller-backend.js";
-export { VmmHandoffServer, handoffFrame, type AdoptedVm } from "./native-vmm-handoff.js";
+export { VmmHandoffServer, type AdoptedVm } from "./native-vmm-handoff.js";

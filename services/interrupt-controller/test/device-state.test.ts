@@ -1,3 +1,4 @@
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
@@ -201,6 +202,7 @@ describe("DeviceStateService: XIVE migrated between two service instances (issue
       sections: [section],
       guestMemory: { path: "vm-a.ram", sizeBytes: RAM },
       requestId: "import-1",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     assert.deepEqual(imported.devices, ["vms/vm-a/controller"]);
     assert.deepEqual(await hosts.destination.ic("getVpState", { name: name("vm-a"), server: 0 }), sourceVp);
@@ -232,6 +234,7 @@ describe("DeviceStateService: XIVE migrated between two service instances (issue
       sections: [section],
       guestMemory: { path: "vm-a.ram", sizeBytes: RAM },
       requestId: "import-1",
+      backend: Backend.BACKEND_UNSPECIFIED,
     };
     assert.deepEqual((await hosts.destination.ds("importDeviceState", request)).devices, [
       "vms/vm-a/controller",
@@ -321,6 +324,7 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
         sections,
         guestMemory: { path: "", sizeBytes: fields.sizeBytes ?? 0n },
         requestId: "",
+        backend: Backend.BACKEND_UNSPECIFIED,
       }),
     );
 
@@ -368,6 +372,26 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
     );
   });
 
+  it("an import into the NATIVE backend is UNIMPLEMENTED (not quietly emulated) and leaves nothing", async () => {
+    const e = await failure(
+      hosts.destination.ds("importDeviceState", {
+        vm: "vm-b",
+        sections: [good],
+        guestMemory: undefined,
+        requestId: "",
+        backend: Backend.BACKEND_NATIVE,
+      }),
+    );
+    assert.deepEqual(
+      [e.code, e.reason, e.field],
+      ["UNIMPLEMENTED", "BACKEND_IMPORT_UNIMPLEMENTED", "backend"],
+    );
+    assert.deepEqual(
+      (await hosts.destination.ic("listControllers", { pageSize: 0, pageToken: "" })).controllers,
+      [],
+    );
+  });
+
   it("nothing reached the store either: a restarted destination holds no controller", async () => {
     await hosts.destination.stop();
     hosts.destination = await startHost(hosts.destination.dataDir);
@@ -385,6 +409,7 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
       sections: [good],
       guestMemory: undefined,
       requestId: "",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     assert.deepEqual(devices, ["vms/vm-b/controller"]);
     const { controller } = await hosts.destination.ic("getController", { name: name("vm-b") });
@@ -432,6 +457,7 @@ describe("DeviceStateService: XICS", () => {
       sections,
       guestMemory: undefined,
       requestId: "",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     const refused = await failure(
       hosts.destination.ic("rawHypercall", {
@@ -469,6 +495,7 @@ describe("DeviceStateService: XICS", () => {
       sections,
       guestMemory: undefined,
       requestId: "",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     await hosts.destination.stop();
     hosts.destination = await startHost(hosts.destination.dataDir);

@@ -1,3 +1,4 @@
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { VplaneError, badSection, inSection } from "@vplane/service-kit";
 import { guestMemorySpec } from "./guest-memory-binding.js";
@@ -8,10 +9,23 @@ import {
   type ImportedSmmuItem,
   type SmmuRegistry,
 } from "./smmu-registry.js";
+import type { BackendKind } from "./smmu-backend.js";
 import { SMMU_STATE_KIND, readSmmuState } from "./smmu-state-format.js";
 
 /** Dirty pages are reported in 4 KiB pages (the guest-memory dirty-log granule). */
 const DIRTY_PAGE_SIZE = 4096;
+
+/** The backend the imported SMMUs use (ImportDeviceStateRequest.backend): unspecified is EMULATED. */
+function importedBackend(backend: Backend): BackendKind {
+  if (backend === Backend.BACKEND_UNSPECIFIED || backend === Backend.BACKEND_EMULATED) return "EMULATED";
+  if (backend === Backend.BACKEND_NATIVE) return "NATIVE";
+  throw new VplaneError({
+    code: "INVALID_ARGUMENT",
+    reason: "BACKEND_INVALID",
+    message: `unknown backend ${backend}`,
+    field: "backend",
+  });
+}
 
 /**
  * Checks one section's envelope: kind "smmuv3", device "vms/{vm}/smmus/{smmu}" of this VM and
@@ -92,6 +106,7 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
         smmuId: smmuIdOf(request.vm, i, section, seen),
         imported: inSection(i, () => readSmmuState(section.payload, section)),
       }));
+      const backend = importedBackend(request.backend);
       const path = request.guestMemory?.path ?? "";
       const requested = request.guestMemory?.sizeBytes ?? 0n;
       const items = sections.map(({ smmuId, imported }, i): ImportedSmmuItem => {
@@ -111,7 +126,7 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
           record: {
             vm: request.vm,
             smmuId,
-            backend: "EMULATED",
+            backend,
             ...imported.spec,
             guestMemoryPath: path,
             guestMemoryBytes: memory.sizeBytes,

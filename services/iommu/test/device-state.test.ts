@@ -1,3 +1,4 @@
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/devi
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { TranslationOutcome, type TranslateResponse } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { buildCommand, decodeSmmuState, encodeSmmuState } from "@vplane/smmuv3";
+import { probeNativeSmmu } from "../src/native-probe.js";
 import { GuestTables } from "../src/testing/guest-tables.js";
 import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
 import { attachSeedTable, attachWithSte, createSmmu } from "./smmu-fixture.js";
@@ -195,6 +197,7 @@ describe("DeviceStateService: SMMUv3 migrated between two service instances (iss
       sections,
       guestMemory: { path: "vm-a.ram", sizeBytes: BigInt(RAM) },
       requestId: "import-1",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     assert.deepEqual(imported.devices, [s0, s1]);
     const stillStopped = await destination.failure("respondPageRequest", {
@@ -258,11 +261,13 @@ describe("DeviceStateService: SMMUv3 migrated between two service instances (iss
       sections,
       guestMemory: { path: "vm-a.ram", sizeBytes: BigInt(RAM) },
       requestId: "import-1",
+      backend: Backend.BACKEND_UNSPECIFIED,
     };
     assert.deepEqual((await hosts.destination.ds("importDeviceState", request)).devices, [s0, s1]);
     const again = await hosts.destination.dsFailure("importDeviceState", {
       ...request,
       requestId: "import-2",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     assert.deepEqual([again.code, again.reason, again.field], ["ALREADY_EXISTS", "SMMU_EXISTS", "vm"]);
   });
@@ -314,6 +319,7 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
       sections,
       guestMemory: { path: "", sizeBytes: fields.sizeBytes ?? 0n },
       requestId: "",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
   const listed = async () =>
     (await hosts.destination.call("listSmmus", { parent: "", pageSize: 0, pageToken: "" })).smmus;
@@ -368,6 +374,26 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
     assert.deepEqual(await listed(), []);
   });
 
+  it("into the NATIVE backend on a host that cannot offer it: FAILED_PRECONDITION with the probe's reason, nothing made; an unknown backend: INVALID_ARGUMENT", async () => {
+    const request = { vm: "vm-b", sections: good, guestMemory: undefined, requestId: "" };
+    const native = await hosts.destination.dsFailure("importDeviceState", {
+      ...request,
+      backend: Backend.BACKEND_NATIVE,
+    });
+    const probe = probeNativeSmmu();
+    assert.equal(probe.available, false, "this test runs where the native SMMU is unavailable");
+    assert.deepEqual([native.code, native.reason], ["FAILED_PRECONDITION", probe.unavailableCode]);
+    const unknown = await hosts.destination.dsFailure("importDeviceState", {
+      ...request,
+      backend: 7 as Backend,
+    });
+    assert.deepEqual(
+      [unknown.code, unknown.reason, unknown.field],
+      ["INVALID_ARGUMENT", "BACKEND_INVALID", "backend"],
+    );
+    assert.deepEqual(await listed(), []);
+  });
+
   it("nothing reached the store either: a restarted destination holds no SMMU", async () => {
     await hosts.destination.stop();
     hosts.destination = await startIommu(hosts.destination.dataDir);
@@ -382,6 +408,7 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
       sections: good,
       guestMemory: undefined,
       requestId: "",
+      backend: Backend.BACKEND_UNSPECIFIED,
     });
     assert.deepEqual(devices, [vmSmmu("vm-b", "smmu0"), vmSmmu("vm-b", "smmu1")]);
     const { smmu } = await hosts.destination.call("getSmmu", { name: devices[0]! });

@@ -1,6 +1,7 @@
 // This host's device services, seen through their DeviceStateService: the interrupt controller
 // (sections "xive", "xics") and the IOMMU ("smmuv3"). A VM may have devices on either or both;
 // a service that answers NOT_FOUND simply holds none of that VM's devices.
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { DeviceStateServiceClient } from "@vplane/proto/gen/vplane/devicestate/v1/service";
 import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import type { GuestMemory } from "@vplane/proto/gen/vplane/common/v1/guest_memory";
@@ -99,7 +100,13 @@ export class HostDevices {
         const client = this.clients.get(role)!;
         return unaryCall(
           client.importDeviceState.bind(client),
-          { vm, sections: byRole.get(role)!, guestMemory, requestId: "" },
+          {
+            vm,
+            sections: byRole.get(role)!,
+            guestMemory,
+            requestId: "",
+            backend: Backend.BACKEND_UNSPECIFIED,
+          },
           this.callOptions(signal),
         );
       }),
