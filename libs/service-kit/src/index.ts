@@ -36,6 +36,14 @@ export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutco
 export { StateRefused, badSection, decodeState, inSection, refuseState } from "./device-section.js";
 export { deviceStateService, type DeviceStateHandlers } from "./device-state-service.js";
 export { IdempotentDeletes } from "./idempotent-deletes.js";
+export {
+  ANSWERS_PER_SCOPE,
+  REQUEST_RETENTION_MS,
+  RequestLedger,
+  type Applied,
+  type DurableWrites,
+  type LedgerCall,
+} from "./request-ledger.js";
 export { createLogger, type Logger } from "./logger.js";
 export { dataDirOption, option } from "./options.js";
 export { serverOptionsSpec, type ServerOptions } from "./server-options.js";

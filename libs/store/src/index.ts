@@ -26,6 +26,7 @@ export {
   MAX_VALUE_BYTES,
 } from "./store-limits.js";
 export { listAll } from "./list-all.js";
+export { writeInTransactions } from "./write-in-transactions.js";
 export { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
 export { EtcdStore, type EtcdStoreOptions } from "./etcd-store.js";
 export { openStore, parseStoreUrl, type StoreLocation } from "./store-url.js";

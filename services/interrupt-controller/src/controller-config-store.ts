@@ -1,4 +1,4 @@
-import type { JsonValue, Store, TransactionOp } from "@vplane/store";
+import { listAll, writeInTransactions, type JsonValue, type Store, type TransactionOp } from "@vplane/store";
 import type { ActiveMode, ControllerMode } from "@vplane/xive";
 
 /** What a controller was created with. */
@@ -124,51 +124,56 @@ export class ControllerConfigStore {
     }
   }
 
-  async updateController(record: ControllerRecord): Promise<void> {
-    await this.store.put(configKeys.controller(record.vm), record as unknown as JsonValue);
+  /*
+   * The writes of each acknowledged change, for the RequestLedger to join to the transaction that
+   * remembers the call's answer.
+   */
+
+  controllerWrite(record: ControllerRecord): TransactionOp {
+    return put(configKeys.controller(record.vm), record);
   }
 
-  async putVcpu(vm: string, vcpu: VcpuRecord): Promise<void> {
-    await this.store.put(configKeys.vcpu(vm, vcpu.vcpuId), vcpu as unknown as JsonValue);
+  vcpuWrite(vm: string, vcpu: VcpuRecord): TransactionOp {
+    return put(configKeys.vcpu(vm, vcpu.vcpuId), vcpu);
   }
 
-  async putSources(vm: string, sources: readonly SourceRecord[]): Promise<void> {
-    await this.write(
-      sources.map((s) => ({
-        op: "put",
-        key: configKeys.source(vm, s.irq),
-        value: s as unknown as JsonValue,
-      })),
-    );
+  sourceWrites(vm: string, sources: readonly SourceRecord[]): TransactionOp[] {
+    return sources.map((s) => put(configKeys.source(vm, s.irq), s));
   }
 
   /**
    * A queue configuration; one with qshift 0 (a reset) is kept too, so that it overrides a queue
    * of an imported state, and replays as the reset it was.
    */
-  async putQueue(vm: string, queue: QueueRecord): Promise<void> {
-    await this.store.put(configKeys.queue(vm, queue.server, queue.priority), queue as unknown as JsonValue);
+  queueWrite(vm: string, queue: QueueRecord): TransactionOp {
+    return put(configKeys.queue(vm, queue.server, queue.priority), queue);
   }
 
-  async deleteQueues(vm: string): Promise<void> {
-    const keys = await this.keysUnder(`${configKeys.configOf(vm)}queue/`);
-    await this.write(keys.map((key) => ({ op: "delete", key })));
+  /** Removes every queue record of the VM (as it stands once the writes before it are in). */
+  async queueDeletes(vm: string): Promise<TransactionOp[]> {
+    return (await listAll(this.store, `${configKeys.configOf(vm)}queue/`)).map((e) => ({
+      op: "delete",
+      key: e.key,
+    }));
   }
 
   async deleteController(vm: string): Promise<void> {
-    const keys = await this.keysUnder(configKeys.configOf(vm));
-    await this.write(keys.map((key) => ({ op: "delete", key })));
+    const keys = await listAll(this.store, configKeys.configOf(vm));
+    await writeInTransactions(
+      this.store,
+      keys.map((e) => ({ op: "delete", key: e.key })),
+    );
     await this.store.delete(configKeys.controller(vm));
   }
 
   /** Every controller with its configuration, ordered by VM id. */
   async loadAll(): Promise<ControllerConfig[]> {
     const out: ControllerConfig[] = [];
-    for (const entry of await this.entriesUnder(configKeys.controllers)) {
+    for (const entry of await listAll(this.store, configKeys.controllers)) {
       const record = entry.value as unknown as ControllerRecord;
       const config: ControllerConfig = { record, vcpus: [], sources: [], queues: [] };
       const chunks: Uint8Array[] = [];
-      for (const e of await this.entriesUnder(configKeys.configOf(record.vm))) {
+      for (const e of await listAll(this.store, configKeys.configOf(record.vm))) {
         const kind = e.key.slice(configKeys.configOf(record.vm).length).split("/")[0];
         if (kind === "vcpu") config.vcpus.push(e.value as unknown as VcpuRecord);
         else if (kind === "source") config.sources.push(e.value as unknown as SourceRecord);
@@ -180,25 +185,8 @@ export class ControllerConfigStore {
     }
     return out;
   }
+}
 
-  private async write(ops: TransactionOp[]): Promise<void> {
-    for (let i = 0; i < ops.length; i += this.store.maxTransactionOps) {
-      await this.store.transaction(ops.slice(i, i + this.store.maxTransactionOps));
-    }
-  }
-
-  private async entriesUnder(prefix: string) {
-    const entries = [];
-    let pageToken: string | undefined;
-    do {
-      const page = await this.store.list(prefix, { pageSize: 1000, ...(pageToken ? { pageToken } : {}) });
-      entries.push(...page.entries);
-      pageToken = page.nextPageToken;
-    } while (pageToken !== undefined);
-    return entries;
-  }
-
-  private async keysUnder(prefix: string): Promise<string[]> {
-    return (await this.entriesUnder(prefix)).map((e) => e.key);
-  }
+function put(key: string, value: object): TransactionOp {
+  return { op: "put", key, value: value as unknown as JsonValue };
 }

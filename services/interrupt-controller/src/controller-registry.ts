@@ -1,5 +1,5 @@
-import { VplaneError, type Logger } from "@vplane/service-kit";
-import { StoreConflictError } from "@vplane/store";
+import { RequestLedger, VplaneError, type DurableWrites, type Logger } from "@vplane/service-kit";
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import type { ActiveMode } from "@vplane/xive";
 import { openBackend } from "./backend-factory.js";
 import type { AdoptedVm } from "./native-vmm-handoff.js";
@@ -33,14 +33,10 @@ export interface ControllerEntry {
   sources: Map<number, SourceRecord>;
   /** An imported controller whose source records are not derived yet. */
   sourcesToDerive: boolean;
-  /** Answers of mutating calls by request_id (idempotent retries), oldest first. */
-  answered: Map<string, { method: string; response: unknown }>;
 }
 
 const VM_ID = /^[a-z][a-z0-9-]{0,62}$/;
 const NAME = /^vms\/([a-z][a-z0-9-]{0,62})\/controller$/;
-/** Answers kept per controller for request_id retries. */
-const ANSWERS_KEPT = 1024;
 
 export function controllerName(vm: string): string {
   return `vms/${vm}/controller`;
@@ -73,9 +69,11 @@ function controllerExists(vm: string, field: string): VplaneError {
 export class ControllerRegistry {
   private readonly entries = new Map<string, ControllerEntry>();
   private readonly config: ControllerConfigStore;
+  /** Answers of the mutating calls by request_id, scoped by VM id. */
+  readonly ledger: RequestLedger;
 
   constructor(
-    store: ConstructorParameters<typeof ControllerConfigStore>[0],
+    store: Store,
     private readonly options: {
       dataDir: string;
       maxControllers: number;
@@ -85,6 +83,7 @@ export class ControllerRegistry {
     },
   ) {
     this.config = new ControllerConfigStore(store);
+    this.ledger = new RequestLedger(store, "interrupt-controller/requests/");
   }
 
   get durable(): ControllerConfigStore {
@@ -95,7 +94,10 @@ export class ControllerRegistry {
     return this.entries.size;
   }
 
-  /** Rebuilds every stored controller; one that cannot be rebuilt is logged and left out. */
+  /**
+   * Rebuilds every stored controller (one that cannot be rebuilt is logged and left out), then
+   * the answers kept for their request_ids.
+   */
   async load(): Promise<void> {
     for (const config of await this.config.loadAll()) {
       try {
@@ -104,6 +106,7 @@ export class ControllerRegistry {
         this.options.log.error({ err: error, vm: config.record.vm }, "could not restore controller");
       }
     }
+    await this.ledger.load(new Set(this.entries.keys()));
   }
 
   private rebuild(stored: ControllerConfig): ControllerEntry {
@@ -174,7 +177,6 @@ export class ControllerRegistry {
       watchers: 0,
       sources: new Map(),
       sourcesToDerive: false,
-      answered: new Map(),
     };
   }
 
@@ -245,6 +247,7 @@ export class ControllerRegistry {
     this.entries.delete(vm);
     entry.signals.close();
     entry.backend.close();
+    await this.ledger.forget(vm);
     await this.config.deleteController(vm);
   }
 
@@ -299,9 +302,10 @@ export class ControllerRegistry {
     };
   }
 
-  async setSelectedMode(entry: ControllerEntry, mode: ActiveMode): Promise<void> {
+  /** Records the guest's mode choice; the write that makes it durable. */
+  setSelectedMode(entry: ControllerEntry, mode: ActiveMode): TransactionOp {
     entry.record = { ...entry.record, selectedMode: mode };
-    await this.config.updateController(entry.record);
+    return this.config.controllerWrite(entry.record);
   }
 
   /**
@@ -318,20 +322,18 @@ export class ControllerRegistry {
     return entry.sources;
   }
 
-  /** After a RESET: no queue survives in the durable configuration, imported ones included. */
-  async resetQueues(entry: ControllerEntry): Promise<void> {
+  /**
+   * After a RESET: no queue survives in the durable configuration, imported ones included; the
+   * writes that say so, after `before` (the source records the RESET masked).
+   */
+  resetQueues(entry: ControllerEntry, before: readonly TransactionOp[]): DurableWrites {
+    const ops = [...before];
     if (entry.record.importedStateBytes !== undefined && !entry.record.importedQueuesReset) {
       entry.record = { ...entry.record, importedQueuesReset: true };
-      await this.config.updateController(entry.record);
+      ops.push(this.config.controllerWrite(entry.record));
     }
-    await this.config.deleteQueues(entry.record.vm);
-  }
-
-  /** Remembers a mutating call's answer under its request_id (bounded). */
-  remember(entry: ControllerEntry, requestId: string, method: string, response: unknown): void {
-    if (requestId === "") return;
-    entry.answered.set(requestId, { method, response });
-    if (entry.answered.size > ANSWERS_KEPT) entry.answered.delete(entry.answered.keys().next().value!);
+    const vm = entry.record.vm;
+    return async () => [...ops, ...(await this.config.queueDeletes(vm))];
   }
 
   closeAll(): void {

@@ -1,5 +1,5 @@
 import type * as pb from "@vplane/proto/gen/vplane/interrupt/v1/device";
-import { VplaneError, toVplaneError } from "@vplane/service-kit";
+import { VplaneError, toVplaneError, type Applied } from "@vplane/service-kit";
 import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig } from "@vplane/xive";
 import type { TriggerCounts } from "./controller-backend.js";
 import type { QueueRecord, SourceRecord } from "./controller-config-store.js";
@@ -41,54 +41,41 @@ function batchFailure(error: unknown, index: number, field: string): VplaneError
 export function deviceHandlers(registry: ControllerRegistry) {
   const durable = registry.durable;
 
-  /** Runs a mutating call once per request_id: a retry gets the first answer. */
-  async function once<T>(
+  /** Runs a mutating call once per request_id (RequestLedger): a retry gets the first answer. */
+  const once = <T>(
     entry: ControllerEntry,
-    requestId: string,
+    request: { requestId: string },
     method: string,
-    run: () => Promise<T> | T,
-  ): Promise<T> {
-    const answered = requestId === "" ? undefined : entry.answered.get(requestId);
-    if (answered !== undefined) {
-      if (answered.method !== method) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "REQUEST_ID_REUSED",
-          message: `request_id ${requestId} was used for ${answered.method}`,
-          field: "request_id",
-        });
-      }
-      return answered.response as T;
-    }
-    const response = await run();
-    registry.remember(entry, requestId, method, response);
-    return response;
-  }
+    apply: () => Applied<T>,
+  ): Promise<T> =>
+    registry.ledger.run({ scope: entry.record.vm, requestId: request.requestId, method, request }, apply);
 
   return {
     connectVcpu: async (request: pb.ConnectVcpuRequest): Promise<pb.ConnectVcpuResponse> => {
       const entry = registry.require(request.name);
-      return once(entry, request.requestId, "ConnectVcpu", async () => {
+      return once(entry, request, "ConnectVcpu", () => {
         entry.backend.connectVcpu(request.vcpuId, request.server);
-        await durable.putVcpu(entry.record.vm, { vcpuId: request.vcpuId, server: request.server });
-        return { controller: controllerMessage(entry) };
+        return {
+          answer: { controller: controllerMessage(entry) },
+          writes: [durable.vcpuWrite(entry.record.vm, { vcpuId: request.vcpuId, server: request.server })],
+        };
       });
     },
 
     selectMode: async (request: pb.SelectModeRequest): Promise<pb.SelectModeResponse> => {
       const entry = registry.require(request.name);
       const mode = activeModeOf(request.mode);
-      return once(entry, request.requestId, "SelectMode", async () => {
+      return once(entry, request, "SelectMode", () => {
         entry.backend.selectMode(mode);
-        await registry.setSelectedMode(entry, mode);
-        return { controller: controllerMessage(entry) };
+        const write = registry.setSelectedMode(entry, mode);
+        return { answer: { controller: controllerMessage(entry) }, writes: [write] };
       });
     },
 
     initSources: async (request: pb.InitSourcesRequest): Promise<pb.InitSourcesResponse> => {
       const entry = registry.require(request.name);
       checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
-      return once(entry, request.requestId, "InitSources", async () => {
+      return once<pb.InitSourcesResponse>(entry, request, "InitSources", () => {
         const records = registry.sourceRecords(entry);
         const applied: SourceRecord[] = [];
         let failure: VplaneError | undefined;
@@ -110,16 +97,15 @@ export function deviceHandlers(registry: ControllerRegistry) {
           records.set(s.irq, record);
           applied.push(record);
         }
-        await durable.putSources(entry.record.vm, applied);
-        if (failure) throw failure;
-        return { applied: applied.length };
+        const writes = durable.sourceWrites(entry.record.vm, applied);
+        return failure ? { error: failure, writes } : { answer: { applied: applied.length }, writes };
       });
     },
 
     configureSources: async (request: pb.ConfigureSourcesRequest): Promise<pb.ConfigureSourcesResponse> => {
       const entry = registry.require(request.name);
       checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
-      return once(entry, request.requestId, "ConfigureSources", async () => {
+      return once<pb.ConfigureSourcesResponse>(entry, request, "ConfigureSources", () => {
         const records = registry.sourceRecords(entry);
         const servers: number[] = [];
         const applied: SourceRecord[] = [];
@@ -143,9 +129,8 @@ export function deviceHandlers(registry: ControllerRegistry) {
           records.set(s.irq, record);
           applied.push(record);
         }
-        await durable.putSources(entry.record.vm, applied);
-        if (failure) throw failure;
-        return { effectiveServers: servers };
+        const writes = durable.sourceWrites(entry.record.vm, applied);
+        return failure ? { error: failure, writes } : { answer: { effectiveServers: servers }, writes };
       });
     },
 
@@ -178,7 +163,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
           field: "queue",
         });
       }
-      return once(entry, request.requestId, "ConfigureQueue", async () => {
+      return once(entry, request, "ConfigureQueue", () => {
         entry.backend.configureQueue(request.server, request.priority, q);
         const record: QueueRecord = {
           server: request.server,
@@ -186,8 +171,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
           ...q,
           qaddr: q.qaddr.toString(),
         };
-        await durable.putQueue(entry.record.vm, record);
-        return {};
+        return { answer: {}, writes: [durable.queueWrite(entry.record.vm, record)] };
       });
     },
 
@@ -218,7 +202,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
 
     resetController: async (request: pb.ResetControllerRequest): Promise<pb.ResetControllerResponse> => {
       const entry = registry.require(request.name);
-      return once(entry, request.requestId, "ResetController", async () => {
+      return once(entry, request, "ResetController", () => {
         entry.backend.reset();
         // RESET masks every unmasked source and tears the queues down: the durable configuration follows.
         const records = registry.sourceRecords(entry);
@@ -230,9 +214,10 @@ export function deviceHandlers(registry: ControllerRegistry) {
           records.set(record.irq, rest);
           changed.push(rest);
         }
-        await durable.putSources(entry.record.vm, changed);
-        await registry.resetQueues(entry);
-        return {};
+        return {
+          answer: {},
+          writes: registry.resetQueues(entry, durable.sourceWrites(entry.record.vm, changed)),
+        };
       });
     },
 
@@ -243,9 +228,10 @@ export function deviceHandlers(registry: ControllerRegistry) {
 
     setVpState: async (request: pb.SetVpStateRequest): Promise<pb.SetVpStateResponse> => {
       const entry = registry.require(request.name);
-      return once(entry, request.requestId, "SetVpState", () => {
+      // Runtime state: not durable, nor is its answer.
+      return once(entry, request, "SetVpState", () => {
         entry.backend.setVpState(request.server, [request.word0, request.word1]);
-        return {};
+        return { answer: {} };
       });
     },
 

@@ -18,29 +18,29 @@ import type {
   UnmapStage2Response,
 } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { VplaneError } from "@vplane/service-kit";
+import type { TransactionOp } from "@vplane/store";
 import { safeNumber } from "./proto-mapping.js";
 import type { InvalidationItem } from "./smmu-backend.js";
-import { configKeys, type PasidTableRecord } from "./smmu-config-store.js";
+import { configKeys, deleteOp, putOp, type PasidTableRecord } from "./smmu-config-store.js";
 import type { SmmuEntry, SmmuRegistry } from "./smmu-registry.js";
 import { LIMITS } from "./service-limits.js";
 
 /**
  * The configuration calls: stage-2 map/unmap, devices, the guest's stage-1 config in both forms,
- * MSI binding, invalidation. Each is applied to the backend, then made durable.
+ * MSI binding, invalidation. Each is applied to the backend, then made durable with its answer
+ * (SmmuRegistry.mutate).
  */
 export function smmuConfigHandlers(registry: SmmuRegistry) {
   const keyOf = (e: SmmuEntry) => ({ vm: e.record.vm, id: e.record.smmuId });
-  const store = registry.config;
-  /** Writes the device's durable record as it now stands (or removes it). */
-  const saveDevice = async (e: SmmuEntry, streamId: number) => {
+  /** The write of the device's durable record as it now stands (or its removal). */
+  const deviceWrite = (e: SmmuEntry, streamId: number): TransactionOp => {
     const { vm, id } = keyOf(e);
     const d = e.devices.get(streamId);
-    if (d) await store.put(configKeys.device(vm, id, streamId), d);
-    else await store.delete(configKeys.device(vm, id, streamId));
+    return d ? putOp(configKeys.device(vm, id, streamId), d) : deleteOp(configKeys.device(vm, id, streamId));
   };
 
   return {
-    mapStage2: async (request: MapStage2Request): Promise<MapStage2Response> => {
+    mapStage2: (request: MapStage2Request): Promise<MapStage2Response> => {
       const e = registry.require(request.name);
       const m = request.mapping;
       if (!m)
@@ -54,87 +54,63 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       const host = safeNumber(m.hostAddress, "mapping.host_address");
       const size = safeNumber(m.size, "mapping.size");
       const { vm, id } = keyOf(e);
-      await registry.mutate(
-        e,
-        request.requestId,
-        "MapStage2",
-        () => e.backend.mapStage2(ipa, host, size, m.permission),
-        () =>
-          store.put(configKeys.mapping(vm, id, ipa), { ipa, hostAddress: host, size, perm: m.permission }),
-      );
-      return {};
+      return registry.mutate(e, request, "MapStage2", () => {
+        e.backend.mapStage2(ipa, host, size, m.permission);
+        const record = { ipa, hostAddress: host, size, perm: m.permission };
+        return { answer: {}, writes: [putOp(configKeys.mapping(vm, id, ipa), record)] };
+      });
     },
 
-    unmapStage2: async (request: UnmapStage2Request): Promise<UnmapStage2Response> => {
+    unmapStage2: (request: UnmapStage2Request): Promise<UnmapStage2Response> => {
       const e = registry.require(request.name);
       const ipa = safeNumber(request.ipa, "ipa");
       const size = safeNumber(request.size, "size");
       const { vm, id } = keyOf(e);
-      const result = await registry.mutate(
-        e,
-        request.requestId,
-        "UnmapStage2",
-        () => {
-          const before = e.backend.mappings().map((m) => m.ipa);
-          const bytes = e.backend.unmapStage2(ipa, size);
-          const left = new Set(e.backend.mappings().map((m) => m.ipa));
-          return { bytes, removed: before.filter((a) => !left.has(a)) };
-        },
-        async (r) => {
-          for (const a of r.removed) await store.delete(configKeys.mapping(vm, id, a));
-        },
-      );
-      return { unmappedBytes: BigInt(result.bytes) };
+      return registry.mutate(e, request, "UnmapStage2", () => {
+        const before = e.backend.mappings().map((m) => m.ipa);
+        const bytes = e.backend.unmapStage2(ipa, size);
+        const left = new Set(e.backend.mappings().map((m) => m.ipa));
+        const removed = before.filter((a) => !left.has(a));
+        return {
+          answer: { unmappedBytes: BigInt(bytes) },
+          writes: removed.map((a) => deleteOp(configKeys.mapping(vm, id, a))),
+        };
+      });
     },
 
-    attachDevice: async (request: AttachDeviceRequest): Promise<AttachDeviceResponse> => {
+    attachDevice: (request: AttachDeviceRequest): Promise<AttachDeviceResponse> => {
       const e = registry.require(request.name);
-      const d = await registry.mutate(
-        e,
-        request.requestId,
-        "AttachDevice",
-        () => {
-          const binding = e.backend.attachDevice(
-            request.streamId,
-            request.virtualStreamId,
-            request.pageRequests,
-          );
-          e.devices.set(request.streamId, {
-            streamId: request.streamId,
-            virtualStreamId: request.virtualStreamId,
-            pageRequests: request.pageRequests,
-          });
-          return binding;
-        },
-        () => saveDevice(e, request.streamId),
-      );
-      return {
-        device: {
-          streamId: d.streamId,
-          virtualStreamId: d.virtualStreamId,
-          pageRequests: d.pageRequests,
-          guestSte: undefined,
-        },
-      };
+      return registry.mutate(e, request, "AttachDevice", () => {
+        const d = e.backend.attachDevice(request.streamId, request.virtualStreamId, request.pageRequests);
+        e.devices.set(request.streamId, {
+          streamId: request.streamId,
+          virtualStreamId: request.virtualStreamId,
+          pageRequests: request.pageRequests,
+        });
+        return {
+          answer: {
+            device: {
+              streamId: d.streamId,
+              virtualStreamId: d.virtualStreamId,
+              pageRequests: d.pageRequests,
+              guestSte: undefined,
+            },
+          },
+          writes: [deviceWrite(e, request.streamId)],
+        };
+      });
     },
 
-    detachDevice: async (request: DetachDeviceRequest): Promise<DetachDeviceResponse> => {
+    detachDevice: (request: DetachDeviceRequest): Promise<DetachDeviceResponse> => {
       const e = registry.require(request.name);
-      const answered = await registry.mutate(
-        e,
-        request.requestId,
-        "DetachDevice",
-        () => {
-          const n = e.backend.detachDevice(request.streamId);
-          e.devices.delete(request.streamId);
-          return n;
-        },
-        () => saveDevice(e, request.streamId),
-      );
-      return { pageRequestsAnswered: answered };
+      return registry.mutate(e, request, "DetachDevice", () => {
+        const answered = e.backend.detachDevice(request.streamId);
+        e.devices.delete(request.streamId);
+        return { answer: { pageRequestsAnswered: answered }, writes: [deviceWrite(e, request.streamId)] };
+      });
     },
 
-    attachPasidTable: async (request: AttachPasidTableRequest): Promise<AttachPasidTableResponse> => {
+    attachPasidTable: (request: AttachPasidTableRequest): Promise<AttachPasidTableResponse> => {
       const e = registry.require(request.name);
       const form = request.form;
       const { vm, id } = keyOf(e);
@@ -148,30 +124,22 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
           config: s.config,
           smmuv3: { version: s.smmuv3Version, s1fmt: s.s1fmt, s1dss: s.s1dss },
         };
-        await registry.mutate(
-          e,
-          request.requestId,
-          "AttachPasidTable",
-          () => e.backend.attachPasidTable({ ...record, basePtr: s.basePtr }),
-          () => store.put(configKeys.pasidTable(vm, id), record),
-        );
-        return { storedSte0: 0n, storedSte1: 0n };
+        return registry.mutate(e, request, "AttachPasidTable", () => {
+          e.backend.attachPasidTable({ ...record, basePtr: s.basePtr });
+          return {
+            answer: { storedSte0: 0n, storedSte1: 0n },
+            writes: [putOp(configKeys.pasidTable(vm, id), record)],
+          };
+        });
       }
       if (form?.$case === "guestSte") {
         const g = form.value;
-        const stored = await registry.mutate(
-          e,
-          request.requestId,
-          "AttachPasidTable",
-          () => {
-            const v = e.backend.setGuestSte(g.streamId, [g.ste0, g.ste1], g.flags);
-            const d = e.devices.get(g.streamId)!;
-            d.guestSte = { ste0: g.ste0.toString(), ste1: g.ste1.toString(), flags: g.flags };
-            return v.words;
-          },
-          () => saveDevice(e, g.streamId),
-        );
-        return { storedSte0: stored[0], storedSte1: stored[1] };
+        return registry.mutate(e, request, "AttachPasidTable", () => {
+          const [storedSte0, storedSte1] = e.backend.setGuestSte(g.streamId, [g.ste0, g.ste1], g.flags).words;
+          const d = e.devices.get(g.streamId)!;
+          d.guestSte = { ste0: g.ste0.toString(), ste1: g.ste1.toString(), flags: g.flags };
+          return { answer: { storedSte0, storedSte1 }, writes: [deviceWrite(e, g.streamId)] };
+        });
       }
       throw new VplaneError({
         code: "INVALID_ARGUMENT",
@@ -181,32 +149,20 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       });
     },
 
-    detachPasidTable: async (request: DetachPasidTableRequest): Promise<DetachPasidTableResponse> => {
+    detachPasidTable: (request: DetachPasidTableRequest): Promise<DetachPasidTableResponse> => {
       const e = registry.require(request.name);
       const { vm, id } = keyOf(e);
       const sid = request.streamId;
-      if (sid !== undefined) {
-        await registry.mutate(
-          e,
-          request.requestId,
-          "DetachPasidTable",
-          () => {
-            e.backend.clearGuestSte(sid);
-            const d = e.devices.get(sid);
-            if (d) delete d.guestSte;
-          },
-          () => saveDevice(e, sid),
-        );
-      } else {
-        await registry.mutate(
-          e,
-          request.requestId,
-          "DetachPasidTable",
-          () => e.backend.detachPasidTable(),
-          () => store.delete(configKeys.pasidTable(vm, id)),
-        );
-      }
-      return {};
+      return registry.mutate(e, request, "DetachPasidTable", () => {
+        if (sid === undefined) {
+          e.backend.detachPasidTable();
+          return { answer: {}, writes: [deleteOp(configKeys.pasidTable(vm, id))] };
+        }
+        e.backend.clearGuestSte(sid);
+        const d = e.devices.get(sid);
+        if (d) delete d.guestSte;
+        return { answer: {}, writes: [deviceWrite(e, sid)] };
+      });
     },
 
     invalidate: (request: InvalidateRequest): InvalidateResponse => {
@@ -256,7 +212,7 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       return { handled: outcome.handled };
     },
 
-    bindMsi: async (request: BindMsiRequest): Promise<BindMsiResponse> => {
+    bindMsi: (request: BindMsiRequest): Promise<BindMsiResponse> => {
       const e = registry.require(request.name);
       const b = request.binding;
       if (!b)
@@ -267,34 +223,26 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
           field: "binding",
         });
       const { vm, id } = keyOf(e);
-      const bound = await registry.mutate(
-        e,
-        request.requestId,
-        "BindMsi",
-        () =>
-          e.backend.bindMsi(
-            safeNumber(b.iova, "binding.iova"),
-            safeNumber(b.gpa, "binding.gpa"),
-            safeNumber(b.size, "binding.size"),
-          ),
-        (m) => store.put(configKeys.msi(vm, id), { iova: m.giova, gpa: m.gpa, size: m.size }),
-      );
-      return { binding: { iova: BigInt(bound.giova), gpa: BigInt(bound.gpa), size: BigInt(bound.size) } };
+      return registry.mutate(e, request, "BindMsi", () => {
+        const m = e.backend.bindMsi(
+          safeNumber(b.iova, "binding.iova"),
+          safeNumber(b.gpa, "binding.gpa"),
+          safeNumber(b.size, "binding.size"),
+        );
+        return {
+          answer: { binding: { iova: BigInt(m.giova), gpa: BigInt(m.gpa), size: BigInt(m.size) } },
+          writes: [putOp(configKeys.msi(vm, id), { iova: m.giova, gpa: m.gpa, size: m.size })],
+        };
+      });
     },
 
-    unbindMsi: async (request: UnbindMsiRequest): Promise<UnbindMsiResponse> => {
+    unbindMsi: (request: UnbindMsiRequest): Promise<UnbindMsiResponse> => {
       const e = registry.require(request.name);
       const { vm, id } = keyOf(e);
-      const unbound = await registry.mutate(
-        e,
-        request.requestId,
-        "UnbindMsi",
-        () => e.backend.unbindMsi(safeNumber(request.iova, "iova")),
-        async (done) => {
-          if (done) await store.delete(configKeys.msi(vm, id));
-        },
-      );
-      return { unbound };
+      return registry.mutate(e, request, "UnbindMsi", () => {
+        const unbound = e.backend.unbindMsi(safeNumber(request.iova, "iova"));
+        return { answer: { unbound }, writes: unbound ? [deleteOp(configKeys.msi(vm, id))] : [] };
+      });
     },
   };
 }

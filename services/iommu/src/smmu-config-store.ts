@@ -1,4 +1,4 @@
-import type { JsonValue, Store, StoreEntry, TransactionOp } from "@vplane/store";
+import { listAll, writeInTransactions, type JsonValue, type Store, type TransactionOp } from "@vplane/store";
 import type { SmmuFeatures } from "@vplane/smmuv3";
 
 /** What the guest sees of an SMMU: what it was created with. */
@@ -96,10 +96,10 @@ export class SmmuConfigStore {
     // The record goes in the first transaction: one commit for an SMMU whose configuration fits.
     const [first, ...rest] = this.batches([
       { op: "put", key: configKeys.smmu(vm, id), value: json(config.record), ifRevision: "absent" },
-      ...config.mappings.map((m) => put(configKeys.mapping(vm, id, m.ipa), m)),
-      ...config.devices.map((d) => put(configKeys.device(vm, id, d.streamId), d)),
-      ...(config.pasidTable ? [put(configKeys.pasidTable(vm, id), config.pasidTable)] : []),
-      ...(config.msi ? [put(configKeys.msi(vm, id), config.msi)] : []),
+      ...config.mappings.map((m) => putOp(configKeys.mapping(vm, id, m.ipa), m)),
+      ...config.devices.map((d) => putOp(configKeys.device(vm, id, d.streamId), d)),
+      ...(config.pasidTable ? [putOp(configKeys.pasidTable(vm, id), config.pasidTable)] : []),
+      ...(config.msi ? [putOp(configKeys.msi(vm, id), config.msi)] : []),
     ]);
     await this.store.transaction(first!);
     try {
@@ -110,28 +110,23 @@ export class SmmuConfigStore {
     }
   }
 
-  async put(key: string, value: object): Promise<void> {
-    await this.store.put(key, json(value));
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.store.delete(key);
-  }
-
   async deleteSmmu(vm: string, id: string): Promise<void> {
-    const keys = (await this.entriesUnder(configKeys.configOf(vm, id))).map((e) => e.key);
-    await this.write(keys.map((key) => ({ op: "delete", key })));
+    const keys = await listAll(this.store, configKeys.configOf(vm, id));
+    await writeInTransactions(
+      this.store,
+      keys.map((e) => deleteOp(e.key)),
+    );
     await this.store.delete(configKeys.smmu(vm, id));
   }
 
   /** Every SMMU with its configuration. */
   async loadAll(): Promise<SmmuConfig[]> {
     const out: SmmuConfig[] = [];
-    for (const entry of await this.entriesUnder(configKeys.smmus)) {
+    for (const entry of await listAll(this.store, configKeys.smmus)) {
       const record = entry.value as unknown as SmmuRecord;
       const config: SmmuConfig = { record, mappings: [], devices: [] };
       const prefix = configKeys.configOf(record.vm, record.smmuId);
-      for (const e of await this.entriesUnder(prefix)) {
+      for (const e of await listAll(this.store, prefix)) {
         const kind = e.key.slice(prefix.length).split("/")[0];
         if (kind === "mapping") config.mappings.push(e.value as unknown as MappingRecord);
         else if (kind === "device") config.devices.push(e.value as unknown as DeviceRecord);
@@ -143,26 +138,11 @@ export class SmmuConfigStore {
     return out;
   }
 
-  private async write(ops: TransactionOp[]): Promise<void> {
-    for (const batch of this.batches(ops)) await this.store.transaction(batch);
-  }
-
   private batches(ops: TransactionOp[]): TransactionOp[][] {
     const out: TransactionOp[][] = [];
     for (let i = 0; i < ops.length; i += this.store.maxTransactionOps)
       out.push(ops.slice(i, i + this.store.maxTransactionOps));
     return out;
-  }
-
-  private async entriesUnder(prefix: string): Promise<StoreEntry[]> {
-    const entries: StoreEntry[] = [];
-    let pageToken: string | undefined;
-    do {
-      const page = await this.store.list(prefix, { pageSize: 1000, ...(pageToken ? { pageToken } : {}) });
-      entries.push(...page.entries);
-      pageToken = page.nextPageToken;
-    } while (pageToken !== undefined);
-    return entries;
   }
 }
 
@@ -170,6 +150,11 @@ function json(value: object): JsonValue {
   return value as unknown as JsonValue;
 }
 
-function put(key: string, value: object): TransactionOp {
+/** The write of one configuration record (configKeys), for a transaction or the RequestLedger. */
+export function putOp(key: string, value: object): TransactionOp {
   return { op: "put", key, value: json(value) };
+}
+
+export function deleteOp(key: string): TransactionOp {
+  return { op: "delete", key };
 }

@@ -1,4 +1,4 @@
-import { VplaneError, inSection, type Logger } from "@vplane/service-kit";
+import { RequestLedger, VplaneError, inSection, type Applied, type Logger } from "@vplane/service-kit";
 import { StoreConflictError, type Store } from "@vplane/store";
 import type { PasidTableConfig } from "@vplane/smmuv3";
 import { openBackend } from "./backend-factory.js";
@@ -13,14 +13,10 @@ import {
 import { importedSmmuConfig } from "./imported-smmu-config.js";
 import type { ImportedSmmuState } from "./smmu-state-format.js";
 
-/** An SMMU the service holds: its durable record, its backend, and its request_id answers. */
+/** An SMMU the service holds: its durable record and its backend. */
 export interface SmmuEntry {
   record: SmmuRecord;
   backend: SmmuBackend;
-  /** Answers of mutating calls by request_id (idempotent retries), oldest first. */
-  answered: Map<string, { method: string; response: unknown }>;
-  /** Store writes of this SMMU, in the order their calls were served. */
-  writes: Promise<void>;
   /** The durable device records (the attach options and the guest STE words as given). */
   devices: Map<number, DeviceRecord>;
 }
@@ -34,7 +30,6 @@ export interface ImportedSmmuItem {
 
 const ID = /^[a-z][a-z0-9-]{0,62}$/;
 export const SMMU_NAME = /^vms\/([a-z][a-z0-9-]{0,62})\/smmus\/([a-z][a-z0-9-]{0,62})$/;
-const ANSWERS_KEPT = 1024;
 
 export function smmuName(vm: string, id: string): string {
   return `vms/${vm}/smmus/${id}`;
@@ -63,19 +58,25 @@ export function pasidConfigOf(r: PasidTableRecord): PasidTableConfig {
 export class SmmuRegistry {
   private readonly entries = new Map<string, SmmuEntry>();
   readonly config: SmmuConfigStore;
+  /** Answers of the mutating calls by request_id, scoped by SMMU ("{vm}/{smmu}"). */
+  private readonly ledger: RequestLedger;
 
   constructor(
     store: Store,
     private readonly options: { dataDir: string; maxSmmus: number; log: Logger },
   ) {
     this.config = new SmmuConfigStore(store);
+    this.ledger = new RequestLedger(store, "iommu/requests/");
   }
 
   get size(): number {
     return this.entries.size;
   }
 
-  /** Rebuilds every stored SMMU; one that cannot be rebuilt is logged and left out. */
+  /**
+   * Rebuilds every stored SMMU (one that cannot be rebuilt is logged and left out), then the
+   * answers kept for their request_ids.
+   */
   async load(): Promise<void> {
     for (const config of await this.config.loadAll()) {
       try {
@@ -87,6 +88,7 @@ export class SmmuRegistry {
         );
       }
     }
+    await this.ledger.load(new Set([...this.entries.values()].map((e) => scopeOf(e.record))));
   }
 
   private rebuild(config: SmmuConfig): SmmuEntry {
@@ -112,7 +114,7 @@ export class SmmuRegistry {
   /** Opens the backend for a record (no store writes): a new SMMU, or a migrated one. */
   private open(record: SmmuRecord, imported?: ImportedSmmuState): SmmuEntry {
     const backend = openBackend(record, { dataDir: this.options.dataDir, ...(imported ? { imported } : {}) });
-    return { record, backend, answered: new Map(), writes: Promise.resolve(), devices: new Map() };
+    return { record, backend, devices: new Map() };
   }
 
   /** The lowest VMID (1..65535) no SMMU of this host (nor `taken`) uses. */
@@ -240,7 +242,7 @@ export class SmmuRegistry {
     const entry = this.require(name);
     this.entries.delete(name);
     entry.backend.close();
-    await entry.writes;
+    await this.ledger.forget(scopeOf(entry.record));
     await this.config.deleteSmmu(entry.record.vm, entry.record.smmuId);
   }
 
@@ -281,35 +283,30 @@ export class SmmuRegistry {
   }
 
   /**
-   * Runs a mutating call once per request_id: a retry with the same id and method gets the first
-   * answer. The store write `persist` runs after the call succeeded, in call order.
+   * Runs a mutating call once per request_id (RequestLedger): a retry with the same method and
+   * message gets the first answer; `apply` changes the backend and says what to write.
    */
-  async mutate<T>(
+  mutate<T>(
     entry: SmmuEntry,
-    requestId: string,
+    request: { requestId: string },
     method: string,
-    apply: () => T,
-    persist?: (result: T) => Promise<void>,
+    apply: () => Applied<T>,
   ): Promise<T> {
-    const previous = requestId === "" ? undefined : entry.answered.get(requestId);
-    if (previous && previous.method === method) return previous.response as T;
-    const result = apply();
-    if (persist) {
-      const write = entry.writes.then(() => persist(result));
-      entry.writes = write.catch(() => undefined);
-      await write;
-    }
-    if (requestId !== "") {
-      entry.answered.set(requestId, { method, response: result });
-      if (entry.answered.size > ANSWERS_KEPT) entry.answered.delete(entry.answered.keys().next().value!);
-    }
-    return result;
+    return this.ledger.run(
+      { scope: scopeOf(entry.record), requestId: request.requestId, method, request },
+      apply,
+    );
   }
 
   closeAll(): void {
     for (const entry of this.entries.values()) entry.backend.close();
     this.entries.clear();
   }
+}
+
+/** The RequestLedger scope of an SMMU. */
+function scopeOf(record: SmmuRecord): string {
+  return `${record.vm}/${record.smmuId}`;
 }
 
 function alreadyExists(name: string): VplaneError {

@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { SqliteStore, type Store, type TransactionOp } from "@vplane/store";
+import { REQUEST_RETENTION_MS, RequestLedger, type Applied } from "../src/request-ledger.js";
+import type { VplaneError } from "../src/vplane-error.js";
+
+const PREFIX = "svc/requests/";
+
+describe("RequestLedger: apply → persist → remember, one rule for reused request ids", () => {
+  let dir: string;
+  let store: Store;
+  let clock: number;
+  const ledger = (perScope?: number) =>
+    new RequestLedger(store, PREFIX, { now: () => clock, ...(perScope ? { perScope } : {}) });
+  /** A mutation that counts its effects and writes one config record. */
+  const counter = () => {
+    let effects = 0;
+    const apply = (): Applied<{ n: number }> => {
+      effects++;
+      return {
+        answer: { n: effects },
+        writes: [{ op: "put", key: `svc/config/${effects}`, value: effects }],
+      };
+    };
+    return { apply, effects: () => effects };
+  };
+  const call = (requestId: string, request: unknown = { name: "d", value: 1n }, method = "Set") => ({
+    scope: "vm-a",
+    requestId,
+    method,
+    request,
+  });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "vplane-ledger-"));
+    store = new SqliteStore(join(dir, "s.db"));
+    clock = 1_000_000;
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a retry gets the first answer and no second effect; an empty request_id runs every time", async () => {
+    const l = ledger();
+    const c = counter();
+    assert.deepEqual(await l.run(call("r1"), c.apply), { n: 1 });
+    assert.deepEqual(await l.run(call("r1"), c.apply), { n: 1 });
+    assert.deepEqual(await l.run(call(""), c.apply), { n: 2 });
+    assert.deepEqual(await l.run(call(""), c.apply), { n: 3 });
+    assert.equal(c.effects(), 3);
+  });
+
+  it("the same request_id with another method or another message is INVALID_ARGUMENT REQUEST_ID_REUSED", async () => {
+    const l = ledger();
+    const c = counter();
+    await l.run(call("r1"), c.apply);
+    for (const other of [
+      call("r1", { name: "d", value: 2n }),
+      call("r1", { name: "d", value: 1n }, "Other"),
+    ]) {
+      await assert.rejects(
+        l.run(other, c.apply),
+        (e: VplaneError) =>
+          e.code === "INVALID_ARGUMENT" && e.reason === "REQUEST_ID_REUSED" && e.field === "request_id",
+      );
+    }
+    assert.equal(c.effects(), 1);
+  });
+
+  it("a retry arriving while the first still persists waits for its answer", async () => {
+    const l = ledger();
+    let effects = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const apply = (): Applied<string> => {
+      effects++;
+      return {
+        answer: "done",
+        writes: async (): Promise<TransactionOp[]> => {
+          await held;
+          return [];
+        },
+      };
+    };
+    const first = l.run(call("r1"), apply);
+    const retry = l.run(call("r1"), apply);
+    await assert.rejects(l.run(call("r1", { other: true }), apply), /REQUEST_ID_REUSED|was used/);
+    release();
+    assert.deepEqual(await Promise.all([first, retry]), ["done", "done"]);
+    assert.equal(effects, 1);
+  });
+
+  it("a call that fails is not remembered (its retry runs again), but what it applied is written", async () => {
+    const l = ledger();
+    let tries = 0;
+    const apply = (): Applied<string> => {
+      tries++;
+      const writes: TransactionOp[] = [{ op: "put", key: `svc/config/partial-${tries}`, value: tries }];
+      return tries === 1 ? { error: new Error("stopped part way"), writes } : { answer: "ok", writes };
+    };
+    await assert.rejects(l.run(call("r1"), apply), /stopped part way/);
+    assert.equal((await store.get("svc/config/partial-1"))?.value, 1);
+    assert.equal(await l.run(call("r1"), apply), "ok");
+    assert.equal(tries, 2);
+  });
+
+  it("a durable answer survives a restart (a new ledger on the store); a runtime-only one does not", async () => {
+    const c = counter();
+    await ledger().run(call("durable"), c.apply);
+    let runtime = 0;
+    await ledger().run(call("runtime"), () => ({ answer: ++runtime }));
+    const after = ledger();
+    await after.load(new Set(["vm-a"]));
+    assert.deepEqual(await after.run(call("durable"), c.apply), { n: 1 });
+    assert.equal(await after.run(call("runtime"), () => ({ answer: ++runtime })), 2);
+    assert.equal(c.effects(), 1);
+  });
+
+  it("answers are kept 24 hours: after that the request_id runs afresh, and load drops them from the store", async () => {
+    const l = ledger();
+    const c = counter();
+    await l.run(call("r1"), c.apply);
+    clock += REQUEST_RETENTION_MS - 1;
+    assert.deepEqual(await l.run(call("r1"), c.apply), { n: 1 });
+    clock += 1;
+    assert.deepEqual(await l.run(call("r1", { changed: true }), c.apply), { n: 2 });
+    clock += REQUEST_RETENTION_MS;
+    const restarted = ledger();
+    await restarted.load(new Set(["vm-a"]));
+    assert.deepEqual((await store.list(PREFIX)).entries, []);
+  });
+
+  it("keeps at most perScope answers per scope, dropping the oldest from memory and store", async () => {
+    const l = ledger(2);
+    const c = counter();
+    for (const id of ["a", "b", "c"]) {
+      clock++;
+      await l.run(call(id), c.apply);
+    }
+    assert.deepEqual(await l.run(call("c"), c.apply), { n: 3 });
+    assert.deepEqual(await l.run(call("a"), c.apply), { n: 4 }); // forgotten: runs again
+    assert.equal((await store.list(PREFIX)).entries.length, 2);
+  });
+
+  it("forget drops a deleted scope's answers; load drops those of scopes that are gone", async () => {
+    const l = ledger();
+    const c = counter();
+    await l.run(call("r1"), c.apply);
+    await l.run({ ...call("r1"), scope: "vm-b" }, c.apply);
+    await l.forget("vm-a");
+    assert.deepEqual(await l.run(call("r1"), c.apply), { n: 3 });
+    const restarted = ledger();
+    await restarted.load(new Set(["vm-a"]));
+    assert.deepEqual(
+      (await store.list(PREFIX)).entries.map((e) => e.key.slice(PREFIX.length, PREFIX.length + 5)),
+      ["vm-a/"],
+    );
+  });
+});
