@@ -2,6 +2,7 @@
 // markdown table and writes it with the raw numbers to bench/results/latest.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { fleetBench } from "./fleet-bench.js";
 import { gatewayBench } from "./gateway-bench.js";
 import { grpcEchoBench } from "./grpc-echo-bench.js";
 import { hostKernelIoctlBench } from "./host-kernel-ioctl-bench.js";
@@ -23,6 +24,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   gateway: gatewayBench,
   "migration-downtime": migrationDowntimeBench,
   store: storeBench,
+  fleet: fleetBench,
 };
 
 const wanted = process.argv.slice(2);

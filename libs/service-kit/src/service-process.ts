@@ -1,8 +1,14 @@
 // A service started as its own process (its entry point, as deployed), for tests that kill it
 // outright (kill -9): what it was doing dies with it, as in a crash. Exported through
 // "@vplane/service-kit/testing".
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+
+// One exit hook for all of them (a fleet test runs a score of processes).
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
 
 export interface ServiceProcess {
   /** What the process said it listens on: host:port (gRPC services) or a URL (the gateway). */
@@ -27,9 +33,8 @@ export async function spawnServiceProcess(
     env: { PATH: process.env["PATH"] ?? "", VPLANE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.on("exit", killOnExit);
-  const exited = once(child, "exit").then(() => process.off("exit", killOnExit));
+  running.add(child);
+  const exited = once(child, "exit").then(() => running.delete(child));
   let output = "";
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8000));
   child.stderr.on("data", keep);

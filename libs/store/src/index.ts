@@ -34,6 +34,7 @@ export { openStore, parseStoreUrl, type StoreLocation } from "./store-url.js";
 export {
   etcdTestsSkipReason,
   findEtcdBinary,
+  freeLoopbackPorts,
   startEtcdForTests,
   type EtcdTestServer,
   type EtcdTestServerOptions,

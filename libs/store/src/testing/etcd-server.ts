@@ -137,7 +137,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function freeLoopbackPorts(count: number): Promise<number[]> {
+/** `count` loopback ports nobody listens on right now (held together, so they differ). */
+export async function freeLoopbackPorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, async () => {
       const server = createServer();

@@ -1,0 +1,165 @@
+// `npm run bench -- fleet` (issue 16): VM creates per second through 3 gateway replicas on a
+// 3-member etcd cluster against one gateway on its embedded SQLite registry (the baseline, same
+// run, same 4 hosts, same clients), then the same fleet while an etcd member is killed (kill -9)
+// and restarted: there no create may fail except with a 503 that a retry then completes. Also
+// the registry write latency each registry gives meanwhile (a probe writing a VM-sized record).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore, type Store } from "@vplane/store";
+import type { ServiceProcess } from "@vplane/service-kit/testing";
+import { FleetClient } from "./fleet/fleet-client.js";
+import { createVm } from "./fleet/fleet-load.js";
+import { EtcdCluster } from "./fleet/etcd-cluster.js";
+import { FleetHost } from "./fleet/fleet-host.js";
+import { registerHosts, startGatewayProcess, writeFleetTokens } from "./fleet/fleet-topology.js";
+import { LatencyRecorder } from "./latency-recorder.js";
+import type { BenchRow } from "./result-table.js";
+
+const CLIENTS = 12;
+const WARMUP_MS = 2_000;
+const MEASURE_MS = 10_000;
+const MIN_RATIO = 0.5;
+const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "READY", host: "h1" };
+
+interface Phase {
+  creates: LatencyRecorder;
+  writes: LatencyRecorder;
+  failures: Map<string, number>;
+  retried503: number;
+  seconds: number;
+}
+
+/**
+ * Closed loop: CLIENTS clients create VMs through `replicas` (client i on replica i mod n) for
+ * WARMUP_MS unmeasured then MEASURE_MS measured; meanwhile a probe puts a VM-sized record into
+ * `registry` one write after another. `during` runs at the start of the measured window.
+ */
+async function phase(
+  label: string,
+  replicas: string[],
+  token: string,
+  registry: Store,
+  during?: () => Promise<void>,
+): Promise<Phase> {
+  const result: Phase = {
+    creates: new LatencyRecorder(),
+    writes: new LatencyRecorder(),
+    failures: new Map(),
+    retried503: 0,
+    seconds: MEASURE_MS / 1000,
+  };
+  let measuring = false;
+  let done = false;
+  let n = 0;
+  const clients = Array.from({ length: CLIENTS }, (_, i) => new FleetClient(replicas, token, i));
+  const work = clients.map(async (client) => {
+    while (!done) {
+      const i = n++;
+      const created = await createVm(client, `${label}-${i}`, i);
+      if (!measuring) continue;
+      if (created.ok) result.creates.record(created.latencyNs);
+      else result.failures.set(created.failure, (result.failures.get(created.failure) ?? 0) + 1);
+    }
+  });
+  const probe = (async () => {
+    for (let i = 0; !done; i++) {
+      const t0 = process.hrtime.bigint();
+      try {
+        await registry.put(`bench/probe-${label}-${i % 64}`, PROBE_RECORD);
+        if (measuring) result.writes.record(Number(process.hrtime.bigint() - t0));
+      } catch {
+        // a write the registry refused (member gone): the creates' failures say what clients saw
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
+  const retriesBefore = clients.reduce((sum, c) => sum + c.retries.unavailable, 0);
+  measuring = true;
+  const fault = during?.();
+  await new Promise((resolve) => setTimeout(resolve, MEASURE_MS));
+  measuring = false;
+  done = true;
+  await Promise.all([...work, probe, fault]);
+  result.retried503 = clients.reduce((sum, c) => sum + c.retries.unavailable, 0) - retriesBefore;
+  return result;
+}
+
+function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): BenchRow[] {
+  const opsPerSec = p.creates.count / p.seconds;
+  const ratio = baseline ? opsPerSec / (baseline.creates.count / baseline.seconds) : undefined;
+  const failed = [...p.failures.values()].reduce((a, b) => a + b, 0);
+  return [
+    {
+      benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
+      variant: `${variant}${failed ? `, ${failed} failed: ${JSON.stringify([...p.failures])}` : ""}${p.retried503 ? `, ${p.retried503} 503s retried` : ""}`,
+      opsPerSec,
+      p50Us: p.creates.percentileUs(50),
+      p99Us: p.creates.percentileUs(99),
+      ...(ratio !== undefined
+        ? { ratio, target: `>= ${MIN_RATIO} of SQLite, none failed`, met: ratio >= MIN_RATIO && failed === 0 }
+        : {}),
+    },
+    {
+      benchmark: `${benchmark}: registry write (one VM-sized put at a time, during the creates)`,
+      variant,
+      opsPerSec: p.writes.count / p.seconds,
+      p50Us: p.writes.percentileUs(50),
+      p99Us: p.writes.percentileUs(99),
+    },
+  ];
+}
+
+export async function fleetBench(): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), "vplane-fleet-bench-"));
+  const tokens = writeFleetTokens(dir);
+  const hosts = await Promise.all([1, 2, 3, 4].map((i) => FleetHost.start(`h${i}`)));
+  const etcd = await EtcdCluster.start(3);
+  const gateways: ServiceProcess[] = [];
+  const stores: Store[] = [];
+  try {
+    // Baseline: one gateway on its embedded SQLite registry (the probe writes a file beside it).
+    const single = await startGatewayProcess(mkdtempSync(join(dir, "sqlite-")), "", tokens.file);
+    gateways.push(single);
+    await registerHosts(single.listening, tokens.admin, hosts, 100_000);
+    const sqlite = openStore(`sqlite://${join(dir, "probe.db")}`);
+    stores.push(sqlite);
+    const baseline = await phase("sqlite", [single.listening], tokens.operator, sqlite);
+    await single.kill();
+
+    // Three replicas on the 3-member etcd cluster, then the same while member m1 is killed.
+    const registryUrl = etcd.storeUrl("fleet/");
+    for (let i = 0; i < 3; i++)
+      gateways.push(
+        await startGatewayProcess(mkdtempSync(join(dir, `etcd-${i}-`)), registryUrl, tokens.file),
+      );
+    const replicas = gateways.slice(1).map((g) => g.listening);
+    await registerHosts(replicas[0]!, tokens.admin, hosts, 100_000);
+    const registry = openStore(registryUrl);
+    stores.push(registry);
+    const fleet = await phase("etcd", replicas, tokens.operator, registry);
+    const killed = await phase("etcd-kill", replicas, tokens.operator, registry, async () => {
+      await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
+      await etcd.kill(1);
+      await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
+      await etcd.restart(1);
+    });
+    return [
+      ...rows("fleet", "1 gateway, embedded SQLite registry (baseline)", baseline),
+      ...rows("fleet", "3 gateways, 3-member etcd", fleet, baseline),
+      ...rows(
+        "fleet",
+        `3 gateways, 3-member etcd, member m1 kill -9 ${MEASURE_MS / 4000} s in, restarted ${MEASURE_MS / 2000} s in`,
+        killed,
+        baseline,
+      ),
+    ];
+  } finally {
+    await Promise.all(stores.map((s) => s.close()));
+    await Promise.all(gateways.map((g) => g.kill()));
+    await Promise.all(hosts.map((h) => h.stop()));
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

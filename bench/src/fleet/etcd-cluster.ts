@@ -1,0 +1,119 @@
+// A 3-member etcd cluster on loopback (Debian's etcd-server, one process per member), for the
+// fleet test and benchmark: a member can be killed outright (kill -9) and started again on its
+// own data directory, as a crashed member rejoins. libs/store's test etcd is one member only.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findEtcdBinary, freeLoopbackPorts } from "@vplane/store";
+
+interface Member {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  child?: ChildProcess;
+}
+
+export class EtcdCluster {
+  private constructor(
+    private readonly binary: string,
+    private readonly members: Member[],
+    private readonly root: string,
+  ) {}
+
+  /** Starts `size` members (default 3) and waits until every one answers healthy. */
+  static async start(size = 3): Promise<EtcdCluster> {
+    const binary = findEtcdBinary();
+    if (!binary) throw new Error("etcd is not on PATH (Debian: apt-get install etcd-server)");
+    const ports = await freeLoopbackPorts(2 * size);
+    const root = mkdtempSync(join(tmpdir(), "vplane-etcd-cluster-"));
+    const members = Array.from({ length: size }, (_, i) => ({
+      name: `m${i}`,
+      clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+      dataDir: join(root, `m${i}`),
+    }));
+    const cluster = new EtcdCluster(binary, members, root);
+    for (const member of members) cluster.launch(member);
+    await Promise.all(members.map((member) => cluster.waitHealthy(member)));
+    return cluster;
+  }
+
+  /** host:port of every member, for a store URL (etcd://a,b,c/prefix). */
+  get endpoints(): string[] {
+    return this.members.map((m) => m.clientUrl.slice("http://".length));
+  }
+
+  storeUrl(prefix: string): string {
+    return `etcd://${this.endpoints.join(",")}/${prefix}`;
+  }
+
+  /** kill -9 of member `index`: no goodbye to its peers, its data directory stays. */
+  async kill(index: number): Promise<void> {
+    const member = this.members[index]!;
+    const child = member.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGKILL");
+    await exited;
+  }
+
+  /** Starts member `index` again on its data directory and waits until it is healthy. */
+  async restart(index: number): Promise<void> {
+    const member = this.members[index]!;
+    this.launch(member);
+    await this.waitHealthy(member);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((_, i) => this.kill(i)));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private launch(member: Member): void {
+    const cluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
+    const child = spawn(
+      this.binary,
+      [
+        `--name=${member.name}`,
+        `--data-dir=${member.dataDir}`,
+        `--listen-client-urls=${member.clientUrl}`,
+        `--advertise-client-urls=${member.clientUrl}`,
+        `--listen-peer-urls=${member.peerUrl}`,
+        `--initial-advertise-peer-urls=${member.peerUrl}`,
+        `--initial-cluster=${cluster}`,
+        "--initial-cluster-state=new", // ignored on a restart: the data directory says the cluster
+        "--initial-cluster-token=vplane-fleet",
+        // A loaded test machine stalls processes for hundreds of ms: no election for each stall.
+        "--heartbeat-interval=200",
+        "--election-timeout=2000",
+        "--logger=zap",
+        "--log-level=error",
+      ],
+      { stdio: ["ignore", "ignore", "ignore"] },
+    );
+    const killOnExit = () => child.kill("SIGKILL");
+    process.on("exit", killOnExit);
+    child.once("exit", () => process.off("exit", killOnExit));
+    member.child = child;
+  }
+
+  private async waitHealthy(member: Member, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const child = member.child!;
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`etcd member ${member.name} exited (${child.exitCode ?? child.signalCode})`);
+      try {
+        const response = await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+        if (((await response.json()) as { health?: unknown }).health === "true") return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`etcd member ${member.name} not healthy within ${timeoutMs} ms`);
+  }
+}

@@ -1,0 +1,92 @@
+// A client of the gateway fleet as an orchestrator writes one: it calls its own replica and, when
+// that replica does not answer (refused, reset) or answers 503, retries, moving to the next
+// replica on a connection failure. Mutating POSTs carry an Idempotency-Key, so a retry after a
+// lost answer is the same request. Any other answer is returned as is.
+import { randomUUID } from "node:crypto";
+
+export interface Answer<T = unknown> {
+  status: number;
+  body: T;
+}
+
+export interface OperationJson {
+  name: string;
+  done: boolean;
+  metadata: { state: string; kind?: string };
+  error?: { code: string; reason: string; message: string };
+  response?: Record<string, unknown>;
+}
+
+/** What the retries cost: every answer that was retried, by kind. */
+export interface RetryCounts {
+  /** 503 answers (UNAVAILABLE: etcd member gone, no host available), then retried. */
+  unavailable: number;
+  /** Connections refused or reset (a replica killed), then retried on the next replica. */
+  connectionFailures: number;
+}
+
+const RETRY_PAUSE_MS = 100;
+
+export class FleetClient {
+  readonly retries: RetryCounts = { unavailable: 0, connectionFailures: 0 };
+  private replica: number;
+
+  constructor(
+    private readonly replicas: string[],
+    private readonly token: string,
+    home: number,
+    /** A request that keeps failing retryably gives up after this long. */
+    private readonly giveUpMs = 60_000,
+  ) {
+    this.replica = home % replicas.length;
+  }
+
+  async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    idempotent = method === "POST",
+  ): Promise<Answer<T>> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (idempotent) headers["idempotency-key"] = randomUUID();
+    const deadline = performance.now() + this.giveUpMs;
+    for (;;) {
+      let answer: Answer<T> | undefined;
+      try {
+        const response = await fetch(`${this.replicas[this.replica]}${path}`, {
+          method,
+          headers,
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          signal: AbortSignal.timeout(30_000),
+        });
+        const text = await response.text();
+        answer = { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+        if (answer.status !== 503) return answer;
+        this.retries.unavailable++;
+      } catch (error) {
+        if ((error as Error).name === "TimeoutError") throw error;
+        this.retries.connectionFailures++;
+        this.replica = (this.replica + 1) % this.replicas.length;
+      }
+      if (performance.now() > deadline)
+        throw new Error(
+          `${method} ${path}: still failing after ${this.giveUpMs} ms (${JSON.stringify(answer)})`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+    }
+  }
+
+  /** Polls operation `name` until it is done. */
+  async finished(name: string, pollMs = 50, timeoutMs = 120_000): Promise<OperationJson> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const answer = await this.call<OperationJson>("GET", `/v1/${name}`);
+      if (answer.status !== 200)
+        throw new Error(`GET ${name}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      if (answer.body.done) return answer.body;
+      if (performance.now() > deadline) throw new Error(`operation ${name} not done in ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+}
