@@ -12,6 +12,7 @@ import type { CallContext } from "./call-context.js";
 import { CallScope, type AnyServerCall } from "./call-scope.js";
 import { toStatusObject } from "./error-details.js";
 import type { Logger } from "./logger.js";
+import type { RpcServerMetrics, RpcType } from "./rpc-server-metrics.js";
 import { statusNameOf } from "./status-code.js";
 import { VplaneError, toVplaneError } from "./vplane-error.js";
 
@@ -30,15 +31,19 @@ export type BidiStreamHandler<Req, Res> = (
 
 /**
  * Adapts async handlers to grpc-js: one structured log line per call (method, duration, status,
- * request id), every thrown error mapped through the one error model, and an AbortSignal that
- * fires on cancellation or deadline so long work stops when nobody waits for it.
+ * request id) and the call counted in the RPC metrics, every thrown error mapped through the one
+ * error model, and an AbortSignal that fires on cancellation or deadline so long work stops when
+ * nobody waits for it.
  */
 export class CallHandlers {
   private sequence = 0;
   private readonly bootId = Math.random().toString(36).slice(2, 8);
   private readonly activeStreams = new Set<CallScope>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly metrics?: RpcServerMetrics,
+  ) {}
 
   /**
    * Ends every open server stream with UNAVAILABLE (a shutdown started): streams are resumable
@@ -57,13 +62,13 @@ export class CallHandlers {
           scope.finish();
           if (scope.aborted) return; // grpc-js already ended the call (cancel or deadline)
           callback(null, response);
-          this.logCall(scope, status.OK);
+          this.recordCall(scope, "unary", status.OK);
         },
         (error: unknown) => {
           scope.finish();
           const failure = this.failure(scope, error);
           callback(failure);
-          this.logCall(scope, failure.code ?? status.UNKNOWN, error);
+          this.recordCall(scope, "unary", failure.code ?? status.UNKNOWN, error);
         },
       );
     };
@@ -71,13 +76,13 @@ export class CallHandlers {
 
   serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {
     return (call: ServerWritableStream<Req, Res>) =>
-      this.stream(call, (send, scope) => handler(call.request, send, scope));
+      this.stream(call, "server_stream", (send, scope) => handler(call.request, send, scope));
   }
 
   /** A bidirectional stream: the handler reads requests as an async iterable, in order. */
   bidiStream<Req, Res>(handler: BidiStreamHandler<Req, Res>): handleBidiStreamingCall<Req, Res> {
     return (call: ServerDuplexStream<Req, Res>) =>
-      this.stream(call, (send, scope) =>
+      this.stream(call, "bidi_stream", (send, scope) =>
         handler(untilAborted(call as AsyncIterable<Req>, scope.signal), send, scope),
       );
   }
@@ -85,6 +90,7 @@ export class CallHandlers {
   /** Runs a streaming handler: drained streams end UNAVAILABLE, errors map through the model. */
   private stream<Res>(
     call: ServerWritableStream<unknown, Res> | ServerDuplexStream<unknown, Res>,
+    type: RpcType,
     run: (send: (message: Res) => Promise<void>, scope: CallScope) => Promise<void>,
   ): void {
     const scope = this.scopeFor(call);
@@ -99,16 +105,16 @@ export class CallHandlers {
           message: "server is shutting down; resume the stream from its last sequence number",
         });
         call.emit("error", this.failure(scope, draining));
-        return this.logCall(scope, status.UNAVAILABLE);
+        return this.recordCall(scope, type, status.UNAVAILABLE);
       }
-      if (scope.aborted) return this.logCall(scope, status.CANCELLED);
+      if (scope.aborted) return this.recordCall(scope, type, status.CANCELLED);
       if (error === undefined) {
         call.end();
-        return this.logCall(scope, status.OK);
+        return this.recordCall(scope, type, status.OK);
       }
       const failure = this.failure(scope, error);
       call.emit("error", failure);
-      this.logCall(scope, failure.code ?? status.UNKNOWN, error);
+      this.recordCall(scope, type, failure.code ?? status.UNKNOWN, error);
     };
     // A handler that throws synchronously takes the same path as one that rejects.
     new Promise<void>((resolve) => resolve(run((message) => this.send(call, scope, message), scope))).then(
@@ -153,14 +159,18 @@ export class CallHandlers {
     return { ...toStatusObject(vplaneError), name: "VplaneError", message: vplaneError.message };
   }
 
-  private logCall(scope: CallScope, code: number, error?: unknown): void {
-    if (!this.log.isLevelEnabled("info")) return;
+  private recordCall(scope: CallScope, type: RpcType, code: number, error?: unknown): void {
+    const logged = this.log.isLevelEnabled("info");
+    if (!logged && !this.metrics) return;
     const durationUs = Number((process.hrtime.bigint() - scope.started) / 1000n);
+    const statusName = statusNameOf(code);
+    this.metrics?.record(scope.method, type, statusName, durationUs / 1e6);
+    if (!logged) return;
     const fields: Record<string, unknown> = {
       method: scope.method,
       requestId: scope.requestId,
       durationMs: durationUs / 1000,
-      status: statusNameOf(code),
+      status: statusName,
     };
     if (error instanceof Error && code !== (status.OK as number)) fields["error"] = error.message;
     this.log.info(fields, "call");

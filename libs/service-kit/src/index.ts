@@ -30,6 +30,7 @@ export {
   toRpcStatus,
   toStatusObject,
 } from "./error-details.js";
+export { EventStreamMetrics } from "./event-stream-metrics.js";
 export { HealthClient, type HealthAnswer } from "./health-client.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
@@ -45,7 +46,9 @@ export {
   type LedgerCall,
 } from "./request-ledger.js";
 export { createLogger, type Logger } from "./logger.js";
+export { MetricsListener } from "./metrics-listener.js";
 export { dataDirOption, option } from "./options.js";
+export { RpcServerMetrics, type RpcType } from "./rpc-server-metrics.js";
 export { serverOptionsSpec, type ServerOptions } from "./server-options.js";
 export {
   EXIT,
@@ -58,6 +61,13 @@ export {
   type ServiceStartContext,
   type StartedService,
 } from "./service-runner.js";
+export {
+  LATENCY_BUCKETS_SECONDS,
+  ServiceMetrics,
+  type Counter,
+  type Gauge,
+  type Histogram,
+} from "./service-metrics.js";
 export { statusCodeOf, statusNameOf, type StatusCodeName } from "./status-code.js";
 export { unaryCall, type UnaryCallOptions } from "./unary-call.js";
 export { VPLANE_VERSION } from "./version.js";

@@ -15,6 +15,12 @@ export function serverOptionsSpec(prefix: string, defaultPort: number) {
       doc: "gRPC listen address, host:port",
       default: `127.0.0.1:${defaultPort}`,
     }),
+    metricsAddress: option.listenAddress({
+      env: `VPLANE_${prefix}_METRICS_ADDR`,
+      flag: "metrics-addr",
+      doc: "Prometheus /metrics HTTP listen address, host:port; unset: no metrics listener",
+      default: "",
+    }),
     logLevel: option.oneOf({
       env: "VPLANE_LOG_LEVEL",
       flag: "log-level",

@@ -4,6 +4,9 @@ import { ConfigError, describeConfig, loadConfig, type ConfigOf, type ConfigSpec
 import { serverCredentials } from "./credentials.js";
 import { GrpcServer, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
 import { createLogger } from "./logger.js";
+import { MetricsListener } from "./metrics-listener.js";
+import { RpcServerMetrics } from "./rpc-server-metrics.js";
+import { ServiceMetrics } from "./service-metrics.js";
 import { serverOptionsSpec, type ServerOptions } from "./server-options.js";
 
 /** Exit codes of a service process. */
@@ -22,6 +25,8 @@ export interface ServiceStartContext<S extends ConfigSpec> {
   config: ServerOptions & ConfigOf<S>;
   log: Logger;
   handlers: CallHandlers;
+  /** Where the service declares its own metrics (the per-RPC ones are counted for it). */
+  metrics: ServiceMetrics;
 }
 
 export interface StartedService {
@@ -44,6 +49,9 @@ export interface ServiceDescription<S extends ConfigSpec> {
 export interface RunningService {
   server: GrpcServer;
   log: Logger;
+  metrics: ServiceMetrics;
+  /** host:port of the /metrics listener, when --metrics-addr asked for one. */
+  metricsAddress: string | undefined;
   /** Drains (up to the configured grace), then releases the service. */
   stop(graceMs?: number): Promise<ShutdownOutcome>;
 }
@@ -58,10 +66,13 @@ export async function startService<S extends ConfigSpec>(
   config: ServerOptions & ConfigOf<S>,
   log: Logger = createLogger({ name: description.name, level: config.logLevel }),
 ): Promise<RunningService> {
-  const handlers = new CallHandlers(log);
-  const started = await description.start({ config, log, handlers });
+  const metrics = new ServiceMetrics();
+  const handlers = new CallHandlers(log, new RpcServerMetrics(metrics));
+  const started = await description.start({ config, log, handlers, metrics });
   let server: GrpcServer;
+  let listener: MetricsListener | undefined;
   try {
+    if (config.metricsAddress) listener = await MetricsListener.listen(config.metricsAddress, metrics, log);
     server = await GrpcServer.start({
       address: config.address,
       credentials: serverCredentials({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsClientCa }),
@@ -71,6 +82,7 @@ export async function startService<S extends ConfigSpec>(
       onDrain: () => handlers.drainStreams(),
     });
   } catch (error) {
+    await listener?.close();
     await started.close?.();
     throw error;
   }
@@ -78,9 +90,12 @@ export async function startService<S extends ConfigSpec>(
   return {
     server,
     log,
+    metrics,
+    metricsAddress: listener?.address,
     async stop(graceMs = config.shutdownGraceMs) {
       const outcome = await server.shutdown(graceMs);
       await started.close?.();
+      await listener?.close();
       return outcome;
     },
   };
@@ -150,5 +165,10 @@ export async function runService<S extends ConfigSpec>(
   // closing means the supervisor is gone, even killed outright; stop as on SIGTERM, not outlive it.
   if (process.channel) process.once("disconnect", () => onSignal("disconnect"));
   // Announced only once the signal handlers are in place: whoever waits for this line may stop us.
-  log.info({ address: running.server.address }, `${description.name} listening on ${running.server.address}`);
+  const metricsAddress = running.metricsAddress;
+  log.info(
+    { address: running.server.address, ...(metricsAddress ? { metricsAddress } : {}) },
+    `${description.name} listening on ${running.server.address}` +
+      (metricsAddress ? `, metrics on http://${metricsAddress}/metrics` : ""),
+  );
 }

@@ -30,5 +30,13 @@ export async function startServiceForTests<S extends ConfigSpec>(
   return Object.assign(running, { address: `127.0.0.1:${running.server.port}` });
 }
 
+/** GETs http://address/metrics and returns the exposition text (fails on a non-200 answer). */
+export async function scrapeMetrics(address: string): Promise<string> {
+  const response = await fetch(`http://${address}/metrics`);
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  return response.text();
+}
+
+export { sampleValue } from "./metrics-sample.js";
 export { createTestCertificates, type CertificateFiles, type TestCertificates } from "./test-certificates.js";
 export { spawnServiceProcess, type ServiceProcess } from "./service-process.js";

@@ -144,7 +144,7 @@ describe("orphan reconciler", { skip }, () => {
       audit.map((line) => [line["host"], line["device"], line["vmUid"]]),
       [["h1", `vms/${uid}/controller`, uid]],
     );
-    const metrics = await b.services.metrics.registry.metrics();
+    const metrics = await b.services.metrics.registry.exposition();
     assert.match(metrics, /vplane_gateway_orphan_devices_removed_total\{host="h1",kind="controller"\} 1/);
   });
 
@@ -173,7 +173,7 @@ describe("orphan reconciler", { skip }, () => {
     assert.equal(vm.state, "FAILED");
     assert.equal(vm.failure?.reason, "DEVICES_VANISHED");
     assert.ok(logLines.some((line) => line["audit"] === "vm-devices-vanished" && line["vm"] === "lost"));
-    const metrics = await b.services.metrics.registry.metrics();
+    const metrics = await b.services.metrics.registry.exposition();
     assert.match(metrics, /vplane_gateway_vms_devices_vanished_total\{host="h1"\} 1/);
     // Deleting it cleans up the rest (the missing controller reads as deleted).
     const deleting = (await b.call("operator", "DELETE", "/v1/vms/lost")).json<OperationJson>();

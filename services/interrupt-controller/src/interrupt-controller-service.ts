@@ -13,6 +13,7 @@ import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
 import { deviceHandlers } from "./device-handlers.js";
 import { deviceStateHandlers } from "./device-state-handlers.js";
+import { InterruptMetrics } from "./interrupt-metrics.js";
 import { probeNativeXive } from "./native-probe.js";
 import { VmmHandoffServer } from "./native-vmm-handoff.js";
 import { LIMITS, limitsForCapabilities } from "./service-limits.js";
@@ -53,7 +54,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
   envPrefix: "INTERRUPT",
   defaultPort: 50051,
   options: serviceOptions,
-  start: async ({ config, handlers, log }) => {
+  start: async ({ config, handlers, log, metrics }) => {
     const dataDir = resolve(config.dataDir);
     mkdirSync(dataDir, { recursive: true });
     const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "interrupt-controller.db")}`);
@@ -88,6 +89,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
     const device = deviceHandlers(registry);
     const deviceState = deviceStateHandlers(registry, dataDir);
     const u = handlers.unary.bind(handlers);
+    const interruptMetrics = new InterruptMetrics(metrics);
     return {
       services: [
         {
@@ -112,11 +114,17 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
             setVpState: u(device.setVpState),
             esbAccess: u(device.esbAccess),
             timaAccess: u(device.timaAccess),
-            triggerSources: u(device.triggerSources),
+            triggerSources: u((request: Parameters<typeof device.triggerSources>[0]) => {
+              const counts = device.triggerSources(request);
+              interruptMetrics.countTriggers(counts);
+              return counts;
+            }),
             setLsiLevel: u(device.setLsiLevel),
             rawHypercall: u(device.rawHypercall),
             callRtas: u(device.callRtas),
-            watchVcpuSignals: handlers.serverStream(watchVcpuSignals(registry)),
+            watchVcpuSignals: handlers.serverStream(
+              watchVcpuSignals(registry, interruptMetrics.signalStream),
+            ),
             dumpController: u(device.dumpController),
           },
         },

@@ -2,7 +2,7 @@ import type {
   WatchVcpuSignalsRequest,
   WatchVcpuSignalsResponse,
 } from "@vplane/proto/gen/vplane/interrupt/v1/device";
-import { VplaneError, type CallContext } from "@vplane/service-kit";
+import { VplaneError, type CallContext, type EventStreamMetrics } from "@vplane/service-kit";
 import type { ControllerRegistry } from "./controller-registry.js";
 import { LIMITS } from "./service-limits.js";
 
@@ -10,9 +10,9 @@ import { LIMITS } from "./service-limits.js";
  * WatchVcpuSignals: the controller's exception-line changes from `resume_after + 1` (or from the
  * next event), each with its sequence number; a marker with `dropped` says how many events the
  * stream cannot deliver (older than the buffer, or the stream fell behind). Ends when the caller
- * cancels or the controller is deleted.
+ * cancels or the controller is deleted. `metrics` sees each watcher's backlog and losses.
  */
-export function watchVcpuSignals(registry: ControllerRegistry) {
+export function watchVcpuSignals(registry: ControllerRegistry, metrics: EventStreamMetrics) {
   return async (
     request: WatchVcpuSignalsRequest,
     send: (message: WatchVcpuSignalsResponse) => Promise<void>,
@@ -47,6 +47,7 @@ export function watchVcpuSignals(registry: ControllerRegistry) {
             dropped: record.count,
             time: new Date(),
           });
+          metrics.lost(Number(record.count));
           next = Number(record.sequence);
           continue;
         }
@@ -57,6 +58,7 @@ export function watchVcpuSignals(registry: ControllerRegistry) {
           dropped: 0n,
           time: new Date(record.timeMs),
         });
+        metrics.sent(log.lastSequence - next);
         next++;
       }
     } catch (error) {

@@ -2,7 +2,7 @@
 // with the backend's reason, before any stream is held open.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { VplaneError, type CallContext } from "@vplane/service-kit";
+import { EventStreamMetrics, ServiceMetrics, VplaneError, type CallContext } from "@vplane/service-kit";
 import type { ControllerRegistry } from "../src/controller-registry.js";
 import { watchVcpuSignals } from "../src/signal-stream.js";
 
@@ -17,7 +17,7 @@ describe("WatchVcpuSignals where the backend has no signals to give", () => {
     const registry = { require: () => entry } as unknown as ControllerRegistry;
     const context = { signal: new AbortController().signal } as CallContext;
     await assert.rejects(
-      watchVcpuSignals(registry)(
+      watchVcpuSignals(registry, new EventStreamMetrics(new ServiceMetrics(), "test_stream", "test"))(
         { name: "vms/a/controller", resumeAfter: 0n },
         () => Promise.resolve(),
         context,

@@ -20,6 +20,8 @@ export class EventLog {
   private next: bigint;
   private waiters: (() => void)[] = [];
   subscribers = 0;
+  /** Sees every message as it is appended (the service counts them in its metrics). */
+  onAppend: ((message: LoggedEvent) => void) | undefined;
 
   /**
    * @param firstSequence the sequence of the first message: 0, or for an SMMU migrated here the
@@ -86,6 +88,7 @@ export class EventLog {
   private push(e: LoggedEvent): void {
     this.ring[Number(this.next % BigInt(this.capacity))] = e;
     this.next++;
+    this.onAppend?.(e);
     if (this.waiters.length > 0) this.wake();
   }
 

@@ -9,6 +9,7 @@ import {
   dataDirOption,
 } from "@vplane/service-kit";
 import { deviceStateHandlers } from "./device-state-handlers.js";
+import { IommuMetrics } from "./iommu-metrics.js";
 import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
 import { limitsForCapabilities } from "./service-limits.js";
@@ -51,11 +52,17 @@ export function iommuDescriptionWith(
     envPrefix: "IOMMU",
     defaultPort: 50052,
     options: serviceOptions,
-    start: async ({ config, handlers, log }) => {
+    start: async ({ config, handlers, log, metrics }) => {
       const dataDir = resolve(config.dataDir);
       mkdirSync(dataDir, { recursive: true });
       const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "iommu.db")}`);
-      const registry = new SmmuRegistry(store, { dataDir, maxSmmus: config.maxSmmus, log });
+      const iommuMetrics = new IommuMetrics(metrics);
+      const registry = new SmmuRegistry(store, {
+        dataDir,
+        maxSmmus: config.maxSmmus,
+        log,
+        onLogged: (message) => iommuMetrics.logged(message),
+      });
       try {
         await registry.load();
       } catch (error) {
@@ -71,7 +78,7 @@ export function iommuDescriptionWith(
       });
       const crud = smmuCrudHandlers(registry, dataDir);
       const cfg = smmuConfigHandlers(registry);
-      const data = smmuDataHandlers(registry);
+      const data = smmuDataHandlers(registry, iommuMetrics);
       const deviceState = deviceStateHandlers(registry, dataDir);
       const u = handlers.unary.bind(handlers);
       return {

@@ -16,7 +16,7 @@ import type {
   TranslateRequest,
   TranslateResponse,
 } from "@vplane/proto/gen/vplane/iommu/v1/translation";
-import { VplaneError, type CallContext } from "@vplane/service-kit";
+import { VplaneError, type CallContext, type EventStreamMetrics } from "@vplane/service-kit";
 import {
   eventRecordMessage,
   outcomeMessage,
@@ -25,6 +25,7 @@ import {
   translateResponse,
 } from "./proto-mapping.js";
 import type { LogRead } from "./event-log.js";
+import type { IommuMetrics } from "./iommu-metrics.js";
 import type { DmaOutcome } from "./smmu-backend.js";
 import type { SmmuRegistry } from "./smmu-registry.js";
 import { LIMITS } from "./service-limits.js";
@@ -83,13 +84,13 @@ function streamMessage(read: LogRead): StreamEventsResponse {
 }
 
 /** Translate, DMA, page responses, the event stream and the dump. */
-export function smmuDataHandlers(registry: SmmuRegistry) {
+export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) {
   return {
     translate: (request: TranslateRequest): TranslateResponse => {
       const e = registry.require(request.name);
-      return translateResponse(
-        e.backend.translate(request.streamId, request.substreamId, request.iova, request.write),
-      );
+      const result = e.backend.translate(request.streamId, request.substreamId, request.iova, request.write);
+      metrics.translated(result);
+      return translateResponse(result);
     },
 
     dmaRead: async (request: DmaReadRequest, context: CallContext): Promise<DmaReadResponse> => {
@@ -102,6 +103,7 @@ export function smmuDataHandlers(registry: SmmuRegistry) {
         { read: request.length },
         context.signal,
       );
+      metrics.dma("read", r);
       return { ...dmaFields(r), data: Buffer.from(r.data ?? new Uint8Array(0)) };
     },
 
@@ -115,6 +117,7 @@ export function smmuDataHandlers(registry: SmmuRegistry) {
         { write: request.data },
         context.signal,
       );
+      metrics.dma("write", r);
       return {
         ...dmaFields(r),
         msiWrites: r.msiWrites.map((w) => ({ doorbell: BigInt(w.address), data: Buffer.from(w.data) })),
@@ -148,7 +151,9 @@ export function smmuDataHandlers(registry: SmmuRegistry) {
       send: (message: StreamEventsResponse) => Promise<void>,
       context: CallContext,
     ): Promise<void> =>
-      followLog(registry, request.name, request.fromSequence, 1, context, (m) => send(m[0]!)),
+      followLog(registry, metrics.eventStream, request.name, request.fromSequence, 1, context, (m) =>
+        send(m[0]!),
+      ),
 
     /** StreamEventBatches: the same messages, as many as are available (up to max_batch) per batch. */
     streamEventBatches: async (
@@ -165,8 +170,14 @@ export function smmuDataHandlers(registry: SmmuRegistry) {
           field: "max_batch",
         });
       }
-      return followLog(registry, request.name, request.fromSequence, max, context, (messages) =>
-        send({ messages }),
+      return followLog(
+        registry,
+        metrics.eventStream,
+        request.name,
+        request.fromSequence,
+        max,
+        context,
+        (messages) => send({ messages }),
       );
     },
   };
@@ -174,10 +185,12 @@ export function smmuDataHandlers(registry: SmmuRegistry) {
 
 /**
  * Follows an SMMU's event log for one subscriber from `from` (or the next message), handing
- * `deliver` up to `max` messages at a time, until the caller cancels or the SMMU goes away.
+ * `deliver` up to `max` messages at a time, until the caller cancels or the SMMU goes away;
+ * `streamMetrics` sees the losses and the backlog left after each delivery.
  */
 async function followLog(
   registry: SmmuRegistry,
+  streamMetrics: EventStreamMetrics,
   name: string,
   from: bigint | undefined,
   max: number,
@@ -200,10 +213,12 @@ async function followLog(
       const batch: StreamEventsResponse[] = [];
       for (let read = log.read(next); read !== undefined && batch.length < max; read = log.read(next)) {
         batch.push(streamMessage(read));
+        if (read.kind === "missed") streamMetrics.lost(Number(read.count));
         next = read.kind === "missed" ? read.sequence + read.count : read.sequence + 1n;
       }
       if (batch.length > 0) {
         await deliver(batch);
+        streamMetrics.sent(Number(log.nextSequence - next));
         continue;
       }
       if (registry.find(name) !== entry) return;

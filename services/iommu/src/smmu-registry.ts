@@ -10,6 +10,7 @@ import {
   type SmmuConfig,
   type SmmuRecord,
 } from "./smmu-config-store.js";
+import type { LoggedEvent } from "./event-log.js";
 import { importedSmmuConfig } from "./imported-smmu-config.js";
 import type { ImportedSmmuState } from "./smmu-state-format.js";
 
@@ -63,7 +64,13 @@ export class SmmuRegistry {
 
   constructor(
     store: Store,
-    private readonly options: { dataDir: string; maxSmmus: number; log: Logger },
+    private readonly options: {
+      dataDir: string;
+      maxSmmus: number;
+      log: Logger;
+      /** Sees every message any SMMU's event log takes. */
+      onLogged?: (message: LoggedEvent) => void;
+    },
   ) {
     this.config = new SmmuConfigStore(store);
     this.ledger = new RequestLedger(store, "iommu/requests/");
@@ -114,6 +121,7 @@ export class SmmuRegistry {
   /** Opens the backend for a record (no store writes): a new SMMU, or a migrated one. */
   private open(record: SmmuRecord, imported?: ImportedSmmuState): SmmuEntry {
     const backend = openBackend(record, { dataDir: this.options.dataDir, ...(imported ? { imported } : {}) });
+    backend.log.onAppend = this.options.onLogged;
     return { record, backend, devices: new Map() };
   }
 

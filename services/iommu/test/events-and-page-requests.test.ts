@@ -6,7 +6,7 @@ import type { StreamEventBatchesResponse } from "@vplane/proto/gen/vplane/iommu/
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { GuestTables } from "../src/testing/guest-tables.js";
 import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
-import { createSmmu, attachWithSte } from "./smmu-fixture.js";
+import { attachInvalidSte, attachWithSte, createSmmu } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
 
@@ -17,19 +17,7 @@ describe("event stream (DESIGN: streams resume from a sequence and say when even
   before(async () => {
     h = await startIommu();
     name = await createSmmu(h, "vm1", "smmu0", { mapped: RAM });
-    await h.call("attachDevice", {
-      name,
-      streamId: 0x10,
-      virtualStreamId: 0x99,
-      pageRequests: false,
-      requestId: "",
-    });
-    // V = 0: every translation reports C_BAD_STE (digest §2.1).
-    await h.call("attachPasidTable", {
-      name,
-      form: { $case: "guestSte", value: { streamId: 0x10, ste0: 0n, ste1: 0n, flags: 0 } },
-      requestId: "",
-    });
+    await attachInvalidSte(h, name, 0x10, 0x99);
   });
   after(async () => {
     await h.stop();

@@ -68,10 +68,14 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function startIommu(dataDir = tempDataDir()): Promise<IommuHarness> {
+/** `env`: further configuration, as a deployment would set it (VPLANE_IOMMU_METRICS_ADDR ...). */
+export async function startIommu(
+  dataDir = tempDataDir(),
+  env: Record<string, string> = {},
+): Promise<IommuHarness> {
   let registry: SmmuRegistry | undefined;
   const description = iommuDescriptionWith({ onRegistry: (r) => (registry = r) });
-  const running = await startServiceForTests(description, { VPLANE_DATA_DIR: dataDir });
+  const running = await startServiceForTests(description, { VPLANE_DATA_DIR: dataDir, ...env });
   const client = new IommuServiceClient(running.address, credentials.createInsecure());
   const dsClient = new DeviceStateServiceClient(running.address, credentials.createInsecure());
   const iommu = callerOf(client);

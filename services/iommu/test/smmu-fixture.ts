@@ -76,6 +76,21 @@ export async function attachWithSte(
   });
 }
 
+/** Binds device `streamId` as `virtualStreamId` with an all-zero guest STE: V = 0, every access C_BAD_STE (digest §2.1). */
+export async function attachInvalidSte(
+  h: IommuHarness,
+  name: string,
+  streamId: number,
+  virtualStreamId = streamId,
+): Promise<void> {
+  await h.call("attachDevice", { name, streamId, virtualStreamId, pageRequests: false, requestId: "" });
+  await h.call("attachPasidTable", {
+    name,
+    form: { $case: "guestSte", value: { streamId, ste0: 0n, ste1: 0n, flags: 0 } },
+    requestId: "",
+  });
+}
+
 /** Seed ATTACH_PASID_TABLE (digest §1.2) of `name`: config 1 translate (CD table at basePtr), 2 bypass, 3 abort. */
 export async function attachSeedTable(
   h: IommuHarness,

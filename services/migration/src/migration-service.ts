@@ -17,6 +17,7 @@ import { PausedVmJournal, recoverPausedVms } from "./devices/paused-vm-journal.j
 import { IncomingMigrations } from "./live-migration/migration-destination.js";
 import { migrateOut } from "./live-migration/migration-source.js";
 import { migrationOptions } from "./migration-options.js";
+import { MigrationMetrics } from "./operations/migration-metrics.js";
 import { MigrationOperations } from "./operations/migration-operations.js";
 import { checkId, idFromName } from "./resource-id.js";
 import { restoreSnapshot, saveSnapshot } from "./snapshot/save-and-restore.js";
@@ -32,7 +33,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
   envPrefix: "MIGRATION",
   defaultPort: 50053,
   options: migrationOptions,
-  start: ({ config, handlers, log }) => {
+  start: ({ config, handlers, log, metrics }) => {
     const dataDir = resolve(config.dataDir);
     const tls = { ca: config.tlsClientCa, cert: config.tlsCert, key: config.tlsKey };
     const devices = new HostDevices({
@@ -48,7 +49,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
       retryMs: 1000,
       signal: recovery.signal,
     }).catch((error: unknown) => log.error({ err: error }, "could not recover paused VMs"));
-    const operations = new MigrationOperations();
+    const operations = new MigrationOperations(1000, new MigrationMetrics(metrics));
     const incoming = new IncomingMigrations(devices, {
       dataDir,
       maxSnapshotBytes: config.maxSnapshotBytes,

@@ -146,21 +146,11 @@ test("a XIVE guest migrated with an interrupt pending observes exactly what an u
     await trigger(side, vm);
   }
 
-  const operation = await unaryCall(
-    source.host.client.startMigration.bind(source.host.client),
-    {
-      vm: "vm-moved",
-      destination: destination.host.migration.address,
-      guestMemory: { path: "guest-ram/vm-moved.ram", sizeBytes: RAM },
-      vmmMovesRam: false,
-      downtimeLimitMs: 0,
-      noProgressTimeoutMs: 0,
-      totalTimeoutMs: 0,
-      requestId: "",
-      destinationGuestMemory: undefined,
-    },
-    { timeoutMs: 5000 },
-  );
+  const operation = await source.host.startMigration({
+    vm: "vm-moved",
+    destination: destination.host.migration.address,
+    guestMemory: { path: "guest-ram/vm-moved.ram", sizeBytes: RAM },
+  });
   const { progress } = await source.host.finish(operation);
   assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
   assert.ok(progress.dirtyPages.includes(QADDR), "the queue page was reported dirty at quiesce");

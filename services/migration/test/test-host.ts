@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { credentials } from "@grpc/grpc-js";
 import { OperationsClient, type Operation } from "@vplane/proto/gen/google/longrunning/operations";
 import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import type { StartMigrationRequest } from "@vplane/proto/gen/vplane/migration/v1/live_migration";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { unaryCall } from "@vplane/service-kit";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
@@ -75,6 +76,26 @@ export class TestHost {
     const path = join("guest-ram", `${vm}.ram`);
     writeFileSync(join(this.dataDir, path), ram);
     return { path, sizeBytes: BigInt(ramBytes), ram };
+  }
+
+  /** StartMigration from this host, every option not given at its default (RAM copied by us). */
+  startMigration(
+    request: Pick<StartMigrationRequest, "vm" | "destination"> & Partial<StartMigrationRequest>,
+  ) {
+    return unaryCall(
+      this.client.startMigration.bind(this.client),
+      {
+        guestMemory: undefined,
+        vmmMovesRam: false,
+        downtimeLimitMs: 0,
+        noProgressTimeoutMs: 0,
+        totalTimeoutMs: 0,
+        requestId: "",
+        destinationGuestMemory: undefined,
+        ...request,
+      },
+      { timeoutMs: 5000 },
+    );
   }
 
   /** Waits for the operation to end; its final progress. */

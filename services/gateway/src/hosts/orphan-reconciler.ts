@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { Counter } from "prom-client";
 import { StoreConflictError, type Store } from "@vplane/store";
-import { toVplaneError, type Logger } from "@vplane/service-kit";
+import { toVplaneError, type Counter, type Logger } from "@vplane/service-kit";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import { registryKeys } from "../registry/registry-keys.js";
 import { listAll, readRecord, toJson, type Versioned } from "../registry/typed-entry.js";
@@ -77,18 +76,15 @@ export class OrphanReconciler {
     },
     private readonly timing: ReconcileTiming,
   ) {
-    const registers = [deps.metrics.registry];
-    this.removedTotal = new Counter({
+    this.removedTotal = deps.metrics.registry.counter({
       name: "vplane_gateway_orphan_devices_removed_total",
       help: "devices removed from hosts because no VM in the registry owned them, by host and kind",
       labelNames: ["host", "kind"],
-      registers,
     });
-    this.vanishedTotal = new Counter({
+    this.vanishedTotal = deps.metrics.registry.counter({
       name: "vplane_gateway_vms_devices_vanished_total",
       help: "VMs marked FAILED because their host no longer held their devices, by host",
       labelNames: ["host"],
-      registers,
     });
   }
 

@@ -1,6 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { GatewayServices } from "../gateway-services.js";
+import { probeLogLevel } from "./probe-log-level.js";
 
 const Health = Type.Union([
   Type.Literal("SERVING"),
@@ -32,6 +33,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
   app.get(
     "/healthz",
     {
+      logLevel: probeLogLevel(app.log),
       schema: {
         tags: ["health"],
         summary: "Liveness",
@@ -44,6 +46,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
   app.get(
     "/readyz",
     {
+      logLevel: probeLogLevel(app.log),
       schema: {
         tags: ["health"],
         summary: "Readiness: the registry answers (hosts' service health listed, not gating)",

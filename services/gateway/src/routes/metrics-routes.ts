@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyPluginCallback } from "fastify";
 import type { GatewayServices } from "../gateway-services.js";
+import { probeLogLevel } from "./probe-log-level.js";
+import { routeLabel } from "./route-label.js";
 
-/** Counts every answered request by route template, and serves /metrics in Prometheus text format. */
+/** Serves /metrics in Prometheus text format (scrapes are logged at debug, like health probes). */
 export const metricsRoutes: FastifyPluginCallback<{ services: GatewayServices }> = (
   app,
   { services },
@@ -10,18 +12,25 @@ export const metricsRoutes: FastifyPluginCallback<{ services: GatewayServices }>
   const { metrics } = services;
   app.get(
     "/metrics",
-    { schema: { tags: ["health"], summary: "Prometheus metrics", hide: false } },
+    {
+      logLevel: probeLogLevel(app.log),
+      schema: { tags: ["health"], summary: "Prometheus metrics", hide: false },
+    },
     async (_request, reply) =>
-      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+      reply.type(metrics.registry.contentType).send(await metrics.registry.exposition()),
   );
   done();
 };
 
-/** The request metrics hook, on the root instance so that every route (and 404s) is counted. */
+/**
+ * The request metrics hook, on the root instance so that every route (and 404s) is counted under
+ * its route pattern (a label per pattern, never per URL).
+ */
 export function countRequests(app: FastifyInstance, services: GatewayServices): void {
   const { metrics } = services;
   app.addHook("onResponse", (request, reply, done) => {
-    const route = request.routeOptions.url ?? "unmatched";
+    const url = request.routeOptions.url;
+    const route = url === undefined ? "unmatched" : routeLabel(url);
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     done();

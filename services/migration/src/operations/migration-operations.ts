@@ -9,6 +9,7 @@ import type { Any } from "@vplane/proto/gen/google/protobuf/any";
 import type { OperationKind } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { VplaneError, errorDetailOf, toRpcStatus, toVplaneError } from "@vplane/service-kit";
+import type { MigrationMetrics } from "./migration-metrics.js";
 
 const PROGRESS_TYPE = "type.googleapis.com/vplane.migration.v1.OperationProgress";
 const TERMINAL = new Set([Phase.PHASE_COMPLETED, Phase.PHASE_FAILED, Phase.PHASE_CANCELLED]);
@@ -38,6 +39,8 @@ interface Entry {
   progress: OperationProgress;
   startedAt: number;
   lastProgressAt: number;
+  /** When the current phase began (ms): phase durations for the metrics. */
+  phaseStartedAt: number;
   result: Operation["result"];
   readonly abort: AbortController;
   cancellable: boolean;
@@ -50,7 +53,10 @@ export class MigrationOperations {
   private readonly runningByVm = new Map<string, string>();
   private readonly byRequestId = new Map<string, string>();
 
-  constructor(private readonly maxFinished = 1000) {}
+  constructor(
+    private readonly maxFinished = 1000,
+    private readonly metrics?: MigrationMetrics,
+  ) {}
 
   /**
    * Starts `run` as a new operation on `vm`; ABORTED if one is already running on that VM.
@@ -87,6 +93,7 @@ export class MigrationOperations {
       },
       startedAt: Date.now(),
       lastProgressAt: Date.now(),
+      phaseStartedAt: Date.now(),
       result: undefined,
       abort: new AbortController(),
       cancellable: true,
@@ -246,9 +253,17 @@ export class MigrationOperations {
   }
 
   private patch(entry: Entry, patch: Partial<OperationProgress>) {
-    const elapsedMs = BigInt(Date.now() - entry.startedAt);
+    const now = Date.now();
+    const previous = entry.progress.phase;
+    const elapsedMs = BigInt(now - entry.startedAt);
     entry.progress = { ...entry.progress, ...patch, elapsedMs, sequence: entry.progress.sequence + 1n };
-    entry.lastProgressAt = Date.now();
+    entry.lastProgressAt = now;
+    if (this.metrics && entry.progress.phase !== previous) {
+      this.metrics.phaseEnded(entry.progress.kind, previous, (now - entry.phaseStartedAt) / 1000);
+      entry.phaseStartedAt = now;
+      if (TERMINAL.has(entry.progress.phase))
+        this.metrics.ended(entry.progress.kind, entry.progress.phase, entry.progress.downtimeMs);
+    }
     for (const wake of [...entry.changed]) wake();
   }
 

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import { routeLabel } from "../src/routes/route-label.js";
+import { startTestGateway } from "./support/test-gateway.js";
+
+/** A log sink that keeps each JSON line. */
+function lineSink() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n"))
+        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
+describe("gateway metrics labels and process metrics", () => {
+  it("labels requests with the route pattern as the OpenAPI paths write it, never a regular expression", async () => {
+    const gw = await startTestGateway();
+    try {
+      await gw.call("admin", "POST", "/v1/vms/nosuch:migrate", { host: "h2" });
+      await gw.call("admin", "GET", "/v1/vms/nosuch");
+      const metrics = (await gw.call(null, "GET", "/metrics")).body;
+      assert.match(
+        metrics,
+        /vplane_gateway_http_requests_total\{method="POST",route="\/v1\/vms\/\{vm\}:migrate",status="\d+"\} 1/,
+      );
+      assert.match(
+        metrics,
+        /vplane_gateway_http_requests_total\{method="GET",route="\/v1\/vms\/\{vm\}",status="404"\} 1/,
+      );
+      assert.ok(!/route="[^"]*[(^]/.test(metrics), "no regular expression in a route label");
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("routeLabel: parameters as {name}, regular expressions dropped, :: as the custom method's colon", () => {
+    assert.equal(routeLabel("/v1/vms/:vm(^[^/:]+)::migrate"), "/v1/vms/{vm}:migrate");
+    assert.equal(routeLabel("/v1/operations/:operation/cancel"), "/v1/operations/{operation}/cancel");
+    assert.equal(routeLabel("/healthz"), "/healthz");
+  });
+
+  it("/metrics carries the process metrics beside the gateway's", async () => {
+    const gw = await startTestGateway();
+    try {
+      const metrics = (await gw.call(null, "GET", "/metrics")).body;
+      for (const name of [
+        "process_cpu_user_seconds_total",
+        "process_resident_memory_bytes",
+        "nodejs_eventloop_lag_seconds",
+      ])
+        assert.match(metrics, new RegExp(`^${name} `, "m"), name);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe("probe requests in the log", () => {
+  it("health, readiness and metrics requests write no info lines; an API request does", async () => {
+    const { lines, sink } = lineSink();
+    const gw = await startTestGateway({ logDestination: sink });
+    try {
+      for (const url of ["/healthz", "/readyz", "/metrics"]) await gw.call(null, "GET", url);
+      assert.deepEqual(lines, [], "a container probe every 5 s writes nothing at info");
+      await gw.call("viewer", "GET", "/v1/vms");
+      assert.ok(
+        lines.some((l) => l["msg"] === "request completed"),
+        "API requests are still logged",
+      );
+    } finally {
+      await gw.close();
+    }
+  });
+});
