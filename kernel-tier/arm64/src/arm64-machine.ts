@@ -22,11 +22,12 @@ const NODE_LIBRARIES = [
  * binary. Returns the cpio.
  */
 export async function buildArm64Initramfs(artefacts: Arm64Artefacts): Promise<string> {
-  // The service kit comes in with the backends' shared state format; only what is used is bundled.
+  // Of the service kit and the store, which come in with the service's handlers, only what is
+  // used is bundled (not the kit's version.ts, which reads package.json, nor the etcd store).
   const bundle = await bundleGuestEntry(
     join(PACKAGE_ROOT, "dist", "src", "guest", "main.js"),
     "node24",
-    /[/\\]libs[/\\]service-kit[/\\]/,
+    /[/\\]libs[/\\](service-kit|store)[/\\]/,
   );
   const tree = new InitramfsTree()
     .file(join(PACKAGE_ROOT, "guest", "init"), "init", 0o755)

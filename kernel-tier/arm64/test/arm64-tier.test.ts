@@ -7,9 +7,11 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CONTRACT_SCENARIOS, compareWithEmulated, writeContractFixture } from "@vplane/iommu/testing";
 import { bootGuest, tierCache, tierSkipReason, type BootResult } from "@vplane/kernel-tier-runner";
+import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import type { SmmuFeatures } from "@vplane/smmuv3";
 import { findArm64Artefacts } from "../src/arm64-artefacts.js";
 import { arm64QemuArguments, buildArm64Initramfs } from "../src/arm64-machine.js";
+import { DMA_PATTERN } from "../src/guest/service-scenarios.js";
 
 const lookup = findArm64Artefacts();
 const skip = tierSkipReason("Arm kernel tier", lookup);
@@ -128,5 +130,85 @@ describe("Arm kernel tier: a real arm64 kernel's iommufd under QEMU virt + SMMUv
     const differences = await compareWithEmulated(features, kernel);
     for (const d of differences) console.log(`difference: ${d}`);
     assert.deepEqual(differences, []);
+  });
+
+  // The iommu service's own handlers on the same kernel (service-scenarios.ts): what a VMM and an
+  // orchestrator observe of NATIVE SMMUs made by CreateSmmu and ImportDeviceState.
+  describe("the iommu service on the real kernel", () => {
+    const failedPrecondition = (
+      reason: string,
+      field: string | null = null,
+      errno: number | null = null,
+    ) => ({
+      code: "FAILED_PRECONDITION",
+      reason,
+      errno,
+      field,
+    });
+    const service = () => {
+      const s = report<Record<string, unknown>>("service");
+      assert.equal(s.error, undefined, String(s.error));
+      return s as Record<string, Record<string, unknown>>;
+    };
+
+    it("standalone (no handoff socket): the service opens /dev/iommu and edu's cdev itself; a device bound to one SMMU's iommufd cannot bind to a second (EINVAL, vfio_df_open); a deleted SMMU gives the device back; no RAM file is refused", () => {
+      const { standalone } = service();
+      console.log(`service standalone: ${JSON.stringify(standalone)}`);
+      assert.equal(standalone!.backend, "BACKEND_NATIVE");
+      assert.deepEqual(
+        standalone!.secondWhileDeviceBound,
+        failedPrecondition("DEVICE_BIND_FAILED", "smmu.backend", 22),
+      );
+      assert.equal(standalone!.afterDelete, "ok");
+      assert.deepEqual(
+        standalone!.noRam,
+        failedPrecondition("NATIVE_NEEDS_GUEST_RAM_FILE", "smmu.guest_memory.path"),
+      );
+      assert.equal(standalone!.left, 0);
+    });
+
+    it("handoff: without a VMM's fds CreateSmmu NATIVE is VMM_HANDOFF_MISSING; on them the VMM's own DMA goes through stage 2; once the VMM leaves, kernel calls are VMM_GONE while Get and Delete work", () => {
+      const { handoff } = service();
+      console.log(`service handoff: ${JSON.stringify(handoff)}`);
+      assert.deepEqual(handoff!.withoutHandoff, failedPrecondition("VMM_HANDOFF_MISSING", "smmu.backend"));
+      assert.deepEqual(handoff!.handoffAnswer, { type: "adopted", version: 1, vm: "web", smmu: "s0" });
+      assert.equal(handoff!.backend, "BACKEND_NATIVE");
+      assert.equal(handoff!.dma, DMA_PATTERN);
+      const gone = handoff!.afterGone as Record<string, unknown>;
+      for (const call of ["mapStage2", "detachDevice", "quiesce"])
+        assert.deepEqual([call, (gone[call] as { reason?: string }).reason], [call, "VMM_GONE"]);
+      assert.deepEqual([gone.getSmmu, gone.deleteSmmu, handoff!.left], ["ok", "ok", 0]);
+    });
+
+    it("migration native → emulated → native through the DeviceStateService (ImportDeviceStateRequest.backend): the guest's DMA through both stages works on each side, the source's VMM is told its fds were released", () => {
+      const { migration } = service();
+      console.log(`service migration: ${JSON.stringify(migration)}`);
+      const m = migration as Record<string, Record<string, unknown>>;
+      assert.equal(migration!.nativeDma, DMA_PATTERN);
+      assert.deepEqual(m.toEmulated!.devices, ["vms/mig/smmus/s0"]);
+      assert.equal(m.toEmulated!.backend, "BACKEND_EMULATED");
+      assert.deepEqual(m.toEmulated!.translated, {
+        outcome: TranslationOutcome.TRANSLATION_OUTCOME_TRANSLATED,
+        address: 0x10_1000,
+      });
+      const [released, closed] = m.toEmulated!.sourceReleased as [{ type: string }, string];
+      assert.deepEqual([released.type, closed], ["released", "closed"]);
+      assert.deepEqual(m.toNative, {
+        devices: ["vms/mig/smmus/s0"],
+        backend: "BACKEND_NATIVE",
+        dma: DMA_PATTERN,
+      });
+    });
+
+    it("a state the host's SMMU cannot take (an MSI doorbell bound: iommufd maps the host's own) is refused whole: INVALID_ARGUMENT naming the section's field, nothing made, the VMM's fds released", () => {
+      const refused = (service().migration as Record<string, Record<string, unknown>>).refused!;
+      assert.deepEqual(refused.outcome, {
+        code: "INVALID_ARGUMENT",
+        reason: "MSI_DOORBELL_KERNEL_MANAGED",
+        errno: null,
+        field: "sections[0].payload.msi",
+      });
+      assert.deepEqual([refused.vmmTold, refused.left], ["released", 0]);
+    });
   });
 });

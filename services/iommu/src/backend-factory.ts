@@ -1,5 +1,5 @@
-import { refuseNativeBackend } from "./native-smmu-refusal.js";
 import { openEmulatedSmmuBackend } from "./emulated-smmu-backend.js";
+import { openNativeSmmuBackend } from "./native-service-backend.js";
 import type { BackendKind, BackendOpening, SmmuBackend } from "./smmu-backend.js";
 import type { SmmuRecord } from "./smmu-config-store.js";
 
@@ -10,7 +10,7 @@ import type { SmmuRecord } from "./smmu-config-store.js";
  */
 const OPENERS: Record<BackendKind, (record: SmmuRecord, opening: BackendOpening) => SmmuBackend> = {
   EMULATED: openEmulatedSmmuBackend,
-  NATIVE: () => refuseNativeBackend(),
+  NATIVE: openNativeSmmuBackend,
 };
 
 /**

@@ -12,6 +12,7 @@ import { deviceStateHandlers } from "./device-state-handlers.js";
 import { IommuMetrics } from "./iommu-metrics.js";
 import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
+import { SmmuHandoffServer } from "./native-vmm-handoff.js";
 import { limitsForCapabilities } from "./service-limits.js";
 import { smmuConfigHandlers } from "./smmu-config-handlers.js";
 import { smmuCrudHandlers } from "./smmu-crud-handlers.js";
@@ -26,6 +27,12 @@ const serviceOptions = {
     env: "VPLANE_IOMMU_STORE_URL",
     flag: "store-url",
     doc: "configuration store URL (sqlite:///abs/path.db or etcd://...); unset: iommu.db in the data folder",
+    default: "",
+  }),
+  handoffSocket: option.string({
+    env: "VPLANE_IOMMU_HANDOFF_SOCKET",
+    flag: "handoff-socket",
+    doc: "Unix socket where VMMs hand their iommufd and VFIO device fds over for NATIVE SMMUs (docs/vmm-handoff.md); unset: the service opens them itself",
     default: "",
   }),
   maxSmmus: option.integer({
@@ -57,15 +64,25 @@ export function iommuDescriptionWith(
       mkdirSync(dataDir, { recursive: true });
       const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "iommu.db")}`);
       const iommuMetrics = new IommuMetrics(metrics);
+      const handoff = config.handoffSocket
+        ? SmmuHandoffServer.listen(resolve(config.handoffSocket), {
+            log: (event) =>
+              event.event === "refused"
+                ? log.warn(event, "VMM handoff refused")
+                : log.info(event, "VMM handoff"),
+          })
+        : undefined;
       const registry = new SmmuRegistry(store, {
         dataDir,
         maxSmmus: config.maxSmmus,
         log,
         onLogged: (message) => iommuMetrics.logged(message),
+        ...(handoff ? { handedOver: (name: string) => handoff.smmu(name) } : {}),
       });
       try {
         await registry.load();
       } catch (error) {
+        handoff?.close();
         await store.close();
         throw error;
       }
@@ -114,6 +131,7 @@ export function iommuDescriptionWith(
         ],
         close: async () => {
           registry.closeAll();
+          handoff?.close();
           await store.close();
         },
       };

@@ -51,6 +51,8 @@ export interface NativeSmmuOptions {
   eventQueueDepth: number;
   pageRequestTimeoutMs: number;
   clock?: () => number;
+  /** Called once when the SMMU closes, after its iommufd objects are gone: whoever owns the fds closes them. */
+  onClose?: () => void;
 }
 
 interface NativeDevice {
@@ -96,6 +98,8 @@ export class NativeSmmuBackend implements SmmuBackend {
   private readonly devicesBySid = new Map<number, NativeDevice>();
   private stopped = false;
   private closed = false;
+  /** The VMM whose fds this SMMU works on has gone: its objects are destroyed, every call refused. */
+  private vmmGone = false;
 
   /**
    * Makes the SMMU's iommufd objects (NativeSmmuObjects: nothing half-made on failure) or, with
@@ -424,6 +428,7 @@ export class NativeSmmuBackend implements SmmuBackend {
 
   /** Answers the page-fault group by its cookie through the fault fd (iommu_hwpt_page_response). */
   respondPageRequest(cookie: number, code: number): void {
+    this.assertVmmPresent("RespondPageRequest");
     try {
       respondPageFault(this.objects.faultQueue.fd, cookie, code);
     } catch (error) {
@@ -442,6 +447,7 @@ export class NativeSmmuBackend implements SmmuBackend {
   // ---- migration -----------------------------------------------------------------------------
 
   quiesce(): { pages: bigint[]; pageSize: number } {
+    this.assertVmmPresent("QuiesceDevices");
     if (!this.stopped) {
       this.stream.hold();
       this.stopped = true;
@@ -451,6 +457,7 @@ export class NativeSmmuBackend implements SmmuBackend {
   }
 
   resume(): void {
+    this.assertVmmPresent("ResumeDevices");
     if (!this.stopped) return;
     this.stopped = false;
     this.stream.release();
@@ -458,6 +465,7 @@ export class NativeSmmuBackend implements SmmuBackend {
 
   /** The shared state format (native-smmu-state.ts); FAILED_PRECONDITION unless quiesced, or while page requests wait. */
   exportState(): ExportedSmmuState {
+    this.assertVmmPresent("ExportDeviceState");
     if (!this.stopped) {
       throw new SmmuError({
         code: "FAILED_PRECONDITION",
@@ -504,18 +512,46 @@ export class NativeSmmuBackend implements SmmuBackend {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (!this.vmmGone) this.destroyObjects();
+    this.log.close();
+    this.options.onClose?.();
+  }
+
+  /**
+   * The VMM that handed the fds over has gone (its handoff connection ended): the iommufd
+   * objects are destroyed now, while the fds are still open, and every later call that would
+   * reach the kernel answers FAILED_PRECONDITION VMM_GONE. What the service keeps of the SMMU
+   * (its record, its configuration) stays readable, and close() (DeleteSmmu) works.
+   */
+  markVmmGone(): void {
+    if (this.closed || this.vmmGone) return;
+    this.vmmGone = true;
+    this.destroyObjects();
+  }
+
+  /** Every iommufd object of this SMMU, devices first (vDEVICE, nested HWPT), then NativeSmmuObjects. */
+  private destroyObjects(): void {
     this.stream.close();
     for (const d of this.devicesBySid.values()) {
       quietly(() => detachIommufdPt(d.deviceFd));
       if (d.nested) quietly(() => iommufdDestroy(this.objects.iommufd, d.nested!.hwptId));
       quietly(() => iommufdDestroy(this.objects.iommufd, d.vdeviceId));
     }
-    this.devicesBySid.clear();
     this.objects.close();
-    this.log.close();
+  }
+
+  private assertVmmPresent(operation: string): void {
+    if (this.vmmGone) {
+      throw new SmmuError({
+        code: "FAILED_PRECONDITION",
+        reason: "VMM_GONE",
+        message: `${operation} is refused: the VMM that handed this native SMMU's iommufd and device fds over has gone, and its iommufd objects with it; delete the SMMU (a new one needs the VMM's fds again)`,
+      });
+    }
   }
 
   assertRunning(operation: string): void {
+    this.assertVmmPresent(operation);
     if (this.stopped) {
       throw new SmmuError({
         code: "FAILED_PRECONDITION",

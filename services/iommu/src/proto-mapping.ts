@@ -87,7 +87,7 @@ export function smmuMessage(entry: SmmuEntry): SmmuMessage {
     vm: r.vm,
     smmuId: r.smmuId,
     backend: r.backend === "NATIVE" ? Backend.BACKEND_NATIVE : Backend.BACKEND_EMULATED,
-    features: featuresMessage(r.features),
+    features: featuresMessage(entry.backend.features), // a NATIVE SMMU's are the host SMMU's (HW_INFO)
     guestMemory: { path: r.guestMemoryPath, sizeBytes: BigInt(r.guestMemoryBytes) },
     vmid: r.vmid,
     createTime: new Date(r.createTime),

@@ -13,6 +13,7 @@ import type {
   TranslationResult,
 } from "@vplane/smmuv3";
 import type { EventLog } from "./event-log.js";
+import type { HandedOverSmmu } from "./native-vmm-handoff.js";
 import type { SmmuRecord } from "./smmu-config-store.js";
 import type { ExportedSmmuState, ImportedSmmuState } from "./smmu-state-format.js";
 
@@ -29,6 +30,11 @@ export interface BackendOpening {
   dataDir: string;
   /** Open the SMMU this state describes (quiesced until resume), not a new one. */
   imported?: ImportedSmmuState;
+  /**
+   * With a VMM handoff socket (native-vmm-handoff.ts): the fds a VMM handed over for the SMMU
+   * `vms/{vm}/smmus/{smmu}`, if any. Unset: the service opens the fds itself (standalone).
+   */
+  handedOver?: (name: string) => HandedOverSmmu | undefined;
 }
 
 /** One entry of an Invalidate batch. */

@@ -2,7 +2,7 @@ import { RequestLedger, VplaneError, inSection, type Applied, type Logger } from
 import { StoreConflictError, type Store } from "@vplane/store";
 import type { PasidTableConfig } from "@vplane/smmuv3";
 import { openBackend } from "./backend-factory.js";
-import type { SmmuBackend } from "./smmu-backend.js";
+import type { BackendOpening, SmmuBackend } from "./smmu-backend.js";
 import {
   SmmuConfigStore,
   type DeviceRecord,
@@ -70,6 +70,8 @@ export class SmmuRegistry {
       log: Logger;
       /** Sees every message any SMMU's event log takes. */
       onLogged?: (message: LoggedEvent) => void;
+      /** Fds VMMs handed over for NATIVE SMMUs (native-vmm-handoff.ts), when the service has a handoff socket. */
+      handedOver?: BackendOpening["handedOver"];
     },
   ) {
     this.config = new SmmuConfigStore(store);
@@ -120,7 +122,11 @@ export class SmmuRegistry {
 
   /** Opens the backend for a record (no store writes): a new SMMU, or a migrated one. */
   private open(record: SmmuRecord, imported?: ImportedSmmuState): SmmuEntry {
-    const backend = openBackend(record, { dataDir: this.options.dataDir, ...(imported ? { imported } : {}) });
+    const backend = openBackend(record, {
+      dataDir: this.options.dataDir,
+      ...(imported ? { imported } : {}),
+      ...(this.options.handedOver ? { handedOver: this.options.handedOver } : {}),
+    });
     backend.log.onAppend = this.options.onLogged;
     return { record, backend, devices: new Map() };
   }

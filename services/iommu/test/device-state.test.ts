@@ -382,7 +382,10 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
     });
     const probe = probeNativeSmmu();
     assert.equal(probe.available, false, "this test runs where the native SMMU is unavailable");
-    assert.deepEqual([native.code, native.reason], ["FAILED_PRECONDITION", probe.unavailableCode]);
+    assert.deepEqual(
+      [native.code, native.reason, native.field],
+      ["FAILED_PRECONDITION", probe.unavailableCode, "backend"],
+    );
     const unknown = await hosts.destination.dsFailure("importDeviceState", {
       ...request,
       backend: 7 as Backend,

@@ -9,6 +9,7 @@ import { probeNativeSmmu } from "@vplane/iommu/native";
 import { CONTRACT_SCENARIOS } from "@vplane/iommu/testing";
 import { report } from "@vplane/kernel-tier-runner/guest";
 import { nativeRig } from "./native-rig.js";
+import { runServiceScenarios } from "./service-scenarios.js";
 
 const messageOf = (error: unknown) =>
   error instanceof Error ? `${error.message}\n${error.stack}` : String(error);
@@ -49,5 +50,13 @@ for (const scenario of CONTRACT_SCENARIOS) {
     failed = true;
     report("contract", { name: scenario.name, error: messageOf(error), ms: Date.now() - started });
   }
+}
+// The service's own handlers on the same kernel: NATIVE SMMUs made by CreateSmmu and
+// ImportDeviceState, the VMM handoff, migration native <-> emulated.
+try {
+  report("service", await runServiceScenarios());
+} catch (error) {
+  failed = true;
+  report("service", { error: messageOf(error) });
 }
 process.exitCode = failed ? 1 : 0;

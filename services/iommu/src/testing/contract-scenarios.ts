@@ -36,14 +36,16 @@ async function outcome(run: () => unknown): Promise<Outcome> {
   }
 }
 
-const VSID = 0x42;
-const CD_IPA = 0x1_0000;
-const TABLES_IPA = 0x2_0000;
-const PAGE_A = 0x10_0000;
-const PAGE_B = 0x10_1000;
-const PAGE_C = 0x10_2000;
-const IOVA_A = 0x200_0000;
-const IOVA_B = 0x200_1000;
+// The guest's layout, shared with the Arm tier's service scenarios: RAM at IPA 0, the vSID the
+// device gets, its CD and stage-1 tables, and the pages the stage-1 IOVAs map to.
+export const VSID = 0x42;
+export const CD_IPA = 0x1_0000;
+export const TABLES_IPA = 0x2_0000;
+export const PAGE_A = 0x10_0000;
+export const PAGE_B = 0x10_1000;
+export const PAGE_C = 0x10_2000;
+export const IOVA_A = 0x200_0000;
+export const IOVA_B = 0x200_1000;
 /** An IPA below the SMMU's input size that stage 2 does not map (RAM is 16 MiB at IPA 0). */
 const UNMAPPED_IPA = 0xf00_0000;
 /** An IOVA the guest's stage-1 tables do not map. */
