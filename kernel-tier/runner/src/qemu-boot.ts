@@ -55,15 +55,16 @@ export function bootGuest(options: BootOptions): Promise<BootResult> {
         stop();
       }
     };
-    child.stdout.on("data", (chunk: Buffer) => {
-      pending += chunk.toString("utf8").replaceAll("\r", "");
+    // Decoded as one stream: a UTF-8 character split between two reads stays whole.
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      pending += chunk.replaceAll("\r", "");
       const parts = pending.split("\n");
       pending = parts.pop() ?? "";
       for (const line of parts) onLine(line);
     });
-    child.stderr.on("data", (chunk: Buffer) =>
-      lines.push(`[qemu stderr] ${chunk.toString("utf8").trimEnd()}`),
-    );
+    child.stderr.on("data", (chunk: string) => lines.push(`[qemu stderr] ${chunk.trimEnd()}`));
     child.on("error", (error) => stop(`QEMU did not start: ${error.message}`));
     child.on("close", (code, signal) => {
       clearTimeout(timer);

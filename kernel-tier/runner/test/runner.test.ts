@@ -33,6 +33,13 @@ describe("bootGuest (a shell stands in for QEMU)", () => {
     assert.ok(result.console.includes("boot noise"));
   });
 
+  it("a UTF-8 character split between two console writes arrives whole (the stream is decoded, not each read)", async () => {
+    // "→" is E2 86 92: its first byte in one write, the rest 300 ms later.
+    const script = `printf '@@vplane step "a \\342'; sleep 0.3; printf '\\206\\222 b"\\n'; echo "@@vplane end 0"; exec sleep 60`;
+    const result = await bootGuest({ qemu: "sh", args: ["-c", script], timeoutMs: 20_000 });
+    assert.deepEqual(result.reports[0], { kind: "step", payload: "a → b" });
+  });
+
   it("a guest that never ends is killed at the timeout and says so", async () => {
     const result = await bootGuest({ qemu: "sh", args: ["-c", "exec sleep 60"], timeoutMs: 300 });
     assert.equal(result.endStatus, undefined);
