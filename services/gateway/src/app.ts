@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { ServerOptions as HttpsOptions } from "node:https";
+import { auditTrail } from "./access/audit-log.js";
 import { authentication } from "./access/authentication.js";
 import { errorHandling } from "./http/error-handler.js";
 import type { GatewayServices } from "./gateway-services.js";
@@ -81,6 +82,7 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
     async (v1) => {
       await v1.register(authentication, { tokens: services.tokens });
       await v1.register(idempotency, { store: services.store });
+      await v1.register(auditTrail, { audit: services.audit });
       await v1.register(hostRoutes, { services });
       await v1.register(hostJoinRoutes, { services });
       await v1.register(vmRoutes, { services });

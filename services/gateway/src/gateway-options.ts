@@ -39,6 +39,12 @@ export const gatewayOptionsSpec = {
     doc: "JSON file of hashed bearer tokens (tenant, role); unset: tokens.json in the data folder",
     default: "",
   }),
+  auditLog: option.string({
+    env: "VPLANE_GATEWAY_AUDIT_LOG",
+    flag: "audit-log",
+    doc: "file the audit trail is appended to (one JSON line per state-changing call), or stderr; unset: audit.log in the data folder",
+    default: "",
+  }),
   tlsCert: option.string({
     env: "VPLANE_GATEWAY_TLS_CERT",
     flag: "tls-cert",

@@ -1,6 +1,7 @@
 import type { Store } from "@vplane/store";
 import type { Logger } from "@vplane/service-kit";
 import type { AccessTokens } from "./access/access-tokens.js";
+import type { AuditLog } from "./access/audit-log.js";
 import type { EventStreams } from "./http/event-stream.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HostConnections } from "./hosts/host-clients.js";
@@ -29,6 +30,8 @@ export interface FleetTiming {
 /** Everything the routes use, built once per gateway (see startGateway / buildGatewayServices). */
 export interface GatewayServices {
   log: Logger;
+  /** Where state-changing calls are audited; absent: not audited (tests that do not look). */
+  audit?: AuditLog;
   store: Store;
   tokens: AccessTokens;
   metrics: GatewayMetrics;

@@ -6,6 +6,7 @@ import type { ChannelCredentials } from "@grpc/grpc-js";
 import { clientCredentials, type Logger } from "@vplane/service-kit";
 import { openStore, type Store } from "@vplane/store";
 import { AccessTokens } from "./access/access-tokens.js";
+import { AuditLog } from "./access/audit-log.js";
 import { buildApp } from "./app.js";
 import { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";
 import { EventStreams } from "./http/event-stream.js";
@@ -30,6 +31,7 @@ const IDEMPOTENCY_SWEEP_MS = 60 * 60 * 1000;
 
 export interface GatewayParts {
   log: Logger;
+  audit?: AuditLog;
   store: Store;
   tokens: AccessTokens;
   /** Credentials for the gRPC calls to host services (mutual TLS when configured). */
@@ -74,6 +76,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   );
   return {
     log: parts.log,
+    ...(parts.audit ? { audit: parts.audit } : {}),
     store: parts.store,
     tokens: parts.tokens,
     metrics,
@@ -143,8 +146,12 @@ export async function startGateway(
     },
   });
   const store = openStore(paths.registryUrl);
+  const audit = AuditLog.open(
+    config.auditLog === "stderr" ? "stderr" : resolve(config.auditLog || join(paths.dataDir, "audit.log")),
+  );
   const services = buildGatewayServices({
     log,
+    audit,
     store,
     tokens,
     credentials: clientCredentials({
@@ -178,6 +185,7 @@ export async function startGateway(
     await services.reconciler.stop();
     services.connections.close();
     await store.close();
+    audit.flush();
   };
   let app: FastifyInstance | undefined;
   try {

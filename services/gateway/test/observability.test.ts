@@ -1,21 +1,8 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { routeLabel } from "../src/routes/route-label.js";
 import { startTestGateway } from "./support/test-gateway.js";
-
-/** A log sink that keeps each JSON line. */
-function lineSink() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n"))
-        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, sink };
-}
+import { jsonLineSink } from "./support/json-line-sink.js";
 
 describe("gateway metrics labels and process metrics", () => {
   it("labels requests with the route pattern as the OpenAPI paths write it, never a regular expression", async () => {
@@ -62,7 +49,7 @@ describe("gateway metrics labels and process metrics", () => {
 
 describe("probe requests in the log", () => {
   it("health, readiness and metrics requests write no info lines; an API request does", async () => {
-    const { lines, sink } = lineSink();
+    const { lines, sink } = jsonLineSink();
     const gw = await startTestGateway({ logDestination: sink });
     try {
       for (const url of ["/healthz", "/readyz", "/metrics"]) await gw.call(null, "GET", url);

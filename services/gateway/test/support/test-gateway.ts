@@ -6,6 +6,7 @@ import { createLogger } from "@vplane/service-kit";
 import { openStore, type Store } from "@vplane/store";
 import pino from "pino";
 import { AccessTokens, type Role } from "../../src/access/access-tokens.js";
+import { AuditLog } from "../../src/access/audit-log.js";
 import { buildApp } from "../../src/app.js";
 import { buildGatewayServices, type GatewayParts } from "../../src/gateway.js";
 import { FakeHost } from "./fake-host.js";
@@ -52,6 +53,8 @@ export async function startTestGateway(
     bodyLimitBytes?: number;
     operationTimeoutMs?: number;
     logDestination?: pino.DestinationStream;
+    /** Where the audit trail goes (none: not audited). */
+    auditDestination?: { write(line: string): unknown };
     fleet?: GatewayParts["fleet"];
   } = {},
 ): Promise<TestGateway> {
@@ -70,6 +73,7 @@ export async function startTestGateway(
     : pino({ level: "silent" });
   const services = buildGatewayServices({
     log,
+    ...(options.auditDestination ? { audit: new AuditLog(options.auditDestination) } : {}),
     store,
     tokens,
     credentials: credentials.createInsecure(),

@@ -1,0 +1,102 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import pino from "pino";
+
+/** The methods that change state: every call with one of them is audited, whatever its outcome. */
+const STATE_CHANGING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** One audit line: who did what to which resource, and how it ended. */
+export interface AuditRecord {
+  requestId: string;
+  /** The token that made the call (its id, never the token), or null when none verified. */
+  tokenId: string | null;
+  role: string | null;
+  tenant: string | null;
+  method: string;
+  /** The request path (no query), e.g. /v1/vms/web-1:migrate. */
+  resource: string;
+  /** The `name` a create gave in its body, when it gave one. */
+  name?: string;
+  status: number;
+  /** OK for a 2xx answer, else the error's code and reason. */
+  outcome: string;
+  reason?: string;
+  /** The long-running operation the call started, if it started one. */
+  operation?: string;
+}
+
+/** Where audit lines are written: a stream, or a file destination (pino's sonic-boom). */
+type AuditDestination = { write(line: string): unknown; flushSync?(): void };
+
+/**
+ * The audit trail: one JSON line per state-changing REST call with its time, on a stream of its
+ * own (a file by default, apart from the operational log). A file is written through pino's
+ * destination (sonic-boom: appends, buffered, flushed on close).
+ */
+export class AuditLog {
+  constructor(private readonly destination: AuditDestination) {}
+
+  /** Appends to `path` (created with its folder), or writes to standard error for "stderr". */
+  static open(path: string): AuditLog {
+    return new AuditLog(
+      path === "stderr" ? pino.destination(2) : pino.destination({ dest: path, append: true, mkdir: true }),
+    );
+  }
+
+  record(entry: AuditRecord): void {
+    this.destination.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+  }
+
+  flush(): void {
+    this.destination.flushSync?.();
+  }
+}
+
+/** What the answer's body says, read back from the serialized payload (only for audited calls). */
+function answerOf(reply: FastifyReply, payload: unknown) {
+  if (typeof payload !== "string") return {};
+  try {
+    const body = JSON.parse(payload) as { name?: unknown; error?: { code?: string; reason?: string } };
+    if (reply.statusCode >= 400) return { code: body.error?.code, reason: body.error?.reason };
+    return typeof body.name === "string" && body.name.startsWith("operations/")
+      ? { operation: body.name }
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+function createdName(request: FastifyRequest): string | undefined {
+  const body = request.body as { name?: unknown } | undefined;
+  return request.method === "POST" && typeof body?.name === "string" ? body.name : undefined;
+}
+
+/** Audits every state-changing call of the scope it is registered in (the /v1 routes). */
+export const auditTrail = fp(
+  (app: FastifyInstance, options: { audit: AuditLog | undefined }) => {
+    const audit = options.audit;
+    if (!audit) return;
+    app.addHook("onSend", (request, reply, payload, done) => {
+      if (STATE_CHANGING.has(request.method)) {
+        const answer = answerOf(reply, payload);
+        const principal = request.principal as typeof request.principal | undefined;
+        const name = createdName(request);
+        audit.record({
+          requestId: request.id,
+          tokenId: principal?.tokenId ?? null,
+          role: principal?.role ?? null,
+          tenant: principal?.tenant ?? null,
+          method: request.method,
+          resource: request.url.split("?")[0]!,
+          ...(name !== undefined ? { name } : {}),
+          status: reply.statusCode,
+          outcome: reply.statusCode < 400 ? "OK" : (answer.code ?? `HTTP_${reply.statusCode}`),
+          ...(answer.reason ? { reason: answer.reason } : {}),
+          ...(answer.operation ? { operation: answer.operation } : {}),
+        });
+      }
+      done(null, payload);
+    });
+  },
+  { name: "vplane-audit-trail" },
+);
