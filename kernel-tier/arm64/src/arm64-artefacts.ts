@@ -22,6 +22,6 @@ export interface Arm64Artefacts {
 export function findArm64Artefacts(): ArtefactsLookup<Arm64Artefacts> {
   return findArtefacts<Arm64Artefacts>(
     "arm64-tier.json",
-    "run kernel-tier/arm64/prepare.sh (under 10 minutes once, the kernel build included; .ci/run does it)",
+    "run kernel-tier/arm64/prepare.sh (once: it builds the kernel, about 12 CPU-minutes, some 6-8 minutes on two idle cores; .ci/run does it)",
   );
 }
