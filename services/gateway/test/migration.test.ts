@@ -167,6 +167,21 @@ describe("live migration through the gateway between two embedded hosts", () => 
     }
   }
 
+  /**
+   * Waits until placement takes VMs on `host` again: after one of its services restarted, the
+   * gateway's health probe must have seen it SERVING (placement refuses an unhealthy host).
+   */
+  async function hostAvailable(host: string): Promise<void> {
+    const deadline = performance.now() + OPERATION_WAIT_MS;
+    for (;;) {
+      const view = await ok<{ availability?: { state: string } }>("GET", `/v1/hosts/${host}`);
+      if (view.availability?.state === "AVAILABLE") return;
+      if (performance.now() > deadline)
+        throw new Error(`host ${host} never available: ${JSON.stringify(view)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   /** A new VM of `memoryBytes` on host-a, migrating to host-b and caught while its RAM is copied. */
   async function migrationInRamCopy(name: string, memoryBytes: number) {
     const vm = await createVm(name, memoryBytes);
@@ -451,7 +466,9 @@ describe("live migration through the gateway between two embedded hosts", () => 
     const stayed = await vmOf("mig-5");
     assert.deepEqual([stayed.host, stayed.state, stayed.activeOperation], ["host-a", "READY", undefined]);
     assert.equal(await controllerOn(b, vm.uid), "NOT_FOUND");
-    // The restarted service migrates it now (the destination dropped the broken transfer).
+    // The restarted service migrates it now (the destination dropped the broken transfer), once
+    // the gateway sees it serving again.
+    await hostAvailable("host-a");
     const retried = await migrated("mig-5", { destinationHost: "host-b", vmmMovesRam: true });
     assert.equal(retried.metadata.state, "SUCCEEDED", JSON.stringify(retried.error));
   });
