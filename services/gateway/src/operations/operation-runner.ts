@@ -98,6 +98,9 @@ const ABANDONED = () =>
     message: "another gateway replica ended or adopted this operation as abandoned",
   });
 
+/** Tries of the write that records an operation's end (pauses 0.5, 1, 2, 4, then 5 s: ~45 s). */
+const FINAL_WRITE_ATTEMPTS = 12;
+
 /** The abort reason of work whose operation another replica ended or adopted. */
 export const isAbandonment = (reason: unknown): boolean =>
   reason instanceof VplaneError && reason.reason === "OPERATION_ABANDONED";
@@ -207,28 +210,42 @@ export class OperationRunner {
       } finally {
         clearTimeout(timer);
       }
-      try {
-        await update((r) =>
-          withEvent(
-            {
-              ...r,
-              done: true,
-              metadata: {
-                ...r.metadata,
-                state: final.state,
-                progressPercent: final.state === "SUCCEEDED" ? 100 : r.metadata.progressPercent,
-                step: final.state === "SUCCEEDED" ? "done" : r.metadata.step,
+      // The end must be recorded: a record left RUNNING by a replica that is alive is never taken
+      // over by another, so a registry that failed the write (a member gone, a deadline passed)
+      // is asked again, with growing pauses, for about a minute.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await update((r) =>
+            withEvent(
+              {
+                ...r,
+                done: true,
+                metadata: {
+                  ...r.metadata,
+                  state: final.state,
+                  progressPercent: final.state === "SUCCEEDED" ? 100 : r.metadata.progressPercent,
+                  step: final.state === "SUCCEEDED" ? "done" : r.metadata.step,
+                },
+                ...(final.response !== undefined ? { response: final.response } : {}),
+                ...(final.error ? { error: final.error } : {}),
               },
-              ...(final.response !== undefined ? { response: final.response } : {}),
-              ...(final.error ? { error: final.error } : {}),
-            },
-            final.state === "SUCCEEDED"
-              ? "succeeded"
-              : `${final.state.toLowerCase()}: ${final.error?.message ?? ""}`,
-          ),
-        );
-      } catch (error) {
-        this.log.error({ err: error, operation: id }, "could not record the end of an operation");
+              final.state === "SUCCEEDED"
+                ? "succeeded"
+                : `${final.state.toLowerCase()}: ${final.error?.message ?? ""}`,
+            ),
+          );
+          break;
+        } catch (error) {
+          if (attempt >= FINAL_WRITE_ATTEMPTS) {
+            this.log.error({ err: error, operation: id }, "could not record the end of an operation");
+            break;
+          }
+          this.log.warn(
+            { err: error, operation: id, attempt },
+            "could not record the end of an operation yet",
+          );
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+        }
       }
       this.metrics.operations.inc({ kind: record.metadata.kind, state: final.state });
       this.log.info({ operation: id, kind: record.metadata.kind, state: final.state }, "operation finished");

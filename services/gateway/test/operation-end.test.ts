@@ -1,0 +1,58 @@
+// An operation's end is recorded even when the registry fails that write at first: a record left
+// RUNNING by a replica that is alive is taken over by no one, and its VM stays busy for ever
+// (found by the fleet test, bench/test/fleet.test.ts, under a loaded etcd).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { openStore, StoreUnavailableError, type Store } from "@vplane/store";
+import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+
+/** A store whose next `failures` writes of a finished operation fail as an unreachable etcd does. */
+function flakyAtTheEnd(store: Store, failures: { left: number }): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (property !== "put" || typeof value !== "function") return value;
+      return (key: string, record: { done?: boolean }, ...rest: unknown[]) => {
+        if (key.startsWith("operations/") && record.done === true && failures.left > 0) {
+          failures.left--;
+          return Promise.reject(new StoreUnavailableError("etcd: deadline exceeded (injected)"));
+        }
+        return (value as (...args: unknown[]) => Promise<unknown>).call(target, key, record, ...rest);
+      };
+    },
+  });
+}
+
+describe("the end of an operation", () => {
+  const failures = { left: 0 };
+  let store: Store;
+  let gw: TestGateway;
+  let close: () => Promise<void>;
+  before(async () => {
+    store = openStore("sqlite::memory:");
+    ({ gw, close } = await startGatewayWithHost({ store: flakyAtTheEnd(store, failures) }));
+  });
+  after(async () => {
+    await close();
+    await store.close();
+  });
+
+  it("is written again when the registry fails it (twice), so the create ends SUCCEEDED and the VM READY", async () => {
+    failures.left = 2;
+    const created = await gw.call("operator", "POST", "/v1/vms", {
+      name: "end",
+      vcpus: 1,
+      memoryBytes: 1 << 20,
+      interruptController: { mode: "xics" },
+    });
+    assert.equal(created.statusCode, 202, created.body);
+    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    assert.equal(done.metadata.state, "SUCCEEDED");
+    assert.equal(failures.left, 0, "both injected failures were met");
+    const vm = (await gw.call("viewer", "GET", "/v1/vms/end")).json<{
+      state: string;
+      activeOperation?: string;
+    }>();
+    assert.deepEqual([vm.state, vm.activeOperation], ["READY", undefined]);
+  });
+});
