@@ -1,8 +1,9 @@
 // `npm run bench -- fleet` (issue 16): VM creates per second through 3 gateway replicas on a
-// 3-member etcd cluster against one gateway on its embedded SQLite registry (the baseline, same
-// run, same 4 hosts, same clients), then the same fleet while an etcd member is killed (kill -9)
-// and restarted: there no create may fail except with a 503 that a retry then completes. Also
-// the registry write latency each registry gives meanwhile (a probe writing a VM-sized record).
+// 3-member etcd cluster against one gateway on its embedded SQLite registry (the baseline: same
+// run, same 4 hosts, same clients, rounds alternating), then the same fleet while an etcd member
+// is killed (kill -9) and restarted: there no create may fail except with a 503 that a retry then
+// completes. Also the registry write latency each registry gives meanwhile (a probe writing a
+// VM-sized record).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +19,8 @@ import type { BenchRow } from "./result-table.js";
 
 const CLIENTS = 12;
 const WARMUP_MS = 2_000;
-const MEASURE_MS = 10_000;
+const MEASURE_MS = 8_000;
+const ROUNDS = 2;
 const MIN_RATIO = 0.5;
 const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "READY", host: "h1" };
 
@@ -35,20 +37,23 @@ interface Phase {
  * WARMUP_MS unmeasured then MEASURE_MS measured; meanwhile a probe puts a VM-sized record into
  * `registry` one write after another. `during` runs at the start of the measured window.
  */
+const newPhase = (): Phase => ({
+  creates: new LatencyRecorder(),
+  writes: new LatencyRecorder(),
+  failures: new Map(),
+  retried503: 0,
+  seconds: 0,
+});
+
 async function phase(
   label: string,
   replicas: string[],
   token: string,
   registry: Store,
+  result: Phase,
   during?: () => Promise<void>,
-): Promise<Phase> {
-  const result: Phase = {
-    creates: new LatencyRecorder(),
-    writes: new LatencyRecorder(),
-    failures: new Map(),
-    retried503: 0,
-    seconds: MEASURE_MS / 1000,
-  };
+): Promise<void> {
+  result.seconds += MEASURE_MS / 1000;
   let measuring = false;
   let done = false;
   let n = 0;
@@ -82,8 +87,7 @@ async function phase(
   measuring = false;
   done = true;
   await Promise.all([...work, probe, fault]);
-  result.retried503 = clients.reduce((sum, c) => sum + c.retries.unavailable, 0) - retriesBefore;
-  return result;
+  result.retried503 += clients.reduce((sum, c) => sum + c.retries.unavailable, 0) - retriesBefore;
 }
 
 function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): BenchRow[] {
@@ -125,10 +129,7 @@ export async function fleetBench(): Promise<BenchRow[]> {
     await registerHosts(single.listening, tokens.admin, hosts, 100_000);
     const sqlite = openStore(`sqlite://${join(dir, "probe.db")}`);
     stores.push(sqlite);
-    const baseline = await phase("sqlite", [single.listening], tokens.operator, sqlite);
-    await single.kill();
-
-    // Three replicas on the 3-member etcd cluster, then the same while member m1 is killed.
+    // Three replicas on the 3-member etcd cluster.
     const registryUrl = etcd.storeUrl("fleet/");
     for (let i = 0; i < 3; i++)
       gateways.push(
@@ -138,8 +139,16 @@ export async function fleetBench(): Promise<BenchRow[]> {
     await registerHosts(replicas[0]!, tokens.admin, hosts, 100_000);
     const registry = openStore(registryUrl);
     stores.push(registry);
-    const fleet = await phase("etcd", replicas, tokens.operator, registry);
-    const killed = await phase("etcd-kill", replicas, tokens.operator, registry, async () => {
+    // Rounds alternate, so a change in the machine's load hits both alike.
+    const baseline = newPhase();
+    const fleet = newPhase();
+    for (let round = 0; round < ROUNDS; round++) {
+      await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline);
+      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet);
+    }
+    // Then the fleet again while member m1 is killed (kill -9) and restarted.
+    const killed = newPhase();
+    await phase("etcd-kill", replicas, tokens.operator, registry, killed, async () => {
       await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
       await etcd.kill(1);
       await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));

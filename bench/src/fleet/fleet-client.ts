@@ -85,7 +85,8 @@ export class FleetClient {
       if (answer.status !== 200)
         throw new Error(`GET ${name}: ${answer.status} ${JSON.stringify(answer.body)}`);
       if (answer.body.done) return answer.body;
-      if (performance.now() > deadline) throw new Error(`operation ${name} not done in ${timeoutMs} ms`);
+      if (performance.now() > deadline)
+        throw new Error(`operation ${name} not done in ${timeoutMs} ms: ${JSON.stringify(answer.body)}`);
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
   }

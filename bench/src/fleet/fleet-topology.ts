@@ -15,13 +15,12 @@ export interface FleetOptions {
   hosts: number;
   /** Registry prefix in etcd (several topologies can share one cluster). */
   prefix?: string;
-  /** Gateway environment added to every replica's. */
+  /** Gateway environment added to every replica's (default FLEET_TEST_GATEWAY_ENV). */
   gatewayEnv?: Record<string, string>;
 }
 
-/** Timings short enough for a test to see their effect in seconds. */
-export const FLEET_GATEWAY_ENV = {
-  VPLANE_GATEWAY_RATE_LIMIT: "0",
+/** Timings short enough for a test to see their effect in seconds (the benchmark keeps the defaults). */
+export const FLEET_TEST_GATEWAY_ENV = {
   VPLANE_GATEWAY_REPLICA_LEASE_MS: "3000",
   VPLANE_GATEWAY_HOST_PROBE_MS: "500",
   VPLANE_GATEWAY_RECONCILE_MS: "1000",
@@ -49,7 +48,10 @@ export function writeFleetTokens(dir: string): GatewaySetup["tokens"] & { file: 
   return { admin, operator, file };
 }
 
-/** One gateway replica as its own process; `registryUrl` empty: its embedded SQLite registry. */
+/**
+ * One gateway replica as its own process, no rate limit (the clients are the load); `registryUrl`
+ * empty: its embedded SQLite registry.
+ */
 export function startGatewayProcess(
   dir: string,
   registryUrl: string,
@@ -63,7 +65,7 @@ export function startGatewayProcess(
       ...(registryUrl ? { VPLANE_REGISTRY_URL: registryUrl } : {}),
       VPLANE_TOKENS_FILE: tokensFile,
       VPLANE_DATA_DIR: dir,
-      ...FLEET_GATEWAY_ENV,
+      VPLANE_GATEWAY_RATE_LIMIT: "0",
       ...env,
     },
     60_000,
@@ -118,7 +120,14 @@ export class FleetTopology {
       const registryUrl = etcd.storeUrl(options.prefix ?? "fleet/");
       for (let i = 0; i < options.gateways; i++) {
         const gatewayDir = mkdtempSync(join(dir, `gateway-${i}-`));
-        gateways.push(await startGatewayProcess(gatewayDir, registryUrl, tokens.file, options.gatewayEnv));
+        gateways.push(
+          await startGatewayProcess(
+            gatewayDir,
+            registryUrl,
+            tokens.file,
+            options.gatewayEnv ?? FLEET_TEST_GATEWAY_ENV,
+          ),
+        );
       }
       await registerHosts(gateways[0]!.listening, tokens.admin, hosts, 10_000);
       return new FleetTopology(etcd, hosts, gateways, { registryUrl, dir, tokens });
