@@ -8,6 +8,11 @@ export interface Power9Artefacts {
   kvmModule: string;
   kvmHvModule: string;
   busybox: string;
+  /**
+   * Debian's etcd-server binary (ppc64el, links only libc), gzipped: the guest's services keep
+   * their records in it; the guest's init unpacks it.
+   */
+  etcdGzip: string;
   nodeTarball: string;
   koffiTarball: string;
   /** The ppc64le glibc and libstdc++ Node loads (Debian's libc6-ppc64el-cross, libstdc++6-ppc64el-cross). */
@@ -15,9 +20,32 @@ export interface Power9Artefacts {
   strip: string;
 }
 
+const PREPARE = "run kernel-tier/power9/prepare.sh (about a minute once; .ci/run does it)";
+
+/** Every artefact, so that a manifest an older prepare.sh wrote (the cache is shared) is named stale. */
+const NAMES: Record<keyof Power9Artefacts, true> = {
+  qemu: true,
+  kernel: true,
+  kvmModule: true,
+  kvmHvModule: true,
+  busybox: true,
+  etcdGzip: true,
+  nodeTarball: true,
+  koffiTarball: true,
+  libraries: true,
+  strip: true,
+};
+
 export function findPower9Artefacts(): ArtefactsLookup<Power9Artefacts> {
-  return findArtefacts<Power9Artefacts>(
-    "power9-tier.json",
-    "run kernel-tier/power9/prepare.sh (about a minute once; .ci/run does it)",
+  const lookup = findArtefacts<Power9Artefacts>("power9-tier.json", PREPARE);
+  if (!lookup.found) return lookup;
+  const absent = Object.keys(NAMES).filter(
+    (name) => typeof lookup.artefacts[name as keyof Power9Artefacts] !== "string",
   );
+  if (absent.length > 0)
+    return {
+      found: false,
+      reason: `power9-tier.json names no ${absent.join(", ")} (an older prepare.sh wrote it): ${PREPARE}`,
+    };
+  return lookup;
 }

@@ -1,9 +1,14 @@
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InitramfsTree, bundleGuestEntry, strippedNodeBinary, tierCache } from "@vplane/kernel-tier-runner";
 import type { Power9Artefacts } from "./power9-artefacts.js";
 
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const REPOSITORY_ROOT = join(PACKAGE_ROOT, "..", "..");
+const NODE_MODULES = join(REPOSITORY_ROOT, "node_modules");
+/** The __dirname of the bundle's CommonJS modules: their ../../proto and ../proto are shipped. */
+const BUNDLED_DIRNAME = "/vplane/modules/bundled";
 
 /** The shared libraries the ppc64le Node binary links (readelf -d). */
 const NODE_LIBRARIES = [
@@ -17,8 +22,8 @@ const NODE_LIBRARIES = [
 
 /**
  * The guest's initramfs: busybox and the init script, the kvm modules, ppc64le Node with its
- * libraries (the loader at /lib64/ld64.so.2, where the binary asks for it), and /vplane with the
- * bundled guest entry (built for Node 20) beside koffi and its ppc64 binary. Returns the cpio.
+ * libraries (the loader at /lib64/ld64.so.2, where the binary asks for it), etcd, and /vplane with
+ * the bundled guest entry (built for Node 20) beside koffi and its ppc64 binary. Returns the cpio.
  */
 export async function buildPower9Initramfs(artefacts: Power9Artefacts): Promise<string> {
   // The service kit comes in with the emulated backend; only what is used of it is bundled.
@@ -26,6 +31,7 @@ export async function buildPower9Initramfs(artefacts: Power9Artefacts): Promise<
     join(PACKAGE_ROOT, "dist", "src", "guest", "main.js"),
     "node20",
     /[/\\]libs[/\\]service-kit[/\\]/,
+    BUNDLED_DIRNAME,
   );
   const tree = new InitramfsTree()
     .file(join(PACKAGE_ROOT, "guest", "init"), "init", 0o755)
@@ -34,7 +40,19 @@ export async function buildPower9Initramfs(artefacts: Power9Artefacts): Promise<
     .file(artefacts.kvmHvModule, "lib/modules/kvm-hv.ko")
     .file(strippedNodeBinary(artefacts.nodeTarball, artefacts.strip, tierCache()), "bin/node", 0o755)
     .file(join(artefacts.libraries, "ld64.so.2"), "lib64/ld64.so.2", 0o755)
-    .vplaneEntry(bundle, artefacts.koffiTarball, "linux-ppc64");
+    .file(artefacts.etcdGzip, "bin/etcd.gz")
+    .vplaneEntry(bundle, artefacts.koffiTarball, "linux-ppc64")
+    // Files the service's modules read beside their own (version.ts: ../../package.json,
+    // @vplane/proto: ../descriptor-set.binpb), where those paths lead from /vplane/guest.mjs.
+    .file(join(REPOSITORY_ROOT, "package.json"), "package.json")
+    .file(
+      createRequire(import.meta.url).resolve("@vplane/proto/descriptor-set.binpb"),
+      "descriptor-set.binpb",
+    )
+    // The .proto files the services' gRPC libraries load when they start (see BUNDLED_DIRNAME).
+    .directory(join(NODE_MODULES, "grpc-health-check", "proto"), "vplane/proto")
+    .directory(join(NODE_MODULES, "@grpc", "reflection", "build", "proto", "grpc"), "vplane/proto/grpc")
+    .directory(join(NODE_MODULES, "etcd3", "proto"), "vplane/modules/proto");
   for (const lib of NODE_LIBRARIES) tree.file(join(artefacts.libraries, lib), `lib/${lib}`, 0o755);
   return tree.write();
 }

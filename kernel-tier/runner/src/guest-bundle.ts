@@ -10,11 +10,15 @@ import { build, type Plugin } from "esbuild";
  * bundle's path; the caller removes its folder. Modules whose path matches `sideEffectFree` are
  * bundled only for the exports used (esbuild's sideEffects: false): a service library's module
  * that reads its package.json when loaded (libs/service-kit's version.ts) is left out unless used.
+ * `bundledDirname` is the __dirname bundled CommonJS modules see: those that load files of their
+ * package at run time (grpc-health-check's, @grpc/reflection's, etcd3's .proto files) find them
+ * relative to it, where the caller ships them.
  */
 export async function bundleGuestEntry(
   entry: string,
   target: string,
   sideEffectFree?: RegExp,
+  bundledDirname?: string,
 ): Promise<string> {
   const outfile = join(mkdtempSync(join(tmpdir(), "vplane-guest-")), "guest.mjs");
   await build({
@@ -30,7 +34,9 @@ export async function bundleGuestEntry(
     logLevel: "warning",
     // Bundled CommonJS dependencies call require(); give the ES module one.
     banner: {
-      js: "import { createRequire as __vplaneRequire } from 'node:module'; const require = __vplaneRequire(import.meta.url);",
+      js:
+        "import { createRequire as __vplaneRequire } from 'node:module'; const require = __vplaneRequire(import.meta.url);" +
+        (bundledDirname ? ` const __dirname = ${JSON.stringify(bundledDirname)};` : ""),
     },
   });
   return outfile;

@@ -51,6 +51,12 @@ export class InitramfsTree {
     return this;
   }
 
+  /** Copies a host folder and everything in it to `guestPath`. */
+  directory(hostPath: string, guestPath: string): this {
+    cpSync(hostPath, this.at(guestPath), { recursive: true });
+    return this;
+  }
+
   /** Unpacks an npm tarball (`npm pack` output, files under package/) into `guestPath`. */
   npmPackage(tarball: string, guestPath: string): this {
     const into = this.at(guestPath);

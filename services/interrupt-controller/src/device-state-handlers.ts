@@ -1,10 +1,10 @@
-import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { VplaneError, badSection, inSection } from "@vplane/service-kit";
 import type { ControllerRecord } from "./controller-config-store.js";
 import { checkVmId, controllerName, type ControllerRegistry } from "./controller-registry.js";
 import { STATE_KIND_OF_MODE, readControllerState } from "./controller-state-format.js";
 import { checkGuestMemory } from "./guest-memory-binding.js";
+import { backendOf } from "./proto-mapping.js";
 
 const KINDS: readonly string[] = Object.values(STATE_KIND_OF_MODE);
 
@@ -65,15 +65,7 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
       request: pb.ImportDeviceStateRequest,
     ): Promise<pb.ImportDeviceStateResponse> => {
       checkVmId(request.vm, "vm");
-      if (request.backend !== Backend.BACKEND_UNSPECIFIED && request.backend !== Backend.BACKEND_EMULATED) {
-        // Until the native XIVE import is wired here (issue 12), refused rather than quietly emulated.
-        throw new VplaneError({
-          code: "UNIMPLEMENTED",
-          reason: "BACKEND_IMPORT_UNIMPLEMENTED",
-          message: "an interrupt controller imports into the EMULATED backend only (so far)",
-          field: "backend",
-        });
-      }
+      const backend = backendOf(request.backend, "backend");
       const section = controllerSection(request.vm, request.sections);
       const imported = inSection(0, () => readControllerState(section.payload, section));
       const path = request.guestMemory?.path ?? "";
@@ -91,7 +83,9 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
       const record: ControllerRecord = {
         vm: request.vm,
         ...imported.spec,
-        backend: "EMULATED",
+        // Either backend imports either backend's state (one format): a VM moves between a host
+        // with the KVM XIVE device and one without. NATIVE on a host without it: the probe's reason.
+        backend,
         guestMemoryPath: path,
         guestMemoryBytes: memory.sizeBytes,
         createTime: new Date().toISOString(),

@@ -661,13 +661,13 @@ function requireXiveMode(mode: string, field: string): void {
 }
 
 /** FAILED_PRECONDITION with the probe's reason where the KVM XIVE device is not available. */
-export function requireNativeXive(host: NativeXiveHost): void {
+export function requireNativeXive(host: NativeXiveHost, field = "controller.backend"): void {
   const probe = probeNativeXive(host);
   if (probe.available) return;
   throw new XiveError({
     code: "FAILED_PRECONDITION",
     reason: probe.unavailableCode || "NATIVE_BACKEND_UNAVAILABLE",
     message: `the native backend is not available on this host: ${probe.unavailableReason}`,
-    field: "controller.backend",
+    field,
   });
 }

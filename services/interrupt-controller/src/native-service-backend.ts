@@ -18,14 +18,16 @@ export function openNativeBackend(
   opening: BackendOpening,
   host: NativeXiveHost = thisHost,
 ): NativeBackend {
-  requireNativeXive(host);
+  // The request's fields: CreateController's controller.*, ImportDeviceState's own.
+  const field = (name: string) => (opening.imported ? name : `controller.${name}`);
+  requireNativeXive(host, field("backend"));
   const spec = checkGuestMemory(record.guestMemoryPath, BigInt(record.guestMemoryBytes), opening.dataDir);
   if (spec.path === "") {
     throw new XiveError({
       code: "FAILED_PRECONDITION",
       reason: "NATIVE_NEEDS_GUEST_RAM_FILE",
       message: "a NATIVE controller maps the guest RAM file into its VM: name one in guest_memory.path",
-      field: "controller.guest_memory.path",
+      field: field("guest_memory.path"),
     });
   }
   openGuestMemory(spec).close(); // creates and sizes the file as the emulated backend would

@@ -1,6 +1,6 @@
 // The POWER9 guest's Node entry (Node 20.11, bundled): the probe, a first pass over the real
 // KVM XIVE device, then the differential contract both ways (native → emulated, emulated →
-// native), the adopt scenario, and last the kernel's answer to a second queue on one vCPU in a
+// native), the adopt scenario, a controller migrated through the service both ways, and last the kernel's answer to a second queue on one vCPU in a
 // process of its own; each step reported over the serial console.
 import { spawn } from "node:child_process";
 import { kernelCallsAvailability } from "@vplane/host-kernel";
@@ -15,6 +15,7 @@ import { runXiveContract } from "../contract/xive-contract.js";
 import { adoptScenario } from "./adopt-scenario.js";
 import { observe } from "./observe.js";
 import { secondQueueScenario } from "./second-queue-scenario.js";
+import { serviceMigrationScenario } from "./service-migration-scenario.js";
 
 const SECOND_QUEUE = "second-queue";
 if (process.argv[2] === SECOND_QUEUE) {
@@ -27,7 +28,12 @@ if (process.argv[2] === SECOND_QUEUE) {
 }
 
 async function mainScenarios(): Promise<void> {
-  report("env", { node: process.version, arch: process.arch, kernelCalls: kernelCallsAvailability() });
+  report("env", {
+    node: process.version,
+    arch: process.arch,
+    kernelCalls: kernelCallsAvailability(),
+    uptime: process.uptime(),
+  });
   report("probe", probeNativeXive());
 
   const ESB_GET = 0x800;
@@ -73,6 +79,18 @@ async function mainScenarios(): Promise<void> {
     await adoptScenario();
   } catch (error) {
     report("adopt-failed", {
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
+  }
+
+  report("service-timing", {
+    step: "guest uptime at the service scenario",
+    ms: Math.round(process.uptime() * 1000),
+  });
+  try {
+    await serviceMigrationScenario();
+  } catch (error) {
+    report("service-failed", {
       error: error instanceof Error ? (error.stack ?? error.message) : String(error),
     });
   }
