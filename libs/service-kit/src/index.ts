@@ -37,6 +37,9 @@ export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutco
 export { StateRefused, badSection, decodeState, inSection, refuseState } from "./device-section.js";
 export { deviceStateService, type DeviceStateHandlers } from "./device-state-service.js";
 export { IdempotentDeletes } from "./idempotent-deletes.js";
+export { SequencedRing, type RingPlace } from "./sequenced-ring.js";
+export { configStore } from "./config-store.js";
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, listPage, type PageRequest } from "./list-page.js";
 export {
   ANSWERS_PER_SCOPE,
   REQUEST_RETENTION_MS,
@@ -47,7 +50,7 @@ export {
 } from "./request-ledger.js";
 export { createLogger, type Logger } from "./logger.js";
 export { MetricsListener } from "./metrics-listener.js";
-export { dataDirOption, option } from "./options.js";
+export { dataDirOption, logLevelOption, option, shutdownGraceOption } from "./options.js";
 export { RpcServerMetrics, type RpcType } from "./rpc-server-metrics.js";
 export { serverOptionsSpec, type ServerOptions } from "./server-options.js";
 export {

@@ -65,3 +65,29 @@ export const option = {
 export function dataDirOption(doc: string): OptionSpec<string> {
   return option.string({ env: "VPLANE_DATA_DIR", flag: "data-dir", doc, default: "./data" });
 }
+
+/** VPLANE_LOG_LEVEL / --log-level (default info): every vplane process's pino level. */
+export function logLevelOption() {
+  return option.oneOf({
+    env: "VPLANE_LOG_LEVEL",
+    flag: "log-level",
+    doc: "pino log level",
+    default: "info",
+    values: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const,
+  });
+}
+
+/**
+ * VPLANE_SHUTDOWN_GRACE_MS / --shutdown-grace-ms (default 10 s): how long a process drains on
+ * SIGTERM; `doc` says what it drains.
+ */
+export function shutdownGraceOption(doc: string): OptionSpec<number> {
+  return option.integer({
+    env: "VPLANE_SHUTDOWN_GRACE_MS",
+    flag: "shutdown-grace-ms",
+    doc,
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+  });
+}

@@ -1,5 +1,5 @@
 import type { ConfigOf } from "./config.js";
-import { option } from "./options.js";
+import { logLevelOption, option, shutdownGraceOption } from "./options.js";
 import { DEFAULT_CHANNEL_LIMITS } from "./channel-options.js";
 
 /**
@@ -21,21 +21,10 @@ export function serverOptionsSpec(prefix: string, defaultPort: number) {
       doc: "Prometheus /metrics HTTP listen address, host:port; unset: no metrics listener",
       default: "",
     }),
-    logLevel: option.oneOf({
-      env: "VPLANE_LOG_LEVEL",
-      flag: "log-level",
-      doc: "pino log level",
-      default: "info",
-      values: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const,
-    }),
-    shutdownGraceMs: option.integer({
-      env: "VPLANE_SHUTDOWN_GRACE_MS",
-      flag: "shutdown-grace-ms",
-      doc: "ms in-flight calls get to finish on SIGTERM before they are cancelled",
-      default: 10_000,
-      min: 0,
-      max: 600_000,
-    }),
+    logLevel: logLevelOption(),
+    shutdownGraceMs: shutdownGraceOption(
+      "ms in-flight calls get to finish on SIGTERM before they are cancelled",
+    ),
     maxMessageBytes: option.integer({
       env: "VPLANE_MAX_MESSAGE_BYTES",
       flag: "max-message-bytes",

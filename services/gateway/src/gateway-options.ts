@@ -1,4 +1,10 @@
-import { option, type ConfigOf, dataDirOption } from "@vplane/service-kit";
+import {
+  option,
+  type ConfigOf,
+  dataDirOption,
+  logLevelOption,
+  shutdownGraceOption,
+} from "@vplane/service-kit";
 
 /**
  * The gateway's options (flag, environment variable, default). Paths that are empty by default
@@ -11,21 +17,8 @@ export const gatewayOptionsSpec = {
     doc: "HTTP listen address, host:port",
     default: "127.0.0.1:8080",
   }),
-  logLevel: option.oneOf({
-    env: "VPLANE_LOG_LEVEL",
-    flag: "log-level",
-    doc: "pino log level",
-    default: "info",
-    values: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const,
-  }),
-  shutdownGraceMs: option.integer({
-    env: "VPLANE_SHUTDOWN_GRACE_MS",
-    flag: "shutdown-grace-ms",
-    doc: "ms in-flight requests get to finish on SIGTERM",
-    default: 10_000,
-    min: 0,
-    max: 600_000,
-  }),
+  logLevel: logLevelOption(),
+  shutdownGraceMs: shutdownGraceOption("ms in-flight requests get to finish on SIGTERM"),
   dataDir: dataDirOption("data folder: the embedded registry and the tokens file live here unless set apart"),
   registryUrl: option.string({
     env: "VPLANE_REGISTRY_URL",

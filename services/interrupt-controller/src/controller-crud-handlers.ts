@@ -56,33 +56,8 @@ export function controllerCrudHandlers(registry: ControllerRegistry, dataDir: st
     },
 
     listControllers: (request: ListControllersRequest): ListControllersResponse => {
-      const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
-      if (pageSize > 1000) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "PAGE_SIZE_TOO_LARGE",
-          message: "page_size is at most 1000",
-          field: "page_size",
-        });
-      }
-      let after = "";
-      if (request.pageToken !== "") {
-        after = Buffer.from(request.pageToken, "base64url").toString("utf8");
-        if (!/^[a-z][a-z0-9-]{0,62}$/.test(after)) {
-          throw new VplaneError({
-            code: "INVALID_ARGUMENT",
-            reason: "PAGE_TOKEN_INVALID",
-            message: "page_token is not one this service issued",
-            field: "page_token",
-          });
-        }
-      }
-      const page = registry.list(after, pageSize);
-      const last = page.entries.at(-1);
-      return {
-        controllers: page.entries.map(controllerMessage),
-        nextPageToken: page.more && last ? Buffer.from(last.record.vm, "utf8").toString("base64url") : "",
-      };
+      const page = registry.list(request);
+      return { controllers: page.items.map(controllerMessage), nextPageToken: page.nextPageToken };
     },
   };
 }

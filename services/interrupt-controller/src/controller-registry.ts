@@ -1,4 +1,11 @@
-import { RequestLedger, VplaneError, type DurableWrites, type Logger } from "@vplane/service-kit";
+import {
+  RequestLedger,
+  VplaneError,
+  listPage,
+  type DurableWrites,
+  type Logger,
+  type PageRequest,
+} from "@vplane/service-kit";
 import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import type { ActiveMode } from "@vplane/xive";
 import { openBackend } from "./backend-factory.js";
@@ -293,13 +300,9 @@ export class ControllerRegistry {
     return match[1]!;
   }
 
-  /** Controllers ordered by VM id, after `afterVm`. */
-  list(afterVm: string, pageSize: number): { entries: ControllerEntry[]; more: boolean } {
-    const sorted = [...this.entries.keys()].sort().filter((vm) => vm > afterVm);
-    return {
-      entries: sorted.slice(0, pageSize).map((vm) => this.entries.get(vm)!),
-      more: sorted.length > pageSize,
-    };
+  /** A page of the controllers, ordered by VM id (the page token is a VM id). */
+  list(request: PageRequest): { items: ControllerEntry[]; nextPageToken: string } {
+    return listPage(this.entries, request, { issued: (vm) => VM_ID.test(vm) });
   }
 
   /** Records the guest's mode choice; the write that makes it durable. */

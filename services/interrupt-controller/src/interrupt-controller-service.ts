@@ -1,14 +1,12 @@
-import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { InterruptControllerServiceService } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import {
   buildCapabilities,
+  configStore,
   option,
   type ServiceDescription,
   deviceStateService,
-  dataDirOption,
 } from "@vplane/service-kit";
-import { openStore } from "@vplane/store";
 import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
 import { deviceHandlers } from "./device-handlers.js";
@@ -22,16 +20,10 @@ import { watchVcpuSignals } from "./signal-stream.js";
 /** KVMPPC_XIVE_NR_IRQS: the most sources a KVM XIVE device has (xive.md §1.2). */
 export const MAX_SOURCES = BigInt(LIMITS.maxSources);
 
+const STORE = configStore("INTERRUPT", "interrupt-controller.db");
+
 const serviceOptions = {
-  dataDir: dataDirOption(
-    "data folder: the embedded configuration database and relative guest RAM paths live here",
-  ),
-  storeUrl: option.string({
-    env: "VPLANE_INTERRUPT_STORE_URL",
-    flag: "store-url",
-    doc: "configuration store URL (sqlite:///abs/path.db or etcd://...); unset: interrupt-controller.db in the data folder",
-    default: "",
-  }),
+  ...STORE.options,
   handoffSocket: option.string({
     env: "VPLANE_INTERRUPT_HANDOFF_SOCKET",
     flag: "handoff-socket",
@@ -55,9 +47,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
   defaultPort: 50051,
   options: serviceOptions,
   start: async ({ config, handlers, log, metrics }) => {
-    const dataDir = resolve(config.dataDir);
-    mkdirSync(dataDir, { recursive: true });
-    const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "interrupt-controller.db")}`);
+    const { dataDir, store } = STORE.open(config);
     const handoff = config.handoffSocket
       ? VmmHandoffServer.listen(resolve(config.handoffSocket), {
           log: (event) =>

@@ -1,4 +1,5 @@
 import type { QueuedEvent, PageRequest } from "@vplane/smmuv3";
+import { SequencedRing } from "@vplane/service-kit";
 
 /** One message of an SMMU's event stream. */
 export type LoggedEvent =
@@ -16,85 +17,65 @@ export type LogRead = LoggedEvent | { kind: "missed"; sequence: bigint; count: b
  * more than `capacity` behind reads a "missed" marker with the count, then goes on.
  */
 export class EventLog {
-  private readonly ring: (LoggedEvent | undefined)[];
-  private next: bigint;
-  private waiters: (() => void)[] = [];
+  private readonly ring: SequencedRing;
+  private readonly messages: (LoggedEvent | undefined)[];
   subscribers = 0;
   /** Sees every message as it is appended (the service counts them in its metrics). */
   onAppend: ((message: LoggedEvent) => void) | undefined;
 
   /**
    * @param firstSequence the sequence of the first message: 0, or for an SMMU migrated here the
-   * number of messages its source already streamed, so subscribers resume where they left off.
+   * number of messages its source already streamed, so subscribers resume where they left off
+   * (messages before it count as missed).
    */
   constructor(
     readonly capacity: number,
-    private readonly firstSequence = 0n,
+    firstSequence = 0n,
   ) {
-    this.ring = new Array<LoggedEvent | undefined>(capacity);
-    this.next = firstSequence;
+    this.ring = new SequencedRing(capacity, Number(firstSequence));
+    this.messages = new Array<LoggedEvent | undefined>(capacity);
   }
 
   /** Sequence the next message will take. */
   get nextSequence(): bigint {
-    return this.next;
+    return BigInt(this.ring.next);
   }
 
-  /** The oldest message still held (messages before the first one here count as missed). */
+  /** The oldest message still held. */
   get oldestSequence(): bigint {
-    const held = BigInt(this.capacity);
-    const ringStart = this.next > held ? this.next - held : 0n;
-    return ringStart > this.firstSequence ? ringStart : this.firstSequence;
+    return BigInt(this.ring.oldest);
   }
 
   appendEvent(queued: QueuedEvent): void {
-    if (queued.lost) this.push({ kind: "queue-overflow", sequence: this.next });
-    else this.push({ kind: "event", sequence: this.next, queued });
+    const sequence = this.nextSequence;
+    if (queued.lost) this.push({ kind: "queue-overflow", sequence });
+    else this.push({ kind: "event", sequence, queued });
   }
 
   appendPageRequest(request: PageRequest): void {
-    this.push({ kind: "page-request", sequence: this.next, request });
+    this.push({ kind: "page-request", sequence: this.nextSequence, request });
   }
 
   /** What the subscriber whose next wanted sequence is `at` reads, or undefined if it is not there yet. */
   read(at: bigint): LogRead | undefined {
-    if (at >= this.next) return undefined;
-    const oldest = this.oldestSequence;
-    if (at < oldest) return { kind: "missed", sequence: at, count: oldest - at };
-    return this.ring[Number(at % BigInt(this.capacity))];
+    const place = this.ring.place(Number(at));
+    if (!place) return undefined;
+    if (!place.held) return { kind: "missed", sequence: at, count: BigInt(place.oldest) - at };
+    return this.messages[place.slot];
   }
 
   /** Resolves at the next append, or when `signal` aborts or the log closes. */
   waitForNext(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const wake = () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        this.waiters = this.waiters.filter((w) => w !== wake);
-        resolve();
-      };
-      this.waiters.push(wake);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+    return this.ring.waitForNext(signal);
   }
 
   close(): void {
-    this.wake();
+    this.ring.close();
   }
 
-  private push(e: LoggedEvent): void {
-    this.ring[Number(this.next % BigInt(this.capacity))] = e;
-    this.next++;
-    this.onAppend?.(e);
-    if (this.waiters.length > 0) this.wake();
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+  private push(message: LoggedEvent): void {
+    // The watchers append() wakes resume in a later microtask, after the store below.
+    this.messages[this.ring.append()] = message;
+    this.onAppend?.(message);
   }
 }

@@ -1,16 +1,14 @@
-import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { IommuServiceService } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import {
   buildCapabilities,
+  configStore,
   option,
   type ServiceDescription,
   deviceStateService,
-  dataDirOption,
 } from "@vplane/service-kit";
 import { deviceStateHandlers } from "./device-state-handlers.js";
 import { IommuMetrics } from "./iommu-metrics.js";
-import { openStore } from "@vplane/store";
 import { probeNativeSmmu } from "./native-probe.js";
 import { SmmuHandoffServer } from "./native-vmm-handoff.js";
 import { limitsForCapabilities } from "./service-limits.js";
@@ -19,16 +17,10 @@ import { smmuCrudHandlers } from "./smmu-crud-handlers.js";
 import { smmuDataHandlers } from "./smmu-data-handlers.js";
 import { SmmuRegistry } from "./smmu-registry.js";
 
+const STORE = configStore("IOMMU", "iommu.db");
+
 const serviceOptions = {
-  dataDir: dataDirOption(
-    "data folder: the embedded configuration database and relative guest RAM paths live here",
-  ),
-  storeUrl: option.string({
-    env: "VPLANE_IOMMU_STORE_URL",
-    flag: "store-url",
-    doc: "configuration store URL (sqlite:///abs/path.db or etcd://...); unset: iommu.db in the data folder",
-    default: "",
-  }),
+  ...STORE.options,
   handoffSocket: option.string({
     env: "VPLANE_IOMMU_HANDOFF_SOCKET",
     flag: "handoff-socket",
@@ -60,9 +52,7 @@ export function iommuDescriptionWith(
     defaultPort: 50052,
     options: serviceOptions,
     start: async ({ config, handlers, log, metrics }) => {
-      const dataDir = resolve(config.dataDir);
-      mkdirSync(dataDir, { recursive: true });
-      const store = openStore(config.storeUrl || `sqlite://${resolve(dataDir, "iommu.db")}`);
+      const { dataDir, store } = STORE.open(config);
       const iommuMetrics = new IommuMetrics(metrics);
       const handoff = config.handoffSocket
         ? SmmuHandoffServer.listen(resolve(config.handoffSocket), {

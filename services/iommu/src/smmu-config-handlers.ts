@@ -165,7 +165,7 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       });
     },
 
-    invalidate: (request: InvalidateRequest): InvalidateResponse => {
+    invalidate: (request: InvalidateRequest): Promise<InvalidateResponse> => {
       const e = registry.require(request.name);
       if (request.entries.length > LIMITS.maxInvalidateBatch) {
         throw new VplaneError({
@@ -206,10 +206,11 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
           batchIndex: i,
         });
       });
-      // Invalidations change caches only: nothing to make durable, and a retry is harmless.
-      const outcome = e.backend.invalidate(items);
-      if (outcome.error) throw outcome.error;
-      return { handled: outcome.handled };
+      // Invalidations change caches only: nothing to make durable (the answer is kept in memory).
+      return registry.mutate<InvalidateResponse>(e, request, "Invalidate", () => {
+        const outcome = e.backend.invalidate(items);
+        return outcome.error ? { error: outcome.error } : { answer: { handled: outcome.handled } };
+      });
     },
 
     bindMsi: (request: BindMsiRequest): Promise<BindMsiResponse> => {

@@ -90,9 +90,7 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
     }),
 
     listSmmus: (request: ListSmmusRequest): ListSmmusResponse => {
-      const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
-      if (pageSize > 1000) throw outOfRange("page_size", "page_size must be at most 1000");
-      let prefix = "";
+      let under = "";
       if (request.parent !== "") {
         const vm = /^vms\/([a-z][a-z0-9-]{0,62})$/.exec(request.parent)?.[1];
         if (vm === undefined) {
@@ -103,27 +101,10 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
             field: "parent",
           });
         }
-        prefix = `vms/${vm}/smmus/`;
+        under = `vms/${vm}/smmus/`;
       }
-      let after = "";
-      if (request.pageToken !== "") {
-        after = Buffer.from(request.pageToken, "base64url").toString("utf8");
-        if (!after.startsWith(prefix) || !after.startsWith("vms/")) {
-          throw new VplaneError({
-            code: "INVALID_ARGUMENT",
-            reason: "PAGE_TOKEN_INVALID",
-            message: "page_token does not come from this listing",
-            field: "page_token",
-          });
-        }
-      }
-      const page = registry.list(prefix, after, pageSize);
-      const last = page.entries.at(-1);
-      const smmus = page.entries.map(smmuMessage);
-      return {
-        smmus,
-        nextPageToken: page.more && last ? Buffer.from(smmus.at(-1)!.name, "utf8").toString("base64url") : "",
-      };
+      const page = registry.list(request, under);
+      return { smmus: page.items.map(smmuMessage), nextPageToken: page.nextPageToken };
     },
   };
 }

@@ -124,10 +124,13 @@ export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) 
       };
     },
 
-    respondPageRequest: (request: RespondPageRequestRequest): RespondPageRequestResponse => {
+    respondPageRequest: (request: RespondPageRequestRequest): Promise<RespondPageRequestResponse> => {
       const e = registry.require(request.name);
-      e.backend.respondPageRequest(request.cookie, request.code);
-      return {};
+      // The page request's answer is runtime state: the ledger keeps this call's answer in memory.
+      return registry.mutate(e, request, "RespondPageRequest", () => {
+        e.backend.respondPageRequest(request.cookie, request.code);
+        return { answer: {} };
+      });
     },
 
     dumpSmmu: (request: DumpSmmuRequest): DumpSmmuResponse => {

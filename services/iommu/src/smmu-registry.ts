@@ -1,4 +1,12 @@
-import { RequestLedger, VplaneError, inSection, type Applied, type Logger } from "@vplane/service-kit";
+import {
+  RequestLedger,
+  VplaneError,
+  inSection,
+  listPage,
+  type Applied,
+  type Logger,
+  type PageRequest,
+} from "@vplane/service-kit";
 import { StoreConflictError, type Store } from "@vplane/store";
 import type { PasidTableConfig } from "@vplane/smmuv3";
 import { openBackend } from "./backend-factory.js";
@@ -287,13 +295,9 @@ export class SmmuRegistry {
     return this.entries.get(name);
   }
 
-  /** SMMUs ordered by name, under `prefix`, after `after`. */
-  list(prefix: string, after: string, pageSize: number): { entries: SmmuEntry[]; more: boolean } {
-    const names = [...this.entries.keys()].filter((n) => n.startsWith(prefix) && n > after).sort();
-    return {
-      entries: names.slice(0, pageSize).map((n) => this.entries.get(n)!),
-      more: names.length > pageSize,
-    };
+  /** A page of the SMMUs under `under` ("vms/{vm}/smmus/" or all), ordered by name (the page token). */
+  list(request: PageRequest, under: string): { items: SmmuEntry[]; nextPageToken: string } {
+    return listPage(this.entries, request, { under, issued: (name) => name.startsWith("vms/") });
   }
 
   /**

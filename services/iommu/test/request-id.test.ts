@@ -41,6 +41,9 @@ describe("request_id through gRPC (RequestLedger)", () => {
         requestId: "r-1",
       });
       assert.equal(otherMessage.reason, "REQUEST_ID_REUSED");
+      // Runtime-only calls (answers kept in memory) follow the same rule.
+      const invalidate = await h.failure("invalidate", { name, entries: [], requestId: "r-1" });
+      assert.equal(invalidate.reason, "REQUEST_ID_REUSED");
 
       const dump = JSON.parse((await h.call("dumpSmmu", { name })).text) as {
         devices: unknown[];
