@@ -25,7 +25,7 @@ export function errorDetailOf(error: VplaneError): ErrorDetail {
 
 /** The google.rpc.Status of an error (AIP-193: ErrorInfo and ErrorDetail as details). */
 export function toRpcStatus(error: VplaneError): Status {
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = { ...error.metadata };
   if (error.errno !== undefined) metadata["errno"] = String(error.errno);
   if (error.hcallReturnCode !== undefined) metadata["hcall_return_code"] = String(error.hcallReturnCode);
   if (error.field) metadata["field"] = error.field;
@@ -64,12 +64,24 @@ export function fromServiceError(error: ServiceError): VplaneError {
   const detailAny = details.find((d) => d.typeUrl === ERROR_DETAIL_TYPE);
   if (!detailAny) return new VplaneError(base);
   const detail = ErrorDetail.decode(detailAny.value);
+  const infoAny = details.find((d) => d.typeUrl === ERROR_INFO_TYPE);
+  const metadata = extraMetadata(infoAny ? ErrorInfo.decode(infoAny.value).metadata : {});
   return new VplaneError({
     ...base,
+    ...(metadata ? { metadata } : {}),
     reason: detail.reason,
     errno: detail.errno,
     hcallReturnCode: detail.hcallReturnCode === undefined ? undefined : Number(detail.hcallReturnCode),
     field: detail.field || undefined,
     batchIndex: detail.batchIndex,
   });
+}
+
+/** ErrorInfo metadata keys that ErrorDetail already carries. */
+const MODELLED = new Set(["errno", "hcall_return_code", "field", "batch_index"]);
+
+/** The ErrorInfo metadata beyond the modelled fields, if any. */
+function extraMetadata(all: Record<string, string>): Record<string, string> | undefined {
+  const extra = Object.entries(all).filter(([key]) => !MODELLED.has(key));
+  return extra.length > 0 ? Object.fromEntries(extra) : undefined;
 }

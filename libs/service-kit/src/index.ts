@@ -39,6 +39,7 @@ export { deviceStateService, type DeviceStateHandlers } from "./device-state-ser
 export { IdempotentDeletes } from "./idempotent-deletes.js";
 export { SequencedRing, type RingPlace } from "./sequenced-ring.js";
 export { configStore } from "./config-store.js";
+export { DEPARTED_RETENTION_MS, MigrationSeals } from "./migration-seals.js";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, listPage, type PageRequest } from "./list-page.js";
 export {
   ANSWERS_PER_SCOPE,

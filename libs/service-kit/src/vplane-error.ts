@@ -2,7 +2,10 @@ import { ModelError, type ModelErrorFields } from "@vplane/model-kit";
 import type { StatusCodeName } from "./status-code.js";
 
 /** VplaneError's fields: the device models' error shape (@vplane/model-kit) over every gRPC status name. */
-export type VplaneErrorFields = ModelErrorFields<StatusCodeName>;
+export type VplaneErrorFields = ModelErrorFields<StatusCodeName> & {
+  /** Facts beyond the models' fields, sent as ErrorInfo metadata (e.g. "destination"). */
+  metadata?: Readonly<Record<string, string>> | undefined;
+};
 
 /**
  * The one typed error of vplane: what a handler, a backend or a model throws for a caller's
@@ -12,7 +15,14 @@ export type VplaneErrorFields = ModelErrorFields<StatusCodeName>;
  * errno / H_* code the kernel or the hypervisor would return, without parsing messages. It is the
  * models' ModelError shape with any status name.
  */
-export class VplaneError extends ModelError<StatusCodeName> {}
+export class VplaneError extends ModelError<StatusCodeName> {
+  readonly metadata: Readonly<Record<string, string>> | undefined;
+
+  constructor(fields: VplaneErrorFields) {
+    super(fields);
+    this.metadata = fields.metadata;
+  }
+}
 
 /**
  * Errors thrown by the device models (XiveError, SmmuError, ...) carry the same fields without

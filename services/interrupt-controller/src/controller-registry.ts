@@ -1,4 +1,5 @@
 import {
+  MigrationSeals,
   RequestLedger,
   VplaneError,
   listPage,
@@ -78,6 +79,8 @@ export class ControllerRegistry {
   private readonly config: ControllerConfigStore;
   /** Answers of the mutating calls by request_id, scoped by VM id. */
   readonly ledger: RequestLedger;
+  /** The VMs whose state a live migration exported (their delivering calls are refused). */
+  readonly seals = new MigrationSeals();
 
   constructor(
     store: Store,
@@ -246,6 +249,7 @@ export class ControllerRegistry {
       throw error;
     }
     this.entries.set(entry.record.vm, entry);
+    this.seals.arrived(entry.record.vm);
   }
 
   async delete(name: string): Promise<void> {
@@ -273,6 +277,15 @@ export class ControllerRegistry {
   }
 
   /** The controller of VM `vm`: NOT_FOUND (field "vm") if this host has none. */
+  /**
+   * The controller for a call that delivers into it (`what`): UNAVAILABLE VM_MIGRATING once a
+   * live migration exported its state (MigrationSeals), else as require.
+   */
+  requireLive(name: string, what: string): ControllerEntry {
+    this.seals.check(this.vmOf(name), what);
+    return this.require(name);
+  }
+
   requireVm(vm: string): ControllerEntry {
     checkVmId(vm, "vm");
     const entry = this.entries.get(vm);

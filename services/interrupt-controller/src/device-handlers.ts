@@ -236,7 +236,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
     },
 
     esbAccess: (request: pb.EsbAccessRequest): pb.EsbAccessResponse => {
-      const entry = registry.require(request.name);
+      const entry = registry.requireLive(request.name, "EsbAccess");
       const value = entry.backend.esbAccess(
         request.irq,
         isManagementPage(request.page),
@@ -249,7 +249,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
     },
 
     timaAccess: (request: pb.TimaAccessRequest): pb.TimaAccessResponse => {
-      const entry = registry.require(request.name);
+      const entry = registry.requireLive(request.name, "TimaAccess");
       const value = entry.backend.timaAccess(
         request.server,
         request.offset,
@@ -261,7 +261,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
     },
 
     triggerSources: (request: pb.TriggerSourcesRequest): pb.TriggerSourcesResponse => {
-      const entry = registry.require(request.name);
+      const entry = registry.requireLive(request.name, "TriggerSources");
       checkBatch(request.irqs.length, LIMITS.maxTriggerBatch, "irqs");
       const counts: TriggerCounts = { delivered: 0, coalesced: 0, masked: 0, dropped: 0 };
       entry.backend.trigger(request.irqs, counts);
@@ -269,12 +269,12 @@ export function deviceHandlers(registry: ControllerRegistry) {
     },
 
     setLsiLevel: (request: pb.SetLsiLevelRequest): pb.SetLsiLevelResponse => {
-      registry.require(request.name).backend.setLsiLevel(request.irq, request.asserted);
+      registry.requireLive(request.name, "SetLsiLevel").backend.setLsiLevel(request.irq, request.asserted);
       return {};
     },
 
     rawHypercall: (request: pb.RawHypercallRequest): pb.RawHypercallResponse => {
-      const entry = registry.require(request.name);
+      const entry = registry.requireLive(request.name, "RawHypercall");
       if (request.args.length > LIMITS.maxHcallArgs) {
         throw new VplaneError({
           code: "INVALID_ARGUMENT",
@@ -301,7 +301,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
     },
 
     callRtas: (request: pb.CallRtasRequest): pb.CallRtasResponse => {
-      const entry = registry.require(request.name);
+      const entry = registry.requireLive(request.name, "CallRtas");
       return entry.backend.rtas(rtasCallOf(request.call), request.irq, request.server, request.priority);
     },
 

@@ -57,6 +57,8 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
 
     exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => {
       const { kind, formatVersion, payload } = registry.requireVm(request.vm).backend.exportState();
+      // From here what a trigger would change has left with the state (issue 17 point 1).
+      registry.seals.exported(request.vm, request.destination ?? "");
       const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       return { sections: [{ kind, device: controllerName(request.vm), formatVersion, payload: bytes }] };
     },
@@ -99,12 +101,14 @@ export function deviceStateHandlers(registry: ControllerRegistry, dataDir: strin
 
     resumeDevices: (request: pb.ResumeDevicesRequest): pb.ResumeDevicesResponse => {
       registry.requireVm(request.vm).backend.resume();
+      registry.seals.resumed(request.vm);
       return {};
     },
 
     releaseDevices: async (request: pb.ReleaseDevicesRequest): Promise<pb.ReleaseDevicesResponse> => {
       registry.requireVm(request.vm);
       await registry.delete(controllerName(request.vm));
+      registry.seals.released(request.vm);
       return { devices: [controllerName(request.vm)] };
     },
   };

@@ -77,8 +77,8 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
       return { dirtyPages, pageSize: BigInt(DIRTY_PAGE_SIZE) };
     },
 
-    exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => ({
-      sections: registry.requireVm(request.vm).map((e) => {
+    exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => {
+      const sections = registry.requireVm(request.vm).map((e) => {
         const { kind, formatVersion, payload } = e.backend.exportState();
         return {
           kind,
@@ -86,8 +86,11 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
           formatVersion,
           payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
         };
-      }),
-    }),
+      });
+      // From here what a DMA would change has left with the state (issue 17 point 1).
+      registry.seals.exported(request.vm, request.destination ?? "");
+      return { sections };
+    },
 
     importDeviceState: async (
       request: pb.ImportDeviceStateRequest,
@@ -141,12 +144,14 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
 
     resumeDevices: (request: pb.ResumeDevicesRequest): pb.ResumeDevicesResponse => {
       for (const e of registry.requireVm(request.vm)) e.backend.resume();
+      registry.seals.resumed(request.vm);
       return {};
     },
 
     releaseDevices: async (request: pb.ReleaseDevicesRequest): Promise<pb.ReleaseDevicesResponse> => {
       const names = registry.requireVm(request.vm).map((e) => smmuName(e.record.vm, e.record.smmuId));
       for (const name of names) await registry.delete(name);
+      registry.seals.released(request.vm);
       return { devices: names };
     },
   };

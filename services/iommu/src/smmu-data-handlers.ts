@@ -87,14 +87,14 @@ function streamMessage(read: LogRead): StreamEventsResponse {
 export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) {
   return {
     translate: (request: TranslateRequest): TranslateResponse => {
-      const e = registry.require(request.name);
+      const e = registry.requireLive(request.name, "Translate");
       const result = e.backend.translate(request.streamId, request.substreamId, request.iova, request.write);
       metrics.translated(result);
       return translateResponse(result);
     },
 
     dmaRead: async (request: DmaReadRequest, context: CallContext): Promise<DmaReadResponse> => {
-      const e = registry.require(request.name);
+      const e = registry.requireLive(request.name, "DmaRead");
       checkLength(request.length, "length");
       const r = await e.backend.dma(
         request.streamId,
@@ -108,7 +108,7 @@ export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) 
     },
 
     dmaWrite: async (request: DmaWriteRequest, context: CallContext): Promise<DmaWriteResponse> => {
-      const e = registry.require(request.name);
+      const e = registry.requireLive(request.name, "DmaWrite");
       checkLength(request.data.length, "data");
       const r = await e.backend.dma(
         request.streamId,
@@ -125,7 +125,7 @@ export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) 
     },
 
     respondPageRequest: (request: RespondPageRequestRequest): Promise<RespondPageRequestResponse> => {
-      const e = registry.require(request.name);
+      const e = registry.requireLive(request.name, "RespondPageRequest");
       // The page request's answer is runtime state: the ledger keeps this call's answer in memory.
       return registry.mutate(e, request, "RespondPageRequest", () => {
         e.backend.respondPageRequest(request.cookie, request.code);

@@ -1,4 +1,5 @@
 import {
+  MigrationSeals,
   RequestLedger,
   VplaneError,
   inSection,
@@ -69,6 +70,8 @@ export class SmmuRegistry {
   readonly config: SmmuConfigStore;
   /** Answers of the mutating calls by request_id, scoped by SMMU ("{vm}/{smmu}"). */
   private readonly ledger: RequestLedger;
+  /** The VMs whose state a live migration exported (their delivering calls are refused). */
+  readonly seals = new MigrationSeals();
 
   constructor(
     store: Store,
@@ -223,6 +226,7 @@ export class SmmuRegistry {
       for (const d of importedSmmuConfig(entry.record, items[i]!.imported).devices)
         entry.devices.set(d.streamId, d);
       this.entries.set(smmuName(vm, entry.record.smmuId), entry);
+      this.seals.arrived(vm);
     }
     return built;
   }
@@ -249,6 +253,7 @@ export class SmmuRegistry {
     const full: SmmuRecord = { ...record, vmid: this.freeVmid() };
     const entry = this.open(full);
     this.entries.set(name, entry);
+    this.seals.arrived(record.vm);
     try {
       await this.config.create(full);
     } catch (error) {
@@ -269,6 +274,16 @@ export class SmmuRegistry {
   }
 
   /** The SMMU named "vms/{vm}/smmus/{smmu}": INVALID_ARGUMENT for a bad name, NOT_FOUND if none. */
+  /**
+   * The SMMU for a call that delivers into it (`what`): UNAVAILABLE VM_MIGRATING once a live
+   * migration exported its VM's state (MigrationSeals), else as require.
+   */
+  requireLive(name: string, what: string): SmmuEntry {
+    const vm = SMMU_NAME.exec(name)?.[1];
+    if (vm !== undefined) this.seals.check(vm, what);
+    return this.require(name);
+  }
+
   require(name: string): SmmuEntry {
     if (!SMMU_NAME.test(name)) {
       throw new VplaneError({

@@ -419,3 +419,37 @@ describe("DeviceStateService: refused sections leave nothing behind", () => {
     assert.equal((await hosts.destination.dsFailure("exportDeviceState", { vm: "bad id" })).field, "vm");
   });
 });
+
+describe("a live migration's export (issue 17 point 1): what would change the sent state is refused, naming the destination", () => {
+  const hosts = twoHosts();
+  const s0 = vmSmmu("vm-a", "smmu0");
+  const destination = "10.0.0.2:50053";
+  const read = { name: s0, streamId: 0x30, iova: BigInt(IOVA), length: 4 };
+  const refusedHere = async () => {
+    const { source } = hosts;
+    // A fault, a page request or a DMA here would be held in (or change) a state already sent.
+    for (const e of [
+      await source.failure("translate", { name: s0, streamId: 0x30, iova: BigInt(IOVA), write: false }),
+      await source.failure("dmaRead", read),
+      await source.failure("respondPageRequest", { name: s0, cookie: 1, code: 0, requestId: "" }),
+    ])
+      assert.deepEqual(
+        [e.code, e.reason, e.metadata?.["destination"]],
+        ["UNAVAILABLE", "VM_MIGRATING", destination],
+      );
+  };
+
+  it("UNAVAILABLE VM_MIGRATING from the export until the devices resume here, and after they are released", async () => {
+    const { source } = hosts;
+    await bootGuest(source, "vm-a");
+    await source.ds("quiesceDevices", { vm: "vm-a" });
+    await source.ds("exportDeviceState", { vm: "vm-a", destination });
+    await refusedHere();
+    await source.ds("resumeDevices", { vm: "vm-a" }); // the migration failed: the VM goes on here
+    assert.equal((await source.call("dmaRead", read)).data.length, 4);
+    await source.ds("quiesceDevices", { vm: "vm-a" });
+    await source.ds("exportDeviceState", { vm: "vm-a", destination });
+    await source.ds("releaseDevices", { vm: "vm-a" }); // the migration completed
+    await refusedHere();
+  });
+});

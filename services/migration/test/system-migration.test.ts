@@ -14,9 +14,10 @@ import { AccessKind, EsbPage } from "@vplane/proto/gen/vplane/interrupt/v1/devic
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { interruptControllerDescription } from "@vplane/interrupt-controller";
-import { unaryCall } from "@vplane/service-kit";
+import { VplaneError, unaryCall } from "@vplane/service-kit";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
 import { encodeKvmSourceConfig } from "@vplane/xive";
+import type { DeviceCall, FakeDevices } from "./fake-device-service.js";
 import { TestHost } from "./test-host.js";
 
 const RAM = 1024n * 1024n;
@@ -178,4 +179,78 @@ test("a XIVE guest migrated with an interrupt pending observes exactly what an u
     3,
     "three events in the queue, none lost",
   );
+});
+
+/** The events with EISN IRQ in the guest's queue on `side` (the first 16 entries). */
+function queuedEvents(side: XiveHost, vm: string): number {
+  const ram = new FileGuestMemory(join(side.host.dataDir, "guest-ram", `${vm}.ram`), Number(RAM));
+  const words = Array.from({ length: 16 }, (_, i) => ram.readU32BE(Number(QADDR) + 4 * i));
+  ram.close();
+  return words.filter((w) => (w & 0x7fffffff) === IRQ).length;
+}
+
+/** Resolves once `fake` has entered `call` (a held call is entered and waits). */
+async function entered(fake: FakeDevices, call: DeviceCall): Promise<void> {
+  while (!fake.calls.includes(call)) await new Promise((r) => setTimeout(r, 2));
+}
+
+// Issue 17 point 1: a trigger on the source after its device state was exported used to be
+// answered OK (held while quiesced) and lost with the source's copy. Whatever reaches the source
+// in any phase must arrive on the destination exactly once, or be refused UNAVAILABLE
+// VM_MIGRATING naming the destination, so that the caller resends it there.
+test("a trigger in every migration phase reaches the destination's queue exactly once", async () => {
+  type Case = { phase: string; hold?: [FakeDevices, DeviceCall]; waitEntered?: boolean };
+  const cases: Case[] = [
+    { phase: "setting up / copying RAM", hold: [source.host.iommu, "quiesce"] },
+    { phase: "quiescing", hold: [source.host.iommu, "quiesce"], waitEntered: true },
+    { phase: "transferring device state", hold: [destination.host.iommu, "import"], waitEntered: true },
+    { phase: "switching over", hold: [destination.host.iommu, "resume"], waitEntered: true },
+    { phase: "completed" },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const vm = `vm-phase-${i}`;
+    await bootGuest(source, vm);
+    // An SMMU section too, so that the destination's (fake) IOMMU can hold the migration in a phase.
+    source.host.iommu.vms.set(vm, {
+      payload: Buffer.from("smmu"),
+      quiesced: false,
+      dirtyPages: [],
+      guestMemoryPath: "",
+    });
+    let release = () => {};
+    if (c.hold) {
+      const [fake, call] = c.hold;
+      fake.calls.length = 0;
+      fake.holds.set(call, new Promise<void>((resolve) => (release = resolve)));
+    }
+    const operation = await source.host.startMigration({
+      vm,
+      destination: destination.host.migration.address,
+      guestMemory: { path: `guest-ram/${vm}.ram`, sizeBytes: RAM },
+    });
+    if (c.hold && c.waitEntered) await entered(c.hold[0], c.hold[1]);
+    const finished = c.hold ? undefined : await source.host.finish(operation);
+    const outcome = await trigger(source, vm).then(
+      () => "accepted" as const,
+      (e: unknown) => e,
+    );
+    if (c.hold) c.hold[0].holds.delete(c.hold[1]);
+    release();
+    const { progress } = finished ?? (await source.host.finish(operation));
+    assert.equal(progress.phase, Phase.PHASE_COMPLETED, `${c.phase}: ${progress.errorMessage}`);
+    if (outcome !== "accepted") {
+      assert.ok(outcome instanceof VplaneError, `${c.phase}: ${String(outcome)}`);
+      assert.deepEqual(
+        [outcome.code, outcome.reason, outcome.metadata?.["destination"]],
+        ["UNAVAILABLE", "VM_MIGRATING", destination.host.migration.address],
+        `${c.phase}: ${outcome.message}`,
+      );
+      await trigger(destination, vm); // resent where the error says
+    }
+    assert.equal(
+      queuedEvents(destination, vm),
+      1,
+      `${c.phase}: the trigger (${outcome === "accepted" ? "accepted" : "refused, resent"}) is in the destination's queue once`,
+    );
+  }
 });

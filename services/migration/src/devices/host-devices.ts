@@ -63,9 +63,13 @@ export class HostDevices {
     return { pages, pageSize };
   }
 
-  async export(vm: string, signal?: AbortSignal): Promise<DeviceSection[]> {
+  /**
+   * The devices' sections. `destination` (a live migration's): the services refuse what would
+   * change the exported state from here on, naming it (UNAVAILABLE VM_MIGRATING).
+   */
+  async export(vm: string, signal?: AbortSignal, destination?: string): Promise<DeviceSection[]> {
     const answers = await this.onEveryRole(vm, signal, (client, options) =>
-      unaryCall(client.exportDeviceState.bind(client), { vm }, options),
+      unaryCall(client.exportDeviceState.bind(client), { vm, destination }, options),
     );
     return ROLES.flatMap((role) => answers.get(role)?.sections ?? []);
   }

@@ -90,7 +90,7 @@ export async function migrateOut(
     if (ram) for (const page of dirty.pages) await sendRange(peer, ram, page, dirty.pageSize);
 
     context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
-    const sections = await devices.export(vm, context.signal);
+    const sections = await devices.export(vm, context.signal, request.destination);
     const snapshot = encodeSnapshot(
       {
         vm,
