@@ -1,6 +1,8 @@
 import {
   status,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
+  type ServerReadableStream,
   type handleServerStreamingCall,
   type ServerDuplexStream,
   type handleUnaryCall,
@@ -22,6 +24,11 @@ export type ServerStreamHandler<Req, Res> = (
   send: (message: Res) => Promise<void>,
   context: CallContext,
 ) => Promise<void>;
+
+export type ClientStreamHandler<Req, Res> = (
+  requests: AsyncIterable<Req>,
+  context: CallContext,
+) => Promise<Res>;
 
 export type BidiStreamHandler<Req, Res> = (
   requests: AsyncIterable<Req>,
@@ -54,24 +61,41 @@ export class CallHandlers {
   }
 
   unary<Req, Res>(handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
-    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const scope = this.scopeFor(call);
-      // A sync handler's throw and an async handler's rejection take the same path.
-      new Promise<Res>((resolve) => resolve(handler(call.request, scope))).then(
-        (response) => {
-          scope.finish();
-          if (scope.aborted) return; // grpc-js already ended the call (cancel or deadline)
-          callback(null, response);
-          this.recordCall(scope, "unary", status.OK);
-        },
-        (error: unknown) => {
-          scope.finish();
-          const failure = this.failure(scope, error);
-          callback(failure);
-          this.recordCall(scope, "unary", failure.code ?? status.UNKNOWN, error);
-        },
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) =>
+      this.answer(call, callback, "unary", (scope) => handler(call.request, scope));
+  }
+
+  /** A client stream: the handler reads the requests in order, then answers once, as unary does. */
+  clientStream<Req, Res>(handler: ClientStreamHandler<Req, Res>): handleClientStreamingCall<Req, Res> {
+    return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) =>
+      this.answer(call, callback, "client_stream", (scope) =>
+        handler(untilAborted(call as AsyncIterable<Req>, scope.signal), scope),
       );
-    };
+  }
+
+  /** Runs a handler that answers once (unary, client stream) and sends its answer or error. */
+  private answer<Res>(
+    call: AnyServerCall,
+    callback: sendUnaryData<Res>,
+    type: RpcType,
+    run: (scope: CallScope) => Promise<Res> | Res,
+  ): void {
+    const scope = this.scopeFor(call);
+    // A sync handler's throw and an async handler's rejection take the same path.
+    new Promise<Res>((resolve) => resolve(run(scope))).then(
+      (response) => {
+        scope.finish();
+        if (scope.aborted) return; // grpc-js already ended the call (cancel or deadline)
+        callback(null, response);
+        this.recordCall(scope, type, status.OK);
+      },
+      (error: unknown) => {
+        scope.finish();
+        const failure = this.failure(scope, error);
+        callback(failure);
+        this.recordCall(scope, type, failure.code ?? status.UNKNOWN, error);
+      },
+    );
   }
 
   serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {

@@ -1,10 +1,17 @@
-import type { Metadata, ServerDuplexStream, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import type {
+  Metadata,
+  ServerDuplexStream,
+  ServerReadableStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+} from "@grpc/grpc-js";
 import type { CallContext } from "./call-context.js";
 import type { Logger } from "./logger.js";
 
 export type AnyServerCall =
   | ServerUnaryCall<unknown, unknown>
   | ServerWritableStream<unknown, unknown>
+  | ServerReadableStream<unknown, unknown>
   | ServerDuplexStream<unknown, unknown>;
 
 /** Why a call's signal fired: the caller went away, or the server is draining its streams. */

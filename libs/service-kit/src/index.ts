@@ -3,6 +3,7 @@ export { buildCapabilities } from "./capabilities.js";
 export {
   CallHandlers,
   type BidiStreamHandler,
+  type ClientStreamHandler,
   type ServerStreamHandler,
   type UnaryHandler,
 } from "./call-handlers.js";
@@ -35,7 +36,20 @@ export { HealthClient, type HealthAnswer } from "./health-client.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
 export { StateRefused, badSection, decodeState, inSection, refuseState } from "./device-section.js";
-export { deviceStateService, type DeviceStateHandlers } from "./device-state-service.js";
+export {
+  deviceStateService,
+  pageRanges,
+  type DeviceStateHandlers,
+  type ImportStream,
+  type StopAndCopyResult,
+} from "./device-state-service.js";
+export { withoutPreCopy, type VmDevices } from "./device-state-without-precopy.js";
+export {
+  DEVICE_STATE_CHUNK_BYTES,
+  DeviceStateAssembler,
+  MAX_DEVICE_STATE_STREAM_BYTES,
+  chunkDeviceState,
+} from "./device-state-chunks.js";
 export { IdempotentDeletes } from "./idempotent-deletes.js";
 export { SequencedRing, type RingPlace } from "./sequenced-ring.js";
 export { configStore } from "./config-store.js";
@@ -74,5 +88,6 @@ export {
 } from "./service-metrics.js";
 export { statusCodeOf, statusNameOf, type StatusCodeName } from "./status-code.js";
 export { unaryCall, type UnaryCallOptions } from "./unary-call.js";
+export { ClientStreamCall, serverStreamCall } from "./stream-calls.js";
 export { VPLANE_VERSION } from "./version.js";
 export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";

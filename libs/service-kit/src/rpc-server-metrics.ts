@@ -1,7 +1,7 @@
 import type { Counter, Histogram, ServiceMetrics } from "./service-metrics.js";
 
 /** How a gRPC method streams (go-grpc-prometheus's grpc_type). */
-export type RpcType = "unary" | "server_stream" | "bidi_stream";
+export type RpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
 
 type MethodLabels = { grpc_service: string; grpc_method: string; grpc_type: RpcType };
 

@@ -43,6 +43,8 @@ interface MigrationJson {
   ramBytesTotal: number;
   ramBytesTransferred: number;
   deviceStateBytes: number;
+  devicePrecopyBytes: number;
+  devicePrecopyIterations: number;
   elapsedMs: number;
   downtimeMs: number;
   dirtyPages: number;
@@ -259,6 +261,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
         "migration.StartMigration",
         "migration.SETTING_UP",
         "migration.COPYING_RAM",
+        "migration.PRECOPYING_DEVICE_STATE",
         "migration.QUIESCING",
         "migration.TRANSFERRING_DEVICE_STATE",
         "migration.SWITCHING_OVER",
@@ -286,12 +289,20 @@ describe("live migration through the gateway between two embedded hosts", () => 
     assert.equal(migration.ramBytesTotal, 2 * MIB);
     assert.equal(migration.ramBytesTransferred, 2 * MIB);
     assert.ok(migration.deviceStateBytes > 0);
+    assert.ok(migration.devicePrecopyIterations >= 1, "device pre-copy iterations beside RAM");
+    assert.ok(migration.devicePrecopyBytes <= migration.deviceStateBytes);
     assert.ok(migration.dirtyPages >= 1, "the queue page is reported dirty at quiesce");
     assert.ok(migration.elapsedMs >= migration.downtimeMs);
     const phases = events
       .filter((e) => e.event === "progress")
       .map((e) => (e.data as { migration?: MigrationJson }).migration?.phase);
-    for (const phase of ["COPYING_RAM", "QUIESCING", "SWITCHING_OVER", "COMPLETED"])
+    for (const phase of [
+      "COPYING_RAM",
+      "PRECOPYING_DEVICE_STATE",
+      "QUIESCING",
+      "SWITCHING_OVER",
+      "COMPLETED",
+    ])
       assert.ok(phases.includes(phase), `SSE progress shows ${phase}: ${phases.join(",")}`);
     assert.equal((done.response as unknown as VmJson).host, "host-b");
 

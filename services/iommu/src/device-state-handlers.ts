@@ -1,6 +1,14 @@
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { VplaneError, badSection, inSection } from "@vplane/service-kit";
+import {
+  VplaneError,
+  badSection,
+  inSection,
+  withoutPreCopy,
+  type DeviceStateHandlers,
+  type ImportStream,
+  type VmDevices,
+} from "@vplane/service-kit";
 import { guestMemorySpec } from "./guest-memory-binding.js";
 import {
   SMMU_NAME,
@@ -60,91 +68,125 @@ function smmuIdOf(vm: string, index: number, section: pb.DeviceSection, seen: Se
  * vplane.devicestate.v1.DeviceStateService for the SMMUs, keyed by VM id (a VM may have several
  * SMMUs: one section each): the handlers find the VM's SMMUs and translate; quiesce, export,
  * import and resume are the backend's, in the state format every backend shares
- * (smmu-state-format.ts).
+ * (smmu-state-format.ts). Pre-copy (issue 14): no backend tracks its changes yet (withoutPreCopy).
  */
 export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
-  return {
-    /** Stops every SMMU of the VM; the pages their DMA wrote (4 KiB, ascending). */
-    quiesceDevices: (request: pb.QuiesceDevicesRequest): pb.QuiesceDevicesResponse => {
-      const pages = new Set<bigint>();
-      for (const e of registry.requireVm(request.vm)) {
-        const q = e.backend.quiesce();
-        for (const page of q.pages) {
-          for (let at = 0; at < q.pageSize; at += DIRTY_PAGE_SIZE) pages.add(page + BigInt(at));
-        }
-      }
-      const dirtyPages = [...pages].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      return { dirtyPages, pageSize: BigInt(DIRTY_PAGE_SIZE) };
-    },
-
-    exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => {
-      const sections = registry.requireVm(request.vm).map((e) => {
-        const { kind, formatVersion, payload } = e.backend.exportState();
-        return {
-          kind,
-          device: smmuName(e.record.vm, e.record.smmuId),
-          formatVersion,
-          payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-        };
+  /** The VM's SMMUs from their full sections, quiesced and durable. */
+  const importSections = async (
+    { vm, sections, guestMemory, backend: requested }: ImportStream,
+    requestId: string,
+  ): Promise<string[]> => {
+    checkResourceId(vm, "vm");
+    if (sections.length === 0) {
+      throw new VplaneError({
+        code: "INVALID_ARGUMENT",
+        reason: "SECTIONS_MISSING",
+        message: "ImportDeviceState needs one section per SMMU",
+        field: "sections",
       });
-      // From here what a DMA would change has left with the state (issue 17 point 1).
-      registry.seals.exported(request.vm, request.destination ?? "");
-      return { sections };
+    }
+    const seen = new Set<string>();
+    const read = sections.map((section, i) => ({
+      smmuId: smmuIdOf(vm, i, section, seen),
+      imported: inSection(i, () => readSmmuState(section.payload, section)),
+    }));
+    const backend = importedBackend(requested);
+    const path = guestMemory?.path ?? "";
+    const requestedBytes = guestMemory?.sizeBytes ?? 0n;
+    const items = read.map(({ smmuId, imported }, i): ImportedSmmuItem => {
+      const sizeBytes = requestedBytes === 0n ? BigInt(imported.guestMemoryBytes) : requestedBytes;
+      const memory = guestMemorySpec(path, sizeBytes, dataDir, "guest_memory");
+      if (memory.sizeBytes !== imported.guestMemoryBytes) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "GUEST_MEMORY_SIZE_MISMATCH",
+          message: `sections[${i}] was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
+          field: "guest_memory.size_bytes",
+        });
+      }
+      return {
+        section: i,
+        imported,
+        record: {
+          vm,
+          smmuId,
+          backend,
+          ...imported.spec,
+          guestMemoryPath: path,
+          guestMemoryBytes: memory.sizeBytes,
+          createTime: new Date().toISOString(),
+          createRequestId: requestId,
+        },
+      };
+    });
+    const entries = await registry.importSmmus(vm, requestId, items);
+    return entries.map((e) => smmuName(e.record.vm, e.record.smmuId));
+  };
+
+  /** Stops every SMMU of the VM; the pages their DMA wrote (4 KiB, ascending). */
+  const quiesce = (vm: string): pb.QuiesceDevicesResponse => {
+    const pages = new Set<bigint>();
+    for (const e of registry.requireVm(vm)) {
+      const q = e.backend.quiesce();
+      for (const page of q.pages) {
+        for (let at = 0; at < q.pageSize; at += DIRTY_PAGE_SIZE) pages.add(page + BigInt(at));
+      }
+    }
+    const dirtyPages = [...pages].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return { dirtyPages, pageSize: BigInt(DIRTY_PAGE_SIZE) };
+  };
+
+  const exportSections = (vm: string, destination: string): pb.DeviceSection[] => {
+    const sections = registry.requireVm(vm).map((e) => {
+      const { kind, formatVersion, payload } = e.backend.exportState();
+      return {
+        kind,
+        device: smmuName(e.record.vm, e.record.smmuId),
+        formatVersion,
+        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      };
+    });
+    // From here what a DMA would change has left with the state (issue 17 point 1).
+    registry.seals.exported(vm, destination);
+    return sections;
+  };
+
+  const devices: VmDevices = {
+    requireRunning: (vm) => {
+      if (registry.requireVm(vm).some((e) => e.backend.quiesced)) {
+        throw new VplaneError({
+          code: "FAILED_PRECONDITION",
+          reason: "SMMU_QUIESCED",
+          field: "vm",
+          message: `VM ${vm}'s SMMUs are quiesced: their state moves in the stop-and-copy`,
+        });
+      }
     },
+    checkVmId: (vm) => checkResourceId(vm, "vm"),
+    quiesce,
+    exportSections,
+    importSections,
+    resume: (vm) => {
+      for (const e of registry.requireVm(vm)) e.backend.resume();
+      registry.seals.resumed(vm);
+    },
+  };
+
+  return {
+    quiesceDevices: (request: pb.QuiesceDevicesRequest): pb.QuiesceDevicesResponse => quiesce(request.vm),
+
+    exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => ({
+      sections: exportSections(request.vm, request.destination ?? ""),
+    }),
 
     importDeviceState: async (
       request: pb.ImportDeviceStateRequest,
-    ): Promise<pb.ImportDeviceStateResponse> => {
-      checkResourceId(request.vm, "vm");
-      if (request.sections.length === 0) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "SECTIONS_MISSING",
-          message: "ImportDeviceState needs one section per SMMU",
-          field: "sections",
-        });
-      }
-      const seen = new Set<string>();
-      const sections = request.sections.map((section, i) => ({
-        smmuId: smmuIdOf(request.vm, i, section, seen),
-        imported: inSection(i, () => readSmmuState(section.payload, section)),
-      }));
-      const backend = importedBackend(request.backend);
-      const path = request.guestMemory?.path ?? "";
-      const requested = request.guestMemory?.sizeBytes ?? 0n;
-      const items = sections.map(({ smmuId, imported }, i): ImportedSmmuItem => {
-        const sizeBytes = requested === 0n ? BigInt(imported.guestMemoryBytes) : requested;
-        const memory = guestMemorySpec(path, sizeBytes, dataDir, "guest_memory");
-        if (memory.sizeBytes !== imported.guestMemoryBytes) {
-          throw new VplaneError({
-            code: "INVALID_ARGUMENT",
-            reason: "GUEST_MEMORY_SIZE_MISMATCH",
-            message: `sections[${i}] was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
-            field: "guest_memory.size_bytes",
-          });
-        }
-        return {
-          section: i,
-          imported,
-          record: {
-            vm: request.vm,
-            smmuId,
-            backend,
-            ...imported.spec,
-            guestMemoryPath: path,
-            guestMemoryBytes: memory.sizeBytes,
-            createTime: new Date().toISOString(),
-            createRequestId: request.requestId,
-          },
-        };
-      });
-      const entries = await registry.importSmmus(request.vm, request.requestId, items);
-      return { devices: entries.map((e) => smmuName(e.record.vm, e.record.smmuId)) };
-    },
+    ): Promise<pb.ImportDeviceStateResponse> => ({
+      devices: await importSections(request, request.requestId),
+    }),
 
     resumeDevices: (request: pb.ResumeDevicesRequest): pb.ResumeDevicesResponse => {
-      for (const e of registry.requireVm(request.vm)) e.backend.resume();
-      registry.seals.resumed(request.vm);
+      devices.resume(request.vm);
       return {};
     },
 
@@ -154,5 +196,8 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
       registry.seals.released(request.vm);
       return { devices: names };
     },
-  };
+
+    // No SMMU backend tracks its changes yet.
+    ...withoutPreCopy(devices, "iommu"),
+  } satisfies DeviceStateHandlers;
 }

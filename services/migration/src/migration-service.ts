@@ -50,11 +50,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
       signal: recovery.signal,
     }).catch((error: unknown) => log.error({ err: error }, "could not recover paused VMs"));
     const operations = new MigrationOperations(1000, new MigrationMetrics(metrics));
-    const incoming = new IncomingMigrations(devices, {
-      dataDir,
-      maxSnapshotBytes: config.maxSnapshotBytes,
-      maxRamBytes: MAX_RAM_BYTES,
-    });
+    const incoming = new IncomingMigrations(devices, { dataDir, maxRamBytes: MAX_RAM_BYTES });
     const capabilities = buildCapabilities({
       service: "migration",
       native: {
@@ -154,7 +150,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
                   dataDir,
                   journal,
                   chunkBytes: config.ramChunkBytes,
-                  maxSnapshotBytes: config.maxSnapshotBytes,
+                  noProgressMs: timeouts.noProgressMs,
                   tls,
                 }),
             );

@@ -1,28 +1,55 @@
-// A device service for the migration tests: DeviceStateService over an in-memory map of VMs,
-// with a payload per VM, the quiesced flag, and hooks to delay or fail any call.
-import {
-  DeviceStateServiceService,
-  type DeviceStateServiceServer,
-} from "@vplane/proto/gen/vplane/devicestate/v1/service";
-import { VplaneError, type ServiceDescription } from "@vplane/service-kit";
+// A device service for the migration tests: DeviceStateService (through the service kit's
+// adapter, so chunks are cut and checked as the real services do) over an in-memory map of VMs.
+// A VM's state is a base payload plus the changes its "guest" made, which pre-copy moves as they
+// come (iteration 0: the base and every change so far; then the changes not yet read; the
+// stop-and-copy the rest). Hooks delay or fail any call, and make changes while it migrates.
+import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import { VplaneError, deviceStateService, type ServiceDescription } from "@vplane/service-kit";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
 
-export type DeviceCall = "quiesce" | "export" | "import" | "resume" | "release";
+export type DeviceCall =
+  | "quiesce"
+  | "export"
+  | "import"
+  | "resume"
+  | "release"
+  | "readPreCopy"
+  | "preCopyInfo"
+  | "stopAndCopy"
+  | "prepareImport"
+  | "finishImport";
 
 export interface FakeVm {
   payload: Buffer;
+  /** What the guest changed since the base payload, in order. */
+  changes: string[];
   quiesced: boolean;
   dirtyPages: bigint[];
   guestMemoryPath: string;
 }
 
+/** A fake section payload: the base (full listing) or not, and changes. */
+interface FakePayload {
+  base?: string;
+  changes: string[];
+}
+
+const encode = (p: FakePayload) => Buffer.from(JSON.stringify(p));
+const decode = (payload: Uint8Array) => JSON.parse(Buffer.from(payload).toString()) as FakePayload;
+
 export class FakeDevices {
   readonly vms = new Map<string, FakeVm>();
+  /** Destination side: what pre-copy built so far, per VM (not yet the VM's). */
+  readonly prepared = new Map<string, FakeVm>();
   readonly calls: DeviceCall[] = [];
   /** A call named here fails with this error (once). */
   readonly failures = new Map<DeviceCall, VplaneError>();
   /** A call named here waits for this promise first. */
   readonly holds = new Map<DeviceCall, Promise<void>>();
+  /** Runs after each ReadPreCopy (a guest changing its devices while it migrates). */
+  afterRead: ((vm: FakeVm) => void) | undefined;
+  /** Changes read by pre-copy so far, per VM (source side). */
+  private readonly read = new Map<string, number>();
   service!: ServiceUnderTest;
 
   constructor(readonly kind: "xive" | "smmuv3") {}
@@ -32,7 +59,7 @@ export class FakeDevices {
     return this;
   }
 
-  private async enter(call: DeviceCall, vm: string): Promise<FakeVm | undefined> {
+  private async enter(call: DeviceCall): Promise<void> {
     this.calls.push(call);
     await this.holds.get(call);
     const failure = this.failures.get(call);
@@ -40,17 +67,43 @@ export class FakeDevices {
       this.failures.delete(call);
       throw failure;
     }
-    return this.vms.get(vm);
+  }
+
+  private notFound(vm: string): VplaneError {
+    return new VplaneError({
+      code: "NOT_FOUND",
+      reason: "VM_NOT_FOUND",
+      message: `no ${this.kind} devices of ${vm}`,
+    });
+  }
+
+  private require(vm: string): FakeVm {
+    const state = this.vms.get(vm);
+    if (!state) throw this.notFound(vm);
+    return state;
+  }
+
+  private device(vm: string): string {
+    return this.kind === "xive" ? `vms/${vm}/controller` : `vms/${vm}/smmus/smmu0`;
+  }
+
+  private section(vm: string, payload: FakePayload): DeviceSection {
+    return { kind: this.kind, device: this.device(vm), formatVersion: 1, payload: encode(payload) };
+  }
+
+  /** Applies sections to `target` (a full listing replaces it). */
+  private apply(target: FakeVm, sections: readonly DeviceSection[]) {
+    for (const section of sections) {
+      const { base, changes } = decode(section.payload);
+      if (base !== undefined) {
+        target.payload = Buffer.from(base);
+        target.changes = [];
+      }
+      target.changes.push(...changes);
+    }
   }
 
   private description(): ServiceDescription<Record<string, never>> {
-    const notFound = (vm: string) =>
-      new VplaneError({
-        code: "NOT_FOUND",
-        reason: "VM_NOT_FOUND",
-        message: `no ${this.kind} devices of ${vm}`,
-      });
-    const device = (vm: string) => (this.kind === "xive" ? `vms/${vm}/controller` : `vms/${vm}/smmus/smmu0`);
     return {
       name: `fake-${this.kind}`,
       envPrefix: "FAKE",
@@ -59,64 +112,143 @@ export class FakeDevices {
       start: ({ handlers }) =>
         Promise.resolve({
           services: [
-            {
-              definition: DeviceStateServiceService,
-              implementation: {
-                quiesceDevices: handlers.unary(async ({ vm }) => {
-                  const state = (await this.enter("quiesce", vm)) ?? fail(notFound(vm));
-                  state.quiesced = true;
-                  return { dirtyPages: state.dirtyPages, pageSize: 4096n };
-                }),
-                exportDeviceState: handlers.unary(async ({ vm }) => {
-                  const state = (await this.enter("export", vm)) ?? fail(notFound(vm));
-                  if (!state.quiesced) {
-                    throw new VplaneError({
-                      code: "FAILED_PRECONDITION",
-                      reason: "NOT_QUIESCED",
-                      message: "quiesce first",
-                    });
-                  }
-                  return {
-                    sections: [
-                      { kind: this.kind, device: device(vm), formatVersion: 1, payload: state.payload },
-                    ],
-                  };
-                }),
-                importDeviceState: handlers.unary(async ({ vm, sections, guestMemory }) => {
-                  if (await this.enter("import", vm)) {
-                    throw new VplaneError({
-                      code: "ALREADY_EXISTS",
-                      reason: "VM_EXISTS",
-                      message: `${vm} exists`,
-                    });
-                  }
-                  const section = sections[0]!;
-                  this.vms.set(vm, {
-                    payload: Buffer.from(section.payload),
+            deviceStateService(handlers, {
+              quiesceDevices: async ({ vm }) => {
+                await this.enter("quiesce");
+                const state = this.require(vm);
+                state.quiesced = true;
+                return { dirtyPages: state.dirtyPages, pageSize: 4096n };
+              },
+              exportDeviceState: async ({ vm }) => {
+                await this.enter("export");
+                const state = this.require(vm);
+                if (!state.quiesced) {
+                  throw new VplaneError({
+                    code: "FAILED_PRECONDITION",
+                    reason: "NOT_QUIESCED",
+                    message: "quiesce first",
+                  });
+                }
+                return {
+                  sections: [this.section(vm, { base: state.payload.toString(), changes: state.changes })],
+                };
+              },
+              importDeviceState: async ({ vm, sections, guestMemory }) => {
+                await this.enter("import");
+                if (this.vms.has(vm))
+                  throw new VplaneError({
+                    code: "ALREADY_EXISTS",
+                    reason: "VM_EXISTS",
+                    message: `${vm} exists`,
+                  });
+                const state: FakeVm = {
+                  payload: Buffer.alloc(0),
+                  changes: [],
+                  quiesced: true,
+                  dirtyPages: [],
+                  guestMemoryPath: guestMemory?.path ?? "",
+                };
+                this.apply(state, sections);
+                this.vms.set(vm, state);
+                return { devices: [this.device(vm)] };
+              },
+              resumeDevices: async ({ vm }) => {
+                await this.enter("resume");
+                this.require(vm).quiesced = false;
+                this.read.delete(vm);
+                return {};
+              },
+              releaseDevices: async ({ vm }) => {
+                await this.enter("release");
+                const had = this.vms.delete(vm) || this.prepared.delete(vm);
+                this.prepared.delete(vm);
+                this.read.delete(vm);
+                if (!had) throw this.notFound(vm);
+                return { devices: [this.device(vm)] };
+              },
+              readPreCopy: async (vm, iteration) => {
+                await this.enter("readPreCopy");
+                const state = this.require(vm);
+                const from = iteration === 0 ? 0 : (this.read.get(vm) ?? 0);
+                this.read.set(vm, state.changes.length);
+                const changes = state.changes.slice(from);
+                this.afterRead?.(state);
+                return [
+                  this.section(
+                    vm,
+                    iteration === 0 ? { base: state.payload.toString(), changes } : { changes },
+                  ),
+                ];
+              },
+              preCopyInfo: async (vm) => {
+                await this.enter("preCopyInfo");
+                const state = this.require(vm);
+                const unread = state.changes.slice(this.read.get(vm) ?? 0);
+                return { initialBytes: 0n, dirtyBytes: BigInt(unread.join("").length) };
+              },
+              stopAndCopy: async (vm) => {
+                await this.enter("stopAndCopy");
+                const state = this.require(vm);
+                state.quiesced = true;
+                const from = this.read.get(vm);
+                this.read.delete(vm);
+                const payload =
+                  from === undefined
+                    ? { base: state.payload.toString(), changes: state.changes }
+                    : { changes: state.changes.slice(from) };
+                return {
+                  sections: [this.section(vm, payload)],
+                  dirtyPages: state.dirtyPages,
+                  pageSize: 4096n,
+                };
+              },
+              prepareImport: async ({ vm, guestMemory, sections }, iteration) => {
+                await this.enter("prepareImport");
+                if (this.vms.has(vm))
+                  throw new VplaneError({
+                    code: "ALREADY_EXISTS",
+                    reason: "VM_EXISTS",
+                    message: `${vm} exists`,
+                  });
+                if (iteration === 0) {
+                  this.prepared.set(vm, {
+                    payload: Buffer.alloc(0),
+                    changes: [],
                     quiesced: true,
                     dirtyPages: [],
                     guestMemoryPath: guestMemory?.path ?? "",
                   });
-                  return { devices: [section.device] };
-                }),
-                resumeDevices: handlers.unary(async ({ vm }) => {
-                  const state = (await this.enter("resume", vm)) ?? fail(notFound(vm));
-                  state.quiesced = false;
-                  return {};
-                }),
-                releaseDevices: handlers.unary(async ({ vm }) => {
-                  if (!(await this.enter("release", vm))) throw notFound(vm);
-                  this.vms.delete(vm);
-                  return { devices: [device(vm)] };
-                }),
-              } satisfies DeviceStateServiceServer,
-            },
+                }
+                const target = this.prepared.get(vm);
+                if (!target)
+                  throw new VplaneError({
+                    code: "FAILED_PRECONDITION",
+                    reason: "NOT_PREPARED",
+                    message: `${vm} not prepared`,
+                  });
+                this.apply(target, sections);
+                return [this.device(vm)];
+              },
+              finishImport: async ({ vm, guestMemory, sections }, resume) => {
+                await this.enter("finishImport");
+                const target =
+                  this.prepared.get(vm) ??
+                  ({
+                    payload: Buffer.alloc(0),
+                    changes: [],
+                    quiesced: true,
+                    dirtyPages: [],
+                    guestMemoryPath: guestMemory?.path ?? "",
+                  } satisfies FakeVm);
+                this.apply(target, sections);
+                this.prepared.delete(vm);
+                target.quiesced = !resume;
+                this.vms.set(vm, target);
+                return [this.device(vm)];
+              },
+            }),
           ],
         }),
     };
   }
-}
-
-function fail(error: Error): never {
-  throw error;
 }

@@ -1,7 +1,8 @@
 // Live migration between two hosts' migration services on loopback, each with its own device
-// services and data folder: the happy path, cancel in every phase before switchover, and a
-// failure injected in every phase. Issue 6's rule: the VM keeps running on the source and the
-// destination holds nothing (no devices, no RAM file) unless the migration completed.
+// services and data folder: the happy path, device pre-copy with a guest that keeps changing its
+// devices, cancel in every phase before the commit, and a failure injected in every phase. Issue
+// 6's rule, kept by issue 14's new phases: the VM keeps running on the source and the destination
+// holds nothing (no devices, nothing prepared, no RAM file) unless the migration completed.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,10 +11,9 @@ import type { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/op
 import { Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { credentials } from "@grpc/grpc-js";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
-import { VplaneError, unaryCall } from "@vplane/service-kit";
+import { VplaneError, chunkDeviceState, unaryCall } from "@vplane/service-kit";
 import type { DeviceCall } from "./fake-device-service.js";
 import { TestHost } from "./test-host.js";
-import { encodeSnapshot } from "../src/snapshot/snapshot-codec.js";
 import { PeerStream } from "../src/live-migration/peer-stream.js";
 
 let source: TestHost;
@@ -32,7 +32,7 @@ function newVm(ramBytes?: number) {
 async function migrate(
   vm: string,
   memory: { path: string; sizeBytes: bigint },
-  extra: Partial<{ vmmMovesRam: boolean; downtimeLimitMs: number; to: string }> = {},
+  extra: Partial<{ vmmMovesRam: boolean; downtimeLimitMs: number; to: string; noProgressMs: number }> = {},
 ) {
   return unaryCall(
     source.client.startMigration.bind(source.client),
@@ -42,7 +42,7 @@ async function migrate(
       guestMemory: { path: memory.path, sizeBytes: memory.sizeBytes },
       vmmMovesRam: extra.vmmMovesRam ?? false,
       downtimeLimitMs: extra.downtimeLimitMs ?? 0,
-      noProgressTimeoutMs: 0,
+      noProgressTimeoutMs: extra.noProgressMs ?? 0,
       totalTimeoutMs: 0,
       requestId: "",
       destinationGuestMemory: extra.vmmMovesRam
@@ -60,6 +60,12 @@ function assertStillOnSource(vm: string) {
   }
   assert.equal(destination.interrupts.vms.has(vm), false, "no interrupt controller on the destination");
   assert.equal(destination.iommu.vms.has(vm), false, "no SMMU on the destination");
+  for (const devices of [destination.interrupts, destination.iommu])
+    assert.equal(
+      devices.prepared.has(vm),
+      false,
+      `nothing of ${vm} prepared on the destination's ${devices.kind}`,
+    );
   assert.equal(
     existsSync(join(destination.dataDir, "guest-ram", `${vm}.ram`)),
     false,
@@ -83,6 +89,7 @@ describe("live migration", () => {
     assert.deepEqual(seen, [
       Phase.PHASE_SETTING_UP,
       Phase.PHASE_COPYING_RAM,
+      Phase.PHASE_PRECOPYING_DEVICE_STATE,
       Phase.PHASE_QUIESCING,
       Phase.PHASE_TRANSFERRING_DEVICE_STATE,
       Phase.PHASE_SWITCHING_OVER,
@@ -90,9 +97,15 @@ describe("live migration", () => {
     ]);
     assert.equal(progress.ramBytesTotal, 1048576n);
     assert.equal(progress.ramBytesTransferred, 1048576n);
-    assert.ok(progress.deviceStateBytes > 0n);
+    assert.ok(progress.devicePrecopyBytes > 0n && progress.deviceStopCopyBytes > 0n);
+    assert.equal(progress.deviceStateBytes, progress.devicePrecopyBytes + progress.deviceStopCopyBytes);
+    assert.equal(progress.devicePrecopyIterations, 1, "nothing changed after the first iteration");
     assert.deepEqual(progress.dirtyPages, [0x1000n]);
     assert.ok(progress.downtimeMs >= 0n && progress.downtimeMs < progress.elapsedMs + 1n);
+    assert.equal(progress.downtimeMs, progress.downtimeUs / 1000n);
+    // StopAndCopy (2 calls, 1 chunk each), 2 chunks and a re-sent page on, switchover and its
+    // answer, FinishImport (2 calls, 1 chunk each).
+    assert.equal(progress.downtimeMessages, 4 + 3 + 2 + 4);
     assert.deepEqual(readFileSync(join(destination.dataDir, memory.path)), memory.ram);
     assert.equal(destination.interrupts.vms.get(vm)?.payload.toString(), `xive-state-of-${vm}`);
     assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed on the destination");
@@ -114,17 +127,72 @@ describe("live migration", () => {
     assert.equal(destination.iommu.vms.has(vm), true);
   });
 
+  test("a guest that keeps changing its devices: pre-copy iterates, the stop carries only the last changes, the destination ends equal", async () => {
+    const { vm, memory } = newVm();
+    // Fewer changes after each read (5, 4, ... 1, then none): the remaining state shrinks.
+    for (const devices of [source.interrupts, source.iommu]) {
+      let change = 0;
+      devices.afterRead = (state) => {
+        const n = Math.max(0, 5 - change);
+        for (let i = 0; i < n; i++) state.changes.push(`change-${change}-${i}`);
+        change++;
+      };
+    }
+    try {
+      const { progress } = await source.finish(await migrate(vm, memory, { vmmMovesRam: true }));
+      assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+      assert.ok(progress.devicePrecopyIterations >= 3, `${progress.devicePrecopyIterations} iterations`);
+      assert.ok(progress.deviceStopCopyBytes < progress.devicePrecopyBytes);
+      for (const [from, to] of [
+        [source.interrupts, destination.interrupts],
+        [source.iommu, destination.iommu],
+      ] as const) {
+        const moved = to.vms.get(vm)!;
+        assert.equal(moved.payload.toString(), `${from.kind === "xive" ? "xive" : "smmu"}-state-of-${vm}`);
+        assert.ok(moved.changes.length >= 15, `${moved.changes.length} changes moved`);
+        assert.deepEqual(moved.changes, [...new Set(moved.changes)], "each change applied once, in order");
+      }
+    } finally {
+      source.interrupts.afterRead = undefined;
+      source.iommu.afterRead = undefined;
+    }
+  });
+
+  test("a guest that changes its devices faster than they move fails after the no-progress timeout, with the reason", async () => {
+    const { vm, memory } = newVm();
+    let round = 0;
+    source.interrupts.afterRead = (state) => {
+      round++;
+      for (let i = 0; i < 50 * round; i++) state.changes.push(`burst-${round}-${i}`);
+    };
+    try {
+      const { progress } = await source.finish(
+        // A 1 ms limit: no stop fits it while anything is left, and more is left each time.
+        await migrate(vm, memory, { vmmMovesRam: true, downtimeLimitMs: 1, noProgressMs: 300 }),
+      );
+      assert.equal(progress.phase, Phase.PHASE_FAILED);
+      assert.equal(progress.failedPhase, Phase.PHASE_PRECOPYING_DEVICE_STATE);
+      assert.equal(progress.errorCode, "DEADLINE_EXCEEDED");
+      assert.equal(progress.error?.reason, "PRECOPY_NOT_CONVERGING");
+      assert.ok(progress.devicePrecopyIterations >= 2);
+      await settle();
+      assertStillOnSource(vm);
+    } finally {
+      source.interrupts.afterRead = undefined;
+    }
+  });
+
   test("a second operation on the same VM is refused with ABORTED while one runs", async () => {
     const { vm, memory } = newVm();
     let release!: () => void;
-    source.interrupts.holds.set("quiesce", new Promise<void>((r) => (release = r)));
+    source.interrupts.holds.set("stopAndCopy", new Promise<void>((r) => (release = r)));
     const first = await migrate(vm, memory);
     await assert.rejects(
       migrate(vm, memory),
       (e: unknown) =>
         e instanceof VplaneError && e.code === "ABORTED" && e.reason === "OPERATION_IN_PROGRESS",
     );
-    source.interrupts.holds.delete("quiesce");
+    source.interrupts.holds.delete("stopAndCopy");
     release();
     assert.equal((await source.finish(first)).progress.phase, Phase.PHASE_COMPLETED);
   });
@@ -141,12 +209,19 @@ describe("live migration", () => {
 
 // Where the operation can be held so a cancel or a failure lands in that phase.
 const phases: { phase: Phase; host: () => TestHost; role: "interrupts" | "iommu"; call: DeviceCall }[] = [
-  { phase: Phase.PHASE_QUIESCING, host: () => source, role: "interrupts", call: "quiesce" },
-  { phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE, host: () => source, role: "iommu", call: "export" },
-  { phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE, host: () => destination, role: "iommu", call: "import" },
+  { phase: Phase.PHASE_PRECOPYING_DEVICE_STATE, host: () => source, role: "interrupts", call: "readPreCopy" },
+  {
+    phase: Phase.PHASE_PRECOPYING_DEVICE_STATE,
+    host: () => destination,
+    role: "iommu",
+    call: "prepareImport",
+  },
+  { phase: Phase.PHASE_PRECOPYING_DEVICE_STATE, host: () => source, role: "iommu", call: "preCopyInfo" },
+  { phase: Phase.PHASE_QUIESCING, host: () => source, role: "interrupts", call: "stopAndCopy" },
+  { phase: Phase.PHASE_SWITCHING_OVER, host: () => destination, role: "iommu", call: "finishImport" },
 ];
 
-describe("cancel before switchover: the VM stays on the source, the destination holds nothing", () => {
+describe("cancel before the commit: the VM stays on the source, the destination holds nothing", () => {
   test("cancel while copying RAM", async () => {
     const { vm, memory } = newVm(64 * 1024 * 1024);
     const operation = await migrate(vm, memory);
@@ -208,32 +283,39 @@ describe("failure in every phase: the VM stays on the source, the destination ho
     call: DeviceCall;
   }[] = [
     {
-      name: "quiesce fails on the source",
+      name: "a pre-copy read fails on the source",
+      phase: Phase.PHASE_PRECOPYING_DEVICE_STATE,
+      host: () => source,
+      role: "iommu",
+      call: "readPreCopy",
+    },
+    {
+      name: "preparing fails on the destination (after the other service prepared)",
+      phase: Phase.PHASE_PRECOPYING_DEVICE_STATE,
+      host: () => destination,
+      role: "iommu",
+      call: "prepareImport",
+    },
+    {
+      name: "the pre-copy info fails on the source",
+      phase: Phase.PHASE_PRECOPYING_DEVICE_STATE,
+      host: () => source,
+      role: "interrupts",
+      call: "preCopyInfo",
+    },
+    {
+      name: "the stop-and-copy fails on the source",
       phase: Phase.PHASE_QUIESCING,
       host: () => source,
       role: "iommu",
-      call: "quiesce",
+      call: "stopAndCopy",
     },
     {
-      name: "export fails on the source",
-      phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE,
-      host: () => source,
-      role: "interrupts",
-      call: "export",
-    },
-    {
-      name: "import fails on the destination (after the other service imported)",
-      phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE,
-      host: () => destination,
-      role: "iommu",
-      call: "import",
-    },
-    {
-      name: "resume fails on the destination",
+      name: "finishing fails on the destination (after the other service resumed)",
       phase: Phase.PHASE_SWITCHING_OVER,
       host: () => destination,
-      role: "interrupts",
-      call: "resume",
+      role: "iommu",
+      call: "finishImport",
     },
   ];
   for (const failure of failures) {
@@ -275,11 +357,11 @@ describe("failure in every phase: the VM stays on the source, the destination ho
   test("over the downtime limit → FAILED, rolled back", async () => {
     const { vm, memory } = newVm();
     let release!: () => void;
-    destination.iommu.holds.set("import", new Promise<void>((r) => (release = r)));
+    destination.iommu.holds.set("finishImport", new Promise<void>((r) => (release = r)));
     const operation = await migrate(vm, memory, { downtimeLimitMs: 1 });
-    await waitFor(() => destination.iommu.calls.includes("import"));
+    await waitFor(() => destination.iommu.calls.includes("finishImport"));
     await new Promise((r) => setTimeout(r, 20));
-    destination.iommu.holds.delete("import");
+    destination.iommu.holds.delete("finishImport");
     release();
     const { progress } = await source.finish(operation);
     assert.equal(progress.phase, Phase.PHASE_FAILED);
@@ -311,22 +393,18 @@ describe("failure in every phase: the VM stays on the source, the destination ho
         kind,
         device,
         formatVersion: 1,
-        payload: Buffer.from(`${kind}-state`),
+        payload: Buffer.from(JSON.stringify({ base: `${kind}-state`, changes: [] })),
       });
-      const snapshot = encodeSnapshot(
-        {
-          vm,
-          producerVersion: "test",
-          createTimeMs: 0n,
-          sections: [section("xive", `vms/${vm}/controller`), section("smmuv3", `vms/${vm}/smmus/smmu0`)],
-          dirtyPages: [],
-        },
-        1 << 20,
-      );
-      await peer.send({ $case: "deviceState", value: snapshot });
-      await peer.expect("devicesImported");
+      const sections = {
+        "interrupt-controller": [section("xive", `vms/${vm}/controller`)],
+        iommu: [section("smmuv3", `vms/${vm}/smmus/smmu0`)],
+      };
+      for (const [service, list] of Object.entries(sections)) {
+        for (const chunk of chunkDeviceState(list))
+          await peer.send({ $case: "deviceChunk", value: { service, iteration: 0, final: true, chunk } });
+      }
       await peer.send({ $case: "switchover", value: true });
-      await peer.expect("switchedOver");
+      await peer.expect("switchedOverReport");
       assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at switchover");
       peer.abort();
       await waitFor(() => !destination.interrupts.vms.has(vm) && !destination.iommu.vms.has(vm));
@@ -334,6 +412,79 @@ describe("failure in every phase: the VM stays on the source, the destination ho
       client.close();
     }
   });
+});
+
+describe("the device-state stream", () => {
+  /** A hand-made source: setup, then `chunks` of the interrupt controller's stop-and-copy. */
+  async function sendStopAndCopy(vm: string, damage: (chunks: ReturnType<typeof chunkDeviceState>) => void) {
+    const client = new MigrationServiceClient(destination.migration.address, credentials.createInsecure());
+    const peer = new PeerStream(client.receiveMigration());
+    try {
+      await peer.send({
+        $case: "setup",
+        value: {
+          vm,
+          operation: "operations/test",
+          ramSizeBytes: 0n,
+          sourceVersion: "test",
+          guestMemory: undefined,
+        },
+      });
+      await peer.expect("ready");
+      const payload = Buffer.from(JSON.stringify({ base: "x".repeat(3000), changes: [] }));
+      const chunks = chunkDeviceState(
+        [{ kind: "xive", device: `vms/${vm}/controller`, formatVersion: 1, payload }],
+        1024,
+      );
+      damage(chunks);
+      for (const chunk of chunks)
+        await peer.send({
+          $case: "deviceChunk",
+          value: { service: "interrupt-controller", iteration: 0, final: true, chunk },
+        });
+      await peer.send({ $case: "switchover", value: true });
+      return await peer.expect("switchedOverReport").then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    } finally {
+      peer.abort();
+      client.close();
+    }
+  }
+
+  const damages: [string, string, (chunks: ReturnType<typeof chunkDeviceState>) => void][] = [
+    [
+      "a damaged chunk",
+      "DEVICE_STATE_CHUNK_CORRUPT",
+      (c) => (c[1]!.data = Buffer.from(c[1]!.data).fill(0x55, 0, 8)),
+    ],
+    ["a missing chunk", "DEVICE_STATE_CHUNK_OUT_OF_ORDER", (c) => void c.splice(1, 1)],
+    ["two chunks swapped", "DEVICE_STATE_CHUNK_OUT_OF_ORDER", (c) => void ([c[1], c[2]] = [c[2]!, c[1]!])],
+    [
+      "a chunk from another stream",
+      "DEVICE_STATE_STREAM_CORRUPT",
+      (c) => {
+        const other = chunkDeviceState(
+          [{ kind: "xive", device: "other", formatVersion: 1, payload: Buffer.alloc(3000, 1) }],
+          1024,
+        );
+        c[1] = other[1]!;
+      },
+    ],
+  ];
+  for (const [name, reason, damage] of damages) {
+    test(`${name} refuses the whole import (DATA_LOSS ${reason}): nothing on the destination`, async () => {
+      const vm = `vm-damaged-${reason.toLowerCase().replaceAll("_", "-")}-${++vmCount}`;
+      const error = await sendStopAndCopy(vm, damage);
+      assert.ok(error instanceof VplaneError, "the destination refused the stream");
+      assert.equal(error.code, "DATA_LOSS");
+      assert.equal(error.reason, reason);
+      await settle();
+      assert.equal(destination.interrupts.vms.has(vm), false);
+      assert.equal(destination.interrupts.prepared.has(vm), false);
+    });
+  }
 });
 
 async function waitFor(condition: () => boolean) {

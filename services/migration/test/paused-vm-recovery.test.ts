@@ -28,7 +28,7 @@ describe("paused VMs survive a restart of the migration service", () => {
     const journal = new PausedVmJournal(source.dataDir);
     source.addVm("vm-journal");
     let release!: () => void;
-    destination.interrupts.holds.set("import", new Promise<void>((r) => (release = r)));
+    destination.interrupts.holds.set("finishImport", new Promise<void>((r) => (release = r)));
     const operation = await unaryCall(
       source.client.startMigration.bind(source.client),
       {
@@ -44,13 +44,13 @@ describe("paused VMs survive a restart of the migration service", () => {
       },
       { timeoutMs: 5000 },
     );
-    await source.reach(operation, Phase.PHASE_TRANSFERRING_DEVICE_STATE);
-    await waitFor(() => destination.interrupts.calls.includes("import"));
+    await source.reach(operation, Phase.PHASE_SWITCHING_OVER);
+    await waitFor(() => destination.interrupts.calls.includes("finishImport"));
     assert.deepEqual(
       (await journal.entries()).map((e) => [e.vm, e.state, e.operation]),
       [["vm-journal", "paused", operation.name]],
     );
-    destination.interrupts.holds.delete("import");
+    destination.interrupts.holds.delete("finishImport");
     release();
     const { progress } = await source.finish(operation);
     assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);

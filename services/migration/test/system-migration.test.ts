@@ -201,10 +201,14 @@ async function entered(fake: FakeDevices, call: DeviceCall): Promise<void> {
 test("a trigger in every migration phase reaches the destination's queue exactly once", async () => {
   type Case = { phase: string; hold?: [FakeDevices, DeviceCall]; waitEntered?: boolean };
   const cases: Case[] = [
-    { phase: "setting up / copying RAM", hold: [source.host.iommu, "quiesce"] },
-    { phase: "quiescing", hold: [source.host.iommu, "quiesce"], waitEntered: true },
-    { phase: "transferring device state", hold: [destination.host.iommu, "import"], waitEntered: true },
-    { phase: "switching over", hold: [destination.host.iommu, "resume"], waitEntered: true },
+    // Issue 14: the stop is the source's StopAndCopy and the destination's FinishImport (apply + resume).
+    { phase: "setting up / copying RAM", hold: [source.host.iommu, "stopAndCopy"] },
+    { phase: "quiescing", hold: [source.host.iommu, "stopAndCopy"], waitEntered: true },
+    {
+      phase: "transferring device state / switching over",
+      hold: [destination.host.iommu, "finishImport"],
+      waitEntered: true,
+    },
     { phase: "completed" },
   ];
   for (const [i, c] of cases.entries()) {
@@ -213,6 +217,7 @@ test("a trigger in every migration phase reaches the destination's queue exactly
     // An SMMU section too, so that the destination's (fake) IOMMU can hold the migration in a phase.
     source.host.iommu.vms.set(vm, {
       payload: Buffer.from("smmu"),
+      changes: [],
       quiesced: false,
       dirtyPages: [],
       guestMemoryPath: "",

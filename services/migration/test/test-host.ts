@@ -61,12 +61,14 @@ export class TestHost {
   addVm(vm: string, ramBytes = 256 * 1024): { path: string; sizeBytes: bigint; ram: Buffer } {
     this.interrupts.vms.set(vm, {
       payload: Buffer.from(`xive-state-of-${vm}`),
+      changes: [],
       quiesced: false,
       dirtyPages: [0x1000n],
       guestMemoryPath: "",
     });
     this.iommu.vms.set(vm, {
       payload: Buffer.from(`smmu-state-of-${vm}`),
+      changes: [],
       quiesced: false,
       dirtyPages: [],
       guestMemoryPath: "",

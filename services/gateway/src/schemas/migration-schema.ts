@@ -27,6 +27,7 @@ export const MigrationPhaseSchema = Type.Union(
   [
     Type.Literal("SETTING_UP"),
     Type.Literal("COPYING_RAM"),
+    Type.Literal("PRECOPYING_DEVICE_STATE"),
     Type.Literal("QUIESCING"),
     Type.Literal("TRANSFERRING_DEVICE_STATE"),
     Type.Literal("SWITCHING_OVER"),
@@ -48,7 +49,14 @@ export const MigrationStatusSchema = Type.Object({
   phase: MigrationPhaseSchema,
   ramBytesTotal: Type.Integer({ description: "guest RAM to copy, bytes (0 when the VMM moves RAM)" }),
   ramBytesTransferred: Type.Integer({ description: "guest RAM copied so far, bytes" }),
-  deviceStateBytes: Type.Integer({ description: "device-state snapshot moved, bytes" }),
+  deviceStateBytes: Type.Integer({
+    description: "device state moved, bytes: the pre-copy iterations' and the stop-and-copy's",
+  }),
+  devicePrecopyBytes: Type.Integer({ description: "device state moved while the VM ran, bytes" }),
+  devicePrecopyIterations: Type.Integer({ description: "device pre-copy iterations done" }),
+  deviceDirtyBytes: Type.Integer({
+    description: "device state still to move after the last pre-copy iteration, bytes",
+  }),
   elapsedMs: Type.Integer({ description: "since the migration started, ms" }),
   downtimeMs: Type.Integer({ description: "devices paused, quiesce to resume, ms (0 until switchover)" }),
   dirtyPages: Type.Integer({

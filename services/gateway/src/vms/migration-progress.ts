@@ -9,6 +9,7 @@ import type { MigrateRequest, MigrationPhase, MigrationStatus } from "../schemas
 const RUNNING_PHASES: readonly Phase[] = [
   Phase.PHASE_SETTING_UP,
   Phase.PHASE_COPYING_RAM,
+  Phase.PHASE_PRECOPYING_DEVICE_STATE,
   Phase.PHASE_QUIESCING,
   Phase.PHASE_TRANSFERRING_DEVICE_STATE,
   Phase.PHASE_SWITCHING_OVER,
@@ -43,7 +44,10 @@ export function phasesBefore(phase: Phase): Phase[] {
   return index < 0 ? [...RUNNING_PHASES] : RUNNING_PHASES.slice(0, index);
 }
 
-/** Percent of the gateway operation: RAM copy takes most of it; the registry commit makes 100. */
+/**
+ * Percent of the gateway operation: RAM copy takes most of it, device pre-copy the next; the
+ * registry commit makes 100.
+ */
 export function percentOf(progress: OperationProgress): number {
   switch (progress.phase) {
     case Phase.PHASE_COPYING_RAM: {
@@ -51,6 +55,8 @@ export function percentOf(progress: OperationProgress): number {
       const done = total > 0 ? Number(progress.ramBytesTransferred) / total : 0;
       return 5 + Math.floor(75 * Math.min(1, done));
     }
+    case Phase.PHASE_PRECOPYING_DEVICE_STATE:
+      return 81;
     case Phase.PHASE_QUIESCING:
       return 82;
     case Phase.PHASE_TRANSFERRING_DEVICE_STATE:
@@ -74,6 +80,9 @@ export function statusAfter(status: MigrationStatus, progress: OperationProgress
     ramBytesTotal: Number(progress.ramBytesTotal),
     ramBytesTransferred: Number(progress.ramBytesTransferred),
     deviceStateBytes: Number(progress.deviceStateBytes),
+    devicePrecopyBytes: Number(progress.devicePrecopyBytes),
+    devicePrecopyIterations: progress.devicePrecopyIterations,
+    deviceDirtyBytes: Number(progress.deviceDirtyBytes),
     elapsedMs: Number(progress.elapsedMs),
     downtimeMs: Number(progress.downtimeMs),
     dirtyPages: progress.dirtyPages.length,
@@ -90,6 +99,8 @@ export function describeProgress(progress: OperationProgress): string {
   switch (progress.phase) {
     case Phase.PHASE_COPYING_RAM:
       return `copying guest RAM: ${mib(progress.ramBytesTransferred)} of ${mib(progress.ramBytesTotal)}, ${elapsed}`;
+    case Phase.PHASE_PRECOPYING_DEVICE_STATE:
+      return `pre-copying device state while the VM runs: ${progress.devicePrecopyIterations} iteration(s), ${progress.devicePrecopyBytes} bytes, ${progress.deviceDirtyBytes} bytes still to send, ${elapsed}`;
     case Phase.PHASE_QUIESCING:
       return `pausing the devices (downtime starts), ${elapsed}`;
     case Phase.PHASE_TRANSFERRING_DEVICE_STATE:

@@ -32,8 +32,15 @@ const noDeviceState: ServiceDescription<Record<string, never>> = {
   defaultPort: 0,
   options: {},
   start: ({ handlers }) => {
+    const noDevices = (vm: string) =>
+      new VplaneError({ code: "NOT_FOUND", reason: "VM_NOT_FOUND", message: `no devices of ${vm}` });
     const none = handlers.unary(({ vm }: { vm: string }) => {
-      throw new VplaneError({ code: "NOT_FOUND", reason: "VM_NOT_FOUND", message: `no devices of ${vm}` });
+      throw noDevices(vm);
+    });
+    const noStream = handlers.serverStream(({ vm }: { vm: string }) => Promise.reject(noDevices(vm)));
+    const noImport = handlers.clientStream(async (requests: AsyncIterable<{ vm: string }>) => {
+      for await (const { vm } of requests) throw noDevices(vm);
+      throw noDevices("");
     });
     const implementation: DeviceStateServiceServer = {
       quiesceDevices: none,
@@ -41,6 +48,11 @@ const noDeviceState: ServiceDescription<Record<string, never>> = {
       importDeviceState: none,
       resumeDevices: none,
       releaseDevices: none,
+      readPreCopy: noStream,
+      getPreCopyInfo: none,
+      stopAndCopy: noStream,
+      prepareImport: noImport,
+      finishImport: noImport,
     };
     return Promise.resolve({ services: [{ definition: DeviceStateServiceService, implementation }] });
   },

@@ -3,17 +3,35 @@
 // a service that answers NOT_FOUND simply holds none of that VM's devices.
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { DeviceStateServiceClient } from "@vplane/proto/gen/vplane/devicestate/v1/service";
-import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import type {
+  DeviceSection,
+  DeviceStateChunk,
+  FinishImportRequest,
+  FinishImportResponse,
+  PrepareImportRequest,
+  PrepareImportResponse,
+} from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import type { GuestMemory } from "@vplane/proto/gen/vplane/common/v1/guest_memory";
 import {
+  ClientStreamCall,
   VplaneError,
   clientChannelOptions,
   clientCredentials,
+  serverStreamCall,
   unaryCall,
   type TlsFiles,
 } from "@vplane/service-kit";
+import { mergeRanges, pagesOf, rangesOf, type DirtyPages, type DirtyRange } from "./dirty-pages.js";
 
 export type DeviceRole = "interrupt-controller" | "iommu";
+
+/** Where a device-state stream's chunks go as they arrive (the migration stream). */
+export type ChunkSink = (role: DeviceRole, chunk: DeviceStateChunk) => Promise<void>;
+
+/** Counts the gRPC messages of the device-state calls made while it is given (one stop). */
+export class MessageCount {
+  count = 0;
+}
 
 /** Which service imports a section kind; sections are exported in ROLES order. */
 const ROLE_OF_KIND: Record<string, DeviceRole> = {
@@ -21,13 +39,9 @@ const ROLE_OF_KIND: Record<string, DeviceRole> = {
   xics: "interrupt-controller",
   smmuv3: "iommu",
 };
-const ROLES: readonly DeviceRole[] = ["interrupt-controller", "iommu"];
+export const ROLES: readonly DeviceRole[] = ["interrupt-controller", "iommu"];
 
-/** Guest pages the devices wrote at quiesce: addresses (ascending) and the page size in bytes. */
-export interface DirtyPages {
-  pages: bigint[];
-  pageSize: bigint;
-}
+export { type DirtyPages } from "./dirty-pages.js";
 
 export interface HostDevicesOptions {
   targets: Record<DeviceRole, string>;
@@ -54,13 +68,12 @@ export class HostDevices {
     const answers = await this.onEveryRole(vm, undefined, (client, options) =>
       unaryCall(client.quiesceDevices.bind(client), { vm }, options),
     );
-    let pages: bigint[] = [];
     let pageSize = 0n;
-    for (const answer of answers.values()) {
-      pages = mergeAscending(pages, answer.dirtyPages);
+    const ranges = [...answers.values()].map((answer) => {
       if (answer.pageSize > pageSize) pageSize = answer.pageSize;
-    }
-    return { pages, pageSize };
+      return answer.dirtyPages.map((address) => ({ address, bytes: answer.pageSize }));
+    });
+    return pagesOf(mergeRanges(ranges), pageSize);
   }
 
   /**
@@ -127,6 +140,129 @@ export class HostDevices {
     return outcomes.flatMap((outcome) => (outcome.status === "fulfilled" ? outcome.value.devices : []));
   }
 
+  /**
+   * Pre-copy iteration `iteration` of `vm` (issue 14): each service's stream of the state that
+   * changed since its previous one, chunk by chunk into `sink`, one service after the other.
+   * Iteration 0 finds the services that hold devices of the VM (NOT_FOUND: none there); later
+   * ones ask those `roles`. Returns them and the chunk bytes moved.
+   */
+  async readPreCopy(
+    vm: string,
+    iteration: number,
+    roles: readonly DeviceRole[],
+    sink: ChunkSink,
+    signal?: AbortSignal,
+  ): Promise<{ roles: DeviceRole[]; bytes: number }> {
+    const holding: DeviceRole[] = [];
+    let bytes = 0;
+    for (const role of roles) {
+      const client = this.clients.get(role)!;
+      try {
+        const stream = serverStreamCall(
+          client.readPreCopy.bind(client),
+          { vm, iteration },
+          this.callOptions(signal),
+        );
+        for await (const { chunk } of stream) {
+          if (!chunk) throw emptyMessage(role, "ReadPreCopy");
+          bytes += chunk.data.length;
+          await sink(role, chunk);
+        }
+        holding.push(role);
+      } catch (error) {
+        if (iteration === 0 && isNotFound(error)) continue;
+        throw annotate(error, role);
+      }
+    }
+    if (holding.length === 0) throw noDevices(vm);
+    return { roles: holding, bytes };
+  }
+
+  /** The device state `roles` still have to move (VFIO's precopy info), summed. */
+  async preCopyInfo(
+    vm: string,
+    roles: readonly DeviceRole[],
+    signal?: AbortSignal,
+  ): Promise<{ initialBytes: bigint; dirtyBytes: bigint }> {
+    const answers = await Promise.all(
+      roles.map((role) => {
+        const client = this.clients.get(role)!;
+        return unaryCall(client.getPreCopyInfo.bind(client), { vm }, this.callOptions(signal)).catch(
+          (error: unknown) => Promise.reject(annotate(error, role)),
+        );
+      }),
+    );
+    let initialBytes = 0n;
+    let dirtyBytes = 0n;
+    for (const { info } of answers) {
+      initialBytes += info?.initialBytes ?? 0n;
+      dirtyBytes += info?.dirtyBytes ?? 0n;
+    }
+    return { initialBytes, dirtyBytes };
+  }
+
+  /**
+   * The stop-and-copy of `vm` on every service in `roles` at once: each quiesces its devices and
+   * streams what the destination still needs, chunk by chunk into `sink` as it arrives. Returns
+   * the chunk bytes and the pages the devices wrote. Every message is counted in `messages`.
+   */
+  async stopAndCopy(
+    vm: string,
+    destination: string,
+    roles: readonly DeviceRole[],
+    sink: ChunkSink,
+    messages: MessageCount,
+  ): Promise<{ bytes: number; dirty: DirtyRange[]; pageSize: bigint }> {
+    let bytes = 0;
+    let pageSize = 0n;
+    const dirty: DirtyRange[][] = [];
+    // Not cut short by a cancel: the resume that undoes it must come after it.
+    await Promise.all(
+      roles.map(async (role) => {
+        const client = this.clients.get(role)!;
+        messages.count++;
+        try {
+          const stream = serverStreamCall(
+            client.stopAndCopy.bind(client),
+            { vm, destination },
+            this.callOptions(),
+          );
+          for await (const message of stream) {
+            messages.count++;
+            if (!message.chunk) throw emptyMessage(role, "StopAndCopy");
+            if (message.pageSize > 0n) {
+              dirty.push(rangesOf(message.dirtyPages, message.pageSize));
+              if (message.pageSize > pageSize) pageSize = message.pageSize;
+            }
+            bytes += message.chunk.data.length;
+            await sink(role, message.chunk);
+          }
+        } catch (error) {
+          throw annotate(error, role);
+        }
+      }),
+    );
+    return { bytes, dirty: mergeRanges(dirty), pageSize };
+  }
+
+  /** Opens `role`'s PrepareImport stream (destination, one pre-copy iteration). */
+  prepareImport(
+    role: DeviceRole,
+    signal?: AbortSignal,
+  ): ClientStreamCall<PrepareImportRequest, PrepareImportResponse> {
+    const client = this.clients.get(role)!;
+    return new ClientStreamCall(client.prepareImport.bind(client), this.callOptions(signal));
+  }
+
+  /** Opens `role`'s FinishImport stream (destination, the stop-and-copy). */
+  finishImport(
+    role: DeviceRole,
+    signal?: AbortSignal,
+  ): ClientStreamCall<FinishImportRequest, FinishImportResponse> {
+    const client = this.clients.get(role)!;
+    return new ClientStreamCall(client.finishImport.bind(client), this.callOptions(signal));
+  }
+
   /** Resumes the VM's devices on every service, even when one of them fails (then rethrown). */
   async resume(vm: string, signal?: AbortSignal): Promise<void> {
     await this.onEveryRole(vm, signal, (client, options) =>
@@ -189,6 +325,14 @@ export class HostDevices {
 
 const isNotFound = (error: unknown) => error instanceof VplaneError && error.code === "NOT_FOUND";
 
+function emptyMessage(role: DeviceRole, call: string) {
+  return new VplaneError({
+    code: "INTERNAL",
+    reason: "MIGRATION_PROTOCOL_ERROR",
+    message: `${role}: a ${call} message without a chunk`,
+  });
+}
+
 function noDevices(vm: string) {
   return new VplaneError({
     code: "NOT_FOUND",
@@ -196,20 +340,6 @@ function noDevices(vm: string) {
     field: "vm",
     message: `VM ${vm} has no devices on this host`,
   });
-}
-
-/** Two ascending lists as one, without duplicates (each service reports its pages ascending). */
-function mergeAscending(a: readonly bigint[], b: readonly bigint[]): bigint[] {
-  if (a.length === 0) return [...b];
-  if (b.length === 0) return [...a];
-  const out: bigint[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    const next = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
-    if (out.length === 0 || out[out.length - 1]! !== next) out.push(next);
-  }
-  return out;
 }
 
 /** Says which service failed, keeping the code and reason a caller acts on. */

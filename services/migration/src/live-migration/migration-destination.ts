@@ -1,9 +1,10 @@
 // The destination side of a live migration (MigrationService.ReceiveMigration). It accepts one
-// VM per stream, in protocol order: setup → RAM chunks (in order, then re-sent pages) → device
-// state → switchover → commit; and commits only on that explicit last message (a cancelled
-// stream can look like a normal end to the server). Anything else (an error, a cancel, a dropped
-// connection, a step out of order, an end without commit) discards what this host received: the
-// imported devices are released and the RAM file is deleted.
+// VM per stream, in protocol order: setup → RAM chunks (in order) → device pre-copy iterations
+// (chunks, each iteration's end) → the stop-and-copy (re-sent pages, chunks) → switchover →
+// commit; and commits only on that explicit last message (a cancelled stream can look like a
+// normal end to the server). Anything else (an error, a cancel, a dropped connection, a step out
+// of order, an end without commit) discards what this host received: the device services
+// release what they prepared or imported, and the RAM file is deleted.
 import { rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
@@ -15,16 +16,15 @@ import type {
 import { VplaneError } from "@vplane/service-kit";
 import type { HostDevices } from "../devices/host-devices.js";
 import { checkId } from "../resource-id.js";
-import { decodeSnapshot } from "../snapshot/snapshot-codec.js";
 import { createRamFile, incomingRamPath, resolveRamPath } from "./guest-ram-file.js";
+import { IncomingDeviceState } from "./incoming-device-state.js";
 
 export interface MigrationDestinationOptions {
   dataDir: string;
-  maxSnapshotBytes: number;
   maxRamBytes: bigint;
 }
 
-type Step = "setup" | "ram" | "device-state" | "switchover" | "switched-over" | "committed";
+type Step = "setup" | "ram" | "device-state" | "switched-over" | "committed";
 
 /** VMs arriving on this host right now: one stream per VM. */
 export class IncomingMigrations {
@@ -44,7 +44,7 @@ export class IncomingMigrations {
     let ram: FileHandle | undefined;
     let ramPath: string | undefined;
     let ramReceived = 0n;
-    let imported = false;
+    let incoming: IncomingDeviceState | undefined;
     let reserved = false;
     try {
       for await (const { message } of requests) {
@@ -65,6 +65,11 @@ export class IncomingMigrations {
             ramPath = resolveRamPath(this.options.dataDir, incomingRamPath(setup.vm));
             ram = await createRamFile(ramPath, setup.ramSizeBytes);
           }
+          // The devices open the RAM file this stream fills, or the one the VMM prepares here.
+          const guestMemory = ram
+            ? { path: incomingRamPath(setup.vm), sizeBytes: setup.ramSizeBytes }
+            : setup.guestMemory;
+          incoming = new IncomingDeviceState(this.devices, setup.vm, guestMemory);
           step = setup.ramSizeBytes > 0n ? "ram" : "device-state";
           await send({ message: { $case: "ready", value: true } });
         } else if (
@@ -96,27 +101,15 @@ export class IncomingMigrations {
               await send({ message: { $case: "ramBytesReceived", value: ramReceived } });
             }
           }
-        } else if (message.$case === "deviceState" && setup && step === "device-state") {
-          const body = decodeSnapshot(message.value, this.options.maxSnapshotBytes);
-          if (body.vm !== setup.vm) {
-            throw new VplaneError({
-              code: "INVALID_ARGUMENT",
-              reason: "SNAPSHOT_OF_ANOTHER_VM",
-              message: `device state of VM ${body.vm} on the stream of VM ${setup.vm}`,
-            });
-          }
-          await ram?.sync();
-          const guestMemory = ram
-            ? { path: incomingRamPath(setup.vm), sizeBytes: setup.ramSizeBytes }
-            : setup.guestMemory;
-          const devices = await this.devices.import(setup.vm, body.sections, guestMemory);
-          imported = true;
-          step = "switchover";
-          await send({ message: { $case: "devicesImported", value: { devices } } });
-        } else if (message.$case === "switchover" && setup && step === "switchover") {
-          await this.devices.resume(setup.vm);
+        } else if (message.$case === "deviceChunk" && incoming && step === "device-state") {
+          await incoming.chunk(message.value);
+        } else if (message.$case === "precopyIterationEnd" && incoming && step === "device-state") {
+          await incoming.iterationEnd(message.value);
+          await send({ message: { $case: "precopyPrepared", value: message.value } });
+        } else if (message.$case === "switchover" && incoming && step === "device-state") {
+          const switched = await incoming.switchover();
           step = "switched-over";
-          await send({ message: { $case: "switchedOver", value: true } });
+          await send({ message: { $case: "switchedOverReport", value: switched } });
         } else if (message.$case === "commit" && step === "switched-over") {
           step = "committed"; // the RAM file and the devices stay, however the stream ends now
         } else {
@@ -127,7 +120,8 @@ export class IncomingMigrations {
     } finally {
       await ram?.close();
       if (step !== "committed") {
-        if (imported && setup) await this.devices.release(setup.vm).catch(() => undefined);
+        incoming?.cancel();
+        if (incoming?.touched && setup) await this.devices.release(setup.vm).catch(() => undefined);
         if (ramPath) await rm(ramPath, { force: true });
       }
       if (reserved && setup) this.arriving.delete(setup.vm);

@@ -1,12 +1,18 @@
 // The source side of a live migration, as an operation body:
 //   setting up   open the stream to the destination's migration service, reserve the VM there
 //   copying RAM  the RAM file in chunks with CRC-32 while the VM runs (unless the VMM moves RAM)
-//   quiescing    pause the devices (downtime starts); resend the pages they dirtied
-//   device state export, send as a snapshot, the destination imports it (quiesced)
-//   switching    the destination resumes and acknowledges; the source sends commit, which makes
-//                the VM the destination's, half-closes the stream and releases its own devices
-// Any failure or cancel before switchover aborts the stream (the destination discards all it
-// holds) and resumes the source's devices if they were paused.
+//   pre-copying  device state in iterations while the VM runs (device-precopy.ts); the
+//                destination builds and makes it durable as it comes
+//   quiescing    the downtime starts: StopAndCopy quiesces the devices and streams what is left
+//   device state its chunks go on to the destination as they arrive (after the dirty pages,
+//                when RAM is copied), and the destination applies them, resuming its devices
+//   switching    the destination acknowledges, running the VM (the downtime ends); the source
+//                sends commit, which makes the VM the destination's, half-closes the stream and
+//                releases its own devices
+// Inside the downtime: StopAndCopy, the chunks and switchover to the destination, its
+// FinishImport, its acknowledgement: three round trips (issue 14). Any failure or cancel before
+// the commit aborts the stream (the destination discards all it holds) and resumes the source's
+// devices (which also ends their pre-copy).
 import { rm } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import type { FileHandle } from "node:fs/promises";
@@ -14,6 +20,7 @@ import type { Any } from "@vplane/proto/gen/google/protobuf/any";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import type { StartMigrationRequest } from "@vplane/proto/gen/vplane/migration/v1/live_migration";
+import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import {
   VPLANE_VERSION,
   VplaneError,
@@ -21,11 +28,12 @@ import {
   clientCredentials,
   type TlsFiles,
 } from "@vplane/service-kit";
-import type { HostDevices } from "../devices/host-devices.js";
+import { pagesOf, type DirtyRange } from "../devices/dirty-pages.js";
+import { MessageCount, type DeviceRole, type HostDevices } from "../devices/host-devices.js";
 import type { OperationContext } from "../operations/migration-operations.js";
-import { encodeSnapshot } from "../snapshot/snapshot-codec.js";
 import { openRamForReading, resolveRamPath } from "./guest-ram-file.js";
 import type { PausedVmJournal } from "../devices/paused-vm-journal.js";
+import { preCopyDevices } from "./device-precopy.js";
 import { PeerStream } from "./peer-stream.js";
 
 const PROGRESS_TYPE = "type.googleapis.com/vplane.migration.v1.OperationProgress";
@@ -35,7 +43,8 @@ export interface MigrationSourceOptions {
   /** Where a pause is recorded before it happens, for a restart to undo. */
   journal: PausedVmJournal;
   chunkBytes: number;
-  maxSnapshotBytes: number;
+  /** The no-progress timeout, which also bounds a pre-copy that does not converge, ms. */
+  noProgressMs: number;
   tls?: Partial<TlsFiles>;
 }
 
@@ -56,7 +65,7 @@ export async function migrateOut(
   );
   const peer = new PeerStream(client.receiveMigration());
   context.signal.addEventListener("abort", () => peer.abort(), { once: true });
-  let quiescedAt: number | undefined;
+  let started = false;
   let committed = false;
   try {
     context.update({ ramBytesTotal: ramBytes });
@@ -79,48 +88,36 @@ export async function migrateOut(
     }
 
     context.checkpoint();
+    context.update({ phase: Phase.PHASE_PRECOPYING_DEVICE_STATE });
+    started = true; // from here the devices track their changes until resumed or released
+    const precopy = await preCopyDevices(context, devices, peer, vm, {
+      downtimeLimitMs: request.downtimeLimitMs,
+      noProgressMs: options.noProgressMs,
+    });
+
+    context.checkpoint();
     context.update({ phase: Phase.PHASE_QUIESCING });
     await options.journal.paused(vm, context.name);
-    quiescedAt = Date.now();
-    // Not cut short by a cancel: the resume that undoes it must come after it.
-    const dirty = await devices.quiesce(vm);
-    context.checkpoint();
-    context.update({ dirtyPages: dirty.pages });
-    // The devices wrote these pages (event queues) after the RAM copy read them: send them again.
-    if (ram) for (const page of dirty.pages) await sendRange(peer, ram, page, dirty.pageSize);
-
-    context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
-    const sections = await devices.export(vm, context.signal, request.destination);
-    const snapshot = encodeSnapshot(
-      {
-        vm,
-        producerVersion: VPLANE_VERSION,
-        createTimeMs: BigInt(Date.now()),
-        sections,
-        // Not the dirty pages: the destination has no use for them (they were re-sent above, or
-        // the VMM moves them), and the list is as long as the vCPUs × queues.
-        dirtyPages: [],
-      },
-      options.maxSnapshotBytes,
-    );
-    context.update({ deviceStateBytes: BigInt(snapshot.length) });
-    await peer.send({ $case: "deviceState", value: snapshot });
-    await peer.expect("devicesImported");
-    context.checkpoint();
-    const paused = Date.now() - quiescedAt;
-    if (request.downtimeLimitMs > 0 && paused > request.downtimeLimitMs) {
+    const stop = await stopAndCopy(context, devices, peer, request, precopy.roles, ram);
+    const downtimeUs = Math.round(stop.downtimeMs * 1000);
+    context.update({
+      downtimeMs: BigInt(Math.floor(stop.downtimeMs)),
+      downtimeUs: BigInt(downtimeUs),
+      downtimeMessages: stop.messages,
+      dirtyPages: stop.dirtyPages,
+      deviceStopCopyBytes: BigInt(stop.bytes),
+      deviceStateBytes: BigInt(precopy.bytes + stop.bytes),
+    });
+    if (request.downtimeLimitMs > 0 && stop.downtimeMs > request.downtimeLimitMs) {
+      // Not committed: the destination releases the devices it resumed, the VM goes on here.
       throw new VplaneError({
         code: "DEADLINE_EXCEEDED",
         reason: "DOWNTIME_LIMIT_EXCEEDED",
-        message: `devices paused ${paused} ms before switchover, over the limit of ${request.downtimeLimitMs} ms`,
+        message: `devices paused ${stop.downtimeMs.toFixed(1)} ms, over the limit of ${request.downtimeLimitMs} ms`,
       });
     }
 
     context.passPointOfNoReturn();
-    context.update({ phase: Phase.PHASE_SWITCHING_OVER });
-    await peer.send({ $case: "switchover", value: true });
-    await peer.expect("switchedOver");
-    context.update({ downtimeMs: BigInt(Date.now() - quiescedAt) });
     // The commit message makes the VM the destination's; from here it is there.
     await options.journal.committing(vm, context.name);
     await peer.send({ $case: "commit", value: true });
@@ -136,8 +133,8 @@ export async function migrateOut(
   } catch (error) {
     if (committed) throw error;
     peer.abort(); // the destination discards everything it holds
-    // The VM goes on here.
-    if (quiescedAt !== undefined) await options.journal.resumeAfterFailure(vm, () => devices.resume(vm));
+    // The VM goes on here; resuming also ends the devices' pre-copy.
+    if (started) await options.journal.resumeAfterFailure(vm, () => devices.resume(vm));
     throw error;
   } finally {
     await ram?.close();
@@ -145,6 +142,55 @@ export async function migrateOut(
     // The RAM now lives on the destination; a copy left here would block the VM's way back.
     if (committed && ramPath) await rm(ramPath, { force: true });
   }
+}
+
+/**
+ * The downtime: StopAndCopy on every service at once, its chunks forwarded to the destination as
+ * they arrive (held back until the pages the devices wrote are re-sent when RAM is copied: the
+ * destination's devices must not resume before their queue pages are there), then switchover,
+ * and the destination's acknowledgement once its devices run.
+ */
+async function stopAndCopy(
+  context: OperationContext,
+  devices: HostDevices,
+  peer: PeerStream,
+  request: StartMigrationRequest,
+  roles: readonly DeviceRole[],
+  ram: FileHandle | undefined,
+): Promise<{ downtimeMs: number; messages: number; bytes: number; dirtyPages: bigint[] }> {
+  const messages = new MessageCount();
+  const held: { service: DeviceRole; chunk: DeviceStateChunk }[] = [];
+  const forward = (service: DeviceRole, chunk: DeviceStateChunk) => {
+    messages.count++;
+    return peer.send({ $case: "deviceChunk", value: { service, iteration: 0, final: true, chunk } });
+  };
+  const quiescedAt = performance.now();
+  const stopped = await devices.stopAndCopy(
+    request.vm,
+    request.destination,
+    roles,
+    ram ? (service, chunk) => Promise.resolve(void held.push({ service, chunk })) : forward,
+    messages,
+  );
+  context.checkpoint();
+  context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
+  if (ram) {
+    // The devices wrote these pages (event queues) after the RAM copy read them: send them again.
+    for (const range of stopped.dirty) messages.count += await sendRange(peer, ram, range);
+    for (const { service, chunk } of held) await forward(service, chunk);
+  }
+  context.checkpoint();
+  context.update({ phase: Phase.PHASE_SWITCHING_OVER });
+  messages.count += 2; // switchover and its acknowledgement
+  await peer.send({ $case: "switchover", value: true });
+  const switched = await peer.expect("switchedOverReport");
+  const downtimeMs = performance.now() - quiescedAt;
+  return {
+    downtimeMs,
+    messages: messages.count + switched.deviceMessages,
+    bytes: stopped.bytes,
+    dirtyPages: pagesOf(stopped.dirty, stopped.pageSize).pages,
+  };
 }
 
 async function copyRam(
@@ -157,14 +203,22 @@ async function copyRam(
   for (let offset = 0n; offset < size; offset += BigInt(chunkBytes)) {
     context.checkpoint();
     const length = size - offset < BigInt(chunkBytes) ? size - offset : BigInt(chunkBytes);
-    await sendRange(peer, ram, offset, length);
+    await sendRange(peer, ram, { address: offset, bytes: length });
     context.update({ ramBytesTransferred: offset + length });
   }
 }
 
-async function sendRange(peer: PeerStream, ram: FileHandle, offset: bigint, length: bigint) {
-  const data = Buffer.alloc(Number(length));
-  const { bytesRead } = await ram.read(data, 0, data.length, Number(offset));
-  const chunk = data.subarray(0, bytesRead);
-  await peer.send({ $case: "ramChunk", value: { offset, data: chunk, crc32: crc32(chunk) } });
+/** Sends a range of the RAM file in chunks of at most 1 MiB; how many messages that took. */
+async function sendRange(peer: PeerStream, ram: FileHandle, range: DirtyRange): Promise<number> {
+  const step = 1n << 20n;
+  let sent = 0;
+  for (let offset = range.address; offset < range.address + range.bytes; offset += step) {
+    const end = range.address + range.bytes;
+    const data = Buffer.alloc(Number(end - offset < step ? end - offset : step));
+    const { bytesRead } = await ram.read(data, 0, data.length, Number(offset));
+    const chunk = data.subarray(0, bytesRead);
+    await peer.send({ $case: "ramChunk", value: { offset, data: chunk, crc32: crc32(chunk) } });
+    sent++;
+  }
+  return sent;
 }

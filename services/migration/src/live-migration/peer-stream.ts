@@ -68,7 +68,8 @@ export class PeerStream {
     wake?.();
   }
 
-  private protocolError(message: string) {
+  /** The error of an answer the protocol does not allow. */
+  protocolError(message: string): VplaneError {
     return new VplaneError({ code: "INTERNAL", reason: "MIGRATION_PROTOCOL_ERROR", message });
   }
 }

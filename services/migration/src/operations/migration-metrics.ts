@@ -22,7 +22,7 @@ export class MigrationMetrics {
   constructor(metrics: ServiceMetrics) {
     this.phases = metrics.histogram({
       name: "vplane_migration_phase_duration_seconds",
-      help: "time an operation spent in a phase (setting_up, copying_ram, quiescing, transferring_device_state, switching_over), by kind",
+      help: "time an operation spent in a phase (setting_up, copying_ram, precopying_device_state, quiescing, transferring_device_state, switching_over), by kind",
       labelNames: ["kind", "phase"],
       buckets: PHASE_BUCKETS,
     });
