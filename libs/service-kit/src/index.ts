@@ -91,3 +91,9 @@ export { unaryCall, type UnaryCallOptions } from "./unary-call.js";
 export { ClientStreamCall, serverStreamCall } from "./stream-calls.js";
 export { VPLANE_VERSION } from "./version.js";
 export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";
+export {
+  guestMemorySpec,
+  openGuestMemory,
+  type GuestMemoryLimits,
+  type GuestMemorySpec,
+} from "./guest-memory-binding.js";
