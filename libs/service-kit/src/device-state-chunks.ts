@@ -5,13 +5,20 @@
 // order or one too many, so nothing from a broken stream reaches a device. The migration
 // services between them forward the chunks unread, so the check is end to end.
 import { createHash, type Hash } from "node:crypto";
-import { crc32 } from "node:zlib";
+import * as zlib from "node:zlib";
 import {
   DeviceStatePayload,
   type DeviceSection,
   type DeviceStateChunk,
 } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { VplaneError } from "./vplane-error.js";
+
+/**
+ * zlib's CRC-32 (Node >= 20.15), looked up when a chunk is made or checked rather than when the
+ * module is linked: the POWER9 kernel tier's guest runs Node 20.11 (the newest ppc64le build on
+ * npm) and loads this module with the interrupt-controller service, without streaming chunks.
+ */
+const crc32 = (data: Uint8Array): number => zlib.crc32(data);
 
 /** Largest chunk data, bytes: well under the 4 MiB gRPC default message limit. */
 export const DEVICE_STATE_CHUNK_BYTES = 1 << 20;
