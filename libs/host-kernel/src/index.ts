@@ -83,4 +83,5 @@ export {
   type HandoffServerOptions,
   type HandoffSession,
 } from "./handoff-server.js";
+export { HandoffService, VmmGoneListeners } from "./handoff-service.js";
 export { nextHandoffMessage, sendHandoffMessage } from "./handoff-client.js";

@@ -1,6 +1,7 @@
 import {
   HandoffRefusal,
-  HandoffServer,
+  HandoffService,
+  VmmGoneListeners,
   requireResourceId,
   requireVersion,
   type HandoffConnection,
@@ -45,24 +46,12 @@ export interface HandoffOptions {
  * KVM VM fd and vCPU fds and later receives the KVM XIVE device fd on the same connection, whose
  * end is the VMM's end.
  */
-export class VmmHandoffServer {
+export class VmmHandoffServer extends HandoffService<HandoffOptions> {
   private readonly adopted = new Map<string, AdoptedVmState>();
-  private readonly server: HandoffServer;
   private onGone: (vm: AdoptedVm) => void = () => undefined;
-
-  private constructor(
-    path: string,
-    private readonly options: HandoffOptions,
-  ) {
-    this.server = HandoffServer.listen(path, (connection) => this.session(connection), options);
-  }
 
   static listen(path: string, options: HandoffOptions = {}): VmmHandoffServer {
     return new VmmHandoffServer(path, options);
-  }
-
-  get path(): string {
-    return this.server.path;
   }
 
   /** The VM a VMM handed over under `vm`, while its VMM is there. */
@@ -75,7 +64,7 @@ export class VmmHandoffServer {
     this.onGone = listener;
   }
 
-  private session(connection: HandoffConnection): HandoffSession {
+  protected session(connection: HandoffConnection): HandoffSession {
     let owned: AdoptedVmState | undefined;
     return {
       message: (message, fds) => {
@@ -118,16 +107,10 @@ export class VmmHandoffServer {
     }
     throw new HandoffRefusal("MESSAGE_INVALID", `unexpected message type ${JSON.stringify(message.type)}`);
   }
-
-  /** Stops listening, removes the socket file and lets every VMM go. */
-  close(): void {
-    this.server.close();
-  }
 }
 
 class AdoptedVmState implements AdoptedVm {
-  gone = false;
-  private readonly listeners: (() => void)[] = [];
+  private readonly goneListeners = new VmmGoneListeners();
 
   constructor(
     readonly vm: string,
@@ -139,6 +122,10 @@ class AdoptedVmState implements AdoptedVm {
     return this.connection.peer;
   }
 
+  get gone(): boolean {
+    return this.goneListeners.gone;
+  }
+
   sendDevice(deviceFd: number, controller: string): void {
     this.connection.send({ type: "device", vm: this.vm, controller, esbPageOffset: 4, timaPageOffset: 0 }, [
       deviceFd,
@@ -146,14 +133,12 @@ class AdoptedVmState implements AdoptedVm {
   }
 
   whenGone(listener: () => void): void {
-    if (this.gone) listener();
-    else this.listeners.push(listener);
+    this.goneListeners.add(listener);
   }
 
   markGone(): void {
-    this.gone = true;
     this.kvm.close();
-    for (const listener of this.listeners.splice(0)) listener();
+    this.goneListeners.fire();
   }
 }
 

@@ -1,6 +1,7 @@
 import {
   HandoffRefusal,
-  HandoffServer,
+  HandoffService,
+  VmmGoneListeners,
   closeFd,
   requireResourceId,
   requireVersion,
@@ -58,23 +59,11 @@ export interface SmmuHandoffOptions {
  * with their StreamIDs; a NATIVE SMMU of that name (CreateSmmu, ImportDeviceState) is made on
  * them. The connection's end is the VMM's end.
  */
-export class SmmuHandoffServer {
+export class SmmuHandoffServer extends HandoffService<SmmuHandoffOptions> {
   private readonly handedOver = new Map<string, HandedOverSmmuState>();
-  private readonly server: HandoffServer;
-
-  private constructor(
-    path: string,
-    private readonly options: SmmuHandoffOptions,
-  ) {
-    this.server = HandoffServer.listen(path, (connection) => this.session(connection), options);
-  }
 
   static listen(path: string, options: SmmuHandoffOptions = {}): SmmuHandoffServer {
     return new SmmuHandoffServer(path, options);
-  }
-
-  get path(): string {
-    return this.server.path;
   }
 
   /** The fds a VMM handed over for the SMMU `vms/{vm}/smmus/{smmu}`, while they are usable. */
@@ -82,7 +71,7 @@ export class SmmuHandoffServer {
     return this.handedOver.get(name);
   }
 
-  private session(connection: HandoffConnection): HandoffSession {
+  protected session(connection: HandoffConnection): HandoffSession {
     let owned: HandedOverSmmuState | undefined;
     return {
       message: (message, fds) => {
@@ -137,16 +126,10 @@ export class SmmuHandoffServer {
     this.options.log?.({ event: "adopted", smmu: name, peer: connection.peer });
     return state;
   }
-
-  /** Stops listening, removes the socket file and lets every VMM go (the SMMUs on their fds answer VMM_GONE). */
-  close(): void {
-    this.server.close();
-  }
 }
 
 class HandedOverSmmuState implements HandedOverSmmu {
-  gone = false;
-  private readonly listeners: (() => void)[] = [];
+  private readonly goneListeners = new VmmGoneListeners();
 
   constructor(
     readonly vm: string,
@@ -164,22 +147,23 @@ class HandedOverSmmuState implements HandedOverSmmu {
     return this.connection.peer;
   }
 
+  get gone(): boolean {
+    return this.goneListeners.gone;
+  }
+
   whenGone(listener: () => void): void {
-    if (this.gone) listener();
-    else this.listeners.push(listener);
+    this.goneListeners.add(listener);
   }
 
   /** The VMM left: the SMMU on these fds learns it first, then the fds are closed. */
   vmmGone(): void {
-    this.gone = true;
-    for (const listener of this.listeners.splice(0)) listener();
+    this.goneListeners.fire();
     this.closeFds();
   }
 
   release(why: string): void {
     if (this.gone) return;
-    this.gone = true;
-    this.listeners.splice(0);
+    this.goneListeners.fire(false);
     this.closeFds();
     this.onRelease(why);
     try {
