@@ -1,24 +1,32 @@
-// Where a migration's downtime goes in the device services: the steps the migration service
-// takes, in its order (quiesce and export on the source, import and resume on the destination,
-// each service in turn, then release on the source), called directly on the two hosts'
-// DeviceStateService and timed one by one. What the downtime holds beyond these is the migration
-// service's own work (snapshot encode/decode, the dirty-page list, the transfer stream).
-import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
+// Where a migration's time goes in the device services (issue 14's shape): the calls the
+// migration services make, in their order, called directly on the two hosts' DeviceStateService
+// and timed one by one: the pre-copy read on the source and its preparation on the destination
+// (while the VM runs), then the stop-and-copy on the source and the finish (apply, make durable,
+// resume) on the destination (the downtime), then release on the source. What a migration holds
+// beyond these is the migration services' own work (forwarding chunks, the protocol).
 import { credentials } from "@grpc/grpc-js";
-import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { DeviceStateServiceClient } from "@vplane/proto/gen/vplane/devicestate/v1/service";
-import { unaryCall } from "@vplane/service-kit";
+import { ClientStreamCall, serverStreamCall, unaryCall } from "@vplane/service-kit";
 import type { MigrationBenchHost } from "./migration-bench-host.js";
 
 export type DeviceService = "interrupt controller" | "iommu";
-export type DeviceStateCall = "quiesce" | "export" | "import" | "resume";
+export type DeviceStateCall = "readPreCopy" | "prepareImport" | "stopAndCopy" | "finishImport";
+export const DEVICE_STATE_CALLS: readonly DeviceStateCall[] = [
+  "readPreCopy",
+  "prepareImport",
+  "stopAndCopy",
+  "finishImport",
+];
 
 export interface DeviceStateCallTimes {
   /** Milliseconds per call, by service and call. */
   ms: Map<DeviceService, Record<DeviceStateCall, number[]>>;
-  /** Dirty pages each service's last quiesce reported, and their size in bytes. */
-  dirty: Map<DeviceService, { pages: number; pageSize: number }>;
+  /** Chunk bytes of each service's last pre-copy read and stop-and-copy. */
+  bytes: Map<DeviceService, { preCopy: number; stop: number }>;
 }
+
+const OPTIONS = { timeoutMs: 120_000 };
 
 async function timed<T>(into: number[], call: () => Promise<T>): Promise<T> {
   const started = performance.now();
@@ -27,7 +35,12 @@ async function timed<T>(into: number[], call: () => Promise<T>): Promise<T> {
   return result;
 }
 
-const OPTIONS = { timeoutMs: 60_000 };
+/** All the chunks of a server stream. */
+async function collect(stream: AsyncIterable<{ chunk?: DeviceStateChunk | undefined }>) {
+  const chunks: DeviceStateChunk[] = [];
+  for await (const { chunk } of stream) chunks.push(chunk!);
+  return chunks;
+}
 
 /**
  * Moves `vm`'s devices `rounds` times between the hosts, starting on `from`; returns the per-call
@@ -54,57 +67,50 @@ export async function timeDeviceStateCalls(
       ),
     ]),
   );
+  const empty = () => ({ readPreCopy: [], prepareImport: [], stopAndCopy: [], finishImport: [] });
   const times: DeviceStateCallTimes = {
-    ms: new Map(services.map((s) => [s, { quiesce: [], export: [], import: [], resume: [] }])),
-    dirty: new Map(),
+    ms: new Map(services.map((s) => [s, empty()])),
+    bytes: new Map(),
   };
   try {
     for (let round = 0; round < rounds; round++) {
-      const source = clientOf.get(from)!;
-      const destination = clientOf.get(to)!;
       for (const service of services) {
-        const client = source.get(service)!;
-        const quiesced = await timed(times.ms.get(service)!.quiesce, () =>
-          unaryCall(client.quiesceDevices.bind(client), { vm }, OPTIONS),
+        const source = clientOf.get(from)!.get(service)!;
+        const destination = clientOf.get(to)!.get(service)!;
+        const ms = times.ms.get(service)!;
+        const preCopy = await timed(ms.readPreCopy, () =>
+          collect(serverStreamCall(source.readPreCopy.bind(source), { vm, iteration: 0 }, OPTIONS)),
         );
-        times.dirty.set(service, {
-          pages: quiesced.dirtyPages.length,
-          pageSize: Number(quiesced.pageSize),
-        });
-      }
-      const sections: DeviceSection[][] = [];
-      for (const service of services) {
-        const client = source.get(service)!;
-        const exported = await timed(times.ms.get(service)!.export, () =>
-          unaryCall(client.exportDeviceState.bind(client), { vm }, OPTIONS),
-        );
-        sections.push(exported.sections);
-      }
-      for (const [i, service] of services.entries()) {
-        const client = destination.get(service)!;
-        await timed(times.ms.get(service)!.import, () =>
-          unaryCall(
-            client.importDeviceState.bind(client),
-            {
+        await timed(ms.prepareImport, async () => {
+          const call = new ClientStreamCall(destination.prepareImport.bind(destination), OPTIONS);
+          for (const [i, chunk] of preCopy.entries())
+            await call.write({
               vm,
-              sections: sections[i]!,
-              guestMemory: undefined,
-              requestId: "",
-              backend: Backend.BACKEND_UNSPECIFIED,
-            },
-            OPTIONS,
-          ),
+              iteration: 0,
+              guestMemory: i === 0 ? { path: "", sizeBytes: 0n } : undefined,
+              backend: 0,
+              chunk,
+            });
+          return call.finish();
+        });
+        const stop = await timed(ms.stopAndCopy, () =>
+          collect(serverStreamCall(source.stopAndCopy.bind(source), { vm, destination: "" }, OPTIONS)),
         );
-      }
-      for (const service of services) {
-        const client = destination.get(service)!;
-        await timed(times.ms.get(service)!.resume, () =>
-          unaryCall(client.resumeDevices.bind(client), { vm }, OPTIONS),
-        );
-      }
-      for (const service of services) {
-        const client = source.get(service)!;
-        await unaryCall(client.releaseDevices.bind(client), { vm }, OPTIONS);
+        await timed(ms.finishImport, async () => {
+          const call = new ClientStreamCall(destination.finishImport.bind(destination), OPTIONS);
+          for (const [i, chunk] of stop.entries())
+            await call.write({
+              vm,
+              resume: true,
+              guestMemory: i === 0 ? { path: "", sizeBytes: 0n } : undefined,
+              backend: 0,
+              chunk,
+            });
+          return call.finish();
+        });
+        const size = (chunks: DeviceStateChunk[]) => chunks.reduce((sum, c) => sum + c.data.length, 0);
+        times.bytes.set(service, { preCopy: size(preCopy), stop: size(stop) });
+        await unaryCall(source.releaseDevices.bind(source), { vm }, OPTIONS);
       }
       [from, to] = [to, from];
     }

@@ -18,9 +18,15 @@ import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit
 
 /** What one completed migration measured. */
 export interface MigrationResult {
-  /** OperationProgress.downtime_ms: quiesce on the source → resumed on the destination. */
+  /** OperationProgress.downtime_us as ms: quiesce on the source → resumed on the destination. */
   downtimeMs: number;
+  /** Device-state bytes moved: pre-copy and stop-and-copy together. */
   deviceStateBytes: number;
+  precopyBytes: number;
+  precopyIterations: number;
+  stopCopyBytes: number;
+  /** gRPC messages inside the downtime, both hosts. */
+  downtimeMessages: number;
   dirtyPages: number;
   /** StartMigration → WaitOperation answered done, ms (client side). */
   operationMs: number;
@@ -99,11 +105,26 @@ export class MigrationBenchHost {
       );
     }
     return {
-      downtimeMs: Number(progress.downtimeMs),
+      downtimeMs: Number(progress.downtimeUs) / 1000,
       deviceStateBytes: Number(progress.deviceStateBytes),
+      precopyBytes: Number(progress.devicePrecopyBytes),
+      precopyIterations: progress.devicePrecopyIterations,
+      stopCopyBytes: Number(progress.deviceStopCopyBytes),
+      downtimeMessages: progress.downtimeMessages,
       dirtyPages: progress.dirtyPages.length,
       operationMs,
     };
+  }
+
+  /** One unary gRPC round trip to this host's migration service (GetCapabilities), ms. */
+  async roundTrip(): Promise<number> {
+    const started = performance.now();
+    await unaryCall(
+      this.migrationClient.getCapabilities.bind(this.migrationClient),
+      {},
+      { timeoutMs: 10_000 },
+    );
+    return performance.now() - started;
   }
 
   async stop(): Promise<void> {
