@@ -88,6 +88,7 @@ export {
 } from "./service-metrics.js";
 export { statusCodeOf, statusNameOf, type StatusCodeName } from "./status-code.js";
 export { unaryCall, type UnaryCallOptions } from "./unary-call.js";
+export { UnrestoredResources } from "./unrestored-resources.js";
 export { ClientStreamCall, serverStreamCall } from "./stream-calls.js";
 export { VPLANE_VERSION } from "./version.js";
 export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";

@@ -1,6 +1,7 @@
 import {
   MigrationSeals,
   RequestLedger,
+  UnrestoredResources,
   VplaneError,
   listPage,
   type DurableWrites,
@@ -76,6 +77,8 @@ function controllerExists(vm: string, field: string): VplaneError {
  */
 export class ControllerRegistry {
   private readonly entries = new Map<string, ControllerEntry>();
+  /** Stored controllers that could not be rebuilt on start, by VM (their records stay until deleted). */
+  private readonly unrestored = new UnrestoredResources<ControllerRecord>("CONTROLLER");
   private readonly config: ControllerConfigStore;
   /** Answers of the mutating calls by request_id, scoped by VM id. */
   readonly ledger: RequestLedger;
@@ -105,18 +108,19 @@ export class ControllerRegistry {
   }
 
   /**
-   * Rebuilds every stored controller (one that cannot be rebuilt is logged and left out), then
-   * the answers kept for their request_ids.
+   * Rebuilds every stored controller (one that cannot be rebuilt is logged and answers
+   * CONTROLLER_NOT_RESTORED until deleted), then the answers kept for their request_ids.
    */
   async load(): Promise<void> {
     for (const config of await this.config.loadAll()) {
       try {
         this.entries.set(config.record.vm, this.rebuild(config));
       } catch (error) {
+        this.unrestored.add(config.record.vm, config.record, error);
         this.options.log.error({ err: error, vm: config.record.vm }, "could not restore controller");
       }
     }
-    await this.ledger.load(new Set(this.entries.keys()));
+    await this.ledger.load(new Set([...this.entries.keys(), ...this.unrestored.records().map((r) => r.vm)]));
   }
 
   private rebuild(stored: ControllerConfig): ControllerEntry {
@@ -229,6 +233,7 @@ export class ControllerRegistry {
         return existing;
       throw controllerExists(record.vm, field);
     }
+    if (this.unrestored.has(record.vm)) throw controllerExists(record.vm, field);
     if (this.entries.size >= this.options.maxControllers) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
@@ -254,18 +259,23 @@ export class ControllerRegistry {
 
   async delete(name: string): Promise<void> {
     const vm = this.vmOf(name);
-    const entry = this.require(name);
-    this.entries.delete(vm);
-    entry.signals.close();
-    entry.backend.close();
+    if (!this.unrestored.has(vm)) {
+      const entry = this.require(name);
+      this.entries.delete(vm);
+      entry.signals.close();
+      entry.backend.close();
+    }
     await this.ledger.forget(vm);
     await this.config.deleteController(vm);
+    this.unrestored.delete(vm);
   }
 
   /** The controller named "vms/{vm}/controller": INVALID_ARGUMENT for a bad name, NOT_FOUND if none. */
   require(name: string): ControllerEntry {
-    const entry = this.entries.get(this.vmOf(name));
+    const vm = this.vmOf(name);
+    const entry = this.entries.get(vm);
     if (entry === undefined) {
+      this.unrestored.check(vm, name);
       throw new VplaneError({
         code: "NOT_FOUND",
         reason: "CONTROLLER_NOT_FOUND",
@@ -290,6 +300,7 @@ export class ControllerRegistry {
     checkVmId(vm, "vm");
     const entry = this.entries.get(vm);
     if (entry === undefined) {
+      this.unrestored.check(vm, controllerName(vm));
       throw new VplaneError({
         code: "NOT_FOUND",
         reason: "CONTROLLER_NOT_FOUND",

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { truncateSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import { ActiveMode, ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
-import { controllerSpec, esb, kvmConfig, routedXive } from "./conformance-fixtures.js";
+import { RAM_BYTES, controllerSpec, esb, kvmConfig, routedXive } from "./conformance-fixtures.js";
 import { failure, removeDir, startHarness, tempDataDir } from "./service-harness.js";
 
 describe("durable configuration and controller resources", () => {
@@ -70,6 +72,52 @@ describe("durable configuration and controller resources", () => {
       assert.equal((await failure(h.call("getController", { name }))).code, "NOT_FOUND");
       await h.stop();
     } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  it("a stored controller that cannot be rebuilt on start answers CONTROLLER_NOT_RESTORED, keeps its name taken and can be deleted", async () => {
+    const dataDir = tempDataDir();
+    let h = await startHarness(dataDir);
+    try {
+      await h.call("createController", {
+        controller: controllerSpec("lost", ControllerMode.CONTROLLER_MODE_XIVE),
+        requestId: "",
+      });
+      await h.stop();
+      // The VM's RAM file changed size while the service was down: the controller cannot be remade.
+      truncateSync(join(dataDir, "lost.ram"), 4096);
+      h = await startHarness(dataDir);
+      const name = "vms/lost/controller";
+      for (const call of [
+        h.call("getController", { name }),
+        h.call("connectVcpu", { name, vcpuId: 0, server: 0, requestId: "" }),
+      ]) {
+        const refused = await failure(call);
+        assert.deepEqual([refused.code, refused.reason], ["FAILED_PRECONDITION", "CONTROLLER_NOT_RESTORED"]);
+        assert.match(refused.message, /GUEST_MEMORY_SIZE_MISMATCH|cannot open guest memory/);
+      }
+      const again = await failure(
+        h.call("createController", {
+          controller: controllerSpec("lost", ControllerMode.CONTROLLER_MODE_XIVE),
+          requestId: "",
+        }),
+      );
+      assert.equal(again.code, "ALREADY_EXISTS");
+      await h.call("deleteController", { name, requestId: "" });
+      assert.equal((await failure(h.call("getController", { name }))).code, "NOT_FOUND");
+      await h.stop();
+      // Deleted for good: the record left the store, and the name can be used again.
+      h = await startHarness(dataDir);
+      assert.equal((await failure(h.call("getController", { name }))).code, "NOT_FOUND");
+      await h.call("createController", {
+        controller: controllerSpec("lost", ControllerMode.CONTROLLER_MODE_XIVE, {
+          guestMemory: { path: "lost-2.ram", sizeBytes: RAM_BYTES },
+        }),
+        requestId: "",
+      });
+    } finally {
+      await h.stop();
       removeDir(dataDir);
     }
   });

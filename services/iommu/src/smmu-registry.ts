@@ -1,6 +1,7 @@
 import {
   MigrationSeals,
   RequestLedger,
+  UnrestoredResources,
   VplaneError,
   inSection,
   listPage,
@@ -67,6 +68,8 @@ export function pasidConfigOf(r: PasidTableRecord): PasidTableConfig {
  */
 export class SmmuRegistry {
   private readonly entries = new Map<string, SmmuEntry>();
+  /** Stored SMMUs that could not be rebuilt on start, by name (their records stay until deleted). */
+  private readonly unrestored = new UnrestoredResources<SmmuRecord>("SMMU");
   readonly config: SmmuConfigStore;
   /** Answers of the mutating calls by request_id, scoped by SMMU ("{vm}/{smmu}"). */
   private readonly ledger: RequestLedger;
@@ -94,21 +97,24 @@ export class SmmuRegistry {
   }
 
   /**
-   * Rebuilds every stored SMMU (one that cannot be rebuilt is logged and left out), then the
-   * answers kept for their request_ids.
+   * Rebuilds every stored SMMU (one that cannot be rebuilt is logged and answers
+   * SMMU_NOT_RESTORED until deleted), then the answers kept for their request_ids.
    */
   async load(): Promise<void> {
     for (const config of await this.config.loadAll()) {
+      const name = smmuName(config.record.vm, config.record.smmuId);
       try {
-        this.entries.set(smmuName(config.record.vm, config.record.smmuId), this.rebuild(config));
+        this.entries.set(name, this.rebuild(config));
       } catch (error) {
+        this.unrestored.add(name, config.record, error);
         this.options.log.error(
           { err: error, vm: config.record.vm, smmu: config.record.smmuId },
           "could not restore SMMU",
         );
       }
     }
-    await this.ledger.load(new Set([...this.entries.values()].map((e) => scopeOf(e.record))));
+    const records = [...[...this.entries.values()].map((e) => e.record), ...this.unrestored.records()];
+    await this.ledger.load(new Set(records.map(scopeOf)));
   }
 
   private rebuild(config: SmmuConfig): SmmuEntry {
@@ -243,6 +249,7 @@ export class SmmuRegistry {
         return existing;
       throw alreadyExists(name);
     }
+    if (this.unrestored.has(name)) throw alreadyExists(name);
     if (this.entries.size >= this.options.maxSmmus) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
@@ -266,11 +273,13 @@ export class SmmuRegistry {
   }
 
   async delete(name: string): Promise<void> {
-    const entry = this.require(name);
+    const record = this.unrestored.record(name) ?? this.require(name).record;
+    const entry = this.entries.get(name);
     this.entries.delete(name);
-    entry.backend.close();
-    await this.ledger.forget(scopeOf(entry.record));
-    await this.config.deleteSmmu(entry.record.vm, entry.record.smmuId);
+    entry?.backend.close();
+    await this.ledger.forget(scopeOf(record));
+    await this.config.deleteSmmu(record.vm, record.smmuId);
+    this.unrestored.delete(name);
   }
 
   /** The SMMU named "vms/{vm}/smmus/{smmu}": INVALID_ARGUMENT for a bad name, NOT_FOUND if none. */
@@ -295,6 +304,7 @@ export class SmmuRegistry {
     }
     const entry = this.entries.get(name);
     if (entry === undefined) {
+      this.unrestored.check(name, name);
       throw new VplaneError({
         code: "NOT_FOUND",
         reason: "SMMU_NOT_FOUND",

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { truncateSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
@@ -6,7 +7,7 @@ import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config"
 import { TranslationOutcome } from "@vplane/proto/gen/vplane/iommu/v1/translation";
 import { GuestTables, steWords } from "../src/testing/guest-tables.js";
 import { removeDir, startIommu, tempDataDir } from "./iommu-harness.js";
-import { attachSeedTable, createSmmu } from "./smmu-fixture.js";
+import { attachSeedTable, createSmmu, smmuSpec } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
 
@@ -113,6 +114,48 @@ describe("acknowledged configuration survives a restart (DESIGN: where state liv
       // Unmapped before the restart: stays unmapped.
       const gone = await h.call("translate", { name, streamId: 0x11, iova: 0x100_0000n, write: false });
       assert.equal(gone.event?.idName, "F_TRANSLATION");
+    } finally {
+      await h.stop();
+      removeDir(dataDir);
+    }
+  });
+
+  it("a stored SMMU that cannot be rebuilt on start answers SMMU_NOT_RESTORED, keeps its name taken and can be deleted", async () => {
+    const dataDir = tempDataDir();
+    let h = await startIommu(dataDir);
+    try {
+      const name = await createSmmu(h, "vm1", "lost", {
+        guestMemory: { path: "ram", sizeBytes: BigInt(RAM) },
+      });
+      await h.stop();
+      // The VM's RAM file changed size while the service was down: the SMMU cannot be remade.
+      truncateSync(join(dataDir, "ram"), 4096);
+      h = await startIommu(dataDir);
+      for (const e of [
+        await h.failure("getSmmu", { name }),
+        await h.failure("attachDevice", {
+          name,
+          streamId: 1,
+          virtualStreamId: 1,
+          pageRequests: false,
+          requestId: "",
+        }),
+      ]) {
+        assert.deepEqual([e.code, e.reason], ["FAILED_PRECONDITION", "SMMU_NOT_RESTORED"]);
+        assert.match(e.message, /cannot open guest memory/);
+      }
+      const again = await h.failure("createSmmu", {
+        smmu: smmuSpec("vm1", "lost", { guestMemory: { path: "ram", sizeBytes: BigInt(RAM) } }),
+        requestId: "",
+      });
+      assert.equal(again.code, "ALREADY_EXISTS");
+      await h.call("deleteSmmu", { name, requestId: "" });
+      assert.equal((await h.failure("getSmmu", { name })).code, "NOT_FOUND");
+      await h.stop();
+      // Deleted for good: the record left the store, and the name can be used again.
+      h = await startIommu(dataDir);
+      assert.equal((await h.failure("getSmmu", { name })).code, "NOT_FOUND");
+      await createSmmu(h, "vm1", "lost");
     } finally {
       await h.stop();
       removeDir(dataDir);
