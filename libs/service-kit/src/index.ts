@@ -43,7 +43,12 @@ export {
   type ImportStream,
   type StopAndCopyResult,
 } from "./device-state-service.js";
-export { withoutPreCopy, type VmDevices } from "./device-state-without-precopy.js";
+export {
+  deviceStateHandlers,
+  devicesQuiesced,
+  type PreCopyDevices,
+  type VmDevices,
+} from "./device-state-handlers.js";
 export {
   DEVICE_STATE_CHUNK_BYTES,
   DeviceStateAssembler,

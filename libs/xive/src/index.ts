@@ -72,6 +72,7 @@ export {
 export { dumpController, dumpXics, dumpXive } from "./pic-dump.js";
 export {
   CONTROLLER_STATE_FORMAT_VERSION,
+  type ControllerHeader,
   type ControllerState,
   type IcpRecord,
   type IcsSourceRecord,
@@ -85,4 +86,13 @@ export {
   type CheckedControllerState,
 } from "./device-state/decode-controller-state.js";
 export { encodeControllerState } from "./device-state/encode-controller-state.js";
+export {
+  CONTROLLER_DELTA_MAGIC,
+  diffControllerState,
+  mergeControllerDelta,
+  type ControllerDelta,
+  type KeyedChanges,
+} from "./device-state/controller-delta.js";
+export { controllerDeltaSize, encodeControllerDelta } from "./device-state/encode-controller-delta.js";
+export { decodeControllerDelta } from "./device-state/decode-controller-delta.js";
 export { StoppedTriggers } from "./stopped-triggers.js";

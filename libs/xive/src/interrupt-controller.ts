@@ -1,4 +1,5 @@
 import type { GuestMemory } from "@vplane/guest-memory";
+import { diffControllerState, type ControllerDelta } from "./device-state/controller-delta.js";
 import type { ControllerState } from "./device-state/controller-state.js";
 import {
   decodeControllerState,
@@ -7,6 +8,7 @@ import {
 import { encodeControllerState } from "./device-state/encode-controller-state.js";
 import type { ActiveMode, ControllerMode } from "./controller-mode.js";
 import { Errno } from "@vplane/model-kit";
+import { PQ } from "./esb.js";
 import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
 import type { InKernelXive } from "./in-kernel-xive.js";
@@ -47,6 +49,8 @@ export class InterruptController {
   private readonly vcpus = new VcpuRegistry();
   private readonly sourceKinds = new Map<number, boolean>();
   private readonly signal: SignalSink;
+  /** The state the last pre-copy read handed out (readChanges); undefined when not tracking. */
+  private preCopySent: ControllerState | undefined;
 
   constructor(
     readonly memory: GuestMemory,
@@ -281,9 +285,19 @@ export class InterruptController {
     return encodeControllerState(this.captureState());
   }
 
+  /**
+   * The state as exported now; a running controller's as a quiesce now would leave it (xive.md
+   * §6 latch: a XIVE source's PQ saved and, unless off, set to 10; no stopped trigger yet), so
+   * that what pre-copy moves while the VM runs is what the stop-and-copy would export for every
+   * record that does not change in between.
+   */
   private captureState(): ControllerState {
     const active = this.device;
-    const xive = active.mode === "XIVE" ? active.xive : undefined;
+    const xive = active.mode === "XIVE" ? active.xive.captureState() : undefined;
+    const stopped = active.mode === "XIVE" ? active.xive.sourceEngine.stopped?.triggers : active.xics.stopped;
+    if (xive && stopped === undefined) {
+      for (const s of xive.sources) s.pq = s.savedPq === PQ.OFF ? PQ.OFF : PQ.PENDING;
+    }
     return {
       mode: this.mode,
       activeMode: active.mode,
@@ -297,14 +311,37 @@ export class InterruptController {
       guestMemoryBytes: this.memory.size,
       vcpus: this.vcpus.entries(),
       machineSources: this.initialisedSources(),
-      stoppedTriggers: [
-        ...(active.mode === "XIVE"
-          ? active.xive.sourceEngine.stopped!.triggers.order
-          : active.xics.stopped!.order),
-      ],
-      xive: xive?.captureState(),
+      stoppedTriggers: stopped ? [...stopped.order] : [],
+      xive,
       xics: active.mode === "XICS" ? active.xics.captureState() : undefined,
     };
+  }
+
+  /**
+   * Pre-copy (issue 14): what changed in the state since the last read, as captureState gives
+   * it (everything when `restart`, or on the first read); undefined when nothing did. The
+   * controller keeps a copy of what it handed out to compare with, and nothing on its hot paths.
+   */
+  readChanges(restart: boolean): ControllerDelta | undefined {
+    const now = this.captureState();
+    const delta = diffControllerState(restart ? undefined : this.preCopySent, now);
+    this.preCopySent = now;
+    return delta;
+  }
+
+  /** What readChanges would hand out now, without taking it. */
+  pendingChanges(): ControllerDelta | undefined {
+    return diffControllerState(this.preCopySent, this.captureState());
+  }
+
+  /** A pre-copy read started tracking and nothing ended it. */
+  get tracking(): boolean {
+    return this.preCopySent !== undefined;
+  }
+
+  /** Ends the pre-copy tracking (the migration resumed here or released the controller). */
+  endTracking(): void {
+    this.preCopySent = undefined;
   }
 
   /**

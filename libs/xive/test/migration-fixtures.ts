@@ -132,3 +132,25 @@ export function observeXics(controller: InterruptController, recorder: SignalRec
     sources: SOURCES.map((irq) => xics.ics.read(irq)),
   };
 }
+
+/**
+ * The destination's side of a migration: `state` imported on a copy of the source's RAM, the
+ * devices' steps while it is still stopped, resume, then the guest's steps; what the guest then
+ * observes there (observeXive or observeXics by the state's mode).
+ */
+export function continueOnDestination(
+  sourceMemory: SparseGuestMemory,
+  state: Uint8Array,
+  stopped: (destination: InterruptController) => void,
+  after: (destination: InterruptController) => void,
+) {
+  const recorder = signalRecorder();
+  const ram = copyRam(sourceMemory);
+  const destination = InterruptController.importState(ram, { onSignal: recorder.sink }, state);
+  stopped(destination);
+  destination.resume();
+  after(destination);
+  return destination.activeMode === "XIVE"
+    ? observeXive(destination, ram, recorder)
+    : observeXics(destination, recorder);
+}

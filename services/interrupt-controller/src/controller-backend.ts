@@ -36,6 +36,23 @@ export interface BackendOpening {
 }
 
 /**
+ * Change tracking for pre-copy (issue 14, VFIO's PRE_COPY): a backend that has it hands out what
+ * changed in its state since the last read; without it the state moves whole in the stop.
+ */
+export interface ControllerPreCopy {
+  /**
+   * What changed since the last read (everything when `restart`), in the state format's delta
+   * (libs/xive controller-delta.ts); undefined when nothing did. Quiesced: the stop's delta.
+   */
+  read(restart: boolean): ExportedState | undefined;
+  /** VFIO_MIG_GET_PRECOPY_INFO: the bytes of a first read still to come, or of what changed since the last. */
+  pendingBytes(): { initial: number; dirty: number };
+  /** A read started the tracking and neither resume nor end stopped it. */
+  tracking(): boolean;
+  end(): void;
+}
+
+/**
  * One VM's interrupt controller as the service drives it, whoever implements it: the emulated
  * model (libs/xive) or the kernel's KVM XIVE device. The service reaches a controller only
  * through this interface, and opens one only through openBackend (backend-factory.ts). Every
@@ -99,8 +116,10 @@ export interface ControllerBackend {
   quiesce(): { pages: bigint[]; pageSize: number };
   /** The controller's state in the shared format; FAILED_PRECONDITION unless quiesced. */
   exportState(): ExportedState;
-  /** Runs again, re-delivering what arrived while stopped; no-op when running. */
+  /** Runs again, re-delivering what arrived while stopped (no-op when running); ends a pre-copy. */
   resume(): void;
+  /** Absent: the backend cannot track its changes (the kernel's XIVE device). */
+  readonly preCopy?: ControllerPreCopy;
   /** Releases guest memory and anything else held. */
   close(): void;
 }

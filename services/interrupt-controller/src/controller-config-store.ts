@@ -27,6 +27,13 @@ export interface ControllerRecord extends ControllerSpec {
   importedStateBytes?: number;
   /** A RESET after the import tore down the queues the imported state holds. */
   importedQueuesReset?: boolean;
+  /**
+   * The byte lengths of the pre-copy deltas (issue 14) kept after the imported state, in the
+   * order they apply to it.
+   */
+  importedDeltaBytes?: number[];
+  /** A prepared import (PrepareImport): not the VM's until FinishImport; a restart drops it. */
+  preparing?: boolean;
 }
 
 export interface VcpuRecord {
@@ -59,6 +66,8 @@ export interface ControllerConfig {
   queues: QueueRecord[];
   /** The exported state an imported controller was made from (record.importedStateBytes). */
   importedState?: Uint8Array;
+  /** The pre-copy deltas applied to it after (record.importedDeltaBytes). */
+  importedDeltas?: Uint8Array[];
 }
 
 /**
@@ -81,7 +90,22 @@ export const configKeys = {
   queue: (vm: string, server: number, priority: number) =>
     `${ROOT}/config/${vm}/queue/${pad(server, 5)}-${priority}`,
   importedChunk: (vm: string, index: number) => `${ROOT}/config/${vm}/imported/${pad(index, 6)}`,
+  deltaChunk: (vm: string, delta: number, index: number) =>
+    `${ROOT}/config/${vm}/delta/${pad(delta, 6)}/${pad(index, 6)}`,
 };
+
+/** Puts of `bytes` in IMPORTED_CHUNK_BYTES pieces under `key(index)`. */
+function chunkPuts(bytes: Uint8Array, key: (index: number) => string): TransactionOp[] {
+  const ops: TransactionOp[] = [];
+  for (let at = 0, index = 0; at < bytes.byteLength; at += IMPORTED_CHUNK_BYTES, index++) {
+    ops.push({
+      op: "put",
+      key: key(index),
+      value: bytes.subarray(at, Math.min(at + IMPORTED_CHUNK_BYTES, bytes.byteLength)),
+    });
+  }
+  return ops;
+}
 
 /**
  * Durable configuration of the controllers: what a caller was told succeeded (creation, vCPU
@@ -108,11 +132,7 @@ export class ControllerConfigStore {
         ifRevision: "absent",
       },
     ];
-    const state = importedState ?? new Uint8Array();
-    for (let at = 0, index = 0; at < state.byteLength; at += IMPORTED_CHUNK_BYTES, index++) {
-      const value = state.subarray(at, Math.min(at + IMPORTED_CHUNK_BYTES, state.byteLength));
-      ops.push({ op: "put", key: configKeys.importedChunk(record.vm, index), value });
-    }
+    ops.push(...chunkPuts(importedState ?? new Uint8Array(), (i) => configKeys.importedChunk(record.vm, i)));
     const first = 1 + IMPORTED_CHUNKS_PER_TRANSACTION;
     await this.store.transaction(ops.slice(0, first));
     try {
@@ -122,6 +142,20 @@ export class ControllerConfigStore {
       await this.deleteController(record.vm).catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * Keeps a pre-copy delta after an imported controller's state (the record names it, and goes
+   * in the last transaction: a write cut short leaves the record as it was, whose loader ignores
+   * the chunks of a delta it does not name), then writes `record`; with no bytes, only the record.
+   */
+  async appendDelta(record: ControllerRecord, delta: Uint8Array): Promise<void> {
+    const index = (record.importedDeltaBytes?.length ?? 1) - 1;
+    const chunks = chunkPuts(delta, (i) => configKeys.deltaChunk(record.vm, index, i));
+    const n = IMPORTED_CHUNKS_PER_TRANSACTION;
+    let at = 0;
+    for (; at + n < chunks.length; at += n) await this.store.transaction(chunks.slice(at, at + n));
+    await this.store.transaction([...chunks.slice(at), put(configKeys.controller(record.vm), record)]);
   }
 
   /*
@@ -173,14 +207,19 @@ export class ControllerConfigStore {
       const record = entry.value as unknown as ControllerRecord;
       const config: ControllerConfig = { record, vcpus: [], sources: [], queues: [] };
       const chunks: Uint8Array[] = [];
+      const deltas: Uint8Array[][] = [];
       for (const e of await listAll(this.store, configKeys.configOf(record.vm))) {
-        const kind = e.key.slice(configKeys.configOf(record.vm).length).split("/")[0];
+        const [kind, delta] = e.key.slice(configKeys.configOf(record.vm).length).split("/");
         if (kind === "vcpu") config.vcpus.push(e.value as unknown as VcpuRecord);
         else if (kind === "source") config.sources.push(e.value as unknown as SourceRecord);
         else if (kind === "queue") config.queues.push(e.value as unknown as QueueRecord);
         else if (kind === "imported" && e.value instanceof Uint8Array) chunks.push(e.value);
+        else if (kind === "delta" && e.value instanceof Uint8Array)
+          (deltas[Number(delta)] ??= []).push(e.value);
       }
       if (record.importedStateBytes !== undefined) config.importedState = Buffer.concat(chunks);
+      const named = record.importedDeltaBytes ?? [];
+      if (named.length > 0) config.importedDeltas = named.map((_, i) => Buffer.concat(deltas[i] ?? []));
       out.push(config);
     }
     return out;

@@ -9,7 +9,7 @@ import {
   type PageRequest,
 } from "@vplane/service-kit";
 import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
-import type { ActiveMode } from "@vplane/xive";
+import type { ActiveMode, ControllerDelta } from "@vplane/xive";
 import { openBackend } from "./backend-factory.js";
 import type { AdoptedVm } from "./native-vmm-handoff.js";
 import type { ControllerBackend } from "./controller-backend.js";
@@ -19,7 +19,11 @@ import {
   type ControllerRecord,
   type SourceRecord,
 } from "./controller-config-store.js";
-import { readControllerState, type ImportedControllerState } from "./controller-state-format.js";
+import {
+  applyControllerDelta,
+  mergedImportedState,
+  type ImportedControllerState,
+} from "./controller-state-format.js";
 import {
   importedConfiguration,
   importedSources,
@@ -42,6 +46,16 @@ export interface ControllerEntry {
   sources: Map<number, SourceRecord>;
   /** An imported controller whose source records are not derived yet. */
   sourcesToDerive: boolean;
+}
+
+/**
+ * An import a live migration prepares while its source runs (issue 14): the state its pre-copy
+ * deltas made so far, checked in full and durable (its record marked preparing), not the VM's.
+ */
+interface PreparedImport {
+  record: ControllerRecord;
+  imported: ImportedControllerState;
+  iteration: number;
 }
 
 const VM_ID = /^[a-z][a-z0-9-]{0,62}$/;
@@ -79,6 +93,7 @@ export class ControllerRegistry {
   private readonly entries = new Map<string, ControllerEntry>();
   /** Stored controllers that could not be rebuilt on start, by VM (their records stay until deleted). */
   private readonly unrestored = new UnrestoredResources<ControllerRecord>("CONTROLLER");
+  private readonly prepared = new Map<string, PreparedImport>();
   private readonly config: ControllerConfigStore;
   /** Answers of the mutating calls by request_id, scoped by VM id. */
   readonly ledger: RequestLedger;
@@ -113,6 +128,12 @@ export class ControllerRegistry {
    */
   async load(): Promise<void> {
     for (const config of await this.config.loadAll()) {
+      if (config.record.preparing) {
+        // A migration that had not switched over when this service stopped: it failed.
+        await this.config.deleteController(config.record.vm);
+        this.options.log.info({ vm: config.record.vm }, "dropped an import still being prepared");
+        continue;
+      }
       try {
         this.entries.set(config.record.vm, this.rebuild(config));
       } catch (error) {
@@ -160,7 +181,7 @@ export class ControllerRegistry {
         `imported state is ${state.byteLength} bytes in the store, not ${stored.record.importedStateBytes}`,
       );
     }
-    const scratch = this.open(stored.record, readControllerState(state));
+    const scratch = this.open(stored.record, mergedImportedState(state, stored.importedDeltas ?? []));
     try {
       return withLaterRecords(
         importedConfiguration(scratch.backend),
@@ -225,6 +246,129 @@ export class ControllerRegistry {
     return entry;
   }
 
+  /**
+   * Pre-copy iteration `iteration` of an incoming migration (issue 14): the first (0) creates
+   * the VM's prepared import from its delta, with the admission rules of importController (and
+   * starts over if one was there); the later ones apply theirs. Each is checked in full against
+   * what the earlier ones made and kept in the store before this returns; `recordOf` makes the
+   * record of the first state (INVALID_ARGUMENT for a guest RAM it does not fit).
+   */
+  async prepareImport(
+    vm: string,
+    iteration: number,
+    delta: ControllerDelta,
+    payload: Uint8Array,
+    recordOf: (imported: ImportedControllerState) => ControllerRecord,
+  ): Promise<void> {
+    const previous = this.prepared.get(vm);
+    if (iteration === 0) {
+      if (previous) await this.discardPrepared(vm);
+      const imported = applyControllerDelta(undefined, delta);
+      const record: ControllerRecord = {
+        ...recordOf(imported),
+        importedStateBytes: imported.payload.byteLength,
+        importedDeltaBytes: [],
+        preparing: true,
+      };
+      this.admit(record, "vm"); // a prepared import has no request_id to be retried under
+      try {
+        await this.config.createController(record, imported.payload);
+      } catch (error) {
+        if (error instanceof StoreConflictError) throw controllerExists(vm, "vm");
+        throw error;
+      }
+      this.prepared.set(vm, { record, imported, iteration });
+      return;
+    }
+    const prepared = this.requirePrepared(vm, "iteration");
+    if (iteration <= prepared.iteration) {
+      throw new VplaneError({
+        code: "FAILED_PRECONDITION",
+        reason: "PRECOPY_ITERATION_UNEXPECTED",
+        field: "iteration",
+        message: `VM ${vm}'s import is prepared up to iteration ${prepared.iteration}, not before ${iteration}`,
+      });
+    }
+    const imported = this.applyPrepared(prepared, delta);
+    const record = {
+      ...prepared.record,
+      importedDeltaBytes: [...(prepared.record.importedDeltaBytes ?? []), payload.byteLength],
+    };
+    await this.config.appendDelta(record, payload);
+    Object.assign(prepared, { record, imported, iteration });
+  }
+
+  /** The VM has an import prepared here. */
+  hasPrepared(vm: string): boolean {
+    return this.prepared.has(vm);
+  }
+
+  /**
+   * The stop-and-copy of an incoming migration: its delta (none: nothing changed since the last
+   * iteration) applied to the prepared import, whose controller is opened quiesced and becomes the
+   * VM's; only the delta and the record (no longer preparing) are written, in one transaction
+   * unless the delta is over a megabyte. Refused: the prepared import stays as it was.
+   */
+  async finishImport(
+    vm: string,
+    delta?: { delta: ControllerDelta; payload: Uint8Array },
+  ): Promise<ControllerEntry> {
+    const prepared = this.requirePrepared(vm, "vm");
+    const imported = delta ? this.applyPrepared(prepared, delta.delta) : prepared.imported;
+    const { preparing: _, ...kept } = prepared.record;
+    const deltas = prepared.record.importedDeltaBytes ?? [];
+    const record: ControllerRecord = {
+      ...kept,
+      importedDeltaBytes: delta ? [...deltas, delta.payload.byteLength] : deltas,
+    };
+    const entry = this.open(record, imported);
+    entry.sourcesToDerive = true;
+    try {
+      await this.config.appendDelta(record, delta?.payload ?? new Uint8Array());
+    } catch (error) {
+      entry.backend.close();
+      throw error;
+    }
+    this.prepared.delete(vm);
+    this.entries.set(vm, entry);
+    this.seals.arrived(vm);
+    return entry;
+  }
+
+  /** Discards the VM's prepared import and its records; false when there was none. */
+  async discardPrepared(vm: string): Promise<boolean> {
+    if (!this.prepared.delete(vm)) return false;
+    await this.config.deleteController(vm);
+    return true;
+  }
+
+  private requirePrepared(vm: string, field: string): PreparedImport {
+    const prepared = this.prepared.get(vm);
+    if (prepared === undefined) {
+      throw new VplaneError({
+        code: "FAILED_PRECONDITION",
+        reason: "PRECOPY_NOT_PREPARED",
+        field,
+        message: `VM ${vm} has no import prepared here: a pre-copy starts at iteration 0`,
+      });
+    }
+    return prepared;
+  }
+
+  /** The prepared state after `delta`, on the same guest RAM size. */
+  private applyPrepared(prepared: PreparedImport, delta: ControllerDelta): ImportedControllerState {
+    const imported = applyControllerDelta(prepared.imported.state, delta);
+    if (imported.guestMemoryBytes !== prepared.record.guestMemoryBytes) {
+      throw new VplaneError({
+        code: "INVALID_ARGUMENT",
+        reason: "GUEST_MEMORY_SIZE_MISMATCH",
+        message: `the delta has ${imported.guestMemoryBytes} bytes of guest RAM, the prepared import ${prepared.record.guestMemoryBytes}`,
+        field: "guest_memory.size_bytes",
+      });
+    }
+    return imported;
+  }
+
   /** The entry a retried create returns, or undefined when the controller may be created. */
   private admit(record: ControllerRecord, field: string): ControllerEntry | undefined {
     const existing = this.entries.get(record.vm);
@@ -234,7 +378,8 @@ export class ControllerRegistry {
       throw controllerExists(record.vm, field);
     }
     if (this.unrestored.has(record.vm)) throw controllerExists(record.vm, field);
-    if (this.entries.size >= this.options.maxControllers) {
+    // Prepared imports (issue 14) hold their place.
+    if (this.entries.size + this.prepared.size >= this.options.maxControllers) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
         reason: "TOO_MANY_CONTROLLERS",
@@ -364,6 +509,7 @@ export class ControllerRegistry {
   }
 
   closeAll(): void {
+    this.prepared.clear();
     for (const entry of this.entries.values()) {
       entry.signals.close();
       entry.backend.close();

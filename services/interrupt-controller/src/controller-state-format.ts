@@ -1,9 +1,14 @@
-import { decodeState, refuseState } from "@vplane/service-kit";
+import { decodeState, refuseState, toVplaneError } from "@vplane/service-kit";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
+  decodeControllerDelta,
   decodeControllerState,
+  encodeControllerState,
+  mergeControllerDelta,
   type ActiveMode,
   type CheckedControllerState,
+  type ControllerDelta,
+  type ControllerState,
 } from "@vplane/xive";
 import type { ControllerSpec } from "./controller-config-store.js";
 import { LIMITS } from "./service-limits.js";
@@ -38,6 +43,19 @@ export interface ImportedControllerState {
   readonly guestMemoryBytes: number;
 }
 
+/** A section's kind and format version, which its payload must match. */
+type SectionEnvelope = Pick<ExportedState, "formatVersion"> & { kind: string };
+
+function checkKind(activeMode: ActiveMode, envelope: SectionEnvelope | undefined): void {
+  if (envelope && STATE_KIND_OF_MODE[activeMode] !== envelope.kind) {
+    throw refuseState(
+      "SECTION_KIND_MISMATCH",
+      `a "${envelope.kind}" section holds ${activeMode} state`,
+      "kind",
+    );
+  }
+}
+
 /**
  * Reads a controller state. With its section's envelope, the format version and the kind must
  * match the payload; a state accepted before (a restart) comes without one. Refusals are
@@ -45,20 +63,14 @@ export interface ImportedControllerState {
  */
 export function readControllerState(
   payload: Uint8Array,
-  envelope?: Pick<ExportedState, "formatVersion"> & { kind: string },
+  envelope?: SectionEnvelope,
 ): ImportedControllerState {
   const state = decodeState(
     { payload, ...(envelope ? { formatVersion: envelope.formatVersion } : {}) },
     CONTROLLER_STATE_FORMAT_VERSION,
     decodeControllerState,
   );
-  if (envelope && STATE_KIND_OF_MODE[state.activeMode] !== envelope.kind) {
-    throw refuseState(
-      "SECTION_KIND_MISMATCH",
-      `a "${envelope.kind}" section holds ${state.activeMode} state`,
-      "kind",
-    );
-  }
+  checkKind(state.activeMode, envelope);
   return {
     payload,
     state,
@@ -66,4 +78,44 @@ export function readControllerState(
     selectedMode: state.xive?.xiveSelected ? "XIVE" : undefined,
     guestMemoryBytes: state.guestMemoryBytes,
   };
+}
+
+/** Reads a pre-copy delta (libs/xive controller-delta.ts); refusals as readControllerState's. */
+export function readControllerDelta(payload: Uint8Array, envelope?: SectionEnvelope): ControllerDelta {
+  const delta = decodeState(
+    { payload, ...(envelope ? { formatVersion: envelope.formatVersion } : {}) },
+    CONTROLLER_STATE_FORMAT_VERSION,
+    decodeControllerDelta,
+  );
+  checkKind(delta.header.activeMode, envelope);
+  return delta;
+}
+
+/**
+ * The state a prepared import holds once `delta` applies to `base` (undefined: the first delta),
+ * checked in full as any exported state (its payload is the merged state, encoded): a delta
+ * that does not fit its base, or makes an inconsistent state, is refused on "payload".
+ */
+export function applyControllerDelta(
+  base: ControllerState | undefined,
+  delta: ControllerDelta,
+): ImportedControllerState {
+  let merged: ControllerState;
+  try {
+    merged = mergeControllerDelta(base, delta);
+  } catch (error) {
+    const e = toVplaneError(error);
+    throw refuseState(e.reason, e.message, e.field ? `payload.${e.field}` : "payload");
+  }
+  return readControllerState(encodeControllerState(merged));
+}
+
+/** An imported state kept as its first full state and the deltas after it (a restart reads it back). */
+export function mergedImportedState(
+  base: Uint8Array,
+  deltas: readonly Uint8Array[],
+): ImportedControllerState {
+  let state = readControllerState(base);
+  for (const delta of deltas) state = applyControllerDelta(state.state, readControllerDelta(delta));
+  return state;
 }

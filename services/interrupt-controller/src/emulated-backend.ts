@@ -2,6 +2,8 @@ import type { GuestMemory } from "@vplane/guest-memory";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
   Errno,
+  controllerDeltaSize,
+  encodeControllerDelta,
   InterruptController,
   type CheckedControllerState,
   TriggerOutcome,
@@ -13,7 +15,13 @@ import {
   type SignalSink,
   type SourceState,
 } from "@vplane/xive";
-import type { BackendOpening, ControllerBackend, RtasCallName, TriggerCounts } from "./controller-backend.js";
+import type {
+  BackendOpening,
+  ControllerBackend,
+  ControllerPreCopy,
+  RtasCallName,
+  TriggerCounts,
+} from "./controller-backend.js";
 import type { ControllerRecord, ControllerSpec } from "./controller-config-store.js";
 import type { ExportedState } from "./controller-state-format.js";
 import { checkGuestMemory, openGuestMemory } from "./guest-memory-binding.js";
@@ -241,7 +249,10 @@ export class EmulatedBackend implements ControllerBackend {
   }
 
   exportState(): ExportedState {
-    const payload = this.controller.exportState();
+    return this.exported(this.controller.exportState());
+  }
+
+  private exported(payload: Uint8Array): ExportedState {
     return {
       kind: this.controller.activeMode === "XIVE" ? "xive" : "xics",
       formatVersion: CONTROLLER_STATE_FORMAT_VERSION,
@@ -251,7 +262,23 @@ export class EmulatedBackend implements ControllerBackend {
 
   resume(): void {
     this.controller.resume();
+    this.controller.endTracking();
   }
+
+  /** Pre-copy (issue 14): the model diffs its state against what the last read handed out. */
+  readonly preCopy: ControllerPreCopy = {
+    read: (restart) => {
+      const delta = this.controller.readChanges(restart);
+      return delta && this.exported(encodeControllerDelta(delta));
+    },
+    pendingBytes: () => {
+      const changes = this.controller.pendingChanges();
+      const bytes = changes ? controllerDeltaSize(changes) : 0;
+      return this.controller.tracking ? { initial: 0, dirty: bytes } : { initial: bytes, dirty: 0 };
+    },
+    tracking: () => this.controller.tracking,
+    end: () => this.controller.endTracking(),
+  };
 
   close(): void {
     this.memory.close();

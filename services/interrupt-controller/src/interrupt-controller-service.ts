@@ -5,12 +5,13 @@ import {
   configStore,
   option,
   type ServiceDescription,
+  deviceStateHandlers,
   deviceStateService,
 } from "@vplane/service-kit";
 import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
 import { deviceHandlers } from "./device-handlers.js";
-import { deviceStateHandlers } from "./device-state-handlers.js";
+import { controllerVmDevices } from "./controller-vm-devices.js";
 import { InterruptMetrics } from "./interrupt-metrics.js";
 import { probeNativeXive } from "./native-probe.js";
 import { VmmHandoffServer } from "./native-vmm-handoff.js";
@@ -77,7 +78,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
     });
     const crud = controllerCrudHandlers(registry, dataDir);
     const device = deviceHandlers(registry);
-    const deviceState = deviceStateHandlers(registry, dataDir);
+    const deviceState = deviceStateHandlers(controllerVmDevices(registry, dataDir), "interrupt-controller");
     const u = handlers.unary.bind(handlers);
     const interruptMetrics = new InterruptMetrics(metrics);
     return {

@@ -26,6 +26,8 @@ export interface Host {
   service: ServiceUnderTest;
   ic: ReturnType<typeof caller<InterruptControllerServiceClient>>;
   ds: ReturnType<typeof caller<DeviceStateServiceClient>>;
+  /** The DeviceStateService client itself, for its streaming calls. */
+  dsClient: DeviceStateServiceClient;
   stop(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ export async function startHost(dataDir = tempDataDir()): Promise<Host> {
     service,
     ic: caller(icClient),
     ds: caller(dsClient),
+    dsClient,
     async stop() {
       icClient.close();
       dsClient.close();

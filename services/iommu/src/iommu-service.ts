@@ -5,9 +5,10 @@ import {
   configStore,
   option,
   type ServiceDescription,
+  deviceStateHandlers,
   deviceStateService,
 } from "@vplane/service-kit";
-import { deviceStateHandlers } from "./device-state-handlers.js";
+import { smmuVmDevices } from "./smmu-vm-devices.js";
 import { IommuMetrics } from "./iommu-metrics.js";
 import { probeNativeSmmu } from "./native-probe.js";
 import { SmmuHandoffServer } from "./native-vmm-handoff.js";
@@ -86,7 +87,7 @@ export function iommuDescriptionWith(
       const crud = smmuCrudHandlers(registry, dataDir);
       const cfg = smmuConfigHandlers(registry);
       const data = smmuDataHandlers(registry, iommuMetrics);
-      const deviceState = deviceStateHandlers(registry, dataDir);
+      const deviceState = deviceStateHandlers(smmuVmDevices(registry, dataDir), "iommu");
       const u = handlers.unary.bind(handlers);
       return {
         services: [

@@ -11,5 +11,5 @@ export { SmmuRegistry, type SmmuEntry } from "./smmu-registry.js";
 export { smmuCrudHandlers } from "./smmu-crud-handlers.js";
 export { smmuConfigHandlers } from "./smmu-config-handlers.js";
 export { smmuDataHandlers } from "./smmu-data-handlers.js";
-export { deviceStateHandlers } from "./device-state-handlers.js";
+export { smmuVmDevices } from "./smmu-vm-devices.js";
 export { IommuMetrics } from "./iommu-metrics.js";

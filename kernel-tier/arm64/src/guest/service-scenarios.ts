@@ -17,11 +17,11 @@ import {
   IommuMetrics,
   SmmuHandoffServer,
   SmmuRegistry,
-  deviceStateHandlers,
   hostVfioDevices,
   smmuConfigHandlers,
   smmuCrudHandlers,
   smmuDataHandlers,
+  smmuVmDevices,
 } from "@vplane/iommu/native";
 import {
   CD_IPA,
@@ -39,7 +39,7 @@ import {
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
-import { ServiceMetrics, createLogger } from "@vplane/service-kit";
+import { ServiceMetrics, createLogger, deviceStateHandlers } from "@vplane/service-kit";
 import { SqliteStore } from "@vplane/store";
 import { EduDevice } from "./edu-device.js";
 
@@ -64,7 +64,7 @@ function service(dataDir: string, handoff?: SmmuHandoffServer) {
     crud: smmuCrudHandlers(registry, dataDir),
     config: smmuConfigHandlers(registry),
     data: smmuDataHandlers(registry, new IommuMetrics(new ServiceMetrics())),
-    state: deviceStateHandlers(registry, dataDir),
+    state: deviceStateHandlers(smmuVmDevices(registry, dataDir), "iommu"),
   };
 }
 type Service = ReturnType<typeof service>;

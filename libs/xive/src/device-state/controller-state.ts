@@ -92,7 +92,50 @@ export interface XiveState {
   xiveSelected: boolean;
   sources: XiveSourceState[];
   queues: XiveQueueState[];
-  contexts: { server: number; regs: Uint8Array }[];
+  contexts: XiveContextState[];
+}
+
+/** A vCPU's presenter: its TIMA registers (USER, OS, POOL, PHYS rings). */
+export interface XiveContextState {
+  server: number;
+  regs: Uint8Array;
+}
+
+/** The scalar part of a state: what its header holds. */
+export type ControllerHeader = Pick<
+  ControllerState,
+  | "mode"
+  | "activeMode"
+  | "nrIrqs"
+  | "nrServersSetting"
+  | "maxVcpus"
+  | "maxVcpuIds"
+  | "hostPageShift"
+  | "storeEoi"
+  | "hvPriority"
+  | "guestMemoryBytes"
+> & { xiveSelected: boolean };
+
+/** The scalar fields a header and a state share (a state keeps xiveSelected in its XiveState). */
+export function scalarsOf(
+  header: Omit<ControllerHeader, "xiveSelected">,
+): Omit<ControllerHeader, "xiveSelected"> {
+  return {
+    mode: header.mode,
+    activeMode: header.activeMode,
+    nrIrqs: header.nrIrqs,
+    nrServersSetting: header.nrServersSetting,
+    maxVcpus: header.maxVcpus,
+    maxVcpuIds: header.maxVcpuIds,
+    hostPageShift: header.hostPageShift,
+    storeEoi: header.storeEoi,
+    hvPriority: header.hvPriority,
+    guestMemoryBytes: header.guestMemoryBytes,
+  };
+}
+
+export function headerOf(state: ControllerState): ControllerHeader {
+  return { ...scalarsOf(state), xiveSelected: state.xive?.xiveSelected ?? false };
 }
 
 export interface XiveSourceState {

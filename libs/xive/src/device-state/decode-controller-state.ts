@@ -1,5 +1,5 @@
 import { StateReader, stateError as formatError } from "@vplane/model-kit";
-import type { ActiveMode, ControllerMode } from "../controller-mode.js";
+import type { ControllerMode } from "../controller-mode.js";
 import { END_W1_PAGE_OFF } from "../end-table.js";
 import { KVM_XIVE_NR_IRQS } from "../kvm-attributes.js";
 import { PseriesIrq } from "../pseries-layout.js";
@@ -12,6 +12,8 @@ import {
   HEADER_FLAG,
   MODE_CODE,
   RECORD_BYTES,
+  scalarsOf,
+  type ControllerHeader,
   type ControllerState,
   type IcpRecord,
   type IcsSourceRecord,
@@ -56,23 +58,18 @@ function ascending(
   }
 }
 
-interface Header {
-  mode: ControllerMode;
-  activeMode: ActiveMode;
-  xiveSelected: boolean;
-  storeEoi: boolean;
-  hvPriority: number;
-  nrIrqs: number;
-  nrServersSetting: number | undefined;
-  maxVcpus: number;
-  maxVcpuIds: number;
-  hostPageShift: number;
-  guestMemoryBytes: number;
+/** A checked header. */
+export interface Header extends ControllerHeader {
   /** NR_SERVERS in effect: the setting (or KVM_MAX_VCPUS) clamped to KVM_MAX_VCPUS. */
   nrServers: number;
 }
 
-function readHeader(r: StateReader): Header {
+/** The magic as its four ASCII letters. */
+const magicText = (magic: number) =>
+  String.fromCharCode(magic >>> 24, (magic >>> 16) & 0xff, (magic >>> 8) & 0xff, magic & 0xff);
+
+/** Reads and checks the header of a full state, or with `expected` of a delta. */
+export function readHeader(r: StateReader, expected: number = CONTROLLER_STATE_MAGIC): Header {
   const version = r.u32("format_version");
   if (version !== CONTROLLER_STATE_FORMAT_VERSION) {
     throw stateError(
@@ -82,8 +79,12 @@ function readHeader(r: StateReader): Header {
     );
   }
   const magic = r.u32("magic");
-  if (magic !== CONTROLLER_STATE_MAGIC) {
-    throw stateError("STATE_MALFORMED", "magic", `magic 0x${magic.toString(16)} is not 0x56504943 ("VPIC")`);
+  if (magic !== expected) {
+    throw stateError(
+      "STATE_MALFORMED",
+      "magic",
+      `magic 0x${magic.toString(16)} is not 0x${expected.toString(16)} ("${magicText(expected)}")`,
+    );
   }
   const mode = modeOf(r.u8("mode"), "mode");
   const active = modeOf(r.u8("active_mode"), "active_mode");
@@ -150,7 +151,7 @@ function readHeader(r: StateReader): Header {
   };
 }
 
-function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: number }[] {
+export function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: number }[] {
   const n = r.count("vcpus", RECORD_BYTES.vcpu);
   const vcpus: { vcpuId: number; server: number }[] = [];
   const servers = new Set<number>();
@@ -173,7 +174,7 @@ function readVcpus(r: StateReader, header: Header): { vcpuId: number; server: nu
   return vcpus;
 }
 
-function readMachineSources(r: StateReader, header: Header): { irq: number; lsi: boolean }[] {
+export function readMachineSources(r: StateReader, header: Header): { irq: number; lsi: boolean }[] {
   const n = r.count("machine_sources", RECORD_BYTES.machineSource);
   // XICS accepts IPIs below the ICS and the ICS's own sources (InterruptController.initSource).
   const limit =
@@ -497,6 +498,17 @@ function checkStoppedTriggers(triggers: readonly number[], lsiOf: Map<number, bo
   return counts;
 }
 
+/** A u32 count, then each u32 `name` (stopped triggers, a delta's removed keys). */
+export function readU32List(r: StateReader, list: string, name: string): number[] {
+  const n = r.count(list, RECORD_BYTES.stoppedTrigger);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    r.record(list, i);
+    out.push(r.u32(name));
+  }
+  return out;
+}
+
 /** A state decodeControllerState checked: building a controller from it cannot fail. */
 export type CheckedControllerState = ControllerState & { readonly checked: true };
 
@@ -512,12 +524,7 @@ export function decodeControllerState(bytes: Uint8Array): CheckedControllerState
   const header = readHeader(r);
   const vcpus = readVcpus(r, header);
   const machineSources = readMachineSources(r, header);
-  const n = r.count("stopped_triggers", RECORD_BYTES.stoppedTrigger);
-  const stoppedTriggers: number[] = [];
-  for (let i = 0; i < n; i++) {
-    r.record("stopped_triggers", i);
-    stoppedTriggers.push(r.u32("irq"));
-  }
+  const stoppedTriggers = readU32List(r, "stopped_triggers", "irq");
   let xive: XiveState | undefined;
   let xics: XicsState | undefined;
   const lsiOf = new Map<number, boolean>();
@@ -532,16 +539,7 @@ export function decodeControllerState(bytes: Uint8Array): CheckedControllerState
   const counts = checkStoppedTriggers(stoppedTriggers, lsiOf);
   xive?.sources.forEach((s, i) => checkLatchedPq(s, counts.get(s.irq) ?? 0, i));
   return {
-    mode: header.mode,
-    activeMode: header.activeMode,
-    nrIrqs: header.nrIrqs,
-    nrServersSetting: header.nrServersSetting,
-    maxVcpus: header.maxVcpus,
-    maxVcpuIds: header.maxVcpuIds,
-    hostPageShift: header.hostPageShift,
-    storeEoi: header.storeEoi,
-    hvPriority: header.hvPriority,
-    guestMemoryBytes: header.guestMemoryBytes,
+    ...scalarsOf(header),
     vcpus,
     machineSources,
     stoppedTriggers,

@@ -3,9 +3,8 @@ import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import {
   VplaneError,
   badSection,
+  devicesQuiesced,
   inSection,
-  withoutPreCopy,
-  type DeviceStateHandlers,
   type ImportStream,
   type VmDevices,
 } from "@vplane/service-kit";
@@ -65,12 +64,11 @@ function smmuIdOf(vm: string, index: number, section: pb.DeviceSection, seen: Se
 }
 
 /**
- * vplane.devicestate.v1.DeviceStateService for the SMMUs, keyed by VM id (a VM may have several
- * SMMUs: one section each): the handlers find the VM's SMMUs and translate; quiesce, export,
- * import and resume are the backend's, in the state format every backend shares
- * (smmu-state-format.ts). Pre-copy (issue 14): no backend tracks its changes yet (withoutPreCopy).
+ * The SMMUs of a VM as service-kit's deviceStateHandlers drive them, keyed by VM id (a VM may
+ * have several SMMUs: one section each): quiesce, export, import and resume are the backend's,
+ * in the state format every backend shares (smmu-state-format.ts).
  */
-export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
+export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevices {
   /** The VM's SMMUs from their full sections, quiesced and durable. */
   const importSections = async (
     { vm, sections, guestMemory, backend: requested }: ImportStream,
@@ -124,7 +122,7 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
   };
 
   /** Stops every SMMU of the VM; the pages their DMA wrote (4 KiB, ascending). */
-  const quiesce = (vm: string): pb.QuiesceDevicesResponse => {
+  const quiesce = (vm: string) => {
     const pages = new Set<bigint>();
     for (const e of registry.requireVm(vm)) {
       const q = e.backend.quiesce();
@@ -151,16 +149,10 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
     return sections;
   };
 
-  const devices: VmDevices = {
+  return {
     requireRunning: (vm) => {
-      if (registry.requireVm(vm).some((e) => e.backend.quiesced)) {
-        throw new VplaneError({
-          code: "FAILED_PRECONDITION",
-          reason: "SMMU_QUIESCED",
-          field: "vm",
-          message: `VM ${vm}'s SMMUs are quiesced: their state moves in the stop-and-copy`,
-        });
-      }
+      if (registry.requireVm(vm).some((e) => e.backend.quiesced))
+        throw devicesQuiesced(vm, "SMMU_QUIESCED", "SMMUs are");
     },
     checkVmId: (vm) => checkResourceId(vm, "vm"),
     quiesce,
@@ -170,34 +162,12 @@ export function deviceStateHandlers(registry: SmmuRegistry, dataDir: string) {
       for (const e of registry.requireVm(vm)) e.backend.resume();
       registry.seals.resumed(vm);
     },
-  };
-
-  return {
-    quiesceDevices: (request: pb.QuiesceDevicesRequest): pb.QuiesceDevicesResponse => quiesce(request.vm),
-
-    exportDeviceState: (request: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => ({
-      sections: exportSections(request.vm, request.destination ?? ""),
-    }),
-
-    importDeviceState: async (
-      request: pb.ImportDeviceStateRequest,
-    ): Promise<pb.ImportDeviceStateResponse> => ({
-      devices: await importSections(request, request.requestId),
-    }),
-
-    resumeDevices: (request: pb.ResumeDevicesRequest): pb.ResumeDevicesResponse => {
-      devices.resume(request.vm);
-      return {};
-    },
-
-    releaseDevices: async (request: pb.ReleaseDevicesRequest): Promise<pb.ReleaseDevicesResponse> => {
-      const names = registry.requireVm(request.vm).map((e) => smmuName(e.record.vm, e.record.smmuId));
+    release: async (vm) => {
+      const names = registry.requireVm(vm).map((e) => smmuName(e.record.vm, e.record.smmuId));
       for (const name of names) await registry.delete(name);
-      registry.seals.released(request.vm);
-      return { devices: names };
+      registry.seals.released(vm);
+      return names;
     },
-
-    // No SMMU backend tracks its changes yet.
-    ...withoutPreCopy(devices, "iommu"),
-  } satisfies DeviceStateHandlers;
+    // No SMMU backend tracks its changes yet: no pre-copy capability.
+  };
 }

@@ -1,0 +1,134 @@
+import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import type { DeviceStateHandlers, ImportStream, StopAndCopyResult } from "./device-state-service.js";
+import { VplaneError } from "./vplane-error.js";
+
+/**
+ * The pre-copy capability of a device service whose backends track their changes (issue 14,
+ * VFIO's PRE_COPY): deltas out on the source, a prepared import on the destination.
+ */
+export interface PreCopyDevices {
+  /**
+   * Pre-copy iteration `iteration` of the VM (0 restarts the tracking: everything): the sections
+   * of its devices that changed since the last read; none from a backend that cannot track.
+   */
+  read(vm: string, iteration: number): pb.DeviceSection[];
+  /** What a read would move now (VFIO_MIG_GET_PRECOPY_INFO). */
+  info(vm: string): pb.PreCopyInfo;
+  /**
+   * The VM's devices quiesced (as VmDevices.quiesce did) and sealed for `destination`: the
+   * runtime state and the configuration changed since the last read, as delta sections; undefined
+   * when no read started a tracking pre-copy (the full state moves instead).
+   */
+  stop(vm: string, destination: string): pb.DeviceSection[] | undefined;
+  /** The destination builds and makes durable one iteration's deltas (marked preparing). */
+  prepare(stream: ImportStream, iteration: number): Promise<string[]>;
+  /** The VM has a prepared import here. */
+  prepared(vm: string): boolean;
+  /** Applies the stop's deltas to the prepared import, quiesced: the devices become the VM's. */
+  finish(stream: ImportStream): Promise<string[]>;
+}
+
+/** What a device service does with one VM's devices, whichever backend holds them. */
+export interface VmDevices {
+  /** Throws NOT_FOUND if the VM has no devices here, FAILED_PRECONDITION if they are quiesced. */
+  requireRunning(vm: string): void;
+  /** Throws INVALID_ARGUMENT for a malformed VM id. */
+  checkVmId(vm: string): void;
+  quiesce(vm: string): { dirtyPages: bigint[]; pageSize: bigint };
+  /** The VM's full sections; sealed for `destination` (MigrationSeals) when one is named. */
+  exportSections(vm: string, destination: string): pb.DeviceSection[];
+  /** The devices of full-state sections, quiesced and durable; their names. */
+  importSections(stream: ImportStream, requestId: string): Promise<string[]>;
+  /** Lets quiesced devices run again; ends their pre-copy tracking. */
+  resume(vm: string): void;
+  /**
+   * Destroys the VM's devices here, and discards an import prepared for it (nothing of it left,
+   * durable records included); their names. NOT_FOUND when there is neither.
+   */
+  release(vm: string): Promise<string[]>;
+  /** Absent: the iterations carry nothing and the stop-and-copy the whole state. */
+  preCopy?: PreCopyDevices;
+}
+
+/**
+ * VmDevices.requireRunning's refusal: FAILED_PRECONDITION `reason` (CONTROLLER_QUIESCED,
+ * SMMU_QUIESCED), `devices` naming them ("controller is", "SMMUs are").
+ */
+export function devicesQuiesced(vm: string, reason: string, devices: string): VplaneError {
+  return new VplaneError({
+    code: "FAILED_PRECONDITION",
+    reason,
+    field: "vm",
+    message: `VM ${vm}'s ${devices} quiesced: the state moves in the stop-and-copy`,
+  });
+}
+
+/**
+ * vplane.devicestate.v1.DeviceStateService over one service's VmDevices, the same for every
+ * device service: the handlers only pick the calls, the devices do the work (`service` names
+ * the service in refusals).
+ */
+export function deviceStateHandlers(devices: VmDevices, service: string) {
+  const preCopy = devices.preCopy;
+  return {
+    quiesceDevices: ({ vm }: pb.QuiesceDevicesRequest): pb.QuiesceDevicesResponse => devices.quiesce(vm),
+
+    exportDeviceState: ({ vm, destination }: pb.ExportDeviceStateRequest): pb.ExportDeviceStateResponse => ({
+      sections: devices.exportSections(vm, destination ?? ""),
+    }),
+
+    importDeviceState: async (
+      request: pb.ImportDeviceStateRequest,
+    ): Promise<pb.ImportDeviceStateResponse> => ({
+      devices: await devices.importSections(request, request.requestId),
+    }),
+
+    resumeDevices: ({ vm }: pb.ResumeDevicesRequest): pb.ResumeDevicesResponse => {
+      devices.resume(vm);
+      return {};
+    },
+
+    releaseDevices: async ({ vm }: pb.ReleaseDevicesRequest): Promise<pb.ReleaseDevicesResponse> => ({
+      devices: await devices.release(vm),
+    }),
+
+    readPreCopy: (vm: string, iteration: number): pb.DeviceSection[] => {
+      devices.requireRunning(vm);
+      return preCopy ? preCopy.read(vm, iteration) : [];
+    },
+
+    preCopyInfo: (vm: string): pb.PreCopyInfo => {
+      devices.requireRunning(vm);
+      return preCopy ? preCopy.info(vm) : { initialBytes: 0n, dirtyBytes: 0n };
+    },
+
+    stopAndCopy: (vm: string, destination: string): StopAndCopyResult => {
+      const { dirtyPages, pageSize } = devices.quiesce(vm);
+      const sections = preCopy?.stop(vm, destination) ?? devices.exportSections(vm, destination);
+      return { sections, dirtyPages, pageSize };
+    },
+
+    prepareImport: (stream: ImportStream, iteration: number): Promise<string[]> => {
+      devices.checkVmId(stream.vm);
+      // A source that cannot track sends empty iterations: its state comes whole at the finish.
+      if (stream.sections.length === 0) return Promise.resolve([]);
+      if (!preCopy) {
+        throw new VplaneError({
+          code: "UNIMPLEMENTED",
+          reason: "PRECOPY_DELTAS_UNSUPPORTED",
+          message: `this ${service} service does not apply pre-copy deltas`,
+        });
+      }
+      return preCopy.prepare(stream, iteration);
+    },
+
+    finishImport: async (stream: ImportStream, resume: boolean): Promise<string[]> => {
+      devices.checkVmId(stream.vm);
+      const names = preCopy?.prepared(stream.vm)
+        ? await preCopy.finish(stream)
+        : await devices.importSections(stream, "");
+      if (resume) devices.resume(stream.vm);
+      return names;
+    },
+  } satisfies DeviceStateHandlers;
+}

@@ -1,0 +1,221 @@
+import { XiveError } from "../xive-error.js";
+import {
+  headerOf,
+  scalarsOf,
+  type ControllerHeader,
+  type ControllerState,
+  type IcpRecord,
+  type IcsSourceRecord,
+  type XiveContextState,
+  type XiveQueueState,
+  type XiveSourceState,
+} from "./controller-state.js";
+
+/**
+ * What changed in a controller's state between two pre-copy reads (issue 14, like VFIO's
+ * PRE_COPY data): the header, the vCPU and machine-source lists when they changed (whole: they
+ * are short and shape everything else), the stopped triggers (whole, bounded), and of each keyed
+ * list the records that changed or appeared and the keys that went away. A delta from nothing
+ * holds everything. Applied in order to the state the previous ones built, it gives the state
+ * the source had at the read (mergeControllerDelta).
+ *
+ * Binary layout, format version 1 (big-endian, the full state's records, controller-state.ts):
+ *
+ * ```
+ * header (48 bytes, the full state's, magic 0x56504944 "VPID")
+ * u8 lists: bit0 vcpus follow, bit1 machine_sources follow (other bits 0)   u8[3] zero
+ * [vcpus]  [machine_sources]                                 as in the full state, when flagged
+ * stopped_triggers                                           as in the full state
+ * XIVE: sources changed (records), removed (u32 n, n × u32 irq)
+ *       queues changed, removed (end indexes); contexts changed, removed (servers)
+ * XICS: ics sources changed, removed (nr); icps changed, removed (servers)
+ * ```
+ * Every changed list and removed list is strictly ascending by key.
+ */
+export const CONTROLLER_DELTA_MAGIC = 0x5650_4944;
+
+/** The delta's list flags byte. */
+export const DELTA_LISTS = { VCPUS: 1, MACHINE_SOURCES: 2 } as const;
+
+/** The records of a keyed list that changed or appeared, and the keys that went away. */
+export interface KeyedChanges<T> {
+  changed: T[];
+  removed: number[];
+}
+
+export interface ControllerDelta {
+  header: ControllerHeader;
+  /** Set when the vCPUs changed: all of them. */
+  vcpus: ControllerState["vcpus"] | undefined;
+  /** Set when the machine's sources changed: all of them. */
+  machineSources: ControllerState["machineSources"] | undefined;
+  stoppedTriggers: number[];
+  /** Set when XIVE is active. */
+  xive:
+    | {
+        sources: KeyedChanges<XiveSourceState>;
+        queues: KeyedChanges<XiveQueueState>;
+        contexts: KeyedChanges<XiveContextState>;
+      }
+    | undefined;
+  /** Set when XICS is active. */
+  xics: { sources: KeyedChanges<IcsSourceRecord>; icps: KeyedChanges<IcpRecord> } | undefined;
+}
+
+/** Each list's key. */
+const keyOf = {
+  irq: (s: { irq: number }) => s.irq,
+  end: (q: XiveQueueState) => q.endIndex,
+  server: (c: { server: number }) => c.server,
+  nr: (s: IcsSourceRecord) => s.nr,
+};
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/** Records of the state are flat: numbers, booleans and (presenter registers) bytes. */
+function sameRecord<T extends object>(a: T, b: T): boolean {
+  for (const name of Object.keys(a) as (keyof T)[]) {
+    const x = a[name];
+    const y = b[name];
+    if (x instanceof Uint8Array && y instanceof Uint8Array) {
+      if (!sameBytes(x, y)) return false;
+    } else if (x !== y) return false;
+  }
+  return true;
+}
+
+/** The changes from `before` to `after`, two lists ascending by `key` (one merge pass). */
+function diffKeyed<T extends object>(
+  before: readonly T[],
+  after: readonly T[],
+  key: (r: T) => number,
+): KeyedChanges<T> {
+  const changes: KeyedChanges<T> = { changed: [], removed: [] };
+  let i = 0;
+  for (const record of after) {
+    const k = key(record);
+    while (i < before.length && key(before[i]!) < k) changes.removed.push(key(before[i++]!));
+    if (i < before.length && key(before[i]!) === k) {
+      if (!sameRecord(before[i]!, record)) changes.changed.push(record);
+      i++;
+    } else changes.changed.push(record);
+  }
+  while (i < before.length) changes.removed.push(key(before[i++]!));
+  return changes;
+}
+
+function sameList<T extends object>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((record, i) => sameRecord(record, b[i]!));
+}
+
+const noChanges = (c: KeyedChanges<unknown>) => c.changed.length === 0 && c.removed.length === 0;
+
+/**
+ * What changed from `sent` (the state the last read moved; undefined: nothing yet) to `now`;
+ * undefined when nothing did. A switch of the active device (DUAL mode) moves the new one whole.
+ */
+export function diffControllerState(
+  sent: ControllerState | undefined,
+  now: ControllerState,
+): ControllerDelta | undefined {
+  const base = sent?.activeMode === now.activeMode ? sent : undefined;
+  const header = headerOf(now);
+  const delta: ControllerDelta = {
+    header,
+    vcpus: base && sameList(base.vcpus, now.vcpus) ? undefined : now.vcpus,
+    machineSources:
+      base && sameList(base.machineSources, now.machineSources) ? undefined : now.machineSources,
+    stoppedTriggers: now.stoppedTriggers,
+    xive: now.xive && {
+      sources: diffKeyed(base?.xive?.sources ?? [], now.xive.sources, keyOf.irq),
+      queues: diffKeyed(base?.xive?.queues ?? [], now.xive.queues, keyOf.end),
+      contexts: diffKeyed(base?.xive?.contexts ?? [], now.xive.contexts, keyOf.server),
+    },
+    xics: now.xics && {
+      sources: diffKeyed(base?.xics?.sources ?? [], now.xics.sources, keyOf.nr),
+      icps: diffKeyed(base?.xics?.icps ?? [], now.xics.icps, keyOf.server),
+    },
+  };
+  const unchanged =
+    base !== undefined &&
+    sameRecord(headerOf(base), header) &&
+    delta.vcpus === undefined &&
+    delta.machineSources === undefined &&
+    base.stoppedTriggers.length === now.stoppedTriggers.length &&
+    base.stoppedTriggers.every((irq, i) => irq === now.stoppedTriggers[i]) &&
+    (Object.values(delta.xive ?? delta.xics ?? {}) as KeyedChanges<unknown>[]).every(noChanges);
+  return unchanged ? undefined : delta;
+}
+
+function mergeError(field: string, message: string): XiveError {
+  return new XiveError({
+    code: "INVALID_ARGUMENT",
+    reason: "STATE_DELTA_MISMATCH",
+    message: `${field}: ${message}`,
+    field,
+  });
+}
+
+/** `base` with `changes` applied, ascending by `key` (one merge pass; changes are ascending). */
+function mergeKeyed<T>(
+  base: readonly T[],
+  changes: KeyedChanges<T>,
+  key: (r: T) => number,
+  list: string,
+): T[] {
+  const out: T[] = [];
+  let c = 0;
+  let r = 0;
+  const { changed, removed } = changes;
+  for (const record of base) {
+    const k = key(record);
+    while (c < changed.length && key(changed[c]!) < k) out.push(changed[c++]!);
+    if (r < removed.length && removed[r]! < k)
+      throw mergeError(`${list}.removed`, `${removed[r]} is not in the state the delta applies to`);
+    if (r < removed.length && removed[r] === k) {
+      r++;
+      if (c < changed.length && key(changed[c]!) === k)
+        throw mergeError(`${list}.changed`, `${k} is both changed and removed`);
+    } else if (c < changed.length && key(changed[c]!) === k) out.push(changed[c++]!);
+    else out.push(record);
+  }
+  if (r < removed.length)
+    throw mergeError(`${list}.removed`, `${removed[r]} is not in the state the delta applies to`);
+  while (c < changed.length) out.push(changed[c++]!);
+  return out;
+}
+
+/**
+ * The state `delta` makes of `base` (undefined: nothing before, so the delta must hold the vCPU
+ * and machine-source lists). A delta whose removals do not fit its base is INVALID_ARGUMENT
+ * STATE_DELTA_MISMATCH; the result still needs decodeControllerState's checks.
+ */
+export function mergeControllerDelta(
+  base: ControllerState | undefined,
+  delta: ControllerDelta,
+): ControllerState {
+  const { header } = delta;
+  const same = base?.activeMode === header.activeMode ? base : undefined;
+  const vcpus = delta.vcpus ?? base?.vcpus;
+  const machineSources = delta.machineSources ?? base?.machineSources;
+  if (vcpus === undefined || machineSources === undefined)
+    throw mergeError("lists", "the first delta must hold the vCPUs and the machine's sources");
+  return {
+    ...scalarsOf(header),
+    vcpus,
+    machineSources,
+    stoppedTriggers: delta.stoppedTriggers,
+    xive: delta.xive && {
+      xiveSelected: header.xiveSelected,
+      sources: mergeKeyed(same?.xive?.sources ?? [], delta.xive.sources, keyOf.irq, "xive.sources"),
+      queues: mergeKeyed(same?.xive?.queues ?? [], delta.xive.queues, keyOf.end, "xive.queues"),
+      contexts: mergeKeyed(same?.xive?.contexts ?? [], delta.xive.contexts, keyOf.server, "xive.contexts"),
+    },
+    xics: delta.xics && {
+      sources: mergeKeyed(same?.xics?.sources ?? [], delta.xics.sources, keyOf.nr, "xics.sources"),
+      icps: mergeKeyed(same?.xics?.icps ?? [], delta.xics.icps, keyOf.server, "xics.icps"),
+    },
+  };
+}

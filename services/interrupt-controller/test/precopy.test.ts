@@ -1,0 +1,227 @@
+// Pre-copy through the interrupt-controller service (issue 14 points 1-2): the source hands out
+// what changed since the last read, the destination prepares each iteration durably while the
+// source runs (hidden from the controller API), the stop moves only runtime state and the
+// configuration changed since, and a cancelled or failed migration leaves nothing behind.
+import assert from "node:assert/strict";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
+import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import { ClientStreamCall, serverStreamCall } from "@vplane/service-kit";
+import { kvmConfig } from "./conformance-fixtures.js";
+import { startHost, twoHosts, type Host } from "./device-state-host.js";
+import { failure } from "./service-harness.js";
+import {
+  AFTER,
+  BEFORE,
+  RAM,
+  STOPPED_ON_DESTINATION,
+  STOPPED_ON_SOURCE,
+  bootXive,
+  name,
+  observe,
+  run,
+  type Step,
+} from "./xive-guest.js";
+
+async function readPreCopy(host: Host, vm: string, iteration: number): Promise<DeviceStateChunk[]> {
+  const chunks: DeviceStateChunk[] = [];
+  const client = host.dsClient;
+  for await (const { chunk } of serverStreamCall(client.readPreCopy.bind(client), { vm, iteration }))
+    chunks.push(chunk!);
+  return chunks;
+}
+
+async function stopAndCopy(host: Host, vm: string): Promise<DeviceStateChunk[]> {
+  const chunks: DeviceStateChunk[] = [];
+  const client = host.dsClient;
+  const request = { vm, destination: "destination:50053" };
+  for await (const { chunk } of serverStreamCall(client.stopAndCopy.bind(client), request))
+    chunks.push(chunk!);
+  return chunks;
+}
+
+const guestMemory = (vm: string) => ({ path: `${vm}.ram`, sizeBytes: RAM });
+const backend = Backend.BACKEND_UNSPECIFIED;
+
+async function prepare(host: Host, vm: string, iteration: number, chunks: DeviceStateChunk[]) {
+  const call = new ClientStreamCall(host.dsClient.prepareImport.bind(host.dsClient), { timeoutMs: 10_000 });
+  for (const chunk of chunks)
+    await call.write({ vm, iteration, guestMemory: guestMemory(vm), chunk, backend });
+  return (await call.finish()).devices;
+}
+
+async function finish(host: Host, vm: string, chunks: DeviceStateChunk[], resume: boolean) {
+  const call = new ClientStreamCall(host.dsClient.finishImport.bind(host.dsClient), { timeoutMs: 10_000 });
+  for (const chunk of chunks) await call.write({ vm, resume, guestMemory: guestMemory(vm), chunk, backend });
+  return (await call.finish()).devices;
+}
+
+const bytesOf = (chunks: DeviceStateChunk[]) => chunks.reduce((n, c) => n + c.data.length, 0);
+
+/** Configuration the guest changes: a source re-routed (and its EISN), another masked. */
+async function reconfigure(
+  host: Host,
+  vm: string,
+  irq: number,
+  server: number,
+  priority: number,
+  eisn: number,
+) {
+  await host.ic("configureSources", {
+    name: name(vm),
+    sources: [{ irq, kvmConfig: kvmConfig(server, priority, eisn) }],
+    requestId: "",
+  });
+}
+
+/** Nothing of `vm` on the host: no controller, none after a restart either. */
+async function assertNothingLeft(hosts: { destination: Host }, vm: string): Promise<void> {
+  assert.equal((await failure(hosts.destination.ic("getController", { name: name(vm) }))).code, "NOT_FOUND");
+  await hosts.destination.stop();
+  hosts.destination = await startHost(hosts.destination.dataDir);
+  assert.equal((await failure(hosts.destination.ic("getController", { name: name(vm) }))).code, "NOT_FOUND");
+  assert.deepEqual(
+    (await hosts.destination.ic("listControllers", { pageSize: 0, pageToken: "" })).controllers,
+    [],
+  );
+}
+
+describe("pre-copy through the service: the guest continues exactly (XIVE)", () => {
+  const hosts = twoHosts();
+  const reconfigured: Step[] = [["trigger", 0x1301]];
+
+  it("iterations carry what changed; the stop carries less than the whole state; the guest loses nothing", async () => {
+    const { source, destination } = hosts;
+    await bootXive(source, "vm-p");
+    // Before the first iteration: steps and a re-route.
+    await run(source, "vm-p", BEFORE);
+    await reconfigure(source, "vm-p", 0x1301, 0, 6, 0x51);
+    const info0 = await source.ds("getPreCopyInfo", { vm: "vm-p" });
+    assert.ok(info0.info!.initialBytes > 0n, "the first listing is still to come");
+    const it0 = await readPreCopy(source, "vm-p", 0);
+    assert.deepEqual(await source.ds("getPreCopyInfo", { vm: "vm-p" }), {
+      info: { initialBytes: 0n, dirtyBytes: 0n },
+    });
+    assert.deepEqual(await prepare(destination, "vm-p", 0, it0), [name("vm-p")]);
+    // Prepared, not the VM's: the controller API does not see it.
+    assert.equal((await failure(destination.ic("getController", { name: name("vm-p") }))).code, "NOT_FOUND");
+
+    // Between iterations: the route goes back, a trigger lands.
+    await reconfigure(source, "vm-p", 0x1301, 1, 5, 0x1301);
+    await run(source, "vm-p", reconfigured);
+    const dirty = (await source.ds("getPreCopyInfo", { vm: "vm-p" })).info!.dirtyBytes;
+    assert.ok(dirty > 0n);
+    const it1 = await readPreCopy(source, "vm-p", 1);
+    assert.equal(BigInt(bytesOf(it1)) > dirty, true, "the chunk stream adds its framing to the delta");
+    await prepare(destination, "vm-p", 1, it1);
+    // An iteration with nothing changed carries nothing, and prepares nothing.
+    const unchanged = await readPreCopy(source, "vm-p", 2);
+    assert.equal(bytesOf(unchanged), 0);
+    assert.deepEqual(await prepare(destination, "vm-p", 2, unchanged), []);
+
+    // After the last iteration: an EOI; the devices stop and go on while stopped; then the stop.
+    await run(source, "vm-p", [["eoi", 0x1301]]);
+    await source.ds("quiesceDevices", { vm: "vm-p" });
+    await run(source, "vm-p", STOPPED_ON_SOURCE);
+    const stop = await stopAndCopy(source, "vm-p");
+    const full = (await source.ds("exportDeviceState", { vm: "vm-p" })).sections[0]!.payload.length;
+    assert.ok(bytesOf(stop) < full, `the stop moved ${bytesOf(stop)} bytes, the whole state is ${full}`);
+
+    copyFileSync(join(source.dataDir, "vm-p.ram"), join(destination.dataDir, "vm-p.ram"));
+    assert.deepEqual(await finish(destination, "vm-p", stop, false), [name("vm-p")]);
+    await run(destination, "vm-p", STOPPED_ON_DESTINATION);
+    await destination.ds("resumeDevices", { vm: "vm-p" });
+    await run(destination, "vm-p", AFTER);
+
+    await bootXive(source, "vm-ref");
+    await run(source, "vm-ref", BEFORE);
+    await reconfigure(source, "vm-ref", 0x1301, 0, 6, 0x51);
+    await reconfigure(source, "vm-ref", 0x1301, 1, 5, 0x1301);
+    await run(source, "vm-ref", [
+      ...reconfigured,
+      ["eoi", 0x1301],
+      ...STOPPED_ON_SOURCE,
+      ...STOPPED_ON_DESTINATION,
+      ...AFTER,
+    ]);
+    assert.deepEqual(await observe(destination, "vm-p"), await observe(source, "vm-ref"));
+  });
+
+  it("the finished import is durable: a restarted destination rebuilds it from its first state and deltas", async () => {
+    const before = await hosts.destination.ic("getSourceConfig", { name: name("vm-p"), irq: 0x1301 });
+    await hosts.destination.stop();
+    hosts.destination = await startHost(hosts.destination.dataDir);
+    const after = await hosts.destination.ic("getSourceConfig", { name: name("vm-p"), irq: 0x1301 });
+    assert.deepEqual(
+      [after.source?.server, after.source?.priority, after.source?.eisn],
+      [before.source?.server, before.source?.priority, before.source?.eisn],
+    );
+    assert.deepEqual([after.source?.server, after.source?.eisn], [1, 0x1301]);
+  });
+});
+
+describe("pre-copy: a cancelled or failed migration leaves nothing on the destination", () => {
+  const hosts = twoHosts();
+
+  /** A source VM with its first iteration read, and the destination's prepared import of it. */
+  async function prepared(vm: string): Promise<void> {
+    await bootXive(hosts.source, vm);
+    await prepare(hosts.destination, vm, 0, await readPreCopy(hosts.source, vm, 0));
+  }
+
+  it("released after iteration 0: nothing left, durable records included", async () => {
+    await prepared("vm-c0");
+    assert.deepEqual((await hosts.destination.ds("releaseDevices", { vm: "vm-c0" })).devices, [
+      name("vm-c0"),
+    ]);
+    await assertNothingLeft(hosts, "vm-c0");
+    await hosts.source.ds("resumeDevices", { vm: "vm-c0" });
+  });
+
+  it("released after a later iteration: nothing left", async () => {
+    await prepared("vm-c1");
+    await run(hosts.source, "vm-c1", [["trigger", 0x1300]]);
+    await prepare(hosts.destination, "vm-c1", 1, await readPreCopy(hosts.source, "vm-c1", 1));
+    await hosts.destination.ds("releaseDevices", { vm: "vm-c1" });
+    await assertNothingLeft(hosts, "vm-c1");
+  });
+
+  it("a refused stop delta leaves the prepared import as it was; a release then leaves nothing", async () => {
+    await prepared("vm-c2");
+    await run(hosts.source, "vm-c2", [["trigger", 0x1300]]);
+    const stop = await stopAndCopy(hosts.source, "vm-c2");
+    assert.ok(bytesOf(stop) > 0);
+    const damaged = stop.map((c) => ({ ...c, data: Buffer.from(c.data).fill(0xff, 4, 8) }));
+    const refused = await failure(finish(hosts.destination, "vm-c2", damaged, true));
+    assert.equal(refused.code, "DATA_LOSS", "a chunk whose CRC fails refuses the stream whole");
+    assert.deepEqual(await finish(hosts.destination, "vm-c2", stop, true), [name("vm-c2")]);
+    await hosts.destination.ds("releaseDevices", { vm: "vm-c2" });
+    await assertNothingLeft(hosts, "vm-c2");
+  });
+
+  it("a restart drops an import still being prepared", async () => {
+    await prepared("vm-c4");
+    await assertNothingLeft(hosts, "vm-c4");
+    // The source goes on: its pre-copy ends when it resumes.
+    await hosts.source.ds("resumeDevices", { vm: "vm-c4" });
+    const again = await failure(readPreCopy(hosts.source, "vm-c4", 1));
+    assert.deepEqual([again.code, again.reason], ["FAILED_PRECONDITION", "PRECOPY_ITERATION_UNEXPECTED"]);
+  });
+
+  it("iteration n without iteration 0 is FAILED_PRECONDITION; a second VM with the same id is ALREADY_EXISTS", async () => {
+    await bootXive(hosts.source, "vm-c5");
+    await readPreCopy(hosts.source, "vm-c5", 0);
+    await run(hosts.source, "vm-c5", [["trigger", 0x1300]]);
+    const orphan = await failure(
+      prepare(hosts.destination, "vm-c5", 1, await readPreCopy(hosts.source, "vm-c5", 1)),
+    );
+    assert.deepEqual([orphan.code, orphan.reason], ["FAILED_PRECONDITION", "PRECOPY_NOT_PREPARED"]);
+    await bootXive(hosts.destination, "vm-c5");
+    const exists = await failure(
+      prepare(hosts.destination, "vm-c5", 0, await readPreCopy(hosts.source, "vm-c5", 0)),
+    );
+    assert.deepEqual([exists.code, exists.reason], ["ALREADY_EXISTS", "CONTROLLER_EXISTS"]);
+  });
+});
