@@ -4,7 +4,14 @@
 // come (iteration 0: the base and every change so far; then the changes not yet read; the
 // stop-and-copy the rest). Hooks delay or fail any call, and make changes while it migrates.
 import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { VplaneError, deviceStateService, type ServiceDescription } from "@vplane/service-kit";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import {
+  VplaneError,
+  deviceStateService,
+  toStatusObject,
+  type ServiceDescription,
+  type ServiceRegistration,
+} from "@vplane/service-kit";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
 
 export type DeviceCall =
@@ -44,6 +51,8 @@ export class FakeDevices {
   readonly calls: DeviceCall[] = [];
   /** A call named here fails with this error (once). */
   readonly failures = new Map<DeviceCall, VplaneError>();
+  /** StopAndCopy sends all its chunks, then ends with this error as its status (once). */
+  stopAndCopyStatus: VplaneError | undefined;
   /** A call named here waits for this promise first. */
   readonly holds = new Map<DeviceCall, Promise<void>>();
   /** Runs after each ReadPreCopy (a guest changing its devices while it migrates). */
@@ -83,6 +92,11 @@ export class FakeDevices {
     return state;
   }
 
+  private refuseExisting(vm: string): void {
+    if (this.vms.has(vm))
+      throw new VplaneError({ code: "ALREADY_EXISTS", reason: "VM_EXISTS", message: `${vm} exists` });
+  }
+
   private device(vm: string): string {
     return this.kind === "xive" ? `vms/${vm}/controller` : `vms/${vm}/smmus/smmu0`;
   }
@@ -112,143 +126,158 @@ export class FakeDevices {
       start: ({ handlers }) =>
         Promise.resolve({
           services: [
-            deviceStateService(handlers, {
-              quiesceDevices: async ({ vm }) => {
-                await this.enter("quiesce");
-                const state = this.require(vm);
-                state.quiesced = true;
-                return { dirtyPages: state.dirtyPages, pageSize: 4096n };
-              },
-              exportDeviceState: async ({ vm }) => {
-                await this.enter("export");
-                const state = this.require(vm);
-                if (!state.quiesced) {
-                  throw new VplaneError({
-                    code: "FAILED_PRECONDITION",
-                    reason: "NOT_QUIESCED",
-                    message: "quiesce first",
-                  });
-                }
-                return {
-                  sections: [this.section(vm, { base: state.payload.toString(), changes: state.changes })],
-                };
-              },
-              importDeviceState: async ({ vm, sections, guestMemory }) => {
-                await this.enter("import");
-                if (this.vms.has(vm))
-                  throw new VplaneError({
-                    code: "ALREADY_EXISTS",
-                    reason: "VM_EXISTS",
-                    message: `${vm} exists`,
-                  });
-                const state: FakeVm = {
-                  payload: Buffer.alloc(0),
-                  changes: [],
-                  quiesced: true,
-                  dirtyPages: [],
-                  guestMemoryPath: guestMemory?.path ?? "",
-                };
-                this.apply(state, sections);
-                this.vms.set(vm, state);
-                return { devices: [this.device(vm)] };
-              },
-              resumeDevices: async ({ vm }) => {
-                await this.enter("resume");
-                this.require(vm).quiesced = false;
-                this.read.delete(vm);
-                return {};
-              },
-              releaseDevices: async ({ vm }) => {
-                await this.enter("release");
-                const had = this.vms.delete(vm) || this.prepared.delete(vm);
-                this.prepared.delete(vm);
-                this.read.delete(vm);
-                if (!had) throw this.notFound(vm);
-                return { devices: [this.device(vm)] };
-              },
-              readPreCopy: async (vm, iteration) => {
-                await this.enter("readPreCopy");
-                const state = this.require(vm);
-                const from = iteration === 0 ? 0 : (this.read.get(vm) ?? 0);
-                this.read.set(vm, state.changes.length);
-                const changes = state.changes.slice(from);
-                this.afterRead?.(state);
-                return [
-                  this.section(
-                    vm,
-                    iteration === 0 ? { base: state.payload.toString(), changes } : { changes },
-                  ),
-                ];
-              },
-              preCopyInfo: async (vm) => {
-                await this.enter("preCopyInfo");
-                const state = this.require(vm);
-                const unread = state.changes.slice(this.read.get(vm) ?? 0);
-                return { initialBytes: 0n, dirtyBytes: BigInt(unread.join("").length) };
-              },
-              stopAndCopy: async (vm) => {
-                await this.enter("stopAndCopy");
-                const state = this.require(vm);
-                state.quiesced = true;
-                const from = this.read.get(vm);
-                this.read.delete(vm);
-                const payload =
-                  from === undefined
-                    ? { base: state.payload.toString(), changes: state.changes }
-                    : { changes: state.changes.slice(from) };
-                return {
-                  sections: [this.section(vm, payload)],
-                  dirtyPages: state.dirtyPages,
-                  pageSize: 4096n,
-                };
-              },
-              prepareImport: async ({ vm, guestMemory, sections }, iteration) => {
-                await this.enter("prepareImport");
-                if (this.vms.has(vm))
-                  throw new VplaneError({
-                    code: "ALREADY_EXISTS",
-                    reason: "VM_EXISTS",
-                    message: `${vm} exists`,
-                  });
-                if (iteration === 0) {
-                  this.prepared.set(vm, {
+            this.withStopAndCopyStatus(
+              deviceStateService(handlers, {
+                quiesceDevices: async ({ vm }) => {
+                  await this.enter("quiesce");
+                  const state = this.require(vm);
+                  state.quiesced = true;
+                  return { dirtyPages: state.dirtyPages, pageSize: 4096n };
+                },
+                exportDeviceState: async ({ vm }) => {
+                  await this.enter("export");
+                  const state = this.require(vm);
+                  if (!state.quiesced) {
+                    throw new VplaneError({
+                      code: "FAILED_PRECONDITION",
+                      reason: "NOT_QUIESCED",
+                      message: "quiesce first",
+                    });
+                  }
+                  return {
+                    sections: [this.section(vm, { base: state.payload.toString(), changes: state.changes })],
+                  };
+                },
+                importDeviceState: async ({ vm, sections, guestMemory }) => {
+                  await this.enter("import");
+                  this.refuseExisting(vm);
+                  const state: FakeVm = {
                     payload: Buffer.alloc(0),
                     changes: [],
                     quiesced: true,
                     dirtyPages: [],
                     guestMemoryPath: guestMemory?.path ?? "",
-                  });
-                }
-                const target = this.prepared.get(vm);
-                if (!target)
-                  throw new VplaneError({
-                    code: "FAILED_PRECONDITION",
-                    reason: "NOT_PREPARED",
-                    message: `${vm} not prepared`,
-                  });
-                this.apply(target, sections);
-                return [this.device(vm)];
-              },
-              finishImport: async ({ vm, guestMemory, sections }, resume) => {
-                await this.enter("finishImport");
-                const target =
-                  this.prepared.get(vm) ??
-                  ({
-                    payload: Buffer.alloc(0),
-                    changes: [],
-                    quiesced: true,
-                    dirtyPages: [],
-                    guestMemoryPath: guestMemory?.path ?? "",
-                  } satisfies FakeVm);
-                this.apply(target, sections);
-                this.prepared.delete(vm);
-                target.quiesced = !resume;
-                this.vms.set(vm, target);
-                return [this.device(vm)];
-              },
-            }),
+                  };
+                  this.apply(state, sections);
+                  this.vms.set(vm, state);
+                  return { devices: [this.device(vm)] };
+                },
+                resumeDevices: async ({ vm }) => {
+                  await this.enter("resume");
+                  this.require(vm).quiesced = false;
+                  this.read.delete(vm);
+                  return {};
+                },
+                releaseDevices: async ({ vm }) => {
+                  await this.enter("release");
+                  const had = this.vms.delete(vm) || this.prepared.delete(vm);
+                  this.prepared.delete(vm);
+                  this.read.delete(vm);
+                  if (!had) throw this.notFound(vm);
+                  return { devices: [this.device(vm)] };
+                },
+                readPreCopy: async (vm, iteration) => {
+                  await this.enter("readPreCopy");
+                  const state = this.require(vm);
+                  const from = iteration === 0 ? 0 : (this.read.get(vm) ?? 0);
+                  this.read.set(vm, state.changes.length);
+                  const changes = state.changes.slice(from);
+                  this.afterRead?.(state);
+                  return [
+                    this.section(
+                      vm,
+                      iteration === 0 ? { base: state.payload.toString(), changes } : { changes },
+                    ),
+                  ];
+                },
+                preCopyInfo: async (vm) => {
+                  await this.enter("preCopyInfo");
+                  const state = this.require(vm);
+                  const unread = state.changes.slice(this.read.get(vm) ?? 0);
+                  return { initialBytes: 0n, dirtyBytes: BigInt(unread.join("").length) };
+                },
+                stopAndCopy: async (vm) => {
+                  await this.enter("stopAndCopy");
+                  const state = this.require(vm);
+                  state.quiesced = true;
+                  const from = this.read.get(vm);
+                  this.read.delete(vm);
+                  const payload =
+                    from === undefined
+                      ? { base: state.payload.toString(), changes: state.changes }
+                      : { changes: state.changes.slice(from) };
+                  return {
+                    sections: [this.section(vm, payload)],
+                    dirtyPages: state.dirtyPages,
+                    pageSize: 4096n,
+                  };
+                },
+                prepareImport: async ({ vm, guestMemory, sections }, iteration) => {
+                  await this.enter("prepareImport");
+                  this.refuseExisting(vm);
+                  if (iteration === 0) {
+                    this.prepared.set(vm, {
+                      payload: Buffer.alloc(0),
+                      changes: [],
+                      quiesced: true,
+                      dirtyPages: [],
+                      guestMemoryPath: guestMemory?.path ?? "",
+                    });
+                  }
+                  const target = this.prepared.get(vm);
+                  if (!target)
+                    throw new VplaneError({
+                      code: "FAILED_PRECONDITION",
+                      reason: "NOT_PREPARED",
+                      message: `${vm} not prepared`,
+                    });
+                  this.apply(target, sections);
+                  return [this.device(vm)];
+                },
+                finishImport: async ({ vm, guestMemory, sections }, resume) => {
+                  await this.enter("finishImport");
+                  const target =
+                    this.prepared.get(vm) ??
+                    ({
+                      payload: Buffer.alloc(0),
+                      changes: [],
+                      quiesced: true,
+                      dirtyPages: [],
+                      guestMemoryPath: guestMemory?.path ?? "",
+                    } satisfies FakeVm);
+                  this.apply(target, sections);
+                  this.prepared.delete(vm);
+                  target.quiesced = !resume;
+                  this.vms.set(vm, target);
+                  return [this.device(vm)];
+                },
+              }),
+            ),
           ],
         }),
     };
+  }
+
+  /** The registration with StopAndCopy ending on stopAndCopyStatus when one is set. */
+  private withStopAndCopyStatus(registration: ServiceRegistration): ServiceRegistration {
+    const implementation = registration.implementation as Record<string, unknown>;
+    const stopAndCopy = implementation.stopAndCopy as (call: ServerWritableStream<unknown, unknown>) => void;
+    implementation.stopAndCopy = (call: ServerWritableStream<unknown, unknown>) => {
+      const status = this.stopAndCopyStatus;
+      this.stopAndCopyStatus = undefined;
+      if (status) {
+        // The handler ends the stream after its last chunk: it ends with the status instead
+        // (grpc-js ends an errored stream through end(), the original one).
+        const end = call.end.bind(call);
+        Object.assign(call, {
+          end: () => {
+            Object.assign(call, { end });
+            call.emit("error", toStatusObject(status));
+          },
+        });
+      }
+      stopAndCopy(call);
+    };
+    return registration;
   }
 }

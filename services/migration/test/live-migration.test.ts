@@ -335,6 +335,22 @@ describe("failure in every phase: the VM stays on the source, the destination ho
     });
   }
 
+  test("a StopAndCopy stream that fails after its last chunk commits nothing, although the switchover went on without waiting for its status", async () => {
+    // The source sends switchover once every service's last chunk went on (its stream's status
+    // is not waited for inside the downtime), but commits only once every stream ended OK.
+    const { vm, memory } = newVm();
+    source.iommu.stopAndCopyStatus = new VplaneError({
+      code: "INTERNAL",
+      reason: "INJECTED",
+      message: "StopAndCopy fails after its last chunk",
+    });
+    const { progress } = await source.finish(await migrate(vm, memory));
+    assert.equal(progress.phase, Phase.PHASE_FAILED);
+    assert.equal(progress.error?.reason, "INJECTED");
+    await settle();
+    assertStillOnSource(vm);
+  });
+
   test("the destination's service stops in the middle of the RAM copy", async () => {
     const spare = await TestHost.start();
     const { vm, memory } = newVm(64 * 1024 * 1024);

@@ -28,6 +28,15 @@ export type DeviceRole = "interrupt-controller" | "iommu";
 /** Where a device-state stream's chunks go as they arrive (the migration stream). */
 export type ChunkSink = (role: DeviceRole, chunk: DeviceStateChunk) => Promise<void>;
 
+/** A stop-and-copy whose last chunks all went to the sink. */
+export interface StopAndCopyOutcome {
+  bytes: number;
+  dirty: DirtyRange[];
+  pageSize: bigint;
+  /** Settles once every StopAndCopy stream has ended: resolved if all ended OK. */
+  ended: Promise<void>;
+}
+
 /** Counts the gRPC messages of the device-state calls made while it is given (one stop). */
 export class MessageCount {
   count = 0;
@@ -164,7 +173,7 @@ export class HostDevices {
           this.callOptions(signal),
         );
         for await (const { chunk } of stream) {
-          if (!chunk) throw emptyMessage(role, "ReadPreCopy");
+          if (!chunk) throw streamOutOfShape(role, "ReadPreCopy", "sent a message without a chunk");
           bytes += chunk.data.length;
           await sink(role, chunk);
         }
@@ -203,8 +212,11 @@ export class HostDevices {
 
   /**
    * The stop-and-copy of `vm` on every service in `roles` at once: each quiesces its devices and
-   * streams what the destination still needs, chunk by chunk into `sink` as it arrives. Returns
-   * the chunk bytes and the pages the devices wrote. Every message is counted in `messages`.
+   * streams what the destination still needs, chunk by chunk into `sink` as it arrives. Resolves
+   * once every service's last chunk went into `sink`, not at the end of its stream (waiting for
+   * the status would put one more hop inside the downtime): with the chunk bytes, the pages the
+   * devices wrote, and `ended`, which settles when every stream has ended (rejecting with the
+   * first failure). Every message is counted in `messages`.
    */
   async stopAndCopy(
     vm: string,
@@ -212,12 +224,16 @@ export class HostDevices {
     roles: readonly DeviceRole[],
     sink: ChunkSink,
     messages: MessageCount,
-  ): Promise<{ bytes: number; dirty: DirtyRange[]; pageSize: bigint }> {
+  ): Promise<StopAndCopyOutcome> {
     let bytes = 0;
     let pageSize = 0n;
     const dirty: DirtyRange[][] = [];
-    // Not cut short by a cancel: the resume that undoes it must come after it.
-    await Promise.all(
+    let lastChunks = 0;
+    let allLast!: () => void;
+    const copied = new Promise<void>((resolve) => (allLast = resolve));
+    // Not cut short by a cancel, and settled only once every stream ended: the resume that undoes
+    // it must come after all of them.
+    const ended = Promise.allSettled(
       roles.map(async (role) => {
         const client = this.clients.get(role)!;
         messages.count++;
@@ -227,22 +243,32 @@ export class HostDevices {
             { vm, destination },
             this.callOptions(),
           );
+          let last = false;
           for await (const message of stream) {
             messages.count++;
-            if (!message.chunk) throw emptyMessage(role, "StopAndCopy");
+            if (!message.chunk) throw streamOutOfShape(role, "StopAndCopy", "sent a message without a chunk");
+            if (last) throw streamOutOfShape(role, "StopAndCopy", "sent a message after its last chunk");
             if (message.pageSize > 0n) {
               dirty.push(rangesOf(message.dirtyPages, message.pageSize));
               if (message.pageSize > pageSize) pageSize = message.pageSize;
             }
             bytes += message.chunk.data.length;
             await sink(role, message.chunk);
+            last = message.chunk.last;
+            if (last && ++lastChunks === roles.length) allLast();
           }
+          if (!last) throw streamOutOfShape(role, "StopAndCopy", "ended before its last chunk");
         } catch (error) {
           throw annotate(error, role);
         }
       }),
-    );
-    return { bytes, dirty: mergeRanges(dirty), pageSize };
+    ).then((outcomes) => {
+      const failed = outcomes.find((outcome) => outcome.status === "rejected");
+      if (failed) throw failed.reason;
+    });
+    ended.catch(() => undefined); // awaited by the caller after the switchover
+    if (roles.length > 0) await Promise.race([copied, ended]);
+    return { bytes, dirty: mergeRanges(dirty), pageSize, ended };
   }
 
   /** Opens `role`'s PrepareImport stream (destination, one pre-copy iteration). */
@@ -325,11 +351,12 @@ export class HostDevices {
 
 const isNotFound = (error: unknown) => error instanceof VplaneError && error.code === "NOT_FOUND";
 
-function emptyMessage(role: DeviceRole, call: string) {
+/** A device-state stream out of shape: what `call` of `role` did. */
+function streamOutOfShape(role: DeviceRole, call: string, what: string) {
   return new VplaneError({
     code: "INTERNAL",
     reason: "MIGRATION_PROTOCOL_ERROR",
-    message: `${role}: a ${call} message without a chunk`,
+    message: `${role}: ${call} ${what}`,
   });
 }
 

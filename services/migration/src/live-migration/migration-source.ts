@@ -5,7 +5,9 @@
 //                destination builds and makes it durable as it comes
 //   quiescing    the downtime starts: StopAndCopy quiesces the devices and streams what is left
 //   device state its chunks go on to the destination as they arrive (after the dirty pages,
-//                when RAM is copied), and the destination applies them, resuming its devices
+//                when RAM is copied), and the destination applies them, resuming its devices;
+//                switchover follows the last chunks at once (the StopAndCopy streams' status is
+//                checked before the commit, not waited for inside the downtime)
 //   switching    the destination acknowledges, running the VM (the downtime ends); the source
 //                sends commit, which makes the VM the destination's, half-closes the stream and
 //                releases its own devices
@@ -147,8 +149,9 @@ export async function migrateOut(
 /**
  * The downtime: StopAndCopy on every service at once, its chunks forwarded to the destination as
  * they arrive (held back until the pages the devices wrote are re-sent when RAM is copied: the
- * destination's devices must not resume before their queue pages are there), then switchover,
- * and the destination's acknowledgement once its devices run.
+ * destination's devices must not resume before their queue pages are there), switchover as soon
+ * as every service's last chunk went on, and the destination's acknowledgement once its devices
+ * run.
  */
 async function stopAndCopy(
   context: OperationContext,
@@ -172,19 +175,26 @@ async function stopAndCopy(
     ram ? (service, chunk) => Promise.resolve(void held.push({ service, chunk })) : forward,
     messages,
   );
-  context.checkpoint();
-  context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
-  if (ram) {
-    // The devices wrote these pages (event queues) after the RAM copy read them: send them again.
-    for (const range of stopped.dirty) messages.count += await sendRange(peer, ram, range);
-    for (const { service, chunk } of held) await forward(service, chunk);
+  let switched: { deviceMessages: number };
+  try {
+    context.checkpoint();
+    context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
+    if (ram) {
+      // The devices wrote these pages (event queues) after the RAM copy read them: send them again.
+      for (const range of stopped.dirty) messages.count += await sendRange(peer, ram, range);
+      for (const { service, chunk } of held) await forward(service, chunk);
+    }
+    context.checkpoint();
+    context.update({ phase: Phase.PHASE_SWITCHING_OVER });
+    messages.count += 2; // switchover and its acknowledgement
+    await peer.send({ $case: "switchover", value: true });
+    switched = await peer.expect("switchedOverReport");
+  } catch (error) {
+    await stopped.ended.catch(() => undefined); // the resume that undoes the stop comes after it
+    throw error;
   }
-  context.checkpoint();
-  context.update({ phase: Phase.PHASE_SWITCHING_OVER });
-  messages.count += 2; // switchover and its acknowledgement
-  await peer.send({ $case: "switchover", value: true });
-  const switched = await peer.expect("switchedOverReport");
   const downtimeMs = performance.now() - quiescedAt;
+  await stopped.ended; // each StopAndCopy ended OK: only then is the VM the destination's to take
   return {
     downtimeMs,
     messages: messages.count + switched.deviceMessages,
