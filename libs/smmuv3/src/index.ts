@@ -95,3 +95,12 @@ export {
 } from "./device-state/smmu-state.js";
 export { decodeSmmuState } from "./device-state/decode-smmu-state.js";
 export { encodeSmmuState } from "./device-state/encode-smmu-state.js";
+export {
+  SMMU_DELTA_MAGIC,
+  decodeSmmuDelta,
+  diffSmmuState,
+  encodeSmmuDelta,
+  mergeSmmuDelta,
+  smmuDeltaSize,
+  type SmmuDelta,
+} from "./device-state/smmu-delta.js";

@@ -34,6 +34,7 @@ import { captureSmmuState } from "./device-state/capture-smmu-state.js";
 import { decodeSmmuState } from "./device-state/decode-smmu-state.js";
 import { encodeSmmuState } from "./device-state/encode-smmu-state.js";
 import { restoreSmmuState } from "./device-state/restore-smmu-state.js";
+import { diffSmmuState, type SmmuDelta } from "./device-state/smmu-delta.js";
 import type { SmmuState } from "./device-state/smmu-state.js";
 import { StreamDelivery, type Delivery } from "./stream-delivery.js";
 import { isGranuleBits, type GranuleBits } from "./translation-granule.js";
@@ -110,6 +111,8 @@ export class Smmu {
   private readonly delivery: StreamDelivery;
   /** Set while quiesced for migration (issue 6): when it stopped, and the pages its DMA had written. */
   private stopped: { at: number; dirtyPages: number[] } | undefined;
+  /** The state the last pre-copy read handed out (readChanges); undefined when not tracking. */
+  private preCopySent: SmmuState | undefined;
   private readonly memory: GuestMemory;
   private readonly walker: NestedWalker;
   private readonly devices = new Map<number, DeviceRecord>();
@@ -837,19 +840,50 @@ export class Smmu {
         message: "the SMMU state can only be exported while it is quiesced",
       });
     }
-    return encodeSmmuState(
-      captureSmmuState({
-        features: this.features,
-        domain: this.domain,
-        events: this.events,
-        pageRequests: this.pageRequests,
-        delivery: this.delivery,
-        guestMemoryBytes: this.memory.size,
-        pasidTable: this.seedStage1,
-        devices: [...this.devices.values()],
-        stoppedAt: this.stopped.at,
-      }),
-    );
+    return encodeSmmuState(this.captureState(this.stopped.at));
+  }
+
+  /** The state as exported, page-request time left counted from `stoppedAt`. */
+  private captureState(stoppedAt: number): SmmuState {
+    return captureSmmuState({
+      features: this.features,
+      domain: this.domain,
+      events: this.events,
+      pageRequests: this.pageRequests,
+      delivery: this.delivery,
+      guestMemoryBytes: this.memory.size,
+      pasidTable: this.seedStage1,
+      devices: [...this.devices.values()],
+      stoppedAt,
+    });
+  }
+
+  /**
+   * Pre-copy (issue 14): what changed in the state since the last read, captured at the caller's
+   * clock `now` (or when the SMMU stopped), everything when `restart` or on the first read;
+   * undefined when nothing did. The SMMU keeps a copy of what it handed out to compare with, and
+   * nothing on its hot paths.
+   */
+  readChanges(restart: boolean, now = 0): SmmuDelta | undefined {
+    const state = this.captureState(this.stopped?.at ?? now);
+    const delta = diffSmmuState(restart ? undefined : this.preCopySent, state);
+    this.preCopySent = state;
+    return delta;
+  }
+
+  /** What readChanges would hand out at `now`, without taking it. */
+  pendingChanges(now = 0): SmmuDelta | undefined {
+    return diffSmmuState(this.preCopySent, this.captureState(this.stopped?.at ?? now));
+  }
+
+  /** A pre-copy read started tracking and nothing ended it. */
+  get tracking(): boolean {
+    return this.preCopySent !== undefined;
+  }
+
+  /** Ends the pre-copy tracking (the migration resumed here or released the SMMU). */
+  endTracking(): void {
+    this.preCopySent = undefined;
   }
 
   /**

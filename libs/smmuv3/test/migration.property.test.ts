@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { SparseGuestMemory } from "@vplane/guest-memory";
-import { Perm, Smmu, type TranslationResult } from "../src/index.js";
+import {
+  Perm,
+  Smmu,
+  decodeSmmuDelta,
+  encodeSmmuDelta,
+  encodeSmmuState,
+  mergeSmmuDelta,
+  type SmmuState,
+  type TranslationResult,
+} from "../src/index.js";
 import { CHUNK, PAGE_VA, DATA_IPA, DEVICES, apply, command, type Command } from "./random-guest-activity.js";
 import { stage1Device } from "./smmu-fixture.js";
 
@@ -121,6 +130,56 @@ function run(
   }
 }
 
+/** A booted guest's SMMU `a` whose RAM writes also land in `memB` until the copy stops. */
+function bootedSmmu(iotlbEntries: number) {
+  const memA = new SparseGuestMemory(2 ** 32);
+  const memB = new SparseGuestMemory(2 ** 32);
+  const ramCopy = [memB];
+  const guest = mirrored(memA, [memB]);
+  const limits = { iotlbEntries, configCacheEntries: 2 };
+  const a = new Smmu({
+    memory: mirrored(memA, ramCopy),
+    vmid: 7,
+    limits: { ...limits, eventQueueDepth: 4, pageRequests: 3 },
+  });
+  // Tables and CDs live in [0, 16 MiB), always mapped.
+  a.mapStage2(0, 0, DATA_IPA, Perm.READ_WRITE);
+  const tables = DEVICES.map((d) => stage1Device(a, guest, d));
+  const pri = stage1Device(a, guest, PRI);
+  // A booted guest: the first data chunk mapped at stage 2, some pages at stage 1.
+  a.mapStage2(DATA_IPA, 0x1000_0000, CHUNK, Perm.READ_WRITE);
+  for (let p = 0; p < 16; p++) {
+    if (p % 3 === 0) pri.map(PAGE_VA + p * 0x1000, DATA_IPA + p * 0x1000);
+    if (p < 8) for (const t of tables) t.map(PAGE_VA + p * 0x1000, DATA_IPA + p * 0x1000);
+  }
+  return { a, memB, ramCopy, tables, limits };
+}
+
+/**
+ * The destination `b` (imported from `exported`) and the source go on with the same activity:
+ * every answer, delivery and page request the same.
+ */
+function bothGoOn(
+  booted: ReturnType<typeof bootedSmmu>,
+  exported: Uint8Array | SmmuState,
+  after: Step[],
+): void {
+  const { a, memB, ramCopy, tables, limits } = booted;
+  ramCopy.length = 0; // the destination's RAM goes its own way from here
+  const b = Smmu.importState(memB, { vmid: 9, now: 1500, limits }, exported);
+  assert.equal(b.dump().iotlb.size, 0);
+  a.resume(2000);
+  b.resume(2000);
+  after.forEach((s, i) => run([a, b], tables, s, 2500, `after ${i} ${JSON.stringify(s)}`));
+  run([a, b], tables, { t: "deliver", max: 1e6 }, 2600, "final deliveries");
+  assert.deepEqual(plain(b.listPageRequests()), plain(a.listPageRequests()));
+  assert.equal(b.deliveredCount, a.deliveredCount);
+  for (let dev = 0; dev < SIDS.length; dev++) {
+    for (let p = 0; p <= 17; p++)
+      run([a, b], tables, { t: "translate", dev, page: p, write: true }, 2700, "probe");
+  }
+}
+
 describe("migration keeps every answer (issue 6 property)", () => {
   it("export → import on a RAM copy, then the same activity on both: same translations, DMA, deliveries, page requests", () => {
     fc.assert(
@@ -130,48 +189,52 @@ describe("migration keeps every answer (issue 6 property)", () => {
         fc.array(step, { minLength: 5, maxLength: 30 }),
         fc.constantFrom(8, 4096),
         (before, whileStopped, after, iotlbEntries) => {
-          const memA = new SparseGuestMemory(2 ** 32);
-          const memB = new SparseGuestMemory(2 ** 32);
-          const ramCopy = [memB];
-          const guest = mirrored(memA, [memB]);
-          const limits = { iotlbEntries, configCacheEntries: 2 };
-          const a = new Smmu({
-            memory: mirrored(memA, ramCopy),
-            vmid: 7,
-            limits: { ...limits, eventQueueDepth: 4, pageRequests: 3 },
-          });
-          // Tables and CDs live in [0, 16 MiB), always mapped.
-          a.mapStage2(0, 0, DATA_IPA, Perm.READ_WRITE);
-          const tables = DEVICES.map((d) => stage1Device(a, guest, d));
-          const pri = stage1Device(a, guest, PRI);
-          // A booted guest: the first data chunk mapped at stage 2, some pages at stage 1.
-          a.mapStage2(DATA_IPA, 0x1000_0000, CHUNK, Perm.READ_WRITE);
-          for (let p = 0; p < 16; p++) {
-            if (p % 3 === 0) pri.map(PAGE_VA + p * 0x1000, DATA_IPA + p * 0x1000);
-            if (p < 8) for (const t of tables) t.map(PAGE_VA + p * 0x1000, DATA_IPA + p * 0x1000);
-          }
-
+          const booted = bootedSmmu(iotlbEntries);
+          const { a, tables } = booted;
           before.forEach((s, i) => run([a], tables, s, 100, `before ${i}`));
           a.quiesce(1000);
           for (const s of whileStopped) run([a], tables, s, 1200, "stopped");
           assert.deepEqual(a.takeDeliveries(), []);
-          const exported = a.exportState();
-          ramCopy.length = 0; // the destination's RAM goes its own way from here
-          const b = Smmu.importState(memB, { vmid: 9, now: 1500, limits }, exported);
-          assert.equal(b.dump().iotlb.size, 0);
-          a.resume(2000);
-          b.resume(2000);
-          after.forEach((s, i) => run([a, b], tables, s, 2500, `after ${i} ${JSON.stringify(s)}`));
-          run([a, b], tables, { t: "deliver", max: 1e6 }, 2600, "final deliveries");
-          assert.deepEqual(plain(b.listPageRequests()), plain(a.listPageRequests()));
-          assert.equal(b.deliveredCount, a.deliveredCount);
-          for (let dev = 0; dev < SIDS.length; dev++) {
-            for (let p = 0; p <= 17; p++)
-              run([a, b], tables, { t: "translate", dev, page: p, write: true }, 2700, "probe");
-          }
+          bothGoOn(booted, a.exportState(), after);
         },
       ),
       { numRuns: 100 },
+    );
+  });
+
+  it("with pre-copy (issue 14): the deltas read before, between and after the guest's changes and at the stop merge into the export, and every answer stays the same", () => {
+    fc.assert(
+      fc.property(
+        fc.array(step, { minLength: 5, maxLength: 20 }),
+        fc.array(step, { maxLength: 15 }),
+        fc.array(step, { maxLength: 15 }),
+        fc.array(stoppedStep, { maxLength: 6 }),
+        fc.array(step, { minLength: 5, maxLength: 20 }),
+        (before, between, afterLast, whileStopped, after) => {
+          const booted = bootedSmmu(8);
+          const { a, tables } = booted;
+          let merged: SmmuState | undefined;
+          const read = (restart: boolean, now: number) => {
+            const delta = a.readChanges(restart, now);
+            if (delta) merged = mergeSmmuDelta(merged, decodeSmmuDelta(encodeSmmuDelta(delta)));
+          };
+          before.forEach((s, i) => run([a], tables, s, 100, `before ${i}`));
+          read(true, 100);
+          between.forEach((s, i) => run([a], tables, s, 200, `between ${i}`));
+          read(false, 200);
+          afterLast.forEach((s, i) => run([a], tables, s, 300, `after the last read ${i}`));
+          a.quiesce(1000);
+          for (const s of whileStopped) run([a], tables, s, 1200, "stopped");
+          read(false, 1300);
+          const exported = a.exportState();
+          assert.equal(
+            Buffer.from(encodeSmmuState(merged!)).toString("hex"),
+            Buffer.from(exported).toString("hex"),
+          );
+          bothGoOn(booted, merged!, after);
+        },
+      ),
+      { numRuns: 60 },
     );
   });
 });

@@ -40,6 +40,17 @@ const malformed = (field: string, message: string) => stateError("STATE_MALFORME
  */
 export function decodeSmmuState(bytes: Uint8Array): SmmuState {
   const r = new StateReader(bytes, SMMU_STATE_FORMAT);
+  const state = readSmmuState(r, SMMU_STATE_MAGIC, true);
+  r.end();
+  return state;
+}
+
+/**
+ * Reads a state with `magic` from `r` (decodeSmmuState's checks). A pre-copy delta's (`complete`
+ * false) holds only the devices that changed, so its page requests are not checked against
+ * them here: the merged state is (smmu-delta.ts).
+ */
+export function readSmmuState(r: StateReader, magic: number, complete: boolean): SmmuState {
   const version = r.u32("format_version");
   if (version !== SMMU_STATE_FORMAT_VERSION) {
     throw stateError(
@@ -48,8 +59,8 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
       `SMMUv3 state format ${version} is not supported (this model reads ${SMMU_STATE_FORMAT_VERSION})`,
     );
   }
-  const magic = r.u32("magic");
-  if (magic !== SMMU_STATE_MAGIC) throw malformed("magic", `0x${magic.toString(16)} is not "SMU3"`);
+  const found = r.u32("magic");
+  if (found !== magic) throw malformed("magic", `0x${found.toString(16)} is not 0x${magic.toString(16)}`);
 
   const features = readFeatures(r);
   const stage2GranuleBits = r.u8("stage2_granule_bits");
@@ -153,8 +164,8 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
     if (cookie === 0 || cookies.has(cookie))
       throw inconsistent(r.field("cookie"), `cookie ${cookie} is 0 or repeated`);
     const device = bySid.get(streamId);
-    if (!device) throw inconsistent(r.field("stream_id"), `StreamID ${streamId} has no device`);
-    if (virtualStreamId !== device.virtualStreamId)
+    if (!device && complete) throw inconsistent(r.field("stream_id"), `StreamID ${streamId} has no device`);
+    if (device && virtualStreamId !== device.virtualStreamId)
       throw inconsistent(
         r.field("virtual_stream_id"),
         `the device's virtual StreamID is ${device.virtualStreamId}`,
@@ -202,7 +213,6 @@ export function decodeSmmuState(bytes: Uint8Array): SmmuState {
       eventsBefore,
     });
   }
-  r.end();
   return {
     features: resolved,
     stage2GranuleBits,

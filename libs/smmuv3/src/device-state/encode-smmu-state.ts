@@ -14,6 +14,15 @@ import {
 
 /** The bytes of `state` in format version 1 (layout in smmu-state.ts). */
 export function encodeSmmuState(state: SmmuState): Uint8Array {
+  const w = writeSmmuState(state, SMMU_STATE_MAGIC, 0);
+  return w.bytes;
+}
+
+/**
+ * Writes `state` with `magic` into a writer `trailerBytes` longer than the state, left at the
+ * trailer (a pre-copy delta's removed keys, smmu-delta.ts).
+ */
+export function writeSmmuState(state: SmmuState, magic: number, trailerBytes: number): StateWriter {
   const size =
     STATE_SIZES.header +
     STATE_SIZES.counters +
@@ -24,13 +33,13 @@ export function encodeSmmuState(state: SmmuState): Uint8Array {
     state.devices.length * STATE_SIZES.device +
     state.events.length * STATE_SIZES.event +
     state.pageRequests.length * STATE_SIZES.pageRequest;
-  const w = new StateWriter(size, SMMU_STATE_FORMAT);
+  const w = new StateWriter(size + trailerBytes, SMMU_STATE_FORMAT);
   const f = state.features;
   let featureFlags = 0;
   FEATURE_FLAGS.forEach((key, bit) => {
     if (f[key]) featureFlags |= 1 << bit;
   });
-  w.u32(SMMU_STATE_FORMAT_VERSION).u32(SMMU_STATE_MAGIC);
+  w.u32(SMMU_STATE_FORMAT_VERSION).u32(magic);
   w.u8(f.streamIdBits).u8(f.substreamIdBits).u8(f.outputAddressBits).u8(state.stage2GranuleBits);
   w.u16(featureFlags).u16(0);
   w.u32(state.eventQueueDepth).u32(state.pageRequestCapacity).u32(state.pageRequestTimeoutMs).u32(0);
@@ -77,7 +86,7 @@ export function encodeSmmuState(state: SmmuState): Uint8Array {
     w.u64(r.address).u64(r.eventsBefore);
   }
   if (w.offset !== size) throw new Error(`smmu state: wrote ${w.offset} of ${size} bytes`);
-  return w.bytes;
+  return w;
 }
 
 function writeEvent(w: StateWriter, e: EventState): void {

@@ -1,5 +1,13 @@
-import { XiveError } from "../xive-error.js";
 import {
+  diffKeyed,
+  mergeKeyed,
+  noChanges,
+  sameRecord,
+  stateError,
+  type KeyedChanges,
+} from "@vplane/model-kit";
+import {
+  CONTROLLER_STATE_FORMAT,
   headerOf,
   scalarsOf,
   type ControllerHeader,
@@ -37,11 +45,7 @@ export const CONTROLLER_DELTA_MAGIC = 0x5650_4944;
 /** The delta's list flags byte. */
 export const DELTA_LISTS = { VCPUS: 1, MACHINE_SOURCES: 2 } as const;
 
-/** The records of a keyed list that changed or appeared, and the keys that went away. */
-export interface KeyedChanges<T> {
-  changed: T[];
-  removed: number[];
-}
+export type { KeyedChanges };
 
 export interface ControllerDelta {
   header: ControllerHeader;
@@ -70,47 +74,9 @@ const keyOf = {
   nr: (s: IcsSourceRecord) => s.nr,
 };
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
-/** Records of the state are flat: numbers, booleans and (presenter registers) bytes. */
-function sameRecord<T extends object>(a: T, b: T): boolean {
-  for (const name of Object.keys(a) as (keyof T)[]) {
-    const x = a[name];
-    const y = b[name];
-    if (x instanceof Uint8Array && y instanceof Uint8Array) {
-      if (!sameBytes(x, y)) return false;
-    } else if (x !== y) return false;
-  }
-  return true;
-}
-
-/** The changes from `before` to `after`, two lists ascending by `key` (one merge pass). */
-function diffKeyed<T extends object>(
-  before: readonly T[],
-  after: readonly T[],
-  key: (r: T) => number,
-): KeyedChanges<T> {
-  const changes: KeyedChanges<T> = { changed: [], removed: [] };
-  let i = 0;
-  for (const record of after) {
-    const k = key(record);
-    while (i < before.length && key(before[i]!) < k) changes.removed.push(key(before[i++]!));
-    if (i < before.length && key(before[i]!) === k) {
-      if (!sameRecord(before[i]!, record)) changes.changed.push(record);
-      i++;
-    } else changes.changed.push(record);
-  }
-  while (i < before.length) changes.removed.push(key(before[i++]!));
-  return changes;
-}
-
 function sameList<T extends object>(a: readonly T[], b: readonly T[]): boolean {
   return a.length === b.length && a.every((record, i) => sameRecord(record, b[i]!));
 }
-
-const noChanges = (c: KeyedChanges<unknown>) => c.changed.length === 0 && c.removed.length === 0;
 
 /**
  * What changed from `sent` (the state the last read moved; undefined: nothing yet) to `now`;
@@ -149,44 +115,6 @@ export function diffControllerState(
   return unchanged ? undefined : delta;
 }
 
-function mergeError(field: string, message: string): XiveError {
-  return new XiveError({
-    code: "INVALID_ARGUMENT",
-    reason: "STATE_DELTA_MISMATCH",
-    message: `${field}: ${message}`,
-    field,
-  });
-}
-
-/** `base` with `changes` applied, ascending by `key` (one merge pass; changes are ascending). */
-function mergeKeyed<T>(
-  base: readonly T[],
-  changes: KeyedChanges<T>,
-  key: (r: T) => number,
-  list: string,
-): T[] {
-  const out: T[] = [];
-  let c = 0;
-  let r = 0;
-  const { changed, removed } = changes;
-  for (const record of base) {
-    const k = key(record);
-    while (c < changed.length && key(changed[c]!) < k) out.push(changed[c++]!);
-    if (r < removed.length && removed[r]! < k)
-      throw mergeError(`${list}.removed`, `${removed[r]} is not in the state the delta applies to`);
-    if (r < removed.length && removed[r] === k) {
-      r++;
-      if (c < changed.length && key(changed[c]!) === k)
-        throw mergeError(`${list}.changed`, `${k} is both changed and removed`);
-    } else if (c < changed.length && key(changed[c]!) === k) out.push(changed[c++]!);
-    else out.push(record);
-  }
-  if (r < removed.length)
-    throw mergeError(`${list}.removed`, `${removed[r]} is not in the state the delta applies to`);
-  while (c < changed.length) out.push(changed[c++]!);
-  return out;
-}
-
 /**
  * The state `delta` makes of `base` (undefined: nothing before, so the delta must hold the vCPU
  * and machine-source lists). A delta whose removals do not fit its base is INVALID_ARGUMENT
@@ -201,7 +129,12 @@ export function mergeControllerDelta(
   const vcpus = delta.vcpus ?? base?.vcpus;
   const machineSources = delta.machineSources ?? base?.machineSources;
   if (vcpus === undefined || machineSources === undefined)
-    throw mergeError("lists", "the first delta must hold the vCPUs and the machine's sources");
+    throw stateError(
+      CONTROLLER_STATE_FORMAT,
+      "STATE_DELTA_MISMATCH",
+      "lists",
+      "the first delta must hold the vCPUs and the machine's sources",
+    );
   return {
     ...scalarsOf(header),
     vcpus,
@@ -209,13 +142,43 @@ export function mergeControllerDelta(
     stoppedTriggers: delta.stoppedTriggers,
     xive: delta.xive && {
       xiveSelected: header.xiveSelected,
-      sources: mergeKeyed(same?.xive?.sources ?? [], delta.xive.sources, keyOf.irq, "xive.sources"),
-      queues: mergeKeyed(same?.xive?.queues ?? [], delta.xive.queues, keyOf.end, "xive.queues"),
-      contexts: mergeKeyed(same?.xive?.contexts ?? [], delta.xive.contexts, keyOf.server, "xive.contexts"),
+      sources: mergeKeyed(
+        same?.xive?.sources ?? [],
+        delta.xive.sources,
+        keyOf.irq,
+        "xive.sources",
+        CONTROLLER_STATE_FORMAT,
+      ),
+      queues: mergeKeyed(
+        same?.xive?.queues ?? [],
+        delta.xive.queues,
+        keyOf.end,
+        "xive.queues",
+        CONTROLLER_STATE_FORMAT,
+      ),
+      contexts: mergeKeyed(
+        same?.xive?.contexts ?? [],
+        delta.xive.contexts,
+        keyOf.server,
+        "xive.contexts",
+        CONTROLLER_STATE_FORMAT,
+      ),
     },
     xics: delta.xics && {
-      sources: mergeKeyed(same?.xics?.sources ?? [], delta.xics.sources, keyOf.nr, "xics.sources"),
-      icps: mergeKeyed(same?.xics?.icps ?? [], delta.xics.icps, keyOf.server, "xics.icps"),
+      sources: mergeKeyed(
+        same?.xics?.sources ?? [],
+        delta.xics.sources,
+        keyOf.nr,
+        "xics.sources",
+        CONTROLLER_STATE_FORMAT,
+      ),
+      icps: mergeKeyed(
+        same?.xics?.icps ?? [],
+        delta.xics.icps,
+        keyOf.server,
+        "xics.icps",
+        CONTROLLER_STATE_FORMAT,
+      ),
     },
   };
 }

@@ -1,0 +1,85 @@
+import { stateError, type StateFormat } from "./state-bytes.js";
+
+/**
+ * A pre-copy delta's view of one keyed list of a saved state (issue 14): the records that changed
+ * or appeared since the previous read, and the keys that went away, both ascending by key.
+ */
+export interface KeyedChanges<T> {
+  changed: T[];
+  removed: number[];
+}
+
+function sameValue(x: unknown, y: unknown): boolean {
+  if (x instanceof Uint8Array && y instanceof Uint8Array)
+    return x.length === y.length && x.every((byte, i) => byte === y[i]);
+  if (Array.isArray(x) && Array.isArray(y))
+    return x.length === y.length && x.every((v, i) => sameValue(v, y[i]));
+  if (typeof x === "object" && x !== null && typeof y === "object" && y !== null)
+    return sameRecord(x as Record<string, unknown>, y as Record<string, unknown>);
+  return x === y;
+}
+
+/** Saved-state records are plain data (numbers, bigints, booleans, bytes, tuples, small objects). */
+export function sameRecord<T extends object>(a: T, b: T): boolean {
+  const keys = Object.keys(a) as (keyof T)[];
+  return keys.length === Object.keys(b).length && keys.every((name) => sameValue(a[name], b[name]));
+}
+
+/** The changes from `before` to `after`, two lists ascending by `key` (one merge pass). */
+export function diffKeyed<T extends object>(
+  before: readonly T[],
+  after: readonly T[],
+  key: (record: T) => number,
+): KeyedChanges<T> {
+  const changes: KeyedChanges<T> = { changed: [], removed: [] };
+  let i = 0;
+  for (const record of after) {
+    const k = key(record);
+    while (i < before.length && key(before[i]!) < k) changes.removed.push(key(before[i++]!));
+    if (i < before.length && key(before[i]!) === k) {
+      if (!sameRecord(before[i]!, record)) changes.changed.push(record);
+      i++;
+    } else changes.changed.push(record);
+  }
+  while (i < before.length) changes.removed.push(key(before[i++]!));
+  return changes;
+}
+
+export const noChanges = (c: KeyedChanges<unknown>): boolean =>
+  c.changed.length === 0 && c.removed.length === 0;
+
+/**
+ * `base` with `changes` applied, ascending by `key` (one merge pass). A removal of a key `base`
+ * does not hold, or a key both changed and removed, is the format's INVALID_ARGUMENT
+ * STATE_DELTA_MISMATCH on `<list>.removed` / `<list>.changed`.
+ */
+export function mergeKeyed<T>(
+  base: readonly T[],
+  changes: KeyedChanges<T>,
+  key: (record: T) => number,
+  list: string,
+  format: StateFormat,
+): T[] {
+  const mismatch = (field: string, message: string) =>
+    stateError(format, "STATE_DELTA_MISMATCH", field, message);
+  const out: T[] = [];
+  let c = 0;
+  let r = 0;
+  const { changed, removed } = changes;
+  for (const record of base) {
+    const k = key(record);
+    while (c < changed.length && key(changed[c]!) < k) out.push(changed[c++]!);
+    if (r < removed.length && removed[r]! < k)
+      throw mismatch(`${list}.removed`, `${removed[r]} is not in the state the delta applies to`);
+    if (r < removed.length && removed[r] === k) {
+      r++;
+      if (c < changed.length && key(changed[c]!) === k)
+        throw mismatch(`${list}.changed`, `${k} is both changed and removed`);
+    } else if (c < changed.length && key(changed[c]!) === k) out.push(changed[c++]!);
+    else out.push(record);
+  }
+  if (r < removed.length)
+    throw mismatch(`${list}.removed`, `${removed[r]} is not in the state the delta applies to`);
+  while (c < changed.length) out.push(changed[c++]!);
+  return out;
+}
