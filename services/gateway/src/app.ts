@@ -17,6 +17,7 @@ import { countRequests, metricsRoutes } from "./routes/metrics-routes.js";
 import { operationRoutes } from "./routes/operation-routes.js";
 import { rateLimit } from "./access/rate-limit.js";
 import { vmRoutes } from "./routes/vm-routes.js";
+import { hoistTitledSchemas } from "./http/openapi-components.js";
 import { VPLANE_VERSION } from "@vplane/service-kit";
 
 /**
@@ -52,9 +53,11 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
       info: {
         title: "vplane gateway",
         version: VPLANE_VERSION,
+        license: { name: "Apache-2.0", url: "https://www.apache.org/licenses/LICENSE-2.0" },
         description:
           "REST API for orchestrators: hosts, VMs and their interrupt controllers and IOMMUs, long-running operations. Errors: {error: {code, reason, message, details}} with HTTP status mapped from the gRPC code as grpc-gateway does.",
       },
+      servers: [{ url: "http://127.0.0.1:8080", description: "the gateway as npm start runs it" }],
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
       tags: [
@@ -72,6 +75,9 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
         { name: "health", description: "liveness, readiness and metrics (no token needed)" },
       ],
     },
+    // Titled schemas become named components (Vm, Operation, Error, the proto messages).
+    transformObject: (document) =>
+      "openapiObject" in document ? hoistTitledSchemas(document.openapiObject) : document.swaggerObject,
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());

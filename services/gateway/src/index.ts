@@ -11,3 +11,4 @@ export { gatewayOptionsSpec, type GatewayOptions } from "./gateway-options.js";
 export type { GatewayServices } from "./gateway-services.js";
 export { httpStatusOf } from "./http/http-status.js";
 export { hostAgentOptionsSpec, type HostAgentOptions } from "./hosts/host-agent-options.js";
+export { gatewayOpenApiDocument } from "./openapi-document.js";

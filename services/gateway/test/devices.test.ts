@@ -202,15 +202,15 @@ describe("device endpoints on a real interrupt-controller", () => {
     const doc = (await gw.call(null, "GET", "/openapi.json")).json<{
       paths: Record<
         string,
-        Record<
-          string,
-          { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }
-        >
+        Record<string, { requestBody?: { content: Record<string, { schema: { $ref: string } }> } }>
       >;
+      components: { schemas: Record<string, { properties: Record<string, unknown> }> };
     }>();
     const configure = doc.paths["/v1/vms/{vm}/sources/configure"]?.["post"];
     assert.ok(configure, "configure sources is documented");
-    assert.ok(configure.requestBody?.content["application/json"]?.schema.properties["sources"]);
+    const body = configure.requestBody?.content["application/json"]?.schema.$ref;
+    assert.equal(body, "#/components/schemas/ConfigureSourcesRequest", "the message is a named schema");
+    assert.ok(doc.components.schemas["ConfigureSourcesRequest"]?.properties["sources"]);
     assert.ok(doc.paths["/v1/vms/{vm}/smmus/{smmu}/pasid-table/attach"]?.["post"]);
     assert.ok(doc.paths["/v1/vms/{vm}/queues/{server}/{priority}"]?.["put"]);
   });

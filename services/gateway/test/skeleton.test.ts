@@ -77,7 +77,11 @@ describe("gateway skeleton: health, OpenAPI, one error shape, limits, metrics", 
   it("serves an OpenAPI 3 document derived from the route schemas, and the UI at /docs", async () => {
     const response = await gw.call(null, "GET", "/openapi.json");
     assert.equal(response.statusCode, 200);
-    const doc = response.json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
+    const doc = response.json<{
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, { required: string[] }> };
+    }>();
     assert.match(doc.openapi, /^3\./);
     for (const path of [
       "/v1/vms",
@@ -90,9 +94,11 @@ describe("gateway skeleton: health, OpenAPI, one error shape, limits, metrics", 
       assert.ok(doc.paths[path], `OpenAPI lists ${path}`);
     }
     const create = doc.paths["/v1/vms"]!["post"] as {
-      requestBody: { content: Record<string, { schema: { required: string[] } }> };
+      requestBody: { content: Record<string, { schema: { $ref: string } }> };
     };
-    assert.deepEqual(create.requestBody.content["application/json"]!.schema.required.sort(), [
+    // The body is a named component schema (client generators name its type after it).
+    assert.equal(create.requestBody.content["application/json"]!.schema.$ref, "#/components/schemas/VmSpec");
+    assert.deepEqual(doc.components.schemas["VmSpec"]!.required.sort(), [
       "interruptController",
       "memoryBytes",
       "name",

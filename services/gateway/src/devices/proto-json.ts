@@ -14,6 +14,7 @@ import {
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Type, type TSchema } from "@sinclair/typebox";
 import { VplaneError } from "@vplane/service-kit";
+import { StringEnum } from "../schemas/string-enum.js";
 
 /**
  * The proto3 JSON mapping of vplane's messages, driven by the descriptor set @vplane/proto ships
@@ -92,7 +93,7 @@ export class ProtoJson {
       case "scalar":
         return scalarSchema(field.scalar);
       case "enum":
-        return Type.Union(field.enum.values.map((v) => Type.Literal(v.name)));
+        return StringEnum(field.enum.values.map((v) => v.name));
       case "message":
         return this.messageSchema(field.message, depth);
       case "list":
@@ -100,7 +101,7 @@ export class ProtoJson {
           field.listKind === "message"
             ? this.messageSchema(field.message, depth)
             : field.listKind === "enum"
-              ? Type.Union(field.enum.values.map((v) => Type.Literal(v.name)))
+              ? StringEnum(field.enum.values.map((v) => v.name))
               : scalarSchema(field.scalar),
         );
       case "map":
@@ -109,7 +110,7 @@ export class ProtoJson {
           field.mapKind === "message"
             ? this.messageSchema(field.message, depth)
             : field.mapKind === "enum"
-              ? Type.Union(field.enum.values.map((v) => Type.Literal(v.name)))
+              ? StringEnum(field.enum.values.map((v) => v.name))
               : scalarSchema(field.scalar),
         );
     }

@@ -104,6 +104,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
       method: route.method,
       url: route.path,
       schema: {
+        operationId: operationIdOf(route.rpc),
         tags: [route.kind === "iommu" ? "iommu" : "interrupt-controller"],
         summary: route.summary,
         description: `Calls ${service}/${route.rpc} on the VM's host. Body and answer: the request and response messages in proto3 JSON (64-bit integers as strings).${hasRequestId ? " Idempotency-Key is passed on as request_id." : ""}`,
@@ -141,12 +142,17 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
       stream.path,
       {
         schema: {
+          operationId: operationIdOf(stream.rpc),
           tags: [stream.kind === "iommu" ? "iommu" : "interrupt-controller"],
           summary: stream.summary,
           description: `text/event-stream over ${service}/${stream.rpc}. Each event's id is its sequence number and its data the response message in proto3 JSON; resume with Last-Event-ID. An \`error\` event carries the error shape when the service ends the stream.`,
           params: paramsSchema(stream.path),
           querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0 })) }),
           produces: ["text/event-stream"],
+          response: {
+            200: { type: "string", description: "text/event-stream: one event per message" },
+            ...errors,
+          },
         },
       },
       async (request, reply) => {
@@ -209,4 +215,9 @@ export function missingDeviceRpcs(proto: ProtoJson): string[] {
   return [...DEVICE_ROUTES, ...DEVICE_STREAMS]
     .filter((r) => !proto.hasMethod(DEVICE_SERVICES[r.kind], r.rpc))
     .map((r) => `${DEVICE_SERVICES[r.kind]}/${r.rpc}`);
+}
+
+/** The OpenAPI operationId of a device route: its RPC's name in lower camel case (ConnectVcpu -> connectVcpu). */
+function operationIdOf(rpc: string): string {
+  return rpc.charAt(0).toLowerCase() + rpc.slice(1);
 }

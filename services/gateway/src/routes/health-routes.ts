@@ -1,15 +1,13 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { GatewayServices } from "../gateway-services.js";
+import { ErrorBodySchema } from "../schemas/error-schema.js";
 import { probeLogLevel } from "./probe-log-level.js";
+import { StringEnum } from "../schemas/string-enum.js";
 
-const Health = Type.Union([
-  Type.Literal("SERVING"),
-  Type.Literal("NOT_SERVING"),
-  Type.Literal("UNREACHABLE"),
-]);
+const Health = StringEnum(["SERVING", "NOT_SERVING", "UNREACHABLE"]);
 const ReadinessSchema = Type.Object({
-  status: Type.Union([Type.Literal("ready"), Type.Literal("not ready")]),
+  status: StringEnum(["ready", "not ready"]),
   registry: Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
   hosts: Type.Array(
     Type.Object({
@@ -36,8 +34,10 @@ export const healthRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
       logLevel: probeLogLevel(app.log),
       schema: {
         tags: ["health"],
+        operationId: "getLiveness",
         summary: "Liveness",
-        response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+        // 4XX: what any route may answer before its handler (rate limit, a URL that does not decode).
+        response: { 200: Type.Object({ status: Type.Literal("ok") }), "4xx": ErrorBodySchema },
       },
     },
     () => ({ status: "ok" as const }),
@@ -49,8 +49,9 @@ export const healthRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
       logLevel: probeLogLevel(app.log),
       schema: {
         tags: ["health"],
+        operationId: "getReadiness",
         summary: "Readiness: the registry answers (hosts' service health listed, not gating)",
-        response: { 200: ReadinessSchema, 503: ReadinessSchema },
+        response: { 200: ReadinessSchema, "4xx": ErrorBodySchema, 503: ReadinessSchema },
       },
     },
     async (_request, reply) => {

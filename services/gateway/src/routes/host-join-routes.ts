@@ -30,6 +30,7 @@ export const hostJoinRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySer
     {
       config: { minimumRole: "host" },
       schema: {
+        operationId: "joinHost",
         tags: ["hosts"],
         summary: "Register or refresh a host, by its own agent (host credential)",
         description:

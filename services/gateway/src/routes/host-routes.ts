@@ -25,6 +25,7 @@ export const hostRoutes: FastifyPluginCallbackTypebox<{ services: GatewayService
     {
       config: { minimumRole: "admin" },
       schema: {
+        operationId: "registerHost",
         tags: ["hosts"],
         summary: "Register a host (admin)",
         body: HostSpecSchema,
@@ -41,6 +42,7 @@ export const hostRoutes: FastifyPluginCallbackTypebox<{ services: GatewayService
     "/hosts",
     {
       schema: {
+        operationId: "listHosts",
         tags: ["hosts"],
         summary: "List hosts with their usage",
         response: { 200: Type.Object({ hosts: Type.Array(HostSchema) }), ...errors },
@@ -53,6 +55,7 @@ export const hostRoutes: FastifyPluginCallbackTypebox<{ services: GatewayService
     "/hosts/:host",
     {
       schema: {
+        operationId: "getHost",
         tags: ["hosts"],
         summary: "Get a host with its services' health and capabilities, asked now",
         params: HostParams,
@@ -70,6 +73,7 @@ export const hostRoutes: FastifyPluginCallbackTypebox<{ services: GatewayService
     {
       config: { minimumRole: "admin" },
       schema: {
+        operationId: "deleteHost",
         tags: ["hosts"],
         summary: "Remove a host that has no VMs (admin)",
         params: HostParams,

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginCallback } from "fastify";
 import type { GatewayServices } from "../gateway-services.js";
+import { ErrorBodySchema } from "../schemas/error-schema.js";
 import { probeLogLevel } from "./probe-log-level.js";
 import { routeLabel } from "./route-label.js";
 
@@ -14,7 +15,15 @@ export const metricsRoutes: FastifyPluginCallback<{ services: GatewayServices }>
     "/metrics",
     {
       logLevel: probeLogLevel(app.log),
-      schema: { tags: ["health"], summary: "Prometheus metrics", hide: false },
+      schema: {
+        tags: ["health"],
+        operationId: "getMetrics",
+        summary: "Prometheus metrics",
+        response: {
+          200: { type: "string", description: "Prometheus text format 0.0.4" },
+          "4xx": ErrorBodySchema,
+        },
+      },
     },
     async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await metrics.registry.exposition()),

@@ -35,6 +35,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
     "/operations",
     {
       schema: {
+        operationId: "listOperations",
         tags: ["operations"],
         summary: "List the tenant's operations",
         querystring: PageQuery,
@@ -64,6 +65,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
     "/operations/:operation",
     {
       schema: {
+        operationId: "getOperation",
         tags: ["operations"],
         summary: "Get an operation: state, progress, steps, and its result or error",
         params: OperationParams,
@@ -77,6 +79,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
     "/operations/:operation/cancel",
     {
       schema: {
+        operationId: "cancelOperation",
         tags: ["operations"],
         summary: "Ask to cancel an operation",
         description:
@@ -97,6 +100,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
     "/operations/:operation/events",
     {
       schema: {
+        operationId: "watchOperation",
         tags: ["operations"],
         summary: "Watch an operation's progress as Server-Sent Events",
         description:
@@ -104,6 +108,10 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
         params: OperationParams,
         querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0 })) }),
         produces: ["text/event-stream"],
+        response: {
+          200: { type: "string", description: "text/event-stream: the operation at each change" },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {

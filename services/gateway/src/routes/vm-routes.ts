@@ -27,6 +27,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     {
       schema: {
         tags: ["vms"],
+        operationId: "createVm",
         summary: "Create a VM: its interrupt controller and SMMUs on one host, all or nothing",
         description:
           "Answers 202 with the create operation. Send Idempotency-Key to make retries safe: a retry answers the first operation.",
@@ -50,6 +51,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     {
       schema: {
         tags: ["vms"],
+        operationId: "listVms",
         summary: "List the tenant's VMs, by name (AIP-158 paging)",
         querystring: PageQuery,
         response: {
@@ -73,6 +75,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     {
       schema: {
         tags: ["vms"],
+        operationId: "getVm",
         summary: "Get a VM",
         params: VmParams,
         response: { 200: VmSchema, ...errors },
@@ -86,6 +89,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     {
       schema: {
         tags: ["vms"],
+        operationId: "deleteVm",
         summary: "Delete a VM and every device it has on its host",
         params: VmParams,
         response: { 202: OperationSchema, ...errors },
@@ -103,6 +107,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     {
       schema: {
         tags: ["vms"],
+        operationId: "migrateVm",
         summary: "Live-migrate a VM to another registered host",
         description:
           "Answers 202 with the migrate operation. The source host's migration service moves the VM's devices and guest RAM to the destination's; the operation mirrors its phase and progress in metadata.migration (RAM bytes, elapsed, downtime). Cancel through the operation: accepted is not cancelled, the final state says (a migration past switchover completes). On success the VM's host, RAM path and both hosts' usage change; on failure or cancel the VM stays where it was and the error names the phase. 409 ABORTED while another operation runs on the VM. Send Idempotency-Key to make retries safe.",

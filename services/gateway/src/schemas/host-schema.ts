@@ -1,5 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { ResourceId, Timestamp } from "./resource-id.js";
+import { StringEnum } from "./string-enum.js";
 
 const GrpcAddress = (service: string) =>
   Type.String({
@@ -71,11 +72,11 @@ export const HostJoinSchema = Type.Object(
 
 export const HostAvailabilitySchema = Type.Object(
   {
-    state: Type.Union([Type.Literal("AVAILABLE"), Type.Literal("UNAVAILABLE")], {
+    state: StringEnum(["AVAILABLE", "UNAVAILABLE"], {
       description: "UNAVAILABLE: placement gives the host no new VMs",
     }),
     reason: Type.Optional(
-      Type.Union([Type.Literal("LEASE_EXPIRED"), Type.Literal("SERVICES_NOT_SERVING")], {
+      StringEnum(["LEASE_EXPIRED", "SERVICES_NOT_SERVING"], {
         description:
           "LEASE_EXPIRED: a joined host's agent stopped refreshing; SERVICES_NOT_SERVING: a service did not answer SERVING",
       }),
@@ -101,12 +102,12 @@ export const HostRecordSchema = Type.Object({
   addresses: HostAddressesSchema,
   capacity: HostCapacitySchema,
   /** "api": registered by an admin; "config": from the gateway's environment; "agent": joined by itself. */
-  source: Type.Union([Type.Literal("api"), Type.Literal("config"), Type.Literal("agent")]),
+  source: StringEnum(["api", "config", "agent"]),
   createTime: Timestamp,
 });
 
 export const BackendAvailabilitySchema = Type.Object({
-  backend: Type.Union([Type.Literal("emulated"), Type.Literal("native"), Type.Literal("unspecified")]),
+  backend: StringEnum(["emulated", "native", "unspecified"]),
   available: Type.Boolean(),
   unavailableReason: Type.Optional(Type.String()),
   unavailableCode: Type.Optional(Type.String()),
@@ -114,7 +115,7 @@ export const BackendAvailabilitySchema = Type.Object({
 
 export const ServiceStatusSchema = Type.Object({
   address: Type.String(),
-  health: Type.Union([Type.Literal("SERVING"), Type.Literal("NOT_SERVING"), Type.Literal("UNREACHABLE")], {
+  health: StringEnum(["SERVING", "NOT_SERVING", "UNREACHABLE"], {
     description: "grpc.health.v1 answer, or UNREACHABLE when there was none in time",
   }),
   version: Type.Optional(Type.String()),

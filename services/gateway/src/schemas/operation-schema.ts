@@ -2,28 +2,16 @@ import { Type, type Static } from "@sinclair/typebox";
 import { ErrorBodySchema } from "./error-schema.js";
 import { MigrationStatusSchema } from "./migration-schema.js";
 import { Timestamp } from "./resource-id.js";
+import { StringEnum } from "./string-enum.js";
 
-export const OperationStateSchema = Type.Union(
-  [
-    Type.Literal("RUNNING"),
-    Type.Literal("CANCELLING"),
-    Type.Literal("SUCCEEDED"),
-    Type.Literal("FAILED"),
-    Type.Literal("CANCELLED"),
-  ],
+export const OperationStateSchema = StringEnum(
+  ["RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"],
   { description: "AIP-216 -ING/-ED states; CANCELLING: cancel accepted, not yet honoured" },
 );
 
 export const OperationStepSchema = Type.Object({
   name: Type.String({ description: "e.g. interrupt-controller.CreateController" }),
-  state: Type.Union([
-    Type.Literal("PENDING"),
-    Type.Literal("RUNNING"),
-    Type.Literal("SUCCEEDED"),
-    Type.Literal("FAILED"),
-    Type.Literal("ROLLED_BACK"),
-    Type.Literal("ROLLBACK_FAILED"),
-  ]),
+  state: StringEnum(["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "ROLLED_BACK", "ROLLBACK_FAILED"]),
   detail: Type.Optional(Type.String()),
 });
 
@@ -43,7 +31,7 @@ export const OperationSchema = Type.Object(
     name: Type.String({ description: "operations/{id}" }),
     done: Type.Boolean(),
     metadata: Type.Object({
-      kind: Type.Union([Type.Literal("create"), Type.Literal("delete"), Type.Literal("migrate")]),
+      kind: StringEnum(["create", "delete", "migrate"]),
       vm: Type.String(),
       tenant: Type.String(),
       host: Type.String(),

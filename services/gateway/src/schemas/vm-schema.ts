@@ -1,16 +1,16 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { ResourceId, Timestamp } from "./resource-id.js";
+import { StringEnum } from "./string-enum.js";
 
 const MIB = 1024 * 1024;
 
-export const RequestedBackendSchema = Type.Union(
-  [Type.Literal("auto"), Type.Literal("emulated"), Type.Literal("native")],
-  { description: "auto: native where the host offers it, else emulated (the choice and why are recorded)" },
-);
+export const RequestedBackendSchema = StringEnum(["auto", "emulated", "native"], {
+  description: "auto: native where the host offers it, else emulated (the choice and why are recorded)",
+});
 
 export const InterruptControllerSpecSchema = Type.Object(
   {
-    mode: Type.Union([Type.Literal("xive"), Type.Literal("xics"), Type.Literal("dual")], {
+    mode: StringEnum(["xive", "xics", "dual"], {
       description: "xive: POWER9 exploitation mode; xics: legacy; dual: the guest picks at boot (CAS)",
     }),
     backend: Type.Optional(RequestedBackendSchema),
@@ -22,7 +22,7 @@ export const InterruptControllerSpecSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: "InterruptControllerSpec" },
 );
 
 export const StreamMappingSchema = Type.Object(
@@ -34,7 +34,7 @@ export const StreamMappingSchema = Type.Object(
     }),
     virtualSid: Type.Integer({ minimum: 0, maximum: 0xffffffff, description: "StreamID the guest sees" }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: "StreamMapping" },
 );
 
 export const SmmuSpecSchema = Type.Object(
@@ -49,7 +49,7 @@ export const SmmuSpecSchema = Type.Object(
     pri: Type.Optional(Type.Boolean({ description: "page request interface; unset: false" })),
     devices: Type.Optional(Type.Array(StreamMappingSchema, { maxItems: 256 })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: "SmmuSpec" },
 );
 
 export const IommuSpecSchema = Type.Object(
@@ -57,7 +57,7 @@ export const IommuSpecSchema = Type.Object(
     backend: Type.Optional(RequestedBackendSchema),
     smmus: Type.Array(SmmuSpecSchema, { maxItems: 16, description: "virtual SMMUv3 instances" }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: "IommuSpec" },
 );
 
 /** What a caller sends to create a VM. */
@@ -80,18 +80,17 @@ export const VmSpecSchema = Type.Object(
       ),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: "VmSpec" },
 );
 
-export const VmStateSchema = Type.Union(
-  [Type.Literal("CREATING"), Type.Literal("READY"), Type.Literal("DELETING"), Type.Literal("FAILED")],
-  { description: "FAILED: a create or delete could not undo or finish its work; delete it again" },
-);
-
-export const BackendChoiceSchema = Type.Object({
-  backend: Type.Union([Type.Literal("emulated"), Type.Literal("native")]),
-  reason: Type.String(),
+export const VmStateSchema = StringEnum(["CREATING", "READY", "DELETING", "FAILED"], {
+  description: "FAILED: a create or delete could not undo or finish its work; delete it again",
 });
+
+export const BackendChoiceSchema = Type.Object(
+  { backend: StringEnum(["emulated", "native"]), reason: Type.String() },
+  { title: "BackendChoice" },
+);
 
 /** A VM as the registry keeps it and the API shows it. */
 export const VmSchema = Type.Object(
