@@ -2,13 +2,14 @@ import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { ServerOptions as HttpsOptions } from "node:https";
 import { auditTrail } from "./access/audit-log.js";
 import { authentication } from "./access/authentication.js";
 import { errorHandling } from "./http/error-handler.js";
 import type { GatewayServices } from "./gateway-services.js";
 import { idempotency } from "./http/idempotency.js";
+import { typeBoxValidatorCompiler } from "./http/typebox-validator.js";
 import { healthRoutes } from "./routes/health-routes.js";
 import { hostJoinRoutes } from "./routes/host-join-routes.js";
 import { hostRoutes } from "./routes/host-routes.js";
@@ -33,7 +34,7 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
     genReqId: () => randomUUID(),
     ...(https ? { https } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(typeBoxValidatorCompiler);
   app.addHook("onRequest", (request, reply, done) => {
     void reply.header("x-request-id", request.id);
     done();
@@ -55,7 +56,7 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
         version: VPLANE_VERSION,
         license: { name: "Apache-2.0", url: "https://www.apache.org/licenses/LICENSE-2.0" },
         description:
-          "REST API for orchestrators: hosts, VMs and their interrupt controllers and IOMMUs, long-running operations. Errors: {error: {code, reason, message, details}} with HTTP status mapped from the gRPC code as grpc-gateway does.",
+          "REST API for orchestrators: hosts, VMs and their interrupt controllers and IOMMUs, long-running operations. Errors: {error: {code, reason, message, details}} with HTTP status mapped from the gRPC code as grpc-gateway does; a request with bad fields is one 400 listing every one in details.fieldViolations (google.rpc.BadRequest: field, description, reason); a known path asked with a method it lacks is 405 with Allow.",
       },
       servers: [{ url: "http://127.0.0.1:8080", description: "the gateway as npm start runs it" }],
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },

@@ -3,36 +3,61 @@ import fp from "fastify-plugin";
 import { VplaneError, isDeviceFault, toVplaneError } from "@vplane/service-kit";
 import { StoreConflictError, StoreError, StoreUnavailableError } from "@vplane/store";
 import { errorBody } from "./error-body.js";
+import { InvalidFieldsError, violationsOf, type ValidationIssue } from "./field-violations.js";
 import { httpStatusOf } from "./http-status.js";
+import { allowedMethods, methodNotAllowed } from "./method-not-allowed.js";
+import type { FieldViolation } from "../schemas/error-schema.js";
 
-interface ValidationIssue {
-  instancePath?: string;
-  message?: string;
-  params?: Record<string, unknown>;
+/** The request parts in the order fastify validates them, and where the request holds each. */
+const PARTS = [
+  ["params", "params"],
+  ["body", "body"],
+  ["querystring", "query"],
+  ["headers", "headers"],
+] as const;
+
+/** One request part's bad fields. */
+interface PartViolations {
+  part: string;
+  violations: FieldViolation[];
 }
 
-/** "/iommu/smmus/0/name" → "iommu.smmus[0].name"; a query or path part is named after its source. */
-export function fieldPathOf(instancePath: string): string {
-  return instancePath
-    .split("/")
-    .filter((part) => part !== "")
-    .map((part) => part.replace(/~1/g, "/").replace(/~0/g, "~"))
-    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), "");
-}
-
-/** A schema rejection as the one error shape: INVALID_ARGUMENT (400) naming the first bad field. */
-function validationError(error: FastifyError): VplaneError {
-  const issues = (error.validation ?? []) as ValidationIssue[];
-  const first = issues[0];
-  const field = fieldPathOf(first?.instancePath ?? "");
-  const where = error.validationContext ?? "request";
-  const message = first?.message ?? error.message;
-  return new VplaneError({
-    code: "INVALID_ARGUMENT",
-    reason: "SCHEMA_VALIDATION_FAILED",
-    message: `${where}${field ? ` field '${field}'` : ""}: ${message}`,
-    field: field || where,
+/**
+ * fastify stops at the first request part that fails its schema; the parts after it are checked
+ * here with the route's own validators, so one answer names every bad field.
+ */
+function laterPartViolations(request: FastifyRequest, failedPart: string): PartViolations[] {
+  const failed = PARTS.findIndex(([part]) => part === failedPart);
+  return PARTS.slice(failed + 1).map(([part, property]) => {
+    const validate = request.getValidationFunction(part) as
+      ((input: unknown) => { error?: ValidationIssue[] }) | undefined;
+    const result = typeof validate === "function" ? validate(request[property]) : undefined;
+    return { part, violations: result?.error ? violationsOf(result.error, part) : [] };
   });
+}
+
+/** "body field 'vcpus': Expected integer; querystring field 'pageSize': ..." */
+function messageOf(parts: readonly PartViolations[]): string {
+  return parts
+    .flatMap(({ part, violations }) =>
+      violations.map((v) =>
+        v.field === part ? `${part}: ${v.description}` : `${part} field '${v.field}': ${v.description}`,
+      ),
+    )
+    .join("; ");
+}
+
+/** Schema rejections as the one error shape: INVALID_ARGUMENT (400) with every bad field. */
+function validationError(error: FastifyError, request: FastifyRequest): VplaneError {
+  const part = error.validationContext ?? "request";
+  const issues = (error.validation ?? []) as ValidationIssue[];
+  const first = violationsOf(issues, part);
+  if (first.length === 0) first.push({ field: part, description: error.message, reason: "INVALID_VALUE" });
+  const parts = [{ part, violations: first }, ...laterPartViolations(request, part)];
+  return new InvalidFieldsError(
+    parts.flatMap(({ violations }) => violations),
+    messageOf(parts),
+  );
 }
 
 /** Fastify's own request errors (bad JSON, body too large, bad content type) in the one shape. */
@@ -107,12 +132,13 @@ export function sendError(
 /**
  * Every failure leaves the gateway in the one error shape: VplaneErrors (from routes or from a
  * service, read back from its status details) with their gRPC code mapped to HTTP, schema
- * rejections as INVALID_ARGUMENT with the field, unknown routes as NOT_FOUND.
+ * rejections as INVALID_ARGUMENT with every bad field, a known path with a wrong method as 405
+ * with Allow, unknown routes as NOT_FOUND.
  */
 export const errorHandling = fp(
   (app: FastifyInstance) => {
     app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-      if (error.validation) return sendError(reply, validationError(error));
+      if (error.validation) return sendError(reply, validationError(error, request));
       if (error instanceof StoreError) return sendError(reply, registryError(error, request));
       if (error instanceof VplaneError || isDeviceFault(error)) {
         const known = toVplaneError(error);
@@ -123,16 +149,22 @@ export const errorHandling = fp(
       if (mapped.status >= 500) request.log.error({ err: error }, "unexpected error");
       return sendError(reply, mapped.error, mapped.status);
     });
-    app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-      sendError(
+    app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+      const path = request.url.split("?", 1)[0] ?? request.url;
+      const allowed = allowedMethods(app, request.url);
+      if (allowed.length > 0) {
+        void reply.header("allow", allowed.join(", "));
+        return sendError(reply, methodNotAllowed(request.method, path, allowed), 405);
+      }
+      return sendError(
         reply,
         new VplaneError({
           code: "NOT_FOUND",
           reason: "ROUTE_NOT_FOUND",
-          message: `no route ${request.method} ${request.url.split("?")[0]}`,
+          message: `no route ${request.method} ${path}`,
         }),
-      ),
-    );
+      );
+    });
   },
   { name: "vplane-error-handling" },
 );

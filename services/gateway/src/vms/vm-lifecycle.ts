@@ -5,6 +5,8 @@ import type { Principal } from "../access/access-tokens.js";
 import { newOperationRecord, StepFailure, type OperationContext } from "../operations/operation-runner.js";
 import type { OperationRecord } from "../operations/operation-records.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
+import { InvalidFieldsError } from "../http/field-violations.js";
+import type { FieldViolation } from "../schemas/error-schema.js";
 import { putOp } from "../registry/typed-entry.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { Vm, VmSpec } from "../schemas/vm-schema.js";
@@ -13,30 +15,33 @@ import { chooseHost } from "./placement.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 import { createSteps, deleteSteps, deprovisionVm, provisionVm, rollbackComplete } from "./vm-provisioning.js";
 
-/** Checks what a schema cannot: names and StreamIDs unique, virtual StreamIDs within SIDSIZE. */
+/**
+ * Checks what a schema cannot: names and StreamIDs unique, virtual StreamIDs within SIDSIZE.
+ * Every problem is listed (one field violation each); the reason is the problem's when there is
+ * one, INVALID_VM_SPEC when there are several.
+ */
 export function validateVmSpec(spec: VmSpec): void {
-  const bad = (field: string, reason: string, message: string) =>
-    new VplaneError({ code: "INVALID_ARGUMENT", reason, message, field });
+  const violations: FieldViolation[] = [];
+  const bad = (field: string, reason: string, description: string) =>
+    violations.push({ field, reason, description });
   const smmuNames = new Set<string>();
   const physical = new Map<number, string>();
   for (const [i, smmu] of (spec.iommu?.smmus ?? []).entries()) {
-    if (smmuNames.has(smmu.name)) {
-      throw bad(`iommu.smmus[${i}].name`, "DUPLICATE_SMMU", `SMMU '${smmu.name}' is listed twice`);
-    }
+    if (smmuNames.has(smmu.name))
+      bad(`iommu.smmus[${i}].name`, "DUPLICATE_SMMU", `SMMU '${smmu.name}' is listed twice`);
     smmuNames.add(smmu.name);
     const sidBits = smmu.sidBits ?? 16;
     const virtual = new Set<number>();
     for (const [j, device] of (smmu.devices ?? []).entries()) {
       const field = `iommu.smmus[${i}].devices[${j}]`;
       if (sidBits < 32 && device.virtualSid >= 2 ** sidBits) {
-        throw bad(
+        bad(
           `${field}.virtualSid`,
           "STREAM_ID_OUT_OF_RANGE",
           `virtual StreamID ${device.virtualSid} needs more than ${sidBits} bits (sidBits)`,
         );
-      }
-      if (virtual.has(device.virtualSid)) {
-        throw bad(
+      } else if (virtual.has(device.virtualSid)) {
+        bad(
           `${field}.virtualSid`,
           "DUPLICATE_STREAM_ID",
           `virtual StreamID ${device.virtualSid} is used twice on SMMU '${smmu.name}'`,
@@ -45,14 +50,20 @@ export function validateVmSpec(spec: VmSpec): void {
       virtual.add(device.virtualSid);
       const owner = physical.get(device.physicalSid);
       if (owner !== undefined) {
-        throw bad(
+        bad(
           `${field}.physicalSid`,
           "DUPLICATE_STREAM_ID",
           `physical StreamID ${device.physicalSid} is already given to ${owner}`,
         );
-      }
-      physical.set(device.physicalSid, field);
+      } else physical.set(device.physicalSid, field);
     }
+  }
+  const [only] = violations;
+  if (violations.length === 1 && only)
+    throw new InvalidFieldsError(violations, only.description, only.reason);
+  if (violations.length > 1) {
+    const message = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+    throw new InvalidFieldsError(violations, message, "INVALID_VM_SPEC");
   }
 }
 
