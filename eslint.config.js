@@ -65,6 +65,16 @@ export default tseslint.config(
     },
   },
   {
+    // vplanectl proves the generated client: it calls the gateway only through it.
+    files: ["tools/vplanectl/src/**/*.ts"],
+    rules: {
+      "no-restricted-globals": [
+        "error",
+        { name: "fetch", message: "call the gateway through @vplane/gateway-client (ApiClient.gateway)" },
+      ],
+    },
+  },
+  {
     files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

@@ -1,4 +1,5 @@
 import { EventSourceParserStream } from "eventsource-parser/stream";
+import { createGatewayClient, type GatewayClient } from "@vplane/gateway-client";
 
 /** The gateway's error shape, as every non-2xx answer carries it. */
 export interface ApiErrorBody {
@@ -31,64 +32,75 @@ export interface EventsOptions {
   idleMs?: number | undefined;
 }
 
-/** The REST API over fetch: JSON in, JSON out, failures as ApiError with the error shape. */
+/** What a call of the generated client settles to (openapi-fetch's FetchResponse, loosely). */
+export interface Answer<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+/** What an event-stream call is given: read the body as a stream, resume and abort as asked. */
+export interface StreamInit {
+  parseAs: "stream";
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** An event stream's call on the generated client, made with the init it is given. */
+export type EventStreamCall = (init: StreamInit) => Promise<Answer<ReadableStream<Uint8Array> | null>>;
+
+/**
+ * The gateway's REST API through the client generated from its OpenAPI document
+ * (@vplane/gateway-client): commands call `api.gateway.GET("/v1/vms/{vm}", ...)`, typed path by
+ * path, and `api.call` turns the answer into its data or an ApiError with the error shape.
+ */
 export class ApiClient {
+  readonly gateway: GatewayClient;
+
   constructor(
     private readonly baseUrl: string,
-    private readonly token: string,
-  ) {}
-
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
+    token: string,
+  ) {
+    this.gateway = createGatewayClient({ baseUrl, ...(token ? { token } : {}) });
   }
 
-  private async fetch(path: string, init: RequestInit): Promise<Response> {
-    try {
-      return await fetch(`${this.baseUrl}${path}`, init);
-    } catch (error) {
-      if ((error as Error).name === "AbortError") throw error;
-      throw new ApiError(0, {
-        code: "UNAVAILABLE",
-        reason: "GATEWAY_UNREACHABLE",
-        message: `cannot reach ${this.baseUrl}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`,
-        details: {},
-      });
-    }
+  /** The answer's data; a failure (or an unreachable gateway) as ApiError. */
+  async call<T>(pending: Promise<Answer<T>>): Promise<T> {
+    const { data, error, response } = await this.reach(pending);
+    if (!response.ok) throw failure(response.status, error);
+    return data as T;
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<T> {
-    const response = await this.fetch(path, {
-      method,
-      headers: this.headers({
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        ...headers,
-      }),
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    if (!response.ok) throw failure(response.status, text);
-    return (text ? JSON.parse(text) : undefined) as T;
+  /** Any route, by method and path as a user typed them (`vplanectl api`): the answer as JSON. */
+  raw(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+    // The path is whatever the user typed, so it is not one of the document's typed paths.
+    const request = this.gateway.request as (
+      method: string,
+      path: string,
+      init: { body?: unknown; headers: Record<string, string> },
+    ) => Promise<Answer<unknown>>;
+    return this.call(
+      request(method.toLowerCase(), path, { ...(body !== undefined ? { body } : {}), headers }),
+    );
   }
 
   /**
    * Reads a Server-Sent Events stream (parsed by eventsource-parser: multi-line data, comments,
    * retry fields) until it ends, `signal` aborts or it stays quiet for `idleMs`.
    */
-  async *events(path: string, options: EventsOptions = {}): AsyncGenerator<ServerSentEvent> {
-    const response = await this.fetch(path, {
-      headers: this.headers({
-        accept: "text/event-stream",
-        ...(options.lastEventId ? { "last-event-id": options.lastEventId } : {}),
+  async *events(open: EventStreamCall, options: EventsOptions = {}): AsyncGenerator<ServerSentEvent> {
+    const body = await this.call(
+      open({
+        parseAs: "stream",
+        headers: {
+          accept: "text/event-stream",
+          ...(options.lastEventId ? { "last-event-id": options.lastEventId } : {}),
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
       }),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (!response.ok || !response.body) throw failure(response.status, await response.text());
-    const reader = response.body
+    );
+    if (!body) return;
+    const reader = body
       .pipeThrough(new TextDecoderStream())
       .pipeThrough(new EventSourceParserStream())
       .getReader();
@@ -101,6 +113,21 @@ export class ApiClient {
       }
     } finally {
       await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  /** The call's answer; a network failure (no answer at all) as UNAVAILABLE GATEWAY_UNREACHABLE. */
+  private async reach<T>(pending: Promise<Answer<T>>): Promise<Answer<T>> {
+    try {
+      return await pending;
+    } catch (error) {
+      if ((error as Error).name === "AbortError") throw error;
+      throw new ApiError(0, {
+        code: "UNAVAILABLE",
+        reason: "GATEWAY_UNREACHABLE",
+        message: `cannot reach ${this.baseUrl}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`,
+        details: {},
+      });
     }
   }
 }
@@ -124,15 +151,16 @@ function parseData(data: string): unknown {
   }
 }
 
-function failure(status: number, text: string): ApiError {
-  let error: ApiErrorBody | undefined;
-  try {
-    error = (JSON.parse(text || "{}") as { error?: ApiErrorBody }).error;
-  } catch {
-    error = undefined;
-  }
-  return new ApiError(
-    status,
-    error ?? { code: "UNKNOWN", reason: `HTTP_${status}`, message: text.slice(0, 200), details: {} },
-  );
+/** A failed answer as ApiError: the gateway's error shape, or what came instead of it. */
+function failure(status: number, error: unknown): ApiError {
+  const shaped = (error as { error?: ApiErrorBody } | undefined)?.error;
+  if (shaped && typeof shaped === "object" && typeof shaped.code === "string")
+    return new ApiError(status, shaped);
+  const text = typeof error === "string" ? error : JSON.stringify(error ?? "");
+  return new ApiError(status, {
+    code: "UNKNOWN",
+    reason: `HTTP_${status}`,
+    message: text.slice(0, 200),
+    details: {},
+  });
 }

@@ -68,7 +68,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return 0;
   } catch (error) {
     if (error instanceof ApiError) {
+      // Scalar details only: fieldViolations repeats what the message already says.
       const detail = Object.entries(error.body.details ?? {})
+        .filter(([, v]) => typeof v !== "object")
         .map(([k, v]) => `${k}=${String(v as string)}`)
         .join(" ");
       io.stderr.write(

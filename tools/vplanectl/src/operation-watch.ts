@@ -1,29 +1,13 @@
+import type { components } from "@vplane/gateway-client";
 import { ApiError, type ApiClient } from "./api-client.js";
 import type { CommandContext, CliIo } from "./command-context.js";
 import type { Column } from "./output.js";
 import { ProgressBar } from "./progress-bar.js";
 
+type Operation = components["schemas"]["Operation"];
 /** A live migration's mirrored progress (metadata.migration of a migrate operation). */
-export interface MigrationStatus {
-  phase: string;
-  ramBytesTotal: number;
-  ramBytesTransferred: number;
-  elapsedMs: number;
-  downtimeMs: number;
-}
-export interface Operation {
-  name: string;
-  done: boolean;
-  metadata: {
-    kind: string;
-    vm: string;
-    state: string;
-    progressPercent: number;
-    step: string;
-    migration?: MigrationStatus;
-  };
-  error?: { code: string; reason: string; message: string };
-}
+type MigrationStatus = components["schemas"]["MigrationStatus"];
+/** The data of a `progress` event (the document types the stream as text, so it is spelt here). */
 interface ProgressEvent {
   progressPercent: number;
   step: string;
@@ -57,10 +41,15 @@ function progressLabel(state: string, step: string, migration: MigrationStatus |
 /** Follows an operation's progress stream to its end, drawing a progress bar on stderr. */
 async function watchOperation(api: ApiClient, name: string, io: CliIo): Promise<Operation> {
   const bar = new ProgressBar(io.stderr as NodeJS.WriteStream);
+  const path = { operation: operationId(name) };
   let lastEventId: string | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      for await (const event of api.events(`/v1/${name}/events`, { lastEventId })) {
+      const events = api.events(
+        (init) => api.gateway.GET("/v1/operations/{operation}/events", { params: { path }, ...init }),
+        { lastEventId },
+      );
+      for await (const event of events) {
         if (event.id) lastEventId = event.id;
         if (event.event === "progress") {
           const p = event.data as ProgressEvent;
@@ -83,7 +72,7 @@ async function watchOperation(api: ApiClient, name: string, io: CliIo): Promise<
     await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)));
   }
   bar.finish();
-  return api.request<Operation>("GET", `/v1/${name}`);
+  return api.call(api.gateway.GET("/v1/operations/{operation}", { params: { path } }));
 }
 
 /** Prints the operation (its end, when waiting); a failed one exits 1 with its error. */
@@ -93,7 +82,7 @@ export async function finishOperation(context: CommandContext, operation: Operat
   if (final.error) throw new ApiError(0, { ...final.error, details: {} });
 }
 
-/** "op-1" or "operations/op-1" → "operations/op-1". */
-export function operationName(id: string): string {
-  return id.startsWith("operations/") ? id : `operations/${id}`;
+/** "operations/op-1" or "op-1" → "op-1", the path parameter. */
+export function operationId(name: string): string {
+  return name.startsWith("operations/") ? name.slice("operations/".length) : name;
 }

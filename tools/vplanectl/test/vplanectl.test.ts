@@ -120,6 +120,12 @@ describe("vplanectl against an embedded gateway", () => {
     assert.match(unauthenticated.stderr, /UNAUTHENTICATED TOKEN_MISSING/);
   });
 
+  it("calls the gateway through the generated client: a VM id with a slash stays one encoded path parameter (400 naming vm, not 404 ROUTE_NOT_FOUND)", async () => {
+    const { code, stderr } = await cli(["vms", "get", "a/b"]);
+    assert.equal(code, 1);
+    assert.match(stderr, /^error: INVALID_ARGUMENT SCHEMA_VALIDATION_FAILED: .* \(field=vm\)\n$/);
+  });
+
   it("reads url, token and output from a config file; flags beat the environment", async () => {
     const file = join(dataDir, "vplanectl.json");
     writeFileSync(file, JSON.stringify({ url: gateway.url, token, output: "json" }));

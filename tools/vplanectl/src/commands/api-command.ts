@@ -27,8 +27,8 @@ export function apiCommand(yargs: Argv, context: ContextFactory): Argv {
         .option("idempotency-key", { type: "string" }),
     async (argv) => {
       const ctx = context(argv);
-      const answer = await ctx.api.request<unknown>(
-        argv.method.toUpperCase(),
+      const answer = await ctx.api.raw(
+        argv.method,
         argv.path,
         argv.data !== undefined ? (JSON.parse(argv.data) as unknown) : undefined,
         idempotencyHeader(argv["idempotency-key"]),

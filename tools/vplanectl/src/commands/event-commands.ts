@@ -1,6 +1,7 @@
 import type { Argv } from "yargs";
 import { stringify } from "yaml";
 import { asInteger } from "../cli-arguments.js";
+import type { EventStreamCall } from "../api-client.js";
 import type { CommandContext, ContextFactory } from "../command-context.js";
 
 /** How long `events` without --follow waits for one more event before it exits. */
@@ -29,14 +30,14 @@ export function eventOptions<T>(y: Argv<T>) {
  */
 export async function printEvents(
   ctx: CommandContext,
-  path: string,
+  open: EventStreamCall,
   options: { follow: boolean; since?: number | undefined; idleMs?: number | undefined },
 ): Promise<void> {
   const abort = new AbortController();
   const stop = () => abort.abort();
   process.once("SIGINT", stop);
   try {
-    const events = ctx.api.events(path, {
+    const events = ctx.api.events(open, {
       ...(options.since !== undefined ? { lastEventId: String(options.since) } : {}),
       signal: abort.signal,
       ...(options.follow ? {} : { idleMs: options.idleMs ?? DEFAULT_IDLE_MS }),
@@ -70,10 +71,16 @@ export function eventCommands(yargs: Argv, context: ContextFactory): Argv {
           .option("smmu", { type: "string", describe: "the SMMU's events instead of the vCPU signals" }),
       ),
     async (argv) => {
-      const path = argv.smmu
-        ? `/v1/vms/${argv.vm}/smmus/${argv.smmu}/events`
-        : `/v1/vms/${argv.vm}/vcpu-signals`;
-      await printEvents(context(argv), path, {
+      const ctx = context(argv);
+      const { vm, smmu } = argv;
+      const open: EventStreamCall = (init) =>
+        smmu
+          ? ctx.api.gateway.GET("/v1/vms/{vm}/smmus/{smmu}/events", {
+              params: { path: { vm, smmu } },
+              ...init,
+            })
+          : ctx.api.gateway.GET("/v1/vms/{vm}/vcpu-signals", { params: { path: { vm } }, ...init });
+      await printEvents(ctx, open, {
         follow: argv.follow,
         since: argv.since,
         idleMs: argv["idle-ms"],

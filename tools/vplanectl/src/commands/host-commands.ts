@@ -1,16 +1,11 @@
 import type { Argv } from "yargs";
+import type { components } from "@vplane/gateway-client";
 import { parseByteSize } from "../byte-size.js";
 import { asInteger } from "../cli-arguments.js";
 import { idempotencyHeader, type ContextFactory } from "../command-context.js";
 import type { Column } from "../output.js";
 
-interface Host {
-  name: string;
-  addresses: Record<string, string>;
-  usage: { vms: number; vcpus: number; memoryBytes: number };
-  capacity: { vcpus: number; memoryBytes: number };
-  services?: Record<string, { health: string }>;
-}
+type Host = components["schemas"]["Host"];
 
 const HOST_COLUMNS: Column<Host>[] = [
   ["NAME", (h) => h.name],
@@ -26,7 +21,7 @@ export function hostCommands(yargs: Argv, context: ContextFactory): Argv {
     hosts
       .command("list", "List the hosts and their services' health", {}, async (argv) => {
         const ctx = context(argv);
-        const { hosts: all } = await ctx.api.request<{ hosts: Host[] }>("GET", "/v1/hosts");
+        const { hosts: all } = await ctx.api.call(ctx.api.gateway.GET("/v1/hosts"));
         ctx.print({ hosts: all }, all, HOST_COLUMNS);
       })
       .command(
@@ -35,7 +30,9 @@ export function hostCommands(yargs: Argv, context: ContextFactory): Argv {
         (y) => y.positional("host", { type: "string", demandOption: true }),
         async (argv) => {
           const ctx = context(argv);
-          const host = await ctx.api.request<Host>("GET", `/v1/hosts/${argv.host}`);
+          const host = await ctx.api.call(
+            ctx.api.gateway.GET("/v1/hosts/{host}", { params: { path: { host: argv.host } } }),
+          );
           ctx.print(host, [host], HOST_COLUMNS);
         },
       )
@@ -53,10 +50,9 @@ export function hostCommands(yargs: Argv, context: ContextFactory): Argv {
             .option("idempotency-key", { type: "string" }),
         async (argv) => {
           const ctx = context(argv);
-          const host = await ctx.api.request<Host>(
-            "POST",
-            "/v1/hosts",
-            {
+          const headers = idempotencyHeader(argv["idempotency-key"]);
+          const register = ctx.api.gateway.POST("/v1/hosts", {
+            body: {
               name: argv.name,
               addresses: {
                 interruptController: argv["interrupt-addr"],
@@ -72,8 +68,9 @@ export function hostCommands(yargs: Argv, context: ContextFactory): Argv {
                   }
                 : {}),
             },
-            idempotencyHeader(argv["idempotency-key"]),
-          );
+            ...(headers ? { headers } : {}),
+          });
+          const host = await ctx.api.call(register);
           ctx.print(host, [host], HOST_COLUMNS);
         },
       )
@@ -82,7 +79,8 @@ export function hostCommands(yargs: Argv, context: ContextFactory): Argv {
         "Remove a host without VMs",
         (y) => y.positional("host", { type: "string", demandOption: true }),
         async (argv) => {
-          await context(argv).api.request("DELETE", `/v1/hosts/${argv.host}`);
+          const { api } = context(argv);
+          await api.call(api.gateway.DELETE("/v1/hosts/{host}", { params: { path: { host: argv.host } } }));
         },
       )
       .demandCommand(1, "hosts: say which: list, get, register, remove"),

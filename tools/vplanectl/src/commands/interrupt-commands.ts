@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import type { components } from "@vplane/gateway-client";
 import { asInteger, asIntegers, asUint64 } from "../cli-arguments.js";
 import { UsageError } from "../cli-config.js";
 import { idempotencyHeader, type ContextFactory } from "../command-context.js";
@@ -39,6 +40,8 @@ function kvmSourceConfig(server: number, priority: number, masked: boolean, eisn
   ).toString();
 }
 
+type Schemas = components["schemas"];
+
 const vm = (y: Argv) => y.positional("vm", { type: "string", demandOption: true, describe: "VM id" });
 const irqs = { type: "string", array: true, demandOption: true, coerce: asIntegers("--irq") } as const;
 
@@ -58,7 +61,12 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
             const ctx = context(argv);
             const body = { vcpuId: argv.vcpu, server: argv.server ?? argv.vcpu };
             const headers = idempotencyHeader(argv["idempotency-key"]);
-            ctx.printAnswer(await ctx.api.request(`POST`, `/v1/vms/${argv.vm}/vcpus/connect`, body, headers));
+            const answer = ctx.api.gateway.POST("/v1/vms/{vm}/vcpus/connect", {
+              params: { path: { vm: argv.vm } },
+              body,
+              ...(headers ? { headers } : {}),
+            });
+            ctx.printAnswer(await ctx.api.call(answer));
           },
         )
         .demandCommand(1, "vcpus: say which: connect"),
@@ -82,7 +90,11 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
                 asserted: argv.asserted,
               })),
             };
-            ctx.printAnswer(await ctx.api.request(`POST`, `/v1/vms/${argv.vm}/sources/init`, body));
+            const answer = ctx.api.gateway.POST("/v1/vms/{vm}/sources/init", {
+              params: { path: { vm: argv.vm } },
+              body,
+            });
+            ctx.printAnswer(await ctx.api.call(answer));
           },
         )
         .command(
@@ -105,9 +117,12 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
               })),
             };
             const headers = idempotencyHeader(argv["idempotency-key"]);
-            ctx.printAnswer(
-              await ctx.api.request("POST", `/v1/vms/${argv.vm}/sources/configure`, body, headers),
-            );
+            const answer = ctx.api.gateway.POST("/v1/vms/{vm}/sources/configure", {
+              params: { path: { vm: argv.vm } },
+              body,
+              ...(headers ? { headers } : {}),
+            });
+            ctx.printAnswer(await ctx.api.call(answer));
           },
         )
         .command(
@@ -116,11 +131,10 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
           (y) => vm(y).positional("irq", { type: "string", demandOption: true, coerce: asInteger("IRQ") }),
           async (argv) => {
             const ctx = context(argv);
-            const answer = await ctx.api.request<{ source: object }>(
-              "GET",
-              `/v1/vms/${argv.vm}/sources/${argv.irq}`,
-            );
-            ctx.printAnswer(answer);
+            const answer = ctx.api.gateway.GET("/v1/vms/{vm}/sources/{irq}", {
+              params: { path: { vm: argv.vm, irq: argv.irq } },
+            });
+            ctx.printAnswer(await ctx.api.call(answer));
           },
         )
         .demandCommand(1, "sources: say which: init, configure, get"),
@@ -149,9 +163,11 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
           async (argv) => {
             const ctx = context(argv);
             const body = { queue: { flags: 1, qshift: argv.qshift, qaddr: argv.qaddr } };
-            ctx.printAnswer(
-              await ctx.api.request("PUT", `/v1/vms/${argv.vm}/queues/${argv.server}/${argv.priority}`, body),
-            );
+            const answer = ctx.api.gateway.PUT("/v1/vms/{vm}/queues/{server}/{priority}", {
+              params: { path: { vm: argv.vm, server: argv.server, priority: argv.priority } },
+              body,
+            });
+            ctx.printAnswer(await ctx.api.call(answer));
           },
         )
         .command(
@@ -163,11 +179,10 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
               .positional("priority", { type: "string", demandOption: true, coerce: asInteger("PRIORITY") }),
           async (argv) => {
             const ctx = context(argv);
-            const answer = await ctx.api.request<{ queue: object }>(
-              "GET",
-              `/v1/vms/${argv.vm}/queues/${argv.server}/${argv.priority}`,
-            );
-            ctx.printAnswer(answer);
+            const answer = ctx.api.gateway.GET("/v1/vms/{vm}/queues/{server}/{priority}", {
+              params: { path: { vm: argv.vm, server: argv.server, priority: argv.priority } },
+            });
+            ctx.printAnswer(await ctx.api.call(answer));
           },
         )
         .demandCommand(1, "queues: say which: configure, get"),
@@ -189,7 +204,7 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
       async (argv) => {
         const ctx = context(argv);
         const op = argv.op;
-        let body: Record<string, unknown>;
+        let body: Schemas["EsbAccessRequest"];
         if (op === "trigger")
           body = { page: "ESB_PAGE_TRIGGER", offset: 0, kind: "ACCESS_KIND_STORE", value: "0" };
         else if (op === "load" || op === "store") {
@@ -201,7 +216,11 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
             value: argv.value ?? "0",
           };
         } else body = { page: "ESB_PAGE_MANAGEMENT", offset: ESB_LOADS[op], kind: "ACCESS_KIND_LOAD" };
-        ctx.printAnswer(await ctx.api.request("POST", `/v1/vms/${argv.vm}/sources/${argv.irq}/esb`, body));
+        const answer = ctx.api.gateway.POST("/v1/vms/{vm}/sources/{irq}/esb", {
+          params: { path: { vm: argv.vm, irq: argv.irq } },
+          body,
+        });
+        ctx.printAnswer(await ctx.api.call(answer));
       },
     )
     .command(
@@ -224,7 +243,7 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
           .option("value", { type: "string", coerce: asUint64("--value") }),
       async (argv) => {
         const ctx = context(argv);
-        let body: Record<string, unknown>;
+        let body: Schemas["TimaAccessRequest"];
         if (argv.op === "ack") body = { offset: TIMA_OS_ACK, size: 2, kind: "ACCESS_KIND_LOAD" };
         else if (argv.op === "set-cppr") {
           if (argv.value === undefined)
@@ -240,7 +259,11 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
             value: argv.value ?? "0",
           };
         }
-        ctx.printAnswer(await ctx.api.request("POST", `/v1/vms/${argv.vm}/vcpus/${argv.server}/tima`, body));
+        const answer = ctx.api.gateway.POST("/v1/vms/{vm}/vcpus/{server}/tima", {
+          params: { path: { vm: argv.vm, server: argv.server } },
+          body,
+        });
+        ctx.printAnswer(await ctx.api.call(answer));
       },
     )
     .command(
@@ -249,9 +272,11 @@ export function interruptCommands(yargs: Argv, context: ContextFactory): Argv {
       (y) => vm(y).option("irq", irqs),
       async (argv) => {
         const ctx = context(argv);
-        ctx.printAnswer(
-          await ctx.api.request("POST", `/v1/vms/${argv.vm}/sources/trigger`, { irqs: argv.irq }),
-        );
+        const answer = ctx.api.gateway.POST("/v1/vms/{vm}/sources/trigger", {
+          params: { path: { vm: argv.vm } },
+          body: { irqs: argv.irq },
+        });
+        ctx.printAnswer(await ctx.api.call(answer));
       },
     );
 }

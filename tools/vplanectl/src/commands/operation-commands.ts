@@ -1,7 +1,7 @@
 import type { Argv } from "yargs";
 import { asInteger } from "../cli-arguments.js";
 import { idempotencyHeader, type ContextFactory } from "../command-context.js";
-import { finishOperation, operationName, OPERATION_COLUMNS, type Operation } from "../operation-watch.js";
+import { finishOperation, operationId, OPERATION_COLUMNS } from "../operation-watch.js";
 
 export function operationCommands(yargs: Argv, context: ContextFactory): Argv {
   return yargs
@@ -9,9 +9,8 @@ export function operationCommands(yargs: Argv, context: ContextFactory): Argv {
       operations
         .command("list", "List operations", {}, async (argv) => {
           const ctx = context(argv);
-          const { operations: all } = await ctx.api.request<{ operations: Operation[] }>(
-            "GET",
-            "/v1/operations?pageSize=1000",
+          const { operations: all } = await ctx.api.call(
+            ctx.api.gateway.GET("/v1/operations", { params: { query: { pageSize: 1000 } } }),
           );
           ctx.print({ operations: all }, all, OPERATION_COLUMNS);
         })
@@ -21,7 +20,11 @@ export function operationCommands(yargs: Argv, context: ContextFactory): Argv {
           (y) => y.positional("operation", { type: "string", demandOption: true }),
           async (argv) => {
             const ctx = context(argv);
-            const operation = await ctx.api.request<Operation>("GET", `/v1/${operationName(argv.operation)}`);
+            const operation = await ctx.api.call(
+              ctx.api.gateway.GET("/v1/operations/{operation}", {
+                params: { path: { operation: operationId(argv.operation) } },
+              }),
+            );
             ctx.print(operation, [operation], OPERATION_COLUMNS);
           },
         )
@@ -31,7 +34,11 @@ export function operationCommands(yargs: Argv, context: ContextFactory): Argv {
           (y) => y.positional("operation", { type: "string", demandOption: true }),
           async (argv) => {
             const ctx = context(argv);
-            const operation = await ctx.api.request<Operation>("GET", `/v1/${operationName(argv.operation)}`);
+            const operation = await ctx.api.call(
+              ctx.api.gateway.GET("/v1/operations/{operation}", {
+                params: { path: { operation: operationId(argv.operation) } },
+              }),
+            );
             await finishOperation(ctx, operation, true);
           },
         )
@@ -41,9 +48,10 @@ export function operationCommands(yargs: Argv, context: ContextFactory): Argv {
           (y) => y.positional("operation", { type: "string", demandOption: true }),
           async (argv) => {
             const ctx = context(argv);
-            const operation = await ctx.api.request<Operation>(
-              "POST",
-              `/v1/${operationName(argv.operation)}/cancel`,
+            const operation = await ctx.api.call(
+              ctx.api.gateway.POST("/v1/operations/{operation}/cancel", {
+                params: { path: { operation: operationId(argv.operation) } },
+              }),
             );
             ctx.print(operation, [operation], OPERATION_COLUMNS);
           },
@@ -68,15 +76,17 @@ export function operationCommands(yargs: Argv, context: ContextFactory): Argv {
       async (argv) => {
         const ctx = context(argv);
         const limit = argv["downtime-limit-ms"];
-        const operation = await ctx.api.request<Operation>(
-          "POST",
-          `/v1/vms/${argv.vm}:migrate`,
-          {
-            destinationHost: argv.to,
-            ...(limit !== undefined ? { downtimeLimitMs: limit } : {}),
-            ...(argv["vmm-moves-ram"] ? { vmmMovesRam: true } : {}),
-          },
-          idempotencyHeader(argv["idempotency-key"]),
+        const headers = idempotencyHeader(argv["idempotency-key"]);
+        const operation = await ctx.api.call(
+          ctx.api.gateway.POST("/v1/vms/{vm}:migrate", {
+            params: { path: { vm: argv.vm } },
+            body: {
+              destinationHost: argv.to,
+              ...(limit !== undefined ? { downtimeLimitMs: limit } : {}),
+              ...(argv["vmm-moves-ram"] ? { vmmMovesRam: true } : {}),
+            },
+            ...(headers ? { headers } : {}),
+          }),
         );
         await finishOperation(ctx, operation, argv.wait);
       },

@@ -1,6 +1,8 @@
 import type { Argv } from "yargs";
+import type { components } from "@vplane/gateway-client";
 import { asInteger, asUint64 } from "../cli-arguments.js";
 import { UsageError } from "../cli-config.js";
+import type { EventStreamCall } from "../api-client.js";
 import { idempotencyHeader, type ContextFactory } from "../command-context.js";
 import { eventOptions, printEvents } from "./event-commands.js";
 
@@ -17,8 +19,10 @@ const vmAndSmmu = (y: Argv) =>
     .positional("vm", { type: "string", demandOption: true, describe: "VM id" })
     .positional("smmu", { type: "string", demandOption: true, describe: "the VM's SMMU" });
 
+/** The path parameters of every SMMU route. */
+const smmuPath = (argv: { vm: string; smmu: string }) => ({ path: { vm: argv.vm, smmu: argv.smmu } });
+
 export function smmuCommands(yargs: Argv, context: ContextFactory): Argv {
-  const base = (argv: { vm: string; smmu: string }) => `/v1/vms/${argv.vm}/smmus/${argv.smmu}`;
   return yargs.command("smmus", "A VM's SMMUs: map, attach, translate, events", (smmus) =>
     smmus
       .command(
@@ -58,7 +62,12 @@ export function smmuCommands(yargs: Argv, context: ContextFactory): Argv {
             permission: PERMISSIONS[argv.permission],
           };
           const headers = idempotencyHeader(argv["idempotency-key"]);
-          ctx.printAnswer(await ctx.api.request("POST", `${base(argv)}/stage2/map`, { mapping }, headers));
+          const answer = ctx.api.gateway.POST("/v1/vms/{vm}/smmus/{smmu}/stage2/map", {
+            params: smmuPath(argv),
+            body: { mapping },
+            ...(headers ? { headers } : {}),
+          });
+          ctx.printAnswer(await ctx.api.call(answer));
         },
       )
       .command(
@@ -87,7 +96,7 @@ export function smmuCommands(yargs: Argv, context: ContextFactory): Argv {
             .option("idempotency-key", { type: "string" }),
         async (argv) => {
           const ctx = context(argv);
-          let body: Record<string, unknown>;
+          let body: components["schemas"]["AttachPasidTableRequest"];
           if (argv["stream-id"] !== undefined) {
             if (argv.ste0 === undefined) throw new UsageError("a guest STE needs --ste0 (and --ste1)");
             body = {
@@ -115,7 +124,12 @@ export function smmuCommands(yargs: Argv, context: ContextFactory): Argv {
             };
           }
           const headers = idempotencyHeader(argv["idempotency-key"]);
-          ctx.printAnswer(await ctx.api.request("POST", `${base(argv)}/pasid-table/attach`, body, headers));
+          const answer = ctx.api.gateway.POST("/v1/vms/{vm}/smmus/{smmu}/pasid-table/attach", {
+            params: smmuPath(argv),
+            body,
+            ...(headers ? { headers } : {}),
+          });
+          ctx.printAnswer(await ctx.api.call(answer));
         },
       )
       .command(
@@ -140,7 +154,11 @@ export function smmuCommands(yargs: Argv, context: ContextFactory): Argv {
             iova: argv.iova,
             write: argv.write,
           };
-          ctx.printAnswer(await ctx.api.request("POST", `${base(argv)}/translate`, body));
+          const answer = ctx.api.gateway.POST("/v1/vms/{vm}/smmus/{smmu}/translate", {
+            params: smmuPath(argv),
+            body,
+          });
+          ctx.printAnswer(await ctx.api.call(answer));
         },
       )
       .command(
@@ -148,7 +166,10 @@ export function smmuCommands(yargs: Argv, context: ContextFactory): Argv {
         "The SMMU's fault events and page requests as they stream",
         (y) => eventOptions(vmAndSmmu(y)),
         async (argv) => {
-          await printEvents(context(argv), `${base(argv)}/events`, {
+          const ctx = context(argv);
+          const open: EventStreamCall = (init) =>
+            ctx.api.gateway.GET("/v1/vms/{vm}/smmus/{smmu}/events", { params: smmuPath(argv), ...init });
+          await printEvents(ctx, open, {
             follow: argv.follow,
             since: argv.since,
             idleMs: argv["idle-ms"],

@@ -1,22 +1,14 @@
 import { readFileSync } from "node:fs";
 import type { Argv } from "yargs";
+import type { components } from "@vplane/gateway-client";
 import { parseByteSize } from "../byte-size.js";
 import { asInteger, integer } from "../cli-arguments.js";
 import { UsageError } from "../cli-config.js";
 import { idempotencyHeader, type ContextFactory } from "../command-context.js";
-import { finishOperation, type Operation } from "../operation-watch.js";
+import { finishOperation } from "../operation-watch.js";
 import type { Column } from "../output.js";
 
-interface Vm {
-  name: string;
-  state: string;
-  host: string;
-  vcpus: number;
-  memoryBytes: number;
-  interruptController: { mode: string; backend: string };
-  resolved: { interruptController?: { backend: string } };
-  iommu: { smmus: { name: string }[] };
-}
+type Vm = components["schemas"]["Vm"];
 
 const VM_COLUMNS: Column<Vm>[] = [
   ["NAME", (v) => v.name],
@@ -57,9 +49,10 @@ export function vmCommands(yargs: Argv, context: ContextFactory): Argv {
         const all: Vm[] = [];
         let pageToken: string | undefined;
         do {
-          const page = await ctx.api.request<{ vms: Vm[]; nextPageToken?: string }>(
-            "GET",
-            `/v1/vms?pageSize=1000${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`,
+          const page = await ctx.api.call(
+            ctx.api.gateway.GET("/v1/vms", {
+              params: { query: { pageSize: 1000, ...(pageToken ? { pageToken } : {}) } },
+            }),
           );
           all.push(...page.vms);
           pageToken = page.nextPageToken;
@@ -72,7 +65,9 @@ export function vmCommands(yargs: Argv, context: ContextFactory): Argv {
         (y) => y.positional("vm", { type: "string", demandOption: true }),
         async (argv) => {
           const ctx = context(argv);
-          const vm = await ctx.api.request<Vm>("GET", `/v1/vms/${argv.vm}`);
+          const vm = await ctx.api.call(
+            ctx.api.gateway.GET("/v1/vms/{vm}", { params: { path: { vm: argv.vm } } }),
+          );
           ctx.print(vm, [vm], VM_COLUMNS);
         },
       )
@@ -123,11 +118,13 @@ export function vmCommands(yargs: Argv, context: ContextFactory): Argv {
                   : {}),
                 ...(argv.host ? { placement: { host: argv.host } } : {}),
               };
-          const operation = await ctx.api.request<Operation>(
-            "POST",
-            "/v1/vms",
-            spec,
-            idempotencyHeader(argv["idempotency-key"]),
+          const headers = idempotencyHeader(argv["idempotency-key"]);
+          const operation = await ctx.api.call(
+            ctx.api.gateway.POST("/v1/vms", {
+              // --file is the user's JSON, checked by the gateway, not here.
+              body: spec as components["schemas"]["VmSpec"],
+              ...(headers ? { headers } : {}),
+            }),
           );
           await finishOperation(ctx, operation, argv.wait);
         },
@@ -141,7 +138,9 @@ export function vmCommands(yargs: Argv, context: ContextFactory): Argv {
             .option("wait", { type: "boolean", default: false, describe: "follow the operation" }),
         async (argv) => {
           const ctx = context(argv);
-          const operation = await ctx.api.request<Operation>("DELETE", `/v1/vms/${argv.vm}`);
+          const operation = await ctx.api.call(
+            ctx.api.gateway.DELETE("/v1/vms/{vm}", { params: { path: { vm: argv.vm } } }),
+          );
           await finishOperation(ctx, operation, argv.wait);
         },
       )
