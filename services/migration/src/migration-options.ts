@@ -31,6 +31,12 @@ export const migrationOptions = {
     min: 4096,
     max: 8 * 1024 * 1024,
   }),
+  devicePrecopy: option.boolean({
+    env: "VPLANE_MIGRATION_DEVICE_PRECOPY",
+    flag: "device-precopy",
+    doc: "move device state in pre-copy iterations while the VM runs (false: all of it in the stop-and-copy, inside the downtime; for comparison, or device services without pre-copy)",
+    default: true,
+  }),
   deviceCallTimeoutMs: option.integer({
     env: "VPLANE_MIGRATION_DEVICE_CALL_TIMEOUT_MS",
     flag: "device-call-timeout-ms",

@@ -151,6 +151,7 @@ export const migrationDescription: ServiceDescription<typeof migrationOptions> =
                   journal,
                   chunkBytes: config.ramChunkBytes,
                   noProgressMs: timeouts.noProgressMs,
+                  devicePrecopy: config.devicePrecopy,
                   tls,
                 }),
             );

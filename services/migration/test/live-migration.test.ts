@@ -127,6 +127,29 @@ describe("live migration", () => {
     assert.equal(destination.iommu.vms.has(vm), true);
   });
 
+  test("with VPLANE_MIGRATION_DEVICE_PRECOPY=false no pre-copy runs: the whole state moves in the stop-and-copy, from the services that hold devices", async () => {
+    const plain = await TestHost.start({ VPLANE_MIGRATION_DEVICE_PRECOPY: "false" });
+    try {
+      const vm = `vm-${++vmCount}`;
+      plain.addVm(vm);
+      plain.iommu.vms.delete(vm); // a VM with no SMMU: the iommu answers NOT_FOUND
+      const { progress } = await plain.finish(
+        await plain.startMigration({ vm, destination: destination.migration.address, vmmMovesRam: true }),
+      );
+      assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+      assert.equal(progress.devicePrecopyIterations, 0);
+      assert.equal(progress.devicePrecopyBytes, 0n);
+      assert.ok(progress.deviceStopCopyBytes > 0n);
+      assert.equal(plain.interrupts.calls.includes("readPreCopy"), false, "no pre-copy read");
+      assert.equal(destination.interrupts.vms.get(vm)?.payload.toString(), `xive-state-of-${vm}`);
+      assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed on the destination");
+      assert.equal(destination.iommu.vms.has(vm), false, "no SMMU made up on the destination");
+      assert.equal(plain.interrupts.vms.has(vm), false, "released on the source");
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test("a guest that keeps changing its devices: pre-copy iterates, the stop carries only the last changes, the destination ends equal", async () => {
     const { vm, memory } = newVm();
     // Fewer changes after each read (5, 4, ... 1, then none): the remaining state shrinks.

@@ -216,7 +216,8 @@ export class HostDevices {
    * once every service's last chunk went into `sink`, not at the end of its stream (waiting for
    * the status would put one more hop inside the downtime): with the chunk bytes, the pages the
    * devices wrote, and `ended`, which settles when every stream has ended (rejecting with the
-   * first failure). Every message is counted in `messages`.
+   * first failure). Every message is counted in `messages`. `findRoles` (no pre-copy found them):
+   * a service that answers NOT_FOUND holds none of the VM's devices and is left out.
    */
   async stopAndCopy(
     vm: string,
@@ -224,13 +225,18 @@ export class HostDevices {
     roles: readonly DeviceRole[],
     sink: ChunkSink,
     messages: MessageCount,
+    findRoles = false,
   ): Promise<StopAndCopyOutcome> {
     let bytes = 0;
     let pageSize = 0n;
     const dirty: DirtyRange[][] = [];
+    let expected = roles.length;
     let lastChunks = 0;
     let allLast!: () => void;
     const copied = new Promise<void>((resolve) => (allLast = resolve));
+    const check = () => {
+      if (lastChunks === expected) allLast();
+    };
     // Not cut short by a cancel, and settled only once every stream ended: the resume that undoes
     // it must come after all of them.
     const ended = Promise.allSettled(
@@ -255,10 +261,17 @@ export class HostDevices {
             bytes += message.chunk.data.length;
             await sink(role, message.chunk);
             last = message.chunk.last;
-            if (last && ++lastChunks === roles.length) allLast();
+            if (last) {
+              lastChunks++;
+              check();
+            }
           }
           if (!last) throw streamOutOfShape(role, "StopAndCopy", "ended before its last chunk");
         } catch (error) {
+          if (findRoles && isNotFound(error)) {
+            expected--;
+            return check();
+          }
           throw annotate(error, role);
         }
       }),
@@ -268,6 +281,7 @@ export class HostDevices {
     });
     ended.catch(() => undefined); // awaited by the caller after the switchover
     if (roles.length > 0) await Promise.race([copied, ended]);
+    if (expected === 0) throw noDevices(vm);
     return { bytes, dirty: mergeRanges(dirty), pageSize, ended };
   }
 

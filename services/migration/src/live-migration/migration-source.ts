@@ -2,7 +2,8 @@
 //   setting up   open the stream to the destination's migration service, reserve the VM there
 //   copying RAM  the RAM file in chunks with CRC-32 while the VM runs (unless the VMM moves RAM)
 //   pre-copying  device state in iterations while the VM runs (device-precopy.ts); the
-//                destination builds and makes it durable as it comes
+//                destination builds and makes it durable as it comes (skipped with
+//                VPLANE_MIGRATION_DEVICE_PRECOPY=false: all of it moves in the stop)
 //   quiescing    the downtime starts: StopAndCopy quiesces the devices and streams what is left
 //   device state its chunks go on to the destination as they arrive (after the dirty pages,
 //                when RAM is copied), and the destination applies them, resuming its devices;
@@ -31,11 +32,11 @@ import {
   type TlsFiles,
 } from "@vplane/service-kit";
 import { pagesOf, type DirtyRange } from "../devices/dirty-pages.js";
-import { MessageCount, type DeviceRole, type HostDevices } from "../devices/host-devices.js";
+import { MessageCount, ROLES, type DeviceRole, type HostDevices } from "../devices/host-devices.js";
 import type { OperationContext } from "../operations/migration-operations.js";
 import { openRamForReading, resolveRamPath } from "./guest-ram-file.js";
 import type { PausedVmJournal } from "../devices/paused-vm-journal.js";
-import { preCopyDevices } from "./device-precopy.js";
+import { preCopyDevices, type PreCopyOutcome } from "./device-precopy.js";
 import { PeerStream } from "./peer-stream.js";
 
 const PROGRESS_TYPE = "type.googleapis.com/vplane.migration.v1.OperationProgress";
@@ -47,6 +48,8 @@ export interface MigrationSourceOptions {
   chunkBytes: number;
   /** The no-progress timeout, which also bounds a pre-copy that does not converge, ms. */
   noProgressMs: number;
+  /** false: no pre-copy iterations, the whole device state moves in the stop-and-copy. */
+  devicePrecopy: boolean;
   tls?: Partial<TlsFiles>;
 }
 
@@ -90,17 +93,21 @@ export async function migrateOut(
     }
 
     context.checkpoint();
-    context.update({ phase: Phase.PHASE_PRECOPYING_DEVICE_STATE });
     started = true; // from here the devices track their changes until resumed or released
-    const precopy = await preCopyDevices(context, devices, peer, vm, {
-      downtimeLimitMs: request.downtimeLimitMs,
-      noProgressMs: options.noProgressMs,
-    });
+    let precopy: PreCopyOutcome = { roles: [...ROLES], bytes: 0, iterations: 0 };
+    if (options.devicePrecopy) {
+      context.update({ phase: Phase.PHASE_PRECOPYING_DEVICE_STATE });
+      precopy = await preCopyDevices(context, devices, peer, vm, {
+        downtimeLimitMs: request.downtimeLimitMs,
+        noProgressMs: options.noProgressMs,
+      });
+    }
 
     context.checkpoint();
     context.update({ phase: Phase.PHASE_QUIESCING });
     await options.journal.paused(vm, context.name);
-    const stop = await stopAndCopy(context, devices, peer, request, precopy.roles, ram);
+    // Without pre-copy, the stop finds the services that hold devices of the VM.
+    const stop = await stopAndCopy(context, devices, peer, request, precopy, ram);
     const downtimeUs = Math.round(stop.downtimeMs * 1000);
     context.update({
       downtimeMs: BigInt(Math.floor(stop.downtimeMs)),
@@ -158,7 +165,7 @@ async function stopAndCopy(
   devices: HostDevices,
   peer: PeerStream,
   request: StartMigrationRequest,
-  roles: readonly DeviceRole[],
+  precopy: PreCopyOutcome,
   ram: FileHandle | undefined,
 ): Promise<{ downtimeMs: number; messages: number; bytes: number; dirtyPages: bigint[] }> {
   const messages = new MessageCount();
@@ -171,9 +178,10 @@ async function stopAndCopy(
   const stopped = await devices.stopAndCopy(
     request.vm,
     request.destination,
-    roles,
+    precopy.roles,
     ram ? (service, chunk) => Promise.resolve(void held.push({ service, chunk })) : forward,
     messages,
+    precopy.iterations === 0,
   );
   let switched: { deviceMessages: number };
   try {
