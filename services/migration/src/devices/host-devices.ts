@@ -310,11 +310,15 @@ export class HostDevices {
     );
   }
 
-  /** Destroys the VM's devices on every service that has some; true if any did. */
+  /**
+   * Destroys the VM's devices on every service that has some, each asked even when another fails
+   * (its failure is rethrown after): true if any did.
+   */
   async release(vm: string): Promise<boolean> {
-    let any = false;
-    for (const role of ROLES) any = (await this.releaseOn(role, vm)) || any;
-    return any;
+    const outcomes = await Promise.allSettled(ROLES.map((role) => this.releaseOn(role, vm)));
+    const failed = outcomes.findIndex((outcome) => outcome.status === "rejected");
+    if (failed >= 0) throw annotate((outcomes[failed] as PromiseRejectedResult).reason, ROLES[failed]!);
+    return outcomes.some((outcome) => outcome.status === "fulfilled" && outcome.value);
   }
 
   close(): void {
