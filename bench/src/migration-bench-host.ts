@@ -1,6 +1,7 @@
 // One host of the migration benchmark, in this process on loopback: the interrupt-controller and
 // iommu services and the migration service driving both through their DeviceStateService, with
-// the host's own data folder.
+// the host's own data folder; beside it a second migration service over the same device services
+// with VPLANE_MIGRATION_DEVICE_PRECOPY=false, for the no-pre-copy path in the same run.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,6 +33,22 @@ export interface MigrationResult {
   operationMs: number;
 }
 
+/** A migration service and its clients. */
+interface MigrationEndpoint {
+  service: ServiceUnderTest;
+  client: MigrationServiceClient;
+  operations: OperationsClient;
+}
+
+function endpoint(service: ServiceUnderTest): MigrationEndpoint {
+  const insecure = credentials.createInsecure();
+  return {
+    service,
+    client: new MigrationServiceClient(service.address, insecure),
+    operations: new OperationsClient(service.address, insecure),
+  };
+}
+
 export class MigrationBenchHost {
   private constructor(
     readonly dataDir: string,
@@ -40,8 +57,8 @@ export class MigrationBenchHost {
     readonly migration: ServiceUnderTest,
     readonly interruptClient: InterruptControllerServiceClient,
     readonly iommuClient: IommuServiceClient,
-    private readonly migrationClient: MigrationServiceClient,
-    private readonly operations: OperationsClient,
+    /** Migrations out with pre-copy, then without. */
+    private readonly out: { precopy: MigrationEndpoint; plain: MigrationEndpoint },
   ) {}
 
   static async start(env: Record<string, string> = {}): Promise<MigrationBenchHost> {
@@ -51,11 +68,16 @@ export class MigrationBenchHost {
       ...env,
     });
     const iommu = await startServiceForTests(iommuDescription, { VPLANE_DATA_DIR: dataDir, ...env });
-    const migration = await startServiceForTests(migrationDescription, {
+    const migrationEnv = {
       VPLANE_DATA_DIR: dataDir,
       VPLANE_MIGRATION_INTERRUPT_TARGET: interrupts.address,
       VPLANE_MIGRATION_IOMMU_TARGET: iommu.address,
       ...env,
+    };
+    const migration = await startServiceForTests(migrationDescription, migrationEnv);
+    const plain = await startServiceForTests(migrationDescription, {
+      ...migrationEnv,
+      VPLANE_MIGRATION_DEVICE_PRECOPY: "false",
     });
     const insecure = credentials.createInsecure();
     return new MigrationBenchHost(
@@ -65,19 +87,20 @@ export class MigrationBenchHost {
       migration,
       new InterruptControllerServiceClient(interrupts.address, insecure),
       new IommuServiceClient(iommu.address, insecure),
-      new MigrationServiceClient(migration.address, insecure),
-      new OperationsClient(migration.address, insecure),
+      { precopy: endpoint(migration), plain: endpoint(plain) },
     );
   }
 
   /**
-   * Live-migrates `vm` to `destination` with the VMM moving RAM (only device state crosses) and
-   * waits for the operation to end; throws unless it completed.
+   * Live-migrates `vm` to `destination` with the VMM moving RAM (only device state crosses), with
+   * device pre-copy or (`precopy` false) without, and waits for the operation to end; throws
+   * unless it completed.
    */
-  async migrate(vm: string, destination: MigrationBenchHost): Promise<MigrationResult> {
+  async migrate(vm: string, destination: MigrationBenchHost, precopy = true): Promise<MigrationResult> {
+    const { client, operations } = precopy ? this.out.precopy : this.out.plain;
     const started = performance.now();
     const operation = await unaryCall(
-      this.migrationClient.startMigration.bind(this.migrationClient),
+      client.startMigration.bind(client),
       {
         vm,
         destination: destination.migration.address,
@@ -93,7 +116,7 @@ export class MigrationBenchHost {
     );
     // WaitOperation rather than polling: nothing else runs in these services while they migrate.
     const done = await unaryCall(
-      this.operations.waitOperation.bind(this.operations),
+      operations.waitOperation.bind(operations),
       { name: operation.name, timeout: { seconds: 300n, nanos: 0 } },
       { timeoutMs: 310_000 },
     );
@@ -119,20 +142,24 @@ export class MigrationBenchHost {
   /** One unary gRPC round trip to this host's migration service (GetCapabilities), ms. */
   async roundTrip(): Promise<number> {
     const started = performance.now();
-    await unaryCall(
-      this.migrationClient.getCapabilities.bind(this.migrationClient),
-      {},
-      { timeoutMs: 10_000 },
-    );
+    const { client } = this.out.precopy;
+    await unaryCall(client.getCapabilities.bind(client), {}, { timeoutMs: 10_000 });
     return performance.now() - started;
   }
 
   async stop(): Promise<void> {
     this.interruptClient.close();
     this.iommuClient.close();
-    this.migrationClient.close();
-    this.operations.close();
-    await Promise.all([this.migration.stop(500), this.interrupts.stop(500), this.iommu.stop(500)]);
+    const endpoints = [this.out.precopy, this.out.plain];
+    for (const { client, operations } of endpoints) {
+      client.close();
+      operations.close();
+    }
+    await Promise.all([
+      ...endpoints.map(({ service }) => service.stop(500)),
+      this.interrupts.stop(500),
+      this.iommu.stop(500),
+    ]);
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
