@@ -1,7 +1,9 @@
 // A client of the gateway fleet as an orchestrator writes one: it calls its own replica and, when
 // that replica does not answer (refused, reset) or answers 503, retries, moving to the next
 // replica on a connection failure. Mutating POSTs carry an Idempotency-Key, so a retry after a
-// lost answer is the same request. Any other answer is returned as is.
+// lost answer is the same request; a retry that finds the first still holding its key (409
+// IDEMPOTENT_REQUEST_IN_PROGRESS) comes back after the Retry-After it names. Any other answer is
+// returned as is.
 import { randomUUID } from "node:crypto";
 
 export interface Answer<T = unknown> {
@@ -23,12 +25,17 @@ export interface RetryCounts {
   unavailable: number;
   /** Connections refused or reset (a replica killed), then retried on the next replica. */
   connectionFailures: number;
+  /** 409 IDEMPOTENT_REQUEST_IN_PROGRESS (the first try still held the key), retried after Retry-After. */
+  keyInProgress: number;
 }
 
 const RETRY_PAUSE_MS = 100;
 
+const inProgress = (body: unknown) =>
+  (body as { error?: { reason?: string } } | undefined)?.error?.reason === "IDEMPOTENT_REQUEST_IN_PROGRESS";
+
 export class FleetClient {
-  readonly retries: RetryCounts = { unavailable: 0, connectionFailures: 0 };
+  readonly retries: RetryCounts = { unavailable: 0, connectionFailures: 0, keyInProgress: 0 };
   private replica: number;
 
   constructor(
@@ -53,6 +60,7 @@ export class FleetClient {
     const deadline = performance.now() + this.giveUpMs;
     for (;;) {
       let answer: Answer<T> | undefined;
+      let pauseMs = RETRY_PAUSE_MS;
       try {
         const response = await fetch(`${this.replicas[this.replica]}${path}`, {
           method,
@@ -62,8 +70,11 @@ export class FleetClient {
         });
         const text = await response.text();
         answer = { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
-        if (answer.status !== 503) return answer;
-        this.retries.unavailable++;
+        if (answer.status === 409 && inProgress(answer.body)) {
+          this.retries.keyInProgress++;
+          pauseMs = 1000 * Number(response.headers.get("retry-after") ?? 1);
+        } else if (answer.status === 503) this.retries.unavailable++;
+        else return answer;
       } catch (error) {
         if ((error as Error).name === "TimeoutError") throw error;
         this.retries.connectionFailures++;
@@ -73,7 +84,7 @@ export class FleetClient {
         throw new Error(
           `${method} ${path}: still failing after ${this.giveUpMs} ms (${JSON.stringify(answer)})`,
         );
-      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   }
 

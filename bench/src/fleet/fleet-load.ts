@@ -81,7 +81,7 @@ export async function runFleetLoad(options: FleetLoadOptions): Promise<FleetLedg
     migrations: { succeeded: 0, failed: new Map() },
     undeletable: [],
     createLatency: new LatencyRecorder(),
-    retries: { unavailable: 0, connectionFailures: 0 },
+    retries: { unavailable: 0, connectionFailures: 0, keyInProgress: 0 },
     elapsedMs: 0,
   };
   let next = 0;
@@ -141,6 +141,7 @@ export async function runFleetLoad(options: FleetLoadOptions): Promise<FleetLedg
     }
     ledger.retries.unavailable += client.retries.unavailable;
     ledger.retries.connectionFailures += client.retries.connectionFailures;
+    ledger.retries.keyInProgress += client.retries.keyInProgress;
   };
 
   await Promise.all(Array.from({ length: options.clients }, (_, i) => runClient(i)));

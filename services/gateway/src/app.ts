@@ -88,7 +88,12 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
   await app.register(
     async (v1) => {
       await v1.register(authentication, { tokens: services.tokens });
-      await v1.register(idempotency, { store: services.store });
+      await v1.register(idempotency, {
+        store: services.store,
+        instanceId: services.instanceId,
+        heartbeats: services.heartbeats,
+        waitMs: services.limits.idempotencyWaitMs,
+      });
       await v1.register(auditTrail, { audit: services.audit });
       await v1.register(hostRoutes, { services });
       await v1.register(hostJoinRoutes, { services });

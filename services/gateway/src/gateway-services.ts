@@ -10,6 +10,7 @@ import type { HostLeases } from "./hosts/host-leases.js";
 import type { HostStates } from "./hosts/host-states.js";
 import type { OrphanReconciler } from "./hosts/orphan-reconciler.js";
 import type { OperationRecovery } from "./operations/operation-recovery.js";
+import type { ReplicaHeartbeats } from "./operations/replica-heartbeats.js";
 import type { OperationRunner } from "./operations/operation-runner.js";
 import type { ProtoJson } from "./devices/proto-json.js";
 import type { HostRegistry } from "./registry/host-registry.js";
@@ -52,9 +53,14 @@ export interface GatewayServices {
   migrations: VmMigrations;
   /** Heartbeat of this replica; ends the operations of replicas that stopped (startGateway runs it). */
   recovery: OperationRecovery;
+  /** Every replica's heartbeat: who has stopped (their operations, their Idempotency-Keys). */
+  heartbeats: ReplicaHeartbeats;
+  /** This replica's name in heartbeats, operation owners and Idempotency-Key reservations. */
+  instanceId: string;
   /** The proto3 JSON mapping of the services' messages (device endpoints). */
   proto: ProtoJson;
   /** Open SSE streams, ended when the gateway closes. */
   streams: EventStreams;
-  limits: { bodyLimitBytes: number; rateLimitPerSecond: number };
+  /** idempotencyWaitMs: how long a retry waits for the first request with its Idempotency-Key. */
+  limits: { bodyLimitBytes: number; rateLimitPerSecond: number; idempotencyWaitMs?: number };
 }

@@ -19,6 +19,7 @@ import { HostLeases } from "./hosts/host-leases.js";
 import { HostStates } from "./hosts/host-states.js";
 import { OrphanReconciler } from "./hosts/orphan-reconciler.js";
 import { OperationRecovery } from "./operations/operation-recovery.js";
+import { ReplicaHeartbeats } from "./operations/replica-heartbeats.js";
 import { OperationRunner } from "./operations/operation-runner.js";
 import { ProtoJson } from "./devices/proto-json.js";
 import { HostRegistry } from "./registry/host-registry.js";
@@ -66,9 +67,10 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const vmDeps = { hosts, hostStates, vms, operations, runner, connections, instanceId };
   const lifecycle = new VmLifecycle(vmDeps);
   const migrations = new VmMigrations(vmDeps);
+  const heartbeats = new ReplicaHeartbeats(parts.store, fleet.replicaLeaseMs);
   const recovery = new OperationRecovery(
-    { ...vmDeps, migrations, store: parts.store, log: parts.log },
-    { leaseMs: fleet.replicaLeaseMs, heartbeatMs: Math.max(100, Math.round(fleet.replicaLeaseMs / 6)) },
+    { ...vmDeps, migrations, heartbeats, store: parts.store, log: parts.log },
+    { heartbeatMs: Math.max(100, Math.round(fleet.replicaLeaseMs / 6)) },
   );
   const reconciler = new OrphanReconciler(
     { store: parts.store, hosts, vms, connections, metrics, log: parts.log, instanceId },
@@ -93,6 +95,8 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     lifecycle,
     migrations,
     recovery,
+    heartbeats,
+    instanceId,
     proto: new ProtoJson(),
     streams: new EventStreams(),
     limits: { bodyLimitBytes: 1024 * 1024, rateLimitPerSecond: 1000, ...parts.limits },

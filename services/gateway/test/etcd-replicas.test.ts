@@ -36,6 +36,9 @@ describe("two gateways on one etcd registry", { skip }, () => {
     const tokens = AccessTokens.inMemory();
     a = await startTestGateway({ store: stores[0]!, tokens });
     b = await startTestGateway({ store: stores[1]!, tokens });
+    // Both run, so both beat (as startGateway's operation recovery does): a replica without a
+    // heartbeat counts as stopped, and another takes over the Idempotency-Keys it holds.
+    for (const gw of [a, b]) await gw.services.heartbeats.beat(gw.services.instanceId);
     // One tokens object: each gateway's tokens (tenant acme for both) are accepted by both.
     await a.services.hosts.register(
       { name: "h1", addresses: host.addresses, capacity: { vcpus: 1000, memoryBytes: 0 } },

@@ -5,17 +5,24 @@ import { StoreConflictError, listAll, type Store, type TransactionOp } from "@vp
 import { VplaneError } from "@vplane/service-kit";
 import { registryKeys } from "../registry/registry-keys.js";
 import { putOp, readRecord } from "../registry/typed-entry.js";
+import type { ReplicaHeartbeats } from "../operations/replica-heartbeats.js";
 
-/** How long a request may hold its key before a retry may take over (the first gateway died). */
+/**
+ * How long a request may hold its key before a retry may take over even though its replica still
+ * beats (its answer was lost with the write that should have recorded it).
+ */
 const PENDING_LEASE_MS = 60_000;
-/** How long a retry waits for the first request with the same key to finish. */
+/** How long a retry waits for the first request with the same key to finish, by default. */
 const WAIT_FOR_FIRST_MS = 10_000;
+/** How often a waiting retry looks whether the replica holding the key has stopped. */
+const OWNER_CHECK_MS = 1_000;
 /** How long an answer is kept for retries (Stripe's 24 hours); then the key may be used afresh. */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 type IdempotencyRecord =
-  | { state: "pending"; fingerprint: string; leaseUntil: number }
+  // owner: the gateway replica running the request (absent in records of older gateways).
+  | { state: "pending"; fingerprint: string; leaseUntil: number; owner?: string }
   | { state: "done"; fingerprint: string; statusCode: number; body: unknown; createTime: string };
 
 /** The key a request holds while it runs: its final answer is written under CAS on this revision. */
@@ -69,11 +76,34 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * runs and its answer is stored in the registry under the tenant; a retry with the same key and
  * the same request gets that answer again (header Idempotent-Replayed: true), never a second
  * effect; the same key with a different request is refused. A retry that arrives while the first
- * still runs waits for it. 5xx answers are not stored, so the retry runs again.
+ * still runs waits for it (up to `waitMs`), then is refused with 409 and a Retry-After. 5xx answers
+ * are not stored, so the retry runs again.
+ *
+ * The key is held in the registry under the name of the replica running the request. A retry
+ * takes the key over at once when that request is known to be over without an answer: its
+ * replica stopped (its heartbeat lapsed, as OperationRecovery judges it: ReplicaHeartbeats), or
+ * it is this replica and the request no longer runs here. Taking over is safe even if the first
+ * request were still alive: its answer is written under compare-and-swap on the revision it
+ * reserved, in the same transaction as its effect (vm-routes), so a request whose key was taken
+ * over changes nothing. A request that committed its effect has its answer stored already, so a
+ * retry gets that answer (the operation, which OperationRecovery takes care of) whatever became
+ * of its replica.
  */
 export const idempotency = fp(
-  (app: FastifyInstance, options: { store: Store }) => {
-    const { store } = options;
+  (
+    app: FastifyInstance,
+    options: {
+      store: Store;
+      /** This replica's name in heartbeats. */
+      instanceId: string;
+      heartbeats: Pick<ReplicaHeartbeats, "lapsesAt">;
+      waitMs?: number;
+    },
+  ) => {
+    const { store, instanceId, heartbeats } = options;
+    const waitMs = options.waitMs ?? WAIT_FOR_FIRST_MS;
+    /** Keys (store keys) of the requests running on this replica. */
+    const running = new Set<string>();
     app.decorateRequest("idempotency", undefined);
 
     // Only POST routes get the hooks: reads pay nothing for idempotency.
@@ -86,6 +116,17 @@ export const idempotency = fp(
         : own;
       route.onSend = route.onSend ? ([...([] as unknown[]).concat(route.onSend), record] as never) : [record];
     });
+
+    /**
+     * When the request holding `pending` can no longer answer (ms since the epoch): at once when it
+     * is known to be over, else when its replica's heartbeat lapses unless it beats again, at the
+     * latest at the end of its lease.
+     */
+    async function overAt(storeKey: string, pending: Extract<IdempotencyRecord, { state: "pending" }>) {
+      if (pending.owner === undefined) return pending.leaseUntil;
+      if (pending.owner === instanceId) return running.has(storeKey) ? pending.leaseUntil : 0;
+      return Math.min(await heartbeats.lapsesAt(pending.owner), pending.leaseUntil);
+    }
 
     async function reserve(request: FastifyRequest, reply: FastifyReply) {
       const header = request.headers["idempotency-key"];
@@ -104,7 +145,8 @@ export const idempotency = fp(
         createHash("sha256").update(key).digest("hex"),
       );
       const fingerprint = fingerprintOf(request);
-      const waitUntil = Date.now() + WAIT_FOR_FIRST_MS;
+      const waitUntil = Date.now() + waitMs;
+      let holder: { revision: number; overAt: number; checkedAt: number } | undefined;
       for (;;) {
         const stored = await readRecord<IdempotencyRecord>(store, storeKey);
         // An expired answer is as good as none (its revision still guards the overwrite).
@@ -123,24 +165,42 @@ export const idempotency = fp(
             .header("idempotent-replayed", "true")
             .send(existing.value.body);
         }
-        if (existing?.value.state === "pending" && existing.value.leaseUntil > Date.now()) {
-          if (Date.now() > waitUntil) {
-            throw new VplaneError({
-              code: "ABORTED",
-              reason: "IDEMPOTENT_REQUEST_IN_PROGRESS",
-              message: "a request with this Idempotency-Key is still running; retry later",
-            });
+        if (existing?.value.state === "pending") {
+          const now = Date.now();
+          // Who holds the key is looked up again for a new holder, and every OWNER_CHECK_MS.
+          if (holder?.revision !== existing.revision || now - holder.checkedAt >= OWNER_CHECK_MS)
+            holder = {
+              revision: existing.revision,
+              overAt: await overAt(storeKey, existing.value),
+              checkedAt: now,
+            };
+          if (holder.overAt > now) {
+            if (now > waitUntil) {
+              void reply.header("retry-after", String(Math.max(1, Math.ceil((holder.overAt - now) / 1000))));
+              throw new VplaneError({
+                code: "ABORTED",
+                reason: "IDEMPOTENT_REQUEST_IN_PROGRESS",
+                message:
+                  "a request with this Idempotency-Key is still running; retry after Retry-After seconds (by then it has answered, or its gateway replica is known to have stopped and the retry takes over)",
+              });
+            }
+            await sleep(50);
+            continue;
           }
-          await sleep(50);
-          continue;
+          request.log.info(
+            { idempotencyKeyOwner: existing.value.owner },
+            "taking over an Idempotency-Key whose request is over without an answer",
+          );
         }
         const pending: IdempotencyRecord = {
           state: "pending",
           fingerprint,
           leaseUntil: Date.now() + PENDING_LEASE_MS,
+          owner: instanceId,
         };
         try {
           const revision = await store.put(storeKey, pending, { ifRevision: stored?.revision ?? "absent" });
+          running.add(storeKey);
           request.idempotency = {
             key: storeKey,
             revision,
@@ -167,6 +227,7 @@ export const idempotency = fp(
 
     async function record(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
       const held = request.idempotency;
+      if (held) running.delete(held.key);
       if (!held || held.committed) return payload;
       held.committed = true;
       try {

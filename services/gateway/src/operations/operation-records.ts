@@ -1,7 +1,7 @@
 import type { Store } from "@vplane/store";
 import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
-import { listPage, readRecord, type Versioned } from "../registry/typed-entry.js";
+import { listPage, readRecord, toJson, type Versioned } from "../registry/typed-entry.js";
 import { updateRecord } from "../registry/update-loop.js";
 
 /** An operation as the registry keeps it: the API view plus its progress events and runner. */
@@ -48,6 +48,11 @@ export class OperationRecords {
       pageToken,
     );
     return { operations: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  /** Writes `record` if the stored one is still at `revision`; the new revision. */
+  put(tenant: string, id: string, record: OperationRecord, revision: number): Promise<number> {
+    return this.store.put(this.key(tenant, id), toJson(record), { ifRevision: revision });
   }
 
   update(tenant: string, id: string, mutate: (current: OperationRecord) => OperationRecord | undefined) {

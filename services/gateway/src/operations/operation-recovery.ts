@@ -3,25 +3,17 @@ import type { Store } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import { withEvent, type OperationRunner } from "./operation-runner.js";
 import { operationId, type OperationRecord, type OperationRecords } from "./operation-records.js";
-import { listAll, readRecord } from "../registry/typed-entry.js";
+import { listAll } from "../registry/typed-entry.js";
+import type { ReplicaHeartbeats } from "./replica-heartbeats.js";
 import type { VmRegistry } from "../registry/vm-registry.js";
 import type { VmMigrations } from "../vms/vm-migration.js";
-
-/** A replica's heartbeat in the registry (gateways/{instanceId}). */
-interface Heartbeat {
-  instanceId: string;
-  heartbeatAtMs: number;
-}
 
 export interface RecoveryTiming {
   /** How often a replica refreshes its heartbeat and looks for abandoned operations. */
   heartbeatMs: number;
-  /** A replica whose heartbeat is older than this has stopped. */
-  leaseMs: number;
 }
 
-const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000, leaseMs: 30_000 };
-const heartbeatKey = (instanceId: string) => `gateways/${instanceId}`;
+const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000 };
 
 /**
  * Operations outlive the replica running them only as records: one that stopped (a crash, kill
@@ -40,6 +32,7 @@ export class OperationRecovery {
   constructor(
     private readonly deps: {
       store: Store;
+      heartbeats: ReplicaHeartbeats;
       operations: OperationRecords;
       vms: VmRegistry;
       migrations: VmMigrations;
@@ -66,7 +59,7 @@ export class OperationRecovery {
   /** Stops the heartbeat and removes it (a graceful stop leaves no running operation behind). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.deps.store.delete(heartbeatKey(this.deps.instanceId)).catch(() => false);
+    await this.deps.heartbeats.remove(this.deps.instanceId).catch(() => undefined);
   }
 
   /** Adopts or ends every unfinished operation of a replica that stopped; the names of those. */
@@ -77,7 +70,7 @@ export class OperationRecovery {
     const alive = new Map<string, boolean>();
     const handled: string[] = [];
     for (const op of unfinished) {
-      if (!alive.has(op.owner)) alive.set(op.owner, await this.isAlive(op.owner, now));
+      if (!alive.has(op.owner)) alive.set(op.owner, await this.deps.heartbeats.isAlive(op.owner, now));
       if (alive.get(op.owner)) continue;
       const adopted = op.metadata.kind === "migrate" && (await this.deps.migrations.adopt(op));
       if (adopted)
@@ -87,14 +80,8 @@ export class OperationRecovery {
     return handled;
   }
 
-  private async beat(): Promise<void> {
-    const beat: Heartbeat = { instanceId: this.deps.instanceId, heartbeatAtMs: Date.now() };
-    await this.deps.store.put(heartbeatKey(this.deps.instanceId), { ...beat });
-  }
-
-  private async isAlive(instanceId: string, now: number): Promise<boolean> {
-    const beat = await readRecord<Heartbeat>(this.deps.store, heartbeatKey(instanceId));
-    return beat !== undefined && now - beat.value.heartbeatAtMs < this.timing.leaseMs;
+  private beat(): Promise<void> {
+    return this.deps.heartbeats.beat(this.deps.instanceId);
   }
 
   private async abandon(op: OperationRecord): Promise<boolean> {

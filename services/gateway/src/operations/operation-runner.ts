@@ -4,6 +4,7 @@ import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
 import { errorBody } from "../http/error-body.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
+import { OperationWriter } from "./operation-writer.js";
 import type { MigrationStatus } from "../schemas/migration-schema.js";
 import type { Operation, OperationState, OperationStep } from "../schemas/operation-schema.js";
 
@@ -20,19 +21,31 @@ export class StepFailure extends Error {
   }
 }
 
-/** What the work of an operation sees: progress reporting, its step list and cancellation. */
+/**
+ * What the work of an operation sees: progress reporting, its step list and cancellation.
+ * Progress events and step states are kept in memory and written to the registry together, at
+ * the next checkpoint, at a progress that carries a migration status, or at the end (a create
+ * writes its record three times, not once per event: see OperationWriter). Watchers get them
+ * when they are written.
+ */
 export interface OperationContext {
   readonly id: string;
   /** Aborted on cancel (seen on this replica or in the registry) and on the total timeout. */
   readonly signal: AbortSignal;
   /**
-   * Records progress: one event, persisted, streamed to watchers. `migration` replaces the
-   * operation's mirrored migration status (metadata.migration, copied into this and later events).
+   * Records progress: one event, streamed to watchers once written. `migration` replaces the
+   * operation's mirrored migration status (metadata.migration, copied into this and later
+   * events) and is written at once, with what was recorded before it: a replica adopting the
+   * operation follows the migration by it.
    */
   progress(percent: number, step: string, message: string, migration?: MigrationStatus): Promise<void>;
-  /** Sets the state of a step (adding it when new). */
+  /** Sets the state of a step (adding it when new); written with the next write. */
   step(name: string, state: OperationStep["state"], detail?: string): Promise<void>;
-  /** Throws CANCELLED or DEADLINE_EXCEEDED when the operation must stop; checks the registry too. */
+  /**
+   * Writes what was recorded, then throws CANCELLED or DEADLINE_EXCEEDED when the operation must
+   * stop (a cancel through any replica changed the record, so the write sees it). Call it before
+   * each call that changes something on a host, after recording that step RUNNING.
+   */
   checkpoint(): Promise<void>;
 }
 
@@ -106,9 +119,10 @@ export const isAbandonment = (reason: unknown): boolean =>
   reason instanceof VplaneError && reason.reason === "OPERATION_ABANDONED";
 
 /**
- * Runs long-running operations in the background of this gateway: persists each progress event
- * in the registry (so any replica answers GET and streams it), publishes it to this replica's
- * watchers, honours cancel and the total timeout between steps, and writes the final state:
+ * Runs long-running operations in the background of this gateway: persists their progress events
+ * in the registry, several to a write (so any replica answers GET and streams them), publishes
+ * them to this replica's watchers, honours cancel and the total timeout between steps, and writes
+ * the final state:
  * SUCCEEDED with the response, CANCELLED when cancel was honoured, FAILED with where and why.
  */
 export class OperationRunner {
@@ -123,7 +137,15 @@ export class OperationRunner {
     private readonly timeoutMs: number,
   ) {}
 
-  start(record: OperationRecord, work: (context: OperationContext) => Promise<unknown>): void {
+  /**
+   * Runs `work` for `record`, an operation this replica owns. `revision`: the record's revision
+   * in the registry when the caller just stored it (saves reading it before the first write).
+   */
+  start(
+    record: OperationRecord,
+    work: (context: OperationContext) => Promise<unknown>,
+    revision?: number,
+  ): void {
     const tenant = record.metadata.tenant;
     const id = operationId(record);
     const key = `${tenant}/${id}`;
@@ -142,16 +164,19 @@ export class OperationRunner {
     // A record already done, or now owned by another replica, was ended or adopted by that
     // replica (OperationRecovery): left as it is.
     const ours = (r: OperationRecord) => !r.done && r.owner === record.owner;
-    const update = async (mutate: (r: OperationRecord) => OperationRecord) => {
-      const stored = await this.operations.update(tenant, id, (r) => (ours(r) ? mutate(r) : undefined));
-      if (stored) this.events.emit(key, stored.value);
-      return stored?.value;
-    };
+    const writer = new OperationWriter(
+      this.operations,
+      tenant,
+      id,
+      ours,
+      (stored) => this.events.emit(key, stored),
+      revision === undefined ? undefined : { value: record, revision },
+    );
     const context: OperationContext = {
       id,
       signal: abort.signal,
       progress: async (percent, step, message, migration) => {
-        await update((r) =>
+        writer.note((r) =>
           withEvent(
             {
               ...r,
@@ -165,9 +190,10 @@ export class OperationRunner {
             message,
           ),
         );
+        if (migration) await writer.write();
       },
-      step: async (name, state, detail) => {
-        await update((r) => {
+      step: (name, state, detail) => {
+        writer.note((r) => {
           const steps = r.metadata.steps.some((s) => s.name === name)
             ? r.metadata.steps.map((s) =>
                 s.name === name ? { name, state, ...(detail ? { detail } : {}) } : s,
@@ -178,12 +204,13 @@ export class OperationRunner {
             `${name}: ${state}${detail ? ` (${detail})` : ""}`,
           );
         });
+        return Promise.resolve();
       },
       checkpoint: async () => {
         if (!abort.signal.aborted) {
-          const stored = await this.operations.get(tenant, id);
-          if (stored && !ours(stored.value)) abort.abort(ABANDONED());
-          else if (stored?.value.metadata.cancelRequested) abort.abort(CANCELLED());
+          const stored = await writer.write();
+          if (stored && !ours(stored)) abort.abort(ABANDONED());
+          else if (stored?.metadata.cancelRequested) abort.abort(CANCELLED());
         }
         if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);
       },
@@ -215,7 +242,7 @@ export class OperationRunner {
       // is asked again, with growing pauses, for about a minute.
       for (let attempt = 1; ; attempt++) {
         try {
-          await update((r) =>
+          await writer.write((r) =>
             withEvent(
               {
                 ...r,

@@ -57,16 +57,17 @@ export class VmRegistry {
    * idempotency record), all in one transaction: either all of it is stored or none. The VM key
    * is create-only, so two creates of the same VM, on any replica, store exactly one.
    * `usage` is the host usage read when placing; a concurrent change fails with the usage key in
-   * the conflict and the caller places again.
+   * the conflict and the caller places again. Returns the revision of everything it wrote.
    */
-  async insert(vm: Vm, usage: Versioned<HostUsage>, extra: TransactionOp[]): Promise<void> {
+  async insert(vm: Vm, usage: Versioned<HostUsage>, extra: TransactionOp[]): Promise<number> {
     const vmKey = registryKeys.vm(vm.tenant, vm.name);
     try {
-      await this.store.transaction([
+      const { revision } = await this.store.transaction([
         putOp(vmKey, vm, "absent"),
         putOp(registryKeys.hostUsage(vm.host), addUsage(usage.value, vm, 1), usage.revision || "absent"),
         ...extra,
       ]);
+      return revision;
     } catch (error) {
       if (error instanceof StoreConflictError && error.key === vmKey) {
         throw new VplaneError({
@@ -80,13 +81,17 @@ export class VmRegistry {
     }
   }
 
-  /** Writes `next` over the VM at `revision` together with `extra`; ABORTED if it changed meanwhile. */
-  async replace(vm: Versioned<Vm>, next: Vm, extra: TransactionOp[] = []): Promise<void> {
+  /**
+   * Writes `next` over the VM at `revision` together with `extra`; ABORTED if it changed
+   * meanwhile. Returns the revision of everything it wrote.
+   */
+  async replace(vm: Versioned<Vm>, next: Vm, extra: TransactionOp[] = []): Promise<number> {
     try {
-      await this.store.transaction([
+      const { revision } = await this.store.transaction([
         putOp(registryKeys.vm(next.tenant, next.name), next, vm.revision),
         ...extra,
       ]);
+      return revision;
     } catch (error) {
       if (error instanceof StoreConflictError && error.key === registryKeys.vm(next.tenant, next.name)) {
         throw new VplaneError({
@@ -99,8 +104,9 @@ export class VmRegistry {
     }
   }
 
-  update(tenant: string, name: string, mutate: (vm: Vm) => Vm | undefined) {
-    return updateRecord<Vm>(this.store, registryKeys.vm(tenant, name), mutate);
+  /** `known`: the VM as this caller last wrote it (the first try swaps against it unread). */
+  update(tenant: string, name: string, mutate: (vm: Vm) => Vm | undefined, known?: Versioned<Vm>) {
+    return updateRecord<Vm>(this.store, registryKeys.vm(tenant, name), mutate, known);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { OperationRecord } from "../operations/operation-records.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import { InvalidFieldsError } from "../http/field-violations.js";
 import type { FieldViolation } from "../schemas/error-schema.js";
-import { putOp } from "../registry/typed-entry.js";
+import { putOp, type Versioned } from "../registry/typed-entry.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { Vm, VmSpec } from "../schemas/vm-schema.js";
 import { refuseWhileBusy } from "./busy-guard.js";
@@ -134,8 +134,9 @@ export class VmLifecycle {
         steps: createSteps(vm),
       });
       vm.activeOperation = operation.name;
+      let revision: number;
       try {
-        await vms.insert(vm, usage, [
+        revision = await vms.insert(vm, usage, [
           putOp(
             operations.key(principal.tenant, operation.name.slice("operations/".length)),
             operation,
@@ -155,20 +156,32 @@ export class VmLifecycle {
         }
         throw error;
       }
-      this.deps.runner.start(operation, (context) => this.runCreate(context, placed.host, vm));
+      // Everything the transaction wrote has its revision: the operation's runner and the VM's
+      // commit swap against it without reading first.
+      this.deps.runner.start(
+        operation,
+        (context) => this.runCreate(context, placed.host, { value: vm, revision }),
+        revision,
+      );
       return operation;
     }
   }
 
-  private async runCreate(context: OperationContext, host: HostRecord, vm: Vm): Promise<Vm> {
+  private async runCreate(context: OperationContext, host: HostRecord, inserted: Versioned<Vm>): Promise<Vm> {
     const { vms, connections } = this.deps;
+    const vm = inserted.value;
     let ready: Vm | undefined;
     try {
       await provisionVm(context, connections, host, vm, async (resolved) => {
-        const stored = await vms.update(vm.tenant, vm.name, (current) => {
-          const { activeOperation: _done, ...rest } = current;
-          return { ...rest, state: "READY", resolved, updateTime: new Date().toISOString() };
-        });
+        const stored = await vms.update(
+          vm.tenant,
+          vm.name,
+          (current) => {
+            const { activeOperation: _done, ...rest } = current;
+            return { ...rest, state: "READY", resolved, updateTime: new Date().toISOString() };
+          },
+          inserted,
+        );
         if (!stored)
           throw new VplaneError({ code: "ABORTED", reason: "VM_VANISHED", message: "the VM record is gone" });
         ready = stored.value;
@@ -208,7 +221,7 @@ export class VmLifecycle {
       activeOperation: operation.name,
       updateTime: new Date().toISOString(),
     };
-    await vms.replace(vm, deleting, [
+    const revision = await vms.replace(vm, deleting, [
       putOp(
         this.deps.operations.key(principal.tenant, operation.name.slice("operations/".length)),
         operation,
@@ -216,26 +229,37 @@ export class VmLifecycle {
       ),
       ...extra(operation),
     ]);
-    this.deps.runner.start(operation, async (context) => {
-      try {
-        // Cancel is honoured only before the first device is deleted: a half-deleted VM is
-        // worse than a deleted one, so after that the delete runs to its end.
-        await context.checkpoint();
-      } catch (error) {
-        await this.settle(deleting, previousState);
-        throw error;
-      }
-      try {
-        await deprovisionVm(context, this.deps.connections, host, deleting);
-        await context.step("registry.commit", "RUNNING");
-        await vms.remove(principal.tenant, name);
-        await context.step("registry.commit", "SUCCEEDED");
-      } catch (error) {
-        await this.settle(deleting, "FAILED");
-        throw error;
-      }
-      return { name, deleted: true };
-    });
+    this.deps.runner.start(
+      operation,
+      async (context) => {
+        try {
+          // Cancel is honoured only before the first device is deleted: a half-deleted VM is
+          // worse than a deleted one, so after that the delete runs to its end. The checkpoint
+          // writes where the delete is, the one write before the devices go (a replica recovering
+          // the operation names that step).
+          await context.progress(
+            0,
+            operation.metadata.steps[0]!.name,
+            `deleting the VM's devices on host ${host.name}`,
+          );
+          await context.checkpoint();
+        } catch (error) {
+          await this.settle(deleting, previousState);
+          throw error;
+        }
+        try {
+          await deprovisionVm(context, this.deps.connections, host, deleting);
+          await context.step("registry.commit", "RUNNING");
+          await vms.remove(principal.tenant, name);
+          await context.step("registry.commit", "SUCCEEDED");
+        } catch (error) {
+          await this.settle(deleting, "FAILED");
+          throw error;
+        }
+        return { name, deleted: true };
+      },
+      revision,
+    );
     return operation;
   }
 

@@ -69,7 +69,8 @@ export async function provisionVm(
   const percentAfter = (step: string) => Math.round(((steps.indexOf(step) + 1) / steps.length) * 90);
   const guestMemory = { path: vm.guestMemoryPath, sizeBytes: BigInt(vm.memoryBytes) };
   try {
-    await context.checkpoint();
+    // Asking for capabilities changes nothing on the host: the first checkpoint comes before
+    // the first call that does (the controller's create).
     await context.step(current, "RUNNING");
     const wantsIommu = vm.iommu.smmus.length > 0;
     const [interruptCaps, iommuCaps] = await Promise.all([
@@ -100,8 +101,8 @@ export async function provisionVm(
     await context.progress(percentAfter(current), current, "backends chosen");
 
     current = STEP.controller;
-    await context.checkpoint();
     await context.step(current, "RUNNING");
+    await context.checkpoint();
     const createController: CreateControllerRequest = {
       controller: {
         name: "",
@@ -141,8 +142,8 @@ export async function provisionVm(
 
     for (const smmu of vm.iommu.smmus) {
       current = STEP.smmu(smmu.name);
-      await context.checkpoint();
       await context.step(current, "RUNNING");
+      await context.checkpoint();
       const createSmmu: CreateSmmuRequest = {
         smmu: {
           name: "",
@@ -191,8 +192,8 @@ export async function provisionVm(
       // Deleting the SMMU (its undo above) removes its devices too: no undo per device.
       for (const device of smmu.devices) {
         current = STEP.attach(smmu.name, device);
-        await context.checkpoint();
         await context.step(current, "RUNNING");
+        await context.checkpoint();
         const attach: AttachDeviceRequest = {
           name: smmuName(vm, smmu.name),
           streamId: device.physicalSid,
@@ -208,8 +209,8 @@ export async function provisionVm(
       }
     }
     current = STEP.registry;
-    await context.checkpoint();
     await context.step(current, "RUNNING");
+    await context.checkpoint();
     await commit(resolved);
     await context.step(current, "SUCCEEDED");
     return resolved;

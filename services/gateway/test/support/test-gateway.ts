@@ -51,6 +51,8 @@ export async function startTestGateway(
     tokens?: AccessTokens;
     rateLimitPerSecond?: number;
     bodyLimitBytes?: number;
+    /** How long a retry waits for the first request with its Idempotency-Key (default 10 s). */
+    idempotencyWaitMs?: number;
     operationTimeoutMs?: number;
     logDestination?: pino.DestinationStream;
     /** Where the audit trail goes (none: not audited). */
@@ -83,6 +85,7 @@ export async function startTestGateway(
     limits: {
       rateLimitPerSecond: options.rateLimitPerSecond ?? 0,
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+      ...(options.idempotencyWaitMs ? { idempotencyWaitMs: options.idempotencyWaitMs } : {}),
     },
   });
   const app = await buildApp(services);

@@ -1,0 +1,91 @@
+import { StoreConflictError } from "@vplane/store";
+import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
+import type { Versioned } from "../registry/typed-entry.js";
+import type { OperationRecord, OperationRecords } from "./operation-records.js";
+
+/** A change to an operation's record (an event, a step's state, the end). */
+export type RecordChange = (record: OperationRecord) => OperationRecord;
+
+/**
+ * The registry record of one operation as the replica running it writes it. A registry write is
+ * the expensive part of a step (an etcd write is a quorum round with an fsync on each member), so
+ * changes are gathered and written together: `note` keeps a change in memory, `write` stores every
+ * change noted so far in one compare-and-swap on the revision this writer last saw. That write is
+ * also the cheap check for a cancel or an adoption: either changed the record, so the swap fails,
+ * the record is read again and the noted changes apply to what is now there.
+ *
+ * What a crash loses is only what was not written yet: progress events and step states since the
+ * last write. Recovery needs neither (it reads owner, kind, step and the migration status, which
+ * the work writes at once where they matter; see OperationContext). Writes run one at a time.
+ */
+export class OperationWriter {
+  private readonly noted: RecordChange[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly operations: OperationRecords,
+    private readonly tenant: string,
+    private readonly id: string,
+    /** Whether the record is still this writer's to change (not done, not adopted by another). */
+    private readonly ours: (record: OperationRecord) => boolean,
+    /** Called with every record this writer stored. */
+    private readonly stored: (record: OperationRecord) => void,
+    /** The record as last seen, when known (the transaction that created it): saves a read. */
+    private known?: Versioned<OperationRecord>,
+  ) {}
+
+  /** Keeps `change` for the next write. */
+  note(change: RecordChange): void {
+    this.noted.push(change);
+  }
+
+  /**
+   * Stores the noted changes and then `last`, when the record is still ours; the record as it now
+   * is in the registry (undefined: there is none). With nothing to write it only reads.
+   */
+  write(last?: RecordChange): Promise<OperationRecord | undefined> {
+    const run = this.queue.then(() => this.writeNow(last));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The record as it is now in the registry (undefined: there is none). */
+  read(): Promise<OperationRecord | undefined> {
+    const run = this.queue.then(() => this.readNow());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readNow(): Promise<OperationRecord | undefined> {
+    this.known = await this.operations.get(this.tenant, this.id);
+    return this.known?.value;
+  }
+
+  private async writeNow(last?: RecordChange): Promise<OperationRecord | undefined> {
+    const taken = this.noted.length;
+    const changes = last ? [...this.noted.slice(0, taken), last] : this.noted.slice(0, taken);
+    if (changes.length === 0) return this.readNow();
+    for (let attempt = 0; ; attempt++) {
+      const base = this.known ?? (await this.operations.get(this.tenant, this.id));
+      if (!base) return undefined;
+      if (!this.ours(base.value)) {
+        this.known = base;
+        this.noted.splice(0, taken); // ended or adopted by another replica: its record, not ours
+        return base.value;
+      }
+      const next = changes.reduce((record, change) => change(record), base.value);
+      // Until the swap is answered, what the registry holds is not known (the answer may be lost).
+      this.known = undefined;
+      try {
+        const revision = await this.operations.put(this.tenant, this.id, next, base.revision);
+        this.known = { value: next, revision };
+        this.noted.splice(0, taken);
+        this.stored(next);
+        return next;
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
+      }
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// How many registry writes a VM create costs. On etcd each write is a quorum round with an fsync
+// on every member, and a create's writes follow one another, so their number sets how fast a
+// fleet creates VMs (bench/src/fleet-bench.ts). A create writes its operation record once before
+// each host call that changes something (the checkpoint a cancel is seen at), not once per event.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { openStore, type Store, type TransactionOp } from "@vplane/store";
+import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+
+/** The records a create writes: its VM, its host's usage, its operation, its idempotency key. */
+const CREATE_RECORDS = /^(vms|host-usage|operations|idempotency)\//;
+
+/** A store that counts the writes (put, delete, transaction: one each) touching CREATE_RECORDS. */
+function countingWrites(store: Store, count: { writes: number }): Store {
+  const touches = (keys: string[]) => keys.some((key) => CREATE_RECORDS.test(key));
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      const call = (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
+      if (property === "put" || property === "delete")
+        return (key: string, ...rest: unknown[]) => {
+          if (touches([key])) count.writes++;
+          return call(key, ...rest);
+        };
+      if (property === "transaction")
+        return (ops: TransactionOp[]) => {
+          if (touches(ops.map((op) => op.key))) count.writes++;
+          return call(ops);
+        };
+      return call;
+    },
+  });
+}
+
+describe("registry writes per VM create", () => {
+  const count = { writes: 0 };
+  let store: Store;
+  let gw: TestGateway;
+  let close: () => Promise<void>;
+  before(async () => {
+    store = openStore("sqlite::memory:");
+    ({ gw, close } = await startGatewayWithHost({ store: countingWrites(store, count) }));
+  });
+  after(async () => {
+    await close();
+    await store.close();
+  });
+
+  const create = async (body: Record<string, unknown>, headers?: Record<string, string>) => {
+    count.writes = 0;
+    const created = await gw.call("operator", "POST", "/v1/vms", body, headers);
+    assert.equal(created.statusCode, 202, created.body);
+    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    await gw.services.runner.drain();
+    return { writes: count.writes, done };
+  };
+  const vm = (name: string, smmus: unknown[] = []) => ({
+    name,
+    vcpus: 1,
+    memoryBytes: 1 << 20,
+    interruptController: { mode: "xive" },
+    ...(smmus.length ? { iommu: { smmus } } : {}),
+  });
+
+  it("a create without SMMUs writes 5 times: accept, before the controller's create, before the commit, VM READY, end", async () => {
+    const { writes, done } = await create(vm("plain-1"));
+    assert.equal(writes, 5);
+    // Nothing of the record is lost by writing it less often: every step and event is there.
+    assert.deepEqual(
+      done.metadata.steps.map((s) => [s.name, s.state]),
+      [
+        ["host.GetCapabilities", "SUCCEEDED"],
+        ["interrupt-controller.CreateController", "SUCCEEDED"],
+        ["registry.commit", "SUCCEEDED"],
+      ],
+    );
+    const events = (await gw.services.operations.get("acme", done.name.slice("operations/".length)))!.value
+      .events;
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      Array.from({ length: events.length }, (_, i) => i + 1),
+    );
+    assert.equal(done.metadata.lastSeq, events.length);
+  });
+
+  it("with an Idempotency-Key, one write more (the key is reserved before the create runs)", async () => {
+    const { writes } = await create(vm("keyed-1"), { "idempotency-key": "writes-keyed-1" });
+    assert.equal(writes, 6);
+  });
+
+  it("each host call that changes something adds one write: 2 SMMUs with a device each cost 9", async () => {
+    const { writes } = await create(
+      vm("smmus-1", [
+        { name: "s0", devices: [{ physicalSid: 16, virtualSid: 1 }] },
+        { name: "s1", devices: [{ physicalSid: 17, virtualSid: 1 }] },
+      ]),
+    );
+    // accept + (controller, 2 SMMUs, 2 attaches) + commit checkpoint + VM READY + end
+    assert.equal(writes, 1 + 5 + 3);
+  });
+});
