@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 import type { Vm } from "../schemas/vm-schema.js";
@@ -70,6 +71,8 @@ export class VmRegistry {
       return revision;
     } catch (error) {
       if (error instanceof StoreConflictError && error.key === vmKey) {
+        const applied = await this.appliedAlready(vm);
+        if (applied !== undefined) return applied;
         throw new VplaneError({
           code: "ALREADY_EXISTS",
           reason: "VM_EXISTS",
@@ -94,6 +97,8 @@ export class VmRegistry {
       return revision;
     } catch (error) {
       if (error instanceof StoreConflictError && error.key === registryKeys.vm(next.tenant, next.name)) {
+        const applied = await this.appliedAlready(next);
+        if (applied !== undefined) return applied;
         throw new VplaneError({
           code: "ABORTED",
           reason: "CONCURRENT_MODIFICATION",
@@ -102,6 +107,16 @@ export class VmRegistry {
       }
       throw error;
     }
+  }
+
+  /**
+   * The revision of `written` when the registry holds exactly it: a transaction whose answer was
+   * lost (an etcd member killed mid-call) and whose retry by the store's client then found its
+   * own write as a conflict. Undefined when the VM is anything else (a real conflict).
+   */
+  private async appliedAlready(written: Vm): Promise<number | undefined> {
+    const found = await this.get(written.tenant, written.name);
+    return found && isDeepStrictEqual(found.value, written) ? found.revision : undefined;
   }
 
   /** `known`: the VM as this caller last wrote it (the first try swaps against it unread). */

@@ -1,0 +1,64 @@
+// A request's commit transaction applied, but its answer was lost (an etcd member killed mid-call)
+// and the store's client sent it again: the retry finds the request's own write and reports it as
+// a conflict (EtcdStore's contract). The gateway recognises its own write and goes on, instead of
+// answering 409 VM_EXISTS to the create that made the VM (seen in `npm run bench -- fleet` during
+// the member kill) or 409 CONCURRENT_MODIFICATION to a delete.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { openStore, StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+
+/** A store whose next VM transaction applies, then fails as its lost-answer retry would. */
+function losingNextAnswer(store: Store, armed: { next: boolean }): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      const call = (...args: unknown[]) =>
+        (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      if (property !== "transaction") return call;
+      return async (ops: TransactionOp[]) => {
+        const vmPut = ops.find((op) => op.op === "put" && op.key.startsWith("vms/"));
+        if (!armed.next || !vmPut || vmPut.op !== "put" || vmPut.ifRevision === undefined) return call(ops);
+        armed.next = false;
+        const { revision } = (await call(ops)) as { revision: number };
+        throw new StoreConflictError(vmPut.key, vmPut.ifRevision, revision);
+      };
+    },
+  });
+}
+
+describe("a commit whose answer was lost and whose retry found its own write", () => {
+  const armed = { next: false };
+  const store = openStore("sqlite::memory:");
+  let gw: TestGateway;
+  let close: () => Promise<void>;
+  before(async () => {
+    ({ gw, close } = await startGatewayWithHost({ store: losingNextAnswer(store, armed) }));
+  });
+  after(async () => {
+    await close();
+    await store.close();
+  });
+
+  it("a create goes on (202, SUCCEEDED), a delete too; a real conflict is still 409 VM_EXISTS", async () => {
+    const body = { name: "lost-1", vcpus: 1, memoryBytes: 1 << 20, interruptController: { mode: "xive" } };
+    armed.next = true;
+    const created = await gw.call("operator", "POST", "/v1/vms", body);
+    assert.equal(created.statusCode, 202, created.body);
+    assert.equal(armed.next, false, "the lost answer was injected");
+    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+
+    const again = await gw.call("operator", "POST", "/v1/vms", body);
+    assert.equal(again.statusCode, 409);
+    assert.equal(again.json<{ error: { reason: string } }>().error.reason, "VM_EXISTS");
+
+    armed.next = true;
+    const deleting = await gw.call("operator", "DELETE", "/v1/vms/lost-1");
+    assert.equal(deleting.statusCode, 202, deleting.body);
+    assert.equal(armed.next, false);
+    const deleted = await gw.waitForOperation("operator", deleting.json<OperationJson>().name);
+    assert.equal(deleted.metadata.state, "SUCCEEDED", JSON.stringify(deleted.error));
+  });
+});
