@@ -8,14 +8,25 @@ import { after, before, describe, it } from "node:test";
 import { openStore, StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 
-/** A store whose next VM transaction applies, then fails as its lost-answer retry would. */
-function losingNextAnswer(store: Store, armed: { next: boolean }): Store {
+/**
+ * A store whose next VM transaction (armed.next) or next operation record write (armed.nextPut)
+ * applies, then fails as its lost-answer retry would.
+ */
+function losingNextAnswer(store: Store, armed: { next: boolean; nextPut: boolean }): Store {
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== "function") return value;
       const call = (...args: unknown[]) =>
         (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      if (property === "put")
+        return async (key: string, record: unknown, condition?: { ifRevision?: number | "absent" }) => {
+          if (!armed.nextPut || !key.startsWith("operations/") || condition?.ifRevision === undefined)
+            return call(key, record, condition);
+          armed.nextPut = false;
+          const revision = (await call(key, record, condition)) as number;
+          throw new StoreConflictError(key, condition.ifRevision, revision);
+        };
       if (property !== "transaction") return call;
       return async (ops: TransactionOp[]) => {
         const vmPut = ops.find((op) => op.op === "put" && op.key.startsWith("vms/"));
@@ -29,7 +40,7 @@ function losingNextAnswer(store: Store, armed: { next: boolean }): Store {
 }
 
 describe("a commit whose answer was lost and whose retry found its own write", () => {
-  const armed = { next: false };
+  const armed = { next: false, nextPut: false };
   const store = openStore("sqlite::memory:");
   let gw: TestGateway;
   let close: () => Promise<void>;
@@ -60,5 +71,27 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     assert.equal(armed.next, false);
     const deleted = await gw.waitForOperation("operator", deleting.json<OperationJson>().name);
     assert.equal(deleted.metadata.state, "SUCCEEDED", JSON.stringify(deleted.error));
+  });
+
+  it("an operation record write that applied is not applied twice: every event once, in order", async () => {
+    armed.nextPut = true;
+    const created = await gw.call("operator", "POST", "/v1/vms", {
+      name: "lost-2",
+      vcpus: 1,
+      memoryBytes: 1 << 20,
+      interruptController: { mode: "xive" },
+    });
+    assert.equal(created.statusCode, 202, created.body);
+    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    assert.equal(armed.nextPut, false, "the lost answer was injected");
+    const { events } = (await gw.services.operations.get("acme", done.name.slice("operations/".length)))!
+      .value;
+    const messages = events.map((e) => e.message);
+    assert.equal(new Set(messages).size, messages.length, `no event twice: ${JSON.stringify(messages)}`);
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      Array.from({ length: events.length }, (_, i) => i + 1),
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { StoreConflictError } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import type { Versioned } from "../registry/typed-entry.js";
@@ -84,6 +85,14 @@ export class OperationWriter {
         return next;
       } catch (error) {
         if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        // The store's client resends a write whose answer was lost; if the first one applied, the
+        // resend finds it as a conflict. The changes are in: not to be made twice.
+        this.known = await this.operations.get(this.tenant, this.id);
+        if (this.known && isDeepStrictEqual(this.known.value, next)) {
+          this.noted.splice(0, taken);
+          this.stored(next);
+          return next;
+        }
         await conflictBackoff(attempt);
       }
     }
