@@ -39,6 +39,13 @@ function losingNextAnswer(store: Store, armed: { next: boolean; nextPut: boolean
   });
 }
 
+const vm = (name: string) => ({
+  name,
+  vcpus: 1,
+  memoryBytes: 1 << 20,
+  interruptController: { mode: "xive" },
+});
+
 describe("a commit whose answer was lost and whose retry found its own write", () => {
   const armed = { next: false, nextPut: false };
   const store = openStore("sqlite::memory:");
@@ -53,7 +60,7 @@ describe("a commit whose answer was lost and whose retry found its own write", (
   });
 
   it("a create goes on (202, SUCCEEDED), a delete too; a real conflict is still 409 VM_EXISTS", async () => {
-    const body = { name: "lost-1", vcpus: 1, memoryBytes: 1 << 20, interruptController: { mode: "xive" } };
+    const body = vm("lost-1");
     armed.next = true;
     const created = await gw.call("operator", "POST", "/v1/vms", body);
     assert.equal(created.statusCode, 202, created.body);
@@ -75,14 +82,10 @@ describe("a commit whose answer was lost and whose retry found its own write", (
 
   it("an operation record write that applied is not applied twice: every event once, in order", async () => {
     armed.nextPut = true;
-    const created = await gw.call("operator", "POST", "/v1/vms", {
-      name: "lost-2",
-      vcpus: 1,
-      memoryBytes: 1 << 20,
-      interruptController: { mode: "xive" },
-    });
-    assert.equal(created.statusCode, 202, created.body);
-    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    const done = await gw.waitForOperation(
+      "operator",
+      (await gw.call("operator", "POST", "/v1/vms", vm("lost-2"))).json<OperationJson>().name,
+    );
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
     assert.equal(armed.nextPut, false, "the lost answer was injected");
     const { events } = (await gw.services.operations.get("acme", done.name.slice("operations/".length)))!
