@@ -1,6 +1,6 @@
 import { Metadata, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { Any } from "@vplane/proto/gen/google/protobuf/any";
-import { ErrorInfo } from "@vplane/proto/gen/google/rpc/error_details";
+import { BadRequest, ErrorInfo } from "@vplane/proto/gen/google/rpc/error_details";
 import { Status } from "@vplane/proto/gen/google/rpc/status";
 import { ErrorDetail } from "@vplane/proto/gen/vplane/common/v1/error";
 import { statusCodeOf, statusNameOf } from "./status-code.js";
@@ -11,6 +11,7 @@ export const ERROR_DOMAIN = "vplane.dev";
 const DETAILS_KEY = "grpc-status-details-bin";
 const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
 const ERROR_DETAIL_TYPE = "type.googleapis.com/vplane.common.v1.ErrorDetail";
+const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
 
 /** The vplane.common.v1.ErrorDetail of an error (also the detail a long-running operation keeps). */
 export function errorDetailOf(error: VplaneError): ErrorDetail {
@@ -23,7 +24,11 @@ export function errorDetailOf(error: VplaneError): ErrorDetail {
   };
 }
 
-/** The google.rpc.Status of an error (AIP-193: ErrorInfo and ErrorDetail as details). */
+/**
+ * The google.rpc.Status of an error (AIP-193: ErrorInfo and ErrorDetail as details; an error that
+ * names a field also a google.rpc.BadRequest with it, so a generic gRPC client finds the field
+ * where AIP-193 puts it).
+ */
 export function toRpcStatus(error: VplaneError): Status {
   const metadata: Record<string, string> = { ...error.metadata };
   if (error.errno !== undefined) metadata["errno"] = String(error.errno);
@@ -32,14 +37,21 @@ export function toRpcStatus(error: VplaneError): Status {
   if (error.batchIndex !== undefined) metadata["batch_index"] = String(error.batchIndex);
   const info = ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata }).finish();
   const detail = ErrorDetail.encode(errorDetailOf(error)).finish();
-  return {
-    code: statusCodeOf(error.code),
-    message: error.message,
-    details: [
-      { typeUrl: ERROR_INFO_TYPE, value: Buffer.from(info) },
-      { typeUrl: ERROR_DETAIL_TYPE, value: Buffer.from(detail) },
-    ],
-  };
+  const details = [
+    { typeUrl: ERROR_INFO_TYPE, value: Buffer.from(info) },
+    { typeUrl: ERROR_DETAIL_TYPE, value: Buffer.from(detail) },
+  ];
+  if (error.field) {
+    const violation = {
+      field: error.field,
+      description: error.message,
+      reason: error.reason,
+      localizedMessage: undefined,
+    };
+    const badRequest = BadRequest.encode({ fieldViolations: [violation] }).finish();
+    details.push({ typeUrl: BAD_REQUEST_TYPE, value: Buffer.from(badRequest) });
+  }
+  return { code: statusCodeOf(error.code), message: error.message, details };
 }
 
 /** Builds the grpc-js status object (code, message, details metadata) for a VplaneError. */

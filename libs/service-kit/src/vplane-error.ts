@@ -10,10 +10,10 @@ export type VplaneErrorFields = ModelErrorFields<StatusCodeName> & {
 /**
  * The one typed error of vplane: what a handler, a backend or a model throws for a caller's
  * mistake or an unavailable resource. The service kit turns it into a gRPC status with a
- * google.rpc.Status in `grpc-status-details-bin` holding an ErrorInfo and a
- * vplane.common.v1.ErrorDetail (AIP-193), so a client reads the code, a stable reason and the
- * errno / H_* code the kernel or the hypervisor would return, without parsing messages. It is the
- * models' ModelError shape with any status name.
+ * google.rpc.Status in `grpc-status-details-bin` holding an ErrorInfo, a
+ * vplane.common.v1.ErrorDetail and, when it names a field, a google.rpc.BadRequest (AIP-193), so
+ * a client reads the code, a stable reason and the errno / H_* code the kernel or the hypervisor
+ * would return, without parsing messages. It is the models' ModelError shape with any status name.
  */
 export class VplaneError extends ModelError<StatusCodeName> {
   readonly metadata: Readonly<Record<string, string>> | undefined;

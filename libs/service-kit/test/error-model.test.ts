@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ServiceError } from "@grpc/grpc-js";
-import { ErrorInfo } from "@vplane/proto/gen/google/rpc/error_details";
+import { BadRequest, ErrorInfo } from "@vplane/proto/gen/google/rpc/error_details";
 import { Status } from "@vplane/proto/gen/google/rpc/status";
 import { unaryCall } from "../src/unary-call.js";
 import { VplaneError } from "../src/vplane-error.js";
@@ -46,6 +46,22 @@ describe("error model", () => {
     assert.equal(info.reason, "SOURCE_NOT_VALID");
     assert.equal(info.domain, "vplane.dev");
     assert.deepEqual(info.metadata, { errno: "22", hcall_return_code: "-55", field: "fail_with_reason" });
+  });
+
+  it("an error naming a field also carries it as a google.rpc.BadRequest field violation (AIP-193)", async () => {
+    const raw = await new Promise<ServiceError>((resolve) =>
+      env.echo.echo({ payload: "", failWithReason: "SOURCE_NOT_VALID" }, (e) => resolve(e!)),
+    );
+    const status = Status.decode(raw.metadata.get("grpc-status-details-bin")[0] as Buffer);
+    const badRequests = status.details.filter(
+      (d) => d.typeUrl === "type.googleapis.com/google.rpc.BadRequest",
+    );
+    assert.equal(badRequests.length, 1);
+    const [violation] = BadRequest.decode(badRequests[0]!.value).fieldViolations;
+    assert.deepEqual(
+      [violation?.field, violation?.reason, violation?.description],
+      ["fail_with_reason", "SOURCE_NOT_VALID", raw.details],
+    );
   });
 
   it("answers success unchanged", async () => {
