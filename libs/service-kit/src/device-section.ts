@@ -49,8 +49,13 @@ export function decodeState<T>(
       "format_version",
     );
   }
+  return refusedAsPayload(() => decode(state.payload));
+}
+
+/** Runs `read` on a state's payload: what it throws becomes a StateRefused on "payload.<field>". */
+export function refusedAsPayload<T>(read: () => T): T {
   try {
-    return decode(state.payload);
+    return read();
   } catch (error) {
     const e = toVplaneError(error);
     throw refuseState(e.reason, e.message, e.field ? `payload.${e.field}` : "payload");

@@ -3,6 +3,21 @@ import type { DeviceStateHandlers, ImportStream, StopAndCopyResult } from "./dev
 import { VplaneError } from "./vplane-error.js";
 
 /**
+ * Change tracking of one device's backend for pre-copy (issue 14, VFIO's PRE_COPY): a backend
+ * that has it hands out what changed in its state since the last read, in its state format's
+ * delta; without it the state moves whole in the stop.
+ */
+export interface BackendPreCopy<State> {
+  /** What changed since the last read (everything when `restart`); undefined when nothing did. Quiesced: the stop's delta. */
+  read(restart: boolean): State | undefined;
+  /** VFIO_MIG_GET_PRECOPY_INFO: the bytes of a first read still to come, or of what changed since the last. */
+  pendingBytes(): { initial: number; dirty: number };
+  /** A read started the tracking and neither resume nor end stopped it. */
+  tracking(): boolean;
+  end(): void;
+}
+
+/**
  * The pre-copy capability of a device service whose backends track their changes (issue 14,
  * VFIO's PRE_COPY): deltas out on the source, a prepared import on the destination.
  */
@@ -60,6 +75,32 @@ export function devicesQuiesced(vm: string, reason: string, devices: string): Vp
     reason,
     field: "vm",
     message: `VM ${vm}'s ${devices} quiesced: the state moves in the stop-and-copy`,
+  });
+}
+
+/**
+ * A pre-copy iteration or finish for a VM with no prepared import here (FAILED_PRECONDITION
+ * PRECOPY_NOT_PREPARED on `field`), or (`after` set) one not after the last prepared iteration
+ * (PRECOPY_ITERATION_UNEXPECTED).
+ */
+export function preCopyNotPrepared(
+  vm: string,
+  field: string,
+  after?: { prepared: number; got: number },
+): VplaneError {
+  if (after) {
+    return new VplaneError({
+      code: "FAILED_PRECONDITION",
+      reason: "PRECOPY_ITERATION_UNEXPECTED",
+      field,
+      message: `VM ${vm}'s import is prepared up to iteration ${after.prepared}, not before ${after.got}`,
+    });
+  }
+  return new VplaneError({
+    code: "FAILED_PRECONDITION",
+    reason: "PRECOPY_NOT_PREPARED",
+    field,
+    message: `VM ${vm} has no import prepared here: a pre-copy starts at iteration 0`,
   });
 }
 

@@ -35,7 +35,14 @@ export { EventStreamMetrics } from "./event-stream-metrics.js";
 export { HealthClient, type HealthAnswer } from "./health-client.js";
 export { HealthService, type ServingStatus } from "./health-service.js";
 export { GrpcServer, serviceNameOf, type ServiceRegistration, type ShutdownOutcome } from "./grpc-server.js";
-export { StateRefused, badSection, decodeState, inSection, refuseState } from "./device-section.js";
+export {
+  StateRefused,
+  badSection,
+  decodeState,
+  inSection,
+  refuseState,
+  refusedAsPayload,
+} from "./device-section.js";
 export {
   deviceStateService,
   pageRanges,
@@ -46,6 +53,8 @@ export {
 export {
   deviceStateHandlers,
   devicesQuiesced,
+  preCopyNotPrepared,
+  type BackendPreCopy,
   type PreCopyDevices,
   type VmDevices,
 } from "./device-state-handlers.js";

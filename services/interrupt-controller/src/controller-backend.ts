@@ -1,3 +1,4 @@
+import type { BackendPreCopy } from "@vplane/service-kit";
 import type { ActiveMode, HcallResult, KvmXiveEq, SignalSink, SourceState } from "@vplane/xive";
 import type { ControllerRecord } from "./controller-config-store.js";
 export type { ControllerSpec } from "./controller-config-store.js";
@@ -35,22 +36,8 @@ export interface BackendOpening {
   handedOver?: (vm: string) => AdoptedVm | undefined;
 }
 
-/**
- * Change tracking for pre-copy (issue 14, VFIO's PRE_COPY): a backend that has it hands out what
- * changed in its state since the last read; without it the state moves whole in the stop.
- */
-export interface ControllerPreCopy {
-  /**
-   * What changed since the last read (everything when `restart`), in the state format's delta
-   * (libs/xive controller-delta.ts); undefined when nothing did. Quiesced: the stop's delta.
-   */
-  read(restart: boolean): ExportedState | undefined;
-  /** VFIO_MIG_GET_PRECOPY_INFO: the bytes of a first read still to come, or of what changed since the last. */
-  pendingBytes(): { initial: number; dirty: number };
-  /** A read started the tracking and neither resume nor end stopped it. */
-  tracking(): boolean;
-  end(): void;
-}
+/** Pre-copy change tracking (issue 14) in the state format's delta (libs/xive controller-delta.ts). */
+export type ControllerPreCopy = BackendPreCopy<ExportedState>;
 
 /**
  * One VM's interrupt controller as the service drives it, whoever implements it: the emulated

@@ -4,6 +4,7 @@ import {
   UnrestoredResources,
   VplaneError,
   listPage,
+  preCopyNotPrepared,
   type DurableWrites,
   type Logger,
   type PageRequest,
@@ -281,14 +282,8 @@ export class ControllerRegistry {
       return;
     }
     const prepared = this.requirePrepared(vm, "iteration");
-    if (iteration <= prepared.iteration) {
-      throw new VplaneError({
-        code: "FAILED_PRECONDITION",
-        reason: "PRECOPY_ITERATION_UNEXPECTED",
-        field: "iteration",
-        message: `VM ${vm}'s import is prepared up to iteration ${prepared.iteration}, not before ${iteration}`,
-      });
-    }
+    if (iteration <= prepared.iteration)
+      throw preCopyNotPrepared(vm, "iteration", { prepared: prepared.iteration, got: iteration });
     const imported = this.applyPrepared(prepared, delta);
     const record = {
       ...prepared.record,
@@ -344,14 +339,7 @@ export class ControllerRegistry {
 
   private requirePrepared(vm: string, field: string): PreparedImport {
     const prepared = this.prepared.get(vm);
-    if (prepared === undefined) {
-      throw new VplaneError({
-        code: "FAILED_PRECONDITION",
-        reason: "PRECOPY_NOT_PREPARED",
-        field,
-        message: `VM ${vm} has no import prepared here: a pre-copy starts at iteration 0`,
-      });
-    }
+    if (prepared === undefined) throw preCopyNotPrepared(vm, field);
     return prepared;
   }
 

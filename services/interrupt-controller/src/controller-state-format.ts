@@ -1,4 +1,4 @@
-import { decodeState, refuseState, toVplaneError } from "@vplane/service-kit";
+import { decodeState, refuseState, refusedAsPayload } from "@vplane/service-kit";
 import {
   CONTROLLER_STATE_FORMAT_VERSION,
   decodeControllerDelta,
@@ -100,13 +100,7 @@ export function applyControllerDelta(
   base: ControllerState | undefined,
   delta: ControllerDelta,
 ): ImportedControllerState {
-  let merged: ControllerState;
-  try {
-    merged = mergeControllerDelta(base, delta);
-  } catch (error) {
-    const e = toVplaneError(error);
-    throw refuseState(e.reason, e.message, e.field ? `payload.${e.field}` : "payload");
-  }
+  const merged = refusedAsPayload(() => mergeControllerDelta(base, delta));
   return readControllerState(encodeControllerState(merged));
 }
 

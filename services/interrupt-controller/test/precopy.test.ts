@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import { ClientStreamCall, serverStreamCall } from "@vplane/service-kit";
+import { deviceStateStreams } from "@vplane/service-kit/testing";
 import { kvmConfig } from "./conformance-fixtures.js";
 import { startHost, twoHosts, type Host } from "./device-state-host.js";
 import { failure } from "./service-harness.js";
@@ -25,38 +25,15 @@ import {
   type Step,
 } from "./xive-guest.js";
 
-async function readPreCopy(host: Host, vm: string, iteration: number): Promise<DeviceStateChunk[]> {
-  const chunks: DeviceStateChunk[] = [];
-  const client = host.dsClient;
-  for await (const { chunk } of serverStreamCall(client.readPreCopy.bind(client), { vm, iteration }))
-    chunks.push(chunk!);
-  return chunks;
-}
-
-async function stopAndCopy(host: Host, vm: string): Promise<DeviceStateChunk[]> {
-  const chunks: DeviceStateChunk[] = [];
-  const client = host.dsClient;
-  const request = { vm, destination: "destination:50053" };
-  for await (const { chunk } of serverStreamCall(client.stopAndCopy.bind(client), request))
-    chunks.push(chunk!);
-  return chunks;
-}
-
 const guestMemory = (vm: string) => ({ path: `${vm}.ram`, sizeBytes: RAM });
-const backend = Backend.BACKEND_UNSPECIFIED;
-
-async function prepare(host: Host, vm: string, iteration: number, chunks: DeviceStateChunk[]) {
-  const call = new ClientStreamCall(host.dsClient.prepareImport.bind(host.dsClient), { timeoutMs: 10_000 });
-  for (const chunk of chunks)
-    await call.write({ vm, iteration, guestMemory: guestMemory(vm), chunk, backend });
-  return (await call.finish()).devices;
-}
-
-async function finish(host: Host, vm: string, chunks: DeviceStateChunk[], resume: boolean) {
-  const call = new ClientStreamCall(host.dsClient.finishImport.bind(host.dsClient), { timeoutMs: 10_000 });
-  for (const chunk of chunks) await call.write({ vm, resume, guestMemory: guestMemory(vm), chunk, backend });
-  return (await call.finish()).devices;
-}
+const fields = (vm: string) => ({ guestMemory: guestMemory(vm), backend: Backend.BACKEND_UNSPECIFIED });
+const streams = (host: Host) => deviceStateStreams(host.dsClient);
+const readPreCopy = (host: Host, vm: string, iteration: number) => streams(host).readPreCopy(vm, iteration);
+const stopAndCopy = (host: Host, vm: string) => streams(host).stopAndCopy(vm);
+const prepare = (host: Host, vm: string, iteration: number, chunks: DeviceStateChunk[]) =>
+  streams(host).prepareImport(vm, iteration, chunks, fields(vm));
+const finish = (host: Host, vm: string, chunks: DeviceStateChunk[], resume: boolean) =>
+  streams(host).finishImport(vm, chunks, resume, fields(vm));
 
 const bytesOf = (chunks: DeviceStateChunk[]) => chunks.reduce((n, c) => n + c.data.length, 0);
 

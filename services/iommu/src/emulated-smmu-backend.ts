@@ -3,6 +3,8 @@ import {
   PageResponseCode,
   Smmu,
   SmmuError,
+  encodeSmmuDelta,
+  smmuDeltaSize,
   type DeviceBinding,
   type GuestSte,
   type InvalidationOutcome,
@@ -17,7 +19,7 @@ import {
   type Stage2Mapping,
   type TranslationResult,
 } from "@vplane/smmuv3";
-import { refuseState } from "@vplane/service-kit";
+import { refuseState, type BackendPreCopy } from "@vplane/service-kit";
 import { EventLog } from "./event-log.js";
 import { guestMemorySpec, openGuestMemory } from "./guest-memory-binding.js";
 import type { BackendOpening, DmaOutcome, InvalidationItem, SmmuBackend } from "./smmu-backend.js";
@@ -251,6 +253,7 @@ export class EmulatedSmmuBackend implements SmmuBackend {
 
   /** Runs again: deadlines re-armed with the time left, what was held goes to the stream. */
   resume(): void {
+    this.smmu.endTracking();
     if (!this.smmu.quiesced) return;
     this.smmu.resume(this.clock());
     for (const request of this.smmu.listPageRequests()) this.arm(request);
@@ -260,6 +263,21 @@ export class EmulatedSmmuBackend implements SmmuBackend {
   exportState(): ExportedSmmuState {
     return exportedSmmuState(this.smmu.exportState());
   }
+
+  /** Pre-copy (issue 14): the model diffs its state against what the last read handed out. */
+  readonly preCopy: BackendPreCopy<ExportedSmmuState> = {
+    read: (restart) => {
+      const delta = this.smmu.readChanges(restart, this.clock());
+      return delta && exportedSmmuState(encodeSmmuDelta(delta));
+    },
+    pendingBytes: () => {
+      const changes = this.smmu.pendingChanges(this.clock());
+      const bytes = changes ? smmuDeltaSize(changes) : 0;
+      return this.smmu.tracking ? { initial: 0, dirty: bytes } : { initial: bytes, dirty: 0 };
+    },
+    tracking: () => this.smmu.tracking,
+    end: () => this.smmu.endTracking(),
+  };
 
   close(): void {
     for (const t of this.timers.values()) clearTimeout(t);

@@ -12,6 +12,7 @@ import type {
   TranslationOutcome,
   TranslationResult,
 } from "@vplane/smmuv3";
+import type { BackendPreCopy } from "@vplane/service-kit";
 import type { EventLog } from "./event-log.js";
 import type { HandedOverSmmu } from "./native-vmm-handoff.js";
 import type { SmmuRecord } from "./smmu-config-store.js";
@@ -98,8 +99,10 @@ export interface SmmuBackend {
   readonly quiesced: boolean;
   /** Stops the SMMU; idempotent. The guest-physical pages its DMA wrote since the last stop. */
   quiesce(): { pages: bigint[]; pageSize: number };
-  /** Runs again, delivering what was held. No-op when running. */
+  /** Runs again, delivering what was held (no-op when running); ends a pre-copy. */
   resume(): void;
+  /** Pre-copy change tracking (issue 14), in the format's delta (libs/smmuv3 smmu-delta.ts); absent: NATIVE. */
+  readonly preCopy?: BackendPreCopy<ExportedSmmuState>;
   /**
    * The versioned state in the format every backend shares (libs/smmuv3 device-state,
    * smmu-state-format.ts); FAILED_PRECONDITION unless quiesced.

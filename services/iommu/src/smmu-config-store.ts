@@ -19,6 +19,8 @@ export interface SmmuRecord extends SmmuSpec {
   vmid: number;
   createTime: string;
   createRequestId: string;
+  /** A prepared import (PrepareImport, issue 14): not the VM's until FinishImport; a restart drops it. */
+  preparing?: boolean;
 }
 
 export interface MappingRecord {
@@ -110,6 +112,16 @@ export class SmmuConfigStore {
     }
   }
 
+  /** Runs `ops` in transactions of at most the store's size, in order. */
+  async write(ops: readonly TransactionOp[]): Promise<void> {
+    for (const batch of this.batches([...ops])) await this.store.transaction(batch);
+  }
+
+  /** The record's write (it exists: a plain put). */
+  recordWrite(record: SmmuRecord): TransactionOp {
+    return putOp(configKeys.smmu(record.vm, record.smmuId), record);
+  }
+
   async deleteSmmu(vm: string, id: string): Promise<void> {
     const keys = await listAll(this.store, configKeys.configOf(vm, id));
     await writeInTransactions(
@@ -157,4 +169,29 @@ export function putOp(key: string, value: object): TransactionOp {
 
 export function deleteOp(key: string): TransactionOp {
   return { op: "delete", key };
+}
+
+/**
+ * The writes that turn the configuration records of `before` into those of `after` (the same
+ * SMMU; its record aside): a put for each record that changed or appeared, a delete for each
+ * that went away. A pre-copy delta's durable part (issue 14).
+ */
+export function configChanges(before: SmmuConfig, after: SmmuConfig): TransactionOp[] {
+  const { vm, smmuId: id } = after.record;
+  const ops: TransactionOp[] = [];
+  const keyed = <T extends object>(was: readonly T[], now: readonly T[], key: (r: T) => string) => {
+    const old = new Map(was.map((r) => [key(r), JSON.stringify(r)]));
+    for (const r of now) {
+      const k = key(r);
+      if (old.get(k) !== JSON.stringify(r)) ops.push(putOp(k, r));
+      old.delete(k);
+    }
+    for (const k of old.keys()) ops.push(deleteOp(k));
+  };
+  const one = <T>(value: T | undefined) => (value === undefined ? [] : [value]);
+  keyed(before.mappings, after.mappings, (m) => configKeys.mapping(vm, id, m.ipa));
+  keyed(before.devices, after.devices, (d) => configKeys.device(vm, id, d.streamId));
+  keyed(one(before.pasidTable), one(after.pasidTable), () => configKeys.pasidTable(vm, id));
+  keyed(one(before.msi), one(after.msi), () => configKeys.msi(vm, id));
+  return ops;
 }

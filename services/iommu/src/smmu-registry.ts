@@ -5,16 +5,18 @@ import {
   VplaneError,
   inSection,
   listPage,
+  preCopyNotPrepared,
   type Applied,
   type Logger,
   type PageRequest,
 } from "@vplane/service-kit";
 import { StoreConflictError, type Store } from "@vplane/store";
-import type { PasidTableConfig } from "@vplane/smmuv3";
+import type { PasidTableConfig, SmmuDelta } from "@vplane/smmuv3";
 import { openBackend } from "./backend-factory.js";
 import type { BackendOpening, SmmuBackend } from "./smmu-backend.js";
 import {
   SmmuConfigStore,
+  configChanges,
   type DeviceRecord,
   type PasidTableRecord,
   type SmmuConfig,
@@ -22,7 +24,7 @@ import {
 } from "./smmu-config-store.js";
 import type { LoggedEvent } from "./event-log.js";
 import { importedSmmuConfig } from "./imported-smmu-config.js";
-import type { ImportedSmmuState } from "./smmu-state-format.js";
+import { applySmmuDelta, type ImportedSmmuState } from "./smmu-state-format.js";
 
 /** An SMMU the service holds: its durable record and its backend. */
 export interface SmmuEntry {
@@ -37,6 +39,26 @@ export interface ImportedSmmuItem {
   record: Omit<SmmuRecord, "vmid">;
   imported: ImportedSmmuState;
   section: number;
+}
+
+/** One SMMU's pre-copy delta, read from sections[section]. */
+export interface SmmuDeltaItem {
+  smmuId: string;
+  delta: SmmuDelta;
+  section: number;
+}
+
+/** A prepared SMMU (issue 14): the state its deltas made, checked, and its durable configuration. */
+interface PreparedSmmu {
+  record: SmmuRecord;
+  imported: ImportedSmmuState;
+  config: SmmuConfig;
+}
+
+/** A VM's import a live migration prepares while its source runs, by SMMU id. */
+interface PreparedImport {
+  iteration: number;
+  smmus: Map<string, PreparedSmmu>;
 }
 
 const ID = /^[a-z][a-z0-9-]{0,62}$/;
@@ -68,6 +90,7 @@ export function pasidConfigOf(r: PasidTableRecord): PasidTableConfig {
  */
 export class SmmuRegistry {
   private readonly entries = new Map<string, SmmuEntry>();
+  private readonly prepared = new Map<string, PreparedImport>();
   /** Stored SMMUs that could not be rebuilt on start, by name (their records stay until deleted). */
   private readonly unrestored = new UnrestoredResources<SmmuRecord>("SMMU");
   readonly config: SmmuConfigStore;
@@ -102,6 +125,15 @@ export class SmmuRegistry {
    */
   async load(): Promise<void> {
     for (const config of await this.config.loadAll()) {
+      if (config.record.preparing) {
+        // A migration that had not switched over when this service stopped: it failed.
+        await this.config.deleteSmmu(config.record.vm, config.record.smmuId);
+        this.options.log.info(
+          { vm: config.record.vm, smmu: config.record.smmuId },
+          "dropped an import still being prepared",
+        );
+        continue;
+      }
       const name = smmuName(config.record.vm, config.record.smmuId);
       try {
         this.entries.set(name, this.rebuild(config));
@@ -148,9 +180,12 @@ export class SmmuRegistry {
     return { record, backend, devices: new Map() };
   }
 
-  /** The lowest VMID (1..65535) no SMMU of this host (nor `taken`) uses. */
+  /** The lowest VMID (1..65535) no SMMU of this host (prepared ones included, nor `taken`) uses. */
   freeVmid(taken: readonly number[] = []): number {
-    const used = new Set([...this.entries.values()].map((e) => e.record.vmid).concat(taken));
+    const prepared = [...this.prepared.values()].flatMap((p) =>
+      [...p.smmus.values()].map((s) => s.record.vmid),
+    );
+    const used = new Set([...this.entries.values()].map((e) => e.record.vmid).concat(prepared, taken));
     let vmid = 1;
     while (used.has(vmid)) vmid++;
     return vmid;
@@ -192,20 +227,10 @@ export class SmmuRegistry {
     const existing = this.byVm(vm);
     if (existing.length > 0) {
       if (requestId !== "" && existing.every((e) => e.record.createRequestId === requestId)) return existing;
-      throw new VplaneError({
-        code: "ALREADY_EXISTS",
-        reason: "SMMU_EXISTS",
-        message: `VM ${vm} already has SMMUs on this host`,
-        field: "vm",
-      });
+      throw smmusExist(vm);
     }
-    if (this.entries.size + items.length > this.options.maxSmmus) {
-      throw new VplaneError({
-        code: "RESOURCE_EXHAUSTED",
-        reason: "TOO_MANY_SMMUS",
-        message: `this host holds at most ${this.options.maxSmmus} SMMUs`,
-      });
-    }
+    if (this.prepared.has(vm)) throw smmusExist(vm);
+    if (this.entries.size + items.length > this.options.maxSmmus) throw tooManySmmus(this.options.maxSmmus);
     const built: SmmuEntry[] = [];
     const stored: SmmuEntry[] = [];
     try {
@@ -238,6 +263,137 @@ export class SmmuRegistry {
   }
 
   /**
+   * Pre-copy iteration `iteration` of an incoming migration (issue 14): the first (0) creates the
+   * VM's prepared import (ALREADY_EXISTS if the VM has SMMUs here; a prepared one starts over),
+   * the later ones apply their deltas. Every delta is checked in full against what the earlier
+   * ones made before anything is written; then each SMMU's configuration records are written as
+   * they changed (a new SMMU's record marked preparing). Hidden from every other call; `recordOf`
+   * makes a new SMMU's record from its first state. The names of the prepared SMMUs.
+   */
+  async prepareImport(
+    vm: string,
+    iteration: number,
+    items: readonly SmmuDeltaItem[],
+    recordOf: (smmuId: string, imported: ImportedSmmuState) => Omit<SmmuRecord, "vmid">,
+  ): Promise<string[]> {
+    if (iteration === 0) {
+      await this.discardPrepared(vm);
+      if (this.byVm(vm).length > 0) throw smmusExist(vm);
+      this.prepared.set(vm, { iteration: 0, smmus: new Map() });
+    }
+    const prepared = this.requirePrepared(vm, "iteration");
+    if (iteration !== 0 && iteration <= prepared.iteration)
+      throw preCopyNotPrepared(vm, "iteration", { prepared: prepared.iteration, got: iteration });
+    const next = this.applyPrepared(prepared, items, recordOf);
+    const added = next.filter((n) => !n.before).length;
+    const preparedCount = [...this.prepared.values()].reduce((sum, p) => sum + p.smmus.size, 0);
+    if (this.entries.size + preparedCount + added > this.options.maxSmmus)
+      throw tooManySmmus(this.options.maxSmmus);
+    for (const n of next) {
+      if (n.before) await this.config.write(configChanges(n.before.config, n.config));
+      else {
+        try {
+          await this.config.createWithConfig(n.config);
+        } catch (error) {
+          if (error instanceof StoreConflictError) throw alreadyExists(smmuName(vm, n.record.smmuId));
+          throw error;
+        }
+      }
+      prepared.smmus.set(n.record.smmuId, { record: n.record, imported: n.imported, config: n.config });
+    }
+    prepared.iteration = iteration;
+    return [...prepared.smmus.keys()].sort().map((id) => smmuName(vm, id));
+  }
+
+  /** The VM has an import prepared here. */
+  hasPrepared(vm: string): boolean {
+    return this.prepared.has(vm);
+  }
+
+  /**
+   * The stop-and-copy of an incoming migration: its deltas (none for an SMMU that did not change)
+   * applied to the prepared SMMUs, which are opened quiesced and become the VM's; only the
+   * configuration records that changed are written, then every record (no longer preparing) in
+   * one transaction. Refused: the prepared import stays as it was.
+   */
+  async finishImport(vm: string, items: readonly SmmuDeltaItem[]): Promise<SmmuEntry[]> {
+    const prepared = this.requirePrepared(vm, "vm");
+    const next = this.applyPrepared(prepared, items, () => {
+      throw new VplaneError({
+        code: "FAILED_PRECONDITION",
+        reason: "PRECOPY_NOT_PREPARED",
+        message: `the stop-and-copy of VM ${vm} names an SMMU its pre-copy did not`,
+      });
+    });
+    const smmus = new Map(prepared.smmus);
+    for (const n of next)
+      smmus.set(n.record.smmuId, { record: n.record, imported: n.imported, config: n.config });
+    const built: SmmuEntry[] = [];
+    try {
+      for (const [id, p] of smmus) {
+        const { preparing: _, ...record } = p.record;
+        const section = items.find((i) => i.smmuId === id)?.section ?? 0;
+        built.push(inSection(section, () => this.open(record, p.imported)));
+      }
+      for (const n of next) await this.config.write(configChanges(n.before!.config, n.config));
+      await this.config.write(built.map((e) => this.config.recordWrite(e.record)));
+    } catch (error) {
+      for (const entry of built) entry.backend.close();
+      throw error;
+    }
+    this.prepared.delete(vm);
+    for (const entry of built) {
+      for (const d of smmus.get(entry.record.smmuId)!.config.devices) entry.devices.set(d.streamId, d);
+      this.entries.set(smmuName(vm, entry.record.smmuId), entry);
+    }
+    this.seals.arrived(vm);
+    return built;
+  }
+
+  /** Discards the VM's prepared import and its records; the names it held (none: not prepared). */
+  async discardPrepared(vm: string): Promise<string[]> {
+    const prepared = this.prepared.get(vm);
+    if (!prepared) return [];
+    this.prepared.delete(vm);
+    for (const id of prepared.smmus.keys()) await this.config.deleteSmmu(vm, id);
+    return [...prepared.smmus.keys()].sort().map((id) => smmuName(vm, id));
+  }
+
+  private requirePrepared(vm: string, field: string): PreparedImport {
+    const prepared = this.prepared.get(vm);
+    if (!prepared) throw preCopyNotPrepared(vm, field);
+    return prepared;
+  }
+
+  /** Each item's delta applied to its prepared SMMU (or to nothing, a new one), all checked. */
+  private applyPrepared(
+    prepared: PreparedImport,
+    items: readonly SmmuDeltaItem[],
+    recordOf: (smmuId: string, imported: ImportedSmmuState) => Omit<SmmuRecord, "vmid">,
+  ) {
+    const vmids: number[] = [];
+    return items.map((item) => {
+      const before = prepared.smmus.get(item.smmuId);
+      const imported = inSection(item.section, () => applySmmuDelta(before?.imported.state, item.delta));
+      if (before && imported.guestMemoryBytes !== before.record.guestMemoryBytes) {
+        throw new VplaneError({
+          code: "INVALID_ARGUMENT",
+          reason: "GUEST_MEMORY_SIZE_MISMATCH",
+          message: `sections[${item.section}] has ${imported.guestMemoryBytes} bytes of guest RAM, the prepared SMMU ${before.record.guestMemoryBytes}`,
+          field: "guest_memory.size_bytes",
+        });
+      }
+      let record = before?.record;
+      if (!record) {
+        const vmid = this.freeVmid(vmids);
+        vmids.push(vmid);
+        record = { ...recordOf(item.smmuId, imported), vmid, preparing: true };
+      }
+      return { before, record, imported, config: importedSmmuConfig(record, imported) };
+    });
+  }
+
+  /**
    * Creates an SMMU. A repeated request_id returns the SMMU it created; a taken name is
    * ALREADY_EXISTS; more than max_smmus is RESOURCE_EXHAUSTED.
    */
@@ -249,7 +405,8 @@ export class SmmuRegistry {
         return existing;
       throw alreadyExists(name);
     }
-    if (this.unrestored.has(name)) throw alreadyExists(name);
+    // A VM whose import is being prepared (issue 14) gets its SMMUs from its migration.
+    if (this.unrestored.has(name) || this.prepared.has(record.vm)) throw alreadyExists(name);
     if (this.entries.size >= this.options.maxSmmus) {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
@@ -358,5 +515,22 @@ function alreadyExists(name: string): VplaneError {
     reason: "SMMU_EXISTS",
     message: `${name} already exists`,
     field: "smmu.smmu_id",
+  });
+}
+
+function smmusExist(vm: string): VplaneError {
+  return new VplaneError({
+    code: "ALREADY_EXISTS",
+    reason: "SMMU_EXISTS",
+    message: `VM ${vm} already has SMMUs on this host`,
+    field: "vm",
+  });
+}
+
+function tooManySmmus(max: number): VplaneError {
+  return new VplaneError({
+    code: "RESOURCE_EXHAUSTED",
+    reason: "TOO_MANY_SMMUS",
+    message: `this host holds at most ${max} SMMUs`,
   });
 }

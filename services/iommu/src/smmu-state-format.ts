@@ -1,5 +1,14 @@
-import { decodeState, refuseState } from "@vplane/service-kit";
-import { DEFAULT_LIMITS, SMMU_STATE_FORMAT_VERSION, decodeSmmuState, type SmmuState } from "@vplane/smmuv3";
+import { decodeState, refuseState, refusedAsPayload } from "@vplane/service-kit";
+import {
+  DEFAULT_LIMITS,
+  SMMU_STATE_FORMAT_VERSION,
+  decodeSmmuDelta,
+  decodeSmmuState,
+  encodeSmmuState,
+  mergeSmmuDelta,
+  type SmmuDelta,
+  type SmmuState,
+} from "@vplane/smmuv3";
 import { LIMITS } from "./service-limits.js";
 import type { SmmuSpec } from "./smmu-config-store.js";
 
@@ -63,4 +72,23 @@ export function readSmmuState(payload: Uint8Array, envelope?: { formatVersion: n
     spec: { features, stage2GranuleBits, eventQueueDepth, pageRequestTimeoutMs },
     guestMemoryBytes,
   };
+}
+
+/** Reads a pre-copy delta (libs/smmuv3 smmu-delta.ts); refusals as readSmmuState's. */
+export function readSmmuDelta(payload: Uint8Array, envelope?: { formatVersion: number }): SmmuDelta {
+  return decodeState(
+    { payload, ...(envelope ? { formatVersion: envelope.formatVersion } : {}) },
+    SMMU_STATE_FORMAT_VERSION,
+    decodeSmmuDelta,
+  );
+}
+
+/**
+ * The state a prepared import holds once `delta` applies to `base` (undefined: the SMMU's first
+ * delta), checked in full as any exported state: a delta that does not fit its base, or makes an
+ * inconsistent state, is refused on "payload".
+ */
+export function applySmmuDelta(base: SmmuState | undefined, delta: SmmuDelta): ImportedSmmuState {
+  const merged = refusedAsPayload(() => mergeSmmuDelta(base, delta));
+  return readSmmuState(encodeSmmuState(merged));
 }

@@ -6,18 +6,28 @@ import {
   devicesQuiesced,
   inSection,
   type ImportStream,
+  type PreCopyDevices,
   type VmDevices,
 } from "@vplane/service-kit";
 import { guestMemorySpec } from "./guest-memory-binding.js";
+import type { SmmuRecord } from "./smmu-config-store.js";
 import {
   SMMU_NAME,
   checkResourceId,
   smmuName,
   type ImportedSmmuItem,
+  type SmmuDeltaItem,
+  type SmmuEntry,
   type SmmuRegistry,
 } from "./smmu-registry.js";
 import type { BackendKind } from "./smmu-backend.js";
-import { SMMU_STATE_KIND, readSmmuState } from "./smmu-state-format.js";
+import {
+  SMMU_STATE_KIND,
+  readSmmuDelta,
+  readSmmuState,
+  type ExportedSmmuState,
+  type ImportedSmmuState,
+} from "./smmu-state-format.js";
 
 /** Dirty pages are reported in 4 KiB pages (the guest-memory dirty-log granule). */
 const DIRTY_PAGE_SIZE = 4096;
@@ -69,11 +79,42 @@ function smmuIdOf(vm: string, index: number, section: pb.DeviceSection, seen: Se
  * in the state format every backend shares (smmu-state-format.ts).
  */
 export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevices {
-  /** The VM's SMMUs from their full sections, quiesced and durable. */
-  const importSections = async (
-    { vm, sections, guestMemory, backend: requested }: ImportStream,
+  /** The record of an SMMU imported here: its backend and guest RAM on this host. */
+  const recordOf = (
+    { vm, guestMemory, backend: requested }: ImportStream,
+    smmuId: string,
+    imported: ImportedSmmuState,
     requestId: string,
-  ): Promise<string[]> => {
+    section: number,
+  ): Omit<SmmuRecord, "vmid"> => {
+    const backend = importedBackend(requested);
+    const path = guestMemory?.path ?? "";
+    const requestedBytes = guestMemory?.sizeBytes ?? 0n;
+    const sizeBytes = requestedBytes === 0n ? BigInt(imported.guestMemoryBytes) : requestedBytes;
+    const memory = guestMemorySpec(path, sizeBytes, dataDir, "guest_memory");
+    if (memory.sizeBytes !== imported.guestMemoryBytes) {
+      throw new VplaneError({
+        code: "INVALID_ARGUMENT",
+        reason: "GUEST_MEMORY_SIZE_MISMATCH",
+        message: `sections[${section}] was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
+        field: "guest_memory.size_bytes",
+      });
+    }
+    return {
+      vm,
+      smmuId,
+      backend,
+      ...imported.spec,
+      guestMemoryPath: path,
+      guestMemoryBytes: memory.sizeBytes,
+      createTime: new Date().toISOString(),
+      createRequestId: requestId,
+    };
+  };
+
+  /** The VM's SMMUs from their full sections, quiesced and durable. */
+  const importSections = async (stream: ImportStream, requestId: string): Promise<string[]> => {
+    const { vm, sections } = stream;
     checkResourceId(vm, "vm");
     if (sections.length === 0) {
       throw new VplaneError({
@@ -88,37 +129,80 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
       smmuId: smmuIdOf(vm, i, section, seen),
       imported: inSection(i, () => readSmmuState(section.payload, section)),
     }));
-    const backend = importedBackend(requested);
-    const path = guestMemory?.path ?? "";
-    const requestedBytes = guestMemory?.sizeBytes ?? 0n;
-    const items = read.map(({ smmuId, imported }, i): ImportedSmmuItem => {
-      const sizeBytes = requestedBytes === 0n ? BigInt(imported.guestMemoryBytes) : requestedBytes;
-      const memory = guestMemorySpec(path, sizeBytes, dataDir, "guest_memory");
-      if (memory.sizeBytes !== imported.guestMemoryBytes) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "GUEST_MEMORY_SIZE_MISMATCH",
-          message: `sections[${i}] was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
-          field: "guest_memory.size_bytes",
-        });
-      }
-      return {
-        section: i,
-        imported,
-        record: {
-          vm,
-          smmuId,
-          backend,
-          ...imported.spec,
-          guestMemoryPath: path,
-          guestMemoryBytes: memory.sizeBytes,
-          createTime: new Date().toISOString(),
-          createRequestId: requestId,
-        },
-      };
-    });
+    const items = read.map(({ smmuId, imported }, i): ImportedSmmuItem => ({
+      section: i,
+      imported,
+      record: recordOf(stream, smmuId, imported, requestId, i),
+    }));
     const entries = await registry.importSmmus(vm, requestId, items);
     return entries.map((e) => smmuName(e.record.vm, e.record.smmuId));
+  };
+
+  /** The deltas of a pre-copy stream's sections, one per SMMU that changed. */
+  const deltasOf = ({ vm, sections }: ImportStream): SmmuDeltaItem[] => {
+    const seen = new Set<string>();
+    return sections.map((section, i) => ({
+      smmuId: smmuIdOf(vm, i, section, seen),
+      delta: inSection(i, () => readSmmuDelta(section.payload, section)),
+      section: i,
+    }));
+  };
+
+  /** A state of SMMU `e` as its section. */
+  const sectionOf = (
+    e: SmmuEntry,
+    { kind, formatVersion, payload }: ExportedSmmuState,
+  ): pb.DeviceSection => ({
+    kind,
+    device: smmuName(e.record.vm, e.record.smmuId),
+    formatVersion,
+    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+  });
+
+  /** The VM's SMMUs when every one tracks its changes; none (no pre-copy) otherwise. */
+  const tracking = (vm: string): SmmuEntry[] => {
+    const entries = registry.requireVm(vm);
+    return entries.every((e) => e.backend.preCopy) ? entries : [];
+  };
+
+  /** Pre-copy (issue 14): deltas out of every SMMU of the VM, prepared imports in. */
+  const preCopy: PreCopyDevices = {
+    read: (vm, iteration) =>
+      tracking(vm).flatMap((e) => {
+        const changes = e.backend.preCopy!.read(iteration === 0);
+        return changes ? [sectionOf(e, changes)] : [];
+      }),
+    info: (vm) => {
+      let initial = 0;
+      let dirty = 0;
+      for (const e of tracking(vm)) {
+        const pending = e.backend.preCopy!.pendingBytes();
+        initial += pending.initial;
+        dirty += pending.dirty;
+      }
+      return { initialBytes: BigInt(initial), dirtyBytes: BigInt(dirty) };
+    },
+    stop: (vm, destination) => {
+      const entries = tracking(vm);
+      if (entries.length === 0 || !entries.every((e) => e.backend.preCopy!.tracking())) return undefined;
+      const sections = entries.flatMap((e) => {
+        const changes = e.backend.preCopy!.read(false);
+        return changes ? [sectionOf(e, changes)] : [];
+      });
+      registry.seals.exported(vm, destination);
+      return sections;
+    },
+    prepare: (stream, iteration) => {
+      checkResourceId(stream.vm, "vm");
+      return registry.prepareImport(stream.vm, iteration, deltasOf(stream), (smmuId, imported) =>
+        recordOf(stream, smmuId, imported, "", 0),
+      );
+    },
+    prepared: (vm) => registry.hasPrepared(vm),
+    finish: async (stream) => {
+      const entries = await registry.finishImport(stream.vm, deltasOf(stream));
+      return entries.map((e) => smmuName(e.record.vm, e.record.smmuId));
+    },
   };
 
   /** Stops every SMMU of the VM; the pages their DMA wrote (4 KiB, ascending). */
@@ -135,15 +219,7 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
   };
 
   const exportSections = (vm: string, destination: string): pb.DeviceSection[] => {
-    const sections = registry.requireVm(vm).map((e) => {
-      const { kind, formatVersion, payload } = e.backend.exportState();
-      return {
-        kind,
-        device: smmuName(e.record.vm, e.record.smmuId),
-        formatVersion,
-        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-      };
-    });
+    const sections = registry.requireVm(vm).map((e) => sectionOf(e, e.backend.exportState()));
     // From here what a DMA would change has left with the state (issue 17 point 1).
     registry.seals.exported(vm, destination);
     return sections;
@@ -163,11 +239,14 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
       registry.seals.resumed(vm);
     },
     release: async (vm) => {
+      checkResourceId(vm, "vm");
+      const discarded = await registry.discardPrepared(vm);
+      if (discarded.length > 0) return discarded;
       const names = registry.requireVm(vm).map((e) => smmuName(e.record.vm, e.record.smmuId));
       for (const name of names) await registry.delete(name);
       registry.seals.released(vm);
       return names;
     },
-    // No SMMU backend tracks its changes yet: no pre-copy capability.
+    preCopy,
   };
 }

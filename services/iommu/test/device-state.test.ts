@@ -2,7 +2,7 @@ import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FileGuestMemory } from "@vplane/guest-memory";
 import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
@@ -11,7 +11,7 @@ import { TranslationOutcome, type TranslateResponse } from "@vplane/proto/gen/vp
 import { buildCommand, decodeSmmuState, encodeSmmuState } from "@vplane/smmuv3";
 import { probeNativeSmmu } from "../src/native-probe.js";
 import { GuestTables } from "../src/testing/guest-tables.js";
-import { collect, removeDir, startIommu, type IommuHarness } from "./iommu-harness.js";
+import { collect, startIommu, twoHosts, type IommuHarness } from "./iommu-harness.js";
 import { attachSeedTable, attachWithSte, createSmmu } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
@@ -23,22 +23,6 @@ const HOST = 0x100_0000;
 const LEAF_IPA = BASE + 0x80_3000;
 const vmSmmu = (vm: string, id: string) => `vms/${vm}/smmus/${id}`;
 const RW = Stage2Permission.STAGE2_PERMISSION_READ_WRITE;
-
-/** Two hosts' iommu services (their own data folders) for the enclosing describe. */
-function twoHosts(): { source: IommuHarness; destination: IommuHarness } {
-  const hosts = {} as { source: IommuHarness; destination: IommuHarness };
-  before(async () => {
-    hosts.source = await startIommu();
-    hosts.destination = await startIommu();
-  });
-  after(async () => {
-    for (const h of [hosts.source, hosts.destination]) {
-      await h.stop();
-      removeDir(h.dataDir);
-    }
-  });
-  return hosts;
-}
 
 /**
  * VM `vm` as a running guest leaves it, on the RAM file "{vm}.ram": smmu0 with QEMU's ns-nested

@@ -1,3 +1,4 @@
+import { after, before } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +58,8 @@ export interface IommuHarness {
   /** The DeviceStateService the migration service drives, on the same server. */
   ds: DeviceStateCaller["call"];
   dsFailure: DeviceStateCaller["failure"];
+  /** The DeviceStateService client itself, for its streaming calls. */
+  dsClient: DeviceStateServiceClient;
   stop(): Promise<void>;
 }
 
@@ -89,6 +92,7 @@ export async function startIommu(
     failure: iommu.failure,
     ds: deviceState.call,
     dsFailure: deviceState.failure,
+    dsClient,
     async stop() {
       for (const cancel of openStreams) cancel();
       openStreams.clear();
@@ -132,4 +136,20 @@ export function collect(client: Client, request: { name: string; fromSequence?: 
       cancel();
     },
   };
+}
+
+/** Two hosts' iommu services (their own data folders) for the enclosing describe. */
+export function twoHosts(): { source: IommuHarness; destination: IommuHarness } {
+  const hosts = {} as { source: IommuHarness; destination: IommuHarness };
+  before(async () => {
+    hosts.source = await startIommu();
+    hosts.destination = await startIommu();
+  });
+  after(async () => {
+    for (const h of [hosts.source, hosts.destination]) {
+      await h.stop();
+      removeDir(h.dataDir);
+    }
+  });
+  return hosts;
 }
