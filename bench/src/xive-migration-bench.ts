@@ -1,5 +1,15 @@
 import { SparseGuestMemory } from "@vplane/guest-memory";
-import { HcallOpcode, HcallReturn, InterruptController, encodeKvmSourceConfig } from "@vplane/xive";
+import {
+  HcallOpcode,
+  HcallReturn,
+  InterruptController,
+  decodeControllerDelta,
+  encodeControllerDelta,
+  encodeControllerState,
+  encodeKvmSourceConfig,
+  mergeControllerDelta,
+  type ControllerState,
+} from "@vplane/xive";
 import { deviceStateRows } from "./device-state-rounds.js";
 import type { BenchRow } from "./result-table.js";
 
@@ -73,5 +83,34 @@ export function xiveMigrationBench(rounds = 30): Promise<BenchRow[]> {
       return [t0, t1, t2, t3, t4];
     },
   );
-  return Promise.resolve(rows);
+  // Issue 14: the same round with pre-copy, the baseline above measured in the same run. The
+  // full listing moves while the guest runs (untimed); the stop hands out what changed since
+  // (here: nothing but the quiesce), the destination merges it into the pre-copied state, checks
+  // the result whole and builds the controller from it.
+  let copied: ControllerState | undefined;
+  let stopBytes = 0;
+  const preCopyRows = deviceStateRows(
+    () =>
+      `xive device state with pre-copy (${SOURCES} sources, ${VCPUS} vCPUs × ${QUEUES_PER_VCPU} queues, ${stopBytes} B in the stop)`,
+    ["quiesce (latch + EQ_SYNC)", "stop: diff against the last read", "merge, check, build", "resume"],
+    { rounds, warmUps: 3 },
+    () => {
+      copied = mergeControllerDelta(undefined, controller.readChanges(true)!);
+      const t0 = performance.now();
+      controller.quiesce();
+      const t1 = performance.now();
+      const delta = controller.readChanges(false);
+      const bytes = delta ? encodeControllerDelta(delta) : new Uint8Array();
+      const t2 = performance.now();
+      const merged = delta ? mergeControllerDelta(copied, decodeControllerDelta(bytes)) : copied;
+      const imported = InterruptController.importState(memory, {}, encodeControllerState(merged));
+      const t3 = performance.now();
+      imported.resume();
+      const t4 = performance.now();
+      controller = imported;
+      stopBytes = bytes.length;
+      return [t0, t1, t2, t3, t4];
+    },
+  );
+  return Promise.resolve([...rows, ...preCopyRows]);
 }

@@ -9,20 +9,38 @@ export interface KeyedChanges<T> {
   removed: number[];
 }
 
-function sameValue(x: unknown, y: unknown): boolean {
-  if (x instanceof Uint8Array && y instanceof Uint8Array)
-    return x.length === y.length && x.every((byte, i) => byte === y[i]);
-  if (Array.isArray(x) && Array.isArray(y))
-    return x.length === y.length && x.every((v, i) => sameValue(v, y[i]));
-  if (typeof x === "object" && x !== null && typeof y === "object" && y !== null)
-    return sameRecord(x as Record<string, unknown>, y as Record<string, unknown>);
-  return x === y;
+/** Two non-primitive values of a record: bytes, tuples or nested records. */
+function sameObject(x: object, y: object): boolean {
+  if (x instanceof Uint8Array) {
+    if (!(y instanceof Uint8Array) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+  if (Array.isArray(x)) {
+    if (!Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!sameValue(x[i], y[i])) return false;
+    return true;
+  }
+  return sameRecord(x, y);
 }
 
-/** Saved-state records are plain data (numbers, bigints, booleans, bytes, tuples, small objects). */
+function sameValue(x: unknown, y: unknown): boolean {
+  if (x === y) return true;
+  return typeof x === "object" && x !== null && typeof y === "object" && y !== null && sameObject(x, y);
+}
+
+/**
+ * Saved-state records are plain data (numbers, bigints, booleans, bytes, tuples, small objects).
+ * Written without allocating: the diff runs it once per record of the state (issue 14's stop).
+ */
 export function sameRecord<T extends object>(a: T, b: T): boolean {
-  const keys = Object.keys(a) as (keyof T)[];
-  return keys.length === Object.keys(b).length && keys.every((name) => sameValue(a[name], b[name]));
+  let keys = 0;
+  for (const name in a) {
+    keys++;
+    if (!sameValue(a[name], b[name])) return false;
+  }
+  for (const _ in b) keys--;
+  return keys === 0;
 }
 
 /** The changes from `before` to `after`, two lists ascending by `key` (one merge pass). */
