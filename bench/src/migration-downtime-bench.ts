@@ -1,8 +1,9 @@
-// Issue 6's benchmark: device-state downtime of a live migration (quiesce + export + transfer +
-// import + resume) against state size, through the real services on loopback: two hosts in this
-// process, each with its interrupt-controller, IOMMU and migration services and its own data
-// folder. A VM of the row's size is built on one host through the services' RPCs (the interrupt
-// controller's batched and hypercall RPCs, the IOMMU's; not timed), then migrated back and forth with StartMigration
+// Issues 6 and 14's benchmark: device-state downtime of a live migration (the source's
+// StopAndCopy, the chunks on to the destination, its FinishImport, the acknowledgement) against
+// state size, through the real services on loopback: two hosts in this process, each with its
+// interrupt-controller, IOMMU and migration services and its own data folder. A VM of the row's
+// size is built on one host through the services' RPCs (the interrupt controller's batched and
+// hypercall RPCs, the IOMMU's; not timed), then migrated back and forth with StartMigration
 // (vmm_moves_ram: only device state crosses); each migration's OperationProgress.downtime_us
 // (source quiesce → destination resumed), bytes and messages are what the rows report. Every size
 // migrates with device pre-copy and without (VPLANE_MIGRATION_DEVICE_PRECOPY=false: the whole
