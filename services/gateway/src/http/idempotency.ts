@@ -147,8 +147,10 @@ export const idempotency = fp(
       const fingerprint = fingerprintOf(request);
       const waitUntil = Date.now() + waitMs;
       let holder: { revision: number; overAt: number; checkedAt: number } | undefined;
-      for (;;) {
-        const stored = await readRecord<IdempotencyRecord>(store, storeKey);
+      // Most keys are new: the first try claims the key unread (create-only); a key that is
+      // taken fails that claim and is read.
+      for (let first = true; ; first = false) {
+        const stored = first ? undefined : await readRecord<IdempotencyRecord>(store, storeKey);
         // An expired answer is as good as none (its revision still guards the overwrite).
         const existing = stored && !isExpired(stored.value, Date.now()) ? stored : undefined;
         if (existing && existing.value.fingerprint !== fingerprint) {

@@ -1,7 +1,7 @@
-import type { Store } from "@vplane/store";
+import type { Store, TransactionOp } from "@vplane/store";
 import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
-import { listPage, readRecord, toJson, type Versioned } from "../registry/typed-entry.js";
+import { listPage, putOp, readRecord, toJson, type Versioned } from "../registry/typed-entry.js";
 import { updateRecord } from "../registry/update-loop.js";
 
 /** An operation as the registry keeps it: the API view plus its progress events and runner. */
@@ -50,9 +50,20 @@ export class OperationRecords {
     return { operations: page.items, nextPageToken: page.nextPageToken };
   }
 
-  /** Writes `record` if the stored one is still at `revision`; the new revision. */
-  put(tenant: string, id: string, record: OperationRecord, revision: number): Promise<number> {
-    return this.store.put(this.key(tenant, id), toJson(record), { ifRevision: revision });
+  /**
+   * Writes `record` if the stored one is still at `revision`, with `along` in the same
+   * transaction; the new revision.
+   */
+  async put(
+    tenant: string,
+    id: string,
+    record: OperationRecord,
+    revision: number,
+    along: TransactionOp[] = [],
+  ): Promise<number> {
+    if (along.length === 0)
+      return this.store.put(this.key(tenant, id), toJson(record), { ifRevision: revision });
+    return (await this.store.transaction([putOp(this.key(tenant, id), record, revision), ...along])).revision;
   }
 
   update(tenant: string, id: string, mutate: (current: OperationRecord) => OperationRecord | undefined) {

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
+import type { TransactionOp } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
@@ -45,8 +46,10 @@ export interface OperationContext {
    * Writes what was recorded, then throws CANCELLED or DEADLINE_EXCEEDED when the operation must
    * stop (a cancel through any replica changed the record, so the write sees it). Call it before
    * each call that changes something on a host, after recording that step RUNNING.
+   * `commit`: writes that make the work's result durable, made in the same transaction only when
+   * the operation goes on (once made, nothing stops it: the checkpoint returns).
    */
-  checkpoint(): Promise<void>;
+  checkpoint(commit?: TransactionOp[]): Promise<void>;
 }
 
 export function newOperationRecord(fields: {
@@ -206,10 +209,12 @@ export class OperationRunner {
         });
         return Promise.resolve();
       },
-      checkpoint: async () => {
+      checkpoint: async (commit) => {
         if (!abort.signal.aborted) {
-          const stored = await writer.write();
-          if (stored && !ours(stored)) abort.abort(ABANDONED());
+          const goesOn = (r: OperationRecord) => ours(r) && !r.metadata.cancelRequested;
+          const stored = await writer.write(undefined, commit && { ops: commit, proceed: goesOn });
+          if (commit && stored && goesOn(stored)) return; // committed
+          if ((stored || commit) && !(stored && ours(stored))) abort.abort(ABANDONED());
           else if (stored?.metadata.cancelRequested) abort.abort(CANCELLED());
         }
         if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { StoreConflictError } from "@vplane/store";
+import { StoreConflictError, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import type { Versioned } from "../registry/typed-entry.js";
 import type { OperationRecord, OperationRecords } from "./operation-records.js";
@@ -43,9 +43,15 @@ export class OperationWriter {
   /**
    * Stores the noted changes and then `last`, when the record is still ours; the record as it now
    * is in the registry (undefined: there is none). With nothing to write it only reads.
+   * `along`: more writes for the same transaction, made only if `proceed` holds for the record
+   * they would follow (else the changes are written without them); a conflict on one of them is
+   * thrown.
    */
-  write(last?: RecordChange): Promise<OperationRecord | undefined> {
-    const run = this.queue.then(() => this.writeNow(last));
+  write(
+    last?: RecordChange,
+    along?: { ops: TransactionOp[]; proceed: (record: OperationRecord) => boolean },
+  ): Promise<OperationRecord | undefined> {
+    const run = this.queue.then(() => this.writeNow(last, along));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -62,10 +68,13 @@ export class OperationWriter {
     return this.known?.value;
   }
 
-  private async writeNow(last?: RecordChange): Promise<OperationRecord | undefined> {
+  private async writeNow(
+    last?: RecordChange,
+    along?: { ops: TransactionOp[]; proceed: (record: OperationRecord) => boolean },
+  ): Promise<OperationRecord | undefined> {
     const taken = this.noted.length;
     const changes = last ? [...this.noted.slice(0, taken), last] : this.noted.slice(0, taken);
-    if (changes.length === 0) return this.readNow();
+    if (changes.length === 0 && !along) return this.readNow();
     for (let attempt = 0; ; attempt++) {
       const base = this.known ?? (await this.operations.get(this.tenant, this.id));
       if (!base) return undefined;
@@ -78,13 +87,15 @@ export class OperationWriter {
       // Until the swap is answered, what the registry holds is not known (the answer may be lost).
       this.known = undefined;
       try {
-        const revision = await this.operations.put(this.tenant, this.id, next, base.revision);
+        const ops = along?.proceed(base.value) ? along.ops : [];
+        const revision = await this.operations.put(this.tenant, this.id, next, base.revision, ops);
         this.known = { value: next, revision };
         this.noted.splice(0, taken);
         this.stored(next);
         return next;
       } catch (error) {
         if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        if (error.key !== this.operations.key(this.tenant, this.id)) throw error; // one of `along`
         // The store's client resends a write whose answer was lost; if the first one applied, the
         // resend finds it as a conflict. The changes are in: not to be made twice.
         this.known = await this.operations.get(this.tenant, this.id);

@@ -6,16 +6,14 @@ import { readRecord, toJson, type Versioned } from "./typed-entry.js";
  * Read-modify-write of one record under compare-and-swap, retried when another writer (another
  * request, another gateway replica) got there first. `mutate` returns the new value, or
  * undefined to write nothing. Returns what is stored afterwards (undefined: no such record).
- * `known`: the record as the caller last wrote it; the first try swaps against it unread.
  */
 export async function updateRecord<T>(
   store: Store,
   key: string,
   mutate: (current: T) => T | undefined,
-  known?: Versioned<T>,
 ): Promise<Versioned<T> | undefined> {
   for (let attempt = 0; ; attempt++) {
-    const current = attempt === 0 && known ? known : await readRecord<T>(store, key);
+    const current = await readRecord<T>(store, key);
     if (!current) return undefined;
     const next = mutate(current.value);
     if (next === undefined) return current;

@@ -119,9 +119,8 @@ export class VmRegistry {
     return found && isDeepStrictEqual(found.value, written) ? found.revision : undefined;
   }
 
-  /** `known`: the VM as this caller last wrote it (the first try swaps against it unread). */
-  update(tenant: string, name: string, mutate: (vm: Vm) => Vm | undefined, known?: Versioned<Vm>) {
-    return updateRecord<Vm>(this.store, registryKeys.vm(tenant, name), mutate, known);
+  update(tenant: string, name: string, mutate: (vm: Vm) => Vm | undefined) {
+    return updateRecord<Vm>(this.store, registryKeys.vm(tenant, name), mutate);
   }
 
   /**

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { StoreConflictError } from "@vplane/store";
-import { VplaneError } from "@vplane/service-kit";
 import type { Principal } from "../access/access-tokens.js";
 import { newOperationRecord, StepFailure, type OperationContext } from "../operations/operation-runner.js";
 import type { OperationRecord } from "../operations/operation-records.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import { InvalidFieldsError } from "../http/field-violations.js";
 import type { FieldViolation } from "../schemas/error-schema.js";
+import { registryKeys } from "../registry/registry-keys.js";
 import { putOp, type Versioned } from "../registry/typed-entry.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { Vm, VmSpec } from "../schemas/vm-schema.js";
@@ -172,19 +172,13 @@ export class VmLifecycle {
     const vm = inserted.value;
     let ready: Vm | undefined;
     try {
-      await provisionVm(context, connections, host, vm, async (resolved) => {
-        const stored = await vms.update(
-          vm.tenant,
-          vm.name,
-          (current) => {
-            const { activeOperation: _done, ...rest } = current;
-            return { ...rest, state: "READY", resolved, updateTime: new Date().toISOString() };
-          },
-          inserted,
-        );
-        if (!stored)
-          throw new VplaneError({ code: "ABORTED", reason: "VM_VANISHED", message: "the VM record is gone" });
-        ready = stored.value;
+      // The VM READY goes with the operation's last checkpoint, swapping against the revision
+      // the create's transaction gave it: a VM changed since (only by a replica that took the
+      // operation over) fails the commit.
+      await provisionVm(context, connections, host, vm, (resolved) => {
+        const { activeOperation: _done, ...rest } = vm;
+        ready = { ...rest, state: "READY", resolved, updateTime: new Date().toISOString() };
+        return [putOp(registryKeys.vm(vm.tenant, vm.name), ready, inserted.revision)];
       });
     } catch (error) {
       if (error instanceof StepFailure && rollbackComplete(error)) {

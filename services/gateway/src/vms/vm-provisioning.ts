@@ -3,6 +3,7 @@ import type { CreateControllerRequest } from "@vplane/proto/gen/vplane/interrupt
 import type { CreateSmmuRequest } from "@vplane/proto/gen/vplane/iommu/v1/smmu_crud";
 import type { AttachDeviceRequest } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import type { Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
+import type { TransactionOp } from "@vplane/store";
 import { toVplaneError, unaryCall, type VplaneError } from "@vplane/service-kit";
 import { backendToProto, chooseBackend } from "./backend-choice.js";
 import { controllerName, smmuName } from "./device-names.js";
@@ -52,15 +53,16 @@ function isNotFound(error: unknown): boolean {
  * the operation, so a retried step is not done twice. When a step fails, or the operation is
  * cancelled or times out, what was created is deleted again in reverse order, and the thrown
  * StepFailure says which step failed, why, and how the rollback went.
- * `commit` records the result (the VM becomes READY) as the last step; if it fails, that too rolls
- * back. Returns the backend choices (auto resolved against the host's capabilities).
+ * `commit` gives the writes that record the result (the VM READY), made with the last
+ * checkpoint, in its transaction: not at all when a cancel came first; if they fail, that too
+ * rolls back. Returns the backend choices (auto resolved against the host's capabilities).
  */
 export async function provisionVm(
   context: OperationContext,
   connections: HostConnections,
   host: HostRecord,
   vm: Vm,
-  commit: (resolved: Vm["resolved"]) => Promise<void>,
+  commit: (resolved: Vm["resolved"]) => TransactionOp[],
 ): Promise<Vm["resolved"]> {
   const clients = connections.clientsOf(host.addresses);
   const undo: Undo[] = [];
@@ -210,8 +212,7 @@ export async function provisionVm(
     }
     current = STEP.registry;
     await context.step(current, "RUNNING");
-    await context.checkpoint();
-    await commit(resolved);
+    await context.checkpoint(commit(resolved));
     await context.step(current, "SUCCEEDED");
     return resolved;
   } catch (error) {
