@@ -12,9 +12,10 @@ export interface ChannelLimits {
 }
 
 /**
- * 64 MiB: a VM's device state crosses in one message (ExportDeviceState's answer, a migration's
- * device_state), and the largest the services hold (1,048,576 sources, 2,048 vCPUs with their
- * queues, 1,024 StreamIDs) is about 21 MB.
+ * 64 MiB: the unary device-state calls (ExportDeviceState's answer, ImportDeviceState: save and
+ * restore) carry a VM's whole device state in one message, and the largest the services hold
+ * (1,048,576 sources, 2,048 vCPUs with their queues, 1,024 StreamIDs) is about 21 MB. A live
+ * migration's device state crosses in chunks of at most 1 MiB (device-state-chunks.ts).
  */
 export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = {
   maxMessageBytes: 64 * 1024 * 1024,
