@@ -5,11 +5,12 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { ServerOptions as HttpsOptions } from "node:https";
 import { auditTrail } from "./access/audit-log.js";
-import { authentication } from "./access/authentication.js";
+import { authentication, callerIdentity } from "./access/authentication.js";
 import { errorHandling } from "./http/error-handler.js";
+import { answerClientError, answerFrameworkError } from "./http/framework-errors.js";
 import type { GatewayServices } from "./gateway-services.js";
 import { idempotency } from "./http/idempotency.js";
-import { typeBoxValidatorCompiler } from "./http/typebox-validator.js";
+import { requestValidatorCompiler } from "./http/request-validation.js";
 import { healthRoutes } from "./routes/health-routes.js";
 import { hostJoinRoutes } from "./routes/host-join-routes.js";
 import { hostRoutes } from "./routes/host-routes.js";
@@ -32,9 +33,11 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
     bodyLimit: services.limits.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
     ...(https ? { https } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(typeBoxValidatorCompiler);
+  app.setValidatorCompiler(requestValidatorCompiler);
   app.addHook("onRequest", (request, reply, done) => {
     void reply.header("x-request-id", request.id);
     done();
@@ -46,8 +49,12 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
   });
   await app.register(errorHandling);
   countRequests(app as unknown as FastifyInstance, services);
+  await app.register(callerIdentity, { tokens: services.tokens });
   if (services.limits.rateLimitPerSecond > 0)
-    await app.register(rateLimit, { perSecond: services.limits.rateLimitPerSecond });
+    await app.register(rateLimit, {
+      perSecond: services.limits.rateLimitPerSecond,
+      authFailuresPerSecond: services.limits.authFailuresPerSecond,
+    });
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
@@ -87,7 +94,7 @@ export async function buildApp(services: GatewayServices, https?: HttpsOptions):
   await app.register(metricsRoutes, { services });
   await app.register(
     async (v1) => {
-      await v1.register(authentication, { tokens: services.tokens });
+      await v1.register(authentication);
       await v1.register(idempotency, {
         store: services.store,
         instanceId: services.instanceId,

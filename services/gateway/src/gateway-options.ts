@@ -103,9 +103,17 @@ export const gatewayOptionsSpec = {
   rateLimitPerSecond: option.integer({
     env: "VPLANE_GATEWAY_RATE_LIMIT",
     flag: "rate-limit",
-    doc: "requests per second per caller (token, else client address); over it answers 429; 0 disables",
+    doc: "requests per second per caller (the verified token, else the client address); over it answers 429; 0 disables",
     default: 1000,
     min: 0,
+    max: 1_000_000,
+  }),
+  authFailureRateLimitPerSecond: option.integer({
+    env: "VPLANE_GATEWAY_AUTH_FAILURE_RATE_LIMIT",
+    flag: "auth-failure-rate-limit",
+    doc: "requests per second per client address whose bearer token does not verify; over it answers 429",
+    default: 20,
+    min: 1,
     max: 1_000_000,
   }),
   rpcTimeoutMs: option.integer({

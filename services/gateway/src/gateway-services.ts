@@ -61,6 +61,13 @@ export interface GatewayServices {
   proto: ProtoJson;
   /** Open SSE streams, ended when the gateway closes. */
   streams: EventStreams;
-  /** idempotencyWaitMs: how long a retry waits for the first request with its Idempotency-Key. */
-  limits: { bodyLimitBytes: number; rateLimitPerSecond: number; idempotencyWaitMs?: number };
+  limits: {
+    bodyLimitBytes: number;
+    /** Requests per second per verified principal, or per client address without one; 0: off. */
+    rateLimitPerSecond: number;
+    /** Failed authentications per second per client address (with rateLimitPerSecond > 0). */
+    authFailuresPerSecond: number;
+    /** How long a retry waits for the first request with its Idempotency-Key. */
+    idempotencyWaitMs?: number;
+  };
 }

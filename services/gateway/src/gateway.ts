@@ -69,7 +69,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const migrations = new VmMigrations(vmDeps);
   const heartbeats = new ReplicaHeartbeats(parts.store, fleet.replicaLeaseMs);
   const recovery = new OperationRecovery(
-    { ...vmDeps, migrations, heartbeats, store: parts.store, log: parts.log },
+    { ...vmDeps, lifecycle, migrations, heartbeats, store: parts.store, log: parts.log },
     { heartbeatMs: Math.max(100, Math.round(fleet.replicaLeaseMs / 6)) },
   );
   const reconciler = new OrphanReconciler(
@@ -99,7 +99,12 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
     instanceId,
     proto: new ProtoJson(),
     streams: new EventStreams(),
-    limits: { bodyLimitBytes: 1024 * 1024, rateLimitPerSecond: 1000, ...parts.limits },
+    limits: {
+      bodyLimitBytes: 1024 * 1024,
+      rateLimitPerSecond: 1000,
+      authFailuresPerSecond: 20,
+      ...parts.limits,
+    },
   };
 }
 
@@ -165,7 +170,11 @@ export async function startGateway(
     }),
     rpcTimeoutMs: config.rpcTimeoutMs,
     operationTimeoutMs: config.operationTimeoutMs,
-    limits: { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerSecond: config.rateLimitPerSecond },
+    limits: {
+      bodyLimitBytes: config.bodyLimitBytes,
+      rateLimitPerSecond: config.rateLimitPerSecond,
+      authFailuresPerSecond: config.authFailureRateLimitPerSecond,
+    },
     fleet: {
       hostLeaseMs: config.hostLeaseMs,
       hostProbeMs: config.hostProbeMs,

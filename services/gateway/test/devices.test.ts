@@ -44,9 +44,7 @@ describe("device endpoints on a real interrupt-controller", () => {
     });
     const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
-    await gw.app.listen({ host: "127.0.0.1", port: 0 });
-    const address = gw.app.server.address() as { port: number };
-    base = `http://127.0.0.1:${address.port}`;
+    ({ base } = await gw.listen());
   });
   after(async () => {
     await gw.close();
@@ -126,6 +124,24 @@ describe("device endpoints on a real interrupt-controller", () => {
     const dump = await ok("GET", "/v1/vms/dev-1/interrupt-controller/dump");
     assert.equal(typeof dump["text"], "string");
     assert.ok((dump["text"] as string).length > 0);
+  });
+
+  it("HEAD on a stream route answers at once with the stream's headers, and opens no stream (issue 17 point 6)", async () => {
+    for (const path of ["/v1/vms/dev-1/vcpu-signals", "/v1/vms/dev-1/smmus/s0/events"]) {
+      const response = await fetch(`${base}${path}`, {
+        method: "HEAD",
+        headers: { authorization: `Bearer ${gw.token.viewer}` },
+        signal: AbortSignal.timeout(2000),
+      });
+      assert.equal(response.status, 200, path);
+      assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/, path);
+    }
+    const missing = await fetch(`${base}/v1/vms/nope/vcpu-signals`, {
+      method: "HEAD",
+      headers: { authorization: `Bearer ${gw.token.viewer}` },
+      signal: AbortSignal.timeout(2000),
+    });
+    assert.equal(missing.status, 404, "HEAD tells what GET would: no such VM");
   });
 
   it("the service's validation comes back in the error shape with its errno (priority 7 is EINVAL)", async () => {

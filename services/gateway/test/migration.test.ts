@@ -15,6 +15,8 @@ import { startTestGateway, type OperationJson, type TestGateway } from "./suppor
 const MIB = 1 << 20;
 /** How long a migrate operation may take to end here: generous, CI builds images beside these tests. */
 const OPERATION_WAIT_MS = 60_000;
+/** How long a migrate operation may stay CANCELLING here (the cancel interrupts any phase before switchover). */
+const CANCEL_ENDS_WITHIN_MS = 10_000;
 const QADDR = MIB; // the event queue's page in guest RAM
 const IRQ = 10;
 /** What a delivery of IRQ writes in the queue: generation bit (the queue's toggle, 0 as configured) | EISN. */
@@ -73,8 +75,7 @@ describe("live migration through the gateway between two embedded hosts", () => 
     gw = await startTestGateway();
     for (const host of [a, b])
       await gw.services.hosts.register({ name: host.name, addresses: host.addresses }, "api");
-    await gw.app.listen({ host: "127.0.0.1", port: 0 });
-    base = `http://127.0.0.1:${(gw.app.server.address() as { port: number }).port}`;
+    ({ base } = await gw.listen());
   });
   after(async () => {
     await gw.close();
@@ -522,6 +523,50 @@ describe("live migration through the gateway between two embedded hosts", () => 
     } finally {
       await replica.close();
     }
+  });
+
+  it("a cancel at any moment, 0 to 200 ms after the migrate in 8 ms steps, ends the operation promptly: CANCELLED with the VM READY on its source and nothing on the other host, or SUCCEEDED when it came past switchover (issue 17 point 10)", async (t) => {
+    const vm = await createVm("mig-cancel", 1 * MIB);
+    let [from, to] = [a, b];
+    const outcomes: string[] = [];
+    for (let delayMs = 0; delayMs <= 200; delayMs += 8) {
+      const started = await ok<MigrateOperation>(
+        "POST",
+        "/v1/vms/mig-cancel:migrate",
+        { destinationHost: to.name },
+        202,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const cancelled = await gw.call("operator", "POST", `/v1/${started.name}/cancel`);
+      assert.equal(cancelled.statusCode, 200, cancelled.body);
+      const cancelAt = performance.now();
+      const done = await ended(gw, started.name);
+      const cancellingMs = performance.now() - cancelAt;
+      const where = `cancel after ${delayMs} ms: ${done.metadata.state} in ${Math.round(cancellingMs)} ms (phase ${done.metadata.migration?.phase})`;
+      outcomes.push(where);
+      assert.ok(cancellingMs <= CANCEL_ENDS_WITHIN_MS, `${where}: CANCELLING for too long`);
+      assert.ok(
+        ["CANCELLED", "SUCCEEDED"].includes(done.metadata.state),
+        `${where}: ${JSON.stringify(done.error)}`,
+      );
+      const after = await vmOf("mig-cancel");
+      assert.deepEqual([after.state, after.activeOperation], ["READY", undefined], where);
+      if (done.metadata.state === "SUCCEEDED") {
+        assert.equal(after.host, to.name, where);
+        assert.equal(await controllerOn(from, vm.uid), "NOT_FOUND", `${where}: the source released the VM`);
+        [from, to] = [to, from];
+      } else {
+        assert.equal(done.error?.code, "CANCELLED", where);
+        assert.equal(after.host, from.name, where);
+        assert.equal(typeof (await controllerOn(from, vm.uid)), "object", `${where}: the devices stay`);
+        assert.equal(await controllerOn(to, vm.uid), "NOT_FOUND", `${where}: the destination holds nothing`);
+      }
+    }
+    t.diagnostic(outcomes.join("; "));
+    assert.ok(
+      outcomes.some((o) => o.includes("CANCELLED")),
+      outcomes.join("\n"),
+    );
   });
 
   it("another tenant's VM answers 404 exactly like a missing one, and a viewer may not migrate", async () => {

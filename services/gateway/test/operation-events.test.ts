@@ -13,8 +13,7 @@ describe("GET /v1/operations/{operation}/events", () => {
   let base: string;
   before(async () => {
     ({ gw, host, close: stop } = await startGatewayWithHost());
-    await gw.app.listen({ host: "127.0.0.1", port: 0 });
-    base = `http://127.0.0.1:${(gw.app.server.address() as { port: number }).port}`;
+    ({ base } = await gw.listen());
   });
   after(() => stop());
 
@@ -78,5 +77,22 @@ describe("GET /v1/operations/{operation}/events", () => {
       ids(all).filter((id) => id > resumeAfter),
     );
     assert.equal(rest.at(-1)?.event, "done");
+  });
+
+  it("HEAD on a running operation's stream answers at once (issue 17 point 6)", async () => {
+    host.delayMs = 2000;
+    try {
+      const name = await create("watched-head");
+      const response = await fetch(`${base}/v1/${name}/events`, {
+        method: "HEAD",
+        headers: { authorization: `Bearer ${gw.token.viewer}` },
+        signal: AbortSignal.timeout(1000),
+      });
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+      assert.equal((await gw.call("viewer", "GET", `/v1/${name}`)).json<OperationJson>().done, false);
+    } finally {
+      host.delayMs = 0;
+    }
   });
 });

@@ -1,26 +1,32 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { credentials } from "@grpc/grpc-js";
+import { VplaneError } from "@vplane/service-kit";
 import pino from "pino";
 import { buildGatewayServices } from "../src/gateway.js";
 import { operationId } from "../src/operations/operation-records.js";
 import { registryKeys } from "../src/registry/registry-keys.js";
 import { toJson } from "../src/registry/typed-entry.js";
+import type { TestGateway } from "./support/test-gateway.js";
 import { startGatewayWithHost, type OperationJson } from "./support/test-gateway.js";
 
 const vmBody = { name: "vm-1", vcpus: 2, memoryBytes: 1 << 30, interruptController: { mode: "xive" } };
 
+/** Another gateway replica on `gw`'s registry (its recovery not started: the test drives it). */
+const replicaOf = (gw: TestGateway) =>
+  buildGatewayServices({
+    log: pino({ level: "silent" }),
+    store: gw.services.store,
+    tokens: gw.tokens,
+    credentials: credentials.createInsecure(),
+  });
+
 describe("operation recovery: a stopped replica's operations do not stay RUNNING for ever", () => {
-  it("another replica ends them FAILED ABORTED/OPERATION_ABANDONED at their step, frees the VM as FAILED, and leaves a live replica's alone", async () => {
+  it("another replica ends them FAILED ABORTED/OPERATION_ABANDONED at their step, and leaves a live replica's alone", async () => {
     // Replica A runs the create but keeps no heartbeat (as after kill -9); its host answers slowly.
     const { gw, host, close } = await startGatewayWithHost();
     host.delayMs = 400;
-    const b = buildGatewayServices({
-      log: pino({ level: "silent" }),
-      store: gw.services.store,
-      tokens: gw.tokens,
-      credentials: credentials.createInsecure(),
-    });
+    const b = replicaOf(gw);
     try {
       const created = await gw.call("operator", "POST", "/v1/vms", vmBody);
       assert.equal(created.statusCode, 202, created.body);
@@ -35,30 +41,122 @@ describe("operation recovery: a stopped replica's operations do not stay RUNNING
       await gw.services.store.put("gateways/gw-live", { instanceId: "gw-live", heartbeatAtMs: Date.now() });
 
       await b.recovery.start();
-      const ended = await gw.call("operator", "GET", `/v1/${name}`);
-      const op = ended.json<OperationJson>();
+      await b.runner.drain();
+      const op = (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
       assert.equal(op.done, true);
       assert.equal(op.metadata.state, "FAILED");
       assert.deepEqual([op.error?.code, op.error?.reason], ["ABORTED", "OPERATION_ABANDONED"]);
-      assert.equal(op.error?.details.step, op.metadata.step);
-      const vm = (await gw.call("operator", "GET", "/v1/vms/vm-1")).json<{
-        state: string;
-        activeOperation?: string;
-      }>();
-      assert.deepEqual([vm.state, vm.activeOperation], ["FAILED", undefined]);
+      // The step the stopped replica's record was at (its steps are written in batches, so the
+      // record may lag what it did; the rollback's steps follow it in metadata.step).
+      const atStep = op.error?.details.step;
+      assert.ok(typeof atStep === "string" && atStep.length > 0, JSON.stringify(op.error));
+      assert.ok(op.error?.message.includes(`at step "${atStep}"`), JSON.stringify(op.error));
       assert.equal((await b.operations.get("acme", "op-live"))!.value.done, false);
 
       // A lapsed heartbeat (older than the lease) counts as stopped.
       assert.deepEqual(await b.recovery.reap(Date.now() + 60_000), ["operations/op-live"]);
 
-      // Replica A was only slow: its later writes leave the ended record as it is.
+      // Replica A was only slow: its later writes leave the ended record as it is, and what it
+      // created after the rollback it deletes itself when it finds the operation taken over.
       await gw.services.runner.drain();
       const after = (await b.operations.get("acme", id))!.value;
       assert.deepEqual([after.metadata.state, after.error?.reason], ["FAILED", "OPERATION_ABANDONED"]);
       assert.match(after.error?.message ?? "", /stopped while running this operation/);
       assert.equal(operationId(after), id);
+      assert.deepEqual([host.controllers.size, host.smmus.size], [0, 0], "nothing left on the host");
     } finally {
       await b.recovery.stop();
+      await close();
+    }
+  });
+});
+
+describe("operation recovery rolls an abandoned create back on the host (issue 17 point 8)", () => {
+  it("a replica stopped mid-create: the recovering replica deletes the SMMUs and the controller in reverse, idempotently; the VM and its usage go as after any rolled-back create", async () => {
+    const { gw, host, close } = await startGatewayWithHost();
+    const b = replicaOf(gw);
+    const c = replicaOf(gw);
+    try {
+      // Replica A (no heartbeat, as after kill -9) gets as far as the controller and SMMU s0 and
+      // then hangs attaching s0's device: s1 is never created.
+      host.failures.set("AttachDevice", {
+        error: new VplaneError({ code: "INTERNAL", reason: "UNUSED", message: "never thrown" }),
+        when: () => false,
+        delayMs: 3000,
+      });
+      const created = await gw.call("operator", "POST", "/v1/vms", {
+        ...vmBody,
+        iommu: {
+          smmus: [
+            { name: "s0", devices: [{ physicalSid: 16, virtualSid: 1 }] },
+            { name: "s1", devices: [{ physicalSid: 17, virtualSid: 1 }] },
+          ],
+        },
+      });
+      assert.equal(created.statusCode, 202, created.body);
+      const name = created.json<OperationJson>().name;
+      const until = performance.now() + 10_000;
+      while (!host.calls.some((call) => call.startsWith("AttachDevice"))) {
+        assert.ok(performance.now() < until, "the create never reached AttachDevice");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const uid = (await gw.call("operator", "GET", "/v1/vms/vm-1")).json<{ uid: string }>().uid;
+      assert.deepEqual(
+        [[...host.controllers.keys()], [...host.smmus.keys()]],
+        [[`vms/${uid}/controller`], [`vms/${uid}/smmus/s0`]],
+        "A's create left these on the host",
+      );
+
+      // Two replicas look at once: one takes the create over, the other leaves it.
+      const handled = await Promise.all([b.recovery.reap(), c.recovery.reap()]);
+      assert.deepEqual(handled.flat(), [name]);
+      await Promise.all([b.runner.drain(), c.runner.drain()]);
+      assert.deepEqual([host.controllers.size, host.smmus.size], [0, 0], "the devices are deleted");
+      const deletes = host.calls.filter((call) => call.startsWith("Delete"));
+      assert.deepEqual(
+        deletes,
+        [
+          `DeleteSmmu vms/${uid}/smmus/s1`,
+          `DeleteSmmu vms/${uid}/smmus/s0`,
+          `DeleteController vms/${uid}/controller`,
+        ],
+        "in reverse order of creation; s1 was never made (NOT_FOUND counts as done)",
+      );
+      const op = (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
+      assert.deepEqual(
+        [op.metadata.state, op.error?.code, op.error?.reason],
+        ["FAILED", "ABORTED", "OPERATION_ABANDONED"],
+      );
+      assert.equal(op.error?.details.step, "iommu.AttachDevice(s0: 16->1)");
+      assert.match(
+        op.error.message,
+        /rolled back: iommu\.DeleteSmmu\(s1\), iommu\.DeleteSmmu\(s0\), interrupt-controller\.DeleteController/,
+      );
+      assert.deepEqual(
+        op.metadata.steps.filter((s) => s.name.includes("Delete")).map((s) => s.state),
+        ["ROLLED_BACK", "ROLLED_BACK", "ROLLED_BACK"],
+      );
+      assert.equal(
+        (await gw.call("operator", "GET", "/v1/vms/vm-1")).statusCode,
+        404,
+        "all or nothing: no VM",
+      );
+      const usage = (await gw.call("admin", "GET", "/v1/hosts/h1")).json<{
+        usage: { vms: number; vcpus: number };
+      }>().usage;
+      assert.deepEqual([usage.vms, usage.vcpus], [0, 0], "the host's capacity is given back");
+
+      // Replica A wakes up: it finds its operation taken over and stops, touching nothing it did not make.
+      await gw.services.runner.drain();
+      assert.deepEqual([host.controllers.size, host.smmus.size], [0, 0]);
+      const after = (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
+      assert.deepEqual(after, op, "the recovered record stays as the recovering replica wrote it");
+      // The name is free again.
+      host.failures.clear();
+      const again = await gw.call("operator", "POST", "/v1/vms", vmBody);
+      assert.equal(again.statusCode, 202, again.body);
+      await gw.waitForOperation("operator", again.json<OperationJson>().name);
+    } finally {
       await close();
     }
   });

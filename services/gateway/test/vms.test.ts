@@ -331,8 +331,8 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
     assert.equal(vm.activeOperation, undefined, "a refused migrate leaves the VM untouched");
   });
 
-  it("GET /v1/hosts/{host} shows health, backends with why-not, and usage", async () => {
-    const response = await gw.call("viewer", "GET", "/v1/hosts/h1");
+  it("GET /v1/hosts/{host} shows an admin health, backends with why-not, and usage", async () => {
+    const response = await gw.call("admin", "GET", "/v1/hosts/h1");
     assert.equal(response.statusCode, 200);
     const body = response.json<{
       usage: { vms: number };
@@ -350,6 +350,47 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
     const busy = await gw.call("admin", "DELETE", "/v1/hosts/h1");
     assert.equal(busy.statusCode, 400);
     assert.equal(busy.json<{ error: { reason: string } }>().error.reason, "HOST_HAS_VMS");
+  });
+
+  it("hosts and their usage are for admins: another role sees no addresses or services, and only what its own tenant's VMs take (issue 17 point 9)", async () => {
+    const { done: theirs } = await create(spec("globex-1", { vcpus: 3 }), "other");
+    assert.equal(theirs.metadata.state, "SUCCEEDED", JSON.stringify(theirs.error));
+    try {
+      type HostJson = {
+        name: string;
+        addresses?: unknown;
+        services?: unknown;
+        usage: { vms: number; vcpus: number };
+      };
+      const all = (await gw.call("admin", "GET", "/v1/hosts")).json<{ hosts: HostJson[] }>().hosts;
+      const acmeVms = (await gw.call("viewer", "GET", "/v1/vms")).json<{
+        vms: { host: string; vcpus: number }[];
+      }>().vms;
+      const acmeOnH1 = acmeVms.filter((v) => v.host === "h1");
+      assert.equal(all[0]!.usage.vms, acmeOnH1.length + 1, "an admin sees every tenant's VMs");
+      for (const who of ["viewer", "operator"] as const) {
+        for (const [url, pick] of [
+          ["/v1/hosts", (body: { hosts: HostJson[] }) => body.hosts.find((h) => h.name === "h1")!],
+          ["/v1/hosts/h1", (body: HostJson) => body],
+        ] as const) {
+          const response = await gw.call(who, "GET", url);
+          assert.equal(response.statusCode, 200, response.body);
+          const host = (pick as (b: unknown) => HostJson)(response.json());
+          assert.deepEqual(
+            [host.usage.vms, host.usage.vcpus],
+            [acmeOnH1.length, acmeOnH1.reduce((sum, v) => sum + v.vcpus, 0)],
+            `${who} ${url}: only acme's VMs`,
+          );
+          assert.equal(host.addresses, undefined, `${who} ${url}: no addresses`);
+          assert.equal(host.services, undefined, `${who} ${url}: no services probe`);
+        }
+      }
+      const globex = (await gw.call("other", "GET", "/v1/hosts/h1")).json<HostJson>();
+      assert.deepEqual([globex.usage.vms, globex.usage.vcpus], [1, 3], "globex sees its own VM only");
+    } finally {
+      const deleted = await gw.call("other", "DELETE", "/v1/vms/globex-1");
+      await gw.waitForOperation("other", deleted.json<OperationJson>().name);
+    }
   });
 });
 

@@ -5,7 +5,12 @@ import type { AccessTokens, Principal, Role } from "./access-tokens.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** Set by the authentication hook on every /v1 route. */
+    /**
+     * Who the request's bearer token verifies as (callerIdentity, on every request); undefined
+     * without a token or with one that does not verify.
+     */
+    caller: Principal | undefined;
+    /** The verified caller of a /v1 route (set by the authentication hook, which requires one). */
     principal: Principal;
   }
   interface FastifyContextConfig {
@@ -24,17 +29,38 @@ function minimumRoleOf(request: FastifyRequest): Role {
   return request.method === "GET" || request.method === "HEAD" ? "viewer" : "operator";
 }
 
+/** True when the request presented credentials that did not verify (a failed authentication). */
+export function failedAuthentication(request: FastifyRequest): boolean {
+  return request.caller === undefined && request.headers.authorization !== undefined;
+}
+
+/**
+ * Verifies the bearer token of every request, first of all (the rate limit keys verified
+ * requests on their principal, so it must know before it counts). Verified Authorization values
+ * are cached by AccessTokens: a map lookup per request.
+ */
+export const callerIdentity = fp(
+  (app: FastifyInstance, options: { tokens: AccessTokens }) => {
+    app.decorateRequest("caller", undefined);
+    // Synchronous (done-callback) like every per-request hook here: no promise per request.
+    app.addHook("onRequest", (request, _reply, done) => {
+      request.caller = options.tokens.authenticate(request.headers.authorization);
+      done();
+    });
+  },
+  { name: "vplane-caller-identity" },
+);
+
 /**
  * Bearer-token authentication and role checks for the routes of the scope it is registered in:
  * 401 UNAUTHENTICATED without a valid token, 403 PERMISSION_DENIED when the role is too low.
  * Tenancy is not checked here: records are keyed by tenant, so another tenant's VM is not found.
  */
 export const authentication = fp(
-  (app: FastifyInstance, options: { tokens: AccessTokens }) => {
+  (app: FastifyInstance) => {
     app.decorateRequest("principal", undefined as unknown as Principal);
-    // Synchronous (done-callback) like every per-request hook here: no promise per request.
     app.addHook("onRequest", (request, reply, done) => {
-      const principal = options.tokens.authenticate(request.headers.authorization);
+      const principal = request.caller;
       if (!principal) {
         void reply.header("www-authenticate", 'Bearer realm="vplane"');
         return done(
@@ -63,5 +89,5 @@ export const authentication = fp(
       done();
     });
   },
-  { name: "vplane-authentication" },
+  { name: "vplane-authentication", dependencies: ["vplane-caller-identity"] },
 );

@@ -7,6 +7,7 @@ import { InvalidFieldsError, violationsOf, type ValidationIssue } from "./field-
 import { httpStatusOf } from "./http-status.js";
 import { allowedMethods, methodNotAllowed } from "./method-not-allowed.js";
 import type { FieldViolation } from "../schemas/error-schema.js";
+import { discardRestOfBody } from "./oversized-body.js";
 
 /** The request parts in the order fastify validates them, and where the request holds each. */
 const PARTS = [
@@ -145,6 +146,7 @@ export const errorHandling = fp(
         if (httpStatusOf(known.code) >= 500) request.log.warn({ err: error }, "request failed");
         return sendError(reply, known);
       }
+      if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") discardRestOfBody(request, reply);
       const mapped = transportError(error);
       if (mapped.status >= 500) request.log.error({ err: error }, "unexpected error");
       return sendError(reply, mapped.error, mapped.status);

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { VplaneError } from "@vplane/service-kit";
 
 /** Seconds between SSE comment lines that keep proxies from closing an idle stream. */
 const HEARTBEAT_MS = 15_000;
@@ -11,13 +12,39 @@ export interface EventStream {
   readonly closed: Promise<void>;
 }
 
-/** The position a client resumes from: the Last-Event-ID header (what EventSource sends), else ?lastEventId. */
+/**
+ * The position a client resumes from: the Last-Event-ID header (what EventSource sends), else
+ * ?lastEventId (schema-checked); 0 when neither is sent. A header that is not a decimal integer
+ * in 0..2^53-1 is INVALID_ARGUMENT naming it, never read as some other position.
+ */
 export function lastEventIdOf(request: FastifyRequest): number {
   const header = request.headers["last-event-id"];
-  const raw =
-    (Array.isArray(header) ? header[0] : header) ?? (request.query as { lastEventId?: unknown }).lastEventId;
-  const n = Number(raw);
-  return raw !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  if (header === undefined) return (request.query as { lastEventId?: number }).lastEventId ?? 0;
+  const text = Array.isArray(header) ? header.join(",") : header;
+  const n = Number(text);
+  if (!/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new VplaneError({
+      code: "INVALID_ARGUMENT",
+      reason: "BAD_LAST_EVENT_ID",
+      message: `Last-Event-ID must be an event id this stream sent (a decimal integer 0..${Number.MAX_SAFE_INTEGER}); got ${JSON.stringify(text.slice(0, 40))}`,
+      field: "Last-Event-ID",
+    });
+  }
+  return n;
+}
+
+const STREAM_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache, no-transform",
+  "x-accel-buffering": "no",
+};
+
+/**
+ * The answer to HEAD on a stream route (fastify gives every GET route a HEAD): the headers a GET
+ * would get, at once, with no stream behind them (a HEAD that opened one would never answer).
+ */
+export function answerStreamHead(reply: FastifyReply): FastifyReply {
+  return reply.code(200).headers(STREAM_HEADERS).send();
 }
 
 /**
@@ -46,13 +73,7 @@ export class EventStreams {
 export function openEventStream(request: FastifyRequest, reply: FastifyReply): EventStream {
   void reply.hijack();
   const raw = reply.raw;
-  raw.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-    "x-request-id": String(request.id),
-  });
+  raw.writeHead(200, { ...STREAM_HEADERS, connection: "keep-alive", "x-request-id": String(request.id) });
   raw.write(": stream open\n\n");
   let open = true;
   let markClosed!: () => void;

@@ -1,11 +1,12 @@
-import { VplaneError, type Logger } from "@vplane/service-kit";
+import type { Logger } from "@vplane/service-kit";
 import type { Store } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
-import { withEvent, type OperationRunner } from "./operation-runner.js";
+import { replicaStopped, withEvent, type OperationRunner } from "./operation-runner.js";
 import { operationId, type OperationRecord, type OperationRecords } from "./operation-records.js";
 import { listAll } from "../registry/typed-entry.js";
 import type { ReplicaHeartbeats } from "./replica-heartbeats.js";
 import type { VmRegistry } from "../registry/vm-registry.js";
+import type { VmLifecycle } from "../vms/vm-lifecycle.js";
 import type { VmMigrations } from "../vms/vm-migration.js";
 
 export interface RecoveryTiming {
@@ -21,9 +22,11 @@ const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000 };
  * registry and, on start and then every heartbeat, takes care of the unfinished operations of
  * replicas whose heartbeat lapsed. A migration goes on without the gateway, so a migrate
  * operation that had started it is adopted: followed to its end from here (VmMigrations.adopt).
- * Any other ends FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at, and the VM
- * FAILED (what was done on the host is unknown; deleting the VM cleans it up). A replica that was
- * only slow finds its record done or owned by another at its next step and stops there.
+ * A create is adopted to be rolled back on its host, so that all or nothing holds across a crash
+ * too (VmLifecycle.adoptAbandonedCreate). Either way, and for any other, the operation ends
+ * FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at; a delete leaves its VM
+ * FAILED (what was done on the host is unknown; deleting the VM again finishes it). A replica
+ * that was only slow finds its record done or owned by another at its next step and stops there.
  */
 export class OperationRecovery {
   private timer: NodeJS.Timeout | undefined;
@@ -35,6 +38,7 @@ export class OperationRecovery {
       heartbeats: ReplicaHeartbeats;
       operations: OperationRecords;
       vms: VmRegistry;
+      lifecycle: VmLifecycle;
       migrations: VmMigrations;
       runner: OperationRunner;
       instanceId: string;
@@ -72,12 +76,22 @@ export class OperationRecovery {
     for (const op of unfinished) {
       if (!alive.has(op.owner)) alive.set(op.owner, await this.deps.heartbeats.isAlive(op.owner, now));
       if (alive.get(op.owner)) continue;
-      const adopted = op.metadata.kind === "migrate" && (await this.deps.migrations.adopt(op));
+      const adopted = await this.adopt(op);
       if (adopted)
-        this.deps.log.warn({ operation: op.name, owner: op.owner }, "adopted an abandoned migration");
+        this.deps.log.warn(
+          { operation: op.name, owner: op.owner, kind: op.metadata.kind },
+          "adopted an abandoned operation",
+        );
       if (adopted || (await this.abandon(op))) handled.push(op.name);
     }
     return handled;
+  }
+
+  /** A migration is followed to its end, a create rolled back on its host; false: just end it. */
+  private async adopt(op: OperationRecord): Promise<boolean> {
+    if (op.metadata.kind === "migrate") return this.deps.migrations.adopt(op);
+    if (op.metadata.kind === "create") return this.deps.lifecycle.adoptAbandonedCreate(op);
+    return false;
   }
 
   private beat(): Promise<void> {
@@ -86,10 +100,13 @@ export class OperationRecovery {
 
   private async abandon(op: OperationRecord): Promise<boolean> {
     const { tenant, vm } = op.metadata;
-    const message = `gateway replica ${op.owner} stopped while running this operation (at step "${op.metadata.step}"); VM '${vm}' is FAILED: what was done on its host is unknown, delete the VM to clean it up`;
-    const error = errorBody(new VplaneError({ code: "ABORTED", reason: "OPERATION_ABANDONED", message }), {
-      step: op.metadata.step,
-    }).error;
+    const stopped = replicaStopped(
+      op.owner,
+      op.metadata.step,
+      `; VM '${vm}' is FAILED: what was done on its host is unknown, delete the VM to clean it up`,
+    );
+    const { message } = stopped;
+    const error = errorBody(stopped, { step: op.metadata.step }).error;
     const stored = await this.deps.operations.update(tenant, operationId(op), (r) =>
       r.done || r.owner !== op.owner
         ? undefined

@@ -117,6 +117,18 @@ const ABANDONED = () =>
 /** Tries of the write that records an operation's end (pauses 0.5, 1, 2, 4, then 5 s: ~45 s). */
 const FINAL_WRITE_ATTEMPTS = 12;
 
+/**
+ * The error that ends an operation whose gateway replica stopped while running it (ended or
+ * taken over by OperationRecovery on another replica); `then` says what became of the VM.
+ */
+export function replicaStopped(owner: string, step: string, then = ""): VplaneError {
+  return new VplaneError({
+    code: "ABORTED",
+    reason: "OPERATION_ABANDONED",
+    message: `gateway replica ${owner} stopped while running this operation (at step "${step}")${then}`,
+  });
+}
+
 /** The abort reason of work whose operation another replica ended or adopted. */
 export const isAbandonment = (reason: unknown): boolean =>
   reason instanceof VplaneError && reason.reason === "OPERATION_ABANDONED";
@@ -303,6 +315,23 @@ export class OperationRunner {
     if (stored) this.events.emit(`${tenant}/${id}`, stored.value);
     this.running.get(`${tenant}/${id}`)?.abort.abort(CANCELLED());
     return stored?.value;
+  }
+
+  /**
+   * Makes `owner` the owner of the unfinished operation of a replica that stopped, under
+   * compare-and-swap with an event saying so; the record as adopted, or undefined when another
+   * replica took it first or it ended meanwhile. The caller then start()s the record's work.
+   */
+  async adopt(record: OperationRecord, owner: string, message: string): Promise<OperationRecord | undefined> {
+    const { tenant } = record.metadata;
+    const id = operationId(record);
+    const adopted = await this.operations.update(tenant, id, (r) =>
+      r.done || r.owner !== record.owner ? undefined : withEvent({ ...r, owner }, message),
+    );
+    // A declined update answers the record as it is: adopted only if it now names `owner`.
+    if (adopted?.value.owner !== owner) return undefined;
+    this.events.emit(`${tenant}/${id}`, adopted.value);
+    return adopted.value;
   }
 
   /** Waits for the operations running on this replica (used on shutdown and in tests). */

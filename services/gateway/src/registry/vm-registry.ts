@@ -53,6 +53,14 @@ export class VmRegistry {
     return counts;
   }
 
+  /** What the tenant's own VMs take on each host (all a non-admin may see of a host's usage). */
+  async usageOf(tenant: string): Promise<Map<string, HostUsage>> {
+    const usage = new Map<string, HostUsage>();
+    for (const { value } of await listAll<Vm>(this.store, registryKeys.vmsOf(tenant)))
+      usage.set(value.host, addUsage(usage.get(value.host) ?? NO_USAGE, value, 1));
+    return usage;
+  }
+
   /**
    * Writes a new VM, counts it in its host's usage and writes `extra` (its operation, the
    * idempotency record), all in one transaction: either all of it is stored or none. The VM key

@@ -11,7 +11,7 @@ import { VplaneError, fromServiceError, unaryCall, type UnaryCallOptions } from 
 import type { FastifyRequest } from "fastify";
 import { DEVICE_ROUTES, DEVICE_SERVICES, DEVICE_STREAMS, type DeviceKind } from "../devices/device-api.js";
 import { errorBody } from "../http/error-body.js";
-import { lastEventIdOf } from "../http/event-stream.js";
+import { answerStreamHead, lastEventIdOf } from "../http/event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
 import type { ProtoJson } from "../devices/proto-json.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
@@ -156,9 +156,10 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
         },
       },
       async (request, reply) => {
-        const { name, client } = await target(request, stream.kind);
-        const json: Record<string, unknown> = { name };
         const lastSeen = lastEventIdOf(request);
+        const { name, client } = await target(request, stream.kind);
+        if (request.method === "HEAD") return answerStreamHead(reply);
+        const json: Record<string, unknown> = { name };
         if (lastSeen > 0)
           json[stream.resume.field] = stream.resume.fromLastEventId(BigInt(lastSeen)).toString();
         const bytes = proto.encode(method.input, json);

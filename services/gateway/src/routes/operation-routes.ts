@@ -1,7 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { VplaneError } from "@vplane/service-kit";
-import { lastEventIdOf } from "../http/event-stream.js";
+import { answerStreamHead, lastEventIdOf } from "../http/event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
 import { operationView, type OperationRecord } from "../operations/operation-records.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
@@ -83,7 +83,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
         tags: ["operations"],
         summary: "Ask to cancel an operation",
         description:
-          "Accepted is not cancelled: the operation goes CANCELLING, then CANCELLED if the work stopped and rolled back, or SUCCEEDED/FAILED if it could not be stopped. Cancelling a finished operation changes nothing.",
+          "Accepted is not cancelled: the operation goes CANCELLING, then CANCELLED if the work stopped and rolled back, or SUCCEEDED/FAILED if it could not be stopped. A create stops before its next device (one being created is created, then deleted again). A migrate stays CANCELLING until the source host's migration service has ended the migration and the destination has discarded what it received, which a cancel brings about in any phase before switchover (after it: SUCCEEDED); should that service not end it within 60 s, the gateway stops following and ends the operation by where the VM's devices are. Cancelling a finished operation changes nothing.",
         params: OperationParams,
         response: { 200: OperationSchema, ...errors },
       },
@@ -117,8 +117,9 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
     async (request, reply) => {
       const { tenant } = request.principal;
       const id = request.params.operation;
-      const first = await require(tenant, id);
       let lastSent = lastEventIdOf(request);
+      const first = await require(tenant, id);
+      if (request.method === "HEAD") return answerStreamHead(reply);
       const stream = services.streams.start(request, reply);
       const emit = (record: OperationRecord) => {
         const fresh = record.events.filter((e) => e.seq > lastSent);

@@ -124,26 +124,42 @@ export const ServiceStatusSchema = Type.Object({
   error: Type.Optional(Type.Object({ code: Type.String(), reason: Type.String(), message: Type.String() })),
 });
 
-/** A host as the API shows it: the record, its usage and what its services say right now. */
+/**
+ * A host as the API shows it: the record, its usage and what its services say right now. Admins
+ * see it all; other roles see no addresses or services, and only their own tenant's usage.
+ */
 export const HostSchema = Type.Object(
   {
     ...HostRecordSchema.properties,
-    usage: Type.Object({ vcpus: Type.Integer(), memoryBytes: Type.Integer(), vms: Type.Integer() }),
+    addresses: Type.Optional(
+      Type.Object(HostAddressesSchema.properties, { description: "the host's services (admins only)" }),
+    ),
+    usage: Type.Object(
+      { vcpus: Type.Integer(), memoryBytes: Type.Integer(), vms: Type.Integer() },
+      {
+        description:
+          "what VMs placed on the host take: every tenant's for admins, only the caller's tenant's for other roles",
+      },
+    ),
     availability: Type.Optional(HostAvailabilitySchema),
     lease: Type.Optional(
       Type.Object(
         { renewTime: Timestamp, expireTime: Timestamp, agentVersion: Type.String() },
         {
-          description: "a joined host's lease: its agent's last heartbeat and when it lapses without another",
+          description:
+            "a joined host's lease: its agent's last heartbeat and when it lapses without another (admins only)",
         },
       ),
     ),
     services: Type.Optional(
-      Type.Object({
-        interruptController: ServiceStatusSchema,
-        iommu: ServiceStatusSchema,
-        migration: ServiceStatusSchema,
-      }),
+      Type.Object(
+        {
+          interruptController: ServiceStatusSchema,
+          iommu: ServiceStatusSchema,
+          migration: ServiceStatusSchema,
+        },
+        { description: "each service's health and capabilities, asked now (GET of one host, admins only)" },
+      ),
     ),
   },
   { title: "Host" },

@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { StoreConflictError } from "@vplane/store";
 import type { Principal } from "../access/access-tokens.js";
-import { newOperationRecord, StepFailure, type OperationContext } from "../operations/operation-runner.js";
+import {
+  newOperationRecord,
+  replicaStopped,
+  StepFailure,
+  type OperationContext,
+} from "../operations/operation-runner.js";
 import type { OperationRecord } from "../operations/operation-records.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import { InvalidFieldsError } from "../http/field-violations.js";
@@ -13,7 +18,14 @@ import type { Vm, VmSpec } from "../schemas/vm-schema.js";
 import { refuseWhileBusy } from "./busy-guard.js";
 import { chooseHost } from "./placement.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
-import { createSteps, deleteSteps, deprovisionVm, provisionVm, rollbackComplete } from "./vm-provisioning.js";
+import {
+  createSteps,
+  deleteSteps,
+  deprovisionVm,
+  provisionVm,
+  rollBackAbandonedCreate,
+  rollbackComplete,
+} from "./vm-provisioning.js";
 
 /**
  * Checks what a schema cannot: names and StreamIDs unique, virtual StreamIDs within SIDSIZE.
@@ -255,6 +267,38 @@ export class VmLifecycle {
       revision,
     );
     return operation;
+  }
+
+  /**
+   * Takes over the create of a replica that stopped (OperationRecovery) and rolls it back on the
+   * host as that replica would have (rollBackAbandonedCreate: in reverse, idempotent), so that
+   * all or nothing holds across a crash too: then the VM record goes, as after any rolled-back
+   * create, or, when the rollback cannot finish, stays FAILED (delete it to retry the cleanup).
+   * The operation ends FAILED, ABORTED / OPERATION_ABANDONED at the step it had reached. False
+   * when it cannot be taken over (the VM or its host is gone, or another replica took it first).
+   *
+   * The stopped replica's calls to the host are over by then: its lease (30 s) outlasts their
+   * deadline (rpcTimeoutMs), so no create of its lands after this rollback's delete.
+   */
+  async adoptAbandonedCreate(op: OperationRecord): Promise<boolean> {
+    const { vms, hosts, runner, connections, instanceId } = this.deps;
+    const { tenant, step } = op.metadata;
+    const [vm, host] = await Promise.all([vms.get(tenant, op.metadata.vm), hosts.get(op.metadata.host)]);
+    if (vm?.value.activeOperation !== op.name || !host) return false;
+    const adopted = await runner.adopt(
+      op,
+      instanceId,
+      `gateway replica ${op.owner} stopped at step "${step}": replica ${instanceId} rolls the create back on host ${host.name}`,
+    );
+    if (!adopted) return false;
+    runner.start(adopted, async (context) => {
+      const rollback = await rollBackAbandonedCreate(context, connections, host, vm.value);
+      const failure = new StepFailure(step, replicaStopped(op.owner, step), rollback);
+      if (rollbackComplete(failure)) await vms.remove(tenant, vm.value.name);
+      else await this.settle(vm.value, "FAILED");
+      throw failure;
+    });
+    return true;
   }
 
   private async settle(vm: Vm, state: Vm["state"]): Promise<void> {

@@ -18,7 +18,6 @@ import {
   StepFailure,
   isAbandonment,
   newOperationRecord,
-  withEvent,
   type OperationContext,
 } from "../operations/operation-runner.js";
 import { fits } from "./placement.js";
@@ -31,7 +30,7 @@ import { refuseWhileBusy } from "./busy-guard.js";
 import { controllerName } from "./device-names.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 
-/** After a cancel or a timeout, how long the migration service may take to reach its final state, ms. */
+/** After a cancel or a timeout, how long the migration service may take to reach its final state, ms (the cancel route documents it). */
 const SETTLE_AFTER_ABORT_MS = 60_000;
 /** How often a running migration looks in the registry for a cancel made on another replica, ms. */
 const CANCEL_POLL_MS = 1000;
@@ -150,7 +149,7 @@ export class VmMigrations {
    * gone, or another replica took it first); the caller then ends the operation as abandoned.
    */
   async adopt(op: OperationRecord): Promise<boolean> {
-    const { vms, hosts, operations, runner, instanceId } = this.deps;
+    const { vms, hosts, runner, instanceId } = this.deps;
     const status = op.metadata.migration;
     if (!status?.operation) return false;
     const { tenant } = op.metadata;
@@ -160,23 +159,18 @@ export class VmMigrations {
       hosts.get(status.destinationHost),
     ]);
     if (vm?.value.activeOperation !== op.name || !source || !destination) return false;
-    const adopted = await operations.update(tenant, operationId(op), (r) =>
-      r.done || r.owner !== op.owner
-        ? undefined
-        : withEvent(
-            { ...r, owner: instanceId },
-            `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): following ${status.operation} on host ${source.name}`,
-          ),
+    const adopted = await runner.adopt(
+      op,
+      instanceId,
+      `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): following ${status.operation} on host ${source.name}`,
     );
-    // A declined update answers the record as it is: adopted only if it now names this replica.
-    if (adopted?.value.owner !== instanceId) return false;
-    runner.events.emit(`${tenant}/${operationId(op)}`, adopted.value);
+    if (!adopted) return false;
     const request: MigrateRequest = {
       destinationHost: destination.name,
       downtimeLimitMs: status.downtimeLimitMs,
       vmmMovesRam: status.vmmMovesRam,
     };
-    runner.start(adopted.value, (context) =>
+    runner.start(adopted, (context) =>
       new MigrationRun(this.deps, context, vm.value, source, destination, request, status).resume(
         status.operation,
       ),

@@ -47,6 +47,78 @@ function isNotFound(error: unknown): boolean {
   return (error as VplaneError).code === "NOT_FOUND";
 }
 
+/** One delete of a device: the step it is recorded as, and the call (NOT_FOUND: already gone). */
+interface DeviceDelete {
+  step: string;
+  run: () => Promise<unknown>;
+}
+
+/**
+ * Answers after which the caller cannot tell whether the service applied the call (its answer was
+ * lost, not a refusal): the service killed mid-call (UNAVAILABLE, INTERNAL), the deadline passed.
+ */
+const OUTCOME_UNKNOWN = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "INTERNAL"]);
+
+/** Deletes the VM's controller. */
+function controllerDelete(
+  connections: HostConnections,
+  host: HostRecord,
+  vm: Vm,
+  requestId: string,
+): DeviceDelete {
+  const clients = connections.clientsOf(host.addresses);
+  return {
+    step: STEP.deleteController,
+    run: () =>
+      connections.call("interrupt-controller", "DeleteController", (o) =>
+        unaryCall(
+          clients.interrupt.deleteController.bind(clients.interrupt),
+          { name: controllerName(vm), requestId },
+          o,
+        ),
+      ),
+  };
+}
+
+/** Deletes one SMMU of the VM with its devices. */
+function smmuDelete(
+  connections: HostConnections,
+  host: HostRecord,
+  vm: Vm,
+  smmu: string,
+  requestId: string,
+): DeviceDelete {
+  const clients = connections.clientsOf(host.addresses);
+  return {
+    step: STEP.deleteSmmu(smmu),
+    run: () =>
+      connections.call("iommu", "DeleteSmmu", (o) =>
+        unaryCall(clients.iommu.deleteSmmu.bind(clients.iommu), { name: smmuName(vm, smmu), requestId }, o),
+      ),
+  };
+}
+
+/**
+ * Runs a create whose undo is registered before it is sent: a create whose answer was lost may
+ * have been applied, and deleting what does not exist answers NOT_FOUND. A service that refused
+ * the create outright applied nothing: its undo goes. The call is not aborted by a cancel: cut off
+ * in flight, it could land on the host after the rollback ran; cancel is honoured at the next
+ * checkpoint, one call later (bounded by the call's deadline).
+ */
+async function createUndoable(
+  undo: DeviceDelete[],
+  entry: DeviceDelete,
+  create: () => Promise<unknown>,
+): Promise<void> {
+  undo.push(entry);
+  try {
+    await create();
+  } catch (error) {
+    if (!OUTCOME_UNKNOWN.has(toVplaneError(error).code)) undo.pop();
+    throw error;
+  }
+}
+
 /**
  * Creates a VM's devices on its host, all or nothing: the controller on the interrupt-controller
  * service, then each SMMU on the iommu service. Each create carries a request_id derived from
@@ -65,7 +137,7 @@ export async function provisionVm(
   commit: (resolved: Vm["resolved"]) => TransactionOp[],
 ): Promise<Vm["resolved"]> {
   const clients = connections.clientsOf(host.addresses);
-  const undo: Undo[] = [];
+  const undo: DeviceDelete[] = [];
   const steps = createSteps(vm);
   let current: string = STEP.capabilities;
   const percentAfter = (step: string) => Math.round(((steps.indexOf(step) + 1) / steps.length) * 90);
@@ -123,17 +195,7 @@ export async function provisionVm(
     };
     await createUndoable(
       undo,
-      {
-        step: STEP.deleteController,
-        run: () =>
-          connections.call("interrupt-controller", "DeleteController", (o) =>
-            unaryCall(
-              clients.interrupt.deleteController.bind(clients.interrupt),
-              { name: controllerName(vm), requestId: `${context.id}/rollback/controller` },
-              o,
-            ),
-          ),
-      },
+      controllerDelete(connections, host, vm, `${context.id}/rollback/controller`),
       () =>
         connections.call("interrupt-controller", "CreateController", (o) =>
           unaryCall(clients.interrupt.createController.bind(clients.interrupt), createController, o),
@@ -173,17 +235,7 @@ export async function provisionVm(
       };
       await createUndoable(
         undo,
-        {
-          step: STEP.deleteSmmu(smmu.name),
-          run: () =>
-            connections.call("iommu", "DeleteSmmu", (o) =>
-              unaryCall(
-                clients.iommu.deleteSmmu.bind(clients.iommu),
-                { name: smmuName(vm, smmu.name), requestId: `${context.id}/rollback/smmu/${smmu.name}` },
-                o,
-              ),
-            ),
-        },
+        smmuDelete(connections, host, vm, smmu.name, `${context.id}/rollback/smmu/${smmu.name}`),
         () =>
           connections.call("iommu", "CreateSmmu", (o) =>
             unaryCall(clients.iommu.createSmmu.bind(clients.iommu), createSmmu, o),
@@ -225,30 +277,8 @@ export async function provisionVm(
   }
 }
 
-type Undo = { step: string; run: () => Promise<unknown> };
-
-// Answers after which the caller cannot tell whether the service applied the call.
-const OUTCOME_UNKNOWN = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "INTERNAL"]);
-
-/**
- * Runs a create whose undo is registered before it is sent: a create whose answer was lost (the
- * service killed, the deadline passed) may have been applied, and deleting what does not exist
- * answers NOT_FOUND. A service that refused the create outright applied nothing: its undo goes.
- * The call is not aborted by a cancel: cut off in flight, it could land on the host after the
- * rollback ran; cancel is honoured at the next checkpoint, one call later.
- */
-async function createUndoable(undo: Undo[], entry: Undo, create: () => Promise<unknown>): Promise<void> {
-  undo.push(entry);
-  try {
-    await create();
-  } catch (error) {
-    if (!OUTCOME_UNKNOWN.has((error as VplaneError).code)) undo.pop();
-    throw error;
-  }
-}
-
 /** Runs the undo steps newest first (a NOT_FOUND counts as undone); says how it went. */
-async function rollBack(context: OperationContext, undo: Undo[]): Promise<string> {
+async function rollBack(context: OperationContext, undo: DeviceDelete[]): Promise<string> {
   if (undo.length === 0) return "nothing to roll back";
   const failed: string[] = [];
   for (const { step, run } of [...undo].reverse()) {
@@ -288,9 +318,8 @@ export async function deprovisionVm(
   host: HostRecord,
   vm: Vm,
 ): Promise<void> {
-  const clients = connections.clientsOf(host.addresses);
   const steps = deleteSteps(vm);
-  const run = async (step: string, call: () => Promise<unknown>) => {
+  const run = async ({ step, run: call }: DeviceDelete) => {
     await context.step(step, "RUNNING");
     try {
       await call();
@@ -305,26 +334,29 @@ export async function deprovisionVm(
     }
     await context.progress(Math.round(((steps.indexOf(step) + 1) / steps.length) * 90), step, `${step} done`);
   };
-  for (const smmu of vm.iommu.smmus) {
-    await run(STEP.deleteSmmu(smmu.name), () =>
-      connections.call("iommu", "DeleteSmmu", (o) =>
-        unaryCall(
-          clients.iommu.deleteSmmu.bind(clients.iommu),
-          { name: smmuName(vm, smmu.name), requestId: `${context.id}/smmu/${smmu.name}` },
-          o,
-        ),
-      ),
-    );
-  }
-  await run(STEP.deleteController, () =>
-    connections.call("interrupt-controller", "DeleteController", (o) =>
-      unaryCall(
-        clients.interrupt.deleteController.bind(clients.interrupt),
-        { name: controllerName(vm), requestId: `${context.id}/controller` },
-        o,
-      ),
+  for (const smmu of vm.iommu.smmus)
+    await run(smmuDelete(connections, host, vm, smmu.name, `${context.id}/smmu/${smmu.name}`));
+  await run(controllerDelete(connections, host, vm, `${context.id}/controller`));
+}
+
+/**
+ * Undoes what an abandoned create (its gateway replica stopped mid-way) may have made on the
+ * host, as its own rollback would have: every SMMU of the VM, newest first, then the controller.
+ * Each delete is idempotent (NOT_FOUND: never made, or already gone), so it is safe to run
+ * again, and after whatever part of its own rollback the stopped replica got to. Says how it went.
+ */
+export async function rollBackAbandonedCreate(
+  context: OperationContext,
+  connections: HostConnections,
+  host: HostRecord,
+  vm: Vm,
+): Promise<string> {
+  return rollBack(context, [
+    controllerDelete(connections, host, vm, `${context.id}/recovery/controller`),
+    ...vm.iommu.smmus.map((smmu) =>
+      smmuDelete(connections, host, vm, smmu.name, `${context.id}/recovery/smmu/${smmu.name}`),
     ),
-  );
+  ]);
 }
 
 async function capabilitiesOf(

@@ -25,6 +25,8 @@ export interface TestGateway {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<LightMyRequestResponse>;
+  /** Listens on a loopback port (for clients that need a socket: fetch, SSE, raw HTTP). */
+  listen(): Promise<{ port: number; base: string }>;
   /** Polls an operation until done and returns it. */
   waitForOperation(who: keyof TestGateway["token"], name: string, timeoutMs?: number): Promise<OperationJson>;
   close(): Promise<void>;
@@ -103,6 +105,11 @@ export async function startTestGateway(
     tokens,
     token,
     call,
+    async listen() {
+      await app.listen({ host: "127.0.0.1", port: 0 });
+      const { port } = app.server.address() as { port: number };
+      return { port, base: `http://127.0.0.1:${port}` };
+    },
     async waitForOperation(who, name, timeoutMs = 10_000) {
       // Monotonic: a step of the wall clock (a VM's clock being synced) does not cut the wait short.
       const until = performance.now() + timeoutMs;

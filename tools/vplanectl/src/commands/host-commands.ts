@@ -11,9 +11,12 @@ const HOST_COLUMNS: Column<Host>[] = [
   ["NAME", (h) => h.name],
   ["VMS", (h) => h.usage.vms],
   ["VCPUS", (h) => `${h.usage.vcpus}/${h.capacity.vcpus || "-"}`],
-  ["INTERRUPT", (h) => h.services?.["interruptController"]?.health ?? h.addresses["interruptController"]],
-  ["IOMMU", (h) => h.services?.["iommu"]?.health ?? h.addresses["iommu"]],
-  ["MIGRATION", (h) => h.services?.["migration"]?.health ?? h.addresses["migration"]],
+  [
+    "INTERRUPT",
+    (h) => h.services?.["interruptController"]?.health ?? h.addresses?.["interruptController"] ?? "-",
+  ],
+  ["IOMMU", (h) => h.services?.["iommu"]?.health ?? h.addresses?.["iommu"] ?? "-"],
+  ["MIGRATION", (h) => h.services?.["migration"]?.health ?? h.addresses?.["migration"] ?? "-"],
 ];
 
 export function hostCommands(yargs: Argv, context: ContextFactory): Argv {
