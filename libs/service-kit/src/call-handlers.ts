@@ -69,7 +69,7 @@ export class CallHandlers {
   clientStream<Req, Res>(handler: ClientStreamHandler<Req, Res>): handleClientStreamingCall<Req, Res> {
     return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) =>
       this.answer(call, callback, "client_stream", (scope) =>
-        handler(untilAborted(call as AsyncIterable<Req>, scope.signal), scope),
+        handler(untilAborted((call as AsyncIterable<Req>)[Symbol.asyncIterator](), scope.signal), scope),
       );
   }
 
@@ -107,7 +107,14 @@ export class CallHandlers {
   bidiStream<Req, Res>(handler: BidiStreamHandler<Req, Res>): handleBidiStreamingCall<Req, Res> {
     return (call: ServerDuplexStream<Req, Res>) =>
       this.stream(call, "bidi_stream", (send, scope) =>
-        handler(untilAborted(call as AsyncIterable<Req>, scope.signal), send, scope),
+        // destroyOnReturn false: for-await over the call itself destroys it once the client's
+        // side ends, and a destroyed call can no longer send the handler's final status (the
+        // client then waits until it cancels).
+        handler(
+          untilAborted(call.iterator({ destroyOnReturn: false }) as AsyncIterator<Req>, scope.signal),
+          send,
+          scope,
+        ),
       );
   }
 
@@ -205,8 +212,7 @@ export class CallHandlers {
  * The requests of a bidirectional stream, ending with the abort reason when the call is
  * cancelled or drained (grpc-js leaves a cancelled call's readable side open).
  */
-async function* untilAborted<T>(requests: AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
-  const iterator = requests[Symbol.asyncIterator]();
+async function* untilAborted<T>(iterator: AsyncIterator<T>, signal: AbortSignal): AsyncIterable<T> {
   const aborted = new Promise<never>((_, reject) => {
     const fail = () => reject(signal.reason instanceof Error ? signal.reason : new Error("call ended"));
     if (signal.aborted) fail();

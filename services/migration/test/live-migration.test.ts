@@ -460,7 +460,7 @@ describe("failure in every phase: the VM stays on the source, the destination ho
       await peer.send({ $case: "switchover", value: true });
       await peer.expect("switchedOverReport");
       assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at switchover");
-      peer.abort();
+      await peer.abandon(0); // the end without a commit, then the cancel, as a dying source leaves it
       await waitFor(() => !destination.interrupts.vms.has(vm) && !destination.iommu.vms.has(vm));
     } finally {
       client.close();
@@ -502,7 +502,7 @@ describe("the device-state stream", () => {
         (error: unknown) => error,
       );
     } finally {
-      peer.abort();
+      await peer.abandon(0);
       client.close();
     }
   }

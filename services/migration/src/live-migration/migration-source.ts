@@ -14,8 +14,9 @@
 //                releases its own devices
 // Inside the downtime: StopAndCopy, the chunks and switchover to the destination, its
 // FinishImport, its acknowledgement: three round trips (issue 14). Any failure or cancel before
-// the commit aborts the stream (the destination discards all it holds) and resumes the source's
-// devices (which also ends their pre-copy).
+// the commit resumes the source's devices (which also ends their pre-copy) and ends the stream
+// without a commit: the destination discards all it holds, and the operation ends once it has
+// (so a cancelled migration leaves the destination empty).
 import { rm } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import type { FileHandle } from "node:fs/promises";
@@ -28,6 +29,7 @@ import {
   VPLANE_VERSION,
   VplaneError,
   clientChannelOptions,
+  toVplaneError,
   clientCredentials,
   type TlsFiles,
 } from "@vplane/service-kit";
@@ -40,6 +42,8 @@ import { preCopyDevices, type PreCopyOutcome } from "./device-precopy.js";
 import { PeerStream } from "./peer-stream.js";
 
 const PROGRESS_TYPE = "type.googleapis.com/vplane.migration.v1.OperationProgress";
+/** How long a failed or cancelled migration waits for the destination to discard what it holds. */
+const ABANDON_WAIT_MS = 5_000;
 
 export interface MigrationSourceOptions {
   dataDir: string;
@@ -69,7 +73,10 @@ export async function migrateOut(
     clientChannelOptions(),
   );
   const peer = new PeerStream(client.receiveMigration());
-  context.signal.addEventListener("abort", () => peer.abort(), { once: true });
+  // A cancel (or timeout) stops any wait for the destination at once; the catch below gives up.
+  const interrupt = () => peer.interrupt(toVplaneError(context.signal.reason));
+  if (context.signal.aborted) interrupt();
+  else context.signal.addEventListener("abort", interrupt, { once: true });
   let started = false;
   let committed = false;
   try {
@@ -141,11 +148,16 @@ export async function migrateOut(
     };
   } catch (error) {
     if (committed) throw error;
-    peer.abort(); // the destination discards everything it holds
-    // The VM goes on here; resuming also ends the devices' pre-copy.
-    if (started) await options.journal.resumeAfterFailure(vm, () => devices.resume(vm));
+    try {
+      // The VM goes on here; resuming also ends the devices' pre-copy.
+      if (started) await options.journal.resumeAfterFailure(vm, () => devices.resume(vm));
+    } finally {
+      // The destination discards everything it holds: ended only once it has.
+      await peer.abandon(ABANDON_WAIT_MS);
+    }
     throw error;
   } finally {
+    context.signal.removeEventListener("abort", interrupt);
     await ram?.close();
     client.close();
     // The RAM now lives on the destination; a copy left here would block the VM's way back.

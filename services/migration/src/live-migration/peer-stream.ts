@@ -17,6 +17,9 @@ export class PeerStream {
   private failure: VplaneError | undefined;
   private ended = false;
   private wake: (() => void) | undefined;
+  /** Resolves with the call's final status (the destination's answer, or a local cancel). */
+  private readonly settled: Promise<void>;
+  private hasStatus = false;
 
   constructor(private readonly call: ClientDuplexStream<ReceiveMigrationRequest, ReceiveMigrationResponse>) {
     call.on("data", (response: ReceiveMigrationResponse) => {
@@ -24,19 +27,31 @@ export class PeerStream {
       this.notify();
     });
     call.on("error", (error: ServiceError) => {
-      this.failure = fromServiceError(error);
+      this.failure ??= fromServiceError(error);
       this.notify();
     });
     call.on("end", () => {
       this.ended = true;
       this.notify();
     });
+    this.settled = new Promise((resolve) =>
+      call.once("status", () => {
+        this.hasStatus = true;
+        resolve();
+      }),
+    );
   }
 
+  /** Writes `message`; under back-pressure waits for the stream to drain, or to fail. */
   async send(message: ReceiveMigrationRequest["message"]): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     if (this.call.write({ message })) return;
-    await new Promise<void>((resolve) => this.call.once("drain", resolve));
+    // A stream that fails or is interrupted never drains: wait for either.
+    const drained = () => this.notify();
+    this.call.once("drain", drained);
+    await new Promise<void>((resolve) => (this.wake = resolve));
+    this.call.off("drain", drained);
+    this.throwIfFailed();
   }
 
   /** The next acknowledgement, which must be of kind `kind`. */
@@ -57,9 +72,30 @@ export class PeerStream {
     this.call.end();
   }
 
-  /** Aborts the stream: the destination sees CANCELLED and discards what it received. */
-  abort(): void {
+  /** Stops waiting for the destination (a cancel, a timeout): the waiting send or expect throws `reason`. */
+  interrupt(reason: VplaneError): void {
+    this.failure ??= reason;
+    this.notify();
+  }
+
+  /**
+   * Gives the migration up before its commit: ends the stream without one, which makes the
+   * destination discard all it received (imported devices, RAM file, its reservation of the VM),
+   * and waits, at most `timeoutMs`, for its final answer, which it sends once it has let go. So a
+   * migration that ends failed or cancelled leaves nothing on the destination, and the VM may be
+   * migrated there again at once. Past the wait the call is cancelled (the destination discards
+   * on that too, once it notices).
+   */
+  async abandon(timeoutMs: number): Promise<void> {
+    if (!this.hasStatus) this.call.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
     this.call.cancel();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
   }
 
   private notify() {
