@@ -10,7 +10,7 @@ import { interruptControllerDescription } from "@vplane/interrupt-controller";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
 import { FakeHost } from "./support/fake-host.js";
 import { openSse } from "./support/sse-client.js";
-import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+import { startTestGateway, type TestGateway } from "./support/test-gateway.js";
 
 const MIB = 1 << 20;
 /** KVM SOURCE_CONFIG layout: priority bits 2:0, server bits 31:3, masked bit 32, EISN bits 63:33. */
@@ -35,15 +35,13 @@ describe("device endpoints on a real interrupt-controller", () => {
       },
       "api",
     );
-    const created = await gw.call("operator", "POST", "/v1/vms", {
+    await gw.createVm("operator", {
       name: "dev-1",
       vcpus: 2,
       memoryBytes: 16 * MIB,
       interruptController: { mode: "xive", nrServers: 8 },
       iommu: { smmus: [{ name: "s0", devices: [{ physicalSid: 8, virtualSid: 0 }] }] },
     });
-    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
-    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
     ({ base } = await gw.listen());
   });
   after(async () => {

@@ -3,16 +3,10 @@
 // {error: {code, reason, message, details}}, and every request is answered in time. Bounded by
 // a request count and a time budget; VPLANE_FUZZ_SEED replays a run (the seed is printed).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { interruptControllerDescription } from "@vplane/interrupt-controller";
-import { iommuDescription } from "@vplane/iommu";
-import { migrationDescription } from "@vplane/migration";
-import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
 import { RequestFuzzer, routesOf, seededRandom, type FuzzRequest } from "./support/request-fuzzer.js";
-import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+import { startEmbeddedHost, type EmbeddedHost } from "./support/embedded-host.js";
+import { startTestGateway, type TestGateway } from "./support/test-gateway.js";
 
 const SEED = Number(process.env["VPLANE_FUZZ_SEED"] ?? 0x5eed17);
 const MAX_REQUESTS = 600;
@@ -57,43 +51,25 @@ function shapeProblem(text: string): string | undefined {
 }
 
 describe("REST fuzz: every route of /openapi.json, seeded and bounded", () => {
-  let dataDir: string;
-  let services: ServiceUnderTest[];
+  let host: EmbeddedHost;
   let gw: TestGateway;
   let base: string;
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "vplane-gw-fuzz-"));
-    const env = { VPLANE_DATA_DIR: dataDir };
-    const interrupt = await startServiceForTests(interruptControllerDescription, env);
-    const iommu = await startServiceForTests(iommuDescription, env);
-    const migration = await startServiceForTests(migrationDescription, {
-      ...env,
-      VPLANE_MIGRATION_INTERRUPT_TARGET: interrupt.address,
-      VPLANE_MIGRATION_IOMMU_TARGET: iommu.address,
-    });
-    services = [migration, iommu, interrupt];
+    host = await startEmbeddedHost("h1");
     gw = await startTestGateway();
-    const addresses = {
-      interruptController: interrupt.address,
-      iommu: iommu.address,
-      migration: migration.address,
-    };
-    await gw.services.hosts.register({ name: "h1", addresses }, "api");
-    const created = await gw.call("operator", "POST", "/v1/vms", {
+    await gw.services.hosts.register({ name: "h1", addresses: host.addresses }, "api");
+    await gw.createVm("operator", {
       name: "fz",
       vcpus: 2,
       memoryBytes: 4 << 20,
       interruptController: { mode: "xive", nrServers: 8 },
       iommu: { smmus: [{ name: "s0", devices: [{ physicalSid: 8, virtualSid: 0 }] }] },
     });
-    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
-    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
     ({ base } = await gw.listen());
   });
   after(async () => {
     await gw.close();
-    for (const service of services) await service.stop(500);
-    rmSync(dataDir, { recursive: true, force: true });
+    await host.stop();
   });
 
   it("no 5xx, the error shape on every error answer, and every request answered in time", async (t) => {

@@ -234,21 +234,43 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
   });
 
   it("cancel during a create stops it, rolls back, and ends CANCELLED", async () => {
-    host.delayMs = 150;
     const devicesBefore = host.controllers.size + host.smmus.size;
+    const callsBefore = host.calls.length;
+    // The cancel lands while CreateController is in flight (held there, not timed): the create is
+    // not cut off, and what it made is deleted by the rollback.
+    let release!: () => void;
+    host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
     const response = await gw.call("operator", "POST", "/v1/vms", withSmmus("cancel-1"));
     const name = response.json<OperationJson>().name;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    while (!host.calls.slice(callsBefore).some((c) => c.startsWith("CreateController")))
+      await new Promise((resolve) => setTimeout(resolve, 5));
     const cancel = await gw.call("operator", "POST", `/v1/${name}/cancel`);
     assert.equal(cancel.statusCode, 200);
     assert.equal(cancel.json<OperationJson>().metadata.cancelRequested, true);
+    // The operation must not end while its create is in flight: a create cut off by the cancel
+    // lands on the host after the rollback and leaves the controller behind. (The pass does not
+    // hang on this wait; the wait only gives a wrong ending time to show.)
+    const until = performance.now() + 300;
+    while (performance.now() < until) {
+      const operation = (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
+      assert.equal(
+        operation.done,
+        false,
+        `ended while its CreateController was in flight: ${JSON.stringify(operation)}`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    host.holds.delete("CreateController");
+    release();
     const done = await gw.waitForOperation("operator", name);
     assert.equal(done.metadata.state, "CANCELLED");
     assert.equal(done.error?.code, "CANCELLED");
     assert.equal((await gw.call("operator", "GET", "/v1/vms/cancel-1")).statusCode, 404);
-    assert.ok(
-      host.calls.some((c) => c.startsWith("CreateController")),
-      "the create had started",
+    const calls = host.calls.slice(callsBefore).map((c) => c.split(" ")[0]);
+    assert.deepEqual(
+      calls.filter((c) => c !== "GetCapabilities"),
+      ["CreateController", "DeleteController"],
+      "the controller made while the cancel came is deleted again, and nothing is made after it",
     );
     assert.equal(host.controllers.size + host.smmus.size, devicesBefore, "what was created is deleted again");
     // Cancelling a finished operation changes nothing.

@@ -86,11 +86,8 @@ export interface FuzzWorld {
   tokens: string[];
 }
 
-const INTEGER_TEXT = [
-  "0",
-  "1",
-  "6",
-  "10",
+/** Integers not written the canonical way, or out of any parameter's range: each must be refused. */
+export const NON_CANONICAL_INTEGERS = [
   "1e3",
   "1.9",
   "1.0",
@@ -101,10 +98,9 @@ const INTEGER_TEXT = [
   "1abc",
   "4294967296",
   "18446744073709551616",
-  "",
-  " 1",
-  "NaN",
+  "99999999999999999999",
 ];
+const INTEGER_TEXT = ["0", "1", "6", "10", ...NON_CANONICAL_INTEGERS, "", " 1", "NaN"];
 const WEIRD_TEXT = [
   "%FF%FE",
   "%E0%A4%A",

@@ -1,5 +1,6 @@
 // A gateway built in the test process around a given store (in-memory SQLite by default), with
 // tokens for two tenants and every role, answering through fastify's inject (no port needed).
+import assert from "node:assert/strict";
 import { credentials } from "@grpc/grpc-js";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { createLogger } from "@vplane/service-kit";
@@ -29,6 +30,8 @@ export interface TestGateway {
   listen(): Promise<{ port: number; base: string }>;
   /** Polls an operation until done and returns it. */
   waitForOperation(who: keyof TestGateway["token"], name: string, timeoutMs?: number): Promise<OperationJson>;
+  /** POST /v1/vms with `spec` and waits for the create; fails the test unless it SUCCEEDED. */
+  createVm(who: keyof TestGateway["token"], spec: Record<string, unknown>): Promise<OperationJson>;
   close(): Promise<void>;
 }
 
@@ -99,6 +102,17 @@ export async function startTestGateway(
       headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers },
       ...(body !== undefined ? { payload: body as InjectOptions["payload"] } : {}),
     });
+  const waitForOperation: TestGateway["waitForOperation"] = async (who, name, timeoutMs = 10_000) => {
+    // Monotonic: a step of the wall clock (a VM's clock being synced) does not cut the wait short.
+    const until = performance.now() + timeoutMs;
+    for (;;) {
+      const response = await call(who, "GET", `/v1/${name}`);
+      const operation = response.json<OperationJson>();
+      if (operation.done) return operation;
+      if (performance.now() > until) throw new Error(`operation ${name} not done: ${response.body}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
   return {
     app,
     services,
@@ -110,16 +124,13 @@ export async function startTestGateway(
       const { port } = app.server.address() as { port: number };
       return { port, base: `http://127.0.0.1:${port}` };
     },
-    async waitForOperation(who, name, timeoutMs = 10_000) {
-      // Monotonic: a step of the wall clock (a VM's clock being synced) does not cut the wait short.
-      const until = performance.now() + timeoutMs;
-      for (;;) {
-        const response = await call(who, "GET", `/v1/${name}`);
-        const operation = response.json<OperationJson>();
-        if (operation.done) return operation;
-        if (performance.now() > until) throw new Error(`operation ${name} not done: ${response.body}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+    waitForOperation,
+    async createVm(who, spec) {
+      const created = await call(who, "POST", "/v1/vms", spec);
+      assert.equal(created.statusCode, 202, created.body);
+      const done = await waitForOperation(who, created.json<OperationJson>().name);
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      return done;
     },
     async close() {
       await app.close();
