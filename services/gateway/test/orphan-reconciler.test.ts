@@ -103,7 +103,7 @@ describe("orphan reconciler", { skip }, () => {
       failure?: { reason: string; message: string };
     }>();
 
-  it("a create whose gateway was killed mid host call, then deleted, leaves a controller the host finished late: removed after the grace period, audited, counted", async () => {
+  it("a create whose gateway was killed mid host call, rolled back by another replica before the host finished it, leaves a controller the host finished late: removed after the grace period, audited, counted", async () => {
     let release!: () => void;
     h1.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
     const replica = await startReplica();
@@ -112,17 +112,20 @@ describe("orphan reconciler", { skip }, () => {
       headers: { authorization: `Bearer ${b.token.operator}`, "content-type": "application/json" },
       body: JSON.stringify(spec("late", "h1")),
     });
-    assert.equal(created.status, 202, await created.text());
+    const answer = await created.text();
+    assert.equal(created.status, 202, answer);
+    const createOp = JSON.parse(answer) as OperationJson;
     const uid = (await vmOf("late")).uid;
     await until("the host to receive CreateController", () => h1.calls.includes(`CreateController ${uid}`));
     await replica.kill(); // kill -9 between the host call and the registry write
 
-    // The replica's lease lapses: this one ends its create (VM FAILED); the VM is then deleted
-    // while the host is still busy with the abandoned call (nothing to delete there yet).
+    // The replica's lease lapses: this one adopts its create and rolls it back on the host (issue 17
+    // point 8) while the host is still busy with the abandoned call (nothing to delete there yet):
+    // the create ends FAILED, the VM is gone.
     assert.equal((await b.services.recovery.reap(Date.now() + 2_000)).length, 1);
-    assert.equal((await vmOf("late")).state, "FAILED");
-    const deleting = (await b.call("operator", "DELETE", "/v1/vms/late")).json<OperationJson>();
-    assert.equal((await b.waitForOperation("operator", deleting.name)).metadata.state, "SUCCEEDED");
+    const abandoned = await b.waitForOperation("operator", createOp.name);
+    assert.deepEqual([abandoned.metadata.state, abandoned.error?.reason], ["FAILED", "OPERATION_ABANDONED"]);
+    assert.equal((await b.call("viewer", "GET", "/v1/vms/late")).statusCode, 404);
     h1.holds.delete("CreateController");
     release();
     await until("the host to finish the abandoned create", () => h1.controllers.has(`vms/${uid}/controller`));
