@@ -177,7 +177,10 @@ describe("live migration through the gateway between two embedded hosts", () => 
   async function hostAvailable(host: string): Promise<void> {
     const deadline = performance.now() + OPERATION_WAIT_MS;
     for (;;) {
-      const view = await ok<{ availability?: { state: string } }>("GET", `/v1/hosts/${host}`);
+      // Availability is for admins (issue 17 point 9: other roles see their own usage only).
+      const view = (await gw.call("admin", "GET", `/v1/hosts/${host}`)).json<{
+        availability?: { state: string };
+      }>();
       if (view.availability?.state === "AVAILABLE") return;
       if (performance.now() > deadline)
         throw new Error(`host ${host} never available: ${JSON.stringify(view)}`);
