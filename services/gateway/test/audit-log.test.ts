@@ -76,17 +76,18 @@ describe("audit trail", () => {
     }
   });
 
-  it("audits refused calls too: no token, a role too low", async () => {
+  it("audits refused calls too: no token (no one to name), a role too low (named: the token that tried)", async () => {
     const { lines, sink } = jsonLineSink();
     const { gw, close } = await startGatewayWithHost({ auditDestination: sink });
     try {
+      const viewerId = gw.tokens.authenticate(`Bearer ${gw.token.viewer}`)!.tokenId;
       await gw.call(null, "POST", "/v1/vms", vmBody);
       await gw.call("viewer", "DELETE", "/v1/vms/audited");
       assert.deepEqual(
-        lines.map((line) => [line["tokenId"] === null, line["tenant"], line["status"], line["outcome"]]),
+        lines.map((line) => [line["tokenId"], line["role"], line["tenant"], line["status"], line["outcome"]]),
         [
-          [true, null, 401, "UNAUTHENTICATED"],
-          [true, null, 403, "PERMISSION_DENIED"],
+          [null, null, null, 401, "UNAUTHENTICATED"],
+          [viewerId, "viewer", "acme", 403, "PERMISSION_DENIED"],
         ],
       );
     } finally {

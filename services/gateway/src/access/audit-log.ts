@@ -79,7 +79,8 @@ export const auditTrail = fp(
     app.addHook("onSend", (request, reply, payload, done) => {
       if (STATE_CHANGING.has(request.method)) {
         const answer = answerOf(reply, payload);
-        const principal = request.principal as typeof request.principal | undefined;
+        // The verified token, also on a call its role may not make (a 403 is someone's).
+        const principal = request.caller;
         const name = createdName(request);
         audit.record({
           requestId: request.id,
