@@ -275,11 +275,42 @@ export class XiveDevice {
     for (const { server: candidate } of this.connectedVcpus()) {
       if (this.tryPickQueue(candidate, priority)) return candidate;
     }
-    throw kvmError(
+    throw this.noQueueFor(priority);
+  }
+
+  /**
+   * Why no queue took the source, and what the caller can do; EBUSY either way, as KVM. A queue's
+   * slots are KVM's rule (xive_try_pick_queue): each routing that changes a source's server,
+   * priority or EISN takes one, and none comes back, not on re-routing, masking, a queue reset or
+   * CTRL RESET; only a new device (its vCPUs' contexts freed) starts afresh.
+   */
+  private noQueueFor(priority: number): XiveError {
+    const ends = this.router.ends!;
+    const queues = this.connectedVcpus()
+      .map(({ server }) => endIndexOf(server, priority))
+      .filter((index) => ends.isEnqueue(index));
+    if (queues.length === 0) {
+      return kvmError(
+        Errno.EBUSY,
+        "RESOURCE_EXHAUSTED",
+        "NO_QUEUE_AVAILABLE",
+        `no connected vCPU has a priority ${priority} queue: configure one (ConfigureQueue) or route the ` +
+          `source at a priority that has one`,
+        "priority",
+      );
+    }
+    const slots = queues.map((index) => queueEntries(ends.qshiftOf(index)) - XIVE_Q_GAP);
+    return kvmError(
       Errno.EBUSY,
       "RESOURCE_EXHAUSTED",
-      "NO_QUEUE_AVAILABLE",
-      `no vCPU has a priority ${priority} queue with room for another source`,
+      "QUEUE_SLOTS_EXHAUSTED",
+      `the ${queues.length} priority ${priority} queue(s) have used all their source slots ` +
+        `(${slots.join(", ")}): as in KVM, every routing that changes a source's server, priority or ` +
+        `EISN takes a slot of the queue it lands on, and re-routing, masking or resetting never gives ` +
+        `one back, so retrying fails the same way. Leave unchanged sources out of re-configurations ` +
+        `(they take no slot); to route more, give a connected vCPU that has no queue yet a priority ` +
+        `${priority} queue (KVM then picks it), or recreate the controller (DeleteController, ` +
+        `CreateController), which starts with fresh slots`,
       "priority",
     );
   }

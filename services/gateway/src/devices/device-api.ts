@@ -62,7 +62,11 @@ export const DEVICE_ROUTES: readonly DeviceRoute[] = [
     "ConfigureSources",
     "POST",
     "/sources/configure",
-    "Configure a batch of sources (KVM SOURCE_CONFIG); the first failure's index is reported",
+    "Configure a batch of sources (KVM SOURCE_CONFIG); the first failure's index is reported. As in KVM, " +
+      "each entry that changes a source's server, priority or EISN takes a slot of its queue (16,382 per " +
+      "64 KiB queue) and none is returned: with none left, 429 RESOURCE_EXHAUSTED QUEUE_SLOTS_EXHAUSTED, " +
+      "which a retry does not cure (give a vCPU without a queue one at that priority, or recreate the VM)" +
+      "; NO_QUEUE_AVAILABLE: no vCPU has a queue at that priority",
   ),
   ic("GetSourceConfig", "GET", "/sources/:irq", "A source's state and EAS", ["irq"]),
   ic(
