@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ClientReadableStream } from "@grpc/grpc-js";
+import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
 import pino from "pino";
-import { EchoServiceService } from "@vplane/proto/gen/vplane/testing/v1/echo";
+import { EchoServiceClient, EchoServiceService } from "@vplane/proto/gen/vplane/testing/v1/echo";
+import { echoService } from "../src/echo-service.js";
 import { unaryCall } from "../src/unary-call.js";
 import { startService } from "../src/service-runner.js";
 import { VplaneError } from "../src/vplane-error.js";
@@ -61,16 +62,39 @@ describe("graceful shutdown", () => {
   });
 
   it("cancels what is left once the grace period is over and says it was forced", async () => {
-    const env = await startEcho();
-    const inFlight = unaryCall(env.echo.sleep.bind(env.echo), { delayMs: 10_000 }, { timeoutMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 50));
-    const outcome = await env.service.stop(100);
+    // The stop starts once the Sleep is on the server: a call still on its way when the server
+    // stops is refused, not cancelled, and the stop is then graceful (seen under CI's load).
+    let entered!: () => void;
+    const onServer = new Promise<void>((resolve) => (entered = resolve));
+    const service = await startService(
+      {
+        ...echoDescription,
+        start: ({ handlers }) => {
+          const echo = echoService(handlers);
+          const sleep = echo.implementation["sleep"] as (...args: unknown[]) => unknown;
+          const implementation = {
+            ...echo.implementation,
+            sleep: (...args: unknown[]) => {
+              entered();
+              return sleep(...args);
+            },
+          };
+          return Promise.resolve({ services: [{ ...echo, implementation }] });
+        },
+      },
+      testConfig(),
+      pino({ level: "silent" }),
+    );
+    const client = new EchoServiceClient(service.server.address, credentials.createInsecure());
+    const inFlight = unaryCall(client.sleep.bind(client), { delayMs: 10_000 }, { timeoutMs: 20_000 });
+    await onServer;
+    const outcome = await service.stop(100);
     assert.equal(outcome, "forced");
     await assert.rejects(
       inFlight,
       (e: unknown) => e instanceof VplaneError && ["CANCELLED", "UNAVAILABLE"].includes(e.code),
     );
-    env.echo.close();
+    client.close();
   });
 });
 
