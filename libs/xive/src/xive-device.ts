@@ -647,8 +647,14 @@ export class XiveDevice {
   }
 
   /** An 8-byte store to a source's ESB page (see XiveSource.esbStore). */
-  esbStore(irq: number, managementPage: boolean, offset: number, value: bigint, size = 8): void {
-    this.sourceEngine.esbStore(irq, managementPage, offset, value, size);
+  esbStore(
+    irq: number,
+    managementPage: boolean,
+    offset: number,
+    value: bigint,
+    size = 8,
+  ): TriggerOutcomeValue | undefined {
+    return this.sourceEngine.esbStore(irq, managementPage, offset, value, size);
   }
 
   /**

@@ -100,11 +100,11 @@ export class XiveSource {
   }
 
   /** The ESB trigger of the trigger page and of management stores 0x000-0x3FF (MSI rules for all). */
-  private esbTriggerAt(block: SourceBlock, i: number): void {
+  private esbTriggerAt(block: SourceBlock, i: number): TriggerOutcomeValue {
     const status = block.status[i]!;
     const result = esbTrigger(status);
     block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
-    if (result & ESB_FORWARD) this.router.notify(block, i);
+    return result & ESB_FORWARD ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
   }
 
   /** ESB EOI; an LSI still asserted re-triggers (xive.md §3). Returns 1 if an event was forwarded. */
@@ -172,8 +172,15 @@ export class XiveSource {
    * An 8-byte store to a source's ESB page (xive.md §3): anywhere on the trigger page triggers;
    * on the management page 0x000-0x3FF triggers, 0x400-0x7FF is store-EOI (ignored unless the
    * source has STORE_EOI), 0x800-0xBFF injects (forward without PQ), 0xC00-0xFFF sets PQ.
+   * Returns what became of the event a trigger or inject store raised; undefined for the others.
    */
-  esbStore(irq: number, managementPage: boolean, offset: number, _value: bigint, size = 8): void {
+  esbStore(
+    irq: number,
+    managementPage: boolean,
+    offset: number,
+    _value: bigint,
+    size = 8,
+  ): TriggerOutcomeValue | undefined {
     const block = this.esbBlock(irq, size, offset);
     const i = irq & (SOURCES_PER_BLOCK - 1);
     if (!managementPage) return this.esbTriggerAt(block, i);
@@ -182,13 +189,12 @@ export class XiveSource {
         return this.esbTriggerAt(block, i);
       case "STORE_EOI":
         if (this.storeEoi) this.esbEoiAt(block, i);
-        return;
+        return undefined;
       case "INJECT":
-        this.router.notify(block, i);
-        return;
+        return this.router.notify(block, i);
       case "SET_PQ":
         this.sources.setPq(irq, setPqValueOf(offset & 0xfff));
-        return;
+        return undefined;
     }
   }
 
@@ -248,7 +254,10 @@ export class XiveSource {
     if (block === undefined) return;
     const i = irq & (SOURCES_PER_BLOCK - 1);
     const status = block.status[i]!;
-    if ((status & STATUS_LSI) === 0) return this.esbTriggerAt(block, i);
+    if ((status & STATUS_LSI) === 0) {
+      this.esbTriggerAt(block, i);
+      return;
+    }
     // The line keeps the level it has now; only the forwarding of the first assertion replays.
     if ((status & STATUS_PQ) !== PQ.RESET) return;
     block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;

@@ -9,12 +9,16 @@ import type { AdoptedVm } from "./native-vmm-handoff.js";
 /** The XICS RTAS calls a VMM forwards. */
 export type RtasCallName = "SET_XIVE" | "GET_XIVE" | "INT_OFF" | "INT_ON";
 
-/** Per-outcome counts of a trigger batch. */
+/** Per-outcome counts of the triggers one call made (TriggerSources, EsbAccess, SetLsiLevel). */
 export interface TriggerCounts {
   delivered: number;
   coalesced: number;
   masked: number;
   dropped: number;
+}
+
+export function noTriggers(): TriggerCounts {
+  return { delivered: 0, coalesced: 0, masked: 0, dropped: 0 };
 }
 
 /** Which implementation backs a controller (its durable record names it). */
@@ -84,11 +88,14 @@ export interface ControllerBackend {
     size: number,
     store: boolean,
     value: bigint,
+    /** Gets the outcome of a store that triggers (trigger page, management trigger or inject). */
+    counts?: TriggerCounts,
   ): bigint;
   timaAccess(server: number, offset: number, size: number, store: boolean, value: bigint): bigint;
   /** Raises each source in order and adds the outcomes to `counts`. */
   trigger(irqs: readonly number[], counts: TriggerCounts): void;
-  setLsiLevel(irq: number, asserted: boolean): void;
+  /** Sets an LSI's level; an assert is a trigger whose outcome is added to `counts`. */
+  setLsiLevel(irq: number, asserted: boolean, counts?: TriggerCounts): void;
   hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult;
   rtas(
     call: RtasCallName,

@@ -1,7 +1,7 @@
 import type * as pb from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { VplaneError, toVplaneError, type Applied } from "@vplane/service-kit";
 import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig } from "@vplane/xive";
-import type { TriggerCounts } from "./controller-backend.js";
+import { noTriggers, type TriggerCounts } from "./controller-backend.js";
 import type { QueueRecord, SourceRecord } from "./controller-config-store.js";
 import type { ControllerEntry, ControllerRegistry } from "./controller-registry.js";
 import { activeModeOf, controllerMessage, isManagementPage, isStore, rtasCallOf } from "./proto-mapping.js";
@@ -37,8 +37,10 @@ function batchFailure(error: unknown, index: number, field: string): VplaneError
 /**
  * The device operations: each handler finds the controller, calls its backend, makes
  * acknowledged configuration durable, and translates messages; the logic is in the backend.
+ * `onTriggers` sees what became of the triggers of every call that makes them (TriggerSources,
+ * EsbAccess trigger and inject stores, SetLsiLevel asserts), once per call.
  */
-export function deviceHandlers(registry: ControllerRegistry) {
+export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts: TriggerCounts) => void) {
   const durable = registry.durable;
 
   /** Runs a mutating call once per request_id (RequestLedger): a retry gets the first answer. */
@@ -237,6 +239,7 @@ export function deviceHandlers(registry: ControllerRegistry) {
 
     esbAccess: (request: pb.EsbAccessRequest): pb.EsbAccessResponse => {
       const entry = registry.requireLive(request.name, "EsbAccess");
+      const counts = noTriggers();
       const value = entry.backend.esbAccess(
         request.irq,
         isManagementPage(request.page),
@@ -244,7 +247,9 @@ export function deviceHandlers(registry: ControllerRegistry) {
         request.size === 0 ? 8 : request.size,
         isStore(request.kind),
         request.value,
+        counts,
       );
+      onTriggers(counts);
       return { value };
     },
 
@@ -263,13 +268,18 @@ export function deviceHandlers(registry: ControllerRegistry) {
     triggerSources: (request: pb.TriggerSourcesRequest): pb.TriggerSourcesResponse => {
       const entry = registry.requireLive(request.name, "TriggerSources");
       checkBatch(request.irqs.length, LIMITS.maxTriggerBatch, "irqs");
-      const counts: TriggerCounts = { delivered: 0, coalesced: 0, masked: 0, dropped: 0 };
+      const counts = noTriggers();
       entry.backend.trigger(request.irqs, counts);
+      onTriggers(counts);
       return counts;
     },
 
     setLsiLevel: (request: pb.SetLsiLevelRequest): pb.SetLsiLevelResponse => {
-      registry.requireLive(request.name, "SetLsiLevel").backend.setLsiLevel(request.irq, request.asserted);
+      const counts = noTriggers();
+      registry
+        .requireLive(request.name, "SetLsiLevel")
+        .backend.setLsiLevel(request.irq, request.asserted, counts);
+      onTriggers(counts);
       return {};
     },
 

@@ -14,6 +14,7 @@ import {
   type KvmXiveEq,
   type SignalSink,
   type SourceState,
+  type TriggerOutcomeValue,
 } from "@vplane/xive";
 import type {
   BackendOpening,
@@ -173,10 +174,12 @@ export class EmulatedBackend implements ControllerBackend {
     size: number,
     store: boolean,
     value: bigint,
+    counts?: TriggerCounts,
   ): bigint {
     const xive = this.controller.mutableXive("ESB access");
     if (!store) return xive.esbLoad(irq, management, offset, size);
-    xive.esbStore(irq, management, offset, value, size);
+    const outcome = xive.esbStore(irq, management, offset, value, size);
+    if (outcome !== undefined && counts !== undefined) countOutcome(outcome, counts);
     return 0n;
   }
 
@@ -189,26 +192,13 @@ export class EmulatedBackend implements ControllerBackend {
 
   trigger(irqs: readonly number[], counts: TriggerCounts): void {
     const controller = this.controller;
-    for (let i = 0; i < irqs.length; i++) {
-      switch (controller.trigger(irqs[i]!)) {
-        case TriggerOutcome.DELIVERED:
-          counts.delivered++;
-          break;
-        case TriggerOutcome.COALESCED:
-        case TriggerOutcome.END_COALESCED:
-          counts.coalesced++;
-          break;
-        case TriggerOutcome.MASKED:
-          counts.masked++;
-          break;
-        default:
-          counts.dropped++;
-      }
-    }
+    for (let i = 0; i < irqs.length; i++) countOutcome(controller.trigger(irqs[i]!), counts);
   }
 
-  setLsiLevel(irq: number, asserted: boolean): void {
-    this.controller.setIrq(irq, asserted);
+  setLsiLevel(irq: number, asserted: boolean, counts?: TriggerCounts): void {
+    const outcome = this.controller.setIrq(irq, asserted);
+    // A deassert only lowers the line: no trigger to count.
+    if (asserted && counts !== undefined) countOutcome(outcome, counts);
   }
 
   hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult {
@@ -282,5 +272,23 @@ export class EmulatedBackend implements ControllerBackend {
 
   close(): void {
     this.memory.close();
+  }
+}
+
+/** Adds the model's outcome of one trigger to `counts`. */
+function countOutcome(outcome: TriggerOutcomeValue, counts: TriggerCounts): void {
+  switch (outcome) {
+    case TriggerOutcome.DELIVERED:
+      counts.delivered++;
+      break;
+    case TriggerOutcome.COALESCED:
+    case TriggerOutcome.END_COALESCED:
+      counts.coalesced++;
+      break;
+    case TriggerOutcome.MASKED:
+      counts.masked++;
+      break;
+    default:
+      counts.dropped++;
   }
 }

@@ -77,10 +77,10 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
       limits: limitsForCapabilities(config.maxControllers),
     });
     const crud = controllerCrudHandlers(registry, dataDir);
-    const device = deviceHandlers(registry);
     const deviceState = deviceStateHandlers(controllerVmDevices(registry, dataDir), "interrupt-controller");
     const u = handlers.unary.bind(handlers);
     const interruptMetrics = new InterruptMetrics(metrics);
+    const device = deviceHandlers(registry, (counts) => interruptMetrics.countTriggers(counts));
     return {
       services: [
         {
@@ -105,11 +105,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
             setVpState: u(device.setVpState),
             esbAccess: u(device.esbAccess),
             timaAccess: u(device.timaAccess),
-            triggerSources: u((request: Parameters<typeof device.triggerSources>[0]) => {
-              const counts = device.triggerSources(request);
-              interruptMetrics.countTriggers(counts);
-              return counts;
-            }),
+            triggerSources: u(device.triggerSources),
             setLsiLevel: u(device.setLsiLevel),
             rawHypercall: u(device.rawHypercall),
             callRtas: u(device.callRtas),

@@ -5,8 +5,9 @@ const OUTCOMES = ["delivered", "coalesced", "masked", "dropped"] as const;
 
 /**
  * The interrupt controller's own metrics beside the per-RPC ones: what became of the triggers
- * VMMs send (TriggerSources: delivered to a presenter, coalesced by PQ or ESn, masked by the EAS
- * or END, dropped for a missing source, an invalid route or no target vCPU) and the health
+ * VMMs send (TriggerSources, EsbAccess trigger and inject stores, SetLsiLevel asserts: delivered
+ * to a presenter, coalesced by PQ or ESn, masked by the EAS or END, dropped for a missing
+ * source, an invalid route or no target vCPU) and the health
  * of the vCPU signal streams. XIVE event queues have no overflow to count: the END writes and
  * wraps without looking at what the guest consumed (xive.md §4.2; QEMU's xive_end_enqueue).
  */
@@ -17,7 +18,7 @@ export class InterruptMetrics {
   constructor(metrics: ServiceMetrics) {
     const triggers = metrics.counter({
       name: "vplane_interrupt_triggers_total",
-      help: "source triggers (TriggerSources) by outcome: delivered, coalesced, masked, dropped",
+      help: "source triggers (TriggerSources, EsbAccess trigger/inject stores, SetLsiLevel asserts) by outcome: delivered, coalesced, masked, dropped",
       labelNames: ["outcome"],
     });
     this.triggers = Object.fromEntries(

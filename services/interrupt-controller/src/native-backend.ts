@@ -6,6 +6,7 @@ import {
   InterruptController,
   PQ,
   XiveError,
+  decodeEsbStore,
   dumpController,
   type ActiveMode,
   type CheckedControllerState,
@@ -405,16 +406,22 @@ export class NativeBackend implements ControllerBackend {
     size: number,
     store: boolean,
     value: bigint,
+    counts?: TriggerCounts,
   ): bigint {
     const xive = this.shadow.mutableXive("ESB access");
     // The model refuses what would fault (SIGBUS for a source that is not valid) or what the
     // hardware does not decode, with its reasons; it is asked with a GET, which changes nothing.
     xive.esbLoad(irq, true, ESB_GET, size);
     if (offset < 0 || offset >= this.device.pageSize) xive.esbLoad(irq, management, offset, size);
-    return this.kernel(
+    const op = store && counts !== undefined ? (management ? decodeEsbStore(offset) : "TRIGGER") : undefined;
+    const pq = op === "TRIGGER" ? Number(this.esbLoad(irq, ESB_GET)) : PQ.RESET; // an inject skips PQ
+    const answer = this.kernel(
       () => this.device.esbAccess(irq, management, offset, size as AccessSize, store, value),
       () => undefined,
     );
+    if (counts !== undefined && (op === "TRIGGER" || op === "INJECT"))
+      counts[triggerOutcome(pq, xive.source(irq)!.masked)]++;
+    return answer;
   }
 
   private esbLoad(irq: number, offset: number): bigint {
@@ -445,9 +452,7 @@ export class NativeBackend implements ControllerBackend {
       }
       const pq = Number(this.esbLoad(irq, ESB_GET));
       this.device.esbAccess(irq, false, 0, 8, true, 0n);
-      if (pq === PQ.OFF || (pq === PQ.RESET && source.masked)) counts.masked++;
-      else if (pq === PQ.RESET) counts.delivered++;
-      else counts.coalesced++;
+      counts[triggerOutcome(pq, source.masked)]++;
     }
   }
 
@@ -455,12 +460,14 @@ export class NativeBackend implements ControllerBackend {
    * An LSI's level, kept in the shadow's source status as QEMU keeps it beside the KVM device
    * (kvmppc_xive_source_set_irq); asserting triggers the source, deasserting only records it.
    */
-  setLsiLevel(irq: number, asserted: boolean): void {
+  setLsiLevel(irq: number, asserted: boolean, counts?: TriggerCounts): void {
     this.shadow.assertRunning("SetLsiLevel");
     const source = this.getSource(irq);
     if (!source.lsi) return;
     this.shadow.xive("SetLsiLevel").sources.setAsserted(irq, asserted);
-    if (asserted) this.device.esbAccess(irq, false, 0, 8, true, 0n);
+    if (!asserted) return;
+    this.device.esbAccess(irq, false, 0, 8, true, 0n);
+    if (counts !== undefined) counts[triggerOutcome(source.pq, source.masked)]++;
   }
 
   /**
@@ -584,6 +591,12 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * carries them as big-endian values, NSR in the top byte (xive.md §1.6): swapped on a
  * little-endian host. The swap is its own inverse.
  */
+/** What a trigger did, from the PQ its source had before it and the shadow's mask (the kernel does not say). */
+function triggerOutcome(pqBefore: number, masked: boolean): keyof TriggerCounts {
+  if (pqBefore === PQ.OFF || (pqBefore === PQ.RESET && masked)) return "masked";
+  return pqBefore === PQ.RESET ? "delivered" : "coalesced";
+}
+
 function timaOrder(word: bigint): bigint {
   if (!LITTLE_ENDIAN) return word;
   let swapped = 0n;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { AccessKind } from "@vplane/proto/gen/vplane/interrupt/v1/device";
+import { AccessKind, EsbPage } from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { EventStreamMetrics, ServiceMetrics, type CallContext } from "@vplane/service-kit";
 import { sampleValue, scrapeMetrics } from "@vplane/service-kit/testing";
 import type { ControllerRegistry } from "../src/controller-registry.js";
@@ -68,6 +68,42 @@ describe("metrics (--metrics-addr): triggers by outcome, per-RPC counts, the sig
     assert.equal(sampleValue(text, "vplane_interrupt_signal_stream_lag_events_bucket", { le: "0" }), 1);
     assert.equal(sampleValue(text, "vplane_interrupt_signal_stream_lost_events_total"), 0);
     signals.cancel();
+  });
+
+  it("counts the triggers of EsbAccess trigger stores and SetLsiLevel asserts in the same counter as TriggerSources", async () => {
+    const name = await routedXive(h, "metrics-paths");
+    await h.call("initSources", {
+      name,
+      sources: [{ irq: 0x1302, levelSensitive: true, asserted: false }],
+      requestId: "",
+    });
+    await h.call("configureSources", {
+      name,
+      sources: [{ irq: 0x1302, kvmConfig: kvmConfig(0, 6, 0x1302) }],
+      requestId: "",
+    });
+    for (const irq of [0x1300, 0x1302]) await h.call("esbAccess", esb(name, irq, 0xc00)); // SET_PQ_00
+    const before = await scrapeMetrics(metricsAddress);
+
+    const triggerStore = {
+      ...esb(name, 0x1300, 0, AccessKind.ACCESS_KIND_STORE),
+      page: EsbPage.ESB_PAGE_TRIGGER,
+    };
+    await h.call("esbAccess", triggerStore); // delivered: PQ 00 -> 10
+    await h.call("esbAccess", triggerStore); // coalesced: PQ 10 -> 11
+    await h.call("esbAccess", esb(name, 0x1300, 0xc00, AccessKind.ACCESS_KIND_STORE)); // SET_PQ store: no trigger
+    await h.call("setLsiLevel", { name, irq: 0x1302, asserted: true }); // delivered: PQ 00 -> 10
+    await h.call("setLsiLevel", { name, irq: 0x1302, asserted: false }); // lowers the line: no trigger
+    await h.call("setLsiLevel", { name, irq: 0x1302, asserted: true }); // coalesced: PQ stays 10
+
+    const after = await scrapeMetrics(metricsAddress);
+    const added = (outcome: string) =>
+      sampleValue(after, "vplane_interrupt_triggers_total", { outcome }) -
+      sampleValue(before, "vplane_interrupt_triggers_total", { outcome });
+    assert.deepEqual(
+      Object.fromEntries(["delivered", "coalesced", "masked", "dropped"].map((o) => [o, added(o)])),
+      { delivered: 2, coalesced: 2, masked: 0, dropped: 0 },
+    );
   });
 });
 
