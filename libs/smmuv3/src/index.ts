@@ -1,5 +1,5 @@
 export { Smmu, DEFAULT_LIMITS, HWPT_FAULT_ID_VALID } from "./smmu.js";
-export type { SmmuOptions, SmmuLimits, TranslateOptions } from "./smmu.js";
+export type { SmmuOptions, SmmuLimits, TranslateOptions, DmaOptions } from "./smmu.js";
 export type { DeviceBinding } from "./smmu-device.js";
 export type { SmmuDump } from "./smmu-dump.js";
 export { splitAddress, type InvalidationOutcome } from "./command-handling.js";

@@ -95,6 +95,11 @@ export interface TranslateOptions {
   now?: number;
 }
 
+export interface DmaOptions extends TranslateOptions {
+  /** Sees each translation the transfer makes, as it is made (the service counts IOTLB hits). */
+  onTranslation?: (result: TranslationResult) => void;
+}
+
 /**
  * One virtual SMMUv3 of a VM with its host-owned stage-2 domain: devices, the guest's stage-1
  * configuration in either form (seed PASID table or iommufd guest STE), translation through
@@ -687,7 +692,7 @@ export class Smmu {
     substreamId: number | undefined,
     iova: number | bigint,
     length: number,
-    options: TranslateOptions = {},
+    options: DmaOptions = {},
   ): DmaResult {
     checkInteger(length, 0, 2 ** 32, "length");
     return this.transfer(streamId, substreamId, options).read(BigInt(iova), length);
@@ -699,20 +704,18 @@ export class Smmu {
     substreamId: number | undefined,
     iova: number | bigint,
     data: Uint8Array,
-    options: TranslateOptions = {},
+    options: DmaOptions = {},
   ): DmaResult {
     this.assertRunning("DmaWrite");
     return this.transfer(streamId, substreamId, options).write(BigInt(iova), data);
   }
 
-  private transfer(
-    streamId: number,
-    substreamId: number | undefined,
-    options: TranslateOptions,
-  ): DmaTransfer {
-    return new DmaTransfer(this.memory, (iova, write) =>
-      this.translate(streamId, substreamId, iova, write, options),
-    );
+  private transfer(streamId: number, substreamId: number | undefined, options: DmaOptions): DmaTransfer {
+    return new DmaTransfer(this.memory, (iova, write) => {
+      const result = this.translate(streamId, substreamId, iova, write, options);
+      options.onTranslation?.(result);
+      return result;
+    });
   }
 
   // ---- invalidation ------------------------------------------------------------------------

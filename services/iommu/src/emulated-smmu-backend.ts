@@ -192,11 +192,12 @@ export class EmulatedSmmuBackend implements SmmuBackend {
     iova: bigint,
     access: { read: number } | { write: Uint8Array },
     signal: AbortSignal,
+    onTranslation?: (result: TranslationResult) => void,
   ): Promise<DmaOutcome> {
     let pageResponseCode: number | undefined;
     let pageRequestTimedOut = false;
     for (let round = 0; ; round++) {
-      const options = { now: this.clock() };
+      const options = { now: this.clock(), onTranslation };
       const r =
         "write" in access
           ? this.smmu.dmaWrite(streamId, substreamId, iova, access.write, options)

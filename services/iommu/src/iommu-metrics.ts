@@ -4,8 +4,8 @@ import type { LoggedEvent } from "./event-log.js";
 import type { DmaOutcome } from "./smmu-backend.js";
 
 /**
- * The iommu service's own metrics beside the per-RPC ones: translations by outcome and whether
- * the IOTLB served them (the hit ratio is hit / all translated), DMAs by outcome, the records
+ * The iommu service's own metrics beside the per-RPC ones: translations (Translate calls and
+ * the page walks of DMAs) by outcome and whether the IOTLB served them (the hit ratio is hit / all translated), DMAs by outcome, the records
  * the SMMUs appended to their event streams (faults by event name, page requests, event-queue
  * overflows), and the health of those streams.
  */
@@ -20,7 +20,7 @@ export class IommuMetrics {
   constructor(metrics: ServiceMetrics) {
     this.translations = metrics.counter({
       name: "vplane_iommu_translations_total",
-      help: "Translate calls by outcome (translated, fault, aborted, page-request, doorbell) and iotlb (hit: served from the IOTLB, miss: walked or not cached)",
+      help: "translations (each Translate call and each page walk of DmaRead/DmaWrite) by outcome (translated, fault, aborted, page-request, doorbell) and iotlb (hit: served from the IOTLB, miss: walked or not cached)",
       labelNames: ["outcome", "iotlb"],
     });
     this.dmas = metrics.counter({

@@ -84,13 +84,17 @@ export interface SmmuBackend {
     iova: bigint,
     write: boolean,
   ): TranslationResult;
-  /** A DMA; waits for page-request responses (or their timeout) and retries after SUCCESS. */
+  /**
+   * A DMA; waits for page-request responses (or their timeout) and retries after SUCCESS.
+   * `onTranslation` sees each page walk it makes (each retry walks again).
+   */
   dma(
     streamId: number,
     substreamId: number | undefined,
     iova: bigint,
     access: { read: number } | { write: Uint8Array },
     signal: AbortSignal,
+    onTranslation?: (result: TranslationResult) => void,
   ): Promise<DmaOutcome>;
   respondPageRequest(cookie: number, code: number): void;
   devices(): DeviceBinding[];

@@ -16,6 +16,7 @@ import type {
   TranslateRequest,
   TranslateResponse,
 } from "@vplane/proto/gen/vplane/iommu/v1/translation";
+import type { TranslationResult } from "@vplane/smmuv3";
 import { VplaneError, type CallContext, type EventStreamMetrics } from "@vplane/service-kit";
 import {
   eventRecordMessage,
@@ -85,11 +86,12 @@ function streamMessage(read: LogRead): StreamEventsResponse {
 
 /** Translate, DMA, page responses, the event stream and the dump. */
 export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) {
+  const translated = (result: TranslationResult) => metrics.translated(result);
   return {
     translate: (request: TranslateRequest): TranslateResponse => {
       const e = registry.requireLive(request.name, "Translate");
       const result = e.backend.translate(request.streamId, request.substreamId, request.iova, request.write);
-      metrics.translated(result);
+      translated(result);
       return translateResponse(result);
     },
 
@@ -102,6 +104,7 @@ export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) 
         request.iova,
         { read: request.length },
         context.signal,
+        translated,
       );
       metrics.dma("read", r);
       return { ...dmaFields(r), data: Buffer.from(r.data ?? new Uint8Array(0)) };
@@ -116,6 +119,7 @@ export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) 
         request.iova,
         { write: request.data },
         context.signal,
+        translated,
       );
       metrics.dma("write", r);
       return {

@@ -13,6 +13,8 @@ import { attachInvalidSte, attachWithSte, createSmmu } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
 const IOVA = 0x8080_1234;
+/** A second page, only DMAs touch it. */
+const DMA_IOVA = 0x8090_0000;
 
 describe("metrics (VPLANE_IOMMU_METRICS_ADDR): translations and IOTLB hits, faults, DMAs, the event stream", () => {
   let h: IommuHarness;
@@ -31,6 +33,7 @@ describe("metrics (VPLANE_IOMMU_METRICS_ADDR): translations and IOTLB hits, faul
     // Device 0x10: the guest's stage 1 maps IOVA; device 0x11: STE V = 0, every access C_BAD_STE.
     const tables = new GuestTables(ram, 0x10_0000);
     tables.map(IOVA - (IOVA % 4096), 0x0345_6000);
+    tables.map(DMA_IOVA, 0x0123_4000);
     tables.writeCd(0x8000, 1);
     await attachWithSte(h, name, { streamId: 0x10, virtualStreamId: 0x10, config: 5, contextPtr: 0x8000 });
     await attachInvalidSte(h, name, 0x11);
@@ -57,7 +60,8 @@ describe("metrics (VPLANE_IOMMU_METRICS_ADDR): translations and IOTLB hits, faul
     const translations = (labels: Record<string, string>) =>
       sampleValue(text, "vplane_iommu_translations_total", labels);
     assert.equal(translations({ outcome: "translated", iotlb: "miss" }), 1);
-    assert.equal(translations({ outcome: "translated", iotlb: "hit" }), 1);
+    // The second Translate and the DMA's page walk were served from the IOTLB.
+    assert.equal(translations({ outcome: "translated", iotlb: "hit" }), 2);
     assert.equal(translations({ outcome: "fault" }), 1);
     assert.equal(sampleValue(text, "vplane_iommu_faults_total", { event: "C_BAD_STE" }), 1);
     assert.equal(
@@ -70,6 +74,25 @@ describe("metrics (VPLANE_IOMMU_METRICS_ADDR): translations and IOTLB hits, faul
       grpc_code: "OK",
     };
     assert.equal(sampleValue(text, "grpc_server_handled_total", translateRpc), 3);
+  });
+
+  it("counts each page walk of DmaRead and DmaWrite under vplane_iommu_translations_total, as Translate's", async () => {
+    const before = await scrape();
+    await h.call("dmaWrite", { name, streamId: 0x10, iova: BigInt(DMA_IOVA), data: Buffer.alloc(16, 7) }); // walked
+    await h.call("dmaRead", { name, streamId: 0x10, iova: BigInt(DMA_IOVA), length: 16 }); // from the IOTLB
+    await h.call("dmaRead", { name, streamId: 0x11, iova: BigInt(DMA_IOVA), length: 16 }); // C_BAD_STE
+    const after = await scrape();
+    const added = (labels: Record<string, string>) =>
+      sampleValue(after, "vplane_iommu_translations_total", labels) -
+      sampleValue(before, "vplane_iommu_translations_total", labels);
+    assert.deepEqual(
+      [
+        added({ outcome: "translated", iotlb: "miss" }),
+        added({ outcome: "translated", iotlb: "hit" }),
+        added({ outcome: "fault" }),
+      ],
+      [1, 1, 1],
+    );
   });
 
   it("counts the events a subscriber lost to the buffer's wrap and its backlog after each delivery", async () => {
