@@ -79,7 +79,10 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
       checkBatch(request.sources.length, LIMITS.maxConfigBatch, "sources");
       return once<pb.InitSourcesResponse>(entry, request, "InitSources", () => {
         const records = registry.sourceRecords(entry);
-        const applied: SourceRecord[] = [];
+        // Entries apply in order, as successive KVM ioctls would: a source named twice ends as its
+        // last entry, and is written once (a store transaction writes a key at most once).
+        const changed = new Map<number, SourceRecord>();
+        let applied = 0;
         let failure: VplaneError | undefined;
         for (let i = 0; i < request.sources.length; i++) {
           const s = request.sources[i]!;
@@ -97,10 +100,11 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
             asserted: (previous?.asserted ?? false) || (lsi && s.asserted),
           };
           records.set(s.irq, record);
-          applied.push(record);
+          changed.set(s.irq, record);
+          applied++;
         }
-        const writes = durable.sourceWrites(entry.record.vm, applied);
-        return failure ? { error: failure, writes } : { answer: { applied: applied.length }, writes };
+        const writes = durable.sourceWrites(entry.record.vm, [...changed.values()]);
+        return failure ? { error: failure, writes } : { answer: { applied }, writes };
       });
     },
 
@@ -110,7 +114,9 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
       return once<pb.ConfigureSourcesResponse>(entry, request, "ConfigureSources", () => {
         const records = registry.sourceRecords(entry);
         const servers: number[] = [];
-        const applied: SourceRecord[] = [];
+        // Entries apply in order, as successive KVM ioctls would: a source named twice ends as its
+        // last entry, and is written once (a store transaction writes a key at most once).
+        const changed = new Map<number, SourceRecord>();
         let failure: VplaneError | undefined;
         for (let i = 0; i < request.sources.length; i++) {
           const s = request.sources[i]!;
@@ -129,9 +135,9 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
             kvmConfig: effective.toString(),
           };
           records.set(s.irq, record);
-          applied.push(record);
+          changed.set(s.irq, record);
         }
-        const writes = durable.sourceWrites(entry.record.vm, applied);
+        const writes = durable.sourceWrites(entry.record.vm, [...changed.values()]);
         return failure ? { error: failure, writes } : { answer: { effectiveServers: servers }, writes };
       });
     },
