@@ -111,6 +111,18 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
     assert.deepEqual(unexplainedDifferences(emulatedFirst, nativeFirst), []);
   });
 
+  it("SetLsiLevel on a source never initialised: native refuses it as KVM's kvm_set_irq (INVALID_ARGUMENT, EINVAL), emulated takes it as QEMU's void xive_source_set_irq", () => {
+    const step = "SetLsiLevel 19 (not initialised)";
+    // The step runs after the move: each run's target answers it.
+    const answer = (run: string) => contractRun(run).find((o) => o.step === step && o.on === "target");
+    assert.deepEqual(answer("emulated-to-native")?.error, {
+      code: "INVALID_ARGUMENT",
+      reason: "SOURCE_NOT_VALID",
+      errno: 22,
+    });
+    assert.deepEqual(answer("native-to-emulated"), { step, on: "target", value: null });
+  });
+
   it("the recorded fixtures are this kernel's answers (VPLANE_RECORD_FIXTURES=1 records them)", () => {
     const runs = {
       "native-to-emulated": contractRun("native-to-emulated"),

@@ -459,15 +459,28 @@ export class NativeBackend implements ControllerBackend {
   /**
    * An LSI's level, kept in the shadow's source status as QEMU keeps it beside the KVM device
    * (kvmppc_xive_source_set_irq); asserting triggers the source, deasserting only records it.
+   * A source the device does not have is refused as KVM's own line path refuses it (kvm_set_irq
+   * → kvmppc_xive_set_irq, book3s_xive.c: EINVAL), before its ESB page, which does not exist,
+   * is touched. (The emulated backend answers OK there, as QEMU's void xive_source_set_irq.)
    */
   setLsiLevel(irq: number, asserted: boolean, counts?: TriggerCounts): void {
     this.shadow.assertRunning("SetLsiLevel");
-    const source = this.getSource(irq);
+    const source = this.shadow.xive("SetLsiLevel").source(irq);
+    if (source === undefined) {
+      throw new XiveError({
+        code: "INVALID_ARGUMENT",
+        reason: "SOURCE_NOT_VALID",
+        errno: Errno.EINVAL,
+        field: "irq",
+        message: `source ${irq} has not been initialised (InitSources): the KVM XIVE device's line refuses it (EINVAL)`,
+      });
+    }
     if (!source.lsi) return;
     this.shadow.xive("SetLsiLevel").sources.setAsserted(irq, asserted);
     if (!asserted) return;
+    const pq = Number(this.esbLoad(irq, ESB_GET)); // the kernel's PQ: the shadow does not follow it
     this.device.esbAccess(irq, false, 0, 8, true, 0n);
-    if (counts !== undefined) counts[triggerOutcome(source.pq, source.masked)]++;
+    if (counts !== undefined) counts[triggerOutcome(pq, source.masked)]++;
   }
 
   /**

@@ -242,6 +242,7 @@ export function runXiveContract(
     ]);
     h("ESB SET_PQ_00 17", Op.H_INT_ESB, [0n, 17n, 0xc00n, 0n]);
     see("H_INT LSI 17 asserted", () => b.setLsiLevel(17, true));
+    see("SetLsiLevel 19 (not initialised)", () => b.setLsiLevel(19, true));
     h("ESB load-EOI 17 while asserted", Op.H_INT_ESB, [0n, 17n, 0n, 0n]);
     h("ESB GET 17 after the EOI", Op.H_INT_ESB, [0n, 17n, 0x800n, 0n]);
     see("H_INT EQ 0/6 words 1, 2 (LSI 17 twice)", () => [eqWord(0x40000, 1), eqWord(0x40000, 2)]);
