@@ -1,4 +1,5 @@
 export type { CallContext } from "./call-context.js";
+export { backendKindOf } from "./backend-kind.js";
 export { buildCapabilities } from "./capabilities.js";
 export {
   CallHandlers,

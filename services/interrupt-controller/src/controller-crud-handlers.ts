@@ -8,12 +8,12 @@ import type {
   ListControllersRequest,
   ListControllersResponse,
 } from "@vplane/proto/gen/vplane/interrupt/v1/controller_crud";
-import { VplaneError, IdempotentDeletes } from "@vplane/service-kit";
+import { VplaneError, IdempotentDeletes, backendKindOf } from "@vplane/service-kit";
 import { PseriesIrq } from "@vplane/xive";
 import type { ControllerRecord } from "./controller-config-store.js";
 import { checkVmId, type ControllerRegistry } from "./controller-registry.js";
 import { checkGuestMemory } from "./guest-memory-binding.js";
-import { backendOf, controllerMessage, controllerModeOf } from "./proto-mapping.js";
+import { controllerMessage, controllerModeOf } from "./proto-mapping.js";
 import { LIMITS } from "./service-limits.js";
 
 /** CreateController / DeleteController / GetController / ListControllers. */
@@ -35,7 +35,7 @@ export function controllerCrudHandlers(registry: ControllerRegistry, dataDir: st
       const record: ControllerRecord = {
         vm: c.vm,
         mode: controllerModeOf(c.mode),
-        backend: backendOf(c.backend),
+        backend: backendKindOf(c.backend, "controller.backend"),
         nrServers: c.nrServers === 0 ? LIMITS.maxServers : c.nrServers,
         nrIrqs: c.nrIrqs === undefined || c.nrIrqs === 0 ? PseriesIrq.DEFAULT_NR_IRQS : c.nrIrqs,
         guestMemoryPath: c.guestMemory?.path ?? "",

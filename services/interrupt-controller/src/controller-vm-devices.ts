@@ -1,6 +1,7 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import {
   VplaneError,
+  backendKindOf,
   badSection,
   devicesQuiesced,
   inSection,
@@ -18,7 +19,6 @@ import {
   type ImportedControllerState,
 } from "./controller-state-format.js";
 import { checkGuestMemory } from "./guest-memory-binding.js";
-import { backendOf } from "./proto-mapping.js";
 
 const KINDS: readonly string[] = Object.values(STATE_KIND_OF_MODE);
 
@@ -71,7 +71,7 @@ export function controllerVmDevices(registry: ControllerRegistry, dataDir: strin
     imported: ImportedControllerState,
     requestId: string,
   ): ControllerRecord => {
-    const kind = backendOf(backend, "backend");
+    const kind = backendKindOf(backend, "backend");
     const path = guestMemory?.path ?? "";
     const requested = guestMemory?.sizeBytes ?? 0n;
     const sizeBytes = requested === 0n ? BigInt(imported.guestMemoryBytes) : requested;

@@ -38,12 +38,6 @@ export function activeModeOf(mode: ActiveModeProto): ActiveMode {
   throw invalid("MODE_UNSPECIFIED", "mode must be XIVE or XICS", "mode");
 }
 
-export function backendOf(backend: Backend, field = "controller.backend"): "EMULATED" | "NATIVE" {
-  if (backend === Backend.BACKEND_UNSPECIFIED || backend === Backend.BACKEND_EMULATED) return "EMULATED";
-  if (backend === Backend.BACKEND_NATIVE) return "NATIVE";
-  throw invalid("BACKEND_INVALID", `unknown backend ${backend}`, field);
-}
-
 export function isStore(kind: AccessKind): boolean {
   if (kind === AccessKind.ACCESS_KIND_LOAD) return false;
   if (kind === AccessKind.ACCESS_KIND_STORE) return true;

@@ -1,7 +1,7 @@
-import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import {
   VplaneError,
+  backendKindOf,
   badSection,
   devicesQuiesced,
   inSection,
@@ -31,18 +31,6 @@ import {
 
 /** Dirty pages are reported in 4 KiB pages (the guest-memory dirty-log granule). */
 const DIRTY_PAGE_SIZE = 4096;
-
-/** The backend the imported SMMUs use (ImportDeviceStateRequest.backend): unspecified is EMULATED. */
-function importedBackend(backend: Backend): BackendKind {
-  if (backend === Backend.BACKEND_UNSPECIFIED || backend === Backend.BACKEND_EMULATED) return "EMULATED";
-  if (backend === Backend.BACKEND_NATIVE) return "NATIVE";
-  throw new VplaneError({
-    code: "INVALID_ARGUMENT",
-    reason: "BACKEND_INVALID",
-    message: `unknown backend ${backend}`,
-    field: "backend",
-  });
-}
 
 /**
  * Checks one section's envelope: kind "smmuv3", device "vms/{vm}/smmus/{smmu}" of this VM and
@@ -87,7 +75,7 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
     requestId: string,
     section: number,
   ): Omit<SmmuRecord, "vmid"> => {
-    const backend = importedBackend(requested);
+    const backend: BackendKind = backendKindOf(requested, "backend");
     const path = guestMemory?.path ?? "";
     const requestedBytes = guestMemory?.sizeBytes ?? 0n;
     const sizeBytes = requestedBytes === 0n ? BigInt(imported.guestMemoryBytes) : requestedBytes;
