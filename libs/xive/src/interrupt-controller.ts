@@ -1,6 +1,7 @@
 import type { GuestMemory } from "@vplane/guest-memory";
-import { diffControllerState, type ControllerDelta } from "./device-state/controller-delta.js";
-import type { ControllerState } from "./device-state/controller-state.js";
+import { ControllerChanges, type ControllerView } from "./device-state/controller-changes.js";
+import type { ControllerDelta } from "./device-state/controller-delta.js";
+import type { ControllerHeader, ControllerState } from "./device-state/controller-state.js";
 import {
   decodeControllerState,
   type CheckedControllerState,
@@ -8,7 +9,6 @@ import {
 import { encodeControllerState } from "./device-state/encode-controller-state.js";
 import type { ActiveMode, ControllerMode } from "./controller-mode.js";
 import { Errno } from "@vplane/model-kit";
-import { PQ } from "./esb.js";
 import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
 import type { InKernelXive } from "./in-kernel-xive.js";
@@ -49,8 +49,11 @@ export class InterruptController {
   private readonly vcpus = new VcpuRegistry();
   private readonly sourceKinds = new Map<number, boolean>();
   private readonly signal: SignalSink;
-  /** The state the last pre-copy read handed out (readChanges); undefined when not tracking. */
-  private preCopySent: ControllerState | undefined;
+  /** Bumped when sourceKinds / vcpus change (pre-copy compares the numbers, not the lists). */
+  private sourceKindsVersion = 0;
+  private vcpusVersion = 0;
+  /** Pre-copy: what the last read handed out (readChanges). */
+  private readonly preCopy = new ControllerChanges();
 
   constructor(
     readonly memory: GuestMemory,
@@ -136,6 +139,7 @@ export class InterruptController {
     if (this.device.mode === "XIVE") this.device.xive.connectVcpu(vcpuId, server);
     else this.device.xics.connectVcpu(vcpuId, server);
     this.vcpus.add(vcpuId, server, false);
+    this.vcpusVersion++;
   }
 
   /** Initialises a source (KVM SOURCE in XIVE mode; an ICS claim in XICS mode, device IRQs only). */
@@ -152,7 +156,11 @@ export class InterruptController {
         "irq",
       );
     }
-    this.sourceKinds.set(irq, (this.sourceKinds.get(irq) ?? false) || (kind.lsi ?? false));
+    const before = this.sourceKinds.get(irq);
+    const lsi = (before ?? false) || (kind.lsi ?? false);
+    if (before === lsi) return;
+    this.sourceKinds.set(irq, lsi);
+    this.sourceKindsVersion++;
   }
 
   /**
@@ -294,10 +302,19 @@ export class InterruptController {
   private captureState(): ControllerState {
     const active = this.device;
     const xive = active.mode === "XIVE" ? active.xive.captureState() : undefined;
-    const stopped = active.mode === "XIVE" ? active.xive.sourceEngine.stopped?.triggers : active.xics.stopped;
-    if (xive && stopped === undefined) {
-      for (const s of xive.sources) s.pq = s.savedPq === PQ.OFF ? PQ.OFF : PQ.PENDING;
-    }
+    const { xiveSelected: _, ...scalars } = this.header();
+    return {
+      ...scalars,
+      vcpus: this.vcpus.entries(),
+      machineSources: this.initialisedSources(),
+      stoppedTriggers: this.stoppedTriggers(),
+      xive,
+      xics: active.mode === "XICS" ? active.xics.captureState() : undefined,
+    };
+  }
+
+  private header(): ControllerHeader {
+    const active = this.device;
     return {
       mode: this.mode,
       activeMode: active.mode,
@@ -309,39 +326,54 @@ export class InterruptController {
       storeEoi: this.options.storeEoi ?? false,
       hvPriority: this.options.hvPriority ?? 7,
       guestMemoryBytes: this.memory.size,
-      vcpus: this.vcpus.entries(),
-      machineSources: this.initialisedSources(),
-      stoppedTriggers: stopped ? [...stopped.order] : [],
-      xive,
-      xics: active.mode === "XICS" ? active.xics.captureState() : undefined,
+      xiveSelected: active.mode === "XIVE" && active.xive.xiveSelected,
+    };
+  }
+
+  private stoppedTriggers(): number[] {
+    const active = this.device;
+    const stopped = active.mode === "XIVE" ? active.xive.sourceEngine.stopped?.triggers : active.xics.stopped;
+    return stopped ? [...stopped.order] : [];
+  }
+
+  /** What the pre-copy tracking reads (ControllerChanges). */
+  private view(): ControllerView {
+    const active = this.device;
+    return {
+      header: this.header(),
+      vcpusVersion: this.vcpusVersion,
+      vcpus: () => this.vcpus.entries(),
+      machineSourcesVersion: this.sourceKindsVersion,
+      machineSources: () => this.initialisedSources(),
+      stoppedTriggers: this.stoppedTriggers(),
+      xive: active.mode === "XIVE" ? { device: active.xive, parts: active.xive.savedParts() } : undefined,
+      capture: () => this.captureState(),
     };
   }
 
   /**
    * Pre-copy (issue 14): what changed in the state since the last read, as captureState gives
    * it (everything when `restart`, or on the first read); undefined when nothing did. The
-   * controller keeps a copy of what it handed out to compare with, and nothing on its hot paths.
+   * controller keeps a copy of what it handed out to compare with (ControllerChanges), and
+   * nothing on its hot paths.
    */
   readChanges(restart: boolean): ControllerDelta | undefined {
-    const now = this.captureState();
-    const delta = diffControllerState(restart ? undefined : this.preCopySent, now);
-    this.preCopySent = now;
-    return delta;
+    return this.preCopy.read(this.view(), restart, true);
   }
 
   /** What readChanges would hand out now, without taking it. */
   pendingChanges(): ControllerDelta | undefined {
-    return diffControllerState(this.preCopySent, this.captureState());
+    return this.preCopy.read(this.view(), false, false);
   }
 
   /** A pre-copy read started tracking and nothing ended it. */
   get tracking(): boolean {
-    return this.preCopySent !== undefined;
+    return this.preCopy.tracking;
   }
 
   /** Ends the pre-copy tracking (the migration resumed here or released the controller). */
   endTracking(): void {
-    this.preCopySent = undefined;
+    this.preCopy.end();
   }
 
   /**

@@ -16,10 +16,15 @@ const BLOCK_MASK = SOURCES_PER_BLOCK - 1;
  * `kvmppc_xive_src_block`s the same way, xive.md §1.2 "-ENOENT if there is no block").
  */
 export class SourceBlock {
-  readonly status = new Uint8Array(SOURCES_PER_BLOCK);
+  /**
+   * The block's arrays, in one buffer (EAS high words, low words, status bytes): pre-copy
+   * compares a block with what it handed out in one memcmp (issue 14, XiveChangeTracker).
+   */
+  readonly bytes = Buffer.from(new ArrayBuffer(SOURCES_PER_BLOCK * 9));
   /** EAS high words (VALID, END block/index) and low words (MASKED, EISN), xive.md §4.1. */
-  readonly easHi = new Uint32Array(SOURCES_PER_BLOCK);
-  readonly easLo = new Uint32Array(SOURCES_PER_BLOCK);
+  readonly easHi = new Uint32Array(this.bytes.buffer, 0, SOURCES_PER_BLOCK);
+  readonly easLo = new Uint32Array(this.bytes.buffer, SOURCES_PER_BLOCK * 4, SOURCES_PER_BLOCK);
+  readonly status = new Uint8Array(this.bytes.buffer, SOURCES_PER_BLOCK * 8, SOURCES_PER_BLOCK);
   /** Number of valid sources in the block. */
   validCount = 0;
 

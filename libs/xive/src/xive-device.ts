@@ -597,7 +597,8 @@ export class XiveDevice {
     applyXiveState(this.savedParts(), state, stoppedTriggers);
   }
 
-  private savedParts(): XiveParts {
+  /** The blocks its saved state is captured from (and pre-copy compares). */
+  savedParts(): XiveParts {
     return {
       source: this.sourceEngine,
       ends: this.router.ends,
@@ -733,7 +734,7 @@ export class XiveDevice {
       irq,
       lsi: (status & STATUS_LSI) !== 0,
       asserted: (status & STATUS_ASSERTED) !== 0,
-      pq: status & STATUS_PQ,
+      pq: this.sourceEngine.pqOf(irq),
       masked: (lo & EAS_LO_MASKED) !== 0,
       server: (hi & EAS_HI_END_INDEX) >>> 3,
       priority: hi & 7,

@@ -80,6 +80,7 @@ export class XiveSource {
     i: number,
     level: boolean,
   ): TriggerOutcomeValue {
+    this.latchBlock(stopped, irq >>> SOURCE_BLOCK_SHIFT);
     const status = block.status[i]!;
     const lsi = (status & STATUS_LSI) !== 0;
     if (lsi) block.status[i] = level ? status | STATUS_ASSERTED : status & ~STATUS_ASSERTED;
@@ -147,6 +148,8 @@ export class XiveSource {
         field: "offset",
       });
     }
+    // A stopped device's PQs are touched only once latched (quiesce).
+    if (this.stopped !== undefined) this.latchBlock(this.stopped, irq >>> SOURCE_BLOCK_SHIFT);
     return this.sources.blockOf(irq)!;
   }
 
@@ -206,45 +209,72 @@ export class XiveSource {
    * that a trigger is latched (10 → 11) rather than forwarded. K-DOC masks with 01 instead
    * (xive.md §10.1), which would lose those triggers. Idempotent: a second call keeps the PQs
    * saved by the first.
+   *
+   * The latch is lazy (issue 14: a stop must not cost the VM's size): a block of sources is
+   * latched when something first touches it while stopped (latchBlock); until then its PQs read
+   * as latched (pqOf, savedPqOf), which is the same state without the walk.
    */
   quiesce(): void {
     if (this.stopped !== undefined) return;
-    const savedPq = new Map<number, Uint8Array>();
-    this.sources.forEachValid((irq, block, i) => {
-      const b = irq >>> SOURCE_BLOCK_SHIFT;
-      let saved = savedPq.get(b);
-      if (saved === undefined) {
-        saved = new Uint8Array(SOURCES_PER_BLOCK);
-        savedPq.set(b, saved);
-      }
-      const status = block.status[i]!;
-      saved[i] = status & STATUS_PQ;
-      if ((status & STATUS_PQ) !== PQ.OFF) block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
-    });
-    this.stopped = { savedPq, triggers: new StoppedTriggers() };
+    this.stopped = { savedPq: new Map(), triggers: new StoppedTriggers() };
   }
 
-  /** The PQ source `irq` had when the device was quiesced (undefined when running). */
+  /**
+   * Latches block `b` of a stopped device if it is not yet: saves its valid sources' PQs and sets
+   * each to 10 unless 01. Returns the block's saved PQs (undefined: no such block).
+   */
+  latchBlock(stopped: XiveStopState, b: number): Uint8Array | undefined {
+    let saved = stopped.savedPq.get(b);
+    if (saved !== undefined) return saved;
+    const block = this.sources.blocks[b];
+    if (block === undefined) return undefined;
+    saved = new Uint8Array(SOURCES_PER_BLOCK);
+    for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
+      if ((block.easHi[i]! & EAS_HI_VALID) === 0) continue;
+      const status = block.status[i]!;
+      saved[i] = status & STATUS_PQ;
+      block.status[i] = (status & ~STATUS_PQ) | latchedPq(status & STATUS_PQ);
+    }
+    stopped.savedPq.set(b, saved);
+    return saved;
+  }
+
+  /** Source `irq`'s PQ as read now: a stopped device's latched one, latched block or not. */
+  pqOf(irq: number): number {
+    const pq = this.sources.status(irq) & STATUS_PQ;
+    const stopped = this.stopped;
+    if (stopped === undefined || stopped.savedPq.has(irq >>> SOURCE_BLOCK_SHIFT)) return pq;
+    return latchedPq(pq);
+  }
+
+  /** The PQ source `irq` had when the device was quiesced (undefined when running or no block). */
   savedPqOf(irq: number): number | undefined {
-    return this.stopped?.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT)?.[irq & (SOURCES_PER_BLOCK - 1)];
+    const stopped = this.stopped;
+    if (stopped === undefined || !this.sources.hasBlock(irq)) return undefined;
+    const saved = stopped.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT);
+    return saved ? saved[irq & (SOURCES_PER_BLOCK - 1)] : this.sources.status(irq) & STATUS_PQ;
   }
 
   /**
    * Lets quiesced sources run again (xive.md §6 resume): every valid source gets its saved PQ
-   * back (the SET_PQ load QEMU issues), then the triggers that arrived while stopped are replayed
-   * in arrival order, so that what reaches the queues and presenters is what would have had the
-   * device kept running. QEMU instead re-triggers, in source order, each source whose saved PQ
-   * was 00 and whose PQ reads 11; the replay gives the same result for one trigger and also keeps
-   * a second one (Q) and the order. Running sources are left as they are.
+   * back (the SET_PQ load QEMU issues; a block never latched still has it), then the triggers
+   * that arrived while stopped are replayed in arrival order, so that what reaches the queues and
+   * presenters is what would have had the device kept running. QEMU instead re-triggers, in
+   * source order, each source whose saved PQ was 00 and whose PQ reads 11; the replay gives the
+   * same result for one trigger and also keeps a second one (Q) and the order. Running sources
+   * are left as they are.
    */
   resume(): void {
     const stopped = this.stopped;
     if (stopped === undefined) return;
     this.stopped = undefined;
-    this.sources.forEachValid((irq, block, i) => {
-      const saved = stopped.savedPq.get(irq >>> SOURCE_BLOCK_SHIFT)?.[i];
-      if (saved !== undefined) block.status[i] = (block.status[i]! & ~STATUS_PQ) | saved;
-    });
+    for (const [b, saved] of stopped.savedPq) {
+      const block = this.sources.blocks[b];
+      if (block === undefined) continue;
+      for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
+        if (block.easHi[i]! & EAS_HI_VALID) block.status[i] = (block.status[i]! & ~STATUS_PQ) | saved[i]!;
+      }
+    }
     for (const irq of stopped.triggers.order) this.replayTrigger(irq);
   }
 
@@ -263,4 +293,9 @@ export class XiveSource {
     block.status[i] = (status & ~STATUS_PQ) | PQ.PENDING;
     this.router.notify(block, i);
   }
+}
+
+/** The PQ a quiesce latches `pq` to: 10, unless 01 (off), which stays (xive.md §6). */
+export function latchedPq(pq: number): number {
+  return pq === PQ.OFF ? PQ.OFF : PQ.PENDING;
 }

@@ -1,10 +1,17 @@
-import { EAS_HI_END_INDEX, EAS_LO_EISN, EAS_LO_MASKED, encodeEasHi, encodeEasLo } from "../eas.js";
+import {
+  EAS_HI_END_INDEX,
+  EAS_HI_VALID,
+  EAS_LO_EISN,
+  EAS_LO_MASKED,
+  encodeEasHi,
+  encodeEasLo,
+} from "../eas.js";
 import { END_W0_UCOND_NOTIFY, type EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
-import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ } from "../source-table.js";
+import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, type SourceBlock } from "../source-table.js";
 import { StoppedTriggers } from "../stopped-triggers.js";
 import type { ThreadContext } from "../thread-context.js";
-import type { XiveSource } from "../xive-source.js";
+import { latchedPq, type XiveSource } from "../xive-source.js";
 import type { XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
 
 /** The blocks of a XIVE device its saved state is captured from and applied to (XiveDevice hands them in). */
@@ -17,45 +24,74 @@ export interface XiveParts {
 }
 
 /**
- * A quiesced XIVE device's state (QEMU's pre_save, xive.md §6): every valid source with its EAS,
- * latched and saved PQ and LSI level; every END with a queue (or with sources counted against
- * it) with its live index and generation; the TIMA registers of every vCPU.
+ * Source `i` of `block` as saved (QEMU's pre_save, xive.md §6): with `saved`, the PQs of its
+ * latched block; without (running, or a block the lazy latch has not reached), as a quiesce
+ * leaves it: PQ 10 unless 01, the PQ now saved.
+ */
+export function sourceRecord(
+  irq: number,
+  block: SourceBlock,
+  i: number,
+  saved: Uint8Array | undefined,
+): XiveSourceState {
+  const status = block.status[i]!;
+  const lo = block.easLo[i]!;
+  const pq = status & STATUS_PQ;
+  return {
+    irq,
+    lsi: (status & STATUS_LSI) !== 0,
+    asserted: (status & STATUS_ASSERTED) !== 0,
+    pq: saved ? pq : latchedPq(pq),
+    savedPq: saved ? saved[i]! : pq,
+    endIndex: block.easHi[i]! & EAS_HI_END_INDEX,
+    masked: (lo & EAS_LO_MASKED) !== 0,
+    eisn: lo & EAS_LO_EISN,
+  };
+}
+
+/** END `index`'s saved record: one with a queue or with sources counted against it; else undefined. */
+export function queueRecord(ends: EndTable, index: number): XiveQueueState | undefined {
+  const targeted = ends.kvmCount[index]!;
+  const valid = ends.isValid(index);
+  if (!valid && targeted === 0) return undefined;
+  return {
+    endIndex: index,
+    valid,
+    alwaysNotify: (ends.w0[index]! & END_W0_UCOND_NOTIFY) !== 0,
+    qshift: ends.qshiftOf(index),
+    qaddr: ends.qaddr[index]!,
+    generation: ends.generationOf(index),
+    qindex: ends.qindexOf(index),
+    esn: ends.esbOf(index, false),
+    ese: ends.esbOf(index, true),
+    entriesWritten: ends.enqueued[index]!,
+    targetedSources: targeted,
+  };
+}
+
+/**
+ * A XIVE device's state as a quiesce leaves it (QEMU's pre_save, xive.md §6; a running device's
+ * as a quiesce now would): every valid source with its EAS, latched and saved PQ and LSI level;
+ * every END with a queue (or with sources counted against it) with its live index and
+ * generation; the TIMA registers of every vCPU.
  */
 export function captureXiveState({ source, ends, contexts, xiveSelected }: XiveParts): XiveState {
   const sources: XiveSourceState[] = [];
-  source.sources.forEachValid((irq, block, i) => {
-    const status = block.status[i]!;
-    const lo = block.easLo[i]!;
-    sources.push({
-      irq,
-      lsi: (status & STATUS_LSI) !== 0,
-      asserted: (status & STATUS_ASSERTED) !== 0,
-      pq: status & STATUS_PQ,
-      savedPq: source.savedPqOf(irq) ?? status & STATUS_PQ,
-      endIndex: block.easHi[i]! & EAS_HI_END_INDEX,
-      masked: (lo & EAS_LO_MASKED) !== 0,
-      eisn: lo & EAS_LO_EISN,
-    });
-  });
+  const blocks = source.sources.blocks;
+  for (let b = 0; b < blocks.length; b++) {
+    const block = blocks[b];
+    if (block === undefined || block.validCount === 0) continue;
+    const saved = source.stopped?.savedPq.get(b);
+    for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
+      if (block.easHi[i]! & EAS_HI_VALID)
+        sources.push(sourceRecord((b << SOURCE_BLOCK_SHIFT) | i, block, i, saved));
+    }
+  }
   const queues: XiveQueueState[] = [];
   if (ends) {
     for (let index = 0; index < ends.size; index++) {
-      const targeted = ends.kvmCount[index]!;
-      const valid = ends.isValid(index);
-      if (!valid && targeted === 0) continue;
-      queues.push({
-        endIndex: index,
-        valid,
-        alwaysNotify: (ends.w0[index]! & END_W0_UCOND_NOTIFY) !== 0,
-        qshift: ends.qshiftOf(index),
-        qaddr: ends.qaddr[index]!,
-        generation: ends.generationOf(index),
-        qindex: ends.qindexOf(index),
-        esn: ends.esbOf(index, false),
-        ese: ends.esbOf(index, true),
-        entriesWritten: ends.enqueued[index]!,
-        targetedSources: targeted,
-      });
+      const queue = queueRecord(ends, index);
+      if (queue) queues.push(queue);
     }
   }
   const saved = contexts.map((context) => ({ server: context.server, regs: context.regs.slice() }));
@@ -66,7 +102,8 @@ export function captureXiveState({ source, ends, contexts, xiveSelected }: XiveP
  * Applies a decoded state to the blocks of a fresh XIVE device whose vCPUs are connected and
  * sources created, in QEMU's post_load order (xive.md §6): queues, then sources and their
  * targeting, then the vCPUs' registers. The sources are left quiesced with the saved PQs and
- * `stoppedTriggers`.
+ * `stoppedTriggers`: a block whose PQs are all as the latch leaves them stays unlatched (its saved
+ * PQs in place, XiveSource.quiesce), so that resume costs what the stop changed.
  */
 export function applyXiveState(
   { source, ends, contexts }: XiveParts,
@@ -84,21 +121,26 @@ export function applyXiveState(
     }
     ends.kvmCount[q.endIndex] = q.targetedSources;
   }
-  const savedPq = new Map<number, Uint8Array>();
+  const latched = new Set<number>();
   for (const s of state.sources) {
     const block = source.sources.blockOf(s.irq)!;
     const i = s.irq & (SOURCES_PER_BLOCK - 1);
-    block.status[i] = s.pq | (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
+    block.status[i] = s.savedPq | (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
     source.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
-    const b = s.irq >>> SOURCE_BLOCK_SHIFT;
-    let saved = savedPq.get(b);
-    if (saved === undefined) {
-      saved = new Uint8Array(SOURCES_PER_BLOCK);
-      savedPq.set(b, saved);
-    }
-    saved[i] = s.savedPq;
+    if (s.pq !== latchedPq(s.savedPq)) latched.add(s.irq >>> SOURCE_BLOCK_SHIFT);
   }
-  source.stopped = { savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
+  const stopped = { savedPq: new Map<number, Uint8Array>(), triggers: StoppedTriggers.from(stoppedTriggers) };
+  source.stopped = stopped;
+  if (latched.size > 0) {
+    for (const s of state.sources) {
+      const b = s.irq >>> SOURCE_BLOCK_SHIFT;
+      if (!latched.has(b)) continue;
+      source.latchBlock(stopped, b);
+      const block = source.sources.blocks[b]!;
+      const i = s.irq & (SOURCES_PER_BLOCK - 1);
+      block.status[i] = (block.status[i]! & ~STATUS_PQ) | s.pq;
+    }
+  }
   const byServer = new Map(contexts.map((context) => [context.server, context]));
   for (const c of state.contexts) byServer.get(c.server)!.restoreRegisters(c.regs);
 }

@@ -1,0 +1,214 @@
+import { sameRecord, type KeyedChanges } from "@vplane/model-kit";
+import { EAS_HI_END_INDEX, EAS_HI_VALID, EAS_LO_EISN, EAS_LO_MASKED } from "../eas.js";
+import type { EndTable } from "../end-table.js";
+import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
+import { STATUS_PQ, type SourceBlock } from "../source-table.js";
+import { latchedPq } from "../xive-source.js";
+import type { XiveContextState, XiveQueueState, XiveSourceState } from "./controller-state.js";
+import { queueRecord, sourceRecord, type XiveParts } from "./xive-state.js";
+
+/** One block of sources as last handed out: its arrays (one buffer) and the PQs its latch saved. */
+interface BlockCopy {
+  bytes: Buffer;
+  status: Uint8Array;
+  saved: Uint8Array | undefined;
+  easHi: Uint32Array;
+  easLo: Uint32Array;
+}
+
+/** A copy of `block`'s arrays, laid out as SourceBlock lays them out. */
+function copyOf(block: SourceBlock, saved: Uint8Array | undefined): BlockCopy {
+  const bytes = Buffer.from(block.bytes);
+  return {
+    bytes,
+    saved: saved?.slice(),
+    easHi: new Uint32Array(bytes.buffer, bytes.byteOffset + block.easHi.byteOffset, SOURCES_PER_BLOCK),
+    easLo: new Uint32Array(bytes.buffer, bytes.byteOffset + block.easLo.byteOffset, SOURCES_PER_BLOCK),
+    status: new Uint8Array(bytes.buffer, bytes.byteOffset + block.status.byteOffset, SOURCES_PER_BLOCK),
+  };
+}
+
+/** The END words a queue record is made of, and the records, as last handed out. */
+interface EndsCopy {
+  w0: Uint32Array;
+  w1: Uint32Array;
+  qaddr: Float64Array;
+  enqueued: Float64Array;
+  kvmCount: Uint32Array;
+  records: Map<number, XiveQueueState>;
+}
+
+/** END words compared at once (the queue records are rebuilt only in a range that differs). */
+const END_RANGE = 1024;
+
+export interface XiveChanges {
+  sources: KeyedChanges<XiveSourceState>;
+  queues: KeyedChanges<XiveQueueState>;
+  contexts: KeyedChanges<XiveContextState>;
+}
+
+function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return (
+    a.byteLength === b.byteLength &&
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
+}
+
+/** Two short arrays (a vCPU's 64 TIMA bytes): a loop is cheaper than two Buffer views. */
+function sameSmall(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameRange<T extends Uint32Array | Float64Array>(a: T, b: T, start: number, end: number): boolean {
+  return sameBytes(a.subarray(start, end), b.subarray(start, end));
+}
+
+/**
+ * What changed in a XIVE device since the copy it keeps of what it last handed out (issue 14
+ * pre-copy), found without walking the VM: the copy is of the device's own typed arrays (per
+ * block of 1024 sources, the END words, each vCPU's TIMA registers), compared with memcmp, and
+ * only a block or END range that differs is decoded into records. Nothing is marked on the
+ * trigger or configuration paths, so no write path can be missed and none gets slower; the cost
+ * is a memcmp of the device (~10 bytes a source) per read. A source's record (PQ, saved PQ) is
+ * derived from the arrays the same way the capture does (sourceRecord), running, stopped and
+ * latched alike, so the deltas merge to the stop-and-copy export byte for byte.
+ */
+export class XiveChangeTracker {
+  private readonly blocks = new Map<number, BlockCopy>();
+  private ends: EndsCopy | undefined;
+  /** TIMA registers by server. */
+  private readonly contexts: (Uint8Array | undefined)[] = [];
+
+  /**
+   * What changed since the copy (a new tracker: everything); with `take`, the copy becomes the
+   * device as it is now.
+   */
+  changes(parts: XiveParts, take: boolean): XiveChanges {
+    return {
+      sources: this.sourceChanges(parts, take),
+      queues: this.queueChanges(parts.ends, take),
+      contexts: this.contextChanges(parts, take),
+    };
+  }
+
+  private sourceChanges({ source }: XiveParts, take: boolean): KeyedChanges<XiveSourceState> {
+    const changes: KeyedChanges<XiveSourceState> = { changed: [], removed: [] };
+    const blocks = source.sources.blocks;
+    for (let b = 0; b < blocks.length; b++) {
+      const block = blocks[b];
+      const copy = this.blocks.get(b);
+      if (block === undefined) continue; // a block, once made, stays (SourceTable.create)
+      const saved = source.stopped?.savedPq.get(b);
+      // Latching a block changes no record by itself (sourceRecord), so the arrays tell it all.
+      if (copy !== undefined && copy.bytes.equals(block.bytes)) continue;
+      blockChanges(b, block, saved, copy, changes);
+      if (!take) continue;
+      if (copy === undefined) this.blocks.set(b, copyOf(block, saved));
+      else {
+        copy.bytes.set(block.bytes);
+        copy.saved = saved?.slice();
+      }
+    }
+    return changes;
+  }
+
+  private queueChanges(ends: EndTable | undefined, take: boolean): KeyedChanges<XiveQueueState> {
+    const changes: KeyedChanges<XiveQueueState> = { changed: [], removed: [] };
+    if (ends === undefined) return changes; // the END table, once made, stays (first vCPU)
+    let copy = this.ends;
+    const fresh = copy === undefined;
+    copy ??= {
+      w0: new Uint32Array(ends.size),
+      w1: new Uint32Array(ends.size),
+      qaddr: new Float64Array(ends.size),
+      enqueued: new Float64Array(ends.size),
+      kvmCount: new Uint32Array(ends.size),
+      records: new Map(),
+    };
+    for (let start = 0; start < ends.size; start += END_RANGE) {
+      const end = Math.min(start + END_RANGE, ends.size);
+      if (
+        !fresh &&
+        sameRange(copy.w0, ends.w0, start, end) &&
+        sameRange(copy.w1, ends.w1, start, end) &&
+        sameRange(copy.qaddr, ends.qaddr, start, end) &&
+        sameRange(copy.enqueued, ends.enqueued, start, end) &&
+        sameRange(copy.kvmCount, ends.kvmCount, start, end)
+      )
+        continue;
+      for (let index = start; index < end; index++) {
+        const before = copy.records.get(index);
+        const now = queueRecord(ends, index);
+        if (now === undefined) {
+          if (before === undefined) continue;
+          changes.removed.push(index);
+          if (take) copy.records.delete(index);
+        } else if (before === undefined || !sameRecord(before, now)) {
+          changes.changed.push(now);
+          if (take) copy.records.set(index, now);
+        }
+      }
+      if (!take) continue;
+      copy.w0.set(ends.w0.subarray(start, end), start);
+      copy.w1.set(ends.w1.subarray(start, end), start);
+      copy.qaddr.set(ends.qaddr.subarray(start, end), start);
+      copy.enqueued.set(ends.enqueued.subarray(start, end), start);
+      copy.kvmCount.set(ends.kvmCount.subarray(start, end), start);
+    }
+    if (take) this.ends = copy;
+    return changes;
+  }
+
+  private contextChanges({ contexts }: XiveParts, take: boolean): KeyedChanges<XiveContextState> {
+    // A device's vCPUs are never disconnected (only connected), so no context goes away.
+    const changes: KeyedChanges<XiveContextState> = { changed: [], removed: [] };
+    for (const context of contexts) {
+      const before = this.contexts[context.server];
+      if (before !== undefined && sameSmall(before, context.regs)) continue;
+      changes.changed.push({ server: context.server, regs: context.regs.slice() });
+      if (take) this.contexts[context.server] = context.regs.slice();
+    }
+    return changes;
+  }
+}
+
+type SourceArrays = Pick<BlockCopy, "status" | "saved" | "easHi" | "easLo">;
+
+/** Source `i` has the same record in `a` and `b` (as sourceRecord derives it from the arrays). */
+function sameSource(a: SourceArrays, b: SourceArrays, i: number): boolean {
+  const sa = a.status[i]!;
+  const sb = b.status[i]!;
+  const pqA = sa & STATUS_PQ;
+  const pqB = sb & STATUS_PQ;
+  return (
+    (sa & ~STATUS_PQ) === (sb & ~STATUS_PQ) &&
+    (a.saved ? pqA : latchedPq(pqA)) === (b.saved ? pqB : latchedPq(pqB)) &&
+    (a.saved ? a.saved[i]! : pqA) === (b.saved ? b.saved[i]! : pqB) &&
+    (a.easHi[i]! & EAS_HI_END_INDEX) === (b.easHi[i]! & EAS_HI_END_INDEX) &&
+    (a.easLo[i]! & (EAS_LO_MASKED | EAS_LO_EISN)) === (b.easLo[i]! & (EAS_LO_MASKED | EAS_LO_EISN))
+  );
+}
+
+/** The records of block `b` that differ from `copy` (none: all valid ones), ascending. */
+function blockChanges(
+  b: number,
+  block: SourceBlock,
+  saved: Uint8Array | undefined,
+  copy: BlockCopy | undefined,
+  changes: KeyedChanges<XiveSourceState>,
+): void {
+  const now: SourceArrays = { status: block.status, saved, easHi: block.easHi, easLo: block.easLo };
+  for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
+    const irq = (b << SOURCE_BLOCK_SHIFT) | i;
+    const valid = (block.easHi[i]! & EAS_HI_VALID) !== 0;
+    const wasValid = copy !== undefined && (copy.easHi[i]! & EAS_HI_VALID) !== 0;
+    if (valid && !(wasValid && sameSource(copy, now, i)))
+      changes.changed.push(sourceRecord(irq, block, i, saved));
+    else if (!valid && wasValid) changes.removed.push(irq);
+  }
+}

@@ -1,0 +1,161 @@
+// Pre-copy tracking of a XIVE controller (issue 14: the stop costs what changed). The model
+// compares its arrays with a copy of what it last handed out (XiveChangeTracker), and a stopped
+// device latches its sources lazily (XiveSource.quiesce). Rules checked here:
+// - every kind of change the guest, a device or the VMM can make travels in the next read, and
+//   that read holds only what changed (a change the comparison missed fails the byte-for-byte
+//   check against the stop-and-copy export);
+// - a quiesce walks no source; a source reads as latched (PQ 10 unless 01) all the same, and a
+//   trigger while stopped latches its block only.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { mergeControllerDelta, type ControllerDelta } from "../src/device-state/controller-delta.js";
+import type { ControllerState } from "../src/device-state/controller-state.js";
+import { decodeControllerDelta } from "../src/device-state/decode-controller-delta.js";
+import { encodeControllerDelta } from "../src/device-state/encode-controller-delta.js";
+import { encodeControllerState } from "../src/device-state/encode-controller-state.js";
+import type { InterruptController } from "../src/interrupt-controller.js";
+import { PQ } from "../src/esb.js";
+import { eq, sourceConfig } from "./fixtures.js";
+import { LSIS, MASKED_SOURCE, xiveMachine } from "./migration-fixtures.js";
+
+const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
+const LSI = LSIS[0]!;
+
+/** One change and how many records of each list it must move (at most). */
+interface Change {
+  name: string;
+  apply(controller: InterruptController): void;
+  moves: { sources?: number; queues?: number; contexts?: number; lists?: boolean };
+}
+
+const CHANGES: Change[] = [
+  {
+    name: "EAS masked (SOURCE_CONFIG masked)",
+    apply: (c) => c.xive("t").setSourceConfig(MSI, sourceConfig(0, 6, 0x55, true)),
+    moves: { sources: 1, queues: 1 },
+  },
+  {
+    name: "EAS EISN only",
+    apply: (c) => c.xive("t").setSourceConfig(MSI, sourceConfig(0, 6, 0x77)),
+    moves: { sources: 1, queues: 1 }, // KVM's target selection counts the source again
+  },
+  {
+    name: "EAS target",
+    apply: (c) => c.xive("t").setSourceConfig(MSI, sourceConfig(1, 6, MSI)),
+    moves: { sources: 1, queues: 2 },
+  },
+  {
+    name: "PQ by an ESB SET_PQ load",
+    apply: (c) => void c.xive("t").esbLoad(MSI, true, 0xd00),
+    moves: { sources: 1 },
+  },
+  {
+    name: "LSI line level (ASSERTED)",
+    apply: (c) => void c.setIrq(LSI, true),
+    moves: { sources: 1, queues: 1, contexts: 1 },
+  },
+  {
+    name: "a trigger (PQ, queue index, presenter)",
+    apply: (c) => void c.trigger(MSI),
+    moves: { sources: 1, queues: 1, contexts: 1 },
+  },
+  {
+    name: "a trigger of a masked source (PQ only)",
+    apply: (c) => void c.trigger(MASKED_SOURCE),
+    moves: { sources: 1 },
+  },
+  {
+    name: "queue configuration (a queue moved)",
+    apply: (c) => c.xive("t").setQueueConfig(2, 5, eq(0x4_0000n)),
+    moves: { queues: 1 },
+  },
+  {
+    name: "END ESn PQ (END ESB SET_PQ)",
+    apply: (c) => void c.xive("t").endEsbLoad((0 << 3) | 6, false, 0xe00),
+    moves: { queues: 1 },
+  },
+  {
+    name: "TIMA CPPR",
+    apply: (c) => c.xive("t").timaStore(1, 0x2_0011, 1, 0x5n),
+    moves: { contexts: 1 },
+  },
+  {
+    name: "VP_STATE",
+    apply: (c) => c.xive("t").setVpState(2, [0x00ff_0000_0000_0000n, 0n]),
+    moves: { contexts: 1 },
+  },
+  { name: "a vCPU connected", apply: (c) => c.connectVcpu(3), moves: { contexts: 1, lists: true } },
+  { name: "a source initialised", apply: (c) => c.initSource(0x1306), moves: { sources: 1, lists: true } },
+  { name: "CAS (XIVE selected)", apply: (c) => c.selectMode("XIVE"), moves: {} },
+  { name: "CTRL/RESET", apply: (c) => c.xive("t").reset(), moves: { sources: 7, queues: 3 } },
+];
+
+/** Merges a read as the destination does (through its bytes). */
+function merge(state: ControllerState | undefined, delta: ControllerDelta): ControllerState {
+  return mergeControllerDelta(state, decodeControllerDelta(encodeControllerDelta(delta)));
+}
+
+describe("XIVE pre-copy tracking (issue 14): every change travels, and only it", () => {
+  for (const change of CHANGES) {
+    it(`${change.name}: in the next read, alone; merged reads equal the export`, () => {
+      const { controller } = xiveMachine();
+      let state = merge(undefined, controller.readChanges(true)!);
+      assert.equal(controller.readChanges(false), undefined, "nothing changed yet");
+      change.apply(controller);
+      const delta = controller.readChanges(false);
+      assert.ok(delta, "the change is read");
+      const { sources, queues, contexts } = delta.xive!;
+      assert.ok(sources.changed.length + sources.removed.length <= (change.moves.sources ?? 0), "sources");
+      assert.ok(queues.changed.length + queues.removed.length <= (change.moves.queues ?? 0), "queues");
+      assert.ok(
+        contexts.changed.length + contexts.removed.length <= (change.moves.contexts ?? 0),
+        "contexts",
+      );
+      if (!change.moves.lists) assert.equal(delta.vcpus ?? delta.machineSources, undefined, "lists");
+      state = merge(state, delta);
+      controller.quiesce();
+      const stop = controller.readChanges(false);
+      if (stop) state = merge(state, stop);
+      assert.equal(
+        Buffer.from(encodeControllerState(state)).toString("hex"),
+        Buffer.from(controller.exportState()).toString("hex"),
+      );
+    });
+  }
+
+  it("a trigger while stopped (PQ 10 → 11, logged) travels in the stop's read", () => {
+    const { controller } = xiveMachine();
+    let state = merge(undefined, controller.readChanges(true)!);
+    controller.quiesce();
+    assert.equal(controller.readChanges(false), undefined, "a quiesce alone changes nothing read");
+    controller.trigger(MSI);
+    const stop = controller.readChanges(false)!;
+    assert.deepEqual(
+      stop.xive!.sources.changed.map((s) => [s.irq, s.pq, s.savedPq]),
+      [[MSI, PQ.PENDING | 1, PQ.RESET]],
+    );
+    assert.deepEqual(stop.stoppedTriggers, [MSI]);
+    state = merge(state, stop);
+    assert.deepEqual(encodeControllerState(state), controller.exportState());
+  });
+});
+
+describe("XIVE lazy quiesce latch (issue 14: a stop does not walk the sources)", () => {
+  it("a quiesce latches no block; sources read PQ 10 (01 stays); a stopped trigger latches its block only", () => {
+    const { controller } = xiveMachine();
+    const xive = controller.xive("t");
+    for (let irq = 0x2000; irq < 0x2000 + 3 * 1024; irq++) controller.initSource(irq);
+    controller.quiesce();
+    const stopped = xive.sourceEngine.stopped!;
+    assert.equal(stopped.savedPq.size, 0, "no block latched by the quiesce");
+    assert.equal(xive.source(MSI)!.pq, PQ.PENDING, "PQ 00 reads latched as 10");
+    assert.equal(xive.savedPqOf(MSI), PQ.RESET);
+    assert.equal(xive.source(0x2000)!.pq, PQ.OFF, "PQ 01 stays 01");
+    controller.trigger(MSI);
+    assert.deepEqual([...stopped.savedPq.keys()], [MSI >>> 10]);
+    assert.equal(xive.source(MSI)!.pq, PQ.PENDING | 1);
+    controller.resume();
+    assert.equal(xive.sourceEngine.stopped, undefined);
+    assert.equal(xive.source(0x1301)!.pq, PQ.RESET, "an untouched block keeps its PQ");
+  });
+});
