@@ -1,6 +1,6 @@
 // docker-compose.yml itself, brought up by Debian's docker-compose (v1): every container turns
-// healthy through the image's HEALTHCHECK and depends_on ordering, the gateway and a service
-// answer from the host on loopback, and `down -v` leaves nothing behind.
+// healthy through the image's HEALTHCHECK and depends_on ordering, the gateway, a service and the
+// host services' metrics answer from the host on loopback, and `down -v` leaves nothing behind.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
@@ -11,6 +11,9 @@ import { buildVplaneImage, containerTier, repoRoot } from "./container-runtime.j
 
 const { skip, missing } = await containerTier(["docker-compose"]);
 const project = `vplane-compose-test-${process.pid}`;
+// The published ports docker-compose.yml lets VPLANE_<NAME>_PORT move (free ones here).
+const SERVICE_PORTS = ["GATEWAY", "INTERRUPT", "IOMMU", "MIGRATION"];
+const METRICS_PORTS = ["INTERRUPT_METRICS", "IOMMU_METRICS", "MIGRATION_METRICS"];
 const ports: Record<string, number> = {};
 let env: NodeJS.ProcessEnv = {};
 
@@ -36,7 +39,7 @@ before(
     if (skip) return;
     if (missing) throw new Error(`CI=true and ${missing}`);
     await buildVplaneImage("vplane-compose-test:latest");
-    for (const name of ["GATEWAY", "INTERRUPT", "IOMMU", "MIGRATION"]) ports[name] = await freePort();
+    for (const name of [...SERVICE_PORTS, ...METRICS_PORTS]) ports[name] = await freePort();
     env = {
       ...process.env,
       VPLANE_IMAGE: "vplane-compose-test:latest",
@@ -81,6 +84,14 @@ test(
     assert.equal(await isHealthy("grpc", `127.0.0.1:${ports.INTERRUPT}`, 5000), true);
   },
 );
+
+test("each host service serves Prometheus metrics on its published loopback port", { skip }, async () => {
+  for (const name of METRICS_PORTS) {
+    const response = await fetch(`http://127.0.0.1:${ports[name]}/metrics`);
+    assert.equal(response.status, 200, name);
+    assert.match(await response.text(), /^process_resident_memory_bytes \d+/m, name);
+  }
+});
 
 test("down -v removes the containers and the volumes", { skip }, () => {
   compose("down", "-v", "--remove-orphans", "--timeout", "15");

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { parseStoreUrl } from "@vplane/store";
 import { kubernetesRoot, kustomizeBuild, type Resource } from "./kubernetes/kustomize-build.js";
 import { manifestProblems } from "./kubernetes/manifest-schema.js";
-import { containersOf, environmentProblems } from "./kubernetes/service-environment.js";
+import { containersOf, environmentProblems, metricsPortOf } from "./kubernetes/service-environment.js";
 
 const FOLDERS = ["base", "overlays/tls"];
 const rendered = new Map(FOLDERS.map((folder) => [folder, kustomizeBuild(join(kubernetesRoot, folder))]));
@@ -43,6 +43,36 @@ const envOf = (container: PodTemplate["spec"]["containers"][number]) =>
   Object.fromEntries((container.env ?? []).map((v) => [v.name, v.value]));
 const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
   Object.entries(selector).every(([key, value]) => labels[key] === value);
+
+/**
+ * What is wrong with a PodMonitor: it must select pods that exist, and each endpoint must name a
+ * port of those pods on which that container's service listens for metrics (its
+ * VPLANE_<SERVICE>_METRICS_ADDR).
+ */
+const podMonitorProblems = (resources: Resource[]) => (monitor: Resource) => {
+  const where = `PodMonitor/${monitor.metadata.name}`;
+  const { selector, podMetricsEndpoints } = monitor.spec as {
+    selector: { matchLabels: Record<string, string> };
+    podMetricsEndpoints: { port: string; path: string }[];
+  };
+  const pods = resources.filter(
+    (r) => containersOf(r).length > 0 && matches(selector.matchLabels, podTemplate(r).metadata.labels),
+  );
+  if (pods.length === 0) return [`${where}: selects no pods`];
+  const containers = pods.flatMap(containersOf);
+  return podMetricsEndpoints.flatMap((endpoint) => {
+    const container = containers.find((c) => c.ports?.some((p) => p.name === endpoint.port));
+    const port = container?.ports?.find((p) => p.name === endpoint.port);
+    if (!container || !port) return [`${where}: no container port named ${endpoint.port}`];
+    const problems: string[] = [];
+    if (endpoint.path !== "/metrics") problems.push(`${where}: ${endpoint.port} path ${endpoint.path}`);
+    if (metricsPortOf(container) !== port.containerPort)
+      problems.push(
+        `${where}: ${container.name} serves no metrics on ${endpoint.port} (${port.containerPort})`,
+      );
+    return problems;
+  });
+};
 
 describe("Kubernetes manifests (deploy/kubernetes)", () => {
   for (const folder of FOLDERS) {
@@ -90,6 +120,30 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
       assert.ok(service, "the ServiceMonitor selects a Service");
       const ports = (service.spec as { ports: { name: string }[] }).ports.map((p) => p.name);
       assert.ok(endpoints.every((e) => ports.includes(e.port) && e.path === "/metrics"));
+    });
+
+    it(`${folder}: every metrics endpoint a PodMonitor scrapes is a port its service serves /metrics on`, () => {
+      const resources = rendered.get(folder)!;
+      const monitors = resources.filter((r) => r.kind === "PodMonitor");
+      assert.deepEqual(monitors.flatMap(podMonitorProblems(resources)), []);
+      // Every service that can export metrics does, and a PodMonitor scrapes it: the three host
+      // services (the gateway serves /metrics on its HTTP port, scraped by its ServiceMonitor).
+      const scraped = new Set(
+        monitors.flatMap((m) =>
+          (m.spec as { podMetricsEndpoints: { port: string }[] }).podMetricsEndpoints.map((e) => e.port),
+        ),
+      );
+      const exporters = resources
+        .flatMap(containersOf)
+        .filter((c) => metricsPortOf(c) !== undefined)
+        .map((c) => c.name);
+      assert.deepEqual(exporters, ["interrupt-controller", "iommu", "migration"]);
+      for (const container of resources.flatMap(containersOf)) {
+        const port = metricsPortOf(container);
+        if (port === undefined) continue;
+        const named = container.ports?.find((p) => p.containerPort === port)?.name;
+        assert.ok(named && scraped.has(named), `${container.name}: metrics port ${port} is scraped`);
+      }
     });
   }
 
@@ -203,7 +257,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     assert.equal((monitor.spec.endpoints as { scheme?: string }[])[0]!.scheme, "https");
   });
 
-  it("the checks can fail: a misspelt field, a wrong type and an unread variable are reported", () => {
+  it("the checks can fail: a misspelt field, a wrong type, a bad port name and an unread variable are reported", () => {
     const gateway = structuredClone(find(rendered.get("base")!, "Deployment", "vplane-gateway"));
     gateway.spec.replicas = "3";
     const container = podTemplate(gateway).spec.containers[0]! as Record<string, unknown> & {
@@ -212,6 +266,8 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     container["readinesProbe"] = container["readinessProbe"];
     container.env.push({ name: "VPLANE_GATEWAY_REPLICAS", value: "3" });
     container.env.push({ name: "VPLANE_GATEWAY_RATE_LIMIT", value: "fast" });
+    const ports = container["ports"] as { name: string; containerPort: number }[];
+    ports.push({ name: "gateway-metrics-http", containerPort: 9100 }, { name: "http", containerPort: 8081 });
     const problems = manifestProblems(gateway);
     assert.ok(
       problems.some((p) => p.includes("/spec/replicas must be integer")),
@@ -220,11 +276,36 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     assert.ok(
       problems.some((p) => p.includes("unknown field /spec/template/spec/containers/0/readinesProbe")),
     );
+    assert.ok(problems.some((p) => p.includes("port name gateway-metrics-http is not an IANA service name")));
+    assert.ok(problems.some((p) => p.includes("port name http is used twice in the pod")));
     const environment = environmentProblems(gateway);
     assert.ok(
       environment.some((p) => p.includes("sets VPLANE_GATEWAY_REPLICAS, which gateway does not read")),
     );
     assert.ok(environment.some((p) => p.includes("VPLANE_GATEWAY_RATE_LIMIT / --rate-limit: 'fast'")));
+  });
+
+  it("the checks can fail: a misspelt metrics variable is unread, and leaves the PodMonitor's port without metrics", () => {
+    const resources = structuredClone(rendered.get("base")!);
+    const host = find(resources, "DaemonSet", "vplane-host");
+    const iommu = podTemplate(host).spec.containers[1]!;
+    const variable = iommu.env!.find((v) => v.name === "VPLANE_IOMMU_METRICS_ADDR")!;
+    variable.name = "VPLANE_IOMMU_METRIC_ADDR";
+    assert.ok(
+      environmentProblems(host).some((p) =>
+        p.includes("sets VPLANE_IOMMU_METRIC_ADDR, which iommu does not read"),
+      ),
+    );
+    const monitor = find(resources, "PodMonitor", "vplane-host");
+    assert.deepEqual(podMonitorProblems(resources)(monitor), [
+      "PodMonitor/vplane-host: iommu serves no metrics on iommu-metrics (9152)",
+    ]);
+    (monitor.spec.podMetricsEndpoints as { port: string }[])[0]!.port = "interrupt-metrics";
+    assert.ok(
+      podMonitorProblems(resources)(monitor).includes(
+        "PodMonitor/vplane-host: no container port named interrupt-metrics",
+      ),
+    );
   });
 
   it("the renderer refuses a Kustomization field it does not implement, rather than ignoring it", () => {

@@ -47,6 +47,7 @@ const NAMESPACED: Record<string, boolean> = {
   PodDisruptionBudget: true,
   NetworkPolicy: true,
   ServiceMonitor: true,
+  PodMonitor: true,
 };
 
 export class KustomizeError extends Error {

@@ -39,7 +39,30 @@ export function manifestProblems(resource: Resource): string[] {
   }
   for (const path of undeclared(resource, "", reads, enumerated))
     problems.push(`${where}: unknown field ${path}`);
-  return problems;
+  return [...problems, ...portNameProblems(resource, where)];
+}
+
+/**
+ * The API server's rule for container port names, which the OpenAPI schemas do not carry: an
+ * IANA service name (at most 15 characters: lower-case letters, digits and inner single hyphens,
+ * at least one letter), unique within the pod (a PodMonitor or probe names a port by it).
+ */
+function portNameProblems(resource: Resource, where: string): string[] {
+  const pod = (resource.spec as { template?: { spec?: { containers?: unknown[] } } } | undefined)?.template
+    ?.spec as { containers?: Container[]; initContainers?: Container[] } | undefined;
+  const names = [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])].flatMap((c) =>
+    (c.ports ?? []).flatMap((p) => (p.name === undefined ? [] : [p.name])),
+  );
+  return names.flatMap((name, i) => [
+    ...(/^(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(name)
+      ? []
+      : [`${where}: port name ${name} is not an IANA service name (15 characters at most)`]),
+    ...(names.indexOf(name) < i ? [`${where}: port name ${name} is used twice in the pod`] : []),
+  ]);
+}
+
+interface Container {
+  ports?: { name?: string }[];
 }
 
 /** A copy of `value` whose objects record the properties read from them and their enumeration. */

@@ -29,12 +29,13 @@ interface EnvVar {
   valueFrom?: unknown;
 }
 
-interface Container {
+export interface Container {
   name: string;
   image?: string;
   command?: string[];
   args?: string[];
   env?: EnvVar[];
+  ports?: { name?: string; containerPort: number }[];
 }
 
 /** The containers of a workload's pod template (none for other kinds). */
@@ -43,6 +44,30 @@ export function containersOf(resource: Resource): Container[] {
     resource.spec as { template?: { spec?: { containers?: Container[]; initContainers?: Container[] } } }
   )?.template?.spec;
   return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+}
+
+/** The program a container runs (by its command, or the catalog service its variable names). */
+function programOf(container: Container) {
+  const program = commandOptionSpecs[container.command?.[1] ?? ""];
+  const service = program?.name ?? container.env?.find((v) => v.name === SERVICE_VARIABLE)?.value;
+  const spec =
+    program?.spec ??
+    (serviceCatalog.some((entry) => entry.name === service)
+      ? serviceOptionSpecs[service as ServiceName]
+      : undefined);
+  return { program, service, spec };
+}
+
+/**
+ * The port a container's service serves Prometheus metrics on: the one its metrics listen
+ * address (the service's own `metricsAddress` option, VPLANE_<SERVICE>_METRICS_ADDR) is set to;
+ * undefined when the variable is unset or the service has no such option.
+ */
+export function metricsPortOf(container: Container): number | undefined {
+  const variable = programOf(container).spec?.["metricsAddress"]?.env;
+  const address = container.env?.find((v) => v.name === variable)?.value;
+  const port = address === undefined ? NaN : Number(address.slice(address.lastIndexOf(":") + 1));
+  return Number.isInteger(port) && port > 0 ? port : undefined;
 }
 
 /**
@@ -57,13 +82,7 @@ export function environmentProblems(resource: Resource): string[] {
     const env = container.env ?? [];
     if (!env.some((v) => v.name.startsWith("VPLANE_"))) continue;
     const where = `${resource.kind}/${resource.metadata.name} container ${container.name}`;
-    const program = commandOptionSpecs[container.command?.[1] ?? ""];
-    const service = program?.name ?? env.find((v) => v.name === SERVICE_VARIABLE)?.value;
-    const spec =
-      program?.spec ??
-      (serviceCatalog.some((entry) => entry.name === service)
-        ? serviceOptionSpecs[service as ServiceName]
-        : undefined);
+    const { program, service, spec } = programOf(container);
     if (!spec) {
       problems.push(`${where}: ${SERVICE_VARIABLE} is '${service}', not a service of the catalog`);
       continue;
