@@ -14,6 +14,7 @@ import { createVm } from "./fleet/fleet-load.js";
 import { EtcdCluster } from "./fleet/etcd-cluster.js";
 import { FleetHost } from "./fleet/fleet-host.js";
 import { registerHosts, startGatewayProcess, writeFleetTokens } from "./fleet/fleet-topology.js";
+import { startCpuCount, type ProcessGroups } from "./fleet/process-cpu.js";
 import { LatencyRecorder } from "./latency-recorder.js";
 import type { BenchRow } from "./result-table.js";
 
@@ -22,6 +23,10 @@ const WARMUP_MS = 2_000;
 const MEASURE_MS = 8_000;
 const ROUNDS = 2;
 const MIN_RATIO = 0.5;
+// The probe samples the registry without loading it: on etcd its writes would compete with the
+// creates' own (at 50 writes/s it was a quarter of the cluster's writes), on SQLite it writes a
+// file of its own.
+const PROBE_PAUSE_MS = 100;
 const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "READY", host: "h1" };
 
 interface Phase {
@@ -30,12 +35,18 @@ interface Phase {
   failures: Map<string, number>;
   retried503: number;
   seconds: number;
+  /** HTTP requests the clients made in the measured window (POSTs and the polls). */
+  requests: number;
+  /** CPU ms each process group spent in the measured window, and the machine's busy share. */
+  cpuMs: Record<string, number>;
+  machineBusy: number[];
 }
 
 /**
  * Closed loop: CLIENTS clients create VMs through `replicas` (client i on replica i mod n) for
  * WARMUP_MS unmeasured then MEASURE_MS measured; meanwhile a probe puts a VM-sized record into
- * `registry` one write after another. `during` runs at the start of the measured window.
+ * `registry`, one write every PROBE_PAUSE_MS. The CPU each group of `processes` spends in the
+ * measured window is added to the phase's. `during` runs at the start of the measured window.
  */
 const newPhase = (): Phase => ({
   creates: new LatencyRecorder(),
@@ -43,6 +54,9 @@ const newPhase = (): Phase => ({
   failures: new Map(),
   retried503: 0,
   seconds: 0,
+  requests: 0,
+  cpuMs: {},
+  machineBusy: [],
 });
 
 async function phase(
@@ -51,6 +65,7 @@ async function phase(
   token: string,
   registry: Store,
   result: Phase,
+  processes: ProcessGroups,
   during?: () => Promise<void>,
 ): Promise<void> {
   result.seconds += MEASURE_MS / 1000;
@@ -76,15 +91,22 @@ async function phase(
       } catch {
         // a write the registry refused (member gone): the creates' failures say what clients saw
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, PROBE_PAUSE_MS));
     }
   })();
   await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
   const retriesBefore = clients.reduce((sum, c) => sum + c.retries.unavailable, 0);
+  const requestsBefore = clients.reduce((sum, c) => sum + c.requests, 0);
+  const cpu = startCpuCount(processes);
   measuring = true;
   const fault = during?.();
   await new Promise((resolve) => setTimeout(resolve, MEASURE_MS));
   measuring = false;
+  const spent = cpu();
+  result.requests += clients.reduce((sum, c) => sum + c.requests, 0) - requestsBefore;
+  for (const [group, ms] of Object.entries(spent.groups))
+    result.cpuMs[group] = (result.cpuMs[group] ?? 0) + ms;
+  result.machineBusy.push(spent.machineBusy);
   done = true;
   await Promise.all([...work, probe, fault]);
   result.retried503 += clients.reduce((sum, c) => sum + c.retries.unavailable, 0) - retriesBefore;
@@ -94,10 +116,17 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
   const opsPerSec = p.creates.count / p.seconds;
   const ratio = baseline ? opsPerSec / (baseline.creates.count / baseline.seconds) : undefined;
   const failed = [...p.failures.values()].reduce((a, b) => a + b, 0);
+  const perCreate = (ms: number) => (p.creates.count ? ms / p.creates.count : 0).toFixed(1);
+  const cpu = Object.entries(p.cpuMs)
+    .filter(([, ms]) => ms > 0)
+    .map(([group, ms]) => `${group} ${perCreate(ms)}`)
+    .join(", ");
+  const busy = p.machineBusy.map((b) => `${Math.round(100 * b)}%`).join("/");
+  const cost = `; CPU ms per create: ${cpu}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create; machine busy ${busy}`;
   return [
     {
       benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
-      variant: `${variant}${failed ? `, ${failed} failed: ${JSON.stringify([...p.failures])}` : ""}${p.retried503 ? `, ${p.retried503} 503s retried` : ""}`,
+      variant: `${variant}${failed ? `, ${failed} failed: ${JSON.stringify([...p.failures])}` : ""}${p.retried503 ? `, ${p.retried503} 503s retried` : ""}${cost}`,
       opsPerSec,
       p50Us: p.creates.percentileUs(50),
       p99Us: p.creates.percentileUs(99),
@@ -139,16 +168,22 @@ export async function fleetBench(): Promise<BenchRow[]> {
     await registerHosts(replicas[0]!, tokens.admin, hosts, 100_000);
     const registry = openStore(registryUrl);
     stores.push(registry);
+    const processes: ProcessGroups = {
+      "sqlite gateway": () => [single.pid],
+      "etcd gateways": () => gateways.slice(1).map((g) => g.pid),
+      etcd: () => etcd.pids,
+      hosts: () => hosts.flatMap((h) => h.pids),
+    };
     // Rounds alternate, so a change in the machine's load hits both alike.
     const baseline = newPhase();
     const fleet = newPhase();
     for (let round = 0; round < ROUNDS; round++) {
-      await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline);
-      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet);
+      await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline, processes);
+      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes);
     }
     // Then the fleet again while member m1 is killed (kill -9) and restarted.
     const killed = newPhase();
-    await phase("etcd-kill", replicas, tokens.operator, registry, killed, async () => {
+    await phase("etcd-kill", replicas, tokens.operator, registry, killed, processes, async () => {
       await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
       await etcd.kill(1);
       await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));

@@ -46,6 +46,13 @@ export class EtcdCluster {
     return this.members.map((m) => m.clientUrl.slice("http://".length));
   }
 
+  /** Process ids of the members running now. */
+  get pids(): number[] {
+    return this.members.flatMap((m) =>
+      m.child?.pid !== undefined && m.child.exitCode === null ? [m.child.pid] : [],
+    );
+  }
+
   storeUrl(prefix: string): string {
     return `etcd://${this.endpoints.join(",")}/${prefix}`;
   }

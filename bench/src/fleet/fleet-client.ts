@@ -36,6 +36,8 @@ const inProgress = (body: unknown) =>
 
 export class FleetClient {
   readonly retries: RetryCounts = { unavailable: 0, connectionFailures: 0, keyInProgress: 0 };
+  /** HTTP requests sent, retries and polls included. */
+  requests = 0;
   private replica: number;
 
   constructor(
@@ -62,6 +64,7 @@ export class FleetClient {
       let answer: Answer<T> | undefined;
       let pauseMs = RETRY_PAUSE_MS;
       try {
+        this.requests++;
         const response = await fetch(`${this.replicas[this.replica]}${path}`, {
           method,
           headers,

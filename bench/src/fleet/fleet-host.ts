@@ -48,6 +48,11 @@ export class FleetHost {
     return host;
   }
 
+  /** Process ids of the host's services running now. */
+  get pids(): number[] {
+    return [...this.processes.values()].map((p) => p.pid);
+  }
+
   /** kill -9 of one service, then (unless `restart` is false) the same service again on its address. */
   async crash(service: ServiceName, restart = true): Promise<void> {
     await this.processes.get(service)?.kill("SIGKILL");

@@ -1,4 +1,4 @@
-import type { HostRegistry, HostUsage } from "../registry/host-registry.js";
+import { NO_USAGE, type HostRegistry, type HostUsage } from "../registry/host-registry.js";
 import type { Versioned } from "../registry/typed-entry.js";
 import type { HostAvailability, HostRecord } from "../schemas/host-schema.js";
 import { hostAvailability } from "./host-availability.js";
@@ -21,18 +21,34 @@ export class HostStates {
     private readonly health: HostHealthMonitor,
   ) {}
 
-  /** Every registered host's state (usage read now: its revision guards the placement write). */
+  /**
+   * Every registered host's state (usage read now: its revision guards the placement write).
+   * Three reads whatever the number of hosts: records, leases and usages each in one list.
+   */
   async all(): Promise<HostState[]> {
-    const [records, leases] = await Promise.all([this.hosts.list(), this.leases.all()]);
-    return Promise.all(records.map((host) => this.stateOf(host, leases.get(host.name))));
+    const [records, leases, usages] = await Promise.all([
+      this.hosts.list(),
+      this.leases.all(),
+      this.hosts.usages(),
+    ]);
+    return Promise.all(
+      records.map((host) =>
+        this.stateOf(host, leases.get(host.name), usages.get(host.name) ?? { value: NO_USAGE, revision: 0 }),
+      ),
+    );
   }
 
   async of(host: HostRecord): Promise<HostState> {
-    return this.stateOf(host, await this.leases.get(host.name));
+    const [lease, usage] = await Promise.all([this.leases.get(host.name), this.hosts.usageOf(host.name)]);
+    return this.stateOf(host, lease, usage);
   }
 
-  private async stateOf(host: HostRecord, lease: HostLease | undefined): Promise<HostState> {
-    const [usage, health] = await Promise.all([this.hosts.usageOf(host.name), this.health.of(host)]);
+  private async stateOf(
+    host: HostRecord,
+    lease: HostLease | undefined,
+    usage: Versioned<HostUsage>,
+  ): Promise<HostState> {
+    const health = await this.health.of(host);
     return { host, usage, availability: hostAvailability(host, lease, health), ...(lease ? { lease } : {}) };
   }
 }

@@ -5,6 +5,7 @@ export const registryKeys = {
   host: (host: string) => `hosts/${host}`,
   hosts: () => "hosts/",
   hostUsage: (host: string) => `host-usage/${host}`,
+  hostUsages: () => "host-usage/",
   hostLease: (host: string) => `host-leases/${host}`,
   hostLeases: () => "host-leases/",
   vm: (tenant: string, vm: string) => `vms/${tenant}/${vm}`,

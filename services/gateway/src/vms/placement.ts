@@ -38,15 +38,25 @@ function freeShareAfter(candidate: PlacementCandidate, demand: Demand): number {
 }
 
 /**
+ * Hosts whose free share after placement is within this of the best one's are equally good:
+ * placement picks one of them at random. Concurrent creates (several clients, several replicas)
+ * that all picked the single best host would all swap against that host's usage and all but one
+ * would lose, read again and retry; spread over the equally good hosts most of them win at once.
+ */
+const EQUALLY_GOOD_SHARE = 0.05;
+
+/**
  * Picks the host for a VM: the requested one if it is available and fits, else, among the
- * available hosts that fit, the one with the largest free share after placement (spreading
- * load), ties to the one with fewer VMs, then by name. No available host is UNAVAILABLE (503,
- * retryable: hosts come back); no room on any is RESOURCE_EXHAUSTED.
+ * available hosts that fit, one of those with the largest free share after placement (within
+ * EQUALLY_GOOD_SHARE of the best, at random: spreading load and concurrent placements). No
+ * available host is UNAVAILABLE (503, retryable: hosts come back); no room on any is
+ * RESOURCE_EXHAUSTED.
  */
 export function chooseHost(
   candidates: readonly PlacementCandidate[],
   demand: Demand,
   requestedHost?: string,
+  random: () => number = Math.random,
 ): { host: HostRecord; reason: string } {
   if (requestedHost !== undefined) {
     const chosen = candidates.find((c) => c.host.name === requestedHost);
@@ -95,15 +105,11 @@ export function chooseHost(
           : `no host has ${demand.vcpus} vCPUs and ${demand.memoryBytes} bytes of guest RAM free`,
     });
   }
-  const ranked = [...fitting].sort(
-    (a, b) =>
-      freeShareAfter(b, demand) - freeShareAfter(a, demand) ||
-      a.usage.vms - b.usage.vms ||
-      a.host.name.localeCompare(b.host.name),
-  );
-  const best = ranked[0]!;
+  const bestShare = Math.max(...fitting.map((c) => freeShareAfter(c, demand)));
+  const equallyGood = fitting.filter((c) => bestShare - freeShareAfter(c, demand) <= EQUALLY_GOOD_SHARE);
+  const chosen = equallyGood[Math.floor(random() * equallyGood.length)]!;
   return {
-    host: best.host,
-    reason: `chosen by free capacity among ${fitting.length} host(s) that fit (${Math.round(freeShareAfter(best, demand) * 100)}% left after placement)`,
+    host: chosen.host,
+    reason: `chosen by free capacity among ${fitting.length} host(s) that fit (${Math.round(freeShareAfter(chosen, demand) * 100)}% left after placement)`,
   };
 }
