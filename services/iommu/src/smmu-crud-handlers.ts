@@ -1,4 +1,3 @@
-import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type {
   CreateSmmuRequest,
   CreateSmmuResponse,
@@ -9,7 +8,7 @@ import type {
   ListSmmusRequest,
   ListSmmusResponse,
 } from "@vplane/proto/gen/vplane/iommu/v1/smmu_crud";
-import { VplaneError, IdempotentDeletes } from "@vplane/service-kit";
+import { VplaneError, IdempotentDeletes, backendKindOf } from "@vplane/service-kit";
 import { resolveFeatures } from "@vplane/smmuv3";
 import { guestMemorySpec } from "./guest-memory-binding.js";
 import { featuresFromMessage, smmuMessage } from "./proto-mapping.js";
@@ -43,6 +42,7 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
       }
       checkResourceId(s.vm, "smmu.vm");
       checkResourceId(s.smmuId, "smmu.smmu_id");
+      const backend = backendKindOf(s.backend, "smmu.backend");
       const features = resolveFeatures(featuresFromMessage(s.features));
       const stage2GranuleBits = GRANULE_BITS.get(s.stage2GranuleBytes);
       if (stage2GranuleBits === undefined) {
@@ -67,7 +67,7 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
       const entry = await registry.create({
         vm: s.vm,
         smmuId: s.smmuId,
-        backend: s.backend === Backend.BACKEND_NATIVE ? "NATIVE" : "EMULATED",
+        backend,
         features,
         guestMemoryPath: s.guestMemory?.path ?? "",
         guestMemoryBytes: memory.sizeBytes,

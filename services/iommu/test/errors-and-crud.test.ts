@@ -185,6 +185,17 @@ describe("errors carry the gRPC code, reason and errno (DESIGN API conventions)"
     assert.equal(e.code, "FAILED_PRECONDITION");
     assert.equal(e.reason, probeNativeSmmu().unavailableCode);
   });
+
+  // An enum value this build does not know (a newer client's backend) is refused, not taken as
+  // EMULATED: as the interrupt controller's CreateController and both ImportDeviceState do.
+  it("an unknown backend is INVALID_ARGUMENT BACKEND_INVALID on smmu.backend, and nothing is created", async () => {
+    const e = await h.failure("createSmmu", {
+      smmu: smmuSpec("vm2", "unknown", { backend: 7 as Backend }),
+      requestId: "",
+    });
+    assert.deepEqual([e.code, e.reason, e.field], ["INVALID_ARGUMENT", "BACKEND_INVALID", "smmu.backend"]);
+    assert.equal((await h.failure("getSmmu", { name: "vms/vm2/smmus/unknown" })).code, "NOT_FOUND");
+  });
 });
 
 describe("SMMU create / get / list / delete", () => {
