@@ -57,6 +57,19 @@ interface PreparedImport {
   record: ControllerRecord;
   imported: ImportedControllerState;
   iteration: number;
+  /**
+   * The controller `imported` describes, built while the source runs (issue 14: not inside the
+   * downtime), quiesced and seen by no call until the finish makes it the VM's. Its guest RAM is
+   * bound then: the file RAM migration fills in place (as QEMU's destination memory-backend-file).
+   * Emulated only: a native backend's kernel device is created at the finish, as before.
+   */
+  built: ControllerEntry | undefined;
+}
+
+/** Closes an entry that never became a VM's (a prepared import's controller). */
+function close(entry: ControllerEntry | undefined): void {
+  entry?.signals.close();
+  entry?.backend.close();
 }
 
 const VM_ID = /^[a-z][a-z0-9-]{0,62}$/;
@@ -272,13 +285,15 @@ export class ControllerRegistry {
         preparing: true,
       };
       this.admit(record, "vm"); // a prepared import has no request_id to be retried under
+      const built = this.build(record, imported);
       try {
         await this.config.createController(record, imported.payload);
       } catch (error) {
+        close(built);
         if (error instanceof StoreConflictError) throw controllerExists(vm, "vm");
         throw error;
       }
-      this.prepared.set(vm, { record, imported, iteration });
+      this.prepared.set(vm, { record, imported, iteration, built });
       return;
     }
     const prepared = this.requirePrepared(vm, "iteration");
@@ -289,8 +304,20 @@ export class ControllerRegistry {
       ...prepared.record,
       importedDeltaBytes: [...(prepared.record.importedDeltaBytes ?? []), payload.byteLength],
     };
-    await this.config.appendDelta(record, payload);
-    Object.assign(prepared, { record, imported, iteration });
+    const built = this.build(record, imported);
+    try {
+      await this.config.appendDelta(record, payload);
+    } catch (error) {
+      close(built);
+      throw error;
+    }
+    close(prepared.built);
+    Object.assign(prepared, { record, imported, iteration, built });
+  }
+
+  /** The prepared import's controller, built now (emulated backends; see PreparedImport.built). */
+  private build(record: ControllerRecord, imported: ImportedControllerState): ControllerEntry | undefined {
+    return record.backend === "EMULATED" ? this.open(record, imported) : undefined;
   }
 
   /** The VM has an import prepared here. */
@@ -302,28 +329,33 @@ export class ControllerRegistry {
    * The stop-and-copy of an incoming migration: its delta (none: nothing changed since the last
    * iteration) applied to the prepared import, whose controller is opened quiesced and becomes the
    * VM's; only the delta and the record (no longer preparing) are written, in one transaction
-   * unless the delta is over a megabyte. Refused: the prepared import stays as it was.
+   * unless the delta is over a megabyte. Without a delta the controller built during pre-copy is
+   * the one (nothing is built in the downtime). Refused: the prepared import stays as it was.
    */
   async finishImport(
     vm: string,
     delta?: { delta: ControllerDelta; payload: Uint8Array },
   ): Promise<ControllerEntry> {
     const prepared = this.requirePrepared(vm, "vm");
-    const imported = delta ? this.applyPrepared(prepared, delta.delta) : prepared.imported;
     const { preparing: _, ...kept } = prepared.record;
     const deltas = prepared.record.importedDeltaBytes ?? [];
     const record: ControllerRecord = {
       ...kept,
       importedDeltaBytes: delta ? [...deltas, delta.payload.byteLength] : deltas,
     };
-    const entry = this.open(record, imported);
-    entry.sourcesToDerive = true;
+    const entry =
+      delta === undefined && prepared.built
+        ? prepared.built
+        : this.open(record, delta ? this.applyPrepared(prepared, delta.delta) : prepared.imported);
     try {
       await this.config.appendDelta(record, delta?.payload ?? new Uint8Array());
     } catch (error) {
-      entry.backend.close();
+      if (entry !== prepared.built) close(entry);
       throw error;
     }
+    if (entry !== prepared.built) close(prepared.built);
+    entry.record = record;
+    entry.sourcesToDerive = true;
     this.prepared.delete(vm);
     this.entries.set(vm, entry);
     this.seals.arrived(vm);
@@ -332,7 +364,10 @@ export class ControllerRegistry {
 
   /** Discards the VM's prepared import and its records; false when there was none. */
   async discardPrepared(vm: string): Promise<boolean> {
-    if (!this.prepared.delete(vm)) return false;
+    const prepared = this.prepared.get(vm);
+    if (prepared === undefined) return false;
+    this.prepared.delete(vm);
+    close(prepared.built);
     await this.config.deleteController(vm);
     return true;
   }
@@ -497,6 +532,7 @@ export class ControllerRegistry {
   }
 
   closeAll(): void {
+    for (const prepared of this.prepared.values()) close(prepared.built);
     this.prepared.clear();
     for (const entry of this.entries.values()) {
       entry.signals.close();

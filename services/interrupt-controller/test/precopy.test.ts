@@ -3,7 +3,7 @@
 // source runs (hidden from the controller API), the stop moves only runtime state and the
 // configuration changed since, and a cancelled or failed migration leaves nothing behind.
 import assert from "node:assert/strict";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
@@ -136,6 +136,31 @@ describe("pre-copy through the service: the guest continues exactly (XIVE)", () 
       [before.source?.server, before.source?.priority, before.source?.eisn],
     );
     assert.deepEqual([after.source?.server, after.source?.eisn], [1, 0x1301]);
+  });
+});
+
+describe("pre-copy: the controller is built while the source runs (issue 14)", () => {
+  const hosts = twoHosts();
+
+  it("a stop with nothing changed builds nothing in the downtime: the controller and its RAM binding are the ones prepared", async () => {
+    const { source, destination } = hosts;
+    await bootXive(source, "vm-b");
+    await run(source, "vm-b", BEFORE);
+    await prepare(destination, "vm-b", 0, await readPreCopy(source, "vm-b", 0));
+    const stop = await stopAndCopy(source, "vm-b");
+    assert.equal(bytesOf(stop), 0, "an idle stop moves nothing");
+    // The RAM file the prepared controller bound stays (RAM migration fills it in place); its path
+    // made unusable now shows that the finish opens nothing (it would fail GUEST_MEMORY_UNAVAILABLE).
+    copyFileSync(join(source.dataDir, "vm-b.ram"), join(destination.dataDir, "vm-b.ram"));
+    renameSync(join(destination.dataDir, "vm-b.ram"), join(destination.dataDir, "vm-b.ram.bound"));
+    mkdirSync(join(destination.dataDir, "vm-b.ram"));
+    assert.deepEqual(await finish(destination, "vm-b", stop, true), [name("vm-b")]);
+    rmSync(join(destination.dataDir, "vm-b.ram"), { recursive: true });
+    renameSync(join(destination.dataDir, "vm-b.ram.bound"), join(destination.dataDir, "vm-b.ram"));
+    await run(destination, "vm-b", AFTER);
+    await bootXive(source, "vm-b-ref");
+    await run(source, "vm-b-ref", [...BEFORE, ...AFTER]);
+    assert.deepEqual(await observe(destination, "vm-b"), await observe(source, "vm-b-ref"));
   });
 });
 

@@ -53,6 +53,12 @@ interface PreparedSmmu {
   record: SmmuRecord;
   imported: ImportedSmmuState;
   config: SmmuConfig;
+  /**
+   * The SMMU `imported` describes, built while the source runs (issue 14: not inside the
+   * downtime), quiesced and seen by no call until the finish makes it the VM's. Emulated only: a
+   * native backend's kernel objects are created at the finish, as before.
+   */
+  built: SmmuEntry | undefined;
 }
 
 /** A VM's import a live migration prepares while its source runs, by SMMU id. */
@@ -290,16 +296,22 @@ export class SmmuRegistry {
     if (this.entries.size + preparedCount + added > this.options.maxSmmus)
       throw tooManySmmus(this.options.maxSmmus);
     for (const n of next) {
-      if (n.before) await this.config.write(configChanges(n.before.config, n.config));
-      else {
-        try {
-          await this.config.createWithConfig(n.config);
-        } catch (error) {
-          if (error instanceof StoreConflictError) throw alreadyExists(smmuName(vm, n.record.smmuId));
-          throw error;
-        }
+      const built = inSection(n.section, () => this.build(n.record, n.imported));
+      try {
+        if (n.before) await this.config.write(configChanges(n.before.config, n.config));
+        else await this.config.createWithConfig(n.config);
+      } catch (error) {
+        built?.backend.close();
+        if (error instanceof StoreConflictError) throw alreadyExists(smmuName(vm, n.record.smmuId));
+        throw error;
       }
-      prepared.smmus.set(n.record.smmuId, { record: n.record, imported: n.imported, config: n.config });
+      n.before?.built?.backend.close();
+      prepared.smmus.set(n.record.smmuId, {
+        record: n.record,
+        imported: n.imported,
+        config: n.config,
+        built,
+      });
     }
     prepared.iteration = iteration;
     return [...prepared.smmus.keys()].sort().map((id) => smmuName(vm, id));
@@ -310,9 +322,16 @@ export class SmmuRegistry {
     return this.prepared.has(vm);
   }
 
+  /** A prepared SMMU's entry, built now (emulated backends; see PreparedSmmu.built). */
+  private build(record: SmmuRecord, imported: ImportedSmmuState): SmmuEntry | undefined {
+    const { preparing: _, ...kept } = record;
+    return record.backend === "EMULATED" ? this.open(kept, imported) : undefined;
+  }
+
   /**
    * The stop-and-copy of an incoming migration: its deltas (none for an SMMU that did not change)
-   * applied to the prepared SMMUs, which are opened quiesced and become the VM's; only the
+   * applied to the prepared SMMUs, which are opened quiesced and become the VM's (one that did
+   * not change is the one built during pre-copy: nothing is built in the downtime); only the
    * configuration records that changed are written, then every record (no longer preparing) in
    * one transaction. Refused: the prepared import stays as it was.
    */
@@ -327,27 +346,41 @@ export class SmmuRegistry {
     });
     const smmus = new Map(prepared.smmus);
     for (const n of next)
-      smmus.set(n.record.smmuId, { record: n.record, imported: n.imported, config: n.config });
-    const built: SmmuEntry[] = [];
+      smmus.set(n.record.smmuId, {
+        record: n.record,
+        imported: n.imported,
+        config: n.config,
+        built: undefined,
+      });
+    const built: { entry: SmmuEntry; record: SmmuRecord }[] = [];
+    const opened: SmmuEntry[] = [];
     try {
       for (const [id, p] of smmus) {
         const { preparing: _, ...record } = p.record;
+        if (p.built) {
+          built.push({ entry: p.built, record });
+          continue;
+        }
         const section = items.find((i) => i.smmuId === id)?.section ?? 0;
-        built.push(inSection(section, () => this.open(record, p.imported)));
+        const entry = inSection(section, () => this.open(record, p.imported));
+        opened.push(entry);
+        built.push({ entry, record });
       }
       for (const n of next) await this.config.write(configChanges(n.before!.config, n.config));
-      await this.config.write(built.map((e) => this.config.recordWrite(e.record)));
+      await this.config.write(built.map((b) => this.config.recordWrite(b.record)));
     } catch (error) {
-      for (const entry of built) entry.backend.close();
+      for (const entry of opened) entry.backend.close();
       throw error;
     }
+    for (const n of next) n.before?.built?.backend.close();
     this.prepared.delete(vm);
-    for (const entry of built) {
-      for (const d of smmus.get(entry.record.smmuId)!.config.devices) entry.devices.set(d.streamId, d);
-      this.entries.set(smmuName(vm, entry.record.smmuId), entry);
+    for (const { entry, record } of built) {
+      entry.record = record;
+      for (const d of smmus.get(record.smmuId)!.config.devices) entry.devices.set(d.streamId, d);
+      this.entries.set(smmuName(vm, record.smmuId), entry);
     }
     this.seals.arrived(vm);
-    return built;
+    return built.map((b) => b.entry);
   }
 
   /** Discards the VM's prepared import and its records; the names it held (none: not prepared). */
@@ -355,6 +388,7 @@ export class SmmuRegistry {
     const prepared = this.prepared.get(vm);
     if (!prepared) return [];
     this.prepared.delete(vm);
+    for (const p of prepared.smmus.values()) p.built?.backend.close();
     for (const id of prepared.smmus.keys()) await this.config.deleteSmmu(vm, id);
     return [...prepared.smmus.keys()].sort().map((id) => smmuName(vm, id));
   }
@@ -389,7 +423,13 @@ export class SmmuRegistry {
         vmids.push(vmid);
         record = { ...recordOf(item.smmuId, imported), vmid, preparing: true };
       }
-      return { before, record, imported, config: importedSmmuConfig(record, imported) };
+      return {
+        before,
+        record,
+        imported,
+        config: importedSmmuConfig(record, imported),
+        section: item.section,
+      };
     });
   }
 
@@ -499,6 +539,9 @@ export class SmmuRegistry {
   }
 
   closeAll(): void {
+    for (const prepared of this.prepared.values())
+      for (const p of prepared.smmus.values()) p.built?.backend.close();
+    this.prepared.clear();
     for (const entry of this.entries.values()) entry.backend.close();
     this.entries.clear();
   }

@@ -3,7 +3,7 @@
 // runs (hidden from the SMMU API), the stop moves the runtime state and the configuration
 // changed since, and a cancelled or failed migration leaves nothing behind.
 import assert from "node:assert/strict";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
@@ -123,6 +123,31 @@ describe("pre-copy through the iommu service (issue 14)", () => {
     const running = (c: unknown) => ({ ...(c as object), quiesced: undefined });
     assert.deepEqual(restarted.map(running), expected.map(running));
     await hosts.destination.ds("releaseDevices", { vm: "vm-p" });
+  });
+
+  it("a stop with nothing changed builds nothing in the downtime: the SMMUs and their RAM binding are the ones prepared", async () => {
+    const { source, destination } = hosts;
+    const [s0, s1] = await boot(source, "vm-b");
+    await streams(destination).prepareImport(
+      "vm-b",
+      0,
+      await streams(source).readPreCopy("vm-b", 0),
+      fields("vm-b"),
+    );
+    const stop = await streams(source).stopAndCopy("vm-b");
+    assert.equal(bytesOf(stop), 0, "an idle stop moves nothing");
+    // The RAM file the prepared SMMUs bound stays (RAM migration fills it in place); its path made
+    // unusable now shows that the finish opens nothing (it would fail GUEST_MEMORY_UNAVAILABLE).
+    const ram = join(destination.dataDir, "vm-b.ram");
+    renameSync(ram, `${ram}.bound`);
+    mkdirSync(ram);
+    assert.deepEqual(await streams(destination).finishImport("vm-b", stop, false, fields("vm-b")), [s0, s1]);
+    rmSync(ram, { recursive: true });
+    renameSync(`${ram}.bound`, ram);
+    const hostLocal = (c: unknown) => ({ ...(c as object), vmid: undefined }); // each host picks its VMIDs
+    for (const name of [s0, s1])
+      assert.deepEqual(hostLocal(await configOf(destination, name)), hostLocal(await configOf(source, name)));
+    await destination.ds("releaseDevices", { vm: "vm-b" });
   });
 
   it("released after iteration 0 or a later one, or a restart while preparing: nothing left, store included", async () => {
