@@ -63,7 +63,7 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const fleet = { ...DEFAULT_FLEET_TIMING, ...parts.fleet };
   const leases = new HostLeases(parts.store);
   const health = new HostHealthMonitor(connections, () => hosts.list(), fleet.hostProbeMs);
-  const hostStates = new HostStates(hosts, leases, health);
+  const hostStates = new HostStates(parts.store, hosts, leases, health);
   const vmDeps = { hosts, hostStates, vms, operations, runner, connections, instanceId };
   const lifecycle = new VmLifecycle(vmDeps);
   const migrations = new VmMigrations(vmDeps);

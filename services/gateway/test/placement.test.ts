@@ -3,7 +3,7 @@
 // single best host, all but one lose and place again, each loss a read and a write more (on etcd
 // a fleet create cost 2.75 placements at 12 clients). So hosts whose free share is within 5% of
 // the best are equally good and one of them is taken at random; and a placement reads the hosts,
-// their leases and their usages in three reads, however many hosts there are.
+// their leases and their usages in one read, however many hosts there are.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openStore, type Store } from "@vplane/store";
@@ -66,7 +66,7 @@ function countingReads(store: Store, count: { reads: number }): Store {
 }
 
 describe("what a placement reads", () => {
-  it("reads hosts, leases and usages in three reads for 6 hosts, each usage with its revision", async () => {
+  it("reads hosts, leases and usages in one read for 6 hosts, each usage with its revision and lease", async () => {
     const store = openStore("sqlite::memory:");
     const count = { reads: 0 };
     const counted = countingReads(store, count);
@@ -83,15 +83,19 @@ describe("what a placement reads", () => {
           checkedAtMs: Date.now(),
         }),
     } as unknown as HostHealthMonitor;
-    const states = new HostStates(hosts, new HostLeases(counted), health);
+    const leases = new HostLeases(counted);
+    const renewal = leases.renewal("h2", 60_000, "test");
+    await store.transaction([renewal.op]);
+    const states = new HostStates(counted, hosts, leases, health);
     count.reads = 0;
     const all = await states.all();
-    assert.equal(count.reads, 3);
+    assert.equal(count.reads, 1);
     assert.equal(all.length, 6);
     for (const state of all) {
       const usage = await hosts.usageOf(state.host.name);
       assert.deepEqual(state.usage, usage, state.host.name);
       assert.ok(usage.revision > 0);
+      assert.deepEqual(state.lease, state.host.name === "h2" ? renewal.lease : undefined);
     }
     await store.close();
   });

@@ -1,3 +1,5 @@
+import { listAll, type Store } from "@vplane/store";
+import { registryKeys } from "../registry/registry-keys.js";
 import { NO_USAGE, type HostRegistry, type HostUsage } from "../registry/host-registry.js";
 import type { Versioned } from "../registry/typed-entry.js";
 import type { HostAvailability, HostRecord } from "../schemas/host-schema.js";
@@ -16,6 +18,7 @@ export interface HostState {
 /** Hosts with their usage, lease and health put together, for placement and the host routes. */
 export class HostStates {
   constructor(
+    private readonly store: Store,
     private readonly hosts: HostRegistry,
     private readonly leases: HostLeases,
     private readonly health: HostHealthMonitor,
@@ -23,14 +26,25 @@ export class HostStates {
 
   /**
    * Every registered host's state (usage read now: its revision guards the placement write).
-   * Three reads whatever the number of hosts: records, leases and usages each in one list.
+   * Records, usages and leases share a key prefix: one read whatever the number of hosts (a
+   * placement that lost a race reads again, so this read is paid per try).
    */
   async all(): Promise<HostState[]> {
-    const [records, leases, usages] = await Promise.all([
-      this.hosts.list(),
-      this.leases.all(),
-      this.hosts.usages(),
-    ]);
+    const records: HostRecord[] = [];
+    const usages = new Map<string, Versioned<HostUsage>>();
+    const leases = new Map<string, HostLease>();
+    const [recordsPrefix, usagesPrefix, leasesPrefix] = [
+      registryKeys.hosts(),
+      registryKeys.hostUsages(),
+      registryKeys.hostLeases(),
+    ];
+    for (const { key, value, revision } of await listAll(this.store, registryKeys.hostsUsagesAndLeases())) {
+      if (key.startsWith(recordsPrefix)) records.push(value as unknown as HostRecord);
+      else if (key.startsWith(usagesPrefix))
+        usages.set(key.slice(usagesPrefix.length), { value: value as unknown as HostUsage, revision });
+      else if (key.startsWith(leasesPrefix))
+        leases.set(key.slice(leasesPrefix.length), value as unknown as HostLease);
+    }
     return Promise.all(
       records.map((host) =>
         this.stateOf(host, leases.get(host.name), usages.get(host.name) ?? { value: NO_USAGE, revision: 0 }),

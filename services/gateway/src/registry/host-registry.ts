@@ -1,4 +1,4 @@
-import { listAll as listEntries, StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 import type { HostJoin, HostRecord, HostSpec } from "../schemas/host-schema.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
@@ -123,18 +123,6 @@ export class HostRegistry {
         value: NO_USAGE,
         revision: 0,
       }
-    );
-  }
-
-  /** Every host's usage by host name, in one read (placement weighs them all at once). */
-  async usages(): Promise<Map<string, Versioned<HostUsage>>> {
-    const prefix = registryKeys.hostUsages();
-    const entries = await listEntries(this.store, prefix);
-    return new Map(
-      entries.map((entry) => [
-        entry.key.slice(prefix.length),
-        { value: entry.value as unknown as HostUsage, revision: entry.revision },
-      ]),
     );
   }
 

@@ -6,6 +6,8 @@ export const registryKeys = {
   hosts: () => "hosts/",
   hostUsage: (host: string) => `host-usage/${host}`,
   hostUsages: () => "host-usage/",
+  /** Hosts, their usages and their leases: all start with "host", so placement reads them in one list. */
+  hostsUsagesAndLeases: () => "host",
   hostLease: (host: string) => `host-leases/${host}`,
   hostLeases: () => "host-leases/",
   vm: (tenant: string, vm: string) => `vms/${tenant}/${vm}`,
