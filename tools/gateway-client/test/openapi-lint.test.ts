@@ -7,7 +7,16 @@ import { createConfig, lintFromString } from "@redocly/openapi-core";
 
 const source = readFileSync(new URL("../../src/gen/openapi.json", import.meta.url), "utf8");
 const document = JSON.parse(source) as {
-  paths: Record<string, Record<string, { operationId?: string }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        operationId?: string;
+        responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+      }
+    >
+  >;
 };
 
 /** Every schema object in the document, with its JSON pointer. */
@@ -49,5 +58,31 @@ describe("OpenAPI document (tools/gateway-client/src/gen/openapi.json)", () => {
       )
       .map(([pointer]) => pointer);
     assert.deepEqual(oneValueLists, []);
+  });
+
+  // The gateway's errors are JSON error bodies on every route, streams included: a stream route
+  // refuses (404, 400 BAD_LAST_EVENT_ID, 401 ...) before its stream opens, as JSON. (An explicit
+  // status may carry another body: /readyz's 503 is its readiness report.)
+  it("declares every 4XX and 5XX response as application/json with the Error schema, streams included", () => {
+    const wrong = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.entries(item).flatMap(([method, operation]) =>
+        Object.entries(operation.responses)
+          .filter(([status]) => status === "4XX" || status === "5XX")
+          .filter(
+            ([, response]) =>
+              Object.keys(response.content ?? {}).join() !== "application/json" ||
+              response.content!["application/json"]!.schema?.$ref !== "#/components/schemas/Error",
+          )
+          .map(
+            ([status, response]) =>
+              `${method} ${path} ${status}: ${Object.keys(response.content ?? {}).join()}`,
+          ),
+      ),
+    );
+    assert.deepEqual(wrong, []);
+    const streams = Object.values(document.paths).filter(
+      (item) => item["get"]?.responses["200"]?.content?.["text/event-stream"],
+    );
+    assert.ok(streams.length >= 3, `${streams.length} stream routes`);
   });
 });

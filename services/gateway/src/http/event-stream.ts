@@ -33,6 +33,16 @@ export function lastEventIdOf(request: FastifyRequest): number {
   return n;
 }
 
+/**
+ * A stream route's 200 response: text/event-stream, declared for that status alone. Its errors
+ * stay plain JSON schemas, which the OpenAPI document gives application/json: they are JSON
+ * error bodies, sent before the stream opens (a device stream's later error is an `error`
+ * event in the stream). A route-wide `produces` would declare them text/event-stream too.
+ */
+export function eventStreamResponse(description: string) {
+  return { description, content: { "text/event-stream": { schema: { type: "string" } } } };
+}
+
 const STREAM_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
   "cache-control": "no-cache, no-transform",

@@ -11,7 +11,7 @@ import { VplaneError, fromServiceError, unaryCall, type UnaryCallOptions } from 
 import type { FastifyRequest } from "fastify";
 import { DEVICE_ROUTES, DEVICE_SERVICES, DEVICE_STREAMS, type DeviceKind } from "../devices/device-api.js";
 import { errorBody } from "../http/error-body.js";
-import { answerStreamHead, lastEventIdOf } from "../http/event-stream.js";
+import { answerStreamHead, eventStreamResponse, lastEventIdOf } from "../http/event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
 import type { ProtoJson } from "../devices/proto-json.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
@@ -148,11 +148,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServi
           description: `text/event-stream over ${service}/${stream.rpc}. Each event's id is its sequence number and its data the response message in proto3 JSON; resume with Last-Event-ID. An \`error\` event carries the error shape when the service ends the stream.`,
           params: paramsSchema(stream.path),
           querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0 })) }),
-          produces: ["text/event-stream"],
-          response: {
-            200: { type: "string", description: "text/event-stream: one event per message" },
-            ...errors,
-          },
+          response: { 200: eventStreamResponse("text/event-stream: one event per message"), ...errors },
         },
       },
       async (request, reply) => {

@@ -1,7 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { VplaneError } from "@vplane/service-kit";
-import { answerStreamHead, lastEventIdOf } from "../http/event-stream.js";
+import { answerStreamHead, eventStreamResponse, lastEventIdOf } from "../http/event-stream.js";
 import type { GatewayServices } from "../gateway-services.js";
 import { operationView, type OperationRecord } from "../operations/operation-records.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
@@ -107,11 +107,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
           "text/event-stream. Events: `progress` (id = seq; data = {seq,time,state,progressPercent,step,message}), `gap` when events older than the kept window were skipped, and `done` with the final operation. Resume with the Last-Event-ID header.",
         params: OperationParams,
         querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0 })) }),
-        produces: ["text/event-stream"],
-        response: {
-          200: { type: "string", description: "text/event-stream: the operation at each change" },
-          ...errors,
-        },
+        response: { 200: eventStreamResponse("text/event-stream: the operation at each change"), ...errors },
       },
     },
     async (request, reply) => {
