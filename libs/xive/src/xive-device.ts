@@ -1,6 +1,14 @@
 import type { GuestMemory } from "@vplane/guest-memory";
-import type { XiveState } from "./device-state/controller-state.js";
-import { applyXiveState, captureXiveState, type XiveParts } from "./device-state/xive-state.js";
+import type { XiveChanges } from "./device-state/xive-changes.js";
+import { StoppedTriggers } from "./stopped-triggers.js";
+import type { XiveSourceState, XiveState } from "./device-state/controller-state.js";
+import {
+  applyXiveChanges,
+  applyXiveState,
+  captureXiveState,
+  sourceRecord,
+  type XiveParts,
+} from "./device-state/xive-state.js";
 import {
   EAS_HI_END_INDEX,
   EAS_HI_VALID,
@@ -18,6 +26,8 @@ import {
   KVM_XIVE_LEVEL_ASSERTED,
   KVM_XIVE_LEVEL_SENSITIVE,
   KVM_XIVE_NR_IRQS,
+  SOURCE_BLOCK_SHIFT,
+  SOURCES_PER_BLOCK,
   decodeKvmSourceConfig,
   isKvmPriorityValid,
   type KvmXiveEq,
@@ -588,6 +598,17 @@ export class XiveDevice {
     return captureXiveState(this.savedParts());
   }
 
+  /** Valid source `irq`'s record as captureState gives it now. */
+  savedSource(irq: number): XiveSourceState {
+    const b = irq >>> SOURCE_BLOCK_SHIFT;
+    return sourceRecord(
+      irq,
+      this.sources.blocks[b]!,
+      irq & (SOURCES_PER_BLOCK - 1),
+      this.sourceEngine.stopped?.savedPq.get(b),
+    );
+  }
+
   /**
    * Applies a checked saved state to this fresh device, whose vCPUs are connected and sources
    * created (QEMU's post_load order, xive.md §6); the device is left quiesced.
@@ -595,6 +616,17 @@ export class XiveDevice {
   restoreState(state: XiveState, stoppedTriggers: readonly number[]): void {
     this.xiveSelected = state.xiveSelected;
     applyXiveState(this.savedParts(), state, stoppedTriggers);
+  }
+
+  /**
+   * Applies a stop delta's records (checked against this device, check-stop-delta.ts) to this
+   * quiesced device in place, with the triggers logged while the source was stopped.
+   */
+  applyChanges(changes: XiveChanges, stoppedTriggers: readonly number[]): void {
+    const stopped = this.sourceEngine.stopped!;
+    this.sourceEngine.stopped = { savedPq: stopped.savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
+    const { queues, sources, contexts } = changes;
+    applyXiveChanges(this.savedParts(), queues.changed, queues.removed, sources.changed, contexts.changed);
   }
 
   /** The blocks its saved state is captured from (and pre-copy compares). */

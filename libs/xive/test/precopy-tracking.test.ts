@@ -5,7 +5,9 @@
 //   that read holds only what changed (a change the comparison missed fails the byte-for-byte
 //   check against the stop-and-copy export);
 // - a quiesce walks no source; a source reads as latched (PQ 10 unless 01) all the same, and a
-//   trigger while stopped latches its block only.
+//   trigger while stopped latches its block only;
+// - a stop's delta applied in place to the controller built from the earlier reads gives the
+//   export; a record that does not fit is refused before anything changes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { mergeControllerDelta, type ControllerDelta } from "../src/device-state/controller-delta.js";
@@ -13,10 +15,13 @@ import type { ControllerState } from "../src/device-state/controller-state.js";
 import { decodeControllerDelta } from "../src/device-state/decode-controller-delta.js";
 import { encodeControllerDelta } from "../src/device-state/encode-controller-delta.js";
 import { encodeControllerState } from "../src/device-state/encode-controller-state.js";
-import type { InterruptController } from "../src/interrupt-controller.js";
+import { SparseGuestMemory } from "@vplane/guest-memory";
+import { decodeControllerState } from "../src/device-state/decode-controller-state.js";
+import { InterruptController } from "../src/interrupt-controller.js";
+import { XiveError } from "../src/xive-error.js";
 import { PQ } from "../src/esb.js";
 import { eq, sourceConfig } from "./fixtures.js";
-import { LSIS, MASKED_SOURCE, xiveMachine } from "./migration-fixtures.js";
+import { LSIS, MASKED_SOURCE, MIGRATION_RAM, xiveMachine } from "./migration-fixtures.js";
 
 const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
 const LSI = LSIS[0]!;
@@ -157,5 +162,48 @@ describe("XIVE lazy quiesce latch (issue 14: a stop does not walk the sources)",
     controller.resume();
     assert.equal(xive.sourceEngine.stopped, undefined);
     assert.equal(xive.source(0x1301)!.pq, PQ.RESET, "an untouched block keeps its PQ");
+  });
+});
+
+describe("a stop's delta applied in place (issue 14: the destination's finish costs what changed)", () => {
+  /** The destination's controller built from the source's first read, and the source stopped after `change`. */
+  function prepared(change: (source: InterruptController) => void) {
+    const { controller: source } = xiveMachine();
+    const first = source.readChanges(true)!;
+    const built = InterruptController.importState(
+      new SparseGuestMemory(MIGRATION_RAM),
+      {},
+      decodeControllerState(encodeControllerState(merge(undefined, first))),
+    );
+    change(source);
+    source.quiesce();
+    return { source, built, stop: source.readChanges(false)! };
+  }
+
+  it("equals the export; a record that does not fit is STATE_INCONSISTENT and changes nothing", () => {
+    const { source, built, stop } = prepared((c) => {
+      c.trigger(MSI);
+      c.xive("t").timaStore(1, 0x2_0011, 1, 0x5n);
+    });
+    const before = built.exportState();
+    const bad = structuredClone(stop);
+    bad.xive!.sources.changed[0]!.pq = PQ.RESET; // a stopped source must read latched (10 or 11)
+    assert.throws(
+      () => built.applyStopDelta(bad),
+      (e: unknown) => e instanceof XiveError && e.reason === "STATE_INCONSISTENT",
+    );
+    const stranger = structuredClone(stop);
+    stranger.xive!.contexts.changed[0]!.server = 9; // no such vCPU
+    assert.throws(() => built.applyStopDelta(stranger), /no vCPU has server 9/);
+    assert.deepEqual(built.exportState(), before, "nothing applied");
+    assert.equal(built.applyStopDelta(stop), true);
+    assert.deepEqual(built.exportState(), source.exportState());
+  });
+
+  it("a delta that changes the vCPU or source lists is not applied in place (false, nothing done)", () => {
+    const { built, stop } = prepared((c) => c.initSource(0x1306));
+    const before = built.exportState();
+    assert.equal(built.applyStopDelta(stop), false);
+    assert.deepEqual(built.exportState(), before);
   });
 });

@@ -1,5 +1,12 @@
 import type { BackendPreCopy } from "@vplane/service-kit";
-import type { ActiveMode, HcallResult, KvmXiveEq, SignalSink, SourceState } from "@vplane/xive";
+import type {
+  ActiveMode,
+  ControllerDelta,
+  HcallResult,
+  KvmXiveEq,
+  SignalSink,
+  SourceState,
+} from "@vplane/xive";
 import type { ControllerRecord } from "./controller-config-store.js";
 export type { ControllerSpec } from "./controller-config-store.js";
 export type { ExportedState } from "./controller-state-format.js";
@@ -114,6 +121,13 @@ export interface ControllerBackend {
   resume(): void;
   /** Absent: the backend cannot track its changes (the kernel's XIVE device). */
   readonly preCopy?: ControllerPreCopy;
+  /**
+   * Applies a stop-and-copy delta in place to this imported, quiesced controller (issue 14: the
+   * finish costs what changed); false when the delta is not of a shape it applies in place
+   * (the caller builds anew). A record that does not fit is STATE_INCONSISTENT, nothing applied.
+   * Absent: always built anew.
+   */
+  applyStopDelta?(delta: ControllerDelta): boolean;
   /** Releases guest memory and anything else held. */
   close(): void;
 }

@@ -5,6 +5,7 @@ import {
   VplaneError,
   listPage,
   preCopyNotPrepared,
+  refusedAsPayload,
   type DurableWrites,
   type Logger,
   type PageRequest,
@@ -343,14 +344,22 @@ export class ControllerRegistry {
       ...kept,
       importedDeltaBytes: delta ? [...deltas, delta.payload.byteLength] : deltas,
     };
-    const entry =
-      delta === undefined && prepared.built
-        ? prepared.built
-        : this.open(record, delta ? this.applyPrepared(prepared, delta.delta) : prepared.imported);
+    const built = prepared.built;
+    const inPlace =
+      built !== undefined &&
+      (delta === undefined || refusedAsPayload(() => built.backend.applyStopDelta?.(delta.delta) ?? false));
+    const entry = inPlace
+      ? built
+      : this.open(record, delta ? this.applyPrepared(prepared, delta.delta) : prepared.imported);
     try {
       await this.config.appendDelta(record, delta?.payload ?? new Uint8Array());
     } catch (error) {
-      if (entry !== prepared.built) close(entry);
+      if (entry !== built) close(entry);
+      else if (delta !== undefined) {
+        // It holds the delta now, the prepared state does not: a retry builds anew.
+        close(built);
+        prepared.built = undefined;
+      }
       throw error;
     }
     if (entry !== prepared.built) close(prepared.built);

@@ -10,6 +10,7 @@ import {
   XiveError,
   dumpController,
   type ActiveMode,
+  type ControllerDelta,
   type HcallResult,
   type KvmXiveEq,
   type SignalSink,
@@ -269,6 +270,10 @@ export class EmulatedBackend implements ControllerBackend {
     tracking: () => this.controller.tracking,
     end: () => this.controller.endTracking(),
   };
+
+  applyStopDelta(delta: ControllerDelta): boolean {
+    return this.controller.applyStopDelta(delta);
+  }
 
   close(): void {
     this.memory.close();

@@ -18,6 +18,7 @@ import {
   type IcpRecord,
   type IcsSourceRecord,
   type XicsState,
+  type XiveContextState,
   type XiveQueueState,
   type XiveSourceState,
   type XiveState,
@@ -224,39 +225,49 @@ function readXiveSources(
         r.field("status"),
         `source ${irq}: status 0x${status.toString(16)} has unknown bits`,
       );
-    const lsi = (status & 8) !== 0;
-    const asserted = (status & 4) !== 0;
-    if (lsi !== m.lsi)
-      throw inconsistent(r.field("status"), `source ${irq}: LSI ${lsi} differs from the machine's ${m.lsi}`);
-    if (asserted && !lsi) throw inconsistent(r.field("status"), `source ${irq}: an MSI cannot be asserted`);
-    if (savedPq > 3)
-      throw inconsistent(r.field("saved_pq"), `source ${irq}: saved PQ ${savedPq} is not 0..3`);
-    if (endIndex > 0x00ff_ffff) {
-      throw inconsistent(
-        r.field("end_index"),
-        `source ${irq}: END ${endIndex} is not in block 0 (24-bit index)`,
-      );
-    }
-    out.push({
+    const source: XiveSourceState = {
       irq,
-      lsi,
-      asserted,
+      lsi: (status & 8) !== 0,
+      asserted: (status & 4) !== 0,
       pq: status & 3,
       savedPq,
       endIndex,
       masked: (lo & 0x8000_0000) !== 0,
       eisn: lo & 0x7fff_ffff,
-    });
+    };
+    checkXiveSource(source, m.lsi, (name) => r.field(name));
+    out.push(source);
   }
   return out;
 }
 
+/** Names a field of the record being checked. */
+export type FieldOf = (name: string) => string;
+
+/** A XIVE source record's own rules, `machineLsi` being the machine's setting for its irq. */
+export function checkXiveSource(s: XiveSourceState, machineLsi: boolean, field: FieldOf): void {
+  if (s.lsi !== machineLsi)
+    throw inconsistent(
+      field("status"),
+      `source ${s.irq}: LSI ${s.lsi} differs from the machine's ${machineLsi}`,
+    );
+  if (s.asserted && !s.lsi) throw inconsistent(field("status"), `source ${s.irq}: an MSI cannot be asserted`);
+  if (s.savedPq > 3)
+    throw inconsistent(field("saved_pq"), `source ${s.irq}: saved PQ ${s.savedPq} is not 0..3`);
+  if (s.endIndex > 0x00ff_ffff) {
+    throw inconsistent(
+      field("end_index"),
+      `source ${s.irq}: END ${s.endIndex} is not in block 0 (24-bit index)`,
+    );
+  }
+}
+
 /** The PQ a quiesced source must show (xive.md §6 latch): 01 stays off, else 10, or 11 once hit. */
-function checkLatchedPq(source: XiveSourceState, triggers: number, index: number): void {
+export function checkLatchedPq(source: XiveSourceState, triggers: number, field: string): void {
   const expected = source.savedPq === PQ_OFF ? PQ_OFF : source.lsi || triggers === 0 ? PQ_PENDING : PQ_QUEUED;
   if (source.pq !== expected) {
     throw inconsistent(
-      `xive.sources[${index}].status`,
+      field,
       `source ${source.irq}: PQ ${source.pq} after quiesce with saved PQ ${source.savedPq} and ${triggers} trigger(s) should be ${expected}`,
     );
   }
@@ -270,7 +281,6 @@ function queueName(endIndex: number): string {
 function readXiveQueues(r: StateReader, header: Header, connected: Set<number>): XiveQueueState[] {
   const n = r.count("xive.queues", RECORD_BYTES.xiveQueue);
   const v = r.data;
-  const size = connected.size === 0 ? 0 : header.nrServers << 3;
   const out: XiveQueueState[] = [];
   for (let i = 0; i < n; i++) {
     const at = r.take(RECORD_BYTES.xiveQueue);
@@ -285,13 +295,6 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
     const entriesWritten = r.safeU64At(at + 20, "entries_written");
     const targetedSources = v.getUint32(at + 28);
     ascending(r, i > 0 ? out[i - 1]!.endIndex : undefined, endIndex, "end_index", "END");
-    const server = endIndex >>> 3;
-    if (endIndex >= size) {
-      throw inconsistent(
-        r.field("end_index"),
-        `${queueName(endIndex)}: END ${endIndex} is not below the END table size ${size}`,
-      );
-    }
     if (flags > 3 || esb > 0xf) {
       throw stateError("STATE_MALFORMED", r.field("flags"), `${queueName(endIndex)}: unknown flag bits`);
     }
@@ -308,60 +311,78 @@ function readXiveQueues(r: StateReader, header: Header, connected: Set<number>):
       entriesWritten,
       targetedSources,
     };
-    if (q.valid) {
-      if (!connected.has(server))
-        throw inconsistent(r.field("end_index"), `${queueName(endIndex)}: no vCPU has server ${server}`);
-      if (!QUEUE_SHIFTS.has(qshift)) {
-        throw inconsistent(
-          r.field("qshift"),
-          `${queueName(endIndex)}: qshift ${qshift} is not 12, 16, 21 or 24`,
-        );
-      }
-      const bytes = 1 << qshift; // qshift is at most 24 here
-      // qaddr is below 2^53, so its low 32 bits (>>> 0) decide the alignment.
-      if (((qaddr >>> 0) & (bytes - 1)) !== 0) {
-        throw inconsistent(
-          r.field("qaddr"),
-          `${queueName(endIndex)}: qaddr 0x${qaddr.toString(16)} is not aligned to its size`,
-        );
-      }
-      if (qaddr + bytes > header.guestMemoryBytes) {
-        throw inconsistent(
-          r.field("qaddr"),
-          `${queueName(endIndex)}: the queue at 0x${qaddr.toString(16)} is outside guest RAM`,
-        );
-      }
-      if (generation > 1)
-        throw inconsistent(
-          r.field("generation"),
-          `${queueName(endIndex)}: generation ${generation} is not 0 or 1`,
-        );
-      // Any 22-bit index, as EQ_CONFIG (the path QEMU's post_load takes) accepts and keeps it;
-      // an index past the queue's entries wraps on the next write (EndTable.enqueue).
-      if (qindex > END_W1_PAGE_OFF) {
-        throw inconsistent(
-          r.field("qindex"),
-          `${queueName(endIndex)}: qindex ${qindex} does not fit the END's 22-bit PAGE_OFF field`,
-        );
-      }
-    } else if (
-      q.alwaysNotify ||
-      qshift !== 0 ||
-      qaddr !== 0 ||
-      generation !== 0 ||
-      qindex !== 0 ||
-      q.esn !== PQ_OFF ||
-      q.ese !== PQ_OFF ||
-      entriesWritten !== 0
-    ) {
-      throw inconsistent(
-        r.field("flags"),
-        `${queueName(endIndex)}: an END without a queue must be in its reset state`,
-      );
-    }
+    checkXiveQueue(q, header, connected, (name) => r.field(name));
     out.push(q);
   }
   return out;
+}
+
+/** A XIVE queue record's own rules, given the header and the connected vCPUs' servers. */
+export function checkXiveQueue(
+  q: XiveQueueState,
+  header: Pick<Header, "nrServers" | "guestMemoryBytes">,
+  connected: ReadonlySet<number>,
+  field: FieldOf,
+): void {
+  const size = connected.size === 0 ? 0 : header.nrServers << 3;
+  const server = q.endIndex >>> 3;
+  if (q.endIndex >= size) {
+    throw inconsistent(
+      field("end_index"),
+      `${queueName(q.endIndex)}: END ${q.endIndex} is not below the END table size ${size}`,
+    );
+  }
+  if (q.valid) {
+    if (!connected.has(server))
+      throw inconsistent(field("end_index"), `${queueName(q.endIndex)}: no vCPU has server ${server}`);
+    if (!QUEUE_SHIFTS.has(q.qshift)) {
+      throw inconsistent(
+        field("qshift"),
+        `${queueName(q.endIndex)}: qshift ${q.qshift} is not 12, 16, 21 or 24`,
+      );
+    }
+    const bytes = 1 << q.qshift; // qshift is at most 24 here
+    // qaddr is below 2^53, so its low 32 bits (>>> 0) decide the alignment.
+    if (((q.qaddr >>> 0) & (bytes - 1)) !== 0) {
+      throw inconsistent(
+        field("qaddr"),
+        `${queueName(q.endIndex)}: qaddr 0x${q.qaddr.toString(16)} is not aligned to its size`,
+      );
+    }
+    if (q.qaddr + bytes > header.guestMemoryBytes) {
+      throw inconsistent(
+        field("qaddr"),
+        `${queueName(q.endIndex)}: the queue at 0x${q.qaddr.toString(16)} is outside guest RAM`,
+      );
+    }
+    if (q.generation > 1)
+      throw inconsistent(
+        field("generation"),
+        `${queueName(q.endIndex)}: generation ${q.generation} is not 0 or 1`,
+      );
+    // Any 22-bit index, as EQ_CONFIG (the path QEMU's post_load takes) accepts and keeps it;
+    // an index past the queue's entries wraps on the next write (EndTable.enqueue).
+    if (q.qindex > END_W1_PAGE_OFF) {
+      throw inconsistent(
+        field("qindex"),
+        `${queueName(q.endIndex)}: qindex ${q.qindex} does not fit the END's 22-bit PAGE_OFF field`,
+      );
+    }
+  } else if (
+    q.alwaysNotify ||
+    q.qshift !== 0 ||
+    q.qaddr !== 0 ||
+    q.generation !== 0 ||
+    q.qindex !== 0 ||
+    q.esn !== PQ_OFF ||
+    q.ese !== PQ_OFF ||
+    q.entriesWritten !== 0
+  ) {
+    throw inconsistent(
+      field("flags"),
+      `${queueName(q.endIndex)}: an END without a queue must be in its reset state`,
+    );
+  }
 }
 
 function readXiveContexts(
@@ -380,18 +401,23 @@ function readXiveContexts(
     if (server !== servers[i]) {
       throw inconsistent(r.field("server"), `context ${i} is for server ${server}, expected ${servers[i]}`);
     }
-    const at = TM_QW1_OS + TM_WORD2;
-    const cam = ((regs[at]! << 24) | (regs[at + 1]! << 16) | (regs[at + 2]! << 8) | regs[at + 3]!) >>> 0;
-    const expected = (TM_QW1W2_VO | ((0x400 + server) & TM_QW1W2_OS_CAM)) >>> 0;
-    if (cam !== expected) {
-      throw inconsistent(
-        r.field("regs"),
-        `server ${server}: OS CAM 0x${cam.toString(16)} is not 0x${expected.toString(16)}`,
-      );
-    }
+    checkXiveContext({ server, regs }, (name) => r.field(name));
     out.push({ server, regs });
   }
   return out;
+}
+
+/** A vCPU context's own rule: its OS CAM names its server's NVT (0x400 + server, valid). */
+export function checkXiveContext({ server, regs }: XiveContextState, field: FieldOf): void {
+  const at = TM_QW1_OS + TM_WORD2;
+  const cam = ((regs[at]! << 24) | (regs[at + 1]! << 16) | (regs[at + 2]! << 8) | regs[at + 3]!) >>> 0;
+  const expected = (TM_QW1W2_VO | ((0x400 + server) & TM_QW1W2_OS_CAM)) >>> 0;
+  if (cam !== expected) {
+    throw inconsistent(
+      field("regs"),
+      `server ${server}: OS CAM 0x${cam.toString(16)} is not 0x${expected.toString(16)}`,
+    );
+  }
 }
 
 function readXive(
@@ -477,10 +503,13 @@ function readXics(
 }
 
 /** Each stopped trigger names a source of the active device, within its per-source bound. */
-function checkStoppedTriggers(triggers: readonly number[], lsiOf: Map<number, boolean>): Map<number, number> {
+export function checkStoppedTriggers(
+  triggers: readonly number[],
+  lsiOf: (irq: number) => boolean | undefined,
+): Map<number, number> {
   const counts = new Map<number, number>();
   triggers.forEach((irq, i) => {
-    const lsi = lsiOf.get(irq);
+    const lsi = lsiOf(irq);
     if (lsi === undefined)
       throw inconsistent(
         `stopped_triggers[${i}]`,
@@ -536,8 +565,8 @@ export function decodeControllerState(bytes: Uint8Array): CheckedControllerState
     for (const s of xics.sources) if (s.flags !== 0) lsiOf.set(s.nr, s.flags === 1);
   }
   r.end();
-  const counts = checkStoppedTriggers(stoppedTriggers, lsiOf);
-  xive?.sources.forEach((s, i) => checkLatchedPq(s, counts.get(s.irq) ?? 0, i));
+  const counts = checkStoppedTriggers(stoppedTriggers, (irq) => lsiOf.get(irq));
+  xive?.sources.forEach((s, i) => checkLatchedPq(s, counts.get(s.irq) ?? 0, `xive.sources[${i}].status`));
   return {
     ...scalarsOf(header),
     vcpus,

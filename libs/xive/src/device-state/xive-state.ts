@@ -12,7 +12,7 @@ import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, type SourceBlock } from "../sou
 import { StoppedTriggers } from "../stopped-triggers.js";
 import type { ThreadContext } from "../thread-context.js";
 import { latchedPq, type XiveSource } from "../xive-source.js";
-import type { XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
+import type { XiveContextState, XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
 
 /** The blocks of a XIVE device its saved state is captured from and applied to (XiveDevice hands them in). */
 export interface XiveParts {
@@ -105,12 +105,24 @@ export function captureXiveState({ source, ends, contexts, xiveSelected }: XiveP
  * `stoppedTriggers`: a block whose PQs are all as the latch leaves them stays unlatched (its saved
  * PQs in place, XiveSource.quiesce), so that resume costs what the stop changed.
  */
-export function applyXiveState(
+export function applyXiveState(parts: XiveParts, state: XiveState, stoppedTriggers: readonly number[]): void {
+  parts.source.stopped = { savedPq: new Map(), triggers: StoppedTriggers.from(stoppedTriggers) };
+  applyXiveChanges(parts, state.queues, [], state.sources, state.contexts);
+}
+
+/**
+ * Applies changed records to a quiesced XIVE device in the same order (queues, sources,
+ * contexts), each record replacing what the device had for its key; `removedQueues` go back to
+ * their reset state. Records of a state or delta already checked against the device.
+ */
+export function applyXiveChanges(
   { source, ends, contexts }: XiveParts,
-  state: XiveState,
-  stoppedTriggers: readonly number[],
+  queues: readonly XiveQueueState[],
+  removedQueues: readonly number[],
+  sources: readonly XiveSourceState[],
+  changedContexts: readonly XiveContextState[],
 ): void {
-  for (const q of state.queues) {
+  for (const q of queues) {
     if (ends === undefined) break; // decode allows queues only when vCPUs are connected
     if (q.valid) {
       ends.configure(q.endIndex, q.qaddr, q.qshift, q.alwaysNotify, q.endIndex >>> 3);
@@ -118,29 +130,29 @@ export function applyXiveState(
       ends.setEsb(q.endIndex, false, q.esn);
       ends.setEsb(q.endIndex, true, q.ese);
       ends.enqueued[q.endIndex] = q.entriesWritten;
-    }
+    } else ends.reset(q.endIndex);
     ends.kvmCount[q.endIndex] = q.targetedSources;
   }
-  const latched = new Set<number>();
-  for (const s of state.sources) {
-    const block = source.sources.blockOf(s.irq)!;
-    const i = s.irq & (SOURCES_PER_BLOCK - 1);
-    block.status[i] = s.savedPq | (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
-    source.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
-    if (s.pq !== latchedPq(s.savedPq)) latched.add(s.irq >>> SOURCE_BLOCK_SHIFT);
+  for (const index of removedQueues) {
+    ends?.reset(index);
+    if (ends) ends.kvmCount[index] = 0;
   }
-  const stopped = { savedPq: new Map<number, Uint8Array>(), triggers: StoppedTriggers.from(stoppedTriggers) };
-  source.stopped = stopped;
-  if (latched.size > 0) {
-    for (const s of state.sources) {
-      const b = s.irq >>> SOURCE_BLOCK_SHIFT;
-      if (!latched.has(b)) continue;
-      source.latchBlock(stopped, b);
-      const block = source.sources.blocks[b]!;
-      const i = s.irq & (SOURCES_PER_BLOCK - 1);
-      block.status[i] = (block.status[i]! & ~STATUS_PQ) | s.pq;
+  const stopped = source.stopped!;
+  for (const s of sources) {
+    const b = s.irq >>> SOURCE_BLOCK_SHIFT;
+    const block = source.sources.blocks[b]!;
+    const i = s.irq & (SOURCES_PER_BLOCK - 1);
+    const flags = (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
+    source.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
+    let saved = stopped.savedPq.get(b);
+    if (saved === undefined && s.pq === latchedPq(s.savedPq)) {
+      block.status[i] = s.savedPq | flags; // reads as latched while its block is not
+      continue;
     }
+    saved ??= source.latchBlock(stopped, b)!;
+    saved[i] = s.savedPq;
+    block.status[i] = s.pq | flags;
   }
   const byServer = new Map(contexts.map((context) => [context.server, context]));
-  for (const c of state.contexts) byServer.get(c.server)!.restoreRegisters(c.regs);
+  for (const c of changedContexts) byServer.get(c.server)!.restoreRegisters(c.regs);
 }
