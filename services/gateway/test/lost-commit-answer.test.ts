@@ -5,14 +5,26 @@
 // the member kill) or 409 CONCURRENT_MODIFICATION to a delete.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { openStore, StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import {
+  openStore,
+  StoreConflictError,
+  StoreUnavailableError,
+  type Store,
+  type TransactionOp,
+} from "@vplane/store";
+import type { FakeHost } from "./support/fake-host.js";
 import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 
 /**
  * A store whose next VM transaction (armed.next) or next operation record write (armed.nextPut)
- * applies, then fails as its lost-answer retry would.
+ * applies, then fails as its lost-answer retry would; or whose next commit (a transaction with an
+ * operation record and a VM, armed.commitUnavailable) applies, then fails as unavailable (the
+ * store's client gave up: the outcome is unknown to the caller).
  */
-function losingNextAnswer(store: Store, armed: { next: boolean; nextPut: boolean }): Store {
+function losingNextAnswer(
+  store: Store,
+  armed: { next: boolean; nextPut: boolean; commitUnavailable: boolean },
+): Store {
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
@@ -30,6 +42,12 @@ function losingNextAnswer(store: Store, armed: { next: boolean; nextPut: boolean
       if (property !== "transaction") return call;
       return async (ops: TransactionOp[]) => {
         const vmPut = ops.find((op) => op.op === "put" && op.key.startsWith("vms/"));
+        const commits = vmPut?.op === "put" && typeof vmPut.ifRevision === "number"; // not the insert
+        if (armed.commitUnavailable && commits && ops.some((op) => op.key.startsWith("operations/"))) {
+          armed.commitUnavailable = false;
+          await call(ops);
+          throw new StoreUnavailableError("etcd unavailable: the answer was lost (injected)");
+        }
         if (!armed.next || !vmPut || vmPut.op !== "put" || vmPut.ifRevision === undefined) return call(ops);
         armed.next = false;
         const { revision } = (await call(ops)) as { revision: number };
@@ -47,12 +65,13 @@ const vm = (name: string) => ({
 });
 
 describe("a commit whose answer was lost and whose retry found its own write", () => {
-  const armed = { next: false, nextPut: false };
+  const armed = { next: false, nextPut: false, commitUnavailable: false };
   const store = openStore("sqlite::memory:");
   let gw: TestGateway;
+  let host: FakeHost;
   let close: () => Promise<void>;
   before(async () => {
-    ({ gw, close } = await startGatewayWithHost({ store: losingNextAnswer(store, armed) }));
+    ({ gw, host, close } = await startGatewayWithHost({ store: losingNextAnswer(store, armed) }));
   });
   after(async () => {
     await close();
@@ -95,6 +114,23 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     assert.deepEqual(
       events.map((e) => e.seq),
       Array.from({ length: events.length }, (_, i) => i + 1),
+    );
+  });
+
+  it("a commit that ends the create, applied but answered unavailable, is read back: SUCCEEDED, VM READY, its controller kept", async () => {
+    armed.commitUnavailable = true;
+    const created = await gw.call("operator", "POST", "/v1/vms", vm("lost-3"));
+    assert.equal(created.statusCode, 202, created.body);
+    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    assert.equal(armed.commitUnavailable, false, "the unavailable answer was injected");
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    await gw.services.runner.drain();
+    const got = await gw.call("operator", "GET", "/v1/vms/lost-3");
+    assert.equal(got.json<{ state: string }>().state, "READY");
+    const uid = got.json<{ uid: string }>().uid;
+    assert.ok(
+      [...host.controllers.values()].some((c) => c.vm === uid),
+      "the controller was not rolled back",
     );
   });
 });

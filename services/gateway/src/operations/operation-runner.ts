@@ -1,11 +1,11 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
-import type { TransactionOp } from "@vplane/store";
+import { StoreConflictError, type TransactionOp } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
-import { OperationWriter } from "./operation-writer.js";
+import { OperationWriter, type Along } from "./operation-writer.js";
 import type { MigrationStatus } from "../schemas/migration-schema.js";
 import type { Operation, OperationState, OperationStep } from "../schemas/operation-schema.js";
 
@@ -47,9 +47,11 @@ export interface OperationContext {
    * stop (a cancel through any replica changed the record, so the write sees it). Call it before
    * each call that changes something on a host, after recording that step RUNNING.
    * `commit`: writes that make the work's result durable, made in the same transaction only when
-   * the operation goes on (once made, nothing stops it: the checkpoint returns).
+   * the operation goes on (once made, nothing stops it: the checkpoint returns). With
+   * `response`, that transaction also ends the operation SUCCEEDED with it (its current step
+   * SUCCEEDED): the work then returns that response, and nothing more is written.
    */
-  checkpoint(commit?: TransactionOp[]): Promise<void>;
+  checkpoint(commit?: TransactionOp[], response?: unknown): Promise<void>;
 }
 
 export function newOperationRecord(fields: {
@@ -133,6 +135,71 @@ export function replicaStopped(owner: string, step: string, then = ""): VplaneEr
 export const isAbandonment = (reason: unknown): boolean =>
   reason instanceof VplaneError && reason.reason === "OPERATION_ABANDONED";
 
+/** How an operation ended. */
+type Final = Pick<Operation, "error" | "response"> & { state: OperationState };
+
+/** The record with step `name` in `state` (added when new) and an event saying so. */
+function withStep(
+  record: OperationRecord,
+  name: string,
+  state: OperationStep["state"],
+  detail?: string,
+): OperationRecord {
+  const step = { name, state, ...(detail ? { detail } : {}) };
+  const steps = record.metadata.steps.some((s) => s.name === name)
+    ? record.metadata.steps.map((s) => (s.name === name ? step : s))
+    : [...record.metadata.steps, step];
+  return withEvent(
+    { ...record, metadata: { ...record.metadata, steps, step: name } },
+    `${name}: ${state}${detail ? ` (${detail})` : ""}`,
+  );
+}
+
+/** The record ended as `final` says, with an event saying so. */
+function ended(record: OperationRecord, final: Final): OperationRecord {
+  return withEvent(
+    {
+      ...record,
+      done: true,
+      metadata: {
+        ...record.metadata,
+        state: final.state,
+        progressPercent: final.state === "SUCCEEDED" ? 100 : record.metadata.progressPercent,
+        step: final.state === "SUCCEEDED" ? "done" : record.metadata.step,
+      },
+      ...(final.response !== undefined ? { response: final.response } : {}),
+      ...(final.error ? { error: final.error } : {}),
+    },
+    final.state === "SUCCEEDED" ? "succeeded" : `${final.state.toLowerCase()}: ${final.error?.message ?? ""}`,
+  );
+}
+
+/** Whether `record` was ended SUCCEEDED by its owner `owner` (a commit that ended it). */
+const endedBy = (record: OperationRecord, owner: string) =>
+  record.done && record.owner === owner && record.metadata.state === "SUCCEEDED";
+
+/**
+ * The write of a commit that ends the operation. When its outcome is unknown (the registry did
+ * not answer), what it did is read back before anything is undone: had it applied, undoing the
+ * work would leave a result recorded SUCCEEDED whose devices were deleted. The read is asked
+ * again with growing pauses as the final write is; if it never answers, the write's error is
+ * thrown (the work is undone, as for a commit known to have failed).
+ */
+async function endingWrite(writer: OperationWriter, along: Along, owner: string) {
+  try {
+    return await writer.write(undefined, along);
+  } catch (error) {
+    if (error instanceof StoreConflictError) throw error;
+    for (let attempt = 1; attempt < FINAL_WRITE_ATTEMPTS; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+      const now = await writer.read().catch(() => undefined);
+      if (now && endedBy(now, owner)) return now;
+      if (now) throw error; // the transaction did not apply (all or nothing)
+    }
+    throw error;
+  }
+}
+
 /**
  * Runs long-running operations in the background of this gateway: persists their progress events
  * in the registry, several to a write (so any replica answers GET and streams them), publishes
@@ -208,22 +275,24 @@ export class OperationRunner {
         if (migration) await writer.write();
       },
       step: (name, state, detail) => {
-        writer.note((r) => {
-          const steps = r.metadata.steps.some((s) => s.name === name)
-            ? r.metadata.steps.map((s) =>
-                s.name === name ? { name, state, ...(detail ? { detail } : {}) } : s,
-              )
-            : [...r.metadata.steps, { name, state, ...(detail ? { detail } : {}) }];
-          return withEvent(
-            { ...r, metadata: { ...r.metadata, steps, step: name } },
-            `${name}: ${state}${detail ? ` (${detail})` : ""}`,
-          );
-        });
+        writer.note((r) => withStep(r, name, state, detail));
         return Promise.resolve();
       },
-      checkpoint: async (commit) => {
+      checkpoint: async (commit, response) => {
         if (!abort.signal.aborted) {
           const goesOn = (r: OperationRecord) => ours(r) && !r.metadata.cancelRequested;
+          if (commit && response !== undefined) {
+            const success = { state: "SUCCEEDED" as const, response };
+            const change = (r: OperationRecord) => ended(withStep(r, r.metadata.step, "SUCCEEDED"), success);
+            const stored = await endingWrite(writer, { ops: commit, proceed: goesOn, change }, record.owner);
+            if (stored && endedBy(stored, record.owner)) {
+              endedByCommit = true;
+              return;
+            }
+            if (!(stored && ours(stored))) abort.abort(ABANDONED());
+            else if (stored.metadata.cancelRequested) abort.abort(CANCELLED());
+            throw toVplaneError(abort.signal.reason);
+          }
           const stored = await writer.write(undefined, commit && { ops: commit, proceed: goesOn });
           if (commit && stored && goesOn(stored)) return; // committed
           if ((stored || commit) && !(stored && ours(stored))) abort.abort(ABANDONED());
@@ -232,8 +301,9 @@ export class OperationRunner {
         if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);
       },
     };
+    let endedByCommit = false;
     const done = (async () => {
-      let final: Pick<Operation, "error" | "response"> & { state: OperationState };
+      let final: Final;
       try {
         const response = await work(context);
         final = { state: "SUCCEEDED", response };
@@ -257,27 +327,10 @@ export class OperationRunner {
       // The end must be recorded: a record left RUNNING by a replica that is alive is never taken
       // over by another, so a registry that failed the write (a member gone, a deadline passed)
       // is asked again, with growing pauses, for about a minute.
-      for (let attempt = 1; ; attempt++) {
+      // (Already recorded when the work's commit ended the operation.)
+      for (let attempt = 1; !endedByCommit; attempt++) {
         try {
-          await writer.write((r) =>
-            withEvent(
-              {
-                ...r,
-                done: true,
-                metadata: {
-                  ...r.metadata,
-                  state: final.state,
-                  progressPercent: final.state === "SUCCEEDED" ? 100 : r.metadata.progressPercent,
-                  step: final.state === "SUCCEEDED" ? "done" : r.metadata.step,
-                },
-                ...(final.response !== undefined ? { response: final.response } : {}),
-                ...(final.error ? { error: final.error } : {}),
-              },
-              final.state === "SUCCEEDED"
-                ? "succeeded"
-                : `${final.state.toLowerCase()}: ${final.error?.message ?? ""}`,
-            ),
-          );
+          await writer.write((r) => ended(r, final));
           break;
         } catch (error) {
           if (attempt >= FINAL_WRITE_ATTEMPTS) {

@@ -7,6 +7,13 @@ import type { OperationRecord, OperationRecords } from "./operation-records.js";
 /** A change to an operation's record (an event, a step's state, the end). */
 export type RecordChange = (record: OperationRecord) => OperationRecord;
 
+/** Writes made with the record's in one transaction, only when `proceed` holds (see write). */
+export interface Along {
+  ops: TransactionOp[];
+  proceed: (record: OperationRecord) => boolean;
+  change?: RecordChange;
+}
+
 /**
  * The registry record of one operation as the replica running it writes it. A registry write is
  * the expensive part of a step (an etcd write is a quorum round with an fsync on each member), so
@@ -43,14 +50,11 @@ export class OperationWriter {
   /**
    * Stores the noted changes and then `last`, when the record is still ours; the record as it now
    * is in the registry (undefined: there is none). With nothing to write it only reads.
-   * `along`: more writes for the same transaction, made only if `proceed` holds for the record
-   * they would follow (else the changes are written without them); a conflict on one of them is
-   * thrown.
+   * `along`: more writes for the same transaction, and a last change of the record (`change`),
+   * made only if `proceed` holds for the record they would follow (else the changes are written
+   * without them); a conflict on one of them is thrown.
    */
-  write(
-    last?: RecordChange,
-    along?: { ops: TransactionOp[]; proceed: (record: OperationRecord) => boolean },
-  ): Promise<OperationRecord | undefined> {
+  write(last?: RecordChange, along?: Along): Promise<OperationRecord | undefined> {
     const run = this.queue.then(() => this.writeNow(last, along));
     this.queue = run.catch(() => undefined);
     return run;
@@ -68,10 +72,7 @@ export class OperationWriter {
     return this.known?.value;
   }
 
-  private async writeNow(
-    last?: RecordChange,
-    along?: { ops: TransactionOp[]; proceed: (record: OperationRecord) => boolean },
-  ): Promise<OperationRecord | undefined> {
+  private async writeNow(last?: RecordChange, along?: Along): Promise<OperationRecord | undefined> {
     const taken = this.noted.length;
     const changes = last ? [...this.noted.slice(0, taken), last] : this.noted.slice(0, taken);
     if (changes.length === 0 && !along) return this.readNow();
@@ -83,11 +84,13 @@ export class OperationWriter {
         this.noted.splice(0, taken); // ended or adopted by another replica: its record, not ours
         return base.value;
       }
-      const next = changes.reduce((record, change) => change(record), base.value);
+      const proceeding = along?.proceed(base.value) ?? false;
+      const noted = changes.reduce((record, change) => change(record), base.value);
+      const next = proceeding && along?.change ? along.change(noted) : noted;
       // Until the swap is answered, what the registry holds is not known (the answer may be lost).
       this.known = undefined;
       try {
-        const ops = along?.proceed(base.value) ? along.ops : [];
+        const ops = proceeding && along ? along.ops : [];
         const revision = await this.operations.put(this.tenant, this.id, next, base.revision, ops);
         this.known = { value: next, revision };
         this.noted.splice(0, taken);

@@ -184,13 +184,16 @@ export class VmLifecycle {
     const vm = inserted.value;
     let ready: Vm | undefined;
     try {
-      // The VM READY goes with the operation's last checkpoint, swapping against the revision
-      // the create's transaction gave it: a VM changed since (only by a replica that took the
-      // operation over) fails the commit.
+      // The VM READY goes with the operation's last checkpoint, which ends it (SUCCEEDED, the VM
+      // its response), swapping against the revision the create's transaction gave it: a VM
+      // changed since (only by a replica that took the operation over) fails the commit.
       await provisionVm(context, connections, host, vm, (resolved) => {
         const { activeOperation: _done, ...rest } = vm;
         ready = { ...rest, state: "READY", resolved, updateTime: new Date().toISOString() };
-        return [putOp(registryKeys.vm(vm.tenant, vm.name), ready, inserted.revision)];
+        return {
+          ops: [putOp(registryKeys.vm(vm.tenant, vm.name), ready, inserted.revision)],
+          response: ready,
+        };
       });
     } catch (error) {
       if (error instanceof StepFailure && rollbackComplete(error)) {

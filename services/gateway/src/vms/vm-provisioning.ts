@@ -125,16 +125,17 @@ async function createUndoable(
  * the operation, so a retried step is not done twice. When a step fails, or the operation is
  * cancelled or times out, what was created is deleted again in reverse order, and the thrown
  * StepFailure says which step failed, why, and how the rollback went.
- * `commit` gives the writes that record the result (the VM READY), made with the last
- * checkpoint, in its transaction: not at all when a cancel came first; if they fail, that too
- * rolls back. Returns the backend choices (auto resolved against the host's capabilities).
+ * `commit` gives the writes that record the result (the VM READY) and the operation's response:
+ * made with the last checkpoint, in the transaction that also ends the operation SUCCEEDED; not
+ * at all when a cancel came first; if they fail, that too rolls back. Returns the backend
+ * choices (auto resolved against the host's capabilities).
  */
 export async function provisionVm(
   context: OperationContext,
   connections: HostConnections,
   host: HostRecord,
   vm: Vm,
-  commit: (resolved: Vm["resolved"]) => TransactionOp[],
+  commit: (resolved: Vm["resolved"]) => { ops: TransactionOp[]; response: unknown },
 ): Promise<Vm["resolved"]> {
   const clients = connections.clientsOf(host.addresses);
   const undo: DeviceDelete[] = [];
@@ -264,8 +265,8 @@ export async function provisionVm(
     }
     current = STEP.registry;
     await context.step(current, "RUNNING");
-    await context.checkpoint(commit(resolved));
-    await context.step(current, "SUCCEEDED");
+    const result = commit(resolved);
+    await context.checkpoint(result.ops, result.response);
     return resolved;
   } catch (error) {
     const cause = toVplaneError(error);
