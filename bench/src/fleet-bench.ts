@@ -3,7 +3,9 @@
 // run, same 4 hosts, same clients, rounds alternating), then the same fleet while an etcd member
 // is killed (kill -9) and restarted: there no create may fail except with a 503 that a retry then
 // completes. Also the registry write latency each registry gives meanwhile (a probe writing a
-// VM-sized record).
+// VM-sized record), and what a create costs in CPU, by process group, on each side: the fleet's
+// 3 gateways and 3 etcd members share the machine's cores, so when those are the bound the ratio
+// is the two sides' CPU per create ("CPU-bound ratio"); below it, their latencies.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,8 +23,9 @@ import type { BenchRow } from "./result-table.js";
 const CLIENTS = 12;
 const WARMUP_MS = 2_000;
 const MEASURE_MS = 8_000;
-const ROUNDS = 2;
+const ROUNDS = 3;
 const MIN_RATIO = 0.5;
+const FLEET_GROUPS = ["etcd gateways", "etcd", "hosts", "bench"];
 // The probe samples the registry without loading it: on etcd its writes would compete with the
 // creates' own (at 50 writes/s it was a quarter of the cluster's writes), on SQLite it writes a
 // file of its own.
@@ -30,7 +33,11 @@ const PROBE_PAUSE_MS = 100;
 const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "READY", host: "h1" };
 
 interface Phase {
+  /** The process groups that do this phase's creates (their CPU is the creates' cost). */
+  groups: string[];
   creates: LatencyRecorder;
+  /** Creates measured in each round. */
+  roundCreates: number[];
   writes: LatencyRecorder;
   failures: Map<string, number>;
   retried503: number;
@@ -48,8 +55,10 @@ interface Phase {
  * `registry`, one write every PROBE_PAUSE_MS. The CPU each group of `processes` spends in the
  * measured window is added to the phase's. `during` runs at the start of the measured window.
  */
-const newPhase = (): Phase => ({
+const newPhase = (groups: string[]): Phase => ({
+  groups,
   creates: new LatencyRecorder(),
+  roundCreates: [],
   writes: new LatencyRecorder(),
   failures: new Map(),
   retried503: 0,
@@ -98,11 +107,13 @@ async function phase(
   const retriesBefore = clients.reduce((sum, c) => sum + c.retries.unavailable, 0);
   const requestsBefore = clients.reduce((sum, c) => sum + c.requests, 0);
   const cpu = startCpuCount(processes);
+  const createsBefore = result.creates.count;
   measuring = true;
   const fault = during?.();
   await new Promise((resolve) => setTimeout(resolve, MEASURE_MS));
   measuring = false;
   const spent = cpu();
+  result.roundCreates.push(result.creates.count - createsBefore);
   result.requests += clients.reduce((sum, c) => sum + c.requests, 0) - requestsBefore;
   for (const [group, ms] of Object.entries(spent.groups))
     result.cpuMs[group] = (result.cpuMs[group] ?? 0) + ms;
@@ -111,6 +122,10 @@ async function phase(
   await Promise.all([...work, probe, fault]);
   result.retried503 += clients.reduce((sum, c) => sum + c.retries.unavailable, 0) - retriesBefore;
 }
+
+/** CPU ms per create of the processes that do `p`'s creates. */
+const cpuPerCreate = (p: Phase) =>
+  p.groups.reduce((sum, group) => sum + (p.cpuMs[group] ?? 0), 0) / Math.max(1, p.creates.count);
 
 function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): BenchRow[] {
   const opsPerSec = p.creates.count / p.seconds;
@@ -122,7 +137,15 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
     .map(([group, ms]) => `${group} ${perCreate(ms)}`)
     .join(", ");
   const busy = p.machineBusy.map((b) => `${Math.round(100 * b)}%`).join("/");
-  const cost = `; CPU ms per create: ${cpu}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create; machine busy ${busy}`;
+  // Were both sides bound by the 2 cores alone, their creates/s would stand as their CPU per create.
+  const cpuBound = baseline
+    ? `; CPU-bound ratio ${(cpuPerCreate(baseline) / cpuPerCreate(p)).toFixed(2)}`
+    : "";
+  const rounds =
+    baseline && p.roundCreates.length > 1
+      ? `; ratio by round ${p.roundCreates.map((n, i) => (n / (baseline.roundCreates[i] ?? NaN)).toFixed(2)).join("/")}`
+      : "";
+  const cost = `; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create; machine busy ${busy}`;
   return [
     {
       benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
@@ -175,14 +198,14 @@ export async function fleetBench(): Promise<BenchRow[]> {
       hosts: () => hosts.flatMap((h) => h.pids),
     };
     // Rounds alternate, so a change in the machine's load hits both alike.
-    const baseline = newPhase();
-    const fleet = newPhase();
+    const baseline = newPhase(["sqlite gateway", "hosts", "bench"]);
+    const fleet = newPhase(FLEET_GROUPS);
     for (let round = 0; round < ROUNDS; round++) {
       await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline, processes);
       await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes);
     }
     // Then the fleet again while member m1 is killed (kill -9) and restarted.
-    const killed = newPhase();
+    const killed = newPhase(FLEET_GROUPS);
     await phase("etcd-kill", replicas, tokens.operator, registry, killed, processes, async () => {
       await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
       await etcd.kill(1);
