@@ -1,4 +1,18 @@
+import type { DeviceSection } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { toVplaneError, VplaneError } from "./vplane-error.js";
+
+/** A device's exported state as the section that carries it (payload shared, not copied). */
+export function deviceSection(
+  device: string,
+  { kind, formatVersion, payload }: { kind: string; formatVersion: number; payload: Uint8Array },
+): DeviceSection {
+  return {
+    kind,
+    device,
+    formatVersion,
+    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+  };
+}
 
 /** A refused section of ImportDeviceState: INVALID_ARGUMENT naming sections[index] (and `field`). */
 export function badSection(index: number, reason: string, message: string, field?: string): VplaneError {

@@ -43,6 +43,31 @@ export function guestMemorySpec(
   return { path: resolved, sizeBytes: Number(sizeBytes) };
 }
 
+/**
+ * The guest RAM an imported device binds on this host: ImportDeviceState's `guest_memory`, its
+ * size the exported one when unset, checked by the service (`check`: its limits, the data
+ * folder). Another size than the exported state's is GUEST_MEMORY_SIZE_MISMATCH: a device's
+ * queues and tables were laid out in that RAM. `state` names the state in the message.
+ */
+export function importedGuestMemory(
+  requested: { path: string; sizeBytes: bigint } | undefined,
+  exportedBytes: number,
+  check: (path: string, sizeBytes: bigint) => GuestMemorySpec,
+  state = "the state",
+): GuestMemorySpec {
+  const sizeBytes = requested?.sizeBytes || BigInt(exportedBytes);
+  const memory = check(requested?.path ?? "", sizeBytes);
+  if (memory.sizeBytes !== exportedBytes) {
+    throw new VplaneError({
+      code: "INVALID_ARGUMENT",
+      reason: "GUEST_MEMORY_SIZE_MISMATCH",
+      message: `${state} was exported with ${exportedBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
+      field: "guest_memory.size_bytes",
+    });
+  }
+  return memory;
+}
+
 /** Opens the shared RAM file (created if missing; another size is refused) or sparse memory. */
 export function openGuestMemory(
   spec: GuestMemorySpec,

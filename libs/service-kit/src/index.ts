@@ -40,6 +40,7 @@ export {
   StateRefused,
   badSection,
   decodeState,
+  deviceSection,
   inSection,
   refuseState,
   refusedAsPayload,
@@ -109,6 +110,7 @@ export { VPLANE_VERSION } from "./version.js";
 export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";
 export {
   guestMemorySpec,
+  importedGuestMemory,
   openGuestMemory,
   type GuestMemoryLimits,
   type GuestMemorySpec,

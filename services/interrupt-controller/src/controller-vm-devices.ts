@@ -3,7 +3,9 @@ import {
   VplaneError,
   backendKindOf,
   badSection,
+  deviceSection,
   devicesQuiesced,
+  importedGuestMemory,
   inSection,
   type ImportStream,
   type PreCopyDevices,
@@ -72,25 +74,16 @@ export function controllerVmDevices(registry: ControllerRegistry, dataDir: strin
     requestId: string,
   ): ControllerRecord => {
     const kind = backendKindOf(backend, "backend");
-    const path = guestMemory?.path ?? "";
-    const requested = guestMemory?.sizeBytes ?? 0n;
-    const sizeBytes = requested === 0n ? BigInt(imported.guestMemoryBytes) : requested;
-    const memory = checkGuestMemory(path, sizeBytes, dataDir, "guest_memory");
-    if (memory.sizeBytes !== imported.guestMemoryBytes) {
-      throw new VplaneError({
-        code: "INVALID_ARGUMENT",
-        reason: "GUEST_MEMORY_SIZE_MISMATCH",
-        message: `the state was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
-        field: "guest_memory.size_bytes",
-      });
-    }
+    const memory = importedGuestMemory(guestMemory, imported.guestMemoryBytes, (path, size) =>
+      checkGuestMemory(path, size, dataDir, "guest_memory"),
+    );
     return {
       vm,
       ...imported.spec,
       // Either backend imports either backend's state (one format): a VM moves between a host
       // with the KVM XIVE device and one without. NATIVE on a host without it: the probe's reason.
       backend: kind,
-      guestMemoryPath: path,
+      guestMemoryPath: guestMemory?.path ?? "",
       guestMemoryBytes: memory.sizeBytes,
       createTime: new Date().toISOString(),
       createRequestId: requestId,
@@ -124,12 +117,7 @@ export function controllerVmDevices(registry: ControllerRegistry, dataDir: strin
   };
 
   /** The state as a section of the VM's controller. */
-  const section = (vm: string, { kind, formatVersion, payload }: ExportedState): pb.DeviceSection => ({
-    kind,
-    device: controllerName(vm),
-    formatVersion,
-    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-  });
+  const section = (vm: string, state: ExportedState) => deviceSection(controllerName(vm), state);
 
   const exportSections = (vm: string, destination: string): pb.DeviceSection[] => {
     const state = registry.requireVm(vm).backend.exportState();

@@ -3,7 +3,9 @@ import {
   VplaneError,
   backendKindOf,
   badSection,
+  deviceSection,
   devicesQuiesced,
+  importedGuestMemory,
   inSection,
   type ImportStream,
   type PreCopyDevices,
@@ -76,24 +78,18 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
     section: number,
   ): Omit<SmmuRecord, "vmid"> => {
     const backend: BackendKind = backendKindOf(requested, "backend");
-    const path = guestMemory?.path ?? "";
-    const requestedBytes = guestMemory?.sizeBytes ?? 0n;
-    const sizeBytes = requestedBytes === 0n ? BigInt(imported.guestMemoryBytes) : requestedBytes;
-    const memory = guestMemorySpec(path, sizeBytes, dataDir, "guest_memory");
-    if (memory.sizeBytes !== imported.guestMemoryBytes) {
-      throw new VplaneError({
-        code: "INVALID_ARGUMENT",
-        reason: "GUEST_MEMORY_SIZE_MISMATCH",
-        message: `sections[${section}] was exported with ${imported.guestMemoryBytes} bytes of guest RAM, not ${memory.sizeBytes}`,
-        field: "guest_memory.size_bytes",
-      });
-    }
+    const memory = importedGuestMemory(
+      guestMemory,
+      imported.guestMemoryBytes,
+      (path, size) => guestMemorySpec(path, size, dataDir, "guest_memory"),
+      `sections[${section}]`,
+    );
     return {
       vm,
       smmuId,
       backend,
       ...imported.spec,
-      guestMemoryPath: path,
+      guestMemoryPath: guestMemory?.path ?? "",
       guestMemoryBytes: memory.sizeBytes,
       createTime: new Date().toISOString(),
       createRequestId: requestId,
@@ -137,15 +133,8 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
   };
 
   /** A state of SMMU `e` as its section. */
-  const sectionOf = (
-    e: SmmuEntry,
-    { kind, formatVersion, payload }: ExportedSmmuState,
-  ): pb.DeviceSection => ({
-    kind,
-    device: smmuName(e.record.vm, e.record.smmuId),
-    formatVersion,
-    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-  });
+  const sectionOf = (e: SmmuEntry, state: ExportedSmmuState) =>
+    deviceSection(smmuName(e.record.vm, e.record.smmuId), state);
 
   /** The VM's SMMUs when every one tracks its changes; none (no pre-copy) otherwise. */
   const tracking = (vm: string): SmmuEntry[] => {
