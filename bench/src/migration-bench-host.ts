@@ -19,8 +19,10 @@ import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit
 
 /** What one completed migration measured. */
 export interface MigrationResult {
-  /** OperationProgress.downtime_us as ms: quiesce on the source → resumed on the destination. */
+  /** OperationProgress.downtime_us as ms: the source's pause → the destination's resume. */
   downtimeMs: number;
+  /** OperationProgress.downtime_bound_us as ms: StopAndCopy sent → the destination's report. */
+  downtimeBoundMs: number;
   /** Device-state bytes moved: pre-copy and stop-and-copy together. */
   deviceStateBytes: number;
   precopyBytes: number;
@@ -129,6 +131,7 @@ export class MigrationBenchHost {
     }
     return {
       downtimeMs: Number(progress.downtimeUs) / 1000,
+      downtimeBoundMs: Number(progress.downtimeBoundUs) / 1000,
       deviceStateBytes: Number(progress.deviceStateBytes),
       precopyBytes: Number(progress.devicePrecopyBytes),
       precopyIterations: progress.devicePrecopyIterations,

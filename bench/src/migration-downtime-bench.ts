@@ -5,7 +5,10 @@
 // size is built on one host through the services' RPCs (the interrupt controller's batched and
 // hypercall RPCs, the IOMMU's; not timed), then migrated back and forth with StartMigration
 // (vmm_moves_ram: only device state crosses); each migration's OperationProgress.downtime_us
-// (source quiesce → destination resumed), bytes and messages are what the rows report. Every size
+// (the first device service's pause on the source → the last one's resume on the destination, as
+// they stamp them; one clock here), its downtime_bound_us (the source's clock alone: StopAndCopy
+// sent → the destination's report, after its durable write), bytes and messages are what the rows
+// report. Every size
 // migrates with device pre-copy and without (VPLANE_MIGRATION_DEVICE_PRECOPY=false: the whole
 // state in the stop), alternating, so the machine's load hits both alike.
 // VPLANE_BENCH_MIGRATION_SOURCES=8192,1048576 runs only the rows of those source counts (the
@@ -102,25 +105,34 @@ interface DowntimeRow extends BenchRow {
   downtimeMessages?: number;
   dirtyPages?: number;
   downtimesMs?: number[];
+  /** downtime_bound_us of each, ms. */
+  downtimeBoundsMs?: number[];
   /** Whole migrations, StartMigration → done, ms. */
   migrationsMs?: number[];
   setupMs?: number;
 }
 
 const DOWNTIME =
-  "live migration downtime (p50/p99 of downtime_us; ops/s = whole migrations/s; vs baseline = p50 ÷ the empty VM's p50 on the same path)";
+  "live migration downtime (p50/p99 of downtime_us: pause → resume; ops/s = whole migrations/s; vs baseline = p50 ÷ the empty VM's p50 on the same path)";
 
 const kib = (bytes: number) => `${(bytes / 1024).toLocaleString("en-US", { maximumFractionDigits: 1 })} KiB`;
 
-/** What a path moved and how long its whole migrations took. */
+const p50Of = (values: number[]) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
+
+/** What a path moved, its messages, the source's bound and how long its whole migrations took. */
 function pathOf(results: MigrationResult[]): string {
-  const { precopyBytes, precopyIterations, stopCopyBytes } = results[0]!;
-  const sorted = results.map((r) => r.operationMs).sort((a, b) => a - b);
+  const { precopyBytes, precopyIterations, stopCopyBytes, downtimeMessages } = results[0]!;
   const moved =
     precopyIterations === 0
       ? `no pre-copy: ${kib(stopCopyBytes)} in the stop`
       : `pre-copy: ${kib(precopyBytes)} in ${precopyIterations} iteration(s), ${kib(stopCopyBytes)} in the stop`;
-  return `${moved}; whole migration p50 ${percentile(sorted, 0.5).toFixed(0)} ms`;
+  const bound = p50Of(results.map((r) => r.downtimeBoundMs)).toFixed(2);
+  const whole = p50Of(results.map((r) => r.operationMs)).toFixed(0);
+  return `${moved}, ${downtimeMessages} messages; source's bound p50 ${bound} ms; whole migration p50 ${whole} ms`;
 }
 
 function downtimeRow(variant: string, results: MigrationResult[], baseline?: BenchRow): DowntimeRow {
@@ -141,6 +153,7 @@ function downtimeRow(variant: string, results: MigrationResult[], baseline?: Ben
     downtimeMessages: results[0]!.downtimeMessages,
     dirtyPages: results[0]!.dirtyPages,
     downtimesMs: results.map((r) => r.downtimeMs),
+    downtimeBoundsMs: results.map((r) => r.downtimeBoundMs),
     migrationsMs: results.map((r) => r.operationMs),
   };
 }
@@ -171,7 +184,10 @@ function callRows(size: VmSize, times: DeviceStateCallTimes): DowntimeRow[] {
         `${service}: StopAndCopy (source, quiesce + the rest; ${count(bytes.stop)} bytes)`,
         ms.stopAndCopy,
       ),
-      callRow(`${service}: FinishImport (destination: apply, make durable, resume)`, ms.finishImport),
+      callRow(
+        `${service}: FinishImport (destination: apply, resume, flush: answered once durable)`,
+        ms.finishImport,
+      ),
     );
   }
   return rows;

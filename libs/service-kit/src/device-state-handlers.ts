@@ -1,6 +1,12 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
-import type { DeviceStateHandlers, ImportStream, StopAndCopyResult } from "./device-state-service.js";
+import type {
+  DeviceStateHandlers,
+  FinishedImport,
+  ImportStream,
+  StopAndCopyResult,
+} from "./device-state-service.js";
 import { VplaneError } from "./vplane-error.js";
+import { wallClockUs } from "./wall-clock.js";
 
 /**
  * Change tracking of one device's backend for pre-copy (issue 14, VFIO's PRE_COPY): a backend
@@ -39,8 +45,14 @@ export interface PreCopyDevices {
   prepare(stream: ImportStream, iteration: number): Promise<string[]>;
   /** The VM has a prepared import here. */
   prepared(vm: string): boolean;
-  /** Applies the stop's deltas to the prepared import, quiesced: the devices become the VM's. */
+  /**
+   * Applies the stop's deltas to the prepared import, quiesced: the devices become the VM's. Its
+   * writes are the store's "deferred" ones, made durable by `sync`, so that the devices resume
+   * before the disk is flushed.
+   */
   finish(stream: ImportStream): Promise<string[]>;
+  /** Resolves once every write so far is durable (Store.sync): a finish's too. */
+  sync(): Promise<void>;
 }
 
 /** What a device service does with one VM's devices, whichever backend holds them. */
@@ -144,9 +156,10 @@ export function deviceStateHandlers(devices: VmDevices, service: string) {
     },
 
     stopAndCopy: (vm: string, destination: string): StopAndCopyResult => {
+      const pausedAtUs = wallClockUs(); // before the quiesce: the downtime is not understated
       const { dirtyPages, pageSize } = devices.quiesce(vm);
       const sections = preCopy?.stop(vm, destination) ?? devices.exportSections(vm, destination);
-      return { sections, dirtyPages, pageSize };
+      return { sections, dirtyPages, pageSize, pausedAtUs };
     },
 
     prepareImport: (stream: ImportStream, iteration: number): Promise<string[]> => {
@@ -163,13 +176,15 @@ export function deviceStateHandlers(devices: VmDevices, service: string) {
       return preCopy.prepare(stream, iteration);
     },
 
-    finishImport: async (stream: ImportStream, resume: boolean): Promise<string[]> => {
+    finishImport: async (stream: ImportStream, resume: boolean): Promise<FinishedImport> => {
       devices.checkVmId(stream.vm);
-      const names = preCopy?.prepared(stream.vm)
-        ? await preCopy.finish(stream)
-        : await devices.importSections(stream, "");
+      // A prepared import resumes before its last write is flushed (the flush is out of the
+      // downtime); a full import is durable before it resumes, as ImportDeviceState.
+      const prepared = preCopy?.prepared(stream.vm) ? preCopy : undefined;
+      const names = prepared ? await prepared.finish(stream) : await devices.importSections(stream, "");
       if (resume) devices.resume(stream.vm);
-      return names;
+      const resumedAtUs = resume ? wallClockUs() : 0n;
+      return { devices: names, resumedAtUs, durable: prepared ? prepared.sync() : Promise.resolve() };
     },
   } satisfies DeviceStateHandlers;
 }

@@ -12,6 +12,20 @@ export interface StopAndCopyResult {
   sections: pb.DeviceSection[];
   dirtyPages: readonly bigint[];
   pageSize: bigint;
+  /** When the devices stopped (wallClockUs). */
+  pausedAtUs: bigint;
+}
+
+/** What FinishImport did: the devices, when they resumed, and the import's durable write. */
+export interface FinishedImport {
+  devices: string[];
+  /** When the devices resumed (wallClockUs); 0 when not asked to. */
+  resumedAtUs: bigint;
+  /**
+   * Settles once the import is durable: the devices may run before (Store's "deferred" writes);
+   * FinishImport answers only after it, so the source lets go of the VM only then.
+   */
+  durable: Promise<void>;
 }
 
 /** A device-state stream joined: its first message's fields and the sections it carried. */
@@ -40,8 +54,8 @@ export interface DeviceStateHandlers {
   stopAndCopy(vm: string, destination: string): StopAndCopyResult | Promise<StopAndCopyResult>;
   /** Applies pre-copy iteration `iteration` to the VM's prepared import; the devices prepared. */
   prepareImport(stream: ImportStream, iteration: number): Promise<string[]>;
-  /** Applies the stop-and-copy and makes the devices the VM's (resumed if asked); their names. */
-  finishImport(stream: ImportStream, resume: boolean): Promise<string[]>;
+  /** Applies the stop-and-copy and makes the devices the VM's (resumed if asked, then durable). */
+  finishImport(stream: ImportStream, resume: boolean): Promise<FinishedImport>;
 }
 
 /** Ascending page addresses as ascending, disjoint runs of consecutive pages. */
@@ -181,6 +195,7 @@ export function deviceStateService(handlers: CallHandlers, state: DeviceStateHan
               chunk,
               dirtyPages: first ? pageRanges(stopped.dirtyPages, stopped.pageSize) : [],
               pageSize: first ? stopped.pageSize : 0n,
+              pausedAtUs: first ? stopped.pausedAtUs : 0n,
             });
           }
         },
@@ -196,7 +211,12 @@ export function deviceStateService(handlers: CallHandlers, state: DeviceStateHan
         async (requests) => {
           const { first, sections } = await joinStream(requests);
           const stream = { vm: first.vm, guestMemory: first.guestMemory, backend: first.backend, sections };
-          return { devices: await queue.run(first.vm, () => state.finishImport(stream, first.resume)) };
+          // In the VM's queue until durable: a release (the rollback) comes after the write.
+          return queue.run(first.vm, async () => {
+            const { devices, resumedAtUs, durable } = await state.finishImport(stream, first.resume);
+            await durable;
+            return { devices, resumedAtUs };
+          });
         },
       ),
     },

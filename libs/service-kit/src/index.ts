@@ -49,9 +49,11 @@ export {
   deviceStateService,
   pageRanges,
   type DeviceStateHandlers,
+  type FinishedImport,
   type ImportStream,
   type StopAndCopyResult,
 } from "./device-state-service.js";
+export { wallClockUs } from "./wall-clock.js";
 export {
   deviceStateHandlers,
   devicesQuiesced,

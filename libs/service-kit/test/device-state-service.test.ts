@@ -1,7 +1,8 @@
 // The DeviceStateService adapter of the service kit (issue 14): the pre-copy iterations follow one
 // another (0 restarts, any other must be the next), a client stream's first message names the VM
-// and carries the guest RAM for the stream, and a VM's release waits for an import of that VM
-// being made durable, so a rollback never leaves the import behind.
+// and carries the guest RAM for the stream, FinishImport answers only once the import is durable
+// (its devices may resume before) and a VM's release waits for that, so a rollback never leaves
+// the import behind.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { credentials } from "@grpc/grpc-js";
@@ -16,13 +17,16 @@ import {
   unaryCall,
   type ImportStream,
   type ServiceDescription,
+  VplaneError,
 } from "../src/index.js";
 import { startService, type RunningService } from "../src/service-runner.js";
 import { silentLog, testConfig } from "./support.js";
 
 const log: string[] = [];
 const prepared: { stream: ImportStream; iteration: number }[] = [];
+/** The finish's durable write: settles when the test says. */
 let finishing: Promise<void> = Promise.resolve();
+const RESUMED_AT_US = 1_700_000_000_000_001n;
 
 const description: ServiceDescription<Record<string, never>> = {
   name: "device-state",
@@ -45,16 +49,15 @@ const description: ServiceDescription<Record<string, never>> = {
             { kind: "fake", device: vm, formatVersion: 1, payload: Buffer.from(`iteration ${iteration}`) },
           ],
           preCopyInfo: () => ({ initialBytes: 0n, dirtyBytes: 0n }),
-          stopAndCopy: () => ({ sections: [], dirtyPages: [0n, 4096n], pageSize: 4096n }),
+          stopAndCopy: () => ({ sections: [], dirtyPages: [0n, 4096n], pageSize: 4096n, pausedAtUs: 42n }),
           prepareImport: (stream, iteration) => {
             prepared.push({ stream, iteration });
             return Promise.resolve([]);
           },
-          finishImport: async ({ vm }) => {
-            log.push(`finish ${vm} starts`);
-            await finishing; // made durable
-            log.push(`finish ${vm} done`);
-            return [vm];
+          finishImport: ({ vm }) => {
+            log.push(`finish ${vm} resumed`);
+            const durable = finishing.then(() => void log.push(`finish ${vm} durable`));
+            return Promise.resolve({ devices: [vm], resumedAtUs: RESUMED_AT_US, durable });
           },
         }),
       ],
@@ -127,20 +130,40 @@ describe("DeviceStateService adapter", () => {
     await assert.rejects(mixed.finish(), { code: "INVALID_ARGUMENT", reason: "STREAM_OF_ANOTHER_VM" });
   });
 
-  test("a release of a VM waits for that VM's import being made durable", async () => {
+  /** A FinishImport of `vm` with an empty stream, once its devices resumed: its answer, pending. */
+  async function finish(vm: string) {
+    const call = new ClientStreamCall(client.finishImport.bind(client));
+    for (const chunk of chunkDeviceState([]))
+      await call.write({ vm, resume: true, guestMemory: undefined, backend: 0, chunk });
+    const answer = call.finish();
+    answer.catch(() => undefined);
+    while (!log.includes(`finish ${vm} resumed`)) await new Promise((r) => setTimeout(r, 2));
+    return { answer };
+  }
+
+  test("FinishImport answers once the import is durable, with the resume's time; a release of the VM waits for it", async () => {
     log.length = 0;
     let durable!: () => void;
     finishing = new Promise<void>((resolve) => (durable = resolve));
-    const call = new ClientStreamCall(client.finishImport.bind(client));
-    for (const chunk of chunkDeviceState([]))
-      await call.write({ vm: "vm-d", resume: true, guestMemory: undefined, backend: 0, chunk });
-    const answer = call.finish();
-    while (!log.includes("finish vm-d starts")) await new Promise((r) => setTimeout(r, 2));
+    let answered = false;
+    const answer = (await finish("vm-d")).answer.then((a) => ((answered = true), a));
     const released = unaryCall(client.releaseDevices.bind(client), { vm: "vm-d" });
     await new Promise((r) => setTimeout(r, 20));
+    assert.equal(answered, false, "no answer while the write is not durable");
     durable();
-    await Promise.all([answer, released]);
-    assert.deepEqual(log, ["finish vm-d starts", "finish vm-d done", "release vm-d"]);
+    const [finished] = await Promise.all([answer, released]);
+    assert.deepEqual(finished, { devices: ["vm-d"], resumedAtUs: RESUMED_AT_US });
+    assert.deepEqual(log, ["finish vm-d resumed", "finish vm-d durable", "release vm-d"]);
+  });
+
+  test("FinishImport whose durable write fails answers that failure, after the resume", async () => {
+    log.length = 0;
+    finishing = Promise.reject(
+      new VplaneError({ code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", message: "disk refused" }),
+    );
+    finishing.catch(() => undefined); // rejected before the finish takes it up
+    await assert.rejects((await finish("vm-f")).answer, { code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE" });
+    finishing = Promise.resolve();
   });
 
   test("StopAndCopy: dirty pages as runs, in the first message", async () => {
@@ -153,5 +176,6 @@ describe("DeviceStateService adapter", () => {
     assert.equal(messages.length, 1);
     assert.deepEqual(messages[0]!.dirtyPages, [{ address: 0n, count: 2n }]);
     assert.equal(messages[0]!.pageSize, 4096n);
+    assert.equal(messages[0]!.pausedAtUs, 42n, "when the devices stopped, in the first message");
   });
 });

@@ -31,6 +31,7 @@ import type {
   TransactionOp,
   TransactionResult,
   WriteCondition,
+  WriteOptions,
 } from "./store.js";
 import { decodeValue } from "./value-codec.js";
 import { MAX_TRANSACTION_OPS } from "./store-limits.js";
@@ -106,8 +107,14 @@ export class EtcdStore implements Store {
     return this.call(async () => (await this.apply(planDelete(key, options))).deleted[0] ?? false);
   }
 
-  transaction(ops: readonly TransactionOp[]): Promise<TransactionResult> {
+  /** Every write is durable when etcd applies it (a quorum's fsync): "deferred" changes nothing. */
+  transaction(ops: readonly TransactionOp[], _options?: WriteOptions): Promise<TransactionResult> {
     return this.call(async () => ({ revision: (await this.apply(planTransaction(ops))).revision }));
+  }
+
+  /** Nothing to flush: what etcd applied is durable. */
+  sync(): Promise<void> {
+    return this.call(() => Promise.resolve());
   }
 
   close(): Promise<void> {

@@ -10,6 +10,7 @@ export type {
   TransactionOp,
   TransactionResult,
   WriteCondition,
+  WriteOptions,
 } from "./store.js";
 export {
   StoreConflictError,

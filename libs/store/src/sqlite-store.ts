@@ -3,6 +3,10 @@
 //
 // Durability: WAL journal with synchronous=FULL, so a write whose promise resolved is on disk and
 // survives kill -9 or a power cut (with synchronous=NORMAL, WAL would only survive the former).
+// A "deferred" write commits with synchronous=NORMAL (into the WAL file, no fsync: it survives
+// kill -9, and NORMAL still syncs around checkpoints, so the file stays consistent); sync() then
+// flushes the WAL and database files with fdatasync on libuv's thread pool, so that the flush
+// blocks neither this event loop nor the next write (node:sqlite's own fsync would block both).
 // Several processes may open the same file: every write runs in a BEGIN IMMEDIATE transaction,
 // which takes SQLite's single write lock before reading the conditions, so compare-and-swap holds
 // across processes too; anything thrown inside rolls the whole transaction back.
@@ -11,6 +15,7 @@
 // transaction that changes something, in that same transaction.
 
 import { mkdirSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type * as NodeSqlite from "node:sqlite";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -34,6 +39,7 @@ import type {
   TransactionOp,
   TransactionResult,
   WriteCondition,
+  WriteOptions,
 } from "./store.js";
 import { decodeValue } from "./value-codec.js";
 import { MAX_SQLITE_TRANSACTION_OPS } from "./store-limits.js";
@@ -151,10 +157,34 @@ export class SqliteStore implements Store {
     });
   }
 
-  transaction(ops: readonly TransactionOp[]): Promise<TransactionResult> {
-    return this.run(() => ({
-      revision: this.applyPlan(planTransaction(ops, this.maxTransactionOps)).revision,
-    }));
+  transaction(ops: readonly TransactionOp[], options?: WriteOptions): Promise<TransactionResult> {
+    return this.run(() => {
+      const plan = planTransaction(ops, this.maxTransactionOps);
+      if (options?.durability !== "deferred") return { revision: this.applyPlan(plan).revision };
+      this.db.exec("PRAGMA synchronous = NORMAL");
+      try {
+        return { revision: this.applyPlan(plan).revision };
+      } finally {
+        this.db.exec("PRAGMA synchronous = FULL");
+      }
+    });
+  }
+
+  /**
+   * fdatasync of the WAL file and the database file (a file missing is one with nothing to
+   * flush), through libuv's thread pool; fsync(2) flushes a file whatever descriptor names it.
+   */
+  async sync(): Promise<void> {
+    if (this.path === ":memory:") return;
+    if (!this.db.isOpen) throw new StoreError(`store ${this.path} is closed`);
+    try {
+      await Promise.all([`${this.path}-wal`, this.path].map(flushFile));
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new StoreUnavailableError(`SQLite store ${this.path} could not be flushed: ${detail}`, {
+        cause: error,
+      });
+    }
   }
 
   close(): Promise<void> {
@@ -200,6 +230,21 @@ export class SqliteStore implements Store {
     } catch (error) {
       return Promise.reject(sqliteError(error, `SQLite store ${this.path} failed`));
     }
+  }
+}
+
+async function flushFile(path: string): Promise<void> {
+  let file;
+  try {
+    file = await open(path, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  try {
+    await file.datasync();
+  } finally {
+    await file.close();
   }
 }
 

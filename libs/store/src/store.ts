@@ -47,6 +47,18 @@ export type TransactionOp =
   | { op: "delete"; key: string; ifRevision?: ExpectedRevision }
   | { op: "check"; key: string; ifRevision: ExpectedRevision };
 
+/**
+ * When a write is durable. "immediate" (the default): on disk (or on a quorum of etcd members)
+ * when its promise resolves. "deferred": applied and visible to every later read when its promise
+ * resolves, durable once a `sync()` called after it resolved; a process that dies in between
+ * keeps it (it is in the operating system's file cache), a power cut may lose it. A live
+ * migration's FinishImport writes so: its devices resume before the disk is flushed, and the
+ * source lets the VM go only once that flush is done (docs/live-migration.md).
+ */
+export interface WriteOptions {
+  durability?: "immediate" | "deferred";
+}
+
 export interface TransactionResult {
   /** The store revision of the transaction: every key it put now has this revision. */
   revision: number;
@@ -78,7 +90,14 @@ export interface Store {
    * failed (in `ops` order). A key may appear in at most one put/delete op; at most
    * `maxTransactionOps` ops. Deleting a key that does not exist is not an error.
    */
-  transaction(ops: readonly TransactionOp[]): Promise<TransactionResult>;
+  transaction(ops: readonly TransactionOp[], options?: WriteOptions): Promise<TransactionResult>;
+
+  /**
+   * Resolves once every write applied before the call is durable (the "deferred" ones too), without
+   * blocking the event loop; rejects with StoreUnavailableError when the disk refuses. etcd's
+   * writes are durable when applied: it resolves at once.
+   */
+  sync(): Promise<void>;
 
   /**
    * Most ops one transaction of this backend takes: MAX_TRANSACTION_OPS for etcd (its

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -42,10 +42,19 @@ describe("SqliteStore durability", () => {
     await second.close();
   });
 
-  it("keeps every acknowledged write of a process killed with SIGKILL", async () => {
+  for (const durability of ["immediate", "deferred"]) {
+    const what = durability === "deferred" ? "deferred writes, never synced" : "immediate writes";
+    it(`keeps every acknowledged write of a process killed with SIGKILL (${what})`, async () => {
+      await killedWriterKeepsItsWrites(durability);
+    });
+  }
+
+  async function killedWriterKeepsItsWrites(durability: string) {
     const path = freshFile();
     const writer = fileURLToPath(new URL("./fixtures/acknowledged-writer.js", import.meta.url));
-    const child = spawn(process.execPath, [writer, path], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [writer, path, durability], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let lastAcked = -1;
     let buffered = "";
     const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
@@ -67,7 +76,7 @@ describe("SqliteStore durability", () => {
     const written = new Set(entries.map((entry) => (entry.value as { i: number }).i));
     for (let i = 0; i <= lastAcked; i++) assert.ok(written.has(i), `acknowledged write ${i} is missing`);
     await store.close();
-  });
+  }
 
   it("opens new files with WAL, synchronous=FULL and 16 KiB pages; an existing file keeps its page size", async () => {
     const pragmas = (store: SqliteStore) => {
@@ -102,6 +111,44 @@ describe("SqliteStore durability", () => {
     }
     assert.deepEqual((await store.get("k"))?.value, { v: 1 });
     assert.ok((await store.put("k", { v: 3 })) > 0, "the store works again once the lock is gone");
+    await store.close();
+  });
+
+  it('commits a "deferred" transaction with synchronous=NORMAL and goes back to FULL, and sync() flushes it', async () => {
+    const path = freshFile();
+    const store = new SqliteStore(path);
+    const db = (store as unknown as { db: DatabaseSync }).db;
+    const synchronous = () => Object.values(db.prepare("PRAGMA synchronous").get() ?? {})[0];
+    const seen: unknown[] = [];
+    const exec = db.exec.bind(db);
+    db.exec = (sql: string) => {
+      if (sql === "COMMIT") seen.push(synchronous());
+      exec(sql);
+    };
+    await store.transaction([{ op: "put", key: "k", value: 1 }], { durability: "deferred" });
+    await store.transaction([{ op: "put", key: "k", value: 2 }]);
+    assert.deepEqual(seen, [1, 2], "NORMAL (1) for the deferred commit, FULL (2) for the next");
+    await store.sync();
+    await store.close();
+    const reopened = new SqliteStore(path);
+    assert.equal((await reopened.get("k"))?.value, 2);
+    await reopened.close();
+  });
+
+  it("sync() that cannot flush the WAL file rejects as unavailable (the durable step failed)", async () => {
+    const path = freshFile();
+    const store = new SqliteStore(path);
+    await store.transaction([{ op: "put", key: "k", value: 1 }], { durability: "deferred" });
+    // SQLite keeps writing through its open descriptor; the path sync() opens loops.
+    renameSync(`${path}-wal`, `${path}-wal.moved`);
+    symlinkSync(`${path}-wal`, `${path}-wal`);
+    try {
+      await assert.rejects(store.sync(), StoreUnavailableError);
+    } finally {
+      rmSync(`${path}-wal`);
+      renameSync(`${path}-wal.moved`, `${path}-wal`);
+    }
+    await store.sync();
     await store.close();
   });
 

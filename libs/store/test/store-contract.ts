@@ -337,6 +337,16 @@ export function describeStoreContract(name: string, backend: StoreBackendUnderTe
       });
     });
 
+    it('reads a "deferred" transaction back at once, and sync() resolves once it is durable', async () => {
+      const store = await openStore();
+      const { revision } = await store.transaction([{ op: "put", key: "vms/a/vm-1", value: { v: 1 } }], {
+        durability: "deferred",
+      });
+      assert.deepEqual(await store.get("vms/a/vm-1"), { key: "vms/a/vm-1", value: { v: 1 }, revision });
+      await store.sync();
+      assert.ok((await store.put("vms/a/vm-1", { v: 2 })) > revision, "later writes go on as before");
+    });
+
     it("refuses bad keys and oversized values without writing", async () => {
       const store = await openStore();
       for (const key of ["", "has space", "tab\t", "ünïcode", "x".repeat(513), "nul\0"]) {

@@ -1,4 +1,5 @@
 import { listAll, writeInTransactions, type JsonValue, type Store, type TransactionOp } from "@vplane/store";
+import type { WriteOptions } from "@vplane/store";
 import type { ActiveMode, ControllerMode } from "@vplane/xive";
 
 /** What a controller was created with. */
@@ -149,13 +150,21 @@ export class ControllerConfigStore {
    * in the last transaction: a write cut short leaves the record as it was, whose loader ignores
    * the chunks of a delta it does not name), then writes `record`; with no bytes, only the record.
    */
-  async appendDelta(record: ControllerRecord, delta: Uint8Array): Promise<void> {
+  async appendDelta(record: ControllerRecord, delta: Uint8Array, options?: WriteOptions): Promise<void> {
     const index = (record.importedDeltaBytes?.length ?? 1) - 1;
     const chunks = chunkPuts(delta, (i) => configKeys.deltaChunk(record.vm, index, i));
     const n = IMPORTED_CHUNKS_PER_TRANSACTION;
     let at = 0;
-    for (; at + n < chunks.length; at += n) await this.store.transaction(chunks.slice(at, at + n));
-    await this.store.transaction([...chunks.slice(at), put(configKeys.controller(record.vm), record)]);
+    for (; at + n < chunks.length; at += n) await this.store.transaction(chunks.slice(at, at + n), options);
+    await this.store.transaction(
+      [...chunks.slice(at), put(configKeys.controller(record.vm), record)],
+      options,
+    );
+  }
+
+  /** Every write so far durable (a "deferred" one too). */
+  sync(): Promise<void> {
+    return this.store.sync();
   }
 
   /*

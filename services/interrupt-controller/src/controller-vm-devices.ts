@@ -155,6 +155,7 @@ export function controllerVmDevices(registry: ControllerRegistry, dataDir: strin
       await registry.finishImport(stream.vm, deltaOf(stream));
       return [controllerName(stream.vm)];
     },
+    sync: () => registry.sync(),
   };
 
   return {

@@ -1,4 +1,11 @@
-import { listAll, writeInTransactions, type JsonValue, type Store, type TransactionOp } from "@vplane/store";
+import {
+  listAll,
+  writeInTransactions,
+  type JsonValue,
+  type Store,
+  type TransactionOp,
+  type WriteOptions,
+} from "@vplane/store";
 import type { SmmuFeatures } from "@vplane/smmuv3";
 
 /** What the guest sees of an SMMU: what it was created with. */
@@ -113,8 +120,13 @@ export class SmmuConfigStore {
   }
 
   /** Runs `ops` in transactions of at most the store's size, in order. */
-  async write(ops: readonly TransactionOp[]): Promise<void> {
-    for (const batch of this.batches([...ops])) await this.store.transaction(batch);
+  async write(ops: readonly TransactionOp[], options?: WriteOptions): Promise<void> {
+    for (const batch of this.batches([...ops])) await this.store.transaction(batch, options);
+  }
+
+  /** Every write so far durable (a "deferred" one too). */
+  sync(): Promise<void> {
+    return this.store.sync();
   }
 
   /** The record's write (it exists: a plain put). */

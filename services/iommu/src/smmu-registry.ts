@@ -333,7 +333,8 @@ export class SmmuRegistry {
    * applied to the prepared SMMUs, which are opened quiesced and become the VM's (one that did
    * not change is the one built during pre-copy: nothing is built in the downtime); only the
    * configuration records that changed are written, then every record (no longer preparing) in
-   * one transaction. Refused: the prepared import stays as it was.
+   * one transaction, with deferred durability (`sync` flushes them: the devices resume first,
+   * issue 14). Refused: the prepared import stays as it was.
    */
   async finishImport(vm: string, items: readonly SmmuDeltaItem[]): Promise<SmmuEntry[]> {
     const prepared = this.requirePrepared(vm, "vm");
@@ -366,8 +367,12 @@ export class SmmuRegistry {
         opened.push(entry);
         built.push({ entry, record });
       }
-      for (const n of next) await this.config.write(configChanges(n.before!.config, n.config));
-      await this.config.write(built.map((b) => this.config.recordWrite(b.record)));
+      const deferred = { durability: "deferred" } as const;
+      for (const n of next) await this.config.write(configChanges(n.before!.config, n.config), deferred);
+      await this.config.write(
+        built.map((b) => this.config.recordWrite(b.record)),
+        deferred,
+      );
     } catch (error) {
       for (const entry of opened) entry.backend.close();
       throw error;
@@ -381,6 +386,11 @@ export class SmmuRegistry {
     }
     this.seals.arrived(vm);
     return built.map((b) => b.entry);
+  }
+
+  /** Resolves once every write so far is durable: a finished import's deferred ones too. */
+  sync(): Promise<void> {
+    return this.config.sync();
   }
 
   /** Discards the VM's prepared import and its records; the names it held (none: not prepared). */

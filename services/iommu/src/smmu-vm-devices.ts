@@ -180,6 +180,7 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
       const entries = await registry.finishImport(stream.vm, deltasOf(stream));
       return entries.map((e) => smmuName(e.record.vm, e.record.smmuId));
     },
+    sync: () => registry.sync(),
   };
 
   /** Stops every SMMU of the VM; the pages their DMA wrote (4 KiB, ascending). */

@@ -9,6 +9,7 @@ import {
   VplaneError,
   deviceStateService,
   toStatusObject,
+  wallClockUs,
   type ServiceDescription,
   type ServiceRegistration,
 } from "@vplane/service-kit";
@@ -24,7 +25,9 @@ export type DeviceCall =
   | "preCopyInfo"
   | "stopAndCopy"
   | "prepareImport"
-  | "finishImport";
+  | "finishImport"
+  /** FinishImport's durable write, after its devices resumed. */
+  | "finishDurable";
 
 export interface FakeVm {
   payload: Buffer;
@@ -210,6 +213,7 @@ export class FakeDevices {
                     sections: [this.section(vm, payload)],
                     dirtyPages: state.dirtyPages,
                     pageSize: 4096n,
+                    pausedAtUs: wallClockUs(),
                   };
                 },
                 prepareImport: async ({ vm, guestMemory, sections }, iteration) => {
@@ -249,7 +253,8 @@ export class FakeDevices {
                   this.prepared.delete(vm);
                   target.quiesced = !resume;
                   this.vms.set(vm, target);
-                  return [this.device(vm)];
+                  const resumedAtUs = resume ? wallClockUs() : 0n;
+                  return { devices: [this.device(vm)], resumedAtUs, durable: this.enter("finishDurable") };
                 },
               }),
             ),

@@ -115,6 +115,34 @@ describe("live migration", () => {
     assert.equal(source.iommu.vms.has(vm), false);
   });
 
+  test("the source lets the VM go only once the destination's import is durable; the downtime ends at the resume, before that write", async () => {
+    const { vm, memory } = newVm();
+    let durable!: () => void;
+    destination.interrupts.calls.length = 0;
+    destination.interrupts.holds.set("finishDurable", new Promise<void>((r) => (durable = r)));
+    const operation = await migrate(vm, memory, { vmmMovesRam: true });
+    try {
+      await waitFor(() => destination.interrupts.calls.includes("finishDurable"));
+      assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "running on the destination");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(source.interrupts.vms.has(vm), true, "not released on the source before it is durable");
+      assert.equal(source.iommu.vms.has(vm), true);
+    } finally {
+      destination.interrupts.holds.delete("finishDurable");
+      durable();
+    }
+    const { progress } = await source.finish(operation);
+    assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+    assert.equal(source.interrupts.vms.has(vm), false, "released once durable");
+    // pause → resume by the device services' clocks; the bound (the source's clock: StopAndCopy
+    // sent → report received) also holds the 50 ms the durable write was held.
+    assert.ok(progress.downtimeUs > 0n, "a downtime was measured");
+    assert.ok(
+      progress.downtimeBoundUs - progress.downtimeUs >= 50_000n,
+      `downtime ${progress.downtimeUs} µs excludes the held durable write (bound ${progress.downtimeBoundUs} µs)`,
+    );
+  });
+
   test("with vmm_moves_ram only device state crosses and the dirty pages are reported", async () => {
     const { vm, memory } = newVm();
     const { progress } = await source.finish(await migrate(vm, memory, { vmmMovesRam: true }));
@@ -257,6 +285,8 @@ const phases: { phase: Phase; host: () => TestHost; role: "interrupts" | "iommu"
   { phase: Phase.PHASE_PRECOPYING_DEVICE_STATE, host: () => source, role: "iommu", call: "preCopyInfo" },
   { phase: Phase.PHASE_QUIESCING, host: () => source, role: "interrupts", call: "stopAndCopy" },
   { phase: Phase.PHASE_SWITCHING_OVER, host: () => destination, role: "iommu", call: "finishImport" },
+  // The destination's devices run, their import is not durable yet.
+  { phase: Phase.PHASE_SWITCHING_OVER, host: () => destination, role: "interrupts", call: "finishDurable" },
 ];
 
 describe("cancel before the commit: the VM stays on the source, the destination holds nothing", () => {
@@ -354,6 +384,13 @@ describe("failure in every phase: the VM stays on the source, the destination ho
       host: () => destination,
       role: "iommu",
       call: "finishImport",
+    },
+    {
+      name: "the destination's durable write fails after its devices resumed",
+      phase: Phase.PHASE_SWITCHING_OVER,
+      host: () => destination,
+      role: "interrupts",
+      call: "finishDurable",
     },
   ];
   for (const failure of failures) {

@@ -33,6 +33,8 @@ export interface StopAndCopyOutcome {
   bytes: number;
   dirty: DirtyRange[];
   pageSize: bigint;
+  /** When the first device service paused, by its clock (µs since the epoch); 0 if none said. */
+  pausedAtUs: bigint;
   /** Settles once every StopAndCopy stream has ended: resolved if all ended OK. */
   ended: Promise<void>;
 }
@@ -229,6 +231,7 @@ export class HostDevices {
   ): Promise<StopAndCopyOutcome> {
     let bytes = 0;
     let pageSize = 0n;
+    let pausedAtUs = 0n;
     const dirty: DirtyRange[][] = [];
     let expected = roles.length;
     let lastChunks = 0;
@@ -258,6 +261,8 @@ export class HostDevices {
               dirty.push(rangesOf(message.dirtyPages, message.pageSize));
               if (message.pageSize > pageSize) pageSize = message.pageSize;
             }
+            const paused = message.pausedAtUs;
+            if (paused > 0n && (pausedAtUs === 0n || paused < pausedAtUs)) pausedAtUs = paused;
             bytes += message.chunk.data.length;
             await sink(role, message.chunk);
             last = message.chunk.last;
@@ -282,7 +287,7 @@ export class HostDevices {
     ended.catch(() => undefined); // awaited by the caller after the switchover
     if (roles.length > 0) await Promise.race([copied, ended]);
     if (expected === 0) throw noDevices(vm);
-    return { bytes, dirty: mergeRanges(dirty), pageSize, ended };
+    return { bytes, dirty: mergeRanges(dirty), pageSize, pausedAtUs, ended };
   }
 
   /** Opens `role`'s PrepareImport stream (destination, one pre-copy iteration). */

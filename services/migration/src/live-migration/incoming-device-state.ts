@@ -111,16 +111,22 @@ export class IncomingDeviceState {
       throw protocolError(`streams of another iteration are open at the end of ${iteration}`);
   }
 
-  /** Every stop-and-copy chunk was sent: waits until each service applied and resumed. */
-  async switchover(): Promise<{ devices: string[]; deviceMessages: number }> {
+  /**
+   * Every stop-and-copy chunk was sent: waits until each service applied, resumed and made durable
+   * its devices; when the last of them resumed.
+   */
+  async switchover(): Promise<{ devices: string[]; deviceMessages: number; resumedAtUs: bigint }> {
     if (this.finishes.size === 0 || this.prepares.size > 0)
       throw protocolError("switchover without a complete stop-and-copy");
     const devices: string[] = [];
+    let resumedAtUs = 0n;
     for (const [role, stream] of this.finishes) {
       if (!stream.answer) throw protocolError(`switchover before the last stop-and-copy chunk of ${role}`);
-      devices.push(...(await stream.answer).devices);
+      const answer = await stream.answer;
+      devices.push(...answer.devices);
+      if (answer.resumedAtUs > resumedAtUs) resumedAtUs = answer.resumedAtUs;
     }
-    return { devices, deviceMessages: this.finishMessages };
+    return { devices, deviceMessages: this.finishMessages, resumedAtUs };
   }
 
   /** Ends every open device-service stream (the migration failed). */

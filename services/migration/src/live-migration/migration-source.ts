@@ -9,14 +9,16 @@
 //                when RAM is copied), and the destination applies them, resuming its devices;
 //                switchover follows the last chunks at once (the StopAndCopy streams' status is
 //                checked before the commit, not waited for inside the downtime)
-//   switching    the destination acknowledges, running the VM (the downtime ends); the source
-//                sends commit, which makes the VM the destination's, half-closes the stream and
-//                releases its own devices
-// Inside the downtime: StopAndCopy, the chunks and switchover to the destination, its
-// FinishImport, its acknowledgement: three round trips (issue 14). Any failure or cancel before
-// the commit resumes the source's devices (which also ends their pre-copy) and ends the stream
-// without a commit: the destination discards all it holds, and the operation ends once it has
-// (so a cancelled migration leaves the destination empty).
+//   switching    the destination's devices resume (the downtime ends) and make the import
+//                durable; then it acknowledges, and only then the source sends commit, which
+//                makes the VM the destination's, half-closes the stream and releases its own
+//                devices: the source never lets go of a VM the destination could still lose
+// The downtime runs from the source's pause to the destination's resume, as the device services
+// timestamp them: a chunk's three hops (device service → migration service → migration service
+// → device service) lie between, StopAndCopy's call before and the acknowledgement after (issue
+// 14). Any failure or cancel before the commit resumes the source's devices (which also ends
+// their pre-copy) and ends the stream without a commit: the destination discards all it holds,
+// and the operation ends once it has (so a cancelled migration leaves the destination empty).
 import { rm } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import type { FileHandle } from "node:fs/promises";
@@ -29,6 +31,7 @@ import {
   VPLANE_VERSION,
   VplaneError,
   clientChannelOptions,
+  wallClockUs,
   toVplaneError,
   clientCredentials,
   type TlsFiles,
@@ -115,21 +118,22 @@ export async function migrateOut(
     await options.journal.paused(vm, context.name);
     // Without pre-copy, the stop finds the services that hold devices of the VM.
     const stop = await stopAndCopy(context, devices, peer, request, precopy, ram);
-    const downtimeUs = Math.round(stop.downtimeMs * 1000);
     context.update({
-      downtimeMs: BigInt(Math.floor(stop.downtimeMs)),
-      downtimeUs: BigInt(downtimeUs),
+      downtimeMs: stop.downtimeUs / 1000n,
+      downtimeUs: stop.downtimeUs,
+      downtimeBoundUs: stop.boundUs,
       downtimeMessages: stop.messages,
       dirtyPages: stop.dirtyPages,
       deviceStopCopyBytes: BigInt(stop.bytes),
       deviceStateBytes: BigInt(precopy.bytes + stop.bytes),
     });
-    if (request.downtimeLimitMs > 0 && stop.downtimeMs > request.downtimeLimitMs) {
+    const downtimeMs = Number(stop.downtimeUs) / 1000;
+    if (request.downtimeLimitMs > 0 && downtimeMs > request.downtimeLimitMs) {
       // Not committed: the destination releases the devices it resumed, the VM goes on here.
       throw new VplaneError({
         code: "DEADLINE_EXCEEDED",
         reason: "DOWNTIME_LIMIT_EXCEEDED",
-        message: `devices paused ${stop.downtimeMs.toFixed(1)} ms, over the limit of ${request.downtimeLimitMs} ms`,
+        message: `devices paused ${downtimeMs.toFixed(1)} ms, over the limit of ${request.downtimeLimitMs} ms`,
       });
     }
 
@@ -170,7 +174,8 @@ export async function migrateOut(
  * they arrive (held back until the pages the devices wrote are re-sent when RAM is copied: the
  * destination's devices must not resume before their queue pages are there), switchover as soon
  * as every service's last chunk went on, and the destination's acknowledgement once its devices
- * run.
+ * run and are durable. The downtime: pause → resume by the device services' clocks, or the
+ * source's own bound when the destination's clock puts the resume outside it.
  */
 async function stopAndCopy(
   context: OperationContext,
@@ -179,14 +184,14 @@ async function stopAndCopy(
   request: StartMigrationRequest,
   precopy: PreCopyOutcome,
   ram: FileHandle | undefined,
-): Promise<{ downtimeMs: number; messages: number; bytes: number; dirtyPages: bigint[] }> {
+): Promise<{ downtimeUs: bigint; boundUs: bigint; messages: number; bytes: number; dirtyPages: bigint[] }> {
   const messages = new MessageCount();
   const held: { service: DeviceRole; chunk: DeviceStateChunk }[] = [];
   const forward = (service: DeviceRole, chunk: DeviceStateChunk) => {
     messages.count++;
     return peer.send({ $case: "deviceChunk", value: { service, iteration: 0, final: true, chunk } });
   };
-  const quiescedAt = performance.now();
+  const stopSentUs = wallClockUs();
   const stopped = await devices.stopAndCopy(
     request.vm,
     request.destination,
@@ -195,7 +200,7 @@ async function stopAndCopy(
     messages,
     precopy.iterations === 0,
   );
-  let switched: { deviceMessages: number };
+  let switched: { deviceMessages: number; resumedAtUs: bigint };
   try {
     context.checkpoint();
     context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
@@ -213,10 +218,14 @@ async function stopAndCopy(
     await stopped.ended.catch(() => undefined); // the resume that undoes the stop comes after it
     throw error;
   }
-  const downtimeMs = performance.now() - quiescedAt;
+  const boundUs = wallClockUs() - stopSentUs;
   await stopped.ended; // each StopAndCopy ended OK: only then is the VM the destination's to take
+  const paused = stopped.pausedAtUs;
+  const resumed = switched.resumedAtUs;
+  const inBound = paused >= stopSentUs && resumed >= paused && resumed - stopSentUs <= boundUs;
   return {
-    downtimeMs,
+    downtimeUs: inBound ? resumed - paused : boundUs,
+    boundUs,
     messages: messages.count + switched.deviceMessages,
     bytes: stopped.bytes,
     dirtyPages: pagesOf(stopped.dirty, stopped.pageSize).pages,
