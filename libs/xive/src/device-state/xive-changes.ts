@@ -18,7 +18,7 @@ interface BlockCopy {
 
 /** A copy of `block`'s arrays, laid out as SourceBlock lays them out. */
 function copyOf(block: SourceBlock, saved: Uint8Array | undefined): BlockCopy {
-  const bytes = Buffer.from(block.bytes);
+  const bytes = Buffer.from(new Uint8Array(block.bytes).buffer); // its own buffer: aligned views
   return {
     bytes,
     saved: saved?.slice(),
