@@ -3,9 +3,8 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { HcallOpcode as Op } from "../src/hcall-codes.js";
 import type { InterruptController } from "../src/interrupt-controller.js";
+import { XicsGuest, applyDeviceStep, deviceStep, xiveAck, xiveEoi, type DeviceStep } from "./guest-steps.js";
 import {
-  LSIS,
-  MSIS,
   SERVERS,
   SOURCES,
   continueOnDestination,
@@ -15,20 +14,13 @@ import {
   xiveMachine,
 } from "./migration-fixtures.js";
 
-/** What a device does (it goes on while the guest is stopped). */
-type DeviceStep = { t: "trigger"; irq: number } | { t: "level"; irq: number; level: boolean };
-/** What the guest does (only while it runs). */
+/** What the guest does (only while it runs); a device's steps go on while it is stopped. */
 type GuestStep =
   | DeviceStep
   | { t: "eoi"; irq: number }
   | { t: "ack"; server: number }
   | { t: "cppr"; server: number; cppr: number }
   | { t: "setPq"; irq: number; pq: number };
-
-const deviceStep: fc.Arbitrary<DeviceStep> = fc.oneof(
-  fc.record({ t: fc.constant("trigger" as const), irq: fc.constantFrom(...MSIS, ...LSIS) }),
-  fc.record({ t: fc.constant("level" as const), irq: fc.constantFrom(...LSIS), level: fc.boolean() }),
-);
 
 const guestStep: fc.Arbitrary<GuestStep> = fc.oneof(
   { arbitrary: deviceStep, weight: 4 },
@@ -63,42 +55,29 @@ const scenario = fc.record({
   after: fc.array(guestStep, { maxLength: 40 }),
 });
 
-function applyDeviceStep(controller: InterruptController, step: DeviceStep): void {
-  if (step.t === "trigger") controller.trigger(step.irq);
-  else controller.setIrq(step.irq, step.level);
-}
-
 /** Guest steps through the XIVE guest's pages: ESB loads and the TIMA OS page. */
 function applyXiveStep(controller: InterruptController, step: GuestStep): void {
-  const xive = controller.mutableXive("guest");
   switch (step.t) {
     case "eoi":
-      return void xive.esbLoad(step.irq, true, 0x000);
+      return xiveEoi(controller, step.irq);
     case "ack":
-      return void xive.timaLoad(step.server, 0x2_0810, 2);
+      return xiveAck(controller, step.server);
     case "cppr":
-      return xive.timaStore(step.server, 0x2_0011, 1, BigInt(step.cppr));
+      return controller.mutableXive("guest").timaStore(step.server, 0x2_0011, 1, BigInt(step.cppr));
     case "setPq":
-      return void xive.esbLoad(step.irq, true, 0xc00 + (step.pq << 8));
+      return void controller.mutableXive("guest").esbLoad(step.irq, true, 0xc00 + (step.pq << 8));
     default:
       return applyDeviceStep(controller, step);
   }
 }
 
 /** The same guest through the XICS hypercalls (ACK = H_XIRR, EOI of what it took, CPPR, IPI for setPq). */
-function applyXicsStep(controller: InterruptController, step: GuestStep, taken: Map<number, bigint[]>): void {
+function applyXicsStep(controller: InterruptController, step: GuestStep, guest: XicsGuest): void {
   switch (step.t) {
-    case "ack": {
-      const xirr = controller.hcall(step.server, Op.H_XIRR, []).outputs[0]!;
-      if ((xirr & 0xff_ffffn) !== 0n) taken.set(step.server, [...(taken.get(step.server) ?? []), xirr]);
-      return;
-    }
-    case "eoi": {
-      const server = step.irq % SERVERS.length;
-      const xirr = taken.get(server)?.pop();
-      if (xirr !== undefined) controller.hcall(server, Op.H_EOI, [xirr]);
-      return;
-    }
+    case "ack":
+      return guest.ack(controller, step.server);
+    case "eoi":
+      return guest.eoi(controller, step.irq);
     case "cppr":
       return void controller.hcall(step.server, Op.H_CPPR, [BigInt(step.cppr)]);
     case "setPq":
@@ -138,22 +117,22 @@ describe("no lost interrupt across migration (issue 6, xive.md §6)", () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const reference = xicsMachine();
-        const takenRef = new Map<number, bigint[]>();
-        for (const step of s.before) applyXicsStep(reference.controller, step, takenRef);
+        const referenceGuest = new XicsGuest();
+        for (const step of s.before) applyXicsStep(reference.controller, step, referenceGuest);
         for (const step of [...s.stoppedOnSource, ...s.stoppedOnDestination])
           applyDeviceStep(reference.controller, step);
-        for (const step of s.after) applyXicsStep(reference.controller, step, takenRef);
+        for (const step of s.after) applyXicsStep(reference.controller, step, referenceGuest);
 
         const source = xicsMachine();
-        const taken = new Map<number, bigint[]>();
-        for (const step of s.before) applyXicsStep(source.controller, step, taken);
+        const guest = new XicsGuest();
+        for (const step of s.before) applyXicsStep(source.controller, step, guest);
         source.controller.quiesce();
         for (const step of s.stoppedOnSource) applyDeviceStep(source.controller, step);
         const observed = continueOnDestination(
           source.memory,
           source.controller.exportState(),
           (destination) => s.stoppedOnDestination.forEach((step) => applyDeviceStep(destination, step)),
-          (destination) => s.after.forEach((step) => applyXicsStep(destination, step, taken)),
+          (destination) => s.after.forEach((step) => applyXicsStep(destination, step, guest)),
         );
         assert.deepEqual(observed, observeXics(reference.controller, reference.recorder));
       }),

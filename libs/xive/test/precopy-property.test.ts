@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { HcallOpcode as Op } from "../src/hcall-codes.js";
 import { SparseGuestMemory } from "@vplane/guest-memory";
 import { InterruptController } from "../src/interrupt-controller.js";
 import type { ControllerState } from "../src/device-state/controller-state.js";
@@ -16,8 +15,8 @@ import { encodeControllerDelta } from "../src/device-state/encode-controller-del
 import { encodeControllerState } from "../src/device-state/encode-controller-state.js";
 import { XiveError } from "../src/xive-error.js";
 import { sourceConfig } from "./fixtures.js";
+import { XicsGuest, applyDeviceStep, deviceStep, xiveAck, xiveEoi, type DeviceStep } from "./guest-steps.js";
 import {
-  LSIS,
   MIGRATION_RAM,
   MSIS,
   QUEUES,
@@ -33,15 +32,10 @@ import {
 /** A source the machine initialises during the run (the machine-source list changes). */
 const LATE_SOURCE = 0x1306;
 
-type DeviceStep = { t: "trigger"; irq: number } | { t: "level"; irq: number; level: boolean };
 /** Configuration: a source re-routed to a queue or masked, a source initialised late. */
 type ConfigStep = { t: "route"; irq: number; queue: number; masked: boolean } | { t: "lateSource" };
 type Step = DeviceStep | ConfigStep | { t: "eoi"; irq: number } | { t: "ack"; server: number };
 
-const deviceStep: fc.Arbitrary<DeviceStep> = fc.oneof(
-  fc.record({ t: fc.constant("trigger" as const), irq: fc.constantFrom(...MSIS, ...LSIS) }),
-  fc.record({ t: fc.constant("level" as const), irq: fc.constantFrom(...LSIS), level: fc.boolean() }),
-);
 const configStep: fc.Arbitrary<ConfigStep> = fc.oneof(
   {
     arbitrary: fc.record({
@@ -76,35 +70,25 @@ const scenario = fc.record({
 });
 
 function applyXive(controller: InterruptController, s: Step): void {
-  if (s.t === "trigger") return void controller.trigger(s.irq);
-  if (s.t === "level") return void controller.setIrq(s.irq, s.level);
+  if (s.t === "trigger" || s.t === "level") return applyDeviceStep(controller, s);
   if (s.t === "lateSource") return controller.initSource(LATE_SOURCE);
-  const xive = controller.mutableXive("guest");
   if (s.t === "route") {
     const [server, priority] = QUEUES[s.queue]!;
-    return void xive.setSourceConfig(s.irq, sourceConfig(server, priority, s.irq, s.masked));
+    const config = sourceConfig(server, priority, s.irq, s.masked);
+    return void controller.mutableXive("guest").setSourceConfig(s.irq, config);
   }
-  if (s.t === "eoi") return void xive.esbLoad(s.irq, true, 0x000);
-  return void xive.timaLoad(s.server, 0x2_0810, 2);
+  return s.t === "eoi" ? xiveEoi(controller, s.irq) : xiveAck(controller, s.server);
 }
 
-function applyXics(controller: InterruptController, s: Step, taken: Map<number, bigint[]>): void {
-  if (s.t === "trigger") return void controller.trigger(s.irq);
-  if (s.t === "level") return void controller.setIrq(s.irq, s.level);
+function applyXics(controller: InterruptController, s: Step, guest: XicsGuest): void {
+  if (s.t === "trigger" || s.t === "level") return applyDeviceStep(controller, s);
   if (s.t === "lateSource") return controller.initSource(LATE_SOURCE);
   if (s.t === "route") {
     const xics = controller.mutableXics("guest");
     const [server, priority] = QUEUES[s.queue]!;
     return void (s.masked ? xics.intOff(s.irq) : xics.setXive(s.irq, server, priority));
   }
-  if (s.t === "ack") {
-    const xirr = controller.hcall(s.server, Op.H_XIRR, []).outputs[0]!;
-    if ((xirr & 0xff_ffffn) !== 0n) taken.set(s.server, [...(taken.get(s.server) ?? []), xirr]);
-    return;
-  }
-  const server = s.irq % SERVERS.length;
-  const xirr = taken.get(server)?.pop();
-  if (xirr !== undefined) controller.hcall(server, Op.H_EOI, [xirr]);
+  return s.t === "eoi" ? guest.eoi(controller, s.irq) : guest.ack(controller, s.server);
 }
 
 /** A step while quiesced: a device's goes on; a configuration change is refused and changes nothing. */
@@ -196,21 +180,21 @@ describe("pre-copy deltas (issue 14): the stop-and-copy's state, no lost interru
     fc.assert(
       fc.property(scenario, (s) => {
         const reference = xicsMachine();
-        const takenRef = new Map<number, bigint[]>();
+        const referenceGuest = new XicsGuest();
         for (const x of [...s.before, ...s.between, ...s.afterLast])
-          applyXics(reference.controller, x, takenRef);
+          applyXics(reference.controller, x, referenceGuest);
         for (const x of [...s.stopped, ...s.onDestination])
-          if (x.t === "trigger" || x.t === "level") applyXics(reference.controller, x, takenRef);
-        for (const x of s.after) applyXics(reference.controller, x, takenRef);
+          if (x.t === "trigger" || x.t === "level") applyXics(reference.controller, x, referenceGuest);
+        for (const x of s.after) applyXics(reference.controller, x, referenceGuest);
 
         const source = xicsMachine();
-        const taken = new Map<number, bigint[]>();
-        const bytes = preCopyMigration(source.controller, s, (x) => applyXics(source.controller, x, taken));
+        const guest = new XicsGuest();
+        const bytes = preCopyMigration(source.controller, s, (x) => applyXics(source.controller, x, guest));
         const observed = continueOnDestination(
           source.memory,
           bytes,
-          (destination) => s.onDestination.forEach((x) => applyXics(destination, x, taken)),
-          (destination) => s.after.forEach((x) => applyXics(destination, x, taken)),
+          (destination) => s.onDestination.forEach((x) => applyXics(destination, x, guest)),
+          (destination) => s.after.forEach((x) => applyXics(destination, x, guest)),
         );
         assert.deepEqual(observed, observeXics(reference.controller, reference.recorder));
       }),
