@@ -4,9 +4,11 @@
 // Durability: WAL journal with synchronous=FULL, so a write whose promise resolved is on disk and
 // survives kill -9 or a power cut (with synchronous=NORMAL, WAL would only survive the former).
 // A "deferred" write commits with synchronous=NORMAL (into the WAL file, no fsync: it survives
-// kill -9, and NORMAL still syncs around checkpoints, so the file stays consistent); sync() then
-// flushes the WAL and database files with fdatasync on libuv's thread pool, so that the flush
-// blocks neither this event loop nor the next write (node:sqlite's own fsync would block both).
+// kill -9, and NORMAL still syncs around checkpoints, so the file stays consistent) and without
+// an automatic checkpoint (its fsyncs would stall the caller for milliseconds; the next immediate
+// write's commit runs it); sync() then flushes the WAL and database files with fdatasync on
+// libuv's thread pool, so that the flush blocks neither this event loop nor the next write
+// (node:sqlite's own fsync would block both).
 // Several processes may open the same file: every write runs in a BEGIN IMMEDIATE transaction,
 // which takes SQLite's single write lock before reading the conditions, so compare-and-swap holds
 // across processes too; anything thrown inside rolls the whole transaction back.
@@ -51,6 +53,9 @@ export interface SqliteStoreOptions {
    */
   busyTimeoutMs?: number;
 }
+
+/** SQLite's default: a commit that leaves the WAL longer than this many pages checkpoints it. */
+const WAL_AUTOCHECKPOINT_PAGES = 1000;
 
 /** Greater than every valid key: keys use '!' to '~' (0x21 to 0x7e) only. */
 const AFTER_ALL_KEYS = "\x7f";
@@ -161,11 +166,11 @@ export class SqliteStore implements Store {
     return this.run(() => {
       const plan = planTransaction(ops, this.maxTransactionOps);
       if (options?.durability !== "deferred") return { revision: this.applyPlan(plan).revision };
-      this.db.exec("PRAGMA synchronous = NORMAL");
+      this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0");
       try {
         return { revision: this.applyPlan(plan).revision };
       } finally {
-        this.db.exec("PRAGMA synchronous = FULL");
+        this.db.exec(`PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       }
     });
   }

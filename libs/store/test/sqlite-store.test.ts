@@ -114,20 +114,27 @@ describe("SqliteStore durability", () => {
     await store.close();
   });
 
-  it('commits a "deferred" transaction with synchronous=NORMAL and goes back to FULL, and sync() flushes it', async () => {
+  it('commits a "deferred" transaction with synchronous=NORMAL and no checkpoint, then goes back to FULL and 1000 pages, and sync() flushes it', async () => {
     const path = freshFile();
     const store = new SqliteStore(path);
     const db = (store as unknown as { db: DatabaseSync }).db;
-    const synchronous = () => Object.values(db.prepare("PRAGMA synchronous").get() ?? {})[0];
+    const pragma = (name: string) => Object.values(db.prepare(`PRAGMA ${name}`).get() ?? {})[0];
     const seen: unknown[] = [];
     const exec = db.exec.bind(db);
     db.exec = (sql: string) => {
-      if (sql === "COMMIT") seen.push(synchronous());
+      if (sql === "COMMIT") seen.push([pragma("synchronous"), pragma("wal_autocheckpoint")]);
       exec(sql);
     };
     await store.transaction([{ op: "put", key: "k", value: 1 }], { durability: "deferred" });
     await store.transaction([{ op: "put", key: "k", value: 2 }]);
-    assert.deepEqual(seen, [1, 2], "NORMAL (1) for the deferred commit, FULL (2) for the next");
+    assert.deepEqual(
+      seen,
+      [
+        [1, 0],
+        [2, 1000],
+      ],
+      "NORMAL (1) without a checkpoint for the deferred commit, FULL (2) with SQLite's default for the next",
+    );
     await store.sync();
     await store.close();
     const reopened = new SqliteStore(path);

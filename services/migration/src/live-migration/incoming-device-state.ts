@@ -3,7 +3,8 @@
 // a pre-copy iteration's to PrepareImport (the service decodes, builds and makes them durable
 // while the source runs), the stop-and-copy's to FinishImport (applied and resumed at once).
 // The streams are opened on their first chunk and closed on their last, so the device services
-// work while the chunks still arrive.
+// work while the chunks still arrive; the stop's FinishImport streams are opened ahead, at the
+// end of each pre-copy iteration, so that setting up their calls is not part of the downtime.
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { GuestMemory } from "@vplane/proto/gen/vplane/common/v1/guest_memory";
 import type { DeviceStateStreamChunk } from "@vplane/proto/gen/vplane/migration/v1/live_migration";
@@ -14,12 +15,16 @@ import type {
   PrepareImportResponse,
 } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { VplaneError, type ClientStreamCall } from "@vplane/service-kit";
-import { ROLES, type HostDevices } from "../devices/host-devices.js";
+import { ROLES, type DeviceRole, type HostDevices } from "../devices/host-devices.js";
 
 interface OpenStream<Req, Res> {
   call: ClientStreamCall<Req, Res>;
+  /** A message went out (the first carries the stream's fields). */
+  written: boolean;
   /** Set once the last chunk went out: the device service's answer. */
   answer?: Promise<Res>;
+  /** Cancels this stream alone: one opened ahead that a later iteration replaces. */
+  cancel?: () => void;
 }
 
 function protocolError(message: string): VplaneError {
@@ -85,13 +90,14 @@ export class IncomingDeviceState {
     message: (first: boolean) => Req,
   ): Promise<void> {
     let stream = streams.get(key);
-    const first = stream === undefined;
     if (!stream) {
       this.touched = true;
-      stream = { call: open() };
+      stream = { call: open(), written: false };
       streams.set(key, stream);
     }
     if (stream.answer) throw protocolError(`a chunk of ${key} after the last of its stream`);
+    const first = !stream.written;
+    stream.written = true;
     await stream.call.write(message(first));
     if (last) {
       stream.answer = stream.call.finish();
@@ -99,7 +105,10 @@ export class IncomingDeviceState {
     }
   }
 
-  /** Pre-copy iteration `iteration` was all sent: waits until every service prepared it. */
+  /**
+   * Pre-copy iteration `iteration` was all sent: waits until every service prepared it, then opens
+   * their FinishImport streams for the stop that may follow.
+   */
   async iterationEnd(iteration: number): Promise<void> {
     const ending = [...this.prepares].filter(([key]) => key.endsWith(`/${iteration}`));
     for (const [key, stream] of ending) {
@@ -109,6 +118,22 @@ export class IncomingDeviceState {
     }
     if (this.prepares.size > 0)
       throw protocolError(`streams of another iteration are open at the end of ${iteration}`);
+    for (const [key] of ending) this.openFinishAhead(key.slice(0, key.lastIndexOf("/")) as DeviceRole);
+  }
+
+  /**
+   * Opens `role`'s FinishImport stream before its first chunk, replacing (cancelling) one opened
+   * after an earlier iteration: no message has gone on it, so the service applied nothing, and no
+   * stream opened ahead waits longer than one iteration for its chunks (the call's deadline).
+   */
+  private openFinishAhead(role: DeviceRole): void {
+    const before = this.finishes.get(role);
+    if (before?.written)
+      throw protocolError(`a stop-and-copy chunk of ${role} before the last iteration ended`);
+    before?.cancel?.();
+    const own = new AbortController();
+    const call = this.devices.finishImport(role, AbortSignal.any([this.aborts.signal, own.signal]));
+    this.finishes.set(role, { call, written: false, cancel: () => own.abort() });
   }
 
   /**
