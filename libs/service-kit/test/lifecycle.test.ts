@@ -129,15 +129,21 @@ describe("deadlines", () => {
       testConfig(),
       pino({ level: "silent" }),
     );
-    const { EchoServiceClient } = await import("@vplane/proto/gen/vplane/testing/v1/echo");
-    const { credentials } = await import("@grpc/grpc-js");
     const client = new EchoServiceClient(service.server.address, credentials.createInsecure());
-    await assert.rejects(
-      unaryCall(client.sleep.bind(client), { delayMs: 0 }, { timeoutMs: 100 }),
-      (e: unknown) => e instanceof VplaneError && e.code === "DEADLINE_EXCEEDED",
-    );
-    assert.equal(await handlerSawAbort, true);
-    client.close();
-    await service.stop(1000);
+    try {
+      // Connected first: under load a connection can take longer than the deadline, and a call
+      // that expires before it reaches the server never runs the handler this test watches.
+      await new Promise<void>((resolve, reject) =>
+        client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
+      );
+      await assert.rejects(
+        unaryCall(client.sleep.bind(client), { delayMs: 0 }, { timeoutMs: 300 }),
+        (e: unknown) => e instanceof VplaneError && e.code === "DEADLINE_EXCEEDED",
+      );
+      assert.equal(await handlerSawAbort, true);
+    } finally {
+      client.close();
+      await service.stop(1000);
+    }
   });
 });
