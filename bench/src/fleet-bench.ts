@@ -47,6 +47,8 @@ interface Phase {
   /** CPU ms each process group spent in the measured window, and the machine's busy share. */
   cpuMs: Record<string, number>;
   machineBusy: number[];
+  /** etcd calls the cluster answered in the measured windows, by method (etcd's own counters). */
+  etcdCalls: Record<string, number>;
 }
 
 /**
@@ -64,6 +66,7 @@ const newPhase = (groups: string[]): Phase => ({
   retried503: 0,
   seconds: 0,
   requests: 0,
+  etcdCalls: {},
   cpuMs: {},
   machineBusy: [],
 });
@@ -76,6 +79,7 @@ async function phase(
   result: Phase,
   processes: ProcessGroups,
   during?: () => Promise<void>,
+  etcdCalls?: () => Promise<Record<string, number>>,
 ): Promise<void> {
   result.seconds += MEASURE_MS / 1000;
   let measuring = false;
@@ -108,11 +112,15 @@ async function phase(
   const requestsBefore = clients.reduce((sum, c) => sum + c.requests, 0);
   const cpu = startCpuCount(processes);
   const createsBefore = result.creates.count;
+  const callsBefore = await etcdCalls?.();
   measuring = true;
   const fault = during?.();
   await new Promise((resolve) => setTimeout(resolve, MEASURE_MS));
   measuring = false;
   const spent = cpu();
+  const callsAfter = await etcdCalls?.();
+  for (const [method, n] of Object.entries(callsAfter ?? {}))
+    result.etcdCalls[method] = (result.etcdCalls[method] ?? 0) + n - (callsBefore?.[method] ?? 0);
   result.roundCreates.push(result.creates.count - createsBefore);
   result.requests += clients.reduce((sum, c) => sum + c.requests, 0) - requestsBefore;
   for (const [group, ms] of Object.entries(spent.groups))
@@ -145,7 +153,11 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
     baseline && p.roundCreates.length > 1
       ? `; ratio by round ${p.roundCreates.map((n, i) => (n / (baseline.roundCreates[i] ?? NaN)).toFixed(2)).join("/")}`
       : "";
-  const cost = `; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create; machine busy ${busy}`;
+  const calls = Object.entries(p.etcdCalls)
+    .map(([method, n]) => `${method} ${perCreate(n)}`)
+    .join(", ");
+  const etcdCalls = calls ? `; etcd calls per create (all clients): ${calls}` : "";
+  const cost = `; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}; machine busy ${busy}`;
   return [
     {
       benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
@@ -202,7 +214,9 @@ export async function fleetBench(): Promise<BenchRow[]> {
     const fleet = newPhase(FLEET_GROUPS);
     for (let round = 0; round < ROUNDS; round++) {
       await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline, processes);
-      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes);
+      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes, undefined, () =>
+        etcd.handledCalls(["Range", "Txn"]),
+      );
     }
     // Then the fleet again while member m1 is killed (kill -9) and restarted.
     const killed = newPhase(FLEET_GROUPS);

@@ -53,6 +53,23 @@ export class EtcdCluster {
     );
   }
 
+  /**
+   * Calls the members answered so far, by gRPC method (each member's grpc_server_handled_total
+   * on its /metrics, summed; a restarted member counts from 0 again).
+   */
+  async handledCalls(methods: string[]): Promise<Record<string, number>> {
+    const calls: Record<string, number> = Object.fromEntries(methods.map((m) => [m, 0]));
+    const pattern = /^grpc_server_handled_total\{(.*)\} (\S+)$/gm;
+    for (const member of this.members) {
+      const text = await (await fetch(`${member.clientUrl}/metrics`)).text();
+      for (const [, labels, value] of text.matchAll(pattern)) {
+        const method = /grpc_method="([^"]+)"/.exec(labels!)?.[1];
+        if (method && method in calls) calls[method]! += Number(value);
+      }
+    }
+    return calls;
+  }
+
   storeUrl(prefix: string): string {
     return `etcd://${this.endpoints.join(",")}/${prefix}`;
   }

@@ -76,6 +76,8 @@ export class FleetHost {
     const env: Record<string, string> = {
       VPLANE_DATA_DIR: this.dataDir,
       [ADDR_ENV[service]]: address,
+      // Benchmarks never delete: at ~100 creates/s the default 1,024 VMs per host fill up.
+      ...(service === "interrupt-controller" ? { VPLANE_INTERRUPT_MAX_CONTROLLERS: "16384" } : {}),
       ...(service === "migration"
         ? {
             VPLANE_MIGRATION_INTERRUPT_TARGET: this.addresses.interruptController,

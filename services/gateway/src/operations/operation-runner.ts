@@ -6,6 +6,7 @@ import { errorBody } from "../http/error-body.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
 import { OperationWriter, type Along } from "./operation-writer.js";
+import type { Versioned } from "../registry/typed-entry.js";
 import type { MigrationStatus } from "../schemas/migration-schema.js";
 import type { Operation, OperationState, OperationStep } from "../schemas/operation-schema.js";
 
@@ -200,6 +201,18 @@ async function endingWrite(writer: OperationWriter, along: Along, owner: string)
   }
 }
 
+/** An operation running on this replica; `latest`: its record as last stored or read here. */
+interface Running {
+  abort: AbortController;
+  done: Promise<void>;
+  latest: Versioned<OperationRecord> | undefined;
+}
+
+/** Keeps `seen` as the latest record unless a newer one is kept already (answers may cross). */
+function noteLatest(running: Running, seen: Versioned<OperationRecord>): void {
+  if (!running.latest || seen.revision > running.latest.revision) running.latest = seen;
+}
+
 /**
  * Runs long-running operations in the background of this gateway: persists their progress events
  * in the registry, several to a write (so any replica answers GET and streams them), publishes
@@ -210,7 +223,7 @@ async function endingWrite(writer: OperationWriter, along: Along, owner: string)
 export class OperationRunner {
   /** Emits `${tenant}/${id}` with the updated OperationRecord. */
   readonly events = new EventEmitter().setMaxListeners(0);
-  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly running = new Map<string, Running>();
 
   constructor(
     private readonly operations: OperationRecords,
@@ -246,13 +259,18 @@ export class OperationRunner {
     // A record already done, or now owned by another replica, was ended or adopted by that
     // replica (OperationRecovery): left as it is.
     const ours = (r: OperationRecord) => !r.done && r.owner === record.owner;
+    const known = revision === undefined ? undefined : { value: record, revision };
+    const running: Running = { abort, done: Promise.resolve(), latest: known };
     const writer = new OperationWriter(
       this.operations,
       tenant,
       id,
       ours,
-      (stored) => this.events.emit(key, stored),
-      revision === undefined ? undefined : { value: record, revision },
+      (stored) => {
+        noteLatest(running, stored);
+        this.events.emit(key, stored.value);
+      },
+      known,
     );
     const context: OperationContext = {
       id,
@@ -348,7 +366,18 @@ export class OperationRunner {
       this.log.info({ operation: id, kind: record.metadata.kind, state: final.state }, "operation finished");
       this.running.delete(key);
     })();
-    this.running.set(key, { abort, done });
+    running.done = done;
+    this.running.set(key, running);
+  }
+
+  /**
+   * The record of an operation this replica runs, as this replica last stored or read it; undefined
+   * when it runs elsewhere (or ended). The runner is the record's writer: what it stored is what
+   * the registry holds, except a cancel or an adoption made through another replica, which this
+   * replica sees at its next write (a step's checkpoint, seconds at most) and answers from then.
+   */
+  latest(tenant: string, id: string): OperationRecord | undefined {
+    return this.running.get(`${tenant}/${id}`)?.latest?.value;
   }
 
   /**
@@ -365,8 +394,10 @@ export class OperationRunner {
             "cancel requested",
           ),
     );
+    const running = this.running.get(`${tenant}/${id}`);
+    if (running && stored) noteLatest(running, stored);
     if (stored) this.events.emit(`${tenant}/${id}`, stored.value);
-    this.running.get(`${tenant}/${id}`)?.abort.abort(CANCELLED());
+    running?.abort.abort(CANCELLED());
     return stored?.value;
   }
 

@@ -36,8 +36,8 @@ export class OperationWriter {
     private readonly id: string,
     /** Whether the record is still this writer's to change (not done, not adopted by another). */
     private readonly ours: (record: OperationRecord) => boolean,
-    /** Called with every record this writer stored. */
-    private readonly stored: (record: OperationRecord) => void,
+    /** Called with every record this writer stored, and with one it found no longer its own. */
+    private readonly stored: (record: Versioned<OperationRecord>) => void,
     /** The record as last seen, when known (the transaction that created it): saves a read. */
     private known?: Versioned<OperationRecord>,
   ) {}
@@ -82,6 +82,7 @@ export class OperationWriter {
       if (!this.ours(base.value)) {
         this.known = base;
         this.noted.splice(0, taken); // ended or adopted by another replica: its record, not ours
+        this.stored(base);
         return base.value;
       }
       const proceeding = along?.proceed(base.value) ?? false;
@@ -94,7 +95,7 @@ export class OperationWriter {
         const revision = await this.operations.put(this.tenant, this.id, next, base.revision, ops);
         this.known = { value: next, revision };
         this.noted.splice(0, taken);
-        this.stored(next);
+        this.stored(this.known);
         return next;
       } catch (error) {
         if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
@@ -104,7 +105,7 @@ export class OperationWriter {
         this.known = await this.operations.get(this.tenant, this.id);
         if (this.known && isDeepStrictEqual(this.known.value, next)) {
           this.noted.splice(0, taken);
-          this.stored(next);
+          this.stored(this.known);
           return next;
         }
         await conflictBackoff(attempt);

@@ -16,6 +16,9 @@ const heartbeatKey = (instanceId: string) => `gateways/${instanceId}`;
  * unfinished operations (OperationRecovery) and for the Idempotency-Keys it held (idempotency).
  */
 export class ReplicaHeartbeats {
+  /** When this process last stored a heartbeat (ms since the epoch); 0: never. */
+  private ownBeatAtMs = 0;
+
   constructor(
     private readonly store: Store,
     /** A replica whose heartbeat is older than this has stopped. */
@@ -25,9 +28,19 @@ export class ReplicaHeartbeats {
   async beat(instanceId: string, now = Date.now()): Promise<void> {
     const beat: Heartbeat = { instanceId, heartbeatAtMs: now };
     await this.store.put(heartbeatKey(instanceId), { ...beat });
+    this.ownBeatAtMs = now;
+  }
+
+  /**
+   * Whether this replica's own heartbeat is surely current: stored less than half a lease ago
+   * (the other half covers clocks that differ), so no other replica takes its operations over.
+   */
+  ownIsCurrent(now = Date.now()): boolean {
+    return now - this.ownBeatAtMs < this.leaseMs / 2;
   }
 
   async remove(instanceId: string): Promise<void> {
+    this.ownBeatAtMs = 0;
     await this.store.delete(heartbeatKey(instanceId));
   }
 

@@ -72,7 +72,16 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
         response: { 200: OperationSchema, ...errors },
       },
     },
-    async (request) => operationView(await require(request.principal.tenant, request.params.operation)),
+    // The replica running the operation answers from its own copy: polling clients cost no
+    // registry read (an etcd round on some member each) while their operation runs here. Only
+    // while its heartbeat is current: once it may lapse, another replica may take the operation
+    // over, which this one would see only at its next write.
+    async (request) => {
+      const { tenant } = request.principal;
+      const id = request.params.operation;
+      const own = services.heartbeats.ownIsCurrent() ? runner.latest(tenant, id) : undefined;
+      return operationView(own ?? (await require(tenant, id)));
+    },
   );
 
   app.post(

@@ -1,0 +1,125 @@
+// Who reads an operation's record from the registry. Orchestrators poll a running operation
+// (GET /v1/operations/{op}) several times a second; on etcd each read is a round on some member.
+// The replica running the operation is its record's writer, so it answers from what it last
+// stored while its heartbeat is current (no other replica can have taken the operation over);
+// another replica reads the registry.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { openStore, type Store } from "@vplane/store";
+import type { FakeHost } from "./support/fake-host.js";
+import {
+  startGatewayWithHost,
+  startTestGateway,
+  type OperationJson,
+  type TestGateway,
+} from "./support/test-gateway.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A store that counts its reads (get) of operation records. */
+function countingOperationReads(store: Store, count: { reads: number }): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      if (property === "get")
+        return (key: string) => {
+          if (key.startsWith("operations/")) count.reads++;
+          return target.get(key);
+        };
+      return (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
+    },
+  });
+}
+
+describe("operation reads", () => {
+  const count = { reads: 0 };
+  let store: Store;
+  let gw: TestGateway;
+  let host: FakeHost;
+  let close: () => Promise<void>;
+  before(async () => {
+    store = openStore("sqlite::memory:");
+    ({ gw, host, close } = await startGatewayWithHost({ store: countingOperationReads(store, count) }));
+  });
+  after(async () => {
+    await close();
+    await store.close();
+  });
+
+  const vm = (name: string) => ({
+    name,
+    vcpus: 1,
+    memoryBytes: 1 << 20,
+    interruptController: { mode: "xive" },
+  });
+
+  /** Starts a create held at the host's CreateController; returns its operation name and release. */
+  const heldCreate = async (name: string) => {
+    let release!: () => void;
+    host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
+    const callsBefore = host.calls.length;
+    const created = await gw.call("operator", "POST", "/v1/vms", vm(name));
+    assert.equal(created.statusCode, 202, created.body);
+    while (!host.calls.slice(callsBefore).some((c) => c.startsWith("CreateController"))) await sleep(5);
+    const finish = async () => {
+      host.holds.delete("CreateController");
+      release();
+      return gw.waitForOperation("operator", created.json<OperationJson>().name);
+    };
+    return { name: created.json<OperationJson>().name, finish };
+  };
+
+  it("the replica running an operation answers its GETs without reading the registry, with what the registry holds", async () => {
+    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    const { name, finish } = await heldCreate("polled-1");
+    try {
+      const { heartbeats, instanceId } = gw.services;
+      await heartbeats.beat(instanceId);
+      count.reads = 0;
+      const polls = [];
+      for (let i = 0; i < 5; i++) polls.push(await gw.call("operator", "GET", `/v1/${name}`));
+      assert.equal(count.reads, 0, "no registry read for a GET at the running replica");
+      // A heartbeat that may lapse (another replica may take the operation over): read again.
+      await heartbeats.beat(instanceId, Date.now() - heartbeats.leaseMs / 2);
+      polls.push(await gw.call("operator", "GET", `/v1/${name}`));
+      assert.equal(count.reads, 1, "a replica whose heartbeat is not current reads the registry");
+      const inRegistry = (await replica.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
+      assert.equal(inRegistry.metadata.state, "RUNNING");
+      for (const poll of polls) {
+        assert.equal(poll.statusCode, 200);
+        assert.deepEqual(poll.json(), inRegistry);
+      }
+    } finally {
+      assert.equal((await finish()).metadata.state, "SUCCEEDED");
+      await replica.close();
+    }
+  });
+
+  it("another replica reads the registry; a cancel through the running replica shows in its GET at once; an ended operation is read from the registry", async () => {
+    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    const { name, finish } = await heldCreate("polled-2");
+    await gw.services.heartbeats.beat(gw.services.instanceId);
+    try {
+      count.reads = 0;
+      const elsewhere = await replica.call("operator", "GET", `/v1/${name}`);
+      assert.equal(elsewhere.statusCode, 200);
+      assert.equal(count.reads, 1, "a replica not running the operation reads it");
+      const cancel = await gw.call("operator", "POST", `/v1/${name}/cancel`);
+      assert.equal(cancel.json<OperationJson>().metadata.state, "CANCELLING");
+      const polled = await gw.call("operator", "GET", `/v1/${name}`);
+      assert.equal(polled.json<OperationJson>().metadata.state, "CANCELLING");
+      assert.deepEqual(polled.json(), (await replica.call("operator", "GET", `/v1/${name}`)).json());
+    } finally {
+      assert.equal((await finish()).metadata.state, "CANCELLED");
+      await replica.close();
+    }
+    // Ended: no replica runs it, every GET reads the registry.
+    count.reads = 0;
+    assert.equal(
+      (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>().metadata.state,
+      "CANCELLED",
+    );
+    assert.equal(count.reads, 1);
+  });
+});
