@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { openStore, type Store } from "@vplane/store";
 import type { FakeHost } from "./support/fake-host.js";
+import { observedStore } from "./support/observed-store.js";
 import {
   startGatewayWithHost,
   startTestGateway,
@@ -17,20 +18,10 @@ import {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A store that counts its reads (get) of operation records. */
-function countingOperationReads(store: Store, count: { reads: number }): Store {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function") return value;
-      if (property === "get")
-        return (key: string) => {
-          if (key.startsWith("operations/")) count.reads++;
-          return target.get(key);
-        };
-      return (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
-    },
+const countingOperationReads = (store: Store, count: { reads: number }): Store =>
+  observedStore(store, (method, args) => {
+    if (method === "get" && (args[0] as string).startsWith("operations/")) count.reads++;
   });
-}
 
 describe("operation reads", () => {
   const count = { reads: 0 };

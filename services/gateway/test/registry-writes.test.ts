@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { openStore, type Store, type TransactionOp } from "@vplane/store";
 import type { FakeHost } from "./support/fake-host.js";
+import { observedStore } from "./support/observed-store.js";
 import {
   startGatewayWithHost,
   startTestGateway,
@@ -20,24 +21,14 @@ const CREATE_RECORDS = /^(vms|host-usage|operations|idempotency)\//;
 
 /** A store that counts the writes (put, delete, transaction: one each) touching CREATE_RECORDS. */
 function countingWrites(store: Store, count: { writes: number }): Store {
-  const touches = (keys: string[]) => keys.some((key) => CREATE_RECORDS.test(key));
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function") return value;
-      const call = (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
-      if (property === "put" || property === "delete")
-        return (key: string, ...rest: unknown[]) => {
-          if (touches([key])) count.writes++;
-          return call(key, ...rest);
-        };
-      if (property === "transaction")
-        return (ops: TransactionOp[]) => {
-          if (touches(ops.map((op) => op.key))) count.writes++;
-          return call(ops);
-        };
-      return call;
-    },
+  return observedStore(store, (method, args) => {
+    const keys =
+      method === "transaction"
+        ? (args[0] as TransactionOp[]).map((op) => op.key)
+        : method === "put" || method === "delete"
+          ? [args[0] as string]
+          : [];
+    if (keys.some((key) => CREATE_RECORDS.test(key))) count.writes++;
   });
 }
 
