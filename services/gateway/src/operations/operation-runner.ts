@@ -201,6 +201,9 @@ async function endingWrite(writer: OperationWriter, along: Along, owner: string)
   }
 }
 
+/** How long a replica answers an operation that ended here from the record it ended with. */
+const ENDED_KEPT_MS = 5_000;
+
 /** An operation running on this replica; `latest`: its record as last stored or read here. */
 interface Running {
   abort: AbortController;
@@ -224,6 +227,8 @@ export class OperationRunner {
   /** Emits `${tenant}/${id}` with the updated OperationRecord. */
   readonly events = new EventEmitter().setMaxListeners(0);
   private readonly running = new Map<string, Running>();
+  /** Records of operations that ended here lately (see keepEnded). */
+  private readonly ended = new Map<string, OperationRecord>();
 
   constructor(
     private readonly operations: OperationRecords,
@@ -365,19 +370,31 @@ export class OperationRunner {
       this.metrics.operations.inc({ kind: record.metadata.kind, state: final.state });
       this.log.info({ operation: id, kind: record.metadata.kind, state: final.state }, "operation finished");
       this.running.delete(key);
+      this.keepEnded(key, running.latest?.value);
     })();
     running.done = done;
     this.running.set(key, running);
   }
 
   /**
-   * The record of an operation this replica runs, as this replica last stored or read it; undefined
-   * when it runs elsewhere (or ended). The runner is the record's writer: what it stored is what
+   * The record of an operation this replica runs, as this replica last stored or read it, or the
+   * one it ended with here in the last ENDED_KEPT_MS; undefined otherwise. The runner is the record's writer: what it stored is what
    * the registry holds, except a cancel or an adoption made through another replica, which this
    * replica sees at its next write (a step's checkpoint, seconds at most) and answers from then.
    */
   latest(tenant: string, id: string): OperationRecord | undefined {
-    return this.running.get(`${tenant}/${id}`)?.latest?.value;
+    const key = `${tenant}/${id}`;
+    return this.running.get(key)?.latest?.value ?? this.ended.get(key);
+  }
+
+  /**
+   * Keeps the record an operation ended with for ENDED_KEPT_MS: a done record never changes
+   * again, and its clients' last poll (the one that finds it done) comes after its end.
+   */
+  private keepEnded(key: string, record: OperationRecord | undefined): void {
+    if (!record?.done) return;
+    this.ended.set(key, record);
+    setTimeout(() => this.ended.delete(key), ENDED_KEPT_MS).unref();
   }
 
   /**
