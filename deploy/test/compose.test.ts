@@ -62,13 +62,19 @@ test(
   async () => {
     const ids = compose("ps", "-q").trim().split("\n").filter(Boolean);
     assert.equal(ids.length, serviceCatalog.length);
-    const until = Date.now() + 90_000;
+    // As long as the image's HEALTHCHECK start period (120 s) and then some: in CI this file runs
+    // beside another that builds an image, and the services took 90-120 s to turn healthy (48 s alone).
+    const started = Date.now();
+    const until = started + 240_000;
     let statuses: string[] = [];
     while (Date.now() < until) {
       statuses = ids.map(healthOf);
       if (statuses.every((s) => s === "healthy")) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
+    console.error(
+      `container tier: compose services ${statuses.join(", ")} after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     assert.deepEqual(
       statuses,
       ids.map(() => "healthy"),
