@@ -55,7 +55,7 @@ function bootedController(memory: SparseGuestMemory): InterruptController {
 
 /**
  * Device-state downtime of the interrupt controller alone, in one process (no gRPC, no
- * transfer): quiesce (PQ latch + EQ_SYNC of 16,384 queues), export, import into a fresh
+ * transfer): quiesce (PQ latch + the queue pages written since the last stop), export, import into a fresh
  * controller on the same RAM, resume. Each phase is timed per round; the rows give rounds/s and
  * the p50/p99 of each phase.
  */
@@ -66,7 +66,7 @@ export function xiveMigrationBench(rounds = 30): Promise<BenchRow[]> {
   const rows = deviceStateRows(
     () =>
       `xive device state (${SOURCES} sources, ${VCPUS} vCPUs × ${QUEUES_PER_VCPU} queues, ${Math.round(stateBytes / 1024)} KiB)`,
-    ["quiesce (latch + EQ_SYNC)", "export", "import (fresh controller)", "resume"],
+    ["quiesce (latch + written pages)", "export", "import (fresh controller)", "resume"],
     { rounds, warmUps: 3 },
     () => {
       const t0 = performance.now();
@@ -92,7 +92,7 @@ export function xiveMigrationBench(rounds = 30): Promise<BenchRow[]> {
   const preCopyRows = deviceStateRows(
     () =>
       `xive device state with pre-copy (${SOURCES} sources, ${VCPUS} vCPUs × ${QUEUES_PER_VCPU} queues, ${stopBytes} B in the stop)`,
-    ["quiesce (latch + EQ_SYNC)", "stop: diff against the last read", "merge, check, build", "resume"],
+    ["quiesce (latch + written pages)", "stop: diff against the last read", "merge, check, build", "resume"],
     { rounds, warmUps: 3 },
     () => {
       copied = mergeControllerDelta(undefined, controller.readChanges(true)!);

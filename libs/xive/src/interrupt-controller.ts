@@ -55,6 +55,8 @@ export class InterruptController {
   private vcpusVersion = 0;
   /** Pre-copy: what the last read handed out (readChanges). */
   private readonly preCopy = new ControllerChanges();
+  /** The pages the current stop reported (quiesce), until resume. */
+  private stopPages: number[] | undefined;
 
   constructor(
     readonly memory: GuestMemory,
@@ -263,20 +265,27 @@ export class InterruptController {
   }
 
   /**
-   * Stops the controller for migration (xive.md §6): XIVE latches its sources and syncs its
-   * queues; XICS logs its triggers. Idempotent. Returns the dirty-log page numbers of the queue
-   * pages (none for XICS, whose state is all in the controller).
+   * Stops the controller for migration (xive.md §6): XIVE latches its sources, XICS logs its
+   * triggers. Idempotent. Returns the dirty-log page numbers (ascending) of the guest pages it
+   * wrote since the last stop's report: the queue pages it wrote event entries to (none for XICS,
+   * whose state is all in the controller). Every write goes through the guest memory's dirty log,
+   * as QEMU's emulated XIVE writes queue entries with dma_memory_write, so a page written while
+   * the VM ran and never reported is in it; not KVM's EQ_SYNC, which marks every queue page
+   * because the hardware writes them unseen (the native backend keeps that). The same pages until
+   * resume, which starts the next report (a migration after it copies RAM again).
    */
   quiesce(): number[] {
-    if (this.device.mode === "XIVE") return this.device.xive.quiesce();
-    this.device.xics.quiesce();
-    return [];
+    if (this.device.mode === "XIVE") this.device.xive.quiesce();
+    else this.device.xics.quiesce();
+    this.stopPages ??= this.memory.takeDirtyPages();
+    return this.stopPages;
   }
 
   /** Runs again, delivering what arrived while quiesced (xive.md §6 resume). No-op when running. */
   resume(): void {
     if (this.device.mode === "XIVE") this.device.xive.resume();
     else this.device.xics.resume();
+    this.stopPages = undefined;
   }
 
   /**

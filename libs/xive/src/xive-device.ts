@@ -574,13 +574,12 @@ export class XiveDevice {
   }
 
   /**
-   * Stops the device as QEMU's change-state handler stops the KVM device (xive.md §6): the
-   * sources latch (XiveSource.quiesce), then the queues are synced (EQ_SYNC). Idempotent.
-   * Returns the dirty-log page numbers of the queue pages, ascending.
+   * Stops the device as QEMU's change-state handler stops it (xive.md §6): the sources latch
+   * (XiveSource.quiesce). Idempotent. No EQ_SYNC: nothing is in flight in the model, and the queue
+   * pages it wrote are in its guest memory's dirty log (InterruptController.quiesce reports them).
    */
-  quiesce(): number[] {
+  quiesce(): void {
     this.sourceEngine.quiesce();
-    return this.eqSync();
   }
 
   /** The PQ source `irq` had when the device was quiesced (undefined when running). */

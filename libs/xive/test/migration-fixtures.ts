@@ -134,18 +134,32 @@ export function observeXics(controller: InterruptController, recorder: SignalRec
 }
 
 /**
- * The destination's side of a migration: `state` imported on a copy of the source's RAM, the
- * devices' steps while it is still stopped, resume, then the guest's steps; what the guest then
- * observes there (observeXive or observeXics by the state's mode).
+ * What a live migration's destination holds of guest RAM: the copy taken while the VM still ran
+ * (`early`), with the pages the source's stop reported copied again from `memory`, as a VMM
+ * resends them. A page the devices wrote after the early copy and the stop did not report keeps
+ * its old bytes here.
+ */
+export function resendPages(early: SparseGuestMemory, memory: SparseGuestMemory, pages: readonly number[]) {
+  for (const page of pages) {
+    const address = page * memory.pageSize;
+    early.write(address, memory.read(address, memory.pageSize));
+  }
+  return early;
+}
+
+/**
+ * The destination's side of a migration: `state` imported on `ram` (a copy of the source's RAM
+ * unless given), the devices' steps while it is still stopped, resume, then the guest's steps;
+ * what the guest then observes there (observeXive or observeXics by the state's mode).
  */
 export function continueOnDestination(
   sourceMemory: SparseGuestMemory,
   state: Uint8Array,
   stopped: (destination: InterruptController) => void,
   after: (destination: InterruptController) => void,
+  ram = copyRam(sourceMemory),
 ) {
   const recorder = signalRecorder();
-  const ram = copyRam(sourceMemory);
   const destination = InterruptController.importState(ram, { onSignal: recorder.sink }, state);
   stopped(destination);
   destination.resume();

@@ -12,6 +12,7 @@ import {
   MIGRATION_RAM,
   QUEUES,
   SERVERS,
+  WRAPPING_QINDEX,
   copyRam,
   observeXics,
   observeXive,
@@ -60,23 +61,38 @@ describe("XIVE quiesce (xive.md §6 stop)", () => {
     );
   });
 
-  it("§6 EQ_SYNC: returns every queue page (ascending) and marks them dirty; idempotent, keeps the first saved PQs", () => {
+  it("§6 the stop reports the queue pages written since the last report, not every queue page (emulated: no EQ_SYNC)", () => {
     const { controller, memory } = xiveMachine();
-    memory.takeDirtyPages();
-    const pages = controller.quiesce();
-    const perQueue = 0x1_0000 / memory.pageSize;
-    const expected = [0x1_0000, 0x2_0000, 0x3_0000].flatMap((qaddr) =>
-      Array.from({ length: perQueue }, (_, i) => qaddr / memory.pageSize + i),
-    );
-    assert.deepEqual(pages, expected);
-    assert.deepEqual(memory.takeDirtyPages(), expected);
-    controller.trigger(0x1300);
-    assert.deepEqual(controller.quiesce(), expected);
+    controller.quiesce();
+    controller.resume();
+    assert.deepEqual(controller.quiesce(), [], "nothing written since the last report");
+    controller.resume();
+    controller.trigger(0x1302); // queue (1, 6) at 0x3_0000, entry 0
+    controller.trigger(0x1300); // queue (0, 6) at 0x2_0000, entry 16,381 of 16,384: its last page
+    const queue16 = 0x3_0000 / memory.pageSize;
+    const written = [Math.floor((0x2_0000 + 4 * WRAPPING_QINDEX) / memory.pageSize), queue16];
+    assert.deepEqual(controller.quiesce(), written, "the two written pages, ascending; queue (2, 5) not");
+    controller.trigger(0x1303); // latched while stopped (saved 00): writes nothing yet
+    assert.deepEqual(controller.quiesce(), written, "idempotent until resume");
     assert.equal(
-      controller.xive("test").savedPqOf(0x1300),
+      controller.xive("test").savedPqOf(0x1303),
       0b00,
       "the latched 11 did not replace the saved 00",
     );
+    controller.resume(); // replays 0x1303's trigger: entry 1 of queue (1, 6)
+    assert.deepEqual(controller.quiesce(), [queue16], "the replay's write, in the next stop's report");
+  });
+
+  it("§1.2 the device API's EQ_SYNC still marks every queue page (KVM's contract): the next stop reports them", () => {
+    const { controller, memory } = xiveMachine();
+    controller.quiesce();
+    controller.resume();
+    const perQueue = 0x1_0000 / memory.pageSize;
+    const every = [0x1_0000, 0x2_0000, 0x3_0000].flatMap((qaddr) =>
+      Array.from({ length: perQueue }, (_, i) => qaddr / memory.pageSize + i),
+    );
+    assert.deepEqual(controller.xive("test").eqSync(), every);
+    assert.deepEqual(controller.quiesce(), every);
   });
 
   it("§6 a trigger while stopped is latched (10 → 11): nothing reaches the queue or the presenter", () => {

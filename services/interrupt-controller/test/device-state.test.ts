@@ -27,7 +27,7 @@ describe("DeviceStateService: XIVE migrated between two service instances (issue
   const hosts = twoHosts();
   let section: DeviceSection;
 
-  it("QuiesceDevices: NOT_FOUND for a VM without a controller; the queue pages, ascending; idempotent", async () => {
+  it("QuiesceDevices: NOT_FOUND for a VM without a controller; the queue pages the guest's events were written to, ascending; idempotent", async () => {
     const missing = await failure(hosts.source.ds("quiesceDevices", { vm: "vm-a" }));
     assert.deepEqual(
       [missing.code, missing.reason, missing.field],
