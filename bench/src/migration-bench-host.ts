@@ -1,10 +1,14 @@
-// One host of the migration benchmark, in this process on loopback: the interrupt-controller and
-// iommu services and the migration service driving both through their DeviceStateService, with
-// the host's own data folder; beside it a second migration service over the same device services
-// with VPLANE_MIGRATION_DEVICE_PRECOPY=false, for the no-pre-copy path in the same run.
+// One host of the migration benchmark on loopback: the interrupt-controller and iommu services and
+// the migration service driving both through their DeviceStateService, with the host's own data
+// folder; beside it a second migration service over the same device services with
+// VPLANE_MIGRATION_DEVICE_PRECOPY=false, for the no-pre-copy path in the same run. Two shapes:
+// "process-per-service" runs each service as its own process from its entry point, as deployed
+// (a chunk's hops cross processes, and the two device services work side by side);
+// "in-process" runs them all in the benchmark's process, one event loop for every service.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { interruptControllerDescription } from "@vplane/interrupt-controller";
 import { iommuDescription } from "@vplane/iommu";
@@ -15,7 +19,47 @@ import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { unaryCall } from "@vplane/service-kit";
-import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
+import { spawnServiceProcess, startServiceForTests } from "@vplane/service-kit/testing";
+
+/** Where a host's services run: each in its own process (as deployed) or all in this one. */
+export type HostShape = "process-per-service" | "in-process";
+
+/** A running service of a host, whichever its shape. */
+interface HostService {
+  address: string;
+  stop(): Promise<void>;
+}
+
+type ServiceKind = "interrupt-controller" | "iommu" | "migration";
+
+const PACKAGE: Record<ServiceKind, string> = {
+  "interrupt-controller": "@vplane/interrupt-controller",
+  iommu: "@vplane/iommu",
+  migration: "@vplane/migration",
+};
+const ADDR_ENV: Record<ServiceKind, string> = {
+  "interrupt-controller": "VPLANE_INTERRUPT_ADDR",
+  iommu: "VPLANE_IOMMU_ADDR",
+  migration: "VPLANE_MIGRATION_ADDR",
+};
+
+async function startService(
+  shape: HostShape,
+  kind: ServiceKind,
+  env: Record<string, string>,
+): Promise<HostService> {
+  if (shape === "in-process") {
+    const service = await (kind === "interrupt-controller"
+      ? startServiceForTests(interruptControllerDescription, env)
+      : kind === "iommu"
+        ? startServiceForTests(iommuDescription, env)
+        : startServiceForTests(migrationDescription, env));
+    return { address: service.address, stop: async () => void (await service.stop(500)) };
+  }
+  const entry = fileURLToPath(new URL("main.js", import.meta.resolve(PACKAGE[kind])));
+  const child = await spawnServiceProcess(entry, { ...env, [ADDR_ENV[kind]]: "127.0.0.1:0" }, 60_000);
+  return { address: child.listening, stop: () => child.kill("SIGTERM") };
+}
 
 /** What one completed migration measured. */
 export interface MigrationResult {
@@ -37,12 +81,12 @@ export interface MigrationResult {
 
 /** A migration service and its clients. */
 interface MigrationEndpoint {
-  service: ServiceUnderTest;
+  service: HostService;
   client: MigrationServiceClient;
   operations: OperationsClient;
 }
 
-function endpoint(service: ServiceUnderTest): MigrationEndpoint {
+function endpoint(service: HostService): MigrationEndpoint {
   const insecure = credentials.createInsecure();
   return {
     service,
@@ -54,33 +98,31 @@ function endpoint(service: ServiceUnderTest): MigrationEndpoint {
 export class MigrationBenchHost {
   private constructor(
     readonly dataDir: string,
-    readonly interrupts: ServiceUnderTest,
-    readonly iommu: ServiceUnderTest,
-    readonly migration: ServiceUnderTest,
+    readonly interrupts: HostService,
+    readonly iommu: HostService,
+    readonly migration: HostService,
     readonly interruptClient: InterruptControllerServiceClient,
     readonly iommuClient: IommuServiceClient,
     /** Migrations out with pre-copy, then without. */
     private readonly out: { precopy: MigrationEndpoint; plain: MigrationEndpoint },
   ) {}
 
-  static async start(env: Record<string, string> = {}): Promise<MigrationBenchHost> {
+  static async start(shape: HostShape, env: Record<string, string> = {}): Promise<MigrationBenchHost> {
     const dataDir = mkdtempSync(join(tmpdir(), "vplane-migration-bench-"));
-    const interrupts = await startServiceForTests(interruptControllerDescription, {
-      VPLANE_DATA_DIR: dataDir,
-      ...env,
-    });
-    const iommu = await startServiceForTests(iommuDescription, { VPLANE_DATA_DIR: dataDir, ...env });
+    const [interrupts, iommu] = await Promise.all([
+      startService(shape, "interrupt-controller", { VPLANE_DATA_DIR: dataDir, ...env }),
+      startService(shape, "iommu", { VPLANE_DATA_DIR: dataDir, ...env }),
+    ]);
     const migrationEnv = {
       VPLANE_DATA_DIR: dataDir,
       VPLANE_MIGRATION_INTERRUPT_TARGET: interrupts.address,
       VPLANE_MIGRATION_IOMMU_TARGET: iommu.address,
       ...env,
     };
-    const migration = await startServiceForTests(migrationDescription, migrationEnv);
-    const plain = await startServiceForTests(migrationDescription, {
-      ...migrationEnv,
-      VPLANE_MIGRATION_DEVICE_PRECOPY: "false",
-    });
+    const [migration, plain] = await Promise.all([
+      startService(shape, "migration", migrationEnv),
+      startService(shape, "migration", { ...migrationEnv, VPLANE_MIGRATION_DEVICE_PRECOPY: "false" }),
+    ]);
     const insecure = credentials.createInsecure();
     return new MigrationBenchHost(
       dataDir,
@@ -159,9 +201,9 @@ export class MigrationBenchHost {
       operations.close();
     }
     await Promise.all([
-      ...endpoints.map(({ service }) => service.stop(500)),
-      this.interrupts.stop(500),
-      this.iommu.stop(500),
+      ...endpoints.map(({ service }) => service.stop()),
+      this.interrupts.stop(),
+      this.iommu.stop(),
     ]);
     rmSync(this.dataDir, { recursive: true, force: true });
   }

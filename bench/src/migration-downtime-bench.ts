@@ -1,20 +1,22 @@
 // Issues 6 and 14's benchmark: device-state downtime of a live migration (the source's
 // StopAndCopy, the chunks on to the destination, its FinishImport, the acknowledgement) against
-// state size, through the real services on loopback: two hosts in this process, each with its
-// interrupt-controller, IOMMU and migration services and its own data folder. A VM of the row's
-// size is built on one host through the services' RPCs (the interrupt controller's batched and
-// hypercall RPCs, the IOMMU's; not timed), then migrated back and forth with StartMigration
-// (vmm_moves_ram: only device state crosses); each migration's OperationProgress.downtime_us
-// (the first device service's pause on the source → the last one's resume on the destination, as
-// they stamp them; one clock here), its downtime_bound_us (the source's clock alone: StopAndCopy
-// sent → the destination's report, after its durable write), bytes and messages are what the rows
-// report. Every size
-// migrates with device pre-copy and without (VPLANE_MIGRATION_DEVICE_PRECOPY=false: the whole
-// state in the stop), alternating, so the machine's load hits both alike.
+// state size, through the real services on loopback: two hosts, each with its
+// interrupt-controller, IOMMU and migration services and its own data folder, in two shapes
+// (migration-bench-host.ts): each service its own process, as deployed, and all of them in this
+// process. A VM of the row's size is built on one host through the services' RPCs (the interrupt
+// controller's batched and hypercall RPCs, the IOMMU's; not timed), then migrated back and forth
+// with StartMigration (vmm_moves_ram: only device state crosses); each migration's
+// OperationProgress.downtime_us (the first device service's pause on the source → the last one's
+// resume on the destination, as they stamp them; one machine's clock), its downtime_bound_us
+// (the source's clock alone: StopAndCopy sent → the destination's report, after its durable
+// write), bytes and messages are what the rows report. Every size migrates with device pre-copy
+// and without (VPLANE_MIGRATION_DEVICE_PRECOPY=false: the whole state in the stop), alternating,
+// so the machine's load hits both alike.
 // VPLANE_BENCH_MIGRATION_SOURCES=8192,1048576 runs only the rows of those source counts (the
-// empty VM always runs: it is the baseline).
+// empty VM always runs: it is the baseline; 0 runs it alone);
+// VPLANE_BENCH_MIGRATION_SHAPES=process-per-service (or in-process) only that shape.
 import { timeDeviceStateCalls, type DeviceStateCallTimes } from "./device-state-call-times.js";
-import { MigrationBenchHost, type MigrationResult } from "./migration-bench-host.js";
+import { MigrationBenchHost, type HostShape, type MigrationResult } from "./migration-bench-host.js";
 import type { BenchRow } from "./result-table.js";
 import { QUEUES_PER_VCPU, buildVm, deleteVm, type VmSize } from "./sized-guest-vm.js";
 
@@ -135,12 +137,17 @@ function pathOf(results: MigrationResult[]): string {
   return `${moved}, ${downtimeMessages} messages; source's bound p50 ${bound} ms; whole migration p50 ${whole} ms`;
 }
 
-function downtimeRow(variant: string, results: MigrationResult[], baseline?: BenchRow): DowntimeRow {
+function downtimeRow(
+  benchmark: string,
+  variant: string,
+  results: MigrationResult[],
+  baseline?: BenchRow,
+): DowntimeRow {
   const downtimes = results.map((r) => r.downtimeMs).sort((a, b) => a - b);
   const opsPerSec = 1000 / (results.reduce((sum, r) => sum + r.operationMs, 0) / results.length);
   const p50Us = percentile(downtimes, 0.5) * 1000;
   return {
-    benchmark: DOWNTIME,
+    benchmark,
     variant: `${variant} — ${pathOf(results)}`,
     opsPerSec,
     p50Us,
@@ -159,8 +166,8 @@ function downtimeRow(variant: string, results: MigrationResult[], baseline?: Ben
 }
 
 /** The device services' share of the target point's downtime, call by call. */
-function callRows(size: VmSize, times: DeviceStateCallTimes): DowntimeRow[] {
-  const benchmark = `${count(size.sources)} sources, ${count(size.vcpus)} vCPUs, ${count(size.streamIds)} StreamIDs: DeviceStateService calls alone`;
+function callRows(shape: HostShape, size: VmSize, times: DeviceStateCallTimes): DowntimeRow[] {
+  const benchmark = `${count(size.sources)} sources, ${count(size.vcpus)} vCPUs, ${count(size.streamIds)} StreamIDs: DeviceStateService calls alone; ${SHAPE_NAME[shape]}`;
   const callRow = (variant: string, ms: number[]): DowntimeRow => {
     const sorted = [...ms].sort((a, b) => a - b);
     return {
@@ -193,18 +200,41 @@ function callRows(size: VmSize, times: DeviceStateCallTimes): DowntimeRow[] {
   return rows;
 }
 
+/** The host shapes VPLANE_BENCH_MIGRATION_SHAPES names (both when unset), as deployed first. */
+function chosenShapes(): HostShape[] {
+  const all: HostShape[] = ["process-per-service", "in-process"];
+  const wanted = process.env.VPLANE_BENCH_MIGRATION_SHAPES;
+  return wanted ? all.filter((shape) => wanted.split(",").includes(shape)) : all;
+}
+
+const SHAPE_NAME: Record<HostShape, string> = {
+  "process-per-service": "each service its own process, as deployed (the target's shape)",
+  "in-process": "all six services in the benchmark's process (one event loop)",
+};
+
 /**
- * Rows: one unary round trip; an empty VM (a controller with no vCPU or source, an SMMU with no
- * device: the fixed cost of the services and the protocol; the baseline) with and without
- * pre-copy; then each size both ways, with p50/p99 of the measured downtime, its ratio to the
- * empty VM's on the same path, the issue's targets, and at the 8,192-source point the device
- * services' DeviceStateService calls alone.
+ * Rows, for each host shape: one unary round trip to a migration service of that shape; an
+ * empty VM (a controller with no vCPU or source, an SMMU with no device: the fixed cost of the
+ * services and the protocol; the baseline) with and without pre-copy; then each size both ways,
+ * with p50/p99 of the measured downtime, its ratio to the empty VM's on the same path, the
+ * issue's targets, and at the 8,192-source point the device services' DeviceStateService calls
+ * alone.
  */
-export async function migrationDowntimeBench(sizes: SizeRow[] = chosenSizes()): Promise<BenchRow[]> {
+export async function migrationDowntimeBench(
+  sizes: SizeRow[] = chosenSizes(),
+  shapes: HostShape[] = chosenShapes(),
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const shape of shapes) rows.push(...(await shapeRows(shape, sizes)));
+  return rows;
+}
+
+async function shapeRows(shape: HostShape, sizes: SizeRow[]): Promise<DowntimeRow[]> {
   const hosts: [MigrationBenchHost, MigrationBenchHost] = await Promise.all([
-    MigrationBenchHost.start(),
-    MigrationBenchHost.start(),
+    MigrationBenchHost.start(shape),
+    MigrationBenchHost.start(shape),
   ]);
+  const benchmark = `${DOWNTIME}; ${SHAPE_NAME[shape]}`;
   const rows: DowntimeRow[] = [];
   try {
     const empty = { sources: 0, vcpus: 0, streamIds: 0 };
@@ -212,17 +242,18 @@ export async function migrationDowntimeBench(sizes: SizeRow[] = chosenSizes()): 
     const baselineRun = await pingPong(hosts, "bench-empty", 2, BASELINE_ROUNDS);
     await deleteVm(baselineRun.on, "bench-empty");
     const emptyVm = `empty VM: ${describe(empty, baselineRun.precopy[0]!.deviceStateBytes)}`;
-    const baseline = downtimeRow(`${emptyVm} (baseline)`, baselineRun.precopy);
-    const plainBaseline = downtimeRow(`${emptyVm} (no-pre-copy baseline)`, baselineRun.plain);
-    // Issue 14: the empty VM's downtime within 4 unary round trips measured in the same run.
+    const baseline = downtimeRow(benchmark, `${emptyVm} (baseline)`, baselineRun.precopy);
+    const plainBaseline = downtimeRow(benchmark, `${emptyVm} (no-pre-copy baseline)`, baselineRun.plain);
+    // Issue 14: the empty VM's downtime within 4 unary round trips measured in the same run, back
+    // to back (the warm, smallest round trip), to a migration service of the same shape.
     const trips: number[] = [];
     for (let i = 0; i < ROUND_TRIPS; i++) trips.push(await hosts[0].roundTrip());
     trips.sort((a, b) => a - b);
     const tripMs = percentile(trips, 0.5);
     rows.push(
       {
-        benchmark: DOWNTIME,
-        variant: "one unary gRPC round trip (GetCapabilities on loopback)",
+        benchmark,
+        variant: `one unary gRPC round trip (GetCapabilities on loopback to a migration service ${shape === "in-process" ? "in this process" : "in its own process"})`,
         opsPerSec: 1000 / tripMs,
         p50Us: tripMs * 1000,
         p99Us: percentile(trips, 0.99) * 1000,
@@ -241,7 +272,7 @@ export async function migrationDowntimeBench(sizes: SizeRow[] = chosenSizes()): 
       const setupMs = performance.now() - started;
       const run = await pingPong(hosts, vm, size.warmUps, size.rounds);
       const name = describe(size, run.plain[0]!.deviceStateBytes);
-      const measured = downtimeRow(name, run.precopy, baseline);
+      const measured = downtimeRow(benchmark, name, run.precopy, baseline);
       const p50Ms = measured.p50Us! / 1000;
       const targets: string[] = [];
       let met = true;
@@ -255,14 +286,14 @@ export async function migrationDowntimeBench(sizes: SizeRow[] = chosenSizes()): 
       }
       rows.push(
         { ...measured, ...(targets.length > 0 ? { target: targets.join(" and "), met } : {}), setupMs },
-        downtimeRow(name, run.plain, plainBaseline),
+        downtimeRow(benchmark, name, run.plain, plainBaseline),
       );
       let on = run.on;
       if (size.target) {
         const other = on === hosts[0] ? hosts[1] : hosts[0];
         const calls = await timeDeviceStateCalls(on, other, vm, CALL_ROUNDS);
         on = calls.on;
-        rows.push(...callRows(size, calls.times));
+        rows.push(...callRows(shape, size, calls.times));
       }
       await deleteVm(on, vm);
     }
