@@ -2,8 +2,8 @@
 // one error shape {error: {code, reason, message, details}} (issue 17 point 5).
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { after, before, describe, it } from "node:test";
-import { startTestGateway, type TestGateway } from "./support/test-gateway.js";
+import { describe, it } from "node:test";
+import { suiteListeningGateway } from "./support/test-gateway.js";
 
 function assertErrorShape(text: string, code: string, reason: string) {
   const body = JSON.parse(text) as { error: Record<string, unknown> };
@@ -24,17 +24,11 @@ function rawExchange(port: number, request: string): Promise<string> {
 }
 
 describe("framework errors in the error shape", () => {
-  let gw: TestGateway;
-  let port: number;
-  before(async () => {
-    gw = await startTestGateway();
-    ({ port } = await gw.listen());
-  });
-  after(() => gw.close());
+  const suite = suiteListeningGateway();
 
   it("a URL that does not decode: 400 INVALID_ARGUMENT BAD_URL", async () => {
     for (const url of ["/v1/vms/%FF%FE", "/v1/vms/%E0%A4%A", "/v1/operations/%ZZ"]) {
-      const response = await gw.call("operator", "GET", url);
+      const response = await suite.gw.call("operator", "GET", url);
       assert.equal(response.statusCode, 400, `${url}: ${response.body}`);
       assertErrorShape(response.body, "INVALID_ARGUMENT", "BAD_URL");
     }
@@ -46,18 +40,18 @@ describe("framework errors in the error shape", () => {
       `/v1/vms/x/sources/${"1".repeat(120)}`,
       `/v1/hosts/${"h".repeat(200)}`,
     ]) {
-      const response = await gw.call("operator", "GET", url);
+      const response = await suite.gw.call("operator", "GET", url);
       assert.equal(response.statusCode, 414, `${url}: ${response.body}`);
       assertErrorShape(response.body, "INVALID_ARGUMENT", "PATH_PARAMETER_TOO_LONG");
     }
   });
 
   it("a request that is not HTTP, and headers over the size limit, are answered in the shape on the socket", async () => {
-    const garbage = await rawExchange(port, "NOT HTTP AT ALL\r\n\r\n");
+    const garbage = await rawExchange(suite.port, "NOT HTTP AT ALL\r\n\r\n");
     assert.match(garbage, /^HTTP\/1\.1 400 /);
     assertErrorShape(garbage.slice(garbage.indexOf("\r\n\r\n") + 4), "INVALID_ARGUMENT", "MALFORMED_HTTP");
     const huge = await rawExchange(
-      port,
+      suite.port,
       `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`,
     );
     assert.match(huge, /^HTTP\/1\.1 431 /);

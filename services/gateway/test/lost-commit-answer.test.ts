@@ -4,16 +4,9 @@
 // answering 409 VM_EXISTS to the create that made the VM (seen in `npm run bench -- fleet` during
 // the member kill) or 409 CONCURRENT_MODIFICATION to a delete.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import {
-  openStore,
-  StoreConflictError,
-  StoreUnavailableError,
-  type Store,
-  type TransactionOp,
-} from "@vplane/store";
-import type { FakeHost } from "./support/fake-host.js";
-import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+import { describe, it } from "node:test";
+import { StoreConflictError, StoreUnavailableError, type Store, type TransactionOp } from "@vplane/store";
+import { suiteGatewayOverStore, type OperationJson } from "./support/test-gateway.js";
 
 /**
  * A store whose next VM transaction (armed.next) or next operation record write (armed.nextPut)
@@ -66,49 +59,41 @@ const vm = (name: string) => ({
 
 describe("a commit whose answer was lost and whose retry found its own write", () => {
   const armed = { next: false, nextPut: false, commitUnavailable: false };
-  const store = openStore("sqlite::memory:");
-  let gw: TestGateway;
-  let host: FakeHost;
-  let close: () => Promise<void>;
-  before(async () => {
-    ({ gw, host, close } = await startGatewayWithHost({ store: losingNextAnswer(store, armed) }));
-  });
-  after(async () => {
-    await close();
-    await store.close();
-  });
+  const suite = suiteGatewayOverStore((store) => losingNextAnswer(store, armed));
 
   it("a create goes on (202, SUCCEEDED), a delete too; a real conflict is still 409 VM_EXISTS", async () => {
     const body = vm("lost-1");
     armed.next = true;
-    const created = await gw.call("operator", "POST", "/v1/vms", body);
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", body);
     assert.equal(created.statusCode, 202, created.body);
     assert.equal(armed.next, false, "the lost answer was injected");
-    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    const done = await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
 
-    const again = await gw.call("operator", "POST", "/v1/vms", body);
+    const again = await suite.gw.call("operator", "POST", "/v1/vms", body);
     assert.equal(again.statusCode, 409);
     assert.equal(again.json<{ error: { reason: string } }>().error.reason, "VM_EXISTS");
 
     armed.next = true;
-    const deleting = await gw.call("operator", "DELETE", "/v1/vms/lost-1");
+    const deleting = await suite.gw.call("operator", "DELETE", "/v1/vms/lost-1");
     assert.equal(deleting.statusCode, 202, deleting.body);
     assert.equal(armed.next, false);
-    const deleted = await gw.waitForOperation("operator", deleting.json<OperationJson>().name);
+    const deleted = await suite.gw.waitForOperation("operator", deleting.json<OperationJson>().name);
     assert.equal(deleted.metadata.state, "SUCCEEDED", JSON.stringify(deleted.error));
   });
 
   it("an operation record write that applied is not applied twice: every event once, in order", async () => {
     armed.nextPut = true;
-    const done = await gw.waitForOperation(
+    const done = await suite.gw.waitForOperation(
       "operator",
-      (await gw.call("operator", "POST", "/v1/vms", vm("lost-2"))).json<OperationJson>().name,
+      (await suite.gw.call("operator", "POST", "/v1/vms", vm("lost-2"))).json<OperationJson>().name,
     );
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
     assert.equal(armed.nextPut, false, "the lost answer was injected");
-    const { events } = (await gw.services.operations.get("acme", done.name.slice("operations/".length)))!
-      .value;
+    const { events } = (await suite.gw.services.operations.get(
+      "acme",
+      done.name.slice("operations/".length),
+    ))!.value;
     const messages = events.map((e) => e.message);
     assert.equal(new Set(messages).size, messages.length, `no event twice: ${JSON.stringify(messages)}`);
     assert.deepEqual(
@@ -119,17 +104,17 @@ describe("a commit whose answer was lost and whose retry found its own write", (
 
   it("a commit that ends the create, applied but answered unavailable, is read back: SUCCEEDED, VM READY, its controller kept", async () => {
     armed.commitUnavailable = true;
-    const created = await gw.call("operator", "POST", "/v1/vms", vm("lost-3"));
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", vm("lost-3"));
     assert.equal(created.statusCode, 202, created.body);
-    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    const done = await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
     assert.equal(armed.commitUnavailable, false, "the unavailable answer was injected");
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
-    await gw.services.runner.drain();
-    const got = await gw.call("operator", "GET", "/v1/vms/lost-3");
+    await suite.gw.services.runner.drain();
+    const got = await suite.gw.call("operator", "GET", "/v1/vms/lost-3");
     assert.equal(got.json<{ state: string }>().state, "READY");
     const uid = got.json<{ uid: string }>().uid;
     assert.ok(
-      [...host.controllers.values()].some((c) => c.vm === uid),
+      [...suite.host.controllers.values()].some((c) => c.vm === uid),
       "the controller was not rolled back",
     );
   });

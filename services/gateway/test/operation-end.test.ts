@@ -2,9 +2,9 @@
 // RUNNING by a replica that is alive is taken over by no one, and its VM stays busy for ever
 // (found by the fleet test, bench/test/fleet.test.ts, under a loaded etcd).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { openStore, StoreUnavailableError, type Store } from "@vplane/store";
-import { startGatewayWithHost, type OperationJson, type TestGateway } from "./support/test-gateway.js";
+import { describe, it } from "node:test";
+import { StoreUnavailableError, type Store } from "@vplane/store";
+import { suiteGatewayOverStore, type OperationJson } from "./support/test-gateway.js";
 
 /** A store whose next `failures` writes of a finished operation fail as an unreachable etcd does. */
 function flakyAtTheEnd(store: Store, failures: { left: number }): Store {
@@ -25,34 +25,24 @@ function flakyAtTheEnd(store: Store, failures: { left: number }): Store {
 
 describe("the end of an operation", () => {
   const failures = { left: 0 };
-  let store: Store;
-  let gw: TestGateway;
-  let close: () => Promise<void>;
-  before(async () => {
-    store = openStore("sqlite::memory:");
-    ({ gw, close } = await startGatewayWithHost({ store: flakyAtTheEnd(store, failures) }));
-  });
-  after(async () => {
-    await close();
-    await store.close();
-  });
+  const suite = suiteGatewayOverStore((store) => flakyAtTheEnd(store, failures));
 
   it("is written again when the registry fails it (twice), so the delete ends SUCCEEDED and the VM is gone", async () => {
     // (A create's end goes with its commit, in one transaction: a delete's is a write of its own.)
-    const created = await gw.call("operator", "POST", "/v1/vms", {
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", {
       name: "end",
       vcpus: 1,
       memoryBytes: 1 << 20,
       interruptController: { mode: "xics" },
     });
     assert.equal(created.statusCode, 202, created.body);
-    await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
     failures.left = 2;
-    const deleting = await gw.call("operator", "DELETE", "/v1/vms/end");
+    const deleting = await suite.gw.call("operator", "DELETE", "/v1/vms/end");
     assert.equal(deleting.statusCode, 202, deleting.body);
-    const done = await gw.waitForOperation("operator", deleting.json<OperationJson>().name);
+    const done = await suite.gw.waitForOperation("operator", deleting.json<OperationJson>().name);
     assert.equal(done.metadata.state, "SUCCEEDED");
     assert.equal(failures.left, 0, "both injected failures were met");
-    assert.equal((await gw.call("viewer", "GET", "/v1/vms/end")).statusCode, 404);
+    assert.equal((await suite.gw.call("viewer", "GET", "/v1/vms/end")).statusCode, 404);
   });
 });

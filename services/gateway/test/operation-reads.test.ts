@@ -4,16 +4,10 @@
 // stored while its heartbeat is current (no other replica can have taken the operation over);
 // another replica reads the registry.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { openStore, type Store } from "@vplane/store";
-import type { FakeHost } from "./support/fake-host.js";
+import { describe, it } from "node:test";
+import { type Store } from "@vplane/store";
 import { observedStore } from "./support/observed-store.js";
-import {
-  startGatewayWithHost,
-  startTestGateway,
-  type OperationJson,
-  type TestGateway,
-} from "./support/test-gateway.js";
+import { suiteGatewayOverStore, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -25,18 +19,7 @@ const countingOperationReads = (store: Store, count: { reads: number }): Store =
 
 describe("operation reads", () => {
   const count = { reads: 0 };
-  let store: Store;
-  let gw: TestGateway;
-  let host: FakeHost;
-  let close: () => Promise<void>;
-  before(async () => {
-    store = openStore("sqlite::memory:");
-    ({ gw, host, close } = await startGatewayWithHost({ store: countingOperationReads(store, count) }));
-  });
-  after(async () => {
-    await close();
-    await store.close();
-  });
+  const suite = suiteGatewayOverStore((store) => countingOperationReads(store, count));
 
   const vm = (name: string) => ({
     name,
@@ -48,35 +31,35 @@ describe("operation reads", () => {
   /** Starts a create held at the host's CreateController; returns its operation name and release. */
   const heldCreate = async (name: string) => {
     let release!: () => void;
-    host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
-    const callsBefore = host.calls.length;
-    const created = await gw.call("operator", "POST", "/v1/vms", vm(name));
+    suite.host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
+    const callsBefore = suite.host.calls.length;
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", vm(name));
     assert.equal(created.statusCode, 202, created.body);
-    while (!host.calls.slice(callsBefore).some((c) => c.startsWith("CreateController"))) await sleep(5);
+    while (!suite.host.calls.slice(callsBefore).some((c) => c.startsWith("CreateController"))) await sleep(5);
     const unhold = () => {
-      host.holds.delete("CreateController");
+      suite.host.holds.delete("CreateController");
       release();
     };
     const finish = async () => {
       unhold();
-      return gw.waitForOperation("operator", created.json<OperationJson>().name);
+      return suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
     };
     return { name: created.json<OperationJson>().name, unhold, finish };
   };
 
   it("the replica running an operation answers its GETs without reading the registry, with what the registry holds", async () => {
-    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    const replica = await startTestGateway({ store: suite.gw.services.store, tokens: suite.gw.tokens });
     const { name, finish } = await heldCreate("polled-1");
     try {
-      const { heartbeats, instanceId } = gw.services;
+      const { heartbeats, instanceId } = suite.gw.services;
       await heartbeats.beat(instanceId);
       count.reads = 0;
       const polls = [];
-      for (let i = 0; i < 5; i++) polls.push(await gw.call("operator", "GET", `/v1/${name}`));
+      for (let i = 0; i < 5; i++) polls.push(await suite.gw.call("operator", "GET", `/v1/${name}`));
       assert.equal(count.reads, 0, "no registry read for a GET at the running replica");
       // A heartbeat that may lapse (another replica may take the operation over): read again.
       await heartbeats.beat(instanceId, Date.now() - heartbeats.leaseMs / 2);
-      polls.push(await gw.call("operator", "GET", `/v1/${name}`));
+      polls.push(await suite.gw.call("operator", "GET", `/v1/${name}`));
       assert.equal(count.reads, 1, "a replica whose heartbeat is not current reads the registry");
       const inRegistry = (await replica.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
       assert.equal(inRegistry.metadata.state, "RUNNING");
@@ -91,24 +74,24 @@ describe("operation reads", () => {
   });
 
   it("another replica reads the registry; a cancel through the running replica shows in its GET at once; the replica that ended it answers from the record it ended with", async () => {
-    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    const replica = await startTestGateway({ store: suite.gw.services.store, tokens: suite.gw.tokens });
     const { name, unhold, finish } = await heldCreate("polled-2");
-    await gw.services.heartbeats.beat(gw.services.instanceId);
+    await suite.gw.services.heartbeats.beat(suite.gw.services.instanceId);
     try {
       count.reads = 0;
       const elsewhere = await replica.call("operator", "GET", `/v1/${name}`);
       assert.equal(elsewhere.statusCode, 200);
       assert.equal(count.reads, 1, "a replica not running the operation reads it");
-      const cancel = await gw.call("operator", "POST", `/v1/${name}/cancel`);
+      const cancel = await suite.gw.call("operator", "POST", `/v1/${name}/cancel`);
       assert.equal(cancel.json<OperationJson>().metadata.state, "CANCELLING");
-      const polled = await gw.call("operator", "GET", `/v1/${name}`);
+      const polled = await suite.gw.call("operator", "GET", `/v1/${name}`);
       assert.equal(polled.json<OperationJson>().metadata.state, "CANCELLING");
       assert.deepEqual(polled.json(), (await replica.call("operator", "GET", `/v1/${name}`)).json());
       assert.equal((await finish()).metadata.state, "CANCELLED");
       // Ended here: a done record never changes again, so the replica that ended it answers the
       // clients' last poll (the one that finds it done) from it too, for a few seconds.
       count.reads = 0;
-      const ended = (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
+      const ended = (await suite.gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
       assert.equal(ended.metadata.state, "CANCELLED");
       assert.equal(count.reads, 0, "the replica that ended the operation reads no registry");
       assert.deepEqual(ended, (await replica.call("operator", "GET", `/v1/${name}`)).json());

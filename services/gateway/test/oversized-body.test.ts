@@ -5,27 +5,21 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { after, before, describe, it } from "node:test";
-import { startTestGateway, type TestGateway } from "./support/test-gateway.js";
+import { describe, it } from "node:test";
+import { suiteListeningGateway } from "./support/test-gateway.js";
 
 const TRIES = 20;
 const BODY_BYTES = 10 * 1024 * 1024;
 const client = fileURLToPath(new URL("./support/oversized-upload-client.js", import.meta.url));
 
 describe("413 for an oversized body, readable by the client", () => {
-  let gw: TestGateway;
-  let port: number;
-  before(async () => {
-    gw = await startTestGateway();
-    ({ port } = await gw.listen());
-  });
-  after(() => gw.close());
+  const suite = suiteListeningGateway();
 
   /** Runs TRIES uploads of BODY_BYTES from a client process; the tries that did not read the 413. */
   const missed413 = async (mode: "fetch" | "chunked") => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [client, mode, String(port), gw.token.operator, String(TRIES), String(BODY_BYTES)],
+      [client, mode, String(suite.port), suite.gw.token.operator, String(TRIES), String(BODY_BYTES)],
       { timeout: 120_000 },
     );
     const outcomes = JSON.parse(stdout) as { status?: number; reason?: string; error?: string }[];

@@ -3,16 +3,10 @@
 // fleet creates VMs (bench/src/fleet-bench.ts). A create writes its operation record once before
 // each host call that changes something (the checkpoint a cancel is seen at), not once per event.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { openStore, type Store, type TransactionOp } from "@vplane/store";
-import type { FakeHost } from "./support/fake-host.js";
+import { describe, it } from "node:test";
+import { type Store, type TransactionOp } from "@vplane/store";
 import { observedStore } from "./support/observed-store.js";
-import {
-  startGatewayWithHost,
-  startTestGateway,
-  type OperationJson,
-  type TestGateway,
-} from "./support/test-gateway.js";
+import { suiteGatewayOverStore, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -34,26 +28,15 @@ function countingWrites(store: Store, count: { writes: number }): Store {
 
 describe("registry writes per VM create", () => {
   const count = { writes: 0 };
-  let store: Store;
-  let gw: TestGateway;
-  let host: FakeHost;
-  let close: () => Promise<void>;
-  before(async () => {
-    store = openStore("sqlite::memory:");
-    ({ gw, host, close } = await startGatewayWithHost({ store: countingWrites(store, count) }));
-  });
-  after(async () => {
-    await close();
-    await store.close();
-  });
+  const suite = suiteGatewayOverStore((store) => countingWrites(store, count));
 
   const create = async (body: Record<string, unknown>, headers?: Record<string, string>) => {
     count.writes = 0;
-    const created = await gw.call("operator", "POST", "/v1/vms", body, headers);
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", body, headers);
     assert.equal(created.statusCode, 202, created.body);
-    const done = await gw.waitForOperation("operator", created.json<OperationJson>().name);
+    const done = await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
-    await gw.services.runner.drain();
+    await suite.gw.services.runner.drain();
     return { writes: count.writes, done };
   };
   const vm = (name: string, smmus: unknown[] = []) => ({
@@ -76,8 +59,8 @@ describe("registry writes per VM create", () => {
         ["registry.commit", "SUCCEEDED"],
       ],
     );
-    const events = (await gw.services.operations.get("acme", done.name.slice("operations/".length)))!.value
-      .events;
+    const events = (await suite.gw.services.operations.get("acme", done.name.slice("operations/".length)))!
+      .value.events;
     assert.deepEqual(
       events.map((e) => e.seq),
       Array.from({ length: events.length }, (_, i) => i + 1),
@@ -102,27 +85,27 @@ describe("registry writes per VM create", () => {
   });
 
   it("the VM READY goes only with a checkpoint that finds no cancel: one made through another replica during the last host call stops the commit, and the create rolls back", async () => {
-    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    const replica = await startTestGateway({ store: suite.gw.services.store, tokens: suite.gw.tokens });
     let release!: () => void;
-    host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
+    suite.host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
     try {
-      const callsBefore = host.calls.length;
-      const created = await gw.call("operator", "POST", "/v1/vms", vm("cancelled-1"));
+      const callsBefore = suite.host.calls.length;
+      const created = await suite.gw.call("operator", "POST", "/v1/vms", vm("cancelled-1"));
       const name = created.json<OperationJson>().name;
-      const calls = () => host.calls.slice(callsBefore);
+      const calls = () => suite.host.calls.slice(callsBefore);
       while (!calls().some((c) => c.startsWith("CreateController"))) await sleep(5);
       const cancel = await replica.call("operator", "POST", `/v1/${name}/cancel`);
       assert.equal(cancel.json<OperationJson>().metadata.state, "CANCELLING");
       release();
-      const done = await gw.waitForOperation("operator", name);
+      const done = await suite.gw.waitForOperation("operator", name);
       assert.equal(done.metadata.state, "CANCELLED", JSON.stringify(done.error));
-      assert.equal((await gw.call("operator", "GET", "/v1/vms/cancelled-1")).statusCode, 404);
+      assert.equal((await suite.gw.call("operator", "GET", "/v1/vms/cancelled-1")).statusCode, 404);
       assert.ok(
         calls().some((c) => c.startsWith("DeleteController")),
         `the controller was deleted again: ${JSON.stringify(calls())}`,
       );
     } finally {
-      host.holds.delete("CreateController");
+      suite.host.holds.delete("CreateController");
       release();
       await replica.close();
     }

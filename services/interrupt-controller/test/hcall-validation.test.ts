@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { ActiveMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { HcallOpcode as Op, HcallReturn as H } from "@vplane/xive";
 import { QADDR, routedXive } from "./conformance-fixtures.js";
-import { failure, removeDir, startHarness, type Harness } from "./service-harness.js";
+import { failure, suiteHarness } from "./service-harness.js";
 
 /** [what, opcode, args, H_* code] — the xive.md §2 checks table. */
 type Row = [string, number, bigint[], number];
@@ -66,15 +66,10 @@ const rows: Row[] = [
 ];
 
 describe("conformance: H_INT_* hypercalls through RawHypercall (xive.md §2)", () => {
-  let h: Harness;
+  const h = suiteHarness();
   let name: string;
   before(async () => {
-    h = await startHarness();
     name = await routedXive(h, "hcalls");
-  });
-  after(async () => {
-    await h.stop();
-    removeDir(h.dataDir);
   });
 
   it("§2 before the guest selected XIVE at CAS every H_INT_* returns H_FUNCTION", async () => {

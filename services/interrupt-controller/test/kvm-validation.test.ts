@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { AccessKind } from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { Errno } from "@vplane/xive";
 import { OS_PAGE, QADDR, controllerSpec, esb, kvmConfig, routedXive, tima } from "./conformance-fixtures.js";
-import { failure, removeDir, startHarness, type Harness } from "./service-harness.js";
+import { failure, suiteHarness, type Harness } from "./service-harness.js";
 
 const queue = (
   fields: Partial<{ flags: number; qshift: number; qaddr: bigint; qtoggle: number; qindex: number }> = {},
@@ -233,20 +233,15 @@ const rows: Row[] = [
 ];
 
 describe("conformance: KVM XIVE device attributes through gRPC — each bad input gives the documented code and errno, and changes nothing", () => {
-  let h: Harness;
+  const h = suiteHarness();
   let name: string;
   before(async () => {
-    h = await startHarness();
     name = await routedXive(h, "kvm");
     await h.call("initSources", {
       name,
       sources: [{ irq: 0x1302, levelSensitive: false, asserted: false }],
       requestId: "",
     });
-  });
-  after(async () => {
-    await h.stop();
-    removeDir(h.dataDir);
   });
 
   for (const [what, run, code, errno, reason] of rows) {

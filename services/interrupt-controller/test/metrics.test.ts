@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { AccessKind, EsbPage } from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { EventStreamMetrics, ServiceMetrics, type CallContext } from "@vplane/service-kit";
 import { sampleValue, scrapeMetrics } from "@vplane/service-kit/testing";
@@ -7,19 +7,11 @@ import type { ControllerRegistry } from "../src/controller-registry.js";
 import { SignalLog } from "../src/signal-log.js";
 import { watchVcpuSignals } from "../src/signal-stream.js";
 import { OS_PAGE, esb, kvmConfig, routedXive, tima } from "./conformance-fixtures.js";
-import { collectSignals, removeDir, startHarness, type Harness } from "./service-harness.js";
+import { collectSignals, suiteHarness } from "./service-harness.js";
 
 describe("metrics (--metrics-addr): triggers by outcome, per-RPC counts, the signal stream's backlog", () => {
-  let h: Harness;
-  let metricsAddress: string;
-  before(async () => {
-    h = await startHarness(undefined, ["--metrics-addr=127.0.0.1:0"]);
-    metricsAddress = h.running.metricsAddress!;
-  });
-  after(async () => {
-    await h.stop();
-    removeDir(h.dataDir);
-  });
+  const h = suiteHarness(["--metrics-addr=127.0.0.1:0"]);
+  const metrics = () => scrapeMetrics(h.running.metricsAddress!);
 
   it("counts each trigger under the outcome TriggerSources answered, and each RPC by method and code", async () => {
     const name = await routedXive(h, "metrics");
@@ -53,7 +45,7 @@ describe("metrics (--metrics-addr): triggers by outcome, per-RPC counts, the sig
     await assert.rejects(h.call("triggerSources", { name: "vms/none/controller", irqs: [0x1300] }));
     await signals.next(1);
 
-    const text = await scrapeMetrics(metricsAddress);
+    const text = await metrics();
     for (const outcome of ["delivered", "coalesced", "masked", "dropped"])
       assert.equal(sampleValue(text, "vplane_interrupt_triggers_total", { outcome }), 1, outcome);
     const trigger = {
@@ -83,7 +75,7 @@ describe("metrics (--metrics-addr): triggers by outcome, per-RPC counts, the sig
       requestId: "",
     });
     for (const irq of [0x1300, 0x1302]) await h.call("esbAccess", esb(name, irq, 0xc00)); // SET_PQ_00
-    const before = await scrapeMetrics(metricsAddress);
+    const before = await metrics();
 
     const triggerStore = {
       ...esb(name, 0x1300, 0, AccessKind.ACCESS_KIND_STORE),
@@ -96,7 +88,7 @@ describe("metrics (--metrics-addr): triggers by outcome, per-RPC counts, the sig
     await h.call("setLsiLevel", { name, irq: 0x1302, asserted: false }); // lowers the line: no trigger
     await h.call("setLsiLevel", { name, irq: 0x1302, asserted: true }); // coalesced: PQ stays 10
 
-    const after = await scrapeMetrics(metricsAddress);
+    const after = await metrics();
     const added = (outcome: string) =>
       sampleValue(after, "vplane_interrupt_triggers_total", { outcome }) -
       sampleValue(before, "vplane_interrupt_triggers_total", { outcome });

@@ -1,20 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { FileGuestMemory } from "@vplane/guest-memory";
 import { AccessKind } from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { OS_PAGE, QADDR, RAM_BYTES, esb, routedXive, tima } from "./conformance-fixtures.js";
-import { collectSignals, removeDir, startHarness, type Harness } from "./service-harness.js";
+import { collectSignals, suiteHarness } from "./service-harness.js";
 
 describe("conformance: QEMU pnv-xive2 test_hw_irq ported to the OS ring, through gRPC (xive.md §9)", () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(async () => {
-    await h.stop();
-    removeDir(h.dataDir);
-  });
+  const h = suiteHarness();
 
   it("SET_PQ_00, trigger → PQ 10, NSR 0x80, ACK = 0x80<<8|6, EQ word = EISN, EOI → PQ 00, CPPR 0xFF lowers", async () => {
     const name = await routedXive(h, "pnv");

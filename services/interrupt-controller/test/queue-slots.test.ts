@@ -3,10 +3,10 @@
 // XIVE_Q_GAP: 16,382 for 64 KiB), and none comes back (book3s_xive.c xive_try_pick_queue only
 // counts up). The refusal says so and what the caller can do; a new controller starts afresh.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Errno } from "@vplane/xive";
 import { kvmConfig, routedXive } from "./conformance-fixtures.js";
-import { failure, removeDir, startHarness, type Harness } from "./service-harness.js";
+import { failure, suiteHarness } from "./service-harness.js";
 
 const SLOTS_PER_QUEUE = 16384 - 2;
 const BATCH = 4096;
@@ -15,14 +15,7 @@ const IRQ = 0x1300;
 const FIRST = 0x1000;
 
 describe("a queue's source slots: used up by re-routings, never returned (KVM)", () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(async () => {
-    await h.stop();
-    removeDir(h.dataDir);
-  });
+  const h = suiteHarness();
 
   /**
    * Routes sources FIRST.. FIRST+BATCH-1 to queue 0/6 `count` times in all, round after round,

@@ -19,6 +19,7 @@ import {
   type RunningService,
   type VplaneError,
 } from "@vplane/service-kit";
+import { suiteFixture } from "@vplane/service-kit/testing";
 import { interruptControllerDescription } from "../src/interrupt-controller-service.js";
 
 type Client = InterruptControllerServiceClient;
@@ -109,4 +110,18 @@ export async function failure(promise: Promise<unknown>): Promise<VplaneError> {
     return error as VplaneError;
   }
   throw new Error("expected the call to fail");
+}
+
+/**
+ * The service for a describe block's tests: started before them, stopped (its data folder
+ * removed) after them.
+ */
+export function suiteHarness(extraArgs: string[] = []): Harness {
+  return suiteFixture(
+    () => startHarness(tempDataDir(), extraArgs),
+    async (h) => {
+      await h.stop();
+      removeDir(h.dataDir);
+    },
+  );
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { ActiveMode, ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { RtasCall } from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { HcallOpcode as Op, HcallReturn as H } from "@vplane/xive";
 import { controllerSpec } from "./conformance-fixtures.js";
-import { collectSignals, failure, removeDir, startHarness, type Harness } from "./service-harness.js";
+import { collectSignals, failure, suiteHarness } from "./service-harness.js";
 
 const hcall = (name: string, server: number, opcode: number, args: bigint[] = []) => ({
   name,
@@ -15,14 +15,7 @@ const hcall = (name: string, server: number, opcode: number, args: bigint[] = []
 });
 
 describe("conformance: XICS IPI round trip and the dual-mode switch through gRPC", () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(async () => {
-    await h.stop();
-    removeDir(h.dataDir);
-  });
+  const h = suiteHarness();
 
   it("XICS: H_IPI → vCPU 1's line raised → H_XIRR = 0xFF000002 → line lowered → H_EOI", async () => {
     const name = "vms/xics/controller";

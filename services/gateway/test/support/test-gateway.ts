@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { credentials } from "@grpc/grpc-js";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { createLogger } from "@vplane/service-kit";
+import { suiteFixture } from "@vplane/service-kit/testing";
 import { openStore, type Store } from "@vplane/store";
 import pino from "pino";
 import { AccessTokens, type Role } from "../../src/access/access-tokens.js";
@@ -156,4 +157,33 @@ export async function startGatewayWithHost(
       await host.stop();
     },
   };
+}
+
+/** A describe block's gateway listening on a loopback port (`port`): started before its tests, closed after. */
+export function suiteListeningGateway(): { gw: TestGateway; port: number } {
+  return suiteFixture(
+    async () => {
+      const gw = await startTestGateway();
+      return { gw, port: (await gw.listen()).port };
+    },
+    ({ gw }) => gw.close(),
+  );
+}
+
+/**
+ * A describe block's gateway with one fake host ("h1") over an in-memory SQLite registry that its
+ * tests see through `wrap` (a store that counts or fails calls): started before them, closed after.
+ */
+export function suiteGatewayOverStore(wrap: (store: Store) => Store): { gw: TestGateway; host: FakeHost } {
+  return suiteFixture(
+    async () => {
+      const store = openStore("sqlite::memory:");
+      const { gw, host, close } = await startGatewayWithHost({ store: wrap(store) });
+      return { gw, host, store, close };
+    },
+    async ({ close, store }) => {
+      await close();
+      await store.close();
+    },
+  );
 }
