@@ -71,6 +71,7 @@ export {
 export { IdempotentDeletes } from "./idempotent-deletes.js";
 export { SequencedRing, type RingPlace } from "./sequenced-ring.js";
 export { configStore } from "./config-store.js";
+export { handoffEventLog, restoreDevices, type DeviceRegistry } from "./restored-devices.js";
 export { DEPARTED_RETENTION_MS, MigrationSeals } from "./migration-seals.js";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, listPage, type PageRequest } from "./list-page.js";
 export {

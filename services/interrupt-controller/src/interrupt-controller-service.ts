@@ -7,6 +7,8 @@ import {
   type ServiceDescription,
   deviceStateHandlers,
   deviceStateService,
+  handoffEventLog,
+  restoreDevices,
 } from "@vplane/service-kit";
 import { controllerCrudHandlers } from "./controller-crud-handlers.js";
 import { ControllerRegistry } from "./controller-registry.js";
@@ -50,12 +52,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
   start: async ({ config, handlers, log, metrics }) => {
     const { dataDir, store } = STORE.open(config);
     const handoff = config.handoffSocket
-      ? VmmHandoffServer.listen(resolve(config.handoffSocket), {
-          log: (event) =>
-            event.event === "refused"
-              ? log.warn(event, "VMM handoff refused")
-              : log.info(event, "VMM handoff"),
-        })
+      ? VmmHandoffServer.listen(resolve(config.handoffSocket), { log: handoffEventLog(log) })
       : undefined;
     const registry = new ControllerRegistry(store, {
       dataDir,
@@ -63,13 +60,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
       log,
       ...(handoff ? { handedOver: (vm: string) => handoff.vm(vm) } : {}),
     });
-    try {
-      await registry.load();
-    } catch (error) {
-      handoff?.close();
-      await store.close();
-      throw error;
-    }
+    const close = await restoreDevices(registry, { store, handoff });
     log.info({ controllers: registry.size }, "controllers restored");
     const capabilities = buildCapabilities({
       service: "interrupt-controller",
@@ -118,11 +109,7 @@ export const interruptControllerDescription: ServiceDescription<typeof serviceOp
         // Migration's face of the same devices (proto/vplane/devicestate/v1).
         deviceStateService(handlers, deviceState),
       ],
-      close: async () => {
-        registry.closeAll();
-        handoff?.close();
-        await store.close();
-      },
+      close,
     };
   },
 };

@@ -7,6 +7,8 @@ import {
   type ServiceDescription,
   deviceStateHandlers,
   deviceStateService,
+  handoffEventLog,
+  restoreDevices,
 } from "@vplane/service-kit";
 import { smmuVmDevices } from "./smmu-vm-devices.js";
 import { IommuMetrics } from "./iommu-metrics.js";
@@ -56,12 +58,7 @@ export function iommuDescriptionWith(
       const { dataDir, store } = STORE.open(config);
       const iommuMetrics = new IommuMetrics(metrics);
       const handoff = config.handoffSocket
-        ? SmmuHandoffServer.listen(resolve(config.handoffSocket), {
-            log: (event) =>
-              event.event === "refused"
-                ? log.warn(event, "VMM handoff refused")
-                : log.info(event, "VMM handoff"),
-          })
+        ? SmmuHandoffServer.listen(resolve(config.handoffSocket), { log: handoffEventLog(log) })
         : undefined;
       const registry = new SmmuRegistry(store, {
         dataDir,
@@ -70,13 +67,7 @@ export function iommuDescriptionWith(
         onLogged: (message) => iommuMetrics.logged(message),
         ...(handoff ? { handedOver: (name: string) => handoff.smmu(name) } : {}),
       });
-      try {
-        await registry.load();
-      } catch (error) {
-        handoff?.close();
-        await store.close();
-        throw error;
-      }
+      const close = await restoreDevices(registry, { store, handoff });
       log.info({ smmus: registry.size }, "SMMUs restored");
       hooks.onRegistry?.(registry);
       const capabilities = buildCapabilities({
@@ -120,11 +111,7 @@ export function iommuDescriptionWith(
           // Migration's face of the same devices (proto/vplane/devicestate/v1).
           deviceStateService(handlers, deviceState),
         ],
-        close: async () => {
-          registry.closeAll();
-          handoff?.close();
-          await store.close();
-        },
+        close,
       };
     },
   };
