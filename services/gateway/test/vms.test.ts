@@ -278,6 +278,28 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
     assert.equal(late.json<OperationJson>().metadata.state, "CANCELLED");
   });
 
+  it("a cancel before the controller's create (no checkpoint there: the create's transaction just wrote the record) makes nothing on the host", async () => {
+    const callsBefore = host.calls.length;
+    let release!: () => void;
+    host.holds.set("GetCapabilities", new Promise<void>((resolve) => (release = resolve)));
+    const response = await gw.call("operator", "POST", "/v1/vms", spec("cancel-early-1"));
+    const name = response.json<OperationJson>().name;
+    while (!host.calls.slice(callsBefore).some((c) => c.startsWith("GetCapabilities")))
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    const cancel = await gw.call("operator", "POST", `/v1/${name}/cancel`);
+    assert.equal(cancel.json<OperationJson>().metadata.cancelRequested, true);
+    host.holds.delete("GetCapabilities");
+    release();
+    const done = await gw.waitForOperation("operator", name);
+    assert.equal(done.metadata.state, "CANCELLED");
+    assert.equal((await gw.call("operator", "GET", "/v1/vms/cancel-early-1")).statusCode, 404);
+    assert.deepEqual(
+      host.calls.slice(callsBefore).map((c) => c.split(" ")[0]),
+      ["GetCapabilities"],
+      "the cancel seen before CreateController: nothing made, nothing to delete",
+    );
+  });
+
   it("lists VMs by name with AIP-158 paging; a foreign page token is INVALID_ARGUMENT", async () => {
     const first = await gw.call("viewer", "GET", "/v1/vms?pageSize=2");
     const page1 = first.json<{ vms: VmJson[]; nextPageToken?: string }>();

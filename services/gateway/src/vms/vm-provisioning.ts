@@ -144,8 +144,8 @@ export async function provisionVm(
   const percentAfter = (step: string) => Math.round(((steps.indexOf(step) + 1) / steps.length) * 90);
   const guestMemory = { path: vm.guestMemoryPath, sizeBytes: BigInt(vm.memoryBytes) };
   try {
-    // Asking for capabilities changes nothing on the host: the first checkpoint comes before
-    // the first call that does (the controller's create).
+    // Asking for capabilities changes nothing on the host, and neither does the create's own
+    // transaction, just before: the first checkpoint comes before the second call that does.
     await context.step(current, "RUNNING");
     const wantsIommu = vm.iommu.smmus.length > 0;
     const [interruptCaps, iommuCaps] = await Promise.all([
@@ -177,7 +177,10 @@ export async function provisionVm(
 
     current = STEP.controller;
     await context.step(current, "RUNNING");
-    await context.checkpoint();
+    // No checkpoint before this first change: the create's own transaction wrote the record one
+    // GetCapabilities round ago. A cancel through this replica (or the timeout) is seen here; one
+    // through another replica at the next checkpoint, whose rollback deletes the controller.
+    context.signal.throwIfAborted();
     const createController: CreateControllerRequest = {
       controller: {
         name: "",
