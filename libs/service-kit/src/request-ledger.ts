@@ -1,6 +1,12 @@
 import { createHash } from "node:crypto";
 import { deserialize, serialize } from "node:v8";
-import { listAll, writeInTransactions, type Store, type TransactionOp } from "@vplane/store";
+import {
+  StoreUnavailableError,
+  listAll,
+  writeInTransactions,
+  type Store,
+  type TransactionOp,
+} from "@vplane/store";
 import { VplaneError } from "./vplane-error.js";
 
 /** How long an answer is kept for retries: 24 hours, as the gateway keeps an Idempotency-Key. */
@@ -25,9 +31,17 @@ export type DurableWrites = readonly TransactionOp[] | (() => Promise<readonly T
 /**
  * What applying a mutation gave: its answer, or the error it ends with (a batch that stopped
  * part way still makes the entries it applied durable). `writes` absent: the mutation changes
- * runtime state only, and so is its answer kept (in memory).
+ * runtime state only, and so is its answer kept (in memory). `undo` puts the device back as it
+ * was before the mutation, for when its writes fail.
  */
-export type Applied<T> = { answer: T; writes?: DurableWrites } | { error: unknown; writes?: DurableWrites };
+export type Applied<T> = ({ answer: T } | { error: unknown }) & { writes?: DurableWrites; undo?: () => void };
+
+/** A mutation applied to its device whose writes are not in the store yet. */
+interface Unwritten {
+  undo: (() => void) | undefined;
+  /** Undone with an earlier mutation of its scope whose writes failed: its own are not made. */
+  undone: boolean;
+}
 
 interface Answer {
   /** sha256 of the request_id. */
@@ -55,6 +69,12 @@ interface InFlight {
  * (a restarted service still serves it). A call that fails is not remembered: its retry runs
  * again. Writes of one scope reach the store in the order their calls were applied.
  *
+ * Never a half-applied change: when a mutation's writes fail, it is undone (Applied.undo), and
+ * so is every later mutation of its scope applied on top of it, latest first; each of them
+ * answers UNAVAILABLE STORE_UNAVAILABLE (retry: a write whose answer was lost may have landed,
+ * and the retry applies and writes again) or the store's error. A mutation without an undo
+ * stays applied.
+ *
  * Hand-written: the answers live in the service's own store beside the configuration they
  * guard, in the same transactions, which no idempotency library offers.
  */
@@ -64,6 +84,8 @@ export class RequestLedger {
   private readonly writes = new Map<string, Promise<void>>();
   /** Store keys of durable answers evicted from memory, to delete with the scope's next write. */
   private readonly pendingDeletes = new Map<string, string[]>();
+  /** Per scope, the mutations applied whose writes are not in yet, in the order applied. */
+  private readonly unwritten = new Map<string, Unwritten[]>();
 
   /**
    * @param prefix store keys of the answers, "<service>/requests/"; each under
@@ -135,6 +157,7 @@ export class RequestLedger {
     this.answers.delete(scope);
     this.writes.delete(scope);
     this.pendingDeletes.delete(scope);
+    this.unwritten.delete(scope);
     const keys = await listAll(this.store, `${this.prefix}${scope}/`);
     await writeInTransactions(
       this.store,
@@ -156,7 +179,12 @@ export class RequestLedger {
     if (writes === undefined) {
       if (answer) this.keep(scope, answer, this.evictedBy(scope, answer));
     } else {
+      const mine: Unwritten = { undo: applied.undo, undone: false };
+      let unwritten = this.unwritten.get(scope);
+      if (!unwritten) this.unwritten.set(scope, (unwritten = []));
+      unwritten.push(mine);
       const write = (this.writes.get(scope) ?? Promise.resolve()).then(async () => {
+        if (mine.undone) throw earlierWriteFailed();
         const ops = [...(typeof writes === "function" ? await writes() : writes)];
         ops.push(...this.takePendingDeletes(scope, answer));
         const evicted = answer ? this.evictedBy(scope, answer) : [];
@@ -167,14 +195,44 @@ export class RequestLedger {
         await writeInTransactions(this.store, ops);
         if (answer) this.keep(scope, answer, evicted);
       });
+      const settled = write.then(
+        () => this.written(scope, mine),
+        () => this.undoFrom(scope, mine),
+      );
+      // An undo that throws fails its own call (the device is not as it was) but not the next ones.
       this.writes.set(
         scope,
-        write.catch(() => undefined),
+        settled.catch(() => undefined),
       );
-      await write;
+      try {
+        await write;
+      } catch (error) {
+        await settled;
+        throw writeFailure(error);
+      }
     }
     if ("error" in applied) throw applied.error;
     return applied.answer;
+  }
+
+  /** `mine`'s writes are in: it leaves the scope's unwritten mutations. */
+  private written(scope: string, mine: Unwritten): void {
+    const left = (this.unwritten.get(scope) ?? []).filter((u) => u !== mine);
+    if (left.length > 0) this.unwritten.set(scope, left);
+    else this.unwritten.delete(scope);
+  }
+
+  /** `mine`'s writes failed: undoes it and every mutation of its scope applied after it, latest first. */
+  private undoFrom(scope: string, mine: Unwritten): void {
+    const unwritten = this.unwritten.get(scope) ?? [];
+    const at = unwritten.indexOf(mine);
+    if (at < 0) return; // undone already, with an earlier one
+    for (const later of unwritten.slice(at).reverse()) {
+      later.undone = true;
+      later.undo?.();
+    }
+    if (at > 0) this.unwritten.set(scope, unwritten.slice(0, at));
+    else this.unwritten.delete(scope);
   }
 
   /**
@@ -247,6 +305,26 @@ export class RequestLedger {
   private keyOf(scope: string, answer: { id: string }): string {
     return `${this.prefix}${scope}/${answer.id}`;
   }
+}
+
+/** What a caller of a mutation whose writes failed is answered: UNAVAILABLE when the store did not answer. */
+function writeFailure(error: unknown): unknown {
+  if (!(error instanceof StoreUnavailableError)) return error;
+  return new VplaneError({
+    code: "UNAVAILABLE",
+    reason: "STORE_UNAVAILABLE",
+    message: `the configuration store did not answer (${error.message}); the change was undone: retry`,
+  });
+}
+
+/** A mutation undone because an earlier one of its device could not be written. */
+function earlierWriteFailed(): VplaneError {
+  return new VplaneError({
+    code: "UNAVAILABLE",
+    reason: "STORE_UNAVAILABLE",
+    message:
+      "an earlier change of this device could not be written to the configuration store; this one was undone with it: retry",
+  });
 }
 
 function hashOf(text: string): string {

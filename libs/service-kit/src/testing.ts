@@ -46,6 +46,7 @@ export { sampleValue } from "./metrics-sample.js";
 export { createTestCertificates, type CertificateFiles, type TestCertificates } from "./test-certificates.js";
 export { spawnServiceProcess, type ServiceProcess } from "./service-process.js";
 export { suiteFixture } from "./suite-fixture.js";
+export { failingWrites, type FailingWrites } from "./failing-writes.js";
 
 /**
  * The streaming calls of a DeviceStateService (issue 14's pre-copy), as a migration drives

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { SqliteStore, type Store, type TransactionOp } from "@vplane/store";
+import { failingWrites } from "../src/failing-writes.js";
 import { REQUEST_RETENTION_MS, RequestLedger, type Applied } from "../src/request-ledger.js";
 import type { VplaneError } from "../src/vplane-error.js";
 
@@ -159,5 +160,59 @@ describe("RequestLedger: apply → persist → remember, one rule for reused req
       (await store.list(PREFIX)).entries.map((e) => e.key.slice(PREFIX.length, PREFIX.length + 5)),
       ["vm-a/"],
     );
+  });
+});
+
+describe("RequestLedger: never a half-applied change (a mutation whose writes fail is undone)", () => {
+  /** A device holding a list; each mutation appends its value, its undo takes it off again. */
+  const device = (store: Store) => {
+    const values: number[] = [];
+    const undone: number[] = [];
+    const ledger = new RequestLedger(store, PREFIX);
+    const append = (value: number, requestId = "") =>
+      ledger.run({ scope: "vm-a", requestId, method: "Append", request: { value } }, () => {
+        values.push(value);
+        return {
+          answer: { values: [...values] },
+          writes: [{ op: "put", key: `svc/config/${value}`, value }],
+          undo: () => {
+            assert.equal(values.pop(), value, "undone latest first");
+            undone.push(value);
+          },
+        };
+      });
+    return { values, undone, append };
+  };
+
+  it("the failed mutation answers UNAVAILABLE STORE_UNAVAILABLE and the device is as before; its retry applies and writes", async () => {
+    const failing = failingWrites(new SqliteStore(":memory:"));
+    const d = device(failing.store);
+    await d.append(1);
+    failing.failNext();
+    const refused = (await d.append(2, "r2").catch((e: unknown) => e)) as VplaneError;
+    assert.deepEqual([refused.code, refused.reason], ["UNAVAILABLE", "STORE_UNAVAILABLE"]);
+    assert.deepEqual(d.values, [1]);
+    assert.equal(await failing.store.get("svc/config/2"), undefined);
+    assert.deepEqual(await d.append(2, "r2"), { values: [1, 2] }, "a failed call is not remembered");
+    assert.equal((await failing.store.get("svc/config/2"))?.value, 2);
+    await failing.store.close();
+  });
+
+  it("the mutations applied on top of it are undone with it, latest first, and answer UNAVAILABLE; a later one writes", async () => {
+    const failing = failingWrites(new SqliteStore(":memory:"));
+    const d = device(failing.store);
+    failing.failNext();
+    const answers = await Promise.allSettled([d.append(1), d.append(2), d.append(3)]);
+    assert.deepEqual(
+      answers.map((a) => (a.status === "rejected" ? (a.reason as VplaneError).code : "ok")),
+      ["UNAVAILABLE", "UNAVAILABLE", "UNAVAILABLE"],
+    );
+    assert.deepEqual([d.values, d.undone], [[], [3, 2, 1]]);
+    assert.deepEqual(await d.append(4), { values: [4] });
+    assert.deepEqual(
+      (await failing.store.list("svc/config/")).entries.map((e) => e.value),
+      [4],
+    );
+    await failing.store.close();
   });
 });

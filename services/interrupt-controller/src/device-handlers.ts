@@ -1,6 +1,6 @@
 import type * as pb from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { VplaneError, toVplaneError, type Applied } from "@vplane/service-kit";
-import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig } from "@vplane/xive";
+import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig, type KvmXiveEq } from "@vplane/xive";
 import { noTriggers, type TriggerCounts } from "./controller-backend.js";
 import type { QueueRecord, SourceRecord } from "./controller-config-store.js";
 import type { ControllerEntry, ControllerRegistry } from "./controller-registry.js";
@@ -33,6 +33,55 @@ function batchFailure(error: unknown, index: number, field: string): VplaneError
     batchIndex: index,
   });
 }
+
+/** The undos of a batch's applied entries, run latest first. */
+class Undo {
+  private readonly steps: (() => void)[] = [];
+  push(step: (() => void) | undefined): void {
+    if (step) this.steps.push(step);
+  }
+  readonly run = (): void => {
+    for (const step of [...this.steps].reverse()) step();
+  };
+}
+
+/**
+ * What puts a source's routing back (KVM SOURCE_CONFIG set with the one it has now, and its
+ * durable record as it is): undefined when it has none to read (its configuration will fail).
+ * The queue slot a routing took stays taken, as KVM's count (xive_try_pick_queue) would.
+ */
+function sourceRestore(entry: ControllerEntry, records: Map<number, SourceRecord>, irq: number) {
+  let config: bigint;
+  try {
+    config = encodeKvmSourceConfig(entry.backend.getSource(irq));
+  } catch {
+    return undefined;
+  }
+  const record = records.get(irq);
+  return () => {
+    entry.backend.restoreSourceConfig(irq, config);
+    if (record) records.set(irq, record);
+    else records.delete(irq);
+  };
+}
+
+/**
+ * What puts a queue back as it is now (EQ_CONFIG set with its page, toggle and index, or
+ * qshift 0: none): undefined when it cannot be read (its configuration will fail). An
+ * escalation the new page attached stays attached (KVM keeps it until RESET).
+ */
+function queueRestore(entry: ControllerEntry, server: number, priority: number) {
+  let eq: KvmXiveEq;
+  try {
+    eq = entry.backend.getQueueConfig(server, priority)?.eq ?? NO_QUEUE;
+  } catch {
+    return undefined;
+  }
+  return () => entry.backend.configureQueue(server, priority, eq);
+}
+
+/** EQ_CONFIG set with qshift 0: the queue has no page. */
+const NO_QUEUE: KvmXiveEq = { flags: 0, qshift: 0, qaddr: 0n, qtoggle: 0, qindex: 0 };
 
 /**
  * The device operations: each handler finds the controller, calls its backend, makes
@@ -118,8 +167,10 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
         // last entry, and is written once (a store transaction writes a key at most once).
         const changed = new Map<number, SourceRecord>();
         let failure: VplaneError | undefined;
+        const undo = new Undo();
         for (let i = 0; i < request.sources.length; i++) {
           const s = request.sources[i]!;
+          const restore = sourceRestore(entry, records, s.irq);
           let server: number;
           try {
             server = entry.backend.configureSource(s.irq, s.kvmConfig);
@@ -127,6 +178,7 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
             failure = batchFailure(error, i, "sources");
             break;
           }
+          undo.push(restore);
           servers.push(server);
           const config = decodeKvmSourceConfig(s.kvmConfig);
           const effective = config.masked ? s.kvmConfig : encodeKvmSourceConfig({ ...config, server });
@@ -138,7 +190,9 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
           changed.set(s.irq, record);
         }
         const writes = durable.sourceWrites(entry.record.vm, [...changed.values()]);
-        return failure ? { error: failure, writes } : { answer: { effectiveServers: servers }, writes };
+        return failure
+          ? { error: failure, writes, undo: undo.run }
+          : { answer: { effectiveServers: servers }, writes, undo: undo.run };
       });
     },
 
@@ -172,6 +226,7 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
         });
       }
       return once(entry, request, "ConfigureQueue", () => {
+        const restore = queueRestore(entry, request.server, request.priority);
         entry.backend.configureQueue(request.server, request.priority, q);
         const record: QueueRecord = {
           server: request.server,
@@ -179,7 +234,7 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
           ...q,
           qaddr: q.qaddr.toString(),
         };
-        return { answer: {}, writes: [durable.queueWrite(entry.record.vm, record)] };
+        return { answer: {}, writes: [durable.queueWrite(entry.record.vm, record)], undo: restore };
       });
     },
 

@@ -57,7 +57,12 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       return registry.mutate(e, request, "MapStage2", () => {
         e.backend.mapStage2(ipa, host, size, m.permission);
         const record = { ipa, hostAddress: host, size, perm: m.permission };
-        return { answer: {}, writes: [putOp(configKeys.mapping(vm, id, ipa), record)] };
+        return {
+          answer: {},
+          writes: [putOp(configKeys.mapping(vm, id, ipa), record)],
+          // The range was unmapped (a mapping over another is EEXIST): unmapping it is the inverse.
+          undo: () => e.backend.unmapStage2(ipa, size),
+        };
       });
     },
 
@@ -97,6 +102,11 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
             },
           },
           writes: [deviceWrite(e, request.streamId)],
+          // The StreamID was unbound (a bound one is EEXIST), so it has no page request yet.
+          undo: () => {
+            e.backend.detachDevice(request.streamId);
+            e.devices.delete(request.streamId);
+          },
         };
       });
     },
