@@ -4,7 +4,7 @@ import fp from "fastify-plugin";
 import { StoreConflictError, listAll, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 import { registryKeys } from "../registry/registry-keys.js";
-import { putOp, readRecord } from "../registry/typed-entry.js";
+import { putOp, readRecord, type Versioned } from "../registry/typed-entry.js";
 import type { ReplicaHeartbeats } from "../operations/replica-heartbeats.js";
 
 /**
@@ -25,7 +25,11 @@ type IdempotencyRecord =
   | { state: "pending"; fingerprint: string; leaseUntil: number; owner?: string }
   | { state: "done"; fingerprint: string; statusCode: number; body: unknown; createTime: string };
 
-/** The key a request holds while it runs: its final answer is written under CAS on this revision. */
+/**
+ * The key a request holds while it runs: its final answer is written under CAS on `revision`, the
+ * pending record it claimed, or "absent" when it claims the key with its answer (see
+ * runIdempotentEffect).
+ */
 export interface IdempotencyReservation {
   /** The write that records the answer; join it to the transaction that makes the effect durable. */
   commitOp(statusCode: number, body: unknown): TransactionOp;
@@ -33,11 +37,55 @@ export interface IdempotencyReservation {
   committed: boolean;
 }
 
+interface HeldKey extends IdempotencyReservation {
+  key: string;
+  revision: number | "absent";
+  fingerprint: string;
+  /**
+   * After the effect of a key claimed with its answer failed: the key as a first try that found it
+   * taken sees it (replayed, waited for, taken over). "free": nobody holds it, the effect failed
+   * on its own; "replayed": the stored answer is sent; "claimed": the key is now held (pending),
+   * run the effect again.
+   */
+  settle(reply: FastifyReply): Promise<"free" | "replayed" | "claimed">;
+}
+
 declare module "fastify" {
   interface FastifyRequest {
     /** Present on a POST with an Idempotency-Key that runs for the first time. */
-    idempotency:
-      (IdempotencyReservation & { key: string; revision: number; fingerprint: string }) | undefined;
+    idempotency: HeldKey | undefined;
+  }
+  interface FastifyContextConfig {
+    /**
+     * The route writes its answer (commitOp) in the transaction that makes its effect durable, and
+     * writes nothing before it: its key is claimed by that transaction, not before it runs.
+     */
+    answerInEffect?: boolean;
+  }
+}
+
+/**
+ * Runs the effect of a route with `answerInEffect`. Its transaction claims the key (create-only)
+ * with the answer; when the effect fails and the key turns out taken (a request with the same key
+ * got there first, or this one's own transaction applied and its answer was lost), the request
+ * ends as a retry would: the stored answer is sent (undefined returned), or it waits, or takes a
+ * key whose request is over, and runs the effect again.
+ */
+export async function runIdempotentEffect<T>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  effect: () => Promise<T>,
+): Promise<T | undefined> {
+  for (;;) {
+    try {
+      return await effect();
+    } catch (error) {
+      const held = request.idempotency;
+      if (held?.revision !== "absent") throw error;
+      const settled = await held.settle(reply);
+      if (settled === "replayed") return undefined;
+      if (settled === "free") throw error;
+    }
   }
 }
 
@@ -140,20 +188,66 @@ export const idempotency = fp(
           field: "Idempotency-Key",
         });
       }
-      const storeKey = registryKeys.idempotency(
-        request.principal.tenant,
-        createHash("sha256").update(key).digest("hex"),
+      const held = heldKey(
+        registryKeys.idempotency(request.principal.tenant, createHash("sha256").update(key).digest("hex")),
+        fingerprintOf(request),
       );
-      const fingerprint = fingerprintOf(request);
-      const waitUntil = Date.now() + waitMs;
-      let holder: { revision: number; overAt: number; checkedAt: number } | undefined;
+      // A route whose first write is its effect with its answer claims the key in that write.
+      if (request.routeOptions.config.answerInEffect) request.idempotency = held;
       // Most keys are new: the first try claims the key unread (create-only); a key that is
       // taken fails that claim and is read.
-      for (let first = true; ; first = false) {
-        const stored = first ? undefined : await readRecord<IdempotencyRecord>(store, storeKey);
+      else if ((await claim(held, reply, "unread")) === "claimed") request.idempotency = held;
+      else return reply; // replayed: the handler does not run
+    }
+
+    function heldKey(storeKey: string, fingerprint: string): HeldKey {
+      const held: HeldKey = {
+        key: storeKey,
+        revision: "absent",
+        fingerprint,
+        committed: false,
+        commitOp(statusCode, body) {
+          const done: IdempotencyRecord = {
+            state: "done",
+            fingerprint,
+            statusCode,
+            body,
+            createTime: new Date().toISOString(),
+          };
+          return putOp(storeKey, done, held.revision);
+        },
+        async settle(reply) {
+          const stored = await readRecord<IdempotencyRecord>(store, storeKey);
+          return stored ? claim(held, reply, stored) : "free";
+        },
+      };
+      return held;
+    }
+
+    /**
+     * Holds `held`'s key (a pending record under this replica's name; "claimed"), or answers as
+     * the key says: its stored answer sent ("replayed"), or an error thrown (another request's
+     * key; its first request still running after `waitMs`). `seen`: the key as just read.
+     */
+    async function claim(
+      held: HeldKey,
+      reply: FastifyReply,
+      seen: Versioned<IdempotencyRecord> | "unread",
+    ): Promise<"replayed" | "claimed"> {
+      const storeKey = held.key;
+      const waitUntil = Date.now() + waitMs;
+      let holder: { revision: number; overAt: number; checkedAt: number } | undefined;
+      for (
+        let read: Versioned<IdempotencyRecord> | undefined | "unread" = seen;
+        ;
+        read = await readRecord<IdempotencyRecord>(store, storeKey)
+      ) {
+        const stored = read === "unread" ? undefined : read;
         // An expired answer is as good as none (its revision still guards the overwrite).
         const existing = stored && !isExpired(stored.value, Date.now()) ? stored : undefined;
-        if (existing && existing.value.fingerprint !== fingerprint) {
+        // Answered for the key as it stands: nothing of this request's own to store.
+        if (existing) held.committed = true;
+        if (existing && existing.value.fingerprint !== held.fingerprint) {
           throw new VplaneError({
             code: "FAILED_PRECONDITION",
             reason: "IDEMPOTENCY_KEY_REUSED",
@@ -162,10 +256,11 @@ export const idempotency = fp(
           });
         }
         if (existing?.value.state === "done") {
-          return reply
+          void reply
             .code(existing.value.statusCode)
             .header("idempotent-replayed", "true")
             .send(existing.value.body);
+          return "replayed";
         }
         if (existing?.value.state === "pending") {
           const now = Date.now();
@@ -189,37 +284,22 @@ export const idempotency = fp(
             await sleep(50);
             continue;
           }
-          request.log.info(
+          reply.request.log.info(
             { idempotencyKeyOwner: existing.value.owner },
             "taking over an Idempotency-Key whose request is over without an answer",
           );
         }
         const pending: IdempotencyRecord = {
           state: "pending",
-          fingerprint,
+          fingerprint: held.fingerprint,
           leaseUntil: Date.now() + PENDING_LEASE_MS,
           owner: instanceId,
         };
         try {
-          const revision = await store.put(storeKey, pending, { ifRevision: stored?.revision ?? "absent" });
+          held.revision = await store.put(storeKey, pending, { ifRevision: stored?.revision ?? "absent" });
+          held.committed = false;
           running.add(storeKey);
-          request.idempotency = {
-            key: storeKey,
-            revision,
-            fingerprint,
-            committed: false,
-            commitOp(statusCode, body) {
-              const done: IdempotencyRecord = {
-                state: "done",
-                fingerprint,
-                statusCode,
-                body,
-                createTime: new Date().toISOString(),
-              };
-              return putOp(storeKey, done, revision);
-            },
-          };
-          return;
+          return "claimed";
         } catch (error) {
           if (!(error instanceof StoreConflictError)) throw error;
           // Another request with this key got in first: read again (and wait or replay).
@@ -234,7 +314,8 @@ export const idempotency = fp(
       held.committed = true;
       try {
         if (reply.statusCode >= 500) {
-          await store.delete(held.key, { ifRevision: held.revision });
+          // A key claimed with the answer was never written: nothing to release.
+          if (held.revision !== "absent") await store.delete(held.key, { ifRevision: held.revision });
         } else {
           const body: unknown =
             typeof payload === "string" && payload.length > 0 ? JSON.parse(payload) : null;

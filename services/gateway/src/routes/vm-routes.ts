@@ -1,6 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { GatewayServices } from "../gateway-services.js";
+import { runIdempotentEffect } from "../http/idempotency.js";
 import { operationView } from "../operations/operation-records.js";
 import { ErrorBodySchema } from "../schemas/error-schema.js";
 import { MigrateRequestSchema } from "../schemas/migration-schema.js";
@@ -25,6 +26,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
   app.post(
     "/vms",
     {
+      config: { answerInEffect: true },
       schema: {
         tags: ["vms"],
         operationId: "createVm",
@@ -38,9 +40,12 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     },
     async (request, reply) => {
       const held = request.idempotency;
-      const operation = await lifecycle.create(request.principal, request.body, (op) =>
-        held ? [held.commitOp(202, operationView(op))] : [],
+      const operation = await runIdempotentEffect(request, reply, () =>
+        lifecycle.create(request.principal, request.body, (op) =>
+          held ? [held.commitOp(202, operationView(op))] : [],
+        ),
       );
+      if (!operation) return reply; // a request with this key answered it: that answer was sent
       if (held) held.committed = true;
       return reply.code(202).header("location", `/v1/${operation.name}`).send(operationView(operation));
     },
@@ -105,6 +110,7 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     // Google's custom-method form, POST /v1/vms/{vm}:migrate (AIP-136); "::" is a literal colon.
     "/vms/:vm(^[^/:]+)::migrate",
     {
+      config: { answerInEffect: true },
       schema: {
         tags: ["vms"],
         operationId: "migrateVm",
@@ -119,12 +125,12 @@ export const vmRoutes: FastifyPluginCallbackTypebox<{ services: GatewayServices 
     },
     async (request, reply) => {
       const held = request.idempotency;
-      const operation = await services.migrations.start(
-        request.principal,
-        request.params.vm,
-        request.body,
-        (op) => (held ? [held.commitOp(202, operationView(op))] : []),
+      const operation = await runIdempotentEffect(request, reply, () =>
+        services.migrations.start(request.principal, request.params.vm, request.body, (op) =>
+          held ? [held.commitOp(202, operationView(op))] : [],
+        ),
       );
+      if (!operation) return reply; // a request with this key answered it: that answer was sent
       if (held) held.committed = true;
       return reply.code(202).header("location", `/v1/${operation.name}`).send(operationView(operation));
     },
