@@ -123,14 +123,14 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
     assert.deepEqual(answer("native-to-emulated"), { step, on: "target", value: null });
   });
 
-  it("the recorded fixtures are this kernel's answers (VPLANE_RECORD_FIXTURES=1 records them)", () => {
+  it("the recorded fixtures are this kernel's answers (VPLANE_RECORD_FIXTURES=1 records them)", async () => {
     const runs = {
       "native-to-emulated": contractRun("native-to-emulated"),
       "emulated-to-native": contractRun("emulated-to-native"),
     };
     if (process.env.VPLANE_RECORD_FIXTURES === "1") {
       const [env] = reports("env") as { node: string }[];
-      writeContractFixture({
+      await writeContractFixture({
         recordedWith: {
           kernel: lookup.found ? lookup.artefacts.kernel.replace(/^.*\//, "") : "",
           machine: "QEMU powernv9 (TCG) with skiboot",

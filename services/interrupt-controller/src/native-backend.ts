@@ -475,8 +475,9 @@ export class NativeBackend implements ControllerBackend {
         message: `source ${irq} has not been initialised (InitSources): the KVM XIVE device's line refuses it (EINVAL)`,
       });
     }
-    if (!source.lsi) return;
-    this.shadow.xive("SetLsiLevel").sources.setAsserted(irq, asserted);
+    // kvmppc_xive_set_irq: an LSI's line follows the level; an MSI ignores level 0, and level 1
+    // triggers it as an LSI's assert does (QEMU's xive_source_set_irq, the emulated backend, alike).
+    if (source.lsi) this.shadow.xive("SetLsiLevel").sources.setAsserted(irq, asserted);
     if (!asserted) return;
     const pq = Number(this.esbLoad(irq, ESB_GET)); // the kernel's PQ: the shadow does not follow it
     this.device.esbAccess(irq, false, 0, 8, true, 0n);

@@ -14,6 +14,15 @@ export function readContractFixture(): ContractFixture {
   return JSON.parse(readFileSync(FIXTURE_PATH, "utf8")) as ContractFixture;
 }
 
-export function writeContractFixture(fixture: ContractFixture): void {
-  writeFileSync(FIXTURE_PATH, `${JSON.stringify(fixture, null, 1)}\n`);
+/** The fixture file's text: JSON as the repository's prettier formats it (a re-recording diffs by content). */
+export async function formatContractFixture(fixture: ContractFixture): Promise<string> {
+  // Loaded only to record: prettier is a development tool.
+  const prettier = await import("prettier");
+  const options = await prettier.resolveConfig(FIXTURE_PATH);
+  // Objects written expanded stay expanded (prettier keeps an object broken where its text is).
+  return prettier.format(JSON.stringify(fixture, null, 2), { ...options, filepath: FIXTURE_PATH });
+}
+
+export async function writeContractFixture(fixture: ContractFixture): Promise<void> {
+  writeFileSync(FIXTURE_PATH, await formatContractFixture(fixture));
 }

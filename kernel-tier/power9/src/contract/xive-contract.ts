@@ -255,6 +255,10 @@ export function runXiveContract(
     h("GET_SOURCE_CONFIG 16 after the mask", Op.H_INT_GET_SOURCE_CONFIG, [0n, 16n]);
     h("ESB SET_PQ_00 16 after the mask", Op.H_INT_ESB, [0n, 16n, 0xc00n, 0n]);
     h("ESB trigger store 16 after the mask", Op.H_INT_ESB, [BIT63, 16n, 0n, 0n]);
+    // kvm_set_irq on an MSI: level 1 triggers it (PQ 10 -> 11 while masked), level 0 does nothing.
+    see("SetLsiLevel 16 (an MSI) at level 1", () => b.setLsiLevel(16, true));
+    see("SetLsiLevel 16 (an MSI) at level 0", () => b.setLsiLevel(16, false));
+    h("ESB GET 16 after the MSI's levels 1 and 0", Op.H_INT_ESB, [0n, 16n, 0x800n, 0n]);
     see("H_INT EQ 0/6 word 3 (nothing: masked)", () => eqWord(0x40000, 3));
     see("H_INT from server 3 (no vCPU)", () => b.hcall(3, Op.H_INT_SYNC, [0n, 16n]));
     h("RESET flags 1", Op.H_INT_RESET, [1n]);
