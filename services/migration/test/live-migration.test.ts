@@ -73,6 +73,50 @@ function assertStillOnSource(vm: string) {
   );
 }
 
+/**
+ * A hand-made source of `vm` on the destination's ReceiveMigration (setup sent and answered; no
+ * RAM, the VMM's): `close` abandons the stream if still open and closes the client.
+ */
+async function handMadeSource(vm: string, guestMemory?: { path: string; sizeBytes: bigint }) {
+  const client = new MigrationServiceClient(destination.migration.address, credentials.createInsecure());
+  const peer = new PeerStream(client.receiveMigration());
+  const close = async () => {
+    await peer.abandon(0);
+    client.close();
+  };
+  try {
+    await peer.send({
+      $case: "setup",
+      value: { vm, operation: "operations/test", ramSizeBytes: 0n, sourceVersion: "test", guestMemory },
+    });
+    await peer.expect("ready");
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { peer, close };
+}
+
+/** Stop-and-copy chunks of both services for `vm` (a fake device service's sections). */
+function stopChunks(vm: string) {
+  const section = (kind: string, device: string) => ({
+    kind,
+    device,
+    formatVersion: 1,
+    payload: Buffer.from(JSON.stringify({ base: `${kind}-state`, changes: [] })),
+  });
+  return [
+    ...chunkDeviceState([section("xive", `vms/${vm}/controller`)]).map((chunk) => ({
+      service: "interrupt-controller",
+      chunk,
+    })),
+    ...chunkDeviceState([section("smmuv3", `vms/${vm}/smmus/smmu0`)]).map((chunk) => ({
+      service: "iommu",
+      chunk,
+    })),
+  ];
+}
+
 describe("live migration", () => {
   test("moves RAM and device state; the destination runs the VM, the source releases it", async () => {
     const { vm, memory } = newVm(1024 * 1024);
@@ -103,9 +147,9 @@ describe("live migration", () => {
     assert.deepEqual(progress.dirtyPages, [0x1000n]);
     assert.ok(progress.downtimeMs >= 0n && progress.downtimeMs < progress.elapsedMs + 1n);
     assert.equal(progress.downtimeMs, progress.downtimeUs / 1000n);
-    // StopAndCopy (2 calls, 1 chunk each), 2 chunks and a re-sent page on, switchover and its
-    // answer, FinishImport (2 calls, 1 chunk each).
-    assert.equal(progress.downtimeMessages, 4 + 3 + 2 + 4);
+    // StopAndCopy (2 calls, 1 chunk each), 2 chunks and a re-sent page on, the switchover's
+    // answer (the switchover rides on the last chunk), FinishImport (2 calls, 1 chunk each).
+    assert.equal(progress.downtimeMessages, 4 + 3 + 1 + 4);
     assert.deepEqual(readFileSync(join(destination.dataDir, memory.path)), memory.ram);
     assert.equal(destination.interrupts.vms.get(vm)?.payload.toString(), `xive-state-of-${vm}`);
     assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed on the destination");
@@ -464,64 +508,87 @@ describe("failure in every phase: the VM stays on the source, the destination ho
   test("a stream that breaks after switchover without the source's commit message commits nothing: the destination releases what it imported", async () => {
     // The source here is this test, speaking the protocol and then dying before its commit
     // message, e.g. killed right after it read switchedOver (grpc-js can show such a cancelled
-    // stream to the server as a normal end: only the explicit commit counts).
+    // stream to the server as a normal end: only the explicit commit counts). An older source's
+    // switchover: a message of its own after the last chunk.
     const vm = "vm-source-died";
-    const client = new MigrationServiceClient(destination.migration.address, credentials.createInsecure());
-    const peer = new PeerStream(client.receiveMigration());
+    const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
     try {
-      await peer.send({
-        $case: "setup",
-        value: {
-          vm,
-          operation: "operations/test",
-          ramSizeBytes: 0n,
-          sourceVersion: "test",
-          guestMemory: { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n },
-        },
-      });
-      await peer.expect("ready");
-      const section = (kind: string, device: string) => ({
-        kind,
-        device,
-        formatVersion: 1,
-        payload: Buffer.from(JSON.stringify({ base: `${kind}-state`, changes: [] })),
-      });
-      const sections = {
-        "interrupt-controller": [section("xive", `vms/${vm}/controller`)],
-        iommu: [section("smmuv3", `vms/${vm}/smmus/smmu0`)],
-      };
-      for (const [service, list] of Object.entries(sections)) {
-        for (const chunk of chunkDeviceState(list))
-          await peer.send({ $case: "deviceChunk", value: { service, iteration: 0, final: true, chunk } });
-      }
+      for (const { service, chunk } of stopChunks(vm))
+        await peer.send({
+          $case: "deviceChunk",
+          value: { service, iteration: 0, final: true, chunk, switchover: false },
+        });
       await peer.send({ $case: "switchover", value: true });
       await peer.expect("switchedOverReport");
       assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at switchover");
       await peer.abandon(0); // the end without a commit, then the cancel, as a dying source leaves it
       await waitFor(() => !destination.interrupts.vms.has(vm) && !destination.iommu.vms.has(vm));
     } finally {
-      client.close();
+      await close();
     }
   });
+
+  test(
+    "the switchover rides on the stop-and-copy's last chunk: the destination switches over without a switchover message, and commits on the commit",
+    { timeout: 10_000 },
+    async () => {
+      const vm = "vm-switchover-on-last-chunk";
+      const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
+      try {
+        const chunks = stopChunks(vm);
+        for (const [i, { service, chunk }] of chunks.entries())
+          await peer.send({
+            $case: "deviceChunk",
+            value: { service, iteration: 0, final: true, chunk, switchover: i === chunks.length - 1 },
+          });
+        const report = await peer.expect("switchedOverReport");
+        assert.deepEqual(report.devices.sort(), [`vms/${vm}/controller`, `vms/${vm}/smmus/smmu0`]);
+        assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at the switchover");
+        await peer.send({ $case: "commit", value: true });
+        peer.finish();
+        await settle();
+        assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "committed: the VM stays");
+        assert.equal(destination.iommu.vms.has(vm), true);
+      } finally {
+        await close();
+      }
+    },
+  );
+
+  test(
+    "a switchover on a pre-copy chunk is FAILED_PRECONDITION MIGRATION_PROTOCOL_ERROR: nothing on the destination",
+    { timeout: 10_000 },
+    async () => {
+      const vm = "vm-switchover-in-precopy";
+      const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
+      try {
+        const { service, chunk } = stopChunks(vm)[0]!;
+        await peer.send({
+          $case: "deviceChunk",
+          value: { service, iteration: 0, final: false, chunk, switchover: true },
+        });
+        const error = await peer.expect("switchedOverReport").then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(error instanceof VplaneError);
+        assert.equal(error.code, "FAILED_PRECONDITION");
+        assert.equal(error.reason, "MIGRATION_PROTOCOL_ERROR");
+        await settle();
+        assert.equal(destination.interrupts.prepared.has(vm), false);
+        assert.equal(destination.interrupts.vms.has(vm), false);
+      } finally {
+        await close();
+      }
+    },
+  );
 });
 
 describe("the device-state stream", () => {
   /** A hand-made source: setup, then `chunks` of the interrupt controller's stop-and-copy. */
   async function sendStopAndCopy(vm: string, damage: (chunks: ReturnType<typeof chunkDeviceState>) => void) {
-    const client = new MigrationServiceClient(destination.migration.address, credentials.createInsecure());
-    const peer = new PeerStream(client.receiveMigration());
+    const { peer, close } = await handMadeSource(vm);
     try {
-      await peer.send({
-        $case: "setup",
-        value: {
-          vm,
-          operation: "operations/test",
-          ramSizeBytes: 0n,
-          sourceVersion: "test",
-          guestMemory: undefined,
-        },
-      });
-      await peer.expect("ready");
       const payload = Buffer.from(JSON.stringify({ base: "x".repeat(3000), changes: [] }));
       const chunks = chunkDeviceState(
         [{ kind: "xive", device: `vms/${vm}/controller`, formatVersion: 1, payload }],
@@ -531,7 +598,7 @@ describe("the device-state stream", () => {
       for (const chunk of chunks)
         await peer.send({
           $case: "deviceChunk",
-          value: { service: "interrupt-controller", iteration: 0, final: true, chunk },
+          value: { service: "interrupt-controller", iteration: 0, final: true, chunk, switchover: false },
         });
       await peer.send({ $case: "switchover", value: true });
       return await peer.expect("switchedOverReport").then(
@@ -539,8 +606,7 @@ describe("the device-state stream", () => {
         (error: unknown) => error,
       );
     } finally {
-      await peer.abandon(0);
-      client.close();
+      await close();
     }
   }
 

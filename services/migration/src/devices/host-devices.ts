@@ -28,6 +28,12 @@ export type DeviceRole = "interrupt-controller" | "iommu";
 /** Where a device-state stream's chunks go as they arrive (the migration stream). */
 export type ChunkSink = (role: DeviceRole, chunk: DeviceStateChunk) => Promise<void>;
 
+/**
+ * Where the stop-and-copy's chunks go as they arrive; `lastOfAll`: no chunk of any service follows
+ * this one (false when that is not known yet, e.g. a service still to answer NOT_FOUND).
+ */
+export type StopChunkSink = (role: DeviceRole, chunk: DeviceStateChunk, lastOfAll: boolean) => Promise<void>;
+
 /** A stop-and-copy whose last chunks all went to the sink. */
 export interface StopAndCopyOutcome {
   bytes: number;
@@ -214,7 +220,8 @@ export class HostDevices {
 
   /**
    * The stop-and-copy of `vm` on every service in `roles` at once: each quiesces its devices and
-   * streams what the destination still needs, chunk by chunk into `sink` as it arrives. Resolves
+   * streams what the destination still needs, chunk by chunk into `sink` as it arrives (the very
+   * last one said so, when it is known to be: every other service's last chunk came first). Resolves
    * once every service's last chunk went into `sink`, not at the end of its stream (waiting for
    * the status would put one more hop inside the downtime): with the chunk bytes, the pages the
    * devices wrote, and `ended`, which settles when every stream has ended (rejecting with the
@@ -225,7 +232,7 @@ export class HostDevices {
     vm: string,
     destination: string,
     roles: readonly DeviceRole[],
-    sink: ChunkSink,
+    sink: StopChunkSink,
     messages: MessageCount,
     findRoles = false,
   ): Promise<StopAndCopyOutcome> {
@@ -234,6 +241,8 @@ export class HostDevices {
     let pausedAtUs = 0n;
     const dirty: DirtyRange[][] = [];
     let expected = roles.length;
+    /** Last chunks that came (counted before they go into the sink), and that went into it. */
+    let lastChunksCame = 0;
     let lastChunks = 0;
     let allLast!: () => void;
     const copied = new Promise<void>((resolve) => (allLast = resolve));
@@ -264,8 +273,9 @@ export class HostDevices {
             const paused = message.pausedAtUs;
             if (paused > 0n && (pausedAtUs === 0n || paused < pausedAtUs)) pausedAtUs = paused;
             bytes += message.chunk.data.length;
-            await sink(role, message.chunk);
             last = message.chunk.last;
+            if (last) lastChunksCame++;
+            await sink(role, message.chunk, last && lastChunksCame === expected);
             if (last) {
               lastChunks++;
               check();

@@ -34,7 +34,10 @@ export async function preCopyDevices(
       iteration,
       roles,
       (service, chunk) =>
-        peer.send({ $case: "deviceChunk", value: { service, iteration, final: false, chunk } }),
+        peer.send({
+          $case: "deviceChunk",
+          value: { service, iteration, final: false, chunk, switchover: false },
+        }),
       context.signal,
     );
     roles = read.roles;

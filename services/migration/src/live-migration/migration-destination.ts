@@ -1,8 +1,8 @@
 // The destination side of a live migration (MigrationService.ReceiveMigration). It accepts one
 // VM per stream, in protocol order: setup → RAM chunks (in order) → device pre-copy iterations
-// (chunks, each iteration's end) → the stop-and-copy (re-sent pages, chunks) → switchover →
-// commit; and commits only on that explicit last message (a cancelled stream can look like a
-// normal end to the server). Anything else (an error, a cancel, a dropped connection, a step out
+// (chunks, each iteration's end) → the stop-and-copy (re-sent pages, chunks) → switchover (on its
+// last chunk, or a message of its own) → commit; and commits only on that explicit last message
+// (a cancelled stream can look like a normal end to the server). Anything else (an error, a cancel, a dropped connection, a step out
 // of order, an end without commit) discards what this host received: the device services
 // release what they prepared or imported, and the RAM file is deleted.
 import { rm } from "node:fs/promises";
@@ -46,6 +46,12 @@ export class IncomingMigrations {
     let ramReceived = 0n;
     let incoming: IncomingDeviceState | undefined;
     let reserved = false;
+    /** Every stop-and-copy chunk came: answers once the devices resumed and are durable. */
+    const switchOver = async (incoming: IncomingDeviceState): Promise<Step> => {
+      const switched = await incoming.switchover();
+      await send({ message: { $case: "switchedOverReport", value: switched } });
+      return "switched-over";
+    };
     try {
       for await (const { message } of requests) {
         if (!message) throw outOfOrder(step, "an empty message");
@@ -102,14 +108,15 @@ export class IncomingMigrations {
             }
           }
         } else if (message.$case === "deviceChunk" && incoming && step === "device-state") {
+          if (message.value.switchover && !message.value.final)
+            throw outOfOrder(step, "a switchover on a pre-copy chunk");
           await incoming.chunk(message.value);
+          if (message.value.switchover) step = await switchOver(incoming);
         } else if (message.$case === "precopyIterationEnd" && incoming && step === "device-state") {
           await incoming.iterationEnd(message.value);
           await send({ message: { $case: "precopyPrepared", value: message.value } });
         } else if (message.$case === "switchover" && incoming && step === "device-state") {
-          const switched = await incoming.switchover();
-          step = "switched-over";
-          await send({ message: { $case: "switchedOverReport", value: switched } });
+          step = await switchOver(incoming);
         } else if (message.$case === "commit" && step === "switched-over") {
           step = "committed"; // the RAM file and the devices stay, however the stream ends now
         } else {

@@ -7,7 +7,8 @@
 //   quiescing    the downtime starts: StopAndCopy quiesces the devices and streams what is left
 //   device state its chunks go on to the destination as they arrive (after the dirty pages,
 //                when RAM is copied), and the destination applies them, resuming its devices;
-//                switchover follows the last chunks at once (the StopAndCopy streams' status is
+//                the switchover rides on the very last chunk (or follows it at once when that
+//                chunk could not be known to be the last; the StopAndCopy streams' status is
 //                checked before the commit, not waited for inside the downtime)
 //   switching    the destination's devices resume (the downtime ends) and make the import
 //                durable; then it acknowledges, and only then the source sends commit, which
@@ -172,8 +173,8 @@ export async function migrateOut(
 /**
  * The downtime: StopAndCopy on every service at once, its chunks forwarded to the destination as
  * they arrive (held back until the pages the devices wrote are re-sent when RAM is copied: the
- * destination's devices must not resume before their queue pages are there), switchover as soon
- * as every service's last chunk went on, and the destination's acknowledgement once its devices
+ * destination's devices must not resume before their queue pages are there), switchover on the
+ * last of every service's last chunks, and the destination's acknowledgement once its devices
  * run and are durable. The downtime: pause → resume by the device services' clocks, or the
  * source's own bound when the destination's clock puts the resume outside it.
  */
@@ -187,9 +188,15 @@ async function stopAndCopy(
 ): Promise<{ downtimeUs: bigint; boundUs: bigint; messages: number; bytes: number; dirtyPages: bigint[] }> {
   const messages = new MessageCount();
   const held: { service: DeviceRole; chunk: DeviceStateChunk }[] = [];
-  const forward = (service: DeviceRole, chunk: DeviceStateChunk) => {
+  /** The switchover rode on the last chunk: no message of its own. */
+  let switchedOver = false;
+  const forward = (service: DeviceRole, chunk: DeviceStateChunk, lastOfAll: boolean) => {
     messages.count++;
-    return peer.send({ $case: "deviceChunk", value: { service, iteration: 0, final: true, chunk } });
+    switchedOver ||= lastOfAll;
+    return peer.send({
+      $case: "deviceChunk",
+      value: { service, iteration: 0, final: true, chunk, switchover: lastOfAll },
+    });
   };
   const stopSentUs = wallClockUs();
   const stopped = await devices.stopAndCopy(
@@ -207,12 +214,16 @@ async function stopAndCopy(
     if (ram) {
       // The devices wrote these pages (event queues) after the RAM copy read them: send them again.
       for (const range of stopped.dirty) messages.count += await sendRange(peer, ram, range);
-      for (const { service, chunk } of held) await forward(service, chunk);
+      for (const [i, { service, chunk }] of held.entries())
+        await forward(service, chunk, i === held.length - 1);
     }
     context.checkpoint();
     context.update({ phase: Phase.PHASE_SWITCHING_OVER });
-    messages.count += 2; // switchover and its acknowledgement
-    await peer.send({ $case: "switchover", value: true });
+    messages.count++; // the acknowledgement
+    if (!switchedOver) {
+      messages.count++;
+      await peer.send({ $case: "switchover", value: true });
+    }
     switched = await peer.expect("switchedOverReport");
   } catch (error) {
     await stopped.ended.catch(() => undefined); // the resume that undoes the stop comes after it
