@@ -72,13 +72,17 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       const size = safeNumber(request.size, "size");
       const { vm, id } = keyOf(e);
       return registry.mutate(e, request, "UnmapStage2", () => {
-        const before = e.backend.mappings().map((m) => m.ipa);
+        const before = [...e.backend.mappings()];
         const bytes = e.backend.unmapStage2(ipa, size);
         const left = new Set(e.backend.mappings().map((m) => m.ipa));
-        const removed = before.filter((a) => !left.has(a));
+        const removed = before.filter((m) => !left.has(m.ipa));
         return {
           answer: { unmappedBytes: BigInt(bytes) },
-          writes: removed.map((a) => deleteOp(configKeys.mapping(vm, id, a))),
+          writes: removed.map((m) => deleteOp(configKeys.mapping(vm, id, m.ipa))),
+          // Whole mappings go (VFIO UNMAP_DMA rules): mapping them again is the inverse.
+          undo: () => {
+            for (const m of removed) e.backend.mapStage2(m.ipa, m.hostAddress, m.size, m.perm);
+          },
         };
       });
     },
@@ -114,9 +118,23 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
     detachDevice: (request: DetachDeviceRequest): Promise<DetachDeviceResponse> => {
       const e = registry.require(request.name);
       return registry.mutate(e, request, "DetachDevice", () => {
+        const was = e.devices.get(request.streamId);
         const answered = e.backend.detachDevice(request.streamId);
         e.devices.delete(request.streamId);
-        return { answer: { pageRequestsAnswered: answered }, writes: [deviceWrite(e, request.streamId)] };
+        return {
+          answer: { pageRequestsAnswered: answered },
+          writes: [deviceWrite(e, request.streamId)],
+          // Bound again as it was, its guest STE too (the page requests answered stay answered).
+          undo: () => {
+            if (!was) return;
+            e.backend.attachDevice(was.streamId, was.virtualStreamId, was.pageRequests);
+            if (was.guestSte) {
+              const { ste0, ste1, flags } = was.guestSte;
+              e.backend.setGuestSte(was.streamId, [BigInt(ste0), BigInt(ste1)], flags);
+            }
+            e.devices.set(request.streamId, was);
+          },
+        };
       });
     },
 

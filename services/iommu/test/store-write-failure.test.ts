@@ -80,4 +80,34 @@ describe("an SMMU configuration call whose store write fails is undone: UNAVAILA
     assert.equal((await attach()).device!.streamId, 0x10);
     assert.equal(registry.require(name).devices.has(0x10), true);
   });
+
+  // The tests run in order: each starts from what the one before left (a mapping, a device).
+  it("UnmapStage2: the mappings it removed are mapped again", async () => {
+    await unavailable(() => config.unmapStage2({ name, ipa: 0x10_0000n, size: 0x1_0000n, requestId: "u-1" }));
+    assert.deepEqual(
+      registry
+        .require(name)
+        .backend.mappings()
+        .map((m) => [m.ipa, m.size]),
+      [[0x10_0000, 0x1_0000]],
+    );
+  });
+
+  it("DetachDevice: the StreamID is bound again as it was; the retry detaches it", async () => {
+    await unavailable(() => config.detachDevice({ name, streamId: 0x10, requestId: "d-1" }));
+    assert.deepEqual(registry.require(name).devices.get(0x10), {
+      streamId: 0x10,
+      virtualStreamId: 1,
+      pageRequests: false,
+    });
+    assert.deepEqual(
+      registry
+        .require(name)
+        .backend.devices()
+        .map((d) => [d.streamId, d.virtualStreamId]),
+      [[0x10, 1]],
+    );
+    await config.detachDevice({ name, streamId: 0x10, requestId: "d-1" });
+    assert.equal(registry.require(name).devices.has(0x10), false);
+  });
 });
