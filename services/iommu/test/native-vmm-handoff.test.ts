@@ -41,6 +41,26 @@ describe("iommu VMM handoff", () => {
     ],
   });
 
+  /** A server on `socket` whose SMMU smmu-0 a VMM handed over (answered); `handed` is what it holds. */
+  async function handedOver(socket: string) {
+    const server = SmmuHandoffServer.listen(join(dir, socket), { log });
+    const vmm = vmmFds();
+    const conn = connectUnix(server.path);
+    const close = () => {
+      vmm.close();
+      server.close();
+    };
+    try {
+      sendHandoffMessage(conn, adopt(), [vmm.iommufd, ...vmm.devices]);
+      await nextHandoffMessage(conn);
+    } catch (error) {
+      closeFd(conn);
+      close();
+      throw error;
+    }
+    return { server, vmm, conn, handed: server.smmu("vms/web-1/smmus/smmu-0")!, close };
+  }
+
   it("the socket file is mode 0660 from the start; an allowed peer hands over its iommufd and device fds and the service holds copies of the same files by StreamID", async () => {
     const server = SmmuHandoffServer.listen(join(dir, "a.sock"), { log });
     const vmm = vmmFds();
@@ -69,13 +89,8 @@ describe("iommu VMM handoff", () => {
   });
 
   it("the VMM going away: the SMMU made on the fds is told while they are still open, then they are closed and the handoff dropped", async () => {
-    const server = SmmuHandoffServer.listen(join(dir, "b.sock"), { log });
-    const vmm = vmmFds();
-    const conn = connectUnix(server.path);
+    const { server, vmm, conn, handed, close } = await handedOver("b.sock");
     try {
-      sendHandoffMessage(conn, adopt(), [vmm.iommufd, ...vmm.devices]);
-      await nextHandoffMessage(conn);
-      const handed = server.smmu("vms/web-1/smmus/smmu-0")!;
       const told = new Promise<boolean>((resolve) =>
         handed.whenGone(() => resolve(fstatSync(handed.fds.iommufd).ino === fstatSync(vmm.iommufd).ino)),
       );
@@ -87,19 +102,13 @@ describe("iommu VMM handoff", () => {
       assert.equal(server.smmu("vms/web-1/smmus/smmu-0"), undefined);
       assert.ok(events.includes("vmm-gone vms/web-1/smmus/smmu-0"));
     } finally {
-      vmm.close();
-      server.close();
+      close();
     }
   });
 
   it("released by the service (the SMMU deleted): the fds are closed, the VMM is told why and the connection ends", async () => {
-    const server = SmmuHandoffServer.listen(join(dir, "c.sock"), { log });
-    const vmm = vmmFds();
-    const conn = connectUnix(server.path);
+    const { server, conn, handed, close } = await handedOver("c.sock");
     try {
-      sendHandoffMessage(conn, adopt(), [vmm.iommufd, ...vmm.devices]);
-      await nextHandoffMessage(conn);
-      const handed = server.smmu("vms/web-1/smmus/smmu-0")!;
       let told = false;
       handed.whenGone(() => (told = true));
       handed.release("vms/web-1/smmus/smmu-0 was deleted");
@@ -116,8 +125,7 @@ describe("iommu VMM handoff", () => {
       assert.equal(told, false, "a release is not the VMM going away");
     } finally {
       closeFd(conn);
-      vmm.close();
-      server.close();
+      close();
     }
   });
 
