@@ -18,6 +18,7 @@ import { deviceRoutes } from "./routes/device-routes.js";
 import { countRequests, metricsRoutes } from "./routes/metrics-routes.js";
 import { operationRoutes } from "./routes/operation-routes.js";
 import { rateLimit } from "./access/rate-limit.js";
+import { OneLinePerRequest } from "./http/request-log.js";
 import { vmRoutes } from "./routes/vm-routes.js";
 import { hoistTitledSchemas } from "./http/openapi-components.js";
 import { VPLANE_VERSION } from "@vplane/service-kit";
@@ -30,6 +31,7 @@ import { VPLANE_VERSION } from "@vplane/service-kit";
 export async function buildApp(services: GatewayServices, https?: HttpsOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: services.log,
+    logController: new OneLinePerRequest(),
     bodyLimit: services.limits.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),

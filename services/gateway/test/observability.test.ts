@@ -47,6 +47,29 @@ describe("gateway metrics labels and process metrics", () => {
   });
 });
 
+describe("request lines in the log", () => {
+  it("an API request writes one line, at its end: method, URL, status, time, request id", async () => {
+    const { lines, sink } = jsonLineSink();
+    const gw = await startTestGateway({ logDestination: sink });
+    try {
+      const answer = await gw.call("viewer", "GET", "/v1/vms");
+      const id = answer.headers["x-request-id"];
+      const mine = lines.filter((l) => l["reqId"] === id);
+      assert.equal(mine.length, 1, JSON.stringify(mine));
+      const [line] = mine as [Record<string, unknown>];
+      assert.equal(line["msg"], "request completed");
+      assert.deepEqual(
+        [(line["req"] as { method: string; url: string }).method, (line["req"] as { url: string }).url],
+        ["GET", "/v1/vms"],
+      );
+      assert.equal((line["res"] as { statusCode: number }).statusCode, 200);
+      assert.equal(typeof line["responseTime"], "number");
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe("probe requests in the log", () => {
   it("health, readiness and metrics requests write no info lines; an API request does", async () => {
     const { lines, sink } = jsonLineSink();
