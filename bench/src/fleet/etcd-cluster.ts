@@ -16,15 +16,28 @@ interface Member {
   child?: ChildProcess;
 }
 
+/** Raft timing of every member (etcd's --heartbeat-interval and --election-timeout, ms). */
+export interface RaftTiming {
+  heartbeatMs: number;
+  electionMs: number;
+}
+
+/**
+ * For the fleet test: a loaded test machine stalls processes for hundreds of ms, and an election
+ * for each stall would only slow it down.
+ */
+export const PATIENT_RAFT: RaftTiming = { heartbeatMs: 200, electionMs: 2000 };
+
 export class EtcdCluster {
   private constructor(
     private readonly binary: string,
     private readonly members: Member[],
     private readonly root: string,
+    private readonly timing: RaftTiming,
   ) {}
 
   /** Starts `size` members (default 3) and waits until every one answers healthy. */
-  static async start(size = 3): Promise<EtcdCluster> {
+  static async start(size = 3, timing: RaftTiming = PATIENT_RAFT): Promise<EtcdCluster> {
     const binary = findEtcdBinary();
     if (!binary) throw new Error("etcd is not on PATH (Debian: apt-get install etcd-server)");
     const ports = await freeLoopbackPorts(2 * size);
@@ -35,7 +48,7 @@ export class EtcdCluster {
       peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
       dataDir: join(root, `m${i}`),
     }));
-    const cluster = new EtcdCluster(binary, members, root);
+    const cluster = new EtcdCluster(binary, members, root, timing);
     for (const member of members) cluster.launch(member);
     await Promise.all(members.map((member) => cluster.waitHealthy(member)));
     return cluster;
@@ -110,9 +123,8 @@ export class EtcdCluster {
         `--initial-cluster=${cluster}`,
         "--initial-cluster-state=new", // ignored on a restart: the data directory says the cluster
         "--initial-cluster-token=vplane-fleet",
-        // A loaded test machine stalls processes for hundreds of ms: no election for each stall.
-        "--heartbeat-interval=200",
-        "--election-timeout=2000",
+        `--heartbeat-interval=${this.timing.heartbeatMs}`,
+        `--election-timeout=${this.timing.electionMs}`,
         "--logger=zap",
         "--log-level=error",
       ],

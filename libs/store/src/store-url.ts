@@ -2,6 +2,7 @@
 //   sqlite:///abs/path/registry.db          embedded SQLite file (absolute path)
 //   sqlite::memory:                         private in-memory SQLite (tests)
 //   etcd://host:2379,host2:2379/prefix      etcd cluster members (plain http), keys under "prefix/"
+//   etcd://...?callTimeoutMs=2000           the same, each etcd call's deadline (default 5000 ms)
 
 import { isAbsolute } from "node:path";
 import { EtcdStore } from "./etcd-store.js";
@@ -10,9 +11,11 @@ import { StoreInvalidArgumentError } from "./store-error.js";
 import type { Store } from "./store.js";
 
 export type StoreLocation =
-  { kind: "sqlite"; path: string } | { kind: "etcd"; endpoints: string[]; prefix: string };
+  | { kind: "sqlite"; path: string }
+  | { kind: "etcd"; endpoints: string[]; prefix: string; callTimeoutMs?: number };
 
-const URL_FORMS = "sqlite:///absolute/path.db, sqlite::memory:, or etcd://host:port[,host:port...][/prefix]";
+const URL_FORMS =
+  "sqlite:///absolute/path.db, sqlite::memory:, or etcd://host:port[,host:port...][/prefix][?callTimeoutMs=N]";
 const HOST_PORT = /^(?<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?<port>\d{1,5})$/;
 
 export function parseStoreUrl(url: string): StoreLocation {
@@ -27,7 +30,10 @@ export function parseStoreUrl(url: string): StoreLocation {
     return { kind: "sqlite", path };
   }
   if (url.startsWith("etcd://")) {
-    const rest = url.slice("etcd://".length);
+    const afterScheme = url.slice("etcd://".length);
+    const question = afterScheme.indexOf("?");
+    const rest = question === -1 ? afterScheme : afterScheme.slice(0, question);
+    const callTimeoutMs = question === -1 ? undefined : etcdCallTimeout(afterScheme.slice(question + 1), bad);
     const slash = rest.indexOf("/");
     const hosts = slash === -1 ? rest : rest.slice(0, slash);
     const path = slash === -1 ? "" : rest.slice(slash + 1);
@@ -39,9 +45,23 @@ export function parseStoreUrl(url: string): StoreLocation {
     });
     const prefix = path === "" || path.endsWith("/") ? path : `${path}/`;
     if (!/^[\x21-\x7e]*$/.test(prefix)) throw bad("has a prefix outside printable ASCII");
-    return { kind: "etcd", endpoints, prefix };
+    return { kind: "etcd", endpoints, prefix, ...(callTimeoutMs ? { callTimeoutMs } : {}) };
   }
   throw bad("has an unknown scheme");
+}
+
+/**
+ * The deadline of each etcd call from the URL's query, `callTimeoutMs=N` (1 to 600000): how long
+ * a call waits before it is answered unavailable. A write sent through a follower while the
+ * leader it knows is dead is never answered: it waits out this deadline, so a cluster that lost
+ * its leader stalls writes for about max(this, the election). Too short for the cluster's write
+ * latency, and writes fail needlessly (unavailable, retried).
+ */
+function etcdCallTimeout(query: string, bad: (why: string) => Error): number {
+  const match = /^callTimeoutMs=(\d{1,6})$/.exec(query);
+  const ms = Number(match?.[1]);
+  if (!match || ms < 1 || ms > 600_000) throw bad(`has the query '${query}' (only callTimeoutMs=1..600000)`);
+  return ms;
 }
 
 /** Opens the store `url` names (see parseStoreUrl). Throws StoreInvalidArgumentError on a bad URL. */
@@ -51,6 +71,10 @@ export function openStore(url: string): Store {
     case "sqlite":
       return new SqliteStore(location.path);
     case "etcd":
-      return new EtcdStore({ endpoints: location.endpoints, prefix: location.prefix });
+      return new EtcdStore({
+        endpoints: location.endpoints,
+        prefix: location.prefix,
+        ...(location.callTimeoutMs ? { callTimeoutMs: location.callTimeoutMs } : {}),
+      });
   }
 }

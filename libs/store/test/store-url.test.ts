@@ -33,6 +33,21 @@ describe("parseStoreUrl", () => {
     });
   });
 
+  it("reads each etcd call's deadline from the query (callTimeoutMs)", () => {
+    assert.deepEqual(parseStoreUrl("etcd://h:1,h:2/p?callTimeoutMs=2000"), {
+      kind: "etcd",
+      endpoints: ["http://h:1", "http://h:2"],
+      prefix: "p/",
+      callTimeoutMs: 2000,
+    });
+    assert.deepEqual(parseStoreUrl("etcd://h:1?callTimeoutMs=1"), {
+      kind: "etcd",
+      endpoints: ["http://h:1"],
+      prefix: "",
+      callTimeoutMs: 1,
+    });
+  });
+
   it("refuses anything else, saying what is wrong and which forms it takes", () => {
     const cases: [string, RegExp][] = [
       ["", /unknown scheme/],
@@ -45,6 +60,9 @@ describe("parseStoreUrl", () => {
       ["etcd://host:2379,/p", /'' where host:port belongs/],
       ["etcd://host:99999/p", /'host:99999'/],
       ["etcd://host:2379/with space", /printable ASCII/],
+      ["etcd://host:2379/p?callTimeoutMs=0", /callTimeoutMs=1..600000/],
+      ["etcd://host:2379/p?callTimeoutMs=9000000", /callTimeoutMs=1..600000/],
+      ["etcd://host:2379/p?timeout=5", /the query 'timeout=5'/],
     ];
     for (const [url, why] of cases) {
       assert.throws(
