@@ -27,6 +27,11 @@ export class SourceBlock {
   readonly status = new Uint8Array(this.bytes.buffer, SOURCES_PER_BLOCK * 8, SOURCES_PER_BLOCK);
   /** Number of valid sources in the block. */
   validCount = 0;
+  /**
+   * Set by every write to the arrays; pre-copy's tracker clears it when it takes the block
+   * (XiveChangeTracker), so that a read skips a block nobody wrote since without comparing it.
+   */
+  written = true;
 
   constructor() {
     this.status.fill(PQ.OFF);
@@ -75,6 +80,7 @@ export class SourceTable {
       this.blocks[b] = block;
     }
     const i = irq & BLOCK_MASK;
+    block.written = true;
     if ((block.easHi[i]! & EAS_HI_VALID) === 0) {
       block.validCount++;
       this.valid++;
@@ -101,6 +107,7 @@ export class SourceTable {
     const block = this.blocks[irq >>> SOURCE_BLOCK_SHIFT];
     if (block === undefined) return;
     const i = irq & BLOCK_MASK;
+    block.written = true;
     block.status[i] = asserted ? block.status[i]! | STATUS_ASSERTED : block.status[i]! & ~STATUS_ASSERTED;
   }
 
@@ -109,6 +116,7 @@ export class SourceTable {
     const block = this.blocks[irq >>> SOURCE_BLOCK_SHIFT]!;
     const i = irq & BLOCK_MASK;
     const old = block.status[i]!;
+    block.written = true;
     block.status[i] = (old & ~STATUS_PQ) | (pq & STATUS_PQ);
     return old & STATUS_PQ;
   }
@@ -123,6 +131,7 @@ export class SourceTable {
 
   setEas(irq: number, hi: number, lo: number): void {
     const block = this.blocks[irq >>> SOURCE_BLOCK_SHIFT]!;
+    block.written = true;
     block.easHi[irq & BLOCK_MASK] = hi >>> 0;
     block.easLo[irq & BLOCK_MASK] = lo >>> 0;
   }

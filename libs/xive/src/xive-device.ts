@@ -489,6 +489,7 @@ export class XiveDevice {
   reset(): void {
     this.sources.forEachValid((_irq, block, i) => {
       if (block.easLo[i]! & EAS_LO_MASKED) return;
+      block.written = true;
       block.status[i] = (block.status[i]! & ~STATUS_PQ) | PQ.OFF;
       block.easHi[i] = EAS_HI_VALID;
       block.easLo[i] = EAS_LO_MASKED;
@@ -506,7 +507,7 @@ export class XiveDevice {
    * xive.md §2): the tables as resetHcallTables, and every valid source back to PQ 01.
    */
   coldReset(): void {
-    this.resetHcallTables();
+    this.resetHcallTables(); // marks every block with a valid source written
     this.sources.forEachValid((_irq, block, i) => {
       block.status[i] = (block.status[i]! & ~STATUS_PQ) | PQ.OFF;
     });
@@ -520,6 +521,7 @@ export class XiveDevice {
    */
   resetHcallTables(): void {
     this.sources.forEachValid((_irq, block, i) => {
+      block.written = true;
       block.status[i] = block.status[i]! & ~STATUS_ASSERTED;
       block.easHi[i] = EAS_HI_VALID;
       block.easLo[i] = EAS_LO_MASKED;

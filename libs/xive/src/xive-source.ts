@@ -56,6 +56,7 @@ export class XiveSource {
     if ((block.easHi[i]! & EAS_HI_VALID) === 0) return TriggerOutcome.NO_SOURCE;
     const status = block.status[i]!;
     if (this.stopped !== undefined) return this.latchSetIrq(this.stopped, irq, block, i, level);
+    block.written = true;
     if (status & STATUS_LSI) {
       if (!level) {
         block.status[i] = status & ~STATUS_ASSERTED;
@@ -81,6 +82,7 @@ export class XiveSource {
     level: boolean,
   ): TriggerOutcomeValue {
     this.latchBlock(stopped, irq >>> SOURCE_BLOCK_SHIFT);
+    block.written = true;
     const status = block.status[i]!;
     const lsi = (status & STATUS_LSI) !== 0;
     if (lsi) block.status[i] = level ? status | STATUS_ASSERTED : status & ~STATUS_ASSERTED;
@@ -89,7 +91,7 @@ export class XiveSource {
     return TriggerOutcome.COALESCED;
   }
 
-  /** Sets ASSERTED; forwards only from PQ 00, moving to 10 (xive.md §3 LSI). */
+  /** Sets ASSERTED; forwards only from PQ 00, moving to 10 (xive.md §3 LSI). Its callers mark the block written. */
   private lsiTrigger(block: SourceBlock, i: number): boolean {
     const status = block.status[i]! | STATUS_ASSERTED;
     if ((status & STATUS_PQ) === PQ.RESET) {
@@ -104,6 +106,7 @@ export class XiveSource {
   private esbTriggerAt(block: SourceBlock, i: number): TriggerOutcomeValue {
     const status = block.status[i]!;
     const result = esbTrigger(status);
+    block.written = true;
     block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
     return result & ESB_FORWARD ? this.router.notify(block, i) : TriggerOutcome.COALESCED;
   }
@@ -112,6 +115,7 @@ export class XiveSource {
   private esbEoiAt(block: SourceBlock, i: number): number {
     const status = block.status[i]!;
     const result = esbEoi(status);
+    block.written = true;
     block.status[i] = (status & ~STATUS_PQ) | (result & STATUS_PQ);
     let forward = (result & ESB_FORWARD) !== 0;
     if (status & STATUS_LSI && status & STATUS_ASSERTED) forward = this.lsiTrigger(block, i);
@@ -229,6 +233,7 @@ export class XiveSource {
     const block = this.sources.blocks[b];
     if (block === undefined) return undefined;
     saved = new Uint8Array(SOURCES_PER_BLOCK);
+    // No SourceBlock.written mark: the latch changes no record (sourceRecord reads it either way).
     for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
       if ((block.easHi[i]! & EAS_HI_VALID) === 0) continue;
       const status = block.status[i]!;
@@ -271,6 +276,7 @@ export class XiveSource {
     for (const [b, saved] of stopped.savedPq) {
       const block = this.sources.blocks[b];
       if (block === undefined) continue;
+      block.written = true;
       for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
         if (block.easHi[i]! & EAS_HI_VALID) block.status[i] = (block.status[i]! & ~STATUS_PQ) | saved[i]!;
       }
@@ -278,7 +284,10 @@ export class XiveSource {
     for (const irq of stopped.triggers.order) this.replayTrigger(irq);
   }
 
-  /** One logged trigger, as it would have run: an MSI's ESB trigger; an LSI's assertion from PQ 00. */
+  /**
+   * One logged trigger, as it would have run: an MSI's ESB trigger; an LSI's assertion from PQ 00.
+   * Its block is marked written: the trigger latched it, and resume marks every latched block.
+   */
   private replayTrigger(irq: number): void {
     const block = this.sources.blockOf(irq);
     if (block === undefined) return;

@@ -1,5 +1,6 @@
 // Pre-copy tracking of a XIVE controller (issue 14: the stop costs what changed). The model
-// compares its arrays with a copy of what it last handed out (XiveChangeTracker), and a stopped
+// compares its arrays with a copy of what it last handed out (XiveChangeTracker), a source block
+// only when a write marked it since (SourceBlock.written), and a stopped
 // device latches its sources lazily (XiveSource.quiesce). Rules checked here:
 // - every kind of change the guest, a device or the VMM can make travels in the next read, and
 //   that read holds only what changed (a change the comparison missed fails the byte-for-byte
@@ -20,15 +21,17 @@ import { decodeControllerState } from "../src/device-state/decode-controller-sta
 import { InterruptController } from "../src/interrupt-controller.js";
 import { XiveError } from "../src/xive-error.js";
 import { PQ } from "../src/esb.js";
+import { HcallOpcode } from "../src/hcall-codes.js";
 import { eq, sourceConfig } from "./fixtures.js";
 import { LSIS, MASKED_SOURCE, MIGRATION_RAM, xiveMachine } from "./migration-fixtures.js";
 
 const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
 const LSI = LSIS[0]!;
 
-/** One change and how many records of each list it must move (at most). */
+/** One change (after `setup`, which the first read holds) and how many records of each list it must move (at most). */
 interface Change {
   name: string;
+  setup?(controller: InterruptController): void;
   apply(controller: InterruptController): void;
   moves: { sources?: number; queues?: number; contexts?: number; lists?: boolean };
 }
@@ -63,6 +66,40 @@ const CHANGES: Change[] = [
     name: "a trigger (PQ, queue index, presenter)",
     apply: (c) => void c.trigger(MSI),
     moves: { sources: 1, queues: 1, contexts: 1 },
+  },
+  {
+    name: "an ESB trigger store (trigger page)",
+    apply: (c) => void c.xive("t").esbStore(MSI, false, 0, 0n),
+    moves: { sources: 1, queues: 1, contexts: 1 },
+  },
+  {
+    name: "an ESB EOI load (PQ 10 → 00)",
+    setup: (c) => void c.trigger(MSI),
+    apply: (c) => void c.xive("t").esbLoad(MSI, true, 0x000),
+    moves: { sources: 1 },
+  },
+  {
+    name: "an LSI line lowered (ASSERTED cleared)",
+    setup: (c) => void c.setIrq(LSI, true),
+    apply: (c) => void c.setIrq(LSI, false),
+    moves: { sources: 1 },
+  },
+  {
+    name: "H_INT_RESET (cold reset: EAS, ENDs, PQ 01)",
+    setup: (c) => c.selectMode("XIVE"), // the hypercalls answer after CAS
+    apply: (c) => assert.equal(c.hcall(0, HcallOpcode.H_INT_RESET, [0n]).returnCode, 0),
+    moves: { sources: 8, queues: 3 },
+  },
+  {
+    name: "H_INT_RESET's tables beside a KVM device (EAS, ENDs, ASSERTED)",
+    setup: (c) => void c.setIrq(LSI, true),
+    apply: (c) => c.xive("t").resetHcallTables(),
+    moves: { sources: 8, queues: 3 },
+  },
+  {
+    name: "ASSERTED from the VMM's line level (SourceTable.setAsserted, the native shadow's)",
+    apply: (c) => c.xive("t").sources.setAsserted(LSI, true),
+    moves: { sources: 1 },
   },
   {
     name: "a trigger of a masked source (PQ only)",
@@ -104,6 +141,7 @@ describe("XIVE pre-copy tracking (issue 14): every change travels, and only it",
   for (const change of CHANGES) {
     it(`${change.name}: in the next read, alone; merged reads equal the export`, () => {
       const { controller } = xiveMachine();
+      change.setup?.(controller);
       let state = merge(undefined, controller.readChanges(true)!);
       assert.equal(controller.readChanges(false), undefined, "nothing changed yet");
       change.apply(controller);
@@ -142,6 +180,48 @@ describe("XIVE pre-copy tracking (issue 14): every change travels, and only it",
     assert.deepEqual(stop.stoppedTriggers, [MSI]);
     state = merge(state, stop);
     assert.deepEqual(encodeControllerState(state), controller.exportState());
+    // The block is latched now: a second change while stopped is marked by its own write.
+    controller.setIrq(LSI, true); // same block as MSI (0x1200 and 0x1300 are both in block 4)
+    const again = controller.readChanges(false)!;
+    assert.deepEqual(
+      again.xive!.sources.changed.map((s) => [s.irq, s.asserted]),
+      [[LSI, true]],
+    );
+    state = merge(state, again);
+    assert.deepEqual(encodeControllerState(state), controller.exportState());
+  });
+
+  it("resume's replay of a stopped LSI assertion (PQ 00 → 10) travels in the next read", () => {
+    const { controller } = xiveMachine();
+    let state = merge(undefined, controller.readChanges(true)!);
+    controller.quiesce();
+    controller.setIrq(LSI, true); // latched (reads 10, saved 00), asserted, logged
+    state = merge(state, controller.readChanges(false)!);
+    controller.resume(); // saved PQs back, then the replay: 00 → 10, forwarded
+    const after = controller.readChanges(false)!;
+    assert.deepEqual(
+      after.xive!.sources.changed.map((s) => [s.irq, s.savedPq]),
+      [[LSI, PQ.PENDING]],
+    );
+    state = merge(state, after);
+    controller.quiesce();
+    assert.deepEqual(encodeControllerState(state), controller.exportState());
+  });
+
+  it("a block nothing marked written is not compared (SourceBlock.written): the read skips it", () => {
+    const { controller } = xiveMachine();
+    controller.readChanges(true);
+    const block = controller.xive("t").sources.blockOf(MSI)!;
+    const i = MSI & 1023;
+    assert.equal(block.written, false, "the read took the block");
+    block.status[i] = (block.status[i]! & ~3) | PQ.QUEUED; // an array write that did not mark
+    assert.equal(controller.readChanges(false), undefined, "unmarked: not compared");
+    block.written = true;
+    assert.deepEqual(
+      controller.readChanges(false)!.xive!.sources.changed.map((s) => s.irq),
+      [MSI],
+      "marked: compared and read",
+    );
   });
 });
 

@@ -72,11 +72,13 @@ function sameRange<T extends Uint32Array | Float64Array>(a: T, b: T, start: numb
  * What changed in a XIVE device since the copy it keeps of what it last handed out (issue 14
  * pre-copy), found without walking the VM: the copy is of the device's own typed arrays (per
  * block of 1024 sources, the END words, each vCPU's TIMA registers), compared with memcmp, and
- * only a block or END range that differs is decoded into records. Nothing is marked on the
- * trigger or configuration paths, so no write path can be missed and none gets slower; the cost
- * is a memcmp of the device (~10 bytes a source) per read. A source's record (PQ, saved PQ) is
- * derived from the arrays the same way the capture does (sourceRecord), running, stopped and
- * latched alike, so the deltas merge to the stop-and-copy export byte for byte.
+ * only a block or END range that differs is decoded into records. A source block is compared
+ * only if something wrote it since it was taken (SourceBlock.written, one store on the write
+ * paths): at 1,048,576 sources the memcmp of every block (~9 MB) was most of an idle stop. The
+ * memcmp stays behind the mark, so a write that changes nothing moves nothing. A source's record
+ * (PQ, saved PQ) is derived from the arrays the same way the capture does (sourceRecord),
+ * running, stopped and latched alike, so the deltas merge to the stop-and-copy export byte for
+ * byte.
  */
 export class XiveChangeTracker {
   private readonly blocks = new Map<number, BlockCopy>();
@@ -103,7 +105,10 @@ export class XiveChangeTracker {
       const block = blocks[b];
       const copy = this.blocks.get(b);
       if (block === undefined) continue; // a block, once made, stays (SourceTable.create)
+      // Nothing wrote the block since the copy was taken (SourceBlock.written).
+      if (copy !== undefined && !block.written) continue;
       const saved = source.stopped?.savedPq.get(b);
+      if (take) block.written = false;
       // Latching a block changes no record by itself (sourceRecord), so the arrays tell it all.
       if (copy !== undefined && copy.bytes.equals(block.bytes)) continue;
       blockChanges(b, block, saved, copy, changes);

@@ -143,6 +143,7 @@ export function applyXiveChanges(
     const block = source.sources.blocks[b]!;
     const i = s.irq & (SOURCES_PER_BLOCK - 1);
     const flags = (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
+    // setEas marks the block written, its status writes below included.
     source.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
     let saved = stopped.savedPq.get(b);
     if (saved === undefined && s.pq === latchedPq(s.savedPq)) {
