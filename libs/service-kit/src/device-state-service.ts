@@ -71,14 +71,21 @@ export function pageRanges(pages: readonly bigint[], pageSize: bigint): pb.PageR
 
 /**
  * Joins a client stream of chunks: every message names the VM the first one names (whose other
- * fields hold for the stream), and the chunks form one whole stream (DeviceStateAssembler).
+ * fields hold for the stream), and the chunks form one whole stream (DeviceStateAssembler). Done
+ * at its last chunk, which says so: the client's half-close may come in a packet of its own, and
+ * in FinishImport waiting for it would be inside the downtime. What follows is not read.
  */
 async function joinStream<R extends { vm: string; chunk?: pb.DeviceStateChunk | undefined }>(
   requests: AsyncIterable<R>,
 ): Promise<{ first: R; sections: pb.DeviceSection[] }> {
   const assembler = new DeviceStateAssembler();
   let first: R | undefined;
-  for await (const request of requests) {
+  // Not for-await: leaving it early would return() the iterator, which destroys the call.
+  const messages = requests[Symbol.asyncIterator]();
+  while (!assembler.complete) {
+    const next = await messages.next();
+    if (next.done) break;
+    const request = next.value;
     first ??= request;
     if (request.vm !== first.vm) {
       throw new VplaneError({

@@ -156,6 +156,27 @@ describe("DeviceStateService adapter", () => {
     assert.deepEqual(log, ["finish vm-d resumed", "finish vm-d durable", "release vm-d"]);
   });
 
+  test("FinishImport works on its stream at the last chunk, before the client half-closes it (the half-close is not waited for inside the downtime)", async () => {
+    log.length = 0;
+    const aborts = new AbortController(); // the stream never half-closed is cancelled at the end
+    const call = new ClientStreamCall(client.finishImport.bind(client), { signal: aborts.signal });
+    try {
+      for (const chunk of chunkDeviceState([]))
+        await call.write({ vm: "vm-g", resume: true, guestMemory: undefined, backend: 0, chunk });
+      const resumed = async () => {
+        while (!log.includes("finish vm-g resumed")) await new Promise((r) => setTimeout(r, 2));
+      };
+      const waited = await Promise.race([
+        resumed().then(() => true),
+        new Promise((r) => setTimeout(r, 2000)).then(() => false),
+      ]);
+      assert.ok(waited, "resumed while the stream is still open");
+      assert.deepEqual(await call.finish(), { devices: ["vm-g"], resumedAtUs: RESUMED_AT_US });
+    } finally {
+      aborts.abort();
+    }
+  });
+
   test("FinishImport whose durable write fails answers that failure, after the resume", async () => {
     log.length = 0;
     finishing = Promise.reject(
