@@ -123,14 +123,14 @@ export function allOnes(size: number): bigint {
 }
 
 export class ThreadContext {
-  /** The four 16-byte rings: USER, OS, POOL, PHYS. */
-  readonly regs = new Uint8Array(64);
   /** Level of the vCPU's OS exception line. */
   private line = false;
 
   constructor(
     readonly server: number,
     private readonly signal: SignalSink,
+    /** The four 16-byte rings: USER, OS, POOL, PHYS (a view into the device's ContextRegisters). */
+    readonly regs: Uint8Array,
   ) {
     this.reset();
   }

@@ -1,6 +1,7 @@
 import type { GuestMemory } from "@vplane/guest-memory";
 import type { XiveChanges } from "./device-state/xive-changes.js";
 import { StoppedTriggers } from "./stopped-triggers.js";
+import { ContextRegisters } from "./context-registers.js";
 import type { XiveSourceState, XiveState } from "./device-state/controller-state.js";
 import {
   applyXiveChanges,
@@ -98,6 +99,8 @@ export class XiveDevice {
   readonly sources = new SourceTable();
   /** Thread contexts indexed by server number. */
   readonly contexts: (ThreadContext | undefined)[] = [];
+  /** Their registers, in chunks pre-copy compares whole. */
+  readonly contextRegisters = new ContextRegisters();
   readonly router: XiveRouter;
   /**
    * The interrupt source engine (the IVSE; QEMU's XiveSource): device-side triggers, the ESB
@@ -183,7 +186,7 @@ export class XiveDevice {
     this.vcpus.checkConnect(vcpuId, server, Math.min(this.servers, this.maxVcpus));
     if (this.router.ends === undefined) this.router.ends = new EndTable(this.servers << 3, this.memory);
     this.vcpus.add(vcpuId, server, this.contexts[server] !== undefined);
-    this.contexts[server] = new ThreadContext(server, this.signal);
+    this.contexts[server] = new ThreadContext(server, this.signal, this.contextRegisters.of(server));
   }
 
   /**
@@ -636,6 +639,7 @@ export class XiveDevice {
       source: this.sourceEngine,
       ends: this.router.ends,
       contexts: this.connectedServers().map((server) => this.contexts[server]!),
+      contextRegisters: this.contextRegisters,
       xiveSelected: this.xiveSelected,
     };
   }

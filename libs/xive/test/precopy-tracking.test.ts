@@ -20,6 +20,7 @@ import { SparseGuestMemory } from "@vplane/guest-memory";
 import { decodeControllerState } from "../src/device-state/decode-controller-state.js";
 import { InterruptController } from "../src/interrupt-controller.js";
 import { XiveError } from "../src/xive-error.js";
+import { ContextRegisters } from "../src/context-registers.js";
 import { PQ } from "../src/esb.js";
 import { HcallOpcode } from "../src/hcall-codes.js";
 import { eq, sourceConfig } from "./fixtures.js";
@@ -206,6 +207,23 @@ describe("XIVE pre-copy tracking (issue 14): every change travels, and only it",
     state = merge(state, after);
     controller.quiesce();
     assert.deepEqual(encodeControllerState(state), controller.exportState());
+  });
+
+  it("a vCPU's TIMA registers live in its device's register chunk, which a read compares whole", () => {
+    const { controller } = xiveMachine();
+    const xive = controller.xive("t");
+    controller.readChanges(true);
+    const chunk = xive.contextRegisters.chunks[ContextRegisters.chunkOf(1)]!;
+    const before = Buffer.from(chunk);
+    xive.timaStore(1, 0x2_0011, 1, 0x5n); // CPPR of server 1
+    assert.notDeepEqual(Buffer.from(chunk), before, "the store wrote the chunk");
+    assert.equal(xive.context(1)!.regs.buffer, chunk.buffer);
+    assert.deepEqual(
+      controller.readChanges(false)!.xive!.contexts.changed.map((c) => c.server),
+      [1],
+      "only the changed vCPU of the chunk",
+    );
+    assert.equal(controller.readChanges(false), undefined, "an equal chunk: nothing");
   });
 
   it("a block nothing marked written is not compared (SourceBlock.written): the read skips it", () => {

@@ -1,5 +1,6 @@
 import { sameRecord, type KeyedChanges } from "@vplane/model-kit";
 import { EAS_HI_END_INDEX, EAS_HI_VALID, EAS_LO_EISN, EAS_LO_MASKED } from "../eas.js";
+import { ContextRegisters } from "../context-registers.js";
 import type { EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_PQ, type SourceBlock } from "../source-table.js";
@@ -85,6 +86,8 @@ export class XiveChangeTracker {
   private ends: EndsCopy | undefined;
   /** TIMA registers by server. */
   private readonly contexts: (Uint8Array | undefined)[] = [];
+  /** The device's register chunks (ContextRegisters) as last handed out. */
+  private readonly registerChunks: (Buffer | undefined)[] = [];
 
   /**
    * What changed since the copy (a new tracker: everything); with `take`, the copy becomes the
@@ -169,10 +172,22 @@ export class XiveChangeTracker {
     return changes;
   }
 
-  private contextChanges({ contexts }: XiveParts, take: boolean): KeyedChanges<XiveContextState> {
+  private contextChanges(
+    { contexts, contextRegisters }: XiveParts,
+    take: boolean,
+  ): KeyedChanges<XiveContextState> {
     // A device's vCPUs are never disconnected (only connected), so no context goes away.
     const changes: KeyedChanges<XiveContextState> = { changed: [], removed: [] };
+    // Chunks equal to their copy hold no change; a vCPU connected since has changed its chunk.
+    const chunks = contextRegisters.chunks;
+    const same: boolean[] = [];
+    for (let c = 0; c < chunks.length; c++) {
+      const chunk = chunks[c];
+      same[c] = chunk !== undefined && this.registerChunks[c]?.equals(chunk) === true;
+      if (take && chunk !== undefined && !same[c]) this.registerChunks[c] = Buffer.from(chunk);
+    }
     for (const context of contexts) {
+      if (same[ContextRegisters.chunkOf(context.server)]) continue;
       const before = this.contexts[context.server];
       if (before !== undefined && sameSmall(before, context.regs)) continue;
       changes.changed.push({ server: context.server, regs: context.regs.slice() });

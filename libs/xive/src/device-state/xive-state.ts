@@ -10,6 +10,7 @@ import { END_W0_UCOND_NOTIFY, type EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, type SourceBlock } from "../source-table.js";
 import { StoppedTriggers } from "../stopped-triggers.js";
+import type { ContextRegisters } from "../context-registers.js";
 import type { ThreadContext } from "../thread-context.js";
 import { latchedPq, type XiveSource } from "../xive-source.js";
 import type { XiveContextState, XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
@@ -20,6 +21,8 @@ export interface XiveParts {
   readonly ends: EndTable | undefined;
   /** The connected vCPUs' presenters, ascending by server. */
   readonly contexts: readonly ThreadContext[];
+  /** Their registers (each context's regs is a view into one of its chunks). */
+  readonly contextRegisters: ContextRegisters;
   readonly xiveSelected: boolean;
 }
 
