@@ -8,7 +8,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { interruptControllerDescription } from "@vplane/interrupt-controller";
 import { iommuDescription } from "@vplane/iommu";
@@ -20,6 +19,7 @@ import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { unaryCall } from "@vplane/service-kit";
 import { spawnServiceProcess, startServiceForTests } from "@vplane/service-kit/testing";
+import { ADDR_ENV, serviceEntry, type HostServiceName } from "./host-service-entries.js";
 
 /** Where a host's services run: each in its own process (as deployed) or all in this one. */
 export type HostShape = "process-per-service" | "in-process";
@@ -30,22 +30,9 @@ interface HostService {
   stop(): Promise<void>;
 }
 
-type ServiceKind = "interrupt-controller" | "iommu" | "migration";
-
-const PACKAGE: Record<ServiceKind, string> = {
-  "interrupt-controller": "@vplane/interrupt-controller",
-  iommu: "@vplane/iommu",
-  migration: "@vplane/migration",
-};
-const ADDR_ENV: Record<ServiceKind, string> = {
-  "interrupt-controller": "VPLANE_INTERRUPT_ADDR",
-  iommu: "VPLANE_IOMMU_ADDR",
-  migration: "VPLANE_MIGRATION_ADDR",
-};
-
 async function startService(
   shape: HostShape,
-  kind: ServiceKind,
+  kind: HostServiceName,
   env: Record<string, string>,
 ): Promise<HostService> {
   if (shape === "in-process") {
@@ -56,8 +43,11 @@ async function startService(
         : startServiceForTests(migrationDescription, env));
     return { address: service.address, stop: async () => void (await service.stop(500)) };
   }
-  const entry = fileURLToPath(new URL("main.js", import.meta.resolve(PACKAGE[kind])));
-  const child = await spawnServiceProcess(entry, { ...env, [ADDR_ENV[kind]]: "127.0.0.1:0" }, 60_000);
+  const child = await spawnServiceProcess(
+    serviceEntry(kind),
+    { ...env, [ADDR_ENV[kind]]: "127.0.0.1:0" },
+    60_000,
+  );
   return { address: child.listening, stop: () => child.kill("SIGTERM") };
 }
 

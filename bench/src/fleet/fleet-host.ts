@@ -4,22 +4,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { spawnServiceProcess, type ServiceProcess } from "@vplane/service-kit/testing";
 import { freeLoopbackPorts } from "@vplane/store";
-
-type ServiceName = "interrupt-controller" | "iommu" | "migration";
-
-const ENTRY: Record<ServiceName, string> = {
-  "interrupt-controller": "@vplane/interrupt-controller",
-  iommu: "@vplane/iommu",
-  migration: "@vplane/migration",
-};
-const ADDR_ENV: Record<ServiceName, string> = {
-  "interrupt-controller": "VPLANE_INTERRUPT_ADDR",
-  iommu: "VPLANE_IOMMU_ADDR",
-  migration: "VPLANE_MIGRATION_ADDR",
-};
+import { ADDR_ENV, serviceEntry, type HostServiceName } from "../host-service-entries.js";
 
 export interface HostAddresses {
   interruptController: string;
@@ -28,7 +15,7 @@ export interface HostAddresses {
 }
 
 export class FleetHost {
-  private readonly processes = new Map<ServiceName, ServiceProcess>();
+  private readonly processes = new Map<HostServiceName, ServiceProcess>();
 
   private constructor(
     readonly name: string,
@@ -54,7 +41,7 @@ export class FleetHost {
   }
 
   /** kill -9 of one service, then (unless `restart` is false) the same service again on its address. */
-  async crash(service: ServiceName, restart = true): Promise<void> {
+  async crash(service: HostServiceName, restart = true): Promise<void> {
     await this.processes.get(service)?.kill("SIGKILL");
     this.processes.delete(service);
     if (restart) await this.launch(service);
@@ -66,13 +53,12 @@ export class FleetHost {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  private async launch(service: ServiceName): Promise<void> {
+  private async launch(service: HostServiceName): Promise<void> {
     const address = {
       "interrupt-controller": this.addresses.interruptController,
       iommu: this.addresses.iommu,
       migration: this.addresses.migration,
     }[service];
-    const entry = fileURLToPath(new URL("main.js", import.meta.resolve(ENTRY[service])));
     const env: Record<string, string> = {
       VPLANE_DATA_DIR: this.dataDir,
       [ADDR_ENV[service]]: address,
@@ -85,6 +71,6 @@ export class FleetHost {
           }
         : {}),
     };
-    this.processes.set(service, await spawnServiceProcess(entry, env, 60_000));
+    this.processes.set(service, await spawnServiceProcess(serviceEntry(service), env, 60_000));
   }
 }
