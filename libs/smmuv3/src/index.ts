@@ -98,7 +98,6 @@ export { encodeSmmuState } from "./device-state/encode-smmu-state.js";
 export {
   SMMU_DELTA_MAGIC,
   decodeSmmuDelta,
-  diffSmmuState,
   encodeSmmuDelta,
   mergeSmmuDelta,
   smmuDeltaSize,

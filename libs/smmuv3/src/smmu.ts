@@ -30,11 +30,17 @@ import { Stage2Domain, type MsiBinding, type Stage2Mapping } from "./stage2-doma
 import { S1Dss, S1Fmt, validateGuestSte, type GuestStage1, type GuestSte } from "./stream-table-entry.js";
 import { StreamKind, decodeStreamConfig, type CachedCd, type StreamConfig } from "./stream-config.js";
 import { TranslationResult } from "./translation-result.js";
-import { captureSmmuState } from "./device-state/capture-smmu-state.js";
+import {
+  captureSmmuRuntime,
+  captureSmmuState,
+  deviceStateOf,
+  type SmmuStateParts,
+} from "./device-state/capture-smmu-state.js";
+import { SmmuChangeTracker, type TrackedSmmu } from "./device-state/smmu-changes.js";
 import { decodeSmmuState } from "./device-state/decode-smmu-state.js";
 import { encodeSmmuState } from "./device-state/encode-smmu-state.js";
 import { restoreSmmuState } from "./device-state/restore-smmu-state.js";
-import { diffSmmuState, type SmmuDelta } from "./device-state/smmu-delta.js";
+import type { SmmuDelta } from "./device-state/smmu-delta.js";
 import type { SmmuState } from "./device-state/smmu-state.js";
 import { StreamDelivery, type Delivery } from "./stream-delivery.js";
 import { isGranuleBits, type GranuleBits } from "./translation-granule.js";
@@ -116,8 +122,8 @@ export class Smmu {
   private readonly delivery: StreamDelivery;
   /** Set while quiesced for migration (issue 6): when it stopped, and the pages its DMA had written. */
   private stopped: { at: number; dirtyPages: number[] } | undefined;
-  /** The state the last pre-copy read handed out (readChanges); undefined when not tracking. */
-  private preCopySent: SmmuState | undefined;
+  /** Pre-copy: what the last read handed out, and the mappings and devices changed since. */
+  private readonly preCopy = new SmmuChangeTracker();
   private readonly memory: GuestMemory;
   private readonly walker: NestedWalker;
   private readonly devices = new Map<number, DeviceRecord>();
@@ -174,6 +180,7 @@ export class Smmu {
   mapStage2(ipa: number, hostAddress: number, size: number, perm: number): void {
     this.assertRunning("MapStage2");
     this.domain.map(ipa, hostAddress, size, perm);
+    this.preCopy.mappingWritten(ipa);
   }
 
   /**
@@ -182,7 +189,8 @@ export class Smmu {
    */
   unmapStage2(ipa: number, size: number): number {
     this.assertRunning("UnmapStage2");
-    const { bytes } = this.domain.unmap(ipa, size);
+    const { bytes, removed } = this.domain.unmap(ipa, size);
+    for (const m of removed) this.preCopy.mappingWritten(m.ipa);
     if (bytes > 0) {
       this.iotlb.invalidateRange(-1, this.vmid, 0, ipa, size);
       this.iotlb.invalidateVmidStage1(this.vmid);
@@ -239,6 +247,7 @@ export class Smmu {
     };
     this.devices.set(streamId, record);
     this.byVirtualSid.set(virtualStreamId, record);
+    this.preCopy.deviceWritten(streamId);
     return publicBinding(record);
   }
 
@@ -249,6 +258,7 @@ export class Smmu {
     this.forgetStream(record);
     this.devices.delete(streamId);
     this.byVirtualSid.delete(record.virtualStreamId);
+    this.preCopy.deviceWritten(streamId);
     return this.pageRequests.dropDevice(streamId);
   }
 
@@ -325,6 +335,7 @@ export class Smmu {
     const validated = validateGuestSte(ste[0], ste[1]);
     record.guestSte = validated;
     if (flags === HWPT_FAULT_ID_VALID) record.pageRequests = true;
+    this.preCopy.deviceWritten(streamId);
     this.forgetStream(record);
     return validated;
   }
@@ -334,6 +345,7 @@ export class Smmu {
     this.assertRunning("DetachPasidTable");
     const record = this.device(streamId);
     record.guestSte = undefined;
+    this.preCopy.deviceWritten(streamId);
     this.forgetStream(record);
   }
 
@@ -848,7 +860,11 @@ export class Smmu {
 
   /** The state as exported, page-request time left counted from `stoppedAt`. */
   private captureState(stoppedAt: number): SmmuState {
-    return captureSmmuState({
+    return captureSmmuState({ ...this.stateParts(stoppedAt), devices: [...this.devices.values()] });
+  }
+
+  private stateParts(stoppedAt: number): Omit<SmmuStateParts, "devices"> {
+    return {
       features: this.features,
       domain: this.domain,
       events: this.events,
@@ -856,37 +872,47 @@ export class Smmu {
       delivery: this.delivery,
       guestMemoryBytes: this.memory.size,
       pasidTable: this.seedStage1,
-      devices: [...this.devices.values()],
       stoppedAt,
-    });
+    };
+  }
+
+  /** What the pre-copy tracking reads (SmmuChangeTracker), page-request time left counted from `stoppedAt`. */
+  private tracked(stoppedAt: number): TrackedSmmu {
+    return {
+      runtime: () => captureSmmuRuntime(this.stateParts(stoppedAt)),
+      mappingAt: (ipa) => this.domain.mappingAt(ipa),
+      mappings: () => this.domain.mappings,
+      deviceAt: (sid) => {
+        const d = this.devices.get(sid);
+        return d && deviceStateOf(d);
+      },
+      devices: () => [...this.devices.values()].sort((a, b) => a.streamId - b.streamId).map(deviceStateOf),
+    };
   }
 
   /**
    * Pre-copy (issue 14): what changed in the state since the last read, captured at the caller's
    * clock `now` (or when the SMMU stopped), everything when `restart` or on the first read;
-   * undefined when nothing did. The SMMU keeps a copy of what it handed out to compare with, and
-   * nothing on its hot paths.
+   * undefined when nothing did. The SMMU marks the mappings and devices it changes while
+   * tracking, and a read compares only those (SmmuChangeTracker).
    */
   readChanges(restart: boolean, now = 0): SmmuDelta | undefined {
-    const state = this.captureState(this.stopped?.at ?? now);
-    const delta = diffSmmuState(restart ? undefined : this.preCopySent, state);
-    this.preCopySent = state;
-    return delta;
+    return this.preCopy.changes(this.tracked(this.stopped?.at ?? now), restart, true);
   }
 
   /** What readChanges would hand out at `now`, without taking it. */
   pendingChanges(now = 0): SmmuDelta | undefined {
-    return diffSmmuState(this.preCopySent, this.captureState(this.stopped?.at ?? now));
+    return this.preCopy.changes(this.tracked(this.stopped?.at ?? now), false, false);
   }
 
   /** A pre-copy read started tracking and nothing ended it. */
   get tracking(): boolean {
-    return this.preCopySent !== undefined;
+    return this.preCopy.tracking;
   }
 
   /** Ends the pre-copy tracking (the migration resumed here or released the SMMU). */
   endTracking(): void {
-    this.preCopySent = undefined;
+    this.preCopy.end();
   }
 
   /**

@@ -64,6 +64,12 @@ export class Stage2Domain {
     return this.ranges;
   }
 
+  /** The mapping that starts at `ipa`, if any. */
+  mappingAt(ipa: number): Stage2Mapping | undefined {
+    const m = this.ranges[this.insertionPoint(ipa)];
+    return m?.ipa === ipa ? m : undefined;
+  }
+
   get msiBinding(): MsiBinding | undefined {
     return this.msi;
   }

@@ -15,7 +15,7 @@ import {
   encodeSmmuState,
   type SmmuState,
 } from "../src/index.js";
-import { guestSte, identityStage2, makeSmmu, stage1Device } from "./smmu-fixture.js";
+import { guestSte, identityStage2, makeSmmu, seedPasidTable, stage1Device } from "./smmu-fixture.js";
 
 /** The SmmuError `fn` throws (the test fails if it returns). */
 function refusal(fn: () => unknown): SmmuError {
@@ -222,14 +222,7 @@ describe("export and import (issue 6: versioned state, caches not exported)", ()
     identityStage2(smmu);
     const tables = stage1Device(smmu, memory, { sid: 4, vsid: 4, asid: 1 });
     smmu.clearGuestSte(4);
-    smmu.attachPasidTable({
-      version: 1,
-      format: 1,
-      basePtr: 0x8000n,
-      pasidBits: 0,
-      config: 1,
-      smmuv3: { version: 1, s1fmt: 0, s1dss: 0 },
-    });
+    smmu.attachPasidTable(seedPasidTable(0x8000n));
     tables.map(VA, 0x7000);
     const copy = quiesceAndCopy(smmu, memory);
     const imported = Smmu.importState(copy, { vmid: 1 }, smmu.exportState());

@@ -7,6 +7,7 @@ import {
   SmmuError,
   encodeContextDescriptor,
   type ContextDescriptorFields,
+  type PasidTableConfig,
   type SmmuOptions,
 } from "../src/index.js";
 
@@ -40,6 +41,18 @@ export function guestSte(f: {
     (BigInt(f.s1cdmax ?? 0) << 59n);
   const w1 = BigInt(f.s1dss ?? 0) | (f.s1stalld ? 1n << 27n : 0n) | (BigInt(f.eats ?? 0) << 28n);
   return [w0, w1];
+}
+
+/** A seed ATTACH_PASID_TABLE (digest §1.2) of one linear CD at `basePtr`, stage 1 translating. */
+export function seedPasidTable(basePtr: bigint): PasidTableConfig {
+  return {
+    version: 1,
+    format: 1,
+    basePtr,
+    pasidBits: 0,
+    config: 1,
+    smmuv3: { version: 1, s1fmt: 0, s1dss: 0 },
+  };
 }
 
 /** Writes a CD at `ipa` (identity stage 2 assumed for the write). */

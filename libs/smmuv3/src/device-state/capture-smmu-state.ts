@@ -5,7 +5,7 @@ import type { DeviceBinding } from "../smmu-device.js";
 import type { Stage2Domain } from "../stage2-domain.js";
 import type { StreamDelivery } from "../stream-delivery.js";
 import type { GuestSte, GuestStage1 } from "../stream-table-entry.js";
-import type { SmmuState } from "./smmu-state.js";
+import type { DeviceState, SmmuState } from "./smmu-state.js";
 
 /** The blocks of a quiesced SMMU its saved state is captured from (Smmu.exportState hands them in). */
 export interface SmmuStateParts {
@@ -28,6 +28,28 @@ export interface SmmuStateParts {
  * had left and whether it was still held. Caches are not part of it.
  */
 export function captureSmmuState(p: SmmuStateParts): SmmuState {
+  return {
+    ...captureSmmuRuntime(p),
+    mappings: p.domain.mappings.map((m) => ({ ...m })),
+    devices: [...p.devices].sort((a, b) => a.streamId - b.streamId).map(deviceStateOf),
+  };
+}
+
+/** A device's record in the state. */
+export function deviceStateOf(d: DeviceBinding): DeviceState {
+  return {
+    streamId: d.streamId,
+    virtualStreamId: d.virtualStreamId,
+    pageRequests: d.pageRequests,
+    guestSte: d.guestSte && guestSteAsGiven(d.guestSte),
+  };
+}
+
+/**
+ * The state but for its two keyed lists (left empty), which grow with the VM: what pre-copy
+ * compares whole on every read (smmu-changes.ts), all of it small or bounded by a queue depth.
+ */
+export function captureSmmuRuntime(p: Omit<SmmuStateParts, "devices">): SmmuState {
   const held = new Map(p.delivery.heldRequests().map((h) => [h.request.cookie, h.eventsBefore]));
   const timeout = p.pageRequests.timeoutMs;
   return {
@@ -44,15 +66,8 @@ export function captureSmmuState(p: SmmuStateParts): SmmuState {
     delivered: p.delivery.delivered,
     pasidTable: p.pasidTable?.kind === "invalid" ? undefined : p.pasidTable,
     msi: p.domain.msiBinding && { ...p.domain.msiBinding },
-    mappings: p.domain.mappings.map((m) => ({ ...m })),
-    devices: [...p.devices]
-      .sort((a, b) => a.streamId - b.streamId)
-      .map((d) => ({
-        streamId: d.streamId,
-        virtualStreamId: d.virtualStreamId,
-        pageRequests: d.pageRequests,
-        guestSte: d.guestSte && guestSteAsGiven(d.guestSte),
-      })),
+    mappings: [],
+    devices: [],
     events: p.events
       .peek()
       .map((q) =>

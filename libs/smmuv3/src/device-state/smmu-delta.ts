@@ -1,12 +1,4 @@
-import {
-  StateReader,
-  diffKeyed,
-  mergeKeyed,
-  noChanges,
-  sameRecord,
-  stateError,
-  type KeyedChanges,
-} from "@vplane/model-kit";
+import { StateReader, mergeKeyed, stateError, type KeyedChanges } from "@vplane/model-kit";
 import type { Stage2Mapping } from "../stage2-domain.js";
 import { readSmmuState } from "./decode-smmu-state.js";
 import { writeSmmuState } from "./encode-smmu-state.js";
@@ -37,17 +29,6 @@ export interface SmmuDelta {
 
 const ipaOf = (m: Stage2Mapping) => m.ipa;
 const sidOf = (d: DeviceState) => d.streamId;
-
-/** What changed from `sent` (what the last read moved; undefined: nothing yet) to `now`; undefined when nothing did. */
-export function diffSmmuState(sent: SmmuState | undefined, now: SmmuState): SmmuDelta | undefined {
-  const mappings = diffKeyed(sent?.mappings ?? [], now.mappings, ipaOf);
-  const devices = diffKeyed(sent?.devices ?? [], now.devices, sidOf);
-  if (sent && noChanges(mappings) && noChanges(devices)) {
-    const rest = (s: SmmuState) => ({ ...s, mappings: [], devices: [] });
-    if (sameRecord(rest(sent), rest(now))) return undefined;
-  }
-  return { state: { ...now, mappings: mappings.changed, devices: devices.changed }, mappings, devices };
-}
 
 /** The state `delta` makes of `base` (undefined: the first delta); it still needs decodeSmmuState's checks. */
 export function mergeSmmuDelta(base: SmmuState | undefined, delta: SmmuDelta): SmmuState {
