@@ -117,6 +117,16 @@ export function applyXiveState(parts: XiveParts, state: XiveState, stoppedTrigge
  * Applies changed records to a quiesced XIVE device in the same order (queues, sources,
  * contexts), each record replacing what the device had for its key; `removedQueues` go back to
  * their reset state. Records of a state or delta already checked against the device.
+ *
+ * A queue's source slots are counted as a KVM destination counts them, not copied from the
+ * record: QEMU's post_load replays EQ_CONFIG, then every source's SOURCE_CONFIG into a fresh
+ * device, and each unmasked one takes a slot of its queue when that queue has a page (Linux
+ * book3s_xive_native.c update_source_config → kvmppc_xive_select_target, xive_try_pick_queue;
+ * EQ_CONFIG leaves the count alone). The origin's count also holds every routing since its
+ * device was made (none comes back), which the destination never saw. So after an apply, a
+ * queue with a page counts the unmasked sources targeting it, one without counts none: kept
+ * up to date source by source, and counted again from every source for a queue whose page
+ * came or went.
  */
 export function applyXiveChanges(
   { source, ends, contexts }: XiveParts,
@@ -125,8 +135,10 @@ export function applyXiveChanges(
   sources: readonly XiveSourceState[],
   changedContexts: readonly XiveContextState[],
 ): void {
+  const pageChanged: number[] = [];
   for (const q of queues) {
     if (ends === undefined) break; // decode allows queues only when vCPUs are connected
+    const paged = ends.isEnqueue(q.endIndex);
     if (q.valid) {
       ends.configure(q.endIndex, q.qaddr, q.qshift, q.alwaysNotify, q.endIndex >>> 3);
       ends.setQueueState(q.endIndex, q.generation, q.qindex);
@@ -134,11 +146,12 @@ export function applyXiveChanges(
       ends.setEsb(q.endIndex, true, q.ese);
       ends.enqueued[q.endIndex] = q.entriesWritten;
     } else ends.reset(q.endIndex);
-    ends.kvmCount[q.endIndex] = q.targetedSources;
+    if (ends.isEnqueue(q.endIndex) !== paged) pageChanged.push(q.endIndex);
   }
   for (const index of removedQueues) {
-    ends?.reset(index);
-    if (ends) ends.kvmCount[index] = 0;
+    if (ends === undefined) break;
+    if (ends.isEnqueue(index)) pageChanged.push(index);
+    ends.reset(index);
   }
   const stopped = source.stopped!;
   for (const s of sources) {
@@ -146,6 +159,11 @@ export function applyXiveChanges(
     const block = source.sources.blocks[b]!;
     const i = s.irq & (SOURCES_PER_BLOCK - 1);
     const flags = (s.asserted ? STATUS_ASSERTED : 0) | (s.lsi ? STATUS_LSI : 0);
+    if (ends) {
+      const before = targetedEnd(block.easHi[i]!, block.easLo[i]!);
+      if (before >= 0 && ends.isEnqueue(before)) ends.kvmCount[before]!--;
+      if (!s.masked && ends.isEnqueue(s.endIndex)) ends.kvmCount[s.endIndex]!++;
+    }
     // setEas marks the block written, its status writes below included.
     source.sources.setEas(s.irq, encodeEasHi(true, 0, s.endIndex), encodeEasLo(s.masked, s.eisn));
     let saved = stopped.savedPq.get(b);
@@ -157,6 +175,28 @@ export function applyXiveChanges(
     saved[i] = s.savedPq;
     block.status[i] = s.pq | flags;
   }
+  if (ends && pageChanged.length > 0) countTargetedSources(source, ends, pageChanged);
   const byServer = new Map(contexts.map((context) => [context.server, context]));
   for (const c of changedContexts) byServer.get(c.server)!.restoreRegisters(c.regs);
+}
+
+/** The END an EAS routes to (valid and unmasked), else -1. */
+function targetedEnd(hi: number, lo: number): number {
+  return hi & EAS_HI_VALID && !(lo & EAS_LO_MASKED) ? hi & EAS_HI_END_INDEX : -1;
+}
+
+/** Sets the source count of each END of `indices`: its unmasked sources if it has a page, else 0. */
+function countTargetedSources(source: XiveSource, ends: EndTable, indices: readonly number[]): void {
+  const counted = new Uint8Array(ends.size);
+  for (const index of indices) {
+    ends.kvmCount[index] = 0;
+    counted[index] = ends.isEnqueue(index) ? 1 : 0;
+  }
+  for (const block of source.sources.blocks) {
+    if (block === undefined || block.validCount === 0) continue;
+    for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
+      const end = targetedEnd(block.easHi[i]!, block.easLo[i]!);
+      if (end >= 0 && counted[end] === 1) ends.kvmCount[end]!++;
+    }
+  }
 }
