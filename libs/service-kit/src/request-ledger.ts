@@ -41,6 +41,8 @@ interface Unwritten {
   undo: (() => void) | undefined;
   /** Undone with an earlier mutation of its scope whose writes failed: its own are not made. */
   undone: boolean;
+  /** What its undo threw: the device may keep some of the mutation (its call says so). */
+  undoFailure?: { error: unknown };
 }
 
 interface Answer {
@@ -73,7 +75,7 @@ interface InFlight {
  * so is every later mutation of its scope applied on top of it, latest first; each of them
  * answers UNAVAILABLE STORE_UNAVAILABLE (retry: a write whose answer was lost may have landed,
  * and the retry applies and writes again) or the store's error. A mutation without an undo
- * stays applied.
+ * stays applied; an undo that throws stops none of the others, and its call's answer says so.
  *
  * Hand-written: the answers live in the service's own store beside the configuration they
  * guard, in the same transactions, which no idempotency library offers.
@@ -184,7 +186,7 @@ export class RequestLedger {
       if (!unwritten) this.unwritten.set(scope, (unwritten = []));
       unwritten.push(mine);
       const write = (this.writes.get(scope) ?? Promise.resolve()).then(async () => {
-        if (mine.undone) throw earlierWriteFailed();
+        if (mine.undone) throw EARLIER_WRITE_FAILED;
         const ops = [...(typeof writes === "function" ? await writes() : writes)];
         ops.push(...this.takePendingDeletes(scope, answer));
         const evicted = answer ? this.evictedBy(scope, answer) : [];
@@ -199,16 +201,12 @@ export class RequestLedger {
         () => this.written(scope, mine),
         () => this.undoFrom(scope, mine),
       );
-      // An undo that throws fails its own call (the device is not as it was) but not the next ones.
-      this.writes.set(
-        scope,
-        settled.catch(() => undefined),
-      );
+      this.writes.set(scope, settled);
       try {
         await write;
       } catch (error) {
         await settled;
-        throw writeFailure(error);
+        throw writeFailure(error, mine.undoFailure);
       }
     }
     if ("error" in applied) throw applied.error;
@@ -222,17 +220,24 @@ export class RequestLedger {
     else this.unwritten.delete(scope);
   }
 
-  /** `mine`'s writes failed: undoes it and every mutation of its scope applied after it, latest first. */
+  /**
+   * `mine`'s writes failed: undoes it and every mutation of its scope applied after it, latest
+   * first, each once. An undo that throws stops none of the others; its call reports it.
+   */
   private undoFrom(scope: string, mine: Unwritten): void {
     const unwritten = this.unwritten.get(scope) ?? [];
     const at = unwritten.indexOf(mine);
     if (at < 0) return; // undone already, with an earlier one
-    for (const later of unwritten.slice(at).reverse()) {
-      later.undone = true;
-      later.undo?.();
-    }
     if (at > 0) this.unwritten.set(scope, unwritten.slice(0, at));
     else this.unwritten.delete(scope);
+    for (const later of unwritten.slice(at).reverse()) {
+      later.undone = true;
+      try {
+        later.undo?.();
+      } catch (error) {
+        later.undoFailure = { error };
+      }
+    }
   }
 
   /**
@@ -307,24 +312,33 @@ export class RequestLedger {
   }
 }
 
-/** What a caller of a mutation whose writes failed is answered: UNAVAILABLE when the store did not answer. */
-function writeFailure(error: unknown): unknown {
-  if (!(error instanceof StoreUnavailableError)) return error;
+/**
+ * What a caller of a mutation whose writes failed is answered: UNAVAILABLE when the store did not
+ * answer (or an earlier write of the device failed), the change undone; when its undo threw, the
+ * message says so and what it threw (a retry applies the change again and writes it).
+ */
+function writeFailure(error: unknown, undoFailure: { error: unknown } | undefined): unknown {
+  let cause: string;
+  if (error === EARLIER_WRITE_FAILED)
+    cause = "an earlier change of this device could not be written to the configuration store";
+  else if (error instanceof StoreUnavailableError)
+    cause = `the configuration store did not answer (${error.message})`;
+  else return error;
+  const undone = undoFailure
+    ? `undoing this change failed (${messageOf(undoFailure.error)}): the device may keep some of it`
+    : "this change was undone";
   return new VplaneError({
     code: "UNAVAILABLE",
     reason: "STORE_UNAVAILABLE",
-    message: `the configuration store did not answer (${error.message}); the change was undone: retry`,
+    message: `${cause}; ${undone}: retry`,
   });
 }
 
-/** A mutation undone because an earlier one of its device could not be written. */
-function earlierWriteFailed(): VplaneError {
-  return new VplaneError({
-    code: "UNAVAILABLE",
-    reason: "STORE_UNAVAILABLE",
-    message:
-      "an earlier change of this device could not be written to the configuration store; this one was undone with it: retry",
-  });
+/** Thrown by the write of a mutation undone because an earlier one of its device could not be written. */
+const EARLIER_WRITE_FAILED = new Error("an earlier write of the scope failed");
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function hashOf(text: string): string {

@@ -164,8 +164,11 @@ describe("RequestLedger: apply → persist → remember, one rule for reused req
 });
 
 describe("RequestLedger: never a half-applied change (a mutation whose writes fail is undone)", () => {
-  /** A device holding a list; each mutation appends its value, its undo takes it off again. */
-  const device = (store: Store) => {
+  /**
+   * A device holding a list; each mutation appends its value, its undo takes it off again (the
+   * undo of `brokenUndo` throws instead, leaving its value).
+   */
+  const device = (store: Store, brokenUndo?: number) => {
     const values: number[] = [];
     const undone: number[] = [];
     const ledger = new RequestLedger(store, PREFIX);
@@ -176,8 +179,9 @@ describe("RequestLedger: never a half-applied change (a mutation whose writes fa
           answer: { values: [...values] },
           writes: [{ op: "put", key: `svc/config/${value}`, value }],
           undo: () => {
-            assert.equal(values.pop(), value, "undone latest first");
             undone.push(value);
+            if (value === brokenUndo) throw new Error(`the undo of ${value} broke`);
+            assert.equal(values.splice(values.lastIndexOf(value), 1)[0], value, "applied, not undone yet");
           },
         };
       });
@@ -209,6 +213,27 @@ describe("RequestLedger: never a half-applied change (a mutation whose writes fa
     );
     assert.deepEqual([d.values, d.undone], [[], [3, 2, 1]]);
     assert.deepEqual(await d.append(4), { values: [4] });
+    assert.deepEqual(
+      (await failing.store.list("svc/config/")).entries.map((e) => e.value),
+      [4],
+    );
+    await failing.store.close();
+  });
+
+  it("an undo that throws stops none of the others: each undone once, all answer UNAVAILABLE STORE_UNAVAILABLE, the broken one says so", async () => {
+    const failing = failingWrites(new SqliteStore(":memory:"));
+    const d = device(failing.store, 2);
+    failing.failNext();
+    const answers = await Promise.allSettled([d.append(1), d.append(2), d.append(3)]);
+    const refused = answers.map((a) => (a.status === "rejected" ? (a.reason as VplaneError) : undefined));
+    assert.deepEqual(
+      refused.map((e) => [e?.code, e?.reason]),
+      Array(3).fill(["UNAVAILABLE", "STORE_UNAVAILABLE"]),
+    );
+    assert.deepEqual([d.values, d.undone], [[2], [3, 2, 1]], "1 undone after 2's undo threw; none twice");
+    assert.match(refused[1]!.message, /undoing this change failed \(the undo of 2 broke\)/);
+    assert.match(refused[0]!.message, /this change was undone: retry/);
+    assert.deepEqual(await d.append(4), { values: [2, 4] }, "the next call applies and writes");
     assert.deepEqual(
       (await failing.store.list("svc/config/")).entries.map((e) => e.value),
       [4],
