@@ -31,6 +31,10 @@ export function queueEntries(qshift: number): number {
   return 1 << (qshift - 2);
 }
 
+/** ENDs per `written` flag (EndTable.written): 1 << RANGE_SHIFT. */
+const RANGE_SHIFT = 10;
+export const ENDS_PER_RANGE = 1 << RANGE_SHIFT;
+
 /** The END fields a caller reads back (decoded). */
 export interface EndState {
   index: number;
@@ -66,6 +70,13 @@ export class EndTable {
   readonly kvmCount: Uint32Array;
   /** Queue writes that failed (guest RAM closed or out of range); QEMU logs and goes on. */
   writeFailures = 0;
+  /**
+   * Per range of ENDS_PER_RANGE ENDs, set by every write to an END's words in it (issue 14: a
+   * pre-copy read compares only the ranges something wrote since it took their flags,
+   * XiveChangeTracker). The methods below set it. The import's apply writes the counts directly
+   * (applyXiveChanges): an imported device's first pre-copy read compares every range anyway.
+   */
+  readonly written: Uint8Array;
 
   constructor(
     readonly size: number,
@@ -78,11 +89,13 @@ export class EndTable {
     this.w7 = new Uint32Array(size);
     this.enqueued = new Float64Array(size);
     this.kvmCount = new Uint32Array(size);
+    this.written = new Uint8Array(Math.ceil(size / ENDS_PER_RANGE));
     for (let i = 0; i < size; i++) this.reset(i);
   }
 
   /** spapr_xive_end_reset: all zero, ESn and ESe switched off (Q=1). */
   reset(index: number): void {
+    this.wrote(index);
     this.w0[index] = 0;
     this.w1[index] = ((PQ.OFF << END_W1_ESN_SHIFT) | (PQ.OFF << END_W1_ESE_SHIFT)) >>> 0;
     this.qaddr[index] = 0;
@@ -97,6 +110,7 @@ export class EndTable {
    * xive.md §2; the KVM EQ_CONFIG set reaches the same END state, §1.4).
    */
   configure(index: number, qaddr: number, qshift: number, alwaysNotify: boolean, server: number): void {
+    this.wrote(index);
     this.w0[index] =
       (END_W0_VALID |
         END_W0_ENQUEUE |
@@ -118,11 +132,22 @@ export class EndTable {
    * EQ_CONFIG get reads it back as given, and enqueue() wraps it into the queue.
    */
   setQueueState(index: number, generation: number, qindex: number): void {
+    this.wrote(index);
     this.w1[index] =
       ((this.w1[index]! & ~(END_W1_GENERATION | END_W1_PAGE_OFF)) |
         ((generation & 1) << END_W1_GENERATION_SHIFT) |
         (qindex & END_W1_PAGE_OFF)) >>>
       0;
+  }
+
+  private wrote(index: number): void {
+    this.written[index >>> RANGE_SHIFT] = 1;
+  }
+
+  /** KVM's target selection counts one more source against the queue (xive.md §1.3). */
+  countTarget(index: number): void {
+    this.wrote(index);
+    this.kvmCount[index]!++;
   }
 
   isValid(index: number): boolean {
@@ -170,6 +195,7 @@ export class EndTable {
       this.writeFailures++;
       return;
     }
+    this.wrote(index);
     const next = (qindex + 1) & (entries - 1);
     const nextGeneration = next === 0 ? generation ^ 1 : generation;
     this.w1[index] =
@@ -186,6 +212,7 @@ export class EndTable {
 
   setEsb(index: number, escalation: boolean, pq: number): void {
     const shift = escalation ? END_W1_ESE_SHIFT : END_W1_ESN_SHIFT;
+    this.wrote(index);
     this.w1[index] = ((this.w1[index]! & ~(3 << shift)) | ((pq & 3) << shift)) >>> 0;
   }
 

@@ -271,7 +271,7 @@ export class XiveDevice {
       throw serverNotConnected(config.server, Errno.EINVAL, "INVALID_ARGUMENT");
     }
     const index = endIndexOf(config.server, config.priority);
-    if (this.router.ends!.isEnqueue(index)) this.router.ends!.kvmCount[index]!++;
+    if (this.router.ends!.isEnqueue(index)) this.router.ends!.countTarget(index);
     this.sources.setEas(irq, encodeEasHi(true, 0, index), encodeEasLo(false, config.eisn));
   }
 
@@ -334,7 +334,7 @@ export class XiveDevice {
     if (!ends.isEnqueue(index)) return false; // no queue page: -ENXIO, the search goes on
     const max = queueEntries(ends.qshiftOf(index)) - XIVE_Q_GAP;
     if (ends.kvmCount[index]! >= max) return false;
-    ends.kvmCount[index]!++;
+    ends.countTarget(index);
     return true;
   }
 
@@ -635,10 +635,14 @@ export class XiveDevice {
 
   /** The blocks its saved state is captured from (and pre-copy compares). */
   savedParts(): XiveParts {
+    const connected = () => this.connectedServers().map((server) => this.contexts[server]!);
     return {
       source: this.sourceEngine,
       ends: this.router.ends,
-      contexts: this.connectedServers().map((server) => this.contexts[server]!),
+      // Listed when read (capture, apply), not on every pre-copy read: 2,048 vCPUs sorted.
+      get contexts() {
+        return connected();
+      },
       contextRegisters: this.contextRegisters,
       xiveSelected: this.xiveSelected,
     };

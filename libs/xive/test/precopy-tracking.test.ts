@@ -24,6 +24,7 @@ import { ContextRegisters } from "../src/context-registers.js";
 import { PQ } from "../src/esb.js";
 import { HcallOpcode } from "../src/hcall-codes.js";
 import { eq, sourceConfig } from "./fixtures.js";
+import { modelKernel } from "./model-kernel.js";
 import { LSIS, MASKED_SOURCE, MIGRATION_RAM, xiveMachine } from "./migration-fixtures.js";
 
 const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
@@ -115,6 +116,15 @@ const CHANGES: Change[] = [
   {
     name: "END ESn PQ (END ESB SET_PQ)",
     apply: (c) => void c.xive("t").endEsbLoad((0 << 3) | 6, false, 0xe00),
+    moves: { queues: 1 },
+  },
+  {
+    name: "H_INT_GET_QUEUE_CONFIG beside a KVM device (the live index read back into the END)",
+    setup: (c) => c.selectMode("XIVE"),
+    apply: (c) => {
+      const kernel = { ...modelKernel(c.xive("t")), queueState: () => ({ qtoggle: 0, qindex: 5 }) };
+      assert.equal(c.hcall(0, HcallOpcode.H_INT_GET_QUEUE_CONFIG, [0n, 0n, 6n], kernel).returnCode, 0);
+    },
     moves: { queues: 1 },
   },
   {
@@ -238,6 +248,24 @@ describe("XIVE pre-copy tracking (issue 14): every change travels, and only it",
     assert.deepEqual(
       controller.readChanges(false)!.xive!.sources.changed.map((s) => s.irq),
       [MSI],
+      "marked: compared and read",
+    );
+  });
+});
+
+describe("XIVE END ranges (issue 14: an idle read compares no END)", () => {
+  it("an END range nothing marked written is not compared (EndTable.written): the read skips it", () => {
+    const { controller } = xiveMachine();
+    controller.readChanges(true);
+    const ends = controller.xive("t").savedParts().ends!;
+    const index = (0 << 3) | 6;
+    assert.equal(ends.written[index >>> 10], 0, "the read took the range");
+    ends.w1[index] = ends.w1[index]! ^ 1; // the queue index moved by an array write that did not mark
+    assert.equal(controller.readChanges(false), undefined, "unmarked: not compared");
+    ends.written[index >>> 10] = 1;
+    assert.deepEqual(
+      controller.readChanges(false)!.xive!.queues.changed.map((q) => q.endIndex),
+      [index],
       "marked: compared and read",
     );
   });

@@ -1,7 +1,6 @@
 import { sameRecord, type KeyedChanges } from "@vplane/model-kit";
 import { EAS_HI_END_INDEX, EAS_HI_VALID, EAS_LO_EISN, EAS_LO_MASKED } from "../eas.js";
-import { ContextRegisters } from "../context-registers.js";
-import type { EndTable } from "../end-table.js";
+import { ENDS_PER_RANGE, type EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_PQ, type SourceBlock } from "../source-table.js";
 import { latchedPq } from "../xive-source.js";
@@ -39,9 +38,6 @@ interface EndsCopy {
   records: Map<number, XiveQueueState>;
 }
 
-/** END words compared at once (the queue records are rebuilt only in a range that differs). */
-const END_RANGE = 1024;
-
 export interface XiveChanges {
   sources: KeyedChanges<XiveSourceState>;
   queues: KeyedChanges<XiveQueueState>;
@@ -73,16 +69,19 @@ function sameRange<T extends Uint32Array | Float64Array>(a: T, b: T, start: numb
  * What changed in a XIVE device since the copy it keeps of what it last handed out (issue 14
  * pre-copy), found without walking the VM: the copy is of the device's own typed arrays (per
  * block of 1024 sources, the END words, each vCPU's TIMA registers), compared with memcmp, and
- * only a block or END range that differs is decoded into records. A source block is compared
- * only if something wrote it since it was taken (SourceBlock.written, one store on the write
- * paths): at 1,048,576 sources the memcmp of every block (~9 MB) was most of an idle stop. The
- * memcmp stays behind the mark, so a write that changes nothing moves nothing. A source's record
+ * only a block or END range that differs is decoded into records. A source block or END range
+ * is compared only if something wrote it since it was taken (SourceBlock.written,
+ * EndTable.written: one store on the write paths): at 1,048,576 sources the memcmp of every
+ * block (~9 MB) was most of an idle stop. The memcmp stays behind the mark, so a write that
+ * changes nothing moves nothing. A vCPU's registers are read only in a register chunk that
+ * differs from its copy (ContextRegisters), never by walking the vCPUs. A source's record
  * (PQ, saved PQ) is derived from the arrays the same way the capture does (sourceRecord),
  * running, stopped and latched alike, so the deltas merge to the stop-and-copy export byte for
  * byte.
  */
 export class XiveChangeTracker {
-  private readonly blocks = new Map<number, BlockCopy>();
+  /** By block index (an array: an idle read at 1,048,576 sources visits 1,024 blocks). */
+  private readonly blocks: (BlockCopy | undefined)[] = [];
   private ends: EndsCopy | undefined;
   /** TIMA registers by server. */
   private readonly contexts: (Uint8Array | undefined)[] = [];
@@ -106,7 +105,7 @@ export class XiveChangeTracker {
     const blocks = source.sources.blocks;
     for (let b = 0; b < blocks.length; b++) {
       const block = blocks[b];
-      const copy = this.blocks.get(b);
+      const copy = this.blocks[b];
       if (block === undefined) continue; // a block, once made, stays (SourceTable.create)
       // Nothing wrote the block since the copy was taken (SourceBlock.written).
       if (copy !== undefined && !block.written) continue;
@@ -116,7 +115,7 @@ export class XiveChangeTracker {
       if (copy !== undefined && copy.bytes.equals(block.bytes)) continue;
       blockChanges(b, block, saved, copy, changes);
       if (!take) continue;
-      if (copy === undefined) this.blocks.set(b, copyOf(block, saved));
+      if (copy === undefined) this.blocks[b] = copyOf(block, saved);
       else {
         copy.bytes.set(block.bytes);
         copy.saved = saved?.slice();
@@ -138,8 +137,12 @@ export class XiveChangeTracker {
       kvmCount: new Uint32Array(ends.size),
       records: new Map(),
     };
-    for (let start = 0; start < ends.size; start += END_RANGE) {
-      const end = Math.min(start + END_RANGE, ends.size);
+    for (let range = 0, start = 0; start < ends.size; range++, start += ENDS_PER_RANGE) {
+      // Nothing wrote the range since its flag was taken (EndTable.written).
+      if (!fresh && ends.written[range] === 0) continue;
+      if (take) ends.written[range] = 0;
+      const end = Math.min(start + ENDS_PER_RANGE, ends.size);
+      // The memcmp stays behind the flag: a write that changes nothing moves nothing.
       if (
         !fresh &&
         sameRange(copy.w0, ends.w0, start, end) &&
@@ -172,26 +175,21 @@ export class XiveChangeTracker {
     return changes;
   }
 
-  private contextChanges(
-    { contexts, contextRegisters }: XiveParts,
-    take: boolean,
-  ): KeyedChanges<XiveContextState> {
+  private contextChanges({ contextRegisters }: XiveParts, take: boolean): KeyedChanges<XiveContextState> {
     // A device's vCPUs are never disconnected (only connected), so no context goes away.
     const changes: KeyedChanges<XiveContextState> = { changed: [], removed: [] };
-    // Chunks equal to their copy hold no change; a vCPU connected since has changed its chunk.
+    // A chunk equal to its copy holds no change; a vCPU connected since has changed its chunk.
     const chunks = contextRegisters.chunks;
-    const same: boolean[] = [];
     for (let c = 0; c < chunks.length; c++) {
       const chunk = chunks[c];
-      same[c] = chunk !== undefined && this.registerChunks[c]?.equals(chunk) === true;
-      if (take && chunk !== undefined && !same[c]) this.registerChunks[c] = Buffer.from(chunk);
-    }
-    for (const context of contexts) {
-      if (same[ContextRegisters.chunkOf(context.server)]) continue;
-      const before = this.contexts[context.server];
-      if (before !== undefined && sameSmall(before, context.regs)) continue;
-      changes.changed.push({ server: context.server, regs: context.regs.slice() });
-      if (take) this.contexts[context.server] = context.regs.slice();
+      if (chunk === undefined || this.registerChunks[c]?.equals(chunk) === true) continue;
+      if (take) this.registerChunks[c] = Buffer.from(chunk);
+      for (const { server, regs } of contextRegisters.registersIn(c)) {
+        const before = this.contexts[server];
+        if (before !== undefined && sameSmall(before, regs)) continue;
+        changes.changed.push({ server, regs: regs.slice() });
+        if (take) this.contexts[server] = regs.slice();
+      }
     }
     return changes;
   }
