@@ -21,8 +21,15 @@ import { VplaneError } from "@vplane/service-kit";
 import type { TransactionOp } from "@vplane/store";
 import { safeNumber } from "./proto-mapping.js";
 import type { InvalidationItem } from "./smmu-backend.js";
-import { configKeys, deleteOp, putOp, type PasidTableRecord } from "./smmu-config-store.js";
-import type { SmmuEntry, SmmuRegistry } from "./smmu-registry.js";
+import {
+  configKeys,
+  deleteOp,
+  putOp,
+  type DeviceRecord,
+  type MsiRecord,
+  type PasidTableRecord,
+} from "./smmu-config-store.js";
+import { pasidConfigOf, type SmmuEntry, type SmmuRegistry } from "./smmu-registry.js";
 import { LIMITS } from "./service-limits.js";
 
 /**
@@ -128,11 +135,8 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
           undo: () => {
             if (!was) return;
             e.backend.attachDevice(was.streamId, was.virtualStreamId, was.pageRequests);
-            if (was.guestSte) {
-              const { ste0, ste1, flags } = was.guestSte;
-              e.backend.setGuestSte(was.streamId, [BigInt(ste0), BigInt(ste1)], flags);
-            }
             e.devices.set(request.streamId, was);
+            if (was.guestSte) setGuestSte(e, was.streamId, was.guestSte);
           },
         };
       });
@@ -153,20 +157,28 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
           smmuv3: { version: s.smmuv3Version, s1fmt: s.s1fmt, s1dss: s.s1dss },
         };
         return registry.mutate(e, request, "AttachPasidTable", () => {
+          const replaced = e.pasidTable;
           e.backend.attachPasidTable({ ...record, basePtr: s.basePtr });
+          e.pasidTable = record;
           return {
             answer: { storedSte0: 0n, storedSte1: 0n },
             writes: [putOp(configKeys.pasidTable(vm, id), record)],
+            undo: () => setPasidTable(e, replaced),
           };
         });
       }
       if (form?.$case === "guestSte") {
         const g = form.value;
         return registry.mutate(e, request, "AttachPasidTable", () => {
+          const replaced = e.devices.get(g.streamId)?.guestSte;
           const [storedSte0, storedSte1] = e.backend.setGuestSte(g.streamId, [g.ste0, g.ste1], g.flags).words;
           const d = e.devices.get(g.streamId)!;
           d.guestSte = { ste0: g.ste0.toString(), ste1: g.ste1.toString(), flags: g.flags };
-          return { answer: { storedSte0, storedSte1 }, writes: [deviceWrite(e, g.streamId)] };
+          return {
+            answer: { storedSte0, storedSte1 },
+            writes: [deviceWrite(e, g.streamId)],
+            undo: () => setGuestSte(e, g.streamId, replaced),
+          };
         });
       }
       throw new VplaneError({
@@ -183,13 +195,20 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
       const sid = request.streamId;
       return registry.mutate(e, request, "DetachPasidTable", () => {
         if (sid === undefined) {
+          const replaced = e.pasidTable;
           e.backend.detachPasidTable();
-          return { answer: {}, writes: [deleteOp(configKeys.pasidTable(vm, id))] };
+          delete e.pasidTable;
+          return {
+            answer: {},
+            writes: [deleteOp(configKeys.pasidTable(vm, id))],
+            undo: () => setPasidTable(e, replaced),
+          };
         }
+        const replaced = e.devices.get(sid)?.guestSte;
         e.backend.clearGuestSte(sid);
         const d = e.devices.get(sid);
         if (d) delete d.guestSte;
-        return { answer: {}, writes: [deviceWrite(e, sid)] };
+        return { answer: {}, writes: [deviceWrite(e, sid)], undo: () => setGuestSte(e, sid, replaced) };
       });
     },
 
@@ -253,14 +272,17 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
         });
       const { vm, id } = keyOf(e);
       return registry.mutate(e, request, "BindMsi", () => {
+        const replaced = e.msi;
         const m = e.backend.bindMsi(
           safeNumber(b.iova, "binding.iova"),
           safeNumber(b.gpa, "binding.gpa"),
           safeNumber(b.size, "binding.size"),
         );
+        e.msi = { iova: m.giova, gpa: m.gpa, size: m.size };
         return {
           answer: { binding: { iova: BigInt(m.giova), gpa: BigInt(m.gpa), size: BigInt(m.size) } },
-          writes: [putOp(configKeys.msi(vm, id), { iova: m.giova, gpa: m.gpa, size: m.size })],
+          writes: [putOp(configKeys.msi(vm, id), e.msi)],
+          undo: () => setMsi(e, replaced),
         };
       });
     },
@@ -268,10 +290,53 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
     unbindMsi: (request: UnbindMsiRequest): Promise<UnbindMsiResponse> => {
       const e = registry.require(request.name);
       const { vm, id } = keyOf(e);
-      return registry.mutate(e, request, "UnbindMsi", () => {
+      return registry.mutate<UnbindMsiResponse>(e, request, "UnbindMsi", () => {
+        const replaced = e.msi;
         const unbound = e.backend.unbindMsi(safeNumber(request.iova, "iova"));
-        return { answer: { unbound }, writes: unbound ? [deleteOp(configKeys.msi(vm, id))] : [] };
+        if (!unbound) return { answer: { unbound }, writes: [] };
+        delete e.msi;
+        return {
+          answer: { unbound },
+          writes: [deleteOp(configKeys.msi(vm, id))],
+          undo: () => setMsi(e, replaced),
+        };
       });
     },
   };
+}
+
+/*
+ * The undos of the calls that set the guest's stage 1 or the MSI binding (RequestLedger: when the
+ * call's store write fails): each sets back, in the backend and in the entry's durable records,
+ * what the call replaced (`undefined`: none), which is what the store still holds.
+ */
+
+/**
+ * The seed PASID table. Attaching what a call replaced is always accepted: S1 → S1 is the only
+ * refused transition, and a call that replaced a translate config left abort, bypass or none.
+ */
+function setPasidTable(e: SmmuEntry, record: PasidTableRecord | undefined): void {
+  if (record) e.backend.attachPasidTable(pasidConfigOf(record));
+  else e.backend.detachPasidTable();
+  e.pasidTable = record;
+}
+
+/**
+ * A device's guest STE. The page requests a FAULT_ID_VALID STE turned on stay on, as after a
+ * DetachPasidTable.
+ */
+function setGuestSte(e: SmmuEntry, streamId: number, ste: DeviceRecord["guestSte"]): void {
+  if (ste) e.backend.setGuestSte(streamId, [BigInt(ste.ste0), BigInt(ste.ste1)], ste.flags);
+  else e.backend.clearGuestSte(streamId);
+  const d = e.devices.get(streamId);
+  if (d && ste) d.guestSte = ste;
+  else if (d) delete d.guestSte;
+}
+
+/** The MSI binding (one per SMMU; binding the bound IOVA again changes nothing). */
+function setMsi(e: SmmuEntry, record: MsiRecord | undefined): void {
+  const bound = e.msi;
+  if (bound && bound.iova !== record?.iova) e.backend.unbindMsi(bound.iova);
+  if (record && bound?.iova !== record.iova) e.backend.bindMsi(record.iova, record.gpa, record.size);
+  e.msi = record;
 }

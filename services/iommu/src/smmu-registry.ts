@@ -18,6 +18,7 @@ import {
   SmmuConfigStore,
   configChanges,
   type DeviceRecord,
+  type MsiRecord,
   type PasidTableRecord,
   type SmmuConfig,
   type SmmuRecord,
@@ -32,6 +33,16 @@ export interface SmmuEntry {
   backend: SmmuBackend;
   /** The durable device records (the attach options and the guest STE words as given). */
   devices: Map<number, DeviceRecord>;
+  /** The durable seed PASID table and MSI binding, as given (what a call's undo sets again). */
+  pasidTable?: PasidTableRecord;
+  msi?: MsiRecord;
+}
+
+/** Keeps an SMMU's durable records beside its backend: devices, seed PASID table, MSI binding. */
+function keepRecords(entry: SmmuEntry, config: SmmuConfig): void {
+  for (const d of config.devices) entry.devices.set(d.streamId, d);
+  entry.pasidTable = config.pasidTable;
+  entry.msi = config.msi;
 }
 
 /** An SMMU to create from a migrated state, read from sections[section]. */
@@ -167,7 +178,7 @@ export class SmmuRegistry {
           b.setGuestSte(d.streamId, [BigInt(d.guestSte.ste0), BigInt(d.guestSte.ste1)], d.guestSte.flags);
       }
       if (config.msi) b.bindMsi(config.msi.iova, config.msi.gpa, config.msi.size);
-      for (const d of config.devices) entry.devices.set(d.streamId, d);
+      keepRecords(entry, config);
     } catch (error) {
       b.close();
       throw error;
@@ -260,8 +271,7 @@ export class SmmuRegistry {
       throw error;
     }
     for (const [i, entry] of built.entries()) {
-      for (const d of importedSmmuConfig(entry.record, items[i]!.imported).devices)
-        entry.devices.set(d.streamId, d);
+      keepRecords(entry, importedSmmuConfig(entry.record, items[i]!.imported));
       this.entries.set(smmuName(vm, entry.record.smmuId), entry);
       this.seals.arrived(vm);
     }
@@ -381,7 +391,7 @@ export class SmmuRegistry {
     this.prepared.delete(vm);
     for (const { entry, record } of built) {
       entry.record = record;
-      for (const d of smmus.get(record.smmuId)!.config.devices) entry.devices.set(d.streamId, d);
+      keepRecords(entry, smmus.get(record.smmuId)!.config);
       this.entries.set(smmuName(vm, record.smmuId), entry);
     }
     this.seals.arrived(vm);

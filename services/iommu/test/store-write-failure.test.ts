@@ -11,6 +11,7 @@ import { smmuConfigHandlers } from "../src/smmu-config-handlers.js";
 import { smmuCrudHandlers } from "../src/smmu-crud-handlers.js";
 import { SmmuRegistry } from "../src/smmu-registry.js";
 import { removeDir, tempDataDir } from "./iommu-harness.js";
+import { steWords } from "../src/testing/guest-tables.js";
 import { smmuSpec } from "./smmu-fixture.js";
 
 describe("an SMMU configuration call whose store write fails is undone: UNAVAILABLE, the SMMU as it was", () => {
@@ -109,5 +110,108 @@ describe("an SMMU configuration call whose store write fails is undone: UNAVAILA
     );
     await config.detachDevice({ name, streamId: 0x10, requestId: "d-1" });
     assert.equal(registry.require(name).devices.has(0x10), false);
+  });
+
+  // The calls that replace one setting by another: each undo sets again what the call replaced.
+  /** Seed ATTACH_PASID_TABLE with config 1 translate, 2 bypass or 3 abort (digest §1.2). */
+  const seed = (pasidConfig: number, requestId: string) =>
+    config.attachPasidTable({
+      name,
+      form: {
+        $case: "seed",
+        value: {
+          version: 1,
+          format: 1,
+          basePtr: 0x8000n,
+          pasidBits: 0,
+          config: pasidConfig,
+          smmuv3Version: 1,
+          s1fmt: 0,
+          s1dss: 0,
+        },
+      },
+      requestId,
+    });
+  /** The seed stage 1 in the SMMU and in the durable record: [its kind, the record's config]. */
+  const seedStage1 = () => {
+    const e = registry.require(name);
+    return [e.backend.dump().pasidTable?.kind, e.pasidTable?.config];
+  };
+
+  it("AttachPasidTable (seed): what it replaced is attached again (none, then bypass); the retry attaches", async () => {
+    await unavailable(() => seed(2, "p-1"));
+    assert.deepEqual(seedStage1(), [undefined, undefined]);
+    await seed(2, "p-1");
+    await unavailable(() => seed(3, "p-2"));
+    assert.deepEqual(seedStage1(), ["bypass", 2]);
+  });
+
+  it("DetachPasidTable (seed): the table is attached again; the retry detaches", async () => {
+    await unavailable(() => config.detachPasidTable({ name, requestId: "pd-1" }));
+    assert.deepEqual(seedStage1(), ["bypass", 2]);
+    await config.detachPasidTable({ name, requestId: "pd-1" });
+    assert.deepEqual(seedStage1(), [undefined, undefined]);
+  });
+
+  /** Installs guest STE words of Config `steConfig` on device 0x10 (iommufd form, digest §2.1). */
+  const guestSte = (steConfig: number, requestId: string) =>
+    config.attachPasidTable({
+      name,
+      form: { $case: "guestSte", value: { streamId: 0x10, ...steWords(steConfig), flags: 0 } },
+      requestId,
+    });
+  /** Device 0x10's guest STE Config in the SMMU and in its durable record. */
+  const steConfigOf = () => {
+    const e = registry.require(name);
+    const installed = e.backend.devices().find((d) => d.streamId === 0x10)!.guestSte;
+    const record = e.devices.get(0x10)!.guestSte;
+    return [
+      installed && Number((installed.words[0] >> 1n) & 7n),
+      record && Number((BigInt(record.ste0) >> 1n) & 7n),
+    ];
+  };
+
+  it("AttachPasidTable (guest STE): the STE it replaced is set again (none: cleared, then Config 5)", async () => {
+    await config.attachDevice({
+      name,
+      streamId: 0x10,
+      virtualStreamId: 1,
+      pageRequests: false,
+      requestId: "",
+    });
+    await unavailable(() => guestSte(5, "g-1"));
+    assert.deepEqual(steConfigOf(), [undefined, undefined]);
+    await guestSte(5, "g-1");
+    await unavailable(() => guestSte(4, "g-2"));
+    assert.deepEqual(steConfigOf(), [5, 5]);
+  });
+
+  it("DetachPasidTable (guest STE): the STE is set again; the retry clears it", async () => {
+    await unavailable(() => config.detachPasidTable({ name, streamId: 0x10, requestId: "gd-1" }));
+    assert.deepEqual(steConfigOf(), [5, 5]);
+    await config.detachPasidTable({ name, streamId: 0x10, requestId: "gd-1" });
+    assert.deepEqual(steConfigOf(), [undefined, undefined]);
+  });
+
+  /** The MSI doorbell IOVA bound in the SMMU and in the durable record. */
+  const msiIova = () => {
+    const e = registry.require(name);
+    return [e.backend.dump().msiBinding?.giova, e.msi?.iova];
+  };
+
+  it("BindMsi: unbound again, UnbindMsi: bound again; their retries bind and unbind", async () => {
+    const bind = () =>
+      config.bindMsi({
+        name,
+        binding: { iova: 0x800_0000n, gpa: 0x4000_0000n, size: 0x1000n },
+        requestId: "b-1",
+      });
+    await unavailable(bind);
+    assert.deepEqual(msiIova(), [undefined, undefined]);
+    await bind();
+    await unavailable(() => config.unbindMsi({ name, iova: 0x800_0000n, requestId: "ub-1" }));
+    assert.deepEqual(msiIova(), [0x800_0000, 0x800_0000]);
+    assert.equal((await config.unbindMsi({ name, iova: 0x800_0000n, requestId: "ub-1" })).unbound, true);
+    assert.deepEqual(msiIova(), [undefined, undefined]);
   });
 });
