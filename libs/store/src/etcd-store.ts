@@ -7,11 +7,20 @@
 // Store revisions are etcd revisions (mod_revision of an entry, header.revision of a write).
 //
 // Failures of the cluster (no leader, no quorum, connection refused, deadline passed) become
-// StoreUnavailableError. The etcd3 client retries a call that failed as unavailable on another
-// endpoint (up to 3 attempts): if the first attempt of a conditional write did apply but its
-// answer was lost, the retry reports a StoreConflictError whose `actual` is that write's revision.
+// StoreUnavailableError. Calls go to the leader (EtcdMembers); a call that failed as unavailable is
+// retried on another member (up to 3 attempts): if the first attempt of a conditional write did
+// apply but its answer was lost, the retry reports a StoreConflictError whose `actual` is that
+// write's revision.
 
-import { Etcd3, GRPCInvalidArgumentError, type IKeyValue, type IRequestOp, type IResponseOp } from "etcd3";
+import {
+  GRPCInvalidArgumentError,
+  type IKeyValue,
+  type IRangeRequest,
+  type IRequestOp,
+  type IResponseOp,
+  type ITxnRequest,
+} from "etcd3";
+import { EtcdMembers } from "./etcd-members.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.js";
 import { StoreError, StoreInvalidArgumentError, StoreUnavailableError } from "./store-error.js";
 import { prefixRangeEnd, validateKey, validatePrefix } from "./store-key.js";
@@ -53,7 +62,7 @@ const ALL_KEYS_END = Buffer.from([0]);
 export class EtcdStore implements Store {
   readonly prefix: string;
   readonly maxTransactionOps = MAX_TRANSACTION_OPS;
-  private readonly client: Etcd3;
+  private readonly members: EtcdMembers;
   private closed = false;
 
   constructor(options: EtcdStoreOptions) {
@@ -61,18 +70,13 @@ export class EtcdStore implements Store {
     if (options.endpoints.length === 0)
       throw new StoreInvalidArgumentError("etcd store needs at least one endpoint");
     this.prefix = options.prefix;
-    const callTimeoutMs = options.callTimeoutMs ?? 5000;
-    this.client = new Etcd3({
-      hosts: options.endpoints,
-      dialTimeout: callTimeoutMs,
-      defaultCallOptions: () => ({ deadline: Date.now() + callTimeoutMs }),
-    });
+    this.members = EtcdMembers.connect(options.endpoints, options.callTimeoutMs ?? 5000);
   }
 
   get(key: string): Promise<StoreEntry | undefined> {
     return this.call(async () => {
       validateKey(key);
-      const response = await this.client.kv.range({ key: this.etcdKey(key) });
+      const response = await this.members.run((client) => client.kv.range({ key: this.etcdKey(key) }));
       const kv = response.kvs[0];
       return kv && this.entryOf(kv);
     });
@@ -85,12 +89,13 @@ export class EtcdStore implements Store {
       const after = decodePageToken(prefix, options?.pageToken);
       const fullPrefix = this.prefix + prefix;
       const end = prefixRangeEnd(fullPrefix);
-      const response = await this.client.kv.range({
+      const request: IRangeRequest = {
         // The smallest key after `after` is `after` + NUL; no store key contains NUL.
         key: after === undefined ? Buffer.from(fullPrefix) : Buffer.from(this.prefix + after + "\0"),
         range_end: end === undefined ? ALL_KEYS_END : Buffer.from(end),
         limit: pageSize,
-      });
+      };
+      const response = await this.members.run((client) => client.kv.range(request));
       const entries = response.kvs.map((kv) => this.entryOf(kv));
       const last = entries.at(-1);
       return response.more && last
@@ -120,14 +125,14 @@ export class EtcdStore implements Store {
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.client.close();
+      this.members.close();
     }
     return Promise.resolve();
   }
 
   private async apply(plan: TransactionPlan): Promise<{ revision: number; deleted: boolean[] }> {
     const conditionedKeys = [...new Set(plan.conditions.map((condition) => condition.key))];
-    const response = await this.client.kv.txn({
+    const request: ITxnRequest = {
       compare: plan.conditions.map(({ key, expected }) =>
         expected === "absent"
           ? { key: this.etcdKey(key), target: "Create", result: "Equal", create_revision: 0 }
@@ -139,7 +144,8 @@ export class EtcdStore implements Store {
           : { request_delete_range: { key: this.etcdKey(write.key) } },
       ),
       failure: conditionedKeys.map((key) => ({ request_range: { key: this.etcdKey(key), keys_only: true } })),
-    });
+    };
+    const response = await this.members.run((client) => client.kv.txn(request));
     if (response.succeeded) {
       const deleted = plan.writes
         .map((write, index) => ({ write, response: response.responses[index] }))
