@@ -17,11 +17,14 @@ import { smmuSpec } from "./smmu-fixture.js";
 describe("an SMMU configuration call whose store write fails is undone: UNAVAILABLE, the SMMU as it was", () => {
   const dataDir = tempDataDir();
   const failing = failingWrites(openStore("sqlite::memory:"));
-  const registry = new SmmuRegistry(failing.store, {
-    dataDir,
-    maxSmmus: 4,
-    log: createLogger({ name: "test", level: "silent" }),
-  });
+  /** The service's registry over the store: a second one is the service restarted. */
+  const openRegistry = () =>
+    new SmmuRegistry(failing.store, {
+      dataDir,
+      maxSmmus: 4,
+      log: createLogger({ name: "test", level: "silent" }),
+    });
+  const registry = openRegistry();
   const crud = smmuCrudHandlers(registry, dataDir);
   const config = smmuConfigHandlers(registry);
   let name: string;
@@ -133,8 +136,8 @@ describe("an SMMU configuration call whose store write fails is undone: UNAVAILA
       requestId,
     });
   /** The seed stage 1 in the SMMU and in the durable record: [its kind, the record's config]. */
-  const seedStage1 = () => {
-    const e = registry.require(name);
+  const seedStage1 = (r = registry) => {
+    const e = r.require(name);
     return [e.backend.dump().pasidTable?.kind, e.pasidTable?.config];
   };
 
@@ -194,24 +197,40 @@ describe("an SMMU configuration call whose store write fails is undone: UNAVAILA
   });
 
   /** The MSI doorbell IOVA bound in the SMMU and in the durable record. */
-  const msiIova = () => {
-    const e = registry.require(name);
+  const msiIova = (r = registry) => {
+    const e = r.require(name);
     return [e.backend.dump().msiBinding?.giova, e.msi?.iova];
   };
 
+  const bind = (requestId = "b-1") =>
+    config.bindMsi({ name, binding: { iova: 0x800_0000n, gpa: 0x4000_0000n, size: 0x1000n }, requestId });
+
   it("BindMsi: unbound again, UnbindMsi: bound again; their retries bind and unbind", async () => {
-    const bind = () =>
-      config.bindMsi({
-        name,
-        binding: { iova: 0x800_0000n, gpa: 0x4000_0000n, size: 0x1000n },
-        requestId: "b-1",
-      });
-    await unavailable(bind);
+    await unavailable(() => bind());
     assert.deepEqual(msiIova(), [undefined, undefined]);
     await bind();
     await unavailable(() => config.unbindMsi({ name, iova: 0x800_0000n, requestId: "ub-1" }));
     assert.deepEqual(msiIova(), [0x800_0000, 0x800_0000]);
     assert.equal((await config.unbindMsi({ name, iova: 0x800_0000n, requestId: "ub-1" })).unbound, true);
     assert.deepEqual(msiIova(), [undefined, undefined]);
+  });
+
+  it("after a restart, the undos set back what the restart replayed (the entry keeps the records it loads)", async () => {
+    await seed(2, "");
+    await bind("");
+    registry.closeAll();
+    const restarted = openRegistry();
+    await restarted.load();
+    const calls = smmuConfigHandlers(restarted);
+    await unavailable(() => calls.detachPasidTable({ name, requestId: "" }));
+    await unavailable(() => calls.unbindMsi({ name, iova: 0x800_0000n, requestId: "" }));
+    assert.deepEqual(
+      [seedStage1(restarted), msiIova(restarted)],
+      [
+        ["bypass", 2],
+        [0x800_0000, 0x800_0000],
+      ],
+    );
+    restarted.closeAll();
   });
 });
