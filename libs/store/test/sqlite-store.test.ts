@@ -97,6 +97,37 @@ describe("SqliteStore durability", () => {
     await reopened.close();
   });
 
+  // A WITHOUT ROWID table reads a whole overflowing row to compare keys with it: every lookup
+  // beside an imported controller's 512 KiB state chunks cost ~0.5 ms (sqlite-store.ts layout).
+  it("keeps entries in a rowid table with the revision before the value, and moves a file of the WITHOUT ROWID layout to it, entries and revisions kept", async () => {
+    const tableSql = (db: DatabaseSync) =>
+      (db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'entries'").get() as { sql: string }).sql;
+    const rowidLayout =
+      /^CREATE TABLE entries \(key TEXT PRIMARY KEY NOT NULL, revision INTEGER NOT NULL, value BLOB NOT NULL\)$/;
+    const path = freshFile();
+    const store = new SqliteStore(path);
+    const big = new Uint8Array(512 * 1024).fill(7);
+    await store.put("a/state/0", big);
+    const revision = await store.put("a/record", { vm: "a" });
+    assert.match(tableSql((store as unknown as { db: DatabaseSync }).db), rowidLayout);
+    await store.close();
+    // The layout every file had before: the same rows in a WITHOUT ROWID table, value before revision.
+    const made = new DatabaseSync(path);
+    made.exec(`
+      ALTER TABLE entries RENAME TO rowid_entries;
+      CREATE TABLE entries (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, revision INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO entries SELECT key, value, revision FROM rowid_entries;
+      DROP TABLE rowid_entries;
+    `);
+    made.close();
+    const reopened = new SqliteStore(path);
+    assert.match(tableSql((reopened as unknown as { db: DatabaseSync }).db), rowidLayout);
+    assert.deepEqual(await reopened.get("a/record"), { key: "a/record", value: { vm: "a" }, revision });
+    assert.deepEqual((await reopened.get("a/state/0"))?.value, big);
+    assert.ok((await reopened.put("a/record", { vm: "a", n: 2 }, { ifRevision: revision })) > revision);
+    await reopened.close();
+  });
+
   it("a write blocked by another connection's write lock past the busy timeout is unavailable, and changes nothing", async () => {
     const path = freshFile();
     const store = new SqliteStore(path, { busyTimeoutMs: 50 });
