@@ -24,6 +24,7 @@ import {
 import {
   applyControllerDelta,
   mergedImportedState,
+  readControllerState,
   type ImportedControllerState,
 } from "./controller-state-format.js";
 import {
@@ -56,10 +57,16 @@ export interface ControllerEntry {
  */
 interface PreparedImport {
   record: ControllerRecord;
-  imported: ImportedControllerState;
+  /**
+   * That state as its checked bytes (ImportedControllerState.payload), read again when needed (a
+   * later iteration's delta, a finish that cannot apply in place). Not the decoded records: a
+   * million objects at 1,048,576 sources, which every major GC of this process walked while the
+   * import waited for the stop, and some of those GCs landed inside the downtime.
+   */
+  payload: Uint8Array;
   iteration: number;
   /**
-   * The controller `imported` describes, built while the source runs (issue 14: not inside the
+   * The controller that state describes, built while the source runs (issue 14: not inside the
    * downtime), quiesced and seen by no call until the finish makes it the VM's. Its guest RAM is
    * bound then: the file RAM migration fills in place (as QEMU's destination memory-backend-file).
    * Emulated only: a native backend's kernel device is created at the finish, as before.
@@ -294,7 +301,7 @@ export class ControllerRegistry {
         if (error instanceof StoreConflictError) throw controllerExists(vm, "vm");
         throw error;
       }
-      this.prepared.set(vm, { record, imported, iteration, built });
+      this.prepared.set(vm, { record, payload: imported.payload, iteration, built });
       return;
     }
     const prepared = this.requirePrepared(vm, "iteration");
@@ -313,7 +320,7 @@ export class ControllerRegistry {
       throw error;
     }
     close(prepared.built);
-    Object.assign(prepared, { record, imported, iteration, built });
+    Object.assign(prepared, { record, payload: imported.payload, iteration, built });
   }
 
   /** The prepared import's controller, built now (emulated backends; see PreparedImport.built). */
@@ -351,7 +358,10 @@ export class ControllerRegistry {
       (delta === undefined || refusedAsPayload(() => built.backend.applyStopDelta?.(delta.delta) ?? false));
     const entry = inPlace
       ? built
-      : this.open(record, delta ? this.applyPrepared(prepared, delta.delta) : prepared.imported);
+      : this.open(
+          record,
+          delta ? this.applyPrepared(prepared, delta.delta) : readControllerState(prepared.payload),
+        );
     try {
       await this.config.appendDelta(record, delta?.payload ?? new Uint8Array(), { durability: "deferred" });
     } catch (error) {
@@ -395,7 +405,7 @@ export class ControllerRegistry {
 
   /** The prepared state after `delta`, on the same guest RAM size. */
   private applyPrepared(prepared: PreparedImport, delta: ControllerDelta): ImportedControllerState {
-    const imported = applyControllerDelta(prepared.imported.state, delta);
+    const imported = applyControllerDelta(readControllerState(prepared.payload).state, delta);
     if (imported.guestMemoryBytes !== prepared.record.guestMemoryBytes) {
       throw new VplaneError({
         code: "INVALID_ARGUMENT",
