@@ -192,11 +192,8 @@ function countTargetedSources(source: XiveSource, ends: EndTable, indices: reado
     ends.kvmCount[index] = 0;
     counted[index] = ends.isEnqueue(index) ? 1 : 0;
   }
-  for (const block of source.sources.blocks) {
-    if (block === undefined || block.validCount === 0) continue;
-    for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
-      const end = targetedEnd(block.easHi[i]!, block.easLo[i]!);
-      if (end >= 0 && counted[end] === 1) ends.kvmCount[end]!++;
-    }
-  }
+  source.sources.forEachValid((_irq, block, i) => {
+    const end = targetedEnd(block.easHi[i]!, block.easLo[i]!);
+    if (end >= 0 && counted[end] === 1) ends.kvmCount[end]!++;
+  });
 }
