@@ -88,7 +88,6 @@ export {
 export { encodeControllerState } from "./device-state/encode-controller-state.js";
 export {
   CONTROLLER_DELTA_MAGIC,
-  diffControllerState,
   mergeControllerDelta,
   type ControllerDelta,
   type KeyedChanges,

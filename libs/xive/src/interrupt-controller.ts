@@ -356,8 +356,10 @@ export class InterruptController {
       machineSourcesVersion: this.sourceKindsVersion,
       machineSources: () => this.initialisedSources(),
       stoppedTriggers: this.stoppedTriggers(),
-      xive: active.mode === "XIVE" ? { device: active.xive, parts: active.xive.savedParts() } : undefined,
-      capture: () => this.captureState(),
+      active:
+        active.mode === "XIVE"
+          ? { mode: "XIVE", device: active.xive, parts: active.xive.savedParts() }
+          : { mode: "XICS", device: active.xics },
     };
   }
 

@@ -25,7 +25,7 @@ import { PQ } from "../src/esb.js";
 import { HcallOpcode } from "../src/hcall-codes.js";
 import { eq, sourceConfig } from "./fixtures.js";
 import { modelKernel } from "./model-kernel.js";
-import { LSIS, MASKED_SOURCE, MIGRATION_RAM, xiveMachine } from "./migration-fixtures.js";
+import { LSIS, MASKED_SOURCE, MIGRATION_RAM, MSIS, xicsMachine, xiveMachine } from "./migration-fixtures.js";
 
 const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
 const LSI = LSIS[0]!;
@@ -148,32 +148,46 @@ function merge(state: ControllerState | undefined, delta: ControllerDelta): Cont
   return mergeControllerDelta(state, decodeControllerDelta(encodeControllerDelta(delta)));
 }
 
+const moved = (c: { changed: unknown[]; removed: number[] }) => c.changed.length + c.removed.length;
+
+/**
+ * After a first read, `change` applied: the next read holds it (`check` bounds what it moved;
+ * the vCPU and source lists only when it says so), and the reads merged with the stop's equal
+ * the export byte for byte.
+ */
+function readAlone(
+  controller: InterruptController,
+  change: { apply(controller: InterruptController): void; moves: { lists?: boolean } },
+  check: (delta: ControllerDelta) => void,
+): void {
+  let state = merge(undefined, controller.readChanges(true)!);
+  assert.equal(controller.readChanges(false), undefined, "nothing changed yet");
+  change.apply(controller);
+  const delta = controller.readChanges(false);
+  assert.ok(delta, "the change is read");
+  check(delta);
+  if (!change.moves.lists) assert.equal(delta.vcpus ?? delta.machineSources, undefined, "lists");
+  state = merge(state, delta);
+  controller.quiesce();
+  const stop = controller.readChanges(false);
+  if (stop) state = merge(state, stop);
+  assert.equal(
+    Buffer.from(encodeControllerState(state)).toString("hex"),
+    Buffer.from(controller.exportState()).toString("hex"),
+  );
+}
+
 describe("XIVE pre-copy tracking (issue 14): every change travels, and only it", () => {
   for (const change of CHANGES) {
     it(`${change.name}: in the next read, alone; merged reads equal the export`, () => {
       const { controller } = xiveMachine();
       change.setup?.(controller);
-      let state = merge(undefined, controller.readChanges(true)!);
-      assert.equal(controller.readChanges(false), undefined, "nothing changed yet");
-      change.apply(controller);
-      const delta = controller.readChanges(false);
-      assert.ok(delta, "the change is read");
-      const { sources, queues, contexts } = delta.xive!;
-      assert.ok(sources.changed.length + sources.removed.length <= (change.moves.sources ?? 0), "sources");
-      assert.ok(queues.changed.length + queues.removed.length <= (change.moves.queues ?? 0), "queues");
-      assert.ok(
-        contexts.changed.length + contexts.removed.length <= (change.moves.contexts ?? 0),
-        "contexts",
-      );
-      if (!change.moves.lists) assert.equal(delta.vcpus ?? delta.machineSources, undefined, "lists");
-      state = merge(state, delta);
-      controller.quiesce();
-      const stop = controller.readChanges(false);
-      if (stop) state = merge(state, stop);
-      assert.equal(
-        Buffer.from(encodeControllerState(state)).toString("hex"),
-        Buffer.from(controller.exportState()).toString("hex"),
-      );
+      readAlone(controller, change, (delta) => {
+        const { sources, queues, contexts } = delta.xive!;
+        assert.ok(moved(sources) <= (change.moves.sources ?? 0), "sources");
+        assert.ok(moved(queues) <= (change.moves.queues ?? 0), "queues");
+        assert.ok(moved(contexts) <= (change.moves.contexts ?? 0), "contexts");
+      });
     });
   }
 
@@ -250,6 +264,88 @@ describe("XIVE pre-copy tracking (issue 14): every change travels, and only it",
       [MSI],
       "marked: compared and read",
     );
+  });
+});
+
+/** A XICS change after the first read, and how many ICS sources and ICPs it may move (at most). */
+interface XicsChange {
+  name: string;
+  apply(controller: InterruptController): void;
+  moves: { sources?: number; icps?: number; lists?: boolean };
+}
+
+const XICS_MSI = MSIS[0]!; // routed to a vCPU (migration-fixtures ROUTES)
+
+const XICS_CHANGES: XicsChange[] = [
+  {
+    name: "ibm,set-xive (server, priority, saved priority)",
+    apply: (c) => void c.xics("t").setXive(XICS_MSI, 1, 3),
+    moves: { sources: 1 },
+  },
+  { name: "ibm,int-off", apply: (c) => void c.xics("t").intOff(XICS_MSI), moves: { sources: 1 } },
+  {
+    name: "a masked MSI's trigger (MASKED_PENDING), then int-on delivers it (XIRR)",
+    apply: (c) => {
+      c.xics("t").intOff(XICS_MSI);
+      c.trigger(XICS_MSI);
+      c.xics("t").intOn(XICS_MSI);
+    },
+    moves: { sources: 1, icps: 1 },
+  },
+  {
+    name: "an MSI delivered (XIRR, pending priority)",
+    apply: (c) => void c.trigger(XICS_MSI),
+    moves: { icps: 1 },
+  },
+  {
+    name: "an LSI asserted (ASSERTED, SENT; XIRR)",
+    apply: (c) => void c.setIrq(LSI, true),
+    moves: { sources: 1, icps: 1 },
+  },
+  { name: "H_CPPR", apply: (c) => void c.hcall(2, HcallOpcode.H_CPPR, [0x5n]), moves: { icps: 1 } },
+  {
+    name: "H_IPI (MFRR, the IPI presented)",
+    apply: (c) => void c.hcall(0, HcallOpcode.H_IPI, [1n, 0x2n]),
+    moves: { icps: 1 },
+  },
+  {
+    name: "an MSI delivered and accepted (H_XIRR: CPPR takes its priority, XISR cleared)",
+    apply: (c) => {
+      c.trigger(XICS_MSI);
+      c.hcall(c.xics("t").getXive(XICS_MSI)[1], HcallOpcode.H_XIRR, []);
+    },
+    moves: { icps: 1 },
+  },
+  {
+    name: "a source claimed (the machine's sources)",
+    apply: (c) => c.initSource(0x1306),
+    moves: { sources: 1, lists: true },
+  },
+  { name: "a vCPU connected (a new ICP)", apply: (c) => c.connectVcpu(3), moves: { icps: 1, lists: true } },
+];
+
+describe("XICS pre-copy tracking (issue 14): every change travels, and only it", () => {
+  for (const change of XICS_CHANGES) {
+    it(`${change.name}: in the next read, alone; merged reads equal the export`, () => {
+      readAlone(xicsMachine().controller, change, (delta) => {
+        assert.ok(moved(delta.xics!.sources) <= (change.moves.sources ?? 0), "sources");
+        assert.ok(moved(delta.xics!.icps) <= (change.moves.icps ?? 0), "icps");
+      });
+    });
+  }
+
+  it("a source put back to its reset state leaves the state: the read removes it", () => {
+    const { controller } = xicsMachine();
+    controller.readChanges(true);
+    const ics = controller.xics("t").ics;
+    const srcno = XICS_MSI - ics.offset;
+    // What no call does (a claim stays): the arrays written back to a reset source's, to see the removal.
+    ics.flags[srcno] = 0;
+    ics.server[srcno] = 0;
+    ics.priority[srcno] = 0xff;
+    ics.savedPriority[srcno] = 0xff;
+    ics.status[srcno] = 0;
+    assert.deepEqual(controller.readChanges(false)!.xics!.sources, { changed: [], removed: [XICS_MSI] });
   });
 });
 

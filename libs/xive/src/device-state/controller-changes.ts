@@ -1,7 +1,9 @@
 import { noChanges, sameRecord, type KeyedChanges } from "@vplane/model-kit";
+import type { XicsDevice } from "../xics/xics-device.js";
 import type { XiveDevice } from "../xive-device.js";
-import { diffControllerState, type ControllerDelta } from "./controller-delta.js";
+import type { ControllerDelta } from "./controller-delta.js";
 import type { ControllerHeader, ControllerState } from "./controller-state.js";
+import { XicsChangeTracker } from "./xics-changes.js";
 import { XiveChangeTracker } from "./xive-changes.js";
 import type { XiveParts } from "./xive-state.js";
 
@@ -15,11 +17,14 @@ export interface ControllerView {
   machineSourcesVersion: number;
   machineSources(): ControllerState["machineSources"];
   stoppedTriggers: number[];
-  /** The active XIVE device and its parts; undefined when XICS is active. */
-  xive: { device: XiveDevice; parts: XiveParts } | undefined;
-  /** The whole state (XICS: its diff is of the whole capture). */
-  capture(): ControllerState;
+  /** The active device: XIVE with its parts, or XICS. */
+  active: { mode: "XIVE"; device: XiveDevice; parts: XiveParts } | { mode: "XICS"; device: XicsDevice };
 }
+
+/** The active device's tracker. */
+type Tracked =
+  | { mode: "XIVE"; device: XiveDevice; tracker: XiveChangeTracker }
+  | { mode: "XICS"; device: XicsDevice; tracker: XicsChangeTracker };
 
 /** What the last read handed out. */
 interface Sent {
@@ -27,16 +32,15 @@ interface Sent {
   vcpusVersion: number;
   machineSourcesVersion: number;
   stoppedTriggers: number[];
-  xive: { device: XiveDevice; tracker: XiveChangeTracker } | undefined;
-  /** XICS: the whole state handed out. */
-  state: ControllerState | undefined;
+  tracked: Tracked;
 }
 
 /**
- * A controller's pre-copy tracking (issue 14): what changed since the last read. XIVE, whose
- * state grows with the VM (up to 1,048,576 sources), is compared on its arrays
- * (XiveChangeTracker) so that a read costs what changed plus a memcmp; XICS (at most a few
- * thousand sources) is captured and diffed whole (diffControllerState).
+ * A controller's pre-copy tracking (issue 14): what changed since the last read, found without
+ * capturing the state. XIVE (up to 1,048,576 sources) is compared on its arrays behind write
+ * marks (XiveChangeTracker); XICS (a few thousand sources) on its ICS arrays in ranges and its
+ * ICPs' registers (XicsChangeTracker). A switch of the active device (DUAL mode) moves the new
+ * one whole.
  */
 export class ControllerChanges {
   private sent: Sent | undefined;
@@ -55,15 +59,20 @@ export class ControllerChanges {
    */
   read(view: ControllerView, restart: boolean, take: boolean): ControllerDelta | undefined {
     const sent = restart ? undefined : this.sent;
-    if (view.xive === undefined) {
-      const now = view.capture();
-      const delta = diffControllerState(sent?.state, now);
-      if (take) this.sent = { ...this.summary(view), xive: undefined, state: now };
-      return delta;
+    const { active } = view;
+    const base = sent?.tracked.device === active.device ? sent : undefined;
+    let tracked: Tracked;
+    let xive: ControllerDelta["xive"];
+    let xics: ControllerDelta["xics"];
+    if (active.mode === "XIVE") {
+      const tracker = base?.tracked.mode === "XIVE" ? base.tracked.tracker : new XiveChangeTracker();
+      xive = tracker.changes(active.parts, take);
+      tracked = { mode: "XIVE", device: active.device, tracker };
+    } else {
+      const tracker = base?.tracked.mode === "XICS" ? base.tracked.tracker : new XicsChangeTracker();
+      xics = tracker.changes(active.device.ics, active.device.icpsByServer, take);
+      tracked = { mode: "XICS", device: active.device, tracker };
     }
-    const base = sent?.xive?.device === view.xive.device ? sent : undefined;
-    const tracker = base?.xive?.tracker ?? new XiveChangeTracker();
-    const xive = tracker.changes(view.xive.parts, take);
     const delta: ControllerDelta = {
       header: view.header,
       vcpus: base?.vcpusVersion === view.vcpusVersion ? undefined : view.vcpus(),
@@ -71,10 +80,9 @@ export class ControllerChanges {
         base?.machineSourcesVersion === view.machineSourcesVersion ? undefined : view.machineSources(),
       stoppedTriggers: view.stoppedTriggers,
       xive,
-      xics: undefined,
+      xics,
     };
-    if (take)
-      this.sent = { ...this.summary(view), xive: { device: view.xive.device, tracker }, state: undefined };
+    if (take) this.sent = { ...this.summary(view), tracked };
     const unchanged =
       base !== undefined &&
       sameRecord(base.header, view.header) &&
@@ -82,7 +90,7 @@ export class ControllerChanges {
       delta.machineSources === undefined &&
       base.stoppedTriggers.length === view.stoppedTriggers.length &&
       base.stoppedTriggers.every((irq, i) => irq === view.stoppedTriggers[i]) &&
-      (Object.values(xive) as KeyedChanges<unknown>[]).every(noChanges);
+      (Object.values(xive ?? xics ?? {}) as KeyedChanges<unknown>[]).every(noChanges);
     return unchanged ? undefined : delta;
   }
 

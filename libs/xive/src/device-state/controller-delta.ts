@@ -1,14 +1,6 @@
-import {
-  diffKeyed,
-  mergeKeyed,
-  noChanges,
-  sameRecord,
-  stateError,
-  type KeyedChanges,
-} from "@vplane/model-kit";
+import { mergeKeyed, stateError, type KeyedChanges } from "@vplane/model-kit";
 import {
   CONTROLLER_STATE_FORMAT,
-  headerOf,
   scalarsOf,
   type ControllerHeader,
   type ControllerState,
@@ -73,47 +65,6 @@ const keyOf = {
   server: (c: { server: number }) => c.server,
   nr: (s: IcsSourceRecord) => s.nr,
 };
-
-function sameList<T extends object>(a: readonly T[], b: readonly T[]): boolean {
-  return a.length === b.length && a.every((record, i) => sameRecord(record, b[i]!));
-}
-
-/**
- * What changed from `sent` (the state the last read moved; undefined: nothing yet) to `now`;
- * undefined when nothing did. A switch of the active device (DUAL mode) moves the new one whole.
- */
-export function diffControllerState(
-  sent: ControllerState | undefined,
-  now: ControllerState,
-): ControllerDelta | undefined {
-  const base = sent?.activeMode === now.activeMode ? sent : undefined;
-  const header = headerOf(now);
-  const delta: ControllerDelta = {
-    header,
-    vcpus: base && sameList(base.vcpus, now.vcpus) ? undefined : now.vcpus,
-    machineSources:
-      base && sameList(base.machineSources, now.machineSources) ? undefined : now.machineSources,
-    stoppedTriggers: now.stoppedTriggers,
-    xive: now.xive && {
-      sources: diffKeyed(base?.xive?.sources ?? [], now.xive.sources, keyOf.irq),
-      queues: diffKeyed(base?.xive?.queues ?? [], now.xive.queues, keyOf.end),
-      contexts: diffKeyed(base?.xive?.contexts ?? [], now.xive.contexts, keyOf.server),
-    },
-    xics: now.xics && {
-      sources: diffKeyed(base?.xics?.sources ?? [], now.xics.sources, keyOf.nr),
-      icps: diffKeyed(base?.xics?.icps ?? [], now.xics.icps, keyOf.server),
-    },
-  };
-  const unchanged =
-    base !== undefined &&
-    sameRecord(headerOf(base), header) &&
-    delta.vcpus === undefined &&
-    delta.machineSources === undefined &&
-    base.stoppedTriggers.length === now.stoppedTriggers.length &&
-    base.stoppedTriggers.every((irq, i) => irq === now.stoppedTriggers[i]) &&
-    (Object.values(delta.xive ?? delta.xics ?? {}) as KeyedChanges<unknown>[]).every(noChanges);
-  return unchanged ? undefined : delta;
-}
 
 /**
  * The state `delta` makes of `base` (undefined: nothing before, so the delta must hold the vCPU

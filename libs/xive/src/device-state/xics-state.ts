@@ -1,6 +1,33 @@
 import type { Icp } from "../xics/icp.js";
 import type { Ics } from "../xics/ics.js";
-import type { IcsSourceRecord, XicsState } from "./controller-state.js";
+import type { IcpRecord, IcsSourceRecord, XicsState } from "./controller-state.js";
+
+/** The ICS arrays a source's saved record is read from (an Ics, or a copy of its arrays). */
+export type IcsArrays = Pick<Ics, "flags" | "server" | "priority" | "savedPriority" | "status">;
+
+/** Source `srcno`'s saved record (number `offset + srcno`); undefined in its reset state (not saved). */
+export function icsSourceRecord(ics: IcsArrays, offset: number, srcno: number): IcsSourceRecord | undefined {
+  const record: IcsSourceRecord = {
+    nr: offset + srcno,
+    flags: ics.flags[srcno]!,
+    server: ics.server[srcno]!,
+    priority: ics.priority[srcno]!,
+    savedPriority: ics.savedPriority[srcno]!,
+    status: ics.status[srcno]!,
+  };
+  const reset =
+    record.flags === 0 &&
+    record.server === 0 &&
+    record.priority === 0xff &&
+    record.savedPriority === 0xff &&
+    record.status === 0;
+  return reset ? undefined : record;
+}
+
+/** An ICP's saved record. */
+export function icpRecord(icp: Icp): IcpRecord {
+  return { server: icp.server, xirr: icp.xirr, pendingPriority: icp.pendingPriority, mfrr: icp.mfrr };
+}
 
 /**
  * A quiesced XICS controller's state (QEMU's ICS and ICP vmstate): each ICS source that is not
@@ -10,31 +37,10 @@ import type { IcsSourceRecord, XicsState } from "./controller-state.js";
 export function captureXicsState(ics: Ics, icps: readonly Icp[]): XicsState {
   const sources: IcsSourceRecord[] = [];
   for (let srcno = 0; srcno < ics.count; srcno++) {
-    const record: IcsSourceRecord = {
-      nr: ics.offset + srcno,
-      flags: ics.flags[srcno]!,
-      server: ics.server[srcno]!,
-      priority: ics.priority[srcno]!,
-      savedPriority: ics.savedPriority[srcno]!,
-      status: ics.status[srcno]!,
-    };
-    const reset =
-      record.flags === 0 &&
-      record.server === 0 &&
-      record.priority === 0xff &&
-      record.savedPriority === 0xff &&
-      record.status === 0;
-    if (!reset) sources.push(record);
+    const record = icsSourceRecord(ics, ics.offset, srcno);
+    if (record) sources.push(record);
   }
-  return {
-    sources,
-    icps: icps.map((icp) => ({
-      server: icp.server,
-      xirr: icp.xirr,
-      pendingPriority: icp.pendingPriority,
-      mfrr: icp.mfrr,
-    })),
-  };
+  return { sources, icps: icps.map(icpRecord) };
 }
 
 /**

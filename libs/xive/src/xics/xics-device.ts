@@ -63,6 +63,11 @@ export class XicsDevice {
     return this.vcpus.connectedServers();
   }
 
+  /** The ICPs by server (holes where no vCPU is connected): pre-copy reads them without a sort. */
+  get icpsByServer(): readonly (Icp | undefined)[] {
+    return this.icps;
+  }
+
   /** The quiesced controller's state in the saved format (QEMU's ICS and ICP vmstate). */
   captureState(): XicsState {
     return captureXicsState(this.ics, this.connectedIcps());
