@@ -4,7 +4,12 @@
 // lost answer is the same request; a retry that finds the first still holding its key (409
 // IDEMPOTENT_REQUEST_IN_PROGRESS) comes back after the Retry-After it names. Any other answer is
 // returned as is.
+//
+// Requests go through undici's request(), not fetch(): the clients share the 2 cores with what
+// they measure, and fetch() cost 0.36-0.61 ms of CPU per request against 0.12-0.15 (12 clients
+// polling a local server, client and server in one process), ~4 requests per create.
 import { randomUUID } from "node:crypto";
+import { request } from "undici";
 
 export interface Answer<T = unknown> {
   status: number;
@@ -63,23 +68,24 @@ export class FleetClient {
     for (;;) {
       let answer: Answer<T> | undefined;
       let pauseMs = RETRY_PAUSE_MS;
+      const signal = AbortSignal.timeout(30_000);
       try {
         this.requests++;
-        const response = await fetch(`${this.replicas[this.replica]}${path}`, {
-          method,
+        const response = await request(`${this.replicas[this.replica]}${path}`, {
+          method: method as "GET" | "POST" | "DELETE",
           headers,
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          signal: AbortSignal.timeout(30_000),
+          signal,
         });
-        const text = await response.text();
-        answer = { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+        const text = await response.body.text();
+        answer = { status: response.statusCode, body: (text ? JSON.parse(text) : undefined) as T };
         if (answer.status === 409 && inProgress(answer.body)) {
           this.retries.keyInProgress++;
-          pauseMs = 1000 * Number(response.headers.get("retry-after") ?? 1);
+          pauseMs = 1000 * Number(response.headers["retry-after"] ?? 1);
         } else if (answer.status === 503) this.retries.unavailable++;
         else return answer;
       } catch (error) {
-        if ((error as Error).name === "TimeoutError") throw error;
+        if (signal.aborted) throw error;
         this.retries.connectionFailures++;
         this.replica = (this.replica + 1) % this.replicas.length;
       }
