@@ -10,6 +10,9 @@ const SMALL_VALUE = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "RE
 /** An imported interrupt controller's state, written inside a migration's downtime (760 KB). */
 const LARGE_VALUE = new Uint8Array(760 * 1024).map((_, i) => (i * 2654435761) >>> 24);
 const OPS_IN_TRANSACTION = 64;
+/** An imported 1,048,576-source interrupt controller's state as its store keeps it: 40 chunks of 512 KiB. */
+const IMPORTED_CHUNKS = 40;
+const IMPORTED_CHUNK = new Uint8Array(512 * 1024).map((_, i) => (i * 2654435761) >>> 24);
 
 interface Measured {
   opsPerSec: number;
@@ -48,9 +51,61 @@ async function syncedAppend(dir: string, bytes: Uint8Array, count: number): Prom
 }
 
 /**
+ * A read and a deferred write of an interrupt controller's record (a migration's FinishImport
+ * writes it inside the downtime) alone in a store, then beside its imported 1M-source state:
+ * what large values cost the keys beside them.
+ */
+async function besideLargeValues(dir: string, small: Buffer, name: string): Promise<BenchRow[]> {
+  const store = new SqliteStore(join(dir, "beside.db"));
+  try {
+    // The interrupt controller's keys: a controller's record sorts right after its state's chunks.
+    const record = "interrupt-controller/controllers/vm-1";
+    await store.put(record, SMALL_VALUE);
+    const get = () => measure(20_000, () => store.get(record));
+    const put = () =>
+      measure(400, (i) =>
+        store.transaction([{ op: "put", key: record, value: { ...SMALL_VALUE, i } }], {
+          durability: "deferred",
+        }),
+      );
+    const [getAlone, putAlone] = [await get(), await put()];
+    for (let i = 0; i < IMPORTED_CHUNKS; i++)
+      await store.put(
+        `interrupt-controller/config/vm-1/imported/${String(i).padStart(6, "0")}`,
+        IMPORTED_CHUNK,
+      );
+    const [getBeside, putBeside] = [await get(), await put()];
+    const beside = `beside its state's ${IMPORTED_CHUNKS} chunks of 512 KiB (an imported 1,048,576-source controller)`;
+    return [
+      { benchmark: name, variant: "get a controller's record, alone (baseline)", ...getAlone },
+      {
+        benchmark: name,
+        variant: `get it ${beside}`,
+        ...getBeside,
+        ratio: getBeside.opsPerSec / getAlone.opsPerSec,
+      },
+      {
+        benchmark: name,
+        variant: `deferred put of that ${small.byteLength} B record (as FinishImport writes it), alone (baseline)`,
+        ...putAlone,
+      },
+      {
+        benchmark: name,
+        variant: `deferred put of it ${beside}`,
+        ...putBeside,
+        ratio: putBeside.opsPerSec / putAlone.opsPerSec,
+      },
+    ];
+  } finally {
+    await store.close();
+  }
+}
+
+/**
  * The embedded SQLite store (WAL, synchronous=FULL, 16 KiB pages): acknowledged writes of a
  * registry-sized record and of a 760 KB device state, a 64-put transaction and a read, each
- * against the same bytes appended to a file and fdatasync'd in the same run.
+ * against the same bytes appended to a file and fdatasync'd in the same run; reads and deferred
+ * writes beside large values (besideLargeValues).
  */
 export async function storeBench(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "vplane-store-bench-"));
@@ -85,6 +140,7 @@ export async function storeBench(): Promise<BenchRow[]> {
       row("put 760 KiB bytes (imported device state)", largePut, largeBaseline),
       row(`transaction of ${OPS_IN_TRANSACTION} puts (ops/s = transactions/s)`, transaction, smallBaseline),
       row("get (cached page)", get),
+      ...(await besideLargeValues(dir, small, name)),
     ];
   } finally {
     await store.close();
