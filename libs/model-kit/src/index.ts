@@ -7,4 +7,4 @@ export {
   type ModelErrorClass,
   type StateFormat,
 } from "./state-bytes.js";
-export { diffKeyed, mergeKeyed, noChanges, sameRecord, type KeyedChanges } from "./keyed-changes.js";
+export { addKeyedChange, mergeKeyed, noChanges, sameRecord, type KeyedChanges } from "./keyed-changes.js";

@@ -43,24 +43,23 @@ export function sameRecord<T extends object>(a: T, b: T): boolean {
   return keys === 0;
 }
 
-/** The changes from `before` to `after`, two lists ascending by `key` (one merge pass). */
-export function diffKeyed<T extends object>(
-  before: readonly T[],
-  after: readonly T[],
-  key: (record: T) => number,
-): KeyedChanges<T> {
-  const changes: KeyedChanges<T> = { changed: [], removed: [] };
-  let i = 0;
-  for (const record of after) {
-    const k = key(record);
-    while (i < before.length && key(before[i]!) < k) changes.removed.push(key(before[i++]!));
-    if (i < before.length && key(before[i]!) === k) {
-      if (!sameRecord(before[i]!, record)) changes.changed.push(record);
-      i++;
-    } else changes.changed.push(record);
-  }
-  while (i < before.length) changes.removed.push(key(before[i++]!));
-  return changes;
+/**
+ * Adds one key's change to `changes`: from `before` (the record last handed out) to `now` (the
+ * record now; undefined: none), removed, changed or appeared. False when there is none. Callers
+ * visit keys ascending, so the lists stay ascending.
+ */
+export function addKeyedChange<T extends object>(
+  changes: KeyedChanges<T>,
+  key: number,
+  before: T | undefined,
+  now: T | undefined,
+): boolean {
+  if (now === undefined) {
+    if (before === undefined) return false;
+    changes.removed.push(key);
+  } else if (before === undefined || !sameRecord(before, now)) changes.changed.push(now);
+  else return false;
+  return true;
 }
 
 export const noChanges = (c: KeyedChanges<unknown>): boolean =>

@@ -1,4 +1,4 @@
-import { noChanges, sameRecord, type KeyedChanges } from "@vplane/model-kit";
+import { addKeyedChange, noChanges, sameRecord, type KeyedChanges } from "@vplane/model-kit";
 import type { Stage2Mapping } from "../stage2-domain.js";
 import type { SmmuDelta } from "./smmu-delta.js";
 import type { DeviceState, SmmuState } from "./smmu-state.js";
@@ -156,15 +156,9 @@ function keyedChanges<T extends object>(
     : written.ascending();
   for (const key of keys) {
     const now = recordAt(key);
-    const before = sent.get(key);
-    if (now === undefined) {
-      if (before === undefined) continue;
-      changes.removed.push(key);
-      if (take) sent.delete(key);
-    } else if (before === undefined || !sameRecord(before, now)) {
-      changes.changed.push(now);
-      if (take) sent.set(key, now);
-    }
+    if (!addKeyedChange(changes, key, sent.get(key), now) || !take) continue;
+    if (now === undefined) sent.delete(key);
+    else sent.set(key, now);
   }
   return changes;
 }

@@ -1,7 +1,8 @@
-import { sameRecord, type KeyedChanges } from "@vplane/model-kit";
+import { addKeyedChange, type KeyedChanges } from "@vplane/model-kit";
 import type { Icp } from "../xics/icp.js";
 import type { Ics } from "../xics/ics.js";
 import type { IcpRecord, IcsSourceRecord } from "./controller-state.js";
+import { sameBytes } from "./same-bytes.js";
 import { icpRecord, icsSourceRecord, type IcsArrays } from "./xics-state.js";
 
 /** ICS sources compared at once (their records are rebuilt only in a range that differs). */
@@ -26,16 +27,7 @@ function resetArrays(count: number): IcsArrays {
 const ARRAYS = ["flags", "server", "priority", "savedPriority", "status"] as const;
 
 function sameRange(a: IcsArrays, b: IcsArrays, start: number, end: number): boolean {
-  return ARRAYS.every((name) => {
-    const x = a[name].subarray(start, end);
-    const y = b[name].subarray(start, end);
-    return (
-      Buffer.compare(
-        Buffer.from(x.buffer, x.byteOffset, x.byteLength),
-        Buffer.from(y.buffer, y.byteOffset, y.byteLength),
-      ) === 0
-    );
-  });
+  return ARRAYS.every((name) => sameBytes(a[name].subarray(start, end), b[name].subarray(start, end)));
 }
 
 /**
@@ -64,10 +56,7 @@ export class XicsChangeTracker {
       if (sameRange(copy, ics, start, end)) continue;
       for (let srcno = start; srcno < end; srcno++) {
         const before = icsSourceRecord(copy, ics.offset, srcno);
-        const now = icsSourceRecord(ics, ics.offset, srcno);
-        if (now === undefined) {
-          if (before !== undefined) changes.removed.push(ics.offset + srcno);
-        } else if (before === undefined || !sameRecord(before, now)) changes.changed.push(now);
+        addKeyedChange(changes, ics.offset + srcno, before, icsSourceRecord(ics, ics.offset, srcno));
       }
       if (take) for (const name of ARRAYS) copy[name].set(ics[name].subarray(start, end), start);
     }

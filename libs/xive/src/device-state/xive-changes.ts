@@ -1,10 +1,11 @@
-import { sameRecord, type KeyedChanges } from "@vplane/model-kit";
+import { addKeyedChange, type KeyedChanges } from "@vplane/model-kit";
 import { EAS_HI_END_INDEX, EAS_HI_VALID, EAS_LO_EISN, EAS_LO_MASKED } from "../eas.js";
 import { ENDS_PER_RANGE, type EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_PQ, type SourceBlock } from "../source-table.js";
 import { latchedPq } from "../xive-source.js";
 import type { XiveContextState, XiveQueueState, XiveSourceState } from "./controller-state.js";
+import { sameBytes } from "./same-bytes.js";
 import { queueRecord, sourceRecord, type XiveParts } from "./xive-state.js";
 
 /** One block of sources as last handed out: its arrays (one buffer) and the PQs its latch saved. */
@@ -42,16 +43,6 @@ export interface XiveChanges {
   sources: KeyedChanges<XiveSourceState>;
   queues: KeyedChanges<XiveQueueState>;
   contexts: KeyedChanges<XiveContextState>;
-}
-
-function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  return (
-    a.byteLength === b.byteLength &&
-    Buffer.compare(
-      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
-      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-    ) === 0
-  );
 }
 
 /** Two short arrays (a vCPU's 64 TIMA bytes): a loop is cheaper than two Buffer views. */
@@ -153,16 +144,10 @@ export class XiveChangeTracker {
       )
         continue;
       for (let index = start; index < end; index++) {
-        const before = copy.records.get(index);
         const now = queueRecord(ends, index);
-        if (now === undefined) {
-          if (before === undefined) continue;
-          changes.removed.push(index);
-          if (take) copy.records.delete(index);
-        } else if (before === undefined || !sameRecord(before, now)) {
-          changes.changed.push(now);
-          if (take) copy.records.set(index, now);
-        }
+        if (!addKeyedChange(changes, index, copy.records.get(index), now) || !take) continue;
+        if (now === undefined) copy.records.delete(index);
+        else copy.records.set(index, now);
       }
       if (!take) continue;
       copy.w0.set(ends.w0.subarray(start, end), start);
