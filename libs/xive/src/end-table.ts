@@ -31,6 +31,14 @@ export function queueEntries(qshift: number): number {
   return 1 << (qshift - 2);
 }
 
+/** XIVE_Q_GAP: KVM keeps two entries of every queue free when it counts targets (xive.md §1.3). */
+export const XIVE_Q_GAP = 2;
+
+/** Sources a queue of `qshift` takes before KVM looks elsewhere (xive_try_pick_queue's max). */
+export function queueSlots(qshift: number): number {
+  return queueEntries(qshift) - XIVE_Q_GAP;
+}
+
 /** ENDs per `written` flag (EndTable.written): 1 << RANGE_SHIFT. */
 const RANGE_SHIFT = 10;
 export const ENDS_PER_RANGE = 1 << RANGE_SHIFT;

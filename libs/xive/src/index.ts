@@ -26,7 +26,7 @@ export { decodeEas, easWord, encodeEasHi, encodeEasLo, endIndexOf, type Eas } fr
 export * from "./kvm-attributes.js";
 export * from "./pseries-layout.js";
 export { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceBlock, SourceTable } from "./source-table.js";
-export { EndTable, SPAPR_NVT_BASE, queueEntries, type EndState } from "./end-table.js";
+export { EndTable, SPAPR_NVT_BASE, XIVE_Q_GAP, queueEntries, type EndState } from "./end-table.js";
 export { EventQueueReader, type QueueEntry } from "./event-queue-reader.js";
 export {
   TM_ACK_CNT,
@@ -48,7 +48,7 @@ export {
 } from "./thread-context.js";
 export { TriggerOutcome, XiveRouter, type RouterCounters, type TriggerOutcomeValue } from "./xive-router.js";
 export { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS, checkNrServers } from "./nr-servers.js";
-export { XIVE_Q_GAP, XiveDevice, type SourceState, type XiveDeviceOptions } from "./xive-device.js";
+export { XiveDevice, type SourceState, type XiveDeviceOptions } from "./xive-device.js";
 export { XiveSource, type XiveStopState } from "./xive-source.js";
 export {
   QUEUE_ALWAYS_NOTIFY,

@@ -2,7 +2,7 @@ import type { GuestMemory } from "@vplane/guest-memory";
 import type { XiveChanges } from "./device-state/xive-changes.js";
 import { StoppedTriggers } from "./stopped-triggers.js";
 import { ContextRegisters } from "./context-registers.js";
-import type { XiveSourceState, XiveState } from "./device-state/controller-state.js";
+import type { XiveQueueState, XiveSourceState, XiveState } from "./device-state/controller-state.js";
 import {
   applyXiveChanges,
   applyXiveState,
@@ -19,7 +19,7 @@ import {
   encodeEasLo,
   endIndexOf,
 } from "./eas.js";
-import { EndTable, queueEntries } from "./end-table.js";
+import { EndTable, queueSlots } from "./end-table.js";
 import { Errno } from "@vplane/model-kit";
 import { PQ, decodeEsbLoad, setPqValueOf } from "./esb.js";
 import {
@@ -35,6 +35,7 @@ import {
 } from "./kvm-attributes.js";
 import { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS, checkNrServers } from "./nr-servers.js";
 import { PseriesIrq } from "./pseries-layout.js";
+import { restoredTargets, type RestoredTargets } from "./restore-targeting.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceTable } from "./source-table.js";
 import { TM_SHIFT, ThreadContext, TimaPage, allOnes, type SignalSink } from "./thread-context.js";
 import { VcpuRegistry, serverNotConnected, vcpuNotConnected } from "./vcpu-registry.js";
@@ -62,9 +63,6 @@ export interface XiveDeviceOptions {
   /** Receives each vCPU's exception line changes (raised / lowered). */
   onSignal?: SignalSink;
 }
-
-/** XIVE_Q_GAP: KVM keeps two entries of every queue free when it counts targets (xive.md §1.3). */
-export const XIVE_Q_GAP = 2;
 
 /** A source's state as a caller reads it. */
 export interface SourceState {
@@ -255,27 +253,6 @@ export class XiveDevice {
   }
 
   /**
-   * Re-applies a SOURCE_CONFIG value that KVM accepted before, with its effective server, as a
-   * restore does (QEMU post_load, xive.md §6): the EAS is set without a new target selection; the
-   * queue's source count is taken as selection would. The source must exist; the server must
-   * be connected unless the value is masked.
-   */
-  restoreSourceConfig(irq: number, value: bigint): void {
-    this.checkSourceForKvm(irq);
-    const config = decodeKvmSourceConfig(value);
-    if (config.masked) {
-      this.sources.setEas(irq, EAS_HI_VALID, EAS_LO_MASKED);
-      return;
-    }
-    if (!isKvmPriorityValid(config.priority) || this.context(config.server) === undefined) {
-      throw serverNotConnected(config.server, Errno.EINVAL, "INVALID_ARGUMENT");
-    }
-    const index = endIndexOf(config.server, config.priority);
-    if (this.router.ends!.isEnqueue(index)) this.router.ends!.countTarget(index);
-    this.sources.setEas(irq, encodeEasHi(true, 0, index), encodeEasLo(false, config.eisn));
-  }
-
-  /**
    * kvmppc_xive_select_target (xive.md §1.3): the requested vCPU's queue if it has a page and
    * room (entries − XIVE_Q_GAP sources), else the first vCPU whose queue at that priority does;
    * an unknown server → EINVAL; none → EBUSY.
@@ -312,7 +289,7 @@ export class XiveDevice {
         "priority",
       );
     }
-    const slots = queues.map((index) => queueEntries(ends.qshiftOf(index)) - XIVE_Q_GAP);
+    const slots = queues.map((index) => queueSlots(ends.qshiftOf(index)));
     return kvmError(
       Errno.EBUSY,
       "RESOURCE_EXHAUSTED",
@@ -332,8 +309,7 @@ export class XiveDevice {
     const ends = this.router.ends!;
     const index = endIndexOf(server, priority);
     if (!ends.isEnqueue(index)) return false; // no queue page: -ENXIO, the search goes on
-    const max = queueEntries(ends.qshiftOf(index)) - XIVE_Q_GAP;
-    if (ends.kvmCount[index]! >= max) return false;
+    if (ends.kvmCount[index]! >= queueSlots(ends.qshiftOf(index))) return false;
     ends.countTarget(index);
     return true;
   }
@@ -615,22 +591,59 @@ export class XiveDevice {
 
   /**
    * Applies a checked saved state to this fresh device, whose vCPUs are connected and sources
-   * created (QEMU's post_load order, xive.md §6); the device is left quiesced.
+   * created (QEMU's post_load order, xive.md §6); the device is left quiesced. A source routed
+   * to a queue without a page lands where KVM's restore puts it (restore-targeting.ts), or the
+   * restore fails EBUSY before any change.
    */
   restoreState(state: XiveState, stoppedTriggers: readonly number[]): void {
+    const targets = this.restoredTargets(state.queues, [], state.sources);
     this.xiveSelected = state.xiveSelected;
     applyXiveState(this.savedParts(), state, stoppedTriggers);
+    this.retarget(targets);
   }
 
   /**
    * Applies a stop delta's records (checked against this device, check-stop-delta.ts) to this
-   * quiesced device in place, with the triggers logged while the source was stopped.
+   * quiesced device in place, with the triggers logged while the source was stopped; the device
+   * then is what restoreState of the merged state makes (a source left without a queue page
+   * moves or fails EBUSY, before any change, the same way).
    */
   applyChanges(changes: XiveChanges, stoppedTriggers: readonly number[]): void {
+    const { queues, sources, contexts } = changes;
+    const targets = this.restoredTargets(queues.changed, queues.removed, sources.changed);
     const stopped = this.sourceEngine.stopped!;
     this.sourceEngine.stopped = { savedPq: stopped.savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
-    const { queues, sources, contexts } = changes;
     applyXiveChanges(this.savedParts(), queues.changed, queues.removed, sources.changed, contexts.changed);
+    this.retarget(targets);
+  }
+
+  /**
+   * The sources a KVM restore of these records would move off a queue that has no page, with
+   * every queue's count then (restore-targeting.ts); EBUSY, before any change, when no queue
+   * takes one.
+   */
+  private restoredTargets(
+    queues: readonly XiveQueueState[],
+    removedQueues: readonly number[],
+    sources: readonly XiveSourceState[],
+  ): RestoredTargets | undefined {
+    const ends = this.router.ends;
+    if (ends === undefined) return undefined; // no vCPU: no queue, and no source routed (decode)
+    // In the order selectTarget tries them: KVM's kvm_for_each_vcpu.
+    const servers = this.connectedVcpus().map(({ server }) => server);
+    return restoredTargets({ sources: this.sources, ends, servers }, queues, removedQueues, sources);
+  }
+
+  /** Routes the moved sources to the queues KVM's restore picked and takes its counts. */
+  private retarget(targets: RestoredTargets | undefined): void {
+    if (targets === undefined) return;
+    for (const { irq, endIndex } of targets.moved) {
+      const eisn = this.sources.easLo(irq) & EAS_LO_EISN;
+      this.sources.setEas(irq, encodeEasHi(true, 0, endIndex), encodeEasLo(false, eisn));
+    }
+    const ends = this.router.ends!;
+    ends.kvmCount.set(targets.counts);
+    ends.written.fill(1);
   }
 
   /** The blocks its saved state is captured from (and pre-copy compares). */

@@ -117,17 +117,6 @@ describe("device controls (xive.md §1.1, §1.2, §1.6)", () => {
     assert.equal(device.getQueueConfig(0, 5)?.qaddr, 0x20_0000n);
   });
 
-  it("§6 restore: a SOURCE_CONFIG value is re-applied with its effective server, without target selection", () => {
-    const { device } = routedDevice();
-    device.connectVcpu(1);
-    device.initSource(0x1301);
-    device.restoreSourceConfig(0x1301, sourceConfig(1, 6, 0x99));
-    assert.deepEqual([device.source(0x1301)!.server, device.source(0x1301)!.eisn], [1, 0x99]);
-    assert.equal(thrown(() => device.restoreSourceConfig(0x1301, sourceConfig(3, 6, 1))).errno, Errno.EINVAL);
-    device.restoreSourceConfig(0x1301, sourceConfig(3, 6, 1, true));
-    assert.equal(device.source(0x1301)!.masked, true);
-  });
-
   it("§1.3 masked source config clears the target; a source config on a vCPU in another block works", () => {
     const { device } = routedDevice();
     device.initSource(0x40000);

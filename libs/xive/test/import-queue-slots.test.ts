@@ -12,7 +12,8 @@ import { decodeControllerDelta } from "../src/device-state/decode-controller-del
 import { encodeControllerDelta } from "../src/device-state/encode-controller-delta.js";
 import { encodeControllerState } from "../src/device-state/encode-controller-state.js";
 import { InterruptController } from "../src/interrupt-controller.js";
-import { eq, sourceConfig } from "./fixtures.js";
+import { Errno } from "@vplane/model-kit";
+import { eq, sourceConfig, thrown } from "./fixtures.js";
 import { LSIS, MIGRATION_RAM, QUEUES, SERVERS, SOURCES, xiveMachine } from "./migration-fixtures.js";
 
 /** Re-routings after the machine's boot: each takes a slot on the origin; one masks a source. */
@@ -86,5 +87,87 @@ describe("an import counts a queue's source slots as KVM's restore does, not as 
     assert.equal(built.applyStopDelta(stop), true, "applied in place");
     assert.deepEqual(slotCounts(built), [0, 3, 3]);
     assert.deepEqual(slotCounts(built), slotCounts(configuredOnce(origin)));
+  });
+});
+
+/** Where each source is routed ([server, priority], or "masked"), in SOURCES order. */
+function routes(controller: InterruptController): (string | [number, number])[] {
+  return SOURCES.map((irq) => {
+    const s = controller.xive("t").source(irq)!;
+    return s.masked ? "masked" : [s.server, s.priority];
+  });
+}
+
+/** `origin`'s queue (server, priority) loses its page (the sources routed to it stay); then it is quiesced. */
+function resetQueue(origin: InterruptController, server: number, priority: number): void {
+  origin.mutableXive("guest").setQueueConfig(server, priority, eq(0n, { qshift: 0 }));
+  origin.quiesce();
+}
+
+// A queue reset (EQ_CONFIG qshift 0) leaves the sources routed to it as they are: Linux
+// book3s_xive_native.c kvmppc_xive_native_set_queue_config touches no source. QEMU's post_load
+// (spapr_xive_kvm.c) then gives the destination EQ_CONFIG of the valid ENDs only and SOURCE_CONFIG
+// of every source in LISN order; kvmppc_xive_select_target finds no page on the asked queue
+// (xive_try_pick_queue: -ENXIO) and takes the first vCPU whose queue at that priority has a page
+// and room, else -EBUSY, which fails the load.
+describe("a source routed to a queue that has since lost its page, at import: KVM's restore moves it or fails EBUSY", () => {
+  it("another vCPU has a queue at that priority: the import routes the source there, as a fresh KVM device would", () => {
+    const { controller: origin } = xiveMachine();
+    resetQueue(origin, 1, 6);
+    assert.deepEqual(
+      origin.xive("t").source(0x1302)!.server,
+      1,
+      "the origin keeps the routing (live KVM too)",
+    );
+    const imported = InterruptController.importState(
+      new SparseGuestMemory(MIGRATION_RAM),
+      {},
+      origin.exportState(),
+    );
+    const fresh = configuredOnce(origin);
+    assert.deepEqual(routes(imported), routes(fresh));
+    assert.deepEqual(
+      routes(imported),
+      [[0, 6], [0, 6], [0, 6], [2, 5], [0, 6], [0, 6], [2, 5], "masked"],
+      "0x1201, 0x1302 and 0x1303 moved from (1, 6) to (0, 6)",
+    );
+    assert.deepEqual(slotCounts(imported), slotCounts(fresh));
+    assert.deepEqual(slotCounts(imported), [2, 5, 0]);
+  });
+
+  it("no other vCPU has a queue at that priority: the import fails EBUSY, as SOURCE_CONFIG does on a fresh device", () => {
+    const { controller: origin } = xiveMachine();
+    resetQueue(origin, 2, 5); // 0x1301 and 0x1304; no other vCPU has a priority 5 queue
+    assert.equal(thrown(() => configuredOnce(origin)).errno, Errno.EBUSY, "KVM's SOURCE_CONFIG");
+    const error = thrown(() =>
+      InterruptController.importState(new SparseGuestMemory(MIGRATION_RAM), {}, origin.exportState()),
+    );
+    assert.deepEqual([error.errno, error.reason], [Errno.EBUSY, "RESTORED_SOURCE_HAS_NO_QUEUE"]);
+  });
+
+  it("a stop's delta applied in place: the same move, or EBUSY with the destination unchanged", () => {
+    for (const [server, priority] of [
+      [1, 6],
+      [2, 5],
+    ] as const) {
+      const { controller: origin } = xiveMachine();
+      const first = origin.readChanges(true)!;
+      const built = InterruptController.importState(
+        new SparseGuestMemory(MIGRATION_RAM),
+        {},
+        encodeControllerState(mergeControllerDelta(undefined, first)),
+      );
+      resetQueue(origin, server, priority);
+      const stop = decodeControllerDelta(encodeControllerDelta(origin.readChanges(false)!));
+      if (server === 2) {
+        const before = built.exportState();
+        assert.equal(thrown(() => built.applyStopDelta(stop)).errno, Errno.EBUSY);
+        assert.deepEqual(built.exportState(), before, "nothing applied");
+        continue;
+      }
+      assert.equal(built.applyStopDelta(stop), true, "applied in place");
+      assert.deepEqual(routes(built), routes(configuredOnce(origin)));
+      assert.deepEqual(slotCounts(built), slotCounts(configuredOnce(origin)));
+    }
   });
 });

@@ -77,8 +77,6 @@ export interface ControllerBackend {
   initSource(irq: number, lsi: boolean, asserted: boolean): void;
   /** KVM SOURCE_CONFIG; returns the effective server. */
   configureSource(irq: number, kvmConfig: bigint): number;
-  /** Re-applies an accepted SOURCE_CONFIG with its effective server (restart replay). */
-  restoreSourceConfig(irq: number, kvmConfig: bigint): void;
   getSource(irq: number): SourceState;
   configureQueue(server: number, priority: number, eq: KvmXiveEq): void;
   getQueueConfig(server: number, priority: number): { eq: KvmXiveEq; entriesWritten: number } | undefined;

@@ -187,7 +187,7 @@ export class ControllerRegistry {
         });
       }
       for (const source of config.sources) {
-        if (source.kvmConfig !== undefined) backend.restoreSourceConfig(source.irq, BigInt(source.kvmConfig));
+        if (source.kvmConfig !== undefined) backend.configureSource(source.irq, BigInt(source.kvmConfig));
       }
     } catch (error) {
       backend.close();

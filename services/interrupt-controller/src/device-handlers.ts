@@ -59,7 +59,7 @@ function sourceRestore(entry: ControllerEntry, records: Map<number, SourceRecord
   }
   const record = records.get(irq);
   return () => {
-    entry.backend.restoreSourceConfig(irq, config);
+    entry.backend.configureSource(irq, config);
     if (record) records.set(irq, record);
     else records.delete(irq);
   };

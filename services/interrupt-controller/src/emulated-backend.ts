@@ -114,10 +114,6 @@ export class EmulatedBackend implements ControllerBackend {
     return this.controller.mutableXive("SOURCE_CONFIG").setSourceConfig(irq, kvmConfig);
   }
 
-  restoreSourceConfig(irq: number, kvmConfig: bigint): void {
-    this.controller.mutableXive("SOURCE_CONFIG").restoreSourceConfig(irq, kvmConfig);
-  }
-
   getSource(irq: number): SourceState {
     const source = this.controller.xive("GET_SOURCE_CONFIG").source(irq);
     if (source === undefined) {

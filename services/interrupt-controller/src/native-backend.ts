@@ -282,15 +282,6 @@ export class NativeBackend implements ControllerBackend {
     return xive.setSourceConfig(irq, kvmConfig);
   }
 
-  restoreSourceConfig(irq: number, kvmConfig: bigint): void {
-    const xive = this.shadow.mutableXive("SOURCE_CONFIG");
-    this.kernel(
-      () => this.device.setSourceConfig(irq, kvmConfig),
-      () => xive.restoreSourceConfig(irq, kvmConfig),
-    );
-    xive.restoreSourceConfig(irq, kvmConfig);
-  }
-
   /** The configuration as set (the shadow's) with the PQ bits the kernel has now (an ESB GET). */
   getSource(irq: number): SourceState {
     const source = this.shadow.xive("GET_SOURCE_CONFIG").source(irq);

@@ -76,6 +76,53 @@ describe("durable configuration and controller resources", () => {
     }
   });
 
+  // A queue reset leaves the sources routed to it as they are (Linux book3s_xive_native.c
+  // kvmppc_xive_native_set_queue_config touches no source). The restart replays EQ_CONFIG, then
+  // SOURCE_CONFIG, as QEMU's post_load restores a KVM device: kvmppc_xive_select_target finds no
+  // page on the asked queue (xive_try_pick_queue -ENXIO) and takes another vCPU's queue at the
+  // same priority, else -EBUSY and the controller is not restored.
+  it("a restart moves a source whose queue lost its page to another vCPU's queue at its priority, as KVM's restore; none: not restored (EBUSY)", async () => {
+    const dataDir = tempDataDir();
+    let h = await startHarness(dataDir);
+    try {
+      const name = await routedXive(h, "unpaged");
+      await h.call("connectVcpu", { name, vcpuId: 1, server: 1, requestId: "" });
+      const queue = (server: number, qshift: number) =>
+        h.call("configureQueue", {
+          name,
+          server,
+          priority: 6,
+          queue: { flags: 1, qshift, qaddr: qshift ? 0x30_0000n : 0n, qtoggle: 1, qindex: 0 },
+          requestId: "",
+        });
+      await queue(1, 16);
+      await h.call("configureSources", {
+        name,
+        sources: [{ irq: 0x1300, kvmConfig: kvmConfig(1, 6, 0x1300) }],
+        requestId: "",
+      });
+      await queue(1, 0);
+      const routed = async () => {
+        const s = (await h.call("getSourceConfig", { name, irq: 0x1300 })).source!;
+        return [s.masked, s.server, s.priority, s.eisn];
+      };
+      assert.deepEqual(await routed(), [false, 1, 6, 0x1300], "live, the source keeps its routing");
+      await h.stop();
+      h = await startHarness(dataDir);
+      assert.deepEqual(await routed(), [false, 0, 6, 0x1300], "moved to vCPU 0's priority 6 queue");
+
+      await queue(0, 0);
+      await h.stop();
+      h = await startHarness(dataDir);
+      const refused = await failure(h.call("getController", { name }));
+      assert.deepEqual([refused.code, refused.reason], ["FAILED_PRECONDITION", "CONTROLLER_NOT_RESTORED"]);
+      assert.match(refused.message, /no connected vCPU has a priority 6 queue/);
+    } finally {
+      await h.stop();
+      removeDir(dataDir);
+    }
+  });
+
   it("a stored controller that cannot be rebuilt on start answers CONTROLLER_NOT_RESTORED, keeps its name taken and can be deleted", async () => {
     const dataDir = tempDataDir();
     let h = await startHarness(dataDir);
