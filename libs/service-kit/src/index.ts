@@ -111,6 +111,7 @@ export { UnrestoredResources } from "./unrestored-resources.js";
 export { ClientStreamCall, serverStreamCall } from "./stream-calls.js";
 export { VPLANE_VERSION } from "./version.js";
 export { VplaneError, isDeviceFault, toVplaneError, type VplaneErrorFields } from "./vplane-error.js";
+export { missingField, requiredField } from "./required-field.js";
 export {
   guestMemorySpec,
   importedGuestMemory,

@@ -8,7 +8,7 @@ import type {
   ListControllersRequest,
   ListControllersResponse,
 } from "@vplane/proto/gen/vplane/interrupt/v1/controller_crud";
-import { VplaneError, IdempotentDeletes, backendKindOf } from "@vplane/service-kit";
+import { IdempotentDeletes, backendKindOf, requiredField } from "@vplane/service-kit";
 import { PseriesIrq } from "@vplane/xive";
 import type { ControllerRecord } from "./controller-config-store.js";
 import { checkVmId, type ControllerRegistry } from "./controller-registry.js";
@@ -21,15 +21,7 @@ export function controllerCrudHandlers(registry: ControllerRegistry, dataDir: st
   const deletes = new IdempotentDeletes(); // a retried delete succeeds
   return {
     createController: async (request: CreateControllerRequest): Promise<CreateControllerResponse> => {
-      const c = request.controller;
-      if (c === undefined) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "CONTROLLER_MISSING",
-          message: "controller is required",
-          field: "controller",
-        });
-      }
+      const c = requiredField(request.controller, "controller");
       checkVmId(c.vm);
       const memory = checkGuestMemory(c.guestMemory?.path ?? "", c.guestMemory?.sizeBytes ?? 0n, dataDir);
       const record: ControllerRecord = {

@@ -1,5 +1,5 @@
 import type * as pb from "@vplane/proto/gen/vplane/interrupt/v1/device";
-import { VplaneError, toVplaneError, type Applied } from "@vplane/service-kit";
+import { VplaneError, requiredField, toVplaneError, type Applied } from "@vplane/service-kit";
 import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig, type KvmXiveEq } from "@vplane/xive";
 import { noTriggers, type TriggerCounts } from "./controller-backend.js";
 import type { QueueRecord, SourceRecord } from "./controller-config-store.js";
@@ -216,15 +216,7 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
 
     configureQueue: async (request: pb.ConfigureQueueRequest): Promise<pb.ConfigureQueueResponse> => {
       const entry = registry.require(request.name);
-      const q = request.queue;
-      if (q === undefined) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "QUEUE_MISSING",
-          message: "queue is required",
-          field: "queue",
-        });
-      }
+      const q = requiredField(request.queue, "queue");
       return once(entry, request, "ConfigureQueue", () => {
         const restore = queueRestore(entry, request.server, request.priority);
         entry.backend.configureQueue(request.server, request.priority, q);

@@ -17,7 +17,7 @@ import type {
   UnmapStage2Request,
   UnmapStage2Response,
 } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
-import { VplaneError } from "@vplane/service-kit";
+import { VplaneError, missingField, requiredField } from "@vplane/service-kit";
 import type { TransactionOp } from "@vplane/store";
 import { safeNumber } from "./proto-mapping.js";
 import type { InvalidationItem } from "./smmu-backend.js";
@@ -49,14 +49,7 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
   return {
     mapStage2: (request: MapStage2Request): Promise<MapStage2Response> => {
       const e = registry.require(request.name);
-      const m = request.mapping;
-      if (!m)
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "MAPPING_MISSING",
-          message: "mapping is required",
-          field: "mapping",
-        });
+      const m = requiredField(request.mapping, "mapping");
       const ipa = safeNumber(m.ipa, "mapping.ipa");
       const host = safeNumber(m.hostAddress, "mapping.host_address");
       const size = safeNumber(m.size, "mapping.size");
@@ -181,12 +174,7 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
           };
         });
       }
-      throw new VplaneError({
-        code: "INVALID_ARGUMENT",
-        reason: "FORM_MISSING",
-        message: "one of seed or guest_ste is required",
-        field: "form",
-      });
+      throw missingField("form", "one of seed or guest_ste");
     },
 
     detachPasidTable: (request: DetachPasidTableRequest): Promise<DetachPasidTableResponse> => {
@@ -262,14 +250,7 @@ export function smmuConfigHandlers(registry: SmmuRegistry) {
 
     bindMsi: (request: BindMsiRequest): Promise<BindMsiResponse> => {
       const e = registry.require(request.name);
-      const b = request.binding;
-      if (!b)
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "BINDING_MISSING",
-          message: "binding is required",
-          field: "binding",
-        });
+      const b = requiredField(request.binding, "binding");
       const { vm, id } = keyOf(e);
       return registry.mutate(e, request, "BindMsi", () => {
         const replaced = e.msi;

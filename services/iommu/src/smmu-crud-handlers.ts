@@ -8,7 +8,7 @@ import type {
   ListSmmusRequest,
   ListSmmusResponse,
 } from "@vplane/proto/gen/vplane/iommu/v1/smmu_crud";
-import { VplaneError, IdempotentDeletes, backendKindOf } from "@vplane/service-kit";
+import { VplaneError, IdempotentDeletes, backendKindOf, requiredField } from "@vplane/service-kit";
 import { resolveFeatures } from "@vplane/smmuv3";
 import { guestMemorySpec } from "./guest-memory-binding.js";
 import { featuresFromMessage, smmuMessage } from "./proto-mapping.js";
@@ -31,15 +31,7 @@ export function smmuCrudHandlers(registry: SmmuRegistry, dataDir: string) {
   const deletes = new IdempotentDeletes(); // a retried delete succeeds
   return {
     createSmmu: async (request: CreateSmmuRequest): Promise<CreateSmmuResponse> => {
-      const s = request.smmu;
-      if (s === undefined) {
-        throw new VplaneError({
-          code: "INVALID_ARGUMENT",
-          reason: "SMMU_MISSING",
-          message: "smmu is required",
-          field: "smmu",
-        });
-      }
+      const s = requiredField(request.smmu, "smmu");
       checkResourceId(s.vm, "smmu.vm");
       checkResourceId(s.smmuId, "smmu.smmu_id");
       const backend = backendKindOf(s.backend, "smmu.backend");
