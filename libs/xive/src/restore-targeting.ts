@@ -7,17 +7,21 @@ import { kvmError } from "./xive-error.js";
 
 /** Where a KVM restore puts the sources it cannot leave where the state routes them. */
 export interface RestoredTargets {
-  /** Each source moved to another vCPU's queue, and the END it lands on; ascending by irq. */
-  moved: { irq: number; endIndex: number }[];
+  /** Each source to route elsewhere than the apply leaves it, and the END it goes to; by irq. */
+  routes: { irq: number; endIndex: number }[];
+  /** The sources routed elsewhere than the state says, and the END the state names: irq → END. */
+  moved: Map<number, number>;
   /** Every END's source count after the replay (KVM's q->count on the restored device). */
   counts: Uint32Array;
 }
 
-/** What a device about to be restored has: its tables, and its vCPUs' servers by vCPU id. */
+/** A device about to be restored: its tables, its vCPUs' servers by vCPU id, and what it moved. */
 export interface RestoreTarget {
   sources: SourceTable;
   ends: EndTable;
   servers: readonly number[];
+  /** Sources an earlier apply moved (RestoredTargets.moved): the END the state routes them to. */
+  moved: ReadonlyMap<number, number>;
 }
 
 /**
@@ -33,9 +37,11 @@ export interface RestoreTarget {
  *
  * Given what a restore is about to apply (queue records, removed queues, source records;
  * records ascending, of valid sources), this replays that selection before anything is
- * changed: undefined when no unmasked source would be left routed to a queue without a page
- * (nothing moves: every source keeps its queue, which has room, as it had on the origin);
- * else the sources moved and every queue's count; EBUSY (FAILED_PRECONDITION) naming the first
+ * changed, the sources without a record routed as the state routes them (`moved` remembers
+ * those an earlier apply moved, so that a queue that gets its page back takes them back, as a
+ * fresh restore of the merged state would). Undefined when no source can land elsewhere than
+ * the apply leaves it (every queue a source asks for has a page, and room, as on the origin);
+ * else where they land and every queue's count; EBUSY (FAILED_PRECONDITION) naming the first
  * source no queue takes.
  */
 export function restoredTargets(
@@ -44,43 +50,49 @@ export function restoredTargets(
   removedQueues: readonly number[],
   records: readonly XiveSourceState[],
 ): RestoredTargets | undefined {
-  const { sources, ends, servers } = device;
+  const { sources, ends, servers, moved: movedBefore } = device;
   // The queue size of each END the apply changes (0: no page).
   const changedShift = new Map<number, number>();
   for (const q of queues) changedShift.set(q.endIndex, q.valid ? q.qshift : 0);
   for (const index of removedQueues) changedShift.set(index, 0);
   const shiftAfter = (index: number): number =>
     changedShift.get(index) ?? (ends.isEnqueue(index) ? ends.qshiftOf(index) : 0);
-  let pageLost = false;
-  for (const [index, qshift] of changedShift) if (qshift === 0 && ends.isEnqueue(index)) pageLost = true;
-  // A source kept as it is can only be left without a page by a queue that loses its page here.
-  if (!pageLost && !records.some((s) => !s.masked && shiftAfter(s.endIndex) === 0)) return undefined;
+  // A source without a record lands elsewhere only when a queue loses its page here, or gets
+  // it back while a source an earlier apply moved asks for it.
+  let pageChanged = false;
+  for (const [index, qshift] of changedShift) {
+    if (qshift === 0 ? ends.isEnqueue(index) : movedBefore.size > 0 && !ends.isEnqueue(index))
+      pageChanged = true;
+  }
+  if (!pageChanged && !records.some((s) => !s.masked && shiftAfter(s.endIndex) === 0)) return undefined;
 
   const counts = new Uint32Array(ends.size);
   const room = (index: number): boolean => {
     const qshift = shiftAfter(index);
     return qshift !== 0 && counts[index]! < queueSlots(qshift);
   };
-  const moved: RestoredTargets["moved"] = [];
+  const routes: RestoredTargets["routes"] = [];
+  const moved = new Map<number, number>();
   let r = 0;
   sources.forEachValid((irq, block, i) => {
     while (r < records.length && records[r]!.irq < irq) r++;
     const record = records[r]?.irq === irq ? records[r] : undefined;
     const masked = record ? record.masked : (block.easLo[i]! & EAS_LO_MASKED) !== 0;
     if (masked) return;
-    const requested = record ? record.endIndex : block.easHi[i]! & EAS_HI_END_INDEX;
-    if (room(requested)) {
-      counts[requested]!++;
-      return;
+    const left = record ? record.endIndex : block.easHi[i]! & EAS_HI_END_INDEX;
+    const requested = record ? record.endIndex : (movedBefore.get(irq) ?? left);
+    let landed = requested;
+    if (!room(requested)) {
+      const priority = requested & 7;
+      const server = servers.find((candidate) => room(endIndexOf(candidate, priority)));
+      if (server === undefined) throw noQueueTakes(irq, requested);
+      landed = endIndexOf(server, priority);
+      moved.set(irq, requested);
     }
-    const priority = requested & 7;
-    const server = servers.find((candidate) => room(endIndexOf(candidate, priority)));
-    if (server === undefined) throw noQueueTakes(irq, requested);
-    const landed = endIndexOf(server, priority);
     counts[landed]!++;
-    moved.push({ irq, endIndex: landed });
+    if (landed !== left) routes.push({ irq, endIndex: landed });
   });
-  return moved.length === 0 ? undefined : { moved, counts };
+  return { routes, moved, counts };
 }
 
 function noQueueTakes(irq: number, endIndex: number) {

@@ -110,6 +110,11 @@ export class XiveDevice {
   private servers: number;
   /** vCPU id → server, for the vCPUs connected (KVM_ENABLE_CAP). */
   private readonly vcpus = new VcpuRegistry();
+  /**
+   * Sources a restore routed elsewhere than its state (restore-targeting.ts), and the END the
+   * state names: a later stop delta may give that queue its page back. Until resume.
+   */
+  private movedByRestore = new Map<number, number>();
   /** Server → the priority whose queue attached the vCPU's one escalation interrupt (checkQueueConfig). */
   private readonly escalations = new Map<number, number>();
   private readonly signal: SignalSink;
@@ -570,6 +575,7 @@ export class XiveDevice {
 
   /** Runs again, replaying what arrived while quiesced (XiveSource.resume). No-op when running. */
   resume(): void {
+    if (this.movedByRestore.size > 0) this.movedByRestore = new Map(); // no stop delta comes once it runs
     this.sourceEngine.resume();
   }
 
@@ -599,14 +605,15 @@ export class XiveDevice {
     const targets = this.restoredTargets(state.queues, [], state.sources);
     this.xiveSelected = state.xiveSelected;
     applyXiveState(this.savedParts(), state, stoppedTriggers);
-    this.retarget(targets);
+    this.retarget(targets, state.sources);
   }
 
   /**
    * Applies a stop delta's records (checked against this device, check-stop-delta.ts) to this
    * quiesced device in place, with the triggers logged while the source was stopped; the device
    * then is what restoreState of the merged state makes (a source left without a queue page
-   * moves or fails EBUSY, before any change, the same way).
+   * moves or fails EBUSY, before any change, the same way; one moved before goes back when its
+   * queue gets its page back).
    */
   applyChanges(changes: XiveChanges, stoppedTriggers: readonly number[]): void {
     const { queues, sources, contexts } = changes;
@@ -614,13 +621,12 @@ export class XiveDevice {
     const stopped = this.sourceEngine.stopped!;
     this.sourceEngine.stopped = { savedPq: stopped.savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
     applyXiveChanges(this.savedParts(), queues.changed, queues.removed, sources.changed, contexts.changed);
-    this.retarget(targets);
+    this.retarget(targets, sources.changed);
   }
 
   /**
-   * The sources a KVM restore of these records would move off a queue that has no page, with
-   * every queue's count then (restore-targeting.ts); EBUSY, before any change, when no queue
-   * takes one.
+   * Where a KVM restore of these records puts the sources (restore-targeting.ts); EBUSY, before
+   * any change, when no queue takes one.
    */
   private restoredTargets(
     queues: readonly XiveQueueState[],
@@ -631,16 +637,24 @@ export class XiveDevice {
     if (ends === undefined) return undefined; // no vCPU: no queue, and no source routed (decode)
     // In the order selectTarget tries them: KVM's kvm_for_each_vcpu.
     const servers = this.connectedVcpus().map(({ server }) => server);
-    return restoredTargets({ sources: this.sources, ends, servers }, queues, removedQueues, sources);
+    const target = { sources: this.sources, ends, servers, moved: this.movedByRestore };
+    return restoredTargets(target, queues, removedQueues, sources);
   }
 
-  /** Routes the moved sources to the queues KVM's restore picked and takes its counts. */
-  private retarget(targets: RestoredTargets | undefined): void {
-    if (targets === undefined) return;
-    for (const { irq, endIndex } of targets.moved) {
+  /**
+   * Routes the sources where KVM's restore put them and takes its counts; without a replay, the
+   * sources whose records were applied are where their state says.
+   */
+  private retarget(targets: RestoredTargets | undefined, records: readonly XiveSourceState[]): void {
+    if (targets === undefined) {
+      if (this.movedByRestore.size > 0) for (const { irq } of records) this.movedByRestore.delete(irq);
+      return;
+    }
+    for (const { irq, endIndex } of targets.routes) {
       const eisn = this.sources.easLo(irq) & EAS_LO_EISN;
       this.sources.setEas(irq, encodeEasHi(true, 0, endIndex), encodeEasLo(false, eisn));
     }
+    this.movedByRestore = targets.moved;
     const ends = this.router.ends!;
     ends.kvmCount.set(targets.counts);
     ends.written.fill(1);

@@ -170,4 +170,23 @@ describe("a source routed to a queue that has since lost its page, at import: KV
       assert.deepEqual(slotCounts(built), slotCounts(configuredOnce(origin)));
     }
   });
+
+  it("a queue that gets its page back before the stop takes back, in place, the sources the build moved off it", () => {
+    const { controller: origin } = xiveMachine();
+    origin.mutableXive("guest").setQueueConfig(1, 6, eq(0n, { qshift: 0 }));
+    const built = InterruptController.importState(
+      new SparseGuestMemory(MIGRATION_RAM),
+      {},
+      encodeControllerState(mergeControllerDelta(undefined, origin.readChanges(true)!)),
+    );
+    assert.deepEqual(built.xive("t").source(0x1302)!.server, 0, "moved off the pageless (1, 6) queue");
+    origin.mutableXive("guest").setQueueConfig(1, 6, eq(0x3_0000n)); // no source record changes
+    origin.quiesce();
+    const stop = decodeControllerDelta(encodeControllerDelta(origin.readChanges(false)!));
+    assert.equal(stop.xive!.sources.changed.length, 0);
+    assert.equal(built.applyStopDelta(stop), true, "applied in place");
+    assert.deepEqual(routes(built), routes(configuredOnce(origin)));
+    assert.deepEqual(routes(built), [[0, 6], [1, 6], [0, 6], [2, 5], [1, 6], [1, 6], [2, 5], "masked"]);
+    assert.deepEqual(slotCounts(built), slotCounts(configuredOnce(origin)));
+  });
 });
