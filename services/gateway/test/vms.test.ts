@@ -111,10 +111,42 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
 
   it("backend auto takes native when the host offers it", async () => {
     host.nativeInterrupt = true;
-    const { done } = await create(spec("native-1"));
-    const vm = done.response as unknown as VmJson;
-    assert.equal(vm.resolved.interruptController?.backend, "native");
-    assert.equal(host.controllers.get(`vms/${vm.uid}/controller`)?.backend, Backend.BACKEND_NATIVE);
+    await host.restart(); // a service works its capabilities out when it starts
+    try {
+      const { done } = await create(spec("native-1"));
+      const vm = done.response as unknown as VmJson;
+      assert.equal(vm.resolved.interruptController?.backend, "native");
+      assert.equal(host.controllers.get(`vms/${vm.uid}/controller`)?.backend, Backend.BACKEND_NATIVE);
+    } finally {
+      host.nativeInterrupt = false;
+      await host.restart();
+    }
+  });
+
+  it("a host service's capabilities are asked once per connection: later creates on it ask none", async () => {
+    await host.restart(); // new connections: nothing kept
+    const callsBefore = host.calls.length;
+    await create(spec("caps-1"));
+    await create(spec("caps-2"));
+    await create(withSmmus("caps-3")); // the iommu's answer is kept apart from the controller's
+    await create(withSmmus("caps-4"));
+    const asked = host.calls.slice(callsBefore).filter((c) => c.startsWith("GetCapabilities"));
+    assert.deepEqual(asked, ["GetCapabilities interrupt-controller", "GetCapabilities iommu"]);
+  });
+
+  it("a host service that restarted is asked again: auto follows the capabilities of the new process", async () => {
+    const backendOf = async (name: string) =>
+      ((await create(spec(name))).done.response as unknown as VmJson).resolved.interruptController?.backend;
+    assert.equal(await backendOf("restart-1"), "emulated");
+    host.nativeInterrupt = true;
+    await host.restart(); // the connection the answer came on breaks with the old process
+    try {
+      assert.equal(await backendOf("restart-2"), "native", "the new process's capabilities are seen");
+    } finally {
+      host.nativeInterrupt = false;
+      await host.restart();
+    }
+    assert.equal(await backendOf("restart-3"), "emulated");
   });
 
   it("a second VM with a taken name is 409 ALREADY_EXISTS, nothing is created on the host", async () => {
@@ -279,6 +311,8 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
   });
 
   it("a cancel before the controller's create (no checkpoint there: the create's transaction just wrote the record) makes nothing on the host", async () => {
+    // A restarted service is asked for its capabilities again: the create waits there.
+    await host.restart();
     const callsBefore = host.calls.length;
     let release!: () => void;
     host.holds.set("GetCapabilities", new Promise<void>((resolve) => (release = resolve)));

@@ -3,15 +3,18 @@ import { OperationsClient } from "@vplane/proto/gen/google/longrunning/operation
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
+import type { Capabilities } from "@vplane/proto/gen/vplane/common/v1/backend";
 import {
   HealthClient,
   clientChannelOptions,
+  unaryCall,
   type HealthAnswer,
   type UnaryCallOptions,
   type VplaneError,
 } from "@vplane/service-kit";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { HostAddresses } from "../schemas/host-schema.js";
+import { CapabilitiesCache } from "./capabilities-cache.js";
 
 export type ServiceKind = "interrupt-controller" | "iommu" | "migration";
 
@@ -31,6 +34,7 @@ export interface HostClients {
 export class HostConnections {
   private readonly clients = new Map<string, HostClients>();
   private readonly health = new Map<string, HealthClient>();
+  private readonly capabilitiesCache = new CapabilitiesCache();
 
   constructor(
     private readonly credentials: ChannelCredentials,
@@ -79,6 +83,24 @@ export class HostConnections {
     } finally {
       stopTimer();
     }
+  }
+
+  /**
+   * What the host's `service` answers to GetCapabilities, asked once per connection to it (kept
+   * while the connection stays up: see CapabilitiesCache). Rejects like `call`.
+   */
+  capabilities(
+    service: "interrupt-controller" | "iommu",
+    addresses: HostAddresses,
+  ): Promise<Capabilities | undefined> {
+    const clients = this.clientsOf(addresses);
+    const client = service === "interrupt-controller" ? clients.interrupt : clients.iommu;
+    return this.capabilitiesCache.get(client.getChannel(), async () => {
+      const answer = await this.call(service, "GetCapabilities", (o) =>
+        unaryCall(client.getCapabilities.bind(client), {}, o),
+      );
+      return answer.capabilities;
+    });
   }
 
   /** grpc.health.v1 Check of the whole server at `address`; never throws. */

@@ -148,19 +148,11 @@ export async function provisionVm(
     // transaction, just before: the first checkpoint comes before the second call that does.
     await context.step(current, "RUNNING");
     const wantsIommu = vm.iommu.smmus.length > 0;
+    // Asked once per connection to the service (fixed for its process's life): most creates
+    // find the answer kept and make no call here.
     const [interruptCaps, iommuCaps] = await Promise.all([
-      capabilitiesOf(() =>
-        connections.call("interrupt-controller", "GetCapabilities", (o) =>
-          unaryCall(clients.interrupt.getCapabilities.bind(clients.interrupt), {}, o),
-        ),
-      ),
-      wantsIommu
-        ? capabilitiesOf(() =>
-            connections.call("iommu", "GetCapabilities", (o) =>
-              unaryCall(clients.iommu.getCapabilities.bind(clients.iommu), {}, o),
-            ),
-          )
-        : Promise.resolve(undefined),
+      capabilitiesOf(() => connections.capabilities("interrupt-controller", host.addresses)),
+      wantsIommu ? capabilitiesOf(() => connections.capabilities("iommu", host.addresses)) : undefined,
     ]);
     const resolved: Vm["resolved"] = {
       interruptController: chooseBackend(
@@ -364,10 +356,10 @@ export async function rollBackAbandonedCreate(
 }
 
 async function capabilitiesOf(
-  fetch: () => Promise<{ capabilities: Capabilities | undefined }>,
+  fetch: () => Promise<Capabilities | undefined>,
 ): Promise<Capabilities | undefined> {
   try {
-    return (await fetch()).capabilities;
+    return await fetch();
   } catch {
     return undefined; // chooseBackend says the capabilities were not reported
   }

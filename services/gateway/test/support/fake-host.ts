@@ -64,6 +64,17 @@ export class FakeHost {
     await this.service.stop(100);
   }
 
+  /**
+   * Stops the services and starts them again on the same address, as a host's service process
+   * restarting does (its clients' connections break); what it holds stays (a real one restores
+   * it from its database).
+   */
+  async restart(): Promise<void> {
+    const address = this.address;
+    await this.service.stop(100);
+    this.service = await startServiceForTests(this.description(), { VPLANE_FAKE_HOST_ADDR: address });
+  }
+
   private async gate(method: string, request: unknown, label: string): Promise<void> {
     this.calls.push(`${method} ${label}`);
     await this.holds.get(method);
@@ -160,7 +171,10 @@ export class FakeHost {
             {
               definition: IommuServiceService,
               implementation: <IommuServiceServer>{
-                getCapabilities: handlers.unary(() => ({ capabilities: this.capabilities("iommu", false) })),
+                getCapabilities: handlers.unary(async (request) => {
+                  await this.gate("GetCapabilities", request, "iommu");
+                  return { capabilities: this.capabilities("iommu", false) };
+                }),
                 createSmmu: handlers.unary(async (request) => {
                   const name = `vms/${request.smmu?.vm}/smmus/${request.smmu?.smmuId}`;
                   await this.gate("CreateSmmu", request, name);
