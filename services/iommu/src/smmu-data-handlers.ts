@@ -87,6 +87,20 @@ function streamMessage(read: LogRead): StreamEventsResponse {
 /** Translate, DMA, page responses, the event stream and the dump. */
 export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) {
   const translated = (result: TranslationResult) => metrics.translated(result);
+  /** A DmaRead (`{ read: length }`) or DmaWrite (`{ write: data }`) of 1 to maxDmaBytes bytes, counted. */
+  const dma = async (
+    request: DmaReadRequest | DmaWriteRequest,
+    access: { read: number } | { write: Uint8Array },
+    signal: AbortSignal,
+  ): Promise<DmaOutcome> => {
+    const read = "read" in access;
+    const e = registry.requireLive(request.name, read ? "DmaRead" : "DmaWrite");
+    checkLength(read ? access.read : access.write.length, read ? "length" : "data");
+    const { streamId, substreamId, iova } = request;
+    const r = await e.backend.dma(streamId, substreamId, iova, access, signal, translated);
+    metrics.dma(read ? "read" : "write", r);
+    return r;
+  };
   return {
     translate: (request: TranslateRequest): TranslateResponse => {
       const e = registry.requireLive(request.name, "Translate");
@@ -96,32 +110,12 @@ export function smmuDataHandlers(registry: SmmuRegistry, metrics: IommuMetrics) 
     },
 
     dmaRead: async (request: DmaReadRequest, context: CallContext): Promise<DmaReadResponse> => {
-      const e = registry.requireLive(request.name, "DmaRead");
-      checkLength(request.length, "length");
-      const r = await e.backend.dma(
-        request.streamId,
-        request.substreamId,
-        request.iova,
-        { read: request.length },
-        context.signal,
-        translated,
-      );
-      metrics.dma("read", r);
+      const r = await dma(request, { read: request.length }, context.signal);
       return { ...dmaFields(r), data: Buffer.from(r.data ?? new Uint8Array(0)) };
     },
 
     dmaWrite: async (request: DmaWriteRequest, context: CallContext): Promise<DmaWriteResponse> => {
-      const e = registry.requireLive(request.name, "DmaWrite");
-      checkLength(request.data.length, "data");
-      const r = await e.backend.dma(
-        request.streamId,
-        request.substreamId,
-        request.iova,
-        { write: request.data },
-        context.signal,
-        translated,
-      );
-      metrics.dma("write", r);
+      const r = await dma(request, { write: request.data }, context.signal);
       return {
         ...dmaFields(r),
         msiWrites: r.msiWrites.map((w) => ({ doorbell: BigInt(w.address), data: Buffer.from(w.data) })),
