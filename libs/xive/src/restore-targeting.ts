@@ -51,24 +51,25 @@ export function restoredTargets(
   records: readonly XiveSourceState[],
 ): RestoredTargets | undefined {
   const { sources, ends, servers, moved: movedBefore } = device;
-  // The queue size of each END the apply changes (0: no page).
-  const changedShift = new Map<number, number>();
-  for (const q of queues) changedShift.set(q.endIndex, q.valid ? q.qshift : 0);
-  for (const index of removedQueues) changedShift.set(index, 0);
-  const shiftAfter = (index: number): number =>
-    changedShift.get(index) ?? (ends.isEnqueue(index) ? ends.qshiftOf(index) : 0);
+  // Each END's queue size once the apply is done (0: no page); one array, so that the check of
+  // a whole state's records (1,048,576 sources) is an index per record.
+  const shiftAfter = new Uint8Array(ends.size);
+  for (let index = 0; index < ends.size; index++) shiftAfter[index] = ends.qshiftOf(index);
   // A source without a record lands elsewhere only when a queue loses its page here, or gets
   // it back while a source an earlier apply moved asks for it.
   let pageChanged = false;
-  for (const [index, qshift] of changedShift) {
+  const change = (index: number, qshift: number) => {
     if (qshift === 0 ? ends.isEnqueue(index) : movedBefore.size > 0 && !ends.isEnqueue(index))
       pageChanged = true;
-  }
-  if (!pageChanged && !records.some((s) => !s.masked && shiftAfter(s.endIndex) === 0)) return undefined;
+    shiftAfter[index] = qshift;
+  };
+  for (const q of queues) change(q.endIndex, q.valid ? q.qshift : 0);
+  for (const index of removedQueues) change(index, 0);
+  if (!pageChanged && !records.some((s) => !s.masked && shiftAfter[s.endIndex] === 0)) return undefined;
 
   const counts = new Uint32Array(ends.size);
   const room = (index: number): boolean => {
-    const qshift = shiftAfter(index);
+    const qshift = shiftAfter[index]!;
     return qshift !== 0 && counts[index]! < queueSlots(qshift);
   };
   const routes: RestoredTargets["routes"] = [];
