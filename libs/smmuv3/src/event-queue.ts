@@ -115,17 +115,16 @@ export class EventQueue {
   }
 
   /**
-   * Puts back a migrated queue (issue 6) into this empty one: the entries waiting, oldest first,
-   * and the counters. The caller has checked the vEVENTQ rules (decodeSmmuState).
+   * Puts back a migrated queue (issue 6) in place of what this one held: the entries waiting,
+   * oldest first, and the counters. The caller has checked the vEVENTQ rules (decodeSmmuState).
    */
   restore(
     entries: readonly QueuedEvent[],
     counters: { nextSequence: number; reported: number; dropped: number },
   ): void {
-    if (this.reported !== 0 || this.entries.length !== this.head)
-      throw new Error("restore() needs a queue that never reported");
     this.entries.length = 0;
     this.head = 0;
+    this.events = 0;
     for (const e of entries) {
       this.entries.push(e);
       if (!e.lost) this.events++;

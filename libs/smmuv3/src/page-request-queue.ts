@@ -64,11 +64,11 @@ export class PageRequestQueue {
   }
 
   /**
-   * Puts back migrated requests (issue 6), in the order they were raised, into this empty queue;
-   * the caller has checked them (decodeSmmuState).
+   * Puts back migrated requests (issue 6), in the order they were raised, in place of what this
+   * queue held; the caller has checked them (decodeSmmuState).
    */
   restore(requests: readonly PageRequest[], nextCookie: number): void {
-    if (this.pending.size !== 0) throw new Error("restore() needs an empty queue");
+    this.pending.clear();
     for (const r of requests) this.pending.set(r.cookie, r);
     this.nextCookie = nextCookie >>> 0;
   }

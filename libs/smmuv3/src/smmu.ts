@@ -1,4 +1,5 @@
 import type { GuestMemory } from "@vplane/guest-memory";
+import { sameRecord } from "@vplane/model-kit";
 import { POW2 } from "./bits.js";
 import { Perm } from "./access-permission.js";
 import { decodeContextDescriptor, type ContextDescriptor } from "./context-descriptor.js";
@@ -39,7 +40,8 @@ import {
 import { SmmuChangeTracker, type TrackedSmmu } from "./device-state/smmu-changes.js";
 import { decodeSmmuState } from "./device-state/decode-smmu-state.js";
 import { encodeSmmuState } from "./device-state/encode-smmu-state.js";
-import { restoreSmmuState } from "./device-state/restore-smmu-state.js";
+import { checkSmmuStopDelta } from "./device-state/check-smmu-stop-delta.js";
+import { restoreSmmuRuntime, restoreSmmuState } from "./device-state/restore-smmu-state.js";
 import type { SmmuDelta } from "./device-state/smmu-delta.js";
 import type { SmmuState } from "./device-state/smmu-state.js";
 import { StreamDelivery, type Delivery } from "./stream-delivery.js";
@@ -970,6 +972,84 @@ export class Smmu {
     return smmu;
   }
 
+  /**
+   * Whether a stop-and-copy delta applies in place to this SMMU, quiesced and imported from the
+   * state the delta follows (issue 14: the destination's finish costs what changed): only one
+   * with this SMMU's features, granule, guest-visible limits and guest RAM size; false
+   * otherwise (the caller merges the delta and builds anew). Its records are checked against
+   * this SMMU as a full import checks a state (check-smmu-stop-delta.ts): a refusal is
+   * INVALID_ARGUMENT STATE_* naming the entry. Changes nothing.
+   */
+  checkStopDelta(delta: SmmuDelta): boolean {
+    return this.stopDeltaDevices(delta) !== undefined;
+  }
+
+  /**
+   * Applies a stop-and-copy delta in place (checkStopDelta's rules, checked first: a refusal
+   * changes nothing): the mappings and devices it names, the seed PASID table and MSI binding,
+   * and the runtime state (events, page requests with the time they had left, counters) as a
+   * full import of the state it makes would hold them. False, nothing done, for a delta
+   * checkStopDelta does not apply in place.
+   */
+  applyStopDelta(delta: SmmuDelta): boolean {
+    const records = this.stopDeltaDevices(delta);
+    if (records === undefined) return false;
+    const { state, mappings, devices } = delta;
+    this.domain.applyChanges(mappings);
+    for (const sid of [...devices.removed, ...records.map((r) => r.streamId)]) {
+      const old = this.devices.get(sid);
+      if (old === undefined) continue;
+      this.forgetStream(old);
+      this.devices.delete(sid);
+      if (this.byVirtualSid.get(old.virtualStreamId) === old) this.byVirtualSid.delete(old.virtualStreamId);
+    }
+    for (const r of records) {
+      this.devices.set(r.streamId, r);
+      this.byVirtualSid.set(r.virtualStreamId, r);
+    }
+    if (!sameOrNone(state.pasidTable, this.seedStage1)) {
+      this.seedStage1 = state.pasidTable;
+      this.flushConfigCache();
+    }
+    const msi = state.msi && this.domain.msiBindingOf(state.msi.giova, state.msi.gpa, state.msi.size);
+    const msiChanged = !sameOrNone(msi, this.domain.msiBinding);
+    if (msiChanged) this.domain.replaceMsi(msi);
+    if (msiChanged || mappings.changed.length + mappings.removed.length > 0)
+      this.iotlb.invalidateVmid(this.vmid);
+    restoreSmmuRuntime(
+      { events: this.events, pageRequests: this.pageRequests, delivery: this.delivery },
+      state,
+      this.stopped!.at,
+    );
+    return true;
+  }
+
+  /** The changed devices' records of a stop delta checked against this SMMU; undefined when it does not apply in place. */
+  private stopDeltaDevices(delta: SmmuDelta): DeviceRecord[] | undefined {
+    const s = delta.state;
+    if (
+      !this.stopped ||
+      s.stage2GranuleBits !== this.domain.granuleBits ||
+      s.eventQueueDepth !== this.events.depth ||
+      s.pageRequestCapacity !== this.pageRequests.capacity ||
+      s.pageRequestTimeoutMs !== this.pageRequests.timeoutMs ||
+      s.guestMemoryBytes !== this.memory.size ||
+      !sameRecord(s.features, this.features)
+    )
+      return undefined;
+    return checkSmmuStopDelta(
+      {
+        features: this.features,
+        domain: this.domain,
+        maxDevices: this.limits.devices,
+        devices: this.devices,
+        deviceByVirtualSid: (vsid) => this.byVirtualSid.get(vsid),
+        pasidTable: this.seedStage1,
+      },
+      delta,
+    );
+  }
+
   listPageRequests(): PageRequest[] {
     return this.pageRequests.list();
   }
@@ -1017,6 +1097,11 @@ export class Smmu {
     for (const d of this.devices.values()) d.state = undefined;
     this.cachedCds = 0;
   }
+}
+
+/** Both absent, or the same record. */
+function sameOrNone<T extends object>(a: T | undefined, b: T | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : sameRecord(a, b);
 }
 
 /** HWPT_ALLOC flag linking the HWPT to a fault queue (IOMMU_HWPT_FAULT_ID_VALID, digest §2.1). */

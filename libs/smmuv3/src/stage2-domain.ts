@@ -1,6 +1,7 @@
 import { POW2, isPowerOfTwo } from "./bits.js";
 import { Perm } from "./access-permission.js";
 import { Errno, SmmuError, alreadyExists, invalidArgument, resourceExhausted } from "./smmu-error.js";
+import type { KeyedChanges } from "@vplane/model-kit";
 import { Stage2PageTable } from "./stage2-page-table.js";
 import { stage2PageSizesBits, type GranuleBits } from "./translation-granule.js";
 
@@ -81,6 +82,18 @@ export class Stage2Domain {
    * the backing → EFAULT (pinning fails). Nothing changes on refusal.
    */
   map(ipa: number, hostAddress: number, size: number, perm: Perm): void {
+    this.checkMapping(ipa, hostAddress, size, perm);
+    const at = this.insertionPoint(ipa);
+    const before = this.ranges[at - 1];
+    const after = this.ranges[at];
+    if ((before && before.ipa + before.size > ipa) || (after && after.ipa < ipa + size))
+      throw overlaps(ipa, size, "ipa");
+    if (this.ranges.length >= this.maxMappings) throw tooMany(this.maxMappings);
+    this.insert(at, { ipa, hostAddress, size, perm });
+  }
+
+  /** MAP_DMA's checks of one mapping on its own (see map), without the overlap and the limit. */
+  private checkMapping(ipa: number, hostAddress: number, size: number, perm: Perm): void {
     const granule = POW2[this.granuleBits]!;
     if ((perm & Perm.READ_WRITE) === 0 || perm !== (perm & Perm.READ_WRITE)) {
       throw invalidArgument("NO_PERMISSION", "a stage-2 mapping needs read, write or both", "perm");
@@ -104,23 +117,71 @@ export class Stage2Domain {
         Errno.EFAULT,
       );
     }
-    const at = this.insertionPoint(ipa);
-    const before = this.ranges[at - 1];
-    const after = this.ranges[at];
-    if ((before && before.ipa + before.size > ipa) || (after && after.ipa < ipa + size)) {
-      throw alreadyExists(
-        "MAPPING_OVERLAPS",
-        `[0x${ipa.toString(16)}, +0x${size.toString(16)}) overlaps a mapping`,
-        "ipa",
-      );
+  }
+
+  /**
+   * Checks a stop delta's mappings against this domain (issue 14: the destination applies it in
+   * place): each removed IPA is where a mapping starts (STATE_DELTA_MISMATCH otherwise, as
+   * mergeKeyed), and each changed mapping passes MAP_DMA's checks against the mappings the
+   * changes leave (the model's own errors, `field` naming `changed[i].<field>` or
+   * `removed[i]`). Both lists ascend (the delta's decoder checked). Changes nothing.
+   */
+  checkChanges({ changed, removed }: KeyedChanges<Stage2Mapping>, mismatch: MismatchError): void {
+    const gone = new Set(removed);
+    removed.forEach((ipa, i) => {
+      if (this.mappingAt(ipa) === undefined)
+        throw mismatch(`removed[${i}]`, `no mapping starts at IPA 0x${ipa.toString(16)}`);
+    });
+    const replaced = new Set(changed.map((m) => m.ipa));
+    const kept = (m: Stage2Mapping) => !gone.has(m.ipa) && !replaced.has(m.ipa);
+    let count = this.ranges.length - removed.length;
+    changed.forEach((m, i) => {
+      const field = (name: string) => `changed[${i}].${name}`;
+      if (gone.has(m.ipa))
+        throw mismatch(field("ipa"), `IPA 0x${m.ipa.toString(16)} is both changed and removed`);
+      try {
+        this.checkMapping(m.ipa, m.hostAddress, m.size, m.perm);
+      } catch (error) {
+        if (error instanceof SmmuError && error.field) throw withField(error, field(error.field));
+        throw error;
+      }
+      const previous = changed[i - 1];
+      let at = this.insertionPoint(m.ipa);
+      const below = this.ranges[at - 1];
+      if (
+        (previous && previous.ipa + previous.size > m.ipa) ||
+        (below && kept(below) && below.ipa + below.size > m.ipa)
+      )
+        throw overlaps(m.ipa, m.size, field("ipa"));
+      for (; at < this.ranges.length && this.ranges[at]!.ipa < m.ipa + m.size; at++)
+        if (kept(this.ranges[at]!)) throw overlaps(m.ipa, m.size, field("ipa"));
+      if (this.mappingAt(m.ipa) === undefined) count++;
+    });
+    if (count > this.maxMappings) throw tooMany(this.maxMappings);
+  }
+
+  /** Applies changes checkChanges accepted: the removed mappings go, each changed one replaces the mapping at its IPA. */
+  applyChanges({ changed, removed }: KeyedChanges<Stage2Mapping>): void {
+    for (const ipa of removed) this.remove(this.mappingAt(ipa)!);
+    for (const m of changed) {
+      const old = this.mappingAt(m.ipa);
+      if (old) this.remove(old);
+      this.insert(this.insertionPoint(m.ipa), { ...m });
     }
-    if (this.ranges.length >= this.maxMappings) {
-      throw resourceExhausted("TOO_MANY_MAPPINGS", `the domain already holds ${this.maxMappings} mappings`);
-    }
-    this.forEachPiece(ipa, hostAddress, size, (pieceIpa, pieceHost, bits) =>
-      this.table.installLeaf(pieceIpa, pieceHost, bits, perm),
+  }
+
+  private insert(at: number, m: Stage2Mapping): void {
+    this.forEachPiece(m.ipa, m.hostAddress, m.size, (pieceIpa, pieceHost, bits) =>
+      this.table.installLeaf(pieceIpa, pieceHost, bits, m.perm),
     );
-    this.ranges.splice(at, 0, { ipa, hostAddress, size, perm });
+    this.ranges.splice(at, 0, m);
+  }
+
+  private remove(m: Stage2Mapping): void {
+    this.forEachPiece(m.ipa, m.hostAddress, m.size, (pieceIpa, _host, bits) =>
+      this.table.removeLeaf(pieceIpa, bits),
+    );
+    this.ranges.splice(this.insertionPoint(m.ipa), 1);
   }
 
   /**
@@ -139,12 +200,7 @@ export class Stage2Domain {
     const last = this.ranges.find((m) => m.ipa < end && m.ipa + m.size > end);
     if (last) throw invalidArgument("UNMAP_BISECTS_MAPPING", "the range ends inside a mapping", "size");
     const removed = this.ranges.filter((m) => m.ipa >= ipa && m.ipa + m.size <= end);
-    for (const m of removed) {
-      this.forEachPiece(m.ipa, m.hostAddress, m.size, (pieceIpa, _host, bits) =>
-        this.table.removeLeaf(pieceIpa, bits),
-      );
-      this.ranges.splice(this.ranges.indexOf(m), 1);
-    }
+    for (const m of removed) this.remove(m);
     return { bytes: removed.reduce((n, m) => n + m.size, 0), removed };
   }
 
@@ -155,17 +211,7 @@ export class Stage2Domain {
    * "already registered" path), another giova while one is bound is refused with EBUSY.
    */
   bindMsi(giova: number, gpa: number, size: number): MsiBinding {
-    if (!isPowerOfTwo(size) || size > POW2[this.granuleBits]!) {
-      throw invalidArgument(
-        "BAD_MSI_GRANULE",
-        `size must be a power of two up to the stage-2 granule, got ${size}`,
-        "size",
-      );
-    }
-    const binding = { giova: giova - (giova % size), gpa: gpa - (gpa % size), size };
-    if (binding.gpa + size > POW2[this.ipaBits]!) {
-      throw invalidArgument("IPA_OUT_OF_RANGE", "the doorbell lies outside the IPA space", "gpa");
-    }
+    const binding = this.msiBindingOf(giova, gpa, size);
     if (this.msi) {
       if (this.msi.giova === binding.giova) return this.msi;
       throw new SmmuError({
@@ -177,6 +223,27 @@ export class Stage2Domain {
     }
     this.msi = binding;
     return binding;
+  }
+
+  /** BIND_MSI's checks of a binding on its own (see bindMsi): the binding, aligned down. */
+  msiBindingOf(giova: number, gpa: number, size: number): MsiBinding {
+    if (!isPowerOfTwo(size) || size > POW2[this.granuleBits]!) {
+      throw invalidArgument(
+        "BAD_MSI_GRANULE",
+        `size must be a power of two up to the stage-2 granule, got ${size}`,
+        "size",
+      );
+    }
+    const binding = { giova: giova - (giova % size), gpa: gpa - (gpa % size), size };
+    if (binding.gpa + size > POW2[this.ipaBits]!) {
+      throw invalidArgument("IPA_OUT_OF_RANGE", "the doorbell lies outside the IPA space", "gpa");
+    }
+    return binding;
+  }
+
+  /** Sets the binding msiBindingOf checked, in place of any other (a stop delta's, applied in place). */
+  replaceMsi(binding: MsiBinding | undefined): void {
+    this.msi = binding && { ...binding };
   }
 
   /** Seed UNBIND_MSI: returns the binding removed, if giova was bound (the kernel call returns nothing). */
@@ -227,6 +294,32 @@ export class Stage2Domain {
     }
     return lo;
   }
+}
+
+/** A stop delta's mismatch with the state it applies to (STATE_DELTA_MISMATCH, named by the caller's format). */
+export type MismatchError = (field: string, message: string) => Error;
+
+function overlaps(ipa: number, size: number, field: string): SmmuError {
+  return alreadyExists(
+    "MAPPING_OVERLAPS",
+    `[0x${ipa.toString(16)}, +0x${size.toString(16)}) overlaps a mapping`,
+    field,
+  );
+}
+
+function tooMany(max: number): SmmuError {
+  return resourceExhausted("TOO_MANY_MAPPINGS", `the domain already holds ${max} mappings`);
+}
+
+/** The same refusal, naming `field`. */
+function withField(error: SmmuError, field: string): SmmuError {
+  return new SmmuError({
+    code: error.code,
+    reason: error.reason,
+    message: error.message,
+    field,
+    ...(error.errno !== undefined ? { errno: error.errno } : {}),
+  });
 }
 
 function checkAligned(value: number, granule: number, field: string): void {

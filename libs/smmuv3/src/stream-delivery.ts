@@ -67,9 +67,9 @@ export class StreamDelivery {
     return this.held.filter((h) => this.requests.has(h.request.cookie));
   }
 
-  /** Puts back migrated bookkeeping (issue 6) into this fresh instance. */
+  /** Puts back migrated bookkeeping (issue 6) in place of what this one held. */
   restore(held: readonly HeldPageRequest[], delivered: number): void {
-    this.held.push(...held);
+    this.held.splice(0, this.held.length, ...held);
     this.delivered = delivered;
   }
 }

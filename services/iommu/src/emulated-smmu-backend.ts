@@ -12,6 +12,7 @@ import {
   type PageRequest,
   type PageRequestOutcome,
   type PasidTableConfig,
+  type SmmuDelta,
   type SmmuDump,
   type SmmuLimits,
   type SmmuOptions,
@@ -82,7 +83,7 @@ export function openEmulatedSmmuBackend(record: SmmuRecord, opening: BackendOpen
  */
 export class EmulatedSmmuBackend implements SmmuBackend {
   readonly kind = "EMULATED" as const;
-  readonly log: EventLog;
+  log: EventLog;
   private readonly smmu: Smmu;
   private readonly waiting = new Map<number, (outcome: PageRequestOutcome) => void>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
@@ -263,6 +264,26 @@ export class EmulatedSmmuBackend implements SmmuBackend {
 
   exportState(): ExportedSmmuState {
     return exportedSmmuState(this.smmu.exportState());
+  }
+
+  checkStopDelta(delta: SmmuDelta): boolean {
+    return this.smmu.checkStopDelta(delta);
+  }
+
+  /**
+   * The model's in-place apply (Smmu.applyStopDelta). The stream log starts again at the
+   * source's delivered count, as an imported SMMU's does: no one has read this prepared SMMU's.
+   */
+  applyStopDelta(delta: SmmuDelta): boolean {
+    const delivered = this.smmu.deliveredCount;
+    if (!this.smmu.applyStopDelta(delta)) return false;
+    if (this.smmu.deliveredCount !== delivered) {
+      const log = new EventLog(LIMITS.eventBuffer, BigInt(this.smmu.deliveredCount));
+      log.onAppend = this.log.onAppend;
+      this.log.close();
+      this.log = log;
+    }
+    return true;
   }
 
   /** Pre-copy (issue 14): the model diffs its state against what the last read handed out. */

@@ -6,6 +6,7 @@ import type {
   MsiBinding,
   PasidTableConfig,
   RawCommand,
+  SmmuDelta,
   SmmuDump,
   SmmuFeatures,
   Stage2Mapping,
@@ -112,5 +113,14 @@ export interface SmmuBackend {
    * smmu-state-format.ts); FAILED_PRECONDITION unless quiesced.
    */
   exportState(): ExportedSmmuState;
+  /**
+   * Whether a stop-and-copy delta applies in place to this SMMU, imported and quiesced (issue
+   * 14: the destination's finish costs what changed); false: rebuild it from the merged state.
+   * A delta that does not fit is refused (the model's STATE_* error), nothing changed. Absent:
+   * NATIVE (its kernel objects are made at the finish).
+   */
+  checkStopDelta?(delta: SmmuDelta): boolean;
+  /** Applies it in place (checkStopDelta's answer and refusals). */
+  applyStopDelta?(delta: SmmuDelta): boolean;
   close(): void;
 }

@@ -207,3 +207,24 @@ export function configChanges(before: SmmuConfig, after: SmmuConfig): Transactio
   keyed(one(before.msi), one(after.msi), () => configKeys.msi(vm, id));
   return ops;
 }
+
+/**
+ * The writes of keyed changes to an SMMU's mapping and device records: a put for each changed
+ * record, a delete for each removed key (a stop delta applied in place, issue 14).
+ */
+export function keyedConfigWrites(
+  record: SmmuRecord,
+  changes: {
+    mappings: { changed: readonly MappingRecord[]; removed: readonly number[] };
+    devices: { changed: readonly DeviceRecord[]; removed: readonly number[] };
+  },
+): TransactionOp[] {
+  const { vm, smmuId: id } = record;
+  const { mappings, devices } = changes;
+  return [
+    ...mappings.changed.map((m) => putOp(configKeys.mapping(vm, id, m.ipa), { ...m })),
+    ...mappings.removed.map((ipa) => deleteOp(configKeys.mapping(vm, id, ipa))),
+    ...devices.changed.map((d) => putOp(configKeys.device(vm, id, d.streamId), d)),
+    ...devices.removed.map((sid) => deleteOp(configKeys.device(vm, id, sid))),
+  ];
+}

@@ -6,11 +6,12 @@ import {
   inSection,
   listPage,
   preCopyNotPrepared,
+  refusedAsPayload,
   type Applied,
   type Logger,
   type PageRequest,
 } from "@vplane/service-kit";
-import { StoreConflictError, type Store } from "@vplane/store";
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import type { PasidTableConfig, SmmuDelta } from "@vplane/smmuv3";
 import { openBackend } from "./backend-factory.js";
 import type { BackendOpening, SmmuBackend } from "./smmu-backend.js";
@@ -24,7 +25,7 @@ import {
   type SmmuRecord,
 } from "./smmu-config-store.js";
 import type { LoggedEvent } from "./event-log.js";
-import { importedSmmuConfig } from "./imported-smmu-config.js";
+import { importedSmmuConfig, importedStopChanges } from "./imported-smmu-config.js";
 import { applySmmuDelta, type ImportedSmmuState } from "./smmu-state-format.js";
 
 /** An SMMU the service holds: its durable record and its backend. */
@@ -43,6 +44,14 @@ function keepRecords(entry: SmmuEntry, config: SmmuConfig): void {
   for (const d of config.devices) entry.devices.set(d.streamId, d);
   entry.pasidTable = config.pasidTable;
   entry.msi = config.msi;
+}
+
+/** Keeps the records a stop delta applied in place changed (importedStopChanges). */
+function keepStopChanges(entry: SmmuEntry, changes: ReturnType<typeof importedStopChanges>): void {
+  for (const sid of changes.devices.removed) entry.devices.delete(sid);
+  for (const d of changes.devices.changed) entry.devices.set(d.streamId, d);
+  entry.pasidTable = changes.pasidTable;
+  entry.msi = changes.msi;
 }
 
 /** An SMMU to create from a migrated state, read from sections[section]. */
@@ -306,7 +315,7 @@ export class SmmuRegistry {
     if (this.entries.size + preparedCount + added > this.options.maxSmmus)
       throw tooManySmmus(this.options.maxSmmus);
     for (const n of next) {
-      const built = inSection(n.section, () => this.build(n.record, n.imported));
+      const built = inSection(n.section, () => this.build(n.record, n.imported, n.config));
       try {
         if (n.before) await this.config.write(configChanges(n.before.config, n.config));
         else await this.config.createWithConfig(n.config);
@@ -332,70 +341,98 @@ export class SmmuRegistry {
     return this.prepared.has(vm);
   }
 
-  /** A prepared SMMU's entry, built now (emulated backends; see PreparedSmmu.built). */
-  private build(record: SmmuRecord, imported: ImportedSmmuState): SmmuEntry | undefined {
+  /** A prepared SMMU's entry with its durable records, built now (emulated backends; see PreparedSmmu.built). */
+  private build(record: SmmuRecord, imported: ImportedSmmuState, config: SmmuConfig): SmmuEntry | undefined {
+    if (record.backend !== "EMULATED") return undefined;
     const { preparing: _, ...kept } = record;
-    return record.backend === "EMULATED" ? this.open(kept, imported) : undefined;
+    const entry = this.open(kept, imported);
+    keepRecords(entry, config);
+    return entry;
   }
 
   /**
    * The stop-and-copy of an incoming migration: its deltas (none for an SMMU that did not change)
-   * applied to the prepared SMMUs, which are opened quiesced and become the VM's (one that did
-   * not change is the one built during pre-copy: nothing is built in the downtime); only the
-   * configuration records that changed are written, then every record (no longer preparing) in
-   * one transaction, with deferred durability (`sync` flushes them: the devices resume first,
-   * issue 14). Refused: the prepared import stays as it was.
+   * applied to the prepared SMMUs, which become the VM's. An SMMU built during pre-copy takes
+   * its delta in place (issue 14: nothing is built in the downtime, and the finish costs what
+   * changed); one that cannot (a NATIVE one, or a delta of other limits) is opened quiesced from
+   * its prepared state with the delta merged. Every delta is checked before any SMMU changes.
+   * Only the configuration records the deltas changed are written, then every record (no
+   * longer preparing), with deferred durability (`sync` flushes them: the devices resume
+   * first). Refused: the prepared import stays as it was (an SMMU changed in place before a
+   * failed write is dropped, to be built again from its prepared state).
    */
   async finishImport(vm: string, items: readonly SmmuDeltaItem[]): Promise<SmmuEntry[]> {
     const prepared = this.requirePrepared(vm, "vm");
-    const next = this.applyPrepared(prepared, items, () => {
+    const inPlace: { item: SmmuDeltaItem; p: PreparedSmmu; built: SmmuEntry }[] = [];
+    const rebuilt: SmmuDeltaItem[] = [];
+    for (const item of items) {
+      const p = prepared.smmus.get(item.smmuId);
+      const built = p?.built;
+      const applies =
+        built !== undefined &&
+        inSection(item.section, () =>
+          refusedAsPayload(() => built.backend.checkStopDelta?.(item.delta) ?? false),
+        );
+      if (applies) inPlace.push({ item, p: p!, built });
+      else rebuilt.push(item);
+    }
+    const next = this.applyPrepared(prepared, rebuilt, () => {
       throw new VplaneError({
         code: "FAILED_PRECONDITION",
         reason: "PRECOPY_NOT_PREPARED",
         message: `the stop-and-copy of VM ${vm} names an SMMU its pre-copy did not`,
       });
     });
-    const smmus = new Map(prepared.smmus);
-    for (const n of next)
-      smmus.set(n.record.smmuId, {
-        record: n.record,
-        imported: n.imported,
-        config: n.config,
-        built: undefined,
-      });
-    const built: { entry: SmmuEntry; record: SmmuRecord }[] = [];
-    const opened: SmmuEntry[] = [];
+    // What is opened now: the SMMUs rebuilt with their deltas, and those no one built (NATIVE).
+    const toOpen = new Map([...prepared.smmus].flatMap(([id, p]) => (p.built ? [] : [[id, p] as const])));
+    for (const n of next) toOpen.set(n.record.smmuId, { ...n, built: undefined });
+    const entries = new Map<string, SmmuEntry>();
+    const applied: PreparedSmmu[] = [];
     try {
-      for (const [id, p] of smmus) {
+      for (const [id, p] of toOpen) {
         const { preparing: _, ...record } = p.record;
-        if (p.built) {
-          built.push({ entry: p.built, record });
-          continue;
-        }
         const section = items.find((i) => i.smmuId === id)?.section ?? 0;
         const entry = inSection(section, () => this.open(record, p.imported));
-        opened.push(entry);
-        built.push({ entry, record });
+        keepRecords(entry, p.config);
+        entries.set(id, entry);
+      }
+      const ops: TransactionOp[] = next.flatMap((n) => configChanges(n.before!.config, n.config));
+      for (const { item, p, built } of inPlace) {
+        built.backend.applyStopDelta!(item.delta);
+        applied.push(p);
+        const changes = importedStopChanges(p.config, item.delta);
+        ops.push(...changes.ops);
+        keepStopChanges(built, changes);
       }
       const deferred = { durability: "deferred" } as const;
-      for (const n of next) await this.config.write(configChanges(n.before!.config, n.config), deferred);
+      await this.config.write(ops, deferred);
       await this.config.write(
-        built.map((b) => this.config.recordWrite(b.record)),
+        [...prepared.smmus.values()].map(({ record: { preparing: _, ...record } }) =>
+          this.config.recordWrite(record),
+        ),
         deferred,
       );
     } catch (error) {
-      for (const entry of opened) entry.backend.close();
+      for (const entry of entries.values()) entry.backend.close();
+      // They hold their deltas now, their prepared states do not: a retry builds them anew.
+      for (const p of applied) {
+        p.built?.backend.close();
+        p.built = undefined;
+      }
       throw error;
     }
     for (const n of next) n.before?.built?.backend.close();
     this.prepared.delete(vm);
-    for (const { entry, record } of built) {
+    const out: SmmuEntry[] = [];
+    for (const [id, p] of prepared.smmus) {
+      const entry = entries.get(id) ?? p.built!;
+      const { preparing: _, ...record } = p.record;
       entry.record = record;
-      keepRecords(entry, smmus.get(record.smmuId)!.config);
-      this.entries.set(smmuName(vm, record.smmuId), entry);
+      this.entries.set(smmuName(vm, id), entry);
+      out.push(entry);
     }
     this.seals.arrived(vm);
-    return built.map((b) => b.entry);
+    return out;
   }
 
   /** Resolves once every write so far is durable: a finished import's deferred ones too. */

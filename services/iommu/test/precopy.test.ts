@@ -10,7 +10,7 @@ import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { Stage2Permission } from "@vplane/proto/gen/vplane/iommu/v1/smmu_config";
 import { deviceStateStreams } from "@vplane/service-kit/testing";
-import { startIommu, twoHosts, type IommuHarness } from "./iommu-harness.js";
+import { collect, startIommu, twoHosts, type IommuHarness } from "./iommu-harness.js";
 import { createSmmu } from "./smmu-fixture.js";
 
 const RAM = 64 * 1024 * 1024;
@@ -58,6 +58,25 @@ async function assertNothingLeft(vm: string, names: string[]): Promise<void> {
   for (const name of names)
     assert.equal((await hosts.destination.failure("getSmmu", { name })).code, "NOT_FOUND");
   assert.equal((await hosts.destination.dsFailure("releaseDevices", { vm })).code, "NOT_FOUND");
+}
+
+/**
+ * Finishes `vm`'s import with `stop` and checks that it opened nothing: the RAM file the
+ * prepared SMMUs bound stays (RAM migration fills it in place), and its path made unusable
+ * meanwhile would fail any opening (GUEST_MEMORY_UNAVAILABLE). The SMMUs then show the source's
+ * configuration.
+ */
+async function finishOpeningNothing(vm: string, stop: DeviceStateChunk[], names: string[]): Promise<void> {
+  const { source, destination } = hosts;
+  const ram = join(destination.dataDir, `${vm}.ram`);
+  renameSync(ram, `${ram}.bound`);
+  mkdirSync(ram);
+  assert.deepEqual(await streams(destination).finishImport(vm, stop, false, fields(vm)), names);
+  rmSync(ram, { recursive: true });
+  renameSync(`${ram}.bound`, ram);
+  const hostLocal = (c: unknown) => ({ ...(c as object), vmid: undefined }); // each host picks its VMIDs
+  for (const name of names)
+    assert.deepEqual(hostLocal(await configOf(destination, name)), hostLocal(await configOf(source, name)));
 }
 
 describe("pre-copy through the iommu service (issue 14)", () => {
@@ -136,18 +155,52 @@ describe("pre-copy through the iommu service (issue 14)", () => {
     );
     const stop = await streams(source).stopAndCopy("vm-b");
     assert.equal(bytesOf(stop), 0, "an idle stop moves nothing");
-    // The RAM file the prepared SMMUs bound stays (RAM migration fills it in place); its path made
-    // unusable now shows that the finish opens nothing (it would fail GUEST_MEMORY_UNAVAILABLE).
-    const ram = join(destination.dataDir, "vm-b.ram");
-    renameSync(ram, `${ram}.bound`);
-    mkdirSync(ram);
-    assert.deepEqual(await streams(destination).finishImport("vm-b", stop, false, fields("vm-b")), [s0, s1]);
-    rmSync(ram, { recursive: true });
-    renameSync(`${ram}.bound`, ram);
-    const hostLocal = (c: unknown) => ({ ...(c as object), vmid: undefined }); // each host picks its VMIDs
-    for (const name of [s0, s1])
-      assert.deepEqual(hostLocal(await configOf(destination, name)), hostLocal(await configOf(source, name)));
+    await finishOpeningNothing("vm-b", stop, [s0, s1]);
     await destination.ds("releaseDevices", { vm: "vm-b" });
+  });
+
+  it("a stop with changes applies them in place: nothing opened in the downtime, the source's configuration, durable, and its stream's sequence", async () => {
+    const { source, destination } = hosts;
+    const [s0, s1] = await boot(source, "vm-i");
+    await streams(destination).prepareImport(
+      "vm-i",
+      0,
+      await streams(source).readPreCopy("vm-i", 0),
+      fields("vm-i"),
+    );
+    // After the last iteration: a stage-2 fault recorded and streamed (delivered count 1), a
+    // device bound, another unbound, a mapping made.
+    const fault = await source.call("translate", { name: s0, streamId: 1, iova: 0x9000_0000n, write: false });
+    assert.equal(fault.event?.idName, "F_TRANSLATION");
+    await source.call("attachDevice", {
+      name: s0,
+      streamId: 3,
+      virtualStreamId: 7,
+      pageRequests: true,
+      requestId: "",
+    });
+    await source.call("detachDevice", { name: s1, streamId: 2, requestId: "" });
+    const mapping = { ipa: 0x2000_0000n, hostAddress: 0x200_0000n, size: 0x20_0000n, permission: RW };
+    await source.call("mapStage2", { name: s1, mapping, requestId: "" });
+    const stop = await streams(source).stopAndCopy("vm-i");
+    assert.ok(bytesOf(stop) > 0, "the stop moves the changes");
+    await finishOpeningNothing("vm-i", stop, [s0, s1]);
+
+    // The stream goes on from the source's sequence: its message 0 was streamed there.
+    await destination.ds("resumeDevices", { vm: "vm-i" });
+    const events = collect(destination.client, { name: s0, fromSequence: 1n });
+    await destination.call("translate", { name: s0, streamId: 3, iova: 0x9000_0000n, write: false });
+    assert.equal((await events.next(1))[0]?.sequence, 1n);
+    events.cancel();
+
+    // Durable: a restarted destination rebuilds the same configuration (the runtime state not).
+    const configuration = (c: unknown) => ({ ...(c as object), events: undefined });
+    const expected = [await configOf(destination, s0), await configOf(destination, s1)];
+    await destination.stop();
+    hosts.destination = await startIommu(destination.dataDir);
+    for (const [i, name] of [s0, s1].entries())
+      assert.deepEqual(configuration(await configOf(hosts.destination, name)), configuration(expected[i]));
+    await hosts.destination.ds("releaseDevices", { vm: "vm-i" });
   });
 
   it("released after iteration 0 or a later one, or a restart while preparing: nothing left, store included", async () => {

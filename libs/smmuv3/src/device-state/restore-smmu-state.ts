@@ -8,12 +8,16 @@ import type { StreamDelivery } from "../stream-delivery.js";
 import type { GuestStage1 } from "../stream-table-entry.js";
 import type { SmmuState } from "./smmu-state.js";
 
-/** What restoring a saved state acts on: a fresh SMMU's blocks and its own device binding (Smmu.importState hands them in). */
-export interface SmmuRestoreTarget {
-  domain: Stage2Domain;
+/** The runtime blocks of an SMMU: its event queue, page requests and what its stream delivered. */
+export interface SmmuRuntimeTarget {
   events: EventQueue;
   pageRequests: PageRequestQueue;
   delivery: StreamDelivery;
+}
+
+/** What restoring a saved state acts on: a fresh SMMU's blocks and its own device binding (Smmu.importState hands them in). */
+export interface SmmuRestoreTarget extends SmmuRuntimeTarget {
+  domain: Stage2Domain;
   /** Binds a device with AttachDevice's checks, then installs its guest STE words with HWPT_ALLOC's. */
   attachDevice(
     streamId: number,
@@ -45,6 +49,15 @@ export function restoreSmmuState(target: SmmuRestoreTarget, s: SmmuState, now: n
   target.setPasidTable(s.pasidTable);
   const msi = s.msi;
   if (msi) replaying("msi", () => target.domain.bindMsi(msi.giova, msi.gpa, msi.size));
+  restoreSmmuRuntime(target, s, now);
+}
+
+/**
+ * Sets an SMMU's runtime state to the saved one's, whatever it held: the event queue and its
+ * counters, the page requests (each as if raised `timeout - remaining` before `now`, so resume()
+ * gives it back exactly the time it had left) and what the stream had delivered.
+ */
+export function restoreSmmuRuntime(target: SmmuRuntimeTarget, s: SmmuState, now: number): void {
   target.events.restore(
     s.events.map((e) =>
       e.lost
@@ -79,13 +92,14 @@ export function restoreSmmuState(target: SmmuRestoreTarget, s: SmmuState, now: n
 
 /**
  * Runs one replay step of an import; a refusal becomes STATE_INCONSISTENT naming the entry
- * (`entry.field` when the model named a field), with the model's reason in the message.
+ * (`entry.field` when the model named a field), with the model's reason in the message. A
+ * refusal that already names a STATE_* reason (a check of the state itself) goes through as it is.
  */
-function replaying(entry: string, step: () => unknown): void {
+export function replaying<T>(entry: string, step: () => T): T {
   try {
-    step();
+    return step();
   } catch (error) {
-    if (!(error instanceof SmmuError)) throw error;
+    if (!(error instanceof SmmuError) || error.reason.startsWith("STATE_")) throw error;
     const field = error.field ? `${entry}.${error.field}` : entry;
     throw new SmmuError({
       code: "INVALID_ARGUMENT",
