@@ -1,4 +1,5 @@
 import {
+  Metadata,
   status,
   type handleBidiStreamingCall,
   type handleClientStreamingCall,
@@ -12,6 +13,7 @@ import {
 } from "@grpc/grpc-js";
 import type { CallContext } from "./call-context.js";
 import { CallScope, type AnyServerCall } from "./call-scope.js";
+import { afterWrites } from "./after-writes.js";
 import { toStatusObject } from "./error-details.js";
 import type { Logger } from "./logger.js";
 import type { RpcServerMetrics, RpcType } from "./rpc-server-metrics.js";
@@ -98,9 +100,19 @@ export class CallHandlers {
     );
   }
 
-  serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {
-    return (call: ServerWritableStream<Req, Res>) =>
+  /**
+   * A server stream. `headersFirst`: its response headers are handed over before the handler
+   * runs, not with its first message (a handler that waits for them to leave, afterWrites, lets
+   * the client read them before the time-critical part of its answer).
+   */
+  serverStream<Req, Res>(
+    handler: ServerStreamHandler<Req, Res>,
+    { headersFirst = false } = {},
+  ): handleServerStreamingCall<Req, Res> {
+    return (call: ServerWritableStream<Req, Res>) => {
+      if (headersFirst) call.sendMetadata(new Metadata());
       this.stream(call, "server_stream", (send, scope) => handler(call.request, send, scope));
+    };
   }
 
   /** A bidirectional stream: the handler reads requests as an async iterable, in order. */
@@ -191,16 +203,14 @@ export class CallHandlers {
   }
 
   /**
-   * Counts and logs the call once its answer has left: Node's HTTP/2 session writes what grpc-js
-   * was handed in the check phase of the event loop's turn (SetImmediate), so a log line written
-   * at once would hold the answer back by its own cost (in a migration's stop on a busy host,
-   * 1.3-2.5 ms between a StopAndCopy's last chunk and its write; issue 14). An immediate queued
-   * now runs after that write. The duration is taken now.
+   * Counts and logs the call once its answer has left (afterWrites): written at once, the log line
+   * would hold the answer back by its own cost (in a migration's stop on a busy host, 1.3-2.5 ms
+   * between a StopAndCopy's last chunk and its write; issue 14). The duration is taken now.
    */
   private recordCall(scope: CallScope, type: RpcType, code: number, error?: unknown): void {
     if (!this.log.isLevelEnabled("info") && !this.metrics) return;
     const durationUs = Number((process.hrtime.bigint() - scope.started) / 1000n);
-    setImmediate(() => this.writeCallRecord(scope, type, code, durationUs, error));
+    void afterWrites().then(() => this.writeCallRecord(scope, type, code, durationUs, error));
   }
 
   private writeCallRecord(

@@ -2,6 +2,7 @@ import type { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { GuestMemory } from "@vplane/proto/gen/vplane/common/v1/guest_memory";
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { DeviceStateServiceService } from "@vplane/proto/gen/vplane/devicestate/v1/service";
+import { afterWrites } from "./after-writes.js";
 import type { CallHandlers, UnaryHandler } from "./call-handlers.js";
 import { DeviceStateAssembler, chunkDeviceState } from "./device-state-chunks.js";
 import type { ServiceRegistration } from "./grpc-server.js";
@@ -193,6 +194,9 @@ export function deviceStateService(handlers: CallHandlers, state: DeviceStateHan
       })),
       stopAndCopy: handlers.serverStream<pb.StopAndCopyRequest, pb.StopAndCopyResponse>(
         async (request, send) => {
+          // The response headers leave before the devices pause: the migration service reads
+          // them before the downtime, which runs from the pause (issue 14).
+          await afterWrites();
           const stopped = await state.stopAndCopy(request.vm, request.destination);
           iterations.end(request.vm);
           const chunks = chunkDeviceState(stopped.sections);
@@ -206,6 +210,7 @@ export function deviceStateService(handlers: CallHandlers, state: DeviceStateHan
             });
           }
         },
+        { headersFirst: true },
       ),
       prepareImport: handlers.clientStream<pb.PrepareImportRequest, pb.PrepareImportResponse>(
         async (requests) => {

@@ -54,6 +54,7 @@ export {
   type StopAndCopyResult,
 } from "./device-state-service.js";
 export { wallClockUs } from "./wall-clock.js";
+export { afterWrites } from "./after-writes.js";
 export {
   deviceStateHandlers,
   devicesQuiesced,

@@ -31,6 +31,7 @@ import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/d
 import {
   VPLANE_VERSION,
   VplaneError,
+  afterWrites,
   clientChannelOptions,
   wallClockUs,
   toVplaneError,
@@ -209,6 +210,9 @@ async function stopAndCopy(
   );
   let switched: { deviceMessages: number; resumedAtUs: bigint };
   try {
+    // The last chunks went to the stream (without RAM): the bookkeeping below waits until they
+    // have left, rather than delaying them inside the downtime.
+    if (!ram) await afterWrites();
     context.checkpoint();
     context.update({ phase: Phase.PHASE_TRANSFERRING_DEVICE_STATE });
     if (ram) {
