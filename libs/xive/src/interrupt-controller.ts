@@ -1,7 +1,7 @@
 import type { GuestMemory } from "@vplane/guest-memory";
 import { ControllerChanges, type ControllerView } from "./device-state/controller-changes.js";
 import type { ControllerDelta } from "./device-state/controller-delta.js";
-import { checkXiveStopDelta } from "./device-state/check-stop-delta.js";
+import { checkXicsStopDelta, checkXiveStopDelta } from "./device-state/check-stop-delta.js";
 import type { ControllerHeader, ControllerState } from "./device-state/controller-state.js";
 import {
   decodeControllerState,
@@ -390,27 +390,27 @@ export class InterruptController {
 
   /**
    * Applies a stop-and-copy delta in place to this controller, quiesced and imported from the
-   * state the delta follows (issue 14: the destination's finish costs what changed). Only XIVE
-   * records of an unchanged header and vCPU/source lists, and no source or vCPU gone: false
-   * otherwise, nothing done (the caller merges the delta and builds anew). The records are
-   * checked first (check-stop-delta.ts): a refusal is STATE_INCONSISTENT and changes nothing.
+   * state the delta follows (issue 14: the destination's finish costs what changed). Only
+   * records of an unchanged header and vCPU/source lists, and no XIVE source or vCPU context
+   * or XICS ICP gone: false otherwise, nothing done (the caller merges the delta and builds
+   * anew). The records are checked first (check-stop-delta.ts): a refusal is STATE_* and
+   * changes nothing.
    */
   applyStopDelta(delta: ControllerDelta): boolean {
     const active = this.device;
-    const { xive } = delta;
-    if (
-      active.mode !== "XIVE" ||
-      !this.quiesced ||
-      xive === undefined ||
-      delta.vcpus !== undefined ||
-      delta.machineSources !== undefined ||
-      xive.sources.removed.length > 0 ||
-      xive.contexts.removed.length > 0
-    )
-      return false;
+    const { xive, xics } = delta;
+    if (!this.quiesced || delta.vcpus !== undefined || delta.machineSources !== undefined) return false;
     const header = this.header();
     for (const key of Object.keys(header) as (keyof ControllerHeader)[])
       if (header[key] !== delta.header[key]) return false;
+    if (active.mode === "XICS") {
+      if (xics === undefined || xics.icps.removed.length > 0) return false;
+      checkXicsStopDelta(active.xics, delta);
+      active.xics.applyChanges(xics, delta.stoppedTriggers);
+      return true;
+    }
+    if (xive === undefined || xive.sources.removed.length > 0 || xive.contexts.removed.length > 0)
+      return false;
     checkXiveStopDelta(active.xive, this.memory.size, delta);
     active.xive.applyChanges(xive, delta.stoppedTriggers);
     return true;

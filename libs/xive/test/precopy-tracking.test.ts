@@ -25,7 +25,8 @@ import { PQ } from "../src/esb.js";
 import { HcallOpcode } from "../src/hcall-codes.js";
 import { eq, sourceConfig } from "./fixtures.js";
 import { modelKernel } from "./model-kernel.js";
-import { LSIS, MASKED_SOURCE, MIGRATION_RAM, MSIS, xicsMachine, xiveMachine } from "./migration-fixtures.js";
+import { LSIS, MASKED_SOURCE, MIGRATION_RAM, xicsMachine, xiveMachine } from "./migration-fixtures.js";
+import { XICS_CHANGES, XICS_MSI } from "./xics-changes.js";
 
 const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
 const LSI = LSIS[0]!;
@@ -266,63 +267,6 @@ describe("XIVE pre-copy tracking (issue 14): every change travels, and only it",
     );
   });
 });
-
-/** A XICS change after the first read, and how many ICS sources and ICPs it may move (at most). */
-interface XicsChange {
-  name: string;
-  apply(controller: InterruptController): void;
-  moves: { sources?: number; icps?: number; lists?: boolean };
-}
-
-const XICS_MSI = MSIS[0]!; // routed to a vCPU (migration-fixtures ROUTES)
-
-const XICS_CHANGES: XicsChange[] = [
-  {
-    name: "ibm,set-xive (server, priority, saved priority)",
-    apply: (c) => void c.xics("t").setXive(XICS_MSI, 1, 3),
-    moves: { sources: 1 },
-  },
-  { name: "ibm,int-off", apply: (c) => void c.xics("t").intOff(XICS_MSI), moves: { sources: 1 } },
-  {
-    name: "a masked MSI's trigger (MASKED_PENDING), then int-on delivers it (XIRR)",
-    apply: (c) => {
-      c.xics("t").intOff(XICS_MSI);
-      c.trigger(XICS_MSI);
-      c.xics("t").intOn(XICS_MSI);
-    },
-    moves: { sources: 1, icps: 1 },
-  },
-  {
-    name: "an MSI delivered (XIRR, pending priority)",
-    apply: (c) => void c.trigger(XICS_MSI),
-    moves: { icps: 1 },
-  },
-  {
-    name: "an LSI asserted (ASSERTED, SENT; XIRR)",
-    apply: (c) => void c.setIrq(LSI, true),
-    moves: { sources: 1, icps: 1 },
-  },
-  { name: "H_CPPR", apply: (c) => void c.hcall(2, HcallOpcode.H_CPPR, [0x5n]), moves: { icps: 1 } },
-  {
-    name: "H_IPI (MFRR, the IPI presented)",
-    apply: (c) => void c.hcall(0, HcallOpcode.H_IPI, [1n, 0x2n]),
-    moves: { icps: 1 },
-  },
-  {
-    name: "an MSI delivered and accepted (H_XIRR: CPPR takes its priority, XISR cleared)",
-    apply: (c) => {
-      c.trigger(XICS_MSI);
-      c.hcall(c.xics("t").getXive(XICS_MSI)[1], HcallOpcode.H_XIRR, []);
-    },
-    moves: { icps: 1 },
-  },
-  {
-    name: "a source claimed (the machine's sources)",
-    apply: (c) => c.initSource(0x1306),
-    moves: { sources: 1, lists: true },
-  },
-  { name: "a vCPU connected (a new ICP)", apply: (c) => c.connectVcpu(3), moves: { icps: 1, lists: true } },
-];
 
 describe("XICS pre-copy tracking (issue 14): every change travels, and only it", () => {
   for (const change of XICS_CHANGES) {

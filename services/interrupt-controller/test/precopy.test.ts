@@ -9,7 +9,10 @@ import { describe, it } from "node:test";
 import { Backend } from "@vplane/proto/gen/vplane/common/v1/backend";
 import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import { deviceStateStreams } from "@vplane/service-kit/testing";
-import { kvmConfig } from "./conformance-fixtures.js";
+import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
+import { RtasCall } from "@vplane/proto/gen/vplane/interrupt/v1/device";
+import { HcallOpcode } from "@vplane/xive";
+import { controllerSpec, kvmConfig } from "./conformance-fixtures.js";
 import { startHost, twoHosts, type Host } from "./device-state-host.js";
 import { failure } from "./service-harness.js";
 import {
@@ -34,6 +37,14 @@ const prepare = (host: Host, vm: string, iteration: number, chunks: DeviceStateC
   streams(host).prepareImport(vm, iteration, chunks, fields(vm));
 const finish = (host: Host, vm: string, chunks: DeviceStateChunk[], resume: boolean) =>
   streams(host).finishImport(vm, chunks, resume, fields(vm));
+
+const hcall = (name: string, server: number, opcode: number, args: bigint[] = []) => ({
+  name,
+  server,
+  opcode: BigInt(opcode),
+  args,
+  failOnError: true,
+});
 
 const bytesOf = (chunks: DeviceStateChunk[]) => chunks.reduce((n, c) => n + c.data.length, 0);
 
@@ -143,10 +154,24 @@ describe("pre-copy: the controller is built while the source runs (issue 14)", (
   const hosts = twoHosts();
 
   /**
+   * Finishes `vm`'s import with `stop` (and resumes it) with the RAM path made unusable: the RAM
+   * file the prepared controller bound stays (RAM migration fills it in place), so a finish that
+   * opened or built anything would fail GUEST_MEMORY_UNAVAILABLE.
+   */
+  async function finishOpeningNothing(vm: string, stop: DeviceStateChunk[]): Promise<void> {
+    const { source, destination } = hosts;
+    const ram = join(destination.dataDir, `${vm}.ram`);
+    copyFileSync(join(source.dataDir, `${vm}.ram`), ram);
+    renameSync(ram, `${ram}.bound`);
+    mkdirSync(ram);
+    assert.deepEqual(await finish(destination, vm, stop, true), [name(vm)]);
+    rmSync(ram, { recursive: true });
+    renameSync(`${ram}.bound`, ram);
+  }
+
+  /**
    * Prepares `vm`, runs `afterLast` on the source, stops it (running `stopped` while stopped) and
-   * finishes with the RAM path made unusable: the RAM file the prepared controller bound stays
-   * (RAM migration fills it in place), so a finish that opened or built anything would fail
-   * GUEST_MEMORY_UNAVAILABLE. Then the guest goes on; it must continue exactly.
+   * finishes opening nothing. Then the guest goes on; it must continue exactly.
    */
   async function finishWithoutBuilding(vm: string, afterLast: Step[], stopped: Step[]): Promise<number> {
     const { source, destination } = hosts;
@@ -157,13 +182,7 @@ describe("pre-copy: the controller is built while the source runs (issue 14)", (
     await source.ds("quiesceDevices", { vm });
     await run(source, vm, stopped);
     const stop = await stopAndCopy(source, vm);
-    const ram = join(destination.dataDir, `${vm}.ram`);
-    copyFileSync(join(source.dataDir, `${vm}.ram`), ram);
-    renameSync(ram, `${ram}.bound`);
-    mkdirSync(ram);
-    assert.deepEqual(await finish(destination, vm, stop, true), [name(vm)]);
-    rmSync(ram, { recursive: true });
-    renameSync(`${ram}.bound`, ram);
+    await finishOpeningNothing(vm, stop);
     await run(destination, vm, AFTER);
     await bootXive(source, `${vm}-ref`);
     await run(source, `${vm}-ref`, [...BEFORE, ...afterLast, ...stopped, ...AFTER]);
@@ -178,6 +197,42 @@ describe("pre-copy: the controller is built while the source runs (issue 14)", (
   it("a stop's delta (triggers, EOI, triggers while stopped) is applied in place: nothing built in the downtime", async () => {
     const moved = await finishWithoutBuilding("vm-d", [["eoi", 0x1301], ...BEFORE], STOPPED_ON_SOURCE);
     assert.ok(moved > 0, "the stop moved a delta");
+  });
+  it("a XICS stop's delta (set-xive, a delivery, a trigger while stopped) is applied in place: nothing built in the downtime", async () => {
+    const { source, destination } = hosts;
+    const vm = "vm-xd";
+    const n = name(vm);
+    const spec = controllerSpec(vm, ControllerMode.CONTROLLER_MODE_XICS, {
+      guestMemory: { path: `${vm}.ram`, sizeBytes: RAM },
+    });
+    await source.ic("createController", { controller: spec, requestId: "" });
+    for (const server of [0, 1])
+      await source.ic("connectVcpu", { name: n, vcpuId: server, server, requestId: "" });
+    await source.ic("initSources", {
+      name: n,
+      sources: [0x1300, 0x1301].map((irq) => ({ irq, levelSensitive: false, asserted: false })),
+      requestId: "",
+    });
+    const setXive = (irq: number, server: number, priority: number) =>
+      source.ic("callRtas", { name: n, call: RtasCall.RTAS_CALL_SET_XIVE, irq, server, priority });
+    await setXive(0x1300, 0, 5);
+    for (const server of [0, 1])
+      await source.ic("rawHypercall", hcall(n, server, HcallOpcode.H_CPPR, [0xffn]));
+    await prepare(destination, vm, 0, await readPreCopy(source, vm, 0));
+    // After the last iteration: 0x1301 routed to server 1 and delivered; 0x1300 triggered while stopped.
+    await setXive(0x1301, 1, 4);
+    await source.ic("triggerSources", { name: n, irqs: [0x1301] });
+    await source.ds("quiesceDevices", { vm });
+    await source.ic("triggerSources", { name: n, irqs: [0x1300] });
+    const stop = await stopAndCopy(source, vm);
+    assert.ok(bytesOf(stop) > 0, "the stop moved a delta");
+    await finishOpeningNothing(vm, stop);
+    await source.ds("resumeDevices", { vm });
+    const ipoll = async (host: Host, server: number) =>
+      (await host.ic("rawHypercall", hcall(n, 0, HcallOpcode.H_IPOLL, [BigInt(server)]))).outputs;
+    assert.deepEqual(await ipoll(destination, 0), [0xff00_1300n, 0xffn], "the stopped trigger presented");
+    for (const server of [0, 1])
+      assert.deepEqual(await ipoll(destination, server), await ipoll(source, server));
   });
 });
 

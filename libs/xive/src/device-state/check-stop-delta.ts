@@ -1,5 +1,8 @@
 import { stateError } from "@vplane/model-kit";
 import { STATUS_LSI } from "../source-table.js";
+import { XICS_IPI, XISR_MASK } from "../xics/icp.js";
+import { XICS_FLAGS_LSI, XICS_FLAGS_MSI } from "../xics/ics.js";
+import type { XicsDevice } from "../xics/xics-device.js";
 import type { XiveDevice } from "../xive-device.js";
 import type { ControllerDelta } from "./controller-delta.js";
 import { CONTROLLER_STATE_FORMAT } from "./controller-state.js";
@@ -10,9 +13,14 @@ import {
   checkXiveQueue,
   checkXiveSource,
 } from "./decode-controller-state.js";
+import { icsSourceRecord } from "./xics-state.js";
 
 const inconsistent = (field: string, message: string) =>
   stateError(CONTROLLER_STATE_FORMAT, "STATE_INCONSISTENT", field, message);
+const mismatch = (field: string, message: string) =>
+  stateError(CONTROLLER_STATE_FORMAT, "STATE_DELTA_MISMATCH", field, message);
+const malformed = (field: string, message: string) =>
+  stateError(CONTROLLER_STATE_FORMAT, "STATE_MALFORMED", field, message);
 
 /**
  * Checks a stop delta's XIVE records against the quiesced device it is to change in place
@@ -62,4 +70,71 @@ export function checkXiveStopDelta(
     if (changed.has(irq)) continue;
     checkLatchedPq(xive.savedSource(irq), counts.get(irq) ?? 0, "stopped_triggers");
   }
+}
+
+/**
+ * Checks a stop delta's XICS records against the quiesced controller it is to change in place,
+ * with decodeControllerState's rules for the state they make (readXics): each changed ICS
+ * source is one of the ICS's with known flag and status bits, and the claimed sources stay the
+ * machine's (the vCPU and source lists are unchanged: the caller checked); a removed one was in
+ * the state (STATE_DELTA_MISMATCH, as mergeKeyed) and unclaimed; each changed ICP is a connected
+ * vCPU's, its XISR either 0 with pending priority 0xFF or the IPI or a claimed source; the
+ * stopped triggers name claimed sources within their bounds. Throws naming the record; the
+ * controller is not touched.
+ */
+export function checkXicsStopDelta(
+  xics: XicsDevice,
+  { xics: changes, stoppedTriggers }: ControllerDelta,
+): void {
+  const { sources, icps } = changes!;
+  const { ics } = xics;
+  const claims = new Map<number, number>();
+  const removed = new Set(sources.removed);
+  sources.changed.forEach((s, i) => {
+    if (removed.has(s.nr))
+      throw mismatch(`xics.sources.changed[${i}].nr`, `${s.nr} is both changed and removed`);
+  });
+  sources.removed.forEach((nr, i) => {
+    const field = `xics.sources.removed[${i}]`;
+    if (!ics.owns(nr) || icsSourceRecord(ics, ics.offset, nr - ics.offset) === undefined)
+      throw mismatch(field, `${nr} is not in the state the delta applies to`);
+    if (ics.isClaimed(nr)) throw inconsistent(field, `source ${nr} is claimed: the machine initialised it`);
+  });
+  sources.changed.forEach((s, i) => {
+    const field = (name: string) => `xics.sources.changed[${i}].${name}`;
+    if (!ics.owns(s.nr))
+      throw inconsistent(
+        field("nr"),
+        `source ${s.nr} is outside the ICS ${ics.offset}..${ics.offset + ics.count - 1}`,
+      );
+    if (s.flags > XICS_FLAGS_MSI)
+      throw malformed(field("flags"), `source ${s.nr}: flags ${s.flags} is not 0, 1 (LSI) or 2 (MSI)`);
+    if (s.status > 0xf) throw malformed(field("status"), `source ${s.nr}: unknown status bits`);
+    if ((s.flags !== 0) !== ics.isClaimed(s.nr))
+      throw inconsistent(
+        field("flags"),
+        `source ${s.nr}: the claimed ICS sources are not the sources the machine initialised`,
+      );
+    claims.set(s.nr, s.flags);
+  });
+  icps.changed.forEach((c, i) => {
+    const field = (name: string) => `xics.icps.changed[${i}].${name}`;
+    if (xics.icp(c.server) === undefined)
+      throw inconsistent(field("server"), `no vCPU has server ${c.server}`);
+    const xisr = c.xirr & XISR_MASK;
+    if ((xisr === 0) !== (c.pendingPriority === 0xff))
+      throw inconsistent(
+        field("pending_priority"),
+        `server ${c.server}: XISR ${xisr} with pending priority ${c.pendingPriority}`,
+      );
+    if (xisr !== 0 && xisr !== XICS_IPI && !ics.isClaimed(xisr))
+      throw inconsistent(
+        field("xirr"),
+        `server ${c.server}: XISR ${xisr} is neither the IPI nor a claimed source`,
+      );
+  });
+  checkStoppedTriggers(stoppedTriggers, (irq) => {
+    const flags = claims.get(irq) ?? (ics.isClaimed(irq) ? ics.flags[irq - ics.offset]! : 0);
+    return flags === 0 ? undefined : flags === XICS_FLAGS_LSI;
+  });
 }

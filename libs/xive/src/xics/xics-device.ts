@@ -3,7 +3,8 @@ import { HcallOpcode, HcallReturn, type HcallResult } from "../hcall-codes.js";
 import { PseriesIrq } from "../pseries-layout.js";
 import type { SignalSink } from "../thread-context.js";
 import type { XicsState } from "../device-state/controller-state.js";
-import { applyXicsState, captureXicsState } from "../device-state/xics-state.js";
+import type { ControllerDelta } from "../device-state/controller-delta.js";
+import { applyXicsChanges, applyXicsState, captureXicsState } from "../device-state/xics-state.js";
 import { checkNrServers } from "../nr-servers.js";
 import { VcpuRegistry, vcpuNotConnected } from "../vcpu-registry.js";
 import { kvmError } from "../xive-error.js";
@@ -79,6 +80,15 @@ export class XicsDevice {
    */
   restoreState(state: XicsState, stoppedTriggers: readonly number[]): void {
     applyXicsState(this.ics, this.connectedIcps(), state);
+    this.stopped = StoppedTriggers.from(stoppedTriggers);
+  }
+
+  /**
+   * Applies a stop delta's records (checked against this controller, check-stop-delta.ts) to this
+   * quiesced controller in place, with the triggers logged while the source was stopped.
+   */
+  applyChanges(changes: NonNullable<ControllerDelta["xics"]>, stoppedTriggers: readonly number[]): void {
+    applyXicsChanges(this.ics, (server) => this.icps[server]!, changes.sources, changes.icps.changed);
     this.stopped = StoppedTriggers.from(stoppedTriggers);
   }
 
