@@ -12,12 +12,17 @@ import { suiteGatewayOverStore, type OperationJson } from "./support/test-gatewa
  * A store whose next VM transaction (armed.next) or next operation record write (armed.nextPut)
  * applies, then fails as its lost-answer retry would; or whose next commit (a transaction with an
  * operation record and a VM, armed.commitUnavailable) applies, then fails as unavailable (the
- * store's client gave up: the outcome is unknown to the caller).
+ * store's client gave up: the outcome is unknown to the caller); or whose next operation record
+ * write fails as unavailable (armed.putUnavailable: after applying, or without).
  */
-function losingNextAnswer(
-  store: Store,
-  armed: { next: boolean; nextPut: boolean; commitUnavailable: boolean },
-): Store {
+interface Armed {
+  next: boolean;
+  nextPut: boolean;
+  commitUnavailable: boolean;
+  putUnavailable: "applied" | "refused" | false;
+}
+
+function losingNextAnswer(store: Store, armed: Armed): Store {
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
@@ -26,8 +31,15 @@ function losingNextAnswer(
         (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
       if (property === "put")
         return async (key: string, record: unknown, condition?: { ifRevision?: number | "absent" }) => {
-          if (!armed.nextPut || !key.startsWith("operations/") || condition?.ifRevision === undefined)
+          if (!key.startsWith("operations/") || condition?.ifRevision === undefined)
             return call(key, record, condition);
+          if (armed.putUnavailable) {
+            const applies = armed.putUnavailable === "applied";
+            armed.putUnavailable = false;
+            if (applies) await call(key, record, condition);
+            throw new StoreUnavailableError("etcd unavailable: no leader (injected)");
+          }
+          if (!armed.nextPut) return call(key, record, condition);
           armed.nextPut = false;
           const revision = (await call(key, record, condition)) as number;
           throw new StoreConflictError(key, condition.ifRevision, revision);
@@ -58,8 +70,28 @@ const vm = (name: string) => ({
 });
 
 describe("a commit whose answer was lost and whose retry found its own write", () => {
-  const armed = { next: false, nextPut: false, commitUnavailable: false };
+  const armed: Armed = { next: false, nextPut: false, commitUnavailable: false, putUnavailable: false };
   const suite = suiteGatewayOverStore((store) => losingNextAnswer(store, armed));
+
+  /** Creates `name` with one SMMU (a checkpoint alone comes before the SMMU's create); its events. */
+  async function createOnceEach(name: string) {
+    const body = { ...vm(name), iommu: { smmus: [{ name: "s0" }] } };
+    const done = await suite.gw.waitForOperation(
+      "operator",
+      (await suite.gw.call("operator", "POST", "/v1/vms", body)).json<OperationJson>().name,
+    );
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    const { events } = (await suite.gw.services.operations.get(
+      "acme",
+      done.name.slice("operations/".length),
+    ))!.value;
+    const messages = events.map((e) => e.message);
+    assert.equal(new Set(messages).size, messages.length, `no event twice: ${JSON.stringify(messages)}`);
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      Array.from({ length: events.length }, (_, i) => i + 1),
+    );
+  }
 
   it("a create goes on (202, SUCCEEDED), a delete too; a real conflict is still 409 VM_EXISTS", async () => {
     const body = vm("lost-1");
@@ -82,26 +114,20 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     assert.equal(deleted.metadata.state, "SUCCEEDED", JSON.stringify(deleted.error));
   });
 
+  for (const how of ["applied", "refused"] as const) {
+    it(`a step's record write left unanswered by the registry (${how}) is written again: the create SUCCEEDS, every event once`, async () => {
+      // An etcd election after a member's loss makes the registry unavailable for a second or
+      // two; a running create outlasts it (it failed INTERNAL in the fleet bench's member kill).
+      armed.putUnavailable = how;
+      await createOnceEach(`unanswered-${how}`);
+      assert.equal(armed.putUnavailable, false, "the unavailable answer was injected");
+    });
+  }
+
   it("an operation record write that applied is not applied twice: every event once, in order", async () => {
     armed.nextPut = true;
-    // The record's own write (a checkpoint alone) comes before the SMMU's create.
-    const body = { ...vm("lost-2"), iommu: { smmus: [{ name: "s0" }] } };
-    const done = await suite.gw.waitForOperation(
-      "operator",
-      (await suite.gw.call("operator", "POST", "/v1/vms", body)).json<OperationJson>().name,
-    );
-    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    await createOnceEach("lost-2");
     assert.equal(armed.nextPut, false, "the lost answer was injected");
-    const { events } = (await suite.gw.services.operations.get(
-      "acme",
-      done.name.slice("operations/".length),
-    ))!.value;
-    const messages = events.map((e) => e.message);
-    assert.equal(new Set(messages).size, messages.length, `no event twice: ${JSON.stringify(messages)}`);
-    assert.deepEqual(
-      events.map((e) => e.seq),
-      Array.from({ length: events.length }, (_, i) => i + 1),
-    );
   });
 
   it("a commit that ends the create, applied but answered unavailable, is read back: SUCCEEDED, VM READY, its controller kept", async () => {

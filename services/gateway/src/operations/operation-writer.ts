@@ -1,11 +1,18 @@
 import { isDeepStrictEqual } from "node:util";
-import { StoreConflictError, type TransactionOp } from "@vplane/store";
+import { StoreConflictError, StoreUnavailableError, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import type { Versioned } from "../registry/typed-entry.js";
 import type { OperationRecord, OperationRecords } from "./operation-records.js";
 
 /** A change to an operation's record (an event, a step's state, the end). */
 export type RecordChange = (record: OperationRecord) => OperationRecord;
+
+/**
+ * Pauses before writing a record alone again after the registry did not answer (100 ms doubling to
+ * 1.6 s, ~3 s in all): an etcd election after a member's loss lasts a second or two, and a step of
+ * a running operation should outlast it rather than fail it.
+ */
+const UNAVAILABLE_PAUSES_MS = [100, 200, 400, 800, 1600];
 
 /** Writes made with the record's in one transaction, only when `proceed` holds (see write). */
 export interface Along {
@@ -72,12 +79,28 @@ export class OperationWriter {
     return this.known?.value;
   }
 
+  /** Whether the record read back (known) is `next`: the changes are in, not to be made twice. */
+  private alreadyIn(next: OperationRecord, taken: number): boolean {
+    if (!this.known || !isDeepStrictEqual(this.known.value, next)) return false;
+    this.noted.splice(0, taken);
+    this.stored(this.known);
+    return true;
+  }
+
   private async writeNow(last?: RecordChange, along?: Along): Promise<OperationRecord | undefined> {
     const taken = this.noted.length;
     const changes = last ? [...this.noted.slice(0, taken), last] : this.noted.slice(0, taken);
     if (changes.length === 0 && !along) return this.readNow();
-    for (let attempt = 0; ; attempt++) {
-      const base = this.known ?? (await this.operations.get(this.tenant, this.id));
+    for (let attempt = 0, unanswered = 0; ; attempt++) {
+      let base: Versioned<OperationRecord> | undefined;
+      try {
+        base = this.known ?? (await this.operations.get(this.tenant, this.id));
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || along || unanswered >= UNAVAILABLE_PAUSES_MS.length)
+          throw error;
+        await pause(UNAVAILABLE_PAUSES_MS[unanswered++]!);
+        continue;
+      }
       if (!base) return undefined;
       if (!this.ours(base.value)) {
         this.known = base;
@@ -98,18 +121,28 @@ export class OperationWriter {
         this.stored(this.known);
         return next;
       } catch (error) {
+        // A record written alone, unanswered: written again on what is there then (unless the
+        // lost answer's write applied: the record is `next` already). Writes made along with the
+        // record are the caller's to settle (endingWrite reads back the commit's outcome).
+        if (error instanceof StoreUnavailableError && !along && unanswered < UNAVAILABLE_PAUSES_MS.length) {
+          await pause(UNAVAILABLE_PAUSES_MS[unanswered++]!);
+          const now = await this.operations.get(this.tenant, this.id).catch(() => undefined);
+          this.known = now;
+          if (this.alreadyIn(next, taken)) return next;
+          continue;
+        }
         if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
         if (error.key !== this.operations.key(this.tenant, this.id)) throw error; // one of `along`
         // The store's client resends a write whose answer was lost; if the first one applied, the
         // resend finds it as a conflict. The changes are in: not to be made twice.
         this.known = await this.operations.get(this.tenant, this.id);
-        if (this.known && isDeepStrictEqual(this.known.value, next)) {
-          this.noted.splice(0, taken);
-          this.stored(this.known);
-          return next;
-        }
+        if (this.alreadyIn(next, taken)) return next;
         await conflictBackoff(attempt);
       }
     }
   }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
