@@ -13,13 +13,15 @@ import { suiteGatewayOverStore, type OperationJson } from "./support/test-gatewa
  * applies, then fails as its lost-answer retry would; or whose next commit (a transaction with an
  * operation record and a VM, armed.commitUnavailable) applies, then fails as unavailable (the
  * store's client gave up: the outcome is unknown to the caller); or whose next operation record
- * write fails as unavailable (armed.putUnavailable: after applying, or without).
+ * write fails as unavailable (armed.putUnavailable: after applying, or without), or whose next
+ * armed.refusePuts operation record writes are refused as unavailable.
  */
 interface Armed {
   next: boolean;
   nextPut: boolean;
   commitUnavailable: boolean;
   putUnavailable: "applied" | "refused" | false;
+  refusePuts: number;
 }
 
 function losingNextAnswer(store: Store, armed: Armed): Store {
@@ -33,6 +35,10 @@ function losingNextAnswer(store: Store, armed: Armed): Store {
         return async (key: string, record: unknown, condition?: { ifRevision?: number | "absent" }) => {
           if (!key.startsWith("operations/") || condition?.ifRevision === undefined)
             return call(key, record, condition);
+          if (armed.refusePuts > 0) {
+            armed.refusePuts--;
+            throw new StoreUnavailableError("etcd unavailable: no leader (injected)");
+          }
           if (armed.putUnavailable) {
             const applies = armed.putUnavailable === "applied";
             armed.putUnavailable = false;
@@ -70,7 +76,13 @@ const vm = (name: string) => ({
 });
 
 describe("a commit whose answer was lost and whose retry found its own write", () => {
-  const armed: Armed = { next: false, nextPut: false, commitUnavailable: false, putUnavailable: false };
+  const armed: Armed = {
+    next: false,
+    nextPut: false,
+    commitUnavailable: false,
+    putUnavailable: false,
+    refusePuts: 0,
+  };
   const suite = suiteGatewayOverStore((store) => losingNextAnswer(store, armed));
 
   /** Creates `name` with one SMMU (a checkpoint alone comes before the SMMU's create); its events. */
@@ -123,6 +135,26 @@ describe("a commit whose answer was lost and whose retry found its own write", (
       assert.equal(armed.putUnavailable, false, "the unavailable answer was injected");
     });
   }
+
+  it("a step's record write the registry leaves unanswered past its pauses fails the create UNAVAILABLE REGISTRY_UNAVAILABLE (retryable), not INTERNAL; rolled back", async () => {
+    // The first write and its 5 writes again (~3 s) refused; the end's write then goes through.
+    armed.refusePuts = 6;
+    const body = { ...vm("unanswered-long"), iommu: { smmus: [{ name: "s0" }] } };
+    const done = await suite.gw.waitForOperation(
+      "operator",
+      (await suite.gw.call("operator", "POST", "/v1/vms", body)).json<OperationJson>().name,
+    );
+    assert.equal(armed.refusePuts, 0, "every refusal was injected");
+    assert.equal(done.metadata.state, "FAILED");
+    assert.deepEqual([done.error?.code, done.error?.reason], ["UNAVAILABLE", "REGISTRY_UNAVAILABLE"]);
+    const state = (name: string) => done.metadata.steps.find((s) => s.name === name)?.state;
+    assert.equal(
+      state("interrupt-controller.DeleteController"),
+      "ROLLED_BACK",
+      JSON.stringify(done.metadata.steps),
+    );
+    assert.equal(state("iommu.CreateSmmu(s0)"), "FAILED", "the SMMU was not created");
+  });
 
   it("an operation record write that applied is not applied twice: every event once, in order", async () => {
     armed.nextPut = true;

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { VplaneError, isDeviceFault, toVplaneError } from "@vplane/service-kit";
-import { StoreConflictError, StoreError, StoreUnavailableError } from "@vplane/store";
+import { StoreError } from "@vplane/store";
+import { registryError } from "../registry/registry-error.js";
 import { errorBody } from "./error-body.js";
 import { InvalidFieldsError, violationsOf, type ValidationIssue } from "./field-violations.js";
 import { httpStatusOf } from "./http-status.js";
@@ -101,25 +102,12 @@ function transportError(error: FastifyError): { status: number; error: VplaneErr
   };
 }
 
-/** A registry failure: unreachable is UNAVAILABLE (retry), a lost compare-and-swap race ABORTED. */
-function registryError(error: StoreError, request: FastifyRequest): VplaneError {
-  if (error instanceof StoreUnavailableError) {
-    request.log.warn({ err: error }, "registry unavailable");
-    return new VplaneError({
-      code: "UNAVAILABLE",
-      reason: "REGISTRY_UNAVAILABLE",
-      message: "the registry did not answer; retry",
-    });
-  }
-  if (error instanceof StoreConflictError) {
-    return new VplaneError({
-      code: "ABORTED",
-      reason: "CONCURRENT_MODIFICATION",
-      message: "the resource changed while this request ran; read it again and retry",
-    });
-  }
-  request.log.error({ err: error }, "registry error");
-  return new VplaneError({ code: "INTERNAL", reason: "REGISTRY_ERROR", message: "internal registry error" });
+/** A registry failure answered (registryError), logged by how bad it is. */
+function loggedRegistryError(error: StoreError, request: FastifyRequest): VplaneError {
+  const mapped = registryError(error);
+  if (mapped.code === "UNAVAILABLE") request.log.warn({ err: error }, "registry unavailable");
+  else if (mapped.code === "INTERNAL") request.log.error({ err: error }, "registry error");
+  return mapped;
 }
 
 export function sendError(
@@ -140,7 +128,7 @@ export const errorHandling = fp(
   (app: FastifyInstance) => {
     app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       if (error.validation) return sendError(reply, validationError(error, request));
-      if (error instanceof StoreError) return sendError(reply, registryError(error, request));
+      if (error instanceof StoreError) return sendError(reply, loggedRegistryError(error, request));
       if (error instanceof VplaneError || isDeviceFault(error)) {
         const known = toVplaneError(error);
         if (httpStatusOf(known.code) >= 500) request.log.warn({ err: error }, "request failed");

@@ -4,6 +4,7 @@ import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
 import { StoreConflictError, type TransactionOp } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
+import { operationError } from "../registry/registry-error.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
 import { OperationWriter, type Along } from "./operation-writer.js";
 import type { Versioned } from "../registry/typed-entry.js";
@@ -332,8 +333,8 @@ export class OperationRunner {
         final = { state: "SUCCEEDED", response };
       } catch (error) {
         const failure = error instanceof StepFailure ? error : undefined;
-        const cause = failure ? failure.error : toVplaneError(error);
-        if (!failure && !(error instanceof VplaneError))
+        const cause = failure ? failure.error : operationError(error);
+        if (!failure && !(error instanceof VplaneError) && cause.code === "INTERNAL")
           this.log.error({ err: error, operation: id }, "operation crashed");
         const state: OperationState = cause.code === "CANCELLED" ? "CANCELLED" : "FAILED";
         const message = failure ? failure.message : cause.message;

@@ -9,6 +9,7 @@ import { backendToProto, chooseBackend } from "./backend-choice.js";
 import { controllerName, smmuName } from "./device-names.js";
 import type { HostConnections } from "../hosts/host-clients.js";
 import { StepFailure, type OperationContext } from "../operations/operation-runner.js";
+import { operationError } from "../registry/registry-error.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { BackendChoice, Vm } from "../schemas/vm-schema.js";
 
@@ -264,7 +265,7 @@ export async function provisionVm(
     await context.checkpoint(result.ops, result.response);
     return resolved;
   } catch (error) {
-    const cause = toVplaneError(error);
+    const cause = operationError(error);
     await context
       .step(current, "FAILED", `${cause.code} ${cause.reason}: ${cause.message}`)
       .catch(() => undefined);
