@@ -35,6 +35,7 @@ import {
 } from "./imported-configuration.js";
 import { LIMITS } from "./service-limits.js";
 import { SignalLog } from "./signal-log.js";
+import { replaySourceConfig } from "./source-config-replay.js";
 
 /** A controller the service holds: its durable record, its backend and its signal log. */
 export interface ControllerEntry {
@@ -187,7 +188,7 @@ export class ControllerRegistry {
         });
       }
       for (const source of config.sources) {
-        if (source.kvmConfig !== undefined) backend.configureSource(source.irq, BigInt(source.kvmConfig));
+        if (source.kvmConfig !== undefined) replaySourceConfig(backend, source.irq, BigInt(source.kvmConfig));
       }
     } catch (error) {
       backend.close();

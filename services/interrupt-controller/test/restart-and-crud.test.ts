@@ -80,8 +80,8 @@ describe("durable configuration and controller resources", () => {
   // kvmppc_xive_native_set_queue_config touches no source). The restart replays EQ_CONFIG, then
   // SOURCE_CONFIG, as QEMU's post_load restores a KVM device: kvmppc_xive_select_target finds no
   // page on the asked queue (xive_try_pick_queue -ENXIO) and takes another vCPU's queue at the
-  // same priority, else -EBUSY and the controller is not restored.
-  it("a restart moves a source whose queue lost its page to another vCPU's queue at its priority, as KVM's restore; none: not restored (EBUSY)", async () => {
+  // same priority, else -EBUSY and the controller is not restored, naming the source.
+  it("a restart moves a source whose queue lost its page to another vCPU's queue at its priority, as KVM's restore; none: not restored (EBUSY), the answer naming the source and its priority", async () => {
     const dataDir = tempDataDir();
     let h = await startHarness(dataDir);
     try {
@@ -116,7 +116,12 @@ describe("durable configuration and controller resources", () => {
       h = await startHarness(dataDir);
       const refused = await failure(h.call("getController", { name }));
       assert.deepEqual([refused.code, refused.reason], ["FAILED_PRECONDITION", "CONTROLLER_NOT_RESTORED"]);
-      assert.match(refused.message, /no connected vCPU has a priority 6 queue/);
+      // The answer names the source the restart could not place, where its record routes it and
+      // the errno KVM gives, not only the live call's "no connected vCPU has a priority 6 queue".
+      assert.match(
+        refused.message,
+        /source 4864 \(0x1300\), stored as routed to server 1 priority 6, could not be routed again: SOURCE_CONFIG answered EBUSY \(16\): no connected vCPU's priority 6 queue has a page/,
+      );
     } finally {
       await h.stop();
       removeDir(dataDir);
