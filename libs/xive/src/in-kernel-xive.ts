@@ -9,8 +9,12 @@ import type { KvmXiveEq } from "./kvm-attributes.js";
  * through the same checks, in the same order, with the same codes as the emulated backend's.
  */
 export interface InKernelXive {
-  /** KVM_DEV_XIVE_GRP_SOURCE_CONFIG of `lisn` (kvmppc_xive_set_source_config). */
-  setSourceConfig(lisn: number, kvmConfig: bigint): void;
+  /**
+   * KVM_DEV_XIVE_GRP_SOURCE_CONFIG of `lisn` (kvmppc_xive_set_source_config); returns the server
+   * the device routes it to, which may be another vCPU than the one asked for
+   * (kvmppc_xive_select_target).
+   */
+  setSourceConfig(lisn: number, kvmConfig: bigint): number;
   /** KVM_DEV_XIVE_GRP_EQ_CONFIG set (kvmppc_xive_set_queue_config). */
   setQueueConfig(server: number, priority: number, eq: KvmXiveEq): void;
   /** KVM_DEV_XIVE_GRP_EQ_CONFIG get: the live generation and index (kvmppc_xive_get_queue_config). */

@@ -17,6 +17,7 @@ import {
   esbTriggerPageAddress,
 } from "./pseries-layout.js";
 import { STATUS_ASSERTED, STATUS_LSI } from "./source-table.js";
+import { RequestedEnds } from "./requested-ends.js";
 import type { XiveDevice } from "./xive-device.js";
 
 /** H_INT_GET_SOURCE_INFO output flags (IBM bit numbers 60-63, xive.md §2). */
@@ -57,6 +58,9 @@ function inKernel(kernel: InKernelXive | undefined, call: (kernel: InKernelXive)
  * (the native backend, whose `device` is its shadow). Arguments are R4.. as 64-bit values.
  */
 export class SpaprXiveHcalls {
+  /** QEMU's END of the sources the KVM device routes elsewhere. */
+  private readonly requested = new RequestedEnds();
+
   constructor(private readonly device: XiveDevice) {}
 
   call(opcode: number, args: readonly bigint[], kernel?: InKernelXive): HcallResult {
@@ -122,9 +126,12 @@ export class SpaprXiveHcalls {
 
   /**
    * QEMU builds the new EAS, hands it to the KVM device as a SOURCE_CONFIG value, and keeps it
-   * once the device took it. Priority 0xFF resets the EAS to VALID|MASKED; QEMU then skips the
-   * KVM device (xive.md §10.4), which would leave the kernel routing a source the guest masked:
-   * vplane masks it in the device too, so that the device routes what GET_SOURCE_CONFIG reports.
+   * once the device took it. The device may route the source to another vCPU's queue at that
+   * priority (the asked one has no page or no free slot; none has: EBUSY, H_HARDWARE): the
+   * shared EAS then holds the device's routing and `requested` QEMU's END (requested-ends.ts).
+   * Priority 0xFF resets the EAS to VALID|MASKED; QEMU then skips the KVM device (xive.md
+   * §10.4), which would leave the kernel routing a source the guest masked: vplane masks it in
+   * the device too, so that the device routes what GET_SOURCE_CONFIG reports.
    */
   private setSourceConfig(
     kernel: InKernelXive | undefined,
@@ -143,6 +150,7 @@ export class SpaprXiveHcalls {
       const masked = encodeKvmSourceConfig({ server: 0, priority: 0, eisn: 0, masked: true });
       if (!inKernel(kernel, (k) => k.setSourceConfig(n, masked))) return fail(HcallReturn.H_HARDWARE);
       sources.setEas(n, EAS_HI_VALID, EAS_LO_MASKED);
+      this.requested.forget(n);
       return ok();
     }
     const priority8 = Number(priority & 0xffn);
@@ -153,12 +161,18 @@ export class SpaprXiveHcalls {
     const data = flags & SourceConfigFlag.SET_EISN ? Number(eisn & 0x7fff_ffffn) : oldLo & EAS_LO_EISN;
     const masked = (flags & SourceConfigFlag.MASK) !== 0n;
     const config = encodeKvmSourceConfig({ server: end >>> 3, priority: end & 7, eisn: data, masked });
-    if (!inKernel(kernel, (k) => k.setSourceConfig(n, config))) return fail(HcallReturn.H_HARDWARE);
+    let routed = end;
+    const setInKernel = (k: InKernelXive) => {
+      const server = k.setSourceConfig(n, config);
+      if (!masked) routed = endIndexOf(server, priority8);
+    };
+    if (!inKernel(kernel, setInKernel)) return fail(HcallReturn.H_HARDWARE);
     sources.setEas(
       n,
-      (EAS_HI_VALID | (end & EAS_HI_END_INDEX)) >>> 0,
+      (EAS_HI_VALID | (routed & EAS_HI_END_INDEX)) >>> 0,
       ((masked ? EAS_LO_MASKED : 0) | data) >>> 0,
     );
+    this.requested.record(sources, n, end);
     return ok();
   }
 
@@ -167,7 +181,7 @@ export class SpaprXiveHcalls {
     if (this.badLisn(lisn)) return fail(HcallReturn.H_P2);
     const n = Number(lisn);
     const ends = this.device.ends!;
-    const end = this.device.sources.easHi(n) & EAS_HI_END_INDEX;
+    const end = this.requested.endOf(this.device.sources, n);
     const lo = this.device.sources.easLo(n);
     const nvt = end < ends.size ? ends.w6[end]! & END_W6_NVT_INDEX : 0;
     const priority = end < ends.size ? (ends.w7[end]! & END_W7_F0_PRIORITY) >>> END_W7_F0_PRIORITY_SHIFT : 0;
@@ -346,6 +360,7 @@ export class SpaprXiveHcalls {
     }
     if (!inKernel(kernel, (k) => k.reset())) return fail(HcallReturn.H_HARDWARE);
     this.device.resetHcallTables();
+    this.requested.clear();
     return ok();
   }
 }

@@ -3,7 +3,9 @@ import { describe, it } from "node:test";
 import { HcallOpcode as Op, HcallReturn as H, REG_MINUS_ONE } from "../src/hcall-codes.js";
 import { SpaprXiveHcalls } from "../src/spapr-hcalls.js";
 import { dumpXive } from "../src/pic-dump.js";
-import { QADDR, makeDevice, routedDevice } from "./fixtures.js";
+import { endIndexOf } from "../src/eas.js";
+import { queueSlots } from "../src/end-table.js";
+import { QADDR, makeDevice, routedDevice, sourceConfig } from "./fixtures.js";
 import { modelKernel } from "./model-kernel.js";
 
 const M1 = REG_MINUS_ONE;
@@ -252,6 +254,62 @@ describe("H_INT_* hypercalls with the interrupt controller in the kernel (QEMU's
       16n,
       1n,
     ]);
+  });
+
+  /**
+   * vCPU 1 gets a priority-6 queue beside vCPU 0's, whose every source slot is then taken (each
+   * SOURCE_CONFIG that changes a source's EISN takes one, and none comes back), and MSI 0x1301
+   * is initialised and on (PQ 00).
+   */
+  function fullQueueSetup() {
+    const made = inKernelSetup();
+    const { device, call } = made;
+    device.connectVcpu(1);
+    assert.equal(call(Op.H_INT_SET_QUEUE_CONFIG, [1n, 1n, 6n, 0x20_0000n, 16n]).returnCode, 0);
+    const full = endIndexOf(0, 6);
+    const ends = device.router.ends!;
+    for (let eisn = 1; ends.kvmCount[full]! < queueSlots(16); eisn++) {
+      device.setSourceConfig(0x1300, sourceConfig(0, 6, eisn));
+    }
+    device.initSource(0x1301);
+    device.esbLoad(0x1301, true, 0xc00);
+    return { ...made, ends };
+  }
+
+  // QEMU's h_int_set_source_config hands the END asked for to the KVM device and keeps it in its
+  // EAT once the device took it; KVM's kvmppc_xive_select_target puts the source on the first
+  // vCPU whose queue at that priority has a page and a free slot when the asked one has none,
+  // and routes it there (Linux book3s_xive.c, book3s_xive_native.c update_source_config).
+  it("§2 a source asked for a vCPU whose queue is full: H_SUCCESS, the device delivers to the vCPU it picked, GET_SOURCE_CONFIG answers the END asked for (QEMU's EAT)", () => {
+    const { device, call } = fullQueueSetup();
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [2n, 0x1301n, 0n, 6n, 0x99n]).returnCode, 0);
+    assert.equal(device.source(0x1301)!.server, 1, "the device routes it to vCPU 1's queue");
+    device.trigger(0x1301);
+    assert.equal(device.getQueueConfig(1, 6)!.qindex, 1, "the event is in vCPU 1's queue");
+    assert.deepEqual(call(Op.H_INT_GET_SOURCE_CONFIG, [0n, 0x1301n]).outputs, [0n, 6n, 0x99n]);
+    // Asked for where the device has it: QEMU's EAT and the device agree again.
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [2n, 0x1301n, 1n, 6n, 0x99n]).returnCode, 0);
+    assert.deepEqual(call(Op.H_INT_GET_SOURCE_CONFIG, [0n, 0x1301n]).outputs, [1n, 6n, 0x99n]);
+  });
+
+  // KVM compares a SOURCE_CONFIG with the server it picked, not the one QEMU asked for
+  // (kvmppc_xive_native_update_source_config), so QEMU asking for the same END again is no no-op
+  // there: the target is selected again and takes another slot.
+  it("§2 the same request again after the device moved the source selects again and takes a slot (KVM compares with the server it picked)", () => {
+    const { call, ends } = fullQueueSetup();
+    const picked = endIndexOf(1, 6);
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [2n, 0x1301n, 0n, 6n, 0x99n]).returnCode, 0);
+    assert.equal(ends.kvmCount[picked], 1);
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [2n, 0x1301n, 0n, 6n, 0x99n]).returnCode, 0);
+    assert.equal(ends.kvmCount[picked], 2);
+  });
+
+  it("§2 a source asked for a full queue with no other queue at that priority: the device's EBUSY is H_HARDWARE and QEMU keeps its EAT", () => {
+    const { device, call } = fullQueueSetup();
+    assert.equal(call(Op.H_INT_SET_QUEUE_CONFIG, [0n, 1n, 6n, 0n, 0n]).returnCode, 0, "vCPU 1's queue reset");
+    const before = dumpXive(device);
+    assert.equal(call(Op.H_INT_SET_SOURCE_CONFIG, [2n, 0x1301n, 0n, 6n, 0x99n]).returnCode, H.H_HARDWARE);
+    assert.equal(dumpXive(device), before);
   });
 
   it("§2 priority 0xFF masks the source in the device too (QEMU skips the device there, xive.md §10.4)", () => {

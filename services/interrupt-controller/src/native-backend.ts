@@ -486,7 +486,7 @@ export class NativeBackend implements ControllerBackend {
   }
 
   private readonly inKernel: InKernelXive = {
-    setSourceConfig: (lisn, kvmConfig) => void this.configureSource(lisn, kvmConfig),
+    setSourceConfig: (lisn, kvmConfig) => this.configureSource(lisn, kvmConfig),
     setQueueConfig: (server, priority, eq) => this.configureQueue(server, priority, eq),
     queueState: (server, priority) => {
       const eq = this.kernel(
