@@ -1024,7 +1024,15 @@ export class Smmu {
     return true;
   }
 
-  /** The changed devices' records of a stop delta checked against this SMMU; undefined when it does not apply in place. */
+  /**
+   * The changed devices' records of a stop delta checked against this SMMU; undefined when it
+   * does not apply in place. The features, granule, queue sizes, page-request timeout and guest
+   * RAM size are the SMMU's creation options: no call changes them, so a source's stop delta
+   * never does. One that carries others describes another SMMU (another stream table, event
+   * ring, page-request table, every mapping's granule): that is a new device, built from the
+   * merged state by the caller, whose full import checks decide (a guest RAM of another size is
+   * refused there, GUEST_MEMORY_SIZE_MISMATCH); changing them in place would be that build.
+   */
   private stopDeltaDevices(delta: SmmuDelta): DeviceRecord[] | undefined {
     const s = delta.state;
     if (

@@ -2,6 +2,7 @@ import type { GuestMemory } from "@vplane/guest-memory";
 import { ControllerChanges, type ControllerView } from "./device-state/controller-changes.js";
 import type { ControllerDelta } from "./device-state/controller-delta.js";
 import { checkXicsStopDelta, checkXiveStopDelta } from "./device-state/check-stop-delta.js";
+import { listGrowth } from "./device-state/list-growth.js";
 import type { ControllerHeader, ControllerState } from "./device-state/controller-state.js";
 import {
   decodeControllerState,
@@ -390,29 +391,41 @@ export class InterruptController {
 
   /**
    * Applies a stop-and-copy delta in place to this controller, quiesced and imported from the
-   * state the delta follows (issue 14: the destination's finish costs what changed). Only
-   * records of an unchanged header and vCPU/source lists, and no XIVE source or vCPU context
-   * or XICS ICP gone: false otherwise, nothing done (the caller merges the delta and builds
-   * anew). The records are checked first (check-stop-delta.ts): a refusal is STATE_* and
-   * changes nothing.
+   * state the delta follows (issue 14: the destination's finish costs what changed), vCPUs
+   * connected and sources initialised after the last iteration included. False, nothing done,
+   * for a delta of another header, or whose lists drop or move a vCPU or drop a source
+   * (listGrowth: the caller merges the delta and builds anew). Every check is made first
+   * (check-stop-delta.ts): a refusal is STATE_* and changes nothing.
    */
   applyStopDelta(delta: ControllerDelta): boolean {
     const active = this.device;
-    const { xive, xics } = delta;
-    if (!this.quiesced || delta.vcpus !== undefined || delta.machineSources !== undefined) return false;
+    if (!this.quiesced) return false;
     const header = this.header();
     for (const key of Object.keys(header) as (keyof ControllerHeader)[])
       if (header[key] !== delta.header[key]) return false;
+    const growth = listGrowth(
+      {
+        vcpuCount: this.vcpus.size,
+        serverOf: (vcpuId) => this.vcpus.serverOf(vcpuId),
+        sourceCount: this.sourceKinds.size,
+        lsiOf: (irq) => this.sourceKinds.get(irq),
+      },
+      delta,
+    );
+    if (growth === undefined) return false;
     if (active.mode === "XICS") {
-      if (xics === undefined || xics.icps.removed.length > 0) return false;
-      checkXicsStopDelta(active.xics, delta);
-      active.xics.applyChanges(xics, delta.stoppedTriggers);
-      return true;
+      if (delta.xics === undefined) return false;
+      checkXicsStopDelta(active.xics, delta, growth);
+      active.xics.applyChanges(delta.xics, delta.stoppedTriggers, growth);
+    } else {
+      if (delta.xive === undefined) return false;
+      checkXiveStopDelta(active.xive, this.memory.size, delta, growth);
+      active.xive.applyChanges(delta.xive, delta.stoppedTriggers, growth);
     }
-    if (xive === undefined || xive.sources.removed.length > 0 || xive.contexts.removed.length > 0)
-      return false;
-    checkXiveStopDelta(active.xive, this.memory.size, delta);
-    active.xive.applyChanges(xive, delta.stoppedTriggers);
+    for (const { vcpuId, server } of growth.vcpus) this.vcpus.add(vcpuId, server, false);
+    for (const { irq, lsi } of growth.sources) this.sourceKinds.set(irq, lsi);
+    if (growth.vcpus.length > 0) this.vcpusVersion++;
+    if (growth.sources.length > 0) this.sourceKindsVersion++;
     return true;
   }
 

@@ -36,13 +36,13 @@ export interface RestoreTarget {
  * else fails -EBUSY and post_load fails the migration.
  *
  * Given what a restore is about to apply (queue records, removed queues, source records;
- * records ascending, of valid sources), this replays that selection before anything is
- * changed, the sources without a record routed as the state routes them (`moved` remembers
- * those an earlier apply moved, so that a queue that gets its page back takes them back, as a
- * fresh restore of the merged state would). Undefined when no source can land elsewhere than
- * the apply leaves it (every queue a source asks for has a page, and room, as on the origin);
- * else where they land and every queue's count; EBUSY (FAILED_PRECONDITION) naming the first
- * source no queue takes.
+ * records ascending, of valid sources or of sources the apply initialises), this replays that
+ * selection before anything is changed, the sources without a record routed as the state
+ * routes them (`moved` remembers those an earlier apply moved, so that a queue that gets its
+ * page back takes them back, as a fresh restore of the merged state would). Undefined when no
+ * source can land elsewhere than the apply leaves it (every queue a source asks for has a page,
+ * and room, as on the origin); else where they land and every queue's count; EBUSY
+ * (FAILED_PRECONDITION) naming the first source no queue takes.
  */
 export function restoredTargets(
   device: RestoreTarget,
@@ -74,14 +74,8 @@ export function restoredTargets(
   };
   const routes: RestoredTargets["routes"] = [];
   const moved = new Map<number, number>();
-  let r = 0;
-  sources.forEachValid((irq, block, i) => {
-    while (r < records.length && records[r]!.irq < irq) r++;
-    const record = records[r]?.irq === irq ? records[r] : undefined;
-    const masked = record ? record.masked : (block.easLo[i]! & EAS_LO_MASKED) !== 0;
-    if (masked) return;
-    const left = record ? record.endIndex : block.easHi[i]! & EAS_HI_END_INDEX;
-    const requested = record ? record.endIndex : (movedBefore.get(irq) ?? left);
+  /** Source `irq`, unmasked, left at END `left` by the apply, asking for `requested`. */
+  const place = (irq: number, left: number, requested: number) => {
     let landed = requested;
     if (!room(requested)) {
       const priority = requested & 7;
@@ -92,7 +86,20 @@ export function restoredTargets(
     }
     counts[landed]!++;
     if (landed !== left) routes.push({ irq, endIndex: landed });
+  };
+  const placeRecord = (s: XiveSourceState) => {
+    if (!s.masked) place(s.irq, s.endIndex, s.endIndex);
+  };
+  let r = 0;
+  sources.forEachValid((irq, block, i) => {
+    // A record of a source not valid yet: one the apply initialises (a stop delta's new source).
+    for (; r < records.length && records[r]!.irq < irq; r++) placeRecord(records[r]!);
+    if (records[r]?.irq === irq) return placeRecord(records[r++]!);
+    if (block.easLo[i]! & EAS_LO_MASKED) return;
+    const left = block.easHi[i]! & EAS_HI_END_INDEX;
+    place(irq, left, movedBefore.get(irq) ?? left);
   });
+  for (; r < records.length; r++) placeRecord(records[r]!);
   return { routes, moved, counts };
 }
 

@@ -86,6 +86,11 @@ export class VcpuRegistry {
       .map(([vcpuId, server]) => ({ vcpuId, server }));
   }
 
+  /** The server of vCPU `vcpuId`; undefined when it is not connected. */
+  serverOf(vcpuId: number): number | undefined {
+    return this.servers.get(vcpuId);
+  }
+
   hasServer(server: number): boolean {
     for (const s of this.servers.values()) if (s === server) return true;
     return false;

@@ -1,4 +1,5 @@
 import type { GuestMemory } from "@vplane/guest-memory";
+import type { ListGrowth } from "./device-state/list-growth.js";
 import type { XiveChanges } from "./device-state/xive-changes.js";
 import { StoppedTriggers } from "./stopped-triggers.js";
 import { ContextRegisters } from "./context-registers.js";
@@ -610,14 +611,24 @@ export class XiveDevice {
 
   /**
    * Applies a stop delta's records (checked against this device, check-stop-delta.ts) to this
-   * quiesced device in place, with the triggers logged while the source was stopped; the device
-   * then is what restoreState of the merged state makes (a source left without a queue page
-   * moves or fails EBUSY, before any change, the same way; one moved before goes back when its
-   * queue gets its page back).
+   * quiesced device in place, with the triggers logged while the source was stopped, after
+   * connecting the vCPUs and initialising the sources of the lists' `growth` (each then has a
+   * record): the device then is what restoreState of the merged state makes on a device built
+   * with the grown lists (a source left without a queue page moves or fails EBUSY, before any
+   * change, the same way; one moved before goes back when its queue gets its page back).
    */
-  applyChanges(changes: XiveChanges, stoppedTriggers: readonly number[]): void {
+  applyChanges(changes: XiveChanges, stoppedTriggers: readonly number[], growth?: ListGrowth): void {
     const { queues, sources, contexts } = changes;
-    const targets = this.restoredTargets(queues.changed, queues.removed, sources.changed);
+    // The END table the first vCPU allocates, made before the EBUSY check and attached after it.
+    const ends =
+      this.router.ends ?? (growth?.vcpus.length ? new EndTable(this.servers << 3, this.memory) : undefined);
+    const servers = (growth?.vcpusAfter ?? this.connectedVcpus()).map(({ server }) => server);
+    const targets = this.restoredTargets(queues.changed, queues.removed, sources.changed, ends, servers);
+    this.router.ends = ends;
+    for (const { vcpuId, server } of growth?.vcpus ?? []) this.connectVcpu(vcpuId, server);
+    // A source initialised anew; one whose LSI setting changed takes it from its record.
+    for (const { irq, lsi } of growth?.sources ?? [])
+      if (!this.sources.isValid(irq)) this.initSource(irq, { lsi });
     const stopped = this.sourceEngine.stopped!;
     this.sourceEngine.stopped = { savedPq: stopped.savedPq, triggers: StoppedTriggers.from(stoppedTriggers) };
     applyXiveChanges(this.savedParts(), queues.changed, queues.removed, sources.changed, contexts.changed);
@@ -625,18 +636,18 @@ export class XiveDevice {
   }
 
   /**
-   * Where a KVM restore of these records puts the sources (restore-targeting.ts); EBUSY, before
-   * any change, when no queue takes one.
+   * Where a KVM restore of these records puts the sources (restore-targeting.ts), with the END
+   * table and the vCPUs' servers (in KVM's kvm_for_each_vcpu order, selectTarget's) the apply
+   * leaves; EBUSY, before any change, when no queue takes one.
    */
   private restoredTargets(
     queues: readonly XiveQueueState[],
     removedQueues: readonly number[],
     sources: readonly XiveSourceState[],
+    ends = this.router.ends,
+    servers = this.connectedVcpus().map(({ server }) => server),
   ): RestoredTargets | undefined {
-    const ends = this.router.ends;
     if (ends === undefined) return undefined; // no vCPU: no queue, and no source routed (decode)
-    // In the order selectTarget tries them: KVM's kvm_for_each_vcpu.
-    const servers = this.connectedVcpus().map(({ server }) => server);
     const target = { sources: this.sources, ends, servers, moved: this.movedByRestore };
     return restoredTargets(target, queues, removedQueues, sources);
   }

@@ -6,7 +6,8 @@
 //   imported whole from the source's final export does, and after resume the guest sees the
 //   same (XIRR and MFRR by H_IPOLL, ibm,get-xive, the exception lines);
 // - a delta that does not fit the controller is refused, as a full import of the state it makes
-//   would be, before anything changes.
+//   would be, before anything changes (no vCPU connected, no source claimed);
+// - a delta that drops a vCPU is not applied in place (false): no call disconnects one.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SparseGuestMemory } from "@vplane/guest-memory";
@@ -17,7 +18,7 @@ import { encodeControllerState } from "../src/device-state/encode-controller-sta
 import { HcallOpcode } from "../src/hcall-codes.js";
 import { InterruptController } from "../src/interrupt-controller.js";
 import { XiveError } from "../src/xive-error.js";
-import { LSIS, MIGRATION_RAM, SERVERS, SOURCES, signalRecorder, xicsMachine } from "./migration-fixtures.js";
+import { LSIS, MIGRATION_RAM, SOURCES, signalRecorder, xicsMachine } from "./migration-fixtures.js";
 import { XICS_CHANGES, XICS_MSI } from "./xics-changes.js";
 
 /** A delta as the destination reads it (through its bytes). */
@@ -55,14 +56,15 @@ function prepared(
   return { source, built, stop: stop && wire(stop) };
 }
 
-/** What the guest sees once resumed: each server's XIRR and MFRR (H_IPOLL), each source's XIVE, the lines. */
+/** What the guest sees once resumed: each vCPU's XIRR and MFRR (H_IPOLL), each source's XIVE, the lines. */
 function observe({ controller, recorder }: ReturnType<typeof imported>): unknown {
   controller.resume();
   const xics = controller.xics("observe");
+  const servers = controller.connectedVcpus().map((v) => v.server);
   return {
-    icps: SERVERS.map((server) => controller.hcall(0, HcallOpcode.H_IPOLL, [BigInt(server)]).outputs),
-    sources: SOURCES.map((irq) => xics.getXive(irq)),
-    lines: SERVERS.map((server) => [xics.icp(server)!.raised, recorder.lines.get(server) ?? false]),
+    icps: servers.map((server) => controller.hcall(0, HcallOpcode.H_IPOLL, [BigInt(server)]).outputs),
+    sources: [...SOURCES, 0x1306].map((irq) => xics.getXive(irq)),
+    lines: servers.map((server) => [xics.icp(server)!.raised, recorder.lines.get(server) ?? false]),
   };
 }
 
@@ -76,9 +78,8 @@ function assertAsImportedWhole(built: ReturnType<typeof imported>, source: Inter
 }
 
 describe("XICS stop delta applied in place (issue 14: the destination's finish costs what changed)", () => {
-  // A change of the vCPU or source lists is not applied in place (applyStopDelta answers false):
-  // the registry builds the controller anew from the merged state, as before.
-  for (const change of XICS_CHANGES.filter((c) => !c.moves.lists)) {
+  // A vCPU connected or a source claimed after the last iteration (the lists grow) too.
+  for (const change of XICS_CHANGES) {
     it(`${change.name}: equals the controller imported whole`, () => {
       const { source, built, stop } = prepared((c) => change.apply(c));
       assert.ok(stop, "the change is in the stop delta");
@@ -109,6 +110,82 @@ describe("XICS stop delta applied in place (issue 14: the destination's finish c
     assert.deepEqual(stop!.stoppedTriggers, [XICS_MSI, LSIS[0]]);
     assert.equal(built.controller.applyStopDelta(stop!), true);
     assertAsImportedWhole(built, source);
+  });
+
+  it("a vCPU connected and a source claimed, routed to it, raised while stopped: equals the controller imported whole", () => {
+    const { source, built, stop } = prepared(
+      (c) => {
+        c.connectVcpu(3);
+        c.hcall(3, HcallOpcode.H_CPPR, [0xffn]);
+        c.initSource(0x1306, { lsi: true });
+        c.xics("t").setXive(0x1306, 3, 4);
+        c.hcall(0, HcallOpcode.H_IPI, [3n, 0x6n]);
+      },
+      (c) => void c.setIrq(0x1306, true),
+    );
+    assert.ok(stop!.vcpus && stop!.machineSources, "both lists are in the stop delta");
+    assert.equal(built.controller.applyStopDelta(stop!), true);
+    assert.deepEqual(built.controller.connectedVcpus().at(-1), { vcpuId: 3, server: 3 });
+    assertAsImportedWhole(built, source);
+    assert.deepEqual(built.controller.initialisedSources().at(-1), { irq: 0x1306, lsi: true });
+  });
+
+  it("lists that do not fit the records are refused as the full import refuses them; nothing changes", () => {
+    const { built, stop } = prepared((c) => {
+      c.connectVcpu(3);
+      c.initSource(0x1306);
+    });
+    const { controller } = built;
+    const cases: [string, (d: ControllerDelta) => void, string, string][] = [
+      ["a new vCPU without its ICP", (d) => (d.xics!.icps.changed = []), "STATE_INCONSISTENT", "xics.icps"],
+      [
+        "a new claim without its record",
+        (d) => (d.xics!.sources.changed = []),
+        "STATE_INCONSISTENT",
+        "xics.sources",
+      ],
+      [
+        "a new claim's record unclaimed",
+        (d) => (d.xics!.sources.changed[0]!.flags = 0),
+        "STATE_INCONSISTENT",
+        "xics.sources.changed[0].flags",
+      ],
+      [
+        "an ICP of a vCPU kept removed",
+        (d) => d.xics!.icps.removed.push(1),
+        "STATE_INCONSISTENT",
+        "xics.icps",
+      ],
+      [
+        "an ICP the state lacks removed",
+        (d) => d.xics!.icps.removed.push(3),
+        "STATE_DELTA_MISMATCH",
+        "xics.icps.removed",
+      ],
+      [
+        "an ICP of a vCPU not connected",
+        (d) => (d.vcpus = d.vcpus!.filter((v) => v.server !== 3)),
+        "STATE_INCONSISTENT",
+        "xics.icps.changed[0].server",
+      ],
+    ];
+    const before = controller.exportState();
+    for (const [name, corrupt, reason, field] of cases) {
+      const bad = structuredClone(stop!);
+      corrupt(bad);
+      assert.throws(
+        () => controller.applyStopDelta(bad),
+        (e: unknown) => e instanceof XiveError && e.reason === reason && e.field === field,
+        name,
+      );
+      assert.equal(hex(controller.exportState()), hex(before), `${name}: nothing applied`);
+      assert.equal(controller.connectedVcpus().length, 3, `${name}: no vCPU connected`);
+    }
+    const dropped = structuredClone(stop!);
+    dropped.vcpus = dropped.vcpus!.filter((v) => v.vcpuId !== 1);
+    assert.equal(controller.applyStopDelta(dropped), false, "a vCPU dropped: built anew, not in place");
+    assert.equal(hex(controller.exportState()), hex(before));
+    assert.equal(controller.applyStopDelta(stop!), true, "the delta itself still applies");
   });
 
   it("a delta that does not fit the controller is refused as a full import refuses it; nothing changes", () => {

@@ -21,6 +21,7 @@ import {
   RAM,
   STOPPED_ON_DESTINATION,
   STOPPED_ON_SOURCE,
+  ROUTES,
   bootXive,
   name,
   observe,
@@ -198,6 +199,34 @@ describe("pre-copy: the controller is built while the source runs (issue 14)", (
     const moved = await finishWithoutBuilding("vm-d", [["eoi", 0x1301], ...BEFORE], STOPPED_ON_SOURCE);
     assert.ok(moved > 0, "the stop moved a delta");
   });
+  it("a vCPU connected and a source initialised after the last iteration: applied in place, nothing built; durable", async () => {
+    const { source, destination } = hosts;
+    const vm = "vm-dl";
+    const n = name(vm);
+    await bootXive(source, vm);
+    await prepare(destination, vm, 0, await readPreCopy(source, vm, 0));
+    await source.ic("connectVcpu", { name: n, vcpuId: 2, server: 2, requestId: "" });
+    await source.ic("initSources", {
+      name: n,
+      sources: [{ irq: 0x1310, levelSensitive: true, asserted: false }],
+      requestId: "",
+    });
+    await source.ds("quiesceDevices", { vm });
+    const stop = await stopAndCopy(source, vm);
+    await finishOpeningNothing(vm, stop);
+    const seen = async (host: Host) => {
+      const { controller } = await host.ic("getController", { name: n });
+      const { source: s } = await host.ic("getSourceConfig", { name: n, irq: 0x1310 });
+      return [controller?.connectedServers, controller?.sourceCount, s?.levelSensitive];
+    };
+    const expected = [[0, 1, 2], ROUTES.length + 1, true];
+    assert.deepEqual(await seen(source), expected);
+    assert.deepEqual(await seen(destination), expected);
+    await hosts.destination.stop();
+    hosts.destination = await startHost(hosts.destination.dataDir);
+    assert.deepEqual(await seen(hosts.destination), expected, "a restarted destination has them too");
+  });
+
   it("a XICS stop's delta (set-xive, a delivery, a trigger while stopped) is applied in place: nothing built in the downtime", async () => {
     const { source, destination } = hosts;
     const vm = "vm-xd";

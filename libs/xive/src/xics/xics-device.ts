@@ -4,6 +4,7 @@ import { PseriesIrq } from "../pseries-layout.js";
 import type { SignalSink } from "../thread-context.js";
 import type { XicsState } from "../device-state/controller-state.js";
 import type { ControllerDelta } from "../device-state/controller-delta.js";
+import type { ListGrowth } from "../device-state/list-growth.js";
 import { applyXicsChanges, applyXicsState, captureXicsState } from "../device-state/xics-state.js";
 import { checkNrServers } from "../nr-servers.js";
 import { VcpuRegistry, vcpuNotConnected } from "../vcpu-registry.js";
@@ -85,9 +86,16 @@ export class XicsDevice {
 
   /**
    * Applies a stop delta's records (checked against this controller, check-stop-delta.ts) to this
-   * quiesced controller in place, with the triggers logged while the source was stopped.
+   * quiesced controller in place, with the triggers logged while the source was stopped, after
+   * connecting the vCPUs of the lists' `growth` (each new ICP then takes its record; a source
+   * the growth claims takes its flags from its record, as restoreState after claim()).
    */
-  applyChanges(changes: NonNullable<ControllerDelta["xics"]>, stoppedTriggers: readonly number[]): void {
+  applyChanges(
+    changes: NonNullable<ControllerDelta["xics"]>,
+    stoppedTriggers: readonly number[],
+    growth?: ListGrowth,
+  ): void {
+    for (const { vcpuId, server } of growth?.vcpus ?? []) this.connectVcpu(vcpuId, server);
     applyXicsChanges(this.ics, (server) => this.icps[server]!, changes.sources, changes.icps.changed);
     this.stopped = StoppedTriggers.from(stoppedTriggers);
   }
