@@ -23,6 +23,19 @@ const mismatch = (field: string, message: string) =>
 const malformed = (field: string, message: string) =>
   stateError(CONTROLLER_STATE_FORMAT, "STATE_MALFORMED", field, message);
 
+/** The state holds one `what` per vCPU (decodeControllerState): a new vCPU's is among `records`. */
+function requireEachNewVcpu(
+  growth: ListGrowth,
+  records: readonly { server: number }[],
+  list: string,
+  what: string,
+): void {
+  const held = new Set(records.map((r) => r.server));
+  for (const { server } of growth.vcpus)
+    if (!held.has(server))
+      throw inconsistent(list, `the vCPU of server ${server} is connected, the state has no ${what} of it`);
+}
+
 /**
  * Checks a stop delta's XIVE records against the quiesced device it is to change in place
  * (issue 14: the finish costs what changed), with decodeControllerState's rules: each changed
@@ -70,13 +83,7 @@ export function checkXiveStopDelta(
         `the machine initialised source ${irq} (LSI ${lsi}) after the last iteration, the delta has no record of it`,
       );
   const connected = new Set([...xive.connectedServers(), ...growth.vcpus.map((v) => v.server)]);
-  const withContext = new Set(contexts.changed.map((c) => c.server));
-  for (const { server } of growth.vcpus)
-    if (!withContext.has(server))
-      throw inconsistent(
-        "xive.contexts",
-        `the vCPU of server ${server} is connected, the state has no context of it`,
-      );
+  requireEachNewVcpu(growth, contexts.changed, "xive.contexts", "context");
   const header = { nrServers: xive.nrServers, guestMemoryBytes };
   queues.changed.forEach((q, i) =>
     checkXiveQueue(q, header, connected, (name) => `xive.queues.changed[${i}].${name}`),
@@ -174,13 +181,7 @@ export function checkXicsStopDelta(
         `server ${c.server}: XISR ${xisr} is neither the IPI nor a claimed source`,
       );
   });
-  const withIcp = new Set(icps.changed.map((c) => c.server));
-  for (const { server } of growth.vcpus)
-    if (!withIcp.has(server))
-      throw inconsistent(
-        "xics.icps",
-        `the vCPU of server ${server} is connected, the state has no ICP of it`,
-      );
+  requireEachNewVcpu(growth, icps.changed, "xics.icps", "ICP");
   checkStoppedTriggers(stoppedTriggers, (irq) => {
     const flags = claims.get(irq) ?? (ics.isClaimed(irq) ? ics.flags[irq - ics.offset]! : 0);
     return flags === 0 ? undefined : flags === XICS_FLAGS_LSI;
