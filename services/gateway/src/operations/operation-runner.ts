@@ -8,6 +8,7 @@ import { operationError } from "../registry/registry-error.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
 import { OperationWriter, type Along } from "./operation-writer.js";
 import type { Versioned } from "../registry/typed-entry.js";
+import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { MigrationStatus } from "../schemas/migration-schema.js";
 import type { Operation, OperationState, OperationStep } from "../schemas/operation-schema.js";
 
@@ -193,7 +194,7 @@ async function endingWrite(writer: OperationWriter, along: Along, owner: string)
   } catch (error) {
     if (error instanceof StoreConflictError) throw error;
     for (let attempt = 1; attempt < FINAL_WRITE_ATTEMPTS; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+      await unansweredPause(attempt, 250, 5_000);
       const now = await writer.read().catch(() => undefined);
       if (now && endedBy(now, owner)) return now;
       if (now) throw error; // the transaction did not apply (all or nothing)
@@ -365,7 +366,7 @@ export class OperationRunner {
             { err: error, operation: id, attempt },
             "could not record the end of an operation yet",
           );
-          await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+          await unansweredPause(attempt, 250, 5_000);
         }
       }
       this.metrics.operations.inc({ kind: record.metadata.kind, state: final.state });

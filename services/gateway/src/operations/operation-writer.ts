@@ -2,17 +2,18 @@ import { isDeepStrictEqual } from "node:util";
 import { StoreConflictError, StoreUnavailableError, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import type { Versioned } from "../registry/typed-entry.js";
+import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { OperationRecord, OperationRecords } from "./operation-records.js";
 
 /** A change to an operation's record (an event, a step's state, the end). */
 export type RecordChange = (record: OperationRecord) => OperationRecord;
 
 /**
- * Pauses before writing a record alone again after the registry did not answer (100 ms doubling to
- * 1.6 s, ~3 s in all): an etcd election after a member's loss lasts a second or two, and a step of
- * a running operation should outlast it rather than fail it.
+ * How often a record written alone is written again after the registry did not answer, with
+ * pauses of 100 ms doubling to 1.6 s (~3 s in all): an etcd election after a member's loss lasts
+ * a second or two, and a step of a running operation should outlast it rather than fail it.
  */
-const UNAVAILABLE_PAUSES_MS = [100, 200, 400, 800, 1600];
+const UNANSWERED_RETRIES = 5;
 
 /** Writes made with the record's in one transaction, only when `proceed` holds (see write). */
 export interface Along {
@@ -92,28 +93,24 @@ export class OperationWriter {
     const changes = last ? [...this.noted.slice(0, taken), last] : this.noted.slice(0, taken);
     if (changes.length === 0 && !along) return this.readNow();
     for (let attempt = 0, unanswered = 0; ; attempt++) {
-      let base: Versioned<OperationRecord> | undefined;
+      // What the registry holds is not known while a read or swap is unanswered (its answer may
+      // be lost): a record written alone is then read again, after a pause, and written on what is
+      // there (unless the lost write applied: the record is `next` already). Writes made along with
+      // the record are the caller's to settle (endingWrite reads back the commit's outcome).
+      let next: OperationRecord | undefined;
       try {
-        base = this.known ?? (await this.operations.get(this.tenant, this.id));
-      } catch (error) {
-        if (!(error instanceof StoreUnavailableError) || along || unanswered >= UNAVAILABLE_PAUSES_MS.length)
-          throw error;
-        await pause(UNAVAILABLE_PAUSES_MS[unanswered++]!);
-        continue;
-      }
-      if (!base) return undefined;
-      if (!this.ours(base.value)) {
-        this.known = base;
-        this.noted.splice(0, taken); // ended or adopted by another replica: its record, not ours
-        this.stored(base);
-        return base.value;
-      }
-      const proceeding = along?.proceed(base.value) ?? false;
-      const noted = changes.reduce((record, change) => change(record), base.value);
-      const next = proceeding && along?.change ? along.change(noted) : noted;
-      // Until the swap is answered, what the registry holds is not known (the answer may be lost).
-      this.known = undefined;
-      try {
+        const base = this.known ?? (await this.operations.get(this.tenant, this.id));
+        if (!base) return undefined;
+        if (!this.ours(base.value)) {
+          this.known = base;
+          this.noted.splice(0, taken); // ended or adopted by another replica: its record, not ours
+          this.stored(base);
+          return base.value;
+        }
+        const proceeding = along?.proceed(base.value) ?? false;
+        const noted = changes.reduce((record, change) => change(record), base.value);
+        next = proceeding && along?.change ? along.change(noted) : noted;
+        this.known = undefined;
         const ops = proceeding && along ? along.ops : [];
         const revision = await this.operations.put(this.tenant, this.id, next, base.revision, ops);
         this.known = { value: next, revision };
@@ -121,14 +118,10 @@ export class OperationWriter {
         this.stored(this.known);
         return next;
       } catch (error) {
-        // A record written alone, unanswered: written again on what is there then (unless the
-        // lost answer's write applied: the record is `next` already). Writes made along with the
-        // record are the caller's to settle (endingWrite reads back the commit's outcome).
-        if (error instanceof StoreUnavailableError && !along && unanswered < UNAVAILABLE_PAUSES_MS.length) {
-          await pause(UNAVAILABLE_PAUSES_MS[unanswered++]!);
-          const now = await this.operations.get(this.tenant, this.id).catch(() => undefined);
-          this.known = now;
-          if (this.alreadyIn(next, taken)) return next;
+        if (error instanceof StoreUnavailableError && !along && unanswered < UNANSWERED_RETRIES) {
+          await unansweredPause(unanswered++, 100, 1_600);
+          this.known = await this.operations.get(this.tenant, this.id).catch(() => undefined);
+          if (next && this.alreadyIn(next, taken)) return next;
           continue;
         }
         if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
@@ -136,13 +129,9 @@ export class OperationWriter {
         // The store's client resends a write whose answer was lost; if the first one applied, the
         // resend finds it as a conflict. The changes are in: not to be made twice.
         this.known = await this.operations.get(this.tenant, this.id);
-        if (this.alreadyIn(next, taken)) return next;
+        if (next && this.alreadyIn(next, taken)) return next;
         await conflictBackoff(attempt);
       }
     }
   }
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
