@@ -44,6 +44,8 @@ interface Phase {
   creates: LatencyRecorder;
   /** Creates measured in each round. */
   roundCreates: number[];
+  /** CPU ms per create of the phase's own groups in each round (warm-up shows as a falling row). */
+  roundCpu: number[];
   writes: LatencyRecorder;
   failures: Map<string, number>;
   retried503: number;
@@ -67,6 +69,7 @@ const newPhase = (groups: string[]): Phase => ({
   groups,
   creates: new LatencyRecorder(),
   roundCreates: [],
+  roundCpu: [],
   writes: new LatencyRecorder(),
   failures: new Map(),
   retried503: 0,
@@ -127,7 +130,10 @@ async function phase(
   const callsAfter = await etcdCalls?.();
   for (const [method, n] of Object.entries(callsAfter ?? {}))
     result.etcdCalls[method] = (result.etcdCalls[method] ?? 0) + n - (callsBefore?.[method] ?? 0);
-  result.roundCreates.push(result.creates.count - createsBefore);
+  const roundCreates = result.creates.count - createsBefore;
+  result.roundCreates.push(roundCreates);
+  const roundOwnMs = result.groups.reduce((sum, group) => sum + (spent.groups[group] ?? 0), 0);
+  result.roundCpu.push(roundOwnMs / Math.max(1, roundCreates));
   result.requests += clients.reduce((sum, c) => sum + c.requests, 0) - requestsBefore;
   for (const [group, ms] of Object.entries(spent.groups))
     result.cpuMs[group] = (result.cpuMs[group] ?? 0) + ms;
@@ -163,7 +169,9 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
     .map(([method, n]) => `${method} ${perCreate(n)}`)
     .join(", ");
   const etcdCalls = calls ? `; etcd calls per create (all clients): ${calls}` : "";
-  const cost = `; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}; machine busy ${busy}`;
+  const ownByRound =
+    p.roundCpu.length > 1 ? `, by round ${p.roundCpu.map((ms) => ms.toFixed(1)).join("/")}` : "";
+  const cost = `; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)}${ownByRound})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}; machine busy ${busy}`;
   return [
     {
       benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
@@ -215,6 +223,11 @@ export async function fleetBench(): Promise<BenchRow[]> {
       etcd: () => etcd.pids,
       hosts: () => hosts.flatMap((h) => h.pids),
     };
+    // First one unmeasured round per side: the processes' first requests run slower code
+    // (the JIT has not compiled their hot paths yet; a first measured round cost 22-45% more CPU
+    // per create than the next two, on both sides, docs/benchmarks.md), the same for each side.
+    await phase("sqlite-warm", [single.listening], tokens.operator, sqlite, newPhase([]), processes);
+    await phase("etcd-warm", replicas, tokens.operator, registry, newPhase([]), processes);
     // Rounds alternate, so a change in the machine's load hits both alike.
     const baseline = newPhase(["sqlite gateway", "hosts", "bench"]);
     const fleet = newPhase(FLEET_GROUPS);
