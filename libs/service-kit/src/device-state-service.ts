@@ -209,6 +209,9 @@ export function deviceStateService(handlers: CallHandlers, state: DeviceStateHan
               pausedAtUs: first ? stopped.pausedAtUs : 0n,
             });
           }
+          // The stream's end (its trailers) follows once the last chunk has left: the migration
+          // service then forwards that chunk before it reads the end, not after (issue 14).
+          await afterWrites();
         },
         { headersFirst: true },
       ),

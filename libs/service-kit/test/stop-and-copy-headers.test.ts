@@ -1,6 +1,7 @@
 // StopAndCopy's response headers leave before the devices pause (issue 14): the migration service
 // then reads them before the downtime, which runs from the pause, instead of with the stop's
-// first chunk inside it.
+// first chunk inside it. Its end (the trailers) follows once the last chunk has left, so that the
+// migration service forwards the chunk before it reads the end.
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { test } from "node:test";
@@ -13,7 +14,7 @@ import { CallHandlers } from "../src/call-handlers.js";
 import { deviceStateService, type DeviceStateHandlers } from "../src/device-state-service.js";
 import { silentLog } from "./support.js";
 
-test("StopAndCopy lets its response headers go out before it pauses the devices", async () => {
+test("StopAndCopy lets its response headers go out before it pauses the devices, and its last chunk before its end", async () => {
   const events: string[] = [];
   let ended!: () => void;
   const done = new Promise<void>((resolve) => (ended = resolve));
@@ -29,6 +30,7 @@ test("StopAndCopy lets its response headers go out before it pauses the devices"
     },
     write: (message: StopAndCopyResponse) => {
       events.push(`chunk ${message.chunk?.index}`);
+      setImmediate(() => events.push(`chunk ${message.chunk?.index} written`));
       return true;
     },
     end: () => {
@@ -47,5 +49,12 @@ test("StopAndCopy lets its response headers go out before it pauses the devices"
   const stopAndCopy = implementation["stopAndCopy"] as (call: unknown) => void;
   stopAndCopy(call);
   await done;
-  assert.deepEqual(events, ["headers handed over", "headers written", "paused", "chunk 0", "end"]);
+  assert.deepEqual(events, [
+    "headers handed over",
+    "headers written",
+    "paused",
+    "chunk 0",
+    "chunk 0 written",
+    "end",
+  ]);
 });
