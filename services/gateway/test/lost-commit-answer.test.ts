@@ -14,7 +14,10 @@ import { suiteGatewayOverStore, type OperationJson } from "./support/test-gatewa
  * operation record and a VM, armed.commitUnavailable) applies, then fails as unavailable (the
  * store's client gave up: the outcome is unknown to the caller); or whose next operation record
  * write fails as unavailable (armed.putUnavailable: after applying, or without), or whose next
- * armed.refusePuts operation record writes are refused as unavailable.
+ * armed.refusePuts operation record writes are refused as unavailable, or whose next create's
+ * insert (the VM put create-only) fails as unavailable (armed.insertUnavailable: after applying,
+ * or without), or whose next delete's or migrate's start (the VM and a new operation) applies, then
+ * fails as unavailable (armed.startUnavailable).
  */
 interface Armed {
   next: boolean;
@@ -22,6 +25,8 @@ interface Armed {
   commitUnavailable: boolean;
   putUnavailable: "applied" | "refused" | false;
   refusePuts: number;
+  insertUnavailable: "applied" | "refused" | false;
+  startUnavailable: boolean;
 }
 
 function losingNextAnswer(store: Store, armed: Armed): Store {
@@ -54,6 +59,20 @@ function losingNextAnswer(store: Store, armed: Armed): Store {
       return async (ops: TransactionOp[]) => {
         const vmPut = ops.find((op) => op.op === "put" && op.key.startsWith("vms/"));
         const commits = vmPut?.op === "put" && typeof vmPut.ifRevision === "number"; // not the insert
+        const starts = ops.some(
+          (op) => op.op === "put" && op.key.startsWith("operations/") && op.ifRevision === "absent",
+        );
+        if (armed.startUnavailable && commits && starts) {
+          armed.startUnavailable = false;
+          await call(ops);
+          throw new StoreUnavailableError("etcd unavailable: the answer was lost (injected)");
+        }
+        if (armed.insertUnavailable && vmPut?.op === "put" && vmPut.ifRevision === "absent") {
+          const applies = armed.insertUnavailable === "applied";
+          armed.insertUnavailable = false;
+          if (applies) await call(ops);
+          throw new StoreUnavailableError("etcd unavailable: the answer was lost (injected)");
+        }
         if (armed.commitUnavailable && commits && ops.some((op) => op.key.startsWith("operations/"))) {
           armed.commitUnavailable = false;
           await call(ops);
@@ -82,6 +101,8 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     commitUnavailable: false,
     putUnavailable: false,
     refusePuts: 0,
+    insertUnavailable: false,
+    startUnavailable: false,
   };
   const suite = suiteGatewayOverStore((store) => losingNextAnswer(store, armed));
 
@@ -154,6 +175,37 @@ describe("a commit whose answer was lost and whose retry found its own write", (
       JSON.stringify(done.metadata.steps),
     );
     assert.equal(state("iommu.CreateSmmu(s0)"), "FAILED", "the SMMU was not created");
+  });
+
+  it("a create whose insert applied but was answered unavailable is read back and runs: 202, SUCCEEDED (not 503 with its operation left RUNNING, unrun)", async () => {
+    // The kill phase of `npm run bench -- fleet`: the client's retry with its Idempotency-Key got
+    // the stored 202 of an operation no replica ran, RUNNING at "queued" for good.
+    armed.insertUnavailable = "applied";
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", vm("lost-insert"));
+    assert.equal(armed.insertUnavailable, false, "the unavailable answer was injected");
+    assert.equal(created.statusCode, 202, created.body);
+    const done = await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+  });
+
+  it("a delete whose start applied but was answered unavailable is read back and runs: 202, SUCCEEDED", async () => {
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", vm("lost-start"));
+    await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
+    armed.startUnavailable = true;
+    const deleting = await suite.gw.call("operator", "DELETE", "/v1/vms/lost-start");
+    assert.equal(armed.startUnavailable, false, "the unavailable answer was injected");
+    assert.equal(deleting.statusCode, 202, deleting.body);
+    const deleted = await suite.gw.waitForOperation("operator", deleting.json<OperationJson>().name);
+    assert.equal(deleted.metadata.state, "SUCCEEDED", JSON.stringify(deleted.error));
+  });
+
+  it("a create whose insert did not apply and was answered unavailable answers 503 REGISTRY_UNAVAILABLE, nothing stored", async () => {
+    armed.insertUnavailable = "refused";
+    const created = await suite.gw.call("operator", "POST", "/v1/vms", vm("refused-insert"));
+    assert.equal(armed.insertUnavailable, false, "the unavailable answer was injected");
+    assert.equal(created.statusCode, 503, created.body);
+    assert.equal(created.json<{ error: { reason: string } }>().error.reason, "REGISTRY_UNAVAILABLE");
+    assert.equal((await suite.gw.call("operator", "GET", "/v1/vms/refused-insert")).statusCode, 404);
   });
 
   it("an operation record write that applied is not applied twice: every event once, in order", async () => {

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
+import { StoreConflictError, StoreUnavailableError, type Store, type TransactionOp } from "@vplane/store";
 import { VplaneError } from "@vplane/service-kit";
 import type { Vm } from "../schemas/vm-schema.js";
 import { NO_USAGE, type HostUsage } from "./host-registry.js";
@@ -7,6 +7,10 @@ import { registryKeys } from "./registry-keys.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { listAll, listPage, putOp, readRecord, type Versioned } from "./typed-entry.js";
 import { updateRecord } from "./update-loop.js";
+import { unansweredPause } from "./unanswered-pause.js";
+
+/** Reads back a VM write (insert, replace) the registry left unanswered: 5 tries after pauses of 0.1-1.6 s (~3 s in all). */
+const READ_BACK_PAUSES = 5;
 
 export function vmNotFound(name: string): VplaneError {
   // The same answer for a VM that does not exist and one of another tenant (no existence leak).
@@ -67,6 +71,9 @@ export class VmRegistry {
    * is create-only, so two creates of the same VM, on any replica, store exactly one.
    * `usage` is the host usage read when placing; a concurrent change fails with the usage key in
    * the conflict and the caller places again. Returns the revision of everything it wrote.
+   * An insert the registry left unanswered (an etcd member killed mid-call) is read back: had it
+   * applied, its operation would be recorded RUNNING with no replica running it (and a retry
+   * with its Idempotency-Key answered that operation), so it counts as written.
    */
   async insert(vm: Vm, usage: Versioned<HostUsage>, extra: TransactionOp[]): Promise<number> {
     const vmKey = registryKeys.vm(vm.tenant, vm.name);
@@ -78,6 +85,11 @@ export class VmRegistry {
       ]);
       return revision;
     } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        const applied = await this.readBack(vm);
+        if (applied !== undefined) return applied;
+        throw error; // not applied (all or nothing), or still unknown: the caller answers 503
+      }
       if (error instanceof StoreConflictError && error.key === vmKey) {
         const applied = await this.appliedAlready(vm);
         if (applied !== undefined) return applied;
@@ -94,7 +106,7 @@ export class VmRegistry {
 
   /**
    * Writes `next` over the VM at `revision` together with `extra`; ABORTED if it changed
-   * meanwhile. Returns the revision of everything it wrote.
+   * meanwhile. Returns the revision of everything it wrote. Left unanswered, read back as insert.
    */
   async replace(vm: Versioned<Vm>, next: Vm, extra: TransactionOp[] = []): Promise<number> {
     try {
@@ -104,6 +116,11 @@ export class VmRegistry {
       ]);
       return revision;
     } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        const applied = await this.readBack(next);
+        if (applied !== undefined) return applied;
+        throw error;
+      }
       if (error instanceof StoreConflictError && error.key === registryKeys.vm(next.tenant, next.name)) {
         const applied = await this.appliedAlready(next);
         if (applied !== undefined) return applied;
@@ -114,6 +131,18 @@ export class VmRegistry {
         });
       }
       throw error;
+    }
+  }
+
+  /** appliedAlready, asked again while the registry does not answer (READ_BACK_PAUSES). */
+  private async readBack(written: Vm): Promise<number | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      await unansweredPause(attempt, 100, 1_600);
+      try {
+        return await this.appliedAlready(written);
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || attempt + 1 >= READ_BACK_PAUSES) return undefined;
+      }
     }
   }
 
