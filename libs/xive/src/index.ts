@@ -94,4 +94,5 @@ export {
 } from "./device-state/controller-delta.js";
 export { controllerDeltaSize, encodeControllerDelta } from "./device-state/encode-controller-delta.js";
 export { decodeControllerDelta } from "./device-state/decode-controller-delta.js";
+export { firstDeltaAsState } from "./device-state/first-delta-state.js";
 export { StoppedTriggers } from "./stopped-triggers.js";

@@ -26,6 +26,7 @@ import {
   mergedImportedState,
   readControllerState,
   type ImportedControllerState,
+  type PreCopySection,
 } from "./controller-state-format.js";
 import {
   importedConfiguration,
@@ -279,14 +280,14 @@ export class ControllerRegistry {
   async prepareImport(
     vm: string,
     iteration: number,
-    delta: ControllerDelta,
-    payload: Uint8Array,
+    section: PreCopySection,
     recordOf: (imported: ImportedControllerState) => ControllerRecord,
   ): Promise<void> {
     const previous = this.prepared.get(vm);
     if (iteration === 0) {
+      // The first delta holds everything: read as the state it makes, not decoded and merged.
+      const imported = section.first();
       if (previous) await this.discardPrepared(vm);
-      const imported = applyControllerDelta(undefined, delta);
       const record: ControllerRecord = {
         ...recordOf(imported),
         importedStateBytes: imported.payload.byteLength,
@@ -305,10 +306,12 @@ export class ControllerRegistry {
       this.prepared.set(vm, { record, payload: imported.payload, iteration, built });
       return;
     }
+    const delta = section.delta();
     const prepared = this.requirePrepared(vm, "iteration");
     if (iteration <= prepared.iteration)
       throw preCopyNotPrepared(vm, "iteration", { prepared: prepared.iteration, got: iteration });
     const imported = this.applyPrepared(prepared, delta);
+    const { payload } = section;
     const record = {
       ...prepared.record,
       importedDeltaBytes: [...(prepared.record.importedDeltaBytes ?? []), payload.byteLength],

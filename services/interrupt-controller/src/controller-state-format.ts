@@ -4,6 +4,7 @@ import {
   decodeControllerDelta,
   decodeControllerState,
   encodeControllerState,
+  firstDeltaAsState,
   mergeControllerDelta,
   type ActiveMode,
   type CheckedControllerState,
@@ -56,6 +57,16 @@ function checkKind(activeMode: ActiveMode, envelope: SectionEnvelope | undefined
   }
 }
 
+/** `decode` of a payload of this service's format version (the envelope's, when it came with one). */
+function decodeSection<T>(
+  payload: Uint8Array,
+  envelope: SectionEnvelope | undefined,
+  decode: (payload: Uint8Array) => T,
+): T {
+  const formatVersion = envelope ? { formatVersion: envelope.formatVersion } : {};
+  return decodeState({ payload, ...formatVersion }, CONTROLLER_STATE_FORMAT_VERSION, decode);
+}
+
 /**
  * Reads a controller state. With its section's envelope, the format version and the kind must
  * match the payload; a state accepted before (a restart) comes without one. Refusals are
@@ -65,11 +76,7 @@ export function readControllerState(
   payload: Uint8Array,
   envelope?: SectionEnvelope,
 ): ImportedControllerState {
-  const state = decodeState(
-    { payload, ...(envelope ? { formatVersion: envelope.formatVersion } : {}) },
-    CONTROLLER_STATE_FORMAT_VERSION,
-    decodeControllerState,
-  );
+  const state = decodeSection(payload, envelope, decodeControllerState);
   checkKind(state.activeMode, envelope);
   return {
     payload,
@@ -82,13 +89,28 @@ export function readControllerState(
 
 /** Reads a pre-copy delta (libs/xive controller-delta.ts); refusals as readControllerState's. */
 export function readControllerDelta(payload: Uint8Array, envelope?: SectionEnvelope): ControllerDelta {
-  const delta = decodeState(
-    { payload, ...(envelope ? { formatVersion: envelope.formatVersion } : {}) },
-    CONTROLLER_STATE_FORMAT_VERSION,
-    decodeControllerDelta,
-  );
+  const delta = decodeSection(payload, envelope, decodeControllerDelta);
   checkKind(delta.header.activeMode, envelope);
   return delta;
+}
+
+/**
+ * The state a first pre-copy delta makes (it holds everything), checked in full as any exported
+ * state, read from the delta's bytes (firstDeltaAsState: no record decoded, merged and encoded
+ * on the way); refusals as readControllerDelta's, then applyControllerDelta's.
+ */
+export function readFirstControllerDelta(
+  payload: Uint8Array,
+  envelope?: SectionEnvelope,
+): ImportedControllerState {
+  return readControllerState(decodeSection(payload, envelope, firstDeltaAsState), envelope);
+}
+
+/** A pre-copy section as it came: read as a delta, or (the first) straight as the state it makes. */
+export interface PreCopySection {
+  readonly payload: Uint8Array;
+  delta(): ControllerDelta;
+  first(): ImportedControllerState;
 }
 
 /**

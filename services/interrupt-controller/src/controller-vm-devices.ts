@@ -17,6 +17,8 @@ import {
   STATE_KIND_OF_MODE,
   readControllerDelta,
   readControllerState,
+  readFirstControllerDelta,
+  type PreCopySection,
   type ExportedState,
   type ImportedControllerState,
 } from "./controller-state-format.js";
@@ -144,10 +146,13 @@ export function controllerVmDevices(registry: ControllerRegistry, dataDir: strin
     },
     prepare: async (stream, iteration) => {
       checkVmId(stream.vm, "vm");
-      const { delta, payload } = deltaOf(stream)!; // service-kit passes only streams with sections
-      await registry.prepareImport(stream.vm, iteration, delta, payload, (imported) =>
-        recordOf(stream, imported, ""),
-      );
+      const section = controllerSection(stream.vm, stream.sections); // service-kit passes only streams with sections
+      const read: PreCopySection = {
+        payload: section.payload,
+        delta: () => inSection(0, () => readControllerDelta(section.payload, section)),
+        first: () => inSection(0, () => readFirstControllerDelta(section.payload, section)),
+      };
+      await registry.prepareImport(stream.vm, iteration, read, (imported) => recordOf(stream, imported, ""));
       return [controllerName(stream.vm)];
     },
     prepared: (vm) => registry.hasPrepared(vm),

@@ -1,0 +1,79 @@
+// A first pre-copy delta read straight as the full state it makes (issue 14: the destination's
+// iteration 0 without a record decoded, merged and encoded). Rules checked:
+// - the bytes are those of encodeControllerState(mergeControllerDelta(undefined, delta)), XIVE
+//   and XICS, with stopped triggers;
+// - a delta that path refuses is refused with the same reason and field (layout, lists, a
+//   removed key), before any state is made.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { mergeControllerDelta, type ControllerDelta } from "../src/device-state/controller-delta.js";
+import { decodeControllerDelta } from "../src/device-state/decode-controller-delta.js";
+import { encodeControllerDelta } from "../src/device-state/encode-controller-delta.js";
+import { encodeControllerState } from "../src/device-state/encode-controller-state.js";
+import { firstDeltaAsState } from "../src/device-state/first-delta-state.js";
+import { XiveError } from "../src/xive-error.js";
+import { xicsMachine, xiveMachine } from "./migration-fixtures.js";
+
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+const merged = (bytes: Uint8Array) =>
+  encodeControllerState(mergeControllerDelta(undefined, decodeControllerDelta(bytes)));
+
+/** A machine's first read, quiesced with a trigger logged (stopped triggers in the delta). */
+function firstDelta(machine: typeof xiveMachine | typeof xicsMachine): ControllerDelta {
+  const { controller } = machine();
+  controller.quiesce();
+  controller.trigger(0x1300);
+  return controller.readChanges(true)!;
+}
+
+/** What a read throws: its reason and field. */
+function refusal(read: () => unknown): [string, string | undefined] {
+  try {
+    read();
+  } catch (e) {
+    assert.ok(e instanceof XiveError, String(e));
+    return [e.reason, e.field];
+  }
+  assert.fail("not refused");
+}
+
+describe("a first pre-copy delta read as the state it makes (issue 14)", () => {
+  for (const [mode, machine] of [
+    ["XIVE", xiveMachine],
+    ["XICS", xicsMachine],
+  ] as const) {
+    it(`${mode}: the same bytes as decoding, merging and encoding it`, () => {
+      const bytes = encodeControllerDelta(firstDelta(machine));
+      assert.equal(hex(firstDeltaAsState(bytes)), hex(merged(bytes)));
+    });
+  }
+
+  it("a delta the decode-and-merge path refuses is refused with its reason and field", () => {
+    const delta = firstDelta(xiveMachine);
+    const bytes = encodeControllerDelta(delta);
+    const withoutVcpus = encodeControllerDelta({ ...delta, vcpus: undefined });
+    const removing = encodeControllerDelta({
+      ...delta,
+      xive: { ...delta.xive!, queues: { ...delta.xive!.queues, removed: [3] } },
+    });
+    const flags = bytes.slice();
+    flags[48] = 0x7; // an unknown list flag
+    const cases: [string, Uint8Array, string][] = [
+      ["truncated", bytes.subarray(0, bytes.length - 3), "STATE_TRUNCATED"],
+      ["trailing bytes", new Uint8Array([...bytes, 0]), "STATE_TRAILING_BYTES"],
+      ["unknown list flags", flags, "STATE_MALFORMED"],
+      ["a full state", merged(bytes), "STATE_MALFORMED"],
+      ["without the vCPU list", withoutVcpus, "STATE_DELTA_MISMATCH"],
+      ["a queue removed", removing, "STATE_DELTA_MISMATCH"],
+    ];
+    for (const [name, input, reason] of cases) {
+      const got = refusal(() => firstDeltaAsState(input));
+      assert.deepEqual(
+        got,
+        refusal(() => merged(input)),
+        name,
+      );
+      assert.equal(got[0], reason, name);
+    }
+  });
+});
