@@ -37,6 +37,10 @@ const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "R
 // writes for ~2 s, not ~5 (docs/fleet.md). The fleet test keeps the patient defaults.
 const BENCH_RAFT = { heartbeatMs: 100, electionMs: 1000 };
 const CALL_TIMEOUT_MS = 2000;
+// The two registries share the 4 hosts, so each side's orphan reconciler would take the other
+// side's devices for orphans: list them every 30 s and delete them after its 60 s grace (the
+// last rounds and the kill phase paid for it, hosts and gateways). Off on both sides.
+const GATEWAY_ENV = { VPLANE_GATEWAY_RECONCILE_MS: "0" };
 
 interface Phase {
   /** The process groups that do this phase's creates (their CPU is the creates' cost). */
@@ -202,7 +206,7 @@ export async function fleetBench(): Promise<BenchRow[]> {
   const stores: Store[] = [];
   try {
     // Baseline: one gateway on its embedded SQLite registry (the probe writes a file beside it).
-    const single = await startGatewayProcess(mkdtempSync(join(dir, "sqlite-")), "", tokens.file);
+    const single = await startGatewayProcess(mkdtempSync(join(dir, "sqlite-")), "", tokens.file, GATEWAY_ENV);
     gateways.push(single);
     await registerHosts(single.listening, tokens.admin, hosts, 100_000);
     const sqlite = openStore(`sqlite://${join(dir, "probe.db")}`);
@@ -211,7 +215,12 @@ export async function fleetBench(): Promise<BenchRow[]> {
     const registryUrl = `${etcd.storeUrl("fleet/")}?callTimeoutMs=${CALL_TIMEOUT_MS}`;
     for (let i = 0; i < 3; i++)
       gateways.push(
-        await startGatewayProcess(mkdtempSync(join(dir, `etcd-${i}-`)), registryUrl, tokens.file),
+        await startGatewayProcess(
+          mkdtempSync(join(dir, `etcd-${i}-`)),
+          registryUrl,
+          tokens.file,
+          GATEWAY_ENV,
+        ),
       );
     const replicas = gateways.slice(1).map((g) => g.listening);
     await registerHosts(replicas[0]!, tokens.admin, hosts, 100_000);
