@@ -2,18 +2,11 @@ import { isDeepStrictEqual } from "node:util";
 import { StoreConflictError, StoreUnavailableError, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import type { Versioned } from "../registry/typed-entry.js";
-import { unansweredPause } from "../registry/unanswered-pause.js";
+import { ELECTION_RETRIES, electionPause } from "../registry/unanswered-pause.js";
 import type { OperationRecord, OperationRecords } from "./operation-records.js";
 
 /** A change to an operation's record (an event, a step's state, the end). */
 export type RecordChange = (record: OperationRecord) => OperationRecord;
-
-/**
- * How often a record written alone is written again after the registry did not answer, with
- * pauses of 100 ms doubling to 1.6 s (~3 s in all): an etcd election after a member's loss lasts
- * a second or two, and a step of a running operation should outlast it rather than fail it.
- */
-const UNANSWERED_RETRIES = 5;
 
 /** Writes made with the record's in one transaction, only when `proceed` holds (see write). */
 export interface Along {
@@ -118,8 +111,8 @@ export class OperationWriter {
         this.stored(this.known);
         return next;
       } catch (error) {
-        if (error instanceof StoreUnavailableError && !along && unanswered < UNANSWERED_RETRIES) {
-          await unansweredPause(unanswered++, 100, 1_600);
+        if (error instanceof StoreUnavailableError && !along && unanswered < ELECTION_RETRIES) {
+          await electionPause(unanswered++);
           this.known = await this.operations.get(this.tenant, this.id).catch(() => undefined);
           if (next && this.alreadyIn(next, taken)) return next;
           continue;

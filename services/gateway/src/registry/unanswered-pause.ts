@@ -8,3 +8,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 export function unansweredPause(attempt: number, firstMs: number, maxMs: number): Promise<void> {
   return sleep(Math.min(maxMs, firstMs * 2 ** attempt));
 }
+
+/**
+ * How many times a registry call left unanswered is asked again while an etcd election may be
+ * under way, each after electionPause(attempt): 100 ms doubling to 1.6 s, ~3 s in all (an election
+ * after a member's loss lasts a second or two; a step of a running operation, or a request whose
+ * write may have applied, should outlast it).
+ */
+export const ELECTION_RETRIES = 5;
+
+export function electionPause(attempt: number): Promise<void> {
+  return unansweredPause(attempt, 100, 1_600);
+}

@@ -7,10 +7,7 @@ import { registryKeys } from "./registry-keys.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { listAll, listPage, putOp, readRecord, type Versioned } from "./typed-entry.js";
 import { updateRecord } from "./update-loop.js";
-import { unansweredPause } from "./unanswered-pause.js";
-
-/** Reads back a VM write (insert, replace) the registry left unanswered: 5 tries after pauses of 0.1-1.6 s (~3 s in all). */
-const READ_BACK_PAUSES = 5;
+import { ELECTION_RETRIES, electionPause } from "./unanswered-pause.js";
 
 export function vmNotFound(name: string): VplaneError {
   // The same answer for a VM that does not exist and one of another tenant (no existence leak).
@@ -134,14 +131,14 @@ export class VmRegistry {
     }
   }
 
-  /** appliedAlready, asked again while the registry does not answer (READ_BACK_PAUSES). */
+  /** appliedAlready, asked again while the registry does not answer (ELECTION_RETRIES). */
   private async readBack(written: Vm): Promise<number | undefined> {
     for (let attempt = 0; ; attempt++) {
-      await unansweredPause(attempt, 100, 1_600);
+      await electionPause(attempt);
       try {
         return await this.appliedAlready(written);
       } catch (error) {
-        if (!(error instanceof StoreUnavailableError) || attempt + 1 >= READ_BACK_PAUSES) return undefined;
+        if (!(error instanceof StoreUnavailableError) || attempt + 1 >= ELECTION_RETRIES) return undefined;
       }
     }
   }
