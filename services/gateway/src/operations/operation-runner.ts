@@ -121,6 +121,7 @@ const ABANDONED = () =>
 
 /** Tries of the write that records an operation's end (pauses 0.5, 1, 2, 4, then 5 s: ~45 s). */
 const FINAL_WRITE_ATTEMPTS = 12;
+const endWritePause = (attempt: number) => unansweredPause(attempt, 250, 5_000);
 
 /**
  * The error that ends an operation whose gateway replica stopped while running it (ended or
@@ -194,7 +195,7 @@ async function endingWrite(writer: OperationWriter, along: Along, owner: string)
   } catch (error) {
     if (error instanceof StoreConflictError) throw error;
     for (let attempt = 1; attempt < FINAL_WRITE_ATTEMPTS; attempt++) {
-      await unansweredPause(attempt, 250, 5_000);
+      await endWritePause(attempt);
       const now = await writer.read().catch(() => undefined);
       if (now && endedBy(now, owner)) return now;
       if (now) throw error; // the transaction did not apply (all or nothing)
@@ -366,7 +367,7 @@ export class OperationRunner {
             { err: error, operation: id, attempt },
             "could not record the end of an operation yet",
           );
-          await unansweredPause(attempt, 250, 5_000);
+          await endWritePause(attempt);
         }
       }
       this.metrics.operations.inc({ kind: record.metadata.kind, state: final.state });

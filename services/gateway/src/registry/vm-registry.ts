@@ -73,59 +73,63 @@ export class VmRegistry {
    * with its Idempotency-Key answered that operation), so it counts as written.
    */
   async insert(vm: Vm, usage: Versioned<HostUsage>, extra: TransactionOp[]): Promise<number> {
-    const vmKey = registryKeys.vm(vm.tenant, vm.name);
-    try {
-      const { revision } = await this.store.transaction([
-        putOp(vmKey, vm, "absent"),
-        putOp(registryKeys.hostUsage(vm.host), addUsage(usage.value, vm, 1), usage.revision || "absent"),
-        ...extra,
-      ]);
-      return revision;
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        const applied = await this.readBack(vm);
-        if (applied !== undefined) return applied;
-        throw error; // not applied (all or nothing), or still unknown: the caller answers 503
-      }
-      if (error instanceof StoreConflictError && error.key === vmKey) {
-        const applied = await this.appliedAlready(vm);
-        if (applied !== undefined) return applied;
-        throw new VplaneError({
+    const ops = [
+      putOp(registryKeys.vm(vm.tenant, vm.name), vm, "absent"),
+      putOp(registryKeys.hostUsage(vm.host), addUsage(usage.value, vm, 1), usage.revision || "absent"),
+      ...extra,
+    ];
+    return this.writeVm(
+      vm,
+      ops,
+      () =>
+        new VplaneError({
           code: "ALREADY_EXISTS",
           reason: "VM_EXISTS",
           message: `VM '${vm.name}' already exists`,
           field: "name",
-        });
-      }
-      throw error;
-    }
+        }),
+    );
   }
 
   /**
    * Writes `next` over the VM at `revision` together with `extra`; ABORTED if it changed
    * meanwhile. Returns the revision of everything it wrote. Left unanswered, read back as insert.
    */
-  async replace(vm: Versioned<Vm>, next: Vm, extra: TransactionOp[] = []): Promise<number> {
-    try {
-      const { revision } = await this.store.transaction([
-        putOp(registryKeys.vm(next.tenant, next.name), next, vm.revision),
-        ...extra,
-      ]);
-      return revision;
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        const applied = await this.readBack(next);
-        if (applied !== undefined) return applied;
-        throw error;
-      }
-      if (error instanceof StoreConflictError && error.key === registryKeys.vm(next.tenant, next.name)) {
-        const applied = await this.appliedAlready(next);
-        if (applied !== undefined) return applied;
-        throw new VplaneError({
+  replace(vm: Versioned<Vm>, next: Vm, extra: TransactionOp[] = []): Promise<number> {
+    const ops = [putOp(registryKeys.vm(next.tenant, next.name), next, vm.revision), ...extra];
+    return this.writeVm(
+      next,
+      ops,
+      () =>
+        new VplaneError({
           code: "ABORTED",
           reason: "CONCURRENT_MODIFICATION",
           message: `VM '${next.name}' changed while this request ran; read it again and retry`,
-        });
+        }),
+    );
+  }
+
+  /**
+   * The transaction `ops` that writes `written`; its revision. Unanswered, it is read back
+   * (readBack); a conflict on the VM's key is a resend finding its own write (appliedAlready) or
+   * another writer's VM there (`lost`); the registry's other failures are thrown as they came.
+   */
+  private async writeVm(written: Vm, ops: TransactionOp[], lost: () => VplaneError): Promise<number> {
+    try {
+      return (await this.store.transaction(ops)).revision;
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        const applied = await this.readBack(written);
+        if (applied !== undefined) return applied;
+        throw error; // not applied (all or nothing), or still unknown: the caller answers 503
+      }
+      if (
+        error instanceof StoreConflictError &&
+        error.key === registryKeys.vm(written.tenant, written.name)
+      ) {
+        const applied = await this.appliedAlready(written);
+        if (applied !== undefined) return applied;
+        throw lost();
       }
       throw error;
     }
