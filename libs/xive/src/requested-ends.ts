@@ -13,10 +13,21 @@ import type { SourceTable } from "./source-table.js";
  * kvmppc_xive_native_update_source_config). The hypercalls and the device share one EAS table,
  * which holds the device's routing; this keeps QEMU's END beside it for the few sources moved,
  * each with the EAS words the device had then: once anything else changed the source's routing
- * (a device call, an import, a reset), QEMU's END is no longer kept apart.
+ * (a device call, a reset), QEMU's END is no longer kept apart.
+ *
+ * QEMU's migration stream carries its EAT, not the device's pick (KVM has no SOURCE_CONFIG get:
+ * book3s_xive_native.c kvmppc_xive_native_get_attr answers EQ_CONFIG only), and its post_load
+ * hands each EAT END to a fresh device's SOURCE_CONFIG (spapr_xive_kvm.c kvmppc_xive_post_load),
+ * which selects again: the saved state carries these ENDs (XiveSourceState.requestedEnd) and a
+ * restore routes from them (restore-targeting.ts), keeping here the ones it moves.
  */
 export class RequestedEnds {
   private readonly byLisn = new Map<number, { end: number; easHi: number; easLo: number }>();
+
+  /** Entries kept, some maybe no longer valid (their source's EAS changed since). */
+  get size(): number {
+    return this.byLisn.size;
+  }
 
   /** After the device took a SOURCE_CONFIG for `requestedEnd`: kept if it routes it elsewhere. */
   record(sources: SourceTable, lisn: number, requestedEnd: number): void {
@@ -35,11 +46,26 @@ export class RequestedEnds {
 
   /** The END QEMU's EAT names for `lisn`: the one asked for while the device keeps its move. */
   endOf(sources: SourceTable, lisn: number): number {
-    const easHi = sources.easHi(lisn);
+    return this.endFor(lisn, sources.easHi(lisn), sources.easLo(lisn));
+  }
+
+  /** endOf for a source whose EAS words are `easHi` and `easLo`. */
+  endFor(lisn: number, easHi: number, easLo: number): number {
     const kept = this.byLisn.get(lisn);
     if (kept === undefined) return easHi & EAS_HI_END_INDEX;
-    if (kept.easHi === easHi && kept.easLo === sources.easLo(lisn)) return kept.end;
+    if (kept.easHi === easHi && kept.easLo === easLo) return kept.end;
     this.byLisn.delete(lisn);
     return easHi & EAS_HI_END_INDEX;
+  }
+
+  /** The sources routed elsewhere than QEMU's END, and that END: lisn → END, ascending by lisn. */
+  live(sources: SourceTable): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const lisn of [...this.byLisn.keys()].sort((a, b) => a - b)) {
+      const hi = sources.easHi(lisn);
+      const end = this.endFor(lisn, hi, sources.easLo(lisn));
+      if (end !== (hi & EAS_HI_END_INDEX)) out.set(lisn, end);
+    }
+    return out;
   }
 }

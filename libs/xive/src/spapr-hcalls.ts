@@ -17,7 +17,6 @@ import {
   esbTriggerPageAddress,
 } from "./pseries-layout.js";
 import { STATUS_ASSERTED, STATUS_LSI } from "./source-table.js";
-import { RequestedEnds } from "./requested-ends.js";
 import type { XiveDevice } from "./xive-device.js";
 
 /** H_INT_GET_SOURCE_INFO output flags (IBM bit numbers 60-63, xive.md §2). */
@@ -58,9 +57,6 @@ function inKernel(kernel: InKernelXive | undefined, call: (kernel: InKernelXive)
  * (the native backend, whose `device` is its shadow). Arguments are R4.. as 64-bit values.
  */
 export class SpaprXiveHcalls {
-  /** QEMU's END of the sources the KVM device routes elsewhere. */
-  private readonly requested = new RequestedEnds();
-
   constructor(private readonly device: XiveDevice) {}
 
   call(opcode: number, args: readonly bigint[], kernel?: InKernelXive): HcallResult {
@@ -128,7 +124,7 @@ export class SpaprXiveHcalls {
    * QEMU builds the new EAS, hands it to the KVM device as a SOURCE_CONFIG value, and keeps it
    * once the device took it. The device may route the source to another vCPU's queue at that
    * priority (the asked one has no page or no free slot; none has: EBUSY, H_HARDWARE): the
-   * shared EAS then holds the device's routing and `requested` QEMU's END (requested-ends.ts).
+   * shared EAS then holds the device's routing and its requestedEnds QEMU's END (requested-ends.ts).
    * Priority 0xFF resets the EAS to VALID|MASKED; QEMU then skips the KVM device (xive.md
    * §10.4), which would leave the kernel routing a source the guest masked: vplane masks it in
    * the device too, so that the device routes what GET_SOURCE_CONFIG reports.
@@ -150,7 +146,7 @@ export class SpaprXiveHcalls {
       const masked = encodeKvmSourceConfig({ server: 0, priority: 0, eisn: 0, masked: true });
       if (!inKernel(kernel, (k) => k.setSourceConfig(n, masked))) return fail(HcallReturn.H_HARDWARE);
       sources.setEas(n, EAS_HI_VALID, EAS_LO_MASKED);
-      this.requested.forget(n);
+      this.device.requestedEnds.forget(n);
       return ok();
     }
     const priority8 = Number(priority & 0xffn);
@@ -172,7 +168,7 @@ export class SpaprXiveHcalls {
       (EAS_HI_VALID | (routed & EAS_HI_END_INDEX)) >>> 0,
       ((masked ? EAS_LO_MASKED : 0) | data) >>> 0,
     );
-    this.requested.record(sources, n, end);
+    this.device.requestedEnds.record(sources, n, end);
     return ok();
   }
 
@@ -181,7 +177,7 @@ export class SpaprXiveHcalls {
     if (this.badLisn(lisn)) return fail(HcallReturn.H_P2);
     const n = Number(lisn);
     const ends = this.device.ends!;
-    const end = this.requested.endOf(this.device.sources, n);
+    const end = this.device.requestedEnds.endOf(this.device.sources, n);
     const lo = this.device.sources.easLo(n);
     const nvt = end < ends.size ? ends.w6[end]! & END_W6_NVT_INDEX : 0;
     const priority = end < ends.size ? (ends.w7[end]! & END_W7_F0_PRIORITY) >>> END_W7_F0_PRIORITY_SHIFT : 0;
@@ -360,7 +356,7 @@ export class SpaprXiveHcalls {
     }
     if (!inKernel(kernel, (k) => k.reset())) return fail(HcallReturn.H_HARDWARE);
     this.device.resetHcallTables();
-    this.requested.clear();
+    this.device.requestedEnds.clear();
     return ok();
   }
 }

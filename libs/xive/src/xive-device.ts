@@ -36,6 +36,7 @@ import {
 } from "./kvm-attributes.js";
 import { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS, checkNrServers } from "./nr-servers.js";
 import { PseriesIrq } from "./pseries-layout.js";
+import { RequestedEnds } from "./requested-ends.js";
 import { restoredTargets, type RestoredTargets } from "./restore-targeting.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, SourceTable } from "./source-table.js";
 import { TM_SHIFT, ThreadContext, TimaPage, allOnes, type SignalSink } from "./thread-context.js";
@@ -112,10 +113,11 @@ export class XiveDevice {
   /** vCPU id → server, for the vCPUs connected (KVM_ENABLE_CAP). */
   private readonly vcpus = new VcpuRegistry();
   /**
-   * Sources a restore routed elsewhere than its state (restore-targeting.ts), and the END the
-   * state names: a later stop delta may give that queue its page back. Until resume.
+   * QEMU's EAT END of the sources this device routes elsewhere: the END a guest's
+   * H_INT_SET_SOURCE_CONFIG asked for where the KVM device picked another vCPU (spapr-hcalls.ts),
+   * or a restored state's where the restore did (restore-targeting.ts). Saved with the state.
    */
-  private movedByRestore = new Map<number, number>();
+  readonly requestedEnds = new RequestedEnds();
   /** Server → the priority whose queue attached the vCPU's one escalation interrupt (checkQueueConfig). */
   private readonly escalations = new Map<number, number>();
   private readonly signal: SignalSink;
@@ -576,7 +578,6 @@ export class XiveDevice {
 
   /** Runs again, replaying what arrived while quiesced (XiveSource.resume). No-op when running. */
   resume(): void {
-    if (this.movedByRestore.size > 0) this.movedByRestore = new Map(); // no stop delta comes once it runs
     this.sourceEngine.resume();
   }
 
@@ -593,14 +594,15 @@ export class XiveDevice {
       this.sources.blocks[b]!,
       irq & (SOURCES_PER_BLOCK - 1),
       this.sourceEngine.stopped?.savedPq.get(b),
+      this.requestedEnds,
     );
   }
 
   /**
    * Applies a checked saved state to this fresh device, whose vCPUs are connected and sources
-   * created (QEMU's post_load order, xive.md §6); the device is left quiesced. A source routed
-   * to a queue without a page lands where KVM's restore puts it (restore-targeting.ts), or the
-   * restore fails EBUSY before any change.
+   * created (QEMU's post_load order, xive.md §6); the device is left quiesced. A source goes
+   * where KVM's restore puts it when given QEMU's END (restore-targeting.ts), or the restore
+   * fails EBUSY before any change; one put elsewhere keeps that END in requestedEnds.
    */
   restoreState(state: XiveState, stoppedTriggers: readonly number[]): void {
     const targets = this.restoredTargets(state.queues, [], state.sources);
@@ -615,7 +617,7 @@ export class XiveDevice {
    * connecting the vCPUs and initialising the sources of the lists' `growth` (each then has a
    * record): the device then is what restoreState of the merged state makes on a device built
    * with the grown lists (a source left without a queue page moves or fails EBUSY, before any
-   * change, the same way; one moved before goes back when its queue gets its page back).
+   * change, the same way; one moved before goes back when the queue of its QEMU END can take it).
    */
   applyChanges(changes: XiveChanges, stoppedTriggers: readonly number[], growth?: ListGrowth): void {
     const { queues, sources, contexts } = changes;
@@ -648,24 +650,27 @@ export class XiveDevice {
     servers = this.connectedVcpus().map(({ server }) => server),
   ): RestoredTargets | undefined {
     if (ends === undefined) return undefined; // no vCPU: no queue, and no source routed (decode)
-    const target = { sources: this.sources, ends, servers, moved: this.movedByRestore };
+    const target = { sources: this.sources, ends, servers, requested: this.requestedEnds };
     return restoredTargets(target, queues, removedQueues, sources);
   }
 
   /**
-   * Routes the sources where KVM's restore put them and takes its counts; without a replay, the
-   * sources whose records were applied are where their state says.
+   * Routes the sources where KVM's restore put them and takes its counts, keeping QEMU's END of
+   * each it put elsewhere; without a replay, the sources whose records were applied are where
+   * their state says, as is their QEMU END (restoredTargets replays any record whose is not).
    */
   private retarget(targets: RestoredTargets | undefined, records: readonly XiveSourceState[]): void {
     if (targets === undefined) {
-      if (this.movedByRestore.size > 0) for (const { irq } of records) this.movedByRestore.delete(irq);
+      if (this.requestedEnds.size > 0) for (const { irq } of records) this.requestedEnds.forget(irq);
       return;
     }
     for (const { irq, endIndex } of targets.routes) {
       const eisn = this.sources.easLo(irq) & EAS_LO_EISN;
       this.sources.setEas(irq, encodeEasHi(true, 0, endIndex), encodeEasLo(false, eisn));
     }
-    this.movedByRestore = targets.moved;
+    // The replay placed every routed source: what it moved is all that is kept apart.
+    this.requestedEnds.clear();
+    for (const [irq, end] of targets.moved) this.requestedEnds.record(this.sources, irq, end);
     const ends = this.router.ends!;
     ends.kvmCount.set(targets.counts);
     ends.written.fill(1);
@@ -683,6 +688,7 @@ export class XiveDevice {
       },
       contextRegisters: this.contextRegisters,
       xiveSelected: this.xiveSelected,
+      requestedEnds: this.requestedEnds,
     };
   }
 

@@ -33,8 +33,8 @@ describe("controller deltas: refusals", () => {
     const flags = bytes.slice();
     flags[48] = 0x80;
     assert.throws(() => decodeControllerDelta(flags), refused("STATE_MALFORMED", "lists"));
-    const longer = new Uint8Array(bytes.length + 1);
-    longer.set(bytes);
+    // After the contexts, XIVE's optional requested_ends list may start (here empty: n = 0).
+    const longer = new Uint8Array([...bytes, 0, 0, 0, 0, 0]);
     assert.throws(
       () => decodeControllerDelta(longer),
       (e: unknown) => e instanceof XiveError && e.reason === "STATE_TRAILING_BYTES",

@@ -31,6 +31,12 @@ import { XICS_CHANGES, XICS_MSI } from "./xics-changes.js";
 const MSI = 0x1300; // routed to (0, 6) with EISN 0x1300
 const LSI = LSIS[0]!;
 
+/** A guest's H_INT_SET_SOURCE_CONFIG of MSI at priority 6 as QEMU makes it with the KVM device. */
+function guestRoutes(c: InterruptController, server: number): number {
+  const args = [2n, BigInt(MSI), BigInt(server), 6n, BigInt(MSI)]; // SET_EISN, EISN unchanged
+  return c.hcall(0, HcallOpcode.H_INT_SET_SOURCE_CONFIG, args, modelKernel(c.xive("t"))).returnCode;
+}
+
 /** One change (after `setup`, which the first read holds) and how many records of each list it must move (at most). */
 interface Change {
   name: string;
@@ -127,6 +133,24 @@ const CHANGES: Change[] = [
       assert.equal(c.hcall(0, HcallOpcode.H_INT_GET_QUEUE_CONFIG, [0n, 0n, 6n], kernel).returnCode, 0);
     },
     moves: { queues: 1 },
+  },
+  {
+    name: "QEMU's END alone (a guest's SET_SOURCE_CONFIG for vCPU 2, which has no priority-6 queue: the KVM device keeps the source on vCPU 0's)",
+    setup: (c) => c.selectMode("XIVE"),
+    apply: (c) => {
+      assert.equal(guestRoutes(c, 2), 0);
+      assert.equal(c.xive("t").source(MSI)!.server, 0, "the EAS is as it was");
+    },
+    moves: { sources: 1, queues: 1 }, // KVM's target selection counts the source again
+  },
+  {
+    name: "QEMU's END back where the source is routed (the guest asks for vCPU 0 again: no-op in KVM)",
+    setup: (c) => {
+      c.selectMode("XIVE");
+      assert.equal(guestRoutes(c, 2), 0);
+    },
+    apply: (c) => assert.equal(guestRoutes(c, 0), 0),
+    moves: { sources: 1 },
   },
   {
     name: "TIMA CPPR",

@@ -61,9 +61,11 @@ describe("import refuses a bad state, naming the entry, with nothing built", () 
   });
 
   it("bytes after the last list: STATE_TRAILING_BYTES; another magic: STATE_MALFORMED", () => {
-    const longer = new Uint8Array(bytes.length + 1);
-    longer.set(bytes);
+    // After the contexts, XIVE's optional requested_ends list may start (here empty: n = 0).
+    const longer = new Uint8Array([...bytes, 0, 0, 0, 0, 0]);
     assert.equal(refusal(longer, memory).reason, "STATE_TRAILING_BYTES");
+    const e = refusal(new Uint8Array([...bytes, 0]), memory);
+    assert.deepEqual([e.reason, e.field], ["STATE_TRUNCATED", "xive.requested_ends.count"]);
     const copy = bytes.slice();
     copy[4] = copy[4]! ^ 0xff;
     assert.deepEqual(

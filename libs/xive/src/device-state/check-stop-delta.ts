@@ -8,6 +8,7 @@ import type { ControllerDelta } from "./controller-delta.js";
 import { CONTROLLER_STATE_FORMAT } from "./controller-state.js";
 import {
   checkLatchedPq,
+  checkRequestedEnd,
   checkStoppedTriggers,
   checkXiveContext,
   checkXiveQueue,
@@ -39,7 +40,8 @@ function requireEachNewVcpu(
 /**
  * Checks a stop delta's XIVE records against the quiesced device it is to change in place
  * (issue 14: the finish costs what changed), with decodeControllerState's rules: each changed
- * source is one of the machine's with its LSI setting, each queue and context fits the connected
+ * source is one of the machine's with its LSI setting (and QEMU's END, where it is not its
+ * routing, of its priority and a connected vCPU), each queue and context fits the connected
  * vCPUs, header and guest RAM, the stopped triggers name sources within their bounds, and every
  * source they name (changed or not) shows the latched PQ they leave. With the lists' `growth`
  * (a vCPU connected, a source initialised or its LSI setting changed after the last iteration):
@@ -68,12 +70,14 @@ export function checkXiveStopDelta(
       "the context of server",
     );
   });
+  const connected = new Set([...xive.connectedServers(), ...growth.vcpus.map((v) => v.server)]);
   sources.changed.forEach((s, i) => {
     const field = (name: string) => `xive.sources.changed[${i}].${name}`;
     const lsi = lsiOf(s.irq);
     if (lsi === undefined)
       throw inconsistent(field("irq"), `XIVE source ${s.irq} is not one the machine initialised`);
     checkXiveSource(s, lsi, field);
+    checkRequestedEnd(s, connected, field("requested_end"));
   });
   const recorded = new Set(sources.changed.map((s) => s.irq));
   for (const { irq, lsi } of growth.sources)
@@ -82,7 +86,6 @@ export function checkXiveStopDelta(
         "xive.sources",
         `the machine initialised source ${irq} (LSI ${lsi}) after the last iteration, the delta has no record of it`,
       );
-  const connected = new Set([...xive.connectedServers(), ...growth.vcpus.map((v) => v.server)]);
   requireEachNewVcpu(growth, contexts.changed, "xive.contexts", "context");
   const header = { nrServers: xive.nrServers, guestMemoryBytes };
   queues.changed.forEach((q, i) =>

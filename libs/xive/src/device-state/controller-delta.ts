@@ -28,6 +28,7 @@ import {
  * stopped_triggers                                           as in the full state
  * XIVE: sources changed (records), removed (u32 n, n × u32 irq)
  *       queues changed, removed (end indexes); contexts changed, removed (servers)
+ *       [requested_ends]   as in the full state, of the changed sources, when one has it
  * XICS: ics sources changed, removed (nr); icps changed, removed (servers)
  * ```
  * Every changed list and removed list is strictly ascending by key.

@@ -32,6 +32,11 @@ import type { ActiveMode, ControllerMode } from "../controller-mode.js";
  *                                                                       ascending end_index
  *   contexts u32 n, then n × { u32 server, u8[64] TIMA registers (USER, OS, POOL, PHYS rings) }
  *                                                                          ascending server
+ *   requested_ends (optional, added after version 1 shipped; present only when n ≥ 1)
+ *            u32 n, then n × { u32 irq, u32 end_index }                        ascending irq
+ *            QEMU's EAT END (server << 3 | priority) of each source the KVM device routes
+ *            elsewhere than that END (RequestedEnds): an unmasked source of the list above, at
+ *            its priority, naming a connected vCPU. Every other source's is its end_index.
  * XICS (active_mode 2):
  *   ics      u32 n, then n × { u32 nr, u8 flags, u8 priority, u8 saved_priority, u8 status,
  *                             u32 server }                                    ascending nr
@@ -39,7 +44,10 @@ import type { ActiveMode, ControllerMode } from "../controller-mode.js";
  *                                                                          ascending server
  * ```
  * Nothing follows the last list. ENDs that are neither valid nor targeted and ICS sources in
- * their reset state are left out.
+ * their reset state are left out. A state without requested_ends is what a writer from before
+ * the list wrote, and reads as it did then (every source's QEMU END is where it is routed); a
+ * reader from before it refuses a state that has the list (STATE_TRAILING_BYTES), rather than
+ * answer the device's pick for QEMU's END.
  */
 export const CONTROLLER_STATE_FORMAT_VERSION = 1;
 export const CONTROLLER_STATE_MAGIC = 0x5650_4943;
@@ -57,6 +65,7 @@ export const RECORD_BYTES = {
   xiveContext: 68,
   icsSource: 12,
   icp: 12,
+  requestedEnd: 8,
 } as const;
 
 /** The header's mode and active_mode bytes. */
@@ -150,6 +159,11 @@ export interface XiveSourceState {
   endIndex: number;
   masked: boolean;
   eisn: number;
+  /**
+   * The END QEMU's EAT names (what H_INT_GET_SOURCE_CONFIG answers and a restore hands to
+   * SOURCE_CONFIG): endIndex, unless the KVM device routed the source elsewhere (RequestedEnds).
+   */
+  requestedEnd: number;
 }
 
 export interface XiveQueueState {

@@ -14,7 +14,13 @@ import {
   type XiveQueueState,
   type XiveSourceState,
 } from "./controller-state.js";
-import { readHeader, readMachineSources, readU32List, readVcpus } from "./decode-controller-state.js";
+import {
+  readHeader,
+  readMachineSources,
+  readRequestedEnds,
+  readU32List,
+  readVcpus,
+} from "./decode-controller-state.js";
 
 const malformed = (field: string, message: string) =>
   stateError(CONTROLLER_STATE_FORMAT, "STATE_MALFORMED", field, message);
@@ -26,15 +32,17 @@ const parseXiveSource: RecordParser<XiveSourceState> = (v, at, r) => {
   const status = v.getUint8(at + 4);
   if (status > 0xf) throw malformed(r.field("status"), `status 0x${status.toString(16)} has unknown bits`);
   const lo = v.getUint32(at + 10);
+  const endIndex = v.getUint32(at + 6);
   return {
     irq: v.getUint32(at),
     lsi: (status & 8) !== 0,
     asserted: (status & 4) !== 0,
     pq: status & 3,
     savedPq: v.getUint8(at + 5),
-    endIndex: v.getUint32(at + 6),
+    endIndex,
     masked: (lo & 0x8000_0000) !== 0,
     eisn: lo & 0x7fff_ffff,
+    requestedEnd: endIndex, // unless requested_ends names it
   };
 };
 
@@ -139,6 +147,7 @@ export function decodeControllerDelta(bytes: Uint8Array): ControllerDelta {
       queues: readKeyed(r, "xive.queues", RECORD_BYTES.xiveQueue, parseXiveQueue, (q) => q.endIndex),
       contexts: readKeyed(r, "xive.contexts", RECORD_BYTES.xiveContext, parseXiveContext, (c) => c.server),
     };
+    readRequestedEnds(r, delta.xive.sources.changed, "xive.sources.changed");
   } else {
     delta.xics = {
       sources: readKeyed(r, "xics.sources", RECORD_BYTES.icsSource, parseIcsSource, (s) => s.nr),

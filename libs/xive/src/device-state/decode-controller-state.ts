@@ -234,6 +234,7 @@ function readXiveSources(
       endIndex,
       masked: (lo & 0x8000_0000) !== 0,
       eisn: lo & 0x7fff_ffff,
+      requestedEnd: endIndex, // unless requested_ends names it
     };
     checkXiveSource(source, m.lsi, (name) => r.field(name));
     out.push(source);
@@ -260,6 +261,49 @@ export function checkXiveSource(s: XiveSourceState, machineLsi: boolean, field: 
       `source ${s.irq}: END ${s.endIndex} is not in block 0 (24-bit index)`,
     );
   }
+}
+
+/**
+ * Reads the optional requested_ends list into the records of `sources` (ascending by irq) it
+ * names: a list of a delta names changed records (`list` "xive.sources.changed"), of a state
+ * any. Only where it is: nothing left to read means no source has one.
+ */
+export function readRequestedEnds(r: StateReader, sources: readonly XiveSourceState[], list: string): void {
+  if (r.remaining === 0) return;
+  const n = r.count("xive.requested_ends", RECORD_BYTES.requestedEnd);
+  let at = 0;
+  let previous: number | undefined;
+  for (let i = 0; i < n; i++) {
+    r.record("xive.requested_ends", i);
+    const irq = r.u32("irq");
+    const end = r.u32("end_index");
+    ascending(r, previous, irq, "irq", "source");
+    previous = irq;
+    while (at < sources.length && sources[at]!.irq < irq) at++;
+    const source = sources[at];
+    if (source?.irq !== irq) throw inconsistent(r.field("irq"), `source ${irq} has no record in ${list}`);
+    if (end === source.endIndex) {
+      throw inconsistent(
+        r.field("end_index"),
+        `source ${irq}: END ${end} is where it is routed (only a source routed elsewhere is listed)`,
+      );
+    }
+    source.requestedEnd = end;
+  }
+}
+
+/**
+ * A source's QEMU END (XiveSourceState.requestedEnd) where it is not its routing: the KVM device
+ * moves an unmasked source only, and at the same priority (kvmppc_xive_select_target), and
+ * QEMU's END names a vCPU (spapr_xive_target_to_end), whose server is in `connected`.
+ */
+export function checkRequestedEnd(s: XiveSourceState, connected: ReadonlySet<number>, field: string): void {
+  if (s.requestedEnd === s.endIndex) return;
+  const requested = `source ${s.irq}: QEMU's END ${s.requestedEnd} (server ${s.requestedEnd >>> 3}, priority ${s.requestedEnd & 7})`;
+  if (s.masked) throw inconsistent(field, `${requested} is kept apart from a masked source's`);
+  if ((s.requestedEnd & 7) !== (s.endIndex & 7))
+    throw inconsistent(field, `${requested} is not at the priority it is routed at (${s.endIndex & 7})`);
+  if (!connected.has(s.requestedEnd >>> 3)) throw inconsistent(field, `${requested} names no connected vCPU`);
 }
 
 /** The PQ a quiesced source must show (xive.md §6 latch): 01 stays off, else 10, or 11 once hit. */
@@ -428,8 +472,11 @@ function readXive(
 ): XiveState {
   const servers = vcpus.map((v) => v.server).sort((a, b) => a - b);
   const sources = readXiveSources(r, machine);
-  const queues = readXiveQueues(r, header, new Set(servers));
+  const connected = new Set(servers);
+  const queues = readXiveQueues(r, header, connected);
   const contexts = readXiveContexts(r, servers);
+  readRequestedEnds(r, sources, "xive.sources");
+  sources.forEach((s, i) => checkRequestedEnd(s, connected, `xive.sources[${i}].requested_end`));
   return { xiveSelected: header.xiveSelected, sources, queues, contexts };
 }
 

@@ -7,11 +7,13 @@ import {
 } from "./controller-delta.js";
 import { CONTROLLER_STATE_FORMAT, RECORD_BYTES } from "./controller-state.js";
 import {
+  requestedEndsSize,
   writeHeader,
   writeIcp,
   writeIcsSource,
   writeList,
   writeMachineSources,
+  writeRequestedEnds,
   writeU32List,
   writeVcpus,
   writeXiveContext,
@@ -31,7 +33,8 @@ export function controllerDeltaSize(delta: ControllerDelta): number {
     size +=
       keyedSize(delta.xive.sources, RECORD_BYTES.xiveSource) +
       keyedSize(delta.xive.queues, RECORD_BYTES.xiveQueue) +
-      keyedSize(delta.xive.contexts, RECORD_BYTES.xiveContext);
+      keyedSize(delta.xive.contexts, RECORD_BYTES.xiveContext) +
+      requestedEndsSize(delta.xive.sources.changed);
   }
   if (delta.xics) {
     size +=
@@ -58,6 +61,7 @@ export function encodeControllerDelta(delta: ControllerDelta): Uint8Array {
     writeKeyed(w, delta.xive.sources, writeXiveSource);
     writeKeyed(w, delta.xive.queues, writeXiveQueue);
     writeKeyed(w, delta.xive.contexts, writeXiveContext);
+    writeRequestedEnds(w, delta.xive.sources.changed);
   }
   if (delta.xics) {
     writeKeyed(w, delta.xics.sources, writeIcsSource);

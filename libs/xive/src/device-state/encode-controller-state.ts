@@ -28,7 +28,8 @@ function encodedSize(state: ControllerState): number {
       12 +
       state.xive.sources.length * RECORD_BYTES.xiveSource +
       state.xive.queues.length * RECORD_BYTES.xiveQueue +
-      state.xive.contexts.length * RECORD_BYTES.xiveContext;
+      state.xive.contexts.length * RECORD_BYTES.xiveContext +
+      requestedEndsSize(state.xive.sources);
   }
   if (state.xics) {
     size +=
@@ -49,12 +50,30 @@ export function encodeControllerState(state: ControllerState): Uint8Array {
     writeList(w, sources, writeXiveSource);
     writeList(w, queues, writeXiveQueue);
     writeList(w, contexts, writeXiveContext);
+    writeRequestedEnds(w, sources);
   }
   if (state.xics) {
     writeList(w, state.xics.sources, writeIcsSource);
     writeList(w, state.xics.icps, writeIcp);
   }
   return w.bytes;
+}
+
+/** The sources whose QEMU END is not where they are routed (the optional requested_ends list). */
+function movedSources(sources: readonly XiveSourceState[]): XiveSourceState[] {
+  return sources.filter((s) => s.requestedEnd !== s.endIndex);
+}
+
+/** The bytes of the requested_ends list of `sources`: none when every source is where QEMU's END says. */
+export function requestedEndsSize(sources: readonly XiveSourceState[]): number {
+  const n = movedSources(sources).length;
+  return n === 0 ? 0 : 4 + n * RECORD_BYTES.requestedEnd;
+}
+
+/** The optional requested_ends list, written only when a source has one (layout: controller-state.ts). */
+export function writeRequestedEnds(w: StateWriter, sources: readonly XiveSourceState[]): void {
+  const moved = movedSources(sources);
+  if (moved.length > 0) writeList(w, moved, (w, s) => w.u32(s.irq).u32(s.requestedEnd));
 }
 
 /*

@@ -21,10 +21,11 @@ const KEYED = {
  * bytes: a delta from nothing holds the vCPU and machine-source lists and every record, and its
  * layout is the full state's records in the full state's order (controller-delta.ts), so the
  * state is the delta's bytes with the full state's magic, without the list flags word and the
- * removed lists. The same bytes as encodeControllerState(mergeControllerDelta(undefined,
- * decodeControllerDelta(bytes))), without a record decoded, merged or encoded (at 1,048,576
- * sources that was a million objects built, then dropped, three times over); the result still
- * needs decodeControllerState's checks, which the delta's records had not had. Refused as that
+ * removed lists (XIVE's optional requested_ends list is the same in both, and last). The same
+ * bytes as encodeControllerState(mergeControllerDelta(undefined, decodeControllerDelta(bytes))),
+ * without a record decoded, merged or encoded (at 1,048,576 sources that was a million objects
+ * built, then dropped, three times over); the result still needs decodeControllerState's
+ * checks, which the delta's records had not had. Refused as that
  * path refuses: the delta's layout as decodeControllerDelta (STATE_TRUNCATED, STATE_MALFORMED,
  * STATE_TRAILING_BYTES, its header as a full state's), a delta without both lists or with a
  * removed key as mergeControllerDelta (STATE_DELTA_MISMATCH).
@@ -69,6 +70,12 @@ export function firstDeltaAsState(bytes: Uint8Array): Uint8Array {
         `${name}.removed`,
         `${r.data.getUint32(offset(), CONTROLLER_STATE_FORMAT.littleEndian)} is not in the state the delta applies to`,
       );
+  }
+  // XIVE's optional requested_ends list: the full state's layout, last in both.
+  if (header.activeMode === "XIVE" && r.remaining > 0) {
+    const requested = offset();
+    list("xive.requested_ends", RECORD_BYTES.requestedEnd);
+    parts.push(bytes.subarray(requested, offset()));
   }
   r.end();
   const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));

@@ -2,6 +2,7 @@ import { addKeyedChange, type KeyedChanges } from "@vplane/model-kit";
 import { EAS_HI_END_INDEX, EAS_HI_VALID, EAS_LO_EISN, EAS_LO_MASKED } from "../eas.js";
 import { ENDS_PER_RANGE, type EndTable } from "../end-table.js";
 import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
+import type { RequestedEnds } from "../requested-ends.js";
 import { STATUS_PQ, type SourceBlock } from "../source-table.js";
 import { latchedPq } from "../xive-source.js";
 import type { XiveContextState, XiveQueueState, XiveSourceState } from "./controller-state.js";
@@ -78,6 +79,8 @@ export class XiveChangeTracker {
   private readonly contexts: (Uint8Array | undefined)[] = [];
   /** The device's register chunks (ContextRegisters) as last handed out. */
   private readonly registerChunks: (Buffer | undefined)[] = [];
+  /** QEMU's END of the sources routed elsewhere (RequestedEnds.live) as last handed out. */
+  private requested = new Map<number, number>();
 
   /**
    * What changed since the copy (a new tracker: everything); with `take`, the copy becomes the
@@ -91,7 +94,7 @@ export class XiveChangeTracker {
     };
   }
 
-  private sourceChanges({ source }: XiveParts, take: boolean): KeyedChanges<XiveSourceState> {
+  private sourceChanges({ source, requestedEnds }: XiveParts, take: boolean): KeyedChanges<XiveSourceState> {
     const changes: KeyedChanges<XiveSourceState> = { changed: [], removed: [] };
     const blocks = source.sources.blocks;
     for (let b = 0; b < blocks.length; b++) {
@@ -104,7 +107,7 @@ export class XiveChangeTracker {
       if (take) block.written = false;
       // Latching a block changes no record by itself (sourceRecord), so the arrays tell it all.
       if (copy !== undefined && copy.bytes.equals(block.bytes)) continue;
-      blockChanges(b, block, saved, copy, changes);
+      blockChanges(b, block, saved, copy, requestedEnds, changes);
       if (!take) continue;
       if (copy === undefined) this.blocks[b] = copyOf(block, saved);
       else {
@@ -112,7 +115,34 @@ export class XiveChangeTracker {
         copy.saved = saved?.slice();
       }
     }
+    this.requestedChanges({ source, requestedEnds }, take, changes);
     return changes;
+  }
+
+  /**
+   * The sources whose QEMU END alone changed (a guest asking again for a full queue's vCPU moves
+   * the source where it was: its EAS stays, QEMU's END does not), added to `changes` in irq
+   * order. Those the device keeps apart are few (RequestedEnds), so they are compared whole.
+   */
+  private requestedChanges(
+    { source, requestedEnds }: Pick<XiveParts, "source" | "requestedEnds">,
+    take: boolean,
+    changes: KeyedChanges<XiveSourceState>,
+  ): void {
+    if (requestedEnds.size === 0 && this.requested.size === 0) return;
+    const now = requestedEnds.live(source.sources);
+    const differ = [...now].filter(([irq, end]) => this.requested.get(irq) !== end).map(([irq]) => irq);
+    for (const irq of this.requested.keys()) if (!now.has(irq)) differ.push(irq);
+    if (take) this.requested = now;
+    const added = differ.filter((irq) => !listed(changes.changed, irq) && source.sources.isValid(irq));
+    if (added.length === 0) return;
+    for (const irq of added) {
+      const b = irq >>> SOURCE_BLOCK_SHIFT;
+      const i = irq & (SOURCES_PER_BLOCK - 1);
+      const block = source.sources.blocks[b]!;
+      changes.changed.push(sourceRecord(irq, block, i, source.stopped?.savedPq.get(b), requestedEnds));
+    }
+    changes.changed.sort((a, b) => a.irq - b.irq);
   }
 
   private queueChanges(ends: EndTable | undefined, take: boolean): KeyedChanges<XiveQueueState> {
@@ -180,6 +210,18 @@ export class XiveChangeTracker {
   }
 }
 
+/** Source `irq` has a record among `records` (ascending by irq). */
+function listed(records: readonly XiveSourceState[], irq: number): boolean {
+  let low = 0;
+  let high = records.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (records[mid]!.irq < irq) low = mid + 1;
+    else high = mid;
+  }
+  return records[low]?.irq === irq;
+}
+
 type SourceArrays = Pick<BlockCopy, "status" | "saved" | "easHi" | "easLo">;
 
 /** Source `i` has the same record in `a` and `b` (as sourceRecord derives it from the arrays). */
@@ -203,6 +245,7 @@ function blockChanges(
   block: SourceBlock,
   saved: Uint8Array | undefined,
   copy: BlockCopy | undefined,
+  requested: RequestedEnds,
   changes: KeyedChanges<XiveSourceState>,
 ): void {
   const now: SourceArrays = { status: block.status, saved, easHi: block.easHi, easLo: block.easLo };
@@ -211,7 +254,7 @@ function blockChanges(
     const valid = (block.easHi[i]! & EAS_HI_VALID) !== 0;
     const wasValid = copy !== undefined && (copy.easHi[i]! & EAS_HI_VALID) !== 0;
     if (valid && !(wasValid && sameSource(copy, now, i)))
-      changes.changed.push(sourceRecord(irq, block, i, saved));
+      changes.changed.push(sourceRecord(irq, block, i, saved, requested));
     else if (!valid && wasValid) changes.removed.push(irq);
   }
 }

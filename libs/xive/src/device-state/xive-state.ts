@@ -11,6 +11,7 @@ import { SOURCE_BLOCK_SHIFT, SOURCES_PER_BLOCK } from "../kvm-attributes.js";
 import { STATUS_ASSERTED, STATUS_LSI, STATUS_PQ, type SourceBlock } from "../source-table.js";
 import { StoppedTriggers } from "../stopped-triggers.js";
 import type { ContextRegisters } from "../context-registers.js";
+import type { RequestedEnds } from "../requested-ends.js";
 import type { ThreadContext } from "../thread-context.js";
 import { latchedPq, type XiveSource } from "../xive-source.js";
 import type { XiveContextState, XiveQueueState, XiveSourceState, XiveState } from "./controller-state.js";
@@ -24,20 +25,24 @@ export interface XiveParts {
   /** Their registers (each context's regs is a view into one of its chunks). */
   readonly contextRegisters: ContextRegisters;
   readonly xiveSelected: boolean;
+  /** QEMU's END of the sources the device routes elsewhere. */
+  readonly requestedEnds: RequestedEnds;
 }
 
 /**
  * Source `i` of `block` as saved (QEMU's pre_save, xive.md §6): with `saved`, the PQs of its
  * latched block; without (running, or a block the lazy latch has not reached), as a quiesce
- * leaves it: PQ 10 unless 01, the PQ now saved.
+ * leaves it: PQ 10 unless 01, the PQ now saved. QEMU's END from `requested`.
  */
 export function sourceRecord(
   irq: number,
   block: SourceBlock,
   i: number,
   saved: Uint8Array | undefined,
+  requested: RequestedEnds,
 ): XiveSourceState {
   const status = block.status[i]!;
+  const hi = block.easHi[i]!;
   const lo = block.easLo[i]!;
   const pq = status & STATUS_PQ;
   return {
@@ -46,9 +51,10 @@ export function sourceRecord(
     asserted: (status & STATUS_ASSERTED) !== 0,
     pq: saved ? pq : latchedPq(pq),
     savedPq: saved ? saved[i]! : pq,
-    endIndex: block.easHi[i]! & EAS_HI_END_INDEX,
+    endIndex: hi & EAS_HI_END_INDEX,
     masked: (lo & EAS_LO_MASKED) !== 0,
     eisn: lo & EAS_LO_EISN,
+    requestedEnd: requested.size === 0 ? hi & EAS_HI_END_INDEX : requested.endFor(irq, hi, lo),
   };
 }
 
@@ -76,9 +82,16 @@ export function queueRecord(ends: EndTable, index: number): XiveQueueState | und
  * A XIVE device's state as a quiesce leaves it (QEMU's pre_save, xive.md §6; a running device's
  * as a quiesce now would): every valid source with its EAS, latched and saved PQ and LSI level;
  * every END with a queue (or with sources counted against it) with its live index and
- * generation; the TIMA registers of every vCPU.
+ * generation; the TIMA registers of every vCPU. A source's EAS END is the device's routing; its
+ * requestedEnd QEMU's EAT END (RequestedEnds), which QEMU's stream carries (xive.md §6).
  */
-export function captureXiveState({ source, ends, contexts, xiveSelected }: XiveParts): XiveState {
+export function captureXiveState({
+  source,
+  ends,
+  contexts,
+  xiveSelected,
+  requestedEnds,
+}: XiveParts): XiveState {
   const sources: XiveSourceState[] = [];
   const blocks = source.sources.blocks;
   for (let b = 0; b < blocks.length; b++) {
@@ -87,7 +100,7 @@ export function captureXiveState({ source, ends, contexts, xiveSelected }: XiveP
     const saved = source.stopped?.savedPq.get(b);
     for (let i = 0; i < SOURCES_PER_BLOCK; i++) {
       if (block.easHi[i]! & EAS_HI_VALID)
-        sources.push(sourceRecord((b << SOURCE_BLOCK_SHIFT) | i, block, i, saved));
+        sources.push(sourceRecord((b << SOURCE_BLOCK_SHIFT) | i, block, i, saved, requestedEnds));
     }
   }
   const queues: XiveQueueState[] = [];
@@ -116,7 +129,9 @@ export function applyXiveState(parts: XiveParts, state: XiveState, stoppedTrigge
 /**
  * Applies changed records to a quiesced XIVE device in the same order (queues, sources,
  * contexts), each record replacing what the device had for its key; `removedQueues` go back to
- * their reset state. Records of a state or delta already checked against the device.
+ * their reset state. Records of a state or delta already checked against the device. A source's
+ * EAS takes its endIndex; where QEMU's END (requestedEnd) sends it is the caller's to replay
+ * (XiveDevice, restore-targeting.ts).
  *
  * A queue's source slots are counted as a KVM destination counts them, not copied from the
  * record: QEMU's post_load replays EQ_CONFIG, then every source's SOURCE_CONFIG into a fresh
