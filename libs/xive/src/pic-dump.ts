@@ -46,8 +46,9 @@ function queueWindow(device: XiveDevice, end: number): string {
 /**
  * A readable state dump in the spirit of QEMU's `info pic` for sPAPR XIVE (xive.md §9): per vCPU
  * the four TIMA rings; per valid source LISN, kind, PQ and asserted, masked, EISN, and for an
- * unmasked source its target/priority with the queue's index/entries, address, generation and
- * the last entries written.
+ * unmasked source the target/priority of its END in QEMU's EAT (spapr_xive_pic_print_info) with
+ * the queue's index/entries, address, generation and the last entries written; where the KVM
+ * device routes it elsewhere (RequestedEnds), `routed` and that target/priority after them.
  */
 export function dumpXive(device: XiveDevice): string {
   const lines: string[] = [];
@@ -67,7 +68,8 @@ export function dumpXive(device: XiveDevice): string {
       source.masked ? "M" : " "
     } ${hex(source.eisn, 8)} `;
     const ends = device.ends;
-    const end = (source.server << 3) | source.priority;
+    const routed = (source.server << 3) | source.priority;
+    const end = source.masked ? routed : device.requestedEnds.endOf(device.sources, irq);
     if (!source.masked && ends !== undefined && end < ends.size && ends.isValid(end)) {
       const state = ends.read(end);
       const entries = state.qshift ? 1 << (state.qshift - 2) : 0;
@@ -76,6 +78,7 @@ export function dumpXive(device: XiveDevice): string {
         ` @${state.qaddr.toString(16)} ^${state.generation}`;
       if (state.enqueue) line += ` ${queueWindow(device, end)}`;
     }
+    if (end !== routed) line += ` routed ${source.server}/${source.priority}`;
     lines.push(line.trimEnd());
   });
   return lines.join("\n") + "\n";
