@@ -12,14 +12,15 @@
 // apply but its answer was lost, the retry reports a StoreConflictError whose `actual` is that
 // write's revision.
 
+import { status } from "@grpc/grpc-js";
 import {
-  GRPCInvalidArgumentError,
-  type IKeyValue,
-  type IRangeRequest,
-  type IRequestOp,
-  type IResponseOp,
-  type ITxnRequest,
-} from "etcd3";
+  EtcdCallError,
+  type EtcdKeyValue,
+  type EtcdRangeRequest,
+  type EtcdRequestOp,
+  type EtcdTxnRequest,
+  type EtcdTxnResponse,
+} from "./etcd-member-client.js";
 import { EtcdMembers } from "./etcd-members.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.js";
 import { StoreError, StoreInvalidArgumentError, StoreUnavailableError } from "./store-error.js";
@@ -58,6 +59,7 @@ export interface EtcdStoreOptions {
 }
 
 const ALL_KEYS_END = Buffer.from([0]);
+const EMPTY = Buffer.alloc(0);
 
 export class EtcdStore implements Store {
   readonly prefix: string;
@@ -76,8 +78,9 @@ export class EtcdStore implements Store {
   get(key: string): Promise<StoreEntry | undefined> {
     return this.call(async () => {
       validateKey(key);
-      const response = await this.members.run((client) => client.kv.range({ key: this.etcdKey(key) }));
-      const kv = response.kvs[0];
+      const request: EtcdRangeRequest = { key: this.etcdKey(key) };
+      const response = await this.members.run((client, deadline) => client.range(request, deadline));
+      const kv = response.kvs?.[0];
       return kv && this.entryOf(kv);
     });
   }
@@ -89,14 +92,14 @@ export class EtcdStore implements Store {
       const after = decodePageToken(prefix, options?.pageToken);
       const fullPrefix = this.prefix + prefix;
       const end = prefixRangeEnd(fullPrefix);
-      const request: IRangeRequest = {
+      const request: EtcdRangeRequest = {
         // The smallest key after `after` is `after` + NUL; no store key contains NUL.
         key: after === undefined ? Buffer.from(fullPrefix) : Buffer.from(this.prefix + after + "\0"),
         range_end: end === undefined ? ALL_KEYS_END : Buffer.from(end),
         limit: pageSize,
       };
-      const response = await this.members.run((client) => client.kv.range(request));
-      const entries = response.kvs.map((kv) => this.entryOf(kv));
+      const response = await this.members.run((client, deadline) => client.range(request, deadline));
+      const entries = (response.kvs ?? []).map((kv) => this.entryOf(kv));
       const last = entries.at(-1);
       return response.more && last
         ? { entries, nextPageToken: encodePageToken(prefix, last.key) }
@@ -132,28 +135,28 @@ export class EtcdStore implements Store {
 
   private async apply(plan: TransactionPlan): Promise<{ revision: number; deleted: boolean[] }> {
     const conditionedKeys = [...new Set(plan.conditions.map((condition) => condition.key))];
-    const request: ITxnRequest = {
+    const request: EtcdTxnRequest = {
       compare: plan.conditions.map(({ key, expected }) =>
         expected === "absent"
           ? { key: this.etcdKey(key), target: "Create", result: "Equal", create_revision: 0 }
           : { key: this.etcdKey(key), target: "Mod", result: "Equal", mod_revision: expected },
       ),
-      success: plan.writes.map((write): IRequestOp =>
+      success: plan.writes.map((write): EtcdRequestOp =>
         write.kind === "put"
           ? { request_put: { key: this.etcdKey(write.key), value: write.value } }
           : { request_delete_range: { key: this.etcdKey(write.key) } },
       ),
       failure: conditionedKeys.map((key) => ({ request_range: { key: this.etcdKey(key), keys_only: true } })),
     };
-    const response = await this.members.run((client) => client.kv.txn(request));
+    const response = await this.members.run((client, deadline) => client.txn(request, deadline));
     if (response.succeeded) {
       const deleted = plan.writes
-        .map((write, index) => ({ write, response: response.responses[index] }))
+        .map((write, index) => ({ write, response: response.responses?.[index] }))
         .filter(({ write }) => write.kind === "delete")
-        .map(({ response }) => Number(response?.response_delete_range?.deleted ?? 0) > 0);
-      return { revision: Number(response.header.revision), deleted };
+        .map(({ response }) => (response?.response_delete_range?.deleted ?? 0) > 0);
+      return { revision: response.header.revision, deleted };
     }
-    const actual = new Map(conditionedKeys.map((key, index) => [key, revisionIn(response.responses[index])]));
+    const actual = new Map(conditionedKeys.map((key, index) => [key, revisionIn(response, index)]));
     const conflict = firstConflict(plan.conditions, (key) => actual.get(key) ?? "absent");
     throw conflict ?? new StoreError("etcd refused the transaction but every condition holds");
   }
@@ -162,11 +165,11 @@ export class EtcdStore implements Store {
     return Buffer.from(this.prefix + key);
   }
 
-  private entryOf(kv: IKeyValue): StoreEntry {
+  private entryOf(kv: EtcdKeyValue): StoreEntry {
     return {
       key: kv.key.toString("latin1").slice(this.prefix.length),
-      value: decodeValue(kv.value),
-      revision: Number(kv.mod_revision),
+      value: decodeValue(kv.value ?? EMPTY),
+      revision: kv.mod_revision ?? 0,
     };
   }
 
@@ -180,15 +183,16 @@ export class EtcdStore implements Store {
   }
 }
 
-function revisionIn(response: IResponseOp | undefined): number | "absent" {
-  const kv = response?.response_range?.kvs[0];
-  return kv ? Number(kv.mod_revision) : "absent";
+/** The revision of the key the failure branch's `index`-th read found. */
+function revisionIn(response: EtcdTxnResponse, index: number): number | "absent" {
+  const kv = response.responses?.[index]?.response_range?.kvs?.[0];
+  return kv ? (kv.mod_revision ?? 0) : "absent";
 }
 
 function etcdError(error: unknown): StoreError {
   if (error instanceof StoreError) return error;
   const detail = error instanceof Error ? error.message : String(error);
-  if (error instanceof GRPCInvalidArgumentError) {
+  if (error instanceof EtcdCallError && error.code === status.INVALID_ARGUMENT) {
     return new StoreInvalidArgumentError(`etcd refused the request: ${detail}`, { cause: error });
   }
   return new StoreUnavailableError(`etcd unavailable: ${detail}`, { cause: error });

@@ -2,8 +2,9 @@
 // as unavailable hands it to the next member (3 tries in all); any other failure is the answer.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { GRPCInvalidArgumentError, GRPCUnavailableError } from "etcd3";
-import { EtcdMembers, type EtcdMemberClient } from "../src/etcd-members.js";
+import { status } from "@grpc/grpc-js";
+import { EtcdCallError, type EtcdMemberClient } from "../src/etcd-member-client.js";
+import { EtcdMembers } from "../src/etcd-members.js";
 
 interface FakeMember {
   id: string;
@@ -21,20 +22,20 @@ const member = (id: string, leader?: string, failures: Error[] = []): FakeMember
   calls: 0,
 });
 
+const unavailable = (message: string) => new EtcdCallError(status.UNAVAILABLE, message);
+
 const clientOf = (m: FakeMember) =>
   ({
-    maintenance: {
-      status: () =>
-        m.leader === undefined
-          ? Promise.reject(new GRPCUnavailableError("down"))
-          : Promise.resolve({ leader: m.leader, header: { member_id: m.id } }),
-    },
+    status: () =>
+      m.leader === undefined
+        ? Promise.reject(unavailable("down"))
+        : Promise.resolve({ leader: m.leader, header: { member_id: m.id } }),
     close: () => {},
   }) as unknown as EtcdMemberClient;
 
 function membersOf(fakes: FakeMember[]): { members: EtcdMembers; call: () => Promise<string> } {
   const clients = fakes.map(clientOf);
-  const members = new EtcdMembers(clients);
+  const members = new EtcdMembers(clients, 1000);
   const call = () =>
     members.run((client) => {
       const m = fakes[clients.indexOf(client)]!;
@@ -58,12 +59,8 @@ describe("EtcdMembers", () => {
   });
 
   it("hands a call a member failed as unavailable to the next member, 3 tries in all", async () => {
-    const unavailable = () => new GRPCUnavailableError("connection refused");
-    const fakes = [
-      member("11", "11", [unavailable()]),
-      member("22", "11", [unavailable()]),
-      member("33", "11"),
-    ];
+    const refused = () => unavailable("connection refused");
+    const fakes = [member("11", "11", [refused()]), member("22", "11", [refused()]), member("33", "11")];
     const { call } = membersOf(fakes);
     assert.equal(await call(), "33");
     assert.deepEqual(
@@ -71,21 +68,35 @@ describe("EtcdMembers", () => {
       [1, 1, 1],
     );
 
-    const allDown = [0, 1, 2].map(() => member("44", "44", [unavailable(), unavailable(), unavailable()]));
-    await assert.rejects(membersOf(allDown).call(), GRPCUnavailableError);
+    const allDown = [0, 1, 2].map(() => member("44", "44", [refused(), refused(), refused()]));
+    await assert.rejects(membersOf(allDown).call(), { code: status.UNAVAILABLE });
   });
 
   it("retries a single member's unavailable call on the same member", async () => {
-    const fakes = [
-      member("11", "11", [new GRPCUnavailableError("reset"), new GRPCUnavailableError("reset")]),
-    ];
+    const fakes = [member("11", "11", [unavailable("reset"), unavailable("reset")])];
     assert.equal(await membersOf(fakes).call(), "11");
     assert.equal(fakes[0]!.calls, 3);
   });
 
+  it("hands on a try whose deadline passed, and gives each try a deadline of its own", async () => {
+    const clients = [0, 1].map((i) => clientOf(member(String(i), "0")));
+    const members = new EtcdMembers(clients, 1000);
+    const deadlines: number[] = [];
+    const answer = await members.run((client, deadline) => {
+      deadlines.push(deadline - Date.now());
+      return deadlines.length === 1
+        ? Promise.reject(new EtcdCallError(status.DEADLINE_EXCEEDED, "deadline exceeded"))
+        : Promise.resolve(clients.indexOf(client));
+    });
+    assert.equal(answer, 1);
+    assert.equal(deadlines.length, 2);
+    for (const left of deadlines) assert.ok(left > 900 && left <= 1000, `${left} ms left`);
+  });
+
   it("answers any other failure at once, untried elsewhere", async () => {
-    const fakes = [member("11", "11", [new GRPCInvalidArgumentError("bad key")]), member("22", "11")];
-    await assert.rejects(membersOf(fakes).call(), GRPCInvalidArgumentError);
+    const badKey = new EtcdCallError(status.INVALID_ARGUMENT, "bad key");
+    const fakes = [member("11", "11", [badKey]), member("22", "11")];
+    await assert.rejects(membersOf(fakes).call(), badKey);
     assert.deepEqual(
       fakes.map((m) => m.calls),
       [1, 0],
