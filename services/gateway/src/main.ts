@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { EXIT, createLogger, loadConfigOrExit } from "@vplane/service-kit";
 import { startGateway, type RunningGateway } from "./gateway.js";
+import { gatewayLogDestination } from "./http/log-destination.js";
 import { gatewayOptionsSpec } from "./gateway-options.js";
 
 const config = loadConfigOrExit("gateway", gatewayOptionsSpec, process.argv.slice(2));
 if (!config) process.exit(EXIT.GRACEFUL);
-const log = createLogger({ name: "gateway", level: config.logLevel });
+const log = createLogger({ name: "gateway", level: config.logLevel, destination: gatewayLogDestination() });
 let gateway: RunningGateway;
 try {
   gateway = await startGateway(config, log, {
