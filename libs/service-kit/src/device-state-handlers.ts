@@ -1,4 +1,5 @@
 import type * as pb from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
+import { StoreUnavailableError } from "@vplane/store";
 import type {
   DeviceStateHandlers,
   FinishedImport,
@@ -46,13 +47,25 @@ export interface PreCopyDevices {
   /** The VM has a prepared import here. */
   prepared(vm: string): boolean;
   /**
-   * Applies the stop's deltas to the prepared import, quiesced: the devices become the VM's. Its
-   * writes are the store's "deferred" ones, made durable by `sync`, so that the devices resume
-   * before the disk is flushed.
+   * Applies the stop's deltas to the prepared import, quiesced: the devices become the VM's
+   * here, their store records still marked preparing until the returned write.
    */
-  finish(stream: ImportStream): Promise<string[]>;
+  finish(stream: ImportStream): FinishedDevices;
   /** Resolves once every write so far is durable (Store.sync): a finish's too. */
   sync(): Promise<void>;
+}
+
+/** A prepared import made the VM's devices (PreCopyDevices.finish), not yet written. */
+export interface FinishedDevices {
+  devices: string[];
+  /**
+   * Writes them (their records no longer preparing) as the store's "deferred" writes, made
+   * durable by `sync`; the VM's later calls write after it. Called once the devices resumed, so
+   * that the write is not in the downtime (issue 14). If it fails they stay the VM's here,
+   * running, their records preparing (a restart drops them): FinishImport answers the failure,
+   * the source keeps the VM and the destination's migration service releases them.
+   */
+  write(): Promise<void>;
 }
 
 /** What a device service does with one VM's devices, whichever backend holds them. */
@@ -87,6 +100,20 @@ export function devicesQuiesced(vm: string, reason: string, devices: string): Vp
     reason,
     field: "vm",
     message: `VM ${vm}'s ${devices} quiesced: the state moves in the stop-and-copy`,
+  });
+}
+
+/**
+ * A finished import that its store did not make durable, as FinishImport answers it: UNAVAILABLE
+ * STORE_UNAVAILABLE (the source keeps the VM; a later migration may succeed), other errors as
+ * they are.
+ */
+function notDurable(vm: string, error: unknown): unknown {
+  if (!(error instanceof StoreUnavailableError)) return error;
+  return new VplaneError({
+    code: "UNAVAILABLE",
+    reason: "STORE_UNAVAILABLE",
+    message: `VM ${vm}'s devices resumed here, but the configuration store did not make them durable (${error.message}): the VM stays on the source`,
   });
 }
 
@@ -178,13 +205,25 @@ export function deviceStateHandlers(devices: VmDevices, service: string) {
 
     finishImport: async (stream: ImportStream, resume: boolean): Promise<FinishedImport> => {
       devices.checkVmId(stream.vm);
-      // A prepared import resumes before its last write is flushed (the flush is out of the
-      // downtime); a full import is durable before it resumes, as ImportDeviceState.
-      const prepared = preCopy?.prepared(stream.vm) ? preCopy : undefined;
-      const names = prepared ? await prepared.finish(stream) : await devices.importSections(stream, "");
-      if (resume) devices.resume(stream.vm);
-      const resumedAtUs = resume ? wallClockUs() : 0n;
-      return { devices: names, resumedAtUs, durable: prepared ? prepared.sync() : Promise.resolve() };
+      const resumed = (names: string[], durable: () => Promise<void>): FinishedImport => {
+        if (resume) devices.resume(stream.vm);
+        const resumedAtUs = resume ? wallClockUs() : 0n;
+        return { devices: names, resumedAtUs, durable: durable() };
+      };
+      // A full import is durable before it resumes, as ImportDeviceState.
+      if (!preCopy?.prepared(stream.vm))
+        return resumed(await devices.importSections(stream, ""), () => Promise.resolve());
+      // A prepared import resumes first, then writes and flushes (out of the downtime); the
+      // answer waits for both, so the source lets go of the VM only once it is durable here.
+      const finished = preCopy.finish(stream);
+      return resumed(finished.devices, () =>
+        finished
+          .write()
+          .then(() => preCopy.sync())
+          .catch((error: unknown) => {
+            throw notDurable(stream.vm, error);
+          }),
+      );
     },
   } satisfies DeviceStateHandlers;
 }

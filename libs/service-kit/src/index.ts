@@ -60,6 +60,7 @@ export {
   devicesQuiesced,
   preCopyNotPrepared,
   type BackendPreCopy,
+  type FinishedDevices,
   type PreCopyDevices,
   type VmDevices,
 } from "./device-state-handlers.js";

@@ -153,6 +153,16 @@ export class RequestLedger {
     }
   }
 
+  /**
+   * `written`: a write of `scope` that no call answers (a live migration's finish, made once the
+   * devices run): the scope's later writes wait for it, and if it fails their mutations are
+   * undone, as after a call's failed write.
+   */
+  follow(scope: string, written: Promise<void>): void {
+    const after = async () => (await written, []);
+    this.settle(scope, { answer: undefined, writes: after }, undefined).catch(() => undefined);
+  }
+
   /** Forgets a deleted device's answers, once its writes in flight are in. */
   async forget(scope: string): Promise<void> {
     await this.writes.get(scope);

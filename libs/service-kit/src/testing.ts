@@ -83,3 +83,4 @@ export interface ImportFields {
   guestMemory: GuestMemory | undefined;
   backend: Backend;
 }
+export { finishWriteHosts } from "./finish-write-hosts.js";

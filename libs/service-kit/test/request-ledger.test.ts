@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { SqliteStore, type Store, type TransactionOp } from "@vplane/store";
+import { SqliteStore, StoreUnavailableError, type Store, type TransactionOp } from "@vplane/store";
 import { failingWrites } from "../src/failing-writes.js";
 import { REQUEST_RETENTION_MS, RequestLedger, type Applied } from "../src/request-ledger.js";
 import type { VplaneError } from "../src/vplane-error.js";
@@ -185,7 +185,7 @@ describe("RequestLedger: never a half-applied change (a mutation whose writes fa
           },
         };
       });
-    return { values, undone, append };
+    return { values, undone, append, ledger };
   };
 
   it("the failed mutation answers UNAVAILABLE STORE_UNAVAILABLE and the device is as before; its retry applies and writes", async () => {
@@ -218,6 +218,26 @@ describe("RequestLedger: never a half-applied change (a mutation whose writes fa
       [4],
     );
     await failing.store.close();
+  });
+
+  it("a write no call answers (follow: a migration's finish): the scope's later writes wait for it, and are undone if it fails", async () => {
+    const store = new SqliteStore(":memory:");
+    const d = device(store);
+    let land!: () => void;
+    d.ledger.follow("vm-a", new Promise<void>((resolve) => (land = resolve)));
+    const first = d.append(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await store.get("svc/config/1"), undefined, "not written before the write it follows");
+    land();
+    assert.deepEqual(await first, { values: [1] });
+    assert.equal((await store.get("svc/config/1"))?.value, 1);
+
+    d.ledger.follow("vm-a", Promise.reject(new StoreUnavailableError("injected: the finish's write")));
+    const refused = (await d.append(2).catch((e: unknown) => e)) as VplaneError;
+    assert.deepEqual([refused.code, refused.reason], ["UNAVAILABLE", "STORE_UNAVAILABLE"]);
+    assert.deepEqual([d.values, d.undone], [[1], [2]]);
+    assert.equal(await store.get("svc/config/2"), undefined);
+    await store.close();
   });
 
   it("an undo that throws stops none of the others: each undone once, all answer UNAVAILABLE STORE_UNAVAILABLE, the broken one says so", async () => {

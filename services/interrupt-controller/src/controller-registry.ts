@@ -340,15 +340,13 @@ export class ControllerRegistry {
   /**
    * The stop-and-copy of an incoming migration: its delta (none: nothing changed since the last
    * iteration) applied to the prepared import, whose controller is opened quiesced and becomes the
-   * VM's; only the delta and the record (no longer preparing) are written, in one transaction
-   * unless the delta is over a megabyte, with deferred durability (`sync` flushes them: the
-   * devices resume first, issue 14). Without a delta the controller built during pre-copy is
-   * the one (nothing is built in the downtime). Refused: the prepared import stays as it was.
+   * VM's. Without a delta the controller built during pre-copy is the one (nothing is built in the
+   * downtime). Refused: the prepared import stays as it was. Returns the write, made after the
+   * resume (issue 14; FinishedDevices.write): only the delta and the record (no longer
+   * preparing), in one transaction unless the delta is over a megabyte, with deferred durability
+   * (`sync` flushes them); the VM's calls write after it.
    */
-  async finishImport(
-    vm: string,
-    delta?: { delta: ControllerDelta; payload: Uint8Array },
-  ): Promise<ControllerEntry> {
+  finishImport(vm: string, delta?: { delta: ControllerDelta; payload: Uint8Array }): () => Promise<void> {
     const prepared = this.requirePrepared(vm, "vm");
     const { preparing: _, ...kept } = prepared.record;
     const deltas = prepared.record.importedDeltaBytes ?? [];
@@ -366,24 +364,19 @@ export class ControllerRegistry {
           record,
           delta ? this.applyPrepared(prepared, delta.delta) : readControllerState(prepared.payload),
         );
-    try {
-      await this.config.appendDelta(record, delta?.payload ?? new Uint8Array(), { durability: "deferred" });
-    } catch (error) {
-      if (entry !== built) close(entry);
-      else if (delta !== undefined) {
-        // It holds the delta now, the prepared state does not: a retry builds anew.
-        close(built);
-        prepared.built = undefined;
-      }
-      throw error;
-    }
-    if (entry !== prepared.built) close(prepared.built);
+    if (entry !== built) close(built);
     entry.record = record;
     entry.sourcesToDerive = true;
     this.prepared.delete(vm);
     this.entries.set(vm, entry);
     this.seals.arrived(vm);
-    return entry;
+    return () => {
+      const written = this.config.appendDelta(record, delta?.payload ?? new Uint8Array(), {
+        durability: "deferred",
+      });
+      this.ledger.follow(vm, written);
+      return written;
+    };
   }
 
   /** Resolves once every write so far is durable: a finished import's deferred ones too. */

@@ -156,10 +156,10 @@ export function controllerVmDevices(registry: ControllerRegistry, dataDir: strin
       return [controllerName(stream.vm)];
     },
     prepared: (vm) => registry.hasPrepared(vm),
-    finish: async (stream) => {
-      await registry.finishImport(stream.vm, deltaOf(stream));
-      return [controllerName(stream.vm)];
-    },
+    finish: (stream) => ({
+      devices: [controllerName(stream.vm)],
+      write: registry.finishImport(stream.vm, deltaOf(stream)),
+    }),
     sync: () => registry.sync(),
   };
 

@@ -356,12 +356,15 @@ export class SmmuRegistry {
    * its delta in place (issue 14: nothing is built in the downtime, and the finish costs what
    * changed); one that cannot (a NATIVE one, or a delta of other limits) is opened quiesced from
    * its prepared state with the delta merged. Every delta is checked before any SMMU changes.
-   * Only the configuration records the deltas changed are written, then every record (no
-   * longer preparing), with deferred durability (`sync` flushes them: the devices resume
-   * first). Refused: the prepared import stays as it was (an SMMU changed in place before a
-   * failed write is dropped, to be built again from its prepared state).
+   * Refused: the prepared import stays as it was. Returns the SMMUs and their write, made after
+   * the resume (issue 14; FinishedDevices.write): only the configuration records the deltas
+   * changed, then every record (no longer preparing), with deferred durability (`sync` flushes
+   * them); the SMMUs' calls write after it.
    */
-  async finishImport(vm: string, items: readonly SmmuDeltaItem[]): Promise<SmmuEntry[]> {
+  finishImport(
+    vm: string,
+    items: readonly SmmuDeltaItem[],
+  ): { entries: SmmuEntry[]; write: () => Promise<void> } {
     const prepared = this.requirePrepared(vm, "vm");
     const inPlace: { item: SmmuDeltaItem; p: PreparedSmmu; built: SmmuEntry }[] = [];
     const rebuilt: SmmuDeltaItem[] = [];
@@ -388,6 +391,7 @@ export class SmmuRegistry {
     for (const n of next) toOpen.set(n.record.smmuId, { ...n, built: undefined });
     const entries = new Map<string, SmmuEntry>();
     const applied: PreparedSmmu[] = [];
+    const ops: TransactionOp[] = next.flatMap((n) => configChanges(n.before!.config, n.config));
     try {
       for (const [id, p] of toOpen) {
         const { preparing: _, ...record } = p.record;
@@ -396,7 +400,6 @@ export class SmmuRegistry {
         keepRecords(entry, p.config);
         entries.set(id, entry);
       }
-      const ops: TransactionOp[] = next.flatMap((n) => configChanges(n.before!.config, n.config));
       for (const { item, p, built } of inPlace) {
         built.backend.applyStopDelta!(item.delta);
         applied.push(p);
@@ -404,14 +407,6 @@ export class SmmuRegistry {
         ops.push(...changes.ops);
         keepStopChanges(built, changes);
       }
-      const deferred = { durability: "deferred" } as const;
-      await this.config.write(ops, deferred);
-      await this.config.write(
-        [...prepared.smmus.values()].map(({ record: { preparing: _, ...record } }) =>
-          this.config.recordWrite(record),
-        ),
-        deferred,
-      );
     } catch (error) {
       for (const entry of entries.values()) entry.backend.close();
       // They hold their deltas now, their prepared states do not: a retry builds them anew.
@@ -432,7 +427,20 @@ export class SmmuRegistry {
       out.push(entry);
     }
     this.seals.arrived(vm);
-    return out;
+    const records = out.map((e) => this.config.recordWrite(e.record));
+    const write = async () => {
+      const deferred = { durability: "deferred" } as const;
+      await this.config.write(ops, deferred);
+      await this.config.write(records, deferred);
+    };
+    return {
+      entries: out,
+      write: () => {
+        const written = write();
+        for (const e of out) this.ledger.follow(scopeOf(e.record), written);
+        return written;
+      },
+    };
   }
 
   /** Resolves once every write so far is durable: a finished import's deferred ones too. */

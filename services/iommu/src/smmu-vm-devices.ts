@@ -176,9 +176,9 @@ export function smmuVmDevices(registry: SmmuRegistry, dataDir: string): VmDevice
       );
     },
     prepared: (vm) => registry.hasPrepared(vm),
-    finish: async (stream) => {
-      const entries = await registry.finishImport(stream.vm, deltasOf(stream));
-      return entries.map((e) => smmuName(e.record.vm, e.record.smmuId));
+    finish: (stream) => {
+      const { entries, write } = registry.finishImport(stream.vm, deltasOf(stream));
+      return { devices: entries.map((e) => smmuName(e.record.vm, e.record.smmuId)), write };
     },
     sync: () => registry.sync(),
   };
