@@ -57,7 +57,8 @@ export class HostStates {
     return this.stateOf(host, lease, usage);
   }
 
-  private async stateOf(
+  /** A host's state from its record, lease and usage as given, with its health as probed now. */
+  async stateOf(
     host: HostRecord,
     lease: HostLease | undefined,
     usage: Versioned<HostUsage>,

@@ -14,7 +14,8 @@ export function vmNotFound(name: string): VplaneError {
   return new VplaneError({ code: "NOT_FOUND", reason: "VM_NOT_FOUND", message: `no VM '${name}'` });
 }
 
-function addUsage(usage: HostUsage, vm: Pick<Vm, "vcpus" | "memoryBytes">, sign: 1 | -1): HostUsage {
+/** `usage` with `vm`'s share added (sign 1) or taken off (-1). */
+export function addUsage(usage: HostUsage, vm: Pick<Vm, "vcpus" | "memoryBytes">, sign: 1 | -1): HostUsage {
   return {
     vcpus: Math.max(0, usage.vcpus + sign * vm.vcpus),
     memoryBytes: Math.max(0, usage.memoryBytes + sign * vm.memoryBytes),

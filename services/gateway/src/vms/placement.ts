@@ -48,7 +48,8 @@ const EQUALLY_GOOD_SHARE = 0.05;
 /**
  * Picks the host for a VM: the requested one if it is available and fits, else, among the
  * available hosts that fit, one of those with the largest free share after placement (within
- * EQUALLY_GOOD_SHARE of the best, at random: spreading load and concurrent placements). No
+ * EQUALLY_GOOD_SHARE of the best, at random among those `rank` puts first (lowest): spreading
+ * load and concurrent placements; PlacementView ranks the hosts other replicas write last). No
  * available host is UNAVAILABLE (503, retryable: hosts come back); no room on any is
  * RESOURCE_EXHAUSTED.
  */
@@ -57,6 +58,7 @@ export function chooseHost(
   demand: Demand,
   requestedHost?: string,
   random: () => number = Math.random,
+  rank: (host: string) => number = () => 0,
 ): { host: HostRecord; reason: string } {
   if (requestedHost !== undefined) {
     const chosen = candidates.find((c) => c.host.name === requestedHost);
@@ -107,7 +109,9 @@ export function chooseHost(
   }
   const bestShare = Math.max(...fitting.map((c) => freeShareAfter(c, demand)));
   const equallyGood = fitting.filter((c) => bestShare - freeShareAfter(c, demand) <= EQUALLY_GOOD_SHARE);
-  const chosen = equallyGood[Math.floor(random() * equallyGood.length)]!;
+  const firstRank = Math.min(...equallyGood.map((c) => rank(c.host.name)));
+  const preferred = equallyGood.filter((c) => rank(c.host.name) === firstRank);
+  const chosen = preferred[Math.floor(random() * preferred.length)]!;
   return {
     host: chosen.host,
     reason: `chosen by free capacity among ${fitting.length} host(s) that fit (${Math.round(freeShareAfter(chosen, demand) * 100)}% left after placement)`,

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { VplaneError } from "@vplane/service-kit";
 import { StoreConflictError } from "@vplane/store";
 import type { Principal } from "../access/access-tokens.js";
 import {
@@ -7,16 +8,19 @@ import {
   StepFailure,
   type OperationContext,
 } from "../operations/operation-runner.js";
-import type { OperationRecord } from "../operations/operation-records.js";
+import { operationId, type OperationRecord } from "../operations/operation-records.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import { InvalidFieldsError } from "../http/field-violations.js";
 import type { FieldViolation } from "../schemas/error-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
 import { putOp, type Versioned } from "../registry/typed-entry.js";
+import { addUsage } from "../registry/vm-registry.js";
+import type { HostState } from "../hosts/host-states.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { Vm, VmSpec } from "../schemas/vm-schema.js";
 import { refuseWhileBusy } from "./busy-guard.js";
-import { chooseHost } from "./placement.js";
+import { chooseHost, fits } from "./placement.js";
+import { PlacementView } from "./placement-view.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 import {
   createSteps,
@@ -120,62 +124,109 @@ function newVmRecord(principal: Principal, spec: VmSpec): Vm {
  * the long-running work on the host services, in an operation.
  */
 export class VmLifecycle {
-  constructor(private readonly deps: VmOperationDeps) {}
+  /** This replica's hosts for placement (one view per replica: what its own creates wrote). */
+  private readonly view: PlacementView;
+
+  constructor(
+    private readonly deps: VmOperationDeps,
+    /** The clock the placement view ages by (tests step it). */
+    now: () => number = Date.now,
+  ) {
+    this.view = new PlacementView(deps.hostStates, now);
+  }
 
   /** Places and records a new VM and starts its create operation; `extra` joins the transaction. */
   async create(principal: Principal, spec: VmSpec, extra: ExtraOps = () => []): Promise<OperationRecord> {
     validateVmSpec(spec);
-    const { vms, operations } = this.deps;
     for (let attempt = 1; ; attempt++) {
-      const candidates = await this.deps.hostStates.all();
-      const placed = chooseHost(
-        candidates.map((c) => ({ host: c.host, usage: c.usage.value, availability: c.availability })),
-        spec,
-        spec.placement?.host,
-      );
-      const usage = candidates.find((c) => c.host.name === placed.host.name)!.usage;
-      const vm = newVmRecord(principal, spec);
-      vm.host = placed.host.name;
-      vm.placement.reason = placed.reason;
-      const operation = newOperationRecord({
-        kind: "create",
-        tenant: principal.tenant,
-        vm: vm.name,
-        host: vm.host,
-        owner: this.deps.instanceId,
-        steps: createSteps(vm),
-      });
-      vm.activeOperation = operation.name;
-      let revision: number;
-      try {
-        revision = await vms.insert(vm, usage, [
-          putOp(
-            operations.key(principal.tenant, operation.name.slice("operations/".length)),
-            operation,
-            "absent",
-          ),
-          ...extra(operation),
-        ]);
-      } catch (error) {
-        // Another create took capacity on that host meanwhile: place again with fresh numbers.
-        if (
-          error instanceof StoreConflictError &&
-          error.key.startsWith("host-usage/") &&
-          attempt < MAX_CONFLICT_RETRIES
-        ) {
-          await conflictBackoff(attempt);
-          continue;
-        }
-        throw error;
+      const epoch = this.view.epoch();
+      const placed = await this.place(spec);
+      const inserted = await this.insertInTurn(principal, spec, { ...placed, epoch }, extra, attempt);
+      if (inserted === "place again") continue;
+      if (inserted === "lost") {
+        await conflictBackoff(attempt);
+        continue;
       }
       // Everything the transaction wrote has its revision: the operation's runner and the VM's
       // commit swap against it without reading first.
+      const { vm, operation, revision } = inserted;
       this.deps.runner.start(
         operation,
         (context) => this.runCreate(context, placed.host, { value: vm, revision }),
         revision,
       );
       return operation;
+    }
+  }
+
+  /**
+   * Records the VM placed on `placed`, its operation and `extra` with the host's usage, in this
+   * replica's turn on the host. "place again": the host was removed, or the usage to swap against
+   * (newer than the view's) leaves no room; "lost": another writer changed the usage meanwhile.
+   */
+  private async insertInTurn(
+    principal: Principal,
+    spec: VmSpec,
+    placed: { host: HostRecord; reason: string; epoch: number },
+    extra: ExtraOps,
+    attempt: number,
+  ): Promise<{ vm: Vm; operation: OperationRecord; revision: number } | "place again" | "lost"> {
+    const host = placed.host.name;
+    const release = await this.view.turn(host);
+    try {
+      const usage = await this.view.usageToSwap(host);
+      if (!usage || !fits({ host: placed.host, usage: usage.value }, spec)) return "place again";
+      const vm = newVmRecord(principal, spec);
+      vm.host = host;
+      vm.placement.reason = placed.reason;
+      const operation = newOperationRecord({
+        kind: "create",
+        tenant: principal.tenant,
+        vm: vm.name,
+        host,
+        owner: this.deps.instanceId,
+        steps: createSteps(vm),
+      });
+      vm.activeOperation = operation.name;
+      const key = this.deps.operations.key(principal.tenant, operationId(operation));
+      try {
+        const revision = await this.deps.vms.insert(vm, usage, [
+          putOp(key, operation, "absent"),
+          ...extra(operation),
+        ]);
+        this.view.wrote(host, { value: addUsage(usage.value, vm, 1), revision }, placed.epoch);
+        return { vm, operation, revision };
+      } catch (error) {
+        if (error instanceof StoreConflictError && error.key === registryKeys.hostUsage(host)) {
+          this.view.lost(host);
+          if (attempt < MAX_CONFLICT_RETRIES) return "lost";
+        } else if (!(error instanceof VplaneError)) this.view.forget(host);
+        throw error;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Chooses the host for `spec` on this replica's view of the hosts; a refusal (no host fits, is
+   * available, or is the one asked for) is made on the hosts as read now, not on a view up to
+   * VIEW_MS old.
+   */
+  private async place(spec: VmSpec): Promise<{ host: HostRecord; reason: string }> {
+    const choose = (states: HostState[]) =>
+      chooseHost(
+        states.map((s) => ({ host: s.host, usage: s.usage.value, availability: s.availability })),
+        spec,
+        spec.placement?.host,
+        Math.random,
+        (host) => this.view.rank(host),
+      );
+    try {
+      return choose(await this.view.candidates());
+    } catch (error) {
+      if (!(error instanceof VplaneError)) throw error;
+      return choose(await this.view.candidates(true));
     }
   }
 
