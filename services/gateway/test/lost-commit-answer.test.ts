@@ -17,7 +17,8 @@ import { suiteGatewayOverStore, type OperationJson } from "./support/test-gatewa
  * armed.refusePuts operation record writes are refused as unavailable, or whose next create's
  * insert (the VM put create-only) fails as unavailable (armed.insertUnavailable: after applying,
  * or without), or whose next delete's or migrate's start (the VM and a new operation) applies, then
- * fails as unavailable (armed.startUnavailable).
+ * fails as unavailable (armed.startUnavailable); whose reads (get) fail as unavailable while
+ * armed.readsDown.
  */
 interface Armed {
   next: boolean;
@@ -27,6 +28,7 @@ interface Armed {
   refusePuts: number;
   insertUnavailable: "applied" | "refused" | false;
   startUnavailable: boolean;
+  readsDown: boolean;
 }
 
 function losingNextAnswer(store: Store, armed: Armed): Store {
@@ -54,6 +56,11 @@ function losingNextAnswer(store: Store, armed: Armed): Store {
           armed.nextPut = false;
           const revision = (await call(key, record, condition)) as number;
           throw new StoreConflictError(key, condition.ifRevision, revision);
+        };
+      if (property === "get")
+        return async (key: string) => {
+          if (armed.readsDown) throw new StoreUnavailableError("etcd unavailable: no leader (injected)");
+          return call(key);
         };
       if (property !== "transaction") return call;
       return async (ops: TransactionOp[]) => {
@@ -103,6 +110,7 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     refusePuts: 0,
     insertUnavailable: false,
     startUnavailable: false,
+    readsDown: false,
   };
   const suite = suiteGatewayOverStore((store) => losingNextAnswer(store, armed));
 
@@ -186,6 +194,24 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     assert.equal(created.statusCode, 202, created.body);
     const done = await suite.gw.waitForOperation("operator", created.json<OperationJson>().name);
     assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+  });
+
+  it("a create whose insert applied but stayed unanswered past its read-back answers 503; its replica runs the operation once the registry answers, so the retry with its Idempotency-Key is answered an operation that SUCCEEDS (not one RUNNING, unrun)", async () => {
+    // The gap ce999c8 left: the read-back of the VM (~3 s) and of the key found no member to answer.
+    const key = { "idempotency-key": "unanswered-insert-1" };
+    armed.insertUnavailable = "applied";
+    armed.readsDown = true;
+    const first = await suite.gw.call("operator", "POST", "/v1/vms", vm("unanswered-insert"), key);
+    armed.readsDown = false;
+    assert.equal(armed.insertUnavailable, false, "the unavailable answer was injected");
+    assert.equal(first.statusCode, 503, first.body);
+    const retry = await suite.gw.call("operator", "POST", "/v1/vms", vm("unanswered-insert"), key);
+    assert.equal(retry.statusCode, 202, retry.body);
+    assert.equal(retry.headers["idempotent-replayed"], "true");
+    const done = await suite.gw.waitForOperation("operator", retry.json<OperationJson>().name);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    const stored = await suite.gw.services.vms.require("acme", "unanswered-insert");
+    assert.equal(stored.value.state, "READY");
   });
 
   it("a delete whose start applied but was answered unavailable is read back and runs: 202, SUCCEEDED", async () => {

@@ -5,8 +5,14 @@ import { setTimeout as sleep } from "node:timers/promises";
  * at most `maxMs`. Growing, not jittered (unlike conflictBackoff): the wait is for the registry to
  * come back (an etcd election lasts a second or two), not for other writers to spread out.
  */
-export function unansweredPause(attempt: number, firstMs: number, maxMs: number): Promise<void> {
-  return sleep(Math.min(maxMs, firstMs * 2 ** attempt));
+export function unansweredPause(
+  attempt: number,
+  firstMs: number,
+  maxMs: number,
+  /** False: the pause does not keep the process alive (a follow-up nothing waits for). */
+  ref = true,
+): Promise<void> {
+  return sleep(Math.min(maxMs, firstMs * 2 ** attempt), undefined, { ref });
 }
 
 /**

@@ -153,7 +153,7 @@ export class VmRegistry {
    * lost (an etcd member killed mid-call) and whose retry by the store's client then found its
    * own write as a conflict. Undefined when the VM is anything else (a real conflict).
    */
-  private async appliedAlready(written: Vm): Promise<number | undefined> {
+  async appliedAlready(written: Vm): Promise<number | undefined> {
     const found = await this.get(written.tenant, written.name);
     return found && isDeepStrictEqual(found.value, written) ? found.revision : undefined;
   }

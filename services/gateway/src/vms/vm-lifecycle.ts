@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { VplaneError } from "@vplane/service-kit";
-import { StoreConflictError } from "@vplane/store";
+import { StoreConflictError, StoreUnavailableError } from "@vplane/store";
 import type { Principal } from "../access/access-tokens.js";
 import {
   newOperationRecord,
@@ -15,6 +15,7 @@ import type { FieldViolation } from "../schemas/error-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
 import { putOp, type Versioned } from "../registry/typed-entry.js";
 import { addUsage } from "../registry/vm-registry.js";
+import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { HostState } from "../hosts/host-states.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { Vm, VmSpec } from "../schemas/vm-schema.js";
@@ -201,11 +202,43 @@ export class VmLifecycle {
           this.view.lost(host);
           if (attempt < MAX_CONFLICT_RETRIES) return "lost";
         } else if (!(error instanceof VplaneError)) this.view.forget(host);
+        if (error instanceof StoreUnavailableError) this.followUnanswered(placed.host, vm, operation);
         throw error;
       }
     } finally {
       release();
     }
+  }
+
+  /**
+   * Follows a create whose transaction the registry left unanswered past its read-back (the
+   * request answers 503): had it applied, its operation is recorded RUNNING under this replica,
+   * which is alive (recovery takes over only stopped replicas' operations), and a retry with its
+   * Idempotency-Key is answered that operation. So the VM is read back again, after growing pauses,
+   * until the registry answers: the operation then runs if the transaction applied. Should this
+   * replica stop first, its operation is a stopped replica's, which recovery takes over.
+   */
+  private followUnanswered(host: HostRecord, vm: Vm, operation: OperationRecord): void {
+    void (async () => {
+      for (let attempt = 0; ; attempt++) {
+        // 0.25 s doubling to 5 s; unreferenced: a replica shutting down does not wait for it.
+        await unansweredPause(attempt, 250, 5_000, false);
+        let revision: number | undefined;
+        try {
+          revision = await this.deps.vms.appliedAlready(vm);
+        } catch (error) {
+          if (error instanceof StoreUnavailableError) continue;
+          return; // a registry that answers but cannot be read (closed): nothing to follow
+        }
+        if (revision !== undefined)
+          this.deps.runner.start(
+            operation,
+            (context) => this.runCreate(context, host, { value: vm, revision }),
+            revision,
+          );
+        return;
+      }
+    })();
   }
 
   /**
