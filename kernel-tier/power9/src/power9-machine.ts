@@ -52,7 +52,8 @@ export async function buildPower9Initramfs(artefacts: Power9Artefacts): Promise<
     // The .proto files the services' gRPC libraries load when they start (see BUNDLED_DIRNAME).
     .directory(join(NODE_MODULES, "grpc-health-check", "proto"), "vplane/proto")
     .directory(join(NODE_MODULES, "@grpc", "reflection", "build", "proto", "grpc"), "vplane/proto/grpc")
-    .directory(join(NODE_MODULES, "etcd3", "proto"), "vplane/modules/proto");
+    // etcd's, which libs/store's etcd client resolves as the package's files when it first dials.
+    .directory(join(NODE_MODULES, "etcd3", "proto"), "vplane/node_modules/etcd3/proto");
   for (const lib of NODE_LIBRARIES) tree.file(join(artefacts.libraries, lib), `lib/${lib}`, 0o755);
   return tree.write();
 }

@@ -99,22 +99,30 @@ export function isRecoverable(error: unknown): boolean {
   return error instanceof EtcdCallError && RECOVERABLE.has(error.code);
 }
 
-const PROTO = createRequire(import.meta.url).resolve("etcd3/proto/rpc.proto");
 const DECODING: Options = { keepCase: true, enums: String, defaults: false, oneofs: false };
-const kv = loadSync(PROTO, { ...DECODING, longs: Number })["etcdserverpb.KV"] as Record<
-  string,
-  MethodDefinition<unknown, unknown>
->;
-const maintenance = loadSync(PROTO, { ...DECODING, longs: String })["etcdserverpb.Maintenance"] as Record<
-  string,
-  MethodDefinition<unknown, unknown>
->;
+type Methods = Record<string, MethodDefinition<unknown, unknown>>;
+let methods: { kv: Methods; maintenance: Methods } | undefined;
+
+/**
+ * etcd's KV and Maintenance methods, loaded at the first connection: a process that never dials
+ * etcd (a kernel tier's guest, bundled without the etcd3 package) does not need its protos.
+ */
+function etcdMethods(): { kv: Methods; maintenance: Methods } {
+  if (methods) return methods;
+  const proto = createRequire(import.meta.url).resolve("etcd3/proto/rpc.proto");
+  methods = {
+    kv: loadSync(proto, { ...DECODING, longs: Number })["etcdserverpb.KV"] as Methods,
+    maintenance: loadSync(proto, { ...DECODING, longs: String })["etcdserverpb.Maintenance"] as Methods,
+  };
+  return methods;
+}
 // A member that went away is dialled again within a second of its return (grpc-js's backoff
 // would otherwise grow to two minutes while it is down).
 const CHANNEL_OPTIONS = { "grpc.max_reconnect_backoff_ms": 1_000 };
 
 /** A client of the member at `endpoint` ("http://host:port"). */
 export function connectEtcdMember(endpoint: string): EtcdMemberClient {
+  const { kv, maintenance } = etcdMethods();
   const client = new Client(
     endpoint.replace(/^http:\/\//, ""),
     credentials.createInsecure(),
