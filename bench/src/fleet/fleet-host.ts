@@ -62,8 +62,10 @@ export class FleetHost {
     const env: Record<string, string> = {
       VPLANE_DATA_DIR: this.dataDir,
       [ADDR_ENV[service]]: address,
-      // Benchmarks never delete: at ~100 creates/s the default 1,024 VMs per host fill up.
+      // Benchmarks never delete: at ~100-200 creates/s the default 1,024 VMs (and, 1 VM in 4
+      // having one, 1,024 SMMUs) per host fill up.
       ...(service === "interrupt-controller" ? { VPLANE_INTERRUPT_MAX_CONTROLLERS: "16384" } : {}),
+      ...(service === "iommu" ? { VPLANE_IOMMU_MAX_SMMUS: "16384" } : {}),
       ...(service === "migration"
         ? {
             VPLANE_MIGRATION_INTERRUPT_TARGET: this.addresses.interruptController,
