@@ -50,6 +50,7 @@ export { TriggerOutcome, XiveRouter, type RouterCounters, type TriggerOutcomeVal
 export { DEFAULT_MAX_VCPUS, DEFAULT_MAX_VCPU_IDS, checkNrServers } from "./nr-servers.js";
 export { XiveDevice, type SourceState, type XiveDeviceOptions } from "./xive-device.js";
 export { XiveSource, type XiveStopState } from "./xive-source.js";
+export { restoredSourceConfig } from "./restored-source-config.js";
 export {
   QUEUE_ALWAYS_NOTIFY,
   QUEUE_DEBUG,

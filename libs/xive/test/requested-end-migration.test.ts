@@ -13,6 +13,7 @@
 // - a state written before requested_ends existed (no list) restores as then.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { SparseGuestMemory } from "@vplane/guest-memory";
 import { mergeControllerDelta, type ControllerDelta } from "../src/device-state/controller-delta.js";
 import type { ControllerState } from "../src/device-state/controller-state.js";
 import { decodeControllerDelta } from "../src/device-state/decode-controller-delta.js";
@@ -23,11 +24,14 @@ import { endIndexOf } from "../src/eas.js";
 import { queueSlots } from "../src/end-table.js";
 import { HcallOpcode } from "../src/hcall-codes.js";
 import { InterruptController } from "../src/interrupt-controller.js";
+import { decodeKvmSourceConfig } from "../src/kvm-attributes.js";
+import { restoredSourceConfig } from "../src/restored-source-config.js";
+import { XiveDevice } from "../src/xive-device.js";
 import { SourceConfigFlag } from "../src/spapr-hcalls.js";
 import { XiveError } from "../src/xive-error.js";
 import { sourceConfig } from "./fixtures.js";
 import { modelKernel } from "./model-kernel.js";
-import { copyRam, xiveMachine } from "./migration-fixtures.js";
+import { LSIS, QUEUES, SERVERS, SOURCES, copyRam, xiveMachine } from "./migration-fixtures.js";
 
 const MSI = 0x1300; // routed to (0, 6), EISN 0x1300
 const FILLER = 0x1302; // routed to (1, 6)
@@ -99,6 +103,45 @@ describe("QEMU's END of a source the KVM device moved, saved and restored (reque
       controller.quiesce();
       const restored = InterruptController.importState(copyRam(memory), {}, controller.exportState());
       assert.deepEqual(seenAfterResume(restored), { answer, server: move.restoredServer });
+    });
+  }
+
+  for (const move of MOVES) {
+    it(`${move.name}: a restore hands a fresh KVM device QEMU's END, from which it routes each source as the restored model does`, () => {
+      // QEMU's post_load gives the device its EAT's END (kvmppc_xive_post_load); the native
+      // backend's replay makes the same SOURCE_CONFIG calls (restoredSourceConfig).
+      const { controller, memory } = machine(move);
+      requestMove(controller, move);
+      controller.quiesce();
+      const restored = InterruptController.importState(copyRam(memory), {}, controller.exportState()).xive(
+        "t",
+      );
+      assert.deepEqual(decodeKvmSourceConfig(restoredSourceConfig(restored, MSI)), {
+        server: move.server,
+        priority: 6,
+        eisn: MSI,
+        masked: false,
+      });
+      // A fresh device (the kernel's, here the model's controls) given the restored queues, then
+      // each unmasked source's SOURCE_CONFIG in LISN order.
+      const kernel = new XiveDevice(new SparseGuestMemory(memory.size));
+      kernel.setNrServers(4);
+      for (const server of SERVERS) kernel.connectVcpu(server);
+      for (const [server, priority] of QUEUES)
+        kernel.setQueueConfig(server, priority, restored.getQueueConfig(server, priority)!);
+      const routed = (device: XiveDevice) =>
+        SOURCES.map((irq) => device.source(irq)!).map(({ irq, masked, server, priority }) => ({
+          irq,
+          masked,
+          server,
+          priority,
+        }));
+      for (const irq of SOURCES) {
+        kernel.initSource(irq, { lsi: LSIS.includes(irq) });
+        if (!restored.source(irq)!.masked) kernel.setSourceConfig(irq, restoredSourceConfig(restored, irq));
+      }
+      assert.deepEqual(routed(kernel), routed(restored));
+      assert.equal(kernel.source(MSI)!.server, move.restoredServer);
     });
   }
 

@@ -8,6 +8,7 @@ import {
   XiveError,
   decodeEsbStore,
   dumpController,
+  restoredSourceConfig,
   type ActiveMode,
   type CheckedControllerState,
   type HcallResult,
@@ -145,7 +146,11 @@ export class NativeBackend implements ControllerBackend {
     }
   }
 
-  /** Puts the shadow's configuration into the new device, in QEMU's post_load order (xive.md §6). */
+  /**
+   * Puts the shadow's configuration into the new device, in QEMU's post_load order (xive.md §6):
+   * each unmasked source's SOURCE_CONFIG names QEMU's END (restoredSourceConfig), and the kernel
+   * selects from it as the shadow's restore did.
+   */
   private replayShadow(): void {
     const xive = this.shadow.xive("replay");
     this.device.setNrServers(this.shadow.nrServers);
@@ -159,7 +164,7 @@ export class NativeBackend implements ControllerBackend {
     for (const { irq } of this.shadow.initialisedSources()) {
       const source = xive.source(irq)!;
       this.device.initSource(irq, source.lsi, source.asserted);
-      if (!source.masked) this.device.setSourceConfig(irq, sourceConfigOf(source));
+      if (!source.masked) this.device.setSourceConfig(irq, restoredSourceConfig(xive, irq));
       this.device.esbAccess(irq, true, ESB_SET_PQ + (source.pq << 8), 8, false);
     }
     for (const { server } of this.shadow.connectedVcpus()) {
@@ -607,11 +612,6 @@ function timaOrder(word: bigint): bigint {
   let swapped = 0n;
   for (let i = 0; i < 8; i++) swapped = (swapped << 8n) | ((word >> BigInt(8 * i)) & 0xffn);
   return swapped;
-}
-
-/** The SOURCE_CONFIG value of a source as the shadow holds it. */
-function sourceConfigOf(source: SourceState): bigint {
-  return BigInt(source.priority) | (BigInt(source.server) << 3n) | (BigInt(source.eisn) << 33n);
 }
 
 /** Maps the guest RAM file shared and makes it memslot 0 at guest-physical 0 of an owned VM. */
