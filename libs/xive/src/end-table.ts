@@ -148,6 +148,16 @@ export class EndTable {
       0;
   }
 
+  /** What puts END `index`'s words back as they are now (a configuration taken back). */
+  snapshot(index: number): () => void {
+    const arrays = [this.w0, this.w1, this.qaddr, this.w6, this.w7, this.enqueued];
+    const values = arrays.map((words) => words[index]!);
+    return () => {
+      this.wrote(index);
+      arrays.forEach((words, i) => (words[index] = values[i]!));
+    };
+  }
+
   private wrote(index: number): void {
     this.written[index >>> RANGE_SHIFT] = 1;
   }

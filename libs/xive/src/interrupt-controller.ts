@@ -13,6 +13,7 @@ import type { ActiveMode, ControllerMode } from "./controller-mode.js";
 import { Errno } from "@vplane/model-kit";
 import { PseriesIrq } from "./pseries-layout.js";
 import { HcallReturn, isXicsHcall, isXiveHcall, type HcallResult } from "./hcall-codes.js";
+import { hcallUndo } from "./hcall-undo.js";
 import type { InKernelXive } from "./in-kernel-xive.js";
 import { SpaprXiveHcalls } from "./spapr-hcalls.js";
 import type { SignalSink } from "./thread-context.js";
@@ -246,6 +247,15 @@ export class InterruptController {
     if (isXicsHcall(opcode) && this.device.mode === "XICS")
       return this.device.xics.hcall(server, opcode, args);
     return { returnCode: HcallReturn.H_FUNCTION, outputs: [] };
+  }
+
+  /**
+   * What takes back the hypercall about to be made with these arguments, once it succeeded
+   * (hcall-undo.ts): H_INT_SET_SOURCE_CONFIG and H_INT_SET_QUEUE_CONFIG while XIVE is active;
+   * undefined for the others.
+   */
+  hcallUndo(opcode: number, args: readonly bigint[], kernel?: InKernelXive): (() => void) | undefined {
+    return this.device.mode === "XIVE" ? hcallUndo(this.device.xive, opcode, args, kernel) : undefined;
   }
 
   // ---------------------------------------------------------------- migration (xive.md §6)

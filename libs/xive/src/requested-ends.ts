@@ -36,6 +36,15 @@ export class RequestedEnds {
     else this.byLisn.set(lisn, { end: requestedEnd, easHi, easLo: sources.easLo(lisn) });
   }
 
+  /** What puts `lisn`'s entry back as it is now (a configuration taken back). */
+  snapshot(lisn: number): () => void {
+    const kept = this.byLisn.get(lisn);
+    return () => {
+      if (kept === undefined) this.byLisn.delete(lisn);
+      else this.byLisn.set(lisn, kept);
+    };
+  }
+
   forget(lisn: number): void {
     this.byLisn.delete(lisn);
   }
