@@ -261,6 +261,21 @@ export class XiveDevice {
   }
 
   /**
+   * SOURCE_CONFIG as a restore gives it (QEMU's post_load, hw/intc/spapr_xive_kvm.c
+   * kvmppc_xive_post_load): `value` names QEMU's END, which the device selects from as for any
+   * SOURCE_CONFIG, and which is kept apart (requestedEnds) where it routes the source elsewhere,
+   * as restoreState keeps it. Returns the effective server.
+   */
+  restoreSourceConfig(irq: number, value: bigint): number {
+    const server = this.setSourceConfig(irq, value);
+    const config = decodeKvmSourceConfig(value);
+    if (!config.masked)
+      this.requestedEnds.record(this.sources, irq, endIndexOf(config.server, config.priority));
+    else this.requestedEnds.forget(irq);
+    return server;
+  }
+
+  /**
    * kvmppc_xive_select_target (xive.md §1.3): the requested vCPU's queue if it has a page and
    * room (entries − XIVE_Q_GAP sources), else the first vCPU whose queue at that priority does;
    * an unknown server → EINVAL; none → EBUSY.

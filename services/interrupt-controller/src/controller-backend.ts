@@ -77,6 +77,11 @@ export interface ControllerBackend {
   initSource(irq: number, lsi: boolean, asserted: boolean): void;
   /** KVM SOURCE_CONFIG; returns the effective server. */
   configureSource(irq: number, kvmConfig: bigint): number;
+  /**
+   * KVM SOURCE_CONFIG as a restore (a restart's replay) gives it: the END it names is QEMU's,
+   * kept apart where the device routes the source elsewhere (libs/xive restoreSourceConfig).
+   */
+  restoreSourceConfig(irq: number, kvmConfig: bigint): number;
   getSource(irq: number): SourceState;
   configureQueue(server: number, priority: number, eq: KvmXiveEq): void;
   getQueueConfig(server: number, priority: number): { eq: KvmXiveEq; entriesWritten: number } | undefined;
@@ -102,6 +107,14 @@ export interface ControllerBackend {
   /** Sets an LSI's level; an assert is a trigger whose outcome is added to `counts`. */
   setLsiLevel(irq: number, asserted: boolean, counts?: TriggerCounts): void;
   hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult;
+  /**
+   * What takes back the configuring hypercall about to be made with these arguments once it
+   * succeeded (libs/xive hcall-undo.ts; with the KVM device, the device too); undefined when it
+   * has none (H_INT_RESET, XICS, reads).
+   */
+  hcallUndo(opcode: number, args: readonly bigint[]): (() => void) | undefined;
+  /** QEMU's END of each source the device routes elsewhere (requested_ends): irq → END index. */
+  requestedEnds(): ReadonlyMap<number, number>;
   rtas(
     call: RtasCallName,
     irq: number,

@@ -48,6 +48,12 @@ export interface SourceRecord {
   asserted: boolean;
   /** The accepted SOURCE_CONFIG with its effective server, as a decimal string (u64). */
   kvmConfig?: string;
+  /**
+   * In place of kvmConfig: the guest's last H_INT_SET_SOURCE_CONFIG, as QEMU's EAT holds it (the
+   * END asked for, which a KVM device may route elsewhere), made again as that hypercall
+   * (hcall-records.ts).
+   */
+  hcall?: { target: number; priority: number; eisn: number; masked: boolean };
 }
 
 export interface QueueRecord {
@@ -58,6 +64,8 @@ export interface QueueRecord {
   qaddr: string;
   qtoggle: number;
   qindex: number;
+  /** Set by the guest's H_INT_SET_QUEUE_CONFIG (flags 1: ALWAYS_NOTIFY): made again as that hypercall. */
+  byHypercall?: boolean;
 }
 
 export interface ControllerConfig {
@@ -110,7 +118,8 @@ function chunkPuts(bytes: Uint8Array, key: (index: number) => string): Transacti
 
 /**
  * Durable configuration of the controllers: what a caller was told succeeded (creation, vCPU
- * connections, source initialisation and configuration, queue configuration, the selected mode).
+ * connections, source initialisation and configuration, queue configuration, the selected mode),
+ * by a device call or by the guest's configuring hypercalls.
  * Runtime state (PQ bits, queue indices, presenter registers) is not kept.
  */
 export class ControllerConfigStore {

@@ -34,6 +34,7 @@ import {
   withLaterRecords,
   type ReplayedConfiguration,
 } from "./imported-configuration.js";
+import { replayHcallQueue, replayHcallSource } from "./hcall-records.js";
 import { LIMITS } from "./service-limits.js";
 import { SignalLog } from "./signal-log.js";
 import { replaySourceConfig } from "./source-config-replay.js";
@@ -179,7 +180,10 @@ export class ControllerRegistry {
         backend.initSource(source.irq, source.lsi, source.asserted);
         entry.sources.set(source.irq, source);
       }
+      // The device calls' queues first: EQ_CONFIG checks a vCPU's one escalation interrupt against
+      // the queues it has, which QEMU's emulated hypercalls do not attach.
       for (const q of config.queues) {
+        if (q.byHypercall) continue;
         backend.configureQueue(q.server, q.priority, {
           flags: q.flags,
           qshift: q.qshift,
@@ -188,8 +192,11 @@ export class ControllerRegistry {
           qindex: q.qindex,
         });
       }
+      for (const q of config.queues) if (q.byHypercall) replayHcallQueue(backend, q);
       for (const source of config.sources) {
-        if (source.kvmConfig !== undefined) replaySourceConfig(backend, source.irq, BigInt(source.kvmConfig));
+        if (source.hcall !== undefined) replayHcallSource(backend, source);
+        else if (source.kvmConfig !== undefined)
+          replaySourceConfig(backend, source.irq, BigInt(source.kvmConfig));
       }
     } catch (error) {
       backend.close();
@@ -208,7 +215,7 @@ export class ControllerRegistry {
     const scratch = this.open(stored.record, mergedImportedState(state, stored.importedDeltas ?? []));
     try {
       return withLaterRecords(
-        importedConfiguration(scratch.backend),
+        importedConfiguration(scratch.backend, stored.record),
         stored,
         stored.record.importedQueuesReset ?? false,
       );

@@ -1,13 +1,19 @@
 import type * as pb from "@vplane/proto/gen/vplane/interrupt/v1/device";
 import { VplaneError, requiredField, toVplaneError, type Applied } from "@vplane/service-kit";
-import { HcallReturn, decodeKvmSourceConfig, encodeKvmSourceConfig, type KvmXiveEq } from "@vplane/xive";
+import {
+  HcallOpcode,
+  HcallReturn,
+  decodeKvmSourceConfig,
+  encodeKvmSourceConfig,
+  type HcallResult,
+  type KvmXiveEq,
+} from "@vplane/xive";
 import { noTriggers, type TriggerCounts } from "./controller-backend.js";
 import type { QueueRecord, SourceRecord } from "./controller-config-store.js";
 import type { ControllerEntry, ControllerRegistry } from "./controller-registry.js";
+import { configuresController, hcallName, hcallQueueRecord, hcallSourceRecord } from "./hcall-records.js";
 import { activeModeOf, controllerMessage, isManagementPage, isStore, rtasCallOf } from "./proto-mapping.js";
 import { LIMITS } from "./service-limits.js";
-
-const HCALL_NAMES = new Map<number, string>(Object.entries(HcallReturn).map(([name, code]) => [code, name]));
 
 function checkBatch(length: number, max: number, field: string): void {
   if (length === 0 || length > max) {
@@ -80,6 +86,12 @@ function queueRestore(entry: ControllerEntry, server: number, priority: number) 
   return () => entry.backend.configureQueue(server, priority, eq);
 }
 
+/** A record whose source CTRL RESET masks: one routed (unmasked) by a device call or a hypercall. */
+function unmaskedBy(record: SourceRecord): boolean {
+  if (record.hcall !== undefined) return !record.hcall.masked;
+  return record.kvmConfig !== undefined && !decodeKvmSourceConfig(BigInt(record.kvmConfig)).masked;
+}
+
 /** EQ_CONFIG set with qshift 0: the queue has no page. */
 const NO_QUEUE: KvmXiveEq = { flags: 0, qshift: 0, qaddr: 0n, qtoggle: 0, qindex: 0 };
 
@@ -100,6 +112,80 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
     apply: () => Applied<T>,
   ): Promise<T> =>
     registry.ledger.run({ scope: entry.record.vm, requestId: request.requestId, method, request }, apply);
+
+  /**
+   * The source records after a RESET, written after `before`: each source `dropped` picks loses
+   * its configuration; no queue is left (ControllerRegistry.resetQueues).
+   */
+  const resetRecords = (entry: ControllerEntry, dropped: (record: SourceRecord) => boolean) => {
+    const records = registry.sourceRecords(entry);
+    const changed: SourceRecord[] = [];
+    for (const record of records.values()) {
+      if (!dropped(record)) continue;
+      const { kvmConfig: _kvm, hcall: _hcall, ...rest } = record;
+      records.set(record.irq, rest);
+      changed.push(rest);
+    }
+    return registry.resetQueues(entry, durable.sourceWrites(entry.record.vm, changed));
+  };
+
+  /**
+   * A guest's configuring H_INT_* call, made durable as a device call is (RequestLedger, in
+   * order with the controller's other changes): what it set is recorded, and a restart makes the
+   * same calls again (hcall-records.ts). A call whose record cannot be written is taken back
+   * (hcallUndo; not H_INT_RESET, which has no inverse in the device, as CTRL RESET) and answers
+   * UNAVAILABLE STORE_UNAVAILABLE with H_HARDWARE in its details: the code QEMU answers when the
+   * device behind a hypercall fails, for a VMM that answers the guest rather than retry.
+   */
+  const configuringHcall = async (
+    entry: ControllerEntry,
+    request: pb.RawHypercallRequest,
+    opcode: number,
+  ): Promise<HcallResult> => {
+    const call = { scope: entry.record.vm, requestId: "", method: "RawHypercall", request };
+    try {
+      return await registry.ledger.run<HcallResult>(call, () => {
+        const undo = entry.backend.hcallUndo(opcode, request.args);
+        const result = entry.backend.hcall(request.server, opcode, request.args);
+        if (result.returnCode !== HcallReturn.H_SUCCESS) return { answer: result };
+        return { answer: result, ...hcallWrites(entry, opcode, request.args, undo) };
+      });
+    } catch (error) {
+      const e = toVplaneError(error);
+      if (e.reason !== "STORE_UNAVAILABLE") throw error;
+      throw new VplaneError({
+        code: e.code,
+        reason: e.reason,
+        message: e.message,
+        hcallReturnCode: HcallReturn.H_HARDWARE,
+      });
+    }
+  };
+
+  /** The records of a configuring hypercall that succeeded, and its undo (the record's too). */
+  const hcallWrites = (
+    entry: ControllerEntry,
+    opcode: number,
+    args: readonly bigint[],
+    undo: (() => void) | undefined,
+  ): Pick<Applied<HcallResult>, "writes" | "undo"> => {
+    const vm = entry.record.vm;
+    if (opcode === HcallOpcode.H_INT_RESET) return { writes: resetRecords(entry, () => true) };
+    if (opcode === HcallOpcode.H_INT_SET_QUEUE_CONFIG)
+      return { writes: [durable.queueWrite(vm, hcallQueueRecord(args))], undo };
+    const records = registry.sourceRecords(entry);
+    const irq = Number(BigInt.asUintN(64, args[1] ?? 0n));
+    const previous = records.get(irq) ?? { irq, lsi: false, asserted: false };
+    const record = hcallSourceRecord(previous, args, entry.backend.getSource(irq).eisn);
+    records.set(irq, record);
+    return {
+      writes: durable.sourceWrites(vm, [record]),
+      undo: () => {
+        records.set(irq, previous);
+        undo?.();
+      },
+    };
+  };
 
   return {
     connectVcpu: async (request: pb.ConnectVcpuRequest): Promise<pb.ConnectVcpuResponse> => {
@@ -182,10 +268,12 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
           servers.push(server);
           const config = decodeKvmSourceConfig(s.kvmConfig);
           const effective = config.masked ? s.kvmConfig : encodeKvmSourceConfig({ ...config, server });
-          const record: SourceRecord = {
-            ...(records.get(s.irq) ?? { irq: s.irq, lsi: false, asserted: false }),
-            kvmConfig: effective.toString(),
+          const { hcall: _replaced, ...previous } = records.get(s.irq) ?? {
+            irq: s.irq,
+            lsi: false,
+            asserted: false,
           };
+          const record: SourceRecord = { ...previous, kvmConfig: effective.toString() };
           records.set(s.irq, record);
           changed.set(s.irq, record);
         }
@@ -259,20 +347,8 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
       const entry = registry.require(request.name);
       return once(entry, request, "ResetController", () => {
         entry.backend.reset();
-        // RESET masks every unmasked source and tears the queues down: the durable configuration follows.
-        const records = registry.sourceRecords(entry);
-        const changed: SourceRecord[] = [];
-        for (const record of records.values()) {
-          if (record.kvmConfig === undefined || decodeKvmSourceConfig(BigInt(record.kvmConfig)).masked)
-            continue;
-          const { kvmConfig: _dropped, ...rest } = record;
-          records.set(record.irq, rest);
-          changed.push(rest);
-        }
-        return {
-          answer: {},
-          writes: registry.resetQueues(entry, durable.sourceWrites(entry.record.vm, changed)),
-        };
+        // RESET masks every unmasked source (a masked one keeps its EAS) and tears the queues down.
+        return { answer: {}, writes: resetRecords(entry, unmaskedBy) };
       });
     },
 
@@ -336,7 +412,7 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
       return {};
     },
 
-    rawHypercall: (request: pb.RawHypercallRequest): pb.RawHypercallResponse => {
+    rawHypercall: async (request: pb.RawHypercallRequest): Promise<pb.RawHypercallResponse> => {
       const entry = registry.requireLive(request.name, "RawHypercall");
       if (request.args.length > LIMITS.maxHcallArgs) {
         throw new VplaneError({
@@ -347,9 +423,11 @@ export function deviceHandlers(registry: ControllerRegistry, onTriggers: (counts
         });
       }
       const opcode = request.opcode > 0xffffn ? -1 : Number(request.opcode);
-      const result = entry.backend.hcall(request.server, opcode, request.args);
+      const result = configuresController(opcode)
+        ? await configuringHcall(entry, request, opcode)
+        : entry.backend.hcall(request.server, opcode, request.args);
       if (request.failOnError && result.returnCode !== HcallReturn.H_SUCCESS) {
-        const name = HCALL_NAMES.get(result.returnCode) ?? `H_${result.returnCode}`;
+        const name = hcallName(result.returnCode);
         throw new VplaneError({
           code:
             result.returnCode === HcallReturn.H_FUNCTION || result.returnCode === HcallReturn.H_HARDWARE

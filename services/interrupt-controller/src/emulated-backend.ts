@@ -114,6 +114,10 @@ export class EmulatedBackend implements ControllerBackend {
     return this.controller.mutableXive("SOURCE_CONFIG").setSourceConfig(irq, kvmConfig);
   }
 
+  restoreSourceConfig(irq: number, kvmConfig: bigint): number {
+    return this.controller.mutableXive("SOURCE_CONFIG").restoreSourceConfig(irq, kvmConfig);
+  }
+
   getSource(irq: number): SourceState {
     const source = this.controller.xive("GET_SOURCE_CONFIG").source(irq);
     if (source === undefined) {
@@ -200,6 +204,15 @@ export class EmulatedBackend implements ControllerBackend {
 
   hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult {
     return this.controller.hcall(server, opcode, args);
+  }
+
+  hcallUndo(opcode: number, args: readonly bigint[]): (() => void) | undefined {
+    return this.controller.hcallUndo(opcode, args);
+  }
+
+  requestedEnds(): ReadonlyMap<number, number> {
+    const active = this.controller.active;
+    return active.mode === "XIVE" ? active.xive.requestedEnds.live(active.xive.sources) : new Map();
   }
 
   rtas(

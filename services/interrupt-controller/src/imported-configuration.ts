@@ -1,6 +1,6 @@
 import { encodeKvmSourceConfig, isKvmPriorityValid, KVM_XIVE_EQ_ALWAYS_NOTIFY } from "@vplane/xive";
 import type { ControllerBackend } from "./controller-backend.js";
-import type { QueueRecord, SourceRecord, VcpuRecord } from "./controller-config-store.js";
+import type { ControllerRecord, QueueRecord, SourceRecord, VcpuRecord } from "./controller-config-store.js";
 
 /** The configuration a restart replays (see ControllerConfigStore). */
 export interface ReplayedConfiguration {
@@ -17,11 +17,17 @@ const KVM_QUEUE_SHIFT = 16;
  * do not travel with the state, so they are derived from it, keeping what a restart can replay
  * through the KVM device calls (xive.md §1.2-§1.4): the vCPU connections, every source with its
  * kind and level, the queues EQ_CONFIG accepts, and the targeting of each unmasked source at a
- * KVM priority. Queues and targets a guest set up through hypercalls with other sizes or
- * priorities are left out, as they are for a created controller. Runtime state (PQ, queue
- * indices, presenter registers) is not durable here either.
+ * KVM priority. For a guest that selected XIVE (its hypercalls answer), a queue EQ_CONFIG refuses
+ * (another size, no ALWAYS_NOTIFY: the guest's H_INT_SET_QUEUE_CONFIG on an emulated controller)
+ * is kept as the guest's H_INT_SET_QUEUE_CONFIG, made again as for a created controller
+ * (hcall-records.ts); a source routed elsewhere than QEMU's END keeps that END (importedSources).
+ * Runtime state (PQ, queue indices, presenter registers) is not durable here either.
  */
-export function importedConfiguration(backend: ControllerBackend): ReplayedConfiguration {
+export function importedConfiguration(
+  backend: ControllerBackend,
+  record: Pick<ControllerRecord, "selectedMode">,
+): ReplayedConfiguration {
+  const hypercalls = record.selectedMode === "XIVE";
   const vcpus = backend.connectedVcpus();
   const servers = [...new Set(vcpus.map((v) => v.server))].sort((a, b) => a - b);
   const queues: QueueRecord[] = [];
@@ -29,8 +35,9 @@ export function importedConfiguration(backend: ControllerBackend): ReplayedConfi
     for (const server of servers) {
       for (let priority = 0; priority < 7; priority++) {
         const eq = backend.getQueueConfig(server, priority)?.eq;
-        if (eq === undefined || eq.flags !== KVM_XIVE_EQ_ALWAYS_NOTIFY || eq.qshift !== KVM_QUEUE_SHIFT)
-          continue;
+        if (eq === undefined) continue;
+        const kvm = eq.flags === KVM_XIVE_EQ_ALWAYS_NOTIFY && eq.qshift === KVM_QUEUE_SHIFT;
+        if (!kvm && !hypercalls) continue;
         queues.push({
           server,
           priority,
@@ -39,6 +46,7 @@ export function importedConfiguration(backend: ControllerBackend): ReplayedConfi
           qaddr: eq.qaddr.toString(),
           qtoggle: 1,
           qindex: 0,
+          ...(kvm ? {} : { byHypercall: true }),
         });
       }
     }
@@ -46,19 +54,26 @@ export function importedConfiguration(backend: ControllerBackend): ReplayedConfi
   return { vcpus, sources: importedSources(backend), queues };
 }
 
-/** The source records of importedConfiguration: what an imported controller's handlers start from. */
+/**
+ * The source records of importedConfiguration: what an imported controller's handlers start from.
+ * A source the device routes elsewhere than QEMU's END (requested_ends) is recorded with that
+ * END, which a restart's replay gives the device as the import did (restoreSourceConfig).
+ */
 export function importedSources(backend: ControllerBackend): SourceRecord[] {
   const servers = new Set(backend.connectedVcpus().map((v) => v.server));
   const xive = backend.activeMode === "XIVE";
+  const requested = xive ? backend.requestedEnds() : new Map<number, number>();
   return backend.initialisedSources().map(({ irq, lsi }): SourceRecord => {
     if (!xive) return { irq, lsi, asserted: false };
     const s = backend.getSource(irq);
-    const targeted = !s.masked && isKvmPriorityValid(s.priority) && servers.has(s.server);
+    const end = requested.get(irq);
+    const asked = end === undefined ? s : { ...s, server: end >>> 3, priority: end & 7 };
+    const targeted = !s.masked && isKvmPriorityValid(asked.priority) && servers.has(asked.server);
     return {
       irq,
       lsi,
       asserted: s.asserted,
-      ...(targeted ? { kvmConfig: encodeKvmSourceConfig({ ...s, masked: false }).toString() } : {}),
+      ...(targeted ? { kvmConfig: encodeKvmSourceConfig({ ...asked, masked: false }).toString() } : {}),
     };
   });
 }

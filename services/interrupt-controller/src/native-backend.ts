@@ -279,12 +279,22 @@ export class NativeBackend implements ControllerBackend {
    * shadow's, which selects as the kernel does from the configuration it has seen.
    */
   configureSource(irq: number, kvmConfig: bigint): number {
+    return this.sourceConfig(irq, kvmConfig, (xive) => xive.setSourceConfig(irq, kvmConfig));
+  }
+
+  /** SOURCE_CONFIG as a restore gives it: the shadow keeps QEMU's END apart as the kernel routes. */
+  restoreSourceConfig(irq: number, kvmConfig: bigint): number {
+    return this.sourceConfig(irq, kvmConfig, (xive) => xive.restoreSourceConfig(irq, kvmConfig));
+  }
+
+  /** SOURCE_CONFIG in the kernel, then `inShadow` (also the model's answer to a kernel refusal). */
+  private sourceConfig(irq: number, kvmConfig: bigint, inShadow: (xive: XiveDevice) => number): number {
     const xive = this.shadow.mutableXive("SOURCE_CONFIG");
     this.kernel(
       () => this.device.setSourceConfig(irq, kvmConfig),
-      () => xive.setSourceConfig(irq, kvmConfig),
+      () => inShadow(xive),
     );
-    return xive.setSourceConfig(irq, kvmConfig);
+    return inShadow(xive);
   }
 
   /** The configuration as set (the shadow's) with the PQ bits the kernel has now (an ESB GET). */
@@ -488,6 +498,16 @@ export class NativeBackend implements ControllerBackend {
   hcall(server: number, opcode: number, args: readonly bigint[]): HcallResult {
     this.assertVmm();
     return this.shadow.hcall(server, opcode, args, this.inKernel);
+  }
+
+  hcallUndo(opcode: number, args: readonly bigint[]): (() => void) | undefined {
+    this.assertVmm();
+    return this.shadow.hcallUndo(opcode, args, this.inKernel);
+  }
+
+  requestedEnds(): ReadonlyMap<number, number> {
+    const xive = this.shadow.xive("requested_ends");
+    return xive.requestedEnds.live(xive.sources);
   }
 
   private readonly inKernel: InKernelXive = {

@@ -7,14 +7,15 @@ import type { ControllerBackend } from "./controller-backend.js";
  * fresh KVM device (hw/intc/spapr_xive_kvm.c kvmppc_xive_post_load). The device selects the
  * target again (Linux arch/powerpc/kvm/book3s_xive.c kvmppc_xive_select_target), and a source
  * routed to a queue that lost its page since (a queue reset touches no source) can find none:
- * -EBUSY. The failure names the source, where its record routes it and the errno, because it
+ * -EBUSY. The END the record names is QEMU's: one the device routes elsewhere is kept apart, as
+ * an import keeps it (restoreSourceConfig). The failure names the source, where its record routes it and the errno, because it
  * ends up in the controller's CONTROLLER_NOT_RESTORED answer, where the live call's message
  * ("no connected vCPU has a priority N queue: configure one ...") names neither the source nor
  * anything the operator can still do on a controller that was not rebuilt.
  */
 export function replaySourceConfig(backend: ControllerBackend, irq: number, kvmConfig: bigint): void {
   try {
-    backend.configureSource(irq, kvmConfig);
+    backend.restoreSourceConfig(irq, kvmConfig);
   } catch (error) {
     const { server, priority } = decodeKvmSourceConfig(kvmConfig);
     const errno = (error as { errno?: unknown }).errno;

@@ -4,10 +4,11 @@
 // applies and writes again.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { createLogger, type VplaneError } from "@vplane/service-kit";
 import { failingWrites } from "@vplane/service-kit/testing";
+import { ActiveMode, ControllerMode } from "@vplane/proto/gen/vplane/interrupt/v1/controller";
 import { openStore } from "@vplane/store";
+import { HcallOpcode, HcallReturn, SourceConfigFlag } from "@vplane/xive";
 import { controllerCrudHandlers } from "../src/controller-crud-handlers.js";
 import { ControllerRegistry } from "../src/controller-registry.js";
 import { deviceHandlers } from "../src/device-handlers.js";
@@ -97,5 +98,33 @@ describe("a configuration call whose store write fails is undone: UNAVAILABLE, t
     assert.equal(dump(), before);
     await unavailable(device.configureQueue(queue(1, QADDR + 0x1_0000n)));
     assert.equal(device.getQueueConfig({ name, server: 1, priority: 6 }).hasPage, false);
+  });
+
+  it("RawHypercall H_INT_SET_SOURCE_CONFIG / H_INT_SET_QUEUE_CONFIG: UNAVAILABLE with H_HARDWARE in the details (QEMU's answer when the device behind a hypercall fails), the model as before; a retry applies", async () => {
+    await device.selectMode({ name, mode: ActiveMode.ACTIVE_MODE_XIVE, requestId: "" });
+    const hcall = (opcode: number, args: bigint[]) =>
+      device.rawHypercall({ name, server: 0, opcode: BigInt(opcode), args, failOnError: true });
+    const sourceConfig = async () =>
+      (await hcall(HcallOpcode.H_INT_GET_SOURCE_CONFIG, [0n, 0x1300n])).outputs;
+    const before = { dump: dump(), source: await sourceConfig() };
+    const moveSource = [SourceConfigFlag.SET_EISN, 0x1300n, 1n, 6n, 0x99n];
+    const fourKQueue = [0n, 0n, 6n, 0x8_0000n, 12n];
+    for (const [opcode, args] of [
+      [HcallOpcode.H_INT_SET_SOURCE_CONFIG, moveSource],
+      [HcallOpcode.H_INT_SET_QUEUE_CONFIG, fourKQueue],
+    ] as const) {
+      failing.failNext();
+      const refused: VplaneError = await failure(hcall(opcode, [...args]));
+      assert.deepEqual(
+        [refused.code, refused.reason, refused.hcallReturnCode],
+        ["UNAVAILABLE", "STORE_UNAVAILABLE", HcallReturn.H_HARDWARE],
+      );
+      assert.deepEqual({ dump: dump(), source: await sourceConfig() }, before);
+    }
+    await hcall(HcallOpcode.H_INT_SET_SOURCE_CONFIG, [...moveSource]);
+    // The emulated device takes the END asked for; QEMU answers the target from that END's NVT:
+    // (1, 6) has no queue here, so 0 - 0x400.
+    assert.deepEqual(await sourceConfig(), [0xffff_fc00n, 0n, 0x99n]);
+    assert.equal(device.getSourceConfig({ name, irq: 0x1300 }).source!.server, 1);
   });
 });

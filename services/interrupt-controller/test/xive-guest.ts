@@ -20,7 +20,7 @@ export const ROUTES: [irq: number, server: number, priority: number, lsi: boolea
 export const name = (vm: string) => `vms/${vm}/controller`;
 
 /** A XIVE controller as a booted guest leaves it: 2 vCPUs, 2 queues, 3 sources routed, PQ 00, CPPR 0xFF. */
-export async function bootXive(host: Host, vm: string): Promise<void> {
+export async function bootXive(host: Pick<Host, "ic">, vm: string): Promise<void> {
   const n = name(vm);
   const spec = controllerSpec(vm, ControllerMode.CONTROLLER_MODE_XIVE, {
     guestMemory: { path: `${vm}.ram`, sizeBytes: RAM },
