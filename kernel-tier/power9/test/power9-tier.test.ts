@@ -282,4 +282,33 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
       ],
     );
   });
+
+  it("service: a source the kernel routed off a vCPU without that queue keeps QEMU's END through NATIVE → EMULATED → NATIVE; the kernel, given that END by the restore, routes it to vCPU 0's queue, where its trigger lands", () => {
+    // H_INT_SET_SOURCE_CONFIG for vCPU 1 priority 6: vCPU 1 has no priority-6 queue, so the kernel
+    // picks vCPU 0's (book3s_xive.c kvmppc_xive_select_target); QEMU answers its EAT's END,
+    // whose target reads from an END never configured as 0 - 0x400 (spapr_xive.c).
+    const moved = { answer: [String(0xffff_fc00), "0", String(0x1303)], routed: [0, 6] };
+    const seen = ["NATIVE running", "EMULATED after the EOI", "NATIVE after the EOI"].map(
+      (step) =>
+        observation(`service: moved source, ${step}`).value as typeof moved & { pickWarnings: number },
+    );
+    for (const { pickWarnings: _, ...answer } of seen) assert.deepEqual(answer, moved);
+    // The restore gave the kernel SOURCE_CONFIG (1, 6) (restoredSourceConfig, as QEMU's
+    // kvmppc_xive_post_load): the kernel warned once more that vCPU 1's priority-6 queue has no
+    // page (given the routing, 0/6, it would not have), took vCPU 0's, and writes its next slot.
+    assert.deepEqual(
+      seen.map((s) => s.pickWarnings - seen[0]!.pickWarnings),
+      [0, 0, 1],
+    );
+    assert.ok(seen[0]!.pickWarnings >= 1, "the guest's own H_INT_SET_SOURCE_CONFIG warned too");
+    const triggered = observation("service: NATIVE trigger of the moved source").value as {
+      delivered: number;
+      words: string[][];
+    };
+    assert.equal(triggered.delivered, 1);
+    assert.deepEqual(triggered.words, [
+      ["80001300", "80001300", "80001303", "0"],
+      ["80001301", "80001301", "0", "0"],
+    ]);
+  });
 });

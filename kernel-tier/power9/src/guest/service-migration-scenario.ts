@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readSync } from "node:fs";
 import { get } from "node:http";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { AccessKind, EsbPage } from "@vplane/proto/gen/vplane/interrupt/v1/devic
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { unaryCall } from "@vplane/service-kit";
 import { startServiceForTests, type ServiceUnderTest } from "@vplane/service-kit/testing";
-import { encodeKvmSourceConfig } from "@vplane/xive";
+import { HcallOpcode, SourceConfigFlag, encodeKvmSourceConfig } from "@vplane/xive";
 import { report } from "@vplane/kernel-tier-runner/guest";
 import { observeCall } from "./observe.js";
 
@@ -30,6 +30,11 @@ const ROUTES = [
   { irq: 0x1301, server: 1, priority: 5, masked: false },
   { irq: 0x1302, server: 0, priority: 6, masked: true },
 ];
+/**
+ * Routed by the guest's H_INT_SET_SOURCE_CONFIG to vCPU 1 at priority 6, where vCPU 1 has no
+ * queue: the kernel routes it to vCPU 0's priority-6 queue, QEMU's EAT keeps (1, 6).
+ */
+const MOVED = 0x1303;
 const ESB_EOI = 0x000;
 const ESB_SET_PQ_00 = 0xc00;
 
@@ -148,6 +153,34 @@ async function bootController(host: Host, backend: Backend): Promise<void> {
     requestId: "",
   });
   for (const { irq } of ROUTES) await esbLoad(host, irq, ESB_SET_PQ_00);
+  await host.ic("selectMode", { name: NAME, mode: ActiveMode.ACTIVE_MODE_XIVE, requestId: "" });
+  await host.ic("initSources", {
+    name: NAME,
+    sources: [{ irq: MOVED, levelSensitive: false, asserted: false }],
+    requestId: "",
+  });
+  const args = [SourceConfigFlag.SET_EISN, BigInt(MOVED), 1n, 6n, BigInt(MOVED)];
+  await hcall(host, HcallOpcode.H_INT_SET_SOURCE_CONFIG, args);
+  await esbLoad(host, MOVED, ESB_SET_PQ_00);
+}
+
+const hcall = async (host: Host, opcode: number, args: bigint[]) =>
+  (await host.ic("rawHypercall", { name: NAME, server: 0, opcode: BigInt(opcode), args, failOnError: true }))
+    .outputs;
+
+/**
+ * QEMU's answer for MOVED (its EAT's END) and where the device routes it (a running controller),
+ * with the kernel's count of the warnings a SOURCE_CONFIG to a vCPU whose queue has no page
+ * prints (book3s_xive.c xive_try_pick_queue, WARN_ON(!q->qpage)) so far: which END the
+ * kernel was given.
+ */
+async function movedSource(host: Host) {
+  const answer = await hcall(host, HcallOpcode.H_INT_GET_SOURCE_CONFIG, [0n, BigInt(MOVED)]);
+  const { server, priority } = (await host.ic("getSourceConfig", { name: NAME, irq: MOVED })).source!;
+  const pickWarnings = execFileSync("dmesg", { encoding: "utf8" })
+    .split("\n")
+    .filter((line) => line.includes("WARNING") && line.includes("xive_try_pick_queue")).length;
+  return { answer: answer.map(String), routed: [server, priority], pickWarnings };
 }
 
 const esbLoad = (host: Host, irq: number, offset: number) =>
@@ -227,7 +260,10 @@ async function migrate(host: Host, backend: Backend): Promise<void> {
  * 0x1300 has an event in queue 0/6 and a coalesced second trigger (PQ 11), 0x1301 an event in
  * queue 1/5 (PQ 10), the masked 0x1302 a latched trigger (PQ 10). After each import the
  * destination resumes and an EOI of a source with Q set re-fires it into the next queue slot,
- * written by the model, then by the kernel. Observations: "service: ..."; "service-timing"
+ * written by the model, then by the kernel. MOVED, which the guest asked for on vCPU 1 at priority
+ * 6 (no queue there), goes with it: after each move QEMU's END and the routing are as before, and
+ * last its trigger lands in vCPU 0's queue, written by the kernel given QEMU's END by the
+ * restore. Observations: "service: ..."; "service-timing"
  * reports say where the guest's time went.
  */
 export async function serviceMigrationScenario(): Promise<void> {
@@ -253,6 +289,7 @@ export async function serviceMigrationScenario(): Promise<void> {
       return counts;
     });
     await observeCall("service: NATIVE running", () => snapshot(h));
+    await observeCall("service: moved source, NATIVE running", () => movedSource(h));
     await observeCall("service: NATIVE quiesced", async () => {
       await h.ds("quiesceDevices", { vm: VM });
       return snapshot(h);
@@ -264,6 +301,7 @@ export async function serviceMigrationScenario(): Promise<void> {
       return (await esbLoad(h, 0x1300, ESB_EOI)).value;
     });
     await observeCall("service: EMULATED after the EOI", () => snapshot(h));
+    await observeCall("service: moved source, EMULATED after the EOI", () => movedSource(h));
     await observeCall("service: EMULATED quiesced", async () => {
       await h.ds("quiesceDevices", { vm: VM });
       return snapshot(h);
@@ -276,6 +314,11 @@ export async function serviceMigrationScenario(): Promise<void> {
       return { counts, eoi: (await esbLoad(h, 0x1301, ESB_EOI)).value };
     });
     await observeCall("service: NATIVE after the EOI", () => snapshot(h));
+    await observeCall("service: moved source, NATIVE after the EOI", () => movedSource(h));
+    await observeCall("service: NATIVE trigger of the moved source", async () => {
+      const counts = await h.ic("triggerSources", { name: NAME, irqs: [MOVED] });
+      return { delivered: counts.delivered, words: queueWords(h) };
+    });
     timing("scenario done");
   } finally {
     await host?.stop();
