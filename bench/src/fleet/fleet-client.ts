@@ -20,7 +20,7 @@ export interface OperationJson {
   name: string;
   done: boolean;
   metadata: { state: string; kind?: string };
-  error?: { code: string; reason: string; message: string };
+  error?: { code: string; reason: string; message: string; details?: { step?: string } };
   response?: Record<string, unknown>;
 }
 

@@ -56,8 +56,11 @@ function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-const outcome = (op: OperationJson) =>
-  `${op.metadata.state} ${op.error?.code ?? ""}/${op.error?.reason ?? ""}`;
+/** "FAILED UNAVAILABLE/REGISTRY_UNAVAILABLE at registry.commit": the step without its host, so failures group. */
+const outcome = (op: OperationJson) => {
+  const step = op.error?.details?.step?.replace(/ on host .*$/, "");
+  return `${op.metadata.state} ${op.error?.code ?? ""}/${op.error?.reason ?? ""}${step ? ` at ${step}` : ""}`;
+};
 
 export type CreateOutcome = { ok: true; vm: VmFacts; latencyNs: number } | { ok: false; failure: string };
 

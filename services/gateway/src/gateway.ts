@@ -39,6 +39,8 @@ export interface GatewayParts {
   credentials: ChannelCredentials;
   rpcTimeoutMs?: number;
   operationTimeoutMs?: number;
+  /** How long a running operation's step waits for a registry that does not answer (default REGISTRY_OUTAGE_MS). */
+  registryOutageMs?: number;
   limits?: Partial<GatewayServices["limits"]>;
   fleet?: Partial<FleetTiming>;
 }
@@ -58,7 +60,13 @@ export function buildGatewayServices(parts: GatewayParts): GatewayServices {
   const hosts = new HostRegistry(parts.store);
   const operations = new OperationRecords(parts.store);
   const connections = new HostConnections(parts.credentials, metrics, parts.rpcTimeoutMs ?? 10_000);
-  const runner = new OperationRunner(operations, metrics, parts.log, parts.operationTimeoutMs ?? 300_000);
+  const runner = new OperationRunner(
+    operations,
+    metrics,
+    parts.log,
+    parts.operationTimeoutMs ?? 300_000,
+    parts.registryOutageMs,
+  );
   const instanceId = `gw-${randomBytes(4).toString("hex")}`;
   const fleet = { ...DEFAULT_FLEET_TIMING, ...parts.fleet };
   const leases = new HostLeases(parts.store);

@@ -13,21 +13,23 @@ import { suiteGatewayOverStore, type OperationJson } from "./support/test-gatewa
  * applies, then fails as its lost-answer retry would; or whose next commit (a transaction with an
  * operation record and a VM, armed.commitUnavailable) applies, then fails as unavailable (the
  * store's client gave up: the outcome is unknown to the caller); or whose next operation record
- * write fails as unavailable (armed.putUnavailable: after applying, or without), or whose next
- * armed.refusePuts operation record writes are refused as unavailable, or whose next create's
+ * write fails as unavailable (armed.putUnavailable: after applying, or without), or whose next create's
  * insert (the VM put create-only) fails as unavailable (armed.insertUnavailable: after applying,
  * or without), or whose next delete's or migrate's start (the VM and a new operation) applies, then
  * fails as unavailable (armed.startUnavailable); whose reads (get) fail as unavailable while
- * armed.readsDown.
+ * armed.readsDown (set by that start when armed.readsDownAfterStart).
  */
 interface Armed {
   next: boolean;
   nextPut: boolean;
   commitUnavailable: boolean;
   putUnavailable: "applied" | "refused" | false;
-  refusePuts: number;
   insertUnavailable: "applied" | "refused" | false;
   startUnavailable: boolean;
+  /** The id of the operation whose start was answered unavailable. */
+  started?: string;
+  /** readsDown from the start answered unavailable on (the request's own reads before it go through). */
+  readsDownAfterStart: boolean;
   readsDown: boolean;
 }
 
@@ -42,10 +44,6 @@ function losingNextAnswer(store: Store, armed: Armed): Store {
         return async (key: string, record: unknown, condition?: { ifRevision?: number | "absent" }) => {
           if (!key.startsWith("operations/") || condition?.ifRevision === undefined)
             return call(key, record, condition);
-          if (armed.refusePuts > 0) {
-            armed.refusePuts--;
-            throw new StoreUnavailableError("etcd unavailable: no leader (injected)");
-          }
           if (armed.putUnavailable) {
             const applies = armed.putUnavailable === "applied";
             armed.putUnavailable = false;
@@ -71,6 +69,11 @@ function losingNextAnswer(store: Store, armed: Armed): Store {
         );
         if (armed.startUnavailable && commits && starts) {
           armed.startUnavailable = false;
+          armed.started = ops
+            .find((op) => op.key.startsWith("operations/"))
+            ?.key.split("/")
+            .pop();
+          armed.readsDown = armed.readsDownAfterStart;
           await call(ops);
           throw new StoreUnavailableError("etcd unavailable: the answer was lost (injected)");
         }
@@ -107,9 +110,9 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     nextPut: false,
     commitUnavailable: false,
     putUnavailable: false,
-    refusePuts: 0,
     insertUnavailable: false,
     startUnavailable: false,
+    readsDownAfterStart: false,
     readsDown: false,
   };
   const suite = suiteGatewayOverStore((store) => losingNextAnswer(store, armed));
@@ -165,26 +168,6 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     });
   }
 
-  it("a step's record write the registry leaves unanswered past its pauses fails the create UNAVAILABLE REGISTRY_UNAVAILABLE (retryable), not INTERNAL; rolled back", async () => {
-    // The first write and its 5 writes again (~3 s) refused; the end's write then goes through.
-    armed.refusePuts = 6;
-    const body = { ...vm("unanswered-long"), iommu: { smmus: [{ name: "s0" }] } };
-    const done = await suite.gw.waitForOperation(
-      "operator",
-      (await suite.gw.call("operator", "POST", "/v1/vms", body)).json<OperationJson>().name,
-    );
-    assert.equal(armed.refusePuts, 0, "every refusal was injected");
-    assert.equal(done.metadata.state, "FAILED");
-    assert.deepEqual([done.error?.code, done.error?.reason], ["UNAVAILABLE", "REGISTRY_UNAVAILABLE"]);
-    const state = (name: string) => done.metadata.steps.find((s) => s.name === name)?.state;
-    assert.equal(
-      state("interrupt-controller.DeleteController"),
-      "ROLLED_BACK",
-      JSON.stringify(done.metadata.steps),
-    );
-    assert.equal(state("iommu.CreateSmmu(s0)"), "FAILED", "the SMMU was not created");
-  });
-
   it("a create whose insert applied but was answered unavailable is read back and runs: 202, SUCCEEDED (not 503 with its operation left RUNNING, unrun)", async () => {
     // The kill phase of `npm run bench -- fleet`: the client's retry with its Idempotency-Key got
     // the stored 202 of an operation no replica ran, RUNNING at "queued" for good.
@@ -223,6 +206,42 @@ describe("a commit whose answer was lost and whose retry found its own write", (
     assert.equal(deleting.statusCode, 202, deleting.body);
     const deleted = await suite.gw.waitForOperation("operator", deleting.json<OperationJson>().name);
     assert.equal(deleted.metadata.state, "SUCCEEDED", JSON.stringify(deleted.error));
+  });
+
+  it("a delete whose start applied but stayed unanswered past its read-back answers 503; its replica runs the operation once the registry answers: it SUCCEEDS, the VM gone (not DELETING for good, its operation RUNNING, unrun)", async () => {
+    await suite.gw.createVm("operator", vm("unanswered-delete"));
+    armed.startUnavailable = true;
+    armed.readsDownAfterStart = true;
+    const first = await suite.gw.call("operator", "DELETE", "/v1/vms/unanswered-delete");
+    armed.readsDownAfterStart = armed.readsDown = false;
+    assert.equal(armed.startUnavailable, false, "the unavailable answer was injected");
+    assert.equal(first.statusCode, 503, first.body);
+    const done = await suite.gw.waitForOperation("operator", `operations/${armed.started}`);
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    assert.equal((await suite.gw.call("operator", "GET", "/v1/vms/unanswered-delete")).statusCode, 404);
+  });
+
+  it("a migrate whose start applied but stayed unanswered past its read-back answers 503; its replica runs the operation once the registry answers, so the retry with its Idempotency-Key is answered an operation that ends, the VM free again", async () => {
+    // The fake host has no migration service: the migration fails at its start, and the VM stays
+    // where it was. What counts is that it ends: unrun, it stayed RUNNING and the VM busy for good.
+    await suite.gw.services.hosts.register({ name: "h2", addresses: suite.host.addresses }, "api");
+    await suite.gw.createVm("operator", vm("unanswered-migrate"));
+    const key = { "idempotency-key": "unanswered-migrate-1" };
+    const body = { destinationHost: "h2" };
+    const url = "/v1/vms/unanswered-migrate:migrate";
+    armed.startUnavailable = true;
+    armed.readsDownAfterStart = true;
+    const first = await suite.gw.call("operator", "POST", url, body, key);
+    armed.readsDownAfterStart = armed.readsDown = false;
+    assert.equal(armed.startUnavailable, false, "the unavailable answer was injected");
+    assert.equal(first.statusCode, 503, first.body);
+    const retry = await suite.gw.call("operator", "POST", url, body, key);
+    assert.equal(retry.statusCode, 202, retry.body);
+    assert.equal(retry.headers["idempotent-replayed"], "true");
+    const done = await suite.gw.waitForOperation("operator", retry.json<OperationJson>().name);
+    assert.ok(done.done);
+    const stored = await suite.gw.services.vms.require("acme", "unanswered-migrate");
+    assert.equal(stored.value.activeOperation, undefined, "the VM is free again");
   });
 
   it("a create whose insert did not apply and was answered unavailable answers 503 REGISTRY_UNAVAILABLE, nothing stored", async () => {

@@ -1,12 +1,13 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { VplaneError, toVplaneError, type Logger } from "@vplane/service-kit";
-import { StoreConflictError, type TransactionOp } from "@vplane/store";
+import { StoreConflictError, StoreUnavailableError, type TransactionOp } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import { operationError } from "../registry/registry-error.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
 import { OperationWriter, type Along } from "./operation-writer.js";
+import { OutageWait, outlastingOutage, REGISTRY_OUTAGE_MS } from "./registry-outage.js";
 import type { Versioned } from "../registry/typed-entry.js";
 import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { MigrationStatus } from "../schemas/migration-schema.js";
@@ -55,6 +56,11 @@ export interface OperationContext {
    * SUCCEEDED): the work then returns that response, and nothing more is written.
    */
   checkpoint(commit?: TransactionOp[], response?: unknown): Promise<void>;
+  /**
+   * Runs a registry call of the work (one safe to repeat: see outlastingOutage), asked again while
+   * the registry does not answer, as the operation's own record writes are.
+   */
+  untilAnswered<T>(call: () => Promise<T>): Promise<T>;
 }
 
 export function newOperationRecord(fields: {
@@ -187,21 +193,32 @@ const endedBy = (record: OperationRecord, owner: string) =>
  * not answer), what it did is read back before anything is undone: had it applied, undoing the
  * work would leave a result recorded SUCCEEDED whose devices were deleted. The read is asked
  * again with growing pauses as the final write is; if it never answers, the write's error is
- * thrown (the work is undone, as for a commit known to have failed).
+ * thrown (the work is undone, as for a commit known to have failed). A commit that did not apply
+ * because the registry did not answer is written again, for up to `outageMs` (an election).
  */
-async function endingWrite(writer: OperationWriter, along: Along, owner: string) {
-  try {
-    return await writer.write(undefined, along);
-  } catch (error) {
-    if (error instanceof StoreConflictError) throw error;
-    for (let attempt = 1; attempt < FINAL_WRITE_ATTEMPTS; attempt++) {
-      await endWritePause(attempt);
-      const now = await writer.read().catch(() => undefined);
+async function endingWrite(writer: OperationWriter, along: Along, owner: string, outageMs: number) {
+  const outage = new OutageWait(outageMs);
+  for (;;) {
+    try {
+      return await writer.write(undefined, along);
+    } catch (error) {
+      if (error instanceof StoreConflictError) throw error;
+      const now = await readBack(writer);
       if (now && endedBy(now, owner)) return now;
-      if (now) throw error; // the transaction did not apply (all or nothing)
+      // Not applied (all or nothing), or still unknown: written again only in the first case.
+      if (!now || !(error instanceof StoreUnavailableError) || !(await outage.next())) throw error;
     }
-    throw error;
   }
+}
+
+/** The record read back after a write whose outcome is unknown; undefined if the registry never answered. */
+async function readBack(writer: OperationWriter): Promise<OperationRecord | undefined> {
+  for (let attempt = 1; attempt < FINAL_WRITE_ATTEMPTS; attempt++) {
+    await endWritePause(attempt);
+    const now = await writer.read().catch(() => undefined);
+    if (now) return now;
+  }
+  return undefined;
 }
 
 /** How long a replica answers an operation that ended here from the record it ended with. */
@@ -238,6 +255,8 @@ export class OperationRunner {
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
     private readonly timeoutMs: number,
+    /** How long a step waits for a registry that does not answer (REGISTRY_OUTAGE_MS). */
+    private readonly registryOutageMs = REGISTRY_OUTAGE_MS,
   ) {}
 
   /**
@@ -278,6 +297,7 @@ export class OperationRunner {
         noteLatest(running, stored);
         this.events.emit(key, stored.value);
       },
+      this.registryOutageMs,
       known,
     );
     const context: OperationContext = {
@@ -310,7 +330,12 @@ export class OperationRunner {
           if (commit && response !== undefined) {
             const success = { state: "SUCCEEDED" as const, response };
             const change = (r: OperationRecord) => ended(withStep(r, r.metadata.step, "SUCCEEDED"), success);
-            const stored = await endingWrite(writer, { ops: commit, proceed: goesOn, change }, record.owner);
+            const stored = await endingWrite(
+              writer,
+              { ops: commit, proceed: goesOn, change },
+              record.owner,
+              this.registryOutageMs,
+            );
             if (stored && endedBy(stored, record.owner)) {
               endedByCommit = true;
               return;
@@ -326,6 +351,7 @@ export class OperationRunner {
         }
         if (abort.signal.aborted) throw toVplaneError(abort.signal.reason);
       },
+      untilAnswered: (call) => outlastingOutage(call, this.registryOutageMs),
     };
     let endedByCommit = false;
     const done = (async () => {

@@ -2,8 +2,8 @@ import { isDeepStrictEqual } from "node:util";
 import { StoreConflictError, StoreUnavailableError, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import type { Versioned } from "../registry/typed-entry.js";
-import { ELECTION_RETRIES, electionPause } from "../registry/unanswered-pause.js";
 import type { OperationRecord, OperationRecords } from "./operation-records.js";
+import { OutageWait } from "./registry-outage.js";
 
 /** A change to an operation's record (an event, a step's state, the end). */
 export type RecordChange = (record: OperationRecord) => OperationRecord;
@@ -39,6 +39,8 @@ export class OperationWriter {
     private readonly ours: (record: OperationRecord) => boolean,
     /** Called with every record this writer stored, and with one it found no longer its own. */
     private readonly stored: (record: Versioned<OperationRecord>) => void,
+    /** How long a write alone waits for a registry that does not answer (REGISTRY_OUTAGE_MS). */
+    private readonly outageMs: number,
     /** The record as last seen, when known (the transaction that created it): saves a read. */
     private known?: Versioned<OperationRecord>,
   ) {}
@@ -85,11 +87,13 @@ export class OperationWriter {
     const taken = this.noted.length;
     const changes = last ? [...this.noted.slice(0, taken), last] : this.noted.slice(0, taken);
     if (changes.length === 0 && !along) return this.readNow();
-    for (let attempt = 0, unanswered = 0; ; attempt++) {
+    const outage = new OutageWait(this.outageMs);
+    for (let attempt = 0; ; attempt++) {
       // What the registry holds is not known while a read or swap is unanswered (its answer may
       // be lost): a record written alone is then read again, after a pause, and written on what is
-      // there (unless the lost write applied: the record is `next` already). Writes made along with
-      // the record are the caller's to settle (endingWrite reads back the commit's outcome).
+      // there (unless the lost write applied: the record is `next` already), for up to outageMs.
+      // Writes made along with the record are the caller's to settle (endingWrite reads back the
+      // commit's outcome).
       let next: OperationRecord | undefined;
       try {
         const base = this.known ?? (await this.operations.get(this.tenant, this.id));
@@ -111,8 +115,7 @@ export class OperationWriter {
         this.stored(this.known);
         return next;
       } catch (error) {
-        if (error instanceof StoreUnavailableError && !along && unanswered < ELECTION_RETRIES) {
-          await electionPause(unanswered++);
+        if (error instanceof StoreUnavailableError && !along && (await outage.next())) {
           this.known = await this.operations.get(this.tenant, this.id).catch(() => undefined);
           if (next && this.alreadyIn(next, taken)) return next;
           continue;

@@ -18,8 +18,8 @@ export function unansweredPause(
 /**
  * How many times a registry call left unanswered is asked again while an etcd election may be
  * under way, each after electionPause(attempt): 100 ms doubling to 1.6 s, ~3 s in all (an election
- * after a member's loss lasts a second or two; a step of a running operation, or a request whose
- * write may have applied, should outlast it).
+ * after a member's loss lasts a second or two; a request whose write may have applied should
+ * outlast it). A running operation's steps wait longer (REGISTRY_OUTAGE_MS, operations/registry-outage.ts).
  */
 export const ELECTION_RETRIES = 5;
 

@@ -15,13 +15,13 @@ import type { FieldViolation } from "../schemas/error-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
 import { putOp, type Versioned } from "../registry/typed-entry.js";
 import { addUsage } from "../registry/vm-registry.js";
-import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { HostState } from "../hosts/host-states.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { Vm, VmSpec } from "../schemas/vm-schema.js";
 import { refuseWhileBusy } from "./busy-guard.js";
 import { chooseHost, fits } from "./placement.js";
 import { PlacementView } from "./placement-view.js";
+import { followUnanswered, writeAndStart } from "./unanswered-start.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 import {
   createSteps,
@@ -202,43 +202,19 @@ export class VmLifecycle {
           this.view.lost(host);
           if (attempt < MAX_CONFLICT_RETRIES) return "lost";
         } else if (!(error instanceof VplaneError)) this.view.forget(host);
-        if (error instanceof StoreUnavailableError) this.followUnanswered(placed.host, vm, operation);
+        if (error instanceof StoreUnavailableError)
+          followUnanswered(this.deps.vms, vm, (revision) =>
+            this.deps.runner.start(
+              operation,
+              (context) => this.runCreate(context, placed.host, { value: vm, revision }),
+              revision,
+            ),
+          );
         throw error;
       }
     } finally {
       release();
     }
-  }
-
-  /**
-   * Follows a create whose transaction the registry left unanswered past its read-back (the
-   * request answers 503): had it applied, its operation is recorded RUNNING under this replica,
-   * which is alive (recovery takes over only stopped replicas' operations), and a retry with its
-   * Idempotency-Key is answered that operation. So the VM is read back again, after growing pauses,
-   * until the registry answers: the operation then runs if the transaction applied. Should this
-   * replica stop first, its operation is a stopped replica's, which recovery takes over.
-   */
-  private followUnanswered(host: HostRecord, vm: Vm, operation: OperationRecord): void {
-    void (async () => {
-      for (let attempt = 0; ; attempt++) {
-        // 0.25 s doubling to 5 s; unreferenced: a replica shutting down does not wait for it.
-        await unansweredPause(attempt, 250, 5_000, false);
-        let revision: number | undefined;
-        try {
-          revision = await this.deps.vms.appliedAlready(vm);
-        } catch (error) {
-          if (error instanceof StoreUnavailableError) continue;
-          return; // a registry that answers but cannot be read (closed): nothing to follow
-        }
-        if (revision !== undefined)
-          this.deps.runner.start(
-            operation,
-            (context) => this.runCreate(context, host, { value: vm, revision }),
-            revision,
-          );
-        return;
-      }
-    })();
   }
 
   /**
@@ -280,14 +256,10 @@ export class VmLifecycle {
         };
       });
     } catch (error) {
-      if (error instanceof StepFailure && rollbackComplete(error)) {
-        await vms.remove(vm.tenant, vm.name);
-      } else {
-        await vms.update(vm.tenant, vm.name, (current) => {
-          const { activeOperation: _done, ...rest } = current;
-          return { ...rest, state: "FAILED", updateTime: new Date().toISOString() };
-        });
-      }
+      // The registry may not answer (an election): both writes read the VM again at each try.
+      if (error instanceof StepFailure && rollbackComplete(error))
+        await context.untilAnswered(() => vms.remove(vm.tenant, vm.name));
+      else await this.settle(context, vm, "FAILED");
       throw error;
     }
     return ready!;
@@ -314,44 +286,36 @@ export class VmLifecycle {
       activeOperation: operation.name,
       updateTime: new Date().toISOString(),
     };
-    const revision = await vms.replace(vm, deleting, [
-      putOp(
-        this.deps.operations.key(principal.tenant, operation.name.slice("operations/".length)),
-        operation,
-        "absent",
-      ),
-      ...extra(operation),
-    ]);
-    this.deps.runner.start(
-      operation,
-      async (context) => {
-        try {
-          // Cancel is honoured only before the first device is deleted: a half-deleted VM is
-          // worse than a deleted one, so after that the delete runs to its end. The checkpoint
-          // writes where the delete is, the one write before the devices go (a replica recovering
-          // the operation names that step).
-          await context.progress(
-            0,
-            operation.metadata.steps[0]!.name,
-            `deleting the VM's devices on host ${host.name}`,
-          );
-          await context.checkpoint();
-        } catch (error) {
-          await this.settle(deleting, previousState);
-          throw error;
-        }
-        try {
-          await deprovisionVm(context, this.deps.connections, host, deleting);
-          await context.step("registry.commit", "RUNNING");
-          await vms.remove(principal.tenant, name);
-          await context.step("registry.commit", "SUCCEEDED");
-        } catch (error) {
-          await this.settle(deleting, "FAILED");
-          throw error;
-        }
-        return { name, deleted: true };
-      },
-      revision,
+    const work = async (context: OperationContext) => {
+      try {
+        // Cancel is honoured only before the first device is deleted: a half-deleted VM is
+        // worse than a deleted one, so after that the delete runs to its end. The checkpoint
+        // writes where the delete is, the one write before the devices go (a replica recovering
+        // the operation names that step).
+        await context.progress(
+          0,
+          operation.metadata.steps[0]!.name,
+          `deleting the VM's devices on host ${host.name}`,
+        );
+        await context.checkpoint();
+      } catch (error) {
+        await this.settle(context, deleting, previousState);
+        throw error;
+      }
+      try {
+        await deprovisionVm(context, this.deps.connections, host, deleting);
+        await context.step("registry.commit", "RUNNING");
+        await context.untilAnswered(() => vms.remove(principal.tenant, name));
+        await context.step("registry.commit", "SUCCEEDED");
+      } catch (error) {
+        await this.settle(context, deleting, "FAILED");
+        throw error;
+      }
+      return { name, deleted: true };
+    };
+    const key = this.deps.operations.key(principal.tenant, operationId(operation));
+    await writeAndStart(this.deps, deleting, operation, work, () =>
+      vms.replace(vm, deleting, [putOp(key, operation, "absent"), ...extra(operation)]),
     );
     return operation;
   }
@@ -381,17 +345,20 @@ export class VmLifecycle {
     runner.start(adopted, async (context) => {
       const rollback = await rollBackAbandonedCreate(context, connections, host, vm.value);
       const failure = new StepFailure(step, replicaStopped(op.owner, step), rollback);
-      if (rollbackComplete(failure)) await vms.remove(tenant, vm.value.name);
-      else await this.settle(vm.value, "FAILED");
+      if (rollbackComplete(failure)) await context.untilAnswered(() => vms.remove(tenant, vm.value.name));
+      else await this.settle(context, vm.value, "FAILED");
       throw failure;
     });
     return true;
   }
 
-  private async settle(vm: Vm, state: Vm["state"]): Promise<void> {
-    await this.deps.vms.update(vm.tenant, vm.name, (current) => {
-      const { activeOperation: _done, ...rest } = current;
-      return { ...rest, state, updateTime: new Date().toISOString() };
-    });
+  /** Leaves the VM in `state`, its operation over (asked again while the registry does not answer). */
+  private async settle(context: OperationContext, vm: Vm, state: Vm["state"]): Promise<void> {
+    await context.untilAnswered(() =>
+      this.deps.vms.update(vm.tenant, vm.name, (current) => {
+        const { activeOperation: _done, ...rest } = current;
+        return { ...rest, state, updateTime: new Date().toISOString() };
+      }),
+    );
   }
 }

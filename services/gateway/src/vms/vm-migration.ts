@@ -27,6 +27,7 @@ import type { HostRecord } from "../schemas/host-schema.js";
 import type { MigrateRequest, MigrationStatus } from "../schemas/migration-schema.js";
 import type { Vm } from "../schemas/vm-schema.js";
 import { refuseWhileBusy } from "./busy-guard.js";
+import { writeAndStart } from "./unanswered-start.js";
 import { controllerName } from "./device-names.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 
@@ -131,12 +132,14 @@ export class VmMigrations {
       activeOperation: operation.name,
       updateTime: new Date().toISOString(),
     };
-    await vms.replace(vm, migrating, [
-      putOp(operations.key(principal.tenant, operationId(operation)), operation, "absent"),
-      ...extra(operation),
-    ]);
-    this.deps.runner.start(operation, (context) =>
-      new MigrationRun(this.deps, context, migrating, source, destination, request, status).run(),
+    const key = operations.key(principal.tenant, operationId(operation));
+    await writeAndStart(
+      this.deps,
+      migrating,
+      operation,
+      (context) =>
+        new MigrationRun(this.deps, context, migrating, source, destination, request, status).run(),
+      () => vms.replace(vm, migrating, [putOp(key, operation, "absent"), ...extra(operation)]),
     );
     return operation;
   }
@@ -497,19 +500,23 @@ class MigrationRun {
     await this.context.step(MIGRATE_STEP.registry, "RUNNING");
     const guestMemoryPath = await this.ramPathOnDestination();
     try {
-      const moved = await vms.updatePlacement(this.vm.tenant, this.vm.name, (current) => {
-        const { activeOperation: _done, ...rest } = current;
-        return {
-          ...rest,
-          host: this.destination.name,
-          guestMemoryPath,
-          placement: {
-            ...current.placement,
-            reason: `migrated from host '${this.source.name}' by operations/${this.context.id}`,
-          },
-          updateTime: new Date().toISOString(),
-        };
-      });
+      // Asked again while the registry does not answer: a try that applied unanswered is found
+      // at the next (the VM on the destination already, the usages not moved twice).
+      const moved = await this.context.untilAnswered(() =>
+        vms.updatePlacement(this.vm.tenant, this.vm.name, (current) => {
+          const { activeOperation: _done, ...rest } = current;
+          return {
+            ...rest,
+            host: this.destination.name,
+            guestMemoryPath,
+            placement: {
+              ...current.placement,
+              reason: `migrated from host '${this.source.name}' by operations/${this.context.id}`,
+            },
+            updateTime: new Date().toISOString(),
+          };
+        }),
+      );
       if (!moved) {
         throw new VplaneError({ code: "ABORTED", reason: "VM_VANISHED", message: "the VM record is gone" });
       }
@@ -542,11 +549,13 @@ class MigrationRun {
   /** Clears the VM's busy mark (it stays where it is); `state` when its whereabouts are unknown. */
   private async stayOnSource(state?: Vm["state"]): Promise<void> {
     const operation = `operations/${this.context.id}`;
-    await this.deps.vms.update(this.vm.tenant, this.vm.name, (current) => {
-      if (current.activeOperation !== operation) return undefined;
-      const { activeOperation: _done, ...rest } = current;
-      return { ...rest, ...(state ? { state } : {}), updateTime: new Date().toISOString() };
-    });
+    await this.context.untilAnswered(() =>
+      this.deps.vms.update(this.vm.tenant, this.vm.name, (current) => {
+        if (current.activeOperation !== operation) return undefined;
+        const { activeOperation: _done, ...rest } = current;
+        return { ...rest, ...(state ? { state } : {}), updateTime: new Date().toISOString() };
+      }),
+    );
     this.settled = true;
   }
 }

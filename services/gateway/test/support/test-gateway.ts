@@ -60,6 +60,8 @@ export async function startTestGateway(
     /** How long a retry waits for the first request with its Idempotency-Key (default 10 s). */
     idempotencyWaitMs?: number;
     operationTimeoutMs?: number;
+    /** How long a running operation's step waits for a registry that does not answer. */
+    registryOutageMs?: number;
     logDestination?: pino.DestinationStream;
     /** Where the audit trail goes (none: not audited). */
     auditDestination?: { write(line: string): unknown };
@@ -87,6 +89,7 @@ export async function startTestGateway(
     credentials: credentials.createInsecure(),
     rpcTimeoutMs: 5000,
     operationTimeoutMs: options.operationTimeoutMs ?? 30_000,
+    ...(options.registryOutageMs ? { registryOutageMs: options.registryOutageMs } : {}),
     ...(options.fleet ? { fleet: options.fleet } : {}),
     limits: {
       rateLimitPerSecond: options.rateLimitPerSecond ?? 0,
@@ -174,11 +177,14 @@ export function suiteListeningGateway(): { gw: TestGateway; port: number } {
  * A describe block's gateway with one fake host ("h1") over an in-memory SQLite registry that its
  * tests see through `wrap` (a store that counts or fails calls): started before them, closed after.
  */
-export function suiteGatewayOverStore(wrap: (store: Store) => Store): { gw: TestGateway; host: FakeHost } {
+export function suiteGatewayOverStore(
+  wrap: (store: Store) => Store,
+  options: Parameters<typeof startTestGateway>[0] = {},
+): { gw: TestGateway; host: FakeHost } {
   return suiteFixture(
     async () => {
       const store = openStore("sqlite::memory:");
-      const { gw, host, close } = await startGatewayWithHost({ store: wrap(store) });
+      const { gw, host, close } = await startGatewayWithHost({ ...options, store: wrap(store) });
       return { gw, host, store, close };
     },
     async ({ close, store }) => {
