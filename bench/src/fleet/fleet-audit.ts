@@ -23,6 +23,7 @@ interface Usage {
   vcpus: number;
   memoryBytes: number;
   vms: number;
+  smmus?: number;
 }
 
 export interface FleetAudit {
@@ -146,9 +147,13 @@ export async function auditFleet(
       vcpus: placed.reduce((sum, vm) => sum + vm.vcpus, 0),
       memoryBytes: placed.reduce((sum, vm) => sum + vm.memoryBytes, 0),
       vms: placed.length,
+      smmus: placed.reduce((sum, vm) => sum + vm.iommu.smmus.length, 0),
     };
     const have = usage.get(host.name) ?? { vcpus: 0, memoryBytes: 0, vms: 0 };
-    if (have.vcpus !== want.vcpus || have.memoryBytes !== want.memoryBytes || have.vms !== want.vms)
+    const same = (["vcpus", "memoryBytes", "vms", "smmus"] as const).every(
+      (field) => (have[field] ?? 0) === want[field],
+    );
+    if (!same)
       audit.usageMismatches.push(
         `${host.name}: recorded ${JSON.stringify(have)}, placed ${JSON.stringify(want)}`,
       );

@@ -8,6 +8,11 @@ import { spawnServiceProcess, type ServiceProcess } from "@vplane/service-kit/te
 import { freeLoopbackPorts } from "@vplane/store";
 import { ADDR_ENV, serviceEntry, type HostServiceName } from "../host-service-entries.js";
 
+// Benchmarks never delete: at ~100-200 creates/s the default 1,024 VMs (and, 1 VM in 4 having
+// one, 1,024 SMMUs) per host fill up. Each host's services hold this many.
+export const HOST_MAX_CONTROLLERS = 16_384;
+export const HOST_MAX_SMMUS = 16_384;
+
 export interface HostAddresses {
   interruptController: string;
   iommu: string;
@@ -62,10 +67,10 @@ export class FleetHost {
     const env: Record<string, string> = {
       VPLANE_DATA_DIR: this.dataDir,
       [ADDR_ENV[service]]: address,
-      // Benchmarks never delete: at ~100-200 creates/s the default 1,024 VMs (and, 1 VM in 4
-      // having one, 1,024 SMMUs) per host fill up.
-      ...(service === "interrupt-controller" ? { VPLANE_INTERRUPT_MAX_CONTROLLERS: "16384" } : {}),
-      ...(service === "iommu" ? { VPLANE_IOMMU_MAX_SMMUS: "16384" } : {}),
+      ...(service === "interrupt-controller"
+        ? { VPLANE_INTERRUPT_MAX_CONTROLLERS: String(HOST_MAX_CONTROLLERS) }
+        : {}),
+      ...(service === "iommu" ? { VPLANE_IOMMU_MAX_SMMUS: String(HOST_MAX_SMMUS) } : {}),
       ...(service === "migration"
         ? {
             VPLANE_MIGRATION_INTERRUPT_TARGET: this.addresses.interruptController,

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { AccessTokens } from "@vplane/gateway";
 import { spawnServiceProcess, type ServiceProcess } from "@vplane/service-kit/testing";
 import { EtcdCluster } from "./etcd-cluster.js";
-import { FleetHost } from "./fleet-host.js";
+import { FleetHost, HOST_MAX_SMMUS } from "./fleet-host.js";
 
 export interface FleetOptions {
   gateways: number;
@@ -72,7 +72,7 @@ export function startGatewayProcess(
   );
 }
 
-/** Registers every host through `gateway` (admin), declaring `perHostVms` VMs of room. */
+/** Registers every host through `gateway` (admin), declaring `perHostVms` VMs of room and the SMMUs its iommu holds. */
 export async function registerHosts(
   gateway: string,
   adminToken: string,
@@ -86,7 +86,12 @@ export async function registerHosts(
       body: JSON.stringify({
         name: host.name,
         addresses: host.addresses,
-        capacity: { vcpus: 4 * perHostVms, memoryBytes: perHostVms * 16 * 2 ** 20, vms: perHostVms },
+        capacity: {
+          vcpus: 4 * perHostVms,
+          memoryBytes: perHostVms * 16 * 2 ** 20,
+          vms: perHostVms,
+          smmus: HOST_MAX_SMMUS,
+        },
       }),
     });
     if (response.status >= 300)

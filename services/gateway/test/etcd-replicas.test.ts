@@ -91,7 +91,7 @@ describe("two gateways on one etcd registry", { skip }, () => {
       assert.ok(mine.every((v) => v.state === "READY"));
     }
     const usage = (await a.services.hosts.usageOf("h1")).value;
-    assert.deepEqual(usage, { vcpus: 41, memoryBytes: 41 << 20, vms: 41 });
+    assert.deepEqual(usage, { vcpus: 41, memoryBytes: 41 << 20, vms: 41, smmus: 0 });
     assert.equal(host.controllers.size, 41);
   });
 

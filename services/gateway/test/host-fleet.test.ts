@@ -31,17 +31,17 @@ const spec = (name: string, host?: string) => ({
   interruptController: { mode: "xics" },
   ...(host ? { placement: { host } } : {}),
 });
-const declaration = (host: FakeHost, vms = 8) => ({
+const declaration = (host: FakeHost, vms = 8, vcpus = 64, smmus = 64) => ({
   addresses: host.addresses,
-  capacity: { vcpus: 64, memoryBytes: 1024 * MIB, vms },
+  capacity: { vcpus, memoryBytes: 1024 * MIB, vms, smmus },
   agentVersion: "test",
 });
 
 interface HostJson {
   name: string;
   source: string;
-  capacity: { vcpus: number; memoryBytes: number; vms?: number };
-  usage: { vms: number };
+  capacity: { vcpus: number; memoryBytes: number; vms?: number; smmus?: number };
+  usage: { vms: number; smmus?: number };
   availability: { state: string; reason?: string; message?: string };
   lease?: { renewTime: string; expireTime: string };
 }
@@ -75,7 +75,7 @@ describe("hosts join by themselves and keep a lease", () => {
     assert.equal(answer.statusCode, 200, answer.body);
     const body = answer.json<{ host: HostJson; lease: { ttlMs: number }; heartbeatMs: number }>();
     assert.equal(body.host.source, "agent");
-    assert.deepEqual(body.host.capacity, { vcpus: 64, memoryBytes: 1024 * MIB, vms: 8 });
+    assert.deepEqual(body.host.capacity, { vcpus: 64, memoryBytes: 1024 * MIB, vms: 8, smmus: 64 });
     assert.deepEqual([body.lease.ttlMs, body.heartbeatMs], [3000, 1000]);
     const shown = await hostOf("j1");
     assert.equal(shown.availability.state, "AVAILABLE");
@@ -150,7 +150,7 @@ describe("hosts join by themselves and keep a lease", () => {
     }
   });
 
-  it("the host agent joins through the first gateway that answers, declares its services' max_controllers, and renews", async () => {
+  it("the host agent joins through the first gateway that answers, declares its services' max_controllers and max_smmus, and renews", async () => {
     await gw.app.listen({ host: "127.0.0.1", port: 0 });
     const address = gw.app.server.address() as { port: number };
     const folder = mkdtempSync(join(tmpdir(), "vplane-agent-"));
@@ -158,6 +158,7 @@ describe("hosts join by themselves and keep a lease", () => {
     writeFileSync(join(folder, "agent-1"), `${hostToken("agent-1")}\n`);
     writeFileSync(join(folder, "agent-2"), `${hostToken("agent-2")}\n`);
     h2.maxControllers = 5;
+    h2.maxSmmus = 7;
     const config = loadConfig(hostAgentOptionsSpec, {
       argv: [],
       env: {
@@ -175,7 +176,7 @@ describe("hosts join by themselves and keep a lease", () => {
       await agent.start();
       assert.equal(agent.current.t, "joined");
       const joined = await hostOf("agent-1");
-      assert.deepEqual(joined.capacity, { vcpus: 16, memoryBytes: 512 * MIB, vms: 5 });
+      assert.deepEqual(joined.capacity, { vcpus: 16, memoryBytes: 512 * MIB, vms: 5, smmus: 7 });
       const first = Date.parse(joined.lease!.renewTime);
       // The gateway asks for a heartbeat every third of the lease (1 s): the lease never lapses.
       await new Promise((resolve) => setTimeout(resolve, 2_500));
@@ -186,6 +187,61 @@ describe("hosts join by themselves and keep a lease", () => {
       agent.stop();
       rmSync(folder, { recursive: true, force: true });
     }
+  });
+});
+
+describe("placement counts the SMMUs a host declares its iommu holds", () => {
+  let gw: TestGateway;
+  let few: FakeHost;
+  let many: FakeHost;
+  before(async () => {
+    gw = await startTestGateway();
+    [few, many] = await Promise.all([FakeHost.start(), FakeHost.start()]);
+    const join = async (host: FakeHost, name: string, body: unknown) => {
+      const token = gw.tokens.issue({ tenant: "system", role: "host", host: name }).token;
+      const answer = await gw.app.inject({
+        method: "POST",
+        url: `/v1/hosts/${name}:join`,
+        headers: { authorization: `Bearer ${token}` },
+        payload: body as Record<string, unknown>,
+      });
+      assert.equal(answer.statusCode, 200, answer.body);
+    };
+    // "few" has the most room by vCPUs (placement's first choice) but one SMMU; "many" 64.
+    await join(few, "few", declaration(few, 8, 64, 1));
+    await join(many, "many", declaration(many, 8, 8, 64));
+  });
+  after(async () => {
+    await gw.close();
+    await Promise.all([few.stop(), many.stop()]);
+  });
+  const withSmmu = (name: string, host?: string) => ({
+    ...spec(name, host),
+    iommu: { smmus: [{ name: "s0" }] },
+  });
+  const placedOn = (op: OperationJson) => (op.response as { host: string }).host;
+  const usageOf = async (name: string) =>
+    (await gw.call("admin", "GET", `/v1/hosts/${name}`)).json<HostJson>().usage;
+
+  it("a host whose SMMUs are all taken gets no VM with an SMMU (another host does), still VMs without; a delete gives its SMMU back", async () => {
+    const first = await gw.createVm("operator", withSmmu("smmu-1", "few"));
+    assert.equal(placedOn(first), "few");
+    assert.equal((await usageOf("few")).smmus, 1);
+    // Without the SMMU counted, "few" (the most room) took it and its iommu refused the SMMU.
+    assert.equal(placedOn(await gw.createVm("operator", withSmmu("smmu-2"))), "many");
+    assert.equal(placedOn(await gw.createVm("operator", spec("no-smmu"))), "few");
+    const refused = await gw.call("operator", "POST", "/v1/vms", withSmmu("smmu-3", "few"));
+    assert.equal(refused.statusCode, 429, refused.body);
+    assert.equal(refused.json<{ error: { reason: string } }>().error.reason, "HOST_CAPACITY_EXCEEDED");
+    assert.deepEqual(
+      [(await usageOf("few")).vms, (await usageOf("few")).smmus, (await usageOf("many")).smmus],
+      [2, 1, 1],
+    );
+
+    const deleted = await gw.call("operator", "DELETE", "/v1/vms/smmu-1");
+    await gw.waitForOperation("operator", deleted.json<OperationJson>().name);
+    assert.equal((await usageOf("few")).smmus, 0);
+    assert.equal(placedOn(await gw.createVm("operator", withSmmu("smmu-4", "few"))), "few");
   });
 });
 

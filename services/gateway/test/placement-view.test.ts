@@ -73,6 +73,7 @@ describe("placement on a replica's view of the hosts", () => {
       vcpus: 2 * vms,
       memoryBytes: (1 << 20) * vms,
       vms,
+      smmus: 0,
     });
 
   it("reads the hosts once per VIEW_MS, and a create on the host of its last one swaps against what that one wrote, unread", async () => {

@@ -119,7 +119,7 @@ describe("a registry outage of an election's length while an operation runs", { 
         assert.deepEqual(await held(fixture, vm.uid), {
           controllers: 1,
           smmus: 1,
-          usage: { vcpus: 2, memoryBytes: 1 << 20, vms: 1 },
+          usage: { vcpus: 2, memoryBytes: 1 << 20, vms: 1, smmus: 1 },
         });
       } finally {
         await fixture.close();
@@ -146,6 +146,7 @@ describe("a registry outage of an election's length while an operation runs", { 
         vcpus: 0,
         memoryBytes: 0,
         vms: 0,
+        smmus: 0,
       });
     } finally {
       await fixture.close();
@@ -169,7 +170,7 @@ describe("a registry outage of an election's length while an operation runs", { 
         assert.deepEqual(await held(fixture, uid), {
           controllers: 0,
           smmus: 0,
-          usage: { vcpus: 0, memoryBytes: 0, vms: 0 },
+          usage: { vcpus: 0, memoryBytes: 0, vms: 0, smmus: 0 },
         });
       } finally {
         await fixture.close();

@@ -250,6 +250,7 @@ describe("VMs: create all or nothing, delete cascades, operations say where and 
       vcpus: usageBefore.vcpus - 2,
       memoryBytes: usageBefore.memoryBytes - GIB,
       vms: usageBefore.vms - 1,
+      smmus: usageBefore.smmus! - 2,
     });
   });
 

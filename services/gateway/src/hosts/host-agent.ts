@@ -5,10 +5,14 @@ import { request as httpsRequest } from "node:https";
 import { availableParallelism, hostname, totalmem } from "node:os";
 import type { ChannelCredentials } from "@grpc/grpc-js";
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
+import { IommuServiceClient } from "@vplane/proto/gen/vplane/iommu/v1/service";
 import { clientChannelOptions, unaryCall, VPLANE_VERSION, type Logger } from "@vplane/service-kit";
 import type { HostJoin } from "../schemas/host-schema.js";
 import { RESOURCE_ID_PATTERN } from "../schemas/resource-id.js";
 import type { HostAgentOptions } from "./host-agent-options.js";
+
+/** Either service client that reports its limits. */
+type CapabilitiesClient = InterruptControllerServiceClient | IommuServiceClient;
 
 /** What the gateway answers to a join: when to send the next heartbeat. */
 interface JoinAnswer {
@@ -45,8 +49,9 @@ export function hostIdOf(configured: string): string {
  * own credential), declaring where its services are and what it may hold, then renews the lease
  * at the interval the gateway names. A gateway that fails is followed by the next URL; the agent
  * never gives up (the lease lapses while no gateway answers, so the fleet stops placing VMs here).
- * Capacity: vCPUs and guest RAM from its options (the machine's by default), VMs from what its
- * interrupt-controller says it holds at most (GetCapabilities max_controllers).
+ * Capacity: vCPUs and guest RAM from its options (the machine's by default), VMs and SMMUs from
+ * what its interrupt-controller and iommu say they hold at most (GetCapabilities max_controllers,
+ * max_smmus).
  */
 export class HostAgent {
   private state: AgentState = { t: "starting" };
@@ -107,7 +112,8 @@ export class HostAgent {
       capacity: {
         vcpus: this.options.vcpus || availableParallelism(),
         memoryBytes: this.options.memoryBytes || totalmem(),
-        vms: await this.maxControllers(),
+        vms: await this.limitOf(new InterruptControllerServiceClient(...this.dial(0)), "max_controllers"),
+        smmus: await this.limitOf(new IommuServiceClient(...this.dial(1)), "max_smmus"),
       },
       agentVersion: VPLANE_VERSION,
     };
@@ -191,21 +197,21 @@ export class HostAgent {
     });
   }
 
-  /** The interrupt-controller's max_controllers: the most VMs this host's services hold. */
-  private async maxControllers(): Promise<number> {
-    const client = new InterruptControllerServiceClient(
-      this.local[0],
-      this.credentials,
-      clientChannelOptions(),
-    );
+  /** The arguments of a client of local service `index` (interrupt-controller, iommu, migration). */
+  private dial(index: 0 | 1): [string, ChannelCredentials, ReturnType<typeof clientChannelOptions>] {
+    return [this.local[index], this.credentials, clientChannelOptions()];
+  }
+
+  /** A limit a local service reports (GetCapabilities limits): the most of a device it holds. */
+  private async limitOf(client: CapabilitiesClient, limit: string): Promise<number> {
     try {
       const { capabilities } = await unaryCall(
         client.getCapabilities.bind(client),
         {},
         { timeoutMs: REQUEST_TIMEOUT_MS },
       );
-      const max = Number(capabilities?.limits["max_controllers"] ?? 0);
-      if (!(max > 0)) throw new Error("the interrupt-controller reports no max_controllers limit");
+      const max = Number(capabilities?.limits[limit] ?? 0);
+      if (!(max > 0)) throw new Error(`${capabilities?.service ?? "a service"} reports no ${limit} limit`);
       return max;
     } finally {
       client.close();

@@ -10,9 +10,11 @@ export interface HostUsage {
   vcpus: number;
   memoryBytes: number;
   vms: number;
+  /** The VMs' SMMUs; absent in a usage written before they were counted (read as 0). */
+  smmus?: number;
 }
 
-export const NO_USAGE: HostUsage = { vcpus: 0, memoryBytes: 0, vms: 0 };
+export const NO_USAGE: HostUsage = { vcpus: 0, memoryBytes: 0, vms: 0, smmus: 0 };
 
 /** Hosts and their usage in the registry. */
 export class HostRegistry {

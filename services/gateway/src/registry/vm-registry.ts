@@ -15,11 +15,16 @@ export function vmNotFound(name: string): VplaneError {
 }
 
 /** `usage` with `vm`'s share added (sign 1) or taken off (-1). */
-export function addUsage(usage: HostUsage, vm: Pick<Vm, "vcpus" | "memoryBytes">, sign: 1 | -1): HostUsage {
+export function addUsage(
+  usage: HostUsage,
+  vm: Pick<Vm, "vcpus" | "memoryBytes" | "iommu">,
+  sign: 1 | -1,
+): HostUsage {
   return {
     vcpus: Math.max(0, usage.vcpus + sign * vm.vcpus),
     memoryBytes: Math.max(0, usage.memoryBytes + sign * vm.memoryBytes),
     vms: Math.max(0, usage.vms + sign),
+    smmus: Math.max(0, (usage.smmus ?? 0) + sign * vm.iommu.smmus.length),
   };
 }
 

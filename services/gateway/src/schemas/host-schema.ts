@@ -38,6 +38,14 @@ export const HostCapacitySchema = Type.Object(
           "VMs the host may hold (its interrupt-controller's max_controllers); 0 or unset: no limit",
       }),
     ),
+    smmus: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1_000_000,
+        description:
+          "SMMUs the host may hold, over all its VMs (its iommu's max_smmus); 0 or unset: no limit",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -61,6 +69,11 @@ export const HostJoinSchema = Type.Object(
           minimum: 1,
           maximum: 1_000_000,
           description: "VMs the host may hold (its interrupt-controller's max_controllers)",
+        }),
+        smmus: Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000,
+          description: "SMMUs the host may hold, over all its VMs (its iommu's max_smmus)",
         }),
       },
       { additionalProperties: false },
@@ -135,7 +148,12 @@ export const HostSchema = Type.Object(
       Type.Object(HostAddressesSchema.properties, { description: "the host's services (admins only)" }),
     ),
     usage: Type.Object(
-      { vcpus: Type.Integer(), memoryBytes: Type.Integer(), vms: Type.Integer() },
+      {
+        vcpus: Type.Integer(),
+        memoryBytes: Type.Integer(),
+        vms: Type.Integer(),
+        smmus: Type.Optional(Type.Integer({ description: "SMMUs of the VMs counted in vms" })),
+      },
       {
         description:
           "what VMs placed on the host take: every tenant's for admins, only the caller's tenant's for other roles",

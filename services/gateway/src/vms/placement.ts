@@ -11,19 +11,26 @@ export interface PlacementCandidate {
 
 const isAvailable = (candidate: PlacementCandidate) => candidate.availability?.state !== "UNAVAILABLE";
 
+/** What one more VM takes of a host (a VM spec or a VM record). */
 export interface Demand {
   vcpus: number;
   memoryBytes: number;
+  iommu?: { smmus?: readonly unknown[] };
 }
 
-/** Whether `demand` (one more VM) fits what is left on the host; a capacity of 0 means no limit. */
+/**
+ * Whether `demand` (one more VM: its controller, its SMMUs) fits what is left on the host; a
+ * capacity of 0 or unset means no limit.
+ */
 export function fits(candidate: PlacementCandidate, demand: Demand): boolean {
   const { capacity } = candidate.host;
   const vcpusOk = capacity.vcpus === 0 || candidate.usage.vcpus + demand.vcpus <= capacity.vcpus;
   const memoryOk =
     capacity.memoryBytes === 0 || candidate.usage.memoryBytes + demand.memoryBytes <= capacity.memoryBytes;
   const vmsOk = !capacity.vms || candidate.usage.vms + 1 <= capacity.vms;
-  return vcpusOk && memoryOk && vmsOk;
+  const smmus = demand.iommu?.smmus?.length ?? 0;
+  const smmusOk = !capacity.smmus || smmus === 0 || (candidate.usage.smmus ?? 0) + smmus <= capacity.smmus;
+  return vcpusOk && memoryOk && vmsOk && smmusOk;
 }
 
 /** Share of the host left free after placing `demand`: the smaller of the vCPU and RAM shares. */
@@ -82,7 +89,7 @@ export function chooseHost(
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
         reason: "HOST_CAPACITY_EXCEEDED",
-        message: `host '${requestedHost}' has not enough free vCPUs or guest RAM for this VM`,
+        message: `host '${requestedHost}' has not enough free vCPUs, guest RAM, VM or SMMU room for this VM`,
         field: "placement.host",
       });
     }
@@ -104,7 +111,7 @@ export function chooseHost(
       message:
         candidates.length === 0
           ? "no host is registered; an admin registers one with POST /v1/hosts"
-          : `no host has ${demand.vcpus} vCPUs and ${demand.memoryBytes} bytes of guest RAM free`,
+          : `no host has ${demand.vcpus} vCPUs, ${demand.memoryBytes} bytes of guest RAM, a VM's and ${demand.iommu?.smmus?.length ?? 0} SMMUs' room free`,
     });
   }
   const bestShare = Math.max(...fitting.map((c) => freeShareAfter(c, demand)));

@@ -96,7 +96,7 @@ export class VmMigrations {
       throw new VplaneError({
         code: "RESOURCE_EXHAUSTED",
         reason: "HOST_CAPACITY_EXCEEDED",
-        message: `host '${destination.name}' has not enough free vCPUs or guest RAM for VM '${name}'`,
+        message: `host '${destination.name}' has not enough free vCPUs, guest RAM, VM or SMMU room for VM '${name}'`,
         field: "destinationHost",
       });
     }

@@ -43,6 +43,8 @@ export class FakeHost {
   nativeInterrupt = false;
   /** The interrupt-controller's max_controllers limit it reports (a host agent declares it). */
   maxControllers = 1024;
+  /** The iommu's max_smmus limit it reports (a host agent declares it). */
+  maxSmmus = 1024;
   private readonly seenRequestIds = new Map<string, unknown>();
   private service!: ServiceUnderTest;
 
@@ -87,7 +89,12 @@ export class FakeHost {
   private capabilities(service: string, native: boolean): Capabilities {
     return buildCapabilities({
       service,
-      limits: service === "interrupt-controller" ? { max_controllers: BigInt(this.maxControllers) } : {},
+      limits:
+        service === "interrupt-controller"
+          ? { max_controllers: BigInt(this.maxControllers) }
+          : service === "iommu"
+            ? { max_smmus: BigInt(this.maxSmmus) }
+            : {},
       native: native
         ? { backend: Backend.BACKEND_NATIVE, available: true, unavailableReason: "", unavailableCode: "" }
         : {
