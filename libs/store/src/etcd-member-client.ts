@@ -24,6 +24,8 @@ export interface EtcdRangeRequest {
   range_end?: Buffer;
   limit?: number;
   keys_only?: boolean;
+  /** Only keys whose mod_revision is at least this (etcd still reads the whole range). */
+  min_mod_revision?: number;
 }
 
 export type EtcdRequestOp =
@@ -45,6 +47,7 @@ export interface EtcdKeyValue {
 }
 
 export interface EtcdRangeResponse {
+  header: { revision: number };
   kvs?: EtcdKeyValue[];
   more?: boolean;
 }

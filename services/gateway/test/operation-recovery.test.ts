@@ -5,10 +5,11 @@ import { VplaneError } from "@vplane/service-kit";
 import pino from "pino";
 import { buildGatewayServices } from "../src/gateway.js";
 import { operationId } from "../src/operations/operation-records.js";
+import { newOperationRecord } from "../src/operations/operation-runner.js";
 import { registryKeys } from "../src/registry/registry-keys.js";
 import { toJson } from "../src/registry/typed-entry.js";
 import type { TestGateway } from "./support/test-gateway.js";
-import { startGatewayWithHost, type OperationJson } from "./support/test-gateway.js";
+import { startGatewayWithHost, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const vmBody = { name: "vm-1", vcpus: 2, memoryBytes: 1 << 30, interruptController: { mode: "xive" } };
 
@@ -158,6 +159,48 @@ describe("operation recovery rolls an abandoned create back on the host (issue 1
       await gw.waitForOperation("operator", again.json<OperationJson>().name);
     } finally {
       await close();
+    }
+  });
+});
+
+describe("operation recovery reads only the records written since its last look", () => {
+  it("finds one it saw running whose replica stopped since, and one written after its last look; not one that ended", async () => {
+    const gw = await startTestGateway();
+    const b = replicaOf(gw);
+    const store = gw.services.store;
+    // Replica gw-x's delete operations, written as its runner would (delete: ended, not adopted).
+    const put = (id: string, done = false) => {
+      const record = newOperationRecord({
+        kind: "delete",
+        tenant: "acme",
+        vm: `vm-${id}`,
+        host: "h1",
+        owner: "gw-x",
+        steps: [],
+      });
+      return store.put(
+        registryKeys.operation("acme", id),
+        toJson({ ...record, name: `operations/${id}`, done }),
+      );
+    };
+    try {
+      await put("op-early");
+      await put("op-ends");
+      await store.put("gateways/gw-x", { instanceId: "gw-x", heartbeatAtMs: Date.now() });
+      assert.deepEqual(await b.recovery.reap(), [], "gw-x is alive: its operations are its own");
+      // After B's look: gw-x starts another operation and ends one; then its heartbeat lapses.
+      await put("op-late");
+      await put("op-ends", true);
+      const handled = await b.recovery.reap(Date.now() + 60_000);
+      assert.deepEqual(handled.sort(), ["operations/op-early", "operations/op-late"]);
+      for (const id of ["op-early", "op-late"]) {
+        const op = (await b.operations.get("acme", id))!.value;
+        assert.deepEqual([op.done, op.error?.reason], [true, "OPERATION_ABANDONED"], id);
+      }
+      assert.equal((await b.operations.get("acme", "op-ends"))!.value.error, undefined);
+      assert.deepEqual(await b.recovery.reap(Date.now() + 60_000), [], "nothing is left to take over");
+    } finally {
+      await gw.close();
     }
   });
 });

@@ -1,9 +1,8 @@
 import type { Logger } from "@vplane/service-kit";
-import type { Store } from "@vplane/store";
+import { listChanged, type Store } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import { replicaStopped, withEvent, type OperationRunner } from "./operation-runner.js";
 import { operationId, type OperationRecord, type OperationRecords } from "./operation-records.js";
-import { listAll } from "../registry/typed-entry.js";
 import type { ReplicaHeartbeats } from "./replica-heartbeats.js";
 import type { VmRegistry } from "../registry/vm-registry.js";
 import type { VmLifecycle } from "../vms/vm-lifecycle.js";
@@ -27,10 +26,21 @@ const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000 };
  * FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at; a delete leaves its VM
  * FAILED (what was done on the host is unknown; deleting the VM again finishes it). A replica
  * that was only slow finds its record done or owned by another at its next step and stops there.
+ *
+ * Finding them does not read every record each time (they are kept, thousands after a busy hour,
+ * and every replica looks): a record only goes from unfinished to done, never back, so the
+ * replica keeps the unfinished ones it has seen and each look reads only the records written
+ * since the last (the first reads them all).
  */
 export class OperationRecovery {
   private timer: NodeJS.Timeout | undefined;
   private readonly timing: RecoveryTiming;
+  /** The unfinished operations as of the last look, by key: every replica's, this one's too. */
+  private readonly unfinished = new Map<string, OperationRecord>();
+  /** The store revision the looks so far have covered: what was written after it is not seen. */
+  private seenUpTo = 0;
+  /** Looks run one at a time, so that an older one never overwrites what a newer one saw. */
+  private looking: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly deps: {
@@ -68,9 +78,7 @@ export class OperationRecovery {
 
   /** Adopts or ends every unfinished operation of a replica that stopped; the names of those. */
   async reap(now = Date.now()): Promise<string[]> {
-    const unfinished = (await listAll<OperationRecord>(this.deps.store, "operations/"))
-      .map((entry) => entry.value)
-      .filter((op) => !op.done && op.owner !== this.deps.instanceId);
+    const unfinished = [...(await this.look()).values()].filter((op) => op.owner !== this.deps.instanceId);
     const alive = new Map<string, boolean>();
     const handled: string[] = [];
     for (const op of unfinished) {
@@ -85,6 +93,22 @@ export class OperationRecovery {
       if (adopted || (await this.abandon(op))) handled.push(op.name);
     }
     return handled;
+  }
+
+  /** Every unfinished operation as the registry now holds them, from the records written since the last look. */
+  private look(): Promise<ReadonlyMap<string, OperationRecord>> {
+    const run = this.looking.then(async () => {
+      const { entries, revision } = await listChanged(this.deps.store, "operations/", this.seenUpTo);
+      for (const { key, value } of entries) {
+        const op = value as unknown as OperationRecord;
+        if (op.done) this.unfinished.delete(key);
+        else this.unfinished.set(key, op);
+      }
+      this.seenUpTo = revision;
+      return this.unfinished;
+    });
+    this.looking = run.catch(() => undefined);
+    return run;
   }
 
   /** A migration is followed to its end, a create rolled back on its host; false: just end it. */
