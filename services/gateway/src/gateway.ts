@@ -206,7 +206,7 @@ export async function startGateway(
     await services.reconciler.stop();
     services.connections.close();
     await store.close();
-    audit.flush();
+    await audit.close();
   };
   let app: FastifyInstance | undefined;
   try {

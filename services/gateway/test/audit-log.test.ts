@@ -1,7 +1,11 @@
 // The audit trail (issue 15 point 5): every state-changing REST call is one JSON line on a stream
 // of its own — who (token id, role), tenant, method, resource, outcome, request id.
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { AuditLog, type AuditRecord } from "../src/access/audit-log.js";
 import { startGatewayWithHost } from "./support/test-gateway.js";
 import { jsonLineSink } from "./support/json-line-sink.js";
 
@@ -92,6 +96,42 @@ describe("audit trail", () => {
       );
     } finally {
       await close();
+    }
+  });
+});
+
+describe("audit file", () => {
+  const entry = (requestId: string): AuditRecord => ({
+    requestId,
+    tokenId: "t1",
+    role: "operator",
+    tenant: "acme",
+    method: "POST",
+    resource: "/v1/vms",
+    status: 202,
+    outcome: "OK",
+  });
+
+  it("a gateway closed before its audit file opened still writes what it recorded, then closes (no 'not ready' throw)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vplane-audit-"));
+    try {
+      const path = join(dir, "sub", "audit.log");
+      // The file opens in the background (its folder made first): closing at once races it.
+      const first = AuditLog.open(path);
+      first.record(entry("r1"));
+      await first.close();
+      const second = AuditLog.open(path);
+      second.record(entry("r2"));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await second.close();
+      const lines = readFileSync(path, "utf8").trimEnd().split("\n");
+      assert.deepEqual(
+        lines.map((line) => (JSON.parse(line) as AuditRecord).requestId),
+        ["r1", "r2"],
+        "appended, in order",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -25,13 +25,15 @@ export interface AuditRecord {
   operation?: string;
 }
 
-/** Where audit lines are written: a stream, or a file destination (pino's sonic-boom). */
-type AuditDestination = { write(line: string): unknown; flushSync?(): void };
+/** A file destination (pino's sonic-boom). */
+type FileDestination = ReturnType<typeof pino.destination>;
+/** Where audit lines are written: a stream, or a file destination. */
+type AuditDestination = { write(line: string): unknown } | FileDestination;
 
 /**
  * The audit trail: one JSON line per state-changing REST call with its time, on a stream of its
  * own (a file by default, apart from the operational log). A file is written through pino's
- * destination (sonic-boom: appends, buffered, flushed on close).
+ * destination (sonic-boom: appends, buffered, written out, synced and closed by close()).
  */
 export class AuditLog {
   constructor(private readonly destination: AuditDestination) {}
@@ -47,9 +49,25 @@ export class AuditLog {
     this.destination.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
   }
 
-  flush(): void {
-    this.destination.flushSync?.();
+  /**
+   * Writes out every line recorded, syncs the file and closes it (standard error stays open).
+   * The file opens in the background: a gateway closed before it had opened (a quick start and
+   * stop under load) waits for it instead of failing (sonic-boom's flushSync throws then).
+   */
+  async close(): Promise<void> {
+    const destination = this.destination;
+    if (!isFile(destination)) return;
+    await new Promise<void>((resolve) => {
+      destination.once("close", () => resolve());
+      // A disk that fails the last write: the lines are lost either way, the gateway still stops.
+      destination.once("error", () => resolve());
+      destination.end();
+    });
   }
+}
+
+function isFile(destination: AuditDestination): destination is FileDestination {
+  return "end" in destination && "once" in destination;
 }
 
 /** What the answer's body says, read back from the serialized payload (only for audited calls). */
