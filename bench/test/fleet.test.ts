@@ -46,11 +46,12 @@ describe(
         [
           150,
           async () => {
-            at("kill -9 etcd member m1");
-            await fleet.etcd.kill(1);
+            const leader = await fleet.etcd.leader();
+            at(`kill -9 etcd member m${leader} (the leader)`);
+            await fleet.etcd.kill(leader);
             await new Promise((resolve) => setTimeout(resolve, 3_000));
-            await fleet.etcd.restart(1);
-            at("etcd member m1 restarted and healthy");
+            await fleet.etcd.restart(leader);
+            at(`etcd member m${leader} restarted and healthy`);
           },
         ],
         [

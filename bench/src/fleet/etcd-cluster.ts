@@ -83,6 +83,18 @@ export class EtcdCluster {
     return calls;
   }
 
+  /**
+   * The member that leads now (its /metrics says etcd_server_is_leader 1): killing it is the
+   * hard case, a write a follower forwarded to it waits out its deadline, then the election.
+   */
+  async leader(): Promise<number> {
+    for (const [index, member] of this.members.entries()) {
+      const text = await (await fetch(`${member.clientUrl}/metrics`)).text();
+      if (/^etcd_server_is_leader 1$/m.test(text)) return index;
+    }
+    throw new Error("no etcd member says it leads");
+  }
+
   storeUrl(prefix: string): string {
     return `etcd://${this.endpoints.join(",")}/${prefix}`;
   }
