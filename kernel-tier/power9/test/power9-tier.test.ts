@@ -288,7 +288,7 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
     // picks vCPU 0's (book3s_xive.c kvmppc_xive_select_target); QEMU answers its EAT's END,
     // whose target reads from an END never configured as 0 - 0x400 (spapr_xive.c).
     const moved = { answer: [String(0xffff_fc00), "0", String(0x1303)], routed: [0, 6] };
-    const seen = ["NATIVE running", "EMULATED after the EOI", "NATIVE after the EOI"].map(
+    const seen = ["NATIVE running", "EMULATED after the EOI", "NATIVE after the EOI", "NATIVE restarted"].map(
       (step) =>
         observation(`service: moved source, ${step}`).value as typeof moved & { pickWarnings: number },
     );
@@ -296,11 +296,18 @@ describe("POWER9 kernel tier: the KVM XIVE device of a real 6.1 kernel under QEM
     // The restore gave the kernel SOURCE_CONFIG (1, 6) (restoredSourceConfig, as QEMU's
     // kvmppc_xive_post_load): the kernel warned once more that vCPU 1's priority-6 queue has no
     // page (given the routing, 0/6, it would not have), took vCPU 0's, and writes its next slot.
+    // The restart's replay of the imported state's records did the same, once (restoreSourceConfig).
     assert.deepEqual(
       seen.map((s) => s.pickWarnings - seen[0]!.pickWarnings),
-      [0, 0, 1],
+      [0, 0, 1, 2],
     );
     assert.ok(seen[0]!.pickWarnings >= 1, "the guest's own H_INT_SET_SOURCE_CONFIG warned too");
+    // After the restart (queue indices are runtime state: vCPU 0's queue starts again at slot 0).
+    const restarted = observation("service: NATIVE restarted, trigger of the moved source").value as {
+      delivered: number;
+      words: string[][];
+    };
+    assert.deepEqual([restarted.delivered, restarted.words[0]![0]], [1, "80001303"]);
     const triggered = observation("service: NATIVE trigger of the moved source").value as {
       delivered: number;
       words: string[][];

@@ -212,7 +212,9 @@ export class ControllerRegistry {
         `imported state is ${state.byteLength} bytes in the store, not ${stored.record.importedStateBytes}`,
       );
     }
-    const scratch = this.open(stored.record, mergedImportedState(state, stored.importedDeltas ?? []));
+    // The model alone derives it: a NATIVE record would build a kernel device only to read it back.
+    const merged = mergedImportedState(state, stored.importedDeltas ?? []);
+    const scratch = this.open({ ...stored.record, backend: "EMULATED" }, merged);
     try {
       return withLaterRecords(
         importedConfiguration(scratch.backend, stored.record),

@@ -263,7 +263,7 @@ async function migrate(host: Host, backend: Backend): Promise<void> {
  * written by the model, then by the kernel. MOVED, which the guest asked for on vCPU 1 at priority
  * 6 (no queue there), goes with it: after each move QEMU's END and the routing are as before, and
  * last its trigger lands in vCPU 0's queue, written by the kernel given QEMU's END by the
- * restore. Observations: "service: ..."; "service-timing"
+ * restore; then the service restarts, and the same holds on the device its records rebuild. Observations: "service: ..."; "service-timing"
  * reports say where the guest's time went.
  */
 export async function serviceMigrationScenario(): Promise<void> {
@@ -318,6 +318,18 @@ export async function serviceMigrationScenario(): Promise<void> {
     await observeCall("service: NATIVE trigger of the moved source", async () => {
       const counts = await h.ic("triggerSources", { name: NAME, irqs: [MOVED] });
       return { delivered: counts.delivered, words: queueWords(h) };
+    });
+    // The service stops and starts again on its records (etcd): the NATIVE controller is rebuilt
+    // on a fresh KVM device from the imported state and the records after it.
+    await h.stop();
+    host = undefined;
+    const restarted = (host = await startHost());
+    timing("service restarted");
+    await observeCall("service: moved source, NATIVE restarted", () => movedSource(restarted));
+    await observeCall("service: NATIVE restarted, trigger of the moved source", async () => {
+      await esbLoad(restarted, MOVED, ESB_SET_PQ_00); // PQ is runtime state: 01 after the restart
+      const counts = await restarted.ic("triggerSources", { name: NAME, irqs: [MOVED] });
+      return { delivered: counts.delivered, words: queueWords(restarted) };
     });
     timing("scenario done");
   } finally {
