@@ -7,10 +7,25 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type {
+  DeviceStateStreamChunk,
+  ReceiveMigrationRequest,
+  ReceiveMigrationResponse,
+} from "@vplane/proto/gen/vplane/migration/v1/live_migration";
 import type { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
 import { Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
-import { credentials } from "@grpc/grpc-js";
-import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
+import {
+  Server,
+  ServerCredentials,
+  credentials,
+  type ServerDuplexStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import {
+  MigrationServiceClient,
+  MigrationServiceService,
+  type MigrationServiceServer,
+} from "@vplane/proto/gen/vplane/migration/v1/service";
 import { VplaneError, chunkDeviceState, unaryCall } from "@vplane/service-kit";
 import type { DeviceCall } from "./fake-device-service.js";
 import { TestHost } from "./test-host.js";
@@ -117,6 +132,51 @@ function stopChunks(vm: string) {
   ];
 }
 
+/**
+ * The destination's ReceiveMigration behind a proxy that drops takes_device_chunks from its
+ * answers, as a destination from before it answers.
+ */
+async function olderDestination(): Promise<{ address: string; close(): Promise<void> }> {
+  const client = new MigrationServiceClient(destination.migration.address, credentials.createInsecure());
+  const server = new Server();
+  server.addService(MigrationServiceService, {
+    receiveMigration: (call: ServerDuplexStream<ReceiveMigrationRequest, ReceiveMigrationResponse>) => {
+      const onward = client.receiveMigration();
+      call.on("data", (request: ReceiveMigrationRequest) => onward.write(request));
+      call.on("end", () => onward.end());
+      call.on("cancelled", () => onward.cancel());
+      onward.on("data", (response: ReceiveMigrationResponse) =>
+        call.write({ ...response, takesDeviceChunks: false }),
+      );
+      onward.on("error", (error: ServiceError) => call.destroy(error));
+      onward.on("end", () => call.end());
+    },
+  } as Partial<MigrationServiceServer> as MigrationServiceServer);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  return {
+    address: `127.0.0.1:${port}`,
+    close: async () => {
+      client.close();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
+  };
+}
+
+/** stopChunks as the source forwards them: final, the switchover on the last if `switchover`. */
+function finalChunks(vm: string, switchover: boolean): DeviceStateStreamChunk[] {
+  return stopChunks(vm).map(({ service, chunk }, i, all) => ({
+    service,
+    iteration: 0,
+    final: true,
+    chunk,
+    switchover: switchover && i === all.length - 1,
+  }));
+}
+
 describe("live migration", () => {
   test("moves RAM and device state; the destination runs the VM, the source releases it", async () => {
     const { vm, memory } = newVm(1024 * 1024);
@@ -147,9 +207,10 @@ describe("live migration", () => {
     assert.deepEqual(progress.dirtyPages, [0x1000n]);
     assert.ok(progress.downtimeMs >= 0n && progress.downtimeMs < progress.elapsedMs + 1n);
     assert.equal(progress.downtimeMs, progress.downtimeUs / 1000n);
-    // StopAndCopy (2 calls, 1 chunk each), 2 chunks and a re-sent page on, the switchover's
-    // answer (the switchover rides on the last chunk), FinishImport (2 calls, 1 chunk each).
-    assert.equal(progress.downtimeMessages, 4 + 3 + 1 + 4);
+    // StopAndCopy (2 calls, 1 chunk each), a re-sent page and the 2 last chunks together on, the
+    // switchover's answer (the switchover rides on the last chunk), FinishImport (2 calls, 1
+    // chunk each).
+    assert.equal(progress.downtimeMessages, 4 + 2 + 1 + 4);
     assert.deepEqual(readFileSync(join(destination.dataDir, memory.path)), memory.ram);
     assert.equal(destination.interrupts.vms.get(vm)?.payload.toString(), `xive-state-of-${vm}`);
     assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed on the destination");
@@ -195,8 +256,24 @@ describe("live migration", () => {
     assert.equal(destination.interrupts.vms.get(vm)?.guestMemoryPath, "vmm/ram-of-the-vm");
     assert.equal(progress.ramBytesTotal, 0n);
     assert.deepEqual(progress.dirtyPages, [0x1000n]);
+    // The services' last chunks go on in one message (device_chunks), with the switchover.
+    assert.equal(progress.downtimeMessages, 4 + 1 + 1 + 4);
     assert.equal(existsSync(join(destination.dataDir, memory.path)), false);
     assert.equal(destination.iommu.vms.has(vm), true);
+  });
+
+  test("a destination that does not say it takes device_chunks (an older one) gets one chunk per message", async () => {
+    const older = await olderDestination();
+    try {
+      const { vm, memory } = newVm();
+      const operation = await migrate(vm, memory, { vmmMovesRam: true, to: older.address });
+      const { progress } = await source.finish(operation);
+      assert.equal(progress.phase, Phase.PHASE_COMPLETED, progress.errorMessage);
+      assert.equal(progress.downtimeMessages, 4 + 2 + 1 + 4, "the 2 last chunks in 2 messages");
+      assert.equal(destination.iommu.vms.get(vm)?.quiesced, false);
+    } finally {
+      await older.close();
+    }
   });
 
   test("with VPLANE_MIGRATION_DEVICE_PRECOPY=false no pre-copy runs: the whole state moves in the stop-and-copy, from the services that hold devices", async () => {
@@ -528,60 +605,97 @@ describe("failure in every phase: the VM stays on the source, the destination ho
     }
   });
 
-  test(
-    "the switchover rides on the stop-and-copy's last chunk: the destination switches over without a switchover message, and commits on the commit",
-    { timeout: 10_000 },
-    async () => {
-      const vm = "vm-switchover-on-last-chunk";
-      const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
-      try {
-        const chunks = stopChunks(vm);
-        for (const [i, { service, chunk }] of chunks.entries())
-          await peer.send({
-            $case: "deviceChunk",
-            value: { service, iteration: 0, final: true, chunk, switchover: i === chunks.length - 1 },
-          });
-        const report = await peer.expect("switchedOverReport");
-        assert.deepEqual(report.devices.sort(), [`vms/${vm}/controller`, `vms/${vm}/smmus/smmu0`]);
-        assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at the switchover");
-        await peer.send({ $case: "commit", value: true });
-        peer.finish();
-        await settle();
-        assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "committed: the VM stays");
-        assert.equal(destination.iommu.vms.has(vm), true);
-      } finally {
-        await close();
-      }
-    },
-  );
+  const sendings: [string, (peer: PeerStream, chunks: DeviceStateStreamChunk[]) => Promise<void>][] = [
+    [
+      "one chunk per message",
+      async (peer, chunks) => {
+        for (const value of chunks) await peer.send({ $case: "deviceChunk", value });
+      },
+    ],
+    [
+      "the services' last chunks in one message (device_chunks)",
+      (peer, chunks) => peer.send({ $case: "deviceChunks", value: { chunks } }),
+    ],
+  ];
+  for (const [i, [how, sendAll]] of sendings.entries()) {
+    test(
+      `the switchover rides on the stop-and-copy's last chunk, ${how}: the destination switches over without a switchover message, and commits on the commit`,
+      { timeout: 10_000 },
+      async () => {
+        const vm = `vm-switchover-on-last-chunk-${i}`;
+        const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
+        try {
+          assert.equal(
+            peer.takesDeviceChunks,
+            true,
+            "the destination said with ready that it takes device_chunks",
+          );
+          await sendAll(peer, finalChunks(vm, true));
+          const report = await peer.expect("switchedOverReport");
+          assert.deepEqual(report.devices.sort(), [`vms/${vm}/controller`, `vms/${vm}/smmus/smmu0`]);
+          assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "resumed at the switchover");
+          assert.equal(destination.iommu.vms.get(vm)?.quiesced, false);
+          await peer.send({ $case: "commit", value: true });
+          peer.finish();
+          await settle();
+          assert.equal(destination.interrupts.vms.get(vm)?.quiesced, false, "committed: the VM stays");
+          assert.equal(destination.iommu.vms.has(vm), true);
+        } finally {
+          await close();
+        }
+      },
+    );
+  }
 
-  test(
-    "a switchover on a pre-copy chunk is FAILED_PRECONDITION MIGRATION_PROTOCOL_ERROR: nothing on the destination",
-    { timeout: 10_000 },
-    async () => {
-      const vm = "vm-switchover-in-precopy";
-      const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
-      try {
-        const { service, chunk } = stopChunks(vm)[0]!;
-        await peer.send({
-          $case: "deviceChunk",
-          value: { service, iteration: 0, final: false, chunk, switchover: true },
-        });
-        const error = await peer.expect("switchedOverReport").then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-        assert.ok(error instanceof VplaneError);
-        assert.equal(error.code, "FAILED_PRECONDITION");
-        assert.equal(error.reason, "MIGRATION_PROTOCOL_ERROR");
-        await settle();
-        assert.equal(destination.interrupts.prepared.has(vm), false);
-        assert.equal(destination.interrupts.vms.has(vm), false);
-      } finally {
-        await close();
-      }
-    },
-  );
+  const refusals: [string, (vm: string) => ReceiveMigrationRequest["message"]][] = [
+    [
+      "a switchover on a pre-copy chunk",
+      (vm) => ({ $case: "deviceChunk", value: { ...finalChunks(vm, true).at(-1)!, final: false } }),
+    ],
+    ["an empty device_chunks", () => ({ $case: "deviceChunks", value: { chunks: [] } })],
+    [
+      "a pre-copy chunk in device_chunks",
+      (vm) => ({
+        $case: "deviceChunks",
+        value: { chunks: finalChunks(vm, false).map((c, i) => ({ ...c, final: i !== 0 })) },
+      }),
+    ],
+    [
+      "a switchover before the last of device_chunks",
+      (vm) => ({
+        $case: "deviceChunks",
+        value: { chunks: finalChunks(vm, false).map((c, i) => ({ ...c, switchover: i === 0 })) },
+      }),
+    ],
+  ];
+  for (const [i, [what, message]] of refusals.entries()) {
+    test(
+      `${what} is FAILED_PRECONDITION MIGRATION_PROTOCOL_ERROR: nothing on the destination`,
+      { timeout: 10_000 },
+      async () => {
+        const vm = `vm-refused-chunks-${i}`;
+        const { peer, close } = await handMadeSource(vm, { path: "vmm/ram-of-the-vm", sizeBytes: 1n << 20n });
+        try {
+          await peer.send(message(vm));
+          const error = await peer.expect("switchedOverReport").then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          assert.ok(error instanceof VplaneError);
+          assert.equal(error.code, "FAILED_PRECONDITION");
+          assert.equal(error.reason, "MIGRATION_PROTOCOL_ERROR");
+          assert.match(error.message, new RegExp(what));
+          await settle();
+          for (const devices of [destination.interrupts, destination.iommu]) {
+            assert.equal(devices.prepared.has(vm), false);
+            assert.equal(devices.vms.has(vm), false);
+          }
+        } finally {
+          await close();
+        }
+      },
+    );
+  }
 });
 
 describe("the device-state stream", () => {

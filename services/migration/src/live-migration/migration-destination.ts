@@ -1,7 +1,8 @@
 // The destination side of a live migration (MigrationService.ReceiveMigration). It accepts one
 // VM per stream, in protocol order: setup → RAM chunks (in order) → device pre-copy iterations
-// (chunks, each iteration's end) → the stop-and-copy (re-sent pages, chunks) → switchover (on its
-// last chunk, or a message of its own) → commit; and commits only on that explicit last message
+// (chunks, each iteration's end) → the stop-and-copy (re-sent pages, chunks; the services' last
+// chunks may come together, device_chunks) → switchover (on its last chunk, or a message of its
+// own) → commit; and commits only on that explicit last message
 // (a cancelled stream can look like a normal end to the server). Anything else (an error, a cancel, a dropped connection, a step out
 // of order, an end without commit) discards what this host received: the device services
 // release what they prepared or imported, and the RAM file is deleted.
@@ -46,10 +47,11 @@ export class IncomingMigrations {
     let ramReceived = 0n;
     let incoming: IncomingDeviceState | undefined;
     let reserved = false;
+    const ack = (message: ReceiveMigrationResponse["message"]) => send({ message, takesDeviceChunks: false });
     /** Every stop-and-copy chunk came: answers once the devices resumed and are durable. */
     const switchOver = async (incoming: IncomingDeviceState): Promise<Step> => {
       const switched = await incoming.switchover();
-      await send({ message: { $case: "switchedOverReport", value: switched } });
+      await ack({ $case: "switchedOverReport", value: switched });
       return "switched-over";
     };
     try {
@@ -77,7 +79,7 @@ export class IncomingMigrations {
             : setup.guestMemory;
           incoming = new IncomingDeviceState(this.devices, setup.vm, guestMemory);
           step = setup.ramSizeBytes > 0n ? "ram" : "device-state";
-          await send({ message: { $case: "ready", value: true } });
+          await send({ message: { $case: "ready", value: true }, takesDeviceChunks: true });
         } else if (
           message.$case === "ramChunk" &&
           ram &&
@@ -104,7 +106,7 @@ export class IncomingMigrations {
             ramReceived = end;
             if (ramReceived === setup.ramSizeBytes) {
               step = "device-state";
-              await send({ message: { $case: "ramBytesReceived", value: ramReceived } });
+              await ack({ $case: "ramBytesReceived", value: ramReceived });
             }
           }
         } else if (message.$case === "deviceChunk" && incoming && step === "device-state") {
@@ -112,9 +114,18 @@ export class IncomingMigrations {
             throw outOfOrder(step, "a switchover on a pre-copy chunk");
           await incoming.chunk(message.value);
           if (message.value.switchover) step = await switchOver(incoming);
+        } else if (message.$case === "deviceChunks" && incoming && step === "device-state") {
+          const { chunks } = message.value;
+          if (chunks.length === 0) throw outOfOrder(step, "an empty device_chunks");
+          if (chunks.some((chunk) => !chunk.final))
+            throw outOfOrder(step, "a pre-copy chunk in device_chunks");
+          if (chunks.slice(0, -1).some((chunk) => chunk.switchover))
+            throw outOfOrder(step, "a switchover before the last of device_chunks");
+          for (const chunk of chunks) await incoming.chunk(chunk);
+          if (chunks.at(-1)!.switchover) step = await switchOver(incoming);
         } else if (message.$case === "precopyIterationEnd" && incoming && step === "device-state") {
           await incoming.iterationEnd(message.value);
-          await send({ message: { $case: "precopyPrepared", value: message.value } });
+          await ack({ $case: "precopyPrepared", value: message.value });
         } else if (message.$case === "switchover" && incoming && step === "device-state") {
           step = await switchOver(incoming);
         } else if (message.$case === "commit" && step === "switched-over") {

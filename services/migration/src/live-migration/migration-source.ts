@@ -14,6 +14,8 @@
 //                durable; then it acknowledges, and only then the source sends commit, which
 //                makes the VM the destination's, half-closes the stream and releases its own
 //                devices: the source never lets go of a VM the destination could still lose
+// The services' last chunks go on together, in one message (device_chunks), to a destination
+// that takes them: a stream's second message reaches it an event-loop turn after the first.
 // The downtime runs from the source's pause to the destination's resume, as the device services
 // timestamp them: a chunk's three hops (device service → migration service → migration service
 // → device service) lie between, StopAndCopy's call before and the acknowledgement after (issue
@@ -26,7 +28,10 @@ import type { FileHandle } from "node:fs/promises";
 import type { Any } from "@vplane/proto/gen/google/protobuf/any";
 import { MigrationServiceClient } from "@vplane/proto/gen/vplane/migration/v1/service";
 import { OperationProgress, Phase } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
-import type { StartMigrationRequest } from "@vplane/proto/gen/vplane/migration/v1/live_migration";
+import type {
+  DeviceStateStreamChunk,
+  StartMigrationRequest,
+} from "@vplane/proto/gen/vplane/migration/v1/live_migration";
 import type { DeviceStateChunk } from "@vplane/proto/gen/vplane/devicestate/v1/device_state";
 import {
   VPLANE_VERSION,
@@ -191,13 +196,20 @@ async function stopAndCopy(
   const held: { service: DeviceRole; chunk: DeviceStateChunk }[] = [];
   /** The switchover rode on the last chunk: no message of its own. */
   let switchedOver = false;
-  const forward = (service: DeviceRole, chunk: DeviceStateChunk, lastOfAll: boolean) => {
+  /** Services' last chunks held until every service's came: then sent in one message. */
+  const lastChunks: DeviceStateStreamChunk[] = [];
+  const send = (chunks: DeviceStateStreamChunk[]) => {
     messages.count++;
+    return chunks.length === 1
+      ? peer.send({ $case: "deviceChunk", value: chunks[0]! })
+      : peer.send({ $case: "deviceChunks", value: { chunks } });
+  };
+  const forward = (service: DeviceRole, chunk: DeviceStateChunk, lastOfAll: boolean) => {
     switchedOver ||= lastOfAll;
-    return peer.send({
-      $case: "deviceChunk",
-      value: { service, iteration: 0, final: true, chunk, switchover: lastOfAll },
-    });
+    const forwarded = { service, iteration: 0, final: true, chunk, switchover: lastOfAll };
+    if (!peer.takesDeviceChunks || !chunk.last) return send([forwarded]);
+    lastChunks.push(forwarded);
+    return lastOfAll ? send(lastChunks.splice(0)) : Promise.resolve();
   };
   const stopSentUs = wallClockUs();
   const stopped = await devices.stopAndCopy(
@@ -210,6 +222,8 @@ async function stopAndCopy(
   );
   let switched: { deviceMessages: number; resumedAtUs: bigint };
   try {
+    // Not known to be the last of all when they came (a service might have held nothing).
+    if (lastChunks.length > 0) await send(lastChunks.splice(0));
     // The last chunks went to the stream (without RAM): the bookkeeping below waits until they
     // have left, rather than delaying them inside the downtime.
     if (!ram) await afterWrites();

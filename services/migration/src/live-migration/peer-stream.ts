@@ -20,9 +20,12 @@ export class PeerStream {
   /** Resolves with the call's final status (the destination's answer, or a local cancel). */
   private readonly settled: Promise<void>;
   private hasStatus = false;
+  /** The destination takes the stop's last chunks in one message (it said so with ready). */
+  takesDeviceChunks = false;
 
   constructor(private readonly call: ClientDuplexStream<ReceiveMigrationRequest, ReceiveMigrationResponse>) {
     call.on("data", (response: ReceiveMigrationResponse) => {
+      if (response.takesDeviceChunks) this.takesDeviceChunks = true;
       if (response.message) this.acks.push(response.message);
       this.notify();
     });
