@@ -7,6 +7,7 @@ import type {
   StopAndCopyResult,
 } from "./device-state-service.js";
 import { VplaneError } from "./vplane-error.js";
+import { afterWrites } from "./after-writes.js";
 import { wallClockUs } from "./wall-clock.js";
 
 /**
@@ -60,12 +61,13 @@ export interface FinishedDevices {
   devices: string[];
   /**
    * Writes them (their records no longer preparing) as the store's "deferred" writes, made
-   * durable by `sync`; the VM's later calls write after it. Called once the devices resumed, so
-   * that the write is not in the downtime (issue 14). If it fails they stay the VM's here,
-   * running, their records preparing (a restart drops them): FinishImport answers the failure,
-   * the source keeps the VM and the destination's migration service releases them.
+   * durable by `sync`, once `start` resolves; the VM's calls from now on write after it. Called
+   * once the devices resumed, so that the write is not in the downtime (issue 14). If it fails
+   * they stay the VM's here, running, their records preparing (a restart drops them):
+   * FinishImport answers the failure, the source keeps the VM and the destination's migration
+   * service releases them.
    */
-  write(): Promise<void>;
+  write(start: Promise<void>): Promise<void>;
 }
 
 /** What a device service does with one VM's devices, whichever backend holds them. */
@@ -215,10 +217,13 @@ export function deviceStateHandlers(devices: VmDevices, service: string) {
         return resumed(await devices.importSections(stream, ""), () => Promise.resolve());
       // A prepared import resumes first, then writes and flushes (out of the downtime); the
       // answer waits for both, so the source lets go of the VM only once it is durable here.
+      // The write waits for the end of this turn of the event loop: another device service in
+      // this process (a host's services in one) reads its own delta in the same turn, and
+      // resumes before this write rather than after it.
       const finished = preCopy.finish(stream);
       return resumed(finished.devices, () =>
         finished
-          .write()
+          .write(afterWrites())
           .then(() => preCopy.sync())
           .catch((error: unknown) => {
             throw notDurable(stream.vm, error);

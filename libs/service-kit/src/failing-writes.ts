@@ -5,6 +5,8 @@ export interface FailingWrites {
   readonly store: Store;
   /** The next `count` writes (transaction, put, delete: one each) fail with StoreUnavailableError. */
   failNext(count?: number): void;
+  /** Failures set by failNext that no write has met yet. */
+  readonly failuresLeft: number;
 }
 
 /** `store`, with writes that fail on demand (test support). Reads always pass. */
@@ -27,6 +29,9 @@ export function failingWrites(store: Store): FailingWrites {
     }),
     failNext(count = 1) {
       failures = count;
+    },
+    get failuresLeft() {
+      return failures;
     },
   };
 }

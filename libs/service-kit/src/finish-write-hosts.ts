@@ -52,12 +52,15 @@ export function finishWriteHosts<R extends Registry>(
     },
     /**
      * Finishes `stream` on the destination with its write failing: the devices resume first,
-     * then FinishImport's answer is UNAVAILABLE STORE_UNAVAILABLE (the source keeps the VM).
+     * and the write waits for the end of that turn of the event loop (where another device
+     * service of this process resumes too), then FinishImport's answer is UNAVAILABLE
+     * STORE_UNAVAILABLE (the source keeps the VM).
      */
     async finishFailing(stream: ImportStream): Promise<void> {
       failing.failNext();
       const finished = await hosts.dst.finishImport(stream, true);
       assert.ok(finished.resumedAtUs > 0n, "resumed before the write");
+      assert.equal(failing.failuresLeft, 1, "nothing written in the turn of the resume");
       const refused = (await finished.durable.then(
         () => assert.fail("the finish was made durable"),
         (e: unknown) => e,

@@ -355,7 +355,10 @@ export class ControllerRegistry {
    * preparing), in one transaction unless the delta is over a megabyte, with deferred durability
    * (`sync` flushes them); the VM's calls write after it.
    */
-  finishImport(vm: string, delta?: { delta: ControllerDelta; payload: Uint8Array }): () => Promise<void> {
+  finishImport(
+    vm: string,
+    delta?: { delta: ControllerDelta; payload: Uint8Array },
+  ): (start: Promise<void>) => Promise<void> {
     const prepared = this.requirePrepared(vm, "vm");
     const { preparing: _, ...kept } = prepared.record;
     const deltas = prepared.record.importedDeltaBytes ?? [];
@@ -379,10 +382,10 @@ export class ControllerRegistry {
     this.prepared.delete(vm);
     this.entries.set(vm, entry);
     this.seals.arrived(vm);
-    return () => {
-      const written = this.config.appendDelta(record, delta?.payload ?? new Uint8Array(), {
-        durability: "deferred",
-      });
+    return (start) => {
+      const written = start.then(() =>
+        this.config.appendDelta(record, delta?.payload ?? new Uint8Array(), { durability: "deferred" }),
+      );
       this.ledger.follow(vm, written);
       return written;
     };

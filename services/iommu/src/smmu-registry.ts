@@ -364,7 +364,7 @@ export class SmmuRegistry {
   finishImport(
     vm: string,
     items: readonly SmmuDeltaItem[],
-  ): { entries: SmmuEntry[]; write: () => Promise<void> } {
+  ): { entries: SmmuEntry[]; write: (start: Promise<void>) => Promise<void> } {
     const prepared = this.requirePrepared(vm, "vm");
     const inPlace: { item: SmmuDeltaItem; p: PreparedSmmu; built: SmmuEntry }[] = [];
     const rebuilt: SmmuDeltaItem[] = [];
@@ -435,8 +435,8 @@ export class SmmuRegistry {
     };
     return {
       entries: out,
-      write: () => {
-        const written = write();
+      write: (start) => {
+        const written = start.then(write);
         for (const e of out) this.ledger.follow(scopeOf(e.record), written);
         return written;
       },
