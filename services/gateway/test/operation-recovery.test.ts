@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { credentials } from "@grpc/grpc-js";
 import { VplaneError } from "@vplane/service-kit";
+import { openStore, type Store } from "@vplane/store";
 import pino from "pino";
 import { buildGatewayServices } from "../src/gateway.js";
 import { operationId } from "../src/operations/operation-records.js";
@@ -163,26 +164,25 @@ describe("operation recovery rolls an abandoned create back on the host (issue 1
   });
 });
 
+/** Replica gw-x's delete operation `id`, as its runner writes it (a delete is ended, not adopted). */
+const putGwxDelete = (store: Store, id: string, done = false) => {
+  const record = newOperationRecord({
+    kind: "delete",
+    tenant: "acme",
+    vm: `vm-${id}`,
+    host: "h1",
+    owner: "gw-x",
+    steps: [],
+  });
+  return store.put(registryKeys.operation("acme", id), toJson({ ...record, name: `operations/${id}`, done }));
+};
+
 describe("operation recovery reads only the records written since its last look", () => {
   it("finds one it saw running whose replica stopped since, and one written after its last look; not one that ended", async () => {
     const gw = await startTestGateway();
     const b = replicaOf(gw);
     const store = gw.services.store;
-    // Replica gw-x's delete operations, written as its runner would (delete: ended, not adopted).
-    const put = (id: string, done = false) => {
-      const record = newOperationRecord({
-        kind: "delete",
-        tenant: "acme",
-        vm: `vm-${id}`,
-        host: "h1",
-        owner: "gw-x",
-        steps: [],
-      });
-      return store.put(
-        registryKeys.operation("acme", id),
-        toJson({ ...record, name: `operations/${id}`, done }),
-      );
-    };
+    const put = (id: string, done = false) => putGwxDelete(store, id, done);
     try {
       await put("op-early");
       await put("op-ends");
@@ -201,6 +201,68 @@ describe("operation recovery reads only the records written since its last look"
       assert.deepEqual(await b.recovery.reap(Date.now() + 60_000), [], "nothing is left to take over");
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe("operation recovery after the registry went back to an older revision (restored from a backup)", () => {
+  /** A registry that is `busy` until `restore()` puts `restored` in its place. */
+  const swappableRegistry = () => {
+    const busy = openStore("sqlite::memory:");
+    const restored = openStore("sqlite::memory:");
+    let current: Store = busy;
+    const registry: Store = {
+      get: (key) => current.get(key),
+      list: (prefix, options) => current.list(prefix, options),
+      put: (key, value, options) => current.put(key, value, options),
+      delete: (key, options) => current.delete(key, options),
+      transaction: (ops, options) => current.transaction(ops, options),
+      sync: () => current.sync(),
+      get maxTransactionOps() {
+        return current.maxTransactionOps;
+      },
+      close: () => Promise.resolve(), // the test closes both
+    };
+    const restore = () => (current = restored);
+    return { busy, restored, registry, restore };
+  };
+  const putAbandoned = (store: Store, id: string) => putGwxDelete(store, id);
+
+  it("reads every record again, and takes over a stopped replica's operation the restored registry holds", async () => {
+    const { busy, restored, registry, restore } = swappableRegistry();
+    const gw = await startTestGateway({ store: registry });
+    const b = replicaOf(gw);
+    try {
+      for (let i = 0; i < 20; i++) await busy.put(`other/${i}`, i);
+      assert.deepEqual(await b.recovery.reap(), []);
+      // The restored registry is at a lower revision and holds gw-x's RUNNING delete.
+      await putAbandoned(restored, "op-restored");
+      restore();
+      assert.deepEqual(await b.recovery.reap(), ["operations/op-restored"]);
+    } finally {
+      await gw.close();
+      await Promise.all([busy.close(), restored.close()]);
+    }
+  });
+
+  it("one look in 60 reads every record, so a restored record whose revision the registry passed again is found too", async () => {
+    const { busy, restored, registry, restore } = swappableRegistry();
+    const gw = await startTestGateway({ store: registry });
+    const b = replicaOf(gw);
+    try {
+      assert.deepEqual(await b.recovery.reap(), [], "look 1 (of every record)");
+      for (let i = 0; i < 5; i++) await busy.put(`other/${i}`, i);
+      assert.deepEqual(await b.recovery.reap(), [], "look 2");
+      // Restored: gw-x's RUNNING delete, then writes that take its revision past what B had seen.
+      await putAbandoned(restored, "op-restored");
+      for (let i = 0; i < 40; i++) await restored.put(`other/${i}`, i);
+      restore();
+      const foundAt: number[] = [];
+      for (let look = 3; look <= 61; look++) if ((await b.recovery.reap()).length > 0) foundAt.push(look);
+      assert.deepEqual(foundAt, [61], "looks 3-60 read only newer records; look 61 reads them all");
+    } finally {
+      await gw.close();
+      await Promise.all([busy.close(), restored.close()]);
     }
   });
 });

@@ -15,6 +15,9 @@ export interface RecoveryTiming {
 
 const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000 };
 
+/** Every so many looks, one reads every record again (5 min at the default heartbeat). */
+const FULL_LOOK_EVERY = 60;
+
 /**
  * Operations outlive the replica running them only as records: one that stopped (a crash, kill
  * -9) would leave them RUNNING and their VM busy for ever. Every replica keeps a heartbeat in the
@@ -30,7 +33,9 @@ const DEFAULT_TIMING: RecoveryTiming = { heartbeatMs: 5_000 };
  * Finding them does not read every record each time (they are kept, thousands after a busy hour,
  * and every replica looks): a record only goes from unfinished to done, never back, so the
  * replica keeps the unfinished ones it has seen and each look reads only the records written
- * since the last (the first reads them all).
+ * since the last. The first look reads them all, and so does one in FULL_LOOK_EVERY, and any look
+ * that finds the registry's revision below what it had seen (a registry restored from a backup,
+ * whose records the looks since would never read again).
  */
 export class OperationRecovery {
   private timer: NodeJS.Timeout | undefined;
@@ -39,6 +44,7 @@ export class OperationRecovery {
   private readonly unfinished = new Map<string, OperationRecord>();
   /** The store revision the looks so far have covered: what was written after it is not seen. */
   private seenUpTo = 0;
+  private looks = 0;
   /** Looks run one at a time, so that an older one never overwrites what a newer one saw. */
   private looking: Promise<unknown> = Promise.resolve();
 
@@ -78,7 +84,7 @@ export class OperationRecovery {
 
   /** Adopts or ends every unfinished operation of a replica that stopped; the names of those. */
   async reap(now = Date.now()): Promise<string[]> {
-    const unfinished = [...(await this.look()).values()].filter((op) => op.owner !== this.deps.instanceId);
+    const unfinished = (await this.look()).filter((op) => op.owner !== this.deps.instanceId);
     const alive = new Map<string, boolean>();
     const handled: string[] = [];
     for (const op of unfinished) {
@@ -96,16 +102,23 @@ export class OperationRecovery {
   }
 
   /** Every unfinished operation as the registry now holds them, from the records written since the last look. */
-  private look(): Promise<ReadonlyMap<string, OperationRecord>> {
+  private look(): Promise<OperationRecord[]> {
     const run = this.looking.then(async () => {
-      const { entries, revision } = await listChanged(this.deps.store, "operations/", this.seenUpTo);
+      const read = (after: number) => listChanged(this.deps.store, "operations/", after);
+      let whole = this.looks++ % FULL_LOOK_EVERY === 0;
+      let { entries, revision } = await read(whole ? 0 : this.seenUpTo);
+      if (revision < this.seenUpTo && !whole) {
+        whole = true;
+        ({ entries, revision } = await read(0));
+      }
+      if (whole) this.unfinished.clear();
       for (const { key, value } of entries) {
         const op = value as unknown as OperationRecord;
         if (op.done) this.unfinished.delete(key);
         else this.unfinished.set(key, op);
       }
       this.seenUpTo = revision;
-      return this.unfinished;
+      return [...this.unfinished.values()];
     });
     this.looking = run.catch(() => undefined);
     return run;
