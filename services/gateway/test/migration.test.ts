@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { credentials } from "@grpc/grpc-js";
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
-import { unaryCall, type VplaneError } from "@vplane/service-kit";
+import { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
+import { VplaneError, unaryCall } from "@vplane/service-kit";
 import { startEmbeddedHost, type EmbeddedHost } from "./support/embedded-host.js";
 import { openSse, type SseEvent } from "./support/sse-client.js";
 import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
@@ -525,6 +526,161 @@ describe("live migration through the gateway between two embedded hosts", () => 
       assert.deepEqual([after.metadata.state, after.metadata.migration?.phase], ["SUCCEEDED", "COMPLETED"]);
     } finally {
       await replica.close();
+    }
+  });
+
+  /**
+   * Migrates `name` to host-b through `gw`, whose replica then "stops" inside StartMigration:
+   * with `reached`, once the source answered (the migration runs there; the answer is never
+   * recorded), else before the call leaves (nothing runs anywhere). Its operation then names an
+   * owner without a heartbeat, as after a kill -9, still at the step the record had reached.
+   * `resume` lets the stopped replica go on (it must find its operation taken over and stop).
+   */
+  async function stoppedInStartMigration(name: string, reached: boolean) {
+    const connections = gw.services.connections;
+    const real = connections.call.bind(connections);
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let startedOnSource: string | undefined;
+    let called = false;
+    connections.call = (async (service, method, invoke, options) => {
+      if (method !== "StartMigration") return real(service, method, invoke, options);
+      called = true;
+      if (!reached) {
+        await gate;
+        throw new VplaneError({ code: "UNAVAILABLE", reason: "TEST_STOPPED", message: "stopped" });
+      }
+      const answer = (await real(service, method, invoke, options)) as { name: string };
+      startedOnSource = answer.name;
+      await gate;
+      return answer;
+    }) as typeof connections.call;
+    try {
+      const started = await ok<MigrateOperation>(
+        "POST",
+        `/v1/vms/${name}:migrate`,
+        { destinationHost: "host-b" },
+        202,
+      );
+      const deadline = performance.now() + OPERATION_WAIT_MS;
+      while (!(called && (!reached || startedOnSource))) {
+        assert.ok(performance.now() < deadline, "StartMigration never called");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const id = started.name.slice("operations/".length);
+      const stopped = await gw.services.operations.update("acme", id, (r) => ({ ...r, owner: "gw-stopped" }));
+      assert.equal(stopped?.value.metadata.migration?.operation, "", "the migration's name is not recorded");
+      return {
+        started,
+        startedOnSource,
+        resume: async () => {
+          delete (connections as Partial<typeof connections>).call; // the prototype's again
+          release();
+          await gw.services.runner.drain();
+        },
+      };
+    } catch (error) {
+      delete (connections as Partial<typeof connections>).call;
+      release();
+      throw error;
+    }
+  }
+
+  /** The migrate operations the migration service of `host` holds for the VM `uid`. */
+  async function migrationsOn(host: EmbeddedHost, uid: string): Promise<string[]> {
+    const client = gw.services.connections.clientsOf(host.addresses).migrationOperations;
+    const { operations } = await unaryCall(client.listOperations.bind(client), {
+      name: "",
+      filter: "",
+      pageSize: 500,
+      pageToken: "",
+      returnPartialSuccess: false,
+    });
+    return operations
+      .filter((op) => OperationProgress.decode(op.metadata!.value).vm === uid)
+      .map((op) => op.name);
+  }
+
+  /** Waits until the migration service of `host` holds its operation `name` done. */
+  async function migrationEnded(host: EmbeddedHost, name: string): Promise<void> {
+    const client = gw.services.connections.clientsOf(host.addresses).migrationOperations;
+    const deadline = performance.now() + OPERATION_WAIT_MS;
+    while (!(await unaryCall(client.getOperation.bind(client), { name })).done) {
+      assert.ok(performance.now() < deadline, `${name} never ended on ${host.name}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Adopts the stopped replica's operation `name` through another replica; the ended operation. */
+  async function adoptedToTheEnd(name: string): Promise<MigrateOperation> {
+    const replica = await startTestGateway({ store: gw.services.store, tokens: gw.tokens });
+    try {
+      assert.deepEqual(await replica.services.recovery.reap(), [name]);
+      return await ended(replica, name);
+    } finally {
+      await replica.close();
+    }
+  }
+
+  // Rule: an adopted migrate operation whose migration's name was never recorded is not ended as
+  // abandoned (its VM FAILED): StartMigration is asked again with the operation's request id,
+  // which the source answers with the migration that request started (finished or not), or starts.
+  it("the gateway replica stops between the source's StartMigration answer and recording it: the adopter asks again with the operation's request id, gets that migration (finished meanwhile) and records the VM on host-b; no second migration", async () => {
+    const vm = await createVm("mig-8", 2 * MIB);
+    const { started, startedOnSource, resume } = await stoppedInStartMigration("mig-8", true);
+    try {
+      await migrationEnded(a, startedOnSource!);
+      const done = await adoptedToTheEnd(started.name);
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      assert.deepEqual(
+        [done.metadata.migration?.operation, done.metadata.migration?.phase],
+        [startedOnSource, "COMPLETED"],
+      );
+      const events = await gw.call("operator", "GET", `/v1/${started.name}/events`);
+      assert.match(events.body, /asking host host-a again for the migration it may have started/);
+      const moved = await vmOf("mig-8");
+      assert.deepEqual([moved.host, moved.state, moved.activeOperation], ["host-b", "READY", undefined]);
+      assert.deepEqual(await migrationsOn(a, vm.uid), [startedOnSource], "one migration only");
+    } finally {
+      await resume();
+    }
+    const after = await ok<MigrateOperation>("GET", `/v1/${started.name}`);
+    assert.equal(after.metadata.state, "SUCCEEDED", "the stopped replica wrote nothing over it");
+    assert.equal((await vmOf("mig-8")).host, "host-b");
+  });
+
+  it("the gateway replica stops before its StartMigration reached the source: the adopter's StartMigration starts the migration and records the VM on host-b", async () => {
+    const vm = await createVm("mig-9", 2 * MIB);
+    const { started, resume } = await stoppedInStartMigration("mig-9", false);
+    try {
+      assert.deepEqual(await migrationsOn(a, vm.uid), [], "nothing started yet");
+      const done = await adoptedToTheEnd(started.name);
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      const moved = await vmOf("mig-9");
+      assert.deepEqual([moved.host, moved.state, moved.activeOperation], ["host-b", "READY", undefined]);
+      assert.deepEqual(await migrationsOn(a, vm.uid), [done.metadata.migration?.operation]);
+    } finally {
+      await resume();
+    }
+    assert.equal((await ok<MigrateOperation>("GET", `/v1/${started.name}`)).metadata.state, "SUCCEEDED");
+  });
+
+  it("the source forgot the first StartMigration (its migration service restarted after the migration completed): the request id starts a new migration, which fails; the VM's controller on host-b says where it is", async () => {
+    const vm = await createVm("mig-10", 2 * MIB);
+    const { started, startedOnSource, resume } = await stoppedInStartMigration("mig-10", true);
+    try {
+      await migrationEnded(a, startedOnSource!);
+      await a.crashMigration();
+      const done = await adoptedToTheEnd(started.name);
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      assert.notEqual(done.metadata.migration?.operation, startedOnSource, "a new migration was started");
+      assert.equal(done.metadata.migration?.phase, "FAILED");
+      const moved = await vmOf("mig-10");
+      assert.deepEqual([moved.host, moved.state, moved.activeOperation], ["host-b", "READY", undefined]);
+      assert.equal(await controllerOn(a, vm.uid), "NOT_FOUND");
+    } finally {
+      await resume();
+      await hostAvailable("host-a");
     }
   });
 

@@ -23,7 +23,8 @@ const FULL_LOOK_EVERY = 60;
  * -9) would leave them RUNNING and their VM busy for ever. Every replica keeps a heartbeat in the
  * registry and, on start and then every heartbeat, takes care of the unfinished operations of
  * replicas whose heartbeat lapsed. A migration goes on without the gateway, so a migrate
- * operation that had started it is adopted: followed to its end from here (VmMigrations.adopt).
+ * operation is adopted: its migration followed to its end from here, asked for again by the
+ * operation's request id when the stopped replica had not recorded it (VmMigrations.adopt).
  * A create is adopted to be rolled back on its host, so that all or nothing holds across a crash
  * too (VmLifecycle.adoptAbandonedCreate). Either way, and for any other, the operation ends
  * FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at; a delete leaves its VM

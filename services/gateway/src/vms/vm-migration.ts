@@ -145,42 +145,53 @@ export class VmMigrations {
   }
 
   /**
-   * Takes over the migrate operation of a replica that stopped (OperationRecovery), once that
-   * replica had learnt the migration service's operation: that migration went on without it, so
-   * this replica becomes the owner, follows it to its end and records the outcome as the first
-   * would have. False when it cannot (the operation name was never recorded, the VM or a host is
-   * gone, or another replica took it first); the caller then ends the operation as abandoned.
+   * Takes over the migrate operation of a replica that stopped (OperationRecovery): the migration
+   * goes on without it, so this replica becomes the owner, follows the migration to its end and
+   * records the outcome as the first would have. When the stopped replica had recorded the
+   * migration service's operation, that one is followed. When it had not (it stopped before
+   * StartMigration answered, or before recording the answer), whether a migration runs on the
+   * source is not known: StartMigration is asked again with the operation's own request id, which
+   * the source answers with the migration that request started, or, never asked, starts it now
+   * (the operation is the gateway's intent to migrate). False when it cannot be taken over (the
+   * VM or a host is gone, or another replica took it first); the caller then ends it as abandoned.
    */
   async adopt(op: OperationRecord): Promise<boolean> {
     const { vms, hosts, runner, instanceId } = this.deps;
-    const status = op.metadata.migration;
-    if (!status?.operation) return false;
+    const recorded = op.metadata.migration;
+    if (!recorded) return false;
     const { tenant } = op.metadata;
     const [vm, source, destination] = await Promise.all([
       vms.get(tenant, op.metadata.vm),
-      hosts.get(status.sourceHost),
-      hosts.get(status.destinationHost),
+      hosts.get(recorded.sourceHost),
+      hosts.get(recorded.destinationHost),
     ]);
     if (vm?.value.activeOperation !== op.name || !source || !destination) return false;
+    const following = recorded.operation
+      ? `following ${recorded.operation} on host ${source.name}`
+      : `asking host ${source.name} again for the migration it may have started (request id ${migrationRequestId(operationId(op))})`;
     const adopted = await runner.adopt(
       op,
       instanceId,
-      `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): following ${status.operation} on host ${source.name}`,
+      `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): ${following}`,
     );
     if (!adopted) return false;
+    // As adopted: the stopped replica's last write may have come after the look that found it.
+    const status = adopted.metadata.migration ?? recorded;
     const request: MigrateRequest = {
       destinationHost: destination.name,
       downtimeLimitMs: status.downtimeLimitMs,
       vmmMovesRam: status.vmmMovesRam,
     };
-    runner.start(adopted, (context) =>
-      new MigrationRun(this.deps, context, vm.value, source, destination, request, status).resume(
-        status.operation,
-      ),
-    );
+    runner.start(adopted, (context) => {
+      const run = new MigrationRun(this.deps, context, vm.value, source, destination, request, status);
+      return status.operation ? run.resume(status.operation) : run.askAgain();
+    });
     return true;
   }
 }
+
+/** The request id of a migrate operation's StartMigration: the same on every try and every replica. */
+const migrationRequestId = (operation: string) => `${operation}/migrate`;
 
 /** One migrate operation's work, from StartMigration to the registry's record of where the VM is. */
 class MigrationRun {
@@ -190,6 +201,8 @@ class MigrationRun {
   private lastWrite = 0;
   private readonly finishedPhases = new Set<Phase>();
   private settled = false;
+  /** Adopted without the migration's name: the source may have answered with a new migration. */
+  private askedAgain = false;
 
   constructor(
     private readonly deps: VmOperationDeps,
@@ -206,6 +219,16 @@ class MigrationRun {
   }
 
   async run(): Promise<Vm> {
+    return this.settle(() => this.startOnSource());
+  }
+
+  /**
+   * An adoption of an operation whose migration's name was never recorded: StartMigration again,
+   * with the same request id, and then on as the first run. No cancel is honoured before the
+   * call: one recorded meanwhile does not mean nothing runs on the source, so it goes there.
+   */
+  async askAgain(): Promise<Vm> {
+    this.askedAgain = true;
     return this.settle(() => this.startOnSource());
   }
 
@@ -238,7 +261,8 @@ class MigrationRun {
     const { connections } = this.deps;
     const clients = connections.clientsOf(this.source.addresses);
     try {
-      await this.context.checkpoint(); // cancelled before it started: nothing ran anywhere
+      // Cancelled before it started: nothing ran anywhere (an adopter cannot know that).
+      if (!this.askedAgain) await this.context.checkpoint();
       await this.context.step(MIGRATE_STEP.start, "RUNNING");
       // No signal: a StartMigration cut short may still have started; the cancel below reaches it.
       const started = await connections.call("migration", "StartMigration", (options) =>
@@ -254,7 +278,7 @@ class MigrationRun {
             downtimeLimitMs: this.request.downtimeLimitMs ?? 0,
             noProgressTimeoutMs: 0,
             totalTimeoutMs: 0,
-            requestId: `${this.context.id}/migrate`,
+            requestId: migrationRequestId(this.context.id),
             // The VMM moves RAM to a file of the same name on the destination.
             destinationGuestMemory: this.request.vmmMovesRam
               ? { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) }
@@ -407,6 +431,16 @@ class MigrationRun {
           "the cancel came after the point of no return (switchover): the migration completed",
         );
       }
+      return this.commitMove();
+    }
+    if (this.askedAgain && (await this.locate()) === "destination") {
+      // The source forgot the first StartMigration (restarted, or past the finished operations it
+      // keeps) and started a new one, which failed: the first had moved the VM.
+      await this.context.progress(
+        97,
+        MIGRATE_STEP.registry,
+        `${describeProgress(progress)}; the VM's interrupt controller is on host ${this.destination.name} (moved by this operation's first migration): recording it there`,
+      );
       return this.commitMove();
     }
     await this.stayOnSource();
