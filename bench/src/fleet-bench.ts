@@ -9,11 +9,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openStore, type Store } from "@vplane/store";
+import { EtcdCluster, openStore, type Store } from "@vplane/store";
 import type { ServiceProcess } from "@vplane/service-kit/testing";
 import { FleetClient } from "./fleet/fleet-client.js";
 import { createVm } from "./fleet/fleet-load.js";
-import { EtcdCluster } from "./fleet/etcd-cluster.js";
 import { FleetHost } from "./fleet/fleet-host.js";
 import { registerHosts, startGatewayProcess, writeFleetTokens } from "./fleet/fleet-topology.js";
 import { startCpuCount, type ProcessGroups } from "./fleet/process-cpu.js";
@@ -61,6 +60,16 @@ interface Phase {
   machineBusy: number[];
   /** etcd calls the cluster answered in the measured windows, by method (etcd's own counters). */
   etcdCalls: Record<string, number>;
+  /** The kill phase's timeline, in ms from the leader's kill (set by the fault). */
+  kill?: KillTimeline;
+}
+
+interface KillTimeline {
+  at: number;
+  /** When another member first said it leads (its /metrics, looked at every 20 ms). */
+  elected?: number;
+  /** When each replica's clients saw their first create succeed after the kill. */
+  firstCreate: (number | undefined)[];
 }
 
 /**
@@ -99,11 +108,14 @@ async function phase(
   let done = false;
   let n = 0;
   const clients = Array.from({ length: CLIENTS }, (_, i) => new FleetClient(replicas, token, i));
-  const work = clients.map(async (client) => {
+  const work = clients.map(async (client, c) => {
     while (!done) {
       const i = n++;
       const created = await createVm(client, `${label}-${i}`, i);
       if (!measuring) continue;
+      const kill = result.kill;
+      if (created.ok && kill && kill.firstCreate[c % replicas.length] === undefined)
+        kill.firstCreate[c % replicas.length] = Date.now() - kill.at;
       if (created.ok) result.creates.record(created.latencyNs);
       else result.failures.set(created.failure, (result.failures.get(created.failure) ?? 0) + 1);
     }
@@ -173,9 +185,13 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
     .map(([method, n]) => `${method} ${perCreate(n)}`)
     .join(", ");
   const etcdCalls = calls ? `; etcd calls per create (all clients): ${calls}` : "";
+  const after = (ms?: number) => (ms === undefined ? "none" : `+${(ms / 1000).toFixed(2)} s`);
+  const kill = p.kill
+    ? `; after the kill: a new leader ${after(p.kill.elected)}, each replica's first create done ${p.kill.firstCreate.map(after).join("/")}`
+    : "";
   const ownByRound =
     p.roundCpu.length > 1 ? `, by round ${p.roundCpu.map((ms) => ms.toFixed(1)).join("/")}` : "";
-  const cost = `; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)}${ownByRound})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}; machine busy ${busy}`;
+  const cost = `${kill}; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)}${ownByRound})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}; machine busy ${busy}`;
   return [
     {
       benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
@@ -253,8 +269,15 @@ export async function fleetBench(): Promise<BenchRow[]> {
     await phase("etcd-kill", replicas, tokens.operator, registry, killed, processes, async () => {
       await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
       const leader = await etcd.leader();
+      const timeline: KillTimeline = { at: Date.now(), firstCreate: [] };
       await etcd.kill(leader);
-      await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
+      killed.kill = timeline;
+      const restartAt = timeline.at + MEASURE_MS / 4;
+      while (timeline.elected === undefined && Date.now() < restartAt) {
+        if ((await etcd.leader().catch(() => leader)) !== leader) timeline.elected = Date.now() - timeline.at;
+        else await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, restartAt - Date.now()));
       await etcd.restart(leader);
     });
     return [

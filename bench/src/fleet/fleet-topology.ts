@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AccessTokens } from "@vplane/gateway";
+import { EtcdCluster } from "@vplane/store";
 import { spawnServiceProcess, type ServiceProcess } from "@vplane/service-kit/testing";
-import { EtcdCluster } from "./etcd-cluster.js";
 import { FleetHost, HOST_MAX_SMMUS } from "./fleet-host.js";
 
 export interface FleetOptions {

@@ -40,3 +40,4 @@ export {
   type EtcdTestServer,
   type EtcdTestServerOptions,
 } from "./testing/etcd-server.js";
+export { EtcdCluster, PATIENT_RAFT, type RaftTiming } from "./testing/etcd-cluster.js";

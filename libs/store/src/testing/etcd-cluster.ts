@@ -1,12 +1,12 @@
 // A 3-member etcd cluster on loopback (Debian's etcd-server, one process per member), for the
-// fleet test and benchmark: a member can be killed outright (kill -9) and started again on its
-// own data directory, as a crashed member rejoins. libs/store's test etcd is one member only.
+// store's failover tests and the fleet test and benchmark: a member can be killed outright
+// (kill -9) and started again on its own data directory, as a crashed member rejoins.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findEtcdBinary, freeLoopbackPorts } from "@vplane/store";
+import { findEtcdBinary, freeLoopbackPorts } from "./etcd-server.js";
 
 interface Member {
   name: string;
@@ -84,12 +84,15 @@ export class EtcdCluster {
   }
 
   /**
-   * The member that leads now (its /metrics says etcd_server_is_leader 1): killing it is the
-   * hard case, a write a follower forwarded to it waits out its deadline, then the election.
+   * The member that leads now (its /metrics says etcd_server_is_leader 1; a member that does not
+   * answer, killed, does not lead): killing it is the hard case, writes wait for an election.
    */
   async leader(): Promise<number> {
     for (const [index, member] of this.members.entries()) {
-      const text = await (await fetch(`${member.clientUrl}/metrics`)).text();
+      const text = await fetch(`${member.clientUrl}/metrics`).then(
+        (response) => response.text(),
+        () => "",
+      );
       if (/^etcd_server_is_leader 1$/m.test(text)) return index;
     }
     throw new Error("no etcd member says it leads");
