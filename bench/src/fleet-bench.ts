@@ -30,10 +30,10 @@ const FLEET_GROUPS = ["etcd gateways", "etcd", "hosts", "bench"];
 // file of its own.
 const PROBE_PAUSE_MS = 100;
 const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "READY", host: "h1" };
-// A write a follower forwarded to a leader that just died is never answered: it waits out its
-// call's deadline (etcd's default 5 s in the gateway). The bench's cluster elects within 1-2 s
-// (etcd's own default timing) and its gateways give each call 2 s, so a killed leader stalls
-// writes for ~2 s, not ~5 (docs/fleet.md). The fleet test keeps the patient defaults.
+// A killed leader stalls writes for the election: the store holds them until a member names
+// itself leader (a follower would forward them to the dead leader, where they wait out their
+// call's deadline). The bench's cluster elects within 1-2 s (etcd's own default timing) and its
+// gateways give each call 2 s (docs/fleet.md). The fleet test keeps the patient defaults.
 const BENCH_RAFT = { heartbeatMs: 100, electionMs: 1000 };
 const CALL_TIMEOUT_MS = 2000;
 // The two registries share the 4 hosts, so each side's orphan reconciler would take the other

@@ -6,24 +6,30 @@
 // CPU per Range sent to the leader and 0.65-0.79 per Range spread at random, 1.10-1.35 ms per Txn
 // to the leader and 1.38-1.85 spread (its batching: one read index, one raft append for the calls
 // that arrive together). The etcd3 client picked a random member for each call; here there is
-// one client per member (etcd-member-client.ts) and this class picks: the leader, found from the members' Status (each
-// names itself and the leader), checked again every RECHECK_MS, and after a member failed a call
-// or no leader was found (an election) once SOON_MS passed.
-// A leader that changed meanwhile costs only speed: its successor's followers answer too.
+// one client per member (etcd-member-client.ts) and this class picks: the leader, found from the
+// members' Status (each names itself and the leader), checked again every RECHECK_MS.
+//
+// When a call fails as unavailable, the members are asked for their status every POLL_MS until one
+// names itself leader (bounded by a call's deadline), and the failed call and every call made
+// meanwhile wait for that answer. Sending them on to a follower instead is what made a leader's
+// death cost a whole call deadline: a follower that has not yet noticed forwards a write to the
+// dead leader, and nothing ever answers it (etcd does not propose it again after the election).
 import { connectEtcdMember, isRecoverable, type EtcdMemberClient } from "./etcd-member-client.js";
 
-/** Tries of one call, each on the next member (a single-member store tries the same one again). */
+/** Tries of one call; a try after a failure goes to the leader the members name then. */
 const MAX_ATTEMPTS = 3;
 const RECHECK_MS = 5_000;
-const SOON_MS = 500;
-const STATUS_TIMEOUT_MS = 1_000;
+const POLL_MS = 20;
+const STATUS_TIMEOUT_MS = 250;
 
 export class EtcdMembers {
-  /** The member tried first: the leader when the last check found it. */
+  /** The member tried first: the leader when the last look found it. */
   private preferred = 0;
   private nextCheckAt = 0;
-  private lastCheckAt = -Infinity;
   private checking = false;
+  /** The search for a leader after a failed call; calls wait for it before they are sent. */
+  private search: Promise<boolean> | undefined;
+  private closed = false;
 
   /** `clients[i]` talks to member i only; each try of a call gets `callTimeoutMs`. */
   constructor(
@@ -37,53 +43,92 @@ export class EtcdMembers {
   }
 
   /**
-   * Runs `call` on the preferred member's client with a deadline; when that member fails it as
-   * unavailable (a recoverable error), on the next member, up to MAX_ATTEMPTS tries, each with a
-   * deadline of its own. A conditional write whose first try applied but whose answer was lost
-   * then reports a conflict (see EtcdStore).
+   * Runs `call` on the leader's client with a deadline. When the call fails as unavailable (a
+   * recoverable error), it is tried again, up to MAX_ATTEMPTS tries, on the member that names
+   * itself leader once one does (or, when none does within a call's deadline, on another member).
+   * Each try has a deadline of its own, and the wait for a leader counts against it. A conditional
+   * write whose first try applied but whose answer was lost then reports a conflict (see
+   * EtcdStore).
    */
   async run<T>(call: (client: EtcdMemberClient, deadline: number) => Promise<T>): Promise<T> {
-    if (Date.now() >= this.nextCheckAt) this.findLeader();
+    if (Date.now() >= this.nextCheckAt) this.check();
+    let member = this.preferred;
     let lastError: unknown;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const client = this.clients[(this.preferred + attempt) % this.clients.length]!;
+      const deadline = Date.now() + this.callTimeoutMs;
+      if (attempt > 0) member = await this.afterFailure(member);
+      else if (this.search) {
+        await this.search;
+        member = this.preferred;
+      }
       try {
-        return await call(client, Date.now() + this.callTimeoutMs);
+        return await call(this.clients[member]!, deadline);
       } catch (error) {
         if (!isRecoverable(error)) throw error;
         lastError = error;
-        if (Date.now() - this.lastCheckAt >= SOON_MS) this.findLeader();
       }
     }
     throw lastError;
   }
 
   close(): void {
+    this.closed = true;
     for (const client of this.clients) client.close();
   }
 
-  /** Asks every member for its status in the background; the one that names itself leader wins. */
-  private findLeader(): void {
-    if (this.checking || this.clients.length === 1) return;
+  /** The member to try after `failed` failed a call: the leader once one is found, else the next. */
+  private async afterFailure(failed: number): Promise<number> {
+    if (this.clients.length === 1) return failed;
+    this.search ??= this.searchLeader().finally(() => (this.search = undefined));
+    return (await this.search) ? this.preferred : (failed + 1) % this.clients.length;
+  }
+
+  /**
+   * Asks every member for its status every POLL_MS until one names itself leader, for at most a
+   * call's deadline; true when one did (it is then the preferred member).
+   */
+  private async searchLeader(): Promise<boolean> {
+    const until = Date.now() + this.callTimeoutMs;
+    while (!this.closed) {
+      if (await this.lookForLeader(Math.min(until, Date.now() + STATUS_TIMEOUT_MS))) return true;
+      if (Date.now() + POLL_MS >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+    return false;
+  }
+
+  /** The periodic look, in the background (a failed call's search, when one runs, decides). */
+  private check(): void {
+    if (this.checking || this.search || this.clients.length === 1) return;
     this.checking = true;
-    this.lastCheckAt = Date.now();
-    this.nextCheckAt = this.lastCheckAt + RECHECK_MS;
-    const statuses = this.clients.map((client) =>
-      client.status(Date.now() + STATUS_TIMEOUT_MS).catch(() => undefined),
-    );
-    void Promise.all(statuses).then((answers) => {
+    this.nextCheckAt = Date.now() + RECHECK_MS;
+    void this.statusRound(Date.now() + STATUS_TIMEOUT_MS).then((round) => {
       this.checking = false;
-      const leader = answers.findIndex(
-        (status) =>
-          status?.leader !== undefined && status.leader !== "0" && status.header.member_id === status.leader,
-      );
-      // No leader known (an election): the first member that answered, and look again soon.
-      const answered = answers.findIndex((status) => status !== undefined);
-      if (leader >= 0) this.preferred = leader;
-      else {
-        if (answered >= 0) this.preferred = answered;
-        this.nextCheckAt = this.lastCheckAt + SOON_MS;
-      }
+      if (!this.search) this.prefer(round);
     });
+  }
+
+  private async lookForLeader(deadline: number): Promise<boolean> {
+    const round = await this.statusRound(deadline);
+    this.prefer(round);
+    return round.leader >= 0;
+  }
+
+  /** Asks every member for its status: which one names itself leader, which answered first. */
+  private async statusRound(deadline: number): Promise<{ leader: number; answered: number }> {
+    const answers = await Promise.all(
+      this.clients.map((client) => client.status(deadline).catch(() => undefined)),
+    );
+    const leader = answers.findIndex(
+      (status) =>
+        status?.leader !== undefined && status.leader !== "0" && status.header.member_id === status.leader,
+    );
+    return { leader, answered: answers.findIndex((status) => status !== undefined) };
+  }
+
+  /** The leader, or with none (an election) the first member that answered, if any. */
+  private prefer({ leader, answered }: { leader: number; answered: number }): void {
+    if (leader >= 0) this.preferred = leader;
+    else if (answered >= 0) this.preferred = answered;
   }
 }

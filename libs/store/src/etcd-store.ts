@@ -8,9 +8,9 @@
 //
 // Failures of the cluster (no leader, no quorum, connection refused, deadline passed) become
 // StoreUnavailableError. Calls go to the leader (EtcdMembers); a call that failed as unavailable is
-// retried on another member (up to 3 attempts): if the first attempt of a conditional write did
-// apply but its answer was lost, the retry reports a StoreConflictError whose `actual` is that
-// write's revision.
+// tried again on the leader the members name next (up to 3 attempts): if the first attempt of a
+// conditional write did apply but its answer was lost, the retry reports a StoreConflictError
+// whose `actual` is that write's revision.
 
 import { status } from "@grpc/grpc-js";
 import {

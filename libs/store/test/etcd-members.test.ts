@@ -1,5 +1,7 @@
-// EtcdMembers: an EtcdStore's calls go to the member that says it leads; a member that fails a call
-// as unavailable hands it to the next member (3 tries in all); any other failure is the answer.
+// EtcdMembers: an EtcdStore's calls go to the member that says it leads; a call a member failed as
+// unavailable, and every call made meanwhile, waits until a member names itself leader and goes
+// there (when none does within a call's deadline, to another member; 3 tries in all); any other
+// failure is the answer.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
@@ -12,6 +14,8 @@ interface FakeMember {
   leader?: string;
   /** What the next calls on it throw, in turn (then they answer its id). */
   failures: Error[];
+  /** Killed: its calls and its Status fail as unavailable. */
+  down?: boolean;
   calls: number;
 }
 
@@ -27,20 +31,23 @@ const unavailable = (message: string) => new EtcdCallError(status.UNAVAILABLE, m
 const clientOf = (m: FakeMember) =>
   ({
     status: () =>
-      m.leader === undefined
+      m.leader === undefined || m.down
         ? Promise.reject(unavailable("down"))
         : Promise.resolve({ leader: m.leader, header: { member_id: m.id } }),
     close: () => {},
   }) as unknown as EtcdMemberClient;
 
-function membersOf(fakes: FakeMember[]): { members: EtcdMembers; call: () => Promise<string> } {
+function membersOf(
+  fakes: FakeMember[],
+  callTimeoutMs = 1000,
+): { members: EtcdMembers; call: () => Promise<string> } {
   const clients = fakes.map(clientOf);
-  const members = new EtcdMembers(clients, 1000);
+  const members = new EtcdMembers(clients, callTimeoutMs);
   const call = () =>
     members.run((client) => {
       const m = fakes[clients.indexOf(client)]!;
       m.calls++;
-      const failure = m.failures.shift();
+      const failure = m.down ? unavailable("connection refused") : m.failures.shift();
       return failure ? Promise.reject(failure) : Promise.resolve(m.id);
     });
   return { members, call };
@@ -58,18 +65,52 @@ describe("EtcdMembers", () => {
     assert.deepEqual(await Promise.all([call(), call(), call()]), ["33", "33", "33"]);
   });
 
-  it("hands a call a member failed as unavailable to the next member, 3 tries in all", async () => {
-    const refused = () => unavailable("connection refused");
-    const fakes = [member("11", "11", [refused()]), member("22", "11", [refused()]), member("33", "11")];
+  it("sends a call the leader failed to the member that names itself leader next, not to a follower", async () => {
+    // The leader (11) dies; 22 still names it (it has not noticed), and 33 wins the election after
+    // a few status rounds. A follower would forward the call to the dead leader, where nothing
+    // answers it: the call waits for 33 instead.
+    const fakes = [member("11", "11"), member("22", "11"), member("33", "11")];
     const { call } = membersOf(fakes);
-    assert.equal(await call(), "33");
+    await call();
+    await settle();
+    fakes[0]!.down = true;
+    let rounds = 0;
+    const election = setInterval(() => {
+      if (++rounds === 3) for (const m of fakes.slice(1)) m.leader = "33";
+    }, 5);
+    try {
+      const during = [call(), call()];
+      assert.deepEqual(await Promise.all(during), ["33", "33"]);
+      assert.equal(await call(), "33");
+    } finally {
+      clearInterval(election);
+    }
+    assert.deepEqual(
+      fakes.map((m) => m.calls),
+      [3, 0, 3],
+    );
+  });
+
+  it("hands a call on to another member when none names itself leader within a call's deadline, 3 tries in all", async () => {
+    const refused = () => unavailable("connection refused");
+    const fakes = [member("11", "0", [refused()]), member("22", "0", [refused()]), member("33", "0")];
+    assert.equal(await membersOf(fakes, 50).call(), "33");
     assert.deepEqual(
       fakes.map((m) => m.calls),
       [1, 1, 1],
     );
 
-    const allDown = [0, 1, 2].map(() => member("44", "44", [refused(), refused(), refused()]));
-    await assert.rejects(membersOf(allDown).call(), { code: status.UNAVAILABLE });
+    const allDown = [0, 1, 2].map(() => member("44", "0", [refused(), refused(), refused()]));
+    await assert.rejects(membersOf(allDown, 50).call(), { code: status.UNAVAILABLE });
+  });
+
+  it("tries the leader again when it still names itself leader after failing a call", async () => {
+    const fakes = [member("11", "11", [new EtcdCallError(status.DEADLINE_EXCEEDED, "slow")]), member("22", "11")];
+    assert.equal(await membersOf(fakes).call(), "11");
+    assert.deepEqual(
+      fakes.map((m) => m.calls),
+      [2, 0],
+    );
   });
 
   it("retries a single member's unavailable call on the same member", async () => {
@@ -79,7 +120,7 @@ describe("EtcdMembers", () => {
   });
 
   it("hands on a try whose deadline passed, and gives each try a deadline of its own", async () => {
-    const clients = [0, 1].map((i) => clientOf(member(String(i), "0")));
+    const clients = [0, 1].map((i) => clientOf(member(String(i), "1")));
     const members = new EtcdMembers(clients, 1000);
     const deadlines: number[] = [];
     const answer = await members.run((client, deadline) => {
