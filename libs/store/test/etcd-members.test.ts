@@ -105,7 +105,10 @@ describe("EtcdMembers", () => {
   });
 
   it("tries the leader again when it still names itself leader after failing a call", async () => {
-    const fakes = [member("11", "11", [new EtcdCallError(status.DEADLINE_EXCEEDED, "slow")]), member("22", "11")];
+    const fakes = [
+      member("11", "11", [new EtcdCallError(status.DEADLINE_EXCEEDED, "slow")]),
+      member("22", "11"),
+    ];
     assert.equal(await membersOf(fakes).call(), "11");
     assert.deepEqual(
       fakes.map((m) => m.calls),
