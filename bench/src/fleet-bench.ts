@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EtcdCluster, openStore, type Store } from "@vplane/store";
+import { EtcdCluster, openStore, type RaftTiming, type Store } from "@vplane/store";
 import type { ServiceProcess } from "@vplane/service-kit/testing";
 import { FleetClient } from "./fleet/fleet-client.js";
 import { createVm } from "./fleet/fleet-load.js";
@@ -34,12 +34,27 @@ const PROBE_RECORD = { name: "web-1", vcpus: 2, memoryBytes: 67108864, state: "R
 // itself leader (a follower would forward them to the dead leader, where they wait out their
 // call's deadline). The bench's cluster elects within 1-2 s (etcd's own default timing) and its
 // gateways give each call 2 s (docs/fleet.md). The fleet test keeps the patient defaults.
-const BENCH_RAFT = { heartbeatMs: 100, electionMs: 1000 };
+const BENCH_RAFT = benchRaft();
 const CALL_TIMEOUT_MS = 2000;
 // The two registries share the 4 hosts, so each side's orphan reconciler would take the other
 // side's devices for orphans: list them every 30 s and delete them after its 60 s grace (the
 // last rounds and the kill phase paid for it, hosts and gateways). Off on both sides.
 const GATEWAY_ENV = { VPLANE_GATEWAY_RECONCILE_MS: "0" };
+
+/**
+ * etcd's defaults, or VPLANE_BENCH_FLEET_RAFT="<heartbeat ms>/<election ms>" (a faster election
+ * shortens the kill phase's stall: a policy call, not the default; docs/fleet.md).
+ */
+function benchRaft(): RaftTiming {
+  const wanted = process.env.VPLANE_BENCH_FLEET_RAFT;
+  if (!wanted) return { heartbeatMs: 100, electionMs: 1000 };
+  const [heartbeatMs, electionMs] = wanted.split("/").map(Number);
+  if (!(heartbeatMs! > 0 && electionMs! >= 5 * heartbeatMs!))
+    throw new Error(
+      `VPLANE_BENCH_FLEET_RAFT=${wanted}: want <heartbeat ms>/<election ms>, election >= 5 heartbeats`,
+    );
+  return { heartbeatMs: heartbeatMs!, electionMs: electionMs! };
+}
 
 interface Phase {
   /** The process groups that do this phase's creates (their CPU is the creates' cost). */
@@ -285,7 +300,7 @@ export async function fleetBench(): Promise<BenchRow[]> {
       ...rows("fleet", "3 gateways, 3-member etcd", fleet, baseline),
       ...rows(
         "fleet",
-        `3 gateways, 3-member etcd, the leader kill -9 ${MEASURE_MS / 4000} s in, restarted ${MEASURE_MS / 2000} s in`,
+        `3 gateways, 3-member etcd (raft ${BENCH_RAFT.heartbeatMs}/${BENCH_RAFT.electionMs} ms), the leader kill -9 ${MEASURE_MS / 4000} s in, restarted ${MEASURE_MS / 2000} s in`,
         killed,
         baseline,
       ),
