@@ -202,11 +202,15 @@ export class VmRegistry {
     }
   }
 
-  /** Removes the VM and gives its share back to its host, atomically. */
-  async remove(tenant: string, name: string): Promise<void> {
+  /**
+   * Removes the VM `name` whose uid is `uid` and gives its share back to its host, atomically.
+   * A VM of that name with another uid is left alone: a removal asked again after one that applied
+   * unanswered (the registry's answer lost) must not remove a VM created under the same name since.
+   */
+  async remove(tenant: string, name: string, uid: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const vm = await this.get(tenant, name);
-      if (!vm) return;
+      if (vm?.value.uid !== uid) return;
       const usageKey = registryKeys.hostUsage(vm.value.host);
       const usage = await readRecord<HostUsage>(this.store, usageKey);
       const ops: TransactionOp[] = [

@@ -258,7 +258,7 @@ export class VmLifecycle {
     } catch (error) {
       // The registry may not answer (an election): both writes read the VM again at each try.
       if (error instanceof StepFailure && rollbackComplete(error))
-        await context.untilAnswered(() => vms.remove(vm.tenant, vm.name));
+        await context.untilAnswered(() => vms.remove(vm.tenant, vm.name, vm.uid));
       else await this.settle(context, vm, "FAILED");
       throw error;
     }
@@ -305,7 +305,7 @@ export class VmLifecycle {
       try {
         await deprovisionVm(context, this.deps.connections, host, deleting);
         await context.step("registry.commit", "RUNNING");
-        await context.untilAnswered(() => vms.remove(principal.tenant, name));
+        await context.untilAnswered(() => vms.remove(principal.tenant, name, deleting.uid));
         await context.step("registry.commit", "SUCCEEDED");
       } catch (error) {
         await this.settle(context, deleting, "FAILED");
@@ -345,7 +345,8 @@ export class VmLifecycle {
     runner.start(adopted, async (context) => {
       const rollback = await rollBackAbandonedCreate(context, connections, host, vm.value);
       const failure = new StepFailure(step, replicaStopped(op.owner, step), rollback);
-      if (rollbackComplete(failure)) await context.untilAnswered(() => vms.remove(tenant, vm.value.name));
+      if (rollbackComplete(failure))
+        await context.untilAnswered(() => vms.remove(tenant, vm.value.name, vm.value.uid));
       else await this.settle(context, vm.value, "FAILED");
       throw failure;
     });
