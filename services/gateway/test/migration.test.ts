@@ -8,9 +8,10 @@ import { after, before, describe, it } from "node:test";
 import { credentials } from "@grpc/grpc-js";
 import { InterruptControllerServiceClient } from "@vplane/proto/gen/vplane/interrupt/v1/service";
 import { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operation_progress";
-import { VplaneError, unaryCall } from "@vplane/service-kit";
+import { unaryCall, type VplaneError } from "@vplane/service-kit";
 import { startEmbeddedHost, type EmbeddedHost } from "./support/embedded-host.js";
 import { openSse, type SseEvent } from "./support/sse-client.js";
+import { stopInCall, untilStopped } from "./support/stopped-in-call.js";
 import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 
 const MIB = 1 << 20;
@@ -537,24 +538,11 @@ describe("live migration through the gateway between two embedded hosts", () => 
    * `resume` lets the stopped replica go on (it must find its operation taken over and stop).
    */
   async function stoppedInStartMigration(name: string, reached: boolean) {
-    const connections = gw.services.connections;
-    const real = connections.call.bind(connections);
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let startedOnSource: string | undefined;
-    let called = false;
-    connections.call = (async (service, method, invoke, options) => {
-      if (method !== "StartMigration") return real(service, method, invoke, options);
-      called = true;
-      if (!reached) {
-        await gate;
-        throw new VplaneError({ code: "UNAVAILABLE", reason: "TEST_STOPPED", message: "stopped" });
-      }
-      const answer = (await real(service, method, invoke, options)) as { name: string };
-      startedOnSource = answer.name;
-      await gate;
-      return answer;
-    }) as typeof connections.call;
+    const stopped = stopInCall(gw.services.connections, "StartMigration", reached);
+    const resume = async () => {
+      stopped.resume();
+      await gw.services.runner.drain();
+    };
     try {
       const started = await ok<MigrateOperation>(
         "POST",
@@ -562,26 +550,14 @@ describe("live migration through the gateway between two embedded hosts", () => 
         { destinationHost: "host-b" },
         202,
       );
-      const deadline = performance.now() + OPERATION_WAIT_MS;
-      while (!(called && (!reached || startedOnSource))) {
-        assert.ok(performance.now() < deadline, "StartMigration never called");
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await untilStopped(stopped, reached);
       const id = started.name.slice("operations/".length);
-      const stopped = await gw.services.operations.update("acme", id, (r) => ({ ...r, owner: "gw-stopped" }));
-      assert.equal(stopped?.value.metadata.migration?.operation, "", "the migration's name is not recorded");
-      return {
-        started,
-        startedOnSource,
-        resume: async () => {
-          delete (connections as Partial<typeof connections>).call; // the prototype's again
-          release();
-          await gw.services.runner.drain();
-        },
-      };
+      const record = await gw.services.operations.update("acme", id, (r) => ({ ...r, owner: "gw-stopped" }));
+      assert.equal(record?.value.metadata.migration?.operation, "", "the migration's name is not recorded");
+      const startedOnSource = (stopped.answer as { name: string } | undefined)?.name;
+      return { started, startedOnSource, resume };
     } catch (error) {
-      delete (connections as Partial<typeof connections>).call;
-      release();
+      await resume();
       throw error;
     }
   }
@@ -682,6 +658,26 @@ describe("live migration through the gateway between two embedded hosts", () => 
       await resume();
       await hostAvailable("host-a");
     }
+  });
+
+  it("the gateway replica stops after recording the VM on host-b but before recording its operation's end: the adopter ends it SUCCEEDED with the VM, not FAILED", async () => {
+    await createVm("mig-11", 2 * MIB);
+    const done = await migrated("mig-11", { destinationHost: "host-b" });
+    assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+    // The record as the stopped replica left it: everything but the end written.
+    const id = done.name.slice("operations/".length);
+    await gw.services.operations.update("acme", id, (r) => {
+      const { response: _unwritten, ...rest } = r;
+      return { ...rest, done: false, owner: "gw-stopped", metadata: { ...r.metadata, state: "RUNNING" } };
+    });
+    const adopted = await adoptedToTheEnd(done.name);
+    assert.equal(adopted.metadata.state, "SUCCEEDED", JSON.stringify(adopted.error));
+    assert.deepEqual(
+      [adopted.response?.["name"], adopted.response?.["host"], adopted.response?.["state"]],
+      ["mig-11", "host-b", "READY"],
+    );
+    const vm = await vmOf("mig-11");
+    assert.deepEqual([vm.host, vm.state, vm.activeOperation], ["host-b", "READY", undefined]);
   });
 
   it("a cancel at any moment, 0 to 200 ms after the migrate in 8 ms steps, ends the operation promptly: CANCELLED with the VM READY on its source and nothing on the other host, or SUCCEEDED when it came past switchover (issue 17 point 10)", async (t) => {

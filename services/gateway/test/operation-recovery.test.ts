@@ -10,6 +10,7 @@ import { newOperationRecord } from "../src/operations/operation-runner.js";
 import { registryKeys } from "../src/registry/registry-keys.js";
 import { toJson } from "../src/registry/typed-entry.js";
 import type { TestGateway } from "./support/test-gateway.js";
+import { stopInCall, untilStopped } from "./support/stopped-in-call.js";
 import { startGatewayWithHost, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const vmBody = { name: "vm-1", vcpus: 2, memoryBytes: 1 << 30, interruptController: { mode: "xive" } };
@@ -57,6 +58,11 @@ describe("operation recovery: a stopped replica's operations do not stay RUNNING
 
       // A lapsed heartbeat (older than the lease) counts as stopped.
       assert.deepEqual(await b.recovery.reap(Date.now() + 60_000), ["operations/op-live"]);
+      // Its VM is not busy with it (vm-1 names A's create): no claim that the VM is FAILED.
+      assert.match(
+        (await b.operations.get("acme", "op-live"))!.value.error?.message ?? "",
+        /VM 'vm-1' is not busy with it \(settled by it, or gone\) and is left as it is$/,
+      );
 
       // Replica A was only slow: its later writes leave the ended record as it is, and what it
       // created after the rollback it deletes itself when it finds the operation taken over.
@@ -164,8 +170,88 @@ describe("operation recovery rolls an abandoned create back on the host (issue 1
   });
 });
 
-/** Replica gw-x's delete operation `id`, as its runner writes it (a delete is ended, not adopted). */
-const putGwxDelete = (store: Store, id: string, done = false) => {
+// Rule: a delete whose replica stopped between a device delete reaching the host and its record
+// is finished by the adopter (every device delete again: NOT_FOUND counts as done), not ended
+// with its VM FAILED.
+describe("operation recovery finishes an abandoned delete", () => {
+  it("a replica stopped inside DeleteSmmu (applied on the host, its answer never recorded): the recovering replica deletes the rest and the VM; SUCCEEDED, usage given back", async () => {
+    const { gw, host, close } = await startGatewayWithHost();
+    const b = replicaOf(gw);
+    const stopped = stopInCall(gw.services.connections, "DeleteSmmu", true);
+    try {
+      await gw.createVm("operator", {
+        ...vmBody,
+        iommu: { smmus: [{ name: "s0", devices: [{ physicalSid: 16, virtualSid: 1 }] }] },
+      });
+      const uid = (await gw.call("operator", "GET", "/v1/vms/vm-1")).json<{ uid: string }>().uid;
+      const deleting = await gw.call("operator", "DELETE", "/v1/vms/vm-1");
+      assert.equal(deleting.statusCode, 202, deleting.body);
+      const name = deleting.json<OperationJson>().name;
+      await untilStopped(stopped, true);
+      assert.deepEqual(
+        [host.smmus.size, host.controllers.size],
+        [0, 1],
+        "the SMMU went; the controller not yet",
+      );
+
+      // Replica A keeps no heartbeat (as after kill -9): B takes its delete over.
+      assert.deepEqual(await b.recovery.reap(), [name]);
+      await b.runner.drain();
+      const op = (await gw.call("operator", "GET", `/v1/${name}`)).json<OperationJson>();
+      assert.equal(op.metadata.state, "SUCCEEDED", JSON.stringify(op.error));
+      assert.deepEqual(
+        host.calls.filter((call) => call.startsWith("Delete")),
+        [
+          `DeleteSmmu vms/${uid}/smmus/s0`,
+          `DeleteSmmu vms/${uid}/smmus/s0`,
+          `DeleteController vms/${uid}/controller`,
+        ],
+        "A's DeleteSmmu, B's again (NOT_FOUND: done), B's DeleteController",
+      );
+      assert.deepEqual([host.smmus.size, host.controllers.size], [0, 0]);
+      assert.equal((await gw.call("operator", "GET", "/v1/vms/vm-1")).statusCode, 404);
+      const usage = (await gw.call("admin", "GET", "/v1/hosts/h1")).json<{
+        usage: { vms: number; vcpus: number; smmus: number };
+      }>().usage;
+      assert.deepEqual([usage.vms, usage.vcpus, usage.smmus], [0, 0, 0]);
+    } finally {
+      stopped.resume();
+      await gw.services.runner.drain();
+      await close();
+    }
+  });
+});
+
+describe("operation recovery ends a delete whose replica stopped after removing the VM", () => {
+  it("the VM gone, only the operation's end unrecorded: SUCCEEDED as the delete's own end, not FAILED", async () => {
+    const { gw, close } = await startGatewayWithHost();
+    const b = replicaOf(gw);
+    try {
+      await gw.createVm("operator", vmBody);
+      const deleting = await gw.call("operator", "DELETE", "/v1/vms/vm-1");
+      const done = await gw.waitForOperation("operator", deleting.json<OperationJson>().name);
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      // The record as the stopped replica left it: everything but the end written.
+      const id = done.name.slice("operations/".length);
+      await gw.services.operations.update("acme", id, (r) => {
+        const { response: _unwritten, ...rest } = r;
+        return { ...rest, done: false, owner: "gw-stopped", metadata: { ...r.metadata, state: "RUNNING" } };
+      });
+      assert.deepEqual(await b.recovery.reap(), [done.name]);
+      await b.runner.drain();
+      const op = (await gw.call("operator", "GET", `/v1/${done.name}`)).json<OperationJson>();
+      assert.deepEqual([op.metadata.state, op.response], ["SUCCEEDED", { name: "vm-1", deleted: true }]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+/**
+ * Replica gw-x's delete operation `id` as its runner writes it, with its VM marked busy with it as
+ * the delete's start does (its host h1 is not registered: the delete is ended, not adopted).
+ */
+const putGwxDelete = async (store: Store, id: string, done = false) => {
   const record = newOperationRecord({
     kind: "delete",
     tenant: "acme",
@@ -174,7 +260,9 @@ const putGwxDelete = (store: Store, id: string, done = false) => {
     owner: "gw-x",
     steps: [],
   });
-  return store.put(registryKeys.operation("acme", id), toJson({ ...record, name: `operations/${id}`, done }));
+  const name = `operations/${id}`;
+  await store.put(registryKeys.vm("acme", `vm-${id}`), { name: `vm-${id}`, activeOperation: name });
+  await store.put(registryKeys.operation("acme", id), toJson({ ...record, name, done }));
 };
 
 describe("operation recovery reads only the records written since its last look", () => {

@@ -26,10 +26,14 @@ const FULL_LOOK_EVERY = 60;
  * operation is adopted: its migration followed to its end from here, asked for again by the
  * operation's request id when the stopped replica had not recorded it (VmMigrations.adopt).
  * A create is adopted to be rolled back on its host, so that all or nothing holds across a crash
- * too (VmLifecycle.adoptAbandonedCreate). Either way, and for any other, the operation ends
- * FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at; a delete leaves its VM
- * FAILED (what was done on the host is unknown; deleting the VM again finishes it). A replica
- * that was only slow finds its record done or owned by another at its next step and stops there.
+ * too, and ends FAILED with ABORTED / OPERATION_ABANDONED naming the step it was at
+ * (VmLifecycle.adoptAbandonedCreate). A delete is adopted and finished, its device deletes made
+ * again (idempotent: VmLifecycle.adoptAbandonedDelete). A migrate or delete whose replica had
+ * recorded its result (the VM moved, or removed) but not its end is ended SUCCEEDED. One that
+ * cannot be adopted (its VM or a host gone, or the VM no longer busy with it) ends FAILED ABORTED
+ * / OPERATION_ABANDONED, and its VM, if still busy with it, FAILED (what was done on the host is
+ * unknown; deleting the VM cleans it up). A replica that was only slow finds its record done or
+ * owned by another at its next step and stops there.
  *
  * Finding them does not read every record each time (they are kept, thousands after a busy hour,
  * and every replica looks): a record only goes from unfinished to done, never back, so the
@@ -125,10 +129,11 @@ export class OperationRecovery {
     return run;
   }
 
-  /** A migration is followed to its end, a create rolled back on its host; false: just end it. */
+  /** A migration is followed to its end, a create rolled back, a delete finished; false: just end it. */
   private async adopt(op: OperationRecord): Promise<boolean> {
     if (op.metadata.kind === "migrate") return this.deps.migrations.adopt(op);
     if (op.metadata.kind === "create") return this.deps.lifecycle.adoptAbandonedCreate(op);
+    if (op.metadata.kind === "delete") return this.deps.lifecycle.adoptAbandonedDelete(op);
     return false;
   }
 
@@ -138,10 +143,14 @@ export class OperationRecovery {
 
   private async abandon(op: OperationRecord): Promise<boolean> {
     const { tenant, vm } = op.metadata;
+    // A VM no longer busy with the operation was settled by it before it stopped: left as it is.
+    const busy = (await this.deps.vms.get(tenant, vm))?.value.activeOperation === op.name;
     const stopped = replicaStopped(
       op.owner,
       op.metadata.step,
-      `; VM '${vm}' is FAILED: what was done on its host is unknown, delete the VM to clean it up`,
+      busy
+        ? `; VM '${vm}' is FAILED: what was done on its host is unknown, delete the VM to clean it up`
+        : `; VM '${vm}' is not busy with it (settled by it, or gone) and is left as it is`,
     );
     const { message } = stopped;
     const error = errorBody(stopped, { step: op.metadata.step }).error;

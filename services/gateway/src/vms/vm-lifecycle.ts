@@ -302,22 +302,64 @@ export class VmLifecycle {
         await this.settle(context, deleting, previousState);
         throw error;
       }
-      try {
-        await deprovisionVm(context, this.deps.connections, host, deleting);
-        await context.step("registry.commit", "RUNNING");
-        await context.untilAnswered(() => vms.remove(principal.tenant, name, deleting.uid));
-        await context.step("registry.commit", "SUCCEEDED");
-      } catch (error) {
-        await this.settle(context, deleting, "FAILED");
-        throw error;
-      }
-      return { name, deleted: true };
+      return this.deleteDevicesAndRecord(context, host, deleting);
     };
     const key = this.deps.operations.key(principal.tenant, operationId(operation));
     await writeAndStart(this.deps, deleting, operation, work, () =>
       vms.replace(vm, deleting, [putOp(key, operation, "absent"), ...extra(operation)]),
     );
     return operation;
+  }
+
+  /** A delete past its cancel point: the VM's devices on `host`, then its record and usage. */
+  private async deleteDevicesAndRecord(
+    context: OperationContext,
+    host: HostRecord,
+    deleting: Vm,
+  ): Promise<{ name: string; deleted: true }> {
+    try {
+      await deprovisionVm(context, this.deps.connections, host, deleting);
+      await context.step("registry.commit", "RUNNING");
+      await context.untilAnswered(() => this.deps.vms.remove(deleting.tenant, deleting.name, deleting.uid));
+      await context.step("registry.commit", "SUCCEEDED");
+    } catch (error) {
+      await this.settle(context, deleting, "FAILED");
+      throw error;
+    }
+    return { name: deleting.name, deleted: true };
+  }
+
+  /**
+   * Takes over the delete of a replica that stopped (OperationRecovery) and finishes it: which of
+   * its device deletes reached the host is not known (it may have stopped between a call and its
+   * record), and each is idempotent (NOT_FOUND counts as deleted), so they are all made again.
+   * A cancel is no longer honoured: a device may be gone already. No VM of that name: only the
+   * delete removes a VM busy with it, so the stopped replica had removed it and the operation
+   * ends SUCCEEDED. False when it cannot be taken over (the VM is not busy with it, its host is
+   * gone, or another replica took it first).
+   */
+  async adoptAbandonedDelete(op: OperationRecord): Promise<boolean> {
+    const { vms, hosts, runner, instanceId } = this.deps;
+    const { tenant, step, vm: name } = op.metadata;
+    const [vm, host] = await Promise.all([vms.get(tenant, name), hosts.get(op.metadata.host)]);
+    if (!vm) {
+      const adopted = await runner.adopt(
+        op,
+        instanceId,
+        `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped at step "${step}"): it had removed the VM; only the operation's end was left`,
+      );
+      if (adopted) runner.start(adopted, () => Promise.resolve({ name, deleted: true }));
+      return adopted !== undefined;
+    }
+    if (vm.value.activeOperation !== op.name || !host) return false;
+    const adopted = await runner.adopt(
+      op,
+      instanceId,
+      `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped at step "${step}"): finishing the delete on host ${host.name}`,
+    );
+    if (!adopted) return false;
+    runner.start(adopted, (context) => this.deleteDevicesAndRecord(context, host, vm.value));
+    return true;
   }
 
   /**

@@ -165,6 +165,7 @@ export class VmMigrations {
       hosts.get(recorded.sourceHost),
       hosts.get(recorded.destinationHost),
     ]);
+    if (vm && movedHere(vm.value, op.name, recorded)) return this.adoptMoved(op, vm.value);
     if (vm?.value.activeOperation !== op.name || !source || !destination) return false;
     const following = recorded.operation
       ? `following ${recorded.operation} on host ${source.name}`
@@ -188,7 +189,35 @@ export class VmMigrations {
     });
     return true;
   }
+
+  /**
+   * Ends SUCCEEDED the operation of a replica that stopped between recording the move (the VM on
+   * the destination, not busy any more) and recording the operation's end.
+   */
+  private async adoptMoved(op: OperationRecord, vm: Vm): Promise<boolean> {
+    const { runner, instanceId } = this.deps;
+    const adopted = await runner.adopt(
+      op,
+      instanceId,
+      `adopted by gateway replica ${instanceId} (replica ${op.owner} stopped): it had recorded the VM on host ${vm.host}; only the operation's end was left`,
+    );
+    if (!adopted) return false;
+    runner.start(adopted, async (context) => {
+      await context.step(MIGRATE_STEP.registry, "SUCCEEDED", `on host ${vm.host}`);
+      return vm;
+    });
+    return true;
+  }
 }
+
+/** Whether the move of migrate operation `operation` is what the registry records for `vm`. */
+const movedHere = (vm: Vm, operation: string, status: MigrationStatus) =>
+  vm.activeOperation === undefined &&
+  vm.host === status.destinationHost &&
+  vm.placement.reason === movedBy(status.sourceHost, operation);
+
+/** The placement reason of a VM a migration moved: it names the operation, so the move is found by it. */
+const movedBy = (source: string, operation: string) => `migrated from host '${source}' by ${operation}`;
 
 /** The request id of a migrate operation's StartMigration: the same on every try and every replica. */
 const migrationRequestId = (operation: string) => `${operation}/migrate`;
@@ -545,7 +574,7 @@ class MigrationRun {
             guestMemoryPath,
             placement: {
               ...current.placement,
-              reason: `migrated from host '${this.source.name}' by operations/${this.context.id}`,
+              reason: movedBy(this.source.name, `operations/${this.context.id}`),
             },
             updateTime: new Date().toISOString(),
           };
