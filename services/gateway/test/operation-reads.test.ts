@@ -2,11 +2,12 @@
 // (GET /v1/operations/{op}) several times a second; on etcd each read is a round on some member.
 // The replica running the operation is its record's writer, so it answers from what it last
 // stored while its heartbeat is current (no other replica can have taken the operation over);
-// another replica reads the registry.
+// another replica reads the registry. The same holds for a watch (SSE) of the operation.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Store } from "@vplane/store";
 import { observedStore } from "./support/observed-store.js";
+import { openSse, type SseEvent } from "./support/sse-client.js";
 import { suiteGatewayOverStore, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -97,6 +98,33 @@ describe("operation reads", () => {
       assert.deepEqual(ended, (await replica.call("operator", "GET", `/v1/${name}`)).json());
     } finally {
       unhold();
+      await replica.close();
+    }
+  });
+
+  it("a watch (SSE) at the running replica opens and follows the operation without reading the registry, with the events another replica's watch streams", async () => {
+    const { base } = await suite.gw.listen();
+    const replica = await startTestGateway({ store: suite.gw.services.store, tokens: suite.gw.tokens });
+    const elsewhere = (await replica.listen()).base;
+    const { name, finish } = await heldCreate("watched-1");
+    const auth = { authorization: `Bearer ${suite.gw.token.viewer}` };
+    try {
+      const { heartbeats, instanceId } = suite.gw.services;
+      await heartbeats.beat(instanceId);
+      count.reads = 0;
+      const stream = await openSse(`${base}/v1/${name}/events`, auth);
+      assert.equal(stream.status, 200);
+      const events: SseEvent[] = [(await stream.next())!];
+      assert.equal(count.reads, 0, "no registry read to open a watch at the running replica");
+      assert.equal((await finish()).metadata.state, "SUCCEEDED");
+      for (let e = await stream.next(); e; e = await stream.next()) events.push(e);
+      assert.equal(count.reads, 0, "no registry read to follow it");
+      assert.equal(events.at(-1)?.event, "done");
+      const other = await openSse(`${elsewhere}/v1/${name}/events`, auth);
+      const fromRegistry: SseEvent[] = [];
+      for (let e = await other.next(); e; e = await other.next()) fromRegistry.push(e);
+      assert.deepEqual(events, fromRegistry);
+    } finally {
       await replica.close();
     }
   });

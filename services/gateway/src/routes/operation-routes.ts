@@ -123,7 +123,11 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
       const { tenant } = request.principal;
       const id = request.params.operation;
       let lastSent = lastEventIdOf(request);
-      const first = await require(tenant, id);
+      // While this replica runs the operation and its heartbeat is current, the runner's copy is
+      // the registry's (as for GET) and the runner hands every record it stores to the listener:
+      // no registry read to open the stream, none to follow it.
+      const ownCopy = () => (services.heartbeats.ownIsCurrent() ? runner.latest(tenant, id) : undefined);
+      const first = ownCopy() ?? (await require(tenant, id));
       if (request.method === "HEAD") return answerStreamHead(reply);
       const stream = services.streams.start(request, reply);
       const emit = (record: OperationRecord) => {
@@ -145,6 +149,7 @@ export const operationRoutes: FastifyPluginCallbackTypebox<{ services: GatewaySe
       const listener = (record: OperationRecord) => emit(record);
       runner.events.on(key, listener);
       const poll = setInterval(() => {
+        if (ownCopy()) return;
         operations.get(tenant, id).then(
           (found) => (found ? emit(found.value) : stream.end()),
           () => undefined,
