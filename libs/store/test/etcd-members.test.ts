@@ -68,9 +68,9 @@ describe("EtcdMembers", () => {
   it("sends a call the leader failed to the member that names itself leader next, not to a follower", async () => {
     // The leader (11) dies; 22 still names it (it has not noticed), and 33 wins the election after
     // a few status rounds. A follower would forward the call to the dead leader, where nothing
-    // answers it: the call waits for 33 instead.
+    // answers it: the call waits for 33 instead (a deadline no loaded machine runs out).
     const fakes = [member("11", "11"), member("22", "11"), member("33", "11")];
-    const { call } = membersOf(fakes);
+    const { call } = membersOf(fakes, 60_000);
     await call();
     await settle();
     fakes[0]!.down = true;
