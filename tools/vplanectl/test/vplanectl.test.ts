@@ -23,8 +23,8 @@ describe("vplanectl against an embedded gateway", () => {
   it("lists the default host registered from the services' addresses, with its health", async () => {
     const { code, stdout } = await cli(["hosts", "list"]);
     assert.equal(code, 0);
-    assert.match(stdout, /^NAME\s+VMS\s+VCPUS\s+INTERRUPT\s+IOMMU\s+MIGRATION/);
-    assert.match(stdout, /\nlocal\s+0\s+0\/-/);
+    assert.match(stdout, /^NAME\s+VMS\s+VCPUS\s+SMMUS\s+INTERRUPT\s+IOMMU\s+MIGRATION/);
+    assert.match(stdout, /\nlocal\s+0\s+0\/-\s+0\/-\s/);
     const got = await cli(["hosts", "get", "local", "-o", "json"]);
     const host = JSON.parse(got.stdout) as { services: Record<string, { health: string }> };
     assert.equal(host.services["interruptController"]?.health, "SERVING");
@@ -54,6 +54,9 @@ describe("vplanectl against an embedded gateway", () => {
     const operation = JSON.parse(stdout) as { done: boolean; metadata: { state: string } };
     assert.deepEqual([operation.done, operation.metadata.state], [true, "SUCCEEDED"]);
     assert.match(stderr, /\[#{30}\] 100% succeeded/);
+    // Its host's list row counts it: 1 VM, 2 vCPUs, 1 SMMU (used/capacity, "-": no limit).
+    const hosts = await cli(["hosts", "list"]);
+    assert.match(hosts.stdout, /\nlocal\s+1\s+2\/-\s+1\/-\s/);
   });
 
   it("lists and gets VMs as a table or JSON", async () => {

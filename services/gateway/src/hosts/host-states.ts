@@ -2,6 +2,7 @@ import { listAll, type Store } from "@vplane/store";
 import { registryKeys } from "../registry/registry-keys.js";
 import { NO_USAGE, type HostRegistry, type HostUsage } from "../registry/host-registry.js";
 import type { Versioned } from "../registry/typed-entry.js";
+import { withSmmusCounted } from "../registry/host-usage.js";
 import type { HostAvailability, HostRecord } from "../schemas/host-schema.js";
 import { hostAvailability } from "./host-availability.js";
 import type { HostHealthMonitor } from "./host-health.js";
@@ -45,9 +46,10 @@ export class HostStates {
       else if (key.startsWith(leasesPrefix))
         leases.set(key.slice(leasesPrefix.length), value as unknown as HostLease);
     }
+    const whole = await withSmmusCounted(this.store, usages);
     return Promise.all(
       records.map((host) =>
-        this.stateOf(host, leases.get(host.name), usages.get(host.name) ?? { value: NO_USAGE, revision: 0 }),
+        this.stateOf(host, leases.get(host.name), whole.get(host.name) ?? { value: NO_USAGE, revision: 0 }),
       ),
     );
   }

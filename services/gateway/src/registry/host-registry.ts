@@ -4,17 +4,9 @@ import type { HostJoin, HostRecord, HostSpec } from "../schemas/host-schema.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { registryKeys } from "./registry-keys.js";
 import { listAll, putOp, readRecord, toJson, type Versioned } from "./typed-entry.js";
+import { NO_USAGE, readUsage, type HostUsage } from "./host-usage.js";
 
-/** What a host's placed VMs take; kept beside the host and changed with the VMs, under CAS. */
-export interface HostUsage {
-  vcpus: number;
-  memoryBytes: number;
-  vms: number;
-  /** The VMs' SMMUs; absent in a usage written before they were counted (read as 0). */
-  smmus?: number;
-}
-
-export const NO_USAGE: HostUsage = { vcpus: 0, memoryBytes: 0, vms: 0, smmus: 0 };
+export { NO_USAGE, type HostUsage } from "./host-usage.js";
 
 /** Hosts and their usage in the registry. */
 export class HostRegistry {
@@ -121,7 +113,7 @@ export class HostRegistry {
 
   async usageOf(name: string): Promise<Versioned<HostUsage>> {
     return (
-      (await readRecord<HostUsage>(this.store, registryKeys.hostUsage(name))) ?? {
+      (await readUsage(this.store, name)) ?? {
         value: NO_USAGE,
         revision: 0,
       }

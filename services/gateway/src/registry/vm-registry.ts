@@ -7,6 +7,7 @@ import { registryKeys } from "./registry-keys.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
 import { listAll, listPage, putOp, readRecord, type Versioned } from "./typed-entry.js";
 import { updateRecord } from "./update-loop.js";
+import { readUsage } from "./host-usage.js";
 import { ELECTION_RETRIES, electionPause } from "./unanswered-pause.js";
 
 export function vmNotFound(name: string): VplaneError {
@@ -185,7 +186,7 @@ export class VmRegistry {
           [next.host, 1],
         ] as const) {
           const key = registryKeys.hostUsage(host);
-          const usage = await readRecord<HostUsage>(this.store, key);
+          const usage = await readUsage(this.store, host);
           // A host removed meanwhile has no usage record: start one (create-only) for the VM.
           ops.push(
             putOp(key, addUsage(usage?.value ?? NO_USAGE, vm.value, sign), usage?.revision ?? "absent"),
@@ -212,7 +213,7 @@ export class VmRegistry {
       const vm = await this.get(tenant, name);
       if (vm?.value.uid !== uid) return;
       const usageKey = registryKeys.hostUsage(vm.value.host);
-      const usage = await readRecord<HostUsage>(this.store, usageKey);
+      const usage = await readUsage(this.store, vm.value.host);
       const ops: TransactionOp[] = [
         { op: "delete", key: registryKeys.vm(tenant, name), ifRevision: vm.revision },
       ];

@@ -11,6 +11,7 @@ const HOST_COLUMNS: Column<Host>[] = [
   ["NAME", (h) => h.name],
   ["VMS", (h) => h.usage.vms],
   ["VCPUS", (h) => `${h.usage.vcpus}/${h.capacity.vcpus || "-"}`],
+  ["SMMUS", (h) => `${h.usage.smmus ?? 0}/${h.capacity.smmus || "-"}`],
   [
     "INTERRUPT",
     (h) => h.services?.["interruptController"]?.health ?? h.addresses?.["interruptController"] ?? "-",
