@@ -75,13 +75,23 @@ interface Phase {
   machineBusy: number[];
   /** etcd calls the cluster answered in the measured windows, by method (etcd's own counters). */
   etcdCalls: Record<string, number>;
+  /** Leader changes the members saw in the measured windows (a spurious election shows here). */
+  leaderChanges?: number;
   /** The kill phase's timeline, in ms from the leader's kill (set by the fault). */
   kill?: KillTimeline;
 }
 
+interface EtcdCounters {
+  calls: Record<string, number>;
+  leaderChanges: number;
+}
+
 interface KillTimeline {
   at: number;
-  /** When another member first said it leads (its /metrics, looked at every 20 ms). */
+  /**
+   * When another member first said it leads (its Status, asked every 50 ms: cheap enough not to
+   * slow the creates it measures).
+   */
   elected?: number;
   /** When each replica's clients saw their first create succeed after the kill. */
   firstCreate: (number | undefined)[];
@@ -116,7 +126,7 @@ async function phase(
   result: Phase,
   processes: ProcessGroups,
   during?: () => Promise<void>,
-  etcdCalls?: () => Promise<Record<string, number>>,
+  etcdCounters?: () => Promise<EtcdCounters>,
 ): Promise<void> {
   result.seconds += MEASURE_MS / 1000;
   let measuring = false;
@@ -152,15 +162,18 @@ async function phase(
   const requestsBefore = clients.reduce((sum, c) => sum + c.requests, 0);
   const cpu = startCpuCount(processes);
   const createsBefore = result.creates.count;
-  const callsBefore = await etcdCalls?.();
+  const countersBefore = await etcdCounters?.();
   measuring = true;
   const fault = during?.();
   await new Promise((resolve) => setTimeout(resolve, MEASURE_MS));
   measuring = false;
   const spent = cpu();
-  const callsAfter = await etcdCalls?.();
-  for (const [method, n] of Object.entries(callsAfter ?? {}))
-    result.etcdCalls[method] = (result.etcdCalls[method] ?? 0) + n - (callsBefore?.[method] ?? 0);
+  const countersAfter = await etcdCounters?.();
+  for (const [method, n] of Object.entries(countersAfter?.calls ?? {}))
+    result.etcdCalls[method] = (result.etcdCalls[method] ?? 0) + n - (countersBefore?.calls[method] ?? 0);
+  if (countersBefore && countersAfter)
+    result.leaderChanges =
+      (result.leaderChanges ?? 0) + Math.max(0, countersAfter.leaderChanges - countersBefore.leaderChanges);
   const roundCreates = result.creates.count - createsBefore;
   result.roundCreates.push(roundCreates);
   const roundOwnMs = result.groups.reduce((sum, group) => sum + (spent.groups[group] ?? 0), 0);
@@ -200,13 +213,14 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
     .map(([method, n]) => `${method} ${perCreate(n)}`)
     .join(", ");
   const etcdCalls = calls ? `; etcd calls per create (all clients): ${calls}` : "";
+  const elections = p.leaderChanges === undefined ? "" : `; etcd leader changes ${p.leaderChanges}`;
   const after = (ms?: number) => (ms === undefined ? "none" : `+${(ms / 1000).toFixed(2)} s`);
   const kill = p.kill
     ? `; after the kill: a new leader ${after(p.kill.elected)}, each replica's first create done ${p.kill.firstCreate.map(after).join("/")}`
     : "";
   const ownByRound =
     p.roundCpu.length > 1 ? `, by round ${p.roundCpu.map((ms) => ms.toFixed(1)).join("/")}` : "";
-  const cost = `${kill}; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)}${ownByRound})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}; machine busy ${busy}`;
+  const cost = `${kill}; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)}${ownByRound})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}${elections}; machine busy ${busy}`;
   return [
     {
       benchmark: `${benchmark}: VM creates (POST to SUCCEEDED), ${CLIENTS} clients`,
@@ -271,30 +285,43 @@ export async function fleetBench(): Promise<BenchRow[]> {
     // Rounds alternate, so a change in the machine's load hits both alike.
     const baseline = newPhase(["sqlite gateway", "hosts", "bench"]);
     const fleet = newPhase(FLEET_GROUPS);
+    const counters = async (): Promise<EtcdCounters> => ({
+      calls: await etcd.handledCalls(["Range", "Txn"]),
+      leaderChanges: await etcd.leaderChanges(),
+    });
     for (let round = 0; round < ROUNDS; round++) {
       await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline, processes);
-      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes, undefined, () =>
-        etcd.handledCalls(["Range", "Txn"]),
-      );
+      await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes, undefined, counters);
     }
     // Then the fleet again while the leader is killed (kill -9) and restarted: the hard case
     // (writes stall until the election ends; the store's calls go to the leader, so a follower's
     // kill costs them little), which killing a fixed member hit only when it happened to lead.
     const killed = newPhase(FLEET_GROUPS);
-    await phase("etcd-kill", replicas, tokens.operator, registry, killed, processes, async () => {
-      await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
-      const leader = await etcd.leader();
-      const timeline: KillTimeline = { at: Date.now(), firstCreate: [] };
-      await etcd.kill(leader);
-      killed.kill = timeline;
-      const restartAt = timeline.at + MEASURE_MS / 4;
-      while (timeline.elected === undefined && Date.now() < restartAt) {
-        if ((await etcd.leader().catch(() => leader)) !== leader) timeline.elected = Date.now() - timeline.at;
-        else await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await new Promise((resolve) => setTimeout(resolve, restartAt - Date.now()));
-      await etcd.restart(leader);
-    });
+    await phase(
+      "etcd-kill",
+      replicas,
+      tokens.operator,
+      registry,
+      killed,
+      processes,
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
+        const leader = await etcd.leader();
+        const timeline: KillTimeline = { at: Date.now(), firstCreate: [] };
+        await etcd.kill(leader);
+        killed.kill = timeline;
+        const restartAt = timeline.at + MEASURE_MS / 4;
+        while (timeline.elected === undefined && Date.now() < restartAt) {
+          if ((await etcd.leader().catch(() => leader)) !== leader)
+            timeline.elected = Date.now() - timeline.at;
+          else await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await new Promise((resolve) => setTimeout(resolve, restartAt - Date.now()));
+        await etcd.restart(leader);
+      },
+      // The restarted member counts its calls from 0 again: only the leader changes here.
+      async () => ({ calls: {}, leaderChanges: await etcd.leaderChanges() }),
+    );
     return [
       ...rows("fleet", "1 gateway, embedded SQLite registry (baseline)", baseline),
       ...rows("fleet", "3 gateways, 3-member etcd", fleet, baseline),
