@@ -11,7 +11,7 @@ import { OperationProgress } from "@vplane/proto/gen/vplane/migration/v1/operati
 import { unaryCall, type VplaneError } from "@vplane/service-kit";
 import { startEmbeddedHost, type EmbeddedHost } from "./support/embedded-host.js";
 import { openSse, type SseEvent } from "./support/sse-client.js";
-import { stopInCall, untilStopped } from "./support/stopped-in-call.js";
+import { loseAnswerOnce, stopInCall, untilStopped } from "./support/stopped-in-call.js";
 import { startTestGateway, type OperationJson, type TestGateway } from "./support/test-gateway.js";
 
 const MIB = 1 << 20;
@@ -657,6 +657,32 @@ describe("live migration through the gateway between two embedded hosts", () => 
     } finally {
       await resume();
       await hostAvailable("host-a");
+    }
+  });
+
+  // Rule: a StartMigration whose answer is lost (UNAVAILABLE after the source applied it) may have
+  // started the migration: the replica asks again with the operation's request id and follows the
+  // migration the source answers, instead of recording the VM on its source while it moves.
+  it("the source's StartMigration answer is lost after it started the migration: the replica asks again with the operation's request id, follows that migration and records the VM on host-b; one migration only", async () => {
+    const vm = await createVm("mig-12", 2 * MIB);
+    const lost = loseAnswerOnce(gw.services.connections, "StartMigration");
+    try {
+      const started = await ok<MigrateOperation>(
+        "POST",
+        "/v1/vms/mig-12:migrate",
+        { destinationHost: "host-b" },
+        202,
+      );
+      const done = await ended(gw, started.name);
+      const first = (lost.answer as { name: string } | undefined)?.name;
+      assert.ok(first, "the first StartMigration reached host-a");
+      assert.equal(done.metadata.state, "SUCCEEDED", JSON.stringify(done.error));
+      assert.equal(done.metadata.migration?.operation, first);
+      const moved = await vmOf("mig-12");
+      assert.deepEqual([moved.host, moved.state, moved.activeOperation], ["host-b", "READY", undefined]);
+      assert.deepEqual(await migrationsOn(a, vm.uid), [first], "one migration only");
+    } finally {
+      lost.restore();
     }
   });
 

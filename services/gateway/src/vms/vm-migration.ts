@@ -29,6 +29,7 @@ import type { Vm } from "../schemas/vm-schema.js";
 import { refuseWhileBusy } from "./busy-guard.js";
 import { writeAndStart } from "./unanswered-start.js";
 import { controllerName } from "./device-names.js";
+import { outcomeUnknown } from "./outcome-unknown.js";
 import type { ExtraOps, VmOperationDeps } from "./vm-operation-deps.js";
 
 /** After a cancel or a timeout, how long the migration service may take to reach its final state, ms (the cancel route documents it). */
@@ -219,6 +220,10 @@ const movedHere = (vm: Vm, operation: string, status: MigrationStatus) =>
 /** The placement reason of a VM a migration moved: it names the operation, so the move is found by it. */
 const movedBy = (source: string, operation: string) => `migrated from host '${source}' by ${operation}`;
 
+/** Tries of a StartMigration whose answer is lost, pauses of 0.25 s doubling in between. */
+const START_TRIES = 4;
+const START_PAUSE_MS = 250;
+
 /** The request id of a migrate operation's StartMigration: the same on every try and every replica. */
 const migrationRequestId = (operation: string) => `${operation}/migrate`;
 
@@ -294,26 +299,28 @@ class MigrationRun {
       if (!this.askedAgain) await this.context.checkpoint();
       await this.context.step(MIGRATE_STEP.start, "RUNNING");
       // No signal: a StartMigration cut short may still have started; the cancel below reaches it.
-      const started = await connections.call("migration", "StartMigration", (options) =>
-        unaryCall(
-          clients.migration.startMigration.bind(clients.migration),
-          {
-            vm: this.vm.uid,
-            destination: this.destination.addresses.migration,
-            guestMemory: this.request.vmmMovesRam
-              ? undefined
-              : { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) },
-            vmmMovesRam: this.request.vmmMovesRam ?? false,
-            downtimeLimitMs: this.request.downtimeLimitMs ?? 0,
-            noProgressTimeoutMs: 0,
-            totalTimeoutMs: 0,
-            requestId: migrationRequestId(this.context.id),
-            // The VMM moves RAM to a file of the same name on the destination.
-            destinationGuestMemory: this.request.vmmMovesRam
-              ? { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) }
-              : undefined,
-          },
-          options,
+      const started = await this.untilAnswered(() =>
+        connections.call("migration", "StartMigration", (options) =>
+          unaryCall(
+            clients.migration.startMigration.bind(clients.migration),
+            {
+              vm: this.vm.uid,
+              destination: this.destination.addresses.migration,
+              guestMemory: this.request.vmmMovesRam
+                ? undefined
+                : { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) },
+              vmmMovesRam: this.request.vmmMovesRam ?? false,
+              downtimeLimitMs: this.request.downtimeLimitMs ?? 0,
+              noProgressTimeoutMs: 0,
+              totalTimeoutMs: 0,
+              requestId: migrationRequestId(this.context.id),
+              // The VMM moves RAM to a file of the same name on the destination.
+              destinationGuestMemory: this.request.vmmMovesRam
+                ? { path: this.vm.guestMemoryPath, sizeBytes: BigInt(this.vm.memoryBytes) }
+                : undefined,
+            },
+            options,
+          ),
         ),
       );
       this.status = { ...this.status, operation: started.name };
@@ -333,6 +340,31 @@ class MigrationRun {
         .catch(() => undefined);
       await this.stayOnSource();
       throw new StepFailure(`${MIGRATE_STEP.start} on host ${this.source.name}`, cause, this.stays);
+    }
+  }
+
+  /**
+   * StartMigration asked again, with the same request id, while its answer is lost (the source
+   * may have started the migration: it answers a repeated id with the migration that id started,
+   * so no migration runs on the source unfollowed while its VM is recorded there). Given up after
+   * START_TRIES tries, as a refusal would be.
+   */
+  private async untilAnswered<T>(ask: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ask();
+      } catch (error) {
+        if (attempt >= START_TRIES || !outcomeUnknown(error)) throw error;
+        const cause = toVplaneError(error);
+        // The answer may be a new migration that fails because a first one moved the VM: locate().
+        this.askedAgain = true;
+        await this.context.progress(
+          0,
+          MIGRATE_STEP.start,
+          `StartMigration unanswered (${cause.code}): asking host ${this.source.name} again for the migration it may have started`,
+        );
+        await sleep(START_PAUSE_MS * 2 ** (attempt - 1));
+      }
     }
   }
 

@@ -7,6 +7,7 @@ import type { TransactionOp } from "@vplane/store";
 import { toVplaneError, unaryCall, type VplaneError } from "@vplane/service-kit";
 import { backendToProto, chooseBackend } from "./backend-choice.js";
 import { controllerName, smmuName } from "./device-names.js";
+import { outcomeUnknown } from "./outcome-unknown.js";
 import type { HostConnections } from "../hosts/host-clients.js";
 import { StepFailure, type OperationContext } from "../operations/operation-runner.js";
 import { operationError } from "../registry/registry-error.js";
@@ -53,12 +54,6 @@ interface DeviceDelete {
   step: string;
   run: () => Promise<unknown>;
 }
-
-/**
- * Answers after which the caller cannot tell whether the service applied the call (its answer was
- * lost, not a refusal): the service killed mid-call (UNAVAILABLE, INTERNAL), the deadline passed.
- */
-const OUTCOME_UNKNOWN = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "INTERNAL"]);
 
 /** Deletes the VM's controller. */
 function controllerDelete(
@@ -115,7 +110,7 @@ async function createUndoable(
   try {
     await create();
   } catch (error) {
-    if (!OUTCOME_UNKNOWN.has(toVplaneError(error).code)) undo.pop();
+    if (!outcomeUnknown(error)) undo.pop();
     throw error;
   }
 }

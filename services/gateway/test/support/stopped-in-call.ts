@@ -56,3 +56,36 @@ export async function untilStopped(
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/** A host call whose answer was lost once (see loseAnswerOnce). */
+export interface LostAnswer {
+  /** The host's answer to the call, which the replica got as UNAVAILABLE instead. */
+  readonly answer: unknown;
+  /** The replica's calls as before. */
+  restore(): void;
+}
+
+/**
+ * Makes the next call of `method` by the replica of `connections` reach the host and be applied
+ * there, but answer the replica UNAVAILABLE, as a connection reset after the host's work would;
+ * later calls go through as before.
+ */
+export function loseAnswerOnce(connections: HostConnections, method: string): LostAnswer {
+  const real = connections.call.bind(connections);
+  const state = {
+    answer: undefined as unknown,
+    restore: () => {
+      delete (connections as Partial<HostConnections>).call; // the prototype's again
+    },
+  };
+  connections.call = async (service, called, invoke, options) => {
+    if (called !== method || state.answer !== undefined) return real(service, called, invoke, options);
+    state.answer = await real(service, called, invoke, options);
+    throw new VplaneError({
+      code: "UNAVAILABLE",
+      reason: "TEST_ANSWER_LOST",
+      message: `${method}'s answer lost`,
+    });
+  };
+  return state;
+}
