@@ -1,9 +1,9 @@
 // The leader of a real 3-member etcd cluster killed (kill -9) while conditional writes run through
 // EtcdMembers: no try goes to a follower (one that has not noticed the death forwards the write to
 // the dead leader, where nothing answers it until the try's deadline or etcd's own request timeout:
-// the writes wait for the new leader instead), and every writer's counter ends at the number of increments it was told applied (a
-// write whose answer was lost is read back before it is sent again: nothing lost, nothing applied
-// twice). Without etcd on PATH the suite is skipped loudly, unless CI=true, where that is a failure.
+// the writes wait for the new leader instead), and every writer's counter ends at the number of
+// increments it was told applied (a write whose answer was lost is read back before it is sent
+// again: nothing lost, nothing applied twice). Without etcd on PATH the suite is skipped loudly, unless CI=true, where that is a failure.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";

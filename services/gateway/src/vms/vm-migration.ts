@@ -23,6 +23,7 @@ import {
 import { fits } from "./placement.js";
 import { operationId, type OperationRecord } from "../operations/operation-records.js";
 import { putOp } from "../registry/typed-entry.js";
+import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { MigrateRequest, MigrationStatus } from "../schemas/migration-schema.js";
 import type { Vm } from "../schemas/vm-schema.js";
@@ -220,9 +221,10 @@ const movedHere = (vm: Vm, operation: string, status: MigrationStatus) =>
 /** The placement reason of a VM a migration moved: it names the operation, so the move is found by it. */
 const movedBy = (source: string, operation: string) => `migrated from host '${source}' by ${operation}`;
 
-/** Tries of a StartMigration whose answer is lost, pauses of 0.25 s doubling in between. */
+/** Tries of a StartMigration whose answer is lost, pauses of 0.25 s doubling to 1 s in between. */
 const START_TRIES = 4;
 const START_PAUSE_MS = 250;
+const START_PAUSE_MAX_MS = 1_000;
 
 /** The request id of a migrate operation's StartMigration: the same on every try and every replica. */
 const migrationRequestId = (operation: string) => `${operation}/migrate`;
@@ -299,7 +301,7 @@ class MigrationRun {
       if (!this.askedAgain) await this.context.checkpoint();
       await this.context.step(MIGRATE_STEP.start, "RUNNING");
       // No signal: a StartMigration cut short may still have started; the cancel below reaches it.
-      const started = await this.untilAnswered(() =>
+      const started = await this.askedUntilAnswered(() =>
         connections.call("migration", "StartMigration", (options) =>
           unaryCall(
             clients.migration.startMigration.bind(clients.migration),
@@ -349,7 +351,7 @@ class MigrationRun {
    * so no migration runs on the source unfollowed while its VM is recorded there). Given up after
    * START_TRIES tries, as a refusal would be.
    */
-  private async untilAnswered<T>(ask: () => Promise<T>): Promise<T> {
+  private async askedUntilAnswered<T>(ask: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await ask();
@@ -363,7 +365,7 @@ class MigrationRun {
           MIGRATE_STEP.start,
           `StartMigration unanswered (${cause.code}): asking host ${this.source.name} again for the migration it may have started`,
         );
-        await sleep(START_PAUSE_MS * 2 ** (attempt - 1));
+        await unansweredPause(attempt - 1, START_PAUSE_MS, START_PAUSE_MAX_MS);
       }
     }
   }
