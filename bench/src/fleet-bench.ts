@@ -77,8 +77,8 @@ interface Phase {
   etcdCalls: Record<string, number>;
   /** Leader changes the members saw in the measured windows (a spurious election shows here). */
   leaderChanges?: number;
-  /** The kill phase's timeline, in ms from the leader's kill (set by the fault). */
-  kill?: KillTimeline;
+  /** The kill phase's timeline of each round, in ms from the leader's kill (set by the fault). */
+  kills: KillTimeline[];
 }
 
 interface EtcdCounters {
@@ -116,6 +116,7 @@ const newPhase = (groups: string[]): Phase => ({
   etcdCalls: {},
   cpuMs: {},
   machineBusy: [],
+  kills: [],
 });
 
 async function phase(
@@ -138,7 +139,7 @@ async function phase(
       const i = n++;
       const created = await createVm(client, `${label}-${i}`, i);
       if (!measuring) continue;
-      const kill = result.kill;
+      const kill = result.kills.at(-1);
       if (created.ok && kill && kill.firstCreate[c % replicas.length] === undefined)
         kill.firstCreate[c % replicas.length] = Date.now() - kill.at;
       if (created.ok) result.creates.record(created.latencyNs);
@@ -215,9 +216,12 @@ function rows(benchmark: string, variant: string, p: Phase, baseline?: Phase): B
   const etcdCalls = calls ? `; etcd calls per create (all clients): ${calls}` : "";
   const elections = p.leaderChanges === undefined ? "" : `; etcd leader changes ${p.leaderChanges}`;
   const after = (ms?: number) => (ms === undefined ? "none" : `+${(ms / 1000).toFixed(2)} s`);
-  const kill = p.kill
-    ? `; after the kill: a new leader ${after(p.kill.elected)}, each replica's first create done ${p.kill.firstCreate.map(after).join("/")}`
-    : "";
+  const kill = p.kills
+    .map(
+      (k, i) =>
+        `; after kill ${i + 1}: a new leader ${after(k.elected)}, each replica's first create done ${k.firstCreate.map(after).join("/")}`,
+    )
+    .join("");
   const ownByRound =
     p.roundCpu.length > 1 ? `, by round ${p.roundCpu.map((ms) => ms.toFixed(1)).join("/")}` : "";
   const cost = `${kill}; CPU ms per create: ${cpu} (own ${cpuPerCreate(p).toFixed(1)}${ownByRound})${cpuBound}${rounds}; ${(p.requests / Math.max(1, p.creates.count)).toFixed(1)} HTTP requests per create${etcdCalls}${elections}; machine busy ${busy}`;
@@ -289,39 +293,45 @@ export async function fleetBench(): Promise<BenchRow[]> {
       calls: await etcd.handledCalls(["Range", "Txn"]),
       leaderChanges: await etcd.leaderChanges(),
     });
+    // Then the fleet again while the leader is killed (kill -9) and restarted, once per round,
+    // rounds alternating with the others': the hard case (writes stall until the election ends;
+    // the store's calls go to the leader, so a follower's kill costs them little), which killing a
+    // fixed member hit only when it happened to lead. One kill's 8 s window swung 0.34-0.47 of the
+    // baseline from run to run (docs/benchmarks.md): three say more.
+    const killed = newPhase(FLEET_GROUPS);
+    const killLeader = async () => {
+      await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
+      const leader = await etcd.leader();
+      const timeline: KillTimeline = { at: Date.now(), firstCreate: [] };
+      await etcd.kill(leader);
+      killed.kills.push(timeline);
+      const restartAt = timeline.at + MEASURE_MS / 4;
+      while (timeline.elected === undefined && Date.now() < restartAt) {
+        if ((await etcd.leader().catch(() => leader)) !== leader) timeline.elected = Date.now() - timeline.at;
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, restartAt - Date.now())));
+      await etcd.restart(leader);
+    };
+    // The restarted member counts its calls from 0 again: only the leader changes here.
+    const killCounters = async (): Promise<EtcdCounters> => ({
+      calls: {},
+      leaderChanges: await etcd.leaderChanges(),
+    });
     for (let round = 0; round < ROUNDS; round++) {
       await phase(`sqlite${round}`, [single.listening], tokens.operator, sqlite, baseline, processes);
       await phase(`etcd${round}`, replicas, tokens.operator, registry, fleet, processes, undefined, counters);
+      await phase(
+        `etcd-kill${round}`,
+        replicas,
+        tokens.operator,
+        registry,
+        killed,
+        processes,
+        killLeader,
+        killCounters,
+      );
     }
-    // Then the fleet again while the leader is killed (kill -9) and restarted: the hard case
-    // (writes stall until the election ends; the store's calls go to the leader, so a follower's
-    // kill costs them little), which killing a fixed member hit only when it happened to lead.
-    const killed = newPhase(FLEET_GROUPS);
-    await phase(
-      "etcd-kill",
-      replicas,
-      tokens.operator,
-      registry,
-      killed,
-      processes,
-      async () => {
-        await new Promise((resolve) => setTimeout(resolve, MEASURE_MS / 4));
-        const leader = await etcd.leader();
-        const timeline: KillTimeline = { at: Date.now(), firstCreate: [] };
-        await etcd.kill(leader);
-        killed.kill = timeline;
-        const restartAt = timeline.at + MEASURE_MS / 4;
-        while (timeline.elected === undefined && Date.now() < restartAt) {
-          if ((await etcd.leader().catch(() => leader)) !== leader)
-            timeline.elected = Date.now() - timeline.at;
-          else await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        await new Promise((resolve) => setTimeout(resolve, restartAt - Date.now()));
-        await etcd.restart(leader);
-      },
-      // The restarted member counts its calls from 0 again: only the leader changes here.
-      async () => ({ calls: {}, leaderChanges: await etcd.leaderChanges() }),
-    );
     return [
       ...rows("fleet", "1 gateway, embedded SQLite registry (baseline)", baseline),
       ...rows("fleet", "3 gateways, 3-member etcd", fleet, baseline),
