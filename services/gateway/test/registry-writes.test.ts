@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Store, type TransactionOp } from "@vplane/store";
 import { observedStore } from "./support/observed-store.js";
+import { smallVm } from "./support/small-vm.js";
 import { suiteGatewayOverStore, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -40,16 +41,9 @@ describe("registry writes per VM create", () => {
     await suite.gw.services.runner.drain();
     return { writes: count.writes, done };
   };
-  const vm = (name: string, smmus: unknown[] = []) => ({
-    name,
-    vcpus: 1,
-    memoryBytes: 1 << 20,
-    interruptController: { mode: "xive" },
-    ...(smmus.length ? { iommu: { smmus } } : {}),
-  });
 
   it("a create without SMMUs writes 2 times: accept (which the controller's create follows unwritten), VM READY with the last checkpoint that ends the operation", async () => {
-    const { writes, done } = await create(vm("plain-1"));
+    const { writes, done } = await create(smallVm("plain-1"));
     assert.equal(writes, 2);
     // Nothing of the record is lost by writing it less often: every step and event is there.
     assert.deepEqual(
@@ -70,13 +64,13 @@ describe("registry writes per VM create", () => {
   });
 
   it("with an Idempotency-Key, no write more: the key is claimed in the create's own transaction, with its answer", async () => {
-    const { writes } = await create(vm("keyed-1"), { "idempotency-key": "writes-keyed-1" });
+    const { writes } = await create(smallVm("keyed-1"), { "idempotency-key": "writes-keyed-1" });
     assert.equal(writes, 2);
   });
 
   it("each host call that changes something after the controller's create adds one write: 2 SMMUs with a device each cost 6", async () => {
     const { writes } = await create(
-      vm("smmus-1", [
+      smallVm("smmus-1", [
         { name: "s0", devices: [{ physicalSid: 16, virtualSid: 1 }] },
         { name: "s1", devices: [{ physicalSid: 17, virtualSid: 1 }] },
       ]),
@@ -91,7 +85,7 @@ describe("registry writes per VM create", () => {
     suite.host.holds.set("CreateController", new Promise<void>((resolve) => (release = resolve)));
     try {
       const callsBefore = suite.host.calls.length;
-      const created = await suite.gw.call("operator", "POST", "/v1/vms", vm("cancelled-1"));
+      const created = await suite.gw.call("operator", "POST", "/v1/vms", smallVm("cancelled-1"));
       const name = created.json<OperationJson>().name;
       const calls = () => suite.host.calls.slice(callsBefore);
       while (!calls().some((c) => c.startsWith("CreateController"))) await sleep(5);

@@ -1,8 +1,9 @@
 import type { Store, TransactionOp } from "@vplane/store";
 import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
-import { listPage, putOp, readRecord, toJson, type Versioned } from "../registry/typed-entry.js";
+import { listPage, putOp, readRecord, type RecordForm, type Versioned } from "../registry/typed-entry.js";
 import { updateRecord } from "../registry/update-loop.js";
+import { recordOf, storedForm } from "./stored-operation.js";
 
 /** An operation as the registry keeps it: the API view plus its progress events and runner. */
 export type OperationRecord = Operation & {
@@ -24,6 +25,11 @@ export function operationView(record: OperationRecord): Operation {
   return view;
 }
 
+const STORED: RecordForm<OperationRecord> = {
+  read: (value) => recordOf<OperationRecord>(value),
+  write: storedForm,
+};
+
 /**
  * The gateway's operation records in the registry (one per create, delete or migrate, under its
  * tenant), shared by every gateway replica. Not to be confused with the migration service's own
@@ -37,17 +43,17 @@ export class OperationRecords {
   }
 
   async get(tenant: string, id: string): Promise<Versioned<OperationRecord> | undefined> {
-    return readRecord<OperationRecord>(this.store, this.key(tenant, id));
+    return readRecord(this.store, this.key(tenant, id), STORED);
   }
 
   async list(tenant: string, pageSize: number, pageToken?: string) {
-    const page = await listPage<OperationRecord>(
-      this.store,
-      registryKeys.operationsOf(tenant),
-      pageSize,
-      pageToken,
-    );
+    const page = await listPage(this.store, registryKeys.operationsOf(tenant), pageSize, pageToken, STORED);
     return { operations: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  /** The write that stores a new operation's record, for its start's transaction. */
+  create(record: OperationRecord): TransactionOp {
+    return putOp(this.key(record.metadata.tenant, operationId(record)), storedForm(record), "absent");
   }
 
   /**
@@ -62,11 +68,12 @@ export class OperationRecords {
     along: TransactionOp[] = [],
   ): Promise<number> {
     if (along.length === 0)
-      return this.store.put(this.key(tenant, id), toJson(record), { ifRevision: revision });
-    return (await this.store.transaction([putOp(this.key(tenant, id), record, revision), ...along])).revision;
+      return this.store.put(this.key(tenant, id), storedForm(record), { ifRevision: revision });
+    const put = putOp(this.key(tenant, id), storedForm(record), revision);
+    return (await this.store.transaction([put, ...along])).revision;
   }
 
   update(tenant: string, id: string, mutate: (current: OperationRecord) => OperationRecord | undefined) {
-    return updateRecord<OperationRecord>(this.store, this.key(tenant, id), mutate);
+    return updateRecord(this.store, this.key(tenant, id), mutate, STORED);
   }
 }

@@ -3,6 +3,7 @@ import { listChanged, type Store } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import { replicaStopped, withEvent, type OperationRunner } from "./operation-runner.js";
 import { operationId, type OperationRecord, type OperationRecords } from "./operation-records.js";
+import { recordOf } from "./stored-operation.js";
 import type { ReplicaHeartbeats } from "./replica-heartbeats.js";
 import type { VmRegistry } from "../registry/vm-registry.js";
 import type { VmLifecycle } from "../vms/vm-lifecycle.js";
@@ -118,9 +119,9 @@ export class OperationRecovery {
       }
       if (whole) this.unfinished.clear();
       for (const { key, value } of entries) {
-        const op = value as unknown as OperationRecord;
-        if (op.done) this.unfinished.delete(key);
-        else this.unfinished.set(key, op);
+        // Most are done: only the unfinished ones are read whole.
+        if ((value as { done?: boolean }).done) this.unfinished.delete(key);
+        else this.unfinished.set(key, recordOf<OperationRecord>(value));
       }
       this.seenUpTo = revision;
       return [...this.unfinished.values()];

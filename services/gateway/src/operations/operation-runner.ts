@@ -7,6 +7,7 @@ import type { GatewayMetrics } from "../gateway-metrics.js";
 import { operationError } from "../registry/registry-error.js";
 import { MAX_EVENTS, operationId, type OperationRecords, type OperationRecord } from "./operation-records.js";
 import { OperationWriter, type Along } from "./operation-writer.js";
+import { stepReport } from "./stored-operation.js";
 import { OutageWait, outlastingOutage, REGISTRY_OUTAGE_MS } from "./registry-outage.js";
 import type { Versioned } from "../registry/typed-entry.js";
 import { unansweredPause } from "../registry/unanswered-pause.js";
@@ -161,7 +162,7 @@ function withStep(
     : [...record.metadata.steps, step];
   return withEvent(
     { ...record, metadata: { ...record.metadata, steps, step: name } },
-    `${name}: ${state}${detail ? ` (${detail})` : ""}`,
+    `${name}: ${stepReport(state, detail)}`,
   );
 }
 

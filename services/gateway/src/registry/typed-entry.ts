@@ -18,10 +18,23 @@ export function toJson<T>(value: T): JsonValue {
   return value as unknown as JsonValue;
 }
 
-export async function readRecord<T>(store: Store, key: string): Promise<Versioned<T> | undefined> {
+/** How a kind of record is laid out in the store, when not as it is in memory (see stored-operation.ts). */
+export interface RecordForm<T> {
+  read: (value: unknown) => T;
+  write: (record: T) => JsonValue;
+}
+
+/** Records stored as they are. */
+export const asIs = <T>(): RecordForm<T> => ({ read: (value) => value as T, write: toJson });
+
+export async function readRecord<T>(
+  store: Store,
+  key: string,
+  form: RecordForm<T> = asIs<T>(),
+): Promise<Versioned<T> | undefined> {
   const entry = await store.get(key);
   if (!entry) return undefined;
-  return { value: entry.value as unknown as T, revision: entry.revision };
+  return { value: form.read(entry.value), revision: entry.revision };
 }
 
 export function putOp<T>(key: string, value: T, ifRevision?: number | "absent"): TransactionOp {
@@ -44,11 +57,12 @@ export async function listPage<T>(
   prefix: string,
   pageSize: number,
   pageToken?: string,
+  form: RecordForm<T> = asIs<T>(),
 ): Promise<{ items: T[]; nextPageToken?: string | undefined }> {
   try {
     const page = await store.list(prefix, { pageSize, ...(pageToken ? { pageToken } : {}) });
     return {
-      items: page.entries.map((entry) => entry.value as unknown as T),
+      items: page.entries.map((entry) => form.read(entry.value)),
       nextPageToken: page.nextPageToken,
     };
   } catch (error) {

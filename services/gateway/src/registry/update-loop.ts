@@ -1,24 +1,25 @@
 import { StoreConflictError, type Store } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
-import { readRecord, toJson, type Versioned } from "./typed-entry.js";
+import { asIs, readRecord, type RecordForm, type Versioned } from "./typed-entry.js";
 
 /**
  * Read-modify-write of one record under compare-and-swap, retried when another writer (another
  * request, another gateway replica) got there first. `mutate` returns the new value, or
- * undefined to write nothing. Returns what is stored afterwards (undefined: no such record).
+ * undefined to write nothing; `form`: how the record is stored. Returns what is stored afterwards (undefined: no such record).
  */
 export async function updateRecord<T>(
   store: Store,
   key: string,
   mutate: (current: T) => T | undefined,
+  form: RecordForm<T> = asIs<T>(),
 ): Promise<Versioned<T> | undefined> {
   for (let attempt = 0; ; attempt++) {
-    const current = await readRecord<T>(store, key);
+    const current = await readRecord<T>(store, key, form);
     if (!current) return undefined;
     const next = mutate(current.value);
     if (next === undefined) return current;
     try {
-      const revision = await store.put(key, toJson(next), { ifRevision: current.revision });
+      const revision = await store.put(key, form.write(next), { ifRevision: current.revision });
       return { value: next, revision };
     } catch (error) {
       if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;

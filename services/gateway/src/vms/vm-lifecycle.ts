@@ -8,7 +8,7 @@ import {
   StepFailure,
   type OperationContext,
 } from "../operations/operation-runner.js";
-import { operationId, type OperationRecord } from "../operations/operation-records.js";
+import type { OperationRecord } from "../operations/operation-records.js";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "../registry/conflict-backoff.js";
 import { InvalidFieldsError } from "../http/field-violations.js";
 import type { FieldViolation } from "../schemas/error-schema.js";
@@ -189,10 +189,9 @@ export class VmLifecycle {
         steps: createSteps(vm),
       });
       vm.activeOperation = operation.name;
-      const key = this.deps.operations.key(principal.tenant, operationId(operation));
       try {
         const revision = await this.deps.vms.insert(vm, usage, [
-          putOp(key, operation, "absent"),
+          this.deps.operations.create(operation),
           ...extra(operation),
         ]);
         this.view.wrote(host, { value: addUsage(usage.value, vm, 1), revision }, placed.epoch);
@@ -304,9 +303,8 @@ export class VmLifecycle {
       }
       return this.deleteDevicesAndRecord(context, host, deleting);
     };
-    const key = this.deps.operations.key(principal.tenant, operationId(operation));
     await writeAndStart(this.deps, deleting, operation, work, () =>
-      vms.replace(vm, deleting, [putOp(key, operation, "absent"), ...extra(operation)]),
+      vms.replace(vm, deleting, [this.deps.operations.create(operation), ...extra(operation)]),
     );
     return operation;
   }

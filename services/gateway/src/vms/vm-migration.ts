@@ -22,7 +22,6 @@ import {
 } from "../operations/operation-runner.js";
 import { fits } from "./placement.js";
 import { operationId, type OperationRecord } from "../operations/operation-records.js";
-import { putOp } from "../registry/typed-entry.js";
 import { unansweredPause } from "../registry/unanswered-pause.js";
 import type { HostRecord } from "../schemas/host-schema.js";
 import type { MigrateRequest, MigrationStatus } from "../schemas/migration-schema.js";
@@ -134,14 +133,13 @@ export class VmMigrations {
       activeOperation: operation.name,
       updateTime: new Date().toISOString(),
     };
-    const key = operations.key(principal.tenant, operationId(operation));
     await writeAndStart(
       this.deps,
       migrating,
       operation,
       (context) =>
         new MigrationRun(this.deps, context, migrating, source, destination, request, status).run(),
-      () => vms.replace(vm, migrating, [putOp(key, operation, "absent"), ...extra(operation)]),
+      () => vms.replace(vm, migrating, [operations.create(operation), ...extra(operation)]),
     );
     return operation;
   }
