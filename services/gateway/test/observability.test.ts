@@ -68,6 +68,22 @@ describe("request lines in the log", () => {
       await gw.close();
     }
   });
+
+  it("a verified caller's request line names it: tenant and token id (never the token)", async () => {
+    const { lines, sink } = jsonLineSink();
+    const gw = await startTestGateway({ logDestination: sink });
+    try {
+      const caller = gw.tokens.authenticate(`Bearer ${gw.token.operator}`)!;
+      const answer = await gw.call("operator", "GET", "/v1/vms/nosuch");
+      assert.equal(answer.statusCode, 404);
+      const [line] = lines.filter((l) => l["reqId"] === answer.headers["x-request-id"]);
+      assert.equal(line?.["msg"], "request completed");
+      assert.deepEqual([line["tenant"], line["tokenId"]], [caller.tenant, caller.tokenId]);
+      assert.ok(!JSON.stringify(line).includes(gw.token.operator), "the token itself is not logged");
+    } finally {
+      await gw.close();
+    }
+  });
 });
 
 describe("probe requests in the log", () => {

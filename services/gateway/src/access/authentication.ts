@@ -82,9 +82,11 @@ export const authentication = fp(
         );
       }
       request.principal = principal;
-      // A child logger costs an allocation per request: only when its lines would be written.
+      // The request's logger is its own (fastify's per-request child): the caller is added to
+      // its bindings instead of making a second child (Object.create and level methods rebuilt,
+      // per request: ~2% of a busy replica's CPU). The "request completed" line names it too.
       if ((request.log as Logger).isLevelEnabled("info")) {
-        request.log = request.log.child({ tenant: principal.tenant, tokenId: principal.tokenId });
+        (request.log as Logger).setBindings({ tenant: principal.tenant, tokenId: principal.tokenId });
       }
       done();
     });
