@@ -162,10 +162,11 @@ export async function startGateway(
       hooks.onAdminToken?.(token);
     },
   });
-  const store = openStore(paths.registryUrl);
+  // Before the registry: an audit file that cannot be opened stops the start with nothing open.
   const audit = AuditLog.open(
     config.auditLog === "stderr" ? "stderr" : resolve(config.auditLog || join(paths.dataDir, "audit.log")),
   );
+  const store = openStore(paths.registryUrl);
   const services = buildGatewayServices({
     log,
     audit,

@@ -112,11 +112,26 @@ describe("audit file", () => {
     outcome: "OK",
   });
 
-  it("a gateway closed before its audit file opened still writes what it recorded, then closes (no 'not ready' throw)", async () => {
+  it("a recorded line is in the file when record returns, so before the call's answer leaves", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vplane-audit-"));
+    const audit = AuditLog.open(join(dir, "sub", "audit.log"));
+    try {
+      audit.record(entry("r1"));
+      const lines = readFileSync(join(dir, "sub", "audit.log"), "utf8").trimEnd().split("\n");
+      assert.deepEqual(
+        lines.map((line) => (JSON.parse(line) as AuditRecord).requestId),
+        ["r1"],
+      );
+    } finally {
+      await audit.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a file closed at once still holds what it recorded, and a file opened again appends (no 'not ready' throw)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vplane-audit-"));
     try {
       const path = join(dir, "sub", "audit.log");
-      // The file opens in the background (its folder made first): closing at once races it.
       const first = AuditLog.open(path);
       first.record(entry("r1"));
       await first.close();
