@@ -5,12 +5,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import fs, { mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { gatewayLogDestination } from "../src/http/log-destination.js";
 
+const realWrite = fs.write;
 const gatewayMain = fileURLToPath(new URL("../src/main.js", import.meta.url));
 
 describe("the gateway process's log", () => {
@@ -60,4 +62,28 @@ describe("the gateway process's log", () => {
       }
     },
   );
+});
+
+describe("the log destination's flush timer", () => {
+  it("writes nothing while no line is held, and a held line at the next tick", (t) => {
+    t.mock.timers.enable({ apis: ["setInterval"] });
+    const dir = mkdtempSync(join(tmpdir(), "gateway-log-"));
+    const fd = openSync(join(dir, "log"), "a");
+    const writes: string[] = [];
+    t.mock.method(fs, "write", function (this: unknown, ...args: Parameters<typeof fs.write>) {
+      if (args[0] === fd) writes.push(String(args[1]));
+      return Reflect.apply(realWrite, this, args);
+    });
+    try {
+      const destination = gatewayLogDestination(fd);
+      for (let i = 0; i < 5; i++) t.mock.timers.tick(100);
+      assert.deepEqual(writes, [], "an idle gateway makes no write at all (not even an empty one)");
+      destination.write('{"msg":"lone"}\n');
+      assert.deepEqual(writes, [], "a line below a write's minimum is held");
+      t.mock.timers.tick(100);
+      assert.deepEqual(writes, ['{"msg":"lone"}\n'], "and written at the next tick");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
