@@ -14,6 +14,8 @@
 
 import { status } from "@grpc/grpc-js";
 import {
+  COMPARE_EQUAL,
+  CompareTarget,
   EtcdCallError,
   type EtcdKeyValue,
   type EtcdRangeRequest,
@@ -142,8 +144,18 @@ export class EtcdStore implements Store {
     const request: EtcdTxnRequest = {
       compare: plan.conditions.map(({ key, expected }) =>
         expected === "absent"
-          ? { key: this.etcdKey(key), target: "Create", result: "Equal", create_revision: 0 }
-          : { key: this.etcdKey(key), target: "Mod", result: "Equal", mod_revision: expected },
+          ? {
+              key: this.etcdKey(key),
+              target: CompareTarget.Create,
+              result: COMPARE_EQUAL,
+              create_revision: 0,
+            }
+          : {
+              key: this.etcdKey(key),
+              target: CompareTarget.Mod,
+              result: COMPARE_EQUAL,
+              mod_revision: expected,
+            },
       ),
       success: plan.writes.map((write): EtcdRequestOp =>
         write.kind === "put"

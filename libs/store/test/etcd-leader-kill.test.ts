@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import {
+  COMPARE_EQUAL,
+  CompareTarget,
   connectEtcdMember,
   EtcdCallError,
   type EtcdMemberClient,
@@ -73,7 +75,7 @@ describe("EtcdMembers when the leader is killed", { skip }, () => {
       while (!stop) {
         const next = Buffer.from(String(applied[w]! + 1));
         const request: EtcdTxnRequest = {
-          compare: [{ key, target: "Mod", result: "Equal", mod_revision: revision }],
+          compare: [{ key, target: CompareTarget.Mod, result: COMPARE_EQUAL, mod_revision: revision }],
           success: [{ request_put: { key, value: next } }],
           failure: [{ request_range: { key } }],
         };
