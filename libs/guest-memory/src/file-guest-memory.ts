@@ -1,4 +1,13 @@
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { DEFAULT_DIRTY_PAGE_SIZE, GuestMemoryBase } from "./guest-memory-base.js";
 import { GuestMemoryError } from "./guest-memory-error.js";
@@ -21,9 +30,7 @@ export class FileGuestMemory extends GuestMemoryBase {
     options: { dirtyPageSize?: number; create?: boolean } = {},
   ) {
     super(size, options.dirtyPageSize ?? DEFAULT_DIRTY_PAGE_SIZE);
-    // A new file may also need its folder (guest-ram/ in a fresh data folder).
-    if (options.create !== false) mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(path, options.create === false ? "r+" : "a+");
+    const fd = options.create === false ? openSync(path, "r+") : openCreating(path);
     const current = fstatSync(fd).size;
     if (current === 0) {
       ftruncateSync(fd, size);
@@ -36,9 +43,7 @@ export class FileGuestMemory extends GuestMemoryBase {
         `guest RAM file ${path} holds ${current} bytes, expected ${size}`,
       );
     }
-    // "a+" appends on write on Linux; reopen read-write at offsets now that the file exists.
-    closeSync(fd);
-    this.fd = openSync(path, "r+");
+    this.fd = fd;
   }
 
   protected readRaw(address: number, target: Uint8Array): void {
@@ -61,5 +66,21 @@ export class FileGuestMemory extends GuestMemoryBase {
 
   protected release(): void {
     closeSync(this.fd);
+  }
+}
+
+/**
+ * Opens `path` read-write at offsets (neither appending nor truncating), creating it if missing
+ * and, when that fails for a missing folder, the folder too (guest-ram/ in a fresh data folder).
+ * One open when the folder exists: every VM create makes its RAM file here.
+ */
+function openCreating(path: string): number {
+  const flags = constants.O_RDWR | constants.O_CREAT;
+  try {
+    return openSync(path, flags, 0o666);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, flags, 0o666);
   }
 }
