@@ -117,7 +117,9 @@ describe("audit file", () => {
     const audit = AuditLog.open(join(dir, "sub", "audit.log"));
     try {
       audit.record(entry("r1"));
-      const lines = readFileSync(join(dir, "sub", "audit.log"), "utf8").trimEnd().split("\n");
+      const lines = readFileSync(join(dir, "sub", "audit.log"), "utf8")
+        .trimEnd()
+        .split("\n");
       assert.deepEqual(
         lines.map((line) => (JSON.parse(line) as AuditRecord).requestId),
         ["r1"],
