@@ -1,5 +1,6 @@
 // Integers that arrive as text (path, query, headers) are read only when written the canonical
-// way; anything else is refused naming the parameter (issue 17 point 4), never truncated.
+// way; anything else is refused naming the parameter (issue 17 point 4), never truncated. Text
+// parameters keep their schema's rules too.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { NON_CANONICAL_INTEGERS } from "./support/request-fuzzer.js";
@@ -9,7 +10,7 @@ interface ErrorJson {
   error: { code: string; reason: string; message: string; details: { field?: string } };
 }
 
-describe("integer path, query and header parameters", () => {
+describe("path, query and header parameters", () => {
   let gw: TestGateway;
   before(async () => {
     gw = await startTestGateway();
@@ -57,5 +58,27 @@ describe("integer path, query and header parameters", () => {
       await refused("GET", "/v1/operations/op-00000000000000000000/events", "Last-Event-ID", {
         "last-event-id": value,
       });
+  });
+
+  // Parts whose properties are all strings are checked as sent, without TypeBox's conversion (it
+  // would copy every header of a create to change nothing): their rules still hold.
+  it("a create's Idempotency-Key longer than 255 characters is 400 naming the header", async () => {
+    const response = await gw.call(
+      "operator",
+      "POST",
+      "/v1/vms",
+      { name: "long-key", vcpus: 1, memoryBytes: 1 << 20, interruptController: { mode: "xive" } },
+      { "idempotency-key": "k".repeat(256) },
+    );
+    assert.equal(response.statusCode, 400, response.body);
+    const { error } = response.json<ErrorJson>();
+    assert.equal(error.code, "INVALID_ARGUMENT", response.body);
+    assert.match(error.details.field ?? "", /idempotency-key/i, response.body);
+  });
+
+  it("a VM name in the path that is not a resource id is 400 naming it", async () => {
+    const response = await gw.call("operator", "GET", "/v1/vms/Not_An_Id");
+    assert.equal(response.statusCode, 400, response.body);
+    assert.equal(response.json<ErrorJson>().error.details.field, "vm", response.body);
   });
 });

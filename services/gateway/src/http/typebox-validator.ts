@@ -17,6 +17,22 @@ function issueOf(error: ValueError): FastifySchemaValidationError {
 }
 
 /**
+ * True for an object of string properties only (a VM's path, a create's headers): converting its
+ * text changes nothing, and Value.Convert would copy every header of the request to find that.
+ */
+function textOnly(schema: TSchema): boolean {
+  const { properties, additionalProperties } = schema as {
+    properties?: Record<string, TSchema>;
+    additionalProperties?: unknown;
+  };
+  return (
+    schema[Kind] === "Object" &&
+    typeof additionalProperties !== "object" &&
+    Object.values(properties ?? {}).every((property) => property[Kind] === "String")
+  );
+}
+
+/**
  * TypeBox validation, every error of a request part reported: bodies are checked as sent (never
  * coerced), path, query and headers converted from text first. @fastify/type-provider-typebox's
  * TypeBoxValidatorCompiler does the same but keeps only each error's message and path; the
@@ -24,8 +40,9 @@ function issueOf(error: ValueError): FastifySchemaValidationError {
  */
 export const typeBoxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = TypeCompiler.Compile(schema);
+  const convert = httpPart !== "body" && !textOnly(schema);
   return (input: unknown) => {
-    const value = httpPart === "body" ? input : Value.Convert(schema, input);
+    const value = convert ? Value.Convert(schema, input) : input;
     if (check.Check(value)) return { value };
     return { error: [...check.Errors(value)].map(issueOf) };
   };
