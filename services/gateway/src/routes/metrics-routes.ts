@@ -37,9 +37,16 @@ export const metricsRoutes: FastifyPluginCallback<{ services: GatewayServices }>
  */
 export function countRequests(app: FastifyInstance, services: GatewayServices): void {
   const { metrics } = services;
+  // Each route pattern's label made once (four regular expressions), not once per request.
+  const labels = new Map<string, string>();
+  const labelOf = (url: string | undefined) => {
+    if (url === undefined) return "unmatched";
+    let label = labels.get(url);
+    if (label === undefined) labels.set(url, (label = routeLabel(url)));
+    return label;
+  };
   app.addHook("onResponse", (request, reply, done) => {
-    const url = request.routeOptions.url;
-    const route = url === undefined ? "unmatched" : routeLabel(url);
+    const route = labelOf(request.routeOptions.url);
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     done();
