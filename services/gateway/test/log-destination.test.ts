@@ -5,14 +5,15 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import fs, { mkdtempSync, openSync, rmSync } from "node:fs";
+import fs, { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { gatewayLogDestination } from "../src/http/log-destination.js";
 
-const realWrite = fs.write;
+const realWriteSync = fs.writeSync;
+const destinationModule = new URL("../src/http/log-destination.js", import.meta.url).href;
 const gatewayMain = fileURLToPath(new URL("../src/main.js", import.meta.url));
 
 describe("the gateway process's log", () => {
@@ -64,26 +65,42 @@ describe("the gateway process's log", () => {
   );
 });
 
-describe("the log destination's flush timer", () => {
+describe("the log destination (its own writes, gathered)", () => {
   it("writes nothing while no line is held, and a held line at the next tick", (t) => {
     t.mock.timers.enable({ apis: ["setInterval"] });
     const dir = mkdtempSync(join(tmpdir(), "gateway-log-"));
-    const fd = openSync(join(dir, "log"), "a");
-    const writes: string[] = [];
-    t.mock.method(fs, "write", function (this: unknown, ...args: Parameters<typeof fs.write>) {
-      if (args[0] === fd) writes.push(String(args[1]));
-      return Reflect.apply(realWrite, this, args);
+    const path = join(dir, "log");
+    const fd = openSync(path, "a");
+    let writes = 0;
+    t.mock.method(fs, "writeSync", function (this: unknown, ...args: Parameters<typeof fs.writeSync>) {
+      if (args[0] === fd) writes++;
+      return Reflect.apply(realWriteSync, this, args);
     });
     try {
       const destination = gatewayLogDestination(fd);
       for (let i = 0; i < 5; i++) t.mock.timers.tick(100);
-      assert.deepEqual(writes, [], "an idle gateway makes no write at all (not even an empty one)");
+      assert.equal(writes, 0, "an idle gateway makes no write at all (not even an empty one)");
       destination.write('{"msg":"lone"}\n');
-      assert.deepEqual(writes, [], "a line below a write's minimum is held");
+      assert.equal(readFileSync(path, "utf8"), "", "a line below a write's minimum is held");
       t.mock.timers.tick(100);
-      assert.deepEqual(writes, ['{"msg":"lone"}\n'], "and written at the next tick");
+      assert.equal(readFileSync(path, "utf8"), '{"msg":"lone"}\n', "and written at the next tick");
+      assert.equal(writes, 1);
     } finally {
+      closeSync(fd);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("writes what it holds when the process exits without flushing (a crash's exit)", async () => {
+    const script = `import { gatewayLogDestination } from ${JSON.stringify(destinationModule)};
+      gatewayLogDestination().write('{"msg":"held at exit"}\\n'); process.exit(3);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    const [code] = (await once(child, "close")) as [number];
+    assert.equal(code, 3);
+    assert.equal(output, '{"msg":"held at exit"}\n');
   });
 });
