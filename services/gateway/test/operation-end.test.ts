@@ -3,21 +3,34 @@
 // (found by the fleet test, bench/test/fleet.test.ts, under a loaded etcd).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { StoreUnavailableError, type Store } from "@vplane/store";
+import { StoreUnavailableError, type Store, type TransactionOp } from "@vplane/store";
 import { suiteGatewayOverStore, type OperationJson } from "./support/test-gateway.js";
+
+/** Whether a put's or a transaction's arguments write an operation's record done. */
+function endsAnOperation(method: string, args: unknown[]): boolean {
+  const puts =
+    method === "put"
+      ? [{ key: args[0] as string, value: args[1] }]
+      : method === "transaction"
+        ? (args[0] as TransactionOp[]).flatMap((op) => (op.op === "put" ? [op] : []))
+        : [];
+  return puts.some(
+    ({ key, value }) => key.startsWith("operations/") && (value as { done?: boolean }).done === true,
+  );
+}
 
 /** A store whose next `failures` writes of a finished operation fail as an unreachable etcd does. */
 function flakyAtTheEnd(store: Store, failures: { left: number }): Store {
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
-      if (property !== "put" || typeof value !== "function") return value;
-      return (key: string, record: { done?: boolean }, ...rest: unknown[]) => {
-        if (key.startsWith("operations/") && record.done === true && failures.left > 0) {
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        if (endsAnOperation(String(property), args) && failures.left > 0) {
           failures.left--;
           return Promise.reject(new StoreUnavailableError("etcd: deadline exceeded (injected)"));
         }
-        return (value as (...args: unknown[]) => Promise<unknown>).call(target, key, record, ...rest);
+        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
       };
     },
   });

@@ -5,21 +5,25 @@ import { VplaneError } from "@vplane/service-kit";
 import { openStore, type Store } from "@vplane/store";
 import pino from "pino";
 import { buildGatewayServices } from "../src/gateway.js";
-import { operationId } from "../src/operations/operation-records.js";
+import { operationId, OperationRecords } from "../src/operations/operation-records.js";
 import { newOperationRecord } from "../src/operations/operation-runner.js";
 import { registryKeys } from "../src/registry/registry-keys.js";
 import { toJson } from "../src/registry/typed-entry.js";
+import { observedStore } from "./support/observed-store.js";
 import type { TestGateway } from "./support/test-gateway.js";
 import { stopInCall, untilStopped } from "./support/stopped-in-call.js";
 import { startGatewayWithHost, startTestGateway, type OperationJson } from "./support/test-gateway.js";
 
 const vmBody = { name: "vm-1", vcpus: 2, memoryBytes: 1 << 30, interruptController: { mode: "xive" } };
 
-/** Another gateway replica on `gw`'s registry (its recovery not started: the test drives it). */
-const replicaOf = (gw: TestGateway) =>
+/**
+ * Another gateway replica on `gw`'s registry (its recovery not started: the test drives it), seen
+ * through `store` when given.
+ */
+const replicaOf = (gw: TestGateway, store = gw.services.store) =>
   buildGatewayServices({
     log: pino({ level: "silent" }),
-    store: gw.services.store,
+    store,
     tokens: gw.tokens,
     credentials: credentials.createInsecure(),
   });
@@ -40,7 +44,7 @@ describe("operation recovery: a stopped replica's operations do not stay RUNNING
       const live = structuredClone((await b.operations.get("acme", id))!.value);
       live.name = "operations/op-live";
       live.owner = "gw-live";
-      await gw.services.store.put(registryKeys.operation("acme", "op-live"), toJson(live));
+      await gw.services.store.transaction(b.operations.create(live)); // as its start writes it
       await gw.services.store.put("gateways/gw-live", { instanceId: "gw-live", heartbeatAtMs: Date.now() });
 
       await b.recovery.start();
@@ -248,37 +252,45 @@ describe("operation recovery ends a delete whose replica stopped after removing 
 });
 
 /**
- * Replica gw-x's delete operation `id` as its runner writes it, with its VM marked busy with it as
- * the delete's start does (its host h1 is not registered: the delete is ended, not adopted).
+ * Replica gw-x's delete operation `id` as its start writes it (the record and its entry in the
+ * running-operations index; `indexed` false: the record alone, as a gateway from before the index
+ * wrote it), with its VM marked busy with it (its host h1 is not registered: the delete is ended,
+ * not adopted).
  */
-const putGwxDelete = async (store: Store, id: string, done = false) => {
-  const record = newOperationRecord({
-    kind: "delete",
-    tenant: "acme",
-    vm: `vm-${id}`,
-    host: "h1",
-    owner: "gw-x",
-    steps: [],
-  });
-  const name = `operations/${id}`;
-  await store.put(registryKeys.vm("acme", `vm-${id}`), { name: `vm-${id}`, activeOperation: name });
-  await store.put(registryKeys.operation("acme", id), toJson({ ...record, name, done }));
+const putGwxDelete = async (store: Store, id: string, indexed = true) => {
+  const record = {
+    ...newOperationRecord({
+      kind: "delete",
+      tenant: "acme",
+      vm: `vm-${id}`,
+      host: "h1",
+      owner: "gw-x",
+      steps: [],
+    }),
+    name: `operations/${id}`,
+  };
+  await store.put(registryKeys.vm("acme", `vm-${id}`), { name: `vm-${id}`, activeOperation: record.name });
+  if (indexed) await store.transaction(new OperationRecords(store).create(record));
+  else await store.put(registryKeys.operation("acme", id), toJson(record));
 };
 
-describe("operation recovery reads only the records written since its last look", () => {
-  it("finds one it saw running whose replica stopped since, and one written after its last look; not one that ended", async () => {
+/** Ends gw-x's operation `id` as its runner does (the index entry goes in the same write). */
+const endGwx = (store: Store, id: string) =>
+  new OperationRecords(store).update("acme", id, (r) => ({ ...r, done: true }));
+
+describe("operation recovery reads the running-operations index, not every record", () => {
+  it("finds one it saw running whose replica stopped since, and one started after its last look; not one that ended", async () => {
     const gw = await startTestGateway();
     const b = replicaOf(gw);
     const store = gw.services.store;
-    const put = (id: string, done = false) => putGwxDelete(store, id, done);
     try {
-      await put("op-early");
-      await put("op-ends");
+      await putGwxDelete(store, "op-early");
+      await putGwxDelete(store, "op-ends");
       await store.put("gateways/gw-x", { instanceId: "gw-x", heartbeatAtMs: Date.now() });
       assert.deepEqual(await b.recovery.reap(), [], "gw-x is alive: its operations are its own");
       // After B's look: gw-x starts another operation and ends one; then its heartbeat lapses.
-      await put("op-late");
-      await put("op-ends", true);
+      await putGwxDelete(store, "op-late");
+      await endGwx(store, "op-ends");
       const handled = await b.recovery.reap(Date.now() + 60_000);
       assert.deepEqual(handled.sort(), ["operations/op-early", "operations/op-late"]);
       for (const id of ["op-early", "op-late"]) {
@@ -286,7 +298,53 @@ describe("operation recovery reads only the records written since its last look"
         assert.deepEqual([op.done, op.error?.reason], [true, "OPERATION_ABANDONED"], id);
       }
       assert.equal((await b.operations.get("acme", "op-ends"))!.value.error, undefined);
+      assert.deepEqual(await b.operations.running(), [], "every entry went with its operation's end");
       assert.deepEqual(await b.recovery.reap(Date.now() + 60_000), [], "nothing is left to take over");
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("after its first look, a look lists the index only and reads no record of a live replica's operation, however many records there are", async () => {
+    const gw = await startTestGateway();
+    const reads: string[] = [];
+    const b = replicaOf(
+      gw,
+      observedStore(gw.services.store, (method, args) => {
+        if (method === "get" || method === "list") reads.push(`${method} ${String(args[0])}`);
+      }),
+    );
+    const store = gw.services.store;
+    try {
+      for (let i = 0; i < 30; i++) {
+        await putGwxDelete(store, `op-${i}`);
+        if (i >= 2) await endGwx(store, `op-${i}`);
+      }
+      await store.put("gateways/gw-x", { instanceId: "gw-x", heartbeatAtMs: Date.now() });
+      assert.deepEqual(await b.recovery.reap(), [], "look 1 (of every record): gw-x is alive");
+      await putGwxDelete(store, "op-new");
+      for (let look = 2; look <= 4; look++) {
+        reads.length = 0;
+        assert.deepEqual(await b.recovery.reap(), [], `look ${look}`);
+        assert.deepEqual(reads, ["list running-operations/", "get gateways/gw-x"], `look ${look}`);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("an index entry whose operation ended without removing it (ended by a gateway from before the index) is removed, the operation left as it is", async () => {
+    const gw = await startTestGateway();
+    const b = replicaOf(gw);
+    const store = gw.services.store;
+    try {
+      assert.deepEqual(await b.recovery.reap(), [], "look 1");
+      await putGwxDelete(store, "op-ended");
+      const ended = (await b.operations.get("acme", "op-ended"))!.value;
+      await store.put(registryKeys.operation("acme", "op-ended"), toJson({ ...ended, done: true }));
+      assert.deepEqual(await b.recovery.reap(Date.now() + 60_000), []);
+      assert.deepEqual(await b.operations.running(), []);
+      assert.deepEqual((await b.operations.get("acme", "op-ended"))!.value, { ...ended, done: true });
     } finally {
       await gw.close();
     }
@@ -316,7 +374,7 @@ describe("operation recovery after the registry went back to an older revision (
   };
   const putAbandoned = (store: Store, id: string) => putGwxDelete(store, id);
 
-  it("reads every record again, and takes over a stopped replica's operation the restored registry holds", async () => {
+  it("takes over a stopped replica's operation the restored registry holds, at the next look: its index entry was restored with it", async () => {
     const { busy, restored, registry, restore } = swappableRegistry();
     const gw = await startTestGateway({ store: registry });
     const b = replicaOf(gw);
@@ -332,25 +390,23 @@ describe("operation recovery after the registry went back to an older revision (
       await Promise.all([busy.close(), restored.close()]);
     }
   });
+});
 
-  it("one look in 60 reads every record, so a restored record whose revision the registry passed again is found too", async () => {
-    const { busy, restored, registry, restore } = swappableRegistry();
-    const gw = await startTestGateway({ store: registry });
+describe("operation recovery of a record with no index entry (written by a gateway from before the index)", () => {
+  it("is found by the looks that read every record: the first, then one in 60", async () => {
+    const gw = await startTestGateway();
     const b = replicaOf(gw);
+    const store = gw.services.store;
     try {
-      assert.deepEqual(await b.recovery.reap(), [], "look 1 (of every record)");
-      for (let i = 0; i < 5; i++) await busy.put(`other/${i}`, i);
-      assert.deepEqual(await b.recovery.reap(), [], "look 2");
-      // Restored: gw-x's RUNNING delete, then writes that take its revision past what B had seen.
-      await putAbandoned(restored, "op-restored");
-      for (let i = 0; i < 40; i++) await restored.put(`other/${i}`, i);
-      restore();
+      await putGwxDelete(store, "op-first", false);
+      assert.deepEqual(await b.recovery.reap(), ["operations/op-first"], "look 1 (of every record)");
+      await putGwxDelete(store, "op-later", false);
       const foundAt: number[] = [];
-      for (let look = 3; look <= 61; look++) if ((await b.recovery.reap()).length > 0) foundAt.push(look);
-      assert.deepEqual(foundAt, [61], "looks 3-60 read only newer records; look 61 reads them all");
+      for (let look = 2; look <= 61; look++) if ((await b.recovery.reap()).length > 0) foundAt.push(look);
+      assert.deepEqual(foundAt, [61], "looks 2-60 read the index only; look 61 reads every record");
+      assert.equal((await b.operations.get("acme", "op-later"))!.value.error?.reason, "OPERATION_ABANDONED");
     } finally {
       await gw.close();
-      await Promise.all([busy.close(), restored.close()]);
     }
   });
 });

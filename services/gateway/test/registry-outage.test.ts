@@ -31,7 +31,12 @@ function failingStore(store: Store) {
       until = performance.now() + OUTAGE_MS;
       outages++;
     }
-    const hit = !recordsOnly || (write && String(args[0]).startsWith("operations/"));
+    // A transaction is an operation record's write when all it writes is the record (and its
+    // running-operations entry), not when it commits more with it.
+    const keys = Array.isArray(args[0])
+      ? (args[0] as TransactionOp[]).map((op) => op.key)
+      : [String(args[0])];
+    const hit = !recordsOnly || (write && keys.every((key) => /^(running-)?operations\//.test(key)));
     return hit && performance.now() < until;
   };
   const starts = (ops: TransactionOp[]) =>

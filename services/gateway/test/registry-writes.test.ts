@@ -12,8 +12,11 @@ import { suiteGatewayOverStore, startTestGateway, type OperationJson } from "./s
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The records a create writes: its VM, its host's usage, its operation, its idempotency key. */
-const CREATE_RECORDS = /^(vms|host-usage|operations|idempotency)\//;
+/**
+ * The records a create writes: its VM, its host's usage, its operation and its entry in the
+ * running-operations index, its idempotency key.
+ */
+const CREATE_RECORDS = /^(vms|host-usage|operations|running-operations|idempotency)\//;
 
 /** A store that counts the writes (put, delete, transaction: one each) touching CREATE_RECORDS. */
 function countingWrites(store: Store, count: { writes: number }): Store {
@@ -61,6 +64,8 @@ describe("registry writes per VM create", () => {
       Array.from({ length: events.length }, (_, i) => i + 1),
     );
     assert.equal(done.metadata.lastSeq, events.length);
+    // Its running-operations entry came and went in those 2 writes.
+    assert.deepEqual(await suite.gw.services.operations.running(), []);
   });
 
   it("with an Idempotency-Key, no write more: the key is claimed in the create's own transaction, with its answer", async () => {
@@ -89,6 +94,10 @@ describe("registry writes per VM create", () => {
       const name = created.json<OperationJson>().name;
       const calls = () => suite.host.calls.slice(callsBefore);
       while (!calls().some((c) => c.startsWith("CreateController"))) await sleep(5);
+      // While it runs, the running-operations index names it and the replica running it.
+      assert.deepEqual(await replica.services.operations.running(), [
+        { tenant: "acme", id: name.slice("operations/".length), owner: suite.gw.services.instanceId },
+      ]);
       const cancel = await replica.call("operator", "POST", `/v1/${name}/cancel`);
       assert.equal(cancel.json<OperationJson>().metadata.state, "CANCELLING");
       release();

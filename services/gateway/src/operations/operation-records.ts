@@ -1,6 +1,6 @@
-import type { Store, TransactionOp } from "@vplane/store";
 import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
+import { listAll, type Store, type TransactionOp } from "@vplane/store";
 import { listPage, putOp, readRecord, type RecordForm, type Versioned } from "../registry/typed-entry.js";
 import { updateRecord } from "../registry/update-loop.js";
 import { recordOf, storedForm } from "./stored-operation.js";
@@ -30,10 +30,22 @@ const STORED: RecordForm<OperationRecord> = {
   write: storedForm,
 };
 
+/** An unfinished operation, as the running-operations index names it. */
+export interface RunningOperation {
+  tenant: string;
+  id: string;
+  owner: string;
+}
+
 /**
  * The gateway's operation records in the registry (one per create, delete or migrate, under its
  * tenant), shared by every gateway replica. Not to be confused with the migration service's own
  * in-memory MigrationOperations, which this gateway follows for a migrate.
+ *
+ * Beside them, an index of the unfinished ones (`running-operations/{tenant}/{id}`, naming the
+ * owner), written in the very transactions that start an operation, change its owner (an
+ * adoption) and end it: what the recovery reads every few seconds, a dozen keys where the
+ * records are thousands. Records written before the index (by an older gateway) have no entry.
  */
 export class OperationRecords {
   constructor(private readonly store: Store) {}
@@ -51,29 +63,64 @@ export class OperationRecords {
     return { operations: page.items, nextPageToken: page.nextPageToken };
   }
 
-  /** The write that stores a new operation's record, for its start's transaction. */
-  create(record: OperationRecord): TransactionOp {
-    return putOp(this.key(record.metadata.tenant, operationId(record)), storedForm(record), "absent");
+  /** Every unfinished operation the index names. */
+  async running(): Promise<RunningOperation[]> {
+    const prefix = registryKeys.runningOperations();
+    return (await listAll(this.store, prefix)).map(({ key, value }) => {
+      const [tenant = "", id = ""] = key.slice(prefix.length).split("/");
+      return { tenant, id, owner: (value as { owner: string }).owner };
+    });
+  }
+
+  /** Removes an index entry whose record ended without removing it (an older gateway ended it). */
+  async forget(tenant: string, id: string): Promise<void> {
+    await this.store.delete(registryKeys.runningOperation(tenant, id));
+  }
+
+  /** The writes that store a new operation's record and its index entry, for its start's transaction. */
+  create(record: OperationRecord): TransactionOp[] {
+    const { tenant } = record.metadata;
+    const id = operationId(record);
+    return [
+      putOp(this.key(tenant, id), storedForm(record), "absent"),
+      ...this.indexed(tenant, id, undefined, record),
+    ];
   }
 
   /**
-   * Writes `record` if the stored one is still at `revision`, with `along` in the same
-   * transaction; the new revision.
+   * Writes `record`, which follows `before`, if the stored one is still at `revision`, with
+   * `along` in the same transaction; the new revision.
    */
   async put(
     tenant: string,
     id: string,
     record: OperationRecord,
     revision: number,
+    before: OperationRecord,
     along: TransactionOp[] = [],
   ): Promise<number> {
-    if (along.length === 0)
+    const ops = [...this.indexed(tenant, id, before, record), ...along];
+    if (ops.length === 0)
       return this.store.put(this.key(tenant, id), storedForm(record), { ifRevision: revision });
     const put = putOp(this.key(tenant, id), storedForm(record), revision);
-    return (await this.store.transaction([put, ...along])).revision;
+    return (await this.store.transaction([put, ...ops])).revision;
   }
 
   update(tenant: string, id: string, mutate: (current: OperationRecord) => OperationRecord | undefined) {
-    return updateRecord(this.store, this.key(tenant, id), mutate, STORED);
+    return updateRecord(this.store, this.key(tenant, id), mutate, STORED, (before, after) =>
+      this.indexed(tenant, id, before, after),
+    );
+  }
+
+  /** The index writes that go with a record changed from `before` (undefined: new) to `after`. */
+  private indexed(
+    tenant: string,
+    id: string,
+    before: OperationRecord | undefined,
+    after: OperationRecord,
+  ): TransactionOp[] {
+    const key = registryKeys.runningOperation(tenant, id);
+    if (after.done) return before?.done === false ? [{ op: "delete", key }] : [];
+    return before?.owner === after.owner && !before.done ? [] : [putOp(key, { owner: after.owner })];
   }
 }

@@ -1,10 +1,16 @@
 import type { Logger } from "@vplane/service-kit";
-import { listChanged, type Store } from "@vplane/store";
+import { listAll, type Store } from "@vplane/store";
 import { errorBody } from "../http/error-body.js";
 import { replicaStopped, withEvent, type OperationRunner } from "./operation-runner.js";
-import { operationId, type OperationRecord, type OperationRecords } from "./operation-records.js";
+import {
+  operationId,
+  type OperationRecord,
+  type OperationRecords,
+  type RunningOperation,
+} from "./operation-records.js";
 import { recordOf } from "./stored-operation.js";
 import type { ReplicaHeartbeats } from "./replica-heartbeats.js";
+import { registryKeys } from "../registry/registry-keys.js";
 import type { VmRegistry } from "../registry/vm-registry.js";
 import type { VmLifecycle } from "../vms/vm-lifecycle.js";
 import type { VmMigrations } from "../vms/vm-migration.js";
@@ -36,23 +42,16 @@ const FULL_LOOK_EVERY = 60;
  * unknown; deleting the VM cleans it up). A replica that was only slow finds its record done or
  * owned by another at its next step and stops there.
  *
- * Finding them does not read every record each time (they are kept, thousands after a busy hour,
- * and every replica looks): a record only goes from unfinished to done, never back, so the
- * replica keeps the unfinished ones it has seen and each look reads only the records written
- * since the last. The first look reads them all, and so does one in FULL_LOOK_EVERY, and any look
- * that finds the registry's revision below what it had seen (a registry restored from a backup,
- * whose records the looks since would never read again).
+ * Finding them does not read every record (they are kept, thousands after a busy hour, and every
+ * replica looks): each look reads the running-operations index (OperationRecords.running, written
+ * in the transactions that start, adopt and end an operation), and only the records of replicas
+ * that stopped. The first look reads every record, and so does one in FULL_LOOK_EVERY: records
+ * written by a gateway from before the index have no entry.
  */
 export class OperationRecovery {
   private timer: NodeJS.Timeout | undefined;
   private readonly timing: RecoveryTiming;
-  /** The unfinished operations as of the last look, by key: every replica's, this one's too. */
-  private readonly unfinished = new Map<string, OperationRecord>();
-  /** The store revision the looks so far have covered: what was written after it is not seen. */
-  private seenUpTo = 0;
   private looks = 0;
-  /** Looks run one at a time, so that an older one never overwrites what a newer one saw. */
-  private looking: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly deps: {
@@ -93,13 +92,16 @@ export class OperationRecovery {
     const unfinished = (await this.look()).filter((op) => op.owner !== this.deps.instanceId);
     const alive = new Map<string, boolean>();
     const handled: string[] = [];
-    for (const op of unfinished) {
-      if (!alive.has(op.owner)) alive.set(op.owner, await this.deps.heartbeats.isAlive(op.owner, now));
-      if (alive.get(op.owner)) continue;
+    for (const found of unfinished) {
+      const { owner } = found;
+      if (!alive.has(owner)) alive.set(owner, await this.deps.heartbeats.isAlive(owner, now));
+      if (alive.get(owner)) continue;
+      const op = "record" in found ? found.record : await this.read(found);
+      if (op?.owner !== owner) continue; // ended, or adopted by another replica meanwhile
       const adopted = await this.adopt(op);
       if (adopted)
         this.deps.log.warn(
-          { operation: op.name, owner: op.owner, kind: op.metadata.kind },
+          { operation: op.name, owner, kind: op.metadata.kind },
           "adopted an abandoned operation",
         );
       if (adopted || (await this.abandon(op))) handled.push(op.name);
@@ -107,27 +109,26 @@ export class OperationRecovery {
     return handled;
   }
 
-  /** Every unfinished operation as the registry now holds them, from the records written since the last look. */
-  private look(): Promise<OperationRecord[]> {
-    const run = this.looking.then(async () => {
-      const read = (after: number) => listChanged(this.deps.store, "operations/", after);
-      let whole = this.looks++ % FULL_LOOK_EVERY === 0;
-      let { entries, revision } = await read(whole ? 0 : this.seenUpTo);
-      if (revision < this.seenUpTo && !whole) {
-        whole = true;
-        ({ entries, revision } = await read(0));
-      }
-      if (whole) this.unfinished.clear();
-      for (const { key, value } of entries) {
-        // Most are done: only the unfinished ones are read whole.
-        if ((value as { done?: boolean }).done) this.unfinished.delete(key);
-        else this.unfinished.set(key, recordOf<OperationRecord>(value));
-      }
-      this.seenUpTo = revision;
-      return [...this.unfinished.values()];
-    });
-    this.looking = run.catch(() => undefined);
-    return run;
+  /**
+   * The unfinished operations, with their records when this look read every record (the first,
+   * and one in FULL_LOOK_EVERY), else as the index names them.
+   */
+  private async look(): Promise<(RunningOperation | { owner: string; record: OperationRecord })[]> {
+    if (this.looks++ % FULL_LOOK_EVERY !== 0) return this.deps.operations.running();
+    const records = await listAll(this.deps.store, registryKeys.allOperations());
+    // Most are done: only the unfinished ones are read whole.
+    return records
+      .filter(({ value }) => !(value as { done?: boolean }).done)
+      .map(({ value }) => recordOf<OperationRecord>(value))
+      .map((record) => ({ owner: record.owner, record }));
+  }
+
+  /** The unfinished record an index entry names; an entry whose record ended or is gone is removed. */
+  private async read({ tenant, id }: RunningOperation): Promise<OperationRecord | undefined> {
+    const record = (await this.deps.operations.get(tenant, id))?.value;
+    if (record && !record.done) return record;
+    await this.deps.operations.forget(tenant, id);
+    return undefined;
   }
 
   /** A migration is followed to its end, a create rolled back, a delete finished; false: just end it. */

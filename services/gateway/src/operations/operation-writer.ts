@@ -109,7 +109,14 @@ export class OperationWriter {
         next = proceeding && along?.change ? along.change(noted) : noted;
         this.known = undefined;
         const ops = proceeding && along ? along.ops : [];
-        const revision = await this.operations.put(this.tenant, this.id, next, base.revision, ops);
+        const revision = await this.operations.put(
+          this.tenant,
+          this.id,
+          next,
+          base.revision,
+          base.value,
+          ops,
+        );
         this.known = { value: next, revision };
         this.noted.splice(0, taken);
         this.stored(this.known);

@@ -15,6 +15,10 @@ export const registryKeys = {
   allVms: () => "vms/",
   operation: (tenant: string, id: string) => `operations/${tenant}/${id}`,
   operationsOf: (tenant: string) => `operations/${tenant}/`,
+  allOperations: () => "operations/",
+  /** One per unfinished operation, naming its owner: what the recovery looks at (OperationRecords). */
+  runningOperation: (tenant: string, id: string) => `running-operations/${tenant}/${id}`,
+  runningOperations: () => "running-operations/",
   idempotency: (tenant: string, keyHash: string) => `idempotency/${tenant}/${keyHash}`,
   allIdempotency: () => "idempotency/",
 };

@@ -1,17 +1,19 @@
-import { StoreConflictError, type Store } from "@vplane/store";
+import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
-import { asIs, readRecord, type RecordForm, type Versioned } from "./typed-entry.js";
+import { asIs, putOp, readRecord, type RecordForm, type Versioned } from "./typed-entry.js";
 
 /**
  * Read-modify-write of one record under compare-and-swap, retried when another writer (another
  * request, another gateway replica) got there first. `mutate` returns the new value, or
- * undefined to write nothing; `form`: how the record is stored. Returns what is stored afterwards (undefined: no such record).
+ * undefined to write nothing; `form`: how the record is stored; `along`: more writes for the same
+ * transaction, given the record before and after. Returns what is stored afterwards (undefined: no such record).
  */
 export async function updateRecord<T>(
   store: Store,
   key: string,
   mutate: (current: T) => T | undefined,
   form: RecordForm<T> = asIs<T>(),
+  along: (before: T, after: T) => TransactionOp[] = () => [],
 ): Promise<Versioned<T> | undefined> {
   for (let attempt = 0; ; attempt++) {
     const current = await readRecord<T>(store, key, form);
@@ -19,7 +21,11 @@ export async function updateRecord<T>(
     const next = mutate(current.value);
     if (next === undefined) return current;
     try {
-      const revision = await store.put(key, form.write(next), { ifRevision: current.revision });
+      const ops = along(current.value, next);
+      const revision =
+        ops.length === 0
+          ? await store.put(key, form.write(next), { ifRevision: current.revision })
+          : (await store.transaction([putOp(key, form.write(next), current.revision), ...ops])).revision;
       return { value: next, revision };
     } catch (error) {
       if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;

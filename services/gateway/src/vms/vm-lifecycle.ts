@@ -191,7 +191,7 @@ export class VmLifecycle {
       vm.activeOperation = operation.name;
       try {
         const revision = await this.deps.vms.insert(vm, usage, [
-          this.deps.operations.create(operation),
+          ...this.deps.operations.create(operation),
           ...extra(operation),
         ]);
         this.view.wrote(host, { value: addUsage(usage.value, vm, 1), revision }, placed.epoch);
@@ -304,7 +304,7 @@ export class VmLifecycle {
       return this.deleteDevicesAndRecord(context, host, deleting);
     };
     await writeAndStart(this.deps, deleting, operation, work, () =>
-      vms.replace(vm, deleting, [this.deps.operations.create(operation), ...extra(operation)]),
+      vms.replace(vm, deleting, [...this.deps.operations.create(operation), ...extra(operation)]),
     );
     return operation;
   }

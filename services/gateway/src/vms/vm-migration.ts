@@ -139,7 +139,7 @@ export class VmMigrations {
       operation,
       (context) =>
         new MigrationRun(this.deps, context, migrating, source, destination, request, status).run(),
-      () => vms.replace(vm, migrating, [operations.create(operation), ...extra(operation)]),
+      () => vms.replace(vm, migrating, [...operations.create(operation), ...extra(operation)]),
     );
     return operation;
   }
