@@ -30,6 +30,7 @@ interface PodTemplate {
     nodeSelector?: Record<string, string>;
     containers: {
       name: string;
+      command?: string[];
       env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
       ports?: { name?: string; containerPort: number; hostPort?: number }[];
       readinessProbe?: { httpGet?: { path: string; port: string | number; scheme?: string } };
@@ -170,6 +171,14 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     assert.equal(location.kind, "etcd");
     assert.deepEqual(location.kind === "etcd" && location.endpoints, members);
     assert.equal(members.length, 3);
+  });
+
+  it("etcd compacts its history: the registry reads only latest values, and an uncompacted history fills the quota", () => {
+    const etcd = find(rendered.get("base")!, "StatefulSet", "vplane-etcd");
+    const command = podTemplate(etcd).spec.containers[0]!.command ?? [];
+    assert.ok(command.includes("--auto-compaction-mode=periodic"), command.join(" "));
+    const retention = command.find((arg) => arg.startsWith("--auto-compaction-retention="));
+    assert.match(retention ?? "", /^--auto-compaction-retention=[1-9][0-9]*[smh]$/);
   });
 
   it("the host services: a DaemonSet on labelled nodes with the native devices, guest RAM and the VMM socket folder", () => {
