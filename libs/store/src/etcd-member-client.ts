@@ -33,8 +33,6 @@ export interface EtcdRangeRequest {
   range_end?: Buffer;
   limit?: number;
   keys_only?: boolean;
-  /** Only keys whose mod_revision is at least this (etcd still reads the whole range). */
-  min_mod_revision?: number;
 }
 
 export type EtcdRequestOp =

@@ -24,7 +24,7 @@ import {
   type EtcdTxnResponse,
 } from "./etcd-member-client.js";
 import { EtcdMembers } from "./etcd-members.js";
-import { decodePageToken, encodePageToken, resolveChangedAfter, resolvePageSize } from "./page-token.js";
+import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.js";
 import { StoreError, StoreInvalidArgumentError, StoreUnavailableError } from "./store-error.js";
 import { prefixRangeEnd, validateKey, validatePrefix } from "./store-key.js";
 import {
@@ -92,7 +92,6 @@ export class EtcdStore implements Store {
       validatePrefix(prefix);
       const pageSize = resolvePageSize(options);
       const after = decodePageToken(prefix, options?.pageToken);
-      const changedAfter = resolveChangedAfter(options);
       const fullPrefix = this.prefix + prefix;
       const end = prefixRangeEnd(fullPrefix);
       const request: EtcdRangeRequest = {
@@ -100,16 +99,13 @@ export class EtcdStore implements Store {
         key: after === undefined ? Buffer.from(fullPrefix) : Buffer.from(this.prefix + after + "\0"),
         range_end: end === undefined ? ALL_KEYS_END : Buffer.from(end),
         limit: pageSize,
-        // etcd filters before it cuts the page at `limit` (and says `more` after the filter).
-        ...(changedAfter > 0 ? { min_mod_revision: changedAfter + 1 } : {}),
       };
       const response = await this.members.run((client, deadline) => client.range(request, deadline));
       const entries = (response.kvs ?? []).map((kv) => this.entryOf(kv));
       const last = entries.at(-1);
-      const revision = response.header.revision;
       return response.more && last
-        ? { entries, nextPageToken: encodePageToken(prefix, last.key), revision }
-        : { entries, revision };
+        ? { entries, nextPageToken: encodePageToken(prefix, last.key) }
+        : { entries };
     });
   }
 

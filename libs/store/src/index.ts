@@ -26,7 +26,7 @@ export {
   MAX_TRANSACTION_OPS,
   MAX_VALUE_BYTES,
 } from "./store-limits.js";
-export { listAll, listChanged } from "./list-all.js";
+export { listAll } from "./list-all.js";
 export { writeInTransactions } from "./write-in-transactions.js";
 export { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
 export { EtcdStore, type EtcdStoreOptions } from "./etcd-store.js";

@@ -39,12 +39,3 @@ export function resolvePageSize(options: ListOptions | undefined): number {
   }
   return size;
 }
-
-/** The `changedAfter` of a list, 0 when absent (every entry has a larger revision). */
-export function resolveChangedAfter(options: ListOptions | undefined): number {
-  const after = options?.changedAfter ?? 0;
-  if (!Number.isSafeInteger(after) || after < 0) {
-    throw new StoreInvalidArgumentError(`changedAfter must be a revision (an integer >= 0), got ${after}`);
-  }
-  return after;
-}

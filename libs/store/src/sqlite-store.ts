@@ -29,7 +29,7 @@ import { createRequire } from "node:module";
 import type * as NodeSqlite from "node:sqlite";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
-import { decodePageToken, encodePageToken, resolveChangedAfter, resolvePageSize } from "./page-token.js";
+import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.js";
 import { StoreError, StoreInvalidArgumentError, StoreUnavailableError } from "./store-error.js";
 import { prefixRangeEnd, validateKey, validatePrefix } from "./store-key.js";
 import {
@@ -140,20 +140,17 @@ export class SqliteStore implements Store {
       validatePrefix(prefix);
       const pageSize = resolvePageSize(options);
       const after = decodePageToken(prefix, options?.pageToken);
-      const changedAfter = resolveChangedAfter(options);
       const end = prefixRangeEnd(prefix) ?? AFTER_ALL_KEYS;
-      // Read first: a write another process makes during the select has a larger revision.
-      const { revision } = revisionRow(this.statements.currentRevision);
       const rows = (after === undefined
-        ? this.statements.listFrom.all(prefix, end, changedAfter, pageSize + 1)
-        : this.statements.listAfter.all(after, end, changedAfter, pageSize + 1)) as unknown as EntryRow[];
+        ? this.statements.listFrom.all(prefix, end, pageSize + 1)
+        : this.statements.listAfter.all(after, end, pageSize + 1)) as unknown as EntryRow[];
       const entries = rows
         .slice(0, pageSize)
         .map((row) => ({ key: row.key, value: decodeValue(row.value), revision: row.revision }));
       const last = entries.at(-1);
       return rows.length > pageSize && last
-        ? { entries, nextPageToken: encodePageToken(prefix, last.key), revision }
-        : { entries, revision };
+        ? { entries, nextPageToken: encodePageToken(prefix, last.key) }
+        : { entries };
     });
   }
 
@@ -294,10 +291,10 @@ function prepareStatements(db: DatabaseSync) {
   return {
     get: db.prepare("SELECT value, revision FROM entries WHERE key = ?"),
     listFrom: db.prepare(
-      "SELECT key, value, revision FROM entries WHERE key >= ? AND key < ? AND revision > ? ORDER BY key LIMIT ?",
+      "SELECT key, value, revision FROM entries WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
     ),
     listAfter: db.prepare(
-      "SELECT key, value, revision FROM entries WHERE key > ? AND key < ? AND revision > ? ORDER BY key LIMIT ?",
+      "SELECT key, value, revision FROM entries WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
     ),
     revisionOf: db.prepare("SELECT revision FROM entries WHERE key = ?"),
     currentRevision: db.prepare("SELECT revision FROM store_revision WHERE id = 0"),

@@ -27,11 +27,6 @@ export interface ListOptions {
   pageSize?: number;
   /** `nextPageToken` of the previous page of the same prefix; omit for the first page. */
   pageToken?: string;
-  /**
-   * Only the entries written after this store revision (a `ListPage.revision` read before):
-   * what changed since, for a reader that keeps what it saw. A key deleted since is not listed.
-   */
-  changedAfter?: number;
 }
 
 export interface ListPage {
@@ -39,11 +34,6 @@ export interface ListPage {
   entries: StoreEntry[];
   /** Present when more entries may follow; pass it as `pageToken` to get them. */
   nextPageToken?: string;
-  /**
-   * The store revision the page was read at: every write it does not show has a larger one, so
-   * listing again with `changedAfter` this revision finds them.
-   */
-  revision: number;
 }
 
 export interface WriteCondition {

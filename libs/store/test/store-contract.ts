@@ -10,7 +10,6 @@ import {
   StoreError,
   StoreInvalidArgumentError,
   listAll,
-  listChanged,
   type JsonValue,
   type Store,
 } from "../src/index.js";
@@ -222,48 +221,6 @@ export function describeStoreContract(name: string, backend: StoreBackendUnderTe
         if (second.nextPageToken !== undefined) {
           const third = await store.list("p/", { pageSize: 2, pageToken: second.nextPageToken });
           assert.deepEqual(third.entries, []);
-        }
-      });
-
-      it("lists only what was written after a revision, page by page; the page's revision bounds what it missed", async () => {
-        const store = await openStore();
-        for (const key of ["p/1", "p/2", "p/3", "p/4", "p/5"]) await store.put(key, 0);
-        const seen = await store.list("p/");
-        assert.equal(seen.entries.length, 5);
-        assert.ok(seen.revision >= Math.max(...seen.entries.map((entry) => entry.revision)));
-        // What changes after the list: an update, a create, a delete, and a write elsewhere.
-        const updated = await store.put("p/4", 1);
-        assert.ok(updated > seen.revision);
-        await store.put("p/0", 1);
-        await store.delete("p/2");
-        await store.put("q/1", 1);
-        await store.put("p/1", 1);
-        const changed = await listChanged(store, "p/", seen.revision);
-        assert.deepEqual(
-          changed.entries.map((entry) => [entry.key, entry.value]),
-          [
-            ["p/0", 1],
-            ["p/1", 1],
-            ["p/4", 1],
-          ],
-        );
-        assert.ok(changed.revision > seen.revision);
-        // One entry a page: the pages skip what did not change (p/3, p/5), and end.
-        const keys: string[] = [];
-        let pageToken: string | undefined;
-        do {
-          const page = await store.list("p/", { pageSize: 1, changedAfter: seen.revision, pageToken });
-          keys.push(...page.entries.map((entry) => entry.key));
-          pageToken = page.nextPageToken;
-        } while (pageToken !== undefined);
-        assert.deepEqual(keys, ["p/0", "p/1", "p/4"]);
-        assert.deepEqual((await listChanged(store, "p/", changed.revision)).entries, []);
-        assert.deepEqual(
-          (await listChanged(store, "p/", 0)).entries.map((entry) => entry.key),
-          ["p/0", "p/1", "p/3", "p/4", "p/5"],
-        );
-        for (const changedAfter of [-1, 2.5, Number.NaN]) {
-          await assert.rejects(store.list("p/", { changedAfter }), StoreInvalidArgumentError);
         }
       });
 
