@@ -1,7 +1,14 @@
 import type { Operation, OperationEvent } from "../schemas/operation-schema.js";
 import { registryKeys } from "../registry/registry-keys.js";
 import { listAll, type Store, type TransactionOp } from "@vplane/store";
-import { listPage, putOp, readRecord, type RecordForm, type Versioned } from "../registry/typed-entry.js";
+import {
+  listPage,
+  putAlong,
+  putOp,
+  readRecord,
+  type RecordForm,
+  type Versioned,
+} from "../registry/typed-entry.js";
 import { updateRecord } from "../registry/update-loop.js";
 import { recordOf, storedForm } from "./stored-operation.js";
 
@@ -100,10 +107,7 @@ export class OperationRecords {
     along: TransactionOp[] = [],
   ): Promise<number> {
     const ops = [...this.indexed(tenant, id, before, record), ...along];
-    if (ops.length === 0)
-      return this.store.put(this.key(tenant, id), storedForm(record), { ifRevision: revision });
-    const put = putOp(this.key(tenant, id), storedForm(record), revision);
-    return (await this.store.transaction([put, ...ops])).revision;
+    return putAlong(this.store, this.key(tenant, id), storedForm(record), revision, ops);
   }
 
   update(tenant: string, id: string, mutate: (current: OperationRecord) => OperationRecord | undefined) {

@@ -43,6 +43,21 @@ export function putOp<T>(key: string, value: T, ifRevision?: number | "absent"):
     : { op: "put", key, value: toJson(value), ifRevision };
 }
 
+/**
+ * Writes `value` at `key` if it is still at `revision`, with `along` in the same transaction (a
+ * plain conditional put when there is nothing along); the new revision.
+ */
+export async function putAlong(
+  store: Store,
+  key: string,
+  value: JsonValue,
+  revision: number,
+  along: TransactionOp[],
+): Promise<number> {
+  if (along.length === 0) return store.put(key, value, { ifRevision: revision });
+  return (await store.transaction([putOp(key, value, revision), ...along])).revision;
+}
+
 /** Every record under `prefix`, all pages. */
 export async function listAll<T>(store: Store, prefix: string): Promise<Versioned<T>[]> {
   return (await listEntries(store, prefix)).map((entry) => ({

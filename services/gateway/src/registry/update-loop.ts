@@ -1,6 +1,6 @@
 import { StoreConflictError, type Store, type TransactionOp } from "@vplane/store";
 import { conflictBackoff, MAX_CONFLICT_RETRIES } from "./conflict-backoff.js";
-import { asIs, putOp, readRecord, type RecordForm, type Versioned } from "./typed-entry.js";
+import { asIs, putAlong, readRecord, type RecordForm, type Versioned } from "./typed-entry.js";
 
 /**
  * Read-modify-write of one record under compare-and-swap, retried when another writer (another
@@ -21,11 +21,13 @@ export async function updateRecord<T>(
     const next = mutate(current.value);
     if (next === undefined) return current;
     try {
-      const ops = along(current.value, next);
-      const revision =
-        ops.length === 0
-          ? await store.put(key, form.write(next), { ifRevision: current.revision })
-          : (await store.transaction([putOp(key, form.write(next), current.revision), ...ops])).revision;
+      const revision = await putAlong(
+        store,
+        key,
+        form.write(next),
+        current.revision,
+        along(current.value, next),
+      );
       return { value: next, revision };
     } catch (error) {
       if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
